@@ -1,0 +1,76 @@
+/**
+ * Spawn N worker processes on this machine that connect to the coordinator over loopback,
+ * each writing its output to the run directory (workers/worker-i.log).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, readFileSync, closeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../shared/log.js';
+import type { RunDir } from '../coordinator/run-dir.js';
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+
+export interface LocalWorkers {
+  procs: ChildProcess[];
+  /** Resolves when every worker has exited (or was killed after the grace period). */
+  stop(graceMs?: number): Promise<void>;
+}
+
+function lastLine(file: string): string {
+  try {
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    return lines[lines.length - 1] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+export function spawnWorkers(
+  n: number,
+  address: string,
+  backend: string,
+  runDir: RunDir,
+  log: Logger,
+  onAllExited: (lastWords: string) => void,
+): LocalWorkers {
+  const procs: ChildProcess[] = [];
+  let stopping = false;
+  let exited = 0;
+  for (let i = 0; i < n; i++) {
+    const name = `worker-${i}`;
+    const file = runDir.workerLog(name);
+    const fd = openSync(file, 'a');
+    const p = spawn(process.execPath, [MAIN, 'worker', '--connect', address, '--backend', backend, '--name', name], {
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, DPTRAIN_LOCAL_WORKER: '1' },
+    });
+    closeSync(fd);
+    p.on('exit', (code, signal) => {
+      exited++;
+      if (stopping) return;
+      const last = lastLine(file);
+      if (code !== 0) log.warn({ worker: name, code, signal, log: file, last }, 'worker process exited');
+      if (exited === n) onAllExited(`all ${n} local workers exited; the last said: ${last || '(nothing)'} (logs in ${runDir.path}/workers)`);
+    });
+    procs.push(p);
+  }
+  return {
+    procs,
+    stop: async (graceMs = 5000) => {
+      stopping = true;
+      await Promise.all(
+        procs.map(
+          (p) =>
+            new Promise<void>((res) => {
+              if (p.exitCode !== null || p.signalCode !== null) return res();
+              const t = setTimeout(() => p.kill('SIGKILL'), graceMs);
+              p.once('exit', () => {
+                clearTimeout(t);
+                res();
+              });
+            }),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+/**
+ * dptrain command line: train (coordinator + local workers), coordinator, worker.
+ * A user error ends with one line naming what to fix (exit 2 for config, 1 otherwise);
+ * DPTRAIN_DEBUG=1 adds the stack.
+ */
+import { Command, Option } from 'commander';
+import { BACKENDS, type BackendName } from '../shared/config.js';
+import { describeError, DptrainError, isDptrainError } from '../shared/errors.js';
+import { intFlag, numFlag, parseListen, resolveConfig, type JobFlags } from './flags.js';
+import { spawnWorkers } from './local-workers.js';
+import { Progress } from './progress.js';
+import { createCoordinator, openSession, trainWith } from './run-coordinator.js';
+import { workerCommand, type WorkerFlags } from './worker-cmd.js';
+
+function jobOptions(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'job config (JSON); flags override its fields')
+    .option('--steps <n>', 'optimizer steps', intFlag)
+    .option('--batch-size <n>', 'global batch size, split across workers', intFlag)
+    .option('--lr <x>', 'peak learning rate', numFlag)
+    .option('--seed <n>', 'seed for initialization, data order and synthetic data', intFlag)
+    .option('--min-workers <n>', 'workers that must be ready before training starts', intFlag)
+    .option('--out <dir>', 'run directory (default runs/<timestamp>)');
+}
+
+const backendOption = () => new Option('--backend <name>', 'TF.js backend for the workers').choices(BACKENDS);
+
+async function train(f: JobFlags): Promise<number> {
+  const config = resolveConfig(f);
+  const local = { ...config, minWorkers: Math.min(config.minWorkers, config.workers) }; // never wait for more than we spawn
+  const s = await openSession(local, { host: '127.0.0.1', port: 0 });
+  const progress = new Progress(config.steps);
+  const coord = createCoordinator(local, s, progress);
+  s.log.info({ workers: config.workers, runDir: s.runDir.path }, 'starting local workers');
+  const workers = spawnWorkers(config.workers, s.listener.address, config.backend, s.runDir, s.log, (why) =>
+    coord.abort(new DptrainError('WORKER_LOST', why)),
+  );
+  const onSignal = () => {
+    s.log.warn('interrupted: stopping workers');
+    for (const p of workers.procs) p.kill('SIGTERM');
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await trainWith(coord, s, progress);
+    return 0;
+  } finally {
+    await workers.stop();
+  }
+}
+
+async function coordinator(f: JobFlags & { listen: { host: string; port: number } }): Promise<number> {
+  const config = resolveConfig(f);
+  const s = await openSession(config, f.listen);
+  s.log.info({ listen: s.listener.address, minWorkers: config.minWorkers }, `workers join with: dptrain worker --connect ${s.listener.address}`);
+  const progress = new Progress(config.steps);
+  await trainWith(createCoordinator(config, s, progress), s, progress);
+  return 0;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('dptrain')
+    .description('Data-parallel training for TensorFlow.js: a coordinator, workers over WebSockets, central Adam')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (str, write) => write(`dptrain: ${str.replace(/^error: /, '')}`) });
+
+  jobOptions(program.command('train').description('train on this machine: a coordinator and N local worker processes'))
+    .option('-w, --workers <n>', 'local worker processes to spawn', intFlag)
+    .addOption(backendOption())
+    .action(async (f: JobFlags) => {
+      process.exitCode = await train(f);
+    });
+
+  jobOptions(program.command('coordinator').description('run a coordinator that remote workers join'))
+    .option('--listen <host:port>', 'address to listen on', parseListen, { host: '127.0.0.1', port: 7070 })
+    .action(async (f: JobFlags & { listen: { host: string; port: number } }) => {
+      process.exitCode = await coordinator(f);
+    });
+
+  program
+    .command('worker')
+    .description('join a coordinator and compute gradients for it')
+    .requiredOption('--connect <url>', 'coordinator address, e.g. ws://host:7070')
+    .addOption(backendOption().default('auto'))
+    .option('--name <name>', 'name in the coordinator log (default host-pid)')
+    .option('--connect-timeout <sec>', 'keep retrying the first connection this long', intFlag, 60)
+    .action(async (f: WorkerFlags) => {
+      process.exitCode = await workerCommand({ ...f, backend: f.backend as BackendName });
+    });
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .then(() => {
+    // Workers and the coordinator hold timers and sockets; once the command is done, leave.
+    process.exit(process.exitCode ?? 0);
+  })
+  .catch((e: unknown) => {
+    process.stderr.write(`dptrain: ${describeError(e)}\n`);
+    if (process.env.DPTRAIN_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.exit(isDptrainError(e, 'CONFIG_INVALID') || isDptrainError(e, 'CONFIG_UNREADABLE') ? 2 : 1);
+  });

@@ -1,0 +1,90 @@
+/**
+ * Live progress: a redrawn status line on a terminal (step/total, loss, samples/s, ETA), or a
+ * plain line every ~5% of the run when output is not a TTY (CI logs, files).
+ */
+import { setTerminalLine } from '../shared/log.js';
+import type { EvalRecord, RunSummary, StepRecord } from '../coordinator/summary.js';
+
+function clock(sec: number): string {
+  if (!Number.isFinite(sec)) return '--:--';
+  const s = Math.max(0, Math.round(sec));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${r}` : `${m}:${r}`;
+}
+
+export class Progress {
+  private line = '';
+  private readonly tty: boolean;
+  private readonly started = Date.now();
+  private rate = NaN; // EMA of samples/s
+  private lastEval: EvalRecord | null = null;
+
+  constructor(
+    private readonly total: number,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+  ) {
+    this.tty = Boolean(out.isTTY);
+    if (this.tty) setTerminalLine(this);
+  }
+
+  clear(): void {
+    if (this.tty && this.line) this.out.write('\r\x1b[2K');
+  }
+
+  redraw(): void {
+    if (this.tty && this.line) this.out.write(this.line);
+  }
+
+  eval(r: EvalRecord): void {
+    this.lastEval = r;
+  }
+
+  step(r: StepRecord): void {
+    this.rate = Number.isNaN(this.rate) ? r.samplesPerSec : 0.9 * this.rate + 0.1 * r.samplesPerSec;
+    const perStep = (Date.now() - this.started) / 1000 / r.step;
+    const eta = perStep * (this.total - r.step);
+    const acc = this.lastEval?.testAccuracy;
+    const text =
+      `step ${r.step}/${this.total}  loss ${r.loss.toFixed(4)}` +
+      (acc != null ? `  test acc ${(acc * 100).toFixed(1)}%` : '') +
+      `  ${Math.round(this.rate).toLocaleString('en-US')} samples/s  ${r.workers} workers  ETA ${clock(eta)}`;
+    if (this.tty) {
+      const width = Math.max(10, (this.out.columns ?? 100) - text.length - 4);
+      const filled = Math.round((width * r.step) / this.total);
+      this.clear();
+      this.line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text}`;
+      this.redraw();
+    } else {
+      const every = Math.max(1, Math.round(this.total / 20));
+      if (r.step % every === 0 || r.step === this.total) this.out.write(text + '\n');
+    }
+  }
+
+  done(): void {
+    if (this.tty) {
+      this.clear();
+      this.line = '';
+      setTerminalLine(null);
+    }
+  }
+}
+
+export function formatSummary(s: RunSummary, runDir: string | null): string {
+  const rows: Array<[string, string]> = [
+    ['steps', `${s.steps} (${s.epochs.toFixed(2)} epochs, batch ${s.batchSize}${s.accumulate > 1 ? ` × ${s.accumulate}` : ''})`],
+    ['workers', `${s.workers} (${s.backend})`],
+    ['final train loss', s.finalLoss === null ? '-' : s.finalLoss.toFixed(4)],
+    ['test loss', s.testLoss === null ? '-' : s.testLoss.toFixed(4)],
+    ['test accuracy', s.testAccuracy === null ? '-' : `${(s.testAccuracy * 100).toFixed(2)}%`],
+    ['samples/s', s.samplesPerSec === null ? '-' : `${Math.round(s.samplesPerSec).toLocaleString('en-US')} (median after warm-up)`],
+    ['wall time', `${s.wallSeconds.toFixed(1)} s`],
+  ];
+  if (s.reassignedShards || s.droppedWorkers || s.staleResults) {
+    rows.push(['faults', `${s.droppedWorkers} workers dropped, ${s.reassignedShards} shards reassigned, ${s.staleResults} late results ignored`]);
+  }
+  if (runDir) rows.push(['run directory', runDir]);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n');
+}

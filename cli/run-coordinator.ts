@@ -1,0 +1,60 @@
+/**
+ * Run a coordinator to completion with the terminal and run-directory wiring around it; used by
+ * both `dptrain train` (with local workers) and `dptrain coordinator` (with remote ones).
+ */
+import { Coordinator } from '../coordinator/coordinator.js';
+import { RunDir } from '../coordinator/run-dir.js';
+import type { RunSummary } from '../coordinator/summary.js';
+import { listenWs } from '../coordinator/ws-listener.js';
+import type { Config } from '../shared/config.js';
+import { datasetShape } from '../shared/datasets/index.js';
+import { createLogger, type Logger } from '../shared/log.js';
+import { layoutModel } from '../shared/model-spec.js';
+import type { Listener } from '../shared/transport/transport.js';
+import { formatSummary, Progress } from './progress.js';
+
+/** Frames carry one float32 per parameter plus a header of well under 64 KiB. */
+export function maxFrameBytes(config: Config): number {
+  const shape = datasetShape(config.data);
+  return layoutModel(config.model, shape.inputSize, shape.outputSize).totalParams * 4 + (1 << 16);
+}
+
+export interface Session {
+  runDir: RunDir;
+  log: Logger;
+  listener: Listener;
+}
+
+export async function openSession(config: Config, listen: { host: string; port: number }): Promise<Session> {
+  const runDir = new RunDir(config.out ?? RunDir.defaultPath());
+  const log = createLogger({ name: 'coordinator', file: runDir.logFile });
+  const listener = await listenWs({ ...listen, maxPayload: maxFrameBytes(config) });
+  runDir.writeJson('config.json', config);
+  return { runDir, log, listener };
+}
+
+export function createCoordinator(config: Config, s: Session, progress: Progress): Coordinator {
+  return new Coordinator({
+    config,
+    listener: s.listener,
+    log: s.log,
+    runDir: s.runDir,
+    onStep: (r) => progress.step(r),
+    onEval: (r) => {
+      progress.eval(r);
+      s.log.info({ step: r.step, testLoss: +r.testLoss.toFixed(5), testAccuracy: r.testAccuracy }, 'evaluation');
+    },
+  });
+}
+
+export async function trainWith(coordinator: Coordinator, s: Session, progress: Progress): Promise<RunSummary> {
+  try {
+    const summary = await coordinator.run();
+    progress.done();
+    process.stdout.write(`\ndptrain: training finished\n${formatSummary(summary, s.runDir.path)}\n`);
+    return summary;
+  } finally {
+    progress.done();
+    await s.listener.close();
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * The training loop. The coordinator alone owns the parameters, the Adam state, the step
+ * counter and the data cursor; workers only compute shard gradients. One step:
+ *   for each micro-step: split the global batch over the ready workers, collect shard sums
+ *   reduce in shard order → mean gradient → clip → Adam → new parameter version
+ *   record metrics; evaluate on the test split when due
+ */
+import { encodeFrame } from '../shared/codec.js';
+import { jobOf, type Config } from '../shared/config.js';
+import { datasetShape } from '../shared/datasets/index.js';
+import { DptrainError, fail } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { initParams, layoutModel, type ModelLayout } from '../shared/model-spec.js';
+import type { Listener } from '../shared/transport/transport.js';
+import { Membership, newJobId, type WorkerSession } from './membership.js';
+import { exportLayersModel } from './model-export.js';
+import { clipByGlobalNorm } from './optimizers/clip.js';
+import { Adam } from './optimizers/adam.js';
+import { learningRate } from './optimizers/schedule.js';
+import { Phase } from './phase.js';
+import { meanGradient, ShardReducer } from './reducer.js';
+import type { RunDir } from './run-dir.js';
+import { median, summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
+
+export interface CoordinatorOptions {
+  config: Config;
+  listener: Listener;
+  log: Logger;
+  runDir: RunDir | null;
+  /** Stop accepting more than this many workers (default: config.workers × 4, at least 64). */
+  maxWorkers?: number;
+  /** How long to wait for minWorkers at the start (default 120 s). */
+  joinTimeoutMs?: number;
+  /** How long a step may wait with no worker at all (default 120 s). */
+  noWorkerTimeoutMs?: number;
+  onStep?: (r: StepRecord) => void;
+  onEval?: (r: EvalRecord) => void;
+}
+
+export class Coordinator {
+  readonly layout: ModelLayout;
+  readonly params: Float32Array;
+  readonly membership: Membership;
+  private readonly adam: Adam;
+  private readonly cfg: Config;
+  private version = 0;
+  private position = 0;
+  private phase: Phase | null = null;
+  private paramsFrame: { version: number; bytes: Uint8Array } | null = null;
+  private stale = 0;
+  private reassigned = 0;
+  private dropped = 0;
+
+  constructor(private readonly o: CoordinatorOptions) {
+    this.cfg = o.config;
+    const shape = datasetShape(this.cfg.data);
+    this.layout = layoutModel(this.cfg.model, shape.inputSize, shape.outputSize);
+    this.params = initParams(this.layout, this.cfg.seed);
+    this.adam = new Adam(this.cfg.optimizer, this.layout.totalParams);
+    this.membership = new Membership(o.listener, {
+      job: jobOf(this.cfg),
+      jobId: newJobId(),
+      totalParams: this.layout.totalParams,
+      maxWorkers: o.maxWorkers ?? Math.max(64, this.cfg.workers * 4),
+      log: o.log,
+    });
+    this.membership.on('ready', (w) => this.phase?.workerReady(w));
+    this.membership.on('gone', (w) => {
+      this.dropped++;
+      this.phase?.workerGone(w);
+    });
+    this.membership.on('result', (w, msg, grads) => this.onResult(w, msg.step, msg.micro, msg.shard, msg.count, msg.computeMs, () => this.reducer!.add(msg.shard, grads, msg.lossSum, msg.count)));
+    this.membership.on('evalResult', (w, msg) =>
+      this.onResult(w, msg.round, 0, msg.shard, msg.count, msg.computeMs, () => {
+        this.evalSums.lossSum += msg.lossSum;
+        this.evalSums.correct += msg.correct;
+        this.evalSums.count += msg.count;
+        return true;
+      }, 'eval'),
+    );
+  }
+
+  private reducer: ShardReducer | null = null;
+  private evalSums = { lossSum: 0, correct: 0, count: 0 };
+
+  private onResult(w: WorkerSession, id: number, micro: number, shard: number, count: number, ms: number, add: () => boolean, kind = 'work'): void {
+    const p = this.phase;
+    const key = kind === 'eval' ? `eval:${id}` : `work:${id}:${micro}`;
+    if (!p || p.plan.key !== key || !p.accept(w, shard, ms)) {
+      this.stale++;
+      this.o.log.debug({ worker: w.id, key, shard }, 'late or duplicate result ignored');
+      return;
+    }
+    if (count !== p.shardSize(shard)) {
+      this.membership.drop(w, `invalid result: shard ${shard} has ${p.shardSize(shard)} rows, worker reported ${count}`);
+      return;
+    }
+    add();
+    p.settleCheck();
+  }
+
+  private ensureParams = (w: WorkerSession): void => {
+    if (w.paramsVersion === this.version) return;
+    // Encode once per version; every worker gets the same bytes.
+    if (this.paramsFrame?.version !== this.version) {
+      this.paramsFrame = { version: this.version, bytes: encodeFrame({ t: 'params', version: this.version }, this.params) };
+    }
+    w.link.send(this.paramsFrame.bytes);
+    w.paramsVersion = this.version;
+  };
+
+  private async runPhase(plan: Phase['plan']): Promise<Phase> {
+    const phase = new Phase(
+      { membership: this.membership, log: this.o.log, ensureParams: this.ensureParams, noWorkerTimeoutMs: this.o.noWorkerTimeoutMs ?? 120_000 },
+      plan,
+    );
+    this.phase = phase;
+    try {
+      await this.abortable(phase.run());
+    } finally {
+      this.phase = null;
+      this.reassigned += phase.stats.reassigned;
+    }
+    return phase;
+  }
+
+  private abortError: Error | null = null;
+  private onAbort: ((e: Error) => void) | null = null;
+
+  /** End the run from outside (all local workers died, a signal): the current wait rejects with `e`. */
+  abort(e: Error): void {
+    this.abortError ??= e;
+    this.onAbort?.(e);
+  }
+
+  private abortable<T>(p: Promise<T>): Promise<T> {
+    if (this.abortError) return Promise.reject(this.abortError);
+    return Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        this.onAbort = reject;
+      }),
+    ]);
+  }
+
+  private async waitForWorkers(): Promise<void> {
+    const need = this.cfg.minWorkers;
+    const timeoutMs = this.o.joinTimeoutMs ?? 120_000;
+    const start = Date.now();
+    while (this.membership.ready().length < need) {
+      const have = this.membership.ready().length;
+      if (Date.now() - start > timeoutMs) {
+        fail('WORKER_LOST', `only ${have} of ${need} workers became ready within ${timeoutMs / 1000} s; check the workers' logs`);
+      }
+      this.o.log.info({ ready: have, need, listen: this.o.listener.address }, 'waiting for workers');
+      await this.abortable(
+        new Promise<void>((res) => {
+          const done = () => {
+            clearTimeout(t);
+            this.membership.off('ready', done);
+            res();
+          };
+          const t = setTimeout(done, 5000);
+          this.membership.on('ready', done);
+        }),
+      );
+    }
+  }
+
+  private get data() {
+    const d = this.membership.data;
+    if (!d) throw new DptrainError('RUN_FAILED', 'no worker has reported the dataset yet');
+    return d;
+  }
+
+  private async evaluate(step: number): Promise<EvalRecord> {
+    const t0 = performance.now();
+    this.evalSums = { lossSum: 0, correct: 0, count: 0 };
+    const round = step;
+    const version = this.version;
+    await this.runPhase({
+      key: `eval:${round}`,
+      from: 0,
+      to: this.data.testSize,
+      begin: () => {},
+      message: (s) => ({ t: 'evaluate', round, shard: s.shard, version, from: s.from, to: s.to }),
+    });
+    const { lossSum, correct, count } = this.evalSums;
+    const labels = datasetShape(this.cfg.data).targets !== 'real';
+    const rec: EvalRecord = { step, testLoss: lossSum / count, testAccuracy: labels ? correct / count : null, evalMs: performance.now() - t0 };
+    this.o.onEval?.(rec);
+    return rec;
+  }
+
+  /** One optimizer step: accumulate micro-steps, reduce, clip, Adam. */
+  private async step(step: number): Promise<StepRecord> {
+    const t0 = performance.now();
+    const { batchSize, accumulate, optimizer } = this.cfg;
+    const acc = new Float64Array(this.layout.totalParams);
+    let lossSum = 0;
+    let count = 0;
+    let workers = 0;
+    const computeMs: Record<string, number> = {};
+    for (let micro = 0; micro < accumulate; micro++) {
+      const from = this.position;
+      const version = this.version;
+      const phase = await this.runPhase({
+        key: `work:${step}:${micro}`,
+        from,
+        to: from + batchSize,
+        begin: (shards) => {
+          this.reducer = new ShardReducer(shards, this.layout.totalParams);
+        },
+        message: (s) => ({ t: 'work', step, micro, shard: s.shard, version, from: s.from, to: s.to }),
+      });
+      const sums = this.reducer!.addInto(acc);
+      lossSum += sums.lossSum;
+      count += sums.count;
+      workers = Math.max(workers, phase.stats.shards);
+      for (const [id, ms] of Object.entries(phase.stats.computeMs)) computeMs[id] = (computeMs[id] ?? 0) + ms;
+      this.position += batchSize;
+    }
+    this.reducer = null;
+    const grads = meanGradient(acc, count);
+    const gradNorm = clipByGlobalNorm(grads, optimizer.clipNorm);
+    const lr = learningRate(optimizer, step, this.cfg.steps);
+    this.adam.apply(this.params, grads, lr);
+    this.version++;
+    const stepMs = performance.now() - t0;
+    return {
+      step: step + 1,
+      epoch: this.position / this.data.trainSize,
+      loss: lossSum / count,
+      lr,
+      gradNorm,
+      samples: count,
+      stepMs,
+      samplesPerSec: (count * 1000) / stepMs,
+      workers,
+      workerComputeMs: computeMs,
+    };
+  }
+
+  async run(): Promise<RunSummary> {
+    const t0 = performance.now();
+    const { steps, evalEvery } = this.cfg;
+    this.o.log.info(
+      { params: this.layout.totalParams, steps, batchSize: this.cfg.batchSize, listen: this.o.listener.address },
+      'coordinator started',
+    );
+    await this.waitForWorkers();
+    const records: StepRecord[] = [];
+    let lastEval: EvalRecord | null = null;
+    for (let s = 0; s < steps; s++) {
+      const rec = await this.step(s);
+      if (evalEvery > 0 && rec.step % evalEvery === 0 && rec.step !== steps) {
+        lastEval = await this.evaluate(rec.step);
+        Object.assign(rec, { testLoss: lastEval.testLoss, testAccuracy: lastEval.testAccuracy });
+      }
+      records.push(rec);
+      this.o.runDir?.appendMetrics(rec);
+      this.o.onStep?.(rec);
+    }
+    lastEval = await this.evaluate(steps);
+    if (this.o.runDir) await exportLayersModel(this.layout, this.params, this.o.runDir.modelDir);
+    const backends = [...new Set(this.membership.ready().map((w) => w.backend))];
+    const summary = summarize({
+      config: this.cfg,
+      records,
+      lastEval,
+      params: this.layout.totalParams,
+      workers: this.membership.ready().length,
+      backends,
+      wallSeconds: (performance.now() - t0) / 1000,
+      staleResults: this.stale,
+      reassignedShards: this.reassigned,
+      droppedWorkers: this.dropped,
+    });
+    this.o.runDir?.writeJson('summary.json', summary);
+    this.o.log.info({ ...summary, medianStepMs: median(records.map((r) => r.stepMs)) }, 'run finished');
+    this.membership.closeAll('training finished');
+    return summary;
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * Who is in the job. Owns every worker link from connection to goodbye: runs the handshake
+ * (hello → welcome → ready), decodes and validates every frame, checks that each worker loaded
+ * the same dataset, and drops a worker that misbehaves — with its reason logged — so the
+ * training loop only ever sees ready workers and valid results.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { encodeFrame } from '../shared/codec.js';
+import type { JobConfig } from '../shared/config.js';
+import { describeError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { PROTOCOL_VERSION, type EvalResult, type ShardResult, type ToWorker } from '../shared/protocol.js';
+import type { Link, Listener } from '../shared/transport/transport.js';
+import { readFromWorker } from '../shared/validate.js';
+
+export type WorkerState = 'hello' | 'loading' | 'ready' | 'gone';
+
+export interface WorkerSession {
+  id: string;
+  name: string;
+  host: string;
+  remote: string;
+  pid: number;
+  backend: string;
+  state: WorkerState;
+  link: Link;
+  /** Last parameter version sent to this worker. */
+  paramsVersion: number;
+  joinedAt: number;
+}
+
+export interface DataShape {
+  fingerprint: string;
+  trainSize: number;
+  testSize: number;
+}
+
+export interface MembershipEvents {
+  ready: [WorkerSession];
+  gone: [WorkerSession, string];
+  result: [WorkerSession, ShardResult, Float32Array];
+  evalResult: [WorkerSession, EvalResult];
+}
+
+export interface MembershipOptions {
+  job: JobConfig;
+  jobId: string;
+  totalParams: number;
+  maxWorkers: number;
+  log: Logger;
+}
+
+/** Parses "mnist:8500+1500:784->10:abcd1234" (see datasets/dataset.ts fingerprint). */
+function parseFingerprint(fp: string): DataShape | null {
+  const m = /^[^:]+:(\d+)\+(\d+):/.exec(fp);
+  return m ? { fingerprint: fp, trainSize: Number(m[1]), testSize: Number(m[2]) } : null;
+}
+
+export class Membership extends EventEmitter<MembershipEvents> {
+  readonly workers = new Map<string, WorkerSession>();
+  /** Set by the first worker that becomes ready; every later one must match it. */
+  data: DataShape | null = null;
+  private seq = 0;
+
+  constructor(
+    listener: Listener,
+    private readonly o: MembershipOptions,
+  ) {
+    super();
+    listener.onLink((link) => this.accept(link));
+  }
+
+  ready(): WorkerSession[] {
+    return [...this.workers.values()].filter((w) => w.state === 'ready');
+  }
+
+  send(w: WorkerSession, msg: ToWorker, payload: Float32Array | null = null): void {
+    w.link.send(encodeFrame(msg, payload));
+  }
+
+  /** Remove a worker: tell it why, log it, let the loop reassign its shards. */
+  drop(w: WorkerSession, reason: string, level: 'warn' | 'info' = 'warn'): void {
+    if (w.state === 'gone') return;
+    this.o.log[level]({ worker: w.id, host: w.host, remote: w.remote, reason }, 'worker dropped');
+    w.link.close(reason);
+    this.markGone(w, reason);
+  }
+
+  private markGone(w: WorkerSession, reason: string): void {
+    if (w.state === 'gone') return;
+    const wasReady = w.state === 'ready';
+    w.state = 'gone';
+    this.workers.delete(w.id);
+    if (wasReady) this.emit('gone', w, reason);
+  }
+
+  private accept(link: Link): void {
+    const w: WorkerSession = {
+      id: `w${++this.seq}`,
+      name: '',
+      host: '',
+      remote: link.remote,
+      pid: 0,
+      backend: '',
+      state: 'hello',
+      link,
+      paramsVersion: -1,
+      joinedAt: Date.now(),
+    };
+    if (this.workers.size >= this.o.maxWorkers) {
+      this.o.log.warn({ remote: link.remote, maxWorkers: this.o.maxWorkers }, 'connection refused: job is full');
+      link.close(`job is full (maxWorkers ${this.o.maxWorkers})`);
+      return;
+    }
+    this.workers.set(w.id, w);
+    link.onFrame((bytes) => this.onFrame(w, bytes));
+    link.onClose((reason) => {
+      if (w.state === 'gone') return;
+      this.o.log.warn({ worker: w.id, host: w.host, reason }, 'worker disconnected');
+      this.markGone(w, reason);
+    });
+  }
+
+  private onFrame(w: WorkerSession, bytes: Uint8Array): void {
+    if (w.state === 'gone') return;
+    let frame;
+    try {
+      frame = readFromWorker(bytes, { totalParams: this.o.totalParams });
+    } catch (e) {
+      this.drop(w, `invalid message: ${describeError(e)}`);
+      return;
+    }
+    const { msg, payload } = frame;
+    switch (msg.t) {
+      case 'hello':
+        if (w.state !== 'hello') return this.drop(w, 'invalid: a second hello');
+        if (msg.protocol !== PROTOCOL_VERSION) {
+          return this.drop(w, `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`);
+        }
+        Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading' });
+        this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job });
+        this.o.log.info({ worker: w.id, workerName: w.name, host: w.host, remote: w.remote }, 'worker connected');
+        return;
+      case 'ready': {
+        if (w.state !== 'loading') return this.drop(w, 'invalid: ready before welcome');
+        const shape = parseFingerprint(msg.fingerprint);
+        if (!shape) return this.drop(w, `invalid: dataset fingerprint ${msg.fingerprint}`);
+        if (this.data && this.data.fingerprint !== shape.fingerprint) {
+          return this.drop(w, `dataset differs from the other workers' (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
+        }
+        this.data ??= shape;
+        w.backend = msg.backend;
+        w.state = 'ready';
+        this.o.log.info({ worker: w.id, host: w.host, backend: msg.backend, why: msg.backendReason }, 'worker ready');
+        this.emit('ready', w);
+        return;
+      }
+      case 'result':
+        if (w.state !== 'ready') return this.drop(w, 'invalid: result before ready');
+        this.emit('result', w, msg, payload as Float32Array);
+        return;
+      case 'evalResult':
+        if (w.state !== 'ready') return this.drop(w, 'invalid: evalResult before ready');
+        this.emit('evalResult', w, msg);
+        return;
+      case 'fault':
+        this.o.log.error({ worker: w.id, host: w.host, fault: msg.message }, 'worker cannot continue');
+        return this.drop(w, `worker fault: ${msg.message}`, 'info');
+    }
+  }
+
+  /** Say goodbye to everyone (end of run). */
+  closeAll(reason: string): void {
+    for (const w of [...this.workers.values()]) {
+      this.send(w, { t: 'bye', reason });
+      w.link.close(reason);
+      this.markGone(w, reason);
+    }
+  }
+}
+
+export function newJobId(): string {
+  return randomUUID();
+}

@@ -1,0 +1,53 @@
+/**
+ * Adds shard gradients in shard order, whatever order they arrive in, so a step's result
+ * depends only on the shards, never on network timing (float addition is not associative).
+ * Shards are folded into a float64 accumulator as soon as all earlier shards are in; later
+ * ones wait. A shard reported twice is refused (the caller counts it), never added twice.
+ */
+export class ShardReducer {
+  private readonly sum: Float64Array;
+  private readonly waiting = new Map<number, { grads: Float32Array; lossSum: number; count: number }>();
+  private nextShard = 0;
+  private loss = 0;
+  private samples = 0;
+
+  constructor(
+    readonly shards: number,
+    size: number,
+  ) {
+    this.sum = new Float64Array(size);
+  }
+
+  /** False if this shard was already added (a duplicate or late result). */
+  add(shard: number, grads: Float32Array, lossSum: number, count: number): boolean {
+    if (shard < this.nextShard || this.waiting.has(shard) || shard >= this.shards) return false;
+    // Keep a copy: the payload may be a view into a socket buffer that is reused.
+    this.waiting.set(shard, { grads: grads.slice(), lossSum, count });
+    for (let r = this.waiting.get(this.nextShard); r; r = this.waiting.get(this.nextShard)) {
+      for (let i = 0; i < r.grads.length; i++) this.sum[i] += r.grads[i];
+      this.loss += r.lossSum;
+      this.samples += r.count;
+      this.waiting.delete(this.nextShard);
+      this.nextShard++;
+    }
+    return true;
+  }
+
+  get complete(): boolean {
+    return this.nextShard === this.shards;
+  }
+
+  /** Add this reduction's sums into an outer accumulator (gradient accumulation over micro-steps). */
+  addInto(acc: Float64Array): { lossSum: number; count: number } {
+    if (!this.complete) throw new Error('ShardReducer.addInto before all shards arrived');
+    for (let i = 0; i < acc.length; i++) acc[i] += this.sum[i];
+    return { lossSum: this.loss, count: this.samples };
+  }
+}
+
+/** Mean gradient: the float64 sum divided by the sample count, rounded once to float32. */
+export function meanGradient(sum: Float64Array, count: number): Float32Array {
+  const out = new Float32Array(sum.length);
+  for (let i = 0; i < sum.length; i++) out[i] = sum[i] / count;
+  return out;
+}

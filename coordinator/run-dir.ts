@@ -1,0 +1,46 @@
+/**
+ * The run directory: everything a run leaves behind.
+ *   log.jsonl       pino JSON log of the coordinator
+ *   metrics.jsonl   one line per optimizer step (eval fields on the steps that evaluated)
+ *   model/          the final model in TF.js Layers format (model.json + weights.bin)
+ *   summary.json    the run's outcome, written at the end
+ *   workers/        stdout/stderr of locally spawned workers
+ */
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '../shared/fs-atomic.js';
+
+export class RunDir {
+  readonly path: string;
+
+  constructor(path: string) {
+    this.path = resolve(path);
+    mkdirSync(this.path, { recursive: true });
+  }
+
+  /** runs/2026-11-28T16-59-03 (local time is ambiguous; UTC, filesystem-safe). */
+  static defaultPath(now = new Date()): string {
+    return join('runs', now.toISOString().slice(0, 19).replace(/:/g, '-'));
+  }
+
+  get logFile(): string {
+    return join(this.path, 'log.jsonl');
+  }
+
+  get modelDir(): string {
+    return join(this.path, 'model');
+  }
+
+  workerLog(name: string): string {
+    mkdirSync(join(this.path, 'workers'), { recursive: true });
+    return join(this.path, 'workers', `${name}.log`);
+  }
+
+  appendMetrics(record: object): void {
+    appendFileSync(join(this.path, 'metrics.jsonl'), JSON.stringify(record) + '\n');
+  }
+
+  writeJson(name: string, value: unknown): void {
+    writeFileAtomic(join(this.path, name), JSON.stringify(value, null, 2) + '\n');
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The WebSocket side of the coordinator's transport: a ws server whose connections become
+ * Links. Binary frames only, no compression (float payloads do not compress and deflate costs
+ * CPU on the step's critical path), maxPayload sized from the model by the caller, and a
+ * ping/pong heartbeat that drops a peer whose pongs stop.
+ */
+import { WebSocketServer, type WebSocket } from 'ws';
+import { wrapSocket } from '../shared/transport/ws-link.js';
+import type { AddressInfo } from 'node:net';
+import { fail } from '../shared/errors.js';
+import type { Link, Listener } from '../shared/transport/transport.js';
+
+export interface WsListenerOptions {
+  host: string;
+  port: number;
+  /** Largest frame accepted, in bytes. */
+  maxPayload: number;
+  /** Ping interval; a peer that has not answered the previous ping by the next is dropped. Default 10 s. */
+  heartbeatMs?: number;
+}
+
+export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
+  const wss = new WebSocketServer({
+    host: opts.host,
+    port: opts.port,
+    perMessageDeflate: false,
+    maxPayload: opts.maxPayload,
+    clientTracking: true,
+  });
+  await new Promise<void>((resolve, reject) => {
+    wss.once('listening', resolve);
+    wss.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new Error(`--listen ${opts.host}:${opts.port}: the port is in use; pick another port`)
+          : new Error(`--listen ${opts.host}:${opts.port}: ${e.message}`),
+      ),
+    );
+  }).catch((e: Error) => fail('RUN_FAILED', e.message));
+  const addr = wss.address() as AddressInfo;
+  const alive = new WeakMap<WebSocket, boolean>();
+  const heartbeat = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (alive.get(ws) === false) {
+        ws.terminate();
+        continue;
+      }
+      alive.set(ws, false);
+      ws.ping();
+    }
+  }, opts.heartbeatMs ?? 10_000);
+  heartbeat.unref();
+  let handler: ((l: Link) => void) | null = null;
+  wss.on('connection', (ws, req) => {
+    ws.binaryType = 'nodebuffer';
+    alive.set(ws, true);
+    ws.on('pong', () => alive.set(ws, true));
+    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    if (!handler) {
+      ws.close(1013, 'coordinator not ready');
+      return;
+    }
+    handler(wrapSocket(ws, remote));
+  });
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    address: `ws://${host}:${addr.port}`,
+    onLink(h) {
+      handler = h;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        clearInterval(heartbeat);
+        for (const ws of wss.clients) ws.close(1001, 'coordinator shut down');
+        wss.close(() => resolve());
+        setTimeout(() => {
+          for (const ws of wss.clients) ws.terminate();
+        }, 1000).unref();
+      }),
+  };
+}

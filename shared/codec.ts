@@ -1,0 +1,82 @@
+/**
+ * The one place that turns messages into bytes and back. Pure: no sockets, no state.
+ *
+ * Frame layout (all integers little-endian):
+ *   0  u8[2]  magic "DP"
+ *   2  u8     codec version
+ *   3  u8     reserved (0)
+ *   4  u32    header length H
+ *   8  H bytes msgpack header (plain values only)
+ *   …  zero padding to a multiple of 4
+ *   …  payload: float32 little-endian, to the end of the frame
+ *
+ * Tensors never go through msgpack: msgpackr 2.1.3's plain pack() of a Float32Array writes one
+ * byte per element, silently. The payload is copied as raw bytes instead, and its offset is
+ * aligned so the receiver can view it as a Float32Array without a copy when the socket's
+ * buffer allows (ws may hand over a Buffer at any byte offset; then we copy once).
+ */
+import { Packr } from 'msgpackr';
+import { endianness } from 'node:os';
+import { fail } from './errors.js';
+import type { Frame, Message } from './protocol.js';
+
+const MAGIC0 = 0x44; // 'D'
+const MAGIC1 = 0x50; // 'P'
+const CODEC_VERSION = 1;
+const PREFIX = 8;
+
+if (endianness() !== 'LE') {
+  // Payloads are raw float32 in host order; a big-endian host would need a byte swap.
+  throw new Error('dptrain needs a little-endian host');
+}
+
+// Records/structures off: a header must decode the same on a peer with no shared state.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+
+const align4 = (n: number) => (n + 3) & ~3;
+
+export function encodeFrame(msg: Message, payload: Float32Array | null = null): Uint8Array {
+  const header = packr.pack(msg);
+  const payloadAt = align4(PREFIX + header.length);
+  const payloadBytes = payload ? payload.byteLength : 0;
+  const frame = new Uint8Array(payloadAt + payloadBytes);
+  frame[0] = MAGIC0;
+  frame[1] = MAGIC1;
+  frame[2] = CODEC_VERSION;
+  new DataView(frame.buffer).setUint32(4, header.length, true);
+  frame.set(header, PREFIX);
+  if (payload) frame.set(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), payloadAt);
+  return frame;
+}
+
+/**
+ * Decode bytes into a header object and an aligned payload. Checks framing only; what the
+ * header must contain is validate.ts's job.
+ */
+export function decodeFrame(bytes: Uint8Array): { header: unknown; payload: Float32Array | null } {
+  if (bytes.length < PREFIX) fail('FRAME_MALFORMED', `frame of ${bytes.length} bytes is shorter than the ${PREFIX}-byte prefix`);
+  if (bytes[0] !== MAGIC0 || bytes[1] !== MAGIC1) fail('FRAME_MALFORMED', 'frame does not start with the dptrain magic "DP"');
+  if (bytes[2] !== CODEC_VERSION) fail('FRAME_MALFORMED', `frame codec version ${bytes[2]}, expected ${CODEC_VERSION}`);
+  const headerLen = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
+  if (headerLen === 0 || PREFIX + headerLen > bytes.length) {
+    fail('FRAME_MALFORMED', `frame header length ${headerLen} does not fit in a ${bytes.length}-byte frame`);
+  }
+  let header: unknown;
+  try {
+    header = packr.unpack(bytes.subarray(PREFIX, PREFIX + headerLen));
+  } catch (e) {
+    fail('FRAME_MALFORMED', `frame header is not valid msgpack: ${(e as Error).message}`);
+  }
+  const payloadAt = align4(PREFIX + headerLen);
+  const rest = bytes.length - payloadAt;
+  if (rest <= 0) return { header, payload: null }; // at most the alignment padding follows
+  if (rest % 4 !== 0) fail('FRAME_MALFORMED', `frame payload of ${rest} bytes is not whole float32 values`);
+  const start = bytes.byteOffset + payloadAt;
+  const payload =
+    start % 4 === 0
+      ? new Float32Array(bytes.buffer, start, rest / 4)
+      : new Float32Array(bytes.slice(payloadAt).buffer); // unaligned: one copy
+  return { header, payload };
+}
+
+export type { Frame };

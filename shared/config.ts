@@ -1,0 +1,243 @@
+/**
+ * The job config: one JSON file plus flags that override it. Every field has a documented
+ * default (README "Config reference"); validation rejects unknown keys and bad values with one
+ * line naming the field, so a typo never silently trains the default.
+ */
+import { readFileSync } from 'node:fs';
+import { DptrainError, fail } from './errors.js';
+import { parseModelSpec, type ModelSpec } from './model-spec.js';
+
+export type DataSpec =
+  | { name: 'xor' }
+  | { name: 'spirals'; samples: number; noise: number; testFraction: number }
+  | { name: 'mnist'; testFraction: number }
+  | { name: 'idx'; path: string };
+
+export const SCHEDULES = ['constant', 'cosine'] as const;
+
+export interface OptimizerConfig {
+  /** Peak learning rate. */
+  lr: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** Decoupled weight decay (AdamW, Loshchilov & Hutter 2019); 0 = plain Adam. */
+  weightDecay: number;
+  /** Global-norm gradient clipping threshold; 0 = off. */
+  clipNorm: number;
+  /** Linear warmup from 0 to lr over this many steps. */
+  warmupSteps: number;
+  /** After warmup: constant, or cosine decay to lr * minLrRatio at the last step. */
+  schedule: (typeof SCHEDULES)[number];
+  minLrRatio: number;
+}
+
+export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+/** What defines the optimization: sent to every worker, hashed into checkpoints. */
+export interface JobConfig {
+  seed: number;
+  data: DataSpec;
+  model: ModelSpec;
+  /** Optimizer steps to run. */
+  steps: number;
+  /** Global batch per micro-step, split across the live workers (independent of their count). */
+  batchSize: number;
+  /** Micro-steps whose gradients are summed into one optimizer step (gradient accumulation). */
+  accumulate: number;
+  /** Evaluate on the test split every N steps (0 = only at the end). */
+  evalEvery: number;
+  optimizer: OptimizerConfig;
+}
+
+/** How this launch runs the job: not part of the optimization. */
+export interface LaunchConfig {
+  /** Local worker processes `dptrain train` spawns. */
+  workers: number;
+  /** Workers that must be ready before the first step; 0 = all of `workers`. */
+  minWorkers: number;
+  backend: BackendName;
+  out: string | null;
+  /** Seconds a step may wait for a worker's shard before it is reassigned (0 = derived). */
+  stepTimeoutSec: number;
+}
+
+export interface Config extends JobConfig, LaunchConfig {}
+
+export const DEFAULT_CONFIG: Config = {
+  seed: 42,
+  data: { name: 'mnist', testFraction: 0.15 },
+  model: {
+    layers: [
+      { units: 256, activation: 'relu' },
+      { units: 128, activation: 'relu' },
+      { units: 10, activation: 'linear' },
+    ],
+    loss: 'softmaxCrossEntropy',
+  },
+  steps: 1000,
+  batchSize: 128,
+  accumulate: 1,
+  evalEvery: 250,
+  optimizer: {
+    lr: 0.001,
+    beta1: 0.9,
+    beta2: 0.999,
+    epsilon: 1e-7, // tf.train.adam's default on float32 backends (backend.epsilon())
+    weightDecay: 0,
+    clipNorm: 0,
+    warmupSteps: 0,
+    schedule: 'constant',
+    minLrRatio: 0,
+  },
+  workers: 2,
+  minWorkers: 0,
+  backend: 'auto',
+  out: null,
+  stepTimeoutSec: 0,
+};
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function checkKeys(obj: Json, allowed: readonly string[], where: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) {
+      fail('CONFIG_INVALID', `${where}${k} is not a config field (known: ${allowed.join(', ')})`);
+    }
+  }
+}
+
+function num(v: unknown, field: string, opts: { int?: boolean; min?: number; max?: number; minExclusive?: boolean }): number {
+  const kind = opts.int ? 'an integer' : 'a number';
+  const range =
+    opts.min !== undefined || opts.max !== undefined
+      ? ` ${opts.minExclusive ? '>' : '≥'} ${opts.min ?? '-∞'}${opts.max !== undefined ? ` and ≤ ${opts.max}` : ''}`
+      : '';
+  const ok =
+    typeof v === 'number' &&
+    Number.isFinite(v) &&
+    (!opts.int || Number.isInteger(v)) &&
+    (opts.min === undefined || (opts.minExclusive ? v > opts.min : v >= opts.min)) &&
+    (opts.max === undefined || v <= opts.max);
+  if (!ok) fail('CONFIG_INVALID', `${field} must be ${kind}${range}, got ${JSON.stringify(v)}`);
+  return v as number;
+}
+
+function oneOf<T extends string>(v: unknown, field: string, values: readonly T[]): T {
+  if (!(values as readonly unknown[]).includes(v)) {
+    fail('CONFIG_INVALID', `${field} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+  }
+  return v as T;
+}
+
+function parseData(raw: unknown): DataSpec {
+  if (!isObj(raw)) fail('CONFIG_INVALID', 'data must be an object like {"name": "mnist"}');
+  const name = oneOf(raw.name, 'data.name', ['xor', 'spirals', 'mnist', 'idx'] as const);
+  const frac = (d: number) => num(raw.testFraction ?? d, 'data.testFraction', { min: 0, max: 0.9 });
+  switch (name) {
+    case 'xor':
+      checkKeys(raw, ['name'], 'data.');
+      return { name };
+    case 'spirals':
+      checkKeys(raw, ['name', 'samples', 'noise', 'testFraction'], 'data.');
+      return {
+        name,
+        samples: num(raw.samples ?? 2000, 'data.samples', { int: true, min: 4, max: 10_000_000 }),
+        noise: num(raw.noise ?? 0.05, 'data.noise', { min: 0, max: 10 }),
+        testFraction: frac(0.2),
+      };
+    case 'mnist':
+      checkKeys(raw, ['name', 'testFraction'], 'data.');
+      return { name, testFraction: frac(0.15) };
+    case 'idx':
+      checkKeys(raw, ['name', 'path'], 'data.');
+      if (typeof raw.path !== 'string' || raw.path === '') {
+        fail('CONFIG_INVALID', 'data.path must name a directory of IDX files (e.g. /usr/share/datasets/fashion-mnist)');
+      }
+      return { name, path: raw.path };
+  }
+}
+
+function parseOptimizer(raw: unknown): OptimizerConfig {
+  const d = DEFAULT_CONFIG.optimizer;
+  if (raw === undefined) return { ...d };
+  if (!isObj(raw)) fail('CONFIG_INVALID', 'optimizer must be an object');
+  checkKeys(raw, Object.keys(d), 'optimizer.');
+  const o = { ...d, ...raw };
+  return {
+    lr: num(o.lr, 'optimizer.lr', { min: 0, minExclusive: true, max: 10 }),
+    beta1: num(o.beta1, 'optimizer.beta1', { min: 0, max: 0.999999 }),
+    beta2: num(o.beta2, 'optimizer.beta2', { min: 0, max: 0.999999 }),
+    epsilon: num(o.epsilon, 'optimizer.epsilon', { min: 0, minExclusive: true, max: 1 }),
+    weightDecay: num(o.weightDecay, 'optimizer.weightDecay', { min: 0, max: 1 }),
+    clipNorm: num(o.clipNorm, 'optimizer.clipNorm', { min: 0 }),
+    warmupSteps: num(o.warmupSteps, 'optimizer.warmupSteps', { int: true, min: 0 }),
+    schedule: oneOf(o.schedule, 'optimizer.schedule', SCHEDULES),
+    minLrRatio: num(o.minLrRatio, 'optimizer.minLrRatio', { min: 0, max: 1 }),
+  };
+}
+
+/** Validate a config object (from a file, after flags are merged in). */
+export function parseConfig(raw: unknown): Config {
+  if (!isObj(raw)) fail('CONFIG_INVALID', 'the config must be a JSON object');
+  checkKeys(raw, Object.keys(DEFAULT_CONFIG), '');
+  const o = { ...DEFAULT_CONFIG, ...raw };
+  let model: ModelSpec;
+  try {
+    model = parseModelSpec(o.model);
+  } catch (e) {
+    if (e instanceof DptrainError) fail('CONFIG_INVALID', e.message);
+    throw e;
+  }
+  const workers = num(o.workers, 'workers', { int: true, min: 1, max: 1024 });
+  return {
+    seed: num(o.seed, 'seed', { int: true, min: 0, max: 2 ** 32 - 1 }),
+    data: parseData(o.data),
+    model,
+    steps: num(o.steps, 'steps', { int: true, min: 0 }),
+    batchSize: num(o.batchSize, 'batchSize', { int: true, min: 1, max: 1 << 20 }),
+    accumulate: num(o.accumulate, 'accumulate', { int: true, min: 1, max: 4096 }),
+    evalEvery: num(o.evalEvery, 'evalEvery', { int: true, min: 0 }),
+    optimizer: parseOptimizer(o.optimizer),
+    workers,
+    minWorkers: num(o.minWorkers, 'minWorkers', { int: true, min: 0, max: 1024 }) || workers,
+    backend: oneOf(o.backend, 'backend', BACKENDS),
+    out: o.out === null ? null : typeof o.out === 'string' && o.out !== '' ? o.out : fail('CONFIG_INVALID', 'out must be a directory path'),
+    stepTimeoutSec: num(o.stepTimeoutSec, 'stepTimeoutSec', { min: 0 }),
+  };
+}
+
+export function readConfigFile(path: string): Json {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    return fail('CONFIG_UNREADABLE', `cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return fail('CONFIG_UNREADABLE', `config file ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!isObj(raw)) fail('CONFIG_INVALID', `config file ${path} must hold a JSON object`);
+  return raw;
+}
+
+/** Flags override file values; an optimizer flag (lr) overrides only that optimizer field. */
+export function mergeOverrides(file: Json, flags: Partial<Record<keyof Config | 'lr', unknown>>): Json {
+  const out: Json = { ...file };
+  for (const [k, v] of Object.entries(flags)) {
+    if (v === undefined) continue;
+    if (k === 'lr') out.optimizer = { ...(isObj(file.optimizer) ? file.optimizer : {}), lr: v };
+    else out[k] = v;
+  }
+  return out;
+}
+
+export function jobOf(c: Config): JobConfig {
+  const { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer } = c;
+  return { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer };
+}

@@ -1,0 +1,75 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { fail } from '../errors.js';
+import { oneHot, type Dataset, type Split } from './dataset.js';
+
+// IDX format (LeCun's MNIST page): big-endian magic 0x0000 0x08 (ubyte) + number of dims,
+// then one uint32 BE size per dimension, then the data.
+const UBYTE = 0x08;
+
+export interface IdxArray {
+  dims: number[];
+  data: Uint8Array;
+}
+
+/** Parse one IDX buffer (already gunzipped). Pure: exported for tests that feed bytes. */
+export function parseIdx(buf: Uint8Array, what: string): IdxArray {
+  if (buf.length < 4) fail('DATASET_UNAVAILABLE', `${what}: too short to be an IDX file`);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (view.getUint16(0) !== 0 || buf[2] !== UBYTE) {
+    fail('DATASET_UNAVAILABLE', `${what}: not an unsigned-byte IDX file (bad magic)`);
+  }
+  const nd = buf[3];
+  const header = 4 + 4 * nd;
+  if (nd < 1 || buf.length < header) fail('DATASET_UNAVAILABLE', `${what}: truncated IDX header`);
+  const dims: number[] = [];
+  for (let i = 0; i < nd; i++) dims.push(view.getUint32(4 + 4 * i));
+  const count = dims.reduce((a, b) => a * b, 1);
+  if (buf.length - header !== count) {
+    fail('DATASET_UNAVAILABLE', `${what}: holds ${buf.length - header} bytes of data but its header says ${count}`);
+  }
+  return { dims, data: buf.subarray(header) };
+}
+
+function readIdx(dir: string, stem: string): IdxArray {
+  for (const name of [stem, `${stem}.gz`]) {
+    const file = join(dir, name);
+    if (!existsSync(file)) continue;
+    let buf: Uint8Array = readFileSync(file);
+    if (buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf); // gzip magic, whatever the name
+    return parseIdx(buf, file);
+  }
+  return fail('DATASET_UNAVAILABLE', `data.path: no ${stem} or ${stem}.gz in ${dir}`);
+}
+
+function toSplit(images: IdxArray, labels: IdxArray, what: string): { split: Split; classes: number } {
+  const n = images.dims[0];
+  if (labels.dims.length !== 1 || labels.dims[0] !== n) {
+    fail('DATASET_UNAVAILABLE', `${what}: ${n} images but ${labels.dims[0]} labels`);
+  }
+  const width = images.dims.slice(1).reduce((a, b) => a * b, 1);
+  const x = new Float32Array(n * width);
+  for (let i = 0; i < x.length; i++) x[i] = images.data[i] / 255;
+  let classes = 0;
+  for (const l of labels.data) classes = Math.max(classes, l + 1);
+  return { split: { x, y: oneHot(labels.data, 10), n }, classes };
+}
+
+/**
+ * MNIST-format IDX files in one directory (train-images-idx3-ubyte, train-labels-idx1-ubyte,
+ * t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; each may be .gz). Pixels /255, flattened;
+ * labels one-hot over 10 classes. Debian's dataset-fashion-mnist installs such a directory at
+ * /usr/share/datasets/fashion-mnist.
+ */
+export function loadIdx(opts: { path: string }): Dataset {
+  if (!existsSync(opts.path)) fail('DATASET_UNAVAILABLE', `data.path: ${opts.path} does not exist`);
+  const train = toSplit(readIdx(opts.path, 'train-images-idx3-ubyte'), readIdx(opts.path, 'train-labels-idx1-ubyte'), 'train');
+  const test = toSplit(readIdx(opts.path, 't10k-images-idx3-ubyte'), readIdx(opts.path, 't10k-labels-idx1-ubyte'), 'test');
+  if (train.classes > 10 || test.classes > 10) fail('DATASET_UNAVAILABLE', 'data.path: labels above 9 in an IDX set');
+  const inputSize = train.split.x.length / Math.max(train.split.n, 1);
+  if (test.split.x.length !== test.split.n * inputSize) {
+    fail('DATASET_UNAVAILABLE', 'data.path: train and test images have different sizes');
+  }
+  return { name: 'idx', inputSize, outputSize: 10, targets: 'onehot', train: train.split, test: test.split };
+}

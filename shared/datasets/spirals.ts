@@ -1,0 +1,45 @@
+import { Rng, deriveSeed } from '../rng.js';
+import type { Dataset, Split } from './dataset.js';
+
+export interface SpiralsOptions {
+  samples: number;
+  noise: number;
+  testFraction: number;
+}
+
+/**
+ * Two interleaved spirals (class 0 and class 1), a classic problem a linear model cannot
+ * solve. Generated from the job seed, so every worker builds the identical set.
+ */
+export function loadSpirals(opts: SpiralsOptions, seed: number): Dataset {
+  const rng = new Rng(deriveSeed(seed, 'spirals'));
+  const total = opts.samples;
+  const x = new Float32Array(total * 2);
+  const y = new Float32Array(total * 2);
+  for (let i = 0; i < total; i++) {
+    const cls = i % 2;
+    const t = (Math.floor(i / 2) / Math.ceil(total / 2)) * 3 * Math.PI + 0.3;
+    const r = t / (3 * Math.PI);
+    const a = t + cls * Math.PI;
+    x[2 * i] = r * Math.cos(a) + opts.noise * rng.normal();
+    x[2 * i + 1] = r * Math.sin(a) + opts.noise * rng.normal();
+    y[2 * i + cls] = 1;
+  }
+  // Every k-th point goes to the test split, so both splits cover the whole spiral.
+  const nTest = Math.round(total * opts.testFraction);
+  const stride = nTest > 0 ? total / nTest : Infinity;
+  const isTest = new Uint8Array(total);
+  for (let j = 0; j < nTest; j++) isTest[Math.floor(j * stride)] = 1;
+  const take = (want: number): Split => {
+    const idx: number[] = [];
+    for (let i = 0; i < total; i++) if (isTest[i] === want) idx.push(i);
+    const sx = new Float32Array(idx.length * 2);
+    const sy = new Float32Array(idx.length * 2);
+    idx.forEach((i, r) => {
+      sx.set(x.subarray(2 * i, 2 * i + 2), 2 * r);
+      sy.set(y.subarray(2 * i, 2 * i + 2), 2 * r);
+    });
+    return { x: sx, y: sy, n: idx.length };
+  };
+  return { name: 'spirals', inputSize: 2, outputSize: 2, targets: 'onehot', train: take(0), test: take(1) };
+}

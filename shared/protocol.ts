@@ -1,0 +1,99 @@
+/**
+ * The wire protocol: every message that crosses between coordinator and worker. A frame is
+ * one message: a small msgpack header (these types) plus at most one fused float32 payload
+ * (parameters or gradients, laid out as in model-spec's ModelLayout).
+ */
+import type { JobConfig } from './config.js';
+
+export const PROTOCOL_VERSION = 1;
+
+// ---- worker → coordinator ----
+export interface Hello {
+  t: 'hello';
+  protocol: number;
+  name: string;
+  host: string;
+  pid: number;
+}
+/** Sent once the dataset is loaded and the model checked against the backend's kernels. */
+export interface Ready {
+  t: 'ready';
+  fingerprint: string;
+  backend: string;
+  backendReason: string;
+}
+/** Sum of per-sample gradients over one shard (payload) and its loss sum. */
+export interface ShardResult {
+  t: 'result';
+  step: number;
+  micro: number;
+  shard: number;
+  lossSum: number;
+  count: number;
+  computeMs: number;
+}
+export interface EvalResult {
+  t: 'evalResult';
+  round: number;
+  shard: number;
+  lossSum: number;
+  correct: number;
+  count: number;
+  computeMs: number;
+}
+/** The worker cannot go on (e.g. a kernel missing on its backend); it says why and leaves. */
+export interface Fault {
+  t: 'fault';
+  message: string;
+}
+
+// ---- coordinator → worker ----
+export interface Welcome {
+  t: 'welcome';
+  protocol: number;
+  workerId: string;
+  jobId: string;
+  job: JobConfig;
+}
+/** New parameters (payload); later work refers to them by version. */
+export interface Params {
+  t: 'params';
+  version: number;
+}
+/** Gradients over positions [from, to) of the shuffled sample stream (see coordinator/sampler). */
+export interface Work {
+  t: 'work';
+  step: number;
+  micro: number;
+  shard: number;
+  version: number;
+  from: number;
+  to: number;
+}
+/** Loss and accuracy over test rows [from, to). */
+export interface Evaluate {
+  t: 'evaluate';
+  round: number;
+  shard: number;
+  version: number;
+  from: number;
+  to: number;
+}
+export interface Bye {
+  t: 'bye';
+  reason: string;
+}
+
+export type ToCoordinator = Hello | Ready | ShardResult | EvalResult | Fault;
+export type ToWorker = Welcome | Params | Work | Evaluate | Bye;
+export type Message = ToCoordinator | ToWorker;
+export type MessageType = Message['t'];
+
+/** A decoded frame: the header and its payload (if any), 4-byte aligned. */
+export interface Frame<M extends Message = Message> {
+  msg: M;
+  payload: Float32Array | null;
+}
+
+/** Which messages carry a payload of the model's parameter count. */
+export const PAYLOAD_TYPES: ReadonlySet<MessageType> = new Set<MessageType>(['params', 'result']);

@@ -1,0 +1,56 @@
+/**
+ * A ws WebSocket seen as a Link: binary frames in, binary frames out, one close callback with a
+ * reason. Used by both ends (coordinator/ws-listener, worker/ws-dialer).
+ */
+import type { WebSocket } from 'ws';
+import type { Link } from './transport.js';
+
+/** ws close codes: 1000 normal, 1008 policy violation (bad message), 1011 server error. */
+function closeCode(reason: string): number {
+  return reason.startsWith('invalid') || reason.startsWith('malformed') ? 1008 : 1000;
+}
+
+/** Close reasons travel in the close frame, which allows 123 bytes. */
+export function clipReason(reason: string): string {
+  const b = Buffer.from(reason);
+  return b.length <= 123 ? reason : b.subarray(0, 120).toString() + '...';
+}
+
+export function wrapSocket(ws: WebSocket, remote: string): Link {
+  let closed = false;
+  const closeHandlers: Array<(r: string) => void> = [];
+  let localReason: string | null = null;
+  const finish = (reason: string) => {
+    if (closed) return;
+    closed = true;
+    for (const h of closeHandlers) h(reason);
+  };
+  ws.on('close', (code, buf) => finish(localReason ?? (buf.length ? buf.toString() : `connection closed (code ${code})`)));
+  ws.on('error', (e) => finish(`socket error: ${e.message}`));
+  return {
+    remote,
+    send(frame) {
+      if (!closed && ws.readyState === ws.OPEN) ws.send(frame, { binary: true });
+    },
+    close(reason) {
+      if (closed || localReason !== null) return;
+      localReason = reason;
+      ws.close(closeCode(reason), clipReason(reason));
+      // A peer that never answers the close handshake (stopped, or gone) is cut after 2 s.
+      setTimeout(() => ws.terminate(), 2000).unref();
+    },
+    onFrame(handler) {
+      ws.on('message', (data, isBinary) => {
+        if (closed) return;
+        if (!isBinary) {
+          this.close('invalid: text frames are not accepted');
+          return;
+        }
+        handler(data as Buffer);
+      });
+    },
+    onClose(handler) {
+      closeHandlers.push(handler);
+    },
+  };
+}

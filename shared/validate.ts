@@ -1,0 +1,89 @@
+/**
+ * The one place that decides whether a decoded header is a message we accept. Each direction
+ * has its own allowed set, every field is type- and range-checked, and a payload must have
+ * exactly the model's parameter count. Anything else is MESSAGE_INVALID with the field named.
+ */
+import { decodeFrame } from './codec.js';
+import { fail } from './errors.js';
+import { PAYLOAD_TYPES, type Frame, type Message, type MessageType, type ToCoordinator, type ToWorker } from './protocol.js';
+
+type FieldKind = 'string' | 'count' | 'number' | 'object';
+type Shape = Record<string, FieldKind>;
+
+// "count": a non-negative safe integer; "number": any finite number.
+const SHAPES: Record<MessageType, Shape> = {
+  hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count' },
+  ready: { fingerprint: 'string', backend: 'string', backendReason: 'string' },
+  result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'number', count: 'count', computeMs: 'number' },
+  evalResult: { round: 'count', shard: 'count', lossSum: 'number', correct: 'count', count: 'count', computeMs: 'number' },
+  fault: { message: 'string' },
+  welcome: { protocol: 'count', workerId: 'string', jobId: 'string', job: 'object' },
+  params: { version: 'count' },
+  work: { step: 'count', micro: 'count', shard: 'count', version: 'count', from: 'count', to: 'count' },
+  evaluate: { round: 'count', shard: 'count', version: 'count', from: 'count', to: 'count' },
+  bye: { reason: 'string' },
+};
+
+const TO_COORDINATOR: ReadonlySet<MessageType> = new Set(['hello', 'ready', 'result', 'evalResult', 'fault']);
+const TO_WORKER: ReadonlySet<MessageType> = new Set(['welcome', 'params', 'work', 'evaluate', 'bye']);
+
+/** Strings on the wire are names and reasons: bound them so a peer cannot bloat our logs. */
+export const MAX_STRING = 4096;
+
+export interface ValidateContext {
+  /** Parameter count of the model, once known; payloads must match it exactly. */
+  totalParams: number | null;
+}
+
+function checkField(v: unknown, kind: FieldKind, where: string): void {
+  const ok =
+    kind === 'string'
+      ? typeof v === 'string' && v.length <= MAX_STRING
+      : kind === 'count'
+        ? typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+        : kind === 'number'
+          ? typeof v === 'number' && Number.isFinite(v)
+          : typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!ok) fail('MESSAGE_INVALID', `${where} must be ${kind === 'count' ? 'a non-negative integer' : `a ${kind}`}`);
+}
+
+function validate(header: unknown, payload: Float32Array | null, allowed: ReadonlySet<MessageType>, ctx: ValidateContext): Frame {
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+    fail('MESSAGE_INVALID', 'message header is not an object');
+  }
+  const h = header as Record<string, unknown>;
+  const t = h.t;
+  if (typeof t !== 'string' || !allowed.has(t as MessageType)) {
+    fail('MESSAGE_INVALID', `message type ${JSON.stringify(t)} is not accepted here`);
+  }
+  const shape = SHAPES[t as MessageType];
+  for (const k of Object.keys(h)) {
+    if (k !== 't' && !(k in shape)) fail('MESSAGE_INVALID', `${t}.${k} is not a field of ${t}`);
+  }
+  for (const [k, kind] of Object.entries(shape)) checkField(h[k], kind, `${t}.${k}`);
+  if ((t === 'work' || t === 'evaluate') && (h.to as number) <= (h.from as number)) {
+    fail('MESSAGE_INVALID', `${t}.to must be greater than ${t}.from`);
+  }
+  if (PAYLOAD_TYPES.has(t as MessageType)) {
+    if (!payload) fail('MESSAGE_INVALID', `${t} must carry a float32 payload`);
+    if (ctx.totalParams === null) fail('MESSAGE_INVALID', `${t} arrived before the model was known`);
+    if (payload.length !== ctx.totalParams) {
+      fail('MESSAGE_INVALID', `${t} payload has ${payload.length} floats, the model has ${ctx.totalParams}`);
+    }
+  } else if (payload) {
+    fail('MESSAGE_INVALID', `${t} must not carry a payload`);
+  }
+  return { msg: h as unknown as Message, payload };
+}
+
+/** Decode and validate one frame a worker sent. Throws DptrainError (FRAME_MALFORMED / MESSAGE_INVALID). */
+export function readFromWorker(bytes: Uint8Array, ctx: ValidateContext): Frame<ToCoordinator> {
+  const { header, payload } = decodeFrame(bytes);
+  return validate(header, payload, TO_COORDINATOR, ctx) as Frame<ToCoordinator>;
+}
+
+/** Decode and validate one frame the coordinator sent. */
+export function readFromCoordinator(bytes: Uint8Array, ctx: ValidateContext): Frame<ToWorker> {
+  const { header, payload } = decodeFrame(bytes);
+  return validate(header, payload, TO_WORKER, ctx) as Frame<ToWorker>;
+}

@@ -1,0 +1,57 @@
+/**
+ * An independent single-process reference: the same model built with tfjs-layers, the same
+ * initialization and data order, trained on the full global batch with tf.train.adam and the
+ * tf.losses functions (mean reduction). dptrain with N workers must land on the same parameters.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Config } from '../../shared/config.js';
+import { gatherRows, loadDataset } from '../../shared/datasets/index.js';
+import { initParams, layoutModel, paramView } from '../../shared/model-spec.js';
+import { Sampler } from '../../shared/sampler.js';
+
+export async function referenceTrain(cfg: Config): Promise<Float32Array> {
+  await tf.setBackend('cpu');
+  const ds = loadDataset(cfg.data, cfg.seed);
+  const layout = layoutModel(cfg.model, ds.inputSize, ds.outputSize);
+  const init = initParams(layout, cfg.seed);
+  const model = tf.sequential();
+  cfg.model.layers.forEach((l, i) =>
+    model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [ds.inputSize] } : {}) })),
+  );
+  model.setWeights(layout.params.map((p) => tf.tensor(paramView(init, p), p.shape)));
+  const opt = tf.train.adam(cfg.optimizer.lr, cfg.optimizer.beta1, cfg.optimizer.beta2, cfg.optimizer.epsilon);
+  const sampler = new Sampler(ds.train.n, cfg.seed);
+  for (let s = 0; s < cfg.steps; s++) {
+    const rows = sampler.rows(s * cfg.batchSize, (s + 1) * cfg.batchSize);
+    const b = gatherRows(ds.train, ds.inputSize, ds.outputSize, rows);
+    const x = tf.tensor2d(b.x, [rows.length, ds.inputSize]);
+    const y = tf.tensor2d(b.y, [rows.length, ds.outputSize]);
+    opt.minimize(() => {
+      const out = model.apply(x) as tf.Tensor2D;
+      switch (cfg.model.loss) {
+        case 'softmaxCrossEntropy':
+          return tf.losses.softmaxCrossEntropy(y, out) as tf.Scalar;
+        case 'binaryCrossEntropy':
+          return tf.losses.sigmoidCrossEntropy(y, out) as tf.Scalar;
+        case 'meanSquaredError':
+          return tf.losses.meanSquaredError(y, out) as tf.Scalar;
+      }
+    });
+    tf.dispose([x, y]);
+  }
+  const out = new Float32Array(layout.totalParams);
+  model.getWeights().forEach((w, i) => out.set(w.dataSync() as Float32Array, layout.params[i].offset));
+  model.dispose();
+  opt.dispose();
+  return out;
+}
+
+/**
+ * Largest elementwise difference relative to the magnitude of the reference value, with a
+ * floor of 1e-3 so that entries that are (nearly) zero do not divide by zero.
+ */
+export function maxRelDiff(a: Float32Array, b: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), 1e-3));
+  return worst;
+}

@@ -1,0 +1,106 @@
+/**
+ * Choose and load a TensorFlow.js backend. `auto` tries, in order: tfjs-node-gpu with a GPU
+ * present, tfjs-node, wasm, cpu — and says why it settled where it did. The tfjs-node packages
+ * are optionalDependencies (their install downloads libtensorflow), so any may be missing.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { execFileSync } from 'node:child_process';
+import type { BackendName } from '../shared/config.js';
+import { fail } from '../shared/errors.js';
+
+export interface BackendChoice {
+  /** The TF.js backend name in use: tensorflow, wasm or cpu. */
+  name: string;
+  /** The package that provided it. */
+  provider: string;
+  /** One line: why this backend (and why not the ones before it). */
+  reason: string;
+}
+
+type Attempt = { ok: true; choice: BackendChoice } | { ok: false; why: string };
+
+function gpuVisible(): string | null {
+  try {
+    const out = execFileSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const first = out.split('\n').find((l) => l.startsWith('GPU'));
+    return first ?? null;
+  } catch {
+    return null;
+  }
+}
+
+async function importOptional(pkg: string): Promise<string | null> {
+  try {
+    await import(pkg);
+    return null;
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    return msg.includes('Cannot find') ? `${pkg} is not installed` : `${pkg} failed to load (${msg})`;
+  }
+}
+
+async function activate(name: string): Promise<boolean> {
+  try {
+    return (await tf.setBackend(name)) && tf.getBackend() === name;
+  } catch {
+    return false;
+  }
+}
+
+async function tryTensorflowGpu(): Promise<Attempt> {
+  const gpu = gpuVisible();
+  if (!gpu) return { ok: false, why: 'no GPU visible (nvidia-smi -L found none)' };
+  const err = await importOptional('@tensorflow/tfjs-node-gpu');
+  if (err) return { ok: false, why: err };
+  if (!(await activate('tensorflow'))) return { ok: false, why: 'tfjs-node-gpu loaded but its backend did not initialize' };
+  return { ok: true, choice: { name: 'tensorflow', provider: '@tensorflow/tfjs-node-gpu', reason: `GPU found: ${gpu}` } };
+}
+
+async function tryTensorflow(): Promise<Attempt> {
+  const err = await importOptional('@tensorflow/tfjs-node');
+  if (err) return { ok: false, why: err };
+  if (!(await activate('tensorflow'))) return { ok: false, why: 'tfjs-node loaded but its backend did not initialize' };
+  return { ok: true, choice: { name: 'tensorflow', provider: '@tensorflow/tfjs-node', reason: 'native libtensorflow (CPU)' } };
+}
+
+async function tryWasm(): Promise<Attempt> {
+  const err = await importOptional('@tensorflow/tfjs-backend-wasm');
+  if (err) return { ok: false, why: err };
+  if (!(await activate('wasm'))) return { ok: false, why: 'the wasm backend did not initialize' };
+  return { ok: true, choice: { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', reason: 'WebAssembly kernels' } };
+}
+
+async function tryCpu(): Promise<Attempt> {
+  if (!(await activate('cpu'))) return { ok: false, why: 'the cpu backend did not initialize' };
+  return { ok: true, choice: { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', reason: 'plain JavaScript kernels' } };
+}
+
+const ATTEMPTS: Record<Exclude<BackendName, 'auto'>, () => Promise<Attempt>> = {
+  'tensorflow-gpu': tryTensorflowGpu,
+  tensorflow: tryTensorflow,
+  wasm: tryWasm,
+  cpu: tryCpu,
+};
+
+export async function selectBackend(requested: BackendName): Promise<BackendChoice> {
+  // Prod mode silences TF.js's "install tfjs-node" banner (we log our own choice instead) and
+  // skips its per-op debug checks.
+  tf.enableProdMode();
+  if (requested !== 'auto') {
+    const r = await ATTEMPTS[requested]();
+    if (!r.ok) fail('BACKEND_UNAVAILABLE', `--backend ${requested}: ${r.why}; use --backend auto to fall back`);
+    await tf.ready();
+    return { ...r.choice, reason: `requested; ${r.choice.reason}` };
+  }
+  const skipped: string[] = [];
+  for (const name of ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const) {
+    const r = await ATTEMPTS[name]();
+    if (r.ok) {
+      await tf.ready();
+      const why = skipped.length ? `; skipped ${skipped.join('; ')}` : '';
+      return { ...r.choice, reason: `auto: ${r.choice.reason}${why}` };
+    }
+    skipped.push(`${name}: ${r.why}`);
+  }
+  return fail('BACKEND_UNAVAILABLE', `no TF.js backend could start (${skipped.join('; ')})`);
+}

@@ -1,0 +1,44 @@
+/**
+ * Refuse a model the chosen backend cannot run, before training starts. The wasm backend, for
+ * one, has no Conv2DBackpropFilter or UnsortedSegmentSum kernel, so a kernel error would
+ * otherwise surface mid-run. The kernels a model needs are found by running one tiny training
+ * and evaluation step on the cpu backend (which has every kernel) under tf.profile.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { fail } from '../shared/errors.js';
+import { correctCount, forward, lossSum } from '../shared/model-graph.js';
+import type { ModelLayout } from '../shared/model-spec.js';
+import type { TargetKind } from '../shared/datasets/index.js';
+
+export async function kernelsUsed(layout: ModelLayout, targets: TargetKind): Promise<string[]> {
+  const previous = tf.getBackend();
+  await tf.setBackend('cpu');
+  try {
+    const info = await tf.profile(() => {
+      const params = layout.params.map((p) => tf.zeros(p.shape));
+      const x = tf.zeros([2, layout.inputSize]) as tf.Tensor2D;
+      const y = tf.zeros([2, layout.outputSize]) as tf.Tensor2D;
+      const f = (...ps: tf.Tensor[]) => lossSum(layout, forward(layout, ps, x), y);
+      const { value, grads } = tf.valueAndGrads(f)(params);
+      const out = forward(layout, params, x);
+      const c = correctCount(layout, targets, out, y);
+      tf.dispose([value, ...grads, out, ...params, x, y, ...(c ? [c] : [])]);
+    });
+    // kernelNames also lists op scopes such as "logSoftmax__op"; keep the registered kernels.
+    return [...new Set(info.kernelNames)].filter((k) => tf.getKernel(k, 'cpu') !== undefined).sort();
+  } finally {
+    await tf.setBackend(previous);
+  }
+}
+
+export async function assertKernels(layout: ModelLayout, targets: TargetKind, backend: string): Promise<void> {
+  const needed = await kernelsUsed(layout, targets);
+  const missing = needed.filter((k) => tf.getKernel(k, backend) === undefined);
+  if (missing.length > 0) {
+    fail(
+      'KERNEL_MISSING',
+      `the model needs kernel${missing.length > 1 ? 's' : ''} ${missing.join(', ')} that the ${backend} backend lacks; ` +
+        'choose another --backend (cpu has every kernel) or change the model',
+    );
+  }
+}

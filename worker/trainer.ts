@@ -1,0 +1,98 @@
+/**
+ * Gradients on a shard. Given the parameters of the current version and a range of the
+ * sample stream, it returns the SUM of per-sample gradients and the loss sum; the coordinator
+ * divides by the global batch. Summing (not averaging) makes shards of any size add up exactly
+ * to the full-batch gradient.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { DptrainError } from '../shared/errors.js';
+import { gatherRows, type Dataset } from '../shared/datasets/index.js';
+import { correctCount, forward, lossSum } from '../shared/model-graph.js';
+import type { ModelLayout } from '../shared/model-spec.js';
+import { paramView } from '../shared/model-spec.js';
+import { Sampler } from '../shared/sampler.js';
+
+/** Rows per forward pass during evaluation: bounds memory on large test splits. */
+const EVAL_CHUNK = 2048;
+
+export interface GradResult {
+  grads: Float32Array;
+  lossSum: number;
+  count: number;
+}
+
+export interface EvalSums {
+  lossSum: number;
+  correct: number;
+  count: number;
+}
+
+export class Trainer {
+  private params: tf.Tensor[] = [];
+  private paramsVersion = -1;
+  private readonly sampler: Sampler;
+
+  constructor(
+    private readonly layout: ModelLayout,
+    private readonly ds: Dataset,
+    seed: number,
+  ) {
+    this.sampler = new Sampler(ds.train.n, seed);
+  }
+
+  get version(): number {
+    return this.paramsVersion;
+  }
+
+  setParams(version: number, flat: Float32Array): void {
+    tf.dispose(this.params);
+    this.params = this.layout.params.map((slot) => tf.tensor(paramView(flat, slot), slot.shape, 'float32'));
+    this.paramsVersion = version;
+  }
+
+  private batch(split: 'train' | 'test', rows: ArrayLike<number>): { x: tf.Tensor2D; y: tf.Tensor2D } {
+    const { inputSize, outputSize } = this.layout;
+    const b = gatherRows(this.ds[split], inputSize, outputSize, rows);
+    return { x: tf.tensor2d(b.x, [rows.length, inputSize]), y: tf.tensor2d(b.y, [rows.length, outputSize]) };
+  }
+
+  /** Sum of gradients and of losses over stream positions [from, to). */
+  gradients(from: number, to: number): GradResult {
+    const rows = this.sampler.rows(from, to);
+    const [loss, flat] = tf.tidy(() => {
+      const { x, y } = this.batch('train', rows);
+      const f = (...ps: tf.Tensor[]) => lossSum(this.layout, forward(this.layout, ps, x), y);
+      const { value, grads } = tf.valueAndGrads(f)(this.params);
+      return [value, tf.concat(grads.map((g) => g.reshape([-1])))] as const;
+    });
+    const grads = flat.dataSync() as Float32Array;
+    const lossValue = loss.dataSync()[0];
+    tf.dispose([loss, flat]);
+    return { grads, lossSum: lossValue, count: rows.length };
+  }
+
+  /** Loss sum and correct count over test rows [from, to). */
+  evaluate(from: number, to: number): EvalSums {
+    if (to > this.ds.test.n) throw new DptrainError('MESSAGE_INVALID', `evaluate asks for test rows up to ${to}, the split has ${this.ds.test.n}`);
+    let lossTotal = 0;
+    let correct = 0;
+    for (let start = from; start < to; start += EVAL_CHUNK) {
+      const end = Math.min(to, start + EVAL_CHUNK);
+      const rows = Uint32Array.from({ length: end - start }, (_, i) => start + i);
+      const [l, c] = tf.tidy(() => {
+        const { x, y } = this.batch('test', rows);
+        const out = forward(this.layout, this.params, x);
+        return [lossSum(this.layout, out, y), correctCount(this.layout, this.ds.targets, out, y) ?? tf.scalar(0, 'int32')];
+      });
+      lossTotal += l.dataSync()[0];
+      correct += c.dataSync()[0];
+      tf.dispose([l, c]);
+    }
+    return { lossSum: lossTotal, correct, count: to - from };
+  }
+
+  dispose(): void {
+    tf.dispose(this.params);
+    this.params = [];
+  }
+}

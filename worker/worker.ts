@@ -1,0 +1,114 @@
+/**
+ * A worker: connect, say hello, receive the job, load the dataset, check the model against
+ * the backend, then answer params / work / evaluate messages until the coordinator says bye.
+ * It holds nothing that the next message cannot rebuild.
+ */
+import { hostname } from 'node:os';
+import { encodeFrame } from '../shared/codec.js';
+import { parseConfig } from '../shared/config.js';
+import { datasetShape, fingerprint, loadDataset } from '../shared/datasets/index.js';
+import { describeError, DptrainError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { layoutModel } from '../shared/model-spec.js';
+import { PROTOCOL_VERSION, type ToCoordinator, type Welcome } from '../shared/protocol.js';
+import type { Link } from '../shared/transport/transport.js';
+import { readFromCoordinator } from '../shared/validate.js';
+import type { BackendChoice } from './backend.js';
+import { assertKernels } from './kernel-check.js';
+import { Trainer } from './trainer.js';
+
+export interface WorkerOptions {
+  link: Link;
+  backend: BackendChoice;
+  name: string;
+  log: Logger;
+}
+
+export interface WorkerOutcome {
+  /** True when the coordinator ended the job normally (bye). */
+  finished: boolean;
+  reason: string;
+}
+
+export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
+  const { link, log } = o;
+  const send = (msg: ToCoordinator, payload: Float32Array | null = null) => link.send(encodeFrame(msg, payload));
+  let trainer: Trainer | null = null;
+  let totalParams: number | null = null;
+  let finished = false;
+  let failure: string | null = null;
+
+  const start = async (w: Welcome) => {
+    const cfg = parseConfig(w.job); // the job is validated here exactly as from a file
+    const shape = datasetShape(cfg.data);
+    const ds = loadDataset(cfg.data, cfg.seed);
+    if (ds.inputSize !== shape.inputSize || ds.outputSize !== shape.outputSize) {
+      throw new DptrainError('DATASET_UNAVAILABLE', `local ${ds.name} data has ${ds.inputSize} inputs / ${ds.outputSize} outputs, the job expects ${shape.inputSize} / ${shape.outputSize}`);
+    }
+    const layout = layoutModel(cfg.model, ds.inputSize, ds.outputSize);
+    await assertKernels(layout, ds.targets, o.backend.name);
+    trainer = new Trainer(layout, ds, cfg.seed);
+    totalParams = layout.totalParams;
+    log.info({ worker: w.workerId, job: w.jobId, dataset: ds.name, train: ds.train.n, test: ds.test.n, params: totalParams }, 'job loaded');
+    send({ t: 'ready', fingerprint: fingerprint(ds), backend: o.backend.name, backendReason: o.backend.reason });
+  };
+
+  const giveUp = (why: string) => {
+    failure = why;
+    log.error({ reason: why }, 'worker cannot continue');
+    send({ t: 'fault', message: why });
+    link.close(why);
+  };
+
+  return new Promise<WorkerOutcome>((resolve) => {
+    link.onClose((reason) => {
+      trainer?.dispose();
+      resolve({ finished, reason: failure ?? reason });
+    });
+    link.onFrame((bytes) => {
+      let frame;
+      try {
+        frame = readFromCoordinator(bytes, { totalParams });
+      } catch (e) {
+        giveUp(`invalid message from coordinator: ${describeError(e)}`);
+        return;
+      }
+      const { msg, payload } = frame;
+      try {
+        switch (msg.t) {
+          case 'welcome':
+            if (msg.protocol !== PROTOCOL_VERSION) return giveUp(`coordinator speaks protocol v${msg.protocol}, this worker v${PROTOCOL_VERSION}`);
+            start(msg).catch((e) => giveUp(describeError(e)));
+            return;
+          case 'params':
+            if (!trainer) return giveUp('params before the job was loaded');
+            trainer.setParams(msg.version, payload as Float32Array);
+            return;
+          case 'work': {
+            if (!trainer || trainer.version !== msg.version) return giveUp(`work for params v${msg.version}, holding v${trainer?.version ?? 'none'}`);
+            const t0 = performance.now();
+            const r = trainer.gradients(msg.from, msg.to);
+            const computeMs = performance.now() - t0;
+            send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, count: r.count, computeMs }, r.grads);
+            return;
+          }
+          case 'evaluate': {
+            if (!trainer || trainer.version !== msg.version) return giveUp(`evaluate for params v${msg.version}, holding v${trainer?.version ?? 'none'}`);
+            const t0 = performance.now();
+            const r = trainer.evaluate(msg.from, msg.to);
+            send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: r.lossSum, correct: r.correct, count: r.count, computeMs: performance.now() - t0 });
+            return;
+          }
+          case 'bye':
+            finished = true;
+            log.info({ reason: msg.reason }, 'coordinator said goodbye');
+            link.close('bye');
+            return;
+        }
+      } catch (e) {
+        giveUp(describeError(e));
+      }
+    });
+    send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name, host: hostname(), pid: process.pid });
+  });
+}
