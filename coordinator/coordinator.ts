@@ -173,7 +173,8 @@ export class Coordinator {
     return d;
   }
 
-  private async evaluate(step: number): Promise<EvalRecord> {
+  private async evaluate(step: number): Promise<EvalRecord | null> {
+    if (this.data.testSize === 0) return null; // data.testFraction 0: nothing held out
     const t0 = performance.now();
     this.evalSums = { lossSum: 0, correct: 0, count: 0 };
     const round = step;
@@ -255,7 +256,7 @@ export class Coordinator {
       const rec = await this.step(s);
       if (evalEvery > 0 && rec.step % evalEvery === 0 && rec.step !== steps) {
         lastEval = await this.evaluate(rec.step);
-        Object.assign(rec, { testLoss: lastEval.testLoss, testAccuracy: lastEval.testAccuracy });
+        if (lastEval) Object.assign(rec, { testLoss: lastEval.testLoss, testAccuracy: lastEval.testAccuracy });
       }
       records.push(rec);
       this.o.runDir?.appendMetrics(rec);

@@ -11,7 +11,7 @@ export interface ShardRange {
 
 /**
  * Split [from, to) into at most `parts` contiguous, near-equal ranges (the first `n % parts`
- * ranges get one extra row). Never returns an empty range.
+ * ranges get one extra row). No range is empty unless [from, to) is (callers skip those).
  */
 export function splitRange(from: number, to: number, parts: number): ShardRange[] {
   const n = to - from;

@@ -58,7 +58,7 @@ function validate(header: unknown, payload: Float32Array | null, allowed: Readon
   }
   const shape = SHAPES[t as MessageType];
   for (const k of Object.keys(h)) {
-    if (k !== 't' && !(k in shape)) fail('MESSAGE_INVALID', `${t}.${k} is not a field of ${t}`);
+    if (k !== 't' && !Object.hasOwn(shape, k)) fail('MESSAGE_INVALID', `${t}.${k} is not a field of ${t}`);
   }
   for (const [k, kind] of Object.entries(shape)) checkField(h[k], kind, `${t}.${k}`);
   if ((t === 'work' || t === 'evaluate') && (h.to as number) <= (h.from as number)) {

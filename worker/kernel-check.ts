@@ -14,16 +14,16 @@ export async function kernelsUsed(layout: ModelLayout, targets: TargetKind): Pro
   const previous = tf.getBackend();
   await tf.setBackend('cpu');
   try {
-    const info = await tf.profile(() => {
-      const params = layout.params.map((p) => tf.zeros(p.shape));
-      const x = tf.zeros([2, layout.inputSize]) as tf.Tensor2D;
-      const y = tf.zeros([2, layout.outputSize]) as tf.Tensor2D;
-      const f = (...ps: tf.Tensor[]) => lossSum(layout, forward(layout, ps, x), y);
-      const { value, grads } = tf.valueAndGrads(f)(params);
-      const out = forward(layout, params, x);
-      const c = correctCount(layout, targets, out, y);
-      tf.dispose([value, ...grads, out, ...params, x, y, ...(c ? [c] : [])]);
-    });
+    const info = await tf.profile(() =>
+      tf.tidy(() => {
+        const params = layout.params.map((p) => tf.zeros(p.shape));
+        const x = tf.zeros([2, layout.inputSize]) as tf.Tensor2D;
+        const y = tf.zeros([2, layout.outputSize]) as tf.Tensor2D;
+        const f = (...ps: tf.Tensor[]) => lossSum(layout, forward(layout, ps, x), y);
+        tf.valueAndGrads(f)(params);
+        correctCount(layout, targets, forward(layout, params, x), y);
+      }),
+    );
     // kernelNames also lists op scopes such as "logSoftmax__op"; keep the registered kernels.
     return [...new Set(info.kernelNames)].filter((k) => tf.getKernel(k, 'cpu') !== undefined).sort();
   } finally {

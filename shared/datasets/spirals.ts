@@ -25,11 +25,16 @@ export function loadSpirals(opts: SpiralsOptions, seed: number): Dataset {
     x[2 * i + 1] = r * Math.sin(a) + opts.noise * rng.normal();
     y[2 * i + cls] = 1;
   }
-  // Every k-th point goes to the test split, so both splits cover the whole spiral.
+  // Stratified, evenly spaced hold-out: each class gives every k-th of its own points, so both
+  // splits hold both classes along the whole length of each arm.
   const nTest = Math.round(total * opts.testFraction);
-  const stride = nTest > 0 ? total / nTest : Infinity;
   const isTest = new Uint8Array(total);
-  for (let j = 0; j < nTest; j++) isTest[Math.floor(j * stride)] = 1;
+  for (let cls = 0; cls < 2; cls++) {
+    const members: number[] = [];
+    for (let i = cls; i < total; i += 2) members.push(i);
+    const want = Math.floor(nTest / 2) + (cls < nTest % 2 ? 1 : 0);
+    for (let j = 0; j < want; j++) isTest[members[Math.floor((j * members.length) / want)]] = 1;
+  }
   const take = (want: number): Split => {
     const idx: number[] = [];
     for (let i = 0; i < total; i++) if (isTest[i] === want) idx.push(i);

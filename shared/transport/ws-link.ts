@@ -27,7 +27,10 @@ export function wrapSocket(ws: WebSocket, remote: string): Link {
   };
   ws.on('close', (code, buf) => finish(localReason ?? (buf.length ? buf.toString() : `connection closed (code ${code})`)));
   ws.on('error', (e) => finish(`socket error: ${e.message}`));
-  return {
+  // Frames that arrive before onFrame is set wait here (the Link contract, as the local transport).
+  let frameHandler: ((f: Uint8Array) => void) | null = null;
+  const backlog: Uint8Array[] = [];
+  const link: Link = {
     remote,
     send(frame) {
       if (!closed && ws.readyState === ws.OPEN) ws.send(frame, { binary: true });
@@ -40,17 +43,19 @@ export function wrapSocket(ws: WebSocket, remote: string): Link {
       setTimeout(() => ws.terminate(), 2000).unref();
     },
     onFrame(handler) {
-      ws.on('message', (data, isBinary) => {
-        if (closed) return;
-        if (!isBinary) {
-          this.close('invalid: text frames are not accepted');
-          return;
-        }
-        handler(data as Buffer);
-      });
+      frameHandler = handler;
+      for (const f of backlog.splice(0)) handler(f);
     },
     onClose(handler) {
       closeHandlers.push(handler);
     },
   };
+  ws.on('message', (data, isBinary) => {
+    if (closed || localReason !== null) return;
+    if (!isBinary) return link.close('invalid: text frames are not accepted');
+    const frame = data as Buffer;
+    if (frameHandler) frameHandler(frame);
+    else backlog.push(frame);
+  });
+  return link;
 }

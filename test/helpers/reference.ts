@@ -4,6 +4,8 @@
  * tf.losses functions (mean reduction). dptrain with N workers must land on the same parameters.
  */
 import * as tf from '@tensorflow/tfjs';
+
+tf.enableProdMode();
 import type { Config } from '../../shared/config.js';
 import { gatherRows, loadDataset } from '../../shared/datasets/index.js';
 import { initParams, layoutModel, paramView } from '../../shared/model-spec.js';
@@ -44,6 +46,28 @@ export async function referenceTrain(cfg: Config): Promise<Float32Array> {
   model.dispose();
   opt.dispose();
   return out;
+}
+
+/**
+ * The max relative difference used by the equivalence tests: for each parameter tensor, the
+ * largest absolute difference divided by the tensor's largest magnitude (‖a−b‖∞ / ‖b‖∞), and
+ * the worst of these over tensors. Elementwise ratios are not used for the bound: Adam scales
+ * each coordinate by 1/√v̂, so coordinates whose gradient is ~0 amplify float32 rounding noise
+ * of the reduction order into differences that are tiny in absolute terms but not relative to
+ * their (near-zero) own value.
+ */
+export function tensorRelDiff(a: Float32Array, b: Float32Array, slots: Array<{ offset: number; size: number }>): number {
+  let worst = 0;
+  for (const s of slots) {
+    let diff = 0;
+    let scale = 0;
+    for (let i = s.offset; i < s.offset + s.size; i++) {
+      diff = Math.max(diff, Math.abs(a[i] - b[i]));
+      scale = Math.max(scale, Math.abs(b[i]));
+    }
+    worst = Math.max(worst, diff / Math.max(scale, 1e-12));
+  }
+  return worst;
 }
 
 /**

@@ -1,0 +1,77 @@
+/**
+ * A worker that sends a malformed or invalid frame mid-run is dropped with a logged reason,
+ * its shard goes to an honest worker, and the run finishes. The coordinator runs in-process
+ * here (to read its summary and log); the honest worker is a real `dptrain worker` process.
+ */
+import { spawn } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Coordinator } from '../../coordinator/coordinator.js';
+import { listenWs } from '../../coordinator/ws-listener.js';
+import { encodeFrame } from '../../shared/codec.js';
+import { parseConfig } from '../../shared/config.js';
+import { fingerprint, loadDataset } from '../../shared/datasets/index.js';
+import { PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { readFromCoordinator } from '../../shared/validate.js';
+import { dialWs } from '../../worker/ws-dialer.js';
+import { CLI } from '../helpers/cli.js';
+
+const JOB = {
+  data: { name: 'spirals', samples: 400 },
+  model: { layers: [{ units: 16, activation: 'relu' }, { units: 2 }], loss: 'softmaxCrossEntropy' },
+  steps: 15,
+  batchSize: 40,
+  evalEvery: 5,
+  workers: 2,
+};
+
+type Sabotage = (totalParams: number) => Uint8Array;
+const SABOTAGE: Record<string, Sabotage> = {
+  'a truncated frame': (n) => encodeFrame({ t: 'result', step: 0, micro: 0, shard: 1, lossSum: 1, count: 20, computeMs: 1 }, new Float32Array(n)).subarray(0, 40),
+  'a payload of the wrong size': (n) => encodeFrame({ t: 'result', step: 0, micro: 0, shard: 1, lossSum: 1, count: 20, computeMs: 1 }, new Float32Array(n - 1)),
+  'random bytes': () => Uint8Array.from({ length: 300 }, (_, i) => (i * 73 + 11) & 0xff),
+  'a message of the wrong direction': () => encodeFrame({ t: 'bye', reason: 'no' }),
+};
+
+const children: Array<ReturnType<typeof spawn>> = [];
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
+
+describe('a worker that sends a bad frame is dropped and the run finishes', () => {
+  it.each(Object.keys(SABOTAGE))('%s', async (kind) => {
+    const cfg = parseConfig(JOB);
+    const lines: string[] = [];
+    const log = pino({ level: 'debug' }, new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
+    const coord = new Coordinator({ config: cfg, listener, log, runDir: null, noWorkerTimeoutMs: 30_000 });
+    const run = coord.run();
+
+    const honest = spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu', '--name', 'honest'], { stdio: 'ignore' });
+    children.push(honest);
+
+    const ds = loadDataset(cfg.data, cfg.seed);
+    const rogue = await dialWs(listener.address, 1 << 24);
+    let sabotaged = false;
+    rogue.onFrame((bytes) => {
+      const { msg } = readFromCoordinator(bytes, { totalParams: coord.layout.totalParams });
+      if (msg.t === 'welcome') rogue.send(encodeFrame({ t: 'ready', fingerprint: fingerprint(ds), backend: 'cpu', backendReason: 'test' }));
+      if (msg.t === 'work' && !sabotaged) {
+        sabotaged = true;
+        rogue.send(SABOTAGE[kind](coord.layout.totalParams));
+      }
+    });
+    rogue.send(encodeFrame({ t: 'hello', protocol: PROTOCOL_VERSION, name: 'rogue', host: 'test', pid: 1 }));
+
+    const summary = await run;
+    await listener.close();
+    expect(sabotaged).toBe(true);
+    expect(summary.steps).toBe(15);
+    expect(summary.droppedWorkers).toBe(1);
+    expect(summary.reassignedShards).toBeGreaterThanOrEqual(1);
+    expect(summary.testAccuracy).not.toBeNull();
+    const drop = lines.map((l) => JSON.parse(l) as { msg: string; reason?: string }).find((r) => r.msg === 'worker dropped');
+    expect(drop?.reason).toMatch(/^invalid message: (FRAME_MALFORMED|MESSAGE_INVALID): /);
+  }, 60_000);
+});

@@ -1,0 +1,126 @@
+/**
+ * The command line as a user meets it: mistakes get one line naming what to fix (no stack
+ * trace), and a run leaves the run directory the README describes.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../shared/config.js';
+import { datasetShape, loadDataset } from '../../shared/datasets/index.js';
+import { initParams, layoutModel } from '../../shared/model-spec.js';
+import { readMetrics, readSummary, readWeights, runCli, tempDir } from '../helpers/cli.js';
+
+function expectOneLine(stderr: string, pattern: RegExp): void {
+  const lines = stderr.trim().split('\n').filter((l) => l.startsWith('dptrain:'));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+  expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+}
+
+describe('user mistakes get one clear line', () => {
+  it('a non-numeric flag', async () => {
+    const r = await runCli(['train', '--steps', 'abc']);
+    expect(r.code).not.toBe(0);
+    expectOneLine(r.stderr, /--steps.*abc.*integer/);
+  });
+
+  it('an unknown flag', async () => {
+    const r = await runCli(['train', '--stpes', '3']);
+    expect(r.code).not.toBe(0);
+    expectOneLine(r.stderr, /unknown option '--stpes'/);
+  });
+
+  it('an unknown backend', async () => {
+    const r = await runCli(['train', '--backend', 'gpu']);
+    expect(r.code).not.toBe(0);
+    expectOneLine(r.stderr, /--backend.*gpu/);
+  });
+
+  it('a config field with a bad value (exit 2, field named)', async () => {
+    const dir = tempDir('badcfg');
+    const file = join(dir, 'job.json');
+    writeFileSync(file, JSON.stringify({ optimizer: { lr: -1 } }));
+    const r = await runCli(['train', '--config', file]);
+    expect(r.code).toBe(2);
+    expectOneLine(r.stderr, /optimizer\.lr must be a number > 0/);
+  });
+
+  it('a misspelt config field', async () => {
+    const dir = tempDir('typo');
+    const file = join(dir, 'job.json');
+    writeFileSync(file, JSON.stringify({ batchsize: 32 }));
+    const r = await runCli(['train', '--config', file]);
+    expect(r.code).toBe(2);
+    expectOneLine(r.stderr, /batchsize is not a config field/);
+  });
+
+  it('a missing config file, and a config that is not JSON', async () => {
+    const dir = tempDir('nofile');
+    const r1 = await runCli(['train', '--config', join(dir, 'nope.json')]);
+    expect(r1.code).toBe(2);
+    expectOneLine(r1.stderr, /cannot read config file .*nope\.json: ENOENT/);
+    writeFileSync(join(dir, 'bad.json'), '{ steps: 3 ');
+    const r2 = await runCli(['train', '--config', join(dir, 'bad.json')]);
+    expect(r2.code).toBe(2);
+    expectOneLine(r2.stderr, /bad\.json is not valid JSON/);
+  });
+
+  it('a worker pointed at a coordinator that is not there', async () => {
+    const r = await runCli(['worker', '--connect', 'ws://127.0.0.1:9', '--connect-timeout', '1', '--backend', 'cpu']);
+    expect(r.code).toBe(1);
+    expectOneLine(r.stderr, /cannot reach the coordinator at ws:\/\/127\.0\.0\.1:9: connection refused/);
+  });
+});
+
+describe('the run directory', () => {
+  const out = tempDir('rundir');
+  const steps = 12;
+  const job = { data: { name: 'spirals', samples: 300 }, model: { layers: [{ units: 8, activation: 'gelu' }, { units: 2 }], loss: 'softmaxCrossEntropy' }, steps, batchSize: 30, evalEvery: 5 };
+
+  beforeAll(async () => {
+    const file = join(out, 'job.json');
+    writeFileSync(file, JSON.stringify(job));
+    const r = await runCli(['train', '--config', file, '--workers', '2', '--backend', 'cpu', '--out', join(out, 'run')]);
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  it('metrics.jsonl has one line per step with the documented fields', () => {
+    const m = readMetrics(join(out, 'run'));
+    expect(m.map((r) => r.step)).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
+    for (const r of m) {
+      for (const k of ['step', 'loss', 'samplesPerSec', 'stepMs', 'workerComputeMs', 'lr', 'epoch']) expect(r).toHaveProperty(k);
+      expect(Object.keys(r.workerComputeMs as object)).toHaveLength(2);
+    }
+    expect(m.filter((r) => 'testAccuracy' in r).map((r) => r.step)).toEqual([5, 10]);
+  });
+
+  it('summary.json has the documented fields', () => {
+    const s = readSummary(join(out, 'run'));
+    expect(s).toMatchObject({ steps, workers: 2, backend: 'cpu', batchSize: 30 });
+    for (const k of ['finalLoss', 'testAccuracy', 'samplesPerSec', 'wallSeconds'] as const) expect(typeof s[k]).toBe('number');
+  });
+
+  it('model/ loads with tf.loadLayersModel and predicts probabilities', async () => {
+    const dir = join(out, 'run', 'model');
+    const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+    const weightData = readFileSync(join(dir, 'weights.bin'));
+    const model = await tf.loadLayersModel(
+      tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: new Uint8Array(weightData).buffer }),
+    );
+    const p = model.predict(tf.tensor2d([[0.1, 0.2], [-0.5, 0.3]])) as tf.Tensor;
+    const rows = (await p.array()) as number[][];
+    for (const row of rows) expect(row[0] + row[1]).toBeCloseTo(1, 5);
+  });
+
+  it('with --steps 0 the model holds the initialization', async () => {
+    const file = join(out, 'job.json');
+    const dir = join(out, 'init');
+    const r = await runCli(['train', '--config', file, '--steps', '0', '--workers', '1', '--backend', 'cpu', '--out', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const cfg = parseConfig(job);
+    const shape = datasetShape(cfg.data);
+    expect(readWeights(dir)).toEqual(initParams(layoutModel(cfg.model, shape.inputSize, shape.outputSize), cfg.seed));
+    expect(loadDataset(cfg.data, cfg.seed).test.n).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,78 @@
+/**
+ * Data parallelism must not change the optimization: N worker processes training on shards of
+ * the global batch land on the parameters a single process reaches on the full batch with
+ * tf.train.adam. Workers and reference both use the cpu backend, so the comparison measures
+ * the distribution (sharding, reduction, central Adam), not two backends' rounding.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../shared/config.js';
+import { readSummary, readWeights, runCli, tempDir } from '../helpers/cli.js';
+import { maxRelDiff, referenceTrain, tensorRelDiff } from '../helpers/reference.js';
+import { datasetShape } from '../../shared/datasets/index.js';
+import { initParams, layoutModel } from '../../shared/model-spec.js';
+
+const JOB = {
+  seed: 7,
+  data: { name: 'spirals', samples: 600, noise: 0.05 },
+  model: {
+    layers: [
+      { units: 24, activation: 'tanh' },
+      { units: 16, activation: 'relu' },
+      { units: 2, activation: 'linear' },
+    ],
+    loss: 'softmaxCrossEntropy',
+  },
+  steps: 20,
+  batchSize: 50, // 3 workers get shards of 17, 17 and 16
+  evalEvery: 0,
+  optimizer: { lr: 0.01 },
+};
+
+describe('N workers equal one process on the full batch', () => {
+  const dir = tempDir('equiv');
+  const configFile = join(dir, 'job.json');
+  let reference: Float32Array;
+  let slots: ReturnType<typeof layoutModel>['params'];
+  let init: Float32Array;
+
+  beforeAll(async () => {
+    writeFileSync(configFile, JSON.stringify(JOB));
+    const cfg = parseConfig(JOB);
+    const shape = datasetShape(cfg.data);
+    const layout = layoutModel(cfg.model, shape.inputSize, shape.outputSize);
+    slots = layout.params;
+    init = initParams(layout, cfg.seed);
+    reference = await referenceTrain(cfg);
+  });
+
+  it.each([1, 2, 3])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', async (n) => {
+    const out = join(dir, `w${n}`);
+    const r = await runCli(['train', '--config', configFile, '--workers', String(n), '--backend', 'cpu', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readSummary(out).workers).toBe(n);
+    const ours = readWeights(out);
+    expect(ours.length).toBe(reference.length);
+    const diff = tensorRelDiff(ours, reference, slots);
+    // Reported so the figure is visible in the test log, not only pass/fail.
+    console.log(`workers=${n}: tensor-relative max diff ${diff.toExponential(2)}, elementwise (floor 1e-3) ${maxRelDiff(ours, reference).toExponential(2)}`);
+    expect(diff).toBeLessThanOrEqual(1e-5);
+    // And it trained: the parameters moved well away from the initialization.
+    expect(tensorRelDiff(ours, init, slots)).toBeGreaterThan(1e-2);
+  });
+
+  it('gradient accumulation: batch 25 × 2 micro-steps equals batch 50 in one', async () => {
+    const a = join(dir, 'acc1');
+    const b = join(dir, 'acc2');
+    const accFile = join(dir, 'acc.json');
+    writeFileSync(accFile, JSON.stringify({ ...JOB, batchSize: 25, accumulate: 2 }));
+    const [ra, rb] = [
+      await runCli(['train', '--config', configFile, '--workers', '2', '--backend', 'cpu', '--out', a]),
+      await runCli(['train', '--config', accFile, '--workers', '2', '--backend', 'cpu', '--out', b]),
+    ];
+    expect(ra.code, ra.stderr).toBe(0);
+    expect(rb.code, rb.stderr).toBe(0);
+    expect(tensorRelDiff(readWeights(b), readWeights(a), slots)).toBeLessThanOrEqual(1e-5);
+  });
+});

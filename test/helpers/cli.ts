@@ -1,0 +1,43 @@
+/** Run the built CLI (dist/, made by `npm test`'s pretest build) as a user would. */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { RunSummary } from '../../coordinator/summary.js';
+
+export const CLI = resolve(__dirname, '../../dist/cli/main.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], timeoutMs = 120_000): Promise<CliResult> {
+  return new Promise((res) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+export function tempDir(tag: string): string {
+  return mkdtempSync(join(tmpdir(), `dptrain-${tag}-`));
+}
+
+export function readSummary(dir: string): RunSummary {
+  return JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as RunSummary;
+}
+
+export function readWeights(dir: string): Float32Array {
+  const b = readFileSync(join(dir, 'model', 'weights.bin'));
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+export function readMetrics(dir: string): Array<Record<string, unknown>> {
+  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}

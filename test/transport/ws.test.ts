@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { listenWs } from '../../coordinator/ws-listener.js';
+import { isDptrainError } from '../../shared/errors.js';
+import { dialWs } from '../../worker/ws-dialer.js';
+import { transportConformance } from './conformance.js';
+
+const MAX = 64 << 20;
+
+transportConformance({
+  name: 'websocket',
+  open: async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    return { listener, dial: () => dialWs(listener.address, MAX) };
+  },
+});
+
+describe('websocket transport specifics', () => {
+  it('refuses a frame over maxPayload by closing the connection', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1024 });
+    const got: Uint8Array[] = [];
+    const serverClosed = new Promise<string>((resolve) =>
+      listener.onLink((l) => {
+        l.onFrame((f) => got.push(f));
+        l.onClose(resolve);
+      }),
+    );
+    const client = await dialWs(listener.address, MAX);
+    client.send(new Uint8Array(4096));
+    expect(await serverClosed).toMatch(/max|payload|1009/i);
+    expect(got).toHaveLength(0);
+    await listener.close();
+  });
+
+  it('closes a peer that sends a text frame', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    const reason = new Promise<string>((resolve) => listener.onLink((l) => l.onClose(resolve)));
+    const ws = new WebSocket(listener.address);
+    await new Promise((r) => ws.once('open', r));
+    ws.send('hello as text');
+    expect(await reason).toMatch(/text frames/);
+    await listener.close();
+  });
+
+  it('an unreachable coordinator is one CONNECT_FAILED error naming the address', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    const addr = listener.address;
+    await listener.close();
+    const err = await dialWs(addr, MAX).catch((e: unknown) => e);
+    expect(isDptrainError(err, 'CONNECT_FAILED')).toBe(true);
+    expect((err as Error).message).toContain(addr);
+    expect((err as Error).message).not.toContain('\n');
+  });
+});

@@ -1,0 +1,112 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm'; // registers the wasm kernels (no need to initialize it)
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertKernels, kernelsUsed } from '../../worker/kernel-check.js';
+import { DptrainError } from '../../shared/errors.js';
+import { layoutModel, type ModelSpec } from '../../shared/model-spec.js';
+
+const reluModel = layoutModel(
+  { layers: [{ units: 4, activation: 'relu' }, { units: 3, activation: 'linear' }], loss: 'softmaxCrossEntropy' },
+  5,
+  3,
+);
+
+async function thrown(p: Promise<unknown>): Promise<DptrainError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(DptrainError);
+    return e as DptrainError;
+  }
+  throw new Error('expected a rejection');
+}
+
+beforeAll(async () => {
+  tf.enableProdMode();
+  await tf.setBackend('cpu');
+});
+
+describe('kernelsUsed', () => {
+  it('a relu dense model uses BatchMatMul and Relu, and only registered cpu kernels', async () => {
+    const k = await kernelsUsed(reluModel, 'onehot');
+    expect(k).toContain('BatchMatMul');
+    expect(k).toContain('Relu');
+    expect(k).toContain('ArgMax'); // the evaluation step (correctCount) is profiled too
+    expect(k.length).toBeGreaterThan(3);
+    for (const name of k) {
+      expect(name).not.toMatch(/__op$/);
+      expect(tf.getKernel(name, 'cpu'), name).toBeDefined();
+    }
+    expect([...k].sort()).toEqual(k);
+    expect(new Set(k).size).toBe(k.length);
+  });
+
+  it('depends on the model: tanh instead of relu', async () => {
+    const spec: ModelSpec = { layers: [{ units: 4, activation: 'tanh' }, { units: 3, activation: 'linear' }], loss: 'softmaxCrossEntropy' };
+    const k = await kernelsUsed(layoutModel(spec, 5, 3), 'onehot');
+    expect(k).toContain('Tanh');
+    expect(k).not.toContain('Relu');
+  });
+
+  it('restores the backend it found', async () => {
+    await kernelsUsed(reluModel, 'onehot');
+    expect(tf.getBackend()).toBe('cpu');
+  });
+
+  // Fails against kernel-check.ts as written: the forward pass and correctCount run outside
+  // any tidy inside tf.profile, so their intermediates are never disposed (8 for this model).
+  it('leaks no tensors', async () => {
+    const before = tf.memory().numTensors;
+    await kernelsUsed(reluModel, 'onehot');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('assertKernels', () => {
+  const registered: string[] = [];
+  let needed: string[] = [];
+  const leftOut = 'Relu';
+
+  beforeAll(async () => {
+    needed = await kernelsUsed(reluModel, 'onehot');
+    // A fake backend 'partial' that has every kernel the model needs but one.
+    for (const kernelName of needed) {
+      if (kernelName === leftOut) continue;
+      tf.registerKernel({ kernelName, backendName: 'partial', kernelFunc: () => ({ dataId: {}, shape: [], dtype: 'float32' }) });
+      registered.push(kernelName);
+    }
+  });
+
+  afterAll(() => {
+    for (const k of registered) tf.unregisterKernel(k, 'partial');
+  });
+
+  it('passes on cpu', async () => {
+    await expect(assertKernels(reluModel, 'onehot', 'cpu')).resolves.toBeUndefined();
+  });
+
+  it('throws KERNEL_MISSING naming the one kernel the backend lacks', async () => {
+    expect(needed).toContain(leftOut);
+    const e = await thrown(assertKernels(reluModel, 'onehot', 'partial'));
+    expect(e.code).toBe('KERNEL_MISSING');
+    expect(e.message).toContain(`kernel ${leftOut} `);
+    expect(e.message).toContain('partial backend');
+    for (const k of registered) expect(e.message).not.toMatch(new RegExp(`\\b${k}\\b`));
+  });
+
+  it('names every missing kernel on a backend that has none', async () => {
+    const e = await thrown(assertKernels(reluModel, 'onehot', 'nothing-registered'));
+    expect(e.code).toBe('KERNEL_MISSING');
+    expect(e.message).toContain('kernels ');
+    for (const k of needed) expect(e.message).toContain(k);
+  });
+
+  it('wasm: a gelu model passes (wasm has Erf and the other kernels it needs)', async () => {
+    // Checked when this test was written: tfjs-backend-wasm 4.22 registers an Erf kernel.
+    expect(tf.getKernel('Erf', 'wasm')).toBeDefined();
+    const spec: ModelSpec = { layers: [{ units: 4, activation: 'gelu' }, { units: 3, activation: 'linear' }], loss: 'softmaxCrossEntropy' };
+    const gelu = layoutModel(spec, 5, 3);
+    expect(await kernelsUsed(gelu, 'onehot')).toContain('Erf');
+    await expect(assertKernels(gelu, 'onehot', 'wasm')).resolves.toBeUndefined();
+  });
+});
