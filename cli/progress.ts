@@ -81,6 +81,7 @@ export function formatSummary(s: RunSummary, runDir: string | null): string {
     ['samples/s', s.samplesPerSec === null ? '-' : `${Math.round(s.samplesPerSec).toLocaleString('en-US')} (median after warm-up)`],
     ['wall time', `${s.wallSeconds.toFixed(1)} s`],
   ];
+  if (s.skippedSteps) rows.push(['skipped steps', `${s.skippedSteps} (non-finite loss or gradient)`]);
   if (s.reassignedShards || s.droppedWorkers || s.staleResults) {
     rows.push(['faults', `${s.droppedWorkers} workers dropped, ${s.reassignedShards} shards reassigned, ${s.staleResults} late results ignored`]);
   }

@@ -50,6 +50,7 @@ export class Coordinator {
   private stale = 0;
   private reassigned = 0;
   private dropped = 0;
+  private skipped = 0;
 
   constructor(private readonly o: CoordinatorOptions) {
     this.cfg = o.config;
@@ -222,11 +223,19 @@ export class Coordinator {
       this.position += batchSize;
     }
     this.reducer = null;
-    const grads = meanGradient(acc, count);
-    const gradNorm = clipByGlobalNorm(grads, optimizer.clipNorm);
+    const { grads, finite } = meanGradient(acc, count);
     const lr = learningRate(optimizer, step, this.cfg.steps);
-    this.adam.apply(this.params, grads, lr);
-    this.version++;
+    let gradNorm = NaN;
+    const skipped = !finite || !Number.isFinite(lossSum);
+    if (skipped) {
+      // As loss-scaling optimizers do: leave parameters and Adam state alone, move on.
+      this.skipped++;
+      this.o.log.warn({ step: step + 1, loss: lossSum / count }, 'step skipped: non-finite loss or gradient; lower optimizer.lr or set optimizer.clipNorm');
+    } else {
+      gradNorm = clipByGlobalNorm(grads, optimizer.clipNorm);
+      this.adam.apply(this.params, grads, lr);
+      this.version++;
+    }
     const stepMs = performance.now() - t0;
     return {
       step: step + 1,
@@ -239,6 +248,7 @@ export class Coordinator {
       samplesPerSec: (count * 1000) / stepMs,
       workers,
       workerComputeMs: computeMs,
+      ...(skipped ? { skipped: true } : {}),
     };
   }
 
@@ -276,6 +286,7 @@ export class Coordinator {
       staleResults: this.stale,
       reassignedShards: this.reassigned,
       droppedWorkers: this.dropped,
+      skippedSteps: this.skipped,
     });
     this.o.runDir?.writeJson('summary.json', summary);
     this.o.log.info({ ...summary, medianStepMs: median(records.map((r) => r.stepMs)) }, 'run finished');

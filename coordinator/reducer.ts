@@ -45,9 +45,16 @@ export class ShardReducer {
   }
 }
 
-/** Mean gradient: the float64 sum divided by the sample count, rounded once to float32. */
-export function meanGradient(sum: Float64Array, count: number): Float32Array {
-  const out = new Float32Array(sum.length);
-  for (let i = 0; i < sum.length; i++) out[i] = sum[i] / count;
-  return out;
+/**
+ * Mean gradient: the float64 sum divided by the sample count, rounded once to float32.
+ * `finite` is false if any entry is NaN or ±Infinity (a diverged step, to be skipped).
+ */
+export function meanGradient(sum: Float64Array, count: number): { grads: Float32Array; finite: boolean } {
+  const grads = new Float32Array(sum.length);
+  let check = 0;
+  for (let i = 0; i < sum.length; i++) {
+    grads[i] = sum[i] / count;
+    check += grads[i] * 0; // stays 0 unless some entry is NaN or ±Infinity
+  }
+  return { grads, finite: check === 0 };
 }

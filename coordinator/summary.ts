@@ -15,6 +15,8 @@ export interface StepRecord {
   workerComputeMs: Record<string, number>;
   testLoss?: number;
   testAccuracy?: number | null;
+  /** Present (true) when the step was skipped for a non-finite loss or gradient. */
+  skipped?: boolean;
 }
 
 export interface EvalRecord {
@@ -42,6 +44,7 @@ export interface RunSummary {
   staleResults: number;
   reassignedShards: number;
   droppedWorkers: number;
+  skippedSteps: number;
 }
 
 export function median(xs: number[]): number | null {
@@ -67,6 +70,7 @@ export function summarize(o: {
   staleResults: number;
   reassignedShards: number;
   droppedWorkers: number;
+  skippedSteps: number;
 }): RunSummary {
   const steady = o.records.slice(warmupSteps(o.records.length));
   const last = o.records[o.records.length - 1];
@@ -87,5 +91,6 @@ export function summarize(o: {
     staleResults: o.staleResults,
     reassignedShards: o.reassignedShards,
     droppedWorkers: o.droppedWorkers,
+    skippedSteps: o.skippedSteps,
   };
 }

@@ -59,8 +59,6 @@ export interface LaunchConfig {
   minWorkers: number;
   backend: BackendName;
   out: string | null;
-  /** Seconds a step may wait for a worker's shard before it is reassigned (0 = derived). */
-  stepTimeoutSec: number;
 }
 
 export interface Config extends JobConfig, LaunchConfig {}
@@ -95,7 +93,6 @@ export const DEFAULT_CONFIG: Config = {
   minWorkers: 0,
   backend: 'auto',
   out: null,
-  stepTimeoutSec: 0,
 };
 
 type Json = Record<string, unknown>;
@@ -205,7 +202,6 @@ export function parseConfig(raw: unknown): Config {
     minWorkers: num(o.minWorkers, 'minWorkers', { int: true, min: 0, max: 1024 }) || workers,
     backend: oneOf(o.backend, 'backend', BACKENDS),
     out: o.out === null ? null : typeof o.out === 'string' && o.out !== '' ? o.out : fail('CONFIG_INVALID', 'out must be a directory path'),
-    stepTimeoutSec: num(o.stepTimeoutSec, 'stepTimeoutSec', { min: 0 }),
   };
 }
 

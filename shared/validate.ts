@@ -7,15 +7,16 @@ import { decodeFrame } from './codec.js';
 import { fail } from './errors.js';
 import { PAYLOAD_TYPES, type Frame, type Message, type MessageType, type ToCoordinator, type ToWorker } from './protocol.js';
 
-type FieldKind = 'string' | 'count' | 'number' | 'object';
+type FieldKind = 'string' | 'count' | 'number' | 'float' | 'object';
 type Shape = Record<string, FieldKind>;
 
-// "count": a non-negative safe integer; "number": any finite number.
+// "count": a non-negative safe integer; "number": any finite number; "float": any number,
+// NaN and ±Infinity included (a diverged loss is a result to handle, not a protocol error).
 const SHAPES: Record<MessageType, Shape> = {
   hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count' },
   ready: { fingerprint: 'string', backend: 'string', backendReason: 'string' },
-  result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'number', count: 'count', computeMs: 'number' },
-  evalResult: { round: 'count', shard: 'count', lossSum: 'number', correct: 'count', count: 'count', computeMs: 'number' },
+  result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'float', count: 'count', computeMs: 'number' },
+  evalResult: { round: 'count', shard: 'count', lossSum: 'float', correct: 'count', count: 'count', computeMs: 'number' },
   fault: { message: 'string' },
   welcome: { protocol: 'count', workerId: 'string', jobId: 'string', job: 'object' },
   params: { version: 'count' },
@@ -43,8 +44,11 @@ function checkField(v: unknown, kind: FieldKind, where: string): void {
         ? typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
         : kind === 'number'
           ? typeof v === 'number' && Number.isFinite(v)
-          : typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (!ok) fail('MESSAGE_INVALID', `${where} must be ${kind === 'count' ? 'a non-negative integer' : `a ${kind}`}`);
+          : kind === 'float'
+            ? typeof v === 'number'
+            : typeof v === 'object' && v !== null && !Array.isArray(v);
+  const what = kind === 'count' ? 'a non-negative integer' : kind === 'number' ? 'a finite number' : `a ${kind}`;
+  if (!ok) fail('MESSAGE_INVALID', `${where} must be ${what}`);
 }
 
 function validate(header: unknown, payload: Float32Array | null, allowed: ReadonlySet<MessageType>, ctx: ValidateContext): Frame {

@@ -75,3 +75,37 @@ describe('a worker that sends a bad frame is dropped and the run finishes', () =
     expect(drop?.reason).toMatch(/^invalid message: (FRAME_MALFORMED|MESSAGE_INVALID): /);
   }, 60_000);
 });
+
+describe('a non-finite shard result', () => {
+  it('skips that step (parameters untouched), counts it, and the run goes on', async () => {
+    const cfg = parseConfig({ ...JOB, steps: 6 });
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
+    const steps: Array<{ step: number; skipped?: boolean }> = [];
+    const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null, onStep: (r) => steps.push(r) });
+    const run = coord.run();
+    const honest = spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], { stdio: 'ignore' });
+    children.push(honest);
+    const ds = loadDataset(cfg.data, cfg.seed);
+    const odd = await dialWs(listener.address, 1 << 24);
+    let first = true;
+    odd.onFrame((bytes) => {
+      const { msg } = readFromCoordinator(bytes, { totalParams: coord.layout.totalParams });
+      if (msg.t === 'welcome') odd.send(encodeFrame({ t: 'ready', fingerprint: fingerprint(ds), backend: 'cpu', backendReason: 'test' }));
+      if (msg.t === 'work') {
+        // First shard diverges (NaN); afterwards answer with zero gradients, a valid result.
+        const lossSum = first ? NaN : 0;
+        const grads = new Float32Array(coord.layout.totalParams).fill(first ? NaN : 0);
+        first = false;
+        odd.send(encodeFrame({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum, count: msg.to - msg.from, computeMs: 1 }, grads));
+      }
+      if (msg.t === 'evaluate') odd.send(encodeFrame({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: 0, correct: 0, count: msg.to - msg.from, computeMs: 1 }));
+    });
+    odd.send(encodeFrame({ t: 'hello', protocol: PROTOCOL_VERSION, name: 'odd', host: 'test', pid: 1 }));
+    const summary = await run;
+    await listener.close();
+    expect(summary.steps).toBe(6);
+    expect(summary.skippedSteps).toBe(1);
+    expect(summary.droppedWorkers).toBe(0);
+    expect(steps.filter((s) => s.skipped).map((s) => s.step)).toEqual([1]);
+  }, 60_000);
+});

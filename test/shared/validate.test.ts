@@ -97,15 +97,22 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
     rejects(() => readFromWorker(frame({ t: 'result', step: -1, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1 }, params5()), CTX), 'result.step');
   });
 
+  it('a diverged loss (NaN, ±Infinity) is a valid result: the coordinator skips the step, not the worker', () => {
+    const r = { t: 'result', step: 0, micro: 0, shard: 0, count: 1, computeMs: 1 };
+    for (const lossSum of [NaN, Infinity, -Infinity]) {
+      expect(Object.is(readFromWorker(frame({ ...r, lossSum }, params5()), CTX).msg.t, 'result')).toBe(true);
+    }
+  });
+
   it('a non-integer count', () => {
     rejects(() => readFromCoordinator(frame({ t: 'work', step: 0, micro: 0, shard: 1.5, version: 0, from: 0, to: 4 }), CTX), 'work.shard');
     rejects(() => readFromWorker(frame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 2 ** 53 }), CTX), 'hello.pid');
   });
 
   it('NaN or Infinity where a finite number is required', () => {
-    const r = { t: 'result', step: 0, micro: 0, shard: 0, count: 1, computeMs: 1 };
-    rejects(() => readFromWorker(frame({ ...r, lossSum: NaN }, params5()), CTX), 'result.lossSum');
-    rejects(() => readFromWorker(frame({ ...r, lossSum: -Infinity }, params5()), CTX), 'result.lossSum');
+    const r = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1 };
+    rejects(() => readFromWorker(frame({ ...r, computeMs: NaN }, params5()), CTX), 'result.computeMs');
+    rejects(() => readFromWorker(frame({ ...r, computeMs: -Infinity }, params5()), CTX), 'result.computeMs');
     const e = { t: 'evalResult', round: 0, shard: 0, lossSum: 1, correct: 0, count: 1 };
     rejects(() => readFromWorker(frame({ ...e, computeMs: Infinity }), CTX), 'evalResult.computeMs');
     rejects(() => readFromWorker(frame({ ...e, computeMs: 1, count: NaN }), CTX), 'evalResult.count');
