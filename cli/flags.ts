@@ -23,6 +23,12 @@ export interface JobFlags {
   backend?: string;
   seed?: number;
   out?: string;
+  budget?: number;
+  budgetDeviceHours?: number;
+  budgetPolicy?: string;
+  peakFlops?: number;
+  device?: string;
+  precision?: string;
 }
 
 /** The config file (if any), then flags over it, validated as one object. */
@@ -38,6 +44,12 @@ export function resolveConfig(f: JobFlags): Config {
       backend: f.backend,
       seed: f.seed,
       out: f.out,
+      budget: f.budget,
+      budgetDeviceHours: f.budgetDeviceHours,
+      budgetPolicy: f.budgetPolicy,
+      peakFlops: f.peakFlops,
+      device: f.device,
+      precision: f.precision,
     }),
   );
 }

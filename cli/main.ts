@@ -5,7 +5,8 @@
  * DPTRAIN_DEBUG=1 adds the stack.
  */
 import { Command, Option } from 'commander';
-import { BACKENDS, type BackendName } from '../shared/config.js';
+import { PRECISIONS } from '../shared/accounting/devices.js';
+import { BACKENDS, BUDGET_POLICIES, type BackendName } from '../shared/config.js';
 import { describeError, DptrainError, isDptrainError } from '../shared/errors.js';
 import { intFlag, numFlag, parseListen, resolveConfig, type JobFlags } from './flags.js';
 import { spawnWorkers } from './local-workers.js';
@@ -21,7 +22,13 @@ function jobOptions(cmd: Command): Command {
     .option('--lr <x>', 'peak learning rate', numFlag)
     .option('--seed <n>', 'seed for initialization, data order and synthetic data', intFlag)
     .option('--min-workers <n>', 'workers that must be ready before training starts', intFlag)
-    .option('--out <dir>', 'run directory (default runs/<timestamp>)');
+    .option('--out <dir>', 'run directory (default runs/<timestamp>)')
+    .option('--budget <flops>', 'compute budget in model training FLOPs (e.g. 1e15)', numFlag)
+    .option('--budget-device-hours <h>', 'compute budget in device-hours at the declared peak', numFlag)
+    .addOption(new Option('--budget-policy <p>', 'at the budget: stop (save, exit 0), warn, or continue').choices(BUDGET_POLICIES))
+    .option('--peak-flops <flops>', 'declared peak FLOP/s per worker (default: measured at join)', numFlag)
+    .option('--device <name>', 'take the peak from the device table (a100, h100, h200, v100, t4)')
+    .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS));
 }
 
 const backendOption = () => new Option('--backend <name>', 'TF.js backend for the workers').choices(BACKENDS);
@@ -86,6 +93,9 @@ export function buildProgram(): Command {
     .addOption(backendOption().default('auto'))
     .option('--name <name>', 'name in the coordinator log (default host-pid)')
     .option('--connect-timeout <sec>', 'keep retrying the first connection this long', intFlag, 60)
+    .option('--peak-flops <flops>', "declared peak FLOP/s of this worker's device", numFlag)
+    .option('--device <name>', 'take the peak from the device table (a100, h100, h200, v100, t4)')
+    .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('fp32'))
     .action(async (f: WorkerFlags) => {
       process.exitCode = await workerCommand({ ...f, backend: f.backend as BackendName });
     });

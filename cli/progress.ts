@@ -4,6 +4,7 @@
  */
 import { setTerminalLine } from '../shared/log.js';
 import type { EvalRecord, RunSummary, StepRecord } from '../coordinator/summary.js';
+import { flopRateText, flopsText, percent } from '../shared/accounting/format.js';
 
 function clock(sec: number): string {
   if (!Number.isFinite(sec)) return '--:--';
@@ -49,7 +50,10 @@ export class Progress {
     const text =
       `step ${r.step}/${this.total}  loss ${r.loss.toFixed(4)}` +
       (acc != null ? `  test acc ${(acc * 100).toFixed(1)}%` : '') +
-      `  ${Math.round(this.rate).toLocaleString('en-US')} samples/s  ${r.workers} workers  ETA ${clock(eta)}`;
+      `  ${Math.round(this.rate).toLocaleString('en-US')} samples/s  ${flopRateText(r.modelFlopsPerSec)}` +
+      (r.mfu !== null ? ` (MFU ${percent(r.mfu)})` : '') +
+      (r.budgetUsed !== null ? `  budget ${percent(r.budgetUsed)}` : '') +
+      `  ${r.workers} workers  ETA ${clock(eta)}`;
     if (this.tty) {
       const width = Math.max(10, (this.out.columns ?? 100) - text.length - 4);
       const filled = Math.round((width * r.step) / this.total);
@@ -81,6 +85,14 @@ export function formatSummary(s: RunSummary, runDir: string | null): string {
     ['samples/s', s.samplesPerSec === null ? '-' : `${Math.round(s.samplesPerSec).toLocaleString('en-US')} (median after warm-up)`],
     ['wall time', `${s.wallSeconds.toFixed(1)} s`],
   ];
+  rows.push([
+    'compute',
+    `${flopsText(s.totalFlops)} model (${flopsText(s.hardwareFlops)} computed), ${s.modelFlopsPerSec === null ? '-' : flopRateText(s.modelFlopsPerSec)}` +
+      (s.mfu !== null ? `, MFU ${percent(s.mfu, 2)} of ${flopRateText(s.peakFlops)} ${s.peakSource === 'declared' ? 'declared peak' : s.peakSource === 'measured' ? 'measured (matmul) peak' : 'peak'}` : ''),
+  ]);
+  if (s.budget !== null && s.budgetUsed !== null) {
+    rows.push(['budget', `${percent(s.budgetUsed)} of ${flopsText(s.budget)} used${s.stoppedBy === 'budget' ? ' — stopped at the budget' : ''}`]);
+  }
   if (s.skippedSteps) rows.push(['skipped steps', `${s.skippedSteps} (non-finite loss or gradient)`]);
   if (s.reassignedShards || s.droppedWorkers || s.staleResults) {
     rows.push(['faults', `${s.droppedWorkers} workers dropped, ${s.reassignedShards} shards reassigned, ${s.staleResults} late results ignored`]);

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../shared/log.js';
 import { layoutModel } from '../shared/model-spec.js';
 import type { Listener } from '../shared/transport/transport.js';
 import { formatSummary, Progress } from './progress.js';
+import { PromMetrics } from '../coordinator/prometheus.js';
 
 /** Frames carry one float32 per parameter plus a header of well under 64 KiB. */
 export function maxFrameBytes(config: Config): number {
@@ -23,35 +24,45 @@ export interface Session {
   runDir: RunDir;
   log: Logger;
   listener: Listener;
+  metrics: PromMetrics;
 }
 
 export async function openSession(config: Config, listen: { host: string; port: number }): Promise<Session> {
   const runDir = new RunDir(config.out ?? RunDir.defaultPath());
   const log = createLogger({ name: 'coordinator', file: runDir.logFile });
-  const listener = await listenWs({ ...listen, maxPayload: maxFrameBytes(config) });
+  const metrics = new PromMetrics();
+  const listener = await listenWs({ ...listen, maxPayload: maxFrameBytes(config), http: metrics.handler });
   runDir.writeJson('config.json', config);
-  return { runDir, log, listener };
+  log.info({ url: `${listener.address.replace(/^ws/, 'http')}/metrics` }, 'Prometheus metrics');
+  return { runDir, log, listener, metrics };
 }
 
 export function createCoordinator(config: Config, s: Session, progress: Progress): Coordinator {
-  return new Coordinator({
+  const c = new Coordinator({
     config,
     listener: s.listener,
     log: s.log,
     runDir: s.runDir,
-    onStep: (r) => progress.step(r),
+    onStep: (r) => {
+      progress.step(r);
+      s.metrics.onStep(r);
+    },
     onEval: (r) => {
       progress.eval(r);
+      s.metrics.onEval(r);
       s.log.info({ step: r.step, testLoss: +r.testLoss.toFixed(5), testAccuracy: r.testAccuracy }, 'evaluation');
     },
   });
+  s.metrics.attach(c);
+  return c;
 }
 
 export async function trainWith(coordinator: Coordinator, s: Session, progress: Progress): Promise<RunSummary> {
   try {
     const summary = await coordinator.run();
     progress.done();
-    process.stdout.write(`\ndptrain: training finished\n${formatSummary(summary, s.runDir.path)}\n`);
+    const how = summary.stoppedBy === 'budget' ? `stopped at the compute budget after ${summary.steps} steps (model saved)` : 'training finished';
+    process.stdout.write(`\ndptrain: ${how}\n${formatSummary(summary, s.runDir.path)}\n`);
     return summary;
   } finally {
     progress.done();

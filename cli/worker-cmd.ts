@@ -9,6 +9,7 @@ import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
 import { dialWs } from '../worker/ws-dialer.js';
 import { hostname } from 'node:os';
+import { devicePeak, type Precision } from '../shared/accounting/devices.js';
 
 /** Frames from the coordinator: parameters of up to 256M float32 values. */
 const WORKER_MAX_FRAME = 1 << 30;
@@ -18,11 +19,15 @@ export interface WorkerFlags {
   backend: BackendName;
   name?: string;
   connectTimeout: number;
+  peakFlops?: number;
+  device?: string;
+  precision: Precision;
 }
 
 export async function workerCommand(f: WorkerFlags): Promise<number> {
   const name = f.name ?? `${hostname()}-${process.pid}`;
   const log = createLogger({ name });
+  const peakFlops = f.peakFlops ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
   const backend = await selectBackend(f.backend);
   log.info({ backend: backend.name, provider: backend.provider, why: backend.reason }, 'backend selected');
   const deadline = Date.now() + f.connectTimeout * 1000;
@@ -31,7 +36,7 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
     try {
       const link = await dialWs(f.connect, WORKER_MAX_FRAME);
       log.info({ coordinator: f.connect }, 'connected');
-      const out = await runWorker({ link, backend, name, log });
+      const out = await runWorker({ link, backend, name, log, peakFlops });
       if (out.finished) return 0;
       log.error({ reason: out.reason }, 'connection to the coordinator ended');
       return 1;

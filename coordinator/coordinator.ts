@@ -6,7 +6,7 @@
  *   record metrics; evaluate on the test split when due
  */
 import { encodeFrame } from '../shared/codec.js';
-import { jobOf, type Config } from '../shared/config.js';
+import { budgetFlops, declaredPeak, jobOf, type Config } from '../shared/config.js';
 import { datasetShape } from '../shared/datasets/index.js';
 import { DptrainError, fail } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -21,6 +21,8 @@ import { Phase } from './phase.js';
 import { meanGradient, ShardReducer } from './reducer.js';
 import type { RunDir } from './run-dir.js';
 import { median, summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
+import { ComputeMeter, type StepAccounting } from './accounting.js';
+import { denseFlopsPerSample } from '../shared/accounting/flops.js';
 
 export interface CoordinatorOptions {
   config: Config;
@@ -42,6 +44,7 @@ export class Coordinator {
   readonly params: Float32Array;
   readonly membership: Membership;
   private readonly adam: Adam;
+  readonly meter: ComputeMeter;
   private readonly cfg: Config;
   private version = 0;
   private position = 0;
@@ -51,6 +54,8 @@ export class Coordinator {
   private reassigned = 0;
   private dropped = 0;
   private skipped = 0;
+  /** Workers that left, kept so a step they contributed to can still be accounted. */
+  private readonly departed = new Map<string, WorkerSession>();
 
   constructor(private readonly o: CoordinatorOptions) {
     this.cfg = o.config;
@@ -58,6 +63,14 @@ export class Coordinator {
     this.layout = layoutModel(this.cfg.model, shape.inputSize, shape.outputSize);
     this.params = initParams(this.layout, this.cfg.seed);
     this.adam = new Adam(this.cfg.optimizer, this.layout.totalParams);
+    const flops = denseFlopsPerSample(this.layout);
+    this.meter = new ComputeMeter({
+      trainFlopsPerSample: flops.training,
+      evalFlopsPerSample: flops.forward,
+      budget: budgetFlops(this.cfg.compute),
+      policy: this.cfg.compute.budgetPolicy,
+      log: o.log,
+    });
     this.membership = new Membership(o.listener, {
       job: jobOf(this.cfg),
       jobId: newJobId(),
@@ -68,6 +81,7 @@ export class Coordinator {
     this.membership.on('ready', (w) => this.phase?.workerReady(w));
     this.membership.on('gone', (w) => {
       this.dropped++;
+      this.departed.set(w.id, w);
       this.phase?.workerGone(w);
     });
     this.membership.on('result', (w, msg, grads) => this.onResult(w, msg.step, msg.micro, msg.shard, msg.count, msg.computeMs, () => this.reducer!.add(msg.shard, grads, msg.lossSum, msg.count)));
@@ -89,6 +103,7 @@ export class Coordinator {
     const key = kind === 'eval' ? `eval:${id}` : `work:${id}:${micro}`;
     if (!p || p.plan.key !== key || !p.accept(w, shard, ms)) {
       this.stale++;
+      if (kind === 'work') this.meter.wasted(count);
       this.o.log.debug({ worker: w.id, key, shard }, 'late or duplicate result ignored');
       return;
     }
@@ -188,16 +203,23 @@ export class Coordinator {
       message: (s) => ({ t: 'evaluate', round, shard: s.shard, version, from: s.from, to: s.to }),
     });
     const { lossSum, correct, count } = this.evalSums;
+    this.meter.evaluated(count);
     const labels = datasetShape(this.cfg.data).targets !== 'real';
     const rec: EvalRecord = { step, testLoss: lossSum / count, testAccuracy: labels ? correct / count : null, evalMs: performance.now() - t0 };
     this.o.onEval?.(rec);
     return rec;
   }
 
+  /** The peak a worker counts with: its own declaration, the job's, or its measured figure. */
+  peakOf(w: WorkerSession | undefined): number {
+    return (w?.peakFlops || declaredPeak(this.cfg.compute)) ?? w?.attainableFlops ?? 0;
+  }
+
   /** One optimizer step: accumulate micro-steps, reduce, clip, Adam. */
   private async step(step: number): Promise<StepRecord> {
     const t0 = performance.now();
     const { batchSize, accumulate, optimizer } = this.cfg;
+    const samplesBy: Record<string, number> = {};
     const acc = new Float64Array(this.layout.totalParams);
     let lossSum = 0;
     let count = 0;
@@ -220,6 +242,7 @@ export class Coordinator {
       count += sums.count;
       workers = Math.max(workers, phase.stats.shards);
       for (const [id, ms] of Object.entries(phase.stats.computeMs)) computeMs[id] = (computeMs[id] ?? 0) + ms;
+      for (const [id, n] of Object.entries(phase.stats.samples)) samplesBy[id] = (samplesBy[id] ?? 0) + n;
       this.position += batchSize;
     }
     this.reducer = null;
@@ -237,6 +260,19 @@ export class Coordinator {
       this.version++;
     }
     const stepMs = performance.now() - t0;
+    let acct: StepAccounting;
+    if (skipped) {
+      this.meter.wasted(count);
+      acct = this.meter.idle();
+    } else {
+      const work = Object.keys(samplesBy).map((id) => ({
+        id,
+        samples: samplesBy[id],
+        computeMs: computeMs[id] ?? 0,
+        peakFlops: this.peakOf(this.membership.workers.get(id) ?? this.departed.get(id)),
+      }));
+      acct = this.meter.step(count, stepMs, work);
+    }
     return {
       step: step + 1,
       epoch: this.position / this.data.trainSize,
@@ -248,6 +284,7 @@ export class Coordinator {
       samplesPerSec: (count * 1000) / stepMs,
       workers,
       workerComputeMs: computeMs,
+      ...acct,
       ...(skipped ? { skipped: true } : {}),
     };
   }
@@ -262,7 +299,17 @@ export class Coordinator {
     await this.waitForWorkers();
     const records: StepRecord[] = [];
     let lastEval: EvalRecord | null = null;
+    let stoppedBy: RunSummary['stoppedBy'] = 'steps';
     for (let s = 0; s < steps; s++) {
+      if (this.meter.stopsBefore(this.cfg.batchSize * this.cfg.accumulate)) {
+        stoppedBy = 'budget';
+        const used = this.meter.budget ? this.meter.cumulativeFlops / this.meter.budget : 0;
+        this.o.log.warn(
+          { step: s, cumulativeFlops: this.meter.cumulativeFlops, budget: this.meter.budget, budgetUsed: +used.toFixed(4) },
+          `compute budget reached after ${s} steps: the next step would exceed it; saving the model and stopping`,
+        );
+        break;
+      }
       const rec = await this.step(s);
       if (evalEvery > 0 && rec.step % evalEvery === 0 && rec.step !== steps) {
         lastEval = await this.evaluate(rec.step);
@@ -287,6 +334,9 @@ export class Coordinator {
       reassignedShards: this.reassigned,
       droppedWorkers: this.dropped,
       skippedSteps: this.skipped,
+      stoppedBy,
+      meter: this.meter,
+      peaks: this.membership.ready().map((w) => ({ declared: w.peakFlops || declaredPeak(this.cfg.compute), attainable: w.attainableFlops })),
     });
     this.o.runDir?.writeJson('summary.json', summary);
     this.o.log.info({ ...summary, medianStepMs: median(records.map((r) => r.stepMs)) }, 'run finished');

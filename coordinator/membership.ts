@@ -27,6 +27,9 @@ export interface WorkerSession {
   link: Link;
   /** Last parameter version sent to this worker. */
   paramsVersion: number;
+  /** Declared peak FLOP/s (0 = none) and the FLOP/s its calibration reached. */
+  peakFlops: number;
+  attainableFlops: number;
   joinedAt: number;
 }
 
@@ -106,6 +109,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       state: 'hello',
       link,
       paramsVersion: -1,
+      peakFlops: 0,
+      attainableFlops: 0,
       joinedAt: Date.now(),
     };
     if (this.workers.size >= this.o.maxWorkers) {
@@ -151,8 +156,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
         }
         this.data ??= shape;
         w.backend = msg.backend;
+        w.peakFlops = msg.peakFlops;
+        w.attainableFlops = msg.attainableFlops;
         w.state = 'ready';
-        this.o.log.info({ worker: w.id, host: w.host, backend: msg.backend, why: msg.backendReason }, 'worker ready');
+        this.o.log.info(
+          { worker: w.id, host: w.host, backend: msg.backend, why: msg.backendReason, declaredPeakFlops: msg.peakFlops || null, attainableFlops: Math.round(msg.attainableFlops) },
+          'worker ready',
+        );
         this.emit('ready', w);
         return;
       }

@@ -24,8 +24,9 @@ export interface PhasePlan {
 export interface PhaseStats {
   shards: number;
   reassigned: number;
-  /** Compute ms reported per worker id in this phase. */
+  /** Compute ms reported, and rows computed, per worker id in this phase. */
   computeMs: Record<string, number>;
+  samples: Record<string, number>;
 }
 
 export interface PhaseContext {
@@ -43,7 +44,7 @@ export class Phase {
   private orphanTimer: NodeJS.Timeout | null = null;
   private resolve!: () => void;
   private reject!: (e: Error) => void;
-  readonly stats: PhaseStats = { shards: 0, reassigned: 0, computeMs: {} };
+  readonly stats: PhaseStats = { shards: 0, reassigned: 0, computeMs: {}, samples: {} };
 
   constructor(
     private readonly ctx: PhaseContext,
@@ -84,6 +85,7 @@ export class Phase {
   accept(w: WorkerSession, shard: number, computeMs: number): boolean {
     if (!this.asg.settle(shard, w)) return false;
     this.stats.computeMs[w.id] = (this.stats.computeMs[w.id] ?? 0) + computeMs;
+    this.stats.samples[w.id] = (this.stats.samples[w.id] ?? 0) + this.shardSize(shard);
     return true;
   }
 

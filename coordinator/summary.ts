@@ -1,7 +1,8 @@
 /** The records a run produces and how they condense into summary.json. */
 import type { Config } from '../shared/config.js';
+import type { ComputeMeter, StepAccounting } from './accounting.js';
 
-export interface StepRecord {
+export interface StepRecord extends StepAccounting {
   step: number;
   epoch: number;
   loss: number;
@@ -45,6 +46,22 @@ export interface RunSummary {
   reassignedShards: number;
   droppedWorkers: number;
   skippedSteps: number;
+  /** Why the run ended: all steps done, or the compute budget (policy "stop"). */
+  stoppedBy: 'steps' | 'budget';
+  /** Model training FLOPs of all applied steps. */
+  totalFlops: number;
+  /** Everything computed: totalFlops plus late/recomputed shards, skipped steps, evaluation. */
+  hardwareFlops: number;
+  /** Median after warm-up of the windowed model FLOP/s. */
+  modelFlopsPerSec: number | null;
+  /** Median after warm-up of the per-step MFU (against the workers' peaks). */
+  mfu: number | null;
+  budget: number | null;
+  budgetUsed: number | null;
+  /** Sum over the final workers of the peak each counted with, and of their measured FLOP/s. */
+  peakFlops: number;
+  peakSource: 'declared' | 'measured' | 'mixed' | 'none';
+  attainableFlops: number;
 }
 
 export function median(xs: number[]): number | null {
@@ -71,9 +88,14 @@ export function summarize(o: {
   reassignedShards: number;
   droppedWorkers: number;
   skippedSteps: number;
+  stoppedBy: RunSummary['stoppedBy'];
+  meter: ComputeMeter;
+  peaks: Array<{ declared: number | null; attainable: number }>;
 }): RunSummary {
-  const steady = o.records.slice(warmupSteps(o.records.length));
+  const steady = o.records.slice(warmupSteps(o.records.length)).filter((r) => !r.skipped);
   const last = o.records[o.records.length - 1];
+  const declared = o.peaks.filter((p) => p.declared).length;
+  const mfus = steady.map((r) => r.mfu).filter((m): m is number => m !== null);
   return {
     steps: o.records.length,
     workers: o.workers,
@@ -92,5 +114,15 @@ export function summarize(o: {
     reassignedShards: o.reassignedShards,
     droppedWorkers: o.droppedWorkers,
     skippedSteps: o.skippedSteps,
+    stoppedBy: o.stoppedBy,
+    totalFlops: o.meter.cumulativeFlops,
+    hardwareFlops: o.meter.hardwareFlops,
+    modelFlopsPerSec: median(steady.map((r) => r.modelFlopsPerSec)),
+    mfu: median(mfus),
+    budget: o.meter.budget,
+    budgetUsed: o.meter.budget !== null ? o.meter.cumulativeFlops / o.meter.budget : null,
+    peakFlops: o.peaks.reduce((s, p) => s + (p.declared ?? p.attainable), 0),
+    peakSource: o.peaks.length === 0 ? 'none' : declared === o.peaks.length ? 'declared' : declared === 0 ? 'measured' : 'mixed',
+    attainableFlops: o.peaks.reduce((s, p) => s + p.attainable, 0),
   };
 }

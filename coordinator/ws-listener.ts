@@ -7,6 +7,7 @@
 import { WebSocketServer, type WebSocket } from 'ws';
 import { wrapSocket } from '../shared/transport/ws-link.js';
 import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { fail } from '../shared/errors.js';
 import type { Link, Listener } from '../shared/transport/transport.js';
 
@@ -17,19 +18,19 @@ export interface WsListenerOptions {
   maxPayload: number;
   /** Ping interval; a peer that has not answered the previous ping by the next is dropped. Default 10 s. */
   heartbeatMs?: number;
+  /** Plain HTTP requests on the same port (e.g. GET /metrics); return false for a 404. */
+  http?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
-  const wss = new WebSocketServer({
-    host: opts.host,
-    port: opts.port,
-    perMessageDeflate: false,
-    maxPayload: opts.maxPayload,
-    clientTracking: true,
+  const server = createServer((req, res) => {
+    if (opts.http?.(req, res)) return;
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('dptrain coordinator: WebSocket workers connect here; metrics at /metrics\n');
   });
+  const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: opts.maxPayload, clientTracking: true });
   await new Promise<void>((resolve, reject) => {
-    wss.once('listening', resolve);
-    wss.once('error', (e: NodeJS.ErrnoException) =>
+    server.listen(opts.port, opts.host, resolve);
+    server.once('error', (e: NodeJS.ErrnoException) =>
       reject(
         e.code === 'EADDRINUSE'
           ? new Error(`--listen ${opts.host}:${opts.port}: the port is in use; pick another port`)
@@ -37,7 +38,7 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
       ),
     );
   }).catch((e: Error) => fail('RUN_FAILED', e.message));
-  const addr = wss.address() as AddressInfo;
+  const addr = server.address() as AddressInfo;
   const alive = new WeakMap<WebSocket, boolean>();
   const heartbeat = setInterval(() => {
     for (const ws of wss.clients) {
@@ -72,7 +73,8 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
       new Promise<void>((resolve) => {
         clearInterval(heartbeat);
         for (const ws of wss.clients) ws.close(1001, 'coordinator shut down');
-        wss.close(() => resolve());
+        wss.close(() => server.close(() => resolve()));
+        server.closeAllConnections();
         setTimeout(() => {
           for (const ws of wss.clients) ws.terminate();
         }, 1000).unref();

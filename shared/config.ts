@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { DptrainError, fail } from './errors.js';
+import { devicePeak, PRECISIONS } from './accounting/devices.js';
 import { parseModelSpec, type ModelSpec } from './model-spec.js';
 
 export type DataSpec =
@@ -30,6 +31,24 @@ export interface OptimizerConfig {
   /** After warmup: constant, or cosine decay to lr * minLrRatio at the last step. */
   schedule: (typeof SCHEDULES)[number];
   minLrRatio: number;
+}
+
+export const BUDGET_POLICIES = ['stop', 'warn', 'continue'] as const;
+
+/** Compute accounting (see shared/accounting and coordinator/accounting). */
+export interface ComputeConfig {
+  /** Budget in model training FLOPs; null = none. */
+  budget: number | null;
+  /** Or a budget in device-hours at the declared peak: hours × 3600 × peak FLOP/s. */
+  budgetDeviceHours: number | null;
+  /** At the budget: stop (save the model, exit 0), warn (once, go on) or continue (silently). */
+  budgetPolicy: (typeof BUDGET_POLICIES)[number];
+  /** Declared peak FLOP/s per worker; null = use `device`, else each worker's measured figure. */
+  peakFlops: number | null;
+  /** A device name from the table in shared/accounting/devices.ts (a100, h100, h200, v100, t4). */
+  device: string | null;
+  /** Which datasheet column `device` reads: TF.js trains in float32, so fp32 by default. */
+  precision: (typeof PRECISIONS)[number];
 }
 
 export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -61,7 +80,9 @@ export interface LaunchConfig {
   out: string | null;
 }
 
-export interface Config extends JobConfig, LaunchConfig {}
+export interface Config extends JobConfig, LaunchConfig {
+  compute: ComputeConfig;
+}
 
 export const DEFAULT_CONFIG: Config = {
   seed: 42,
@@ -93,6 +114,7 @@ export const DEFAULT_CONFIG: Config = {
   minWorkers: 0,
   backend: 'auto',
   out: null,
+  compute: { budget: null, budgetDeviceHours: null, budgetPolicy: 'stop', peakFlops: null, device: null, precision: 'fp32' },
 };
 
 type Json = Record<string, unknown>;
@@ -176,6 +198,41 @@ function parseOptimizer(raw: unknown): OptimizerConfig {
   };
 }
 
+function parseCompute(raw: unknown): ComputeConfig {
+  const d = DEFAULT_CONFIG.compute;
+  if (raw === undefined) return { ...d };
+  if (!isObj(raw)) fail('CONFIG_INVALID', 'compute must be an object');
+  checkKeys(raw, Object.keys(d), 'compute.');
+  const o = { ...d, ...raw };
+  const optional = (v: unknown, field: string) => (v === null ? null : num(v, field, { min: 0, minExclusive: true }));
+  const c: ComputeConfig = {
+    budget: optional(o.budget, 'compute.budget'),
+    budgetDeviceHours: optional(o.budgetDeviceHours, 'compute.budgetDeviceHours'),
+    budgetPolicy: oneOf(o.budgetPolicy, 'compute.budgetPolicy', BUDGET_POLICIES),
+    peakFlops: optional(o.peakFlops, 'compute.peakFlops'),
+    device: o.device === null ? null : typeof o.device === 'string' ? o.device : fail('CONFIG_INVALID', 'compute.device must be a device name'),
+    precision: oneOf(o.precision, 'compute.precision', PRECISIONS),
+  };
+  if (c.budget !== null && c.budgetDeviceHours !== null) fail('CONFIG_INVALID', 'compute.budget and compute.budgetDeviceHours: give one, not both');
+  if (c.device !== null) devicePeak(c.device, c.precision, 'compute.device'); // fails early on an unknown name
+  if (c.budgetDeviceHours !== null && declaredPeak(c) === null) {
+    fail('CONFIG_INVALID', 'compute.budgetDeviceHours needs a peak: set compute.peakFlops or compute.device (--peak-flops / --device)');
+  }
+  return c;
+}
+
+/** The peak FLOP/s per worker the config declares, if any. */
+export function declaredPeak(c: ComputeConfig): number | null {
+  return c.peakFlops ?? (c.device !== null ? devicePeak(c.device, c.precision, 'compute.device') : null);
+}
+
+/** The budget in model FLOPs, from either form. */
+export function budgetFlops(c: ComputeConfig): number | null {
+  if (c.budget !== null) return c.budget;
+  const peak = declaredPeak(c);
+  return c.budgetDeviceHours !== null && peak !== null ? c.budgetDeviceHours * 3600 * peak : null;
+}
+
 /** Validate a config object (from a file, after flags are merged in). */
 export function parseConfig(raw: unknown): Config {
   if (!isObj(raw)) fail('CONFIG_INVALID', 'the config must be a JSON object');
@@ -202,6 +259,7 @@ export function parseConfig(raw: unknown): Config {
     minWorkers: num(o.minWorkers, 'minWorkers', { int: true, min: 0, max: 1024 }) || workers,
     backend: oneOf(o.backend, 'backend', BACKENDS),
     out: o.out === null ? null : typeof o.out === 'string' && o.out !== '' ? o.out : fail('CONFIG_INVALID', 'out must be a directory path'),
+    compute: parseCompute(o.compute),
   };
 }
 
@@ -222,13 +280,28 @@ export function readConfigFile(path: string): Json {
   return raw;
 }
 
-/** Flags override file values; an optimizer flag (lr) overrides only that optimizer field. */
-export function mergeOverrides(file: Json, flags: Partial<Record<keyof Config | 'lr', unknown>>): Json {
+/** Flags that set one field of a nested section. */
+const NESTED_FLAGS: Record<string, [section: string, field: string]> = {
+  lr: ['optimizer', 'lr'],
+  budget: ['compute', 'budget'],
+  budgetDeviceHours: ['compute', 'budgetDeviceHours'],
+  budgetPolicy: ['compute', 'budgetPolicy'],
+  peakFlops: ['compute', 'peakFlops'],
+  device: ['compute', 'device'],
+  precision: ['compute', 'precision'],
+};
+
+/** Flags override file values; a nested flag (lr, budget, …) overrides only its own field. */
+export function mergeOverrides(file: Json, flags: Record<string, unknown>): Json {
   const out: Json = { ...file };
   for (const [k, v] of Object.entries(flags)) {
     if (v === undefined) continue;
-    if (k === 'lr') out.optimizer = { ...(isObj(file.optimizer) ? file.optimizer : {}), lr: v };
-    else out[k] = v;
+    const nested = NESTED_FLAGS[k];
+    if (nested) {
+      const [section, field] = nested;
+      const prev = out[section];
+      out[section] = { ...(isObj(prev) ? prev : {}), [field]: v };
+    } else out[k] = v;
   }
   return out;
 }

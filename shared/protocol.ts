@@ -21,6 +21,10 @@ export interface Ready {
   fingerprint: string;
   backend: string;
   backendReason: string;
+  /** Peak FLOP/s the worker's operator declared (--peak-flops / --device); 0 = none. */
+  peakFlops: number;
+  /** FLOP/s a matmul calibration reached on this backend at join. */
+  attainableFlops: number;
 }
 /** Sum of per-sample gradients over one shard (payload) and its loss sum. */
 export interface ShardResult {

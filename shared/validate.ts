@@ -14,7 +14,7 @@ type Shape = Record<string, FieldKind>;
 // NaN and ±Infinity included (a diverged loss is a result to handle, not a protocol error).
 const SHAPES: Record<MessageType, Shape> = {
   hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count' },
-  ready: { fingerprint: 'string', backend: 'string', backendReason: 'string' },
+  ready: { fingerprint: 'string', backend: 'string', backendReason: 'string', peakFlops: 'number', attainableFlops: 'number' },
   result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'float', count: 'count', computeMs: 'number' },
   evalResult: { round: 'count', shard: 'count', lossSum: 'float', correct: 'count', count: 'count', computeMs: 'number' },
   fault: { message: 'string' },

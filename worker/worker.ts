@@ -14,6 +14,7 @@ import { PROTOCOL_VERSION, type ToCoordinator, type Welcome } from '../shared/pr
 import type { Link } from '../shared/transport/transport.js';
 import { readFromCoordinator } from '../shared/validate.js';
 import type { BackendChoice } from './backend.js';
+import { calibrate } from './calibrate.js';
 import { assertKernels } from './kernel-check.js';
 import { Trainer } from './trainer.js';
 
@@ -22,6 +23,8 @@ export interface WorkerOptions {
   backend: BackendChoice;
   name: string;
   log: Logger;
+  /** Declared peak FLOP/s of this worker's device (0 = none). */
+  peakFlops?: number;
 }
 
 export interface WorkerOutcome {
@@ -47,10 +50,21 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
     }
     const layout = layoutModel(cfg.model, ds.inputSize, ds.outputSize);
     await assertKernels(layout, ds.targets, o.backend.name);
+    const cal = await calibrate(o.backend.name);
     trainer = new Trainer(layout, ds, cfg.seed);
     totalParams = layout.totalParams;
-    log.info({ worker: w.workerId, job: w.jobId, dataset: ds.name, train: ds.train.n, test: ds.test.n, params: totalParams }, 'job loaded');
-    send({ t: 'ready', fingerprint: fingerprint(ds), backend: o.backend.name, backendReason: o.backend.reason });
+    log.info(
+      { worker: w.workerId, job: w.jobId, dataset: ds.name, train: ds.train.n, test: ds.test.n, params: totalParams, attainableGflops: +(cal.flopsPerSec / 1e9).toFixed(2) },
+      'job loaded',
+    );
+    send({
+      t: 'ready',
+      fingerprint: fingerprint(ds),
+      backend: o.backend.name,
+      backendReason: o.backend.reason,
+      peakFlops: o.peakFlops ?? 0,
+      attainableFlops: cal.flopsPerSec,
+    });
   };
 
   const giveUp = (why: string) => {

@@ -1,0 +1,80 @@
+/**
+ * The compute-requirements calculator behind `dptrain plan`: from model size, data and hardware
+ * to training FLOPs, PF-days, device-hours and wall-clock time; MFU from an observed
+ * throughput; and, for a budget, the compute-optimal model and data size.
+ */
+import { PF_DAY } from './flops.js';
+
+export interface PlanInput {
+  /** Training FLOPs per token (or per sample, for non-sequence models). */
+  flopsPerItem: number;
+  /** 'token' or 'sample': what an item is. */
+  unit: 'token' | 'sample';
+  /** Parameter count used for the compute-optimal rule (6·N FLOPs per token). */
+  params: number;
+  /** Items per epoch and epochs (items = tokens or samples). */
+  items?: number;
+  epochs?: number;
+  devices: number;
+  /** Peak FLOP/s of one device. */
+  peakFlops: number;
+  /** Assumed model FLOPs utilization, 0 < mfu ≤ 1. */
+  mfu: number;
+  /** Observed throughput (items/s over all devices) to derive MFU from, instead of `mfu`. */
+  observedItemsPerSec?: number;
+  /** Compute budget in FLOPs, for the compute-optimal split. */
+  budget?: number;
+}
+
+export interface PlanResult {
+  unit: 'token' | 'sample';
+  flopsPerItem: number;
+  params: number;
+  items: number | null;
+  trainingFlops: number | null;
+  pfDays: number | null;
+  mfu: number;
+  /** Device-hours at that MFU: trainingFlops / (peak · mfu) / 3600. */
+  deviceHours: number | null;
+  /** Wall-clock seconds on `devices` devices. */
+  wallSeconds: number | null;
+  devices: number;
+  peakFlops: number;
+  budget: number | null;
+  /** Share of the budget the planned training takes. */
+  budgetFraction: number | null;
+  /** Chinchilla-optimal split of the budget (Hoffmann et al. 2022: D ≈ 20·N, C ≈ 6·N·D). */
+  optimal: { params: number; tokens: number } | null;
+}
+
+/** Chinchilla's rule of thumb: about 20 training tokens per parameter (Hoffmann et al. 2022, Table 3). */
+export const CHINCHILLA_TOKENS_PER_PARAM = 20;
+
+/** For C = 6·N·D with D = 20·N: N = √(C / 120), D = 20·N. */
+export function computeOptimal(budget: number): { params: number; tokens: number } {
+  const params = Math.sqrt(budget / (6 * CHINCHILLA_TOKENS_PER_PARAM));
+  return { params, tokens: CHINCHILLA_TOKENS_PER_PARAM * params };
+}
+
+export function plan(p: PlanInput): PlanResult {
+  const items = p.items !== undefined ? p.items * (p.epochs ?? 1) : null;
+  const trainingFlops = items !== null ? items * p.flopsPerItem : null;
+  const mfu = p.observedItemsPerSec !== undefined ? (p.flopsPerItem * p.observedItemsPerSec) / (p.devices * p.peakFlops) : p.mfu;
+  const deviceHours = trainingFlops !== null ? trainingFlops / (p.peakFlops * mfu) / 3600 : null;
+  return {
+    unit: p.unit,
+    flopsPerItem: p.flopsPerItem,
+    params: p.params,
+    items,
+    trainingFlops,
+    pfDays: trainingFlops !== null ? trainingFlops / PF_DAY : null,
+    mfu,
+    deviceHours,
+    wallSeconds: deviceHours !== null ? (deviceHours * 3600) / p.devices : null,
+    devices: p.devices,
+    peakFlops: p.peakFlops,
+    budget: p.budget ?? null,
+    budgetFraction: p.budget !== undefined && trainingFlops !== null ? trainingFlops / p.budget : null,
+    optimal: p.budget !== undefined ? computeOptimal(p.budget) : null,
+  };
+}
