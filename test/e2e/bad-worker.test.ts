@@ -56,7 +56,7 @@ describe('a worker that sends a bad frame is dropped and the run finishes', () =
     let sabotaged = false;
     rogue.onFrame((bytes) => {
       const { msg } = readFromCoordinator(bytes, { totalParams: coord.layout.totalParams });
-      if (msg.t === 'welcome') rogue.send(encodeFrame({ t: 'ready', fingerprint: fingerprint(ds), backend: 'cpu', backendReason: 'test' }));
+      if (msg.t === 'welcome') rogue.send(encodeFrame({ t: 'ready', fingerprint: fingerprint(ds), backend: 'cpu', backendReason: 'test', peakFlops: 0, attainableFlops: 1e9 }));
       if (msg.t === 'work' && !sabotaged) {
         sabotaged = true;
         rogue.send(SABOTAGE[kind](coord.layout.totalParams));
@@ -90,7 +90,7 @@ describe('a non-finite shard result', () => {
     let first = true;
     odd.onFrame((bytes) => {
       const { msg } = readFromCoordinator(bytes, { totalParams: coord.layout.totalParams });
-      if (msg.t === 'welcome') odd.send(encodeFrame({ t: 'ready', fingerprint: fingerprint(ds), backend: 'cpu', backendReason: 'test' }));
+      if (msg.t === 'welcome') odd.send(encodeFrame({ t: 'ready', fingerprint: fingerprint(ds), backend: 'cpu', backendReason: 'test', peakFlops: 0, attainableFlops: 1e9 }));
       if (msg.t === 'work') {
         // First shard diverges (NaN); afterwards answer with zero gradients, a valid result.
         const lossSum = first ? NaN : 0;

@@ -10,7 +10,7 @@ const params5 = () => new Float32Array([0.5, -1, 2, 0, 3]);
 
 const TO_COORD: Array<[Message, Float32Array | null]> = [
   [{ t: 'hello', protocol: 1, name: 'w0', host: 'box', pid: 4242 }, null],
-  [{ t: 'ready', fingerprint: 'mnist:8500+1500:784->10:deadbeef', backend: 'cpu', backendReason: 'asked for cpu' }, null],
+  [{ t: 'ready', fingerprint: 'mnist:8500+1500:784->10:deadbeef', backend: 'cpu', backendReason: 'asked for cpu', peakFlops: 0, attainableFlops: 2.5e9 }, null],
   [{ t: 'result', step: 3, micro: 0, shard: 1, lossSum: 12.5, count: 64, computeMs: 3.25 }, params5()],
   [{ t: 'evalResult', round: 2, shard: 0, lossSum: -0.5, correct: 60, count: 64, computeMs: 1 }, null],
   [{ t: 'fault', message: 'kernel Gelu missing on wasm' }, null],
