@@ -13,6 +13,7 @@ import { spawnWorkers } from './local-workers.js';
 import { Progress } from './progress.js';
 import { createCoordinator, openSession, trainWith } from './run-coordinator.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
+import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
 
 function jobOptions(cmd: Command): Command {
   return cmd
@@ -98,6 +99,37 @@ export function buildProgram(): Command {
     .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('fp32'))
     .action(async (f: WorkerFlags) => {
       process.exitCode = await workerCommand({ ...f, backend: f.backend as BackendName });
+    });
+  program
+    .command('plan')
+    .description('compute requirements: FLOPs, PF-days, device-hours, wall-clock, MFU, compute-optimal size')
+    .option('--params <n>', 'model parameters (6·N FLOPs per token)', numFlag)
+    .option('--model <file>', 'a dptrain job config: FLOPs per sample of its dense model')
+    .option('--layers <n>', 'transformer layers L', intFlag)
+    .option('--d-model <n>', 'transformer width d_model', intFlag)
+    .option('--heads <n>', 'attention heads H', intFlag)
+    .option('--head-dim <n>', 'per-head dimension Q (default d_model / heads)', intFlag)
+    .option('--seq <n>', 'context length T', intFlag)
+    .option('--vocab <n>', 'vocabulary size V', intFlag)
+    .option('--no-bias', 'no biases in linear layers and LayerNorms (nanoGPT bias=False)')
+    .option('--no-tied', 'untied output head (adds V·d parameters)')
+    .option('--tokens <n>', 'training tokens per epoch', numFlag)
+    .option('--samples <n>', 'training samples per epoch', numFlag)
+    .option('--epochs <n>', 'epochs', numFlag, 1)
+    .option('--devices <k>', 'devices training together', intFlag)
+    .option('--device <name>', 'device from the table (a100, h100, h200, v100, t4, tpu-v4)')
+    .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('bf16'))
+    .option('--peak <flops>', 'peak FLOP/s per device', numFlag)
+    .option('--mfu <x>', 'assumed model FLOPs utilization, 0–1 (default 0.4)', numFlag)
+    .option('--from-run <dir>', 'take MFU (and, unless given, the hardware) from a finished run')
+    .option('--observed-tokens-per-sec <n>', 'derive MFU from an observed throughput (all devices)', numFlag)
+    .option('--observed-samples-per-sec <n>', 'as above, for sample-based models', numFlag)
+    .option('--budget <flops>', 'compute budget: share used and the compute-optimal model', numFlag)
+    .option('--json', 'print JSON instead of a table')
+    .action((f: PlanFlags) => {
+      if (f.mfu !== undefined && !(f.mfu > 0 && f.mfu <= 1)) throw new DptrainError('CONFIG_INVALID', `--mfu must be in (0, 1], got ${f.mfu}`);
+      const { result, text } = planCommand(f);
+      process.stdout.write(f.json ? JSON.stringify(planJson(result), null, 2) + '\n' : text + '\n');
     });
   return program;
 }

@@ -1,0 +1,140 @@
+/**
+ * `dptrain plan`: how much compute a training run needs, how long it takes on given hardware,
+ * and what model a budget buys. Pure arithmetic over shared/accounting; prints a table or JSON.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunSummary } from '../coordinator/summary.js';
+import { devicePeak, type Precision } from '../shared/accounting/devices.js';
+import { denseFlopsPerSample, transformerParams, transformerTrainingFlopsPerToken } from '../shared/accounting/flops.js';
+import { flopRateText, flopsText, percent, si } from '../shared/accounting/format.js';
+import { plan, type PlanResult } from '../shared/accounting/plan.js';
+import { parseConfig, readConfigFile } from '../shared/config.js';
+import { datasetShape } from '../shared/datasets/index.js';
+import { fail } from '../shared/errors.js';
+import { layoutModel } from '../shared/model-spec.js';
+
+/** Assumed MFU when none is given: a well-tuned large run reaches 40–50% (PaLM App. B: 46.2%). */
+export const DEFAULT_MFU = 0.4;
+
+export interface PlanFlags {
+  params?: number;
+  model?: string;
+  layers?: number;
+  dModel?: number;
+  heads?: number;
+  headDim?: number;
+  seq?: number;
+  vocab?: number;
+  bias: boolean;
+  tied: boolean;
+  tokens?: number;
+  samples?: number;
+  epochs: number;
+  devices?: number;
+  device?: string;
+  precision: Precision;
+  peak?: number;
+  mfu?: number;
+  fromRun?: string;
+  observedTokensPerSec?: number;
+  observedSamplesPerSec?: number;
+  budget?: number;
+  json?: boolean;
+}
+
+interface ModelSize {
+  unit: 'token' | 'sample';
+  flopsPerItem: number;
+  params: number;
+  describe: string;
+}
+
+function modelSize(f: PlanFlags): ModelSize {
+  const shapeFlags = [f.layers, f.dModel, f.heads, f.seq, f.vocab];
+  const given = [f.params !== undefined, f.model !== undefined, shapeFlags.some((v) => v !== undefined)].filter(Boolean).length;
+  if (given !== 1) fail('CONFIG_INVALID', 'give the model one way: --params N, --model job.json, or a transformer shape (--layers --d-model --heads --seq --vocab)');
+  if (f.params !== undefined) return { unit: 'token', flopsPerItem: 6 * f.params, params: f.params, describe: `${si(f.params).trim()} parameters, 6·N FLOPs per token` };
+  if (f.model !== undefined) {
+    const cfg = parseConfig(readConfigFile(f.model));
+    const s = datasetShape(cfg.data);
+    const layout = layoutModel(cfg.model, s.inputSize, s.outputSize);
+    const d = denseFlopsPerSample(layout);
+    return { unit: 'sample', flopsPerItem: d.training, params: layout.totalParams, describe: `dense model of ${f.model}: ${layout.totalParams.toLocaleString('en-US')} parameters` };
+  }
+  if (shapeFlags.some((v) => v === undefined)) fail('CONFIG_INVALID', 'a transformer shape needs all of --layers, --d-model, --heads, --seq, --vocab');
+  const shape = { layers: f.layers!, dModel: f.dModel!, heads: f.heads!, headDim: f.headDim, seq: f.seq!, vocab: f.vocab!, bias: f.bias, tiedEmbeddings: f.tied };
+  const p = transformerParams(shape);
+  return {
+    unit: 'token',
+    flopsPerItem: transformerTrainingFlopsPerToken(shape, p.total),
+    params: p.total,
+    describe: `transformer L${shape.layers} d${shape.dModel} H${shape.heads} T${shape.seq}: ${p.total.toLocaleString('en-US')} parameters (${p.nonEmbedding.toLocaleString('en-US')} without embeddings), 6·N + 12·L·H·Q·T per token`,
+  };
+}
+
+function readRun(dir: string): RunSummary {
+  const file = join(dir, 'summary.json');
+  if (!existsSync(file)) fail('CONFIG_UNREADABLE', `--from-run ${dir}: no summary.json there (is it a finished dptrain run directory?)`);
+  return JSON.parse(readFileSync(file, 'utf8')) as RunSummary;
+}
+
+export function planCommand(f: PlanFlags): { result: PlanResult; text: string } {
+  const m = modelSize(f);
+  if (f.tokens !== undefined && f.samples !== undefined) fail('CONFIG_INVALID', 'give --tokens or --samples, not both');
+  const run = f.fromRun ? readRun(f.fromRun) : null;
+  if (run && run.mfu === null) fail('CONFIG_INVALID', `--from-run ${f.fromRun}: that run recorded no MFU`);
+  let peak = f.peak ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
+  let devices = f.devices;
+  if (peak === undefined && run) {
+    peak = run.peakFlops / Math.max(1, run.workers);
+    devices ??= run.workers;
+  }
+  if (peak === undefined) fail('CONFIG_INVALID', 'give the hardware: --device NAME (a100, h100, h200, v100, t4, tpu-v4) or --peak FLOPS');
+  const observed = f.observedTokensPerSec ?? f.observedSamplesPerSec;
+  const result = plan({
+    flopsPerItem: m.flopsPerItem,
+    unit: m.unit,
+    params: m.params,
+    items: f.tokens ?? f.samples,
+    epochs: f.epochs,
+    devices: devices ?? 1,
+    peakFlops: peak,
+    mfu: f.mfu ?? run?.mfu ?? DEFAULT_MFU,
+    observedItemsPerSec: observed,
+    budget: f.budget,
+  });
+  const mfuSource = observed !== undefined ? 'from the observed throughput' : f.mfu !== undefined ? 'given' : run ? `measured in ${f.fromRun}` : 'assumed';
+  const rows: Array<[string, string]> = [
+    ['model', m.describe],
+    [`FLOPs per ${m.unit}`, `${m.flopsPerItem.toLocaleString('en-US')} (training: forward + backward)`],
+  ];
+  if (result.items !== null) {
+    rows.push([`${m.unit}s`, `${si(result.items).trim()} (${f.epochs} epoch${f.epochs === 1 ? '' : 's'})`]);
+    rows.push(['training compute', `${result.trainingFlops!.toExponential(3)} FLOPs = ${result.pfDays!.toPrecision(3)} PF-days`]);
+  }
+  rows.push(['hardware', `${result.devices} × ${flopRateText(peak)} peak`]);
+  rows.push(['MFU', `${percent(result.mfu)} (${mfuSource})`]);
+  if (result.deviceHours !== null) {
+    rows.push(['device-hours', result.deviceHours.toPrecision(4)]);
+    rows.push(['wall-clock', wallText(result.wallSeconds!)]);
+  }
+  if (result.budget !== null) {
+    rows.push(['budget', `${flopsText(result.budget)}${result.budgetFraction !== null ? ` (this plan uses ${percent(result.budgetFraction)})` : ''}`]);
+    rows.push(['compute-optimal', `${si(result.optimal!.params).trim()} parameters on ${si(result.optimal!.tokens).trim()} tokens (Chinchilla, D ≈ 20·N)`]);
+  }
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return { result, text: rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n') };
+}
+
+function wallText(sec: number): string {
+  if (sec < 120) return `${sec.toPrecision(3)} s`;
+  if (sec < 7200) return `${(sec / 60).toPrecision(3)} min`;
+  if (sec < 172_800) return `${(sec / 3600).toPrecision(3)} h`;
+  return `${(sec / 86_400).toPrecision(3)} days`;
+}
+
+export function planJson(r: PlanResult): object {
+  const perItem = r.unit === 'token' ? { flopsPerToken: r.flopsPerItem } : { flopsPerSample: r.flopsPerItem };
+  return { ...perItem, ...r };
+}

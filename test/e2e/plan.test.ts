@@ -1,0 +1,72 @@
+/** `dptrain plan`: the calculator through its command line and its module. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { planCommand, type PlanFlags } from '../../cli/plan-cmd.js';
+import { expectCode } from '../helpers/expect-code.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+
+const base: PlanFlags = { bias: true, tied: true, epochs: 1, precision: 'bf16' };
+
+describe('dptrain plan', () => {
+  it('--json for GPT-3 175B on 300B tokens on 1024 A100s at 40% MFU', async () => {
+    const r = await runCli(['plan', '--params', '174.6e9', '--tokens', '300e9', '--device', 'a100', '--devices', '1024', '--mfu', '0.4', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.flopsPerToken).toBe(6 * 174.6e9);
+    expect(Number(j.trainingFlops.toPrecision(3))).toBe(3.14e23);
+    expect(Number(j.pfDays.toPrecision(3))).toBe(3640);
+    // device-hours = 3.1428e23 / (312e12 · 0.4) / 3600 = 699,519; wall = that / 1024 hours
+    expect(j.deviceHours).toBeCloseTo(3.1428e23 / (312e12 * 0.4) / 3600, 6);
+    expect(j.wallSeconds).toBeCloseTo((j.deviceHours * 3600) / 1024, 6);
+    expect(j.mfu).toBe(0.4);
+    for (const k of ['trainingFlops', 'pfDays', 'deviceHours', 'wallSeconds', 'mfu']) expect(j).toHaveProperty(k);
+    expect(j.optimal).toBeNull();
+  });
+
+  it('a transformer shape: nanoGPT GPT-2 124M per-token FLOPs, and a budget gives the compute-optimal split', () => {
+    const { result, text } = planCommand({ ...base, layers: 12, dModel: 768, heads: 12, seq: 1024, vocab: 50257, bias: false, tokens: 9e9, device: 'h100', budget: 1.2e21 });
+    expect(result.flopsPerItem).toBe(859_272_192);
+    expect(result.params).toBe(124_337_664);
+    // N = √(1.2e21 / 120) = 3.162e9; D = 20·N
+    expect(result.optimal!.params).toBeCloseTo(Math.sqrt(1e19), 0);
+    expect(result.optimal!.tokens).toBeCloseTo(20 * Math.sqrt(1e19), -1);
+    expect(text).toMatch(/compute-optimal\s+3\.16 G parameters on 63\.2 G tokens/);
+  });
+
+  it('MFU from an observed throughput (PaLM 540B at 6·N per token: 45.7%, PaLM App. B)', () => {
+    const { result, text } = planCommand({ ...base, params: 540e9, observedTokensPerSec: 238.3e3, devices: 6144, peak: 275e12 });
+    expect((result.mfu * 100).toFixed(1)).toBe('45.7');
+    expect(text).toMatch(/MFU\s+45\.7% \(from the observed throughput\)/);
+  });
+
+  it('a dptrain job config: FLOPs per sample of its dense model', () => {
+    const dir = tempDir('plan');
+    const file = join(dir, 'job.json');
+    writeFileSync(file, JSON.stringify({}));
+    const { result } = planCommand({ ...base, model: file, samples: 8500, epochs: 15, peak: 1e10, mfu: 0.5 });
+    expect(result.unit).toBe('sample');
+    expect(result.flopsPerItem).toBe(1_410_876); // the default MNIST MLP, hand-counted in flops.test.ts
+    expect(result.trainingFlops).toBe(1_410_876 * 8500 * 15);
+  });
+
+  it('--from-run takes the measured MFU and the hardware of a finished run', () => {
+    const dir = join(tempDir('fromrun'), 'run');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'summary.json'), JSON.stringify({ mfu: 0.123, workers: 2, peakFlops: 4e10 }));
+    const { result, text } = planCommand({ ...base, params: 1e6, tokens: 1e9, fromRun: dir });
+    expect(result.mfu).toBe(0.123);
+    expect(result.devices).toBe(2);
+    expect(result.peakFlops).toBe(2e10);
+    expect(text).toMatch(/MFU\s+12\.3% \(measured in/);
+  });
+
+  it('mistakes name what to give', async () => {
+    expect(expectCode(() => planCommand({ ...base, tokens: 1e9, peak: 1e12 }), 'CONFIG_INVALID')).toMatch(/give the model one way/);
+    expect(expectCode(() => planCommand({ ...base, params: 1e9, tokens: 1e9 }), 'CONFIG_INVALID')).toMatch(/--device NAME .* or --peak FLOPS/);
+    expect(expectCode(() => planCommand({ ...base, layers: 2, dModel: 8, tokens: 1 }), 'CONFIG_INVALID')).toMatch(/needs all of/);
+    const r = await runCli(['plan', '--params', '1e9', '--device', 'a100', '--mfu', '7']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('dptrain: CONFIG_INVALID: --mfu must be in (0, 1], got 7');
+  });
+});
