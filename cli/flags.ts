@@ -1,6 +1,8 @@
 /** Flag parsing shared by the subcommands: strict numbers, config file + overrides → Config. */
 import { InvalidArgumentError } from 'commander';
+import { loadLatestCheckpoint, type LoadedCheckpoint } from '../coordinator/checkpoint.js';
 import { mergeOverrides, parseConfig, readConfigFile, type Config } from '../shared/config.js';
+import { fail } from '../shared/errors.js';
 
 export function intFlag(v: string): number {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a non-negative integer.');
@@ -29,6 +31,54 @@ export interface JobFlags {
   peakFlops?: number;
   device?: string;
   precision?: string;
+  maxWorkers?: number;
+  checkpointEvery?: number;
+  stepTimeout?: number;
+  pauseTimeout?: number;
+  resume?: string;
+}
+
+/** Flags that change the optimization: not allowed with --resume (the checkpoint fixes them). */
+const JOB_FLAGS = ['config', 'steps', 'batchSize', 'lr', 'seed'] as const;
+const FLAG_NAMES: Record<string, string> = { config: '--config', steps: '--steps', batchSize: '--batch-size', lr: '--lr', seed: '--seed' };
+
+function launchOverrides(f: JobFlags): Record<string, unknown> {
+  return {
+    workers: f.workers,
+    minWorkers: f.minWorkers,
+    maxWorkers: f.maxWorkers,
+    backend: f.backend,
+    out: f.out,
+    checkpointEvery: f.checkpointEvery,
+    stepTimeoutSec: f.stepTimeout,
+    pauseTimeoutSec: f.pauseTimeout,
+    budget: f.budget,
+    budgetDeviceHours: f.budgetDeviceHours,
+    budgetPolicy: f.budgetPolicy,
+    peakFlops: f.peakFlops,
+    device: f.device,
+    precision: f.precision,
+  };
+}
+
+export interface ResolvedRun {
+  config: Config;
+  resume?: LoadedCheckpoint;
+}
+
+/**
+ * The config to run: from a file and flags, or — with --resume DIR — the checkpoint's own
+ * config, with only launch flags (workers, backend, budget, timeouts) allowed to change.
+ */
+export function resolveRun(f: JobFlags): ResolvedRun {
+  if (!f.resume) return { config: resolveConfig(f) };
+  const resume = loadLatestCheckpoint(f.resume);
+  const changed = JOB_FLAGS.filter((k) => f[k] !== undefined);
+  if (changed.length) {
+    fail('CONFIG_INVALID', `${changed.map((k) => FLAG_NAMES[k]).join(', ')}: cannot be changed with --resume; the checkpoint fixes the job (start a new run to change it)`);
+  }
+  const config = parseConfig(mergeOverrides(resume.state.config as unknown as Record<string, unknown>, { ...launchOverrides(f), out: f.resume }));
+  return { config, resume };
 }
 
 /** The config file (if any), then flags over it, validated as one object. */
@@ -36,20 +86,11 @@ export function resolveConfig(f: JobFlags): Config {
   const file = f.config ? readConfigFile(f.config) : {};
   return parseConfig(
     mergeOverrides(file, {
-      workers: f.workers,
-      minWorkers: f.minWorkers,
+      ...launchOverrides(f),
       steps: f.steps,
       batchSize: f.batchSize,
       lr: f.lr,
-      backend: f.backend,
       seed: f.seed,
-      out: f.out,
-      budget: f.budget,
-      budgetDeviceHours: f.budgetDeviceHours,
-      budgetPolicy: f.budgetPolicy,
-      peakFlops: f.peakFlops,
-      device: f.device,
-      precision: f.precision,
     }),
   );
 }

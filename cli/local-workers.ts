@@ -41,7 +41,8 @@ export function spawnWorkers(
     const file = runDir.workerLog(name);
     const fd = openSync(file, 'a');
     const p = spawn(process.execPath, [MAIN, 'worker', '--connect', address, '--backend', backend, '--name', name], {
-      stdio: ['ignore', fd, fd],
+      // The IPC channel is how a local worker notices that its coordinator died (it exits then).
+      stdio: ['ignore', fd, fd, 'ipc'],
       env: { ...process.env, DPTRAIN_LOCAL_WORKER: '1' },
     });
     closeSync(fd);

@@ -8,10 +8,8 @@ import { Command, Option } from 'commander';
 import { PRECISIONS } from '../shared/accounting/devices.js';
 import { BACKENDS, BUDGET_POLICIES, type BackendName } from '../shared/config.js';
 import { describeError, DptrainError, isDptrainError } from '../shared/errors.js';
-import { intFlag, numFlag, parseListen, resolveConfig, type JobFlags } from './flags.js';
-import { spawnWorkers } from './local-workers.js';
-import { Progress } from './progress.js';
-import { createCoordinator, openSession, trainWith } from './run-coordinator.js';
+import { intFlag, numFlag, parseListen } from './flags.js';
+import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
 import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
 
@@ -22,7 +20,12 @@ function jobOptions(cmd: Command): Command {
     .option('--batch-size <n>', 'global batch size, split across workers', intFlag)
     .option('--lr <x>', 'peak learning rate', numFlag)
     .option('--seed <n>', 'seed for initialization, data order and synthetic data', intFlag)
-    .option('--min-workers <n>', 'workers that must be ready before training starts', intFlag)
+    .option('--min-workers <n>', 'pause training below this many ready workers (default 1)', intFlag)
+    .option('--max-workers <n>', 'refuse connections beyond this many workers (default 64)', intFlag)
+    .option('--checkpoint-every <n>', 'checkpoint every N steps (0: only at the end and on SIGINT/SIGTERM; default 100)', intFlag)
+    .option('--step-timeout <sec>', 'reassign a shard not back in this many seconds (default: 10 × median step, at least 3 s)', numFlag)
+    .option('--pause-timeout <sec>', 'how long to stay paused below --min-workers before checkpointing and exiting (default 300)', numFlag)
+    .option('--resume <dir>', 'continue the run in DIR from its newest valid checkpoint')
     .option('--out <dir>', 'run directory (default runs/<timestamp>)')
     .option('--budget <flops>', 'compute budget in model training FLOPs (e.g. 1e15)', numFlag)
     .option('--budget-device-hours <h>', 'compute budget in device-hours at the declared peak', numFlag)
@@ -34,40 +37,6 @@ function jobOptions(cmd: Command): Command {
 
 const backendOption = () => new Option('--backend <name>', 'TF.js backend for the workers').choices(BACKENDS);
 
-async function train(f: JobFlags): Promise<number> {
-  const config = resolveConfig(f);
-  const local = { ...config, minWorkers: Math.min(config.minWorkers, config.workers) }; // never wait for more than we spawn
-  const s = await openSession(local, { host: '127.0.0.1', port: 0 });
-  const progress = new Progress(config.steps);
-  const coord = createCoordinator(local, s, progress);
-  s.log.info({ workers: config.workers, runDir: s.runDir.path }, 'starting local workers');
-  const workers = spawnWorkers(config.workers, s.listener.address, config.backend, s.runDir, s.log, (why) =>
-    coord.abort(new DptrainError('WORKER_LOST', why)),
-  );
-  const onSignal = () => {
-    s.log.warn('interrupted: stopping workers');
-    for (const p of workers.procs) p.kill('SIGTERM');
-    process.exit(130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    await trainWith(coord, s, progress);
-    return 0;
-  } finally {
-    await workers.stop();
-  }
-}
-
-async function coordinator(f: JobFlags & { listen: { host: string; port: number } }): Promise<number> {
-  const config = resolveConfig(f);
-  const s = await openSession(config, f.listen);
-  s.log.info({ listen: s.listener.address, minWorkers: config.minWorkers }, `workers join with: dptrain worker --connect ${s.listener.address}`);
-  const progress = new Progress(config.steps);
-  await trainWith(createCoordinator(config, s, progress), s, progress);
-  return 0;
-}
-
 export function buildProgram(): Command {
   const program = new Command('dptrain')
     .description('Data-parallel training for TensorFlow.js: a coordinator, workers over WebSockets, central Adam')
@@ -77,14 +46,15 @@ export function buildProgram(): Command {
   jobOptions(program.command('train').description('train on this machine: a coordinator and N local worker processes'))
     .option('-w, --workers <n>', 'local worker processes to spawn', intFlag)
     .addOption(backendOption())
-    .action(async (f: JobFlags) => {
-      process.exitCode = await train(f);
+    .option('--fault <spec...>', 'inject a fault: kill:NAME@STEP, pause:NAME@STEP, resume:NAME@STEP, delay:NAME@STEP:MS')
+    .action(async (f: TrainFlags) => {
+      process.exitCode = await trainCommand(f);
     });
 
   jobOptions(program.command('coordinator').description('run a coordinator that remote workers join'))
     .option('--listen <host:port>', 'address to listen on', parseListen, { host: '127.0.0.1', port: 7070 })
-    .action(async (f: JobFlags & { listen: { host: string; port: number } }) => {
-      process.exitCode = await coordinator(f);
+    .action(async (f: TrainFlags) => {
+      process.exitCode = await coordinatorCommand(f);
     });
 
   program
@@ -94,6 +64,7 @@ export function buildProgram(): Command {
     .addOption(backendOption().default('auto'))
     .option('--name <name>', 'name in the coordinator log (default host-pid)')
     .option('--connect-timeout <sec>', 'keep retrying the first connection this long', intFlag, 60)
+    .option('--reconnect-timeout <sec>', 'after losing the coordinator, keep trying to reconnect this long', intFlag, 300)
     .option('--peak-flops <flops>', "declared peak FLOP/s of this worker's device", numFlag)
     .option('--device <name>', 'take the peak from the device table (a100, h100, h200, v100, t4)')
     .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('fp32'))

@@ -24,6 +24,8 @@ export class Progress {
 
   constructor(
     private readonly total: number,
+    /** Steps already done before this process started (a resumed run). */
+    private readonly startStep = 0,
     private readonly out: NodeJS.WriteStream = process.stderr,
   ) {
     this.tty = Boolean(out.isTTY);
@@ -44,7 +46,7 @@ export class Progress {
 
   step(r: StepRecord): void {
     this.rate = Number.isNaN(this.rate) ? r.samplesPerSec : 0.9 * this.rate + 0.1 * r.samplesPerSec;
-    const perStep = (Date.now() - this.started) / 1000 / r.step;
+    const perStep = (Date.now() - this.started) / 1000 / Math.max(1, r.step - this.startStep);
     const eta = perStep * (this.total - r.step);
     const acc = this.lastEval?.testAccuracy;
     const text =

@@ -13,6 +13,7 @@ import { layoutModel } from '../shared/model-spec.js';
 import type { Listener } from '../shared/transport/transport.js';
 import { formatSummary, Progress } from './progress.js';
 import { PromMetrics } from '../coordinator/prometheus.js';
+import type { CheckpointState } from '../coordinator/checkpoint.js';
 
 /** Frames carry one float32 per parameter plus a header of well under 64 KiB. */
 export function maxFrameBytes(config: Config): number {
@@ -37,8 +38,15 @@ export async function openSession(config: Config, listen: { host: string; port: 
   return { runDir, log, listener, metrics };
 }
 
-export function createCoordinator(config: Config, s: Session, progress: Progress): Coordinator {
+export interface CoordinatorExtras {
+  resume?: CheckpointState;
+  startWorkers?: number;
+  onStepStart?: (step: number) => void;
+}
+
+export function createCoordinator(config: Config, s: Session, progress: Progress, extras: CoordinatorExtras = {}): Coordinator {
   const c = new Coordinator({
+    ...extras,
     config,
     listener: s.listener,
     log: s.log,

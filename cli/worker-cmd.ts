@@ -3,7 +3,8 @@
  * coordinator is not up yet), and serve the job until the coordinator says bye.
  */
 import { describeError, isDptrainError } from '../shared/errors.js';
-import { createLogger } from '../shared/log.js';
+import { createLogger, type Logger } from '../shared/log.js';
+import type { Link } from '../shared/transport/transport.js';
 import type { BackendName } from '../shared/config.js';
 import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
@@ -19,9 +20,27 @@ export interface WorkerFlags {
   backend: BackendName;
   name?: string;
   connectTimeout: number;
+  reconnectTimeout: number;
   peakFlops?: number;
   device?: string;
   precision: Precision;
+}
+
+/** Connect, retrying with exponential backoff and jitter until `timeoutSec` has passed. */
+async function connect(url: string, timeoutSec: number, log: Logger): Promise<Link> {
+  const deadline = Date.now() + timeoutSec * 1000;
+  let delay = 200;
+  for (;;) {
+    try {
+      return await dialWs(url, WORKER_MAX_FRAME);
+    } catch (e) {
+      const wait = delay * (0.5 + Math.random()); // jitter: workers of a restarted coordinator do not all knock at once
+      if (!isDptrainError(e, 'CONNECT_FAILED') || Date.now() + wait > deadline) throw e;
+      log.debug({ error: describeError(e), retryMs: Math.round(wait) }, 'coordinator not reachable yet; retrying');
+      await new Promise((r) => setTimeout(r, wait));
+      delay = Math.min(5000, delay * 2);
+    }
+  }
 }
 
 export async function workerCommand(f: WorkerFlags): Promise<number> {
@@ -30,21 +49,19 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   const peakFlops = f.peakFlops ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
   const backend = await selectBackend(f.backend);
   log.info({ backend: backend.name, provider: backend.provider, why: backend.reason }, 'backend selected');
-  const deadline = Date.now() + f.connectTimeout * 1000;
-  let delay = 200;
+  if (process.send) process.on('disconnect', () => process.exit(1)); // spawned by `dptrain train`, whose process is gone
+  let timeoutSec = f.connectTimeout;
   for (;;) {
-    try {
-      const link = await dialWs(f.connect, WORKER_MAX_FRAME);
-      log.info({ coordinator: f.connect }, 'connected');
-      const out = await runWorker({ link, backend, name, log, peakFlops });
-      if (out.finished) return 0;
-      log.error({ reason: out.reason }, 'connection to the coordinator ended');
+    const link = await connect(f.connect, timeoutSec, log);
+    log.info({ coordinator: f.connect }, 'connected');
+    const out = await runWorker({ link, backend, name, log, peakFlops });
+    if (out.finished) return 0;
+    if (out.fatal) {
+      log.error({ reason: out.reason }, 'the coordinator ended this worker');
       return 1;
-    } catch (e) {
-      if (!isDptrainError(e, 'CONNECT_FAILED') || Date.now() + delay > deadline) throw e;
-      log.debug({ error: describeError(e), retryMs: delay }, 'coordinator not reachable yet; retrying');
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(5000, delay * 2);
     }
+    // The coordinator went away without a goodbye (crash, restart): find it again.
+    log.warn({ reason: out.reason, retryForSec: f.reconnectTimeout }, 'connection to the coordinator lost; reconnecting');
+    timeoutSec = f.reconnectTimeout;
   }
 }

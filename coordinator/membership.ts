@@ -31,6 +31,9 @@ export interface WorkerSession {
   peakFlops: number;
   attainableFlops: number;
   joinedAt: number;
+  /** Missed a deadline: gets no new shards until a result of its arrives (late or not). */
+  lagging: boolean;
+  laggingSince: number;
 }
 
 export interface DataShape {
@@ -112,6 +115,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       peakFlops: 0,
       attainableFlops: 0,
       joinedAt: Date.now(),
+      lagging: false,
+      laggingSince: 0,
     };
     if (this.workers.size >= this.o.maxWorkers) {
       this.o.log.warn({ remote: link.remote, maxWorkers: this.o.maxWorkers }, 'connection refused: job is full');

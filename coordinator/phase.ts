@@ -1,8 +1,8 @@
 /**
- * One phase of distributed work: a range split into shards over the ready workers, sent,
- * and collected. Shards of a worker that leaves go to the least-loaded ready worker (or wait
- * for one to join); results are settled at most once. The caller decides what a shard message
- * says and what to do with a result; this decides who computes what.
+ * One phase of distributed work: a range split into shards over the eligible workers, sent,
+ * and collected. A shard whose worker leaves, or misses its deadline, goes to the least-loaded
+ * other worker (or waits for one to join); results are settled at most once. The caller
+ * decides what a shard message says and what to do with a result; this decides who computes what.
  */
 import { DptrainError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -36,14 +36,24 @@ export interface PhaseContext {
   ensureParams(w: WorkerSession): void;
   /** How long shards may wait for any worker to be ready before the run fails. */
   noWorkerTimeoutMs: number;
+  /** A shard not back within this many ms is given to another worker. */
+  deadlineMs: number;
+}
+
+/** Workers that may get new shards: ready, and not behind on an earlier deadline. */
+export function eligible(m: Membership): WorkerSession[] {
+  return m.ready().filter((w) => !w.lagging);
 }
 
 export class Phase {
   private asg!: Assignments<WorkerSession>;
   private orphans: ShardRange[] = [];
   private orphanTimer: NodeJS.Timeout | null = null;
+  private deadlines = new Map<number, NodeJS.Timeout>();
+  private retried = new Set<number>();
   private resolve!: () => void;
   private reject!: (e: Error) => void;
+  private readonly started = performance.now();
   readonly stats: PhaseStats = { shards: 0, reassigned: 0, computeMs: {}, samples: {} };
 
   constructor(
@@ -56,7 +66,7 @@ export class Phase {
       this.resolve = res;
       this.reject = rej;
     });
-    const live = this.ctx.membership.ready();
+    const live = eligible(this.ctx.membership);
     const shards = splitRange(this.plan.from, this.plan.to, Math.max(1, live.length));
     this.asg = new Assignments(shards);
     this.stats.shards = shards.length;
@@ -65,10 +75,18 @@ export class Phase {
     return done;
   }
 
+  get elapsedMs(): number {
+    return performance.now() - this.started;
+  }
+
   private give(s: ShardRange, w: WorkerSession): void {
     this.asg.assign(s.shard, w);
     this.ctx.ensureParams(w);
     this.ctx.membership.send(w, this.plan.message(s));
+    clearTimeout(this.deadlines.get(s.shard));
+    const t = setTimeout(() => this.missedDeadline(s, w), this.ctx.deadlineMs);
+    t.unref();
+    this.deadlines.set(s.shard, t);
   }
 
   private orphan(s: ShardRange): void {
@@ -81,12 +99,49 @@ export class Phase {
     }, this.ctx.noWorkerTimeoutMs);
   }
 
-  /** True if the result is this phase's to take (the caller then adds it). */
-  accept(w: WorkerSession, shard: number, computeMs: number): boolean {
-    if (!this.asg.settle(shard, w)) return false;
+  /** Hand a shard to the least-loaded eligible worker other than `not`, or queue it. */
+  private reassign(s: ShardRange, from: WorkerSession, why: string): void {
+    this.stats.reassigned++;
+    const target = this.leastLoaded(from);
+    this.ctx.log.warn({ phase: this.plan.key, shard: s.shard, from: from.id, to: target?.id ?? 'waiting', why }, 'shard reassigned');
+    if (target) this.give(s, target);
+    else this.orphan(s);
+  }
+
+  private missedDeadline(s: ShardRange, w: WorkerSession): void {
+    if (!this.asg.holds(s.shard, w) || w.state !== 'ready') return;
+    if (!this.leastLoaded(w)) return; // nobody else to give it to: keep waiting for this one
+    w.lagging = true;
+    w.laggingSince = performance.now();
+    this.ctx.log.warn(
+      { worker: w.id, host: w.host, phase: this.plan.key, shard: s.shard, lateMs: Math.round(this.ctx.deadlineMs) },
+      `worker ${w.id} (${w.host}) missed its deadline of ${Math.round(this.ctx.deadlineMs)} ms; its shards go to others`,
+    );
+    for (const held of this.asg.heldBy(w)) this.reassign(held, w, 'deadline');
+  }
+
+  /** Is this shard open and assigned to this worker? */
+  owns(w: WorkerSession, shard: number): boolean {
+    return this.asg.holds(shard, w);
+  }
+
+  /**
+   * A non-finite result: give the shard to a different worker once. False if it was retried
+   * already or no other worker is available (the caller then takes the result as it is).
+   */
+  retry(w: WorkerSession, shard: number): boolean {
+    if (this.retried.has(shard) || !this.leastLoaded(w)) return false;
+    this.retried.add(shard);
+    this.reassign(this.asg.shards[shard], w, 'non-finite result');
+    return true;
+  }
+
+  /** Settle a shard with this worker's result (the caller checked `owns`). */
+  accept(w: WorkerSession, shard: number, computeMs: number): void {
+    this.asg.settle(shard, w);
+    clearTimeout(this.deadlines.get(shard));
     this.stats.computeMs[w.id] = (this.stats.computeMs[w.id] ?? 0) + computeMs;
     this.stats.samples[w.id] = (this.stats.samples[w.id] ?? 0) + this.shardSize(shard);
-    return true;
   }
 
   /** Rows [from, to) of a shard, to check a result's count. */
@@ -97,20 +152,18 @@ export class Phase {
 
   /** After an accepted result was added: finish when nothing is open. */
   settleCheck(): void {
-    if (this.asg.done) {
-      if (this.orphanTimer) clearTimeout(this.orphanTimer);
-      this.resolve();
-    }
+    if (!this.asg.done) return;
+    this.clearTimers();
+    this.resolve();
+  }
+
+  clearTimers(): void {
+    if (this.orphanTimer) clearTimeout(this.orphanTimer);
+    for (const t of this.deadlines.values()) clearTimeout(t);
   }
 
   workerGone(w: WorkerSession): void {
-    for (const s of this.asg.heldBy(w)) {
-      this.stats.reassigned++;
-      const target = this.leastLoaded();
-      this.ctx.log.warn({ phase: this.plan.key, shard: s.shard, from: w.id, to: target?.id ?? 'waiting' }, 'shard reassigned');
-      if (target) this.give(s, target);
-      else this.orphan(s);
-    }
+    for (const s of this.asg.heldBy(w)) this.reassign(s, w, 'worker left');
   }
 
   workerReady(w: WorkerSession): void {
@@ -120,10 +173,11 @@ export class Phase {
     for (const s of this.orphans.splice(0)) this.give(s, w);
   }
 
-  private leastLoaded(): WorkerSession | undefined {
+  private leastLoaded(not?: WorkerSession): WorkerSession | undefined {
     let best: WorkerSession | undefined;
     let load = Infinity;
-    for (const w of this.ctx.membership.ready()) {
+    for (const w of eligible(this.ctx.membership)) {
+      if (w === not) continue;
       const n = this.asg.openCount(w);
       if (n < load) {
         best = w;

@@ -6,7 +6,7 @@
  *   summary.json    the run's outcome, written at the end
  *   workers/        stdout/stderr of locally spawned workers
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
 
@@ -38,6 +38,23 @@ export class RunDir {
 
   appendMetrics(record: object): void {
     appendFileSync(join(this.path, 'metrics.jsonl'), JSON.stringify(record) + '\n');
+  }
+
+  /** On resume: drop metrics lines of steps after the checkpoint (they will be run again). */
+  truncateMetrics(afterStep: number): void {
+    const file = join(this.path, 'metrics.jsonl');
+    if (!existsSync(file)) return;
+    const keep = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .filter((l) => {
+        try {
+          return (JSON.parse(l) as { step: number }).step <= afterStep;
+        } catch {
+          return false; // a line torn by a crash
+        }
+      });
+    writeFileAtomic(file, keep.map((l) => l + '\n').join(''));
   }
 
   writeJson(name: string, value: unknown): void {

@@ -49,6 +49,11 @@ export class Assignments<W> {
     return this.owner.get(shard);
   }
 
+  /** Is the shard open and assigned to this worker? */
+  holds(shard: number, worker: W): boolean {
+    return this.unsettled.has(shard) && this.owner.get(shard) === worker;
+  }
+
   /** True if the result is accepted (shard open and owned by this worker). */
   settle(shard: number, worker: W): boolean {
     if (!this.unsettled.has(shard) || this.owner.get(shard) !== worker) return false;

@@ -44,6 +44,8 @@ export interface RunSummary {
   wallSeconds: number;
   staleResults: number;
   reassignedShards: number;
+  /** Shards recomputed on another worker after a non-finite result. */
+  recomputedShards: number;
   droppedWorkers: number;
   skippedSteps: number;
   /** Why the run ended: all steps done, or the compute budget (policy "stop"). */
@@ -86,9 +88,12 @@ export function summarize(o: {
   wallSeconds: number;
   staleResults: number;
   reassignedShards: number;
+  recomputedShards: number;
   droppedWorkers: number;
   skippedSteps: number;
   stoppedBy: RunSummary['stoppedBy'];
+  /** Steps completed in the whole run (a resumed run counts the ones before the resume). */
+  stepsDone: number;
   meter: ComputeMeter;
   peaks: Array<{ declared: number | null; attainable: number }>;
 }): RunSummary {
@@ -97,7 +102,7 @@ export function summarize(o: {
   const declared = o.peaks.filter((p) => p.declared).length;
   const mfus = steady.map((r) => r.mfu).filter((m): m is number => m !== null);
   return {
-    steps: o.records.length,
+    steps: o.stepsDone,
     workers: o.workers,
     backend: o.backends.join(',') || 'none',
     batchSize: o.config.batchSize,
@@ -112,6 +117,7 @@ export function summarize(o: {
     wallSeconds: o.wallSeconds,
     staleResults: o.staleResults,
     reassignedShards: o.reassignedShards,
+    recomputedShards: o.recomputedShards,
     droppedWorkers: o.droppedWorkers,
     skippedSteps: o.skippedSteps,
     stoppedBy: o.stoppedBy,

@@ -74,8 +74,16 @@ export interface JobConfig {
 export interface LaunchConfig {
   /** Local worker processes `dptrain train` spawns. */
   workers: number;
-  /** Workers that must be ready before the first step; 0 = all of `workers`. */
+  /** Below this many ready workers training pauses (and `dptrain coordinator` waits for this many to start). */
   minWorkers: number;
+  /** Connections beyond this many workers are refused. */
+  maxWorkers: number;
+  /** Write a checkpoint every N steps (0 = only at the end and on SIGINT/SIGTERM). */
+  checkpointEvery: number;
+  /** Seconds a shard may take before it is reassigned; 0 = derived from recent step times. */
+  stepTimeoutSec: number;
+  /** Seconds to stay paused below minWorkers before checkpointing and exiting non-zero. */
+  pauseTimeoutSec: number;
   backend: BackendName;
   out: string | null;
 }
@@ -111,7 +119,11 @@ export const DEFAULT_CONFIG: Config = {
     minLrRatio: 0,
   },
   workers: 2,
-  minWorkers: 0,
+  minWorkers: 1,
+  maxWorkers: 64,
+  checkpointEvery: 100,
+  stepTimeoutSec: 0,
+  pauseTimeoutSec: 300,
   backend: 'auto',
   out: null,
   compute: { budget: null, budgetDeviceHours: null, budgetPolicy: 'stop', peakFlops: null, device: null, precision: 'fp32' },
@@ -256,7 +268,11 @@ export function parseConfig(raw: unknown): Config {
     evalEvery: num(o.evalEvery, 'evalEvery', { int: true, min: 0 }),
     optimizer: parseOptimizer(o.optimizer),
     workers,
-    minWorkers: num(o.minWorkers, 'minWorkers', { int: true, min: 0, max: 1024 }) || workers,
+    minWorkers: num(o.minWorkers, 'minWorkers', { int: true, min: 1, max: 1024 }),
+    maxWorkers: num(o.maxWorkers, 'maxWorkers', { int: true, min: 1, max: 4096 }),
+    checkpointEvery: num(o.checkpointEvery, 'checkpointEvery', { int: true, min: 0 }),
+    stepTimeoutSec: num(o.stepTimeoutSec, 'stepTimeoutSec', { min: 0 }),
+    pauseTimeoutSec: num(o.pauseTimeoutSec, 'pauseTimeoutSec', { min: 0 }),
     backend: oneOf(o.backend, 'backend', BACKENDS),
     out: o.out === null ? null : typeof o.out === 'string' && o.out !== '' ? o.out : fail('CONFIG_INVALID', 'out must be a directory path'),
     compute: parseCompute(o.compute),

@@ -15,6 +15,9 @@ export type ErrorCode =
   | 'KERNEL_MISSING' // the model needs a kernel the backend lacks
   | 'CONNECT_FAILED' // worker cannot reach the coordinator
   | 'WORKER_LOST' // no workers left to finish a step
+  | 'CHECKPOINT_CORRUPT' // a checkpoint file fails its checksum or is truncated
+  | 'CHECKPOINT_MISSING' // --resume names a directory without a usable checkpoint
+  | 'INTERRUPTED' // stopped by a signal after writing a checkpoint
   | 'RUN_FAILED'; // anything else that ends a run
 
 export class DptrainError extends Error {

@@ -30,8 +30,13 @@ export interface WorkerOptions {
 export interface WorkerOutcome {
   /** True when the coordinator ended the job normally (bye). */
   finished: boolean;
+  /** True when reconnecting cannot help: this worker gave up, or the coordinator refused it. */
+  fatal: boolean;
   reason: string;
 }
+
+/** Close reasons with which the coordinator refuses a worker for good (see membership.ts). */
+const REFUSALS = /^(invalid|protocol mismatch|job is full|worker fault|dataset differs)/;
 
 export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
   const { link, log } = o;
@@ -77,7 +82,7 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
   return new Promise<WorkerOutcome>((resolve) => {
     link.onClose((reason) => {
       trainer?.dispose();
-      resolve({ finished, reason: failure ?? reason });
+      resolve({ finished, fatal: failure !== null || REFUSALS.test(reason), reason: failure ?? reason });
     });
     link.onFrame((bytes) => {
       let frame;

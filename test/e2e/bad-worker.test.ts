@@ -45,7 +45,7 @@ describe('a worker that sends a bad frame is dropped and the run finishes', () =
     const lines: string[] = [];
     const log = pino({ level: 'debug' }, new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
-    const coord = new Coordinator({ config: cfg, listener, log, runDir: null, noWorkerTimeoutMs: 30_000 });
+    const coord = new Coordinator({ config: cfg, listener, log, runDir: null, startWorkers: 2 });
     const run = coord.run();
 
     const honest = spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu', '--name', 'honest'], { stdio: 'ignore' });
@@ -76,36 +76,50 @@ describe('a worker that sends a bad frame is dropped and the run finishes', () =
   }, 60_000);
 });
 
+/** A scripted worker: the first shard it computes is NaN, later ones are zero gradients. */
+async function oddWorker(address: string, coord: Coordinator, ds: ReturnType<typeof loadDataset>): Promise<void> {
+  const odd = await dialWs(address, 1 << 24);
+  let first = true;
+  odd.onFrame((bytes) => {
+    const { msg } = readFromCoordinator(bytes, { totalParams: coord.layout.totalParams });
+    if (msg.t === 'welcome') odd.send(encodeFrame({ t: 'ready', fingerprint: fingerprint(ds), backend: 'cpu', backendReason: 'test', peakFlops: 0, attainableFlops: 1e9 }));
+    if (msg.t === 'work') {
+      const lossSum = first ? NaN : 0;
+      const grads = new Float32Array(coord.layout.totalParams).fill(first ? NaN : 0);
+      first = false;
+      odd.send(encodeFrame({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum, count: msg.to - msg.from, computeMs: 1 }, grads));
+    }
+    if (msg.t === 'evaluate') odd.send(encodeFrame({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: 0, correct: 0, count: msg.to - msg.from, computeMs: 1 }));
+  });
+  odd.send(encodeFrame({ t: 'hello', protocol: PROTOCOL_VERSION, name: 'odd', host: 'test', pid: 1 }));
+}
+
 describe('a non-finite shard result', () => {
-  it('skips that step (parameters untouched), counts it, and the run goes on', async () => {
+  it('is recomputed by another worker; the step is applied and nobody is dropped', async () => {
     const cfg = parseConfig({ ...JOB, steps: 6 });
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
-    const steps: Array<{ step: number; skipped?: boolean }> = [];
-    const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null, onStep: (r) => steps.push(r) });
+    const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null, startWorkers: 2 });
     const run = coord.run();
-    const honest = spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], { stdio: 'ignore' });
-    children.push(honest);
-    const ds = loadDataset(cfg.data, cfg.seed);
-    const odd = await dialWs(listener.address, 1 << 24);
-    let first = true;
-    odd.onFrame((bytes) => {
-      const { msg } = readFromCoordinator(bytes, { totalParams: coord.layout.totalParams });
-      if (msg.t === 'welcome') odd.send(encodeFrame({ t: 'ready', fingerprint: fingerprint(ds), backend: 'cpu', backendReason: 'test', peakFlops: 0, attainableFlops: 1e9 }));
-      if (msg.t === 'work') {
-        // First shard diverges (NaN); afterwards answer with zero gradients, a valid result.
-        const lossSum = first ? NaN : 0;
-        const grads = new Float32Array(coord.layout.totalParams).fill(first ? NaN : 0);
-        first = false;
-        odd.send(encodeFrame({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum, count: msg.to - msg.from, computeMs: 1 }, grads));
-      }
-      if (msg.t === 'evaluate') odd.send(encodeFrame({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: 0, correct: 0, count: msg.to - msg.from, computeMs: 1 }));
-    });
-    odd.send(encodeFrame({ t: 'hello', protocol: PROTOCOL_VERSION, name: 'odd', host: 'test', pid: 1 }));
+    children.push(spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], { stdio: 'ignore' }));
+    await oddWorker(listener.address, coord, loadDataset(cfg.data, cfg.seed));
     const summary = await run;
     await listener.close();
-    expect(summary.steps).toBe(6);
-    expect(summary.skippedSteps).toBe(1);
-    expect(summary.droppedWorkers).toBe(0);
+    expect(summary).toMatchObject({ steps: 6, recomputedShards: 1, skippedSteps: 0, droppedWorkers: 0 });
+  }, 60_000);
+
+  it('with no other worker to recompute it, skips that step (parameters untouched) and goes on', async () => {
+    const cfg = parseConfig({ ...JOB, steps: 4 });
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
+    const steps: Array<{ step: number; skipped?: boolean }> = [];
+    const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null, startWorkers: 1, onStep: (r) => steps.push(r) });
+    const before = coord.params.slice();
+    const run = coord.run();
+    await oddWorker(listener.address, coord, loadDataset(cfg.data, cfg.seed));
+    const summary = await run;
+    await listener.close();
+    expect(summary).toMatchObject({ steps: 4, skippedSteps: 1, recomputedShards: 0 });
     expect(steps.filter((s) => s.skipped).map((s) => s.step)).toEqual([1]);
+    // Later steps had zero gradients: Adam with m = v = 0 leaves the parameters where they were.
+    expect(coord.params).toEqual(before);
   }, 60_000);
 });

@@ -1,0 +1,79 @@
+/**
+ * `dptrain train` (coordinator + local worker processes) and `dptrain coordinator` (remote
+ * workers): resolve the config (or the checkpoint to resume), open the run directory and the
+ * listener, run, and turn SIGINT/SIGTERM into "finish the step, checkpoint, exit".
+ */
+import type { ChildProcess } from 'node:child_process';
+import { DptrainError } from '../shared/errors.js';
+import type { Coordinator } from '../coordinator/coordinator.js';
+import { faultInjector, parseFault } from './faults.js';
+import { resolveRun, type JobFlags } from './flags.js';
+import { spawnWorkers } from './local-workers.js';
+import { Progress } from './progress.js';
+import { createCoordinator, openSession, trainWith, type Session } from './run-coordinator.js';
+
+export interface TrainFlags extends JobFlags {
+  fault?: string[];
+  listen?: { host: string; port: number };
+}
+
+/** First signal: stop after the step in flight and checkpoint. Second: leave at once. */
+function handleSignals(c: Coordinator, s: Session, onHardExit: () => void): void {
+  let count = 0;
+  const on = (sig: NodeJS.Signals) => {
+    count++;
+    if (count === 1) {
+      s.log.warn({ signal: sig }, `${sig}: finishing the current step, then writing a checkpoint (again to quit at once)`);
+      c.requestStop(sig);
+    } else {
+      onHardExit();
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+}
+
+async function openRun(f: TrainFlags, listen: { host: string; port: number }) {
+  const { config, resume } = resolveRun(f);
+  const s = await openSession(config, listen);
+  if (resume) {
+    for (const r of resume.rejected) s.log.warn({ path: r.path, reason: r.reason }, 'checkpoint unusable; trying the previous one');
+    s.log.info({ path: resume.path, step: resume.state.step }, 'resuming from checkpoint');
+    s.runDir.truncateMetrics(resume.state.step);
+  }
+  return { config, resume, s };
+}
+
+export async function trainCommand(f: TrainFlags): Promise<number> {
+  const faults = (f.fault ?? []).map(parseFault);
+  const { config, resume, s } = await openRun(f, { host: '127.0.0.1', port: 0 });
+  const progress = new Progress(config.steps, resume?.state.step ?? 0);
+  let inject: ((step: number) => void) | null = null;
+  const coord = createCoordinator(config, s, progress, {
+    resume: resume?.state,
+    startWorkers: config.workers, // locally we know how many are coming: wait for all of them
+    onStepStart: (step) => inject?.(step),
+  });
+  s.log.info({ workers: config.workers, runDir: s.runDir.path }, 'starting local workers');
+  const workers = spawnWorkers(config.workers, s.listener.address, config.backend, s.runDir, s.log, (why) => coord.abort(new DptrainError('WORKER_LOST', why)));
+  const byName = new Map<string, ChildProcess>(workers.procs.map((p, i) => [`worker-${i}`, p]));
+  if (faults.length) inject = faultInjector(faults, byName, s.log);
+  handleSignals(coord, s, () => workers.procs.forEach((p) => p.kill('SIGKILL')));
+  try {
+    await trainWith(coord, s, progress);
+    return 0;
+  } finally {
+    await workers.stop();
+  }
+}
+
+export async function coordinatorCommand(f: TrainFlags): Promise<number> {
+  const { config, resume, s } = await openRun(f, f.listen ?? { host: '127.0.0.1', port: 7070 });
+  s.log.info({ listen: s.listener.address, minWorkers: config.minWorkers }, `workers join with: dptrain worker --connect ${s.listener.address}`);
+  const progress = new Progress(config.steps, resume?.state.step ?? 0);
+  const coord = createCoordinator(config, s, progress, { resume: resume?.state });
+  handleSignals(coord, s, () => {});
+  await trainWith(coord, s, progress);
+  return 0;
+}

@@ -1,0 +1,189 @@
+/**
+ * Runs phases of work over the workers and takes their results: which result belongs to the
+ * phase in flight, which is late or duplicated (ignored and counted), which comes from a
+ * straggler coming back, and which is non-finite (recomputed once elsewhere). The training
+ * loop asks for "gradients of these rows" and "loss of these test rows" and gets sums back.
+ */
+import { encodeFrame } from '../shared/codec.js';
+import type { Logger } from '../shared/log.js';
+import type { EvalResult, ShardResult } from '../shared/protocol.js';
+import type { Membership, WorkerSession } from './membership.js';
+import { Phase, type PhasePlan, type PhaseStats } from './phase.js';
+import { ShardReducer } from './reducer.js';
+import { median } from './summary.js';
+
+export interface DispatcherOptions {
+  membership: Membership;
+  log: Logger;
+  totalParams: number;
+  /** Fixed shard deadline in ms; 0 = derived from recent phase times. */
+  stepTimeoutMs: number;
+  noWorkerTimeoutMs: number;
+  /** Samples computed that no step will use (late, duplicated or recomputed results). */
+  onWasted(samples: number): void;
+}
+
+export interface DispatchCounters {
+  stale: number;
+  reassigned: number;
+  recomputed: number;
+}
+
+/** Before this many work phases have been timed, deadlines are generous (warm-up, JIT). */
+const WARMUP_PHASES = 5;
+const WARMUP_DEADLINE_MS = 60_000;
+const MIN_DEADLINE_MS = 3_000;
+const DEADLINE_FACTOR = 10;
+
+function allFinite(lossSum: number, grads: Float32Array): boolean {
+  let check = lossSum * 0;
+  for (let i = 0; i < grads.length; i++) check += grads[i] * 0; // NaN if any entry is NaN/±Inf
+  return check === 0;
+}
+
+export class Dispatcher {
+  readonly counters: DispatchCounters = { stale: 0, reassigned: 0, recomputed: 0 };
+  private phase: Phase | null = null;
+  private reducer: ShardReducer | null = null;
+  private evalSums = { lossSum: 0, correct: 0, count: 0 };
+  private params: { version: number; values: Float32Array } = { version: -1, values: new Float32Array(0) };
+  private paramsFrame: { version: number; bytes: Uint8Array } | null = null;
+  private recentPhaseMs: number[] = [];
+  private abortError: Error | null = null;
+  private onAbort: ((e: Error) => void) | null = null;
+
+  constructor(private readonly o: DispatcherOptions) {
+    const m = o.membership;
+    m.on('ready', (w) => this.phase?.workerReady(w));
+    m.on('gone', (w) => this.phase?.workerGone(w));
+    m.on('result', (w, msg, grads) => this.onWorkResult(w, msg, grads));
+    m.on('evalResult', (w, msg) => this.onEvalResult(w, msg));
+  }
+
+  /** The parameters workers must hold for the next phase (a view; not copied until sent). */
+  setParams(version: number, values: Float32Array): void {
+    this.params = { version, values };
+  }
+
+  /** Fail the phase in flight (and any later one) with `e`. */
+  abort(e: Error): void {
+    this.abortError ??= e;
+    this.onAbort?.(e);
+  }
+
+  abortable<T>(p: Promise<T>): Promise<T> {
+    if (this.abortError) return Promise.reject(this.abortError);
+    return Promise.race([p, new Promise<never>((_, reject) => (this.onAbort = reject))]);
+  }
+
+  deadlineMs(): number {
+    if (this.o.stepTimeoutMs > 0) return this.o.stepTimeoutMs;
+    if (this.recentPhaseMs.length < WARMUP_PHASES) return WARMUP_DEADLINE_MS;
+    return Math.max(MIN_DEADLINE_MS, DEADLINE_FACTOR * (median(this.recentPhaseMs) ?? 0));
+  }
+
+  private ensureParams = (w: WorkerSession): void => {
+    const { version, values } = this.params;
+    if (w.paramsVersion === version) return;
+    // Encode once per version; every worker gets the same bytes.
+    if (this.paramsFrame?.version !== version) this.paramsFrame = { version, bytes: encodeFrame({ t: 'params', version }, values) };
+    w.link.send(this.paramsFrame.bytes);
+    w.paramsVersion = version;
+  };
+
+  private async run(plan: PhasePlan, deadlineMs: number): Promise<Phase> {
+    const o = this.o;
+    const phase = new Phase({ membership: o.membership, log: o.log, ensureParams: this.ensureParams, noWorkerTimeoutMs: o.noWorkerTimeoutMs, deadlineMs }, plan);
+    this.phase = phase;
+    try {
+      await this.abortable(phase.run());
+    } finally {
+      phase.clearTimers();
+      this.phase = null;
+      this.counters.reassigned += phase.stats.reassigned;
+    }
+    return phase;
+  }
+
+  /** Gradient sums over stream positions [from, to), added into `acc` in shard order. */
+  async work(step: number, micro: number, from: number, to: number, acc: Float64Array): Promise<{ lossSum: number; count: number; stats: PhaseStats }> {
+    const version = this.params.version;
+    const phase = await this.run(
+      {
+        key: `work:${step}:${micro}`,
+        from,
+        to,
+        begin: (shards) => (this.reducer = new ShardReducer(shards, this.o.totalParams)),
+        message: (s) => ({ t: 'work', step, micro, shard: s.shard, version, from: s.from, to: s.to }),
+      },
+      this.deadlineMs(),
+    );
+    this.recentPhaseMs.push(phase.elapsedMs);
+    if (this.recentPhaseMs.length > 20) this.recentPhaseMs.shift();
+    const sums = this.reducer!.addInto(acc);
+    this.reducer = null;
+    return { ...sums, stats: phase.stats };
+  }
+
+  /** Loss sum and correct count over test rows [0, rows). */
+  async evaluate(round: number, rows: number): Promise<{ lossSum: number; correct: number; count: number }> {
+    const version = this.params.version;
+    this.evalSums = { lossSum: 0, correct: 0, count: 0 };
+    await this.run(
+      {
+        key: `eval:${round}`,
+        from: 0,
+        to: rows,
+        begin: () => {},
+        message: (s) => ({ t: 'evaluate', round, shard: s.shard, version, from: s.from, to: s.to }),
+      },
+      Math.max(WARMUP_DEADLINE_MS, this.deadlineMs()),
+    );
+    return this.evalSums;
+  }
+
+  /** Common checks; returns the phase if the result is this phase's to take. */
+  private claim(w: WorkerSession, key: string, shard: number, count: number): Phase | null {
+    if (w.lagging) {
+      // A straggler is back: it rejoins at the next phase.
+      const lateMs = Math.round(performance.now() - w.laggingSince);
+      this.o.log.info({ worker: w.id, host: w.host, key, lateMs }, `worker ${w.id} answered again ${lateMs} ms after missing its deadline; it rejoins at the next step`);
+      w.lagging = false;
+    }
+    const p = this.phase;
+    if (!p || p.plan.key !== key || !p.owns(w, shard)) {
+      this.counters.stale++;
+      if (key.startsWith('work:')) this.o.onWasted(count);
+      this.o.log.debug({ worker: w.id, key, shard }, 'late or duplicate result ignored');
+      return null;
+    }
+    if (count !== p.shardSize(shard)) {
+      this.o.membership.drop(w, `invalid result: shard ${shard} has ${p.shardSize(shard)} rows, worker reported ${count}`);
+      return null;
+    }
+    return p;
+  }
+
+  private onWorkResult(w: WorkerSession, msg: ShardResult, grads: Float32Array): void {
+    const p = this.claim(w, `work:${msg.step}:${msg.micro}`, msg.shard, msg.count);
+    if (!p) return;
+    if (!allFinite(msg.lossSum, grads) && p.retry(w, msg.shard)) {
+      this.counters.recomputed++;
+      this.o.onWasted(msg.count);
+      return;
+    }
+    p.accept(w, msg.shard, msg.computeMs);
+    this.reducer!.add(msg.shard, grads, msg.lossSum, msg.count);
+    p.settleCheck();
+  }
+
+  private onEvalResult(w: WorkerSession, msg: EvalResult): void {
+    const p = this.claim(w, `eval:${msg.round}`, msg.shard, msg.count);
+    if (!p) return;
+    p.accept(w, msg.shard, msg.computeMs);
+    this.evalSums.lossSum += msg.lossSum;
+    this.evalSums.correct += msg.correct;
+    this.evalSums.count += msg.count;
+    p.settleCheck();
+  }
+}
