@@ -114,5 +114,5 @@ buildProgram()
   .catch((e: unknown) => {
     process.stderr.write(`dptrain: ${describeError(e)}\n`);
     if (process.env.DPTRAIN_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-    process.exit(isDptrainError(e, 'CONFIG_INVALID') || isDptrainError(e, 'CONFIG_UNREADABLE') ? 2 : 1);
+    process.exit(isDptrainError(e, 'CONFIG_INVALID') || isDptrainError(e, 'CONFIG_UNREADABLE') ? 2 : isDptrainError(e, 'INTERRUPTED') ? 130 : 1);
   });

@@ -49,7 +49,13 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   const peakFlops = f.peakFlops ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
   const backend = await selectBackend(f.backend);
   log.info({ backend: backend.name, provider: backend.provider, why: backend.reason }, 'backend selected');
-  if (process.send) process.on('disconnect', () => process.exit(1)); // spawned by `dptrain train`, whose process is gone
+  if (process.send) {
+    // Spawned by `dptrain train`: the parent decides when we stop. A Ctrl-C in the terminal
+    // reaches the whole process group; the parent finishes its step and says bye. If the
+    // parent itself is gone, the IPC channel closes and we leave.
+    process.on('SIGINT', () => log.info('SIGINT: the coordinator will end this worker'));
+    process.on('disconnect', () => process.exit(1));
+  }
   let timeoutSec = f.connectTimeout;
   for (;;) {
     const link = await connect(f.connect, timeoutSec, log);

@@ -104,7 +104,12 @@ export function decodeCheckpoint(buf: Uint8Array, what = 'checkpoint'): Checkpoi
   const bodyAt = (12 + hlen + 3) & ~3;
   const n = header.totalParams * 4;
   if (bodyAt + 3 * n + 32 !== buf.length) bad('size does not match its header');
-  const f32 = (at: number) => new Float32Array(buf.slice(bodyAt + at, bodyAt + at + n).buffer);
+  const f32 = (at: number) => {
+    // Copy into a fresh buffer: `buf` may be a Node Buffer inside a shared pool.
+    const out = new Float32Array(header.totalParams);
+    new Uint8Array(out.buffer).set(buf.subarray(bodyAt + at, bodyAt + at + n));
+    return out;
+  };
   if (configHash(header.config) !== header.configHash) bad('config hash mismatch');
   return {
     step: header.step,

@@ -72,10 +72,11 @@ export function decodeFrame(bytes: Uint8Array): { header: unknown; payload: Floa
   if (rest <= 0) return { header, payload: null }; // at most the alignment padding follows
   if (rest % 4 !== 0) fail('FRAME_MALFORMED', `frame payload of ${rest} bytes is not whole float32 values`);
   const start = bytes.byteOffset + payloadAt;
-  const payload =
-    start % 4 === 0
-      ? new Float32Array(bytes.buffer, start, rest / 4)
-      : new Float32Array(bytes.slice(payloadAt).buffer); // unaligned: one copy
+  if (start % 4 === 0) return { header, payload: new Float32Array(bytes.buffer, start, rest / 4) };
+  // Unaligned: one copy into a buffer of our own. (Not bytes.slice(): on a Node Buffer that
+  // is a view into the same, possibly pooled, memory.)
+  const payload = new Float32Array(rest / 4);
+  new Uint8Array(payload.buffer).set(bytes.subarray(payloadAt));
   return { header, payload };
 }
 

@@ -75,6 +75,16 @@ describe('encodeFrame / decodeFrame round trip', () => {
     expect(bytesOf(payload!)).toEqual(bytesOf(src));
   });
 
+  it.each([1, 2, 3])('a Node Buffer at unaligned offset %i inside a shared pool (as ws hands them over) decodes exactly', (off) => {
+    const src = nastyFloats(257, 7 + off);
+    const frame = encodeFrame(MSG, src);
+    const pool = Buffer.alloc(off + frame.length + 64, 0xab);
+    pool.set(frame, off);
+    const { payload } = decodeFrame(pool.subarray(off, off + frame.length));
+    expect(payload!.length).toBe(257);
+    expect(bytesOf(payload!)).toEqual(bytesOf(src));
+  });
+
   it('an aligned frame inside a larger buffer gives a view without a copy', () => {
     const src = nastyFloats(9, 9);
     const frame = encodeFrame(MSG, src);

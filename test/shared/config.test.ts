@@ -9,15 +9,16 @@ import { expectCode } from '../helpers/expect-code.js';
 const model = (layers: Array<{ units: number; activation: string }>, loss = 'softmaxCrossEntropy') => ({ layers, loss });
 
 describe('parseConfig', () => {
-  it('{} gives the defaults, with minWorkers resolved to workers', () => {
+  it('{} gives the defaults', () => {
     const c = parseConfig({});
-    expect(c).toEqual({ ...DEFAULT_CONFIG, minWorkers: DEFAULT_CONFIG.workers });
-    expect(c.minWorkers).toBe(2);
+    expect(c).toEqual(DEFAULT_CONFIG);
+    expect(c.minWorkers).toBe(1);
   });
 
-  it('minWorkers 0 follows workers; an explicit minWorkers is kept', () => {
-    expect(parseConfig({ workers: 5 }).minWorkers).toBe(5);
+  it('minWorkers is independent of workers, at least 1', () => {
+    expect(parseConfig({ workers: 5 }).minWorkers).toBe(1);
     expect(parseConfig({ workers: 5, minWorkers: 3 }).minWorkers).toBe(3);
+    expect(expectCode(() => parseConfig({ minWorkers: 0 }), 'CONFIG_INVALID')).toMatch(/minWorkers/);
   });
 
   it('accepts a full, non-default config as given', () => {
