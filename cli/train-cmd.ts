@@ -6,7 +6,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { DptrainError } from '../shared/errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
-import { faultInjector, parseFault } from './faults.js';
+import type { Config } from '../shared/config.js';
+import { faultInjector, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags } from './flags.js';
 import { spawnWorkers } from './local-workers.js';
 import { Progress } from './progress.js';
@@ -34,8 +35,9 @@ function handleSignals(c: Coordinator, s: Session, onHardExit: () => void): void
   process.on('SIGTERM', on);
 }
 
-async function openRun(f: TrainFlags, listen: { host: string; port: number }) {
+async function openRun(f: TrainFlags, listen: { host: string; port: number }, check: (c: Config) => void = () => {}) {
   const { config, resume } = resolveRun(f);
+  check(config); // before anything is created
   const s = await openSession(config, listen);
   if (resume) {
     for (const r of resume.rejected) s.log.warn({ path: r.path, reason: r.reason }, 'checkpoint unusable; trying the previous one');
@@ -46,8 +48,10 @@ async function openRun(f: TrainFlags, listen: { host: string; port: number }) {
 }
 
 export async function trainCommand(f: TrainFlags): Promise<number> {
-  const faults = (f.fault ?? []).map(parseFault);
-  const { config, resume, s } = await openRun(f, { host: '127.0.0.1', port: 0 });
+  let faults: Fault[] = [];
+  const { config, resume, s } = await openRun(f, { host: '127.0.0.1', port: 0 }, (c) => {
+    faults = [...c.faults, ...(f.fault ?? [])].map(parseFault);
+  });
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
   let inject: ((step: number) => void) | null = null;
   const coord = createCoordinator(config, s, progress, {

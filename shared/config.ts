@@ -84,6 +84,8 @@ export interface LaunchConfig {
   stepTimeoutSec: number;
   /** Seconds to stay paused below minWorkers before checkpointing and exiting non-zero. */
   pauseTimeoutSec: number;
+  /** Scripted faults for local runs ("kill:worker-1@40", see cli/faults.ts); added to --fault. */
+  faults: string[];
   backend: BackendName;
   out: string | null;
 }
@@ -124,6 +126,7 @@ export const DEFAULT_CONFIG: Config = {
   checkpointEvery: 100,
   stepTimeoutSec: 0,
   pauseTimeoutSec: 300,
+  faults: [],
   backend: 'auto',
   out: null,
   compute: { budget: null, budgetDeviceHours: null, budgetPolicy: 'stop', peakFlops: null, device: null, precision: 'fp32' },
@@ -273,6 +276,7 @@ export function parseConfig(raw: unknown): Config {
     checkpointEvery: num(o.checkpointEvery, 'checkpointEvery', { int: true, min: 0 }),
     stepTimeoutSec: num(o.stepTimeoutSec, 'stepTimeoutSec', { min: 0 }),
     pauseTimeoutSec: num(o.pauseTimeoutSec, 'pauseTimeoutSec', { min: 0 }),
+    faults: Array.isArray(o.faults) && o.faults.every((f) => typeof f === 'string') ? (o.faults as string[]) : fail('CONFIG_INVALID', 'faults must be an array of strings like "kill:worker-1@40"'),
     backend: oneOf(o.backend, 'backend', BACKENDS),
     out: o.out === null ? null : typeof o.out === 'string' && o.out !== '' ? o.out : fail('CONFIG_INVALID', 'out must be a directory path'),
     compute: parseCompute(o.compute),

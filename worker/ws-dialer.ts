@@ -7,7 +7,14 @@ import { wrapSocket } from '../shared/transport/ws-link.js';
 import { fail } from '../shared/errors.js';
 import type { Link } from '../shared/transport/transport.js';
 
-export function dialWs(url: string, maxPayload: number): Promise<Link> {
+/**
+ * The coordinator pings every 10 s (coordinator/ws-listener.ts). Without a ping for this long
+ * the coordinator is taken as gone (a partition or a frozen host, where no FIN ever comes) and
+ * the socket is cut, so the worker can reconnect.
+ */
+export const SILENCE_MS = 35_000;
+
+export function dialWs(url: string, maxPayload: number, silenceMs = SILENCE_MS): Promise<Link> {
   if (!/^wss?:\/\//.test(url)) fail('CONNECT_FAILED', `--connect ${url}: use a ws:// or wss:// address, e.g. ws://host:7070`);
   return new Promise<Link>((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload, handshakeTimeout: 10_000 });
@@ -19,11 +26,17 @@ export function dialWs(url: string, maxPayload: number): Promise<Link> {
           : e.code === 'ENOTFOUND'
             ? 'host not found'
             : e.message;
-      reject(new (class extends Error {})(why));
+      reject(new Error(why));
     };
     ws.once('error', onError);
     ws.once('open', () => {
       ws.off('error', onError);
+      let watchdog = setTimeout(() => ws.terminate(), silenceMs);
+      ws.on('ping', () => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => ws.terminate(), silenceMs);
+      });
+      ws.once('close', () => clearTimeout(watchdog));
       resolve(wrapSocket(ws, url));
     });
   }).catch((e: Error) => fail('CONNECT_FAILED', `cannot reach the coordinator at ${url}: ${e.message}`));

@@ -42,6 +42,28 @@ describe('websocket transport specifics', () => {
     await listener.close();
   });
 
+  it('a worker cuts a connection whose coordinator has gone silent (no pings), so it can reconnect', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX, heartbeatMs: 60_000 });
+    listener.onLink(() => {});
+    const client = await dialWs(listener.address, MAX, 300);
+    const t0 = Date.now();
+    const reason = await new Promise<string>((resolve) => client.onClose(resolve));
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(reason).toMatch(/1006/); // abnormal closure: terminated, not a close handshake
+    await listener.close();
+  });
+
+  it('pings keep a quiet connection open', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX, heartbeatMs: 100 });
+    listener.onLink(() => {});
+    const client = await dialWs(listener.address, MAX, 400);
+    let closed = false;
+    client.onClose(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(closed).toBe(false);
+    await listener.close();
+  });
+
   it('an unreachable coordinator is one CONNECT_FAILED error naming the address', async () => {
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
     const addr = listener.address;
