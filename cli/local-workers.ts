@@ -29,6 +29,7 @@ export function spawnWorkers(
   n: number,
   address: string,
   backend: string,
+  token: string,
   runDir: RunDir,
   log: Logger,
   onAllExited: (lastWords: string) => void,
@@ -43,7 +44,7 @@ export function spawnWorkers(
     const p = spawn(process.execPath, [MAIN, 'worker', '--connect', address, '--backend', backend, '--name', name], {
       // The IPC channel is how a local worker notices that its coordinator died (it exits then).
       stdio: ['ignore', fd, fd, 'ipc'],
-      env: { ...process.env, DPTRAIN_LOCAL_WORKER: '1' },
+      env: { ...process.env, DPTRAIN_TOKEN: token }, // not on the command line, where `ps` shows it
     });
     closeSync(fd);
     p.on('exit', (code, signal) => {

@@ -7,7 +7,8 @@
 import { Command, Option } from 'commander';
 import { PRECISIONS } from '../shared/accounting/devices.js';
 import { BACKENDS, BUDGET_POLICIES, type BackendName } from '../shared/config.js';
-import { describeError, DptrainError, isDptrainError } from '../shared/errors.js';
+import { describeError, DptrainError, type ErrorCode } from '../shared/errors.js';
+import { newToken } from '../shared/auth.js';
 import { intFlag, numFlag, parseListen } from './flags.js';
 import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
@@ -26,6 +27,7 @@ function jobOptions(cmd: Command): Command {
     .option('--step-timeout <sec>', 'reassign a shard not back in this many seconds (default: 10 × median step, at least 3 s)', numFlag)
     .option('--pause-timeout <sec>', 'how long to stay paused below --min-workers before checkpointing and exiting (default 300)', numFlag)
     .option('--resume <dir>', 'continue the run in DIR from its newest valid checkpoint')
+    .option('--token-file <file>', 'job token workers must prove they hold (default: DPTRAIN_TOKEN)')
     .option('--out <dir>', 'run directory (default runs/<timestamp>)')
     .option('--budget <flops>', 'compute budget in model training FLOPs (e.g. 1e15)', numFlag)
     .option('--budget-device-hours <h>', 'compute budget in device-hours at the declared peak', numFlag)
@@ -52,7 +54,9 @@ export function buildProgram(): Command {
     });
 
   jobOptions(program.command('coordinator').description('run a coordinator that remote workers join'))
-    .option('--listen <host:port>', 'address to listen on', parseListen, { host: '127.0.0.1', port: 7070 })
+    .option('--listen <host:port>', 'address to listen on; beyond loopback needs a token', parseListen, { host: '127.0.0.1', port: 7070 })
+    .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)')
+    .option('--tls-key <file>', "the certificate's private key (PEM)")
     .action(async (f: TrainFlags) => {
       process.exitCode = await coordinatorCommand(f);
     });
@@ -65,12 +69,22 @@ export function buildProgram(): Command {
     .option('--name <name>', 'name in the coordinator log (default host-pid)')
     .option('--connect-timeout <sec>', 'keep retrying the first connection this long', intFlag, 60)
     .option('--reconnect-timeout <sec>', 'after losing the coordinator, keep trying to reconnect this long', intFlag, 300)
+    .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')
+    .option('--ca <file>', "trust this certificate for wss:// (a self-signed coordinator's)")
+    .option('--job <id>', 'only join this job id (the coordinator logs it)')
     .option('--peak-flops <flops>', "declared peak FLOP/s of this worker's device", numFlag)
     .option('--device <name>', 'take the peak from the device table (a100, h100, h200, v100, t4)')
     .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('fp32'))
     .action(async (f: WorkerFlags) => {
       process.exitCode = await workerCommand({ ...f, backend: f.backend as BackendName });
     });
+  program
+    .command('token')
+    .description('print a new random job token (32 bytes, base64url)')
+    .action(() => {
+      process.stdout.write(newToken() + '\n');
+    });
+
   program
     .command('plan')
     .description('compute requirements: FLOPs, PF-days, device-hours, wall-clock, MFU, compute-optimal size')
@@ -105,6 +119,20 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Exit statuses (README "Exit status"). */
+const EXIT_CODES: Partial<Record<ErrorCode, number>> = {
+  CONFIG_INVALID: 2,
+  CONFIG_UNREADABLE: 2,
+  AUTH_FAILED: 3,
+  PROTOCOL_MISMATCH: 4,
+  WRONG_JOB: 5,
+  INTERRUPTED: 130,
+};
+
+function exitCode(e: unknown): number {
+  return e instanceof DptrainError ? (EXIT_CODES[e.code] ?? 1) : 1;
+}
+
 buildProgram()
   .parseAsync(process.argv)
   .then(() => {
@@ -114,5 +142,5 @@ buildProgram()
   .catch((e: unknown) => {
     process.stderr.write(`dptrain: ${describeError(e)}\n`);
     if (process.env.DPTRAIN_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-    process.exit(isDptrainError(e, 'CONFIG_INVALID') || isDptrainError(e, 'CONFIG_UNREADABLE') ? 2 : isDptrainError(e, 'INTERRUPTED') ? 130 : 1);
+    process.exit(exitCode(e));
   });

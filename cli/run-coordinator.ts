@@ -28,7 +28,13 @@ export interface Session {
   metrics: PromMetrics;
 }
 
-export async function openSession(config: Config, listen: { host: string; port: number }): Promise<Session> {
+export interface ListenOptions {
+  host: string;
+  port: number;
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+export async function openSession(config: Config, listen: ListenOptions): Promise<Session> {
   const runDir = new RunDir(config.out ?? RunDir.defaultPath());
   const log = createLogger({ name: 'coordinator', file: runDir.logFile });
   const metrics = new PromMetrics();
@@ -39,6 +45,7 @@ export async function openSession(config: Config, listen: { host: string; port: 
 }
 
 export interface CoordinatorExtras {
+  token?: string | null;
   resume?: CheckpointState;
   startWorkers?: number;
   onStepStart?: (step: number) => void;

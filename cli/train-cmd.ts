@@ -4,18 +4,42 @@
  * listener, run, and turn SIGINT/SIGTERM into "finish the step, checkpoint, exit".
  */
 import type { ChildProcess } from 'node:child_process';
-import { DptrainError } from '../shared/errors.js';
+import { readFileSync } from 'node:fs';
+import { isLoopback, newToken, readToken } from '../shared/auth.js';
+import { DptrainError, fail } from '../shared/errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import type { Config } from '../shared/config.js';
 import { faultInjector, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags } from './flags.js';
 import { spawnWorkers } from './local-workers.js';
 import { Progress } from './progress.js';
-import { createCoordinator, openSession, trainWith, type Session } from './run-coordinator.js';
+import { createCoordinator, openSession, trainWith, type ListenOptions, type Session } from './run-coordinator.js';
 
 export interface TrainFlags extends JobFlags {
   fault?: string[];
   listen?: { host: string; port: number };
+  tokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+function readPem(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    return fail('CONFIG_UNREADABLE', `${flag} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+/** Where and how the coordinator listens; refuses a non-loopback address without a token. */
+function listenOptions(f: TrainFlags, token: string | null): ListenOptions {
+  const listen = f.listen ?? { host: '127.0.0.1', port: 7070 };
+  if (!isLoopback(listen.host) && token === null) {
+    fail('CONFIG_INVALID', `--listen ${listen.host}: listening beyond this machine needs a job token; set DPTRAIN_TOKEN or --token-file (dptrain token makes one)`);
+  }
+  if (Boolean(f.tlsCert) !== Boolean(f.tlsKey)) fail('CONFIG_INVALID', '--tls-cert and --tls-key go together');
+  const tls = f.tlsCert && f.tlsKey ? { cert: readPem(f.tlsCert, '--tls-cert'), key: readPem(f.tlsKey, '--tls-key') } : undefined;
+  return { ...listen, tls };
 }
 
 /** First signal: stop after the step in flight and checkpoint. Second: leave at once. */
@@ -35,7 +59,7 @@ function handleSignals(c: Coordinator, s: Session, onHardExit: () => void): void
   process.on('SIGTERM', on);
 }
 
-async function openRun(f: TrainFlags, listen: { host: string; port: number }, check: (c: Config) => void = () => {}) {
+async function openRun(f: TrainFlags, listen: ListenOptions, check: (c: Config) => void = () => {}) {
   const { config, resume } = resolveRun(f);
   check(config); // before anything is created
   const s = await openSession(config, listen);
@@ -49,18 +73,22 @@ async function openRun(f: TrainFlags, listen: { host: string; port: number }, ch
 
 export async function trainCommand(f: TrainFlags): Promise<number> {
   let faults: Fault[] = [];
+  // Local workers get a fresh token through their environment even when the user set none:
+  // nobody else on this machine can join the job.
+  const token = readToken(f.tokenFile) ?? newToken();
   const { config, resume, s } = await openRun(f, { host: '127.0.0.1', port: 0 }, (c) => {
     faults = [...c.faults, ...(f.fault ?? [])].map(parseFault);
   });
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
   let inject: ((step: number) => void) | null = null;
   const coord = createCoordinator(config, s, progress, {
+    token,
     resume: resume?.state,
     startWorkers: config.workers, // locally we know how many are coming: wait for all of them
     onStepStart: (step) => inject?.(step),
   });
   s.log.info({ workers: config.workers, runDir: s.runDir.path }, 'starting local workers');
-  const workers = spawnWorkers(config.workers, s.listener.address, config.backend, s.runDir, s.log, (why) => coord.abort(new DptrainError('WORKER_LOST', why)));
+  const workers = spawnWorkers(config.workers, s.listener.address, config.backend, token, s.runDir, s.log, (why) => coord.abort(new DptrainError('WORKER_LOST', why)));
   const byName = new Map<string, ChildProcess>(workers.procs.map((p, i) => [`worker-${i}`, p]));
   if (faults.length) inject = faultInjector(faults, byName, s.log);
   handleSignals(coord, s, () => workers.procs.forEach((p) => p.kill('SIGKILL')));
@@ -73,10 +101,14 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
 }
 
 export async function coordinatorCommand(f: TrainFlags): Promise<number> {
-  const { config, resume, s } = await openRun(f, f.listen ?? { host: '127.0.0.1', port: 7070 });
-  s.log.info({ listen: s.listener.address, minWorkers: config.minWorkers }, `workers join with: dptrain worker --connect ${s.listener.address}`);
+  const token = readToken(f.tokenFile);
+  const { config, resume, s } = await openRun(f, listenOptions(f, token));
+  s.log.info(
+    { listen: s.listener.address, minWorkers: config.minWorkers, authenticated: token !== null },
+    `workers join with: dptrain worker --connect ${s.listener.address}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''}`,
+  );
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
-  const coord = createCoordinator(config, s, progress, { resume: resume?.state });
+  const coord = createCoordinator(config, s, progress, { token, resume: resume?.state });
   handleSignals(coord, s, () => {});
   await trainWith(coord, s, progress);
   return 0;

@@ -2,13 +2,14 @@
  * `dptrain worker --connect ws://HOST:PORT`: pick a backend, connect (retrying while the
  * coordinator is not up yet), and serve the job until the coordinator says bye.
  */
-import { describeError, isDptrainError } from '../shared/errors.js';
+import { describeError, DptrainError, isDptrainError } from '../shared/errors.js';
+import { readToken } from '../shared/auth.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import type { Link } from '../shared/transport/transport.js';
 import type { BackendName } from '../shared/config.js';
 import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
-import { dialWs } from '../worker/ws-dialer.js';
+import { dialWs, readCa, type DialTls } from '../worker/ws-dialer.js';
 import { hostname } from 'node:os';
 import { devicePeak, type Precision } from '../shared/accounting/devices.js';
 
@@ -21,18 +22,21 @@ export interface WorkerFlags {
   name?: string;
   connectTimeout: number;
   reconnectTimeout: number;
+  tokenFile?: string;
+  ca?: string;
+  job?: string;
   peakFlops?: number;
   device?: string;
   precision: Precision;
 }
 
 /** Connect, retrying with exponential backoff and jitter until `timeoutSec` has passed. */
-async function connect(url: string, timeoutSec: number, log: Logger): Promise<Link> {
+async function connect(url: string, timeoutSec: number, log: Logger, tls: DialTls): Promise<Link> {
   const deadline = Date.now() + timeoutSec * 1000;
   let delay = 200;
   for (;;) {
     try {
-      return await dialWs(url, WORKER_MAX_FRAME);
+      return await dialWs(url, WORKER_MAX_FRAME, { tls });
     } catch (e) {
       const wait = delay * (0.5 + Math.random()); // jitter: workers of a restarted coordinator do not all knock at once
       if (!isDptrainError(e, 'CONNECT_FAILED') || Date.now() + wait > deadline) throw e;
@@ -47,6 +51,8 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   const name = f.name ?? `${hostname()}-${process.pid}`;
   const log = createLogger({ name });
   const peakFlops = f.peakFlops ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
+  const token = readToken(f.tokenFile);
+  const tls = readCa(f.ca);
   const backend = await selectBackend(f.backend);
   log.info({ backend: backend.name, provider: backend.provider, why: backend.reason }, 'backend selected');
   if (process.send) {
@@ -58,14 +64,11 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   }
   let timeoutSec = f.connectTimeout;
   for (;;) {
-    const link = await connect(f.connect, timeoutSec, log);
+    const link = await connect(f.connect, timeoutSec, log, tls);
     log.info({ coordinator: f.connect }, 'connected');
-    const out = await runWorker({ link, backend, name, log, peakFlops });
+    const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job });
     if (out.finished) return 0;
-    if (out.fatal) {
-      log.error({ reason: out.reason }, 'the coordinator ended this worker');
-      return 1;
-    }
+    if (out.fatal) throw new DptrainError(out.fatal, out.reason); // one line, and the exit code says which
     // The coordinator went away without a goodbye (crash, restart): find it again.
     log.warn({ reason: out.reason, retryForSec: f.reconnectTimeout }, 'connection to the coordinator lost; reconnecting');
     timeoutSec = f.reconnectTimeout;

@@ -13,9 +13,9 @@ import type { Logger } from '../shared/log.js';
 import { initParams, layoutModel, type ModelLayout } from '../shared/model-spec.js';
 import type { Listener } from '../shared/transport/transport.js';
 import { ComputeMeter, type StepAccounting } from './accounting.js';
-import { saveCheckpoint, type CheckpointState } from './checkpoint.js';
+import { configHash, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import { Dispatcher } from './dispatcher.js';
-import { Membership, newJobId, type WorkerSession } from './membership.js';
+import { jobIdOf, Membership, type WorkerSession } from './membership.js';
 import { exportLayersModel } from './model-export.js';
 import { Adam } from './optimizers/adam.js';
 import { clipByGlobalNorm } from './optimizers/clip.js';
@@ -40,6 +40,9 @@ export interface CoordinatorOptions {
   onEval?: (r: EvalRecord) => void;
   /** Called once the first shards of a step are sent (fault injection hooks in here). */
   onStepStart?: (step: number) => void;
+  /** The job token workers must prove they hold; null = none (loopback only). */
+  token?: string | null;
+  authTimeoutMs?: number;
 }
 
 export class Coordinator {
@@ -75,10 +78,12 @@ export class Coordinator {
     });
     this.membership = new Membership(o.listener, {
       job: jobOf(this.cfg),
-      jobId: newJobId(),
+      jobId: jobIdOf(this.cfg, configHash(this.cfg)),
       totalParams: this.layout.totalParams,
       maxWorkers: this.cfg.maxWorkers,
       log: o.log,
+      token: o.token ?? null,
+      authTimeoutMs: o.authTimeoutMs,
     });
     this.membership.on('gone', (w) => {
       this.dropped++;

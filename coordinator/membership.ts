@@ -4,7 +4,6 @@
  * the same dataset, and drops a worker that misbehaves — with its reason logged — so the
  * training loop only ever sees ready workers and valid results.
  */
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { encodeFrame } from '../shared/codec.js';
 import type { JobConfig } from '../shared/config.js';
@@ -13,7 +12,9 @@ import type { Logger } from '../shared/log.js';
 import { PROTOCOL_VERSION, type EvalResult, type ShardResult, type ToWorker } from '../shared/protocol.js';
 import type { Link, Listener } from '../shared/transport/transport.js';
 import { readFromWorker } from '../shared/validate.js';
+import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/auth.js';
 
+/** hello: connected, not yet authenticated; loading: welcomed, loading the job; ready: takes shards. */
 export type WorkerState = 'hello' | 'loading' | 'ready' | 'gone';
 
 export interface WorkerSession {
@@ -34,6 +35,8 @@ export interface WorkerSession {
   /** Missed a deadline: gets no new shards until a result of its arrives (late or not). */
   lagging: boolean;
   laggingSince: number;
+  /** The challenge nonce sent on this connection. */
+  nonce: string;
 }
 
 export interface DataShape {
@@ -55,7 +58,16 @@ export interface MembershipOptions {
   totalParams: number;
   maxWorkers: number;
   log: Logger;
+  /** The job token; null = no authentication (allowed on loopback only, see cli). */
+  token: string | null;
+  /** Close a connection that has not sent a valid hello within this many ms (default 10 s). */
+  authTimeoutMs?: number;
+  /** Refuse connections beyond this many unauthenticated at once (default 16). */
+  maxPending?: number;
 }
+
+export const AUTH_TIMEOUT_MS = 10_000;
+export const MAX_PENDING = 16;
 
 /** Parses "mnist:8500+1500:784->10:abcd1234" (see datasets/dataset.ts fingerprint). */
 function parseFingerprint(fp: string): DataShape | null {
@@ -102,6 +114,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private accept(link: Link): void {
+    const pending = [...this.workers.values()].filter((x) => x.state === 'hello').length;
+    if (pending >= (this.o.maxPending ?? MAX_PENDING)) {
+      this.o.log.warn({ remote: link.remote, pending }, 'connection refused: too many unauthenticated connections');
+      link.close('too many unauthenticated connections; try again later');
+      return;
+    }
     const w: WorkerSession = {
       id: `w${++this.seq}`,
       name: '',
@@ -117,6 +135,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       joinedAt: Date.now(),
       lagging: false,
       laggingSince: 0,
+      nonce: newNonce(),
     };
     if (this.workers.size >= this.o.maxWorkers) {
       this.o.log.warn({ remote: link.remote, maxWorkers: this.o.maxWorkers }, 'connection refused: job is full');
@@ -124,7 +143,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
       return;
     }
     this.workers.set(w.id, w);
+    const authTimer = setTimeout(() => {
+      if (w.state === 'hello') this.drop(w, `authentication timeout: no valid hello within ${(this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS) / 1000} s`);
+    }, this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS);
+    authTimer.unref();
+    link.onClose(() => clearTimeout(authTimer));
     link.onFrame((bytes) => this.onFrame(w, bytes));
+    this.send(w, { t: 'challenge', protocol: PROTOCOL_VERSION, jobId: this.o.jobId, nonce: w.nonce });
     link.onClose((reason) => {
       if (w.state === 'gone') return;
       this.o.log.warn({ worker: w.id, host: w.host, reason }, 'worker disconnected');
@@ -143,15 +168,24 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     const { msg, payload } = frame;
     switch (msg.t) {
-      case 'hello':
+      case 'hello': {
         if (w.state !== 'hello') return this.drop(w, 'invalid: a second hello');
         if (msg.protocol !== PROTOCOL_VERSION) {
           return this.drop(w, `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`);
         }
+        if (msg.jobId !== '' && msg.jobId !== this.o.jobId) {
+          return this.drop(w, `wrong job: this coordinator runs ${this.o.jobId}, the worker was started for ${msg.jobId}`);
+        }
+        const token = this.o.token;
+        if (token !== null && !proofsEqual(msg.proof, workerProof(token, this.o.jobId, w.nonce, msg.cnonce))) {
+          return this.drop(w, 'authentication failed: the job token does not match the coordinator\'s');
+        }
         Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading' });
-        this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job });
-        this.o.log.info({ worker: w.id, workerName: w.name, host: w.host, remote: w.remote }, 'worker connected');
+        const proof = token === null ? '' : coordinatorProof(token, this.o.jobId, msg.cnonce, w.nonce);
+        this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job, proof });
+        this.o.log.info({ worker: w.id, workerName: w.name, host: w.host, remote: w.remote, authenticated: token !== null }, 'worker connected');
         return;
+      }
       case 'ready': {
         if (w.state !== 'loading') return this.drop(w, 'invalid: ready before welcome');
         const shape = parseFingerprint(msg.fingerprint);
@@ -195,6 +229,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 }
 
-export function newJobId(): string {
-  return randomUUID();
+/** Stable across restarts of the same job, so reconnecting workers (and `--job`) match it. */
+export function jobIdOf(job: JobConfig & { seed: number }, hash: string): string {
+  return `job-${hash.slice(0, 16)}-s${job.seed}`;
 }

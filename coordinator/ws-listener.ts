@@ -8,6 +8,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { wrapSocket } from '../shared/transport/ws-link.js';
 import type { AddressInfo } from 'node:net';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { fail } from '../shared/errors.js';
 import type { Link, Listener } from '../shared/transport/transport.js';
 
@@ -20,13 +21,21 @@ export interface WsListenerOptions {
   heartbeatMs?: number;
   /** Plain HTTP requests on the same port (e.g. GET /metrics); return false for a 404. */
   http?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Serve wss:// with this certificate and key (PEM). */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
+/** A client that has not sent its HTTP upgrade request within this time is cut (slow-loris). */
+export const HEADERS_TIMEOUT_MS = 10_000;
+
 export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     if (opts.http?.(req, res)) return;
     res.writeHead(404, { 'content-type': 'text/plain' }).end('dptrain coordinator: WebSocket workers connect here; metrics at /metrics\n');
-  });
+  };
+  const server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : createServer(onRequest);
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = HEADERS_TIMEOUT_MS;
   const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: opts.maxPayload, clientTracking: true });
   await new Promise<void>((resolve, reject) => {
     server.listen(opts.port, opts.host, resolve);
@@ -65,7 +74,7 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
   });
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
-    address: `ws://${host}:${addr.port}`,
+    address: `${opts.tls ? 'wss' : 'ws'}://${host}:${addr.port}`,
     onLink(h) {
       handler = h;
     },

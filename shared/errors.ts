@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'FRAME_MALFORMED' // bytes on the wire that do not decode
   | 'MESSAGE_INVALID' // a decoded message with wrong fields or sizes
   | 'PROTOCOL_MISMATCH' // peer speaks another protocol version
+  | 'AUTH_FAILED' // the job token does not match (either side)
+  | 'WRONG_JOB' // the worker was started for another job
   | 'BACKEND_UNAVAILABLE' // requested compute backend cannot be loaded
   | 'KERNEL_MISSING' // the model needs a kernel the backend lacks
   | 'CONNECT_FAILED' // worker cannot reach the coordinator

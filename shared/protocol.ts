@@ -8,12 +8,18 @@ import type { JobConfig } from './config.js';
 export const PROTOCOL_VERSION = 1;
 
 // ---- worker → coordinator ----
+/** The answer to a challenge (see shared/auth.ts): who the worker is and its proof of the token. */
 export interface Hello {
   t: 'hello';
   protocol: number;
   name: string;
   host: string;
   pid: number;
+  /** The job this worker means to join ('' = whichever this coordinator runs). */
+  jobId: string;
+  /** The worker's own nonce, for the coordinator's proof. */
+  cnonce: string;
+  proof: string;
 }
 /** Sent once the dataset is loaded and the model checked against the backend's kernels. */
 export interface Ready {
@@ -52,12 +58,21 @@ export interface Fault {
 }
 
 // ---- coordinator → worker ----
+/** The first message on every connection. */
+export interface Challenge {
+  t: 'challenge';
+  protocol: number;
+  jobId: string;
+  nonce: string;
+}
 export interface Welcome {
   t: 'welcome';
   protocol: number;
   workerId: string;
   jobId: string;
   job: JobConfig;
+  /** The coordinator's proof of the token, over the worker's nonce. */
+  proof: string;
 }
 /** New parameters (payload); later work refers to them by version. */
 export interface Params {
@@ -89,7 +104,7 @@ export interface Bye {
 }
 
 export type ToCoordinator = Hello | Ready | ShardResult | EvalResult | Fault;
-export type ToWorker = Welcome | Params | Work | Evaluate | Bye;
+export type ToWorker = Challenge | Welcome | Params | Work | Evaluate | Bye;
 export type Message = ToCoordinator | ToWorker;
 export type MessageType = Message['t'];
 

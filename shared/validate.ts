@@ -13,12 +13,13 @@ type Shape = Record<string, FieldKind>;
 // "count": a non-negative safe integer; "number": any finite number; "float": any number,
 // NaN and ±Infinity included (a diverged loss is a result to handle, not a protocol error).
 const SHAPES: Record<MessageType, Shape> = {
-  hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count' },
+  hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count', jobId: 'string', cnonce: 'string', proof: 'string' },
   ready: { fingerprint: 'string', backend: 'string', backendReason: 'string', peakFlops: 'number', attainableFlops: 'number' },
   result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'float', count: 'count', computeMs: 'number' },
   evalResult: { round: 'count', shard: 'count', lossSum: 'float', correct: 'count', count: 'count', computeMs: 'number' },
   fault: { message: 'string' },
-  welcome: { protocol: 'count', workerId: 'string', jobId: 'string', job: 'object' },
+  challenge: { protocol: 'count', jobId: 'string', nonce: 'string' },
+  welcome: { protocol: 'count', workerId: 'string', jobId: 'string', job: 'object', proof: 'string' },
   params: { version: 'count' },
   work: { step: 'count', micro: 'count', shard: 'count', version: 'count', from: 'count', to: 'count' },
   evaluate: { round: 'count', shard: 'count', version: 'count', from: 'count', to: 'count' },
@@ -26,7 +27,7 @@ const SHAPES: Record<MessageType, Shape> = {
 };
 
 const TO_COORDINATOR: ReadonlySet<MessageType> = new Set(['hello', 'ready', 'result', 'evalResult', 'fault']);
-const TO_WORKER: ReadonlySet<MessageType> = new Set(['welcome', 'params', 'work', 'evaluate', 'bye']);
+const TO_WORKER: ReadonlySet<MessageType> = new Set(['challenge', 'welcome', 'params', 'work', 'evaluate', 'bye']);
 
 /** Strings on the wire are names and reasons: bound them so a peer cannot bloat our logs. */
 export const MAX_STRING = 4096;

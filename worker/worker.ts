@@ -7,7 +7,8 @@ import { hostname } from 'node:os';
 import { encodeFrame } from '../shared/codec.js';
 import { parseConfig } from '../shared/config.js';
 import { datasetShape, fingerprint, loadDataset } from '../shared/datasets/index.js';
-import { describeError, DptrainError } from '../shared/errors.js';
+import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/auth.js';
+import { describeError, DptrainError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { layoutModel } from '../shared/model-spec.js';
 import { PROTOCOL_VERSION, type ToCoordinator, type Welcome } from '../shared/protocol.js';
@@ -25,18 +26,31 @@ export interface WorkerOptions {
   log: Logger;
   /** Declared peak FLOP/s of this worker's device (0 = none). */
   peakFlops?: number;
+  /** The job token (null: none; a coordinator that requires one will refuse us). */
+  token?: string | null;
+  /** Only join this job id ('' or undefined: any). */
+  jobId?: string;
 }
 
 export interface WorkerOutcome {
   /** True when the coordinator ended the job normally (bye). */
   finished: boolean;
-  /** True when reconnecting cannot help: this worker gave up, or the coordinator refused it. */
-  fatal: boolean;
+  /** Set when reconnecting cannot help: this worker gave up, or the coordinator refused it. */
+  fatal: ErrorCode | null;
   reason: string;
 }
 
 /** Close reasons with which the coordinator refuses a worker for good (see membership.ts). */
-const REFUSALS = /^(invalid|protocol mismatch|job is full|worker fault|dataset differs)/;
+const REFUSALS: Array<[RegExp, ErrorCode]> = [
+  [/^authentication failed/, 'AUTH_FAILED'],
+  [/^protocol mismatch/, 'PROTOCOL_MISMATCH'],
+  [/^wrong job/, 'WRONG_JOB'],
+  [/^(invalid|job is full|worker fault|dataset differs)/, 'RUN_FAILED'],
+];
+
+function refusal(reason: string): ErrorCode | null {
+  return REFUSALS.find(([re]) => re.test(reason))?.[1] ?? null;
+}
 
 export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
   const { link, log } = o;
@@ -44,7 +58,9 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
   let trainer: Trainer | null = null;
   let totalParams: number | null = null;
   let finished = false;
-  let failure: string | null = null;
+  let failure: { code: ErrorCode; why: string } | null = null;
+  const cnonce = newNonce();
+  let nonce = '';
 
   const start = async (w: Welcome) => {
     const cfg = parseConfig(w.job); // the job is validated here exactly as from a file
@@ -72,8 +88,8 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
     });
   };
 
-  const giveUp = (why: string) => {
-    failure = why;
+  const giveUp = (why: string, code: ErrorCode = 'RUN_FAILED') => {
+    failure = { code, why };
     log.error({ reason: why }, 'worker cannot continue');
     send({ t: 'fault', message: why });
     link.close(why);
@@ -82,7 +98,7 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
   return new Promise<WorkerOutcome>((resolve) => {
     link.onClose((reason) => {
       trainer?.dispose();
-      resolve({ finished, fatal: failure !== null || REFUSALS.test(reason), reason: failure ?? reason });
+      resolve({ finished, fatal: failure?.code ?? refusal(reason), reason: failure?.why ?? reason });
     });
     link.onFrame((bytes) => {
       let frame;
@@ -95,8 +111,23 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
       const { msg, payload } = frame;
       try {
         switch (msg.t) {
+          case 'challenge': {
+            if (msg.protocol !== PROTOCOL_VERSION) {
+              return giveUp(`protocol mismatch: the coordinator speaks v${msg.protocol}, this worker v${PROTOCOL_VERSION}; install the same dptrain version on both`, 'PROTOCOL_MISMATCH');
+            }
+            if (o.jobId && msg.jobId !== o.jobId) {
+              return giveUp(`wrong job: the coordinator runs ${msg.jobId}, this worker was started for ${o.jobId}`, 'WRONG_JOB');
+            }
+            nonce = msg.nonce;
+            const proof = o.token ? workerProof(o.token, msg.jobId, nonce, cnonce) : '';
+            send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name, host: hostname(), pid: process.pid, jobId: o.jobId ?? '', cnonce, proof });
+            return;
+          }
           case 'welcome':
-            if (msg.protocol !== PROTOCOL_VERSION) return giveUp(`coordinator speaks protocol v${msg.protocol}, this worker v${PROTOCOL_VERSION}`);
+            if (!nonce) return giveUp('invalid: welcome before challenge');
+            if (o.token && !proofsEqual(msg.proof, coordinatorProof(o.token, msg.jobId, cnonce, nonce))) {
+              return giveUp('authentication failed: the coordinator could not prove it holds the job token', 'AUTH_FAILED');
+            }
             start(msg).catch((e) => giveUp(describeError(e)));
             return;
           case 'params':
@@ -128,6 +159,5 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
         giveUp(describeError(e));
       }
     });
-    send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name, host: hostname(), pid: process.pid });
   });
 }

@@ -2,6 +2,7 @@
  * The worker's side of the WebSocket transport: one connection attempt, turned into a Link,
  * or a CONNECT_FAILED error that says what to check.
  */
+import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { wrapSocket } from '../shared/transport/ws-link.js';
 import { fail } from '../shared/errors.js';
@@ -14,10 +15,30 @@ import type { Link } from '../shared/transport/transport.js';
  */
 export const SILENCE_MS = 35_000;
 
-export function dialWs(url: string, maxPayload: number, silenceMs = SILENCE_MS): Promise<Link> {
+/** Certificates to trust for wss:// beyond the system's (a self-signed coordinator's). */
+export interface DialTls {
+  ca?: Buffer;
+}
+
+export function readCa(file: string | undefined): DialTls {
+  if (!file) return {};
+  try {
+    return { ca: readFileSync(file) };
+  } catch (e) {
+    return fail('CONFIG_UNREADABLE', `--ca ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+export interface DialOptions {
+  silenceMs?: number;
+  tls?: DialTls;
+}
+
+export function dialWs(url: string, maxPayload: number, opts: DialOptions = {}): Promise<Link> {
   if (!/^wss?:\/\//.test(url)) fail('CONNECT_FAILED', `--connect ${url}: use a ws:// or wss:// address, e.g. ws://host:7070`);
+  const silenceMs = opts.silenceMs ?? SILENCE_MS;
   return new Promise<Link>((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload, handshakeTimeout: 10_000 });
+    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload, handshakeTimeout: 10_000, ...(opts.tls?.ca ? { ca: opts.tls.ca } : {}) });
     ws.binaryType = 'nodebuffer';
     const onError = (e: NodeJS.ErrnoException) => {
       const why =
@@ -25,7 +46,9 @@ export function dialWs(url: string, maxPayload: number, silenceMs = SILENCE_MS):
           ? 'connection refused (is the coordinator running and listening on that address?)'
           : e.code === 'ENOTFOUND'
             ? 'host not found'
-            : e.message;
+            : /certificate|self.signed|SSL|TLS/i.test(e.message) || /^(DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_VERIFY|CERT_)/.test(e.code ?? '')
+              ? `TLS: ${e.message} (give the coordinator's certificate with --ca)`
+              : e.message;
       reject(new Error(why));
     };
     ws.once('error', onError);

@@ -11,10 +11,7 @@ import { Coordinator } from '../../coordinator/coordinator.js';
 import { listenWs } from '../../coordinator/ws-listener.js';
 import { encodeFrame } from '../../shared/codec.js';
 import { parseConfig } from '../../shared/config.js';
-import { fingerprint, loadDataset } from '../../shared/datasets/index.js';
-import { PROTOCOL_VERSION } from '../../shared/protocol.js';
-import { readFromCoordinator } from '../../shared/validate.js';
-import { dialWs } from '../../worker/ws-dialer.js';
+import { fakeWorker } from '../helpers/fake-worker.js';
 import { CLI } from '../helpers/cli.js';
 
 const JOB = {
@@ -51,18 +48,16 @@ describe('a worker that sends a bad frame is dropped and the run finishes', () =
     const honest = spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu', '--name', 'honest'], { stdio: 'ignore' });
     children.push(honest);
 
-    const ds = loadDataset(cfg.data, cfg.seed);
-    const rogue = await dialWs(listener.address, 1 << 24);
     let sabotaged = false;
-    rogue.onFrame((bytes) => {
-      const { msg } = readFromCoordinator(bytes, { totalParams: coord.layout.totalParams });
-      if (msg.t === 'welcome') rogue.send(encodeFrame({ t: 'ready', fingerprint: fingerprint(ds), backend: 'cpu', backendReason: 'test', peakFlops: 0, attainableFlops: 1e9 }));
-      if (msg.t === 'work' && !sabotaged) {
-        sabotaged = true;
-        rogue.send(SABOTAGE[kind](coord.layout.totalParams));
-      }
+    await fakeWorker(listener.address, coord.layout.totalParams, {
+      name: 'rogue',
+      onMessage: (msg, w) => {
+        if (msg.t === 'work' && !sabotaged) {
+          sabotaged = true;
+          w.link.send(SABOTAGE[kind](coord.layout.totalParams));
+        }
+      },
     });
-    rogue.send(encodeFrame({ t: 'hello', protocol: PROTOCOL_VERSION, name: 'rogue', host: 'test', pid: 1 }));
 
     const summary = await run;
     await listener.close();
@@ -77,21 +72,20 @@ describe('a worker that sends a bad frame is dropped and the run finishes', () =
 });
 
 /** A scripted worker: the first shard it computes is NaN, later ones are zero gradients. */
-async function oddWorker(address: string, coord: Coordinator, ds: ReturnType<typeof loadDataset>): Promise<void> {
-  const odd = await dialWs(address, 1 << 24);
+async function oddWorker(address: string, coord: Coordinator): Promise<void> {
   let first = true;
-  odd.onFrame((bytes) => {
-    const { msg } = readFromCoordinator(bytes, { totalParams: coord.layout.totalParams });
-    if (msg.t === 'welcome') odd.send(encodeFrame({ t: 'ready', fingerprint: fingerprint(ds), backend: 'cpu', backendReason: 'test', peakFlops: 0, attainableFlops: 1e9 }));
-    if (msg.t === 'work') {
-      const lossSum = first ? NaN : 0;
-      const grads = new Float32Array(coord.layout.totalParams).fill(first ? NaN : 0);
-      first = false;
-      odd.send(encodeFrame({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum, count: msg.to - msg.from, computeMs: 1 }, grads));
-    }
-    if (msg.t === 'evaluate') odd.send(encodeFrame({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: 0, correct: 0, count: msg.to - msg.from, computeMs: 1 }));
+  await fakeWorker(address, coord.layout.totalParams, {
+    name: 'odd',
+    onMessage: (msg, w) => {
+      if (msg.t === 'work') {
+        const lossSum = first ? NaN : 0;
+        const grads = new Float32Array(coord.layout.totalParams).fill(first ? NaN : 0);
+        first = false;
+        w.send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum, count: msg.to - msg.from, computeMs: 1 }, grads);
+      }
+      if (msg.t === 'evaluate') w.send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: 0, correct: 0, count: msg.to - msg.from, computeMs: 1 });
+    },
   });
-  odd.send(encodeFrame({ t: 'hello', protocol: PROTOCOL_VERSION, name: 'odd', host: 'test', pid: 1 }));
 }
 
 describe('a non-finite shard result', () => {
@@ -101,7 +95,7 @@ describe('a non-finite shard result', () => {
     const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null, startWorkers: 2 });
     const run = coord.run();
     children.push(spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], { stdio: 'ignore' }));
-    await oddWorker(listener.address, coord, loadDataset(cfg.data, cfg.seed));
+    await oddWorker(listener.address, coord);
     const summary = await run;
     await listener.close();
     expect(summary).toMatchObject({ steps: 6, recomputedShards: 1, skippedSteps: 0, droppedWorkers: 0 });
@@ -114,7 +108,7 @@ describe('a non-finite shard result', () => {
     const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null, startWorkers: 1, onStep: (r) => steps.push(r) });
     const before = coord.params.slice();
     const run = coord.run();
-    await oddWorker(listener.address, coord, loadDataset(cfg.data, cfg.seed));
+    await oddWorker(listener.address, coord);
     const summary = await run;
     await listener.close();
     expect(summary).toMatchObject({ steps: 4, skippedSteps: 1, recomputedShards: 0 });

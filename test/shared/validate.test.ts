@@ -9,14 +9,15 @@ const CTX: ValidateContext = { totalParams: 5 };
 const params5 = () => new Float32Array([0.5, -1, 2, 0, 3]);
 
 const TO_COORD: Array<[Message, Float32Array | null]> = [
-  [{ t: 'hello', protocol: 1, name: 'w0', host: 'box', pid: 4242 }, null],
+  [{ t: 'hello', protocol: 1, name: 'w0', host: 'box', pid: 4242, jobId: '', cnonce: 'c', proof: 'p' }, null],
   [{ t: 'ready', fingerprint: 'mnist:8500+1500:784->10:deadbeef', backend: 'cpu', backendReason: 'asked for cpu', peakFlops: 0, attainableFlops: 2.5e9 }, null],
   [{ t: 'result', step: 3, micro: 0, shard: 1, lossSum: 12.5, count: 64, computeMs: 3.25 }, params5()],
   [{ t: 'evalResult', round: 2, shard: 0, lossSum: -0.5, correct: 60, count: 64, computeMs: 1 }, null],
   [{ t: 'fault', message: 'kernel Gelu missing on wasm' }, null],
 ];
 const TO_WORKER: Array<[Message, Float32Array | null]> = [
-  [{ t: 'welcome', protocol: 1, workerId: 'w-1', jobId: 'job-abc', job: jobOf(DEFAULT_CONFIG) }, null],
+  [{ t: 'challenge', protocol: 1, jobId: 'job-abc', nonce: 'n' }, null],
+  [{ t: 'welcome', protocol: 1, workerId: 'w-1', jobId: 'job-abc', job: jobOf(DEFAULT_CONFIG), proof: 'p' }, null],
   [{ t: 'params', version: 0 }, params5()],
   [{ t: 'work', step: 0, micro: 1, shard: 2, version: 0, from: 128, to: 192 }, null],
   [{ t: 'evaluate', round: 0, shard: 0, version: 3, from: 0, to: 1 }, null],
@@ -143,7 +144,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
 
   it('a payload on a message that must not carry one', () => {
     rejects(() => readFromCoordinator(encodeFrame({ t: 'bye', reason: 'x' }, params5()), CTX), 'bye must not carry');
-    rejects(() => readFromWorker(encodeFrame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1 }, params5()), CTX), 'hello');
+    rejects(() => readFromWorker(encodeFrame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p' }, params5()), CTX), 'hello');
   });
 
   it('a result before the model is known (totalParams null)', () => {

@@ -45,7 +45,7 @@ describe('websocket transport specifics', () => {
   it('a worker cuts a connection whose coordinator has gone silent (no pings), so it can reconnect', async () => {
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX, heartbeatMs: 60_000 });
     listener.onLink(() => {});
-    const client = await dialWs(listener.address, MAX, 300);
+    const client = await dialWs(listener.address, MAX, { silenceMs: 300 });
     const t0 = Date.now();
     const reason = await new Promise<string>((resolve) => client.onClose(resolve));
     expect(Date.now() - t0).toBeLessThan(5000);
@@ -56,7 +56,7 @@ describe('websocket transport specifics', () => {
   it('pings keep a quiet connection open', async () => {
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX, heartbeatMs: 100 });
     listener.onLink(() => {});
-    const client = await dialWs(listener.address, MAX, 400);
+    const client = await dialWs(listener.address, MAX, { silenceMs: 400 });
     let closed = false;
     client.onClose(() => (closed = true));
     await new Promise((r) => setTimeout(r, 1200));

@@ -1,0 +1,69 @@
+/**
+ * Job tokens and the handshake proof. A worker proves it holds the job token without sending
+ * it: the coordinator sends a random nonce (challenge), the worker answers with
+ * HMAC-SHA256(token, worker|job|nonce|cnonce) and its own nonce, and the coordinator proves
+ * itself back with HMAC-SHA256(token, coordinator|job|cnonce|nonce) in the welcome. The job id
+ * is inside both MACs, so a proof for one job is useless for another; fresh nonces on both
+ * sides make a recorded handshake useless to replay.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fail } from './errors.js';
+
+const LABEL = 'dptrain/1';
+
+/** 32 random bytes, base64url: what `dptrain token` prints. */
+export function newToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function newNonce(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+function mac(token: string, parts: string[]): string {
+  return createHmac('sha256', Buffer.from(token, 'utf8')).update([LABEL, ...parts].join('|')).digest('base64url');
+}
+
+export function workerProof(token: string, jobId: string, nonce: string, cnonce: string): string {
+  return mac(token, ['worker', jobId, nonce, cnonce]);
+}
+
+export function coordinatorProof(token: string, jobId: string, cnonce: string, nonce: string): string {
+  return mac(token, ['coordinator', jobId, cnonce, nonce]);
+}
+
+/** Constant-time comparison of two proofs. */
+export function proofsEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Tokens shorter than this are refused: they could be guessed offline from a recorded handshake. */
+export const MIN_TOKEN_LENGTH = 16;
+
+/**
+ * The job token from --token-file or DPTRAIN_TOKEN (the file wins), or null. Surrounding
+ * whitespace is ignored, so `dptrain token > job.token` works as is.
+ */
+export function readToken(tokenFile: string | undefined, env = process.env): string | null {
+  let token: string | undefined;
+  if (tokenFile) {
+    try {
+      token = readFileSync(tokenFile, 'utf8').trim();
+    } catch (e) {
+      fail('CONFIG_UNREADABLE', `--token-file ${tokenFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    }
+  } else token = env.DPTRAIN_TOKEN?.trim();
+  if (token === undefined || token === '') return null;
+  if (token.length < MIN_TOKEN_LENGTH) {
+    fail('CONFIG_INVALID', `the job token is ${token.length} characters; use at least ${MIN_TOKEN_LENGTH} (dptrain token makes a good one)`);
+  }
+  return token;
+}
+
+/** Loopback addresses, where no token is required. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

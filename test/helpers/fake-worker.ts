@@ -1,0 +1,47 @@
+/**
+ * A scripted worker for tests: it speaks the real protocol (challenge → hello with proof →
+ * welcome → ready) and then does whatever the test says with each message.
+ */
+import { workerProof } from '../../shared/auth.js';
+import { encodeFrame } from '../../shared/codec.js';
+import { fingerprint, loadDataset } from '../../shared/datasets/index.js';
+import { parseConfig } from '../../shared/config.js';
+import { PROTOCOL_VERSION, type Message, type ToWorker } from '../../shared/protocol.js';
+import type { Link } from '../../shared/transport/transport.js';
+import { readFromCoordinator } from '../../shared/validate.js';
+import { dialWs } from '../../worker/ws-dialer.js';
+
+export interface FakeWorker {
+  link: Link;
+  send(msg: Message, payload?: Float32Array | null): void;
+  closed: Promise<string>;
+}
+
+export interface FakeOptions {
+  token?: string | null;
+  name?: string;
+  /** Send ready after the welcome (default true). */
+  ready?: boolean;
+  /** Called for every message after the handshake (work, evaluate, params, bye). */
+  onMessage?: (msg: ToWorker, w: FakeWorker) => void;
+}
+
+export async function fakeWorker(address: string, totalParams: number, o: FakeOptions = {}): Promise<FakeWorker> {
+  const link = await dialWs(address, 1 << 26);
+  const closed = new Promise<string>((resolve) => link.onClose(resolve));
+  const w: FakeWorker = { link, send: (m, p = null) => link.send(encodeFrame(m, p)), closed };
+  link.onFrame((bytes) => {
+    const { msg } = readFromCoordinator(bytes, { totalParams });
+    if (msg.t === 'challenge') {
+      const cnonce = 'test-cnonce';
+      const proof = o.token ? workerProof(o.token, msg.jobId, msg.nonce, cnonce) : '';
+      w.send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name ?? 'fake', host: 'test', pid: 1, jobId: '', cnonce, proof });
+    } else if (msg.t === 'welcome') {
+      if (o.ready === false) return;
+      const cfg = parseConfig(msg.job);
+      const ds = loadDataset(cfg.data, cfg.seed);
+      w.send({ t: 'ready', fingerprint: fingerprint(ds), backend: 'cpu', backendReason: 'test', peakFlops: 0, attainableFlops: 1e9 });
+    } else o.onMessage?.(msg, w);
+  });
+  return w;
+}
