@@ -36,6 +36,7 @@ export interface JobFlags {
   stepTimeout?: number;
   pauseTimeout?: number;
   resume?: string;
+  rejectOutliers?: number;
 }
 
 /** Flags that change the optimization: not allowed with --resume (the checkpoint fixes them). */
@@ -52,6 +53,7 @@ function launchOverrides(f: JobFlags): Record<string, unknown> {
     checkpointEvery: f.checkpointEvery,
     stepTimeoutSec: f.stepTimeout,
     pauseTimeoutSec: f.pauseTimeout,
+    outlierFactor: f.rejectOutliers,
     budget: f.budget,
     budgetDeviceHours: f.budgetDeviceHours,
     budgetPolicy: f.budgetPolicy,

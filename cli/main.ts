@@ -28,6 +28,7 @@ function jobOptions(cmd: Command): Command {
     .option('--pause-timeout <sec>', 'how long to stay paused below --min-workers before checkpointing and exiting (default 300)', numFlag)
     .option('--resume <dir>', 'continue the run in DIR from its newest valid checkpoint')
     .option('--token-file <file>', 'job token workers must prove they hold (default: DPTRAIN_TOKEN)')
+    .option('--reject-outliers <k>', 'recompute a shard elsewhere if its gradient norm is over k × the recent median', numFlag)
     .option('--out <dir>', 'run directory (default runs/<timestamp>)')
     .option('--budget <flops>', 'compute budget in model training FLOPs (e.g. 1e15)', numFlag)
     .option('--budget-device-hours <h>', 'compute budget in device-hours at the declared peak', numFlag)

@@ -96,6 +96,7 @@ export class Coordinator {
       stepTimeoutMs: this.cfg.stepTimeoutSec * 1000,
       noWorkerTimeoutMs: Math.max(1, this.cfg.pauseTimeoutSec) * 1000,
       onWasted: (n) => this.meter.wasted(n),
+      outlierFactor: this.cfg.outlierFactor,
     });
     if (o.resume) this.restore(o.resume);
     this.dispatcher.setParams(this.version, this.params);
@@ -317,6 +318,7 @@ export class Coordinator {
       staleResults: d.stale,
       reassignedShards: d.reassigned,
       recomputedShards: d.recomputed,
+      outlierShards: d.outliers,
       droppedWorkers: this.dropped,
       skippedSteps: this.skipped,
       stoppedBy,

@@ -21,12 +21,24 @@ export interface DispatcherOptions {
   noWorkerTimeoutMs: number;
   /** Samples computed that no step will use (late, duplicated or recomputed results). */
   onWasted(samples: number): void;
+  /**
+   * Recompute a shard elsewhere when its gradient norm per sample exceeds this many times the
+   * median of recent shards' (0 = off). A defence against a token holder sending wrong but
+   * well-formed gradients, not a proof: see the README's threat model.
+   */
+  outlierFactor: number;
 }
+
+/** Shards whose per-sample gradient norm forms the outlier baseline, and how many are needed first. */
+const NORM_HISTORY = 50;
+const NORM_MIN_HISTORY = 10;
 
 export interface DispatchCounters {
   stale: number;
   reassigned: number;
   recomputed: number;
+  /** Shards whose gradient norm was an outlier and went to another worker. */
+  outliers: number;
 }
 
 /** Before this many work phases have been timed, deadlines are generous (warm-up, JIT). */
@@ -42,7 +54,8 @@ function allFinite(lossSum: number, grads: Float32Array): boolean {
 }
 
 export class Dispatcher {
-  readonly counters: DispatchCounters = { stale: 0, reassigned: 0, recomputed: 0 };
+  readonly counters: DispatchCounters = { stale: 0, reassigned: 0, recomputed: 0, outliers: 0 };
+  private norms: number[] = [];
   private phase: Phase | null = null;
   private reducer: ShardReducer | null = null;
   private evalSums = { lossSum: 0, correct: 0, count: 0 };
@@ -171,6 +184,22 @@ export class Dispatcher {
       this.counters.recomputed++;
       this.o.onWasted(msg.count);
       return;
+    }
+    if (this.o.outlierFactor > 0) {
+      let sq = 0;
+      for (let i = 0; i < grads.length; i++) sq += grads[i] * grads[i];
+      const perSample = Math.sqrt(sq) / msg.count;
+      const typical = this.norms.length >= NORM_MIN_HISTORY ? median(this.norms) : null;
+      if (typical !== null && perSample > this.o.outlierFactor * typical && p.retry(w, msg.shard)) {
+        this.counters.outliers++;
+        this.o.onWasted(msg.count);
+        this.o.log.warn({ worker: w.id, host: w.host, shard: msg.shard, normPerSample: perSample, median: typical }, `gradient norm of worker ${w.id} is ${(perSample / typical).toFixed(1)}× the median; recomputing its shard elsewhere`);
+        return;
+      }
+      if (Number.isFinite(perSample)) {
+        this.norms.push(perSample);
+        if (this.norms.length > NORM_HISTORY) this.norms.shift();
+      }
     }
     p.accept(w, msg.shard, msg.computeMs);
     this.reducer!.add(msg.shard, grads, msg.lossSum, msg.count);

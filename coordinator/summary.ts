@@ -46,6 +46,8 @@ export interface RunSummary {
   reassignedShards: number;
   /** Shards recomputed on another worker after a non-finite result. */
   recomputedShards: number;
+  /** Shards recomputed elsewhere because their gradient norm was an outlier (outlierFactor). */
+  outlierShards: number;
   droppedWorkers: number;
   skippedSteps: number;
   /** Why the run ended: all steps done, or the compute budget (policy "stop"). */
@@ -89,6 +91,7 @@ export function summarize(o: {
   staleResults: number;
   reassignedShards: number;
   recomputedShards: number;
+  outlierShards: number;
   droppedWorkers: number;
   skippedSteps: number;
   stoppedBy: RunSummary['stoppedBy'];
@@ -118,6 +121,7 @@ export function summarize(o: {
     staleResults: o.staleResults,
     reassignedShards: o.reassignedShards,
     recomputedShards: o.recomputedShards,
+    outlierShards: o.outlierShards,
     droppedWorkers: o.droppedWorkers,
     skippedSteps: o.skippedSteps,
     stoppedBy: o.stoppedBy,

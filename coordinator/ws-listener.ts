@@ -23,6 +23,8 @@ export interface WsListenerOptions {
   http?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Serve wss:// with this certificate and key (PEM). */
   tls?: { cert: Buffer; key: Buffer };
+  /** Cut a client whose HTTP upgrade request is not complete within this time (default 10 s). */
+  headersTimeoutMs?: number;
 }
 
 /** A client that has not sent its HTTP upgrade request within this time is cut (slow-loris). */
@@ -33,9 +35,12 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
     if (opts.http?.(req, res)) return;
     res.writeHead(404, { 'content-type': 'text/plain' }).end('dptrain coordinator: WebSocket workers connect here; metrics at /metrics\n');
   };
-  const server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : createServer(onRequest);
-  server.headersTimeout = HEADERS_TIMEOUT_MS;
-  server.requestTimeout = HEADERS_TIMEOUT_MS;
+  // Node enforces headersTimeout on a sweep every connectionsCheckingInterval (default 30 s).
+  const timeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  const http = { connectionsCheckingInterval: Math.min(1000, timeout) };
+  const server = opts.tls ? createHttpsServer({ ...http, cert: opts.tls.cert, key: opts.tls.key }, onRequest) : createServer(http, onRequest);
+  server.headersTimeout = timeout;
+  server.requestTimeout = timeout;
   const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: opts.maxPayload, clientTracking: true });
   await new Promise<void>((resolve, reject) => {
     server.listen(opts.port, opts.host, resolve);

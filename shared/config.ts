@@ -84,6 +84,8 @@ export interface LaunchConfig {
   stepTimeoutSec: number;
   /** Seconds to stay paused below minWorkers before checkpointing and exiting non-zero. */
   pauseTimeoutSec: number;
+  /** Recompute a shard elsewhere if its gradient norm per sample exceeds this × the recent median (0 = off). */
+  outlierFactor: number;
   /** Scripted faults for local runs ("kill:worker-1@40", see cli/faults.ts); added to --fault. */
   faults: string[];
   backend: BackendName;
@@ -127,6 +129,7 @@ export const DEFAULT_CONFIG: Config = {
   stepTimeoutSec: 0,
   pauseTimeoutSec: 300,
   faults: [],
+  outlierFactor: 0,
   backend: 'auto',
   out: null,
   compute: { budget: null, budgetDeviceHours: null, budgetPolicy: 'stop', peakFlops: null, device: null, precision: 'fp32' },
@@ -276,6 +279,7 @@ export function parseConfig(raw: unknown): Config {
     checkpointEvery: num(o.checkpointEvery, 'checkpointEvery', { int: true, min: 0 }),
     stepTimeoutSec: num(o.stepTimeoutSec, 'stepTimeoutSec', { min: 0 }),
     pauseTimeoutSec: num(o.pauseTimeoutSec, 'pauseTimeoutSec', { min: 0 }),
+    outlierFactor: o.outlierFactor === 0 ? 0 : num(o.outlierFactor, 'outlierFactor', { min: 1, minExclusive: true }),
     faults: Array.isArray(o.faults) && o.faults.every((f) => typeof f === 'string') ? (o.faults as string[]) : fail('CONFIG_INVALID', 'faults must be an array of strings like "kill:worker-1@40"'),
     backend: oneOf(o.backend, 'backend', BACKENDS),
     out: o.out === null ? null : typeof o.out === 'string' && o.out !== '' ? o.out : fail('CONFIG_INVALID', 'out must be a directory path'),

@@ -26,7 +26,12 @@ export function wrapSocket(ws: WebSocket, remote: string): Link {
     for (const h of closeHandlers) h(reason);
   };
   ws.on('close', (code, buf) => finish(localReason ?? (buf.length ? buf.toString() : `connection closed (code ${code})`)));
-  ws.on('error', (e) => finish(`socket error: ${e.message}`));
+  ws.on('error', (e) => {
+    // A protocol error (oversized or malformed frame) or a dead socket: no close handshake
+    // is owed to such a peer, and ws would otherwise wait 30 s for one.
+    finish(`socket error: ${e.message}`);
+    ws.terminate();
+  });
   // Frames that arrive before onFrame is set wait here (the Link contract, as the local transport).
   let frameHandler: ((f: Uint8Array) => void) | null = null;
   const backlog: Uint8Array[] = [];

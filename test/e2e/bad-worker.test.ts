@@ -117,3 +117,31 @@ describe('a non-finite shard result', () => {
     expect(coord.params).toEqual(before);
   }, 60_000);
 });
+
+describe('a token holder sending wrong but well-formed gradients', () => {
+  it('--reject-outliers: shards with outlying gradient norms are recomputed by other workers', async () => {
+    const cfg = parseConfig({ ...JOB, steps: 40, outlierFactor: 10 });
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
+    const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null, startWorkers: 3 });
+    const run = coord.run();
+    for (let i = 0; i < 2; i++) children.push(spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], { stdio: 'ignore' }));
+    let sent = 0;
+    await fakeWorker(listener.address, coord.layout.totalParams, {
+      name: 'poisoner',
+      onMessage: (msg, w) => {
+        if (msg.t === 'work') {
+          sent++;
+          const n = msg.to - msg.from;
+          w.send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: 0.1 * n, count: n, computeMs: 1 }, new Float32Array(coord.layout.totalParams).fill(50 * n));
+        }
+        if (msg.t === 'evaluate') w.send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: 0, correct: 0, count: msg.to - msg.from, computeMs: 1 });
+      },
+    });
+    const summary = await run;
+    await listener.close();
+    expect(sent).toBeGreaterThan(30);
+    // Until 10 shard norms form a baseline, the poisoner's first shards get through; after that, none.
+    expect(summary.outlierShards).toBeGreaterThanOrEqual(sent - 5);
+    expect(summary.droppedWorkers).toBe(0);
+  }, 60_000);
+});
