@@ -3,7 +3,7 @@
  * delivered twice, workers finding a restarted coordinator on their own.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -17,7 +17,7 @@ import type { Link } from '../../shared/transport/transport.js';
 import { selectBackend } from '../../worker/backend.js';
 import { runWorker } from '../../worker/worker.js';
 import { dialWs } from '../../worker/ws-dialer.js';
-import { CLI, readSummary, tempDir } from '../helpers/cli.js';
+import { CLI, readSummary, stepsReached, tempDir } from '../helpers/cli.js';
 
 const JOB = {
   data: { name: 'spirals', samples: 400 },
@@ -127,20 +127,8 @@ describe('coordinator restart', () => {
     const first = spawn(process.execPath, [CLI, 'coordinator', '--listen', listen, '--config', job, '--out', out], { stdio: 'ignore' });
     children.push(first);
     const workers = [worker(`ws://${listen}`), worker(`ws://${listen}`)];
-    await new Promise<void>((resolve, reject) => {
-      const t0 = Date.now();
-      const poll = setInterval(() => {
-        const lines = existsSync(join(out, 'metrics.jsonl')) ? readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length : 0;
-        if (lines >= 7) {
-          clearInterval(poll);
-          first.kill('SIGKILL');
-          resolve();
-        } else if (Date.now() - t0 > 60_000) {
-          clearInterval(poll);
-          reject(new Error('the first coordinator never reached step 7'));
-        }
-      }, 5);
-    });
+    await stepsReached(out, 7);
+    first.kill('SIGKILL');
     await exited(first);
     await new Promise((r) => setTimeout(r, 500)); // the workers notice and start knocking
     const second = spawn(process.execPath, [CLI, 'coordinator', '--listen', listen, '--resume', out], { stdio: 'ignore' });

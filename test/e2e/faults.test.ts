@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.js';
 import { datasetShape } from '../../shared/datasets/index.js';
 import { layoutModel } from '../../shared/model-spec.js';
-import { CLI, readMetrics, readSummary, readWeights, runCli, tempDir } from '../helpers/cli.js';
+import { CLI, readMetrics, readSummary, readWeights, runCli, stepsReached, tempDir } from '../helpers/cli.js';
 import { tensorRelDiff } from '../helpers/reference.js';
 
 const JOB = {
@@ -91,20 +91,8 @@ describe('coordinator failures', () => {
     const out = join(dir, 'crash');
     const child = spawn(process.execPath, [CLI, 'train', '--config', job, '--workers', '2', '--step-timeout', '30', '--out', out], { stdio: 'ignore' });
     // Kill it once a checkpoint exists and it has gone past it.
-    await new Promise<void>((resolve, reject) => {
-      const t0 = Date.now();
-      const poll = setInterval(() => {
-        const m = existsSync(join(out, 'metrics.jsonl')) ? readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length : 0;
-        if (m >= 12) {
-          clearInterval(poll);
-          child.kill('SIGKILL');
-          resolve();
-        } else if (Date.now() - t0 > 60_000) {
-          clearInterval(poll);
-          reject(new Error('the run never reached step 12'));
-        }
-      }, 5);
-    });
+    await stepsReached(out, 12);
+    child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     expect(existsSync(join(out, 'summary.json'))).toBe(false); // it really died mid-run
     const r1 = await runCli(['train', '--resume', out]);
