@@ -21,16 +21,25 @@ export class ShardReducer {
   /** False if this shard was already added (a duplicate or late result). */
   add(shard: number, grads: Float32Array, lossSum: number, count: number): boolean {
     if (shard < this.nextShard || this.waiting.has(shard) || shard >= this.shards) return false;
-    // Keep a copy: the payload may be a view into a socket buffer that is reused.
-    this.waiting.set(shard, { grads: grads.slice(), lossSum, count });
+    if (shard === this.nextShard) {
+      this.fold(grads, lossSum, count); // its turn: add it now, no copy
+    } else {
+      // Early: keep a copy (the payload may be a view into a socket buffer that is reused).
+      this.waiting.set(shard, { grads: grads.slice(), lossSum, count });
+    }
     for (let r = this.waiting.get(this.nextShard); r; r = this.waiting.get(this.nextShard)) {
-      for (let i = 0; i < r.grads.length; i++) this.sum[i] += r.grads[i];
-      this.loss += r.lossSum;
-      this.samples += r.count;
       this.waiting.delete(this.nextShard);
-      this.nextShard++;
+      this.fold(r.grads, r.lossSum, r.count);
     }
     return true;
+  }
+
+  private fold(grads: Float32Array, lossSum: number, count: number): void {
+    const sum = this.sum;
+    for (let i = 0; i < grads.length; i++) sum[i] += grads[i];
+    this.loss += lossSum;
+    this.samples += count;
+    this.nextShard++;
   }
 
   get complete(): boolean {

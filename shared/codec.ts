@@ -39,11 +39,14 @@ export function encodeFrame(msg: Message, payload: Float32Array | null = null): 
   const header = packr.pack(msg);
   const payloadAt = align4(PREFIX + header.length);
   const payloadBytes = payload ? payload.byteLength : 0;
-  const frame = new Uint8Array(payloadAt + payloadBytes);
+  // No zero-fill of megabytes we overwrite at once (the prefix and padding are zeroed below);
+  // allocUnsafeSlow, not allocUnsafe: a buffer of its own at offset 0, never a slice of Node's pool.
+  const frame: Uint8Array = Buffer.allocUnsafeSlow(payloadAt + payloadBytes);
+  frame.fill(0, 0, payloadAt);
   frame[0] = MAGIC0;
   frame[1] = MAGIC1;
   frame[2] = CODEC_VERSION;
-  new DataView(frame.buffer).setUint32(4, header.length, true);
+  new DataView(frame.buffer, frame.byteOffset, frame.byteLength).setUint32(4, header.length, true);
   frame.set(header, PREFIX);
   if (payload) frame.set(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), payloadAt);
   return frame;

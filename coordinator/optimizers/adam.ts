@@ -46,18 +46,18 @@ export class Adam {
     const oneMinusAcc2 = f(1 - this.state.accBeta2);
     const negLr = f(-lr);
     // Decoupled decay multiplies the pre-update weights, as torch.optim.AdamW does.
-    const decay = this.hyper.weightDecay > 0 ? f(1 - f(lr * this.hyper.weightDecay)) : 1;
+    if (this.hyper.weightDecay > 0) {
+      const decay = f(1 - f(lr * this.hyper.weightDecay));
+      for (let i = 0; i < params.length; i++) params[i] = params[i] * decay; // stored as float32
+    }
+    // One fused pass. Stores into Float32Arrays round like TF.js's per-op float32 results;
+    // Math.fround does the same for intermediates that are not stored.
     for (let i = 0; i < params.length; i++) {
       const g = grads[i];
-      const mi = f(f(m[i] * b1) + f(g * oneMinusB1));
-      const vi = f(f(v[i] * b2) + f(f(g * g) * oneMinusB2));
-      m[i] = mi;
-      v[i] = vi;
-      const mHat = f(mi / oneMinusAcc1);
-      const vHat = f(vi / oneMinusAcc2);
-      const update = f(mHat / f(f(Math.sqrt(vHat)) + eps));
-      const p = decay === 1 ? params[i] : f(params[i] * decay);
-      params[i] = f(f(update * negLr) + p);
+      const mi = (m[i] = f(f(m[i] * b1) + f(g * oneMinusB1)));
+      const vi = (v[i] = f(f(v[i] * b2) + f(f(g * g) * oneMinusB2)));
+      const update = f(f(mi / oneMinusAcc1) / f(f(Math.sqrt(f(vi / oneMinusAcc2))) + eps));
+      params[i] = f(update * negLr) + params[i];
     }
     this.state.accBeta1 = f(this.state.accBeta1 * b1);
     this.state.accBeta2 = f(this.state.accBeta2 * b2);

@@ -15,7 +15,7 @@ class LocalEnd implements Link {
 
   send(frame: Uint8Array): void {
     if (this.closed) return;
-    const copy = frame.slice(); // the sender may reuse its buffer, as with a real socket
+    const copy = new Uint8Array(frame); // a real copy (Buffer#slice would be a view); the sender may reuse its buffer
     setImmediate(() => this.peer.deliver(copy));
   }
 
