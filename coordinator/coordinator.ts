@@ -23,7 +23,7 @@ import { learningRate } from './optimizers/schedule.js';
 import { eligible } from './phase.js';
 import { meanGradient } from './reducer.js';
 import type { RunDir } from './run-dir.js';
-import { median, summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
+import { median, summarize, type EvalRecord, type RunSummary, type StepRecord, type StepTimeline } from './summary.js';
 
 export interface CoordinatorOptions {
   config: Config;
@@ -204,10 +204,12 @@ export class Coordinator {
     let lossSum = 0;
     let count = 0;
     let workers = 0;
+    let reduceMs = 0;
     for (let micro = 0; micro < accumulate; micro++) {
       const pending = this.dispatcher.work(step, micro, this.position, this.position + batchSize, acc);
       if (micro === 0) this.o.onStepStart?.(step + 1);
       const r = await pending;
+      reduceMs += r.reduceMs;
       lossSum += r.lossSum;
       count += r.count;
       workers = Math.max(workers, r.stats.shards);
@@ -215,6 +217,7 @@ export class Coordinator {
       for (const [id, n] of Object.entries(r.stats.samples)) samplesBy[id] = (samplesBy[id] ?? 0) + n;
       this.position += batchSize;
     }
+    const tOpt = performance.now();
     const { grads, finite } = meanGradient(acc, count);
     const lr = learningRate(optimizer, step, this.cfg.steps);
     const skipped = !finite || !Number.isFinite(lossSum);
@@ -230,7 +233,16 @@ export class Coordinator {
       this.dispatcher.setParams(this.version, this.params);
     }
     this.stepsDone = step + 1;
+    const optimizerMs = performance.now() - tOpt;
     const stepMs = performance.now() - t0;
+    const slowest = Math.max(0, ...Object.values(computeMs));
+    const timeline: StepTimeline = {
+      encodeMs: this.dispatcher.takeEncodeMs(),
+      reduceMs,
+      optimizerMs,
+      slowestComputeMs: slowest,
+      overheadMs: Math.max(0, stepMs - slowest),
+    };
     let acct: StepAccounting;
     if (skipped) {
       this.meter.wasted(count);
@@ -255,6 +267,7 @@ export class Coordinator {
       samplesPerSec: (count * 1000) / stepMs,
       workers,
       workerComputeMs: computeMs,
+      timeline,
       ...acct,
       ...(skipped ? { skipped: true } : {}),
     };

@@ -62,6 +62,16 @@ export class Dispatcher {
   private params: { version: number; values: Float32Array } = { version: -1, values: new Float32Array(0) };
   private paramsFrame: { version: number; bytes: Uint8Array } | null = null;
   private recentPhaseMs: number[] = [];
+  /** Time spent encoding parameter frames since the caller last read it (takeEncodeMs). */
+  private encodeMs = 0;
+  /** Time spent folding shard results into the sum during the phase in flight. */
+  private reduceMs = 0;
+
+  takeEncodeMs(): number {
+    const ms = this.encodeMs;
+    this.encodeMs = 0;
+    return ms;
+  }
   private abortError: Error | null = null;
   private onAbort: ((e: Error) => void) | null = null;
 
@@ -99,7 +109,11 @@ export class Dispatcher {
     const { version, values } = this.params;
     if (w.paramsVersion === version) return;
     // Encode once per version; every worker gets the same bytes.
-    if (this.paramsFrame?.version !== version) this.paramsFrame = { version, bytes: encodeFrame({ t: 'params', version }, values) };
+    if (this.paramsFrame?.version !== version) {
+      const t0 = performance.now();
+      this.paramsFrame = { version, bytes: encodeFrame({ t: 'params', version }, values) };
+      this.encodeMs += performance.now() - t0;
+    }
     w.link.send(this.paramsFrame.bytes);
     w.paramsVersion = version;
   };
@@ -119,23 +133,27 @@ export class Dispatcher {
   }
 
   /** Gradient sums over stream positions [from, to), added into `acc` in shard order. */
-  async work(step: number, micro: number, from: number, to: number, acc: Float64Array): Promise<{ lossSum: number; count: number; stats: PhaseStats }> {
+  async work(step: number, micro: number, from: number, to: number, acc: Float64Array): Promise<{ lossSum: number; count: number; stats: PhaseStats; reduceMs: number }> {
     const version = this.params.version;
     const phase = await this.run(
       {
         key: `work:${step}:${micro}`,
         from,
         to,
-        begin: (shards) => (this.reducer = new ShardReducer(shards, this.o.totalParams)),
+        begin: (shards) => {
+          this.reducer = new ShardReducer(shards, this.o.totalParams);
+          this.reduceMs = 0;
+        },
         message: (s) => ({ t: 'work', step, micro, shard: s.shard, version, from: s.from, to: s.to }),
       },
       this.deadlineMs(),
     );
     this.recentPhaseMs.push(phase.elapsedMs);
     if (this.recentPhaseMs.length > 20) this.recentPhaseMs.shift();
+    const t0 = performance.now();
     const sums = this.reducer!.addInto(acc);
     this.reducer = null;
-    return { ...sums, stats: phase.stats };
+    return { ...sums, stats: phase.stats, reduceMs: this.reduceMs + performance.now() - t0 };
   }
 
   /** Loss sum and correct count over test rows [0, rows). */
@@ -202,7 +220,9 @@ export class Dispatcher {
       }
     }
     p.accept(w, msg.shard, msg.computeMs);
+    const t0 = performance.now();
     this.reducer!.add(msg.shard, grads, msg.lossSum, msg.count);
+    this.reduceMs += performance.now() - t0;
     p.settleCheck();
   }
 

@@ -2,6 +2,20 @@
 import type { Config } from '../shared/config.js';
 import type { ComputeMeter, StepAccounting } from './accounting.js';
 
+/**
+ * Where a step's wall time went, as the coordinator sees it. encodeMs: the parameter frame
+ * (once per version; it belongs to the step that broadcasts it); reduceMs: folding shard
+ * gradients; optimizerMs: mean, clip and Adam; overheadMs: step time minus the slowest
+ * worker's compute — the orchestration's cost (wire, codec, reduction, optimizer, idle).
+ */
+export interface StepTimeline {
+  encodeMs: number;
+  reduceMs: number;
+  optimizerMs: number;
+  slowestComputeMs: number;
+  overheadMs: number;
+}
+
 export interface StepRecord extends StepAccounting {
   step: number;
   epoch: number;
@@ -14,6 +28,7 @@ export interface StepRecord extends StepAccounting {
   workers: number;
   /** Compute time each worker reported for this step (ms, summed over its shards). */
   workerComputeMs: Record<string, number>;
+  timeline: StepTimeline;
   testLoss?: number;
   testAccuracy?: number | null;
   /** Present (true) when the step was skipped for a non-finite loss or gradient. */
@@ -66,6 +81,15 @@ export interface RunSummary {
   peakFlops: number;
   peakSource: 'declared' | 'measured' | 'mixed' | 'none';
   attainableFlops: number;
+  /** Median and 95th percentile over the steady steps of each timeline entry, and the overhead share. */
+  timeline: Record<keyof StepTimeline, { median: number; p95: number }> & { overheadShare: number | null };
+}
+
+/** Nearest-rank percentile (q in [0, 1]). */
+export function percentile(xs: number[], q: number): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
 }
 
 export function median(xs: number[]): number | null {
@@ -104,6 +128,19 @@ export function summarize(o: {
   const last = o.records[o.records.length - 1];
   const declared = o.peaks.filter((p) => p.declared).length;
   const mfus = steady.map((r) => r.mfu).filter((m): m is number => m !== null);
+  const keys = ['encodeMs', 'reduceMs', 'optimizerMs', 'slowestComputeMs', 'overheadMs'] as const;
+  const stat = (k: (typeof keys)[number]) => {
+    const xs = steady.map((r) => r.timeline[k]);
+    return { median: median(xs) ?? 0, p95: percentile(xs, 0.95) ?? 0 };
+  };
+  const timeline: RunSummary['timeline'] = {
+    encodeMs: stat('encodeMs'),
+    reduceMs: stat('reduceMs'),
+    optimizerMs: stat('optimizerMs'),
+    slowestComputeMs: stat('slowestComputeMs'),
+    overheadMs: stat('overheadMs'),
+    overheadShare: median(steady.map((r) => r.timeline.overheadMs / r.stepMs)),
+  };
   return {
     steps: o.stepsDone,
     workers: o.workers,
@@ -134,5 +171,6 @@ export function summarize(o: {
     peakFlops: o.peaks.reduce((s, p) => s + (p.declared ?? p.attainable), 0),
     peakSource: o.peaks.length === 0 ? 'none' : declared === o.peaks.length ? 'declared' : declared === 0 ? 'measured' : 'mixed',
     attainableFlops: o.peaks.reduce((s, p) => s + p.attainable, 0),
+    timeline,
   };
 }

@@ -91,6 +91,11 @@ describe('the run directory', () => {
     for (const r of m) {
       for (const k of ['step', 'loss', 'samplesPerSec', 'stepMs', 'workerComputeMs', 'lr', 'epoch']) expect(r).toHaveProperty(k);
       expect(Object.keys(r.workerComputeMs as object)).toHaveLength(2);
+      const t = r.timeline as Record<string, number>;
+      for (const k of ['encodeMs', 'reduceMs', 'optimizerMs', 'slowestComputeMs', 'overheadMs']) expect(t[k]).toBeGreaterThanOrEqual(0);
+      // The overhead is what the slowest worker's compute does not explain.
+      expect(t.overheadMs).toBeCloseTo((r.stepMs as number) - t.slowestComputeMs, 6);
+      expect(t.slowestComputeMs).toBe(Math.max(...Object.values(r.workerComputeMs as Record<string, number>)));
     }
     expect(m.filter((r) => 'testAccuracy' in r).map((r) => r.step)).toEqual([5, 10]);
   });
@@ -99,6 +104,9 @@ describe('the run directory', () => {
     const s = readSummary(join(out, 'run'));
     expect(s).toMatchObject({ steps, workers: 2, backend: 'cpu', batchSize: 30 });
     for (const k of ['finalLoss', 'testAccuracy', 'samplesPerSec', 'wallSeconds'] as const) expect(typeof s[k]).toBe('number');
+    expect(s.timeline.overheadMs.p95).toBeGreaterThanOrEqual(s.timeline.overheadMs.median);
+    expect(s.timeline.overheadShare).toBeGreaterThanOrEqual(0);
+    expect(s.timeline.overheadShare).toBeLessThanOrEqual(1);
   });
 
   it('model/ loads with tf.loadLayersModel and predicts probabilities', async () => {
