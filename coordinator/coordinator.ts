@@ -23,7 +23,7 @@ import { learningRate } from './optimizers/schedule.js';
 import { eligible } from './phase.js';
 import { meanGradient } from './reducer.js';
 import type { RunDir } from './run-dir.js';
-import { median, summarize, type EvalRecord, type RunSummary, type StepRecord, type StepTimeline } from './summary.js';
+import { summarize, type EvalRecord, type RunSummary, type StepRecord, type StepTimeline } from './summary.js';
 
 export interface CoordinatorOptions {
   config: Config;
@@ -340,7 +340,8 @@ export class Coordinator {
       peaks: ready.map((w) => ({ declared: w.peakFlops || declaredPeak(this.cfg.compute), attainable: w.attainableFlops })),
     });
     this.o.runDir?.writeJson('summary.json', summary);
-    this.o.log.info({ ...summary, medianStepMs: median(records.map((r) => r.stepMs)) }, 'run finished');
+    this.o.log.info({ steps: summary.steps, stoppedBy: summary.stoppedBy, wallSeconds: +summary.wallSeconds.toFixed(2) }, 'run finished');
+    this.o.log.debug({ summary }, 'summary'); // the whole of it, for log.jsonl
     this.membership.closeAll('training finished');
     return summary;
   }
