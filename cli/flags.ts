@@ -74,6 +74,7 @@ export interface ResolvedRun {
  */
 export function resolveRun(f: JobFlags): ResolvedRun {
   if (!f.resume) return { config: resolveConfig(f) };
+  if (f.out !== undefined && f.out !== f.resume) fail('CONFIG_INVALID', `--out ${f.out}: a resumed run continues in its own directory (${f.resume}); drop --out`);
   const resume = loadLatestCheckpoint(f.resume);
   const changed = JOB_FLAGS.filter((k) => f[k] !== undefined);
   if (changed.length) {

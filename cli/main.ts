@@ -13,6 +13,8 @@ import { intFlag, numFlag, parseListen } from './flags.js';
 import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
 import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
+import { parseWorkerList, scaleCommand } from './scale-cmd.js';
+import type { JobFlags } from './flags.js';
 
 function jobOptions(cmd: Command): Command {
   return cmd
@@ -79,6 +81,22 @@ export function buildProgram(): Command {
     .action(async (f: WorkerFlags) => {
       process.exitCode = await workerCommand({ ...f, backend: f.backend as BackendName });
     });
+  program
+    .command('scale')
+    .description('scaling curves: throughput and efficiency against a single-process TF.js baseline, per worker count')
+    .option('-c, --config <file>', 'job config (JSON)')
+    .requiredOption('-w, --workers <list>', 'worker counts to measure, e.g. 1,2,4', parseWorkerList)
+    .addOption(new Option('--mode <m>', 'strong: fixed global batch; weak: fixed batch per worker').choices(['strong', 'weak']).default('weak'))
+    .option('--per-worker-batch <n>', 'batch per worker in weak mode (default: the config batchSize)', intFlag)
+    .option('--steps <n>', 'steps per point (the first 10% are warm-up)', intFlag)
+    .option('--batch-size <n>', 'global batch (strong) or default per-worker batch (weak)', intFlag)
+    .addOption(backendOption())
+    .option('--out <dir>', 'where scale.json, scale.md and the plots go (default runs/scale-<timestamp>)')
+    .action(async (f: JobFlags & { workers: number[]; mode: 'strong' | 'weak'; perWorkerBatch?: number }) => {
+      const { workers, ...rest } = f;
+      process.exitCode = await scaleCommand({ ...rest, workerCounts: workers });
+    });
+
   program
     .command('token')
     .description('print a new random job token (32 bytes, base64url)')

@@ -77,6 +77,7 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
   // nobody else on this machine can join the job.
   const token = readToken(f.tokenFile) ?? newToken();
   const { config, resume, s } = await openRun(f, { host: '127.0.0.1', port: 0 }, (c) => {
+    if (c.minWorkers > c.workers) fail('CONFIG_INVALID', `minWorkers (${c.minWorkers}) is above workers (${c.workers}): training would pause at once`);
     faults = [...c.faults, ...(f.fault ?? [])].map(parseFault);
   });
   const progress = new Progress(config.steps, resume?.state.step ?? 0);

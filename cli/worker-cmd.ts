@@ -63,14 +63,27 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
     process.on('disconnect', () => process.exit(1));
   }
   let timeoutSec = f.connectTimeout;
+  let lostSince = 0; // when the current run of failed sessions began
+  let pauseMs = 200;
   for (;;) {
     const link = await connect(f.connect, timeoutSec, log, tls);
+    const began = Date.now();
     log.info({ coordinator: f.connect }, 'connected');
     const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job });
     if (out.finished) return 0;
     if (out.fatal) throw new DptrainError(out.fatal, out.reason); // one line, and the exit code says which
-    // The coordinator went away without a goodbye (crash, restart): find it again.
-    log.warn({ reason: out.reason, retryForSec: f.reconnectTimeout }, 'connection to the coordinator lost; reconnecting');
-    timeoutSec = f.reconnectTimeout;
+    // The coordinator went away without a goodbye (crash, restart) or turned us away for now:
+    // find it again, backing off. A session that lasted a while resets the clock; short ones
+    // (refused at once) do not, so this ends after --reconnect-timeout.
+    if (Date.now() - began > 10_000 || lostSince === 0) {
+      lostSince = Date.now();
+      pauseMs = 200;
+    }
+    const left = f.reconnectTimeout * 1000 - (Date.now() - lostSince);
+    if (left <= 0) throw new DptrainError('CONNECT_FAILED', `lost the coordinator at ${f.connect} (${out.reason}) and could not rejoin within ${f.reconnectTimeout} s`);
+    log.warn({ reason: out.reason, retryInMs: Math.round(pauseMs) }, 'connection to the coordinator lost; reconnecting');
+    await new Promise((r) => setTimeout(r, pauseMs * (0.5 + Math.random())));
+    pauseMs = Math.min(10_000, pauseMs * 2);
+    timeoutSec = Math.max(1, left / 1000);
   }
 }

@@ -24,6 +24,8 @@ const KEEP = 2;
 export interface CheckpointCounters {
   stale: number;
   reassigned: number;
+  recomputed: number;
+  outliers: number;
   dropped: number;
   skipped: number;
   cumulativeFlops: number;

@@ -110,7 +110,7 @@ export class Coordinator {
     this.position = s.position;
     this.version = s.version;
     const c = s.counters;
-    Object.assign(this.dispatcher.counters, { stale: c.stale, reassigned: c.reassigned });
+    Object.assign(this.dispatcher.counters, { stale: c.stale, reassigned: c.reassigned, recomputed: c.recomputed ?? 0, outliers: c.outliers ?? 0 });
     this.dropped = c.dropped;
     this.skipped = c.skipped;
     this.meter.cumulativeFlops = c.cumulativeFlops;
@@ -127,7 +127,7 @@ export class Coordinator {
       config: this.cfg,
       params: this.params,
       adam: this.adam.state,
-      counters: { stale: d.stale, reassigned: d.reassigned, dropped: this.dropped, skipped: this.skipped, cumulativeFlops: this.meter.cumulativeFlops, hardwareFlops: this.meter.hardwareFlops },
+      counters: { stale: d.stale, reassigned: d.reassigned, recomputed: d.recomputed, outliers: d.outliers, dropped: this.dropped, skipped: this.skipped, cumulativeFlops: this.meter.cumulativeFlops, hardwareFlops: this.meter.hardwareFlops },
     };
   }
 
@@ -141,6 +141,13 @@ export class Coordinator {
   /** Stop after the step in flight, write a checkpoint, and end the run with INTERRUPTED. */
   requestStop(why: string): void {
     this.stopRequest ??= why;
+  }
+
+  /** Checkpoint, say goodbye, and end the run with INTERRUPTED (after requestStop). */
+  private stop(): never {
+    const path = this.checkpoint();
+    this.membership.closeAll(`coordinator stopped: ${this.stopRequest}`);
+    return fail('INTERRUPTED', `${this.stopRequest}: stopped after step ${this.stepsDone}${path ? `; checkpoint written, continue with --resume ${this.o.runDir!.path}` : ''}`);
   }
 
   /** End the run from outside (all local workers died): the current wait rejects with `e`. */
@@ -163,6 +170,7 @@ export class Coordinator {
   private async waitForWorkers(need: number, timeoutMs: number, what: string): Promise<void> {
     const start = Date.now();
     while (eligible(this.membership).length < need) {
+      if (this.stopRequest) this.stop();
       const have = eligible(this.membership).length;
       if (Date.now() - start >= timeoutMs) {
         const written = what === 'paused' ? this.checkpoint() : null;
@@ -273,6 +281,19 @@ export class Coordinator {
     };
   }
 
+  /** A step; if every worker is lost for good mid-step, rewind its data cursor and checkpoint first. */
+  private async stepOrCheckpoint(): Promise<StepRecord> {
+    const position = this.position;
+    try {
+      return await this.step(this.stepsDone);
+    } catch (e) {
+      if (!(e instanceof DptrainError) || e.code !== 'WORKER_LOST') throw e;
+      this.position = position; // the step did not happen: its samples come again on resume
+      const path = this.checkpoint();
+      return fail('WORKER_LOST', `${e.message}${path ? ` (checkpoint at step ${this.stepsDone} written: --resume ${this.o.runDir!.path})` : ''}`);
+    }
+  }
+
   private budgetStops(): boolean {
     if (!this.meter.stopsBefore(this.cfg.batchSize * this.cfg.accumulate)) return false;
     const used = this.meter.budget ? this.meter.cumulativeFlops / this.meter.budget : 0;
@@ -295,17 +316,13 @@ export class Coordinator {
     let lastEval: EvalRecord | null = null;
     let stoppedBy: RunSummary['stoppedBy'] = 'steps';
     while (this.stepsDone < steps) {
-      if (this.stopRequest) {
-        const path = this.checkpoint();
-        this.membership.closeAll(`coordinator stopped: ${this.stopRequest}`);
-        fail('INTERRUPTED', `${this.stopRequest}: stopped after step ${this.stepsDone}${path ? `; checkpoint written, continue with --resume ${this.o.runDir!.path}` : ''}`);
-      }
+      if (this.stopRequest) this.stop();
       if (this.budgetStops()) {
         stoppedBy = 'budget';
         break;
       }
       if (eligible(this.membership).length < this.cfg.minWorkers) await this.waitForWorkers(this.cfg.minWorkers, this.cfg.pauseTimeoutSec * 1000, 'paused');
-      const rec = await this.step(this.stepsDone);
+      const rec = await this.stepOrCheckpoint();
       if (evalEvery > 0 && rec.step % evalEvery === 0 && rec.step !== steps) {
         lastEval = await this.evaluate(rec.step);
         if (lastEval) Object.assign(rec, { testLoss: lastEval.testLoss, testAccuracy: lastEval.testAccuracy });

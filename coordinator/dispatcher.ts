@@ -180,6 +180,7 @@ export class Dispatcher {
       const lateMs = Math.round(performance.now() - w.laggingSince);
       this.o.log.info({ worker: w.id, host: w.host, key, lateMs }, `worker ${w.id} answered again ${lateMs} ms after missing its deadline; it rejoins at the next step`);
       w.lagging = false;
+      this.phase?.workerReady(w); // shards waiting for a worker can go to this one now
     }
     const p = this.phase;
     if (!p || p.plan.key !== key || !p.owns(w, shard)) {

@@ -137,11 +137,6 @@ export class Membership extends EventEmitter<MembershipEvents> {
       laggingSince: 0,
       nonce: newNonce(),
     };
-    if (this.workers.size >= this.o.maxWorkers) {
-      this.o.log.warn({ remote: link.remote, maxWorkers: this.o.maxWorkers }, 'connection refused: job is full');
-      link.close(`job is full (maxWorkers ${this.o.maxWorkers})`);
-      return;
-    }
     this.workers.set(w.id, w);
     const authTimer = setTimeout(() => {
       if (w.state === 'hello') this.drop(w, `authentication timeout: no valid hello within ${(this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS) / 1000} s`);
@@ -180,6 +175,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
         if (token !== null && !proofsEqual(msg.proof, workerProof(token, this.o.jobId, w.nonce, msg.cnonce))) {
           return this.drop(w, 'authentication failed: the job token does not match the coordinator\'s');
         }
+        // Only authenticated workers count toward maxWorkers: strangers cannot fill the job.
+        const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
+        if (members >= this.o.maxWorkers) return this.drop(w, `job is full (maxWorkers ${this.o.maxWorkers})`);
         Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading' });
         const proof = token === null ? '' : coordinatorProof(token, this.o.jobId, msg.cnonce, w.nonce);
         this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job, proof });
@@ -214,6 +212,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         this.emit('evalResult', w, msg);
         return;
       case 'fault':
+        if (w.state === 'hello') return this.drop(w, 'invalid: fault before hello');
         this.o.log.error({ worker: w.id, host: w.host, fault: msg.message }, 'worker cannot continue');
         return this.drop(w, `worker fault: ${msg.message}`, 'info');
     }

@@ -27,6 +27,9 @@ export interface WsListenerOptions {
   headersTimeoutMs?: number;
 }
 
+/** Unanswered pings in a row before a peer is cut. */
+export const MISSED_PINGS = 3;
+
 /** A client that has not sent its HTTP upgrade request within this time is cut (slow-loris). */
 export const HEADERS_TIMEOUT_MS = 10_000;
 
@@ -53,14 +56,17 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
     );
   }).catch((e: Error) => fail('RUN_FAILED', e.message));
   const addr = server.address() as AddressInfo;
-  const alive = new WeakMap<WebSocket, boolean>();
+  // A worker answers pings only between shards (TF.js computes on its main thread), so a peer
+  // is cut only after MISSED_PINGS pings in a row go unanswered (≥ 30 s at the default interval).
+  const missed = new WeakMap<WebSocket, number>();
   const heartbeat = setInterval(() => {
     for (const ws of wss.clients) {
-      if (alive.get(ws) === false) {
+      const n = (missed.get(ws) ?? 0) + 1;
+      if (n > MISSED_PINGS) {
         ws.terminate();
         continue;
       }
-      alive.set(ws, false);
+      missed.set(ws, n);
       ws.ping();
     }
   }, opts.heartbeatMs ?? 10_000);
@@ -68,8 +74,8 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
   let handler: ((l: Link) => void) | null = null;
   wss.on('connection', (ws, req) => {
     ws.binaryType = 'nodebuffer';
-    alive.set(ws, true);
-    ws.on('pong', () => alive.set(ws, true));
+    missed.set(ws, 0);
+    ws.on('pong', () => missed.set(ws, 0));
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     if (!handler) {
       ws.close(1013, 'coordinator not ready');

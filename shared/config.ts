@@ -264,7 +264,7 @@ export function parseConfig(raw: unknown): Config {
     throw e;
   }
   const workers = num(o.workers, 'workers', { int: true, min: 1, max: 1024 });
-  return {
+  const c: Config = {
     seed: num(o.seed, 'seed', { int: true, min: 0, max: 2 ** 32 - 1 }),
     data: parseData(o.data),
     model,
@@ -285,6 +285,9 @@ export function parseConfig(raw: unknown): Config {
     out: o.out === null ? null : typeof o.out === 'string' && o.out !== '' ? o.out : fail('CONFIG_INVALID', 'out must be a directory path'),
     compute: parseCompute(o.compute),
   };
+  if (c.minWorkers > c.maxWorkers) fail('CONFIG_INVALID', `minWorkers (${c.minWorkers}) is above maxWorkers (${c.maxWorkers})`);
+  if (c.workers > c.maxWorkers) fail('CONFIG_INVALID', `workers (${c.workers}) is above maxWorkers (${c.maxWorkers})`);
+  return c;
 }
 
 export function readConfigFile(path: string): Json {

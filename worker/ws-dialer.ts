@@ -9,11 +9,12 @@ import { fail } from '../shared/errors.js';
 import type { Link } from '../shared/transport/transport.js';
 
 /**
- * The coordinator pings every 10 s (coordinator/ws-listener.ts). Without a ping for this long
+ * The coordinator pings every 10 s (coordinator/ws-listener.ts) and cuts a peer after 3 missed
+ * ones; a worker busy with a long shard answers late. Without a ping for this long
  * the coordinator is taken as gone (a partition or a frozen host, where no FIN ever comes) and
  * the socket is cut, so the worker can reconnect.
  */
-export const SILENCE_MS = 35_000;
+export const SILENCE_MS = 90_000;
 
 /** Certificates to trust for wss:// beyond the system's (a self-signed coordinator's). */
 export interface DialTls {
@@ -35,7 +36,7 @@ export interface DialOptions {
 }
 
 export function dialWs(url: string, maxPayload: number, opts: DialOptions = {}): Promise<Link> {
-  if (!/^wss?:\/\//.test(url)) fail('CONNECT_FAILED', `--connect ${url}: use a ws:// or wss:// address, e.g. ws://host:7070`);
+  if (!/^wss?:\/\//.test(url)) fail('CONFIG_INVALID', `--connect ${url}: use a ws:// or wss:// address, e.g. ws://host:7070`);
   const silenceMs = opts.silenceMs ?? SILENCE_MS;
   return new Promise<Link>((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload, handshakeTimeout: 10_000, ...(opts.tls?.ca ? { ca: opts.tls.ca } : {}) });

@@ -15,7 +15,7 @@ function state(step: number, n = 7): CheckpointState {
     config: parseConfig({ steps: 50 }),
     params: f(1),
     adam: { m: f(2), v: f(3).map(Math.abs), accBeta1: Math.fround(0.9 ** (step + 1)), accBeta2: Math.fround(0.999 ** (step + 1)), step },
-    counters: { stale: 1, reassigned: 2, dropped: 3, skipped: 4, cumulativeFlops: 5e9, hardwareFlops: 6e9 },
+    counters: { stale: 1, reassigned: 2, recomputed: 7, outliers: 8, dropped: 3, skipped: 4, cumulativeFlops: 5e9, hardwareFlops: 6e9 },
   };
 }
 

@@ -66,6 +66,23 @@ describe('user mistakes get one clear line', () => {
     expectOneLine(r2.stderr, /bad\.json is not valid JSON/);
   });
 
+  it('a --connect address that is not a ws:// URL: exit 2 at once', async () => {
+    const t0 = Date.now();
+    const r = await runCli(['worker', '--connect', 'localhost:7070']);
+    expect(r.code).toBe(2);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expectOneLine(r.stderr, /--connect localhost:7070: use a ws:\/\/ or wss:\/\/ address/);
+  });
+
+  it('worker counts that contradict each other', async () => {
+    const r1 = await runCli(['train', '--workers', '2', '--min-workers', '3']);
+    expect(r1.code).toBe(2);
+    expectOneLine(r1.stderr, /minWorkers \(3\) is above workers \(2\)/);
+    const r2 = await runCli(['train', '--workers', '3', '--max-workers', '2']);
+    expect(r2.code).toBe(2);
+    expectOneLine(r2.stderr, /workers \(3\) is above maxWorkers \(2\)/);
+  });
+
   it('a worker pointed at a coordinator that is not there', async () => {
     const r = await runCli(['worker', '--connect', 'ws://127.0.0.1:9', '--connect-timeout', '1', '--backend', 'cpu']);
     expect(r.code).toBe(1);

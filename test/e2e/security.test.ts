@@ -151,6 +151,18 @@ describe('listening', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('strangers cannot fill the job: maxWorkers counts authenticated workers only', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 20 });
+    const coord = new Coordinator({ config: parseConfig({ ...JOB, maxWorkers: 1 }), listener, log: pino({ level: 'silent' }), runDir: null, token: TOKEN });
+    const r = { listener, coord, run: coord.run() };
+    open.push(r);
+    const strangers = Array.from({ length: 3 }, () => new WebSocket(listener.address));
+    await Promise.all(strangers.map((s) => new Promise((res) => s.once('open', res))));
+    const w = await worker(listener.address, { DPTRAIN_TOKEN: TOKEN });
+    expect(w.code).toBe(0);
+    strangers.forEach((s) => s.terminate());
+  });
+
   it('a connection that does not authenticate in time is closed; unauthenticated connections are capped', async () => {
     const c = await coordinator(TOKEN, {}, 400);
     const socks = Array.from({ length: 20 }, () => new WebSocket(c.listener.address));

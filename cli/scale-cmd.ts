@@ -1,0 +1,105 @@
+/**
+ * `dptrain scale`: how throughput grows with workers, in one command. For each worker count it
+ * runs `dptrain train` on this machine (strong scaling: the global batch stays fixed; weak: the
+ * batch per worker stays fixed), takes the median samples/s after warm-up and the step
+ * timeline, and measures in the same run the single-process TF.js baseline for the same model,
+ * batch and backend. Writes scale.json, scale.md and SVG plots into --out.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RunSummary } from '../coordinator/summary.js';
+import { fail } from '../shared/errors.js';
+import { selectBackend } from '../worker/backend.js';
+import { baselineSamplesPerSec } from './baseline.js';
+import { resolveConfig, type JobFlags } from './flags.js';
+import { lineChart, stackedBars } from './svg.js';
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+
+export interface ScaleFlags extends JobFlags {
+  workers?: never;
+  workerCounts: number[];
+  mode: 'strong' | 'weak';
+  /** Batch per worker in weak mode (default: the config's batchSize). */
+  perWorkerBatch?: number;
+}
+
+export interface ScaleRow {
+  workers: number;
+  globalBatch: number;
+  samplesPerSec: number;
+  speedup: number;
+  efficiency: number;
+  timeline: RunSummary['timeline'];
+}
+
+export function parseWorkerList(v: string): number[] {
+  const xs = v.split(',').map((s) => Number(s.trim()));
+  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1 || x > 64)) fail('CONFIG_INVALID', `--workers ${v}: expected a list like 1,2,4`);
+  return [...new Set(xs)].sort((a, b) => a - b);
+}
+
+function runTrain(args: string[]): Promise<void> {
+  return new Promise((res, rej) =>
+    execFile(process.execPath, [MAIN, 'train', ...args], { maxBuffer: 64 << 20 }, (err, _o, stderr) =>
+      err ? rej(new Error(stderr.trim().split('\n').filter((l) => l.startsWith('dptrain:')).pop() ?? String(err))) : res(),
+    ),
+  );
+}
+
+export async function scaleCommand(f: ScaleFlags): Promise<number> {
+  const cfg = resolveConfig({ ...f, workers: undefined });
+  const out = resolve(f.out ?? join('runs', `scale-${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}`));
+  mkdirSync(out, { recursive: true });
+  const perWorker = f.perWorkerBatch ?? cfg.batchSize;
+  const batchFor = (n: number) => (f.mode === 'strong' ? cfg.batchSize : perWorker * n);
+  const job = join(out, 'job.json');
+  writeFileSync(job, JSON.stringify({ ...cfg, out: null, evalEvery: 0, checkpointEvery: 0 }));
+
+  const backend = await selectBackend(cfg.backend);
+  // The baseline trains on what one worker gets at the smallest count: the global batch of a
+  // 1-worker run, so speed-up = samples/s(N) ÷ samples/s(single process, batch(1)).
+  const baseBatch = batchFor(1);
+  process.stderr.write(`scale: baseline (single process, ${backend.name}, batch ${baseBatch})…\n`);
+  const baseline = await baselineSamplesPerSec(cfg, baseBatch, Math.max(20, Math.min(cfg.steps, 60)));
+  const rows: ScaleRow[] = [];
+  for (const n of f.workerCounts) {
+    const dir = join(out, `workers-${n}`);
+    process.stderr.write(`scale: ${n} worker${n > 1 ? 's' : ''}, global batch ${batchFor(n)}…\n`);
+    await runTrain(['--config', job, '--workers', String(n), '--batch-size', String(batchFor(n)), '--backend', backend.name, '--out', dir]);
+    const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as RunSummary;
+    const sps = s.samplesPerSec ?? 0;
+    rows.push({ workers: n, globalBatch: batchFor(n), samplesPerSec: sps, speedup: sps / baseline, efficiency: sps / (n * baseline), timeline: s.timeline });
+  }
+  const result = { mode: f.mode, backend: backend.name, steps: cfg.steps, baseline: { samplesPerSec: baseline, batch: baseBatch }, rows };
+  writeFileSync(join(out, 'scale.json'), JSON.stringify(result, null, 2) + '\n');
+  const md = [
+    `| workers | global batch | samples/s | speed-up | efficiency | step overhead (median) |`,
+    `| ---: | ---: | ---: | ---: | ---: | ---: |`,
+    ...rows.map((r) => `| ${r.workers} | ${r.globalBatch} | ${r.samplesPerSec.toFixed(0)} | ${r.speedup.toFixed(2)}× | ${r.efficiency.toFixed(2)} | ${((r.timeline.overheadShare ?? 0) * 100).toFixed(1)}% |`),
+    '',
+    `Baseline: single-process TF.js (${backend.name}, tf.train.adam, batch ${baseBatch}): ${baseline.toFixed(0)} samples/s. Mode: ${f.mode} scaling.`,
+  ].join('\n');
+  writeFileSync(join(out, 'scale.md'), md + '\n');
+  const ideal = rows.map((r) => [r.workers, r.workers * baseline] as [number, number]);
+  writeFileSync(join(out, 'throughput.svg'), lineChart(`Throughput (${f.mode} scaling, ${backend.name})`, 'workers', 'samples/s', [
+    { name: 'dptrain', points: rows.map((r) => [r.workers, r.samplesPerSec]) },
+    { name: 'ideal (N × single process)', points: ideal, dashed: true },
+  ]));
+  writeFileSync(join(out, 'efficiency.svg'), lineChart('Scaling efficiency', 'workers', 'efficiency', [{ name: 'dptrain', points: rows.map((r) => [r.workers, r.efficiency]) }]));
+  writeFileSync(
+    join(out, 'breakdown.svg'),
+    stackedBars('Where a step goes (median ms)', 'workers', 'ms', rows.map((r) => ({
+      label: String(r.workers),
+      parts: {
+        compute: r.timeline.slowestComputeMs.median,
+        'reduce + optimizer + encode': r.timeline.reduceMs.median + r.timeline.optimizerMs.median + r.timeline.encodeMs.median,
+        'wire and idle': Math.max(0, r.timeline.overheadMs.median - r.timeline.reduceMs.median - r.timeline.optimizerMs.median - r.timeline.encodeMs.median),
+      },
+    }))),
+  );
+  process.stdout.write(`${md}\n\nwritten to ${out} (scale.json, scale.md, throughput.svg, efficiency.svg, breakdown.svg)\n`);
+  return 0;
+}
