@@ -52,6 +52,8 @@ export class Coordinator {
   readonly meter: ComputeMeter;
   private readonly adam: Adam;
   private readonly dispatcher: Dispatcher;
+  /** The mean gradient of the step, reused every step. */
+  private readonly gradBuffer: Float32Array;
   private readonly cfg: Config;
   private stepsDone = 0;
   private version = 0;
@@ -68,6 +70,7 @@ export class Coordinator {
     this.layout = layoutModel(this.cfg.model, shape.inputSize, shape.outputSize);
     this.params = initParams(this.layout, this.cfg.seed);
     this.adam = new Adam(this.cfg.optimizer, this.layout.totalParams);
+    this.gradBuffer = new Float32Array(this.layout.totalParams);
     const flops = denseFlopsPerSample(this.layout);
     this.meter = new ComputeMeter({
       trainFlopsPerSample: flops.training,
@@ -226,7 +229,7 @@ export class Coordinator {
       this.position += batchSize;
     }
     const tOpt = performance.now();
-    const { grads, finite } = meanGradient(acc, count);
+    const { grads, finite, sqNorm } = meanGradient(acc, count, this.gradBuffer);
     const lr = learningRate(optimizer, step, this.cfg.steps);
     const skipped = !finite || !Number.isFinite(lossSum);
     let gradNorm = NaN;
@@ -235,7 +238,7 @@ export class Coordinator {
       this.skipped++;
       this.o.log.warn({ step: step + 1, loss: lossSum / count }, 'step skipped: non-finite loss or gradient; lower optimizer.lr or set optimizer.clipNorm');
     } else {
-      gradNorm = clipByGlobalNorm(grads, optimizer.clipNorm);
+      gradNorm = clipByGlobalNorm(grads, optimizer.clipNorm, Math.sqrt(sqNorm));
       this.adam.apply(this.params, grads, lr);
       this.version++;
       this.dispatcher.setParams(this.version, this.params);

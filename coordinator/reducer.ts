@@ -55,15 +55,19 @@ export class ShardReducer {
 }
 
 /**
- * Mean gradient: the float64 sum divided by the sample count, rounded once to float32.
- * `finite` is false if any entry is NaN or ±Infinity (a diverged step, to be skipped).
+ * Mean gradient: the float64 sum divided by the sample count, rounded once to float32, written
+ * into `out` (reused across steps: no 4·P-byte allocation per step). In the same pass: whether
+ * every entry is finite (a diverged step is skipped) and the squared L2 norm (for clipping and
+ * the metrics), so the step reads the gradient once.
  */
-export function meanGradient(sum: Float64Array, count: number): { grads: Float32Array; finite: boolean } {
-  const grads = new Float32Array(sum.length);
+export function meanGradient(sum: Float64Array, count: number, out: Float32Array = new Float32Array(sum.length)): { grads: Float32Array; finite: boolean; sqNorm: number } {
   let check = 0;
+  let sq = 0;
   for (let i = 0; i < sum.length; i++) {
-    grads[i] = sum[i] / count;
-    check += grads[i] * 0; // stays 0 unless some entry is NaN or ±Infinity
+    out[i] = sum[i] / count;
+    const r = out[i]; // read back: the float32-rounded value (1e300 becomes Infinity here)
+    check += r * 0; // stays 0 unless some entry is NaN or ±Infinity
+    sq += r * r;
   }
-  return { grads, finite: check === 0 };
+  return { grads: out, finite: check === 0, sqNorm: sq };
 }

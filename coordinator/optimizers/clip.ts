@@ -9,8 +9,8 @@ export function globalNorm(grads: Float32Array): number {
   return Math.sqrt(sq);
 }
 
-export function clipByGlobalNorm(grads: Float32Array, maxNorm: number): number {
-  const norm = globalNorm(grads);
+export function clipByGlobalNorm(grads: Float32Array, maxNorm: number, knownNorm?: number): number {
+  const norm = knownNorm ?? globalNorm(grads);
   if (maxNorm > 0 && norm > maxNorm) {
     const scale = maxNorm / norm;
     for (let i = 0; i < grads.length; i++) grads[i] *= scale;
