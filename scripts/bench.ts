@@ -20,10 +20,9 @@ import { fileURLToPath } from 'node:url';
 import { Adam } from '../coordinator/optimizers/adam.js';
 import { decodeFrame, encodeFrame } from '../shared/codec.js';
 import { parseConfig } from '../shared/config.js';
-import { gatherRows, loadDataset } from '../shared/datasets/index.js';
-import { initParams, layoutModel, paramView } from '../shared/model-spec.js';
-import { Sampler } from '../shared/sampler.js';
+import { layoutModel } from '../shared/model-spec.js';
 import { median } from '../coordinator/summary.js';
+import { baselineSamplesPerSec } from '../cli/baseline.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const PER_WORKER_BATCH = 128;
@@ -74,32 +73,11 @@ function benchCodec(bytes: number): { encodeGBps: number; decodeGBps: number } {
   return { encodeGBps: bytes / (enc / 1000) / 1e9, decodeGBps: bytes / (dec / 1000) / 1e9 };
 }
 
-/** The loop a TF.js user writes: one process, tf.train.adam, model.apply + minimize. */
+/** The loop a TF.js user writes (cli/baseline.ts), on the wasm backend. */
 async function baseline(): Promise<number> {
   await tf.setBackend('wasm');
   tf.enableProdMode();
-  const cfg = parseConfig({ ...JOB, steps: STEPS, batchSize: PER_WORKER_BATCH });
-  const ds = loadDataset(cfg.data, cfg.seed);
-  const layout = layoutModel(cfg.model, ds.inputSize, ds.outputSize);
-  const model = tf.sequential();
-  cfg.model.layers.forEach((l, i) => model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [ds.inputSize] } : {}) })));
-  const init = initParams(layout, cfg.seed);
-  model.setWeights(layout.params.map((p) => tf.tensor(paramView(init, p), p.shape)));
-  const opt = tf.train.adam(1e-3);
-  const sampler = new Sampler(ds.train.n, cfg.seed);
-  const times: number[] = [];
-  for (let s = 0; s < STEPS; s++) {
-    const t0 = performance.now();
-    const rows = sampler.rows(s * PER_WORKER_BATCH, (s + 1) * PER_WORKER_BATCH);
-    const b = gatherRows(ds.train, ds.inputSize, ds.outputSize, rows);
-    const x = tf.tensor2d(b.x, [rows.length, ds.inputSize]);
-    const y = tf.tensor2d(b.y, [rows.length, ds.outputSize]);
-    const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor) as tf.Scalar, true);
-    await loss!.data();
-    tf.dispose([x, y, loss!]);
-    times.push(performance.now() - t0);
-  }
-  return PER_WORKER_BATCH / (median(times.slice(10))! / 1000);
+  return baselineSamplesPerSec(parseConfig({ ...JOB, steps: STEPS, batchSize: PER_WORKER_BATCH }), PER_WORKER_BATCH, STEPS - 10, 10);
 }
 
 interface RunFigures {
