@@ -4,7 +4,8 @@
  * A user error ends with one line naming what to fix (exit 2 for config, 1 otherwise);
  * DPTRAIN_DEBUG=1 adds the stack.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseTraceSteps } from '../coordinator/trace.js';
 import { PRECISIONS } from '../shared/accounting/devices.js';
 import { BACKENDS, BUDGET_POLICIES, type BackendName } from '../shared/config.js';
 import { describeError, DptrainError, type ErrorCode } from '../shared/errors.js';
@@ -30,6 +31,14 @@ function jobOptions(cmd: Command): Command {
     .option('--pause-timeout <sec>', 'how long to stay paused below --min-workers before checkpointing and exiting (default 300)', numFlag)
     .option('--resume <dir>', 'continue the run in DIR from its newest valid checkpoint')
     .option('--token-file <file>', 'job token workers must prove they hold (default: DPTRAIN_TOKEN)')
+    .option('--trace <file>', 'write a Chrome trace (chrome://tracing, Perfetto) of a window of steps')
+    .option('--trace-steps <from:to>', 'the steps to trace (default 1:20)', (v: string) => {
+      try {
+        return parseTraceSteps(v);
+      } catch (e) {
+        throw new InvalidArgumentError(`${(e as Error).message}.`);
+      }
+    })
     .option('--reject-outliers <k>', 'recompute a shard elsewhere if its gradient norm is over k × the recent median', numFlag)
     .option('--out <dir>', 'run directory (default runs/<timestamp>)')
     .option('--budget <flops>', 'compute budget in model training FLOPs (e.g. 1e15)', numFlag)

@@ -14,6 +14,7 @@ import type { Listener } from '../shared/transport/transport.js';
 import { formatSummary, Progress } from './progress.js';
 import { PromMetrics } from '../coordinator/prometheus.js';
 import type { CheckpointState } from '../coordinator/checkpoint.js';
+import type { Tracer } from '../coordinator/trace.js';
 
 /** Frames carry one float32 per parameter plus a header of well under 64 KiB. */
 export function maxFrameBytes(config: Config): number {
@@ -45,6 +46,8 @@ export async function openSession(config: Config, listen: ListenOptions): Promis
 }
 
 export interface CoordinatorExtras {
+  tracer?: Tracer;
+  traceFile?: string;
   token?: string | null;
   resume?: CheckpointState;
   startWorkers?: number;

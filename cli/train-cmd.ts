@@ -5,6 +5,8 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Tracer } from '../coordinator/trace.js';
 import { isLoopback, newToken, readToken } from '../shared/auth.js';
 import { DptrainError, fail } from '../shared/errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
@@ -21,6 +23,15 @@ export interface TrainFlags extends JobFlags {
   tokenFile?: string;
   tlsCert?: string;
   tlsKey?: string;
+  trace?: string;
+  traceSteps?: [number, number];
+}
+
+/** --trace FILE [--trace-steps A:B] → what the coordinator needs to record it. */
+function traceOptions(f: TrainFlags): { tracer?: Tracer; traceFile?: string } {
+  if (!f.trace) return {};
+  const [from, to] = f.traceSteps ?? [1, 20];
+  return { tracer: new Tracer(from, to), traceFile: resolve(f.trace) };
 }
 
 function readPem(file: string, flag: string): Buffer {
@@ -83,6 +94,7 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
   let inject: ((step: number) => void) | null = null;
   const coord = createCoordinator(config, s, progress, {
+    ...traceOptions(f),
     token,
     resume: resume?.state,
     startWorkers: config.workers, // locally we know how many are coming: wait for all of them
@@ -109,7 +121,7 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
     `workers join with: dptrain worker --connect ${s.listener.address}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''}`,
   );
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
-  const coord = createCoordinator(config, s, progress, { token, resume: resume?.state });
+  const coord = createCoordinator(config, s, progress, { ...traceOptions(f), token, resume: resume?.state });
   handleSignals(coord, s, () => {});
   await trainWith(coord, s, progress);
   return 0;

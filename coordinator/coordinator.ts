@@ -15,6 +15,7 @@ import type { Listener } from '../shared/transport/transport.js';
 import { ComputeMeter, type StepAccounting } from './accounting.js';
 import { configHash, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import { Dispatcher } from './dispatcher.js';
+import type { Tracer } from './trace.js';
 import { jobIdOf, Membership, type WorkerSession } from './membership.js';
 import { exportLayersModel } from './model-export.js';
 import { Adam } from './optimizers/adam.js';
@@ -40,6 +41,9 @@ export interface CoordinatorOptions {
   onEval?: (r: EvalRecord) => void;
   /** Called once the first shards of a step are sent (fault injection hooks in here). */
   onStepStart?: (step: number) => void;
+  /** Record a Chrome trace of a window of steps; written to `traceFile` at the end. */
+  tracer?: Tracer;
+  traceFile?: string;
   /** The job token workers must prove they hold; null = none (loopback only). */
   token?: string | null;
   authTimeoutMs?: number;
@@ -100,6 +104,9 @@ export class Coordinator {
       noWorkerTimeoutMs: Math.max(1, this.cfg.pauseTimeoutSec) * 1000,
       onWasted: (n) => this.meter.wasted(n),
       outlierFactor: this.cfg.outlierFactor,
+      onAccepted: (w, key, shard, ms, at) => {
+        if (o.tracer?.records(this.stepsDone + 1)) o.tracer.span(`worker ${w.id} (${w.host})`, `${key.startsWith('eval') ? 'evaluate' : 'compute'} shard ${shard}`, at - ms, at, { key });
+      },
     });
     if (o.resume) this.restore(o.resume);
     this.dispatcher.setParams(this.version, this.params);
@@ -244,8 +251,17 @@ export class Coordinator {
       this.dispatcher.setParams(this.version, this.params);
     }
     this.stepsDone = step + 1;
-    const optimizerMs = performance.now() - tOpt;
-    const stepMs = performance.now() - t0;
+    const tEnd = performance.now();
+    const optimizerMs = tEnd - tOpt;
+    const stepMs = tEnd - t0;
+    const tr = this.o.tracer;
+    if (tr?.records(step + 1)) {
+      tr.span('coordinator', `step ${step + 1}`, t0, tEnd, { loss: lossSum / count });
+      tr.span('coordinator', 'shards in flight (reduced as they arrive)', t0, tOpt, { reduceMs });
+      tr.span('coordinator', 'optimizer (mean, clip, Adam)', tOpt, tEnd);
+      const enc = this.dispatcher.lastEncode;
+      if (enc && enc.start >= t0) tr.span('coordinator', 'encode parameters', enc.start, enc.end);
+    }
     const slowest = Math.max(0, ...Object.values(computeMs));
     const timeline: StepTimeline = {
       encodeMs: this.dispatcher.takeEncodeMs(),
@@ -360,6 +376,7 @@ export class Coordinator {
       peaks: ready.map((w) => ({ declared: w.peakFlops || declaredPeak(this.cfg.compute), attainable: w.attainableFlops })),
     });
     this.o.runDir?.writeJson('summary.json', summary);
+    if (this.o.tracer && this.o.traceFile) this.o.tracer.write(this.o.traceFile);
     this.o.log.info({ steps: summary.steps, stoppedBy: summary.stoppedBy, wallSeconds: +summary.wallSeconds.toFixed(2) }, 'run finished');
     this.o.log.debug({ summary }, 'summary'); // the whole of it, for log.jsonl
     this.membership.closeAll('training finished');

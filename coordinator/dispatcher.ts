@@ -21,6 +21,8 @@ export interface DispatcherOptions {
   noWorkerTimeoutMs: number;
   /** Samples computed that no step will use (late, duplicated or recomputed results). */
   onWasted(samples: number): void;
+  /** Called for each accepted result: which worker, which phase, its compute ms, when it arrived. */
+  onAccepted?: (w: WorkerSession, key: string, shard: number, computeMs: number, atMs: number) => void;
   /**
    * Recompute a shard elsewhere when its gradient norm per sample exceeds this many times the
    * median of recent shards' (0 = off). A defence against a token holder sending wrong but
@@ -64,6 +66,8 @@ export class Dispatcher {
   private recentPhaseMs: number[] = [];
   /** Time spent encoding parameter frames since the caller last read it (takeEncodeMs). */
   private encodeMs = 0;
+  /** When the last parameter frame was encoded (for the trace). */
+  lastEncode: { start: number; end: number } | null = null;
   /** Time spent folding shard results into the sum during the phase in flight. */
   private reduceMs = 0;
 
@@ -112,7 +116,9 @@ export class Dispatcher {
     if (this.paramsFrame?.version !== version) {
       const t0 = performance.now();
       this.paramsFrame = { version, bytes: encodeFrame({ t: 'params', version }, values) };
-      this.encodeMs += performance.now() - t0;
+      const t1 = performance.now();
+      this.encodeMs += t1 - t0;
+      this.lastEncode = { start: t0, end: t1 };
     }
     w.link.send(this.paramsFrame.bytes);
     w.paramsVersion = version;
@@ -222,6 +228,7 @@ export class Dispatcher {
     }
     p.accept(w, msg.shard, msg.computeMs);
     const t0 = performance.now();
+    this.o.onAccepted?.(w, p.plan.key, msg.shard, msg.computeMs, t0);
     this.reducer!.add(msg.shard, grads, msg.lossSum, msg.count);
     this.reduceMs += performance.now() - t0;
     p.settleCheck();

@@ -138,6 +138,19 @@ describe('the run directory', () => {
     for (const row of rows) expect(row[0] + row[1]).toBeCloseTo(1, 5);
   });
 
+  it('--trace writes a Chrome trace of the chosen steps: coordinator spans and each worker\'s compute', async () => {
+    const file = join(out, 'trace.json');
+    const r = await runCli(['train', '--config', join(out, 'job.json'), '--steps', '8', '--workers', '2', '--backend', 'cpu', '--trace', file, '--trace-steps', '3:5', '--out', join(out, 'traced')]);
+    expect(r.code, r.stderr).toBe(0);
+    const events = (JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: Array<{ name: string; ph: string; ts: number; dur?: number; tid: number }> }).traceEvents;
+    const spans = events.filter((e) => e.ph === 'X');
+    expect(spans.filter((e) => /^step \d+$/.test(e.name)).map((e) => e.name)).toEqual(['step 3', 'step 4', 'step 5']);
+    expect(spans.filter((e) => e.name.startsWith('compute shard'))).toHaveLength(6); // 2 workers × 3 steps
+    expect(new Set(spans.filter((e) => e.name.startsWith('compute')).map((e) => e.tid)).size).toBe(2);
+    for (const e of spans) expect(e.dur).toBeGreaterThanOrEqual(0);
+    expect(events.filter((e) => e.ph === 'M').length).toBe(3); // coordinator + 2 worker tracks
+  });
+
   it('with --steps 0 the model holds the initialization', async () => {
     const file = join(out, 'job.json');
     const dir = join(out, 'init');
