@@ -186,7 +186,9 @@ export class Coordinator {
         const written = what === 'paused' ? this.checkpoint() : null;
         fail('WORKER_LOST', `${what}: only ${have} of ${need} workers ready for ${Math.round(timeoutMs / 1000)} s${written ? `; checkpoint at step ${this.stepsDone} written, continue with --resume ${this.o.runDir!.path}` : ''}`);
       }
-      this.o.log.warn({ ready: have, need, step: this.stepsDone, listen: this.o.listener.address }, what === 'paused' ? `training paused: ${have} of ${need} workers ready` : 'waiting for workers');
+      const fields = { ready: have, need, step: this.stepsDone, listen: this.o.listener.address };
+      if (what === 'paused') this.o.log.warn(fields, `training paused: ${have} of ${need} workers ready`);
+      else this.o.log.info(fields, 'waiting for workers');
       await this.dispatcher.abortable(
         new Promise<void>((res) => {
           const done = () => {

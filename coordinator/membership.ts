@@ -196,10 +196,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
         w.peakFlops = msg.peakFlops;
         w.attainableFlops = msg.attainableFlops;
         w.state = 'ready';
-        this.o.log.info(
-          { worker: w.id, host: w.host, backend: msg.backend, why: msg.backendReason, declaredPeakFlops: msg.peakFlops || null, attainableFlops: Math.round(msg.attainableFlops) },
-          'worker ready',
-        );
+        this.o.log.info({ worker: w.id, host: w.host, backend: msg.backend, attainableGflops: +(msg.attainableFlops / 1e9).toFixed(2), declaredPeakFlops: msg.peakFlops || undefined }, 'worker ready');
+        this.o.log.debug({ worker: w.id, backend: msg.backend, why: msg.backendReason }, 'worker backend choice'); // in log.jsonl
         this.emit('ready', w);
         return;
       }
