@@ -56,8 +56,11 @@ export class Trainer {
     return { x: tf.tensor2d(b.x, [rows.length, inputSize]), y: tf.tensor2d(b.y, [rows.length, outputSize]) };
   }
 
-  /** Sum of gradients and of losses over stream positions [from, to). */
-  gradients(from: number, to: number): GradResult {
+  /**
+   * Sum of gradients and of losses over stream positions [from, to). Async because GPU backends
+   * (webgpu) can only read tensors back with data(), not dataSync().
+   */
+  async gradients(from: number, to: number): Promise<GradResult> {
     const rows = this.sampler.rows(from, to);
     const [loss, flat] = tf.tidy(() => {
       const { x, y } = this.batch('train', rows);
@@ -65,14 +68,16 @@ export class Trainer {
       const { value, grads } = tf.valueAndGrads(f)(this.params);
       return [value, tf.concat(grads.map((g) => g.reshape([-1])))] as const;
     });
-    const grads = flat.dataSync() as Float32Array;
-    const lossValue = loss.dataSync()[0];
-    tf.dispose([loss, flat]);
-    return { grads, lossSum: lossValue, count: rows.length };
+    try {
+      const [grads, lossData] = (await Promise.all([flat.data(), loss.data()])) as [Float32Array, Float32Array];
+      return { grads, lossSum: lossData[0], count: rows.length };
+    } finally {
+      tf.dispose([loss, flat]);
+    }
   }
 
   /** Loss sum and correct count over test rows [from, to). */
-  evaluate(from: number, to: number): EvalSums {
+  async evaluate(from: number, to: number): Promise<EvalSums> {
     if (to > this.ds.test.n) throw new DptrainError('MESSAGE_INVALID', `evaluate asks for test rows up to ${to}, the split has ${this.ds.test.n}`);
     let lossTotal = 0;
     let correct = 0;
@@ -84,9 +89,13 @@ export class Trainer {
         const out = forward(this.layout, this.params, x);
         return [lossSum(this.layout, out, y), correctCount(this.layout, this.ds.targets, out, y) ?? tf.scalar(0, 'int32')];
       });
-      lossTotal += l.dataSync()[0];
-      correct += c.dataSync()[0];
-      tf.dispose([l, c]);
+      try {
+        const [ld, cd] = await Promise.all([l.data(), c.data()]);
+        lossTotal += ld[0];
+        correct += cd[0];
+      } finally {
+        tf.dispose([l, c]);
+      }
     }
     return { lossSum: lossTotal, correct, count: to - from };
   }

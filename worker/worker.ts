@@ -100,7 +100,14 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
       trainer?.dispose();
       resolve({ finished, fatal: failure?.code ?? refusal(reason), reason: failure?.why ?? reason });
     });
+    // Frames are handled one at a time, in arrival order: computing a shard is async (GPU reads
+    // are), and a params frame must not replace the weights under a shard still being computed.
+    let queue: Promise<void> = Promise.resolve();
     link.onFrame((bytes) => {
+      queue = queue.then(() => handle(bytes));
+    });
+    const handle = async (bytes: Uint8Array): Promise<void> => {
+      if (failure) return;
       let frame;
       try {
         frame = readFromCoordinator(bytes, { totalParams });
@@ -128,7 +135,7 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
             if (o.token && !proofsEqual(msg.proof, coordinatorProof(o.token, msg.jobId, cnonce, nonce))) {
               return giveUp('authentication failed: the coordinator could not prove it holds the job token', 'AUTH_FAILED');
             }
-            start(msg).catch((e) => giveUp(describeError(e)));
+            await start(msg);
             return;
           case 'params':
             if (!trainer) return giveUp('params before the job was loaded');
@@ -137,7 +144,7 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
           case 'work': {
             if (!trainer || trainer.version !== msg.version) return giveUp(`work for params v${msg.version}, holding v${trainer?.version ?? 'none'}`);
             const t0 = performance.now();
-            const r = trainer.gradients(msg.from, msg.to);
+            const r = await trainer.gradients(msg.from, msg.to);
             const computeMs = performance.now() - t0;
             send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, count: r.count, computeMs }, r.grads);
             return;
@@ -145,7 +152,7 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
           case 'evaluate': {
             if (!trainer || trainer.version !== msg.version) return giveUp(`evaluate for params v${msg.version}, holding v${trainer?.version ?? 'none'}`);
             const t0 = performance.now();
-            const r = trainer.evaluate(msg.from, msg.to);
+            const r = await trainer.evaluate(msg.from, msg.to);
             send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: r.lossSum, correct: r.correct, count: r.count, computeMs: performance.now() - t0 });
             return;
           }
@@ -158,6 +165,6 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
       } catch (e) {
         giveUp(describeError(e));
       }
-    });
+    };
   });
 }

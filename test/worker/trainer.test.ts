@@ -65,16 +65,16 @@ describe.each(CASES)('Trainer ($name)', (c) => {
   });
   afterAll(() => trainer.dispose());
 
-  it('leaks no tensors in gradients() and evaluate()', () => {
+  it('leaks no tensors in gradients() and evaluate()', async () => {
     const before = tf.memory().numTensors;
-    trainer.gradients(0, 10);
-    trainer.gradients(3, 7);
-    trainer.evaluate(0, c.ds.test.n);
+    await trainer.gradients(0, 10);
+    await trainer.gradients(3, 7);
+    await trainer.evaluate(0, c.ds.test.n);
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('returns a gradient for every parameter and the row count', () => {
-    const r = trainer.gradients(0, 10);
+  it('returns a gradient for every parameter and the row count', async () => {
+    const r = await trainer.gradients(0, 10);
     expect(r.grads).toBeInstanceOf(Float32Array);
     expect(r.grads.length).toBe(layout.totalParams);
     expect(r.count).toBe(10);
@@ -83,26 +83,26 @@ describe.each(CASES)('Trainer ($name)', (c) => {
     expect(r.grads.some((g) => g !== 0)).toBe(true);
   });
 
-  it('returns sums: [0,10) = [0,4) + [4,10)', () => {
-    const all = trainer.gradients(0, 10);
-    const a = trainer.gradients(0, 4);
-    const b = trainer.gradients(4, 10);
+  it('returns sums: [0,10) = [0,4) + [4,10)', async () => {
+    const all = await trainer.gradients(0, 10);
+    const a = await trainer.gradients(0, 4);
+    const b = await trainer.gradients(4, 10);
     expectClose(all.grads, a.grads.map((g, i) => g + b.grads[i]), 1e-5);
     expectClose([all.lossSum], [a.lossSum + b.lossSum], 1e-5);
     expect(a.count + b.count).toBe(all.count);
   });
 
-  it('is deterministic for the same range', () => {
-    const x = trainer.gradients(2, 9);
-    const y = trainer.gradients(2, 9);
+  it('is deterministic for the same range', async () => {
+    const x = await trainer.gradients(2, 9);
+    const y = await trainer.gradients(2, 9);
     expect(Array.from(x.grads)).toEqual(Array.from(y.grads));
     expect(x.lossSum).toBe(y.lossSum);
   });
 
-  it('matches central finite differences of lossSum', () => {
+  it('matches central finite differences of lossSum', async () => {
     const from = 0;
     const to = 16;
-    const g = trainer.gradients(from, to).grads;
+    const g = (await trainer.gradients(from, to)).grads;
     const eps = 1e-2;
     // In each parameter tensor, check the entry with the largest gradient and the first entry.
     const picks = new Set<number>();
@@ -118,10 +118,10 @@ describe.each(CASES)('Trainer ($name)', (c) => {
         const p = params.slice();
         p[i] = params[i] + eps;
         probe.setParams(1, p);
-        const up = probe.gradients(from, to).lossSum;
+        const up = (await probe.gradients(from, to)).lossSum;
         p[i] = params[i] - eps;
         probe.setParams(2, p);
-        const down = probe.gradients(from, to).lossSum;
+        const down = (await probe.gradients(from, to)).lossSum;
         const fd = (up - down) / (2 * eps);
         // Relative 2e-2, plus 1e-4 absolute: float32 rounding of a loss sum of ~10 is ~1e-6,
         // which the division by 2·eps turns into ~1e-4 of noise in the numeric gradient.
@@ -133,24 +133,24 @@ describe.each(CASES)('Trainer ($name)', (c) => {
     }
   });
 
-  it('evaluate: count = rows, correct in [0, count]', () => {
+  it('evaluate: count = rows, correct in [0, count]', async () => {
     const n = c.ds.test.n;
-    const e = trainer.evaluate(0, n);
+    const e = await trainer.evaluate(0, n);
     expect(e.count).toBe(n);
     expect(Number.isInteger(e.correct)).toBe(true);
     expect(e.correct).toBeGreaterThanOrEqual(0);
     expect(e.correct).toBeLessThanOrEqual(n);
     expect(e.lossSum).toBeGreaterThan(0);
-    const part = trainer.evaluate(1, n);
+    const part = await trainer.evaluate(1, n);
     expect(part.count).toBe(n - 1);
     expect(part.correct).toBeLessThanOrEqual(e.correct);
   });
 
-  it('evaluate throws past the test split', () => {
+  it('evaluate throws past the test split', async () => {
     const n = c.ds.test.n;
-    expect(() => trainer.evaluate(0, n + 1)).toThrow(DptrainError);
+    await expect(trainer.evaluate(0, n + 1)).rejects.toThrow(DptrainError);
     try {
-      trainer.evaluate(n - 1, n + 5);
+      await trainer.evaluate(n - 1, n + 5);
       expect.unreachable();
     } catch (e) {
       expect((e as DptrainError).code).toBe('MESSAGE_INVALID');
@@ -159,16 +159,16 @@ describe.each(CASES)('Trainer ($name)', (c) => {
 });
 
 describe('Trainer cross-checks', () => {
-  it('xor: evaluate over the 4 points equals one epoch of training loss', () => {
+  it('xor: evaluate over the 4 points equals one epoch of training loss', async () => {
     // The xor test split is the training split, and stream positions [0,4) are one epoch.
     const { trainer } = setup(CASES[1]);
-    const e = trainer.evaluate(0, 4);
-    const g = trainer.gradients(0, 4);
+    const e = await trainer.evaluate(0, 4);
+    const g = await trainer.gradients(0, 4);
     expect(e.lossSum).toBeCloseTo(g.lossSum, 5);
     trainer.dispose();
   });
 
-  it('spirals: correct matches an independent float64 forward pass', () => {
+  it('spirals: correct matches an independent float64 forward pass', async () => {
     const c = CASES[0];
     const { layout, params, trainer } = setup(c);
     const { test } = c.ds;
@@ -180,7 +180,7 @@ describe('Trainer cross-checks', () => {
       const pred = z[1] > z[0] ? 1 : 0;
       if (test.y[2 * r + pred] === 1) correct++;
     }
-    expect(trainer.evaluate(0, test.n).correct).toBe(correct);
+    expect((await trainer.evaluate(0, test.n)).correct).toBe(correct);
     trainer.dispose();
   });
 });
