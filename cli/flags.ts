@@ -37,11 +37,12 @@ export interface JobFlags {
   pauseTimeout?: number;
   resume?: string;
   rejectOutliers?: number;
+  wireDtype?: string;
 }
 
 /** Flags that change the optimization: not allowed with --resume (the checkpoint fixes them). */
-const JOB_FLAGS = ['config', 'steps', 'batchSize', 'lr', 'seed'] as const;
-const FLAG_NAMES: Record<string, string> = { config: '--config', steps: '--steps', batchSize: '--batch-size', lr: '--lr', seed: '--seed' };
+const JOB_FLAGS = ['config', 'steps', 'batchSize', 'lr', 'seed', 'wireDtype'] as const;
+const FLAG_NAMES: Record<string, string> = { config: '--config', steps: '--steps', batchSize: '--batch-size', lr: '--lr', seed: '--seed', wireDtype: '--wire-dtype' };
 
 function launchOverrides(f: JobFlags): Record<string, unknown> {
   return {
@@ -94,6 +95,7 @@ export function resolveConfig(f: JobFlags): Config {
       batchSize: f.batchSize,
       lr: f.lr,
       seed: f.seed,
+      wireDtype: f.wireDtype,
     }),
   );
 }

@@ -10,6 +10,7 @@ import { PRECISIONS } from '../shared/accounting/devices.js';
 import { BACKENDS, BUDGET_POLICIES, type BackendName } from '../shared/config.js';
 import { describeError, DptrainError, type ErrorCode } from '../shared/errors.js';
 import { newToken } from '../shared/auth.js';
+import { WIRE_DTYPES } from '../shared/wire-dtype.js';
 import { intFlag, numFlag, parseListen } from './flags.js';
 import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
@@ -39,6 +40,7 @@ function jobOptions(cmd: Command): Command {
         throw new InvalidArgumentError(`${(e as Error).message}.`);
       }
     })
+    .addOption(new Option('--wire-dtype <dtype>', 'how parameters and gradients travel: float32 (exact), or float16 / bfloat16 (half the bytes)').choices(WIRE_DTYPES))
     .option('--reject-outliers <k>', 'recompute a shard elsewhere if its gradient norm is over k × the recent median', numFlag)
     .option('--out <dir>', 'run directory (default runs/<timestamp>)')
     .option('--budget <flops>', 'compute budget in model training FLOPs (e.g. 1e15)', numFlag)

@@ -76,11 +76,12 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
   const result = { mode: f.mode, backend: backend.name, steps: cfg.steps, baseline: { samplesPerSec: baseline, batch: baseBatch }, rows };
   writeFileSync(join(out, 'scale.json'), JSON.stringify(result, null, 2) + '\n');
   const md = [
-    `| workers | global batch | samples/s | speed-up | efficiency | step overhead (median) |`,
-    `| ---: | ---: | ---: | ---: | ---: | ---: |`,
-    ...rows.map((r) => `| ${r.workers} | ${r.globalBatch} | ${r.samplesPerSec.toFixed(0)} | ${r.speedup.toFixed(2)}× | ${r.efficiency.toFixed(2)} | ${((r.timeline.overheadShare ?? 0) * 100).toFixed(1)}% |`),
+    `| workers | global batch | samples/s | speed-up | efficiency | step overhead | wire | codec |`,
+    `| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    ...rows.map((r) => `| ${r.workers} | ${r.globalBatch} | ${r.samplesPerSec.toFixed(0)} | ${r.speedup.toFixed(2)}× | ${r.efficiency.toFixed(2)} | ${pct(r.timeline.overheadShare)} | ${pct(r.timeline.wireShare)} | ${pct(r.timeline.codecShare)} |`),
     '',
     `Baseline: single-process TF.js (${backend.name}, tf.train.adam, batch ${baseBatch}): ${baseline.toFixed(0)} samples/s. Mode: ${f.mode} scaling.`,
+    'Shares are medians over steps of: step time minus the slowest compute (overhead); frames in flight, parameters down and gradients up (wire); encoding and decoding them (codec).',
   ].join('\n');
   writeFileSync(join(out, 'scale.md'), md + '\n');
   const ideal = rows.map((r) => [r.workers, r.workers * baseline] as [number, number]);
@@ -93,13 +94,27 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
     join(out, 'breakdown.svg'),
     stackedBars('Where a step goes (median ms)', 'workers', 'ms', rows.map((r) => ({
       label: String(r.workers),
-      parts: {
-        compute: r.timeline.slowestComputeMs.median,
-        'reduce + optimizer + encode': r.timeline.reduceMs.median + r.timeline.optimizerMs.median + r.timeline.encodeMs.median,
-        'wire and idle': Math.max(0, r.timeline.overheadMs.median - r.timeline.reduceMs.median - r.timeline.optimizerMs.median - r.timeline.encodeMs.median),
-      },
+      parts: breakdown(r.timeline),
     }))),
   );
   process.stdout.write(`${md}\n\nwritten to ${out} (scale.json, scale.md, throughput.svg, efficiency.svg, breakdown.svg)\n`);
   return 0;
+}
+
+const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(1)}%`);
+
+/**
+ * A step's critical path in median ms. Reduction mostly overlaps other workers' compute, so it
+ * is not a bar of its own: what it adds after the last shard lands in "reduce and idle".
+ */
+function breakdown(t: RunSummary['timeline']): Record<string, number> {
+  const codec = t.encodeMs.median + t.decodeMs.median + t.workerEncodeMs.median;
+  const wire = t.wireMs.median + t.broadcastMs.median;
+  return {
+    compute: t.slowestComputeMs.median,
+    'encode/decode': codec,
+    wire,
+    optimizer: t.optimizerMs.median,
+    'reduce and idle': Math.max(0, t.overheadMs.median - codec - wire - t.optimizerMs.median),
+  };
 }

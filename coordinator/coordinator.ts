@@ -24,7 +24,8 @@ import { learningRate } from './optimizers/schedule.js';
 import { eligible } from './phase.js';
 import { meanGradient } from './reducer.js';
 import type { RunDir } from './run-dir.js';
-import { summarize, type EvalRecord, type RunSummary, type StepRecord, type StepTimeline } from './summary.js';
+import { summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
+import { stepTimeline } from './timeline.js';
 
 export interface CoordinatorOptions {
   config: Config;
@@ -100,6 +101,7 @@ export class Coordinator {
       membership: this.membership,
       log: o.log,
       totalParams: this.layout.totalParams,
+      wireDtype: this.cfg.wireDtype,
       stepTimeoutMs: this.cfg.stepTimeoutSec * 1000,
       noWorkerTimeoutMs: Math.max(1, this.cfg.pauseTimeoutSec) * 1000,
       onWasted: (n) => this.meter.wasted(n),
@@ -214,6 +216,15 @@ export class Coordinator {
     return rec;
   }
 
+  private trafficSeen = 0;
+  /** Bytes on the wire since the last call (the last step; an evaluation round's frames count with the step after it). */
+  private trafficDelta(): number {
+    const { in: rx, out: tx } = this.membership.traffic;
+    const d = rx + tx - this.trafficSeen;
+    this.trafficSeen = rx + tx;
+    return d;
+  }
+
   /** One optimizer step: accumulate micro-steps, reduce, clip, Adam. */
   private async step(step: number): Promise<StepRecord> {
     const t0 = performance.now();
@@ -221,6 +232,7 @@ export class Coordinator {
     const acc = new Float64Array(this.layout.totalParams);
     const computeMs: Record<string, number> = {};
     const samplesBy: Record<string, number> = {};
+    const spans = { decodeMs: {} as Record<string, number>, encodeMs: {} as Record<string, number>, wireMs: {} as Record<string, number> };
     let lossSum = 0;
     let count = 0;
     let workers = 0;
@@ -235,6 +247,9 @@ export class Coordinator {
       workers = Math.max(workers, r.stats.shards);
       for (const [id, ms] of Object.entries(r.stats.computeMs)) computeMs[id] = (computeMs[id] ?? 0) + ms;
       for (const [id, n] of Object.entries(r.stats.samples)) samplesBy[id] = (samplesBy[id] ?? 0) + n;
+      for (const k of ['decodeMs', 'encodeMs', 'wireMs'] as const) {
+        for (const [id, ms] of Object.entries(r.stats[k])) spans[k][id] = (spans[k][id] ?? 0) + ms;
+      }
       this.position += batchSize;
     }
     const tOpt = performance.now();
@@ -264,14 +279,7 @@ export class Coordinator {
       const enc = this.dispatcher.lastEncode;
       if (enc && enc.start >= t0) tr.span('coordinator', 'encode parameters', enc.start, enc.end);
     }
-    const slowest = Math.max(0, ...Object.values(computeMs));
-    const timeline: StepTimeline = {
-      encodeMs: this.dispatcher.takeEncodeMs(),
-      reduceMs,
-      optimizerMs,
-      slowestComputeMs: slowest,
-      overheadMs: Math.max(0, stepMs - slowest),
-    };
+    const { timeline, workerTimeline } = stepTimeline(stepMs, computeMs, spans, this.dispatcher.takeParamsTiming(), reduceMs, optimizerMs);
     let acct: StepAccounting;
     if (skipped) {
       this.meter.wasted(count);
@@ -297,6 +305,8 @@ export class Coordinator {
       workers,
       workerComputeMs: computeMs,
       timeline,
+      workerTimeline,
+      wireBytes: this.trafficDelta(),
       ...acct,
       ...(skipped ? { skipped: true } : {}),
     };

@@ -6,6 +6,7 @@
  */
 import { encodeFrame } from '../shared/codec.js';
 import type { Logger } from '../shared/log.js';
+import type { WireDtype } from '../shared/wire-dtype.js';
 import type { EvalResult, ShardResult } from '../shared/protocol.js';
 import type { Membership, WorkerSession } from './membership.js';
 import { Phase, type PhasePlan, type PhaseStats } from './phase.js';
@@ -16,6 +17,8 @@ export interface DispatcherOptions {
   membership: Membership;
   log: Logger;
   totalParams: number;
+  /** How parameter frames travel (the job's wireDtype). */
+  wireDtype: WireDtype;
   /** Fixed shard deadline in ms; 0 = derived from recent phase times. */
   stepTimeoutMs: number;
   noWorkerTimeoutMs: number;
@@ -64,17 +67,19 @@ export class Dispatcher {
   private params: { version: number; values: Float32Array } = { version: -1, values: new Float32Array(0) };
   private paramsFrame: { version: number; bytes: Uint8Array } | null = null;
   private recentPhaseMs: number[] = [];
-  /** Time spent encoding parameter frames since the caller last read it (takeEncodeMs). */
+  /** Time spent encoding and sending parameter frames since the caller last read it (takeParamsTiming). */
   private encodeMs = 0;
+  private broadcastMs = 0;
   /** When the last parameter frame was encoded (for the trace). */
   lastEncode: { start: number; end: number } | null = null;
   /** Time spent folding shard results into the sum during the phase in flight. */
   private reduceMs = 0;
 
-  takeEncodeMs(): number {
-    const ms = this.encodeMs;
+  takeParamsTiming(): { encodeMs: number; broadcastMs: number } {
+    const t = { encodeMs: this.encodeMs, broadcastMs: this.broadcastMs };
     this.encodeMs = 0;
-    return ms;
+    this.broadcastMs = 0;
+    return t;
   }
   private abortError: Error | null = null;
   private onAbort: ((e: Error) => void) | null = null;
@@ -115,12 +120,14 @@ export class Dispatcher {
     // Encode once per version; every worker gets the same bytes.
     if (this.paramsFrame?.version !== version) {
       const t0 = performance.now();
-      this.paramsFrame = { version, bytes: encodeFrame({ t: 'params', version }, values) };
+      this.paramsFrame = { version, bytes: encodeFrame({ t: 'params', version }, values, this.o.wireDtype) };
       const t1 = performance.now();
       this.encodeMs += t1 - t0;
       this.lastEncode = { start: t0, end: t1 };
     }
-    w.link.send(this.paramsFrame.bytes);
+    const t0 = performance.now();
+    this.o.membership.sendBytes(w, this.paramsFrame.bytes);
+    this.broadcastMs += performance.now() - t0;
     w.paramsVersion = version;
   };
 
@@ -226,7 +233,7 @@ export class Dispatcher {
         if (this.norms.length > NORM_HISTORY) this.norms.shift();
       }
     }
-    p.accept(w, msg.shard, msg.computeMs);
+    p.accept(w, msg.shard, msg);
     const t0 = performance.now();
     this.o.onAccepted?.(w, p.plan.key, msg.shard, msg.computeMs, t0);
     this.reducer!.add(msg.shard, grads, msg.lossSum, msg.count);
@@ -237,7 +244,7 @@ export class Dispatcher {
   private onEvalResult(w: WorkerSession, msg: EvalResult): void {
     const p = this.claim(w, `eval:${msg.round}`, msg.shard, msg.count);
     if (!p) return;
-    p.accept(w, msg.shard, msg.computeMs);
+    p.accept(w, msg.shard, { computeMs: msg.computeMs });
     this.evalSums.lossSum += msg.lossSum;
     this.evalSums.correct += msg.correct;
     this.evalSums.count += msg.count;

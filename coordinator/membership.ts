@@ -79,6 +79,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   readonly workers = new Map<string, WorkerSession>();
   /** Set by the first worker that becomes ready; every later one must match it. */
   data: DataShape | null = null;
+  /** Frame bytes received from and sent to workers, all frames (the step records the difference). */
+  readonly traffic = { in: 0, out: 0 };
   private seq = 0;
 
   constructor(
@@ -94,7 +96,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   send(w: WorkerSession, msg: ToWorker, payload: Float32Array | null = null): void {
-    w.link.send(encodeFrame(msg, payload));
+    this.sendBytes(w, encodeFrame(msg, payload));
+  }
+
+  /** Send an already encoded frame (the parameter frame, encoded once for every worker). */
+  sendBytes(w: WorkerSession, frame: Uint8Array): void {
+    this.traffic.out += frame.length;
+    w.link.send(frame);
   }
 
   /** Remove a worker: tell it why, log it, let the loop reassign its shards. */
@@ -154,9 +162,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private onFrame(w: WorkerSession, bytes: Uint8Array): void {
     if (w.state === 'gone') return;
+    this.traffic.in += bytes.length;
     let frame;
     try {
-      frame = readFromWorker(bytes, { totalParams: this.o.totalParams });
+      frame = readFromWorker(bytes, { totalParams: this.o.totalParams, wireDtype: this.o.job.wireDtype });
     } catch (e) {
       this.drop(w, `invalid message: ${describeError(e)}`);
       return;

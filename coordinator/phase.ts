@@ -27,7 +27,25 @@ export interface PhaseStats {
   /** Compute ms reported, and rows computed, per worker id in this phase. */
   computeMs: Record<string, number>;
   samples: Record<string, number>;
+  /** Per worker id, summed over its shards: params decode and result encode (worker-reported), and wire time. */
+  decodeMs: Record<string, number>;
+  encodeMs: Record<string, number>;
+  /**
+   * Round trip (work sent → result received) minus the worker's own busy and encode time:
+   * the parameters going down and the gradients coming up, socket queues included.
+   */
+  wireMs: Record<string, number>;
 }
+
+/** What a worker reports about one shard; eval results carry compute time only. */
+export interface ShardTiming {
+  computeMs: number;
+  decodeMs?: number;
+  encodeMs?: number;
+  busyMs?: number;
+}
+
+const add = (rec: Record<string, number>, id: string, ms: number) => (rec[id] = (rec[id] ?? 0) + ms);
 
 export interface PhaseContext {
   membership: Membership;
@@ -54,7 +72,9 @@ export class Phase {
   private resolve!: () => void;
   private reject!: (e: Error) => void;
   private readonly started = performance.now();
-  readonly stats: PhaseStats = { shards: 0, reassigned: 0, computeMs: {}, samples: {} };
+  readonly stats: PhaseStats = { shards: 0, reassigned: 0, computeMs: {}, samples: {}, decodeMs: {}, encodeMs: {}, wireMs: {} };
+  /** When each shard's work message went out (for the wire time). */
+  private sentAt = new Map<number, number>();
 
   constructor(
     private readonly ctx: PhaseContext,
@@ -81,6 +101,7 @@ export class Phase {
 
   private give(s: ShardRange, w: WorkerSession): void {
     this.asg.assign(s.shard, w);
+    this.sentAt.set(s.shard, performance.now()); // before the params: their transfer is wire time
     this.ctx.ensureParams(w);
     this.ctx.membership.send(w, this.plan.message(s));
     clearTimeout(this.deadlines.get(s.shard));
@@ -137,11 +158,18 @@ export class Phase {
   }
 
   /** Settle a shard with this worker's result (the caller checked `owns`). */
-  accept(w: WorkerSession, shard: number, computeMs: number): void {
+  accept(w: WorkerSession, shard: number, t: ShardTiming): void {
     this.asg.settle(shard, w);
     clearTimeout(this.deadlines.get(shard));
-    this.stats.computeMs[w.id] = (this.stats.computeMs[w.id] ?? 0) + computeMs;
-    this.stats.samples[w.id] = (this.stats.samples[w.id] ?? 0) + this.shardSize(shard);
+    const st = this.stats;
+    add(st.computeMs, w.id, t.computeMs);
+    add(st.samples, w.id, this.shardSize(shard));
+    add(st.decodeMs, w.id, t.decodeMs ?? 0);
+    add(st.encodeMs, w.id, t.encodeMs ?? 0);
+    const sent = this.sentAt.get(shard);
+    if (sent !== undefined && t.busyMs !== undefined) {
+      add(st.wireMs, w.id, Math.max(0, performance.now() - sent - t.busyMs - (t.encodeMs ?? 0)));
+    }
   }
 
   /** Rows [from, to) of a shard, to check a result's count. */

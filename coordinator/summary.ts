@@ -3,17 +3,39 @@ import type { Config } from '../shared/config.js';
 import type { ComputeMeter, StepAccounting } from './accounting.js';
 
 /**
- * Where a step's wall time went, as the coordinator sees it. encodeMs: the parameter frame
- * (once per version; it belongs to the step that broadcasts it); reduceMs: folding shard
- * gradients; optimizerMs: mean, clip and Adam; overheadMs: step time minus the slowest
- * worker's compute — the orchestration's cost (wire, codec, reduction, optimizer, idle).
+ * Where a step's wall time went. Coordinator side: encodeMs, the parameter frame (once per
+ * version; it belongs to the step that broadcasts it); broadcastMs, handing it to the sockets;
+ * reduceMs, folding shard gradients (mostly while other shards are still computing);
+ * optimizerMs, mean, clip and Adam. Worker side, the slowest value over the workers: decodeMs
+ * (params frame to tensors), encodeMs of the result (workerEncodeMs), and wireMs (round trip
+ * minus the worker's own time: parameters down, gradients up). overheadMs is step time minus
+ * the slowest worker's compute — the orchestration's whole cost; idleMs is what remains of it
+ * after every span above (event-loop turns, scheduling, waiting on the other processes).
  */
 export interface StepTimeline {
   encodeMs: number;
+  broadcastMs: number;
+  decodeMs: number;
+  slowestComputeMs: number;
+  workerEncodeMs: number;
+  wireMs: number;
   reduceMs: number;
   optimizerMs: number;
-  slowestComputeMs: number;
   overheadMs: number;
+  idleMs: number;
+}
+
+export const TIMELINE_KEYS: ReadonlyArray<keyof StepTimeline> = [
+  'encodeMs', 'broadcastMs', 'decodeMs', 'slowestComputeMs', 'workerEncodeMs', 'wireMs', 'reduceMs', 'optimizerMs', 'overheadMs', 'idleMs',
+];
+
+/** One worker's step: its spans, and waitMs, the rest of the step (waiting for peers and the coordinator). */
+export interface WorkerStepTimeline {
+  decodeMs: number;
+  computeMs: number;
+  encodeMs: number;
+  wireMs: number;
+  waitMs: number;
 }
 
 export interface StepRecord extends StepAccounting {
@@ -29,6 +51,9 @@ export interface StepRecord extends StepAccounting {
   /** Compute time each worker reported for this step (ms, summed over its shards). */
   workerComputeMs: Record<string, number>;
   timeline: StepTimeline;
+  workerTimeline: Record<string, WorkerStepTimeline>;
+  /** Bytes of frames to and from workers during the step (parameters down, gradients up, headers). */
+  wireBytes: number;
   testLoss?: number;
   testAccuracy?: number | null;
   /** Present (true) when the step was skipped for a non-finite loss or gradient. */
@@ -56,6 +81,9 @@ export interface RunSummary {
   /** Median over the steps after warm-up (the first 10%, at most 20 steps, are skipped). */
   samplesPerSec: number | null;
   medianStepMs: number | null;
+  /** Median bytes on the wire per step (see StepRecord.wireBytes) and the dtype they travelled in. */
+  wireBytesPerStep: number | null;
+  wireDtype: string;
   wallSeconds: number;
   staleResults: number;
   reassignedShards: number;
@@ -82,7 +110,12 @@ export interface RunSummary {
   peakSource: 'declared' | 'measured' | 'mixed' | 'none';
   attainableFlops: number;
   /** Median and 95th percentile over the steady steps of each timeline entry, and the overhead share. */
-  timeline: Record<keyof StepTimeline, { median: number; p95: number }> & { overheadShare: number | null };
+  timeline: Record<keyof StepTimeline, { median: number; p95: number }> & {
+    overheadShare: number | null;
+    /** Median share of a step spent moving frames (wireMs + broadcastMs) and encoding/decoding them. */
+    wireShare: number | null;
+    codecShare: number | null;
+  };
 }
 
 /** Nearest-rank percentile (q in [0, 1]). */
@@ -128,18 +161,17 @@ export function summarize(o: {
   const last = o.records[o.records.length - 1];
   const declared = o.peaks.filter((p) => p.declared).length;
   const mfus = steady.map((r) => r.mfu).filter((m): m is number => m !== null);
-  const keys = ['encodeMs', 'reduceMs', 'optimizerMs', 'slowestComputeMs', 'overheadMs'] as const;
-  const stat = (k: (typeof keys)[number]) => {
+  const stats = {} as Record<keyof StepTimeline, { median: number; p95: number }>;
+  for (const k of TIMELINE_KEYS) {
     const xs = steady.map((r) => r.timeline[k]);
-    return { median: median(xs) ?? 0, p95: percentile(xs, 0.95) ?? 0 };
-  };
+    stats[k] = { median: median(xs) ?? 0, p95: percentile(xs, 0.95) ?? 0 };
+  }
+  const share = (f: (t: StepTimeline) => number) => median(steady.map((r) => f(r.timeline) / r.stepMs));
   const timeline: RunSummary['timeline'] = {
-    encodeMs: stat('encodeMs'),
-    reduceMs: stat('reduceMs'),
-    optimizerMs: stat('optimizerMs'),
-    slowestComputeMs: stat('slowestComputeMs'),
-    overheadMs: stat('overheadMs'),
-    overheadShare: median(steady.map((r) => r.timeline.overheadMs / r.stepMs)),
+    ...stats,
+    overheadShare: share((t) => t.overheadMs),
+    wireShare: share((t) => t.wireMs + t.broadcastMs),
+    codecShare: share((t) => t.encodeMs + t.decodeMs + t.workerEncodeMs),
   };
   return {
     steps: o.stepsDone,
@@ -154,6 +186,8 @@ export function summarize(o: {
     testAccuracy: o.lastEval?.testAccuracy ?? null,
     samplesPerSec: median(steady.map((r) => r.samplesPerSec)),
     medianStepMs: median(steady.map((r) => r.stepMs)),
+    wireBytesPerStep: median(steady.map((r) => r.wireBytes)),
+    wireDtype: o.config.wireDtype,
     wallSeconds: o.wallSeconds,
     staleResults: o.staleResults,
     reassignedShards: o.reassignedShards,

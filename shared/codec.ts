@@ -4,11 +4,11 @@
  * Frame layout (all integers little-endian):
  *   0  u8[2]  magic "DP"
  *   2  u8     codec version
- *   3  u8     reserved (0)
+ *   3  u8     payload dtype: 0 float32, 1 float16, 2 bfloat16 (shared/wire-dtype.ts)
  *   4  u32    header length H
  *   8  H bytes msgpack header (plain values only)
  *   …  zero padding to a multiple of 4
- *   …  payload: float32 little-endian, to the end of the frame
+ *   …  payload: little-endian values of that dtype, to the end of the frame
  *
  * Tensors never go through msgpack: msgpackr 2.1.3's plain pack() of a Float32Array writes one
  * byte per element, silently. The payload is copied as raw bytes instead, and its offset is
@@ -19,6 +19,7 @@ import { Packr } from 'msgpackr';
 import { endianness } from 'node:os';
 import { fail } from './errors.js';
 import type { Frame, Message } from './protocol.js';
+import { BYTES_PER_ELEMENT, decodeTensor, DTYPE_CODE, dtypeOfCode, encodeTensor, type WireDtype } from './wire-dtype.js';
 
 const MAGIC0 = 0x44; // 'D'
 const MAGIC1 = 0x50; // 'P'
@@ -35,10 +36,10 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: fal
 
 const align4 = (n: number) => (n + 3) & ~3;
 
-export function encodeFrame(msg: Message, payload: Float32Array | null = null): Uint8Array {
+export function encodeFrame(msg: Message, payload: Float32Array | null = null, dtype: WireDtype = 'float32'): Uint8Array {
   const header = packr.pack(msg);
   const payloadAt = align4(PREFIX + header.length);
-  const payloadBytes = payload ? payload.byteLength : 0;
+  const payloadBytes = payload ? payload.length * BYTES_PER_ELEMENT[dtype] : 0;
   // No zero-fill of megabytes we overwrite at once (the prefix and padding are zeroed below);
   // allocUnsafeSlow, not allocUnsafe: a buffer of its own at offset 0, never a slice of Node's pool.
   const frame: Uint8Array = Buffer.allocUnsafeSlow(payloadAt + payloadBytes);
@@ -46,17 +47,26 @@ export function encodeFrame(msg: Message, payload: Float32Array | null = null): 
   frame[0] = MAGIC0;
   frame[1] = MAGIC1;
   frame[2] = CODEC_VERSION;
+  frame[3] = payload ? DTYPE_CODE[dtype] : 0;
   new DataView(frame.buffer, frame.byteOffset, frame.byteLength).setUint32(4, header.length, true);
   frame.set(header, PREFIX);
-  if (payload) frame.set(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), payloadAt);
+  if (payload) encodeTensor(payload, dtype, frame.subarray(payloadAt));
   return frame;
 }
 
+export interface DecodedFrame {
+  header: unknown;
+  /** The payload as float32 (16-bit payloads are widened), or null. */
+  payload: Float32Array | null;
+  /** How the payload travelled. */
+  dtype: WireDtype;
+}
+
 /**
- * Decode bytes into a header object and an aligned payload. Checks framing only; what the
- * header must contain is validate.ts's job.
+ * Decode bytes into a header object and an aligned float32 payload. Checks framing only; what
+ * the header must contain is validate.ts's job.
  */
-export function decodeFrame(bytes: Uint8Array): { header: unknown; payload: Float32Array | null } {
+export function decodeFrame(bytes: Uint8Array): DecodedFrame {
   if (bytes.length < PREFIX) fail('FRAME_MALFORMED', `frame of ${bytes.length} bytes is shorter than the ${PREFIX}-byte prefix`);
   if (bytes[0] !== MAGIC0 || bytes[1] !== MAGIC1) fail('FRAME_MALFORMED', 'frame does not start with the dptrain magic "DP"');
   if (bytes[2] !== CODEC_VERSION) fail('FRAME_MALFORMED', `frame codec version ${bytes[2]}, expected ${CODEC_VERSION}`);
@@ -70,17 +80,21 @@ export function decodeFrame(bytes: Uint8Array): { header: unknown; payload: Floa
   } catch (e) {
     fail('FRAME_MALFORMED', `frame header is not valid msgpack: ${(e as Error).message}`);
   }
+  const dtype = dtypeOfCode(bytes[3]);
+  if (dtype === null) fail('FRAME_MALFORMED', `frame payload dtype code ${bytes[3]} is not one of ${Object.values(DTYPE_CODE).join(', ')}`);
   const payloadAt = align4(PREFIX + headerLen);
   const rest = bytes.length - payloadAt;
-  if (rest <= 0) return { header, payload: null }; // at most the alignment padding follows
-  if (rest % 4 !== 0) fail('FRAME_MALFORMED', `frame payload of ${rest} bytes is not whole float32 values`);
-  const start = bytes.byteOffset + payloadAt;
-  if (start % 4 === 0) return { header, payload: new Float32Array(bytes.buffer, start, rest / 4) };
-  // Unaligned: one copy into a buffer of our own. (Not bytes.slice(): on a Node Buffer that
-  // is a view into the same, possibly pooled, memory.)
-  const payload = new Float32Array(rest / 4);
-  new Uint8Array(payload.buffer).set(bytes.subarray(payloadAt));
-  return { header, payload };
+  if (rest <= 0) return { header, payload: null, dtype }; // at most the alignment padding follows
+  const size = BYTES_PER_ELEMENT[dtype];
+  if (rest % size !== 0) fail('FRAME_MALFORMED', `frame payload of ${rest} bytes is not whole ${dtype} values`);
+  let body = bytes.subarray(payloadAt);
+  if (body.byteOffset % 4 !== 0) {
+    // Unaligned: one copy into a buffer of our own. (Not bytes.slice(): on a Node Buffer that
+    // is a view into the same, possibly pooled, memory.)
+    body = new Uint8Array(new ArrayBuffer(align4(rest)), 0, rest);
+    body.set(bytes.subarray(payloadAt));
+  }
+  return { header, payload: decodeTensor(body, dtype, rest / size), dtype };
 }
 
 export type { Frame };

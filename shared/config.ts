@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { DptrainError, fail } from './errors.js';
 import { devicePeak, PRECISIONS } from './accounting/devices.js';
 import { parseModelSpec, type ModelSpec } from './model-spec.js';
+import { WIRE_DTYPES, type WireDtype } from './wire-dtype.js';
 
 export type DataSpec =
   | { name: 'xor' }
@@ -68,6 +69,8 @@ export interface JobConfig {
   /** Evaluate on the test split every N steps (0 = only at the end). */
   evalEvery: number;
   optimizer: OptimizerConfig;
+  /** How parameters and gradients travel (shared/wire-dtype.ts); part of the job because it changes the numbers. */
+  wireDtype: WireDtype;
 }
 
 /** How this launch runs the job: not part of the optimization. */
@@ -111,6 +114,7 @@ export const DEFAULT_CONFIG: Config = {
   batchSize: 128,
   accumulate: 1,
   evalEvery: 250,
+  wireDtype: 'float32',
   optimizer: {
     lr: 0.001,
     beta1: 0.9,
@@ -273,6 +277,7 @@ export function parseConfig(raw: unknown): Config {
     accumulate: num(o.accumulate, 'accumulate', { int: true, min: 1, max: 4096 }),
     evalEvery: num(o.evalEvery, 'evalEvery', { int: true, min: 0 }),
     optimizer: parseOptimizer(o.optimizer),
+    wireDtype: oneOf(o.wireDtype, 'wireDtype', WIRE_DTYPES),
     workers,
     minWorkers: num(o.minWorkers, 'minWorkers', { int: true, min: 1, max: 1024 }),
     maxWorkers: num(o.maxWorkers, 'maxWorkers', { int: true, min: 1, max: 4096 }),
@@ -334,6 +339,6 @@ export function mergeOverrides(file: Json, flags: Record<string, unknown>): Json
 }
 
 export function jobOf(c: Config): JobConfig {
-  const { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer } = c;
-  return { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer };
+  const { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype } = c;
+  return { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype };
 }

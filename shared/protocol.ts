@@ -5,7 +5,8 @@
  */
 import type { JobConfig } from './config.js';
 
-export const PROTOCOL_VERSION = 1;
+// v2: results carry the worker's own timings (decode, encode, busy); payloads may be 16-bit.
+export const PROTOCOL_VERSION = 2;
 
 // ---- worker → coordinator ----
 /** The answer to a challenge (see shared/auth.ts): who the worker is and its proof of the token. */
@@ -40,7 +41,17 @@ export interface ShardResult {
   shard: number;
   lossSum: number;
   count: number;
+  /** Forward, backward and the read-back of the gradients. */
   computeMs: number;
+  /** Turning the params frame this shard used into tensors (0 when they were already held). */
+  decodeMs: number;
+  /**
+   * Encoding this worker's previous result frame (a frame cannot contain its own encoding
+   * time; consecutive frames are the same size, so the previous one stands in).
+   */
+  encodeMs: number;
+  /** From the work frame's arrival to this result's send: decode, queueing and compute. */
+  busyMs: number;
 }
 export interface EvalResult {
   t: 'evalResult';

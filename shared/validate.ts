@@ -3,8 +3,9 @@
  * has its own allowed set, every field is type- and range-checked, and a payload must have
  * exactly the model's parameter count. Anything else is MESSAGE_INVALID with the field named.
  */
-import { decodeFrame } from './codec.js';
+import { decodeFrame, type DecodedFrame } from './codec.js';
 import { fail } from './errors.js';
+import type { WireDtype } from './wire-dtype.js';
 import { PAYLOAD_TYPES, type Frame, type Message, type MessageType, type ToCoordinator, type ToWorker } from './protocol.js';
 
 type FieldKind = 'string' | 'count' | 'number' | 'float' | 'object';
@@ -15,7 +16,7 @@ type Shape = Record<string, FieldKind>;
 const SHAPES: Record<MessageType, Shape> = {
   hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count', jobId: 'string', cnonce: 'string', proof: 'string' },
   ready: { fingerprint: 'string', backend: 'string', backendReason: 'string', peakFlops: 'number', attainableFlops: 'number' },
-  result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'float', count: 'count', computeMs: 'number' },
+  result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'float', count: 'count', computeMs: 'number', decodeMs: 'number', encodeMs: 'number', busyMs: 'number' },
   evalResult: { round: 'count', shard: 'count', lossSum: 'float', correct: 'count', count: 'count', computeMs: 'number' },
   fault: { message: 'string' },
   challenge: { protocol: 'count', jobId: 'string', nonce: 'string' },
@@ -35,6 +36,8 @@ export const MAX_STRING = 4096;
 export interface ValidateContext {
   /** Parameter count of the model, once known; payloads must match it exactly. */
   totalParams: number | null;
+  /** The job's wire dtype, once known; payloads must travel in it. */
+  wireDtype?: WireDtype | null;
 }
 
 function checkField(v: unknown, kind: FieldKind, where: string): void {
@@ -52,7 +55,7 @@ function checkField(v: unknown, kind: FieldKind, where: string): void {
   if (!ok) fail('MESSAGE_INVALID', `${where} must be ${what}`);
 }
 
-function validate(header: unknown, payload: Float32Array | null, allowed: ReadonlySet<MessageType>, ctx: ValidateContext): Frame {
+function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet<MessageType>, ctx: ValidateContext): Frame {
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     fail('MESSAGE_INVALID', 'message header is not an object');
   }
@@ -75,6 +78,7 @@ function validate(header: unknown, payload: Float32Array | null, allowed: Readon
     if (payload.length !== ctx.totalParams) {
       fail('MESSAGE_INVALID', `${t} payload has ${payload.length} floats, the model has ${ctx.totalParams}`);
     }
+    if (ctx.wireDtype && dtype !== ctx.wireDtype) fail('MESSAGE_INVALID', `${t} payload travels as ${dtype}, the job's wireDtype is ${ctx.wireDtype}`);
   } else if (payload) {
     fail('MESSAGE_INVALID', `${t} must not carry a payload`);
   }
@@ -83,12 +87,10 @@ function validate(header: unknown, payload: Float32Array | null, allowed: Readon
 
 /** Decode and validate one frame a worker sent. Throws DptrainError (FRAME_MALFORMED / MESSAGE_INVALID). */
 export function readFromWorker(bytes: Uint8Array, ctx: ValidateContext): Frame<ToCoordinator> {
-  const { header, payload } = decodeFrame(bytes);
-  return validate(header, payload, TO_COORDINATOR, ctx) as Frame<ToCoordinator>;
+  return validate(decodeFrame(bytes), TO_COORDINATOR, ctx) as Frame<ToCoordinator>;
 }
 
 /** Decode and validate one frame the coordinator sent. */
 export function readFromCoordinator(bytes: Uint8Array, ctx: ValidateContext): Frame<ToWorker> {
-  const { header, payload } = decodeFrame(bytes);
-  return validate(header, payload, TO_WORKER, ctx) as Frame<ToWorker>;
+  return validate(decodeFrame(bytes), TO_WORKER, ctx) as Frame<ToWorker>;
 }

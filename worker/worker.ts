@@ -13,6 +13,7 @@ import type { Logger } from '../shared/log.js';
 import { layoutModel } from '../shared/model-spec.js';
 import { PROTOCOL_VERSION, type ToCoordinator, type Welcome } from '../shared/protocol.js';
 import type { Link } from '../shared/transport/transport.js';
+import type { WireDtype } from '../shared/wire-dtype.js';
 import { readFromCoordinator } from '../shared/validate.js';
 import type { BackendChoice } from './backend.js';
 import { calibrate } from './calibrate.js';
@@ -57,10 +58,13 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
   const send = (msg: ToCoordinator, payload: Float32Array | null = null) => link.send(encodeFrame(msg, payload));
   let trainer: Trainer | null = null;
   let totalParams: number | null = null;
+  let wireDtype: WireDtype | null = null;
   let finished = false;
   let failure: { code: ErrorCode; why: string } | null = null;
   const cnonce = newNonce();
   let nonce = '';
+  /** This worker's own view of where its time goes, reported with each result. */
+  const timing = { decodeMs: 0, lastEncodeMs: 0 };
 
   const start = async (w: Welcome) => {
     const cfg = parseConfig(w.job); // the job is validated here exactly as from a file
@@ -74,6 +78,7 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
     const cal = await calibrate(o.backend.name);
     trainer = new Trainer(layout, ds, cfg.seed);
     totalParams = layout.totalParams;
+    wireDtype = cfg.wireDtype;
     log.info(
       { worker: w.workerId, job: w.jobId, dataset: ds.name, train: ds.train.n, test: ds.test.n, params: totalParams, attainableGflops: +(cal.flopsPerSec / 1e9).toFixed(2) },
       'job loaded',
@@ -104,13 +109,15 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
     // are), and a params frame must not replace the weights under a shard still being computed.
     let queue: Promise<void> = Promise.resolve();
     link.onFrame((bytes) => {
-      queue = queue.then(() => handle(bytes));
+      const arrived = performance.now();
+      queue = queue.then(() => handle(bytes, arrived));
     });
-    const handle = async (bytes: Uint8Array): Promise<void> => {
+    const handle = async (bytes: Uint8Array, arrived: number): Promise<void> => {
       if (failure) return;
+      const t0 = performance.now();
       let frame;
       try {
-        frame = readFromCoordinator(bytes, { totalParams });
+        frame = readFromCoordinator(bytes, { totalParams, wireDtype });
       } catch (e) {
         giveUp(`invalid message from coordinator: ${describeError(e)}`);
         return;
@@ -140,19 +147,25 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
           case 'params':
             if (!trainer) return giveUp('params before the job was loaded');
             trainer.setParams(msg.version, payload as Float32Array);
+            timing.decodeMs = performance.now() - t0; // frame decode and validation included
             return;
           case 'work': {
             if (!trainer || trainer.version !== msg.version) return giveUp(`work for params v${msg.version}, holding v${trainer?.version ?? 'none'}`);
-            const t0 = performance.now();
             const r = await trainer.gradients(msg.from, msg.to);
-            const computeMs = performance.now() - t0;
-            send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, count: r.count, computeMs }, r.grads);
+            const tSend = performance.now();
+            const result: ToCoordinator = {
+              t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, count: r.count,
+              computeMs: tSend - t0, decodeMs: timing.decodeMs, encodeMs: timing.lastEncodeMs, busyMs: tSend - arrived,
+            };
+            timing.decodeMs = 0; // the next shard on these params decodes nothing
+            const frame = encodeFrame(result, r.grads, wireDtype ?? 'float32');
+            timing.lastEncodeMs = performance.now() - tSend;
+            link.send(frame);
             return;
           }
           case 'evaluate': {
             if (!trainer || trainer.version !== msg.version) return giveUp(`evaluate for params v${msg.version}, holding v${trainer?.version ?? 'none'}`);
-            const t0 = performance.now();
-            const r = await trainer.evaluate(msg.from, msg.to);
+                    const r = await trainer.evaluate(msg.from, msg.to);
             send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: r.lossSum, correct: r.correct, count: r.count, computeMs: performance.now() - t0 });
             return;
           }

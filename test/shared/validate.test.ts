@@ -11,7 +11,7 @@ const params5 = () => new Float32Array([0.5, -1, 2, 0, 3]);
 const TO_COORD: Array<[Message, Float32Array | null]> = [
   [{ t: 'hello', protocol: 1, name: 'w0', host: 'box', pid: 4242, jobId: '', cnonce: 'c', proof: 'p' }, null],
   [{ t: 'ready', fingerprint: 'mnist:8500+1500:784->10:deadbeef', backend: 'cpu', backendReason: 'asked for cpu', peakFlops: 0, attainableFlops: 2.5e9 }, null],
-  [{ t: 'result', step: 3, micro: 0, shard: 1, lossSum: 12.5, count: 64, computeMs: 3.25 }, params5()],
+  [{ t: 'result', step: 3, micro: 0, shard: 1, lossSum: 12.5, count: 64, computeMs: 3.25, decodeMs: 0, encodeMs: 0, busyMs: 1 }, params5()],
   [{ t: 'evalResult', round: 2, shard: 0, lossSum: -0.5, correct: 60, count: 64, computeMs: 1 }, null],
   [{ t: 'fault', message: 'kernel Gelu missing on wasm' }, null],
 ];
@@ -95,11 +95,11 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('a negative count', () => {
-    rejects(() => readFromWorker(frame({ t: 'result', step: -1, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1 }, params5()), CTX), 'result.step');
+    rejects(() => readFromWorker(frame({ t: 'result', step: -1, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1 }, params5()), CTX), 'result.step');
   });
 
   it('a diverged loss (NaN, ±Infinity) is a valid result: the coordinator skips the step, not the worker', () => {
-    const r = { t: 'result', step: 0, micro: 0, shard: 0, count: 1, computeMs: 1 };
+    const r = { t: 'result', step: 0, micro: 0, shard: 0, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1 };
     for (const lossSum of [NaN, Infinity, -Infinity]) {
       expect(Object.is(readFromWorker(frame({ ...r, lossSum }, params5()), CTX).msg.t, 'result')).toBe(true);
     }
@@ -134,7 +134,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   it('a payload whose length is not the model parameter count', () => {
     rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1 }, new Float32Array(4)), CTX), 'params');
     rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1 }, new Float32Array(6)), CTX), 'params');
-    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1 };
+    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1 };
     rejects(() => readFromWorker(encodeFrame(r, new Float32Array(1)), CTX), 'result');
   });
 
@@ -148,7 +148,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('a result before the model is known (totalParams null)', () => {
-    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1 };
+    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1 };
     rejects(() => readFromWorker(encodeFrame(r, params5()), { totalParams: null }), 'result arrived before the model');
     rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 0 }, params5()), { totalParams: null }), 'params');
   });

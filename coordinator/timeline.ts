@@ -1,0 +1,40 @@
+/**
+ * Assemble one step's timeline from the coordinator's own spans and what each worker reported
+ * (see StepTimeline in summary.ts for what every entry means).
+ */
+import type { StepTimeline, WorkerStepTimeline } from './summary.js';
+
+type PerWorker = Record<string, number>;
+
+const maxOf = (rec: PerWorker) => Math.max(0, ...Object.values(rec));
+
+export function stepTimeline(
+  stepMs: number,
+  computeMs: PerWorker,
+  worker: { decodeMs: PerWorker; encodeMs: PerWorker; wireMs: PerWorker },
+  params: { encodeMs: number; broadcastMs: number },
+  reduceMs: number,
+  optimizerMs: number,
+): { timeline: StepTimeline; workerTimeline: Record<string, WorkerStepTimeline> } {
+  const workerTimeline: Record<string, WorkerStepTimeline> = {};
+  for (const id of Object.keys(computeMs)) {
+    const t = { decodeMs: worker.decodeMs[id] ?? 0, computeMs: computeMs[id], encodeMs: worker.encodeMs[id] ?? 0, wireMs: worker.wireMs[id] ?? 0 };
+    workerTimeline[id] = { ...t, waitMs: Math.max(0, stepMs - t.decodeMs - t.computeMs - t.encodeMs - t.wireMs) };
+  }
+  const slowest = maxOf(computeMs);
+  const timeline: StepTimeline = {
+    encodeMs: params.encodeMs,
+    broadcastMs: params.broadcastMs,
+    decodeMs: maxOf(worker.decodeMs),
+    slowestComputeMs: slowest,
+    workerEncodeMs: maxOf(worker.encodeMs),
+    wireMs: maxOf(worker.wireMs),
+    reduceMs,
+    optimizerMs,
+    overheadMs: Math.max(0, stepMs - slowest),
+    idleMs: 0,
+  };
+  const spans = timeline.encodeMs + timeline.broadcastMs + timeline.decodeMs + slowest + timeline.workerEncodeMs + timeline.wireMs + reduceMs + optimizerMs;
+  timeline.idleMs = Math.max(0, stepMs - spans);
+  return { timeline, workerTimeline };
+}
