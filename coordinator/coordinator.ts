@@ -57,8 +57,10 @@ export class Coordinator {
   readonly meter: ComputeMeter;
   private readonly adam: Adam;
   private readonly dispatcher: Dispatcher;
-  /** The mean gradient of the step, reused every step. */
+  /** The mean gradient of the step, reused every step (Adam's own array: no copy into the optimizer). */
   private readonly gradBuffer: Float32Array;
+  /** The accumulated gradient sum, zeroed and reused every step. */
+  private readonly gradSum: Float64Array;
   private readonly cfg: Config;
   private stepsDone = 0;
   private version = 0;
@@ -73,9 +75,12 @@ export class Coordinator {
     this.cfg = o.config;
     const shape = datasetShape(this.cfg.data);
     this.layout = layoutModel(this.cfg.model, shape.inputSize, shape.outputSize);
-    this.params = initParams(this.layout, this.cfg.seed);
     this.adam = new Adam(this.cfg.optimizer, this.layout.totalParams);
-    this.gradBuffer = new Float32Array(this.layout.totalParams);
+    // Train the optimizer's own arrays in place: no copies in or out of its SIMD memory.
+    this.params = this.adam.params;
+    this.params.set(initParams(this.layout, this.cfg.seed));
+    this.gradBuffer = this.adam.grads;
+    this.gradSum = new Float64Array(this.layout.totalParams);
     const flops = denseFlopsPerSample(this.layout);
     this.meter = new ComputeMeter({
       trainFlopsPerSample: flops.training,
@@ -117,7 +122,7 @@ export class Coordinator {
   private restore(s: CheckpointState): void {
     if (s.params.length !== this.layout.totalParams) fail('CHECKPOINT_CORRUPT', `checkpoint has ${s.params.length} parameters, the model ${this.layout.totalParams}`);
     this.params.set(s.params);
-    Object.assign(this.adam.state, s.adam);
+    this.adam.load(s.adam);
     this.stepsDone = s.step;
     this.position = s.position;
     this.version = s.version;
@@ -229,7 +234,7 @@ export class Coordinator {
   private async step(step: number): Promise<StepRecord> {
     const t0 = performance.now();
     const { batchSize, accumulate, optimizer } = this.cfg;
-    const acc = new Float64Array(this.layout.totalParams);
+    const acc = this.gradSum.fill(0);
     const computeMs: Record<string, number> = {};
     const samplesBy: Record<string, number> = {};
     const spans = { decodeMs: {} as Record<string, number>, encodeMs: {} as Record<string, number>, wireMs: {} as Record<string, number> };

@@ -145,7 +145,7 @@ export class Dispatcher {
     return phase;
   }
 
-  /** Gradient sums over stream positions [from, to), added into `acc` in shard order. */
+  /** Gradient sums over stream positions [from, to), added into `acc` (in shard order) as they arrive. */
   async work(step: number, micro: number, from: number, to: number, acc: Float64Array): Promise<{ lossSum: number; count: number; stats: PhaseStats; reduceMs: number }> {
     const version = this.params.version;
     const phase = await this.run(
@@ -154,7 +154,7 @@ export class Dispatcher {
         from,
         to,
         begin: (shards) => {
-          this.reducer = new ShardReducer(shards, this.o.totalParams);
+          this.reducer = new ShardReducer(shards, acc);
           this.reduceMs = 0;
         },
         message: (s) => ({ t: 'work', step, micro, shard: s.shard, version, from: s.from, to: s.to }),
@@ -163,10 +163,9 @@ export class Dispatcher {
     );
     this.recentPhaseMs.push(phase.elapsedMs);
     if (this.recentPhaseMs.length > 20) this.recentPhaseMs.shift();
-    const t0 = performance.now();
-    const sums = this.reducer!.addInto(acc);
+    const sums = this.reducer!.totals();
     this.reducer = null;
-    return { ...sums, stats: phase.stats, reduceMs: this.reduceMs + performance.now() - t0 };
+    return { ...sums, stats: phase.stats, reduceMs: this.reduceMs };
   }
 
   /** Loss sum and correct count over test rows [0, rows). */

@@ -1,11 +1,11 @@
 /**
  * Adds shard gradients in shard order, whatever order they arrive in, so a step's result
  * depends only on the shards, never on network timing (float addition is not associative).
- * Shards are folded into a float64 accumulator as soon as all earlier shards are in; later
- * ones wait. A shard reported twice is refused (the caller counts it), never added twice.
+ * Shards are folded into the caller's float64 accumulator (which may hold earlier micro-steps:
+ * no per-step allocation, no second pass) as soon as all earlier shards are in; later ones
+ * wait. A shard reported twice is refused (the caller counts it), never added twice.
  */
 export class ShardReducer {
-  private readonly sum: Float64Array;
   private readonly waiting = new Map<number, { grads: Float32Array; lossSum: number; count: number }>();
   private nextShard = 0;
   private loss = 0;
@@ -13,10 +13,8 @@ export class ShardReducer {
 
   constructor(
     readonly shards: number,
-    size: number,
-  ) {
-    this.sum = new Float64Array(size);
-  }
+    private readonly sum: Float64Array,
+  ) {}
 
   /** False if this shard was already added (a duplicate or late result). */
   add(shard: number, grads: Float32Array, lossSum: number, count: number): boolean {
@@ -46,10 +44,9 @@ export class ShardReducer {
     return this.nextShard === this.shards;
   }
 
-  /** Add this reduction's sums into an outer accumulator (gradient accumulation over micro-steps). */
-  addInto(acc: Float64Array): { lossSum: number; count: number } {
-    if (!this.complete) throw new Error('ShardReducer.addInto before all shards arrived');
-    for (let i = 0; i < acc.length; i++) acc[i] += this.sum[i];
+  /** The loss sum and sample count of this reduction, once every shard is in. */
+  totals(): { lossSum: number; count: number } {
+    if (!this.complete) throw new Error('ShardReducer.totals before all shards arrived');
     return { lossSum: this.loss, count: this.samples };
   }
 }

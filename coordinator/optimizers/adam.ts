@@ -4,7 +4,14 @@
  * including the accumulated beta powers kept as float32 scalars and epsilon added to sqrt(v̂)
  * — so a run matches a single-process TF.js reference to float32 rounding. Every intermediate
  * is rounded with Math.fround because TF.js stores each op's result as float32.
+ *
+ * The optimizer owns its parameter, gradient and moment arrays in one WebAssembly memory
+ * (`params` and `grads`), where a SIMD kernel (adam-simd.ts) runs the same ops four lanes at a
+ * time, bit for bit; the coordinator trains those arrays in place. Arrays from elsewhere are
+ * copied in and out. Without WebAssembly SIMD the scalar loop below does the whole update.
  */
+import { createAdamArena, type AdamArena } from './adam-simd.js';
+
 const f = Math.fround;
 
 export interface AdamHyper {
@@ -25,18 +32,55 @@ export interface AdamState {
 
 export class Adam {
   readonly state: AdamState;
+  /** Parameters and gradients to train in place (no copies); any other arrays work too. */
+  readonly params: Float32Array;
+  readonly grads: Float32Array;
+  private readonly arena: AdamArena | null;
 
   constructor(
     private readonly hyper: AdamHyper,
     size: number,
     state?: AdamState,
+    opts: { simd?: boolean } = {},
   ) {
-    this.state = state ?? { m: new Float32Array(size), v: new Float32Array(size), accBeta1: f(hyper.beta1), accBeta2: f(hyper.beta2), step: 0 };
+    this.arena = opts.simd === false ? null : createAdamArena(size);
+    const a = this.arena;
+    this.params = a?.params ?? new Float32Array(size);
+    this.grads = a?.grads ?? new Float32Array(size);
+    this.state = { m: a?.m ?? new Float32Array(size), v: a?.v ?? new Float32Array(size), accBeta1: f(hyper.beta1), accBeta2: f(hyper.beta2), step: 0 };
+    if (state) this.load(state);
+  }
+
+  /** Take over a saved state (a checkpoint's); its arrays are copied, not kept. */
+  load(s: AdamState): void {
+    this.state.m.set(s.m);
+    this.state.v.set(s.v);
+    this.state.accBeta1 = s.accBeta1;
+    this.state.accBeta2 = s.accBeta2;
+    this.state.step = s.step;
+  }
+
+  /** Whether the SIMD kernel runs (false: WebAssembly SIMD unavailable, or turned off). */
+  get simd(): boolean {
+    return this.arena !== null;
   }
 
   /** Apply one update in place: params ← params − lr·m̂/(√v̂ + ε) (− lr·wd·params for AdamW). */
   apply(params: Float32Array, grads: Float32Array, lr: number): void {
+    if (params.length !== this.params.length || grads.length !== this.params.length) {
+      throw new Error(`Adam.apply: ${params.length} params and ${grads.length} gradients for an optimizer of ${this.params.length}`);
+    }
+    const own = params === this.params;
+    if (!own) this.params.set(params);
+    if (grads !== this.grads) this.grads.set(grads);
+    this.update(lr);
+    if (!own) params.set(this.params);
+  }
+
+  private update(lr: number): void {
     const { m, v } = this.state;
+    const params = this.params;
+    const grads = this.grads;
     const b1 = f(this.hyper.beta1);
     const b2 = f(this.hyper.beta2);
     const oneMinusB1 = f(1 - this.hyper.beta1);
@@ -50,9 +94,14 @@ export class Adam {
       const decay = f(1 - f(lr * this.hyper.weightDecay));
       for (let i = 0; i < params.length; i++) params[i] = params[i] * decay; // stored as float32
     }
-    // One fused pass. Stores into Float32Arrays round like TF.js's per-op float32 results;
-    // Math.fround does the same for intermediates that are not stored.
-    for (let i = 0; i < params.length; i++) {
+    let from = 0;
+    if (this.arena) {
+      this.arena.run(b1, b2, oneMinusB1, oneMinusB2, oneMinusAcc1, oneMinusAcc2, eps, negLr);
+      from = this.arena.simdLength;
+    }
+    // One fused pass (the whole array, or the tail the kernel leaves). Stores into Float32Arrays
+    // round like TF.js's per-op float32 results; Math.fround does the same for intermediates.
+    for (let i = from; i < params.length; i++) {
       const g = grads[i];
       const mi = (m[i] = f(f(m[i] * b1) + f(g * oneMinusB1)));
       const vi = (v[i] = f(f(v[i] * b2) + f(f(g * g) * oneMinusB2)));

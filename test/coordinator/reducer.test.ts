@@ -20,11 +20,11 @@ function permutations(xs: number[]): number[][] {
 }
 
 function reduceInOrder(shards: Float32Array[], order: number[]): { sum: Float64Array; lossSum: number; count: number } {
-  const r = new ShardReducer(SHARDS, SIZE);
+  const sum = new Float64Array(SIZE);
+  const r = new ShardReducer(SHARDS, sum);
   for (const s of order) expect(r.add(s, shards[s], 0.1 * (s + 1), 10 + s)).toBe(true);
   expect(r.complete).toBe(true);
-  const sum = new Float64Array(SIZE);
-  const { lossSum, count } = r.addInto(sum);
+  const { lossSum, count } = r.totals();
   return { sum, lossSum, count };
 }
 
@@ -63,54 +63,53 @@ describe('ShardReducer', () => {
   });
 
   it('refuses a duplicate shard, folded or still waiting, without changing the sum', () => {
-    const r = new ShardReducer(SHARDS, SIZE);
+    const got = new Float64Array(SIZE);
+    const r = new ShardReducer(SHARDS, got);
     expect(r.add(0, shards[0], 1, 1)).toBe(true); // folded at once
     expect(r.add(3, shards[3], 1, 1)).toBe(true); // waits for 1 and 2
     expect(r.add(0, shards[1], 5, 5)).toBe(false);
     expect(r.add(3, shards[2], 5, 5)).toBe(false);
     for (const s of [1, 2, 4]) expect(r.add(s, shards[s], 1, 1)).toBe(true);
     expect(r.add(4, shards[4], 1, 1)).toBe(false);
-    const got = new Float64Array(SIZE);
-    expect(r.addInto(got)).toEqual({ lossSum: 5, count: 5 });
+    expect(r.totals()).toEqual({ lossSum: 5, count: 5 });
     expect(Array.from(got)).toEqual(Array.from(reduceInOrder(shards, [0, 1, 2, 3, 4]).sum));
   });
 
   it('refuses shard indices out of range', () => {
-    const r = new ShardReducer(SHARDS, SIZE);
+    const r = new ShardReducer(SHARDS, new Float64Array(SIZE));
     expect(r.add(SHARDS, shards[0], 1, 1)).toBe(false);
     expect(r.add(SHARDS + 3, shards[0], 1, 1)).toBe(false);
     expect(r.add(-1, shards[0], 1, 1)).toBe(false);
     for (let s = 0; s < SHARDS; s++) r.add(s, new Float32Array(SIZE), 0, 1);
-    expect(r.addInto(new Float64Array(SIZE)).count).toBe(SHARDS);
+    expect(r.totals().count).toBe(SHARDS);
   });
 
-  it('is complete only after every shard arrived; addInto before that throws', () => {
-    const r = new ShardReducer(SHARDS, SIZE);
+  it('is complete only after every shard arrived; totals before that throws', () => {
+    const r = new ShardReducer(SHARDS, new Float64Array(SIZE));
     for (const s of [4, 3, 2, 1]) {
       r.add(s, shards[s], 0, 1);
       expect(r.complete).toBe(false);
-      expect(() => r.addInto(new Float64Array(SIZE))).toThrow();
+      expect(() => r.totals()).toThrow();
     }
     r.add(0, shards[0], 0, 1);
     expect(r.complete).toBe(true);
   });
 
   it('copies the payload, so a reused buffer does not change the sum', () => {
-    const r = new ShardReducer(2, 2);
+    const acc = new Float64Array(2);
+    const r = new ShardReducer(2, acc);
     const buf = new Float32Array([1, 2]);
     r.add(1, buf, 0, 1); // waits for shard 0
     buf.set([100, 200]);
     r.add(0, new Float32Array([10, 20]), 0, 1);
-    const acc = new Float64Array(2);
-    r.addInto(acc);
     expect(Array.from(acc)).toEqual([11, 22]);
   });
 
-  it('addInto adds to what the accumulator already holds', () => {
-    const r = new ShardReducer(1, 2);
-    r.add(0, new Float32Array([1.5, -2]), 3, 4);
+  it('adds to what the accumulator already holds (earlier micro-steps)', () => {
     const acc = new Float64Array([10, 10]);
-    expect(r.addInto(acc)).toEqual({ lossSum: 3, count: 4 });
+    const r = new ShardReducer(1, acc);
+    r.add(0, new Float32Array([1.5, -2]), 3, 4);
+    expect(r.totals()).toEqual({ lossSum: 3, count: 4 });
     expect(Array.from(acc)).toEqual([11.5, 8]);
   });
 });
