@@ -147,11 +147,13 @@ describe.skipIf(webgpuSkip !== null)('webgpu workers on SwiftShader', () => {
     const s = readSummary(out);
     expect(s.workers).toBe(2);
     expect(s.backend.split(',').sort()).toEqual(['wasm', 'webgpu']);
-    const ready = readFileSync(join(out, 'log.jsonl'), 'utf8')
+    const log = readFileSync(join(out, 'log.jsonl'), 'utf8')
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as { msg: string; backend?: string; attainableGflops?: number })
-      .filter((l) => l.msg === 'worker ready');
+      .map((l) => JSON.parse(l) as { msg: string; backend?: string; attainableGflops?: number; why?: string });
+    const ready = log.filter((l) => l.msg === 'worker ready');
+    // The adapter's name reaches the coordinator's log with the worker's reason.
+    expect(log.find((l) => l.msg === 'worker backend choice' && l.backend === 'webgpu')?.why).toMatch(/WebGPU \(Dawn\) on google swiftshader/);
     expect(ready.map((l) => l.backend).sort()).toEqual(['wasm', 'webgpu']);
     for (const l of ready) expect(l.attainableGflops, l.backend).toBeGreaterThan(0);
     expect(s.attainableFlops).toBeCloseTo(ready.reduce((sum, l) => sum + (l.attainableGflops ?? 0) * 1e9, 0), -8); // the log rounds to 0.01 GFLOP/s
