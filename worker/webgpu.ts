@@ -6,6 +6,9 @@
  * (libvulkan.so.1) are all a host needs.
  */
 import * as tf from '@tensorflow/tfjs';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** The few adapter fields we read; typed locally so the build does not need the optional package. */
 interface AdapterInfoLike {
@@ -78,6 +81,27 @@ async function loadDawn(): Promise<DawnModule | string> {
   }
 }
 
+/** Where distributions put libvulkan.so.1, besides LD_LIBRARY_PATH and the ldconfig cache. */
+const LIB_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/lib64'];
+
+/**
+ * Linux: is there a Vulkan loader for Dawn to open? Without one, Dawn prints a native warning
+ * that reads like a stack trace, on every worker of a CPU-only host under `auto`; so look first.
+ */
+function vulkanLoaderMissing(): boolean {
+  if (process.platform !== 'linux') return false; // Dawn uses Metal / D3D12 there
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...LIB_DIRS];
+  if (dirs.some((d) => existsSync(join(d, 'libvulkan.so.1')))) return false;
+  for (const ldconfig of ['ldconfig', '/sbin/ldconfig']) {
+    try {
+      return !execFileSync(ldconfig, ['-p'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] }).includes('libvulkan.so.1');
+    } catch {
+      // not on PATH: try the next
+    }
+  }
+  return true;
+}
+
 async function describe(adapter: GpuAdapterLike): Promise<AdapterSummary> {
   // Dawn exposes adapter.info (current spec); older bindings had requestAdapterInfo().
   const info = adapter.info ?? (adapter.requestAdapterInfo ? await adapter.requestAdapterInfo() : {});
@@ -100,6 +124,7 @@ async function describe(adapter: GpuAdapterLike): Promise<AdapterSummary> {
 /** The high-performance adapter Dawn offers, described; or why there is none. */
 export async function findAdapter(): Promise<FoundAdapter | string> {
   if (!gpu) {
+    if (vulkanLoaderMissing()) return 'no Vulkan loader (libvulkan.so.1) on this host: install the GPU\'s Vulkan driver and libvulkan1';
     const dawn = await loadDawn();
     if (typeof dawn === 'string') return dawn;
     // Dawn's WebGPU classes (GPUBufferUsage, GPUMapMode, …) are globals in a browser; TF.js uses them so.
