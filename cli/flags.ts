@@ -23,6 +23,7 @@ export interface JobFlags {
   batchSize?: number;
   lr?: number;
   backend?: string;
+  allowSoftwareGpu?: boolean;
   seed?: number;
   out?: string;
   budget?: number;
@@ -50,6 +51,7 @@ function launchOverrides(f: JobFlags): Record<string, unknown> {
     minWorkers: f.minWorkers,
     maxWorkers: f.maxWorkers,
     backend: f.backend,
+    allowSoftwareGpu: f.allowSoftwareGpu,
     out: f.out,
     checkpointEvery: f.checkpointEvery,
     stepTimeoutSec: f.stepTimeout,

@@ -28,7 +28,7 @@ function lastLine(file: string): string {
 export function spawnWorkers(
   n: number,
   address: string,
-  backend: string,
+  backend: { name: string; allowSoftwareGpu: boolean },
   token: string,
   runDir: RunDir,
   log: Logger,
@@ -41,7 +41,9 @@ export function spawnWorkers(
     const name = `worker-${i}`;
     const file = runDir.workerLog(name);
     const fd = openSync(file, 'a');
-    const p = spawn(process.execPath, [MAIN, 'worker', '--connect', address, '--backend', backend, '--name', name], {
+    const args = [MAIN, 'worker', '--connect', address, '--backend', backend.name, '--name', name];
+    if (backend.allowSoftwareGpu) args.push('--allow-software-gpu');
+    const p = spawn(process.execPath, args, {
       // The IPC channel is how a local worker notices that its coordinator died (it exits then).
       stdio: ['ignore', fd, fd, 'ipc'],
       env: { ...process.env, DPTRAIN_TOKEN: token }, // not on the command line, where `ps` shows it

@@ -52,6 +52,7 @@ function jobOptions(cmd: Command): Command {
 }
 
 const backendOption = () => new Option('--backend <name>', 'TF.js backend for the workers').choices(BACKENDS);
+const softwareGpuOption = () => new Option('--allow-software-gpu', 'let webgpu run on a software adapter (SwiftShader, llvmpipe): slow, for tests');
 
 export function buildProgram(): Command {
   const program = new Command('dptrain')
@@ -62,6 +63,7 @@ export function buildProgram(): Command {
   jobOptions(program.command('train').description('train on this machine: a coordinator and N local worker processes'))
     .option('-w, --workers <n>', 'local worker processes to spawn', intFlag)
     .addOption(backendOption())
+    .addOption(softwareGpuOption())
     .option('--fault <spec...>', 'inject a fault: kill:NAME@STEP, pause:NAME@STEP, resume:NAME@STEP, delay:NAME@STEP:MS')
     .action(async (f: TrainFlags) => {
       process.exitCode = await trainCommand(f);
@@ -80,6 +82,7 @@ export function buildProgram(): Command {
     .description('join a coordinator and compute gradients for it')
     .requiredOption('--connect <url>', 'coordinator address, e.g. ws://host:7070')
     .addOption(backendOption().default('auto'))
+    .addOption(softwareGpuOption())
     .option('--name <name>', 'name in the coordinator log (default host-pid)')
     .option('--connect-timeout <sec>', 'keep retrying the first connection this long', intFlag, 60)
     .option('--reconnect-timeout <sec>', 'after losing the coordinator, keep trying to reconnect this long', intFlag, 300)
@@ -102,6 +105,7 @@ export function buildProgram(): Command {
     .option('--steps <n>', 'steps per point (the first 10% are warm-up)', intFlag)
     .option('--batch-size <n>', 'global batch (strong) or default per-worker batch (weak)', intFlag)
     .addOption(backendOption())
+    .addOption(softwareGpuOption())
     .option('--out <dir>', 'where scale.json, scale.md and the plots go (default runs/scale-<timestamp>)')
     .action(async (f: JobFlags & { workers: number[]; mode: 'strong' | 'weak'; perWorkerBatch?: number }) => {
       const { workers, ...rest } = f;

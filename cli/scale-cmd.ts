@@ -58,7 +58,7 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
   const job = join(out, 'job.json');
   writeFileSync(job, JSON.stringify({ ...cfg, out: null, evalEvery: 0, checkpointEvery: 0 }));
 
-  const backend = await selectBackend(cfg.backend);
+  const backend = await selectBackend(cfg.backend, { allowSoftwareGpu: cfg.allowSoftwareGpu });
   // The baseline trains on what one worker gets at the smallest count: the global batch of a
   // 1-worker run, so speed-up = samples/s(N) ÷ samples/s(single process, batch(1)).
   const baseBatch = batchFor(1);

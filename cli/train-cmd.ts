@@ -101,7 +101,7 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
     onStepStart: (step) => inject?.(step),
   });
   s.log.info({ workers: config.workers, runDir: s.runDir.path }, 'starting local workers');
-  const workers = spawnWorkers(config.workers, s.listener.address, config.backend, token, s.runDir, s.log, (why) => coord.abort(new DptrainError('WORKER_LOST', why)));
+  const workers = spawnWorkers(config.workers, s.listener.address, { name: config.backend, allowSoftwareGpu: config.allowSoftwareGpu }, token, s.runDir, s.log, (why) => coord.abort(new DptrainError('WORKER_LOST', why)));
   const byName = new Map<string, ChildProcess>(workers.procs.map((p, i) => [`worker-${i}`, p]));
   if (faults.length) inject = faultInjector(faults, byName, s.log);
   handleSignals(coord, s, () => workers.procs.forEach((p) => p.kill('SIGKILL')));

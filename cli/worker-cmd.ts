@@ -19,6 +19,7 @@ const WORKER_MAX_FRAME = 1 << 30;
 export interface WorkerFlags {
   connect: string;
   backend: BackendName;
+  allowSoftwareGpu?: boolean;
   name?: string;
   connectTimeout: number;
   reconnectTimeout: number;
@@ -53,8 +54,8 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   const peakFlops = f.peakFlops ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
   const token = readToken(f.tokenFile);
   const tls = readCa(f.ca);
-  const backend = await selectBackend(f.backend);
-  log.info({ backend: backend.name, provider: backend.provider, why: backend.reason }, 'backend selected');
+  const backend = await selectBackend(f.backend, { allowSoftwareGpu: f.allowSoftwareGpu });
+  log.info({ backend: backend.name, provider: backend.provider, why: backend.reason, adapter: backend.adapter }, 'backend selected');
   if (process.send) {
     // Spawned by `dptrain train`: the parent decides when we stop. A Ctrl-C in the terminal
     // reaches the whole process group; the parent finishes its step and says bye. If the

@@ -52,7 +52,7 @@ export interface ComputeConfig {
   precision: (typeof PRECISIONS)[number];
 }
 
-export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['auto', 'tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 /** What defines the optimization: sent to every worker, hashed into checkpoints. */
@@ -92,6 +92,8 @@ export interface LaunchConfig {
   /** Scripted faults for local runs ("kill:worker-1@40", see cli/faults.ts); added to --fault. */
   faults: string[];
   backend: BackendName;
+  /** Let webgpu workers run on a software adapter (SwiftShader, llvmpipe); off, auto skips one. */
+  allowSoftwareGpu: boolean;
   out: string | null;
 }
 
@@ -135,6 +137,7 @@ export const DEFAULT_CONFIG: Config = {
   faults: [],
   outlierFactor: 0,
   backend: 'auto',
+  allowSoftwareGpu: false,
   out: null,
   compute: { budget: null, budgetDeviceHours: null, budgetPolicy: 'stop', peakFlops: null, device: null, precision: 'fp32' },
 };
@@ -287,6 +290,7 @@ export function parseConfig(raw: unknown): Config {
     outlierFactor: o.outlierFactor === 0 ? 0 : num(o.outlierFactor, 'outlierFactor', { min: 1, minExclusive: true }),
     faults: Array.isArray(o.faults) && o.faults.every((f) => typeof f === 'string') ? (o.faults as string[]) : fail('CONFIG_INVALID', 'faults must be an array of strings like "kill:worker-1@40"'),
     backend: oneOf(o.backend, 'backend', BACKENDS),
+    allowSoftwareGpu: typeof o.allowSoftwareGpu === 'boolean' ? o.allowSoftwareGpu : fail('CONFIG_INVALID', `allowSoftwareGpu must be true or false, got ${JSON.stringify(o.allowSoftwareGpu)}`),
     out: o.out === null ? null : typeof o.out === 'string' && o.out !== '' ? o.out : fail('CONFIG_INVALID', 'out must be a directory path'),
     compute: parseCompute(o.compute),
   };

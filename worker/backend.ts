@@ -1,23 +1,33 @@
 /**
  * Choose and load a TensorFlow.js backend. `auto` tries, in order: tfjs-node-gpu with a GPU
- * present, tfjs-node, wasm, cpu — and says why it settled where it did. The tfjs-node packages
- * are optionalDependencies (their install downloads libtensorflow), so any may be missing.
+ * present, webgpu on a hardware adapter, tfjs-node, wasm, cpu — and says why it settled where
+ * it did. The tfjs-node packages and webgpu (Dawn) are optionalDependencies (tfjs-node's
+ * install downloads libtensorflow; Dawn is a native binary), so any may be missing.
  */
 import * as tf from '@tensorflow/tfjs';
 import { execFileSync } from 'node:child_process';
 import type { BackendName } from '../shared/config.js';
 import { fail } from '../shared/errors.js';
+import { adapterLabel, findAdapter, installWebgpuBackend, type AdapterSummary } from './webgpu.js';
 
 export interface BackendChoice {
-  /** The TF.js backend name in use: tensorflow, wasm or cpu. */
+  /** The TF.js backend name in use: tensorflow, webgpu, wasm or cpu. */
   name: string;
   /** The package that provided it. */
   provider: string;
   /** One line: why this backend (and why not the ones before it). */
   reason: string;
+  /** webgpu only: the adapter it runs on. */
+  adapter?: AdapterSummary;
 }
 
-type Attempt = { ok: true; choice: BackendChoice } | { ok: false; why: string };
+export interface BackendOptions {
+  /** Let webgpu run on a software adapter (SwiftShader, llvmpipe): a CPU, slowly. */
+  allowSoftwareGpu?: boolean;
+}
+
+/** A failed attempt says why, and may name the fix (else: fall back with --backend auto). */
+type Attempt = { ok: true; choice: BackendChoice } | { ok: false; why: string; fix?: string };
 
 function gpuVisible(): string | null {
   try {
@@ -56,6 +66,20 @@ async function tryTensorflowGpu(): Promise<Attempt> {
   return { ok: true, choice: { name: 'tensorflow', provider: '@tensorflow/tfjs-node-gpu', reason: `GPU found: ${gpu}` } };
 }
 
+async function tryWebgpu(o: BackendOptions): Promise<Attempt> {
+  const found = await findAdapter();
+  if (typeof found === 'string') return { ok: false, why: found };
+  const label = adapterLabel(found.summary);
+  if (found.software && !o.allowSoftwareGpu) {
+    return { ok: false, why: `the WebGPU adapter is software, not a GPU (${label}: ${found.software})`, fix: 'pass --allow-software-gpu to train on it anyway (slow; for tests)' };
+  }
+  const err = await installWebgpuBackend(found.adapter);
+  if (err) return { ok: false, why: err };
+  if (!(await activate('webgpu'))) return { ok: false, why: `the webgpu backend did not initialize on ${label}` };
+  const kind = found.software ? 'software adapter, allowed by --allow-software-gpu' : 'GPU';
+  return { ok: true, choice: { name: 'webgpu', provider: '@tensorflow/tfjs-backend-webgpu', reason: `WebGPU (Dawn) on ${label}, ${kind}`, adapter: found.summary } };
+}
+
 async function tryTensorflow(): Promise<Attempt> {
   const err = await importOptional('@tensorflow/tfjs-node');
   if (err) return { ok: false, why: err };
@@ -75,32 +99,33 @@ async function tryCpu(): Promise<Attempt> {
   return { ok: true, choice: { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', reason: 'plain JavaScript kernels' } };
 }
 
-const ATTEMPTS: Record<Exclude<BackendName, 'auto'>, () => Promise<Attempt>> = {
+const ATTEMPTS: Record<Exclude<BackendName, 'auto'>, (o: BackendOptions) => Promise<Attempt>> = {
   'tensorflow-gpu': tryTensorflowGpu,
+  webgpu: tryWebgpu,
   tensorflow: tryTensorflow,
   wasm: tryWasm,
   cpu: tryCpu,
 };
 
-export async function selectBackend(requested: BackendName): Promise<BackendChoice> {
+export async function selectBackend(requested: BackendName, o: BackendOptions = {}): Promise<BackendChoice> {
   // Prod mode silences TF.js's "install tfjs-node" banner (we log our own choice instead) and
   // skips its per-op debug checks.
   tf.enableProdMode();
   if (requested !== 'auto') {
-    const r = await ATTEMPTS[requested]();
-    if (!r.ok) fail('BACKEND_UNAVAILABLE', `--backend ${requested}: ${r.why}; use --backend auto to fall back`);
+    const r = await ATTEMPTS[requested](o);
+    if (!r.ok) fail('BACKEND_UNAVAILABLE', `--backend ${requested}: ${r.why}; ${r.fix ?? 'use --backend auto to fall back'}`);
     await tf.ready();
     return { ...r.choice, reason: `requested; ${r.choice.reason}` };
   }
   const skipped: string[] = [];
-  for (const name of ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const) {
-    const r = await ATTEMPTS[name]();
+  for (const name of ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const) {
+    const r = await ATTEMPTS[name](o);
     if (r.ok) {
       await tf.ready();
       const why = skipped.length ? `; skipped ${skipped.join('; ')}` : '';
       return { ...r.choice, reason: `auto: ${r.choice.reason}${why}` };
     }
-    skipped.push(`${name}: ${r.why}`);
+    skipped.push(`${name}: ${r.why}${r.fix ? ` (${r.fix})` : ''}`);
   }
   return fail('BACKEND_UNAVAILABLE', `no TF.js backend could start (${skipped.join('; ')})`);
 }
