@@ -13,6 +13,7 @@ import { Coordinator } from '../../coordinator/coordinator.js';
 import { listenWs, type WsListenerOptions } from '../../coordinator/ws-listener.js';
 import { encodeFrame } from '../../shared/codec.js';
 import { parseConfig } from '../../shared/config.js';
+import { PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { Listener } from '../../shared/transport/transport.js';
 import { CLI, runCli, tempDir } from '../helpers/cli.js';
 
@@ -104,7 +105,7 @@ describe('job token', () => {
     const w = await worker(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`, { DPTRAIN_TOKEN: TOKEN });
     wss.close();
     expect(w.code).toBe(4);
-    expect(lastLine(w.stderr)).toMatch(/protocol mismatch: the coordinator speaks v99, this worker v1/);
+    expect(lastLine(w.stderr)).toMatch(new RegExp(`protocol mismatch: the coordinator speaks v99, this worker v${PROTOCOL_VERSION};`));
   });
 
   it('the token never crosses the wire', async () => {
