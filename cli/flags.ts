@@ -24,6 +24,7 @@ export interface JobFlags {
   lr?: number;
   backend?: string;
   allowSoftwareGpu?: boolean;
+  sharedMemory?: boolean;
   seed?: number;
   out?: string;
   budget?: number;
@@ -52,6 +53,7 @@ function launchOverrides(f: JobFlags): Record<string, unknown> {
     maxWorkers: f.maxWorkers,
     backend: f.backend,
     allowSoftwareGpu: f.allowSoftwareGpu,
+    sharedMemory: f.sharedMemory,
     out: f.out,
     checkpointEvery: f.checkpointEvery,
     stepTimeoutSec: f.stepTimeout,

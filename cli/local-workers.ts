@@ -30,6 +30,7 @@ export function spawnWorkers(
   address: string,
   backend: { name: string; allowSoftwareGpu: boolean },
   token: string,
+  shmDir: string | null,
   runDir: RunDir,
   log: Logger,
   onAllExited: (lastWords: string) => void,
@@ -46,7 +47,8 @@ export function spawnWorkers(
     const p = spawn(process.execPath, args, {
       // The IPC channel is how a local worker notices that its coordinator died (it exits then).
       stdio: ['ignore', fd, fd, 'ipc'],
-      env: { ...process.env, DPTRAIN_TOKEN: token }, // not on the command line, where `ps` shows it
+      // The token is not on the command line, where `ps` shows it.
+      env: { ...process.env, DPTRAIN_TOKEN: token, ...(shmDir ? { DPTRAIN_SHM_DIR: shmDir } : {}) },
     });
     closeSync(fd);
     p.on('exit', (code, signal) => {

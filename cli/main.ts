@@ -64,6 +64,7 @@ export function buildProgram(): Command {
     .option('-w, --workers <n>', 'local worker processes to spawn', intFlag)
     .addOption(backendOption())
     .addOption(softwareGpuOption())
+    .option('--no-shared-memory', 'send tensors to the local workers through the socket, not /dev/shm files')
     .option('--fault <spec...>', 'inject a fault: kill:NAME@STEP, pause:NAME@STEP, resume:NAME@STEP, delay:NAME@STEP:MS')
     .action(async (f: TrainFlags) => {
       process.exitCode = await trainCommand(f);

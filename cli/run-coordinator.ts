@@ -2,6 +2,7 @@
  * Run a coordinator to completion with the terminal and run-directory wiring around it; used by
  * both `dptrain train` (with local workers) and `dptrain coordinator` (with remote ones).
  */
+import type { ShmChannel } from '../shared/transport/shm.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import { RunDir } from '../coordinator/run-dir.js';
 import type { RunSummary } from '../coordinator/summary.js';
@@ -46,6 +47,7 @@ export async function openSession(config: Config, listen: ListenOptions): Promis
 }
 
 export interface CoordinatorExtras {
+  shm?: ShmChannel | null;
   tracer?: Tracer;
   traceFile?: string;
   token?: string | null;

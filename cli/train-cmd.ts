@@ -14,6 +14,15 @@ import type { Config } from '../shared/config.js';
 import { faultInjector, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags } from './flags.js';
 import { spawnWorkers } from './local-workers.js';
+import { ShmChannel } from '../shared/transport/shm.js';
+import { datasetShape } from '../shared/datasets/index.js';
+import { layoutModel } from '../shared/model-spec.js';
+
+/** Parameter count of the job's model (known before any worker joins). */
+function coordParams(c: Config): number {
+  const shape = datasetShape(c.data);
+  return layoutModel(c.model, shape.inputSize, shape.outputSize).totalParams;
+}
 import { Progress } from './progress.js';
 import { createCoordinator, openSession, trainWith, type ListenOptions, type Session } from './run-coordinator.js';
 
@@ -93,7 +102,15 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
   });
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
   let inject: ((step: number) => void) | null = null;
+  let shm: ShmChannel | null = null;
+  if (config.sharedMemory) {
+    // Twice the files' size, so a worker joining later still fits.
+    const made = ShmChannel.create(2 * ShmChannel.footprint(coordParams(config), config.workers, config.wireDtype));
+    if (typeof made === 'string') s.log.info(`shared memory off: ${made}; tensors go to the local workers through the socket`);
+    else shm = made;
+  }
   const coord = createCoordinator(config, s, progress, {
+    shm,
     ...traceOptions(f),
     token,
     resume: resume?.state,
@@ -101,15 +118,19 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
     onStepStart: (step) => inject?.(step),
   });
   s.log.info({ workers: config.workers, runDir: s.runDir.path }, 'starting local workers');
-  const workers = spawnWorkers(config.workers, s.listener.address, { name: config.backend, allowSoftwareGpu: config.allowSoftwareGpu }, token, s.runDir, s.log, (why) => coord.abort(new DptrainError('WORKER_LOST', why)));
+  const workers = spawnWorkers(config.workers, s.listener.address, { name: config.backend, allowSoftwareGpu: config.allowSoftwareGpu }, token, shm?.dir ?? null, s.runDir, s.log, (why) => coord.abort(new DptrainError('WORKER_LOST', why)));
   const byName = new Map<string, ChildProcess>(workers.procs.map((p, i) => [`worker-${i}`, p]));
   if (faults.length) inject = faultInjector(faults, byName, s.log);
-  handleSignals(coord, s, () => workers.procs.forEach((p) => p.kill('SIGKILL')));
+  handleSignals(coord, s, () => {
+    workers.procs.forEach((p) => p.kill('SIGKILL'));
+    shm?.remove();
+  });
   try {
     await trainWith(coord, s, progress);
     return 0;
   } finally {
     await workers.stop();
+    shm?.remove();
   }
 }
 

@@ -70,7 +70,9 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
     const link = await connect(f.connect, timeoutSec, log, tls);
     const began = Date.now();
     log.info({ coordinator: f.connect }, 'connected');
-    const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job });
+    // Set by `dptrain train` for its own workers: the coordinator's shared-memory directory.
+    const shmDir = process.env.DPTRAIN_SHM_DIR || undefined;
+    const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job, shmDir });
     if (out.finished) return 0;
     if (out.fatal) throw new DptrainError(out.fatal, out.reason); // one line, and the exit code says which
     // The coordinator went away without a goodbye (crash, restart) or turned us away for now:

@@ -26,6 +26,7 @@ import { meanGradient } from './reducer.js';
 import type { RunDir } from './run-dir.js';
 import { summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
 import { stepTimeline } from './timeline.js';
+import type { ShmChannel } from '../shared/transport/shm.js';
 
 export interface CoordinatorOptions {
   config: Config;
@@ -48,6 +49,8 @@ export interface CoordinatorOptions {
   /** The job token workers must prove they hold; null = none (loopback only). */
   token?: string | null;
   authTimeoutMs?: number;
+  /** Shared-memory channel for tensor payloads to local workers (shared/transport/shm.ts). */
+  shm?: ShmChannel | null;
 }
 
 export class Coordinator {
@@ -97,6 +100,7 @@ export class Coordinator {
       log: o.log,
       token: o.token ?? null,
       authTimeoutMs: o.authTimeoutMs,
+      shm: o.shm ?? null,
     });
     this.membership.on('gone', (w) => {
       this.dropped++;
@@ -107,6 +111,7 @@ export class Coordinator {
       log: o.log,
       totalParams: this.layout.totalParams,
       wireDtype: this.cfg.wireDtype,
+      shm: o.shm ?? null,
       stepTimeoutMs: this.cfg.stepTimeoutSec * 1000,
       noWorkerTimeoutMs: Math.max(1, this.cfg.pauseTimeoutSec) * 1000,
       onWasted: (n) => this.meter.wasted(n),

@@ -7,6 +7,7 @@
 import { encodeFrame } from '../shared/codec.js';
 import type { Logger } from '../shared/log.js';
 import type { WireDtype } from '../shared/wire-dtype.js';
+import type { ShmChannel } from '../shared/transport/shm.js';
 import type { EvalResult, ShardResult } from '../shared/protocol.js';
 import type { Membership, WorkerSession } from './membership.js';
 import { Phase, type PhasePlan, type PhaseStats } from './phase.js';
@@ -19,6 +20,8 @@ export interface DispatcherOptions {
   totalParams: number;
   /** How parameter frames travel (the job's wireDtype). */
   wireDtype: WireDtype;
+  /** Where workers on this host read parameters (see shared/transport/shm.ts); null: all by socket. Dropped on a write error. */
+  shm: ShmChannel | null;
   /** Fixed shard deadline in ms; 0 = derived from recent phase times. */
   stepTimeoutMs: number;
   noWorkerTimeoutMs: number;
@@ -65,7 +68,8 @@ export class Dispatcher {
   private reducer: ShardReducer | null = null;
   private evalSums = { lossSum: 0, correct: 0, count: 0 };
   private params: { version: number; values: Float32Array } = { version: -1, values: new Float32Array(0) };
-  private paramsFrame: { version: number; bytes: Uint8Array } | null = null;
+  /** This version's parameter frame for socket workers and for shared-memory workers, each made on first use. */
+  private paramsFrame: { version: number; bytes: Uint8Array | null; shmBytes: Uint8Array | null } | null = null;
   private recentPhaseMs: number[] = [];
   /** Time spent encoding and sending parameter frames since the caller last read it (takeParamsTiming). */
   private encodeMs = 0;
@@ -84,8 +88,11 @@ export class Dispatcher {
   private abortError: Error | null = null;
   private onAbort: ((e: Error) => void) | null = null;
 
-  constructor(private readonly o: DispatcherOptions) {
-    const m = o.membership;
+  private readonly o: DispatcherOptions;
+
+  constructor(options: DispatcherOptions) {
+    this.o = { ...options };
+    const m = options.membership;
     m.on('ready', (w) => this.phase?.workerReady(w));
     m.on('gone', (w) => this.phase?.workerGone(w));
     m.on('result', (w, msg, grads) => this.onWorkResult(w, msg, grads));
@@ -117,17 +124,27 @@ export class Dispatcher {
   private ensureParams = (w: WorkerSession): void => {
     const { version, values } = this.params;
     if (w.paramsVersion === version) return;
-    // Encode once per version; every worker gets the same bytes.
-    if (this.paramsFrame?.version !== version) {
-      const t0 = performance.now();
-      this.paramsFrame = { version, bytes: encodeFrame({ t: 'params', version }, values, this.o.wireDtype) };
-      const t1 = performance.now();
-      this.encodeMs += t1 - t0;
-      this.lastEncode = { start: t0, end: t1 };
-    }
+    // Encode once per version; every worker gets the same bytes (or, on this host, the same file).
+    if (this.paramsFrame?.version !== version) this.paramsFrame = { version, bytes: null, shmBytes: null };
+    const f = this.paramsFrame;
     const t0 = performance.now();
-    this.o.membership.sendBytes(w, this.paramsFrame.bytes);
-    this.broadcastMs += performance.now() - t0;
+    if (w.shm && this.o.shm && !f.shmBytes) {
+      try {
+        this.o.shm.writeParams(version, values, this.o.wireDtype);
+        f.shmBytes = encodeFrame({ t: 'params', version, shm: true });
+      } catch (e) {
+        // A full tmpfs: from now on every worker gets its parameters through the socket.
+        this.o.log.warn({ dir: this.o.shm.dir, error: String(e) }, 'shared memory failed; sending parameters through the socket from now on');
+        this.o.shm = null;
+      }
+    }
+    const viaShm = w.shm && this.o.shm !== null;
+    if (!viaShm) f.bytes ??= encodeFrame({ t: 'params', version, shm: false }, values, this.o.wireDtype);
+    const t1 = performance.now();
+    this.encodeMs += t1 - t0;
+    this.lastEncode = { start: t0, end: t1 };
+    this.o.membership.sendBytes(w, (viaShm ? f.shmBytes : f.bytes)!);
+    this.broadcastMs += performance.now() - t1;
     w.paramsVersion = version;
   };
 

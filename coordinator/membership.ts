@@ -7,11 +7,12 @@
 import { EventEmitter } from 'node:events';
 import { encodeFrame } from '../shared/codec.js';
 import type { JobConfig } from '../shared/config.js';
-import { describeError } from '../shared/errors.js';
+import { describeError, fail } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { PROTOCOL_VERSION, type EvalResult, type ShardResult, type ToWorker } from '../shared/protocol.js';
 import type { Link, Listener } from '../shared/transport/transport.js';
 import { readFromWorker } from '../shared/validate.js';
+import type { ShmChannel } from '../shared/transport/shm.js';
 import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/auth.js';
 
 /** hello: connected, not yet authenticated; loading: welcomed, loading the job; ready: takes shards. */
@@ -37,6 +38,8 @@ export interface WorkerSession {
   laggingSince: number;
   /** The challenge nonce sent on this connection. */
   nonce: string;
+  /** Payloads to and from this worker go through the shared-memory channel. */
+  shm: boolean;
 }
 
 export interface DataShape {
@@ -64,6 +67,8 @@ export interface MembershipOptions {
   authTimeoutMs?: number;
   /** Refuse connections beyond this many unauthenticated at once (default 16). */
   maxPending?: number;
+  /** Shared-memory channel for workers on this host that offer to use it (local workers). */
+  shm?: ShmChannel | null;
 }
 
 export const AUTH_TIMEOUT_MS = 10_000;
@@ -144,6 +149,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       lagging: false,
       laggingSince: 0,
       nonce: newNonce(),
+      shm: false,
     };
     this.workers.set(w.id, w);
     const authTimer = setTimeout(() => {
@@ -187,9 +193,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
         // Only authenticated workers count toward maxWorkers: strangers cannot fill the job.
         const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
         if (members >= this.o.maxWorkers) return this.drop(w, `job is full (maxWorkers ${this.o.maxWorkers})`);
-        Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading' });
+        // Shared memory only for a worker that offers it and can reach our directory: a local
+        // worker of `dptrain train`, which was handed the directory (a worker that claims it
+        // falsely cannot read the files and leaves; it never sees another worker's data).
+        const shm = msg.shm && Boolean(this.o.shm);
+        Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', shm });
         const proof = token === null ? '' : coordinatorProof(token, this.o.jobId, msg.cnonce, w.nonce);
-        this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job, proof });
+        this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job, proof, shm });
         this.o.log.info({ worker: w.id, workerName: w.name, host: w.host, remote: w.remote, authenticated: token !== null }, 'worker connected');
         return;
       }
@@ -210,10 +220,20 @@ export class Membership extends EventEmitter<MembershipEvents> {
         this.emit('ready', w);
         return;
       }
-      case 'result':
+      case 'result': {
         if (w.state !== 'ready') return this.drop(w, 'invalid: result before ready');
-        this.emit('result', w, msg, payload as Float32Array);
+        let grads = payload as Float32Array;
+        if (msg.shm > 0) {
+          try {
+            if (!w.shm || !this.o.shm) fail('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory');
+            grads = this.o.shm.readResult(w.id, msg.shm, this.o.totalParams, this.o.job.wireDtype);
+          } catch (e) {
+            return this.drop(w, `invalid message: ${describeError(e)}`);
+          }
+        }
+        this.emit('result', w, msg, grads);
         return;
+      }
       case 'evalResult':
         if (w.state !== 'ready') return this.drop(w, 'invalid: evalResult before ready');
         this.emit('evalResult', w, msg);

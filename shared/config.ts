@@ -94,6 +94,8 @@ export interface LaunchConfig {
   backend: BackendName;
   /** Let webgpu workers run on a software adapter (SwiftShader, llvmpipe); off, auto skips one. */
   allowSoftwareGpu: boolean;
+  /** `dptrain train`: pass tensors to the local workers through /dev/shm files, not the socket. */
+  sharedMemory: boolean;
   out: string | null;
 }
 
@@ -138,6 +140,7 @@ export const DEFAULT_CONFIG: Config = {
   outlierFactor: 0,
   backend: 'auto',
   allowSoftwareGpu: false,
+  sharedMemory: true,
   out: null,
   compute: { budget: null, budgetDeviceHours: null, budgetPolicy: 'stop', peakFlops: null, device: null, precision: 'fp32' },
 };
@@ -290,6 +293,7 @@ export function parseConfig(raw: unknown): Config {
     outlierFactor: o.outlierFactor === 0 ? 0 : num(o.outlierFactor, 'outlierFactor', { min: 1, minExclusive: true }),
     faults: Array.isArray(o.faults) && o.faults.every((f) => typeof f === 'string') ? (o.faults as string[]) : fail('CONFIG_INVALID', 'faults must be an array of strings like "kill:worker-1@40"'),
     backend: oneOf(o.backend, 'backend', BACKENDS),
+    sharedMemory: typeof o.sharedMemory === 'boolean' ? o.sharedMemory : fail('CONFIG_INVALID', `sharedMemory must be true or false, got ${JSON.stringify(o.sharedMemory)}`),
     allowSoftwareGpu: typeof o.allowSoftwareGpu === 'boolean' ? o.allowSoftwareGpu : fail('CONFIG_INVALID', `allowSoftwareGpu must be true or false, got ${JSON.stringify(o.allowSoftwareGpu)}`),
     out: o.out === null ? null : typeof o.out === 'string' && o.out !== '' ? o.out : fail('CONFIG_INVALID', 'out must be a directory path'),
     compute: parseCompute(o.compute),

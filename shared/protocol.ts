@@ -21,6 +21,8 @@ export interface Hello {
   /** The worker's own nonce, for the coordinator's proof. */
   cnonce: string;
   proof: string;
+  /** The worker can read and write the coordinator's shared-memory directory (a local worker of `dptrain train`). */
+  shm: boolean;
 }
 /** Sent once the dataset is loaded and the model checked against the backend's kernels. */
 export interface Ready {
@@ -52,6 +54,8 @@ export interface ShardResult {
   encodeMs: number;
   /** From the work frame's arrival to this result's send: decode, queueing and compute. */
   busyMs: number;
+  /** 0: the gradients are this frame's payload; n > 0: they are in shared-memory file n (shared/transport/shm.ts). */
+  shm: number;
 }
 export interface EvalResult {
   t: 'evalResult';
@@ -84,11 +88,15 @@ export interface Welcome {
   job: JobConfig;
   /** The coordinator's proof of the token, over the worker's nonce. */
   proof: string;
+  /** Payloads between us go through the shared-memory directory (the worker offered it, and it is ours). */
+  shm: boolean;
 }
 /** New parameters (payload); later work refers to them by version. */
 export interface Params {
   t: 'params';
   version: number;
+  /** The parameters are in the shared-memory file of this version, not in the payload. */
+  shm: boolean;
 }
 /** Gradients over positions [from, to) of the shuffled sample stream (see coordinator/sampler). */
 export interface Work {

@@ -8,20 +8,20 @@ import { fail } from './errors.js';
 import type { WireDtype } from './wire-dtype.js';
 import { PAYLOAD_TYPES, type Frame, type Message, type MessageType, type ToCoordinator, type ToWorker } from './protocol.js';
 
-type FieldKind = 'string' | 'count' | 'number' | 'float' | 'object';
+type FieldKind = 'string' | 'count' | 'number' | 'float' | 'object' | 'boolean';
 type Shape = Record<string, FieldKind>;
 
 // "count": a non-negative safe integer; "number": any finite number; "float": any number,
 // NaN and ±Infinity included (a diverged loss is a result to handle, not a protocol error).
 const SHAPES: Record<MessageType, Shape> = {
-  hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count', jobId: 'string', cnonce: 'string', proof: 'string' },
+  hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count', jobId: 'string', cnonce: 'string', proof: 'string', shm: 'boolean' },
   ready: { fingerprint: 'string', backend: 'string', backendReason: 'string', peakFlops: 'number', attainableFlops: 'number' },
-  result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'float', count: 'count', computeMs: 'number', decodeMs: 'number', encodeMs: 'number', busyMs: 'number' },
+  result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'float', count: 'count', computeMs: 'number', decodeMs: 'number', encodeMs: 'number', busyMs: 'number', shm: 'count' },
   evalResult: { round: 'count', shard: 'count', lossSum: 'float', correct: 'count', count: 'count', computeMs: 'number' },
   fault: { message: 'string' },
   challenge: { protocol: 'count', jobId: 'string', nonce: 'string' },
-  welcome: { protocol: 'count', workerId: 'string', jobId: 'string', job: 'object', proof: 'string' },
-  params: { version: 'count' },
+  welcome: { protocol: 'count', workerId: 'string', jobId: 'string', job: 'object', proof: 'string', shm: 'boolean' },
+  params: { version: 'count', shm: 'boolean' },
   work: { step: 'count', micro: 'count', shard: 'count', version: 'count', from: 'count', to: 'count' },
   evaluate: { round: 'count', shard: 'count', version: 'count', from: 'count', to: 'count' },
   bye: { reason: 'string' },
@@ -50,7 +50,9 @@ function checkField(v: unknown, kind: FieldKind, where: string): void {
           ? typeof v === 'number' && Number.isFinite(v)
           : kind === 'float'
             ? typeof v === 'number'
-            : typeof v === 'object' && v !== null && !Array.isArray(v);
+            : kind === 'boolean'
+              ? typeof v === 'boolean'
+              : typeof v === 'object' && v !== null && !Array.isArray(v);
   const what = kind === 'count' ? 'a non-negative integer' : kind === 'number' ? 'a finite number' : `a ${kind}`;
   if (!ok) fail('MESSAGE_INVALID', `${where} must be ${what}`);
 }
@@ -72,7 +74,9 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
   if ((t === 'work' || t === 'evaluate') && (h.to as number) <= (h.from as number)) {
     fail('MESSAGE_INVALID', `${t}.to must be greater than ${t}.from`);
   }
-  if (PAYLOAD_TYPES.has(t as MessageType)) {
+  // A payload in shared memory (shared/transport/shm.ts) leaves the frame without one.
+  const elsewhere = (t === 'params' && h.shm === true) || (t === 'result' && (h.shm as number) > 0);
+  if (PAYLOAD_TYPES.has(t as MessageType) && !elsewhere) {
     if (!payload) fail('MESSAGE_INVALID', `${t} must carry a float32 payload`);
     if (ctx.totalParams === null) fail('MESSAGE_INVALID', `${t} arrived before the model was known`);
     if (payload.length !== ctx.totalParams) {
@@ -80,7 +84,7 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
     }
     if (ctx.wireDtype && dtype !== ctx.wireDtype) fail('MESSAGE_INVALID', `${t} payload travels as ${dtype}, the job's wireDtype is ${ctx.wireDtype}`);
   } else if (payload) {
-    fail('MESSAGE_INVALID', `${t} must not carry a payload`);
+    fail('MESSAGE_INVALID', `${t} must not carry a payload${elsewhere ? ' (its payload is in shared memory)' : ''}`);
   }
   return { msg: h as unknown as Message, payload };
 }

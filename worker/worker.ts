@@ -8,10 +8,11 @@ import { encodeFrame } from '../shared/codec.js';
 import { parseConfig } from '../shared/config.js';
 import { datasetShape, fingerprint, loadDataset } from '../shared/datasets/index.js';
 import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/auth.js';
-import { describeError, DptrainError, type ErrorCode } from '../shared/errors.js';
+import { describeError, DptrainError, fail, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { layoutModel } from '../shared/model-spec.js';
-import { PROTOCOL_VERSION, type ToCoordinator, type Welcome } from '../shared/protocol.js';
+import { PROTOCOL_VERSION, type ShardResult, type ToCoordinator, type Welcome } from '../shared/protocol.js';
+import { ShmChannel } from '../shared/transport/shm.js';
 import type { Link } from '../shared/transport/transport.js';
 import type { WireDtype } from '../shared/wire-dtype.js';
 import { readFromCoordinator } from '../shared/validate.js';
@@ -31,6 +32,8 @@ export interface WorkerOptions {
   token?: string | null;
   /** Only join this job id ('' or undefined: any). */
   jobId?: string;
+  /** The coordinator's shared-memory directory, when this worker runs on its host (DPTRAIN_SHM_DIR). */
+  shmDir?: string;
 }
 
 export interface WorkerOutcome {
@@ -63,6 +66,11 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
   let failure: { code: ErrorCode; why: string } | null = null;
   const cnonce = newNonce();
   let nonce = '';
+  /** Set when the coordinator agrees to pass payloads through its shared-memory directory. */
+  let shm: ShmChannel | null = null;
+  let workerId = '';
+  let resultSeq = 0;
+  const shmChannel = (): ShmChannel => shm ?? fail('MESSAGE_INVALID', 'a shared-memory payload, but shared memory was not agreed in welcome');
   /** This worker's own view of where its time goes, reported with each result. */
   const timing = { decodeMs: 0, lastEncodeMs: 0 };
 
@@ -134,7 +142,7 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
             }
             nonce = msg.nonce;
             const proof = o.token ? workerProof(o.token, msg.jobId, nonce, cnonce) : '';
-            send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name, host: hostname(), pid: process.pid, jobId: o.jobId ?? '', cnonce, proof });
+            send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name, host: hostname(), pid: process.pid, jobId: o.jobId ?? '', cnonce, proof, shm: Boolean(o.shmDir) });
             return;
           }
           case 'welcome':
@@ -142,23 +150,35 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
             if (o.token && !proofsEqual(msg.proof, coordinatorProof(o.token, msg.jobId, cnonce, nonce))) {
               return giveUp('authentication failed: the coordinator could not prove it holds the job token', 'AUTH_FAILED');
             }
+            workerId = msg.workerId;
+            shm = msg.shm && o.shmDir ? new ShmChannel(o.shmDir) : null;
             await start(msg);
             return;
           case 'params':
             if (!trainer) return giveUp('params before the job was loaded');
-            trainer.setParams(msg.version, payload as Float32Array);
+            trainer.setParams(msg.version, msg.shm ? shmChannel().readParams(msg.version, totalParams!, wireDtype!) : (payload as Float32Array));
             timing.decodeMs = performance.now() - t0; // frame decode and validation included
             return;
           case 'work': {
             if (!trainer || trainer.version !== msg.version) return giveUp(`work for params v${msg.version}, holding v${trainer?.version ?? 'none'}`);
             const r = await trainer.gradients(msg.from, msg.to);
             const tSend = performance.now();
-            const result: ToCoordinator = {
+            const result: ShardResult = {
               t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, count: r.count,
-              computeMs: tSend - t0, decodeMs: timing.decodeMs, encodeMs: timing.lastEncodeMs, busyMs: tSend - arrived,
+              computeMs: tSend - t0, decodeMs: timing.decodeMs, encodeMs: timing.lastEncodeMs, busyMs: tSend - arrived, shm: 0,
             };
             timing.decodeMs = 0; // the next shard on these params decodes nothing
-            const frame = encodeFrame(result, r.grads, wireDtype ?? 'float32');
+            if (shm) {
+              try {
+                shm.writeResult(workerId, resultSeq + 1, r.grads, wireDtype!);
+                result.shm = ++resultSeq;
+              } catch (e) {
+                // A full tmpfs: this and every later result go through the socket.
+                log.warn({ dir: shm.dir, error: String(e) }, 'shared memory failed; sending gradients through the socket from now on');
+                shm = null;
+              }
+            }
+            const frame = result.shm ? encodeFrame(result) : encodeFrame(result, r.grads, wireDtype ?? 'float32');
             timing.lastEncodeMs = performance.now() - tSend;
             link.send(frame);
             return;

@@ -35,7 +35,7 @@ export async function fakeWorker(address: string, totalParams: number, o: FakeOp
     if (msg.t === 'challenge') {
       const cnonce = 'test-cnonce';
       const proof = o.token ? workerProof(o.token, msg.jobId, msg.nonce, cnonce) : '';
-      w.send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name ?? 'fake', host: 'test', pid: 1, jobId: '', cnonce, proof });
+      w.send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name ?? 'fake', host: 'test', pid: 1, jobId: '', cnonce, proof, shm: false });
     } else if (msg.t === 'welcome') {
       if (o.ready === false) return;
       const cfg = parseConfig(msg.job);

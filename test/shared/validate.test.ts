@@ -9,16 +9,16 @@ const CTX: ValidateContext = { totalParams: 5 };
 const params5 = () => new Float32Array([0.5, -1, 2, 0, 3]);
 
 const TO_COORD: Array<[Message, Float32Array | null]> = [
-  [{ t: 'hello', protocol: 1, name: 'w0', host: 'box', pid: 4242, jobId: '', cnonce: 'c', proof: 'p' }, null],
+  [{ t: 'hello', protocol: 1, name: 'w0', host: 'box', pid: 4242, jobId: '', cnonce: 'c', proof: 'p', shm: false }, null],
   [{ t: 'ready', fingerprint: 'mnist:8500+1500:784->10:deadbeef', backend: 'cpu', backendReason: 'asked for cpu', peakFlops: 0, attainableFlops: 2.5e9 }, null],
-  [{ t: 'result', step: 3, micro: 0, shard: 1, lossSum: 12.5, count: 64, computeMs: 3.25, decodeMs: 0, encodeMs: 0, busyMs: 1 }, params5()],
+  [{ t: 'result', step: 3, micro: 0, shard: 1, lossSum: 12.5, count: 64, computeMs: 3.25, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, params5()],
   [{ t: 'evalResult', round: 2, shard: 0, lossSum: -0.5, correct: 60, count: 64, computeMs: 1 }, null],
   [{ t: 'fault', message: 'kernel Gelu missing on wasm' }, null],
 ];
 const TO_WORKER: Array<[Message, Float32Array | null]> = [
   [{ t: 'challenge', protocol: 1, jobId: 'job-abc', nonce: 'n' }, null],
-  [{ t: 'welcome', protocol: 1, workerId: 'w-1', jobId: 'job-abc', job: jobOf(DEFAULT_CONFIG), proof: 'p' }, null],
-  [{ t: 'params', version: 0 }, params5()],
+  [{ t: 'welcome', protocol: 1, workerId: 'w-1', jobId: 'job-abc', job: jobOf(DEFAULT_CONFIG), proof: 'p', shm: false }, null],
+  [{ t: 'params', version: 0, shm: false }, params5()],
   [{ t: 'work', step: 0, micro: 1, shard: 2, version: 0, from: 128, to: 192 }, null],
   [{ t: 'evaluate', round: 0, shard: 0, version: 3, from: 0, to: 1 }, null],
   [{ t: 'bye', reason: 'done' }, null],
@@ -95,11 +95,11 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('a negative count', () => {
-    rejects(() => readFromWorker(frame({ t: 'result', step: -1, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1 }, params5()), CTX), 'result.step');
+    rejects(() => readFromWorker(frame({ t: 'result', step: -1, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, params5()), CTX), 'result.step');
   });
 
   it('a diverged loss (NaN, ±Infinity) is a valid result: the coordinator skips the step, not the worker', () => {
-    const r = { t: 'result', step: 0, micro: 0, shard: 0, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1 };
+    const r = { t: 'result', step: 0, micro: 0, shard: 0, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
     for (const lossSum of [NaN, Infinity, -Infinity]) {
       expect(Object.is(readFromWorker(frame({ ...r, lossSum }, params5()), CTX).msg.t, 'result')).toBe(true);
     }
@@ -132,24 +132,40 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('a payload whose length is not the model parameter count', () => {
-    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1 }, new Float32Array(4)), CTX), 'params');
-    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1 }, new Float32Array(6)), CTX), 'params');
-    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1 };
+    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: false }, new Float32Array(4)), CTX), 'params');
+    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: false }, new Float32Array(6)), CTX), 'params');
+    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
     rejects(() => readFromWorker(encodeFrame(r, new Float32Array(1)), CTX), 'result');
   });
 
   it('a payload type without its payload', () => {
-    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1 }), CTX), 'params must carry');
+    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: false }), CTX), 'params must carry');
   });
 
   it('a payload on a message that must not carry one', () => {
     rejects(() => readFromCoordinator(encodeFrame({ t: 'bye', reason: 'x' }, params5()), CTX), 'bye must not carry');
-    rejects(() => readFromWorker(encodeFrame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p' }, params5()), CTX), 'hello');
+    rejects(() => readFromWorker(encodeFrame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: false }, params5()), CTX), 'hello');
   });
 
   it('a result before the model is known (totalParams null)', () => {
-    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1 };
+    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
     rejects(() => readFromWorker(encodeFrame(r, params5()), { totalParams: null }), 'result arrived before the model');
-    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 0 }, params5()), { totalParams: null }), 'params');
+    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 0, shm: false }, params5()), { totalParams: null }), 'params');
+  });
+});
+
+describe('payloads in shared memory', () => {
+  const result = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1 } as const;
+
+  it('a result with shm > 0 or params with shm: true carry no payload', () => {
+    expect(readFromWorker(frame({ ...result, shm: 3 }), CTX).payload).toBeNull();
+    expect(readFromCoordinator(frame({ t: 'params', version: 2, shm: true }), CTX).payload).toBeNull();
+  });
+
+  it('either way round is refused: a payload beside shm, or neither', () => {
+    rejects(() => readFromWorker(frame({ ...result, shm: 3 }, params5()), CTX), 'its payload is in shared memory');
+    rejects(() => readFromWorker(frame({ ...result, shm: 0 }), CTX), 'result must carry a float32 payload');
+    rejects(() => readFromCoordinator(frame({ t: 'params', version: 2, shm: false }), CTX), 'params must carry');
+    rejects(() => readFromWorker(frame({ ...result, shm: true }), CTX), 'result.shm');
   });
 });

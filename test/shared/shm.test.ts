@@ -1,0 +1,56 @@
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ShmChannel } from '../../shared/transport/shm.js';
+import { expectCode } from '../helpers/expect-code.js';
+
+const made: ShmChannel[] = [];
+afterEach(() => made.splice(0).forEach((c) => c.remove()));
+
+/** A channel in a temporary directory (the tests do not depend on /dev/shm existing). */
+function channel(): ShmChannel {
+  const c = ShmChannel.create(0, mkdtempSync(join(tmpdir(), 'dptrain-shm-test-')));
+  if (typeof c === 'string') throw new Error(c);
+  made.push(c);
+  return c;
+}
+
+const values = Float32Array.from({ length: 1003 }, (_, i) => Math.sin(i) * 100);
+
+describe('ShmChannel', () => {
+  it('float32 round trip is byte-exact; 16-bit ones match the codec rounding', () => {
+    const c = channel();
+    c.writeResult('w3', 1, values, 'float32');
+    expect(new Uint32Array(c.readResult('w3', 1, values.length, 'float32').slice().buffer)).toEqual(new Uint32Array(values.buffer));
+    c.writeParams(0, values, 'bfloat16');
+    const back = c.readParams(0, values.length, 'bfloat16');
+    values.forEach((v, i) => expect(Math.abs(back[i] - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -8));
+  });
+
+  it('files are a few slots overwritten in place; a slot overwritten before it was read is an error', () => {
+    const c = channel();
+    for (let v = 0; v < 7; v++) c.writeParams(v, values, 'float32');
+    for (let s = 1; s <= 9; s++) c.writeResult('w1', s, values.map((x) => x + s), 'float32');
+    expect(readdirSync(c.dir).sort()).toEqual(['params-0.bin', 'params-1.bin', 'params-2.bin', 'result-w1-0.bin', 'result-w1-1.bin', 'result-w1-2.bin', 'result-w1-3.bin']);
+    expect(c.readResult('w1', 9, values.length, 'float32')[0]).toBe(values[0] + 9);
+    expect(c.readParams(6, values.length, 'float32')[5]).toBe(values[5]);
+    // Result 5 shares a slot with result 9, which replaced it.
+    expect(expectCode(() => c.readResult('w1', 5, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(/holds #9, expected #5 \(overwritten before it was read\)/);
+    expectCode(() => c.readParams(3, values.length, 'float32'), 'MESSAGE_INVALID');
+  });
+
+  it('a missing or wrong-sized file, or a worker id that is not ours, is MESSAGE_INVALID naming the file', () => {
+    const c = channel();
+    expect(expectCode(() => c.readResult('w1', 99, 10, 'float32'), 'MESSAGE_INVALID')).toMatch(/result-w1-3\.bin cannot be read \(ENOENT\)/);
+    writeFileSync(c.resultPath('w2', 1), new Uint8Array(12));
+    expect(expectCode(() => c.readResult('w2', 1, 10, 'float32'), 'MESSAGE_INVALID')).toMatch(/has 12 bytes, 10 float32 values need 48/);
+    expectCode(() => c.resultPath('../../etc/passwd', 1), 'MESSAGE_INVALID');
+    expectCode(() => c.resultPath('w1/../w2', 1), 'MESSAGE_INVALID');
+  });
+
+  it('create says why not when the directory is missing or too small', () => {
+    expect(ShmChannel.create(0, '/nonexistent-dptrain-root')).toMatch(/not usable \(ENOENT\)/);
+    expect(ShmChannel.create(Number.MAX_SAFE_INTEGER, tmpdir())).toMatch(/MB free, the payload files need/);
+  });
+});
