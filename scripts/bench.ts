@@ -6,8 +6,9 @@
  *   - this machine's floor for moving a parameter-sized payload between two processes over
  *     loopback TCP (plain sockets, no WebSocket, no codec)
  *   - the single-process TF.js baseline a user would write (tf.train.adam minimize loop)
- *   - dptrain with 1, 2 and 4 local workers, batch 128 per worker (weak scaling), and with 2
- *     workers and bfloat16 on the wire: speed-up and efficiency against the baseline,
+ *   - dptrain with 1, 2 and 4 local workers, batch 128 per worker (weak scaling), payloads through
+ *     shared memory (the default for local workers); then 1 and 2 workers through the socket,
+ *     float32 and bfloat16: speed-up and efficiency against the baseline,
  *     coordinator overhead (step time minus the slowest worker's compute), and the shares of a
  *     step spent on the wire and in the codec
  * Model: the reference MLP 784-512-512-10 (669,706 parameters), wasm backend, MNIST.
@@ -90,6 +91,8 @@ async function baseline(): Promise<number> {
 interface RunFigures {
   workers: number;
   wireDtype: WireDtype;
+  /** How payloads reached the local workers: /dev/shm files, or the WebSocket. */
+  path: 'shm' | 'socket';
   samplesPerSec: number;
   medianStepMs: number;
   overheadShare: number;
@@ -99,11 +102,11 @@ interface RunFigures {
   finalLoss: number;
 }
 
-function dptrain(workers: number, wireDtype: WireDtype, dir: string): Promise<RunFigures> {
-  const out = join(dir, `w${workers}-${wireDtype}`);
+function dptrain(workers: number, wireDtype: WireDtype, path: 'shm' | 'socket', dir: string): Promise<RunFigures> {
+  const out = join(dir, `w${workers}-${wireDtype}-${path}`);
   const job = join(dir, 'job.json');
   writeFileSync(job, JSON.stringify(JOB));
-  const args = [CLI, 'train', '--config', job, '--workers', String(workers), '--batch-size', String(PER_WORKER_BATCH * workers), '--steps', String(STEPS), '--backend', 'wasm', '--wire-dtype', wireDtype, '--out', out];
+  const args = [CLI, 'train', '--config', job, '--workers', String(workers), '--batch-size', String(PER_WORKER_BATCH * workers), '--steps', String(STEPS), '--backend', 'wasm', '--wire-dtype', wireDtype, ...(path === 'socket' ? ['--no-shared-memory'] : []), '--out', out];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, args, { maxBuffer: 64 << 20 }, (err, _o, stderr) => {
       if (err) return reject(new Error(`dptrain train failed: ${stderr.trim().split('\n').pop()}`));
@@ -112,6 +115,7 @@ function dptrain(workers: number, wireDtype: WireDtype, dir: string): Promise<Ru
       resolve({
         workers,
         wireDtype,
+        path,
         samplesPerSec: s.samplesPerSec ?? 0,
         medianStepMs: s.medianStepMs ?? 0,
         overheadShare: t.overheadShare ?? 0,
@@ -133,7 +137,8 @@ async function main(): Promise<void> {
   const baselineSamplesPerSec = await baseline();
   const dir = mkdtempSync(join(tmpdir(), 'dptrain-bench-'));
   const runs: RunFigures[] = [];
-  for (const [n, dtype] of [[1, 'float32'], [2, 'float32'], [4, 'float32'], [2, 'bfloat16']] as const) runs.push(await dptrain(n, dtype, dir));
+  const plan = [[1, 'float32', 'shm'], [2, 'float32', 'shm'], [4, 'float32', 'shm'], [1, 'float32', 'socket'], [2, 'float32', 'socket'], [2, 'bfloat16', 'socket']] as const;
+  for (const [n, dtype, path] of plan) runs.push(await dptrain(n, dtype, path, dir));
   const rows = runs.map((r) => ({ ...r, speedup: r.samplesPerSec / baselineSamplesPerSec, efficiency: r.samplesPerSec / (r.workers * baselineSamplesPerSec) }));
   const result = { date: new Date().toISOString(), model: '784-512-512-10', params, backend: 'wasm', perWorkerBatch: PER_WORKER_BATCH, steps: STEPS, adam, codec16MB: codec, loopbackTcpMs: loopbackMs, baseline: { samplesPerSec: baselineSamplesPerSec }, runs: rows };
   writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
@@ -146,7 +151,7 @@ async function main(): Promise<void> {
     `baseline (1 proc)   ${f(baselineSamplesPerSec, 0)} samples/s (tf.train.adam, batch ${PER_WORKER_BATCH})`,
     ...rows.map(
       (r) =>
-        `dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.wireDtype.padEnd(8)}  ${f(r.samplesPerSec, 0)} samples/s, speed-up ${f(r.speedup)}×, efficiency ${f(r.efficiency)}; ` +
+        `dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)}  ${f(r.samplesPerSec, 0)} samples/s, speed-up ${f(r.speedup)}×, efficiency ${f(r.efficiency)}; ` +
         `of a step: overhead ${pct(r.overheadShare)}, wire ${pct(r.wireShare)}, codec ${pct(r.codecShare)}; ${(r.wireBytesPerStep / 1e6).toFixed(2)} MB/step; loss ${f(r.finalLoss, 4)}`,
     ),
     `written to ${outFile}`,

@@ -17,7 +17,7 @@
  * slot overwritten too early is an error, never a silent wrong tensor. Then the payload as on
  * the wire (wireDtype).
  */
-import { closeSync, constants, fstatSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { BYTES_PER_ELEMENT, decodeTensor, encodeTensor, type WireDtype } from '../wire-dtype.js';
@@ -30,6 +30,29 @@ const WORKER_ID = /^w\d{1,9}$/;
 const PARAM_SLOTS = 3;
 const RESULT_SLOTS = 4;
 const HEADER = 8;
+
+/** True while a process with this pid exists (signal 0 checks without signalling). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, someone else's
+  }
+}
+
+/**
+ * A coordinator killed with SIGKILL cannot remove its directory, and tmpfs holds it in memory
+ * until reboot; directories are named after their coordinator's pid, so the next run removes
+ * those whose coordinator is gone. (A /dev/shm shared across pid namespaces could make a live
+ * one look gone; its run then loses the files and falls back to the socket, losing nothing.)
+ */
+function sweepOrphans(root: string): void {
+  for (const name of readdirSync(root)) {
+    const m = /^dptrain-(\d+)-/.exec(name);
+    if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) rmSync(join(root, name), { recursive: true, force: true });
+  }
+}
 
 export class ShmChannel {
   /** Header + encoded payload for writes, reused. */
@@ -45,10 +68,11 @@ export class ShmChannel {
    */
   static create(needBytes: number, root = SHM_ROOT): ShmChannel | string {
     try {
+      sweepOrphans(root);
       const fs = statfsSync(root);
       const free = fs.bavail * fs.bsize;
       if (free < needBytes) return `${root} has ${(free / 1e6).toFixed(0)} MB free, the payload files need ${(needBytes / 1e6).toFixed(0)} MB`;
-      return new ShmChannel(mkdtempSync(join(root, 'dptrain-')));
+      return new ShmChannel(mkdtempSync(join(root, `dptrain-${process.pid}-`)));
     } catch (e) {
       return `${root} is not usable (${(e as NodeJS.ErrnoException).code ?? String(e)})`;
     }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -47,6 +47,21 @@ describe('ShmChannel', () => {
     expect(expectCode(() => c.readResult('w2', 1, 10, 'float32'), 'MESSAGE_INVALID')).toMatch(/has 12 bytes, 10 float32 values need 48/);
     expectCode(() => c.resultPath('../../etc/passwd', 1), 'MESSAGE_INVALID');
     expectCode(() => c.resultPath('w1/../w2', 1), 'MESSAGE_INVALID');
+  });
+
+  it("create removes directories whose coordinator process is gone, and only those", () => {
+    const root = mkdtempSync(join(tmpdir(), 'dptrain-shm-root-'));
+    const dead = join(root, 'dptrain-999999999-abc'); // no such pid
+    const live = join(root, `dptrain-${process.ppid}-abc`);
+    const other = join(root, 'something-else');
+    for (const d of [dead, live, other]) mkdirSync(d);
+    const c = ShmChannel.create(0, root);
+    if (typeof c === 'string') throw new Error(c);
+    made.push(c);
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect(existsSync(other)).toBe(true);
+    expect(c.dir).toMatch(new RegExp(`dptrain-${process.pid}-`));
   });
 
   it('create says why not when the directory is missing or too small', () => {
