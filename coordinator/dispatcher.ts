@@ -69,7 +69,7 @@ export class Dispatcher {
   private evalSums = { lossSum: 0, correct: 0, count: 0 };
   private params: { version: number; values: Float32Array } = { version: -1, values: new Float32Array(0) };
   /** This version's parameter frame for socket workers and for shared-memory workers, each made on first use. */
-  private paramsFrame: { version: number; bytes: Uint8Array | null; shmBytes: Uint8Array | null } | null = null;
+  private paramsFrame: { version: number; bytes: Uint8Array | null; shmBytes: Uint8Array | null; slot: number } | null = null;
   private recentPhaseMs: number[] = [];
   /** Time spent encoding and sending parameter frames since the caller last read it (takeParamsTiming). */
   private encodeMs = 0;
@@ -125,13 +125,14 @@ export class Dispatcher {
     const { version, values } = this.params;
     if (w.paramsVersion === version) return;
     // Encode once per version; every worker gets the same bytes (or, on this host, the same file).
-    if (this.paramsFrame?.version !== version) this.paramsFrame = { version, bytes: null, shmBytes: null };
+    if (this.paramsFrame?.version !== version) this.paramsFrame = { version, bytes: null, shmBytes: null, slot: -1 };
     const f = this.paramsFrame;
     const t0 = performance.now();
     if (w.shm && this.o.shm && !f.shmBytes) {
       try {
-        this.o.shm.writeParams(version, values, this.o.wireDtype);
-        f.shmBytes = encodeFrame({ t: 'params', version, shm: true });
+        f.slot = this.freeParamsSlot();
+        this.o.shm.writeParams(f.slot, version, values, this.o.wireDtype);
+        f.shmBytes = encodeFrame({ t: 'params', version, shm: f.slot + 1 });
       } catch (e) {
         // A full tmpfs: from now on every worker gets its parameters through the socket.
         this.o.log.warn({ dir: this.o.shm.dir, error: String(e) }, 'shared memory failed; sending parameters through the socket from now on');
@@ -139,7 +140,8 @@ export class Dispatcher {
       }
     }
     const viaShm = w.shm && this.o.shm !== null;
-    if (!viaShm) f.bytes ??= encodeFrame({ t: 'params', version, shm: false }, values, this.o.wireDtype);
+    if (!viaShm) f.bytes ??= encodeFrame({ t: 'params', version, shm: 0 }, values, this.o.wireDtype);
+    else w.shmSlot = f.slot; // it may read the slot until its next result
     const t1 = performance.now();
     this.encodeMs += t1 - t0;
     this.lastEncode = { start: t0, end: t1 };
@@ -147,6 +149,18 @@ export class Dispatcher {
     this.broadcastMs += performance.now() - t1;
     w.paramsVersion = version;
   };
+
+  /**
+   * A parameter slot that no live worker may still be reading: not one sent to a worker that
+   * has not answered since (a stalled worker reads its slot when it wakes, however late).
+   */
+  private freeParamsSlot(): number {
+    const held = new Set<number>();
+    for (const w of this.o.membership.workers.values()) if (w.state !== 'gone' && w.shmSlot >= 0) held.add(w.shmSlot);
+    let k = 0;
+    while (held.has(k)) k++;
+    return k;
+  }
 
   private async run(plan: PhasePlan, deadlineMs: number): Promise<Phase> {
     const o = this.o;
@@ -226,6 +240,7 @@ export class Dispatcher {
   }
 
   private onWorkResult(w: WorkerSession, msg: ShardResult, grads: Float32Array): void {
+    w.shmSlot = -1; // it answers after reading every earlier frame: its parameter slot is free
     const p = this.claim(w, `work:${msg.step}:${msg.micro}`, msg.shard, msg.count);
     if (!p) return;
     if (!allFinite(msg.lossSum, grads) && p.retry(w, msg.shard)) {
@@ -258,6 +273,7 @@ export class Dispatcher {
   }
 
   private onEvalResult(w: WorkerSession, msg: EvalResult): void {
+    w.shmSlot = -1;
     const p = this.claim(w, `eval:${msg.round}`, msg.shard, msg.count);
     if (!p) return;
     p.accept(w, msg.shard, { computeMs: msg.computeMs });

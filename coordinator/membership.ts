@@ -40,6 +40,8 @@ export interface WorkerSession {
   nonce: string;
   /** Payloads to and from this worker go through the shared-memory channel. */
   shm: boolean;
+  /** The parameter slot it was sent and has not yet answered after (it may still read it); -1: none. */
+  shmSlot: number;
 }
 
 export interface DataShape {
@@ -150,6 +152,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       laggingSince: 0,
       nonce: newNonce(),
       shm: false,
+      shmSlot: -1,
     };
     this.workers.set(w.id, w);
     const authTimer = setTimeout(() => {

@@ -70,9 +70,9 @@ function benchAdam(size: number, simd: boolean): number {
 /** GB/s of float32 data through encode and decode (16-bit dtypes move half the bytes for the same tensor). */
 function benchCodec(bytes: number, dtype: WireDtype): { encodeGBps: number; decodeGBps: number } {
   const payload = new Float32Array(bytes / 4).map((_, i) => i);
-  let frame = encodeFrame({ t: 'params', version: 1, shm: false }, payload, dtype);
+  let frame = encodeFrame({ t: 'params', version: 1, shm: 0 }, payload, dtype);
   const enc = timeIt(() => {
-    frame = encodeFrame({ t: 'params', version: 1, shm: false }, payload, dtype);
+    frame = encodeFrame({ t: 'params', version: 1, shm: 0 }, payload, dtype);
   });
   // Decode from an unaligned copy too: the worst case (one copy) is what we report.
   const unaligned = new Uint8Array(frame.length + 1);

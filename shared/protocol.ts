@@ -95,8 +95,8 @@ export interface Welcome {
 export interface Params {
   t: 'params';
   version: number;
-  /** The parameters are in the shared-memory file of this version, not in the payload. */
-  shm: boolean;
+  /** 0: the parameters are this frame's payload; k > 0: they are in shared-memory parameter slot k − 1. */
+  shm: number;
 }
 /** Gradients over positions [from, to) of the shuffled sample stream (see coordinator/sampler). */
 export interface Work {

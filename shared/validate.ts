@@ -21,7 +21,7 @@ const SHAPES: Record<MessageType, Shape> = {
   fault: { message: 'string' },
   challenge: { protocol: 'count', jobId: 'string', nonce: 'string' },
   welcome: { protocol: 'count', workerId: 'string', jobId: 'string', job: 'object', proof: 'string', shm: 'boolean' },
-  params: { version: 'count', shm: 'boolean' },
+  params: { version: 'count', shm: 'count' },
   work: { step: 'count', micro: 'count', shard: 'count', version: 'count', from: 'count', to: 'count' },
   evaluate: { round: 'count', shard: 'count', version: 'count', from: 'count', to: 'count' },
   bye: { reason: 'string' },
@@ -75,7 +75,7 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
     fail('MESSAGE_INVALID', `${t}.to must be greater than ${t}.from`);
   }
   // A payload in shared memory (shared/transport/shm.ts) leaves the frame without one.
-  const elsewhere = (t === 'params' && h.shm === true) || (t === 'result' && (h.shm as number) > 0);
+  const elsewhere = (t === 'params' || t === 'result') && (h.shm as number) > 0;
   if (PAYLOAD_TYPES.has(t as MessageType) && !elsewhere) {
     if (!payload) fail('MESSAGE_INVALID', `${t} must carry a float32 payload`);
     if (ctx.totalParams === null) fail('MESSAGE_INVALID', `${t} arrived before the model was known`);

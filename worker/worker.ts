@@ -156,7 +156,7 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
             return;
           case 'params':
             if (!trainer) return giveUp('params before the job was loaded');
-            trainer.setParams(msg.version, msg.shm ? shmChannel().readParams(msg.version, totalParams!, wireDtype!) : (payload as Float32Array));
+            trainer.setParams(msg.version, msg.shm ? shmChannel().readParams(msg.shm - 1, msg.version, totalParams!, wireDtype!) : (payload as Float32Array));
             timing.decodeMs = performance.now() - t0; // frame decode and validation included
             return;
           case 'work': {

@@ -11,11 +11,12 @@
  * buffer, and files are slots overwritten in place (never truncated or deleted, so tmpfs keeps
  * their pages).
  *
- * Slots: params-<version mod 3>.bin (the coordinator writes each version once, every local
- * worker reads it) and result-<worker>-<seq mod 4>.bin (a worker writes, the coordinator reads).
- * Each file starts with 8 bytes: the version or sequence number it holds, checked on read, so a
- * slot overwritten too early is an error, never a silent wrong tensor. Then the payload as on
- * the wire (wireDtype).
+ * Slots: params-<k>.bin (the coordinator writes each version once into a slot no worker may
+ * still be reading, see dispatcher.ts; every local worker reads it) and
+ * result-<worker>-<seq mod 4>.bin (a worker writes, the coordinator reads at once). Each file
+ * starts with 8 bytes: the version or sequence number it holds, checked on read, so a slot
+ * overwritten too early is an error, never a silent wrong tensor. Then the payload as on the
+ * wire (wireDtype).
  */
 import { closeSync, constants, fstatSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,7 +28,6 @@ export const SHM_ROOT = '/dev/shm';
 
 /** Worker ids are the coordinator's own ("w12"); anything else never names a file. */
 const WORKER_ID = /^w\d{1,9}$/;
-const PARAM_SLOTS = 3;
 const RESULT_SLOTS = 4;
 const HEADER = 8;
 
@@ -78,9 +78,9 @@ export class ShmChannel {
     }
   }
 
-  /** Bytes of files a job keeps here: its parameter slots and `workers` result slots each. */
+  /** Bytes of files a job keeps here: at most one parameter slot per worker plus one, and result slots. */
   static footprint(params: number, workers: number, dtype: WireDtype): number {
-    return (PARAM_SLOTS + RESULT_SLOTS * workers) * (HEADER + params * BYTES_PER_ELEMENT[dtype]);
+    return (workers + 1 + RESULT_SLOTS * workers) * (HEADER + params * BYTES_PER_ELEMENT[dtype]);
   }
 
   /** Remove the directory and its files (at the end of a run). */
@@ -88,8 +88,8 @@ export class ShmChannel {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  paramsPath(version: number): string {
-    return join(this.dir, `params-${version % PARAM_SLOTS}.bin`);
+  paramsPath(slot: number): string {
+    return join(this.dir, `params-${slot}.bin`);
   }
 
   resultPath(workerId: string, seq: number): string {
@@ -98,12 +98,12 @@ export class ShmChannel {
   }
 
   /** Write errors (a full tmpfs) throw; callers fall back to sending the payload in the frame. */
-  writeParams(version: number, values: Float32Array, dtype: WireDtype): void {
-    this.write(this.paramsPath(version), version, values, dtype);
+  writeParams(slot: number, version: number, values: Float32Array, dtype: WireDtype): void {
+    this.write(this.paramsPath(slot), version, values, dtype);
   }
 
-  readParams(version: number, n: number, dtype: WireDtype): Float32Array {
-    return this.read(this.paramsPath(version), version, n, dtype);
+  readParams(slot: number, version: number, n: number, dtype: WireDtype): Float32Array {
+    return this.read(this.paramsPath(slot), version, n, dtype);
   }
 
   writeResult(workerId: string, seq: number, grads: Float32Array, dtype: WireDtype): void {

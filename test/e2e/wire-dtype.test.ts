@@ -1,6 +1,7 @@
 /**
  * --wire-dtype: 16-bit parameters and gradients on the wire halve the bytes per step and train
- * to the same accuracy; the step timeline has the worker-side spans.
+ * to the same accuracy; the step timeline has the worker-side spans. Through the socket
+ * (--no-shared-memory): the bytes on it are what these tests count.
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,7 +12,7 @@ const SPIRALS = join(__dirname, '../../examples/spirals.json');
 
 async function train(dtype: string) {
   const out = tempDir(`wire-${dtype}`);
-  const r = await runCli(['train', '--config', SPIRALS, '--workers', '2', '--steps', '400', '--wire-dtype', dtype, '--out', out]);
+  const r = await runCli(['train', '--config', SPIRALS, '--workers', '2', '--steps', '400', '--wire-dtype', dtype, '--no-shared-memory', '--out', out]);
   expect(r.code, r.stderr).toBe(0);
   return { summary: readSummary(out), metrics: readMetrics(out) as unknown as StepRecord[] };
 }

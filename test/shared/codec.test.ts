@@ -5,7 +5,7 @@ import type { Message } from '../../shared/protocol.js';
 import { Rng } from '../../shared/rng.js';
 import { expectCode } from '../helpers/expect-code.js';
 
-const MSG: Message = { t: 'params', version: 7, shm: false };
+const MSG: Message = { t: 'params', version: 7, shm: 0 };
 
 function bytesOf(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

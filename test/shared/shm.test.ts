@@ -23,21 +23,21 @@ describe('ShmChannel', () => {
     const c = channel();
     c.writeResult('w3', 1, values, 'float32');
     expect(new Uint32Array(c.readResult('w3', 1, values.length, 'float32').slice().buffer)).toEqual(new Uint32Array(values.buffer));
-    c.writeParams(0, values, 'bfloat16');
-    const back = c.readParams(0, values.length, 'bfloat16');
+    c.writeParams(0, 5, values, 'bfloat16');
+    const back = c.readParams(0, 5, values.length, 'bfloat16');
     values.forEach((v, i) => expect(Math.abs(back[i] - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -8));
   });
 
   it('files are a few slots overwritten in place; a slot overwritten before it was read is an error', () => {
     const c = channel();
-    for (let v = 0; v < 7; v++) c.writeParams(v, values, 'float32');
+    for (let v = 0; v < 7; v++) c.writeParams(v % 2, v, values, 'float32');
     for (let s = 1; s <= 9; s++) c.writeResult('w1', s, values.map((x) => x + s), 'float32');
-    expect(readdirSync(c.dir).sort()).toEqual(['params-0.bin', 'params-1.bin', 'params-2.bin', 'result-w1-0.bin', 'result-w1-1.bin', 'result-w1-2.bin', 'result-w1-3.bin']);
+    expect(readdirSync(c.dir).sort()).toEqual(['params-0.bin', 'params-1.bin', 'result-w1-0.bin', 'result-w1-1.bin', 'result-w1-2.bin', 'result-w1-3.bin']);
     expect(c.readResult('w1', 9, values.length, 'float32')[0]).toBe(values[0] + 9);
-    expect(c.readParams(6, values.length, 'float32')[5]).toBe(values[5]);
+    expect(c.readParams(0, 6, values.length, 'float32')[5]).toBe(values[5]);
     // Result 5 shares a slot with result 9, which replaced it.
     expect(expectCode(() => c.readResult('w1', 5, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(/holds #9, expected #5 \(overwritten before it was read\)/);
-    expectCode(() => c.readParams(3, values.length, 'float32'), 'MESSAGE_INVALID');
+    expect(expectCode(() => c.readParams(1, 3, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(/params-1\.bin holds #5, expected #3/);
   });
 
   it('a missing or wrong-sized file, or a worker id that is not ours, is MESSAGE_INVALID naming the file', () => {

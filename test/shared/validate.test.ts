@@ -18,7 +18,7 @@ const TO_COORD: Array<[Message, Float32Array | null]> = [
 const TO_WORKER: Array<[Message, Float32Array | null]> = [
   [{ t: 'challenge', protocol: 1, jobId: 'job-abc', nonce: 'n' }, null],
   [{ t: 'welcome', protocol: 1, workerId: 'w-1', jobId: 'job-abc', job: jobOf(DEFAULT_CONFIG), proof: 'p', shm: false }, null],
-  [{ t: 'params', version: 0, shm: false }, params5()],
+  [{ t: 'params', version: 0, shm: 0 }, params5()],
   [{ t: 'work', step: 0, micro: 1, shard: 2, version: 0, from: 128, to: 192 }, null],
   [{ t: 'evaluate', round: 0, shard: 0, version: 3, from: 0, to: 1 }, null],
   [{ t: 'bye', reason: 'done' }, null],
@@ -132,14 +132,14 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('a payload whose length is not the model parameter count', () => {
-    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: false }, new Float32Array(4)), CTX), 'params');
-    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: false }, new Float32Array(6)), CTX), 'params');
+    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: 0 }, new Float32Array(4)), CTX), 'params');
+    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: 0 }, new Float32Array(6)), CTX), 'params');
     const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
     rejects(() => readFromWorker(encodeFrame(r, new Float32Array(1)), CTX), 'result');
   });
 
   it('a payload type without its payload', () => {
-    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: false }), CTX), 'params must carry');
+    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: 0 }), CTX), 'params must carry');
   });
 
   it('a payload on a message that must not carry one', () => {
@@ -150,7 +150,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   it('a result before the model is known (totalParams null)', () => {
     const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
     rejects(() => readFromWorker(encodeFrame(r, params5()), { totalParams: null }), 'result arrived before the model');
-    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 0, shm: false }, params5()), { totalParams: null }), 'params');
+    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 0, shm: 0 }, params5()), { totalParams: null }), 'params');
   });
 });
 
@@ -159,13 +159,13 @@ describe('payloads in shared memory', () => {
 
   it('a result with shm > 0 or params with shm: true carry no payload', () => {
     expect(readFromWorker(frame({ ...result, shm: 3 }), CTX).payload).toBeNull();
-    expect(readFromCoordinator(frame({ t: 'params', version: 2, shm: true }), CTX).payload).toBeNull();
+    expect(readFromCoordinator(frame({ t: 'params', version: 2, shm: 1 }), CTX).payload).toBeNull();
   });
 
   it('either way round is refused: a payload beside shm, or neither', () => {
     rejects(() => readFromWorker(frame({ ...result, shm: 3 }, params5()), CTX), 'its payload is in shared memory');
     rejects(() => readFromWorker(frame({ ...result, shm: 0 }), CTX), 'result must carry a float32 payload');
-    rejects(() => readFromCoordinator(frame({ t: 'params', version: 2, shm: false }), CTX), 'params must carry');
+    rejects(() => readFromCoordinator(frame({ t: 'params', version: 2, shm: 0 }), CTX), 'params must carry');
     rejects(() => readFromWorker(frame({ ...result, shm: true }), CTX), 'result.shm');
   });
 });

@@ -74,8 +74,8 @@ describe('16-bit frames', () => {
 
   for (const dtype of ['float16', 'bfloat16'] as const) {
     it(`${dtype}: half the payload bytes; decodes to the rounded values at any byte offset`, () => {
-      const f32 = encodeFrame({ t: 'params', version: 1, shm: false }, values);
-      const f16 = encodeFrame({ t: 'params', version: 1, shm: false }, values, dtype);
+      const f32 = encodeFrame({ t: 'params', version: 1, shm: 0 }, values);
+      const f16 = encodeFrame({ t: 'params', version: 1, shm: 0 }, values, dtype);
       expect(f32.length - f16.length).toBe(values.length * 2); // same header and padding, 2 bytes less per value
       const expected = widen(bits16(Array.from(values), dtype), dtype);
       for (const shift of [0, 1, 2, 3]) {
@@ -89,7 +89,7 @@ describe('16-bit frames', () => {
   }
 
   it('an unknown dtype code or a payload of odd bytes is a malformed frame', () => {
-    const f = encodeFrame({ t: 'params', version: 1, shm: false }, values, 'float16');
+    const f = encodeFrame({ t: 'params', version: 1, shm: 0 }, values, 'float16');
     const bad = new Uint8Array(f); // a copy (Buffer.slice would be a view)
     bad[3] = 9;
     expect(expectCode(() => decodeFrame(bad), 'FRAME_MALFORMED')).toMatch(/dtype code 9/);
@@ -104,6 +104,6 @@ describe('16-bit frames', () => {
     expect(readFromWorker(encodeFrame(result, grads, 'bfloat16'), { totalParams: 5, wireDtype: 'bfloat16' }).payload).toEqual(grads);
     const msg = expectCode(() => readFromWorker(encodeFrame(result, grads, 'float32'), { totalParams: 5, wireDtype: 'bfloat16' }), 'MESSAGE_INVALID');
     expect(msg).toMatch(/travels as float32, the job's wireDtype is bfloat16/);
-    expectCode(() => readFromCoordinator(encodeFrame({ t: 'params', version: 0, shm: false }, grads, 'float16'), { totalParams: 5, wireDtype: 'float32' }), 'MESSAGE_INVALID');
+    expectCode(() => readFromCoordinator(encodeFrame({ t: 'params', version: 0, shm: 0 }, grads, 'float16'), { totalParams: 5, wireDtype: 'float32' }), 'MESSAGE_INVALID');
   });
 });
