@@ -63,6 +63,8 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
     process.on('SIGINT', () => log.info('SIGINT: the coordinator will end this worker'));
     process.on('disconnect', () => process.exit(1));
   }
+  // Set by `dptrain train` for its own workers: the coordinator's shared-memory directory.
+  let shmDir = process.env.DPTRAIN_SHM_DIR || undefined;
   let timeoutSec = f.connectTimeout;
   let lostSince = 0; // when the current run of failed sessions began
   let pauseMs = 200;
@@ -70,9 +72,8 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
     const link = await connect(f.connect, timeoutSec, log, tls);
     const began = Date.now();
     log.info({ coordinator: f.connect }, 'connected');
-    // Set by `dptrain train` for its own workers: the coordinator's shared-memory directory.
-    const shmDir = process.env.DPTRAIN_SHM_DIR || undefined;
     const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job, shmDir });
+    if (out.shmFailed) shmDir = undefined; // later sessions use the socket
     if (out.finished) return 0;
     if (out.fatal) throw new DptrainError(out.fatal, out.reason); // one line, and the exit code says which
     // The coordinator went away without a goodbye (crash, restart) or turned us away for now:

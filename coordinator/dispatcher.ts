@@ -20,7 +20,7 @@ export interface DispatcherOptions {
   totalParams: number;
   /** How parameter frames travel (the job's wireDtype). */
   wireDtype: WireDtype;
-  /** Where workers on this host read parameters (see shared/transport/shm.ts); null: all by socket. Dropped on a write error. */
+  /** Where workers on this host read parameters (see shared/transport/shm.ts); null: all by socket. */
   shm: ShmChannel | null;
   /** Fixed shard deadline in ms; 0 = derived from recent phase times. */
   stepTimeoutMs: number;
@@ -88,11 +88,8 @@ export class Dispatcher {
   private abortError: Error | null = null;
   private onAbort: ((e: Error) => void) | null = null;
 
-  private readonly o: DispatcherOptions;
-
-  constructor(options: DispatcherOptions) {
-    this.o = { ...options };
-    const m = options.membership;
+  constructor(private readonly o: DispatcherOptions) {
+    const m = o.membership;
     m.on('ready', (w) => this.phase?.workerReady(w));
     m.on('gone', (w) => this.phase?.workerGone(w));
     m.on('result', (w, msg, grads) => this.onWorkResult(w, msg, grads));
@@ -127,36 +124,52 @@ export class Dispatcher {
     // Encode once per version; every worker gets the same bytes (or, on this host, the same file).
     if (this.paramsFrame?.version !== version) this.paramsFrame = { version, bytes: null, shmBytes: null, slot: -1 };
     const f = this.paramsFrame;
+    const shm = this.o.shm;
     const t0 = performance.now();
-    if (w.shm && this.o.shm && !f.shmBytes) {
+    let encoded = false;
+    if (w.shm && shm?.usable && !f.shmBytes) {
       try {
         f.slot = this.freeParamsSlot();
-        this.o.shm.writeParams(f.slot, version, values, this.o.wireDtype);
+        shm.writeParams(f.slot, version, values, this.o.wireDtype);
         f.shmBytes = encodeFrame({ t: 'params', version, shm: f.slot + 1 });
+        encoded = true;
       } catch (e) {
-        // A full tmpfs: from now on every worker gets its parameters through the socket.
-        this.o.log.warn({ dir: this.o.shm.dir, error: String(e) }, 'shared memory failed; sending parameters through the socket from now on');
-        this.o.shm = null;
+        // A full tmpfs, or the directory gone: from now on everyone gets payloads through the socket.
+        shm.disable(String(e));
+        this.o.log.warn({ dir: shm.dir, error: String(e) }, 'shared memory failed; payloads go through the socket from now on');
       }
     }
-    const viaShm = w.shm && this.o.shm !== null;
-    if (!viaShm) f.bytes ??= encodeFrame({ t: 'params', version, shm: 0 }, values, this.o.wireDtype);
-    else w.shmSlot = f.slot; // it may read the slot until its next result
+    const viaShm = w.shm && f.shmBytes !== null && shm?.usable === true;
+    if (!viaShm && !f.bytes) {
+      f.bytes = encodeFrame({ t: 'params', version, shm: 0 }, values, this.o.wireDtype);
+      encoded = true;
+    }
     const t1 = performance.now();
-    this.encodeMs += t1 - t0;
-    this.lastEncode = { start: t0, end: t1 };
+    if (encoded) {
+      this.encodeMs += t1 - t0;
+      this.lastEncode = { start: t0, end: t1 };
+    }
+    if (viaShm) {
+      // It may read the slot until it answers the request that follows these parameters.
+      w.shmSlot = f.slot;
+      w.shmSlotUntil = w.requests + 1;
+    }
     this.o.membership.sendBytes(w, (viaShm ? f.shmBytes : f.bytes)!);
     this.broadcastMs += performance.now() - t1;
     w.paramsVersion = version;
   };
 
   /**
-   * A parameter slot that no live worker may still be reading: not one sent to a worker that
-   * has not answered since (a stalled worker reads its slot when it wakes, however late).
+   * A parameter slot that no live worker may still be reading. A worker handles frames in
+   * order and answers every request, so once it answered a request sent after a parameter
+   * frame, it has read that frame's slot — however long it stalled, and whatever late results
+   * it sent before.
    */
   private freeParamsSlot(): number {
     const held = new Set<number>();
-    for (const w of this.o.membership.workers.values()) if (w.state !== 'gone' && w.shmSlot >= 0) held.add(w.shmSlot);
+    for (const w of this.o.membership.workers.values()) {
+      if (w.state !== 'gone' && w.shmSlot >= 0 && w.answers < w.shmSlotUntil) held.add(w.shmSlot);
+    }
     let k = 0;
     while (held.has(k)) k++;
     return k;
@@ -240,7 +253,6 @@ export class Dispatcher {
   }
 
   private onWorkResult(w: WorkerSession, msg: ShardResult, grads: Float32Array): void {
-    w.shmSlot = -1; // it answers after reading every earlier frame: its parameter slot is free
     const p = this.claim(w, `work:${msg.step}:${msg.micro}`, msg.shard, msg.count);
     if (!p) return;
     if (!allFinite(msg.lossSum, grads) && p.retry(w, msg.shard)) {
@@ -273,7 +285,6 @@ export class Dispatcher {
   }
 
   private onEvalResult(w: WorkerSession, msg: EvalResult): void {
-    w.shmSlot = -1;
     const p = this.claim(w, `eval:${msg.round}`, msg.shard, msg.count);
     if (!p) return;
     p.accept(w, msg.shard, { computeMs: msg.computeMs });

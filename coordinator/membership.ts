@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { encodeFrame } from '../shared/codec.js';
 import type { JobConfig } from '../shared/config.js';
-import { describeError, fail } from '../shared/errors.js';
+import { describeError, DptrainError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { PROTOCOL_VERSION, type EvalResult, type ShardResult, type ToWorker } from '../shared/protocol.js';
 import type { Link, Listener } from '../shared/transport/transport.js';
@@ -40,8 +40,12 @@ export interface WorkerSession {
   nonce: string;
   /** Payloads to and from this worker go through the shared-memory channel. */
   shm: boolean;
-  /** The parameter slot it was sent and has not yet answered after (it may still read it); -1: none. */
+  /** The parameter slot it was last sent; it may read it until `answers` reaches `shmSlotUntil`. */
   shmSlot: number;
+  shmSlotUntil: number;
+  /** Work and evaluate messages sent, and results answering them: a worker answers each, in order. */
+  requests: number;
+  answers: number;
 }
 
 export interface DataShape {
@@ -103,6 +107,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   send(w: WorkerSession, msg: ToWorker, payload: Float32Array | null = null): void {
+    if (msg.t === 'work' || msg.t === 'evaluate') w.requests++;
     this.sendBytes(w, encodeFrame(msg, payload));
   }
 
@@ -125,6 +130,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const wasReady = w.state === 'ready';
     w.state = 'gone';
     this.workers.delete(w.id);
+    if (w.shm) this.o.shm?.removeResults(w.id);
     if (wasReady) this.emit('gone', w, reason);
   }
 
@@ -153,6 +159,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
       nonce: newNonce(),
       shm: false,
       shmSlot: -1,
+      shmSlotUntil: 0,
+      requests: 0,
+      answers: 0,
     };
     this.workers.set(w.id, w);
     const authTimer = setTimeout(() => {
@@ -199,7 +208,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         // Shared memory only for a worker that offers it and can reach our directory: a local
         // worker of `dptrain train`, which was handed the directory (a worker that claims it
         // falsely cannot read the files and leaves; it never sees another worker's data).
-        const shm = msg.shm && Boolean(this.o.shm);
+        const shm = msg.shm && Boolean(this.o.shm?.usable);
         Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', shm });
         const proof = token === null ? '' : coordinatorProof(token, this.o.jobId, msg.cnonce, w.nonce);
         this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job, proof, shm });
@@ -225,13 +234,19 @@ export class Membership extends EventEmitter<MembershipEvents> {
       }
       case 'result': {
         if (w.state !== 'ready') return this.drop(w, 'invalid: result before ready');
+        w.answers++;
         let grads = payload as Float32Array;
         if (msg.shm > 0) {
+          if (!w.shm || !this.o.shm) return this.drop(w, `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);
           try {
-            if (!w.shm || !this.o.shm) fail('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory');
             grads = this.o.shm.readResult(w.id, msg.shm, this.o.totalParams, this.o.job.wireDtype);
           } catch (e) {
-            return this.drop(w, `invalid message: ${describeError(e)}`);
+            // The directory went away, or a slot was overwritten: stop using shared memory for
+            // everyone, and let this worker reconnect (the reason is not a refusal); its shard
+            // goes to another worker meanwhile.
+            this.o.shm.disable(describeError(e));
+            this.o.log.warn({ worker: w.id, error: describeError(e) }, 'shared memory failed; payloads go through the socket from now on');
+            return this.drop(w, 'shared memory unreadable; reconnect to continue over the socket');
           }
         }
         this.emit('result', w, msg, grads);
@@ -239,6 +254,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       }
       case 'evalResult':
         if (w.state !== 'ready') return this.drop(w, 'invalid: evalResult before ready');
+        w.answers++;
         this.emit('evalResult', w, msg);
         return;
       case 'fault':

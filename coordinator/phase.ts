@@ -101,8 +101,8 @@ export class Phase {
 
   private give(s: ShardRange, w: WorkerSession): void {
     this.asg.assign(s.shard, w);
-    this.sentAt.set(s.shard, performance.now()); // before the params: their transfer is wire time
-    this.ctx.ensureParams(w);
+    this.ctx.ensureParams(w); // its encode and hand-off are timed on their own (encodeMs, broadcastMs)
+    this.sentAt.set(s.shard, performance.now());
     this.ctx.membership.send(w, this.plan.message(s));
     clearTimeout(this.deadlines.get(s.shard));
     const t = setTimeout(() => this.missedDeadline(s, w), this.ctx.deadlineMs);

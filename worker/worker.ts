@@ -37,6 +37,8 @@ export interface WorkerOptions {
 }
 
 export interface WorkerOutcome {
+  /** A shared-memory file could not be read: the next session should not offer shared memory. */
+  shmFailed?: boolean;
   /** True when the coordinator ended the job normally (bye). */
   finished: boolean;
   /** Set when reconnecting cannot help: this worker gave up, or the coordinator refused it. */
@@ -68,6 +70,10 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
   let nonce = '';
   /** Set when the coordinator agrees to pass payloads through its shared-memory directory. */
   let shm: ShmChannel | null = null;
+  /** Results go through shared memory (until a write fails; parameters may still come that way). */
+  let shmResults = false;
+  let shmFailed = false;
+  let closed = false;
   let workerId = '';
   let resultSeq = 0;
   const shmChannel = (): ShmChannel => shm ?? fail('MESSAGE_INVALID', 'a shared-memory payload, but shared memory was not agreed in welcome');
@@ -110,8 +116,9 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
 
   return new Promise<WorkerOutcome>((resolve) => {
     link.onClose((reason) => {
+      closed = true; // frames still queued are not computed: nobody would take their results
       trainer?.dispose();
-      resolve({ finished, fatal: failure?.code ?? refusal(reason), reason: failure?.why ?? reason });
+      resolve({ finished, fatal: failure?.code ?? refusal(reason), reason: failure?.why ?? reason, shmFailed });
     });
     // Frames are handled one at a time, in arrival order: computing a shard is async (GPU reads
     // are), and a params frame must not replace the weights under a shard still being computed.
@@ -121,7 +128,7 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
       queue = queue.then(() => handle(bytes, arrived));
     });
     const handle = async (bytes: Uint8Array, arrived: number): Promise<void> => {
-      if (failure) return;
+      if (failure || closed) return;
       const t0 = performance.now();
       let frame;
       try {
@@ -152,11 +159,26 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
             }
             workerId = msg.workerId;
             shm = msg.shm && o.shmDir ? new ShmChannel(o.shmDir) : null;
+            shmResults = shm !== null;
             await start(msg);
             return;
           case 'params':
             if (!trainer) return giveUp('params before the job was loaded');
-            trainer.setParams(msg.version, msg.shm ? shmChannel().readParams(msg.shm - 1, msg.version, totalParams!, wireDtype!) : (payload as Float32Array));
+            if (msg.shm) {
+              let values: Float32Array;
+              try {
+                values = shmChannel().readParams(msg.shm - 1, msg.version, totalParams!, wireDtype!);
+              } catch (e) {
+                // Not fatal: leave, and come back without shared memory (the coordinator gives
+                // our shard to another worker meanwhile).
+                shmFailed = true;
+                closed = true; // frames queued behind this one are not ours to answer any more
+                log.warn({ error: describeError(e) }, 'shared memory unreadable; reconnecting without it');
+                link.close('shared memory unreadable; reconnecting without it');
+                return;
+              }
+              trainer.setParams(msg.version, values);
+            } else trainer.setParams(msg.version, payload as Float32Array);
             timing.decodeMs = performance.now() - t0; // frame decode and validation included
             return;
           case 'work': {
@@ -168,14 +190,14 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
               computeMs: tSend - t0, decodeMs: timing.decodeMs, encodeMs: timing.lastEncodeMs, busyMs: tSend - arrived, shm: 0,
             };
             timing.decodeMs = 0; // the next shard on these params decodes nothing
-            if (shm) {
+            if (shm && shmResults) {
               try {
                 shm.writeResult(workerId, resultSeq + 1, r.grads, wireDtype!);
                 result.shm = ++resultSeq;
               } catch (e) {
                 // A full tmpfs: this and every later result go through the socket.
                 log.warn({ dir: shm.dir, error: String(e) }, 'shared memory failed; sending gradients through the socket from now on');
-                shm = null;
+                shmResults = false;
               }
             }
             const frame = result.shm ? encodeFrame(result) : encodeFrame(result, r.grads, wireDtype ?? 'float32');

@@ -133,7 +133,12 @@ export function createAdamArena(size: number): AdamArena | null {
   }
   if (!compiled) return null;
   const stride = Math.ceil(size / 4) * 16; // each array starts 16-byte aligned
-  const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil((4 * stride) / 65536)) });
+  let memory: WebAssembly.Memory;
+  try {
+    memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil((4 * stride) / 65536)) });
+  } catch {
+    return null; // past wasm32's 4 GiB (over ~268 M parameters) or out of memory: the scalar loop runs
+  }
   const kernel = new WebAssembly.Instance(compiled, { env: { mem: memory } }).exports.adam as KernelFn;
   const view = (k: number) => new Float32Array(memory.buffer, k * stride, size);
   const simdLength = size - (size % 4);

@@ -15,11 +15,12 @@
  * Slots: params-<k>.bin (the coordinator writes each version once into a slot no worker may
  * still be reading, see dispatcher.ts; every local worker reads it) and
  * result-<worker>-<seq mod 4>.bin (a worker writes, the coordinator reads at once). Each file
- * starts with 8 bytes: the version or sequence number it holds, checked on read, so a slot
- * overwritten too early is an error, never a silent wrong tensor. Then the payload as on the
- * wire (wireDtype).
+ * starts with 8 bytes: the version or sequence number it holds, then the payload as on the wire
+ * (wireDtype). A seqlock makes an early overwrite an error, never a silent wrong tensor: the
+ * writer sets the header to WRITING, writes the payload, then the tag; the reader reads the
+ * whole file, then the header again, and accepts only the expected tag both times.
  */
-import { closeSync, constants, fstatSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { BYTES_PER_ELEMENT, decodeTensor, encodeTensor, type WireDtype } from '../wire-dtype.js';
@@ -29,8 +30,10 @@ export const SHM_ROOT = '/dev/shm';
 
 /** Worker ids are the coordinator's own ("w12"); anything else never names a file. */
 const WORKER_ID = /^w\d{1,9}$/;
-const RESULT_SLOTS = 4;
+const RESULT_SLOTS = 8;
 const HEADER = 8;
+/** Header value while a slot is being written (no version or sequence number is negative). */
+const WRITING = -1;
 
 /** True while a process with this pid exists (signal 0 checks without signalling). */
 function alive(pid: number): boolean {
@@ -49,17 +52,27 @@ function alive(pid: number): boolean {
  * one look gone; its run then loses the files and falls back to the socket, losing nothing.)
  */
 function sweepOrphans(root: string): void {
+  const uid = process.getuid?.();
   for (const name of readdirSync(root)) {
     const m = /^dptrain-(\d+)-/.exec(name);
-    if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) rmSync(join(root, name), { recursive: true, force: true });
+    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    try {
+      if (uid !== undefined && lstatSync(join(root, name)).uid !== uid) continue; // another user's: not ours to remove
+      rmSync(join(root, name), { recursive: true, force: true });
+    } catch {
+      // gone already, or not removable: it is not in our way
+    }
   }
 }
 
 export class ShmChannel {
+  /** Set once a file operation failed: from then on payloads go through the socket. */
+  failed: string | null = null;
   /** Header + encoded payload for writes, reused. */
   private out: Uint8Array = new Uint8Array(0);
   /** Where reads land, reused; a payload read is valid until the next read on this channel. */
   private landing: Uint8Array = new Uint8Array(0);
+  private readonly recheck = new Uint8Array(HEADER);
 
   constructor(readonly dir: string) {}
 
@@ -82,6 +95,20 @@ export class ShmChannel {
   /** Bytes of files a job keeps here: at most one parameter slot per worker plus one, and result slots. */
   static footprint(params: number, workers: number, dtype: WireDtype): number {
     return (workers + 1 + RESULT_SLOTS * workers) * (HEADER + params * BYTES_PER_ELEMENT[dtype]);
+  }
+
+  /** Stop using the channel (both the coordinator's sending and its granting of it to new workers). */
+  disable(why: string): void {
+    this.failed ??= why;
+  }
+
+  get usable(): boolean {
+    return this.failed === null;
+  }
+
+  /** Remove a departed worker's result slots (tmpfs is memory). */
+  removeResults(workerId: string): void {
+    for (let k = 0; k < RESULT_SLOTS; k++) rmSync(this.resultPath(workerId, k), { force: true });
   }
 
   /** Remove the directory and its files (at the end of a run). */
@@ -119,12 +146,15 @@ export class ShmChannel {
     const size = HEADER + values.length * BYTES_PER_ELEMENT[dtype];
     if (this.out.length < size) this.out = new Uint8Array(size);
     const buf = this.out.subarray(0, size);
-    new DataView(buf.buffer).setFloat64(0, tag, true);
+    const header = new DataView(buf.buffer);
+    header.setFloat64(0, WRITING, true);
     encodeTensor(values, dtype, buf.subarray(HEADER));
     // Open without O_TRUNC: the slot keeps its pages; the size never changes within a job.
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
     try {
-      for (let at = 0; at < size; ) at += writeSync(fd, buf, at, size - at, at);
+      for (let at = 0; at < size; ) at += writeSync(fd, buf, at, size - at, at); // header says WRITING
+      header.setFloat64(0, tag, true);
+      writeSync(fd, buf, 0, HEADER, 0); // now the tag: the payload before it is complete
     } finally {
       closeSync(fd);
     }
@@ -144,6 +174,8 @@ export class ShmChannel {
         if (got === 0) fail('MESSAGE_INVALID', `shared-memory payload ${path} ended after ${at} of ${size} bytes`);
         at += got;
       }
+      // The header again: if a writer began while we read, it no longer holds the tag we saw.
+      readSync(fd, this.recheck, 0, HEADER, 0);
     } catch (e) {
       if ((e as { code?: string }).code === 'MESSAGE_INVALID') throw e;
       return fail('MESSAGE_INVALID', `shared-memory payload ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
@@ -151,7 +183,10 @@ export class ShmChannel {
       if (fd !== null) closeSync(fd);
     }
     const held = new DataView(buf.buffer).getFloat64(0, true);
-    if (held !== tag) fail('MESSAGE_INVALID', `shared-memory payload ${path} holds #${held}, expected #${tag} (overwritten before it was read)`);
+    const after = new DataView(this.recheck.buffer).getFloat64(0, true);
+    if (held !== tag || after !== tag) {
+      fail('MESSAGE_INVALID', `shared-memory payload ${path} holds #${held === tag ? after : held}, expected #${tag} (overwritten before it was read)`);
+    }
     return decodeTensor(buf.subarray(HEADER), dtype, n);
   }
 }

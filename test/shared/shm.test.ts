@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -32,11 +32,19 @@ describe('ShmChannel', () => {
     const c = channel();
     for (let v = 0; v < 7; v++) c.writeParams(v % 2, v, values, 'float32');
     for (let s = 1; s <= 9; s++) c.writeResult('w1', s, values.map((x) => x + s), 'float32');
-    expect(readdirSync(c.dir).sort()).toEqual(['params-0.bin', 'params-1.bin', 'result-w1-0.bin', 'result-w1-1.bin', 'result-w1-2.bin', 'result-w1-3.bin']);
+    expect(readdirSync(c.dir).sort()).toEqual(['params-0.bin', 'params-1.bin', ...Array.from({ length: 8 }, (_, k) => `result-w1-${k}.bin`)]);
     expect(c.readResult('w1', 9, values.length, 'float32')[0]).toBe(values[0] + 9);
     expect(c.readParams(0, 6, values.length, 'float32')[5]).toBe(values[5]);
-    // Result 5 shares a slot with result 9, which replaced it.
-    expect(expectCode(() => c.readResult('w1', 5, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(/holds #9, expected #5 \(overwritten before it was read\)/);
+    // Result 1 shares a slot with result 9, which replaced it.
+    expect(expectCode(() => c.readResult('w1', 1, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(/holds #9, expected #1 \(overwritten before it was read\)/);
+    // A slot caught mid-write (header WRITING) is refused too.
+    const path = c.resultPath('w1', 9);
+    const fd = openSync(path, 'r+');
+    writeSync(fd, new Uint8Array(new Float64Array([-1]).buffer), 0, 8, 0);
+    closeSync(fd);
+    expect(expectCode(() => c.readResult('w1', 9, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(/holds #-1, expected #9/);
+    c.removeResults('w1');
+    expect(readdirSync(c.dir).sort()).toEqual(['params-0.bin', 'params-1.bin']);
     expect(expectCode(() => c.readParams(1, 3, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(/params-1\.bin holds #5, expected #3/);
   });
 
