@@ -226,15 +226,6 @@ export class Coordinator {
     return rec;
   }
 
-  private trafficSeen = 0;
-  /** Bytes on the wire since the last call (the last step; an evaluation round's frames count with the step after it). */
-  private trafficDelta(): number {
-    const { in: rx, out: tx } = this.membership.traffic;
-    const d = rx + tx - this.trafficSeen;
-    this.trafficSeen = rx + tx;
-    return d;
-  }
-
   /** One optimizer step: accumulate micro-steps, reduce, clip, Adam. */
   private async step(step: number): Promise<StepRecord> {
     const t0 = performance.now();
@@ -316,7 +307,7 @@ export class Coordinator {
       workerComputeMs: computeMs,
       timeline,
       workerTimeline,
-      wireBytes: this.trafficDelta(),
+      wireBytes: this.membership.takeTraffic(),
       ...acct,
       ...(skipped ? { skipped: true } : {}),
     };

@@ -90,8 +90,17 @@ export class Membership extends EventEmitter<MembershipEvents> {
   readonly workers = new Map<string, WorkerSession>();
   /** Set by the first worker that becomes ready; every later one must match it. */
   data: DataShape | null = null;
-  /** Frame bytes received from and sent to workers, all frames (the step records the difference). */
+  /** Frame bytes received from and sent to workers, all frames. */
   readonly traffic = { in: 0, out: 0 };
+  private trafficSeen = 0;
+
+  /** Bytes on the wire since the last call (a step's; an evaluation round's frames count with the step after it). */
+  takeTraffic(): number {
+    const total = this.traffic.in + this.traffic.out;
+    const d = total - this.trafficSeen;
+    this.trafficSeen = total;
+    return d;
+  }
   private seq = 0;
 
   constructor(

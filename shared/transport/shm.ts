@@ -68,8 +68,10 @@ function sweepOrphans(root: string): void {
 export class ShmChannel {
   /** Set once a file operation failed: from then on payloads go through the socket. */
   failed: string | null = null;
-  /** Header + encoded payload for writes, reused. */
+  /** Encoded 16-bit payloads for writes, reused. */
   private out: Uint8Array = new Uint8Array(0);
+  private readonly headerBytes = new Uint8Array(HEADER);
+  private readonly header = new DataView(this.headerBytes.buffer);
   /** Where reads land, reused; a payload read is valid until the next read on this channel. */
   private landing: Uint8Array = new Uint8Array(0);
   private readonly recheck = new Uint8Array(HEADER);
@@ -143,18 +145,22 @@ export class ShmChannel {
   }
 
   private write(path: string, tag: number, values: Float32Array, dtype: WireDtype): void {
-    const size = HEADER + values.length * BYTES_PER_ELEMENT[dtype];
-    if (this.out.length < size) this.out = new Uint8Array(size);
-    const buf = this.out.subarray(0, size);
-    const header = new DataView(buf.buffer);
-    header.setFloat64(0, WRITING, true);
-    encodeTensor(values, dtype, buf.subarray(HEADER));
+    // float32 is written straight from the caller's array; 16-bit dtypes are encoded into a reused buffer.
+    let payload = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    if (dtype !== 'float32') {
+      const bytes = values.length * BYTES_PER_ELEMENT[dtype];
+      if (this.out.length < bytes) this.out = new Uint8Array(bytes);
+      payload = this.out.subarray(0, bytes);
+      encodeTensor(values, dtype, payload);
+    }
     // Open without O_TRUNC: the slot keeps its pages; the size never changes within a job.
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
     try {
-      for (let at = 0; at < size; ) at += writeSync(fd, buf, at, size - at, at); // header says WRITING
-      header.setFloat64(0, tag, true);
-      writeSync(fd, buf, 0, HEADER, 0); // now the tag: the payload before it is complete
+      this.header.setFloat64(0, WRITING, true);
+      writeSync(fd, this.headerBytes, 0, HEADER, 0);
+      for (let at = 0; at < payload.length; ) at += writeSync(fd, payload, at, payload.length - at, HEADER + at);
+      this.header.setFloat64(0, tag, true);
+      writeSync(fd, this.headerBytes, 0, HEADER, 0); // now the tag: the payload before it is complete
     } finally {
       closeSync(fd);
     }

@@ -7,43 +7,17 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../shared/config.js';
-import { readSummary, readWeights, runCli, tempDir } from '../helpers/cli.js';
+import { readSummary, readWeights, runCli } from '../helpers/cli.js';
 import { maxRelDiff, referenceTrain, tensorRelDiff } from '../helpers/reference.js';
-import { datasetShape } from '../../shared/datasets/index.js';
-import { initParams, layoutModel } from '../../shared/model-spec.js';
+import { equivalenceSetup, EQUIV_JOB } from '../helpers/equivalence-job.js';
 
-const JOB = {
-  seed: 7,
-  data: { name: 'spirals', samples: 600, noise: 0.05 },
-  model: {
-    layers: [
-      { units: 24, activation: 'tanh' },
-      { units: 16, activation: 'relu' },
-      { units: 2, activation: 'linear' },
-    ],
-    loss: 'softmaxCrossEntropy',
-  },
-  steps: 20,
-  batchSize: 50, // 3 workers get shards of 17, 17 and 16
-  evalEvery: 0,
-  optimizer: { lr: 0.01 },
-};
+const JOB = EQUIV_JOB;
 
 describe('N workers equal one process on the full batch', () => {
-  const dir = tempDir('equiv');
-  const configFile = join(dir, 'job.json');
+  const { dir, file: configFile, cfg, slots, init } = equivalenceSetup('equiv');
   let reference: Float32Array;
-  let slots: ReturnType<typeof layoutModel>['params'];
-  let init: Float32Array;
 
   beforeAll(async () => {
-    writeFileSync(configFile, JSON.stringify(JOB));
-    const cfg = parseConfig(JOB);
-    const shape = datasetShape(cfg.data);
-    const layout = layoutModel(cfg.model, shape.inputSize, shape.outputSize);
-    slots = layout.params;
-    init = initParams(layout, cfg.seed);
     reference = await referenceTrain(cfg);
   });
 

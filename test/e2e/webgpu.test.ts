@@ -13,47 +13,20 @@
  * no GPU in the session that wrote this).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../shared/config.js';
-import { datasetShape } from '../../shared/datasets/index.js';
-import { initParams, layoutModel } from '../../shared/model-spec.js';
-import { CLI, readSummary, readWeights, runCli, tempDir } from '../helpers/cli.js';
+import { CLI, readSummary, readWeights, runCli } from '../helpers/cli.js';
 import { referenceTrain, tensorRelDiff } from '../helpers/reference.js';
 import { webgpuEnv, webgpuSkip } from '../helpers/webgpu.js';
+import { equivalenceSetup, EQUIV_JOB } from '../helpers/equivalence-job.js';
 
 const GPU_TOLERANCE = 2e-4;
 
-const JOB = {
-  seed: 7,
-  data: { name: 'spirals', samples: 600, noise: 0.05 },
-  model: {
-    layers: [
-      { units: 24, activation: 'tanh' },
-      { units: 16, activation: 'relu' },
-      { units: 2, activation: 'linear' },
-    ],
-    loss: 'softmaxCrossEntropy',
-  },
-  steps: 20,
-  batchSize: 50,
-  evalEvery: 0,
-  optimizer: { lr: 0.01 },
-};
-
+const JOB = EQUIV_JOB;
 const env = webgpuEnv ?? undefined;
-
-function setup(tag: string, job: object) {
-  const dir = tempDir(tag);
-  const file = join(dir, 'job.json');
-  writeFileSync(file, JSON.stringify(job));
-  const cfg = parseConfig(job);
-  const shape = datasetShape(cfg.data);
-  const layout = layoutModel(cfg.model, shape.inputSize, shape.outputSize);
-  return { dir, file, cfg, slots: layout.params, init: initParams(layout, cfg.seed) };
-}
+const setup = equivalenceSetup;
 
 describe.skipIf(webgpuSkip !== null)('webgpu workers on SwiftShader', () => {
   const children: ChildProcess[] = [];

@@ -1,0 +1,35 @@
+/** The small job the equivalence tests (cpu and webgpu workers) train against a single-process reference. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseConfig } from '../../shared/config.js';
+import { datasetShape } from '../../shared/datasets/index.js';
+import { initParams, layoutModel } from '../../shared/model-spec.js';
+import { tempDir } from './cli.js';
+
+export const EQUIV_JOB = {
+  seed: 7,
+  data: { name: 'spirals', samples: 600, noise: 0.05 },
+  model: {
+    layers: [
+      { units: 24, activation: 'tanh' },
+      { units: 16, activation: 'relu' },
+      { units: 2, activation: 'linear' },
+    ],
+    loss: 'softmaxCrossEntropy',
+  },
+  steps: 20,
+  batchSize: 50, // 3 workers get shards of 17, 17 and 16
+  evalEvery: 0,
+  optimizer: { lr: 0.01 },
+};
+
+/** A run directory with `job` written to job.json, its parsed config, parameter slots and initialization. */
+export function equivalenceSetup(tag: string, job: object = EQUIV_JOB) {
+  const dir = tempDir(tag);
+  const file = join(dir, 'job.json');
+  writeFileSync(file, JSON.stringify(job));
+  const cfg = parseConfig(job);
+  const shape = datasetShape(cfg.data);
+  const layout = layoutModel(cfg.model, shape.inputSize, shape.outputSize);
+  return { dir, file, cfg, slots: layout.params, init: initParams(layout, cfg.seed) };
+}
