@@ -22,7 +22,9 @@ import { Adam } from './optimizers/adam.js';
 import { clipByGlobalNorm } from './optimizers/clip.js';
 import { learningRate } from './optimizers/schedule.js';
 import { eligible } from './phase.js';
-import { meanGradient } from './reducer.js';
+import { jsReduceOps, type ReduceOps } from './reducer.js';
+import { createArena } from './kernels/arena.js';
+import { simdReduceOps } from './kernels/reduce-simd.js';
 import type { RunDir } from './run-dir.js';
 import { summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
 import { stepTimeline } from './timeline.js';
@@ -64,6 +66,8 @@ export class Coordinator {
   private readonly gradBuffer: Float32Array;
   /** The accumulated gradient sum, zeroed and reused every step. */
   private readonly gradSum: Float64Array;
+  /** The passes over gradients: SIMD kernels in the arena shared with Adam, or the scalar loops. */
+  private readonly ops: ReduceOps;
   private readonly cfg: Config;
   private stepsDone = 0;
   private version = 0;
@@ -78,12 +82,15 @@ export class Coordinator {
     this.cfg = o.config;
     const shape = datasetShape(this.cfg.data);
     this.layout = layoutModel(this.cfg.model, shape.inputSize, shape.outputSize);
-    this.adam = new Adam(this.cfg.optimizer, this.layout.totalParams);
-    // Train the optimizer's own arrays in place: no copies in or out of its SIMD memory.
+    // One WebAssembly memory for every array of a step (kernels/arena.ts): Adam trains its
+    // params in place, and results are checked, summed and averaged there by SIMD kernels.
+    const arena = createArena(this.layout.totalParams);
+    this.adam = new Adam(this.cfg.optimizer, this.layout.totalParams, undefined, { arena });
     this.params = this.adam.params;
     this.params.set(initParams(this.layout, this.cfg.seed));
     this.gradBuffer = this.adam.grads;
-    this.gradSum = new Float64Array(this.layout.totalParams);
+    this.gradSum = arena?.sum ?? new Float64Array(this.layout.totalParams);
+    this.ops = (arena && simdReduceOps(arena)) ?? jsReduceOps;
     const flops = denseFlopsPerSample(this.layout);
     this.meter = new ComputeMeter({
       trainFlopsPerSample: flops.training,
@@ -116,6 +123,7 @@ export class Coordinator {
       noWorkerTimeoutMs: Math.max(1, this.cfg.pauseTimeoutSec) * 1000,
       onWasted: (n) => this.meter.wasted(n),
       outlierFactor: this.cfg.outlierFactor,
+      ops: this.ops,
       onAccepted: (w, key, shard, ms, at) => {
         if (o.tracer?.records(this.stepsDone + 1)) o.tracer.span(`worker ${w.id} (${w.host})`, `${key.startsWith('eval') ? 'evaluate' : 'compute'} shard ${shard}`, at - ms, at, { key });
       },
@@ -254,7 +262,8 @@ export class Coordinator {
       this.position += batchSize;
     }
     const tOpt = performance.now();
-    const { grads, finite, sqNorm } = meanGradient(acc, count, this.gradBuffer);
+    const grads = this.gradBuffer;
+    const { finite, sqNorm } = this.ops.mean(acc, count, grads);
     const lr = learningRate(optimizer, step, this.cfg.steps);
     const skipped = !finite || !Number.isFinite(lossSum);
     let gradNorm = NaN;
@@ -267,6 +276,7 @@ export class Coordinator {
       this.adam.apply(this.params, grads, lr);
       this.version++;
       this.dispatcher.setParams(this.version, this.params);
+      this.dispatcher.pushParams();
     }
     this.stepsDone = step + 1;
     const tEnd = performance.now();

@@ -10,8 +10,8 @@ import type { WireDtype } from '../shared/wire-dtype.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
 import type { EvalResult, ShardResult } from '../shared/protocol.js';
 import type { Membership, WorkerSession } from './membership.js';
-import { Phase, type PhasePlan, type PhaseStats } from './phase.js';
-import { ShardReducer } from './reducer.js';
+import { eligible, Phase, type PhasePlan, type PhaseStats } from './phase.js';
+import { jsReduceOps, ShardReducer, type ReduceOps } from './reducer.js';
 import { median } from './summary.js';
 
 export interface DispatcherOptions {
@@ -35,6 +35,8 @@ export interface DispatcherOptions {
    * well-formed gradients, not a proof: see the README's threat model.
    */
   outlierFactor: number;
+  /** The gradient passes (SIMD kernels in the coordinator's arena, or the scalar loops). */
+  ops?: ReduceOps;
 }
 
 /** Shards whose per-sample gradient norm forms the outlier baseline, and how many are needed first. */
@@ -55,17 +57,14 @@ const WARMUP_DEADLINE_MS = 60_000;
 const MIN_DEADLINE_MS = 3_000;
 const DEADLINE_FACTOR = 10;
 
-function allFinite(lossSum: number, grads: Float32Array): boolean {
-  let check = lossSum * 0;
-  for (let i = 0; i < grads.length; i++) check += grads[i] * 0; // NaN if any entry is NaN/±Inf
-  return check === 0;
-}
-
 export class Dispatcher {
   readonly counters: DispatchCounters = { stale: 0, reassigned: 0, recomputed: 0, outliers: 0 };
   private norms: number[] = [];
   private phase: Phase | null = null;
   private reducer: ShardReducer | null = null;
+  private readonly ops: ReduceOps;
+  /** Copies of early shards, kept across steps (see ShardReducer). */
+  private readonly spare: Float32Array[] = [];
   private evalSums = { lossSum: 0, correct: 0, count: 0 };
   private params: { version: number; values: Float32Array } = { version: -1, values: new Float32Array(0) };
   /** This version's parameter frame for socket workers and for shared-memory workers, each made on first use. */
@@ -89,6 +88,7 @@ export class Dispatcher {
   private onAbort: ((e: Error) => void) | null = null;
 
   constructor(private readonly o: DispatcherOptions) {
+    this.ops = o.ops ?? jsReduceOps;
     const m = o.membership;
     m.on('ready', (w) => this.phase?.workerReady(w));
     m.on('gone', (w) => this.phase?.workerGone(w));
@@ -99,6 +99,14 @@ export class Dispatcher {
   /** The parameters workers must hold for the next phase (a view; not copied until sent). */
   setParams(version: number, values: Float32Array): void {
     this.params = { version, values };
+  }
+
+  /**
+   * Send the current parameters to every eligible worker now, rather than with its next shard:
+   * they decode while the coordinator does its step bookkeeping, off the critical path.
+   */
+  pushParams(): void {
+    for (const w of eligible(this.o.membership)) this.ensureParams(w);
   }
 
   /** Fail the phase in flight (and any later one) with `e`. */
@@ -198,7 +206,7 @@ export class Dispatcher {
         from,
         to,
         begin: (shards) => {
-          this.reducer = new ShardReducer(shards, acc);
+          this.reducer = new ShardReducer(shards, acc, this.ops, this.spare);
           this.reduceMs = 0;
         },
         message: (s) => ({ t: 'work', step, micro, shard: s.shard, version, from: s.from, to: s.to }),
@@ -252,10 +260,11 @@ export class Dispatcher {
     return p;
   }
 
-  private onWorkResult(w: WorkerSession, msg: ShardResult, grads: Float32Array): void {
+  private onWorkResult(w: WorkerSession, msg: ShardResult, payload: Float32Array): void {
     const p = this.claim(w, `work:${msg.step}:${msg.micro}`, msg.shard, msg.count);
     if (!p) return;
-    if (!allFinite(msg.lossSum, grads) && p.retry(w, msg.shard)) {
+    const grads = this.ops.land(payload);
+    if (!(Number.isFinite(msg.lossSum) && this.ops.allFinite(grads)) && p.retry(w, msg.shard)) {
       this.counters.recomputed++;
       this.o.onWasted(msg.count);
       return;

@@ -5,12 +5,14 @@
  * — so a run matches a single-process TF.js reference to float32 rounding. Every intermediate
  * is rounded with Math.fround because TF.js stores each op's result as float32.
  *
- * The optimizer owns its parameter, gradient and moment arrays in one WebAssembly memory
- * (`params` and `grads`), where a SIMD kernel (adam-simd.ts) runs the same ops four lanes at a
- * time, bit for bit; the coordinator trains those arrays in place. Arrays from elsewhere are
- * copied in and out. Without WebAssembly SIMD the scalar loop below does the whole update.
+ * The optimizer keeps its parameter, gradient and moment arrays in a WebAssembly memory (an
+ * arena, ../kernels/arena.ts, which the coordinator shares with its reduce kernels), where a
+ * SIMD kernel (adam-simd.ts) runs the same ops four lanes at a time, bit for bit; the
+ * coordinator trains those arrays in place. Arrays from elsewhere are copied in and out.
+ * Without WebAssembly SIMD the scalar loop below does the whole update.
  */
-import { createAdamArena, type AdamArena } from './adam-simd.js';
+import { adamKernel, type AdamKernel } from '../kernels/adam-simd.js';
+import { createArena, type Arena } from '../kernels/arena.js';
 
 const f = Math.fround;
 
@@ -35,16 +37,18 @@ export class Adam {
   /** Parameters and gradients to train in place (no copies); any other arrays work too. */
   readonly params: Float32Array;
   readonly grads: Float32Array;
-  private readonly arena: AdamArena | null;
+  private readonly kernel: AdamKernel | null;
 
+  /** opts.arena: train that arena's arrays (the coordinator's); opts.simd false: the scalar loop on plain arrays. */
   constructor(
     private readonly hyper: AdamHyper,
     size: number,
     state?: AdamState,
-    opts: { simd?: boolean } = {},
+    opts: { simd?: boolean; arena?: Arena | null } = {},
   ) {
-    this.arena = opts.simd === false ? null : createAdamArena(size);
-    const a = this.arena;
+    if (opts.arena && opts.arena.size !== size) throw new Error(`Adam: an arena of ${opts.arena.size} parameters for an optimizer of ${size}`);
+    const a = opts.simd === false ? null : (opts.arena ?? createArena(size));
+    this.kernel = a && adamKernel(a);
     this.params = a?.params ?? new Float32Array(size);
     this.grads = a?.grads ?? new Float32Array(size);
     this.state = { m: a?.m ?? new Float32Array(size), v: a?.v ?? new Float32Array(size), accBeta1: f(hyper.beta1), accBeta2: f(hyper.beta2), step: 0 };
@@ -62,7 +66,7 @@ export class Adam {
 
   /** Whether the SIMD kernel runs (false: WebAssembly SIMD unavailable, or turned off). */
   get simd(): boolean {
-    return this.arena !== null;
+    return this.kernel !== null;
   }
 
   /** Apply one update in place: params ← params − lr·m̂/(√v̂ + ε) (− lr·wd·params for AdamW). */
@@ -95,9 +99,9 @@ export class Adam {
       for (let i = 0; i < params.length; i++) params[i] = params[i] * decay; // stored as float32
     }
     let from = 0;
-    if (this.arena) {
-      this.arena.run(b1, b2, oneMinusB1, oneMinusB2, oneMinusAcc1, oneMinusAcc2, eps, negLr);
-      from = this.arena.simdLength;
+    if (this.kernel) {
+      this.kernel.run(b1, b2, oneMinusB1, oneMinusB2, oneMinusAcc1, oneMinusAcc2, eps, negLr);
+      from = this.kernel.simdLength;
     }
     // One fused pass (the whole array, or the tail the kernel leaves). Stores into Float32Arrays
     // round like TF.js's per-op float32 results; Math.fround does the same for intermediates.

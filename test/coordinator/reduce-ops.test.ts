@@ -1,0 +1,141 @@
+/**
+ * One conformance suite for every ReduceOps implementation: the scalar loops (the reference)
+ * and the WebAssembly SIMD kernels in an arena. Hand-worked values first, then bit-for-bit
+ * agreement with the reference on sizes that leave every possible tail.
+ */
+import { describe, expect, it } from 'vitest';
+import { createArena, type Arena } from '../../coordinator/kernels/arena.js';
+import { simdReduceOps } from '../../coordinator/kernels/reduce-simd.js';
+import { jsReduceOps, ShardReducer, type ReduceOps } from '../../coordinator/reducer.js';
+import { Rng } from '../../shared/rng.js';
+
+interface Impl {
+  ops: ReduceOps;
+  /** Arrays the implementation can work on (the arena's, for the kernels). */
+  sum(n: number): Float64Array;
+  out(n: number): Float32Array;
+}
+
+function simdImpl(size: number): Impl {
+  const arena = createArena(size) as Arena;
+  const ops = simdReduceOps(arena);
+  if (!ops) throw new Error('WebAssembly SIMD is unavailable on this Node.js');
+  return { ops, sum: (n) => arena.sum.subarray(0, n).fill(0), out: (n) => arena.grads.subarray(0, n) };
+}
+
+const IMPLS: Array<[string, (size: number) => Impl]> = [
+  ['scalar loops', () => ({ ops: jsReduceOps, sum: (n) => new Float64Array(n), out: (n) => new Float32Array(n) })],
+  ['SIMD kernels', simdImpl],
+];
+
+const bits = (a: Float32Array | Float64Array) => Array.from(a, (x) => (Object.is(x, -0) ? '-0' : String(x)));
+
+describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
+  it('folds float32 values into a float64 sum exactly (worked by hand)', () => {
+    const { ops, sum } = make(8);
+    const acc = sum(5);
+    // 2^24 + 1 is not a float32, but is a float64: the sum keeps the 1 that float32 would lose.
+    ops.fold(new Float32Array([16777216, 1, -0.5, 3, 0.1]), acc);
+    ops.fold(new Float32Array([1, 0, 0.25, -3, 0.2]), acc);
+    expect(Array.from(acc)).toEqual([16777217, 1, -0.25, 0, Math.fround(0.1) + Math.fround(0.2)]);
+  });
+
+  it('divides by the count, rounds once to float32, and returns the squared norm (worked by hand)', () => {
+    const { ops, sum, out } = make(8);
+    const acc = sum(3);
+    acc.set([10, -3, 1]);
+    const o = out(3);
+    const m = ops.mean(acc, 4, o);
+    // 10/4 = 2.5, −3/4 = −0.75, 1/4 = 0.25; 6.25 + 0.5625 + 0.0625 = 6.875
+    expect(Array.from(o)).toEqual([2.5, -0.75, 0.25]);
+    expect(m).toEqual({ finite: true, sqNorm: 6.875 });
+    acc.set([1, 0, 0]);
+    ops.mean(acc, 3, o);
+    expect(o[0]).toBe(Math.fround(1 / 3));
+  });
+
+  it.each([NaN, Infinity, -Infinity, 1e300])('mean flags a non-finite entry (%s) wherever it sits', (bad) => {
+    const { ops, sum, out } = make(16);
+    for (let at = 0; at < 7; at++) {
+      const acc = sum(7);
+      acc.fill(1);
+      acc[at] = bad; // 1e300 is finite in float64 but overflows float32 to Infinity
+      expect(ops.mean(acc, 1, out(7)).finite, `at ${at}`).toBe(false);
+    }
+  });
+
+  it.each([NaN, Infinity, -Infinity])('allFinite finds %s in every position, tails included', (bad) => {
+    const { ops } = make(16);
+    for (let n = 1; n <= 11; n++) {
+      const g = new Float32Array(n).fill(-2.5);
+      expect(ops.allFinite(g), `n ${n} clean`).toBe(true);
+      for (let at = 0; at < n; at++) {
+        g[at] = bad;
+        expect(ops.allFinite(g), `n ${n} at ${at}`).toBe(false);
+        g[at] = -2.5;
+      }
+    }
+  });
+
+  it('agrees bit for bit with the scalar loops on every tail length', () => {
+    const rng = new Rng(11);
+    for (const n of [1, 2, 3, 4, 5, 7, 8, 9, 1023, 4099]) {
+      const { ops, sum, out } = make(4099);
+      const shards = Array.from({ length: 3 }, () => Float32Array.from({ length: n }, () => (rng.next() - 0.5) * 10 ** rng.int(12)));
+      const want = new Float64Array(n);
+      const acc = sum(n);
+      for (const g of shards) {
+        jsReduceOps.fold(g, want);
+        ops.fold(ops.land(g), acc);
+      }
+      expect(bits(acc), `sum, n ${n}`).toEqual(bits(want));
+      const wantOut = new Float32Array(n);
+      const ref = jsReduceOps.mean(want, 384, wantOut);
+      const o = out(n);
+      const got = ops.mean(acc, 384, o);
+      expect(bits(o), `mean, n ${n}`).toEqual(bits(wantOut));
+      expect(got.finite).toBe(true);
+      // The kernels sum squares in two lanes: the same value up to float64 rounding.
+      expect(Math.abs(got.sqNorm - ref.sqNorm)).toBeLessThanOrEqual(1e-12 * ref.sqNorm);
+    }
+  });
+
+  it('land gives the same values, and a copy that a reused buffer cannot change after folding', () => {
+    const { ops, sum } = make(4);
+    const buf = new Float32Array([1, 2, 3]);
+    const landed = ops.land(buf);
+    expect(Array.from(landed)).toEqual([1, 2, 3]);
+    const acc = sum(3);
+    ops.fold(landed, acc);
+    buf.set([100, 200, 300]);
+    expect(Array.from(acc)).toEqual([1, 2, 3]);
+  });
+
+  it('drives ShardReducer to the same sum for every arrival order', () => {
+    const n = 37;
+    const rng = new Rng(3);
+    const shards = Array.from({ length: 4 }, () => Float32Array.from({ length: n }, () => (rng.next() - 0.5) * 10 ** rng.int(20)));
+    const ref = new Float64Array(n);
+    for (const g of shards) jsReduceOps.fold(g, ref);
+    const { ops, sum } = make(n);
+    const spare: Float32Array[] = [];
+    for (const order of [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]]) {
+      const acc = sum(n);
+      const r = new ShardReducer(4, acc, ops, spare);
+      // Each payload arrives through land(), as the dispatcher passes it (a view that the next land overwrites).
+      for (const s of order) expect(r.add(s, ops.land(shards[s]), s, 1)).toBe(true);
+      expect(r.totals()).toEqual({ lossSum: 6, count: 4 });
+      expect(bits(acc), `order ${order.join('')}`).toEqual(bits(ref));
+    }
+    expect(spare.length).toBeLessThanOrEqual(3); // copies are reused across phases, not made anew
+  });
+});
+
+describe('SIMD reduce kernels', () => {
+  it('refuse arrays outside their arena rather than read the wrong memory', () => {
+    const { ops } = simdImpl(4);
+    expect(() => ops.fold(new Float32Array(4), new Float64Array(4))).toThrow(/not in the arena/);
+    expect(() => ops.mean(new Float64Array(4), 1, new Float32Array(4))).toThrow(/not in the arena/);
+    expect(() => ops.land(new Float32Array(5))).toThrow(/5 values for an arena of 4/);
+  });
+});
