@@ -15,7 +15,7 @@ import type { Listener } from '../shared/transport/transport.js';
 import { ComputeMeter, type StepAccounting } from './accounting.js';
 import { configHash, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import { Dispatcher } from './dispatcher.js';
-import type { Tracer } from './trace.js';
+import { traceStep, type Tracer } from './trace.js';
 import { jobIdOf, Membership, type WorkerSession } from './membership.js';
 import { exportLayersModel } from './model-export.js';
 import { Adam } from './optimizers/adam.js';
@@ -27,7 +27,7 @@ import { createArena } from './kernels/arena.js';
 import { simdReduceOps } from './kernels/reduce-simd.js';
 import type { RunDir } from './run-dir.js';
 import { summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
-import { stepTimeline } from './timeline.js';
+import { StepTally, stepTimeline } from './timeline.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
 
 export interface CoordinatorOptions {
@@ -64,8 +64,10 @@ export class Coordinator {
   private readonly dispatcher: Dispatcher;
   /** The mean gradient of the step, reused every step (Adam's own array: no copy into the optimizer). */
   private readonly gradBuffer: Float32Array;
-  /** The accumulated gradient sum, zeroed and reused every step. */
+  /** The accumulated gradient sum, reused every step (the mean leaves it zeroed). */
   private readonly gradSum: Float64Array;
+  /** The next step's first shards, sent as soon as a step's parameters went out (see prefetch). */
+  private prefetched: { step: number; t0: number; work: ReturnType<Dispatcher['work']> } | null = null;
   /** The passes over gradients: SIMD kernels in the arena shared with Adam, or the scalar loops. */
   private readonly ops: ReduceOps;
   private readonly cfg: Config;
@@ -175,6 +177,7 @@ export class Coordinator {
 
   /** Checkpoint, say goodbye, and end the run with INTERRUPTED (after requestStop). */
   private stop(): never {
+    this.dispatcher.abort(new DptrainError('INTERRUPTED', `${this.stopRequest}`)); // a prefetched step's shards are not waited for
     const path = this.checkpoint();
     this.membership.closeAll(`coordinator stopped: ${this.stopRequest}`);
     return fail('INTERRUPTED', `${this.stopRequest}: stopped after step ${this.stepsDone}${path ? `; checkpoint written, continue with --resume ${this.o.runDir!.path}` : ''}`);
@@ -234,33 +237,37 @@ export class Coordinator {
     return rec;
   }
 
+  /**
+   * Send the next step's first shards now, before this step's metrics are written, so workers
+   * go from the new parameters straight to their next shard — unless something else must
+   * happen first: an evaluation, a stop, the budget's end, too few workers, the last step.
+   */
+  private prefetch(next: number): void {
+    const { steps, evalEvery, batchSize, accumulate, minWorkers } = this.cfg;
+    if (next >= steps || this.stopRequest || (evalEvery > 0 && next % evalEvery === 0)) return;
+    if (this.meter.stopsBefore(batchSize * accumulate) || eligible(this.membership).length < minWorkers) return;
+    const t0 = performance.now();
+    const work = this.dispatcher.work(next, 0, this.position, this.position + batchSize, this.gradSum);
+    work.catch(() => {}); // awaited by the next step; until then a rejection is not unhandled
+    this.prefetched = { step: next, t0, work };
+    this.o.onStepStart?.(next + 1);
+  }
+
   /** One optimizer step: accumulate micro-steps, reduce, clip, Adam. */
   private async step(step: number): Promise<StepRecord> {
-    const t0 = performance.now();
+    const pre = this.prefetched?.step === step ? this.prefetched : null;
+    this.prefetched = null;
+    const t0 = pre?.t0 ?? performance.now();
     const { batchSize, accumulate, optimizer } = this.cfg;
-    const acc = this.gradSum.fill(0);
-    const computeMs: Record<string, number> = {};
-    const samplesBy: Record<string, number> = {};
-    const spans = { decodeMs: {} as Record<string, number>, encodeMs: {} as Record<string, number>, wireMs: {} as Record<string, number> };
-    let lossSum = 0;
-    let count = 0;
-    let workers = 0;
-    let reduceMs = 0;
+    const acc = this.gradSum; // zero: the last step's mean consumed it
+    const tally = new StepTally();
     for (let micro = 0; micro < accumulate; micro++) {
-      const pending = this.dispatcher.work(step, micro, this.position, this.position + batchSize, acc);
-      if (micro === 0) this.o.onStepStart?.(step + 1);
-      const r = await pending;
-      reduceMs += r.reduceMs;
-      lossSum += r.lossSum;
-      count += r.count;
-      workers = Math.max(workers, r.stats.shards);
-      for (const [id, ms] of Object.entries(r.stats.computeMs)) computeMs[id] = (computeMs[id] ?? 0) + ms;
-      for (const [id, n] of Object.entries(r.stats.samples)) samplesBy[id] = (samplesBy[id] ?? 0) + n;
-      for (const k of ['decodeMs', 'encodeMs', 'wireMs'] as const) {
-        for (const [id, ms] of Object.entries(r.stats[k])) spans[k][id] = (spans[k][id] ?? 0) + ms;
-      }
+      const pending = micro === 0 && pre ? pre.work : this.dispatcher.work(step, micro, this.position, this.position + batchSize, acc);
+      if (micro === 0 && !pre) this.o.onStepStart?.(step + 1);
+      tally.add(await pending);
       this.position += batchSize;
     }
+    const { lossSum, count, computeMs, reduceMs } = tally;
     const tOpt = performance.now();
     const grads = this.gradBuffer;
     const { finite, sqNorm } = this.ops.mean(acc, count, grads);
@@ -283,27 +290,22 @@ export class Coordinator {
     const optimizerMs = tEnd - tOpt;
     const stepMs = tEnd - t0;
     const tr = this.o.tracer;
-    if (tr?.records(step + 1)) {
-      tr.span('coordinator', `step ${step + 1}`, t0, tEnd, { loss: lossSum / count });
-      tr.span('coordinator', 'shards in flight (reduced as they arrive)', t0, tOpt, { reduceMs });
-      tr.span('coordinator', 'optimizer (mean, clip, Adam)', tOpt, tEnd);
-      const enc = this.dispatcher.lastEncode;
-      if (enc && enc.start >= t0) tr.span('coordinator', 'encode parameters', enc.start, enc.end);
-    }
-    const { timeline, workerTimeline } = stepTimeline(stepMs, computeMs, spans, this.dispatcher.takeParamsTiming(), reduceMs, optimizerMs);
+    if (tr?.records(step + 1)) traceStep(tr, step + 1, { start: t0, optimizer: tOpt, end: tEnd }, lossSum / count, reduceMs, this.dispatcher.lastEncode);
+    const { timeline, workerTimeline } = stepTimeline(stepMs, computeMs, tally.spans, this.dispatcher.takeParamsTiming(), reduceMs, optimizerMs);
     let acct: StepAccounting;
     if (skipped) {
       this.meter.wasted(count);
       acct = this.meter.idle();
     } else {
-      const work = Object.keys(samplesBy).map((id) => ({
+      const work = Object.keys(tally.samples).map((id) => ({
         id,
-        samples: samplesBy[id],
+        samples: tally.samples[id],
         computeMs: computeMs[id] ?? 0,
         peakFlops: this.peakOf(this.membership.workers.get(id) ?? this.departed.get(id)),
       }));
       acct = this.meter.step(count, stepMs, work);
     }
+    this.prefetch(step + 1);
     return {
       step: step + 1,
       epoch: this.position / this.data.trainSize,
@@ -313,7 +315,7 @@ export class Coordinator {
       samples: count,
       stepMs,
       samplesPerSec: (count * 1000) / stepMs,
-      workers,
+      workers: tally.workers,
       workerComputeMs: computeMs,
       timeline,
       workerTimeline,

@@ -13,7 +13,8 @@ export interface ReduceOps {
   /**
    * Mean gradient: the float64 sum divided by the sample count, rounded once to float32, written
    * into `out` (reused across steps). In the same pass: whether every entry is finite (a diverged
-   * step is skipped) and the squared L2 norm (for clipping and the metrics).
+   * step is skipped), the squared L2 norm (for clipping and the metrics), and the sum set back
+   * to zero, ready for the next step (no separate pass to clear it).
    */
   mean(sum: Float64Array, count: number, out: Float32Array): { finite: boolean; sqNorm: number };
 }
@@ -33,6 +34,7 @@ export const jsReduceOps: ReduceOps = {
     let sq = 0;
     for (let i = 0; i < out.length; i++) {
       out[i] = sum[i] / count;
+      sum[i] = 0;
       const r = out[i]; // read back: the float32-rounded value (1e300 becomes Infinity here)
       check += r * 0; // stays 0 unless some entry is NaN or ±Infinity
       sq += r * r;
@@ -98,9 +100,4 @@ export class ShardReducer {
     if (!this.complete) throw new Error('ShardReducer.totals before all shards arrived');
     return { lossSum: this.loss, count: this.samples };
   }
-}
-
-/** Mean gradient into `out` (see ReduceOps.mean), with the scalar loop. */
-export function meanGradient(sum: Float64Array, count: number, out: Float32Array = new Float32Array(sum.length)): { grads: Float32Array; finite: boolean; sqNorm: number } {
-  return { grads: out, ...jsReduceOps.mean(sum, count, out) };
 }

@@ -2,9 +2,36 @@
  * Assemble one step's timeline from the coordinator's own spans and what each worker reported
  * (see StepTimeline in summary.ts for what every entry means).
  */
+import type { PhaseStats } from './phase.js';
 import type { StepTimeline, WorkerStepTimeline } from './summary.js';
 
 type PerWorker = Record<string, number>;
+
+const addInto = (to: PerWorker, from: PerWorker) => {
+  for (const [id, x] of Object.entries(from)) to[id] = (to[id] ?? 0) + x;
+};
+
+/** What a step's work phases (one per micro-step) add up to, per worker and in all. */
+export class StepTally {
+  lossSum = 0;
+  count = 0;
+  /** The most shards (workers) any micro-step was split into. */
+  workers = 0;
+  reduceMs = 0;
+  readonly computeMs: PerWorker = {};
+  readonly samples: PerWorker = {};
+  readonly spans = { decodeMs: {} as PerWorker, encodeMs: {} as PerWorker, wireMs: {} as PerWorker };
+
+  add(r: { lossSum: number; count: number; stats: PhaseStats; reduceMs: number }): void {
+    this.lossSum += r.lossSum;
+    this.count += r.count;
+    this.reduceMs += r.reduceMs;
+    this.workers = Math.max(this.workers, r.stats.shards);
+    addInto(this.computeMs, r.stats.computeMs);
+    addInto(this.samples, r.stats.samples);
+    for (const k of ['decodeMs', 'encodeMs', 'wireMs'] as const) addInto(this.spans[k], r.stats[k]);
+  }
+}
 
 const maxOf = (rec: PerWorker) => Math.max(0, ...Object.values(rec));
 

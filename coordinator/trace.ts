@@ -50,6 +50,14 @@ export class Tracer {
 }
 
 /** "10:30" → steps 10 to 30. */
+/** The coordinator's spans of one step: the whole, the shards in flight, the optimizer, the parameter encode. */
+export function traceStep(tr: Tracer, step: number, t: { start: number; optimizer: number; end: number }, loss: number, reduceMs: number, encode: { start: number; end: number } | null): void {
+  tr.span('coordinator', `step ${step}`, t.start, t.end, { loss });
+  tr.span('coordinator', 'shards in flight (reduced as they arrive)', t.start, t.optimizer, { reduceMs });
+  tr.span('coordinator', 'optimizer (mean, clip, Adam)', t.optimizer, t.end);
+  if (encode && encode.start >= t.start) tr.span('coordinator', 'encode parameters', encode.start, encode.end);
+}
+
 export function parseTraceSteps(v: string): [number, number] {
   const m = /^(\d+):(\d+)$/.exec(v);
   if (!m || Number(m[1]) < 1 || Number(m[2]) < Number(m[1])) throw new Error('expected FROM:TO steps, e.g. 10:30');

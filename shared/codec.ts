@@ -36,10 +36,12 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: fal
 
 const align4 = (n: number) => (n + 3) & ~3;
 
-export function encodeFrame(msg: Message, payload: Float32Array | null = null, dtype: WireDtype = 'float32'): Uint8Array {
+export function encodeFrame(msg: Message, payload: Float32Array | readonly Float32Array[] | null = null, dtype: WireDtype = 'float32'): Uint8Array {
   const header = packr.pack(msg);
   const payloadAt = align4(PREFIX + header.length);
-  const payloadBytes = payload ? payload.length * BYTES_PER_ELEMENT[dtype] : 0;
+  // A payload may come in parts (a worker's gradient tensors, read where they lie): one tensor on the wire.
+  const parts = payload === null ? [] : payload instanceof Float32Array ? [payload] : payload;
+  const payloadBytes = parts.reduce((n, p) => n + p.length, 0) * BYTES_PER_ELEMENT[dtype];
   // No zero-fill of megabytes we overwrite at once (the prefix and padding are zeroed below);
   // allocUnsafeSlow, not allocUnsafe: a buffer of its own at offset 0, never a slice of Node's pool.
   const frame: Uint8Array = Buffer.allocUnsafeSlow(payloadAt + payloadBytes);
@@ -50,7 +52,11 @@ export function encodeFrame(msg: Message, payload: Float32Array | null = null, d
   frame[3] = payload ? DTYPE_CODE[dtype] : 0;
   new DataView(frame.buffer, frame.byteOffset, frame.byteLength).setUint32(4, header.length, true);
   frame.set(header, PREFIX);
-  if (payload) encodeTensor(payload, dtype, frame.subarray(payloadAt));
+  let at = payloadAt;
+  for (const p of parts) {
+    encodeTensor(p, dtype, frame.subarray(at));
+    at += p.length * BYTES_PER_ELEMENT[dtype];
+  }
   return frame;
 }
 

@@ -11,6 +11,7 @@ import { correctCount, forward, lossSum } from '../shared/model-graph.js';
 import type { ModelLayout } from '../shared/model-spec.js';
 import { paramView } from '../shared/model-spec.js';
 import { Sampler } from '../shared/sampler.js';
+import { heapViews, joinParts } from './tensor-memory.js';
 
 /** Rows per forward pass during evaluation: bounds memory on large test splits. */
 const EVAL_CHUNK = 2048;
@@ -19,6 +20,15 @@ export interface GradResult {
   grads: Float32Array;
   lossSum: number;
   count: number;
+}
+
+/** A shard's gradient sum as consecutive parts of the flat vector, in layout order. */
+export interface GradParts {
+  /** Views into tensor memory (wasm) or one array read back (other backends): valid until release(). */
+  parts: Float32Array[];
+  lossSum: number;
+  count: number;
+  release(): void;
 }
 
 export interface EvalSums {
@@ -61,18 +71,43 @@ export class Trainer {
    * (webgpu) can only read tensors back with data(), not dataSync().
    */
   async gradients(from: number, to: number): Promise<GradResult> {
+    const r = await this.gradientParts(from, to);
+    try {
+      const grads = r.parts.length === 1 ? r.parts[0].slice() : joinParts(r.parts); // a copy: the parts go with release()
+      return { grads, lossSum: r.lossSum, count: r.count };
+    } finally {
+      r.release();
+    }
+  }
+
+  /**
+   * The same sums, left where they are: on wasm, views of the gradient tensors in the heap (no
+   * concat, no read-back into fresh memory; see tensor-memory.ts), which the caller writes out
+   * and then releases. Other backends read one flat array back with data().
+   */
+  async gradientParts(from: number, to: number): Promise<GradParts> {
     const rows = this.sampler.rows(from, to);
-    const [loss, flat] = tf.tidy(() => {
+    const [loss, ...grads] = tf.tidy(() => {
       const { x, y } = this.batch('train', rows);
       const f = (...ps: tf.Tensor[]) => lossSum(this.layout, forward(this.layout, ps, x), y);
       const { value, grads } = tf.valueAndGrads(f)(this.params);
-      return [value, tf.concat(grads.map((g) => g.reshape([-1])))] as const;
+      return [value, ...grads];
     });
+    const release = () => tf.dispose([loss, ...grads]);
     try {
-      const [grads, lossData] = (await Promise.all([flat.data(), loss.data()])) as [Float32Array, Float32Array];
-      return { grads, lossSum: lossData[0], count: rows.length };
-    } finally {
-      tf.dispose([loss, flat]);
+      const lossSum = (await loss.data())[0];
+      const views = heapViews(grads); // after the last await: nothing allocates before the caller uses them
+      if (views) return { parts: views, lossSum, count: rows.length, release };
+      const flat = tf.tidy(() => tf.concat(grads.map((g) => g.reshape([-1]))));
+      try {
+        return { parts: [(await flat.data()) as Float32Array], lossSum, count: rows.length, release: () => {} };
+      } finally {
+        flat.dispose();
+        release();
+      }
+    } catch (e) {
+      release();
+      throw e;
     }
   }
 

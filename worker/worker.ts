@@ -183,31 +183,36 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
             return;
           case 'work': {
             if (!trainer || trainer.version !== msg.version) return giveUp(`work for params v${msg.version}, holding v${trainer?.version ?? 'none'}`);
-            const r = await trainer.gradients(msg.from, msg.to);
+            const r = await trainer.gradientParts(msg.from, msg.to);
             const tSend = performance.now();
-            const result: ShardResult = {
-              t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, count: r.count,
-              computeMs: tSend - t0, decodeMs: timing.decodeMs, encodeMs: timing.lastEncodeMs, busyMs: tSend - arrived, shm: 0,
-            };
-            timing.decodeMs = 0; // the next shard on these params decodes nothing
-            if (shm && shmResults) {
-              try {
-                shm.writeResult(workerId, resultSeq + 1, r.grads, wireDtype!);
-                result.shm = ++resultSeq;
-              } catch (e) {
-                // A full tmpfs: this and every later result go through the socket.
-                log.warn({ dir: shm.dir, error: String(e) }, 'shared memory failed; sending gradients through the socket from now on');
-                shmResults = false;
+            let frame: Uint8Array;
+            try {
+              const result: ShardResult = {
+                t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, count: r.count,
+                computeMs: tSend - t0, decodeMs: timing.decodeMs, encodeMs: timing.lastEncodeMs, busyMs: tSend - arrived, shm: 0,
+              };
+              timing.decodeMs = 0; // the next shard on these params decodes nothing
+              if (shm && shmResults) {
+                try {
+                  shm.writeResult(workerId, resultSeq + 1, r.parts, wireDtype!);
+                  result.shm = ++resultSeq;
+                } catch (e) {
+                  // A full tmpfs: this and every later result go through the socket.
+                  log.warn({ dir: shm.dir, error: String(e) }, 'shared memory failed; sending gradients through the socket from now on');
+                  shmResults = false;
+                }
               }
+              frame = result.shm ? encodeFrame(result) : encodeFrame(result, r.parts, wireDtype ?? 'float32');
+            } finally {
+              r.release(); // the parts may be views of tensor memory: written out above, now freed
             }
-            const frame = result.shm ? encodeFrame(result) : encodeFrame(result, r.grads, wireDtype ?? 'float32');
             timing.lastEncodeMs = performance.now() - tSend;
             link.send(frame);
             return;
           }
           case 'evaluate': {
             if (!trainer || trainer.version !== msg.version) return giveUp(`evaluate for params v${msg.version}, holding v${trainer?.version ?? 'none'}`);
-                    const r = await trainer.evaluate(msg.from, msg.to);
+            const r = await trainer.evaluate(msg.from, msg.to);
             send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: r.lossSum, correct: r.correct, count: r.count, computeMs: performance.now() - t0 });
             return;
           }

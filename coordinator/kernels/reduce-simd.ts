@@ -13,7 +13,7 @@
  *
  *   finite(src, end) → i32          1 if no float32 in [src, end) is NaN or ±Infinity
  *   fold(src, dst, end)             float64 dst[i] += float32 src[i], two at a time
- *   mean(sum, out, end, count) → f64  out[i] = float32(sum[i] / count); returns Σ out[i]²
+ *   mean(sum, out, end, count) → f64  out[i] = float32(sum[i] / count), sum[i] = 0; returns Σ out[i]²
  * Addresses are bytes; each kernel covers whole vectors and leaves the tail to the caller.
  */
 import {
@@ -46,17 +46,18 @@ const FOLD: Func = {
   ]),
 };
 
-// mean(sum 0, out 1, end 2, count 3) locals: 4 count splat, 5 squares, 6 rounded pair, 7 widened.
+// mean(sum 0, out 1, end 2, count 3) locals: 4 count splat, 5 squares, 6 rounded pair, 7 widened, 8 zero.
 const MEAN: Func = {
   name: 'mean',
   params: [I32, I32, I32, F64],
   results: [F64],
-  locals: [[4, V128]],
+  locals: [[5, V128]],
   code: [
     ...get(3), ...F64X2_SPLAT, ...set(4),
     ...loop(0, 2, 16, [
       ...get(1), ...get(0), ...V128_LOAD, ...get(4), ...F64X2_DIV, ...F32X4_DEMOTE_F64X2_ZERO, LOCAL_TEE, 6, ...V128_STORE64_LANE0,
       ...get(6), ...F64X2_PROMOTE_LOW_F32X4, LOCAL_TEE, 7, ...get(7), ...F64X2_MUL, ...get(5), ...F64X2_ADD, ...set(5),
+      ...get(0), ...get(8), ...V128_STORE, // the sum is consumed: zero for the next step
       ...get(1), ...i32(8), I32_ADD, ...set(1),
     ]),
     ...get(5), ...F64X2_EXTRACT_LANE(0), ...get(5), ...F64X2_EXTRACT_LANE(1), F64_ADD,

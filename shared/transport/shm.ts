@@ -136,7 +136,8 @@ export class ShmChannel {
     return this.read(this.paramsPath(slot), version, n, dtype);
   }
 
-  writeResult(workerId: string, seq: number, grads: Float32Array, dtype: WireDtype): void {
+  /** `grads` may come in parts (consecutive pieces of the flat vector), written one after another. */
+  writeResult(workerId: string, seq: number, grads: Float32Array | readonly Float32Array[], dtype: WireDtype): void {
     this.write(this.resultPath(workerId, seq), seq, grads, dtype);
   }
 
@@ -144,21 +145,30 @@ export class ShmChannel {
     return this.read(this.resultPath(workerId, seq), seq, n, dtype);
   }
 
-  private write(path: string, tag: number, values: Float32Array, dtype: WireDtype): void {
-    // float32 is written straight from the caller's array; 16-bit dtypes are encoded into a reused buffer.
-    let payload = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  private write(path: string, tag: number, values: Float32Array | readonly Float32Array[], dtype: WireDtype): void {
+    // float32 is written straight from the caller's arrays; 16-bit dtypes are encoded into a reused buffer.
+    let payloads = (values instanceof Float32Array ? [values] : values).map((v) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
     if (dtype !== 'float32') {
-      const bytes = values.length * BYTES_PER_ELEMENT[dtype];
+      const parts = values instanceof Float32Array ? [values] : values;
+      const bytes = parts.reduce((n, p) => n + p.length, 0) * BYTES_PER_ELEMENT[dtype];
       if (this.out.length < bytes) this.out = new Uint8Array(bytes);
-      payload = this.out.subarray(0, bytes);
-      encodeTensor(values, dtype, payload);
+      let at = 0;
+      for (const p of parts) {
+        encodeTensor(p, dtype, this.out.subarray(at));
+        at += p.length * BYTES_PER_ELEMENT[dtype];
+      }
+      payloads = [this.out.subarray(0, bytes)];
     }
     // Open without O_TRUNC: the slot keeps its pages; the size never changes within a job.
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
     try {
       this.header.setFloat64(0, WRITING, true);
       writeSync(fd, this.headerBytes, 0, HEADER, 0);
-      for (let at = 0; at < payload.length; ) at += writeSync(fd, payload, at, payload.length - at, HEADER + at);
+      let pos = HEADER;
+      for (const payload of payloads) {
+        for (let at = 0; at < payload.length; ) at += writeSync(fd, payload, at, payload.length - at, pos + at);
+        pos += payload.length;
+      }
       this.header.setFloat64(0, tag, true);
       writeSync(fd, this.headerBytes, 0, HEADER, 0); // now the tag: the payload before it is complete
     } finally {

@@ -49,6 +49,7 @@ describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
     // 10/4 = 2.5, −3/4 = −0.75, 1/4 = 0.25; 6.25 + 0.5625 + 0.0625 = 6.875
     expect(Array.from(o)).toEqual([2.5, -0.75, 0.25]);
     expect(m).toEqual({ finite: true, sqNorm: 6.875 });
+    expect(Array.from(acc)).toEqual([0, 0, 0]); // consumed: ready for the next step's sum
     acc.set([1, 0, 0]);
     ops.mean(acc, 3, o);
     expect(o[0]).toBe(Math.fround(1 / 3));
@@ -90,10 +91,11 @@ describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
       }
       expect(bits(acc), `sum, n ${n}`).toEqual(bits(want));
       const wantOut = new Float32Array(n);
-      const ref = jsReduceOps.mean(want, 384, wantOut);
+      const ref = jsReduceOps.mean(want.slice(), 384, wantOut);
       const o = out(n);
       const got = ops.mean(acc, 384, o);
       expect(bits(o), `mean, n ${n}`).toEqual(bits(wantOut));
+      expect(acc.every((x) => x === 0), `sum consumed, n ${n}`).toBe(true);
       expect(got.finite).toBe(true);
       // The kernels sum squares in two lanes: the same value up to float64 rounding.
       expect(Math.abs(got.sqNorm - ref.sqNorm)).toBeLessThanOrEqual(1e-12 * ref.sqNorm);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { meanGradient, ShardReducer } from '../../coordinator/reducer.js';
+import { ShardReducer } from '../../coordinator/reducer.js';
 import { Rng } from '../../shared/rng.js';
 
 const SHARDS = 5;
@@ -111,22 +111,5 @@ describe('ShardReducer', () => {
     r.add(0, new Float32Array([1.5, -2]), 3, 4);
     expect(r.totals()).toEqual({ lossSum: 3, count: 4 });
     expect(Array.from(acc)).toEqual([11.5, 8]);
-  });
-});
-
-describe('meanGradient', () => {
-  it('divides by the count and rounds once to float32', () => {
-    const m = meanGradient(new Float64Array([10, -3, 1]), 4);
-    expect(m.grads).toBeInstanceOf(Float32Array);
-    // 10/4 = 2.5, −3/4 = −0.75, 1/4 = 0.25
-    expect(Array.from(m.grads)).toEqual([2.5, -0.75, 0.25]);
-    expect(m.finite).toBe(true);
-    const third = meanGradient(new Float64Array([1]), 3);
-    expect(third.grads[0]).toBe(Math.fround(1 / 3));
-  });
-
-  it.each([NaN, Infinity, -Infinity, 1e300])('flags a non-finite entry (%s) so the step is skipped', (bad) => {
-    // 1e300 is finite in float64 but overflows float32 to Infinity.
-    expect(meanGradient(new Float64Array([1, bad, 2]), 1).finite).toBe(false);
   });
 });

@@ -30,6 +30,13 @@ function nastyFloats(n: number, seed: number): Float32Array {
 
 
 describe('encodeFrame / decodeFrame round trip', () => {
+  it.each(['float32', 'float16', 'bfloat16'] as const)('a payload given in parts encodes to the same bytes as the whole (%s)', (dtype) => {
+    const whole = nastyFloats(1001, 5);
+    const parts = [whole.subarray(0, 3), whole.subarray(3, 3), whole.subarray(3, 998), whole.subarray(998)];
+    expect(encodeFrame(MSG, parts, dtype)).toEqual(encodeFrame(MSG, whole, dtype));
+    expect(encodeFrame(MSG, [whole], dtype)).toEqual(encodeFrame(MSG, whole, dtype));
+  });
+
   it('a frame without a payload, or with an empty one, decodes to payload null', () => {
     for (const f of [encodeFrame(MSG), encodeFrame(MSG, new Float32Array(0))]) {
       const { header, payload } = decodeFrame(f);

@@ -28,6 +28,16 @@ describe('ShmChannel', () => {
     values.forEach((v, i) => expect(Math.abs(back[i] - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -8));
   });
 
+  it.each(['float32', 'float16', 'bfloat16'] as const)('a result written in parts reads back as the whole written at once (%s)', (dtype) => {
+    const c = channel();
+    const parts = [values.subarray(0, 1), values.subarray(1, 500), values.subarray(500, 501), values.subarray(501)];
+    c.writeResult('w2', 1, values, dtype);
+    const whole = c.readResult('w2', 1, values.length, dtype).slice();
+    c.writeResult('w2', 2, parts, dtype);
+    const fromParts = c.readResult('w2', 2, values.length, dtype);
+    expect(new Uint32Array(fromParts.slice().buffer)).toEqual(new Uint32Array(whole.buffer));
+  });
+
   it('files are a few slots overwritten in place; a slot overwritten before it was read is an error', () => {
     const c = channel();
     for (let v = 0; v < 7; v++) c.writeParams(v % 2, v, values, 'float32');
