@@ -64,9 +64,14 @@ export function softwareReason(s: AdapterSummary): string | null {
   return named ? `"${named}" names a software renderer` : null;
 }
 
-/** "google swiftshader (SwiftShader driver 5.0.0)": vendor, architecture and description. */
+/**
+ * "google swiftshader (SwiftShader driver 5.0.0)": vendor, architecture and description. Where
+ * the architecture is empty the device takes its place: NVIDIA's driver (580, on an H200)
+ * reports none, and its description is only the driver version, so the device names the GPU:
+ * "nvidia nvidia-h200 (NVIDIA: 580.159.04 580.159.4.0)".
+ */
 export function adapterLabel(s: AdapterSummary): string {
-  const name = [s.vendor, s.architecture].filter(Boolean).join(' ') || 'unknown adapter';
+  const name = [s.vendor, s.architecture || s.device].filter(Boolean).join(' ') || 'unknown adapter';
   const detail = s.description || s.device;
   return detail ? `${name} (${detail})` : name;
 }
@@ -124,7 +129,7 @@ async function describe(adapter: GpuAdapterLike): Promise<AdapterSummary> {
 /** The high-performance adapter Dawn offers, described; or why there is none. */
 export async function findAdapter(): Promise<FoundAdapter | string> {
   if (!gpu) {
-    if (vulkanLoaderMissing()) return 'no Vulkan loader (libvulkan.so.1) on this host: install the GPU\'s Vulkan driver and libvulkan1';
+    if (vulkanLoaderMissing()) return 'no Vulkan loader (libvulkan.so.1) on this host: install libvulkan1 (and the GPU\'s Vulkan driver, if it has none)';
     const dawn = await loadDawn();
     if (typeof dawn === 'string') return dawn;
     // Dawn's WebGPU classes (GPUBufferUsage, GPUMapMode, …) are globals in a browser; TF.js uses them so.

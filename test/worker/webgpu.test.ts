@@ -20,10 +20,12 @@ const LIMITS = { maxBufferSize: 1 << 30, maxStorageBufferBindingSize: 1 << 30, m
 const adapter = (o: Partial<AdapterSummary>): AdapterSummary => ({ vendor: '', architecture: '', device: '', description: '', fallback: false, limits: LIMITS, ...o });
 
 describe('software adapters', () => {
-  it('a GPU is not software', () => {
-    const h200 = adapter({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H200: 560.35' });
+  it('a GPU is not software; its label names it', () => {
+    // As Dawn reported an H200 with NVIDIA's driver 580 (scripts/gpu-check.ts on the device machine).
+    const h200 = adapter({ vendor: 'nvidia', architecture: '', device: 'nvidia-h200', description: 'NVIDIA: 580.159.04 580.159.4.0' });
     expect(softwareReason(h200)).toBeNull();
-    expect(adapterLabel(h200)).toBe('nvidia hopper (NVIDIA H200: 560.35)');
+    expect(adapterLabel(h200)).toBe('nvidia nvidia-h200 (NVIDIA: 580.159.04 580.159.4.0)');
+    expect(adapterLabel(adapter({ vendor: 'amd', architecture: 'rdna-3', device: 'x', description: 'AMD Radeon' }))).toBe('amd rdna-3 (AMD Radeon)');
   });
 
   it('SwiftShader as Dawn reports it (fallback flag and name)', () => {
