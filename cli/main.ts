@@ -15,7 +15,7 @@ import { intFlag, numFlag, parseListen } from './flags.js';
 import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
 import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
-import { parseWorkerList, scaleCommand } from './scale-cmd.js';
+import { parseBatchList, parseWorkerList, scaleCommand } from './scale-cmd.js';
 import type { JobFlags } from './flags.js';
 
 function jobOptions(cmd: Command): Command {
@@ -102,13 +102,13 @@ export function buildProgram(): Command {
     .option('-c, --config <file>', 'job config (JSON)')
     .requiredOption('-w, --workers <list>', 'worker counts to measure, e.g. 1,2,4', parseWorkerList)
     .addOption(new Option('--mode <m>', 'strong: fixed global batch; weak: fixed batch per worker').choices(['strong', 'weak']).default('weak'))
-    .option('--per-worker-batch <n>', 'batch per worker in weak mode (default: the config batchSize)', intFlag)
+    .option('--per-worker-batch <list>', 'batches per worker to sweep in weak mode, e.g. 64,128 (default: the config batchSize)', parseBatchList)
     .option('--steps <n>', 'steps per point (the first 10% are warm-up)', intFlag)
     .option('--batch-size <n>', 'global batch (strong) or default per-worker batch (weak)', intFlag)
     .addOption(backendOption())
     .addOption(softwareGpuOption())
     .option('--out <dir>', 'where scale.json, scale.md and the plots go (default runs/scale-<timestamp>)')
-    .action(async (f: JobFlags & { workers: number[]; mode: 'strong' | 'weak'; perWorkerBatch?: number }) => {
+    .action(async (f: JobFlags & { workers: number[]; mode: 'strong' | 'weak'; perWorkerBatch?: number[] }) => {
       const { workers, ...rest } = f;
       process.exitCode = await scaleCommand({ ...rest, workerCounts: workers });
     });

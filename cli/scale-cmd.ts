@@ -1,9 +1,10 @@
 /**
  * `dptrain scale`: how throughput grows with workers, in one command. For each worker count it
  * runs `dptrain train` on this machine (strong scaling: the global batch stays fixed; weak: the
- * batch per worker stays fixed), takes the median samples/s after warm-up and the step
- * timeline, and measures in the same run the single-process TF.js baseline for the same model,
- * batch and backend. Writes scale.json, scale.md and SVG plots into --out.
+ * batch per worker stays fixed, optionally for several per-worker batches), takes the median
+ * samples/s after warm-up and the step timeline, and measures in the same run the
+ * single-process TF.js baseline for the same model, batch and backend (one per per-worker
+ * batch). Writes scale.json, scale.md and SVG plots into --out.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,24 +23,30 @@ export interface ScaleFlags extends JobFlags {
   workers?: never;
   workerCounts: number[];
   mode: 'strong' | 'weak';
-  /** Batch per worker in weak mode (default: the config's batchSize). */
-  perWorkerBatch?: number;
+  /** Batches per worker to sweep in weak mode (default: the config's batchSize). */
+  perWorkerBatch?: number[];
 }
 
 export interface ScaleRow {
   workers: number;
   globalBatch: number;
+  /** The batch each worker gets (weak mode); null in strong mode, where it is globalBatch ÷ workers. */
+  perWorkerBatch: number | null;
   samplesPerSec: number;
+  /** Against the single-process baseline at this row's 1-worker batch. */
   speedup: number;
   efficiency: number;
   timeline: RunSummary['timeline'];
 }
 
-export function parseWorkerList(v: string): number[] {
+function parseList(flag: string, v: string, max: number, example: string): number[] {
   const xs = v.split(',').map((s) => Number(s.trim()));
-  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1 || x > 64)) fail('CONFIG_INVALID', `--workers ${v}: expected a list like 1,2,4`);
+  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1 || x > max)) fail('CONFIG_INVALID', `${flag} ${v}: expected a list like ${example}`);
   return [...new Set(xs)].sort((a, b) => a - b);
 }
+
+export const parseWorkerList = (v: string): number[] => parseList('--workers', v, 64, '1,2,4');
+export const parseBatchList = (v: string): number[] => parseList('--per-worker-batch', v, 1 << 20, '64,128,256');
 
 function runTrain(args: string[]): Promise<void> {
   return new Promise((res, rej) =>
@@ -50,50 +57,59 @@ function runTrain(args: string[]): Promise<void> {
 }
 
 export async function scaleCommand(f: ScaleFlags): Promise<number> {
+  if (f.mode === 'strong' && (f.perWorkerBatch?.length ?? 0) > 0) fail('CONFIG_INVALID', '--per-worker-batch is for --mode weak; in strong mode the global batch is --batch-size');
   const cfg = resolveConfig({ ...f, workers: undefined });
   const out = resolve(f.out ?? join('runs', `scale-${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}`));
   mkdirSync(out, { recursive: true });
-  const perWorker = f.perWorkerBatch ?? cfg.batchSize;
-  const batchFor = (n: number) => (f.mode === 'strong' ? cfg.batchSize : perWorker * n);
+  const perWorker = f.perWorkerBatch ?? [cfg.batchSize];
+  const weak = f.mode === 'weak';
   const job = join(out, 'job.json');
   writeFileSync(job, JSON.stringify({ ...cfg, out: null, evalEvery: 0, checkpointEvery: 0 }));
 
   const backend = await selectBackend(cfg.backend, { allowSoftwareGpu: cfg.allowSoftwareGpu });
-  // The baseline trains on what one worker gets at the smallest count: the global batch of a
-  // 1-worker run, so speed-up = samples/s(N) ÷ samples/s(single process, batch(1)).
-  const baseBatch = batchFor(1);
-  process.stderr.write(`scale: baseline (single process, ${backend.name}, batch ${baseBatch})…\n`);
-  const baseline = await baselineSamplesPerSec(cfg, baseBatch, Math.max(20, Math.min(cfg.steps, 60)));
+  const baselines: Array<{ batch: number; samplesPerSec: number }> = [];
   const rows: ScaleRow[] = [];
-  for (const n of f.workerCounts) {
-    const dir = join(out, `workers-${n}`);
-    process.stderr.write(`scale: ${n} worker${n > 1 ? 's' : ''}, global batch ${batchFor(n)}…\n`);
-    await runTrain(['--config', job, '--workers', String(n), '--batch-size', String(batchFor(n)), '--backend', backend.name, '--out', dir]);
-    const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as RunSummary;
-    const sps = s.samplesPerSec ?? 0;
-    rows.push({ workers: n, globalBatch: batchFor(n), samplesPerSec: sps, speedup: sps / baseline, efficiency: sps / (n * baseline), timeline: s.timeline });
+  for (const b of weak ? perWorker : [cfg.batchSize]) {
+    const batchFor = (n: number) => (weak ? b * n : cfg.batchSize);
+    // The baseline trains on what one worker gets at the smallest count: the global batch of a
+    // 1-worker run, so speed-up = samples/s(N) ÷ samples/s(single process, batch(1)).
+    process.stderr.write(`scale: baseline (single process, ${backend.name}, batch ${b})…\n`);
+    const baseline = await baselineSamplesPerSec(cfg, b, Math.max(20, Math.min(cfg.steps, 60)));
+    baselines.push({ batch: b, samplesPerSec: baseline });
+    for (const n of f.workerCounts) {
+      const dir = join(out, perWorker.length > 1 ? `batch-${b}-workers-${n}` : `workers-${n}`);
+      process.stderr.write(`scale: ${n} worker${n > 1 ? 's' : ''}, global batch ${batchFor(n)}…\n`);
+      await runTrain(['--config', job, '--workers', String(n), '--batch-size', String(batchFor(n)), '--backend', backend.name, '--out', dir]);
+      const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as RunSummary;
+      const sps = s.samplesPerSec ?? 0;
+      rows.push({ workers: n, globalBatch: batchFor(n), perWorkerBatch: weak ? b : null, samplesPerSec: sps, speedup: sps / baseline, efficiency: sps / (n * baseline), timeline: s.timeline });
+    }
   }
-  const result = { mode: f.mode, backend: backend.name, steps: cfg.steps, baseline: { samplesPerSec: baseline, batch: baseBatch }, rows };
+  const result = { mode: f.mode, backend: backend.name, steps: cfg.steps, baseline: baselines[0], baselines, rows };
   writeFileSync(join(out, 'scale.json'), JSON.stringify(result, null, 2) + '\n');
   const md = [
-    `| workers | global batch | samples/s | speed-up | efficiency | step overhead | wire | codec |`,
-    `| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
-    ...rows.map((r) => `| ${r.workers} | ${r.globalBatch} | ${r.samplesPerSec.toFixed(0)} | ${r.speedup.toFixed(2)}× | ${r.efficiency.toFixed(2)} | ${pct(r.timeline.overheadShare)} | ${pct(r.timeline.wireShare)} | ${pct(r.timeline.codecShare)} |`),
+    `| workers | batch per worker | global batch | samples/s | speed-up | efficiency | step overhead | wire | codec |`,
+    `| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    ...rows.map((r) => `| ${r.workers} | ${r.perWorkerBatch ?? '–'} | ${r.globalBatch} | ${r.samplesPerSec.toFixed(0)} | ${r.speedup.toFixed(2)}× | ${r.efficiency.toFixed(2)} | ${pct(r.timeline.overheadShare)} | ${pct(r.timeline.wireShare)} | ${pct(r.timeline.codecShare)} |`),
     '',
-    `Baseline: single-process TF.js (${backend.name}, tf.train.adam, batch ${baseBatch}): ${baseline.toFixed(0)} samples/s. Mode: ${f.mode} scaling.`,
+    `Baseline: single-process TF.js (${backend.name}, tf.train.adam): ${baselines.map((x) => `batch ${x.batch}, ${x.samplesPerSec.toFixed(0)} samples/s`).join('; ')}. Mode: ${f.mode} scaling.`,
     'Shares are medians over steps of: step time minus the slowest compute (overhead); frames in flight, parameters down and gradients up (wire); encoding and decoding them (codec).',
   ].join('\n');
   writeFileSync(join(out, 'scale.md'), md + '\n');
-  const ideal = rows.map((r) => [r.workers, r.workers * baseline] as [number, number]);
+  // One series per per-worker batch (one in strong mode).
+  const series = baselines.map((base) => {
+    const own = rows.filter((r) => r.perWorkerBatch === (weak ? base.batch : null));
+    return { name: weak && baselines.length > 1 ? `${base.batch} per worker` : 'dptrain', base: base.samplesPerSec, own };
+  });
   writeFileSync(join(out, 'throughput.svg'), lineChart(`Throughput (${f.mode} scaling, ${backend.name})`, 'workers', 'samples/s', [
-    { name: 'dptrain', points: rows.map((r) => [r.workers, r.samplesPerSec]) },
-    { name: 'ideal (N × single process)', points: ideal, dashed: true },
+    ...series.map((s) => ({ name: s.name, points: s.own.map((r) => [r.workers, r.samplesPerSec] as [number, number]) })),
+    ...series.map((s) => ({ name: `ideal${series.length > 1 ? `, ${s.name}` : ' (N × single process)'}`, points: s.own.map((r) => [r.workers, r.workers * s.base] as [number, number]), dashed: true })),
   ]));
-  writeFileSync(join(out, 'efficiency.svg'), lineChart('Scaling efficiency', 'workers', 'efficiency', [{ name: 'dptrain', points: rows.map((r) => [r.workers, r.efficiency]) }]));
+  writeFileSync(join(out, 'efficiency.svg'), lineChart('Scaling efficiency', 'workers', 'efficiency', series.map((s) => ({ name: s.name, points: s.own.map((r) => [r.workers, r.efficiency] as [number, number]) }))));
   writeFileSync(
     join(out, 'breakdown.svg'),
     stackedBars('Where a step goes (median ms)', 'workers', 'ms', rows.map((r) => ({
-      label: String(r.workers),
+      label: baselines.length > 1 ? `${r.workers}×${r.perWorkerBatch}` : String(r.workers),
       parts: breakdown(r.timeline),
     }))),
   );

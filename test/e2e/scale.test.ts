@@ -5,32 +5,45 @@ import { describe, expect, it } from 'vitest';
 import { runCli, tempDir } from '../helpers/cli.js';
 
 describe('dptrain scale', () => {
-  it('measures each worker count and the baseline, and writes scale.json, scale.md and SVG plots', async () => {
+  it('measures each worker count at each per-worker batch against its own baseline, and writes scale.json, scale.md and SVG plots', async () => {
     const out = join(tempDir('scale'), 'out');
-    const r = await runCli(['scale', '--config', join(__dirname, '../../examples/spirals.json'), '--workers', '2,1', '--mode', 'weak', '--steps', '30', '--batch-size', '64', '--backend', 'cpu', '--out', out], 180_000);
+    const r = await runCli(['scale', '--config', join(__dirname, '../../examples/spirals.json'), '--workers', '2,1', '--mode', 'weak', '--steps', '30', '--per-worker-batch', '64,32', '--backend', 'cpu', '--out', out], 180_000);
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(readFileSync(join(out, 'scale.json'), 'utf8'));
     expect(s.mode).toBe('weak');
-    expect(s.baseline.samplesPerSec).toBeGreaterThan(0);
-    expect(s.rows.map((x: { workers: number }) => x.workers)).toEqual([1, 2]);
-    expect(s.rows.map((x: { globalBatch: number }) => x.globalBatch)).toEqual([64, 128]);
-    for (const row of s.rows) {
-      expect(row.speedup).toBeCloseTo(row.samplesPerSec / s.baseline.samplesPerSec, 10);
+    expect(s.baselines.map((b: { batch: number }) => b.batch)).toEqual([32, 64]);
+    expect(s.baseline).toEqual(s.baselines[0]);
+    for (const b of s.baselines) expect(b.samplesPerSec).toBeGreaterThan(0);
+    const rows = s.rows as Array<{ workers: number; perWorkerBatch: number; globalBatch: number; samplesPerSec: number; speedup: number; efficiency: number; timeline: { overheadMs: { median: number } } }>;
+    expect(rows.map((x) => [x.workers, x.perWorkerBatch, x.globalBatch])).toEqual([[1, 32, 32], [2, 32, 64], [1, 64, 64], [2, 64, 128]]);
+    for (const row of rows) {
+      const base = s.baselines.find((b: { batch: number }) => b.batch === row.perWorkerBatch).samplesPerSec;
+      expect(row.speedup).toBeCloseTo(row.samplesPerSec / base, 10);
       expect(row.efficiency).toBeCloseTo(row.speedup / row.workers, 10);
       expect(row.timeline.overheadMs.median).toBeGreaterThanOrEqual(0);
     }
-    expect(readFileSync(join(out, 'scale.md'), 'utf8')).toMatch(/\| 2 \| 128 \| \d+ \| [\d.]+× \| [\d.]+ \|/);
+    expect(readFileSync(join(out, 'scale.md'), 'utf8')).toMatch(/\| 2 \| 64 \| 128 \| \d+ \| [\d.]+× \| [\d.]+ \|/);
+    expect(readFileSync(join(out, 'throughput.svg'), 'utf8')).toContain('32 per worker');
     for (const f of ['throughput.svg', 'efficiency.svg', 'breakdown.svg']) {
       const svg = readFileSync(join(out, f), 'utf8');
       expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
       expect(svg.trim().endsWith('</svg>')).toBe(true);
     }
-    expect(existsSync(join(out, 'workers-2', 'summary.json'))).toBe(true);
+    expect(existsSync(join(out, 'batch-64-workers-2', 'summary.json'))).toBe(true);
   }, 200_000);
 
   it('a bad worker list is one line', async () => {
     const r = await runCli(['scale', '--workers', '1,x']);
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe('dptrain: CONFIG_INVALID: --workers 1,x: expected a list like 1,2,4');
+  });
+
+  it('a bad batch list, or a batch list in strong mode, is one line', async () => {
+    const bad = await runCli(['scale', '--workers', '1', '--per-worker-batch', '64,0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toBe('dptrain: CONFIG_INVALID: --per-worker-batch 64,0: expected a list like 64,128,256');
+    const strong = await runCli(['scale', '--workers', '1', '--mode', 'strong', '--per-worker-batch', '64']);
+    expect(strong.code).toBe(2);
+    expect(strong.stderr.trim()).toBe('dptrain: CONFIG_INVALID: --per-worker-batch is for --mode weak; in strong mode the global batch is --batch-size');
   });
 });
