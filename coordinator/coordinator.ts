@@ -110,6 +110,7 @@ export class Coordinator {
       token: o.token ?? null,
       authTimeoutMs: o.authTimeoutMs,
       shm: o.shm ?? null,
+      landing: arena?.landing,
     });
     this.membership.on('gone', (w) => {
       this.dropped++;

@@ -75,6 +75,8 @@ export interface MembershipOptions {
   maxPending?: number;
   /** Shared-memory channel for workers on this host that offer to use it (local workers). */
   shm?: ShmChannel | null;
+  /** Where shared-memory results are read into (the coordinator's arena, for its kernels); default the channel's own buffer. */
+  landing?: Float32Array | null;
 }
 
 export const AUTH_TIMEOUT_MS = 10_000;
@@ -248,7 +250,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         if (msg.shm > 0) {
           if (!w.shm || !this.o.shm) return this.drop(w, `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);
           try {
-            grads = this.o.shm.readResult(w.id, msg.shm, this.o.totalParams, this.o.job.wireDtype);
+            grads = this.o.shm.readResult(w.id, msg.shm, this.o.totalParams, this.o.job.wireDtype, this.o.landing ?? undefined);
           } catch (e) {
             // The directory went away, or a slot was overwritten: stop using shared memory for
             // everyone, and let this worker reconnect (the reason is not a refusal); its shard

@@ -177,9 +177,13 @@ async function round(dir: string, anchorFile: string | null) {
   const plan = [[1, 'float32', 'shm'], [2, 'float32', 'shm'], [4, 'float32', 'shm'], [1, 'float32', 'socket'], [2, 'float32', 'socket'], [2, 'bfloat16', 'socket']] as const;
   const runs: Array<RunFigures & { baselineSps: number; efficiency: number; ofCeiling: number | null }> = [];
   let ceiling = NaN;
+  let ceilingBaseline = NaN; // the baseline measured next to the ceiling
   for (const [n, dtype, path] of plan) {
     const baselineSps = await baseline();
-    if (n === 2 && path === 'shm') ceiling = (await concurrentBaselines(2)).reduce((a, b) => a + b, 0);
+    if (n === 2 && path === 'shm') {
+      ceiling = (await concurrentBaselines(2)).reduce((a, b) => a + b, 0);
+      ceilingBaseline = baselineSps;
+    }
     const r = await dptrain(n, dtype, path, dir);
     runs.push({ ...r, baselineSps, efficiency: r.samplesPerSec / (n * baselineSps), ofCeiling: n === 2 ? r.samplesPerSec / ceiling : null });
   }
@@ -190,7 +194,7 @@ async function round(dir: string, anchorFile: string | null) {
     const two = await ddpAnchor(anchorFile, 2);
     ddp = { one, two, efficiency: two / (2 * one) };
   }
-  return { baselineSps, ceiling, ceilingRatio: ceiling / (2 * runs[1].baselineSps), runs, ddp };
+  return { baselineSps, ceiling, ceilingRatio: ceiling / (2 * ceilingBaseline), runs, ddp };
 }
 
 type Round = Awaited<ReturnType<typeof round>>;

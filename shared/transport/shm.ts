@@ -74,6 +74,8 @@ export class ShmChannel {
   private readonly header = new DataView(this.headerBytes.buffer);
   /** Where reads land, reused; a payload read is valid until the next read on this channel. */
   private landing: Uint8Array = new Uint8Array(0);
+  /** The header read before the payload, and again after it (the seqlock's check). */
+  private readonly held = new Uint8Array(HEADER);
   private readonly recheck = new Uint8Array(HEADER);
 
   constructor(readonly dir: string) {}
@@ -141,15 +143,16 @@ export class ShmChannel {
     this.write(this.resultPath(workerId, seq), seq, grads, dtype);
   }
 
-  readResult(workerId: string, seq: number, n: number, dtype: WireDtype): Float32Array {
-    return this.read(this.resultPath(workerId, seq), seq, n, dtype);
+  /** Into `into` when given (see read), else a view valid until the next read. */
+  readResult(workerId: string, seq: number, n: number, dtype: WireDtype, into?: Float32Array): Float32Array {
+    return this.read(this.resultPath(workerId, seq), seq, n, dtype, into);
   }
 
   private write(path: string, tag: number, values: Float32Array | readonly Float32Array[], dtype: WireDtype): void {
     // float32 is written straight from the caller's arrays; 16-bit dtypes are encoded into a reused buffer.
-    let payloads = (values instanceof Float32Array ? [values] : values).map((v) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    const parts = values instanceof Float32Array ? [values] : values;
+    let payloads = parts.map((v) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
     if (dtype !== 'float32') {
-      const parts = values instanceof Float32Array ? [values] : values;
       const bytes = parts.reduce((n, p) => n + p.length, 0) * BYTES_PER_ELEMENT[dtype];
       if (this.out.length < bytes) this.out = new Uint8Array(bytes);
       let at = 0;
@@ -176,20 +179,24 @@ export class ShmChannel {
     }
   }
 
-  private read(path: string, tag: number, n: number, dtype: WireDtype): Float32Array {
-    const size = HEADER + n * BYTES_PER_ELEMENT[dtype];
-    if (this.landing.length < size) this.landing = new Uint8Array(size); // its own ArrayBuffer: aligned
-    const buf = this.landing.subarray(0, size);
+  /**
+   * The payload, as a view of the reused landing buffer, or written into `into` when given
+   * (float32 payloads are read straight into it: the coordinator lands results in its arena).
+   */
+  private read(path: string, tag: number, n: number, dtype: WireDtype, into?: Float32Array): Float32Array {
+    const payloadBytes = n * BYTES_PER_ELEMENT[dtype];
+    const size = HEADER + payloadBytes;
+    if (into && into.length !== n) throw new Error(`ShmChannel.read: ${n} values into an array of ${into.length}`);
+    const direct = into !== undefined && dtype === 'float32';
+    if (!direct && this.landing.length < payloadBytes) this.landing = new Uint8Array(payloadBytes); // its own ArrayBuffer: aligned
+    const payload = direct ? new Uint8Array(into.buffer, into.byteOffset, payloadBytes) : this.landing.subarray(0, payloadBytes);
     let fd: number | null = null;
     try {
       fd = openSync(path, 'r');
       const have = fstatSync(fd).size;
       if (have !== size) fail('MESSAGE_INVALID', `shared-memory payload ${path} has ${have} bytes, ${n} ${dtype} values need ${size}`);
-      for (let at = 0; at < size; ) {
-        const got = readSync(fd, buf, at, size - at, at);
-        if (got === 0) fail('MESSAGE_INVALID', `shared-memory payload ${path} ended after ${at} of ${size} bytes`);
-        at += got;
-      }
+      readFully(fd, this.held, 0, path);
+      readFully(fd, payload, HEADER, path);
       // The header again: if a writer began while we read, it no longer holds the tag we saw.
       readSync(fd, this.recheck, 0, HEADER, 0);
     } catch (e) {
@@ -198,11 +205,24 @@ export class ShmChannel {
     } finally {
       if (fd !== null) closeSync(fd);
     }
-    const held = new DataView(buf.buffer).getFloat64(0, true);
+    const held = new DataView(this.held.buffer).getFloat64(0, true);
     const after = new DataView(this.recheck.buffer).getFloat64(0, true);
     if (held !== tag || after !== tag) {
       fail('MESSAGE_INVALID', `shared-memory payload ${path} holds #${held === tag ? after : held}, expected #${tag} (overwritten before it was read)`);
     }
-    return decodeTensor(buf.subarray(HEADER), dtype, n);
+    if (direct) return into;
+    const values = decodeTensor(payload, dtype, n);
+    if (!into) return values;
+    into.set(values);
+    return into;
+  }
+}
+
+/** Read dst.length bytes at file position `pos`, or fail naming the file. */
+function readFully(fd: number, dst: Uint8Array, pos: number, path: string): void {
+  for (let at = 0; at < dst.length; ) {
+    const got = readSync(fd, dst, at, dst.length - at, pos + at);
+    if (got === 0) fail('MESSAGE_INVALID', `shared-memory payload ${path} ended after ${pos + at} bytes`);
+    at += got;
   }
 }

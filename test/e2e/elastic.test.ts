@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,7 +16,7 @@ import type { Link } from '../../shared/transport/transport.js';
 import { selectBackend } from '../../worker/backend.js';
 import { runWorker } from '../../worker/worker.js';
 import { dialWs } from '../../worker/ws-dialer.js';
-import { CLI, readSummary, stepsReached, tempDir } from '../helpers/cli.js';
+import { CLI, exited, freePort, readSummary, stepsReached, tempDir } from '../helpers/cli.js';
 
 const JOB = {
   data: { name: 'spirals', samples: 400 },
@@ -37,7 +36,6 @@ const worker = (address: string) => {
   children.push(c);
   return c;
 };
-const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
 
 describe('elastic membership', () => {
   it('a worker that joins a running job gets the current parameters and shards from the next step', async () => {
@@ -108,13 +106,6 @@ describe('duplicated results', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe('coordinator restart', () => {
   it('workers reconnect to a restarted coordinator (with backoff) without being restarted', async () => {

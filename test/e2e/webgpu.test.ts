@@ -16,10 +16,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, readSummary, readWeights, runCli } from '../helpers/cli.js';
+import { CLI, exited, freePort, readSummary, readWeights, runCli } from '../helpers/cli.js';
 import { referenceTrain, tensorRelDiff } from '../helpers/reference.js';
 import { webgpuAdapter, webgpuEnv, webgpuSkip, webgpuSoftware } from '../helpers/webgpu.js';
 import { equivalenceSetup, EQUIV_JOB } from '../helpers/equivalence-job.js';
@@ -144,12 +143,4 @@ describe.skipIf(webgpuSkip !== null)(`webgpu workers on ${webgpuAdapter || 'no a
   });
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
-const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));

@@ -1,5 +1,6 @@
 /** Run the built CLI (dist/, made by `npm test`'s pretest build) as a user would. */
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -59,3 +60,15 @@ export function stepsReached(out: string, steps: number, timeoutMs = 60_000): Pr
     }, 5);
   });
 }
+
+/** A TCP port free on loopback right now (for a coordinator started as a child process). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Resolves with a child process's exit code (at once if it has exited already). */
+export const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));

@@ -38,6 +38,16 @@ describe('ShmChannel', () => {
     expect(new Uint32Array(fromParts.slice().buffer)).toEqual(new Uint32Array(whole.buffer));
   });
 
+  it.each(['float32', 'bfloat16'] as const)('a result read into a given array holds what the channel buffer would (%s)', (dtype) => {
+    const c = channel();
+    c.writeResult('w4', 1, values, dtype);
+    const own = c.readResult('w4', 1, values.length, dtype).slice();
+    const into = new Float32Array(values.length);
+    expect(c.readResult('w4', 1, values.length, dtype, into)).toBe(into);
+    expect(new Uint32Array(into.buffer)).toEqual(new Uint32Array(own.buffer));
+    expect(() => c.readResult('w4', 1, values.length, dtype, new Float32Array(3))).toThrow(/into an array of 3/);
+  });
+
   it('files are a few slots overwritten in place; a slot overwritten before it was read is an error', () => {
     const c = channel();
     for (let v = 0; v < 7; v++) c.writeParams(v % 2, v, values, 'float32');
