@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TargetKind } from './datasets/dataset.js';
 import type { Activation, ModelLayout } from './model-spec.js';
+import { matMul } from './ops/matmul.js';
 
 function activate(x: tf.Tensor2D, a: Activation): tf.Tensor2D {
   switch (a) {
@@ -27,7 +28,8 @@ function activate(x: tf.Tensor2D, a: Activation): tf.Tensor2D {
 export function forward(layout: ModelLayout, params: tf.Tensor[], x: tf.Tensor2D): tf.Tensor2D {
   let h = x;
   layout.spec.layers.forEach((l, i) => {
-    const z = tf.add(tf.matMul(h, params[2 * i] as tf.Tensor2D), params[2 * i + 1]) as tf.Tensor2D;
+    // The first layer's input is data: its gradient is never needed.
+    const z = tf.add(matMul(h, params[2 * i], { constantA: i === 0 }), params[2 * i + 1]) as tf.Tensor2D;
     h = activate(z, l.activation);
   });
   return h;

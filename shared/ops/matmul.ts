@@ -1,0 +1,89 @@
+/**
+ * matMul whose gradient runs on each backend's fast kernels.
+ *
+ * The gradient TF.js registers for BatchMatMul calls matMul with transposeA / transposeB set.
+ * On the wasm backend (tfjs-backend-wasm 4.22) only the flag-free form reaches XNNPACK; with a
+ * flag set it runs a plain loop. So there the gradient is taken as matMul(dy, transpose(b)) and
+ * matMul(transpose(a), dy): the transposes are exact copies, and the products differ from the
+ * flagged ones by float32 rounding only (summation order).
+ *
+ * Which form a backend gets is decided by measurement (`dptrain profile`, and the figures kept
+ * beside each entry below), never by guess; a backend not listed keeps TF.js's own gradient.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** How a backend's matMul gradient is taken. */
+export type MatMulGrad = 'flags' | 'materialize';
+
+/**
+ * Measured on the 2-core development machine, TF.js 4.22, 2048×512ᵀ · 2048×128 (the shape of a
+ * reference-MLP kernel gradient at batch 2048), median of 5:
+ *   wasm:   flags 288 ms, materialized transpose 20.5 ms → materialize
+ *   cpu:    flags 368 ms, materialized transpose 437 ms (the cpu transpose is itself a slow
+ *           JavaScript loop) → flags
+ *   webgpu: see docs/performance.md for the SwiftShader figures → flags
+ */
+export const MATMUL_GRAD: Readonly<Record<string, MatMulGrad>> = {
+  wasm: 'materialize',
+  cpu: 'flags',
+  webgpu: 'flags',
+};
+
+/** Swap the last two axes (a rank-2 or batched rank-3+ matrix). */
+function swapLast(t: tf.Tensor): tf.Tensor {
+  const r = t.rank;
+  if (r === 2) return tf.transpose(t);
+  const perm = Array.from({ length: r }, (_, i) => i);
+  perm[r - 2] = r - 1;
+  perm[r - 1] = r - 2;
+  return tf.transpose(t, perm);
+}
+
+/** a · b, gradients with respect to both operands through flag-free matMuls. */
+const materializedBoth = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const g = dy as tf.Tensor;
+      const [sa, sb] = saved;
+      return [tf.matMul(g, swapLast(sb)), tf.matMul(swapLast(sa), g)];
+    },
+  };
+});
+
+/**
+ * a · b where a is data (the model's input), so no gradient flows into it: customGrad must
+ * return one per input, and a zero of a's shape costs a fill, not the product dy · bᵀ.
+ */
+const materializedRight = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([a]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const [sa] = saved;
+      return [tf.zerosLike(sa), tf.matMul(swapLast(sa), dy as tf.Tensor)];
+    },
+  };
+});
+
+export interface MatMulOptions {
+  /** a is input data, not a function of any parameter: skip its gradient where that is cheaper. */
+  constantA?: boolean;
+  /** Force a form (tests, profiles); default: the current backend's entry in MATMUL_GRAD. */
+  grad?: MatMulGrad;
+}
+
+/** The gradient form for a backend: its measured entry, else TF.js's own. */
+export function matMulGradFor(backend: string): MatMulGrad {
+  return MATMUL_GRAD[backend] ?? 'flags';
+}
+
+/** a · b (rank 2, or batched with equal leading dimensions), with the backend's fast gradient. */
+export function matMul<T extends tf.Tensor>(a: T, b: tf.Tensor, o: MatMulOptions = {}): T {
+  const form = o.grad ?? matMulGradFor(tf.getBackend());
+  if (form === 'flags') return tf.matMul(a, b) as T;
+  return (o.constantA ? materializedRight(a, b) : materializedBoth(a, b)) as T;
+}
