@@ -6,13 +6,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunSummary } from '../coordinator/summary.js';
 import { devicePeak, type Precision } from '../shared/accounting/devices.js';
-import { denseFlopsPerSample, transformerParams, transformerTrainingFlopsPerToken } from '../shared/accounting/flops.js';
+import { transformerParams, transformerTrainingFlopsPerToken } from '../shared/accounting/flops.js';
 import { flopRateText, flopsText, percent, si } from '../shared/accounting/format.js';
 import { plan, type PlanResult } from '../shared/accounting/plan.js';
 import { parseConfig, readConfigFile } from '../shared/config.js';
-import { datasetShape } from '../shared/datasets/index.js';
 import { fail } from '../shared/errors.js';
-import { layoutModel } from '../shared/model-spec.js';
+import { jobLayout } from '../shared/job-layout.js';
+import { modelKind } from '../shared/models/index.js';
 
 /** Assumed MFU when none is given: a well-tuned large run reaches 40–50% (PaLM App. B: 46.2%). */
 export const DEFAULT_MFU = 0.4;
@@ -57,10 +57,10 @@ function modelSize(f: PlanFlags): ModelSize {
   if (f.params !== undefined) return { unit: 'token', flopsPerItem: 6 * f.params, params: f.params, describe: `${si(f.params).trim()} parameters, 6·N FLOPs per token` };
   if (f.model !== undefined) {
     const cfg = parseConfig(readConfigFile(f.model));
-    const s = datasetShape(cfg.data);
-    const layout = layoutModel(cfg.model, s.inputSize, s.outputSize);
-    const d = denseFlopsPerSample(layout);
-    return { unit: 'sample', flopsPerItem: d.training, params: layout.totalParams, describe: `dense model of ${f.model}: ${layout.totalParams.toLocaleString('en-US')} parameters` };
+    const layout = jobLayout(cfg);
+    const fl = modelKind(layout.spec).flops(layout);
+    // Per token for sequence models (the same count a transformer shape gets), per sample otherwise.
+    return { unit: fl.unit, flopsPerItem: fl.training / fl.itemsPerSample, params: layout.totalParams, describe: `${fl.describe} (${f.model})` };
   }
   if (shapeFlags.some((v) => v === undefined)) fail('CONFIG_INVALID', 'a transformer shape needs all of --layers, --d-model, --heads, --seq, --vocab');
   const shape = { layers: f.layers!, dModel: f.dModel!, heads: f.heads!, headDim: f.headDim, seq: f.seq!, vocab: f.vocab!, bias: f.bias, tiedEmbeddings: f.tied };

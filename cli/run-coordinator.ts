@@ -8,9 +8,8 @@ import { RunDir } from '../coordinator/run-dir.js';
 import type { RunSummary } from '../coordinator/summary.js';
 import { listenWs } from '../coordinator/ws-listener.js';
 import type { Config } from '../shared/config.js';
-import { datasetShape } from '../shared/datasets/index.js';
 import { createLogger, type Logger } from '../shared/log.js';
-import { layoutModel } from '../shared/model-spec.js';
+import { jobLayout } from '../shared/job-layout.js';
 import type { Listener } from '../shared/transport/transport.js';
 import { formatSummary, Progress } from './progress.js';
 import { PromMetrics } from '../coordinator/prometheus.js';
@@ -19,8 +18,7 @@ import type { Tracer } from '../coordinator/trace.js';
 
 /** Frames carry one float32 per parameter plus a header of well under 64 KiB. */
 export function maxFrameBytes(config: Config): number {
-  const shape = datasetShape(config.data);
-  return layoutModel(config.model, shape.inputSize, shape.outputSize).totalParams * 4 + (1 << 16);
+  return jobLayout(config).totalParams * 4 + (1 << 16);
 }
 
 export interface Session {

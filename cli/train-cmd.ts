@@ -15,13 +15,11 @@ import { faultInjector, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags } from './flags.js';
 import { spawnWorkers } from './local-workers.js';
 import { ShmChannel } from '../shared/transport/shm.js';
-import { datasetShape } from '../shared/datasets/index.js';
-import { layoutModel } from '../shared/model-spec.js';
+import { jobLayout } from '../shared/job-layout.js';
 
 /** Parameter count of the job's model (known before any worker joins). */
 function coordParams(c: Config): number {
-  const shape = datasetShape(c.data);
-  return layoutModel(c.model, shape.inputSize, shape.outputSize).totalParams;
+  return jobLayout(c).totalParams;
 }
 import { Progress } from './progress.js';
 import { createCoordinator, openSession, trainWith, type ListenOptions, type Session } from './run-coordinator.js';

@@ -5,12 +5,11 @@
  *   mean gradient → clip → Adam → new parameter version (or skip, if non-finite)
  *   account FLOPs; metrics; evaluate and checkpoint when due
  */
-import { denseFlopsPerSample } from '../shared/accounting/flops.js';
 import { budgetFlops, declaredPeak, jobOf, type Config } from '../shared/config.js';
-import { datasetShape } from '../shared/datasets/index.js';
 import { DptrainError, fail } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { initParams, layoutModel, type ModelLayout } from '../shared/model-spec.js';
+import { jobLayout } from '../shared/job-layout.js';
+import { initParams, modelKind, type AnyLayout } from '../shared/models/index.js';
 import type { Listener } from '../shared/transport/transport.js';
 import { ComputeMeter, type StepAccounting } from './accounting.js';
 import { configHash, saveCheckpoint, type CheckpointState } from './checkpoint.js';
@@ -56,7 +55,7 @@ export interface CoordinatorOptions {
 }
 
 export class Coordinator {
-  readonly layout: ModelLayout;
+  readonly layout: AnyLayout;
   readonly params: Float32Array;
   readonly membership: Membership;
   readonly meter: ComputeMeter;
@@ -82,8 +81,7 @@ export class Coordinator {
 
   constructor(private readonly o: CoordinatorOptions) {
     this.cfg = o.config;
-    const shape = datasetShape(this.cfg.data);
-    this.layout = layoutModel(this.cfg.model, shape.inputSize, shape.outputSize);
+    this.layout = jobLayout(this.cfg);
     // One WebAssembly memory for every array of a step (kernels/arena.ts): Adam trains its
     // params in place, and results are checked, summed and averaged there by SIMD kernels.
     const arena = createArena(this.layout.totalParams);
@@ -93,7 +91,7 @@ export class Coordinator {
     this.gradBuffer = this.adam.grads;
     this.gradSum = arena?.sum ?? new Float64Array(this.layout.totalParams);
     this.ops = (arena && simdReduceOps(arena)) ?? jsReduceOps;
-    const flops = denseFlopsPerSample(this.layout);
+    const flops = modelKind(this.layout.spec).flops(this.layout);
     this.meter = new ComputeMeter({
       trainFlopsPerSample: flops.training,
       evalFlopsPerSample: flops.forward,
@@ -232,7 +230,7 @@ export class Coordinator {
     const t0 = performance.now();
     const { lossSum, correct, count } = await this.dispatcher.evaluate(step, this.data.testSize);
     this.meter.evaluated(count);
-    const labels = datasetShape(this.cfg.data).targets !== 'real';
+    const labels = this.layout.data.targets !== 'real';
     const rec: EvalRecord = { step, testLoss: lossSum / count, testAccuracy: labels ? correct / count : null, evalMs: performance.now() - t0 };
     this.o.onEval?.(rec);
     return rec;

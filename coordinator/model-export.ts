@@ -1,37 +1,29 @@
 /**
  * Write parameters as a TF.js Layers model (model.json + weights.bin), loadable with
- * tf.loadLayersModel. The topology is built with tfjs-layers itself so it is exactly what the
- * loader expects. Cross-entropy losses train on logits; the exported last layer applies the
- * link (softmax / sigmoid) so the saved model predicts probabilities.
+ * tf.loadLayersModel. The topology is the model kind's own tfjs-layers form (ModelKind.toLayers),
+ * so it is exactly what the loader expects; cross-entropy kinds put the link (softmax / sigmoid)
+ * on the last layer so the saved model predicts probabilities. A kind tfjs-layers cannot express
+ * is saved as its spec and the raw slots (dptrain-model.json + weights.bin).
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
-import { paramView, type ModelLayout } from '../shared/model-spec.js';
+import { modelKind, paramView, type AnyLayout } from '../shared/models/index.js';
 
-const LINK = { softmaxCrossEntropy: 'softmax', binaryCrossEntropy: 'sigmoid', meanSquaredError: null } as const;
-
-export async function exportLayersModel(layout: ModelLayout, params: Float32Array, dir: string): Promise<void> {
+export async function exportLayersModel(layout: AnyLayout, params: Float32Array, dir: string): Promise<void> {
   tf.enableProdMode();
-  const { layers, loss } = layout.spec;
-  const model = tf.sequential();
-  layers.forEach((l, i) => {
-    const last = i === layers.length - 1;
-    const activation = last && LINK[loss] ? LINK[loss] : l.activation;
-    model.add(
-      tf.layers.dense({
-        name: `dense_${i}`,
-        units: l.units,
-        activation: activation as 'linear',
-        ...(i === 0 ? { inputShape: [layout.inputSize] } : {}),
-      }),
-    );
-  });
+  mkdirSync(dir, { recursive: true });
+  const model = modelKind(layout.spec).toLayers(layout);
+  if (!model) {
+    writeFileAtomic(join(dir, 'weights.bin'), new Uint8Array(params.buffer, params.byteOffset, params.byteLength));
+    const slots = layout.params.map(({ name, shape, offset }) => ({ name, shape, offset }));
+    writeFileAtomic(join(dir, 'dptrain-model.json'), JSON.stringify({ format: 'dptrain-slots', spec: layout.spec, data: layout.data, params: slots }));
+    return;
+  }
   const weights = layout.params.map((slot) => tf.tensor(paramView(params, slot), slot.shape, 'float32'));
   model.setWeights(weights);
   tf.dispose(weights);
-  mkdirSync(dir, { recursive: true });
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       const data = artifacts.weightData;

@@ -30,7 +30,7 @@ import type { WireDtype } from '../shared/wire-dtype.js';
 import { loopbackFloorMs } from './loopback.js';
 import { decodeFrame, encodeFrame } from '../shared/codec.js';
 import { parseConfig } from '../shared/config.js';
-import { layoutModel } from '../shared/model-spec.js';
+import { jobLayout } from '../shared/job-layout.js';
 import { median, type RunSummary } from '../coordinator/summary.js';
 import { baselineSamplesPerSec } from '../cli/baseline.js';
 
@@ -211,7 +211,7 @@ interface Measured {
 }
 
 async function measure(rounds: number, anchorFile: string | null): Promise<Measured> {
-  const params = layoutModel(parseConfig(JOB).model, 784, 10).totalParams;
+  const params = jobLayout(parseConfig(JOB)).totalParams;
   const adam = { simdParamsPerSec: benchAdam(params, true), scalarParamsPerSec: benchAdam(params, false) };
   const codec16MB = Object.fromEntries((['float32', 'float16', 'bfloat16'] as const).map((d) => [d, benchCodec(16 << 20, d)]));
   const loopbackTcpMs = await loopbackFloorMs(params * 4);

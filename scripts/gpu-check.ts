@@ -8,11 +8,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { baselineSamplesPerSec } from '../cli/baseline.js';
-import { denseFlopsPerSample } from '../shared/accounting/flops.js';
 import { parseConfig, type BackendName } from '../shared/config.js';
-import { datasetShape } from '../shared/datasets/index.js';
 import { describeError } from '../shared/errors.js';
-import { layoutModel } from '../shared/model-spec.js';
+import { jobLayout } from '../shared/job-layout.js';
+import { modelKind } from '../shared/models/index.js';
 import { selectBackend } from '../worker/backend.js';
 import { adapterLabel } from '../worker/webgpu.js';
 
@@ -55,8 +54,8 @@ const cfg = parseConfig({
   data: { name: 'mnist' },
   model: { layers: [{ units: 512, activation: 'relu' }, { units: 512, activation: 'relu' }, { units: 10 }], loss: 'softmaxCrossEntropy' },
 });
-const shape = datasetShape(cfg.data);
-const perSample = denseFlopsPerSample(layoutModel(cfg.model, shape.inputSize, shape.outputSize)).training;
+const layout = jobLayout(cfg);
+const perSample = modelKind(layout.spec).flops(layout).training;
 const pct = (f: number) => `${((100 * f) / peak).toFixed(3)}%`;
 
 console.log(`peak ${peak.toExponential(2)} FLOP/s; training: 784-512-512-10 MLP, batch ${batch}, ${steps} steps (${perSample} FLOPs/sample)`);

@@ -6,16 +6,14 @@
 import { readFileSync } from 'node:fs';
 import { DptrainError, fail } from './errors.js';
 import { devicePeak, PRECISIONS } from './accounting/devices.js';
-import { parseModelSpec, type ModelSpec } from './model-spec.js';
+import { parseDataSpec, type DataSpec } from './datasets/index.js';
+import { checkKeys, isObj, num, oneOf, type Json } from './fields.js';
+import { parseModelSpec, type ModelSpec } from './models/index.js';
 import { WIRE_DTYPES, type WireDtype } from './wire-dtype.js';
 
-export type DataSpec =
-  | { name: 'xor' }
-  | { name: 'spirals'; samples: number; noise: number; testFraction: number }
-  | { name: 'mnist'; testFraction: number }
-  | { name: 'idx'; path: string };
-
 export const SCHEDULES = ['constant', 'cosine'] as const;
+
+export type { DataSpec };
 
 export interface OptimizerConfig {
   /** Peak learning rate. */
@@ -145,68 +143,6 @@ export const DEFAULT_CONFIG: Config = {
   compute: { budget: null, budgetDeviceHours: null, budgetPolicy: 'stop', peakFlops: null, device: null, precision: 'fp32' },
 };
 
-type Json = Record<string, unknown>;
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function checkKeys(obj: Json, allowed: readonly string[], where: string): void {
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) {
-      fail('CONFIG_INVALID', `${where}${k} is not a config field (known: ${allowed.join(', ')})`);
-    }
-  }
-}
-
-function num(v: unknown, field: string, opts: { int?: boolean; min?: number; max?: number; minExclusive?: boolean }): number {
-  const kind = opts.int ? 'an integer' : 'a number';
-  const range =
-    opts.min !== undefined || opts.max !== undefined
-      ? ` ${opts.minExclusive ? '>' : '≥'} ${opts.min ?? '-∞'}${opts.max !== undefined ? ` and ≤ ${opts.max}` : ''}`
-      : '';
-  const ok =
-    typeof v === 'number' &&
-    Number.isFinite(v) &&
-    (!opts.int || Number.isInteger(v)) &&
-    (opts.min === undefined || (opts.minExclusive ? v > opts.min : v >= opts.min)) &&
-    (opts.max === undefined || v <= opts.max);
-  if (!ok) fail('CONFIG_INVALID', `${field} must be ${kind}${range}, got ${JSON.stringify(v)}`);
-  return v as number;
-}
-
-function oneOf<T extends string>(v: unknown, field: string, values: readonly T[]): T {
-  if (!(values as readonly unknown[]).includes(v)) {
-    fail('CONFIG_INVALID', `${field} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
-  }
-  return v as T;
-}
-
-function parseData(raw: unknown): DataSpec {
-  if (!isObj(raw)) fail('CONFIG_INVALID', 'data must be an object like {"name": "mnist"}');
-  const name = oneOf(raw.name, 'data.name', ['xor', 'spirals', 'mnist', 'idx'] as const);
-  const frac = (d: number) => num(raw.testFraction ?? d, 'data.testFraction', { min: 0, max: 0.9 });
-  switch (name) {
-    case 'xor':
-      checkKeys(raw, ['name'], 'data.');
-      return { name };
-    case 'spirals':
-      checkKeys(raw, ['name', 'samples', 'noise', 'testFraction'], 'data.');
-      return {
-        name,
-        samples: num(raw.samples ?? 2000, 'data.samples', { int: true, min: 4, max: 10_000_000 }),
-        noise: num(raw.noise ?? 0.05, 'data.noise', { min: 0, max: 10 }),
-        testFraction: frac(0.2),
-      };
-    case 'mnist':
-      checkKeys(raw, ['name', 'testFraction'], 'data.');
-      return { name, testFraction: frac(0.15) };
-    case 'idx':
-      checkKeys(raw, ['name', 'path'], 'data.');
-      if (typeof raw.path !== 'string' || raw.path === '') {
-        fail('CONFIG_INVALID', 'data.path must name a directory of IDX files (e.g. /usr/share/datasets/fashion-mnist)');
-      }
-      return { name, path: raw.path };
-  }
-}
-
 function parseOptimizer(raw: unknown): OptimizerConfig {
   const d = DEFAULT_CONFIG.optimizer;
   if (raw === undefined) return { ...d };
@@ -276,7 +212,7 @@ export function parseConfig(raw: unknown): Config {
   const workers = num(o.workers, 'workers', { int: true, min: 1, max: 1024 });
   const c: Config = {
     seed: num(o.seed, 'seed', { int: true, min: 0, max: 2 ** 32 - 1 }),
-    data: parseData(o.data),
+    data: parseDataSpec(o.data),
     model,
     steps: num(o.steps, 'steps', { int: true, min: 0 }),
     batchSize: num(o.batchSize, 'batchSize', { int: true, min: 1, max: 1 << 20 }),

@@ -6,22 +6,21 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { fail } from '../shared/errors.js';
-import { correctCount, forward, lossSum } from '../shared/model-graph.js';
-import type { ModelLayout } from '../shared/model-spec.js';
-import type { TargetKind } from '../shared/datasets/index.js';
+import { modelKind, type AnyLayout } from '../shared/models/index.js';
+import { batchTensors } from './batch.js';
 
-export async function kernelsUsed(layout: ModelLayout, targets: TargetKind): Promise<string[]> {
+export async function kernelsUsed(layout: AnyLayout): Promise<string[]> {
+  const m = modelKind(layout.spec);
   const previous = tf.getBackend();
   await tf.setBackend('cpu');
   try {
     const info = await tf.profile(() =>
       tf.tidy(() => {
         const params = layout.params.map((p) => tf.zeros(p.shape));
-        const x = tf.zeros([2, layout.inputSize]) as tf.Tensor2D;
-        const y = tf.zeros([2, layout.outputSize]) as tf.Tensor2D;
-        const f = (...ps: tf.Tensor[]) => lossSum(layout, forward(layout, ps, x), y);
+        const { x, y } = batchTensors(layout, 2, new Float32Array(2 * layout.inputSize), new Float32Array(2 * layout.outputSize));
+        const f = (...ps: tf.Tensor[]) => m.lossSum(layout, m.forward(layout, ps, x), y);
         tf.valueAndGrads(f)(params);
-        correctCount(layout, targets, forward(layout, params, x), y);
+        m.correctCount(layout, m.forward(layout, params, x), y);
       }),
     );
     // kernelNames also lists op scopes such as "logSoftmax__op"; keep the registered kernels.
@@ -31,8 +30,8 @@ export async function kernelsUsed(layout: ModelLayout, targets: TargetKind): Pro
   }
 }
 
-export async function assertKernels(layout: ModelLayout, targets: TargetKind, backend: string): Promise<void> {
-  const needed = await kernelsUsed(layout, targets);
+export async function assertKernels(layout: AnyLayout, backend: string): Promise<void> {
+  const needed = await kernelsUsed(layout);
   const missing = needed.filter((k) => tf.getKernel(k, backend) === undefined);
   if (missing.length > 0) {
     fail(

@@ -7,9 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { DptrainError } from '../shared/errors.js';
 import { gatherRows, type Dataset } from '../shared/datasets/index.js';
-import { correctCount, forward, lossSum } from '../shared/model-graph.js';
-import type { ModelLayout } from '../shared/model-spec.js';
-import { paramView } from '../shared/model-spec.js';
+import { modelKind, paramView, type AnyLayout, type ModelKind, type ModelSpec } from '../shared/models/index.js';
+import { batchTensors } from './batch.js';
 import { Sampler } from '../shared/sampler.js';
 import { heapViews, joinParts } from './tensor-memory.js';
 
@@ -41,13 +40,15 @@ export class Trainer {
   private params: tf.Tensor[] = [];
   private paramsVersion = -1;
   private readonly sampler: Sampler;
+  private readonly model: ModelKind<ModelSpec>;
 
   constructor(
-    private readonly layout: ModelLayout,
+    private readonly layout: AnyLayout,
     private readonly ds: Dataset,
     seed: number,
   ) {
     this.sampler = new Sampler(ds.train.n, seed);
+    this.model = modelKind(layout.spec);
   }
 
   get version(): number {
@@ -60,10 +61,9 @@ export class Trainer {
     this.paramsVersion = version;
   }
 
-  private batch(split: 'train' | 'test', rows: ArrayLike<number>): { x: tf.Tensor2D; y: tf.Tensor2D } {
-    const { inputSize, outputSize } = this.layout;
-    const b = gatherRows(this.ds[split], inputSize, outputSize, rows);
-    return { x: tf.tensor2d(b.x, [rows.length, inputSize]), y: tf.tensor2d(b.y, [rows.length, outputSize]) };
+  private batch(split: 'train' | 'test', rows: ArrayLike<number>): { x: tf.Tensor; y: tf.Tensor } {
+    const b = gatherRows(this.ds[split], this.layout.inputSize, this.layout.outputSize, rows);
+    return batchTensors(this.layout, rows.length, b.x, b.y);
   }
 
   /**
@@ -89,7 +89,8 @@ export class Trainer {
     const rows = this.sampler.rows(from, to);
     const [loss, ...grads] = tf.tidy(() => {
       const { x, y } = this.batch('train', rows);
-      const f = (...ps: tf.Tensor[]) => lossSum(this.layout, forward(this.layout, ps, x), y);
+      const m = this.model;
+      const f = (...ps: tf.Tensor[]) => m.lossSum(this.layout, m.forward(this.layout, ps, x), y);
       const { value, grads } = tf.valueAndGrads(f)(this.params);
       return [value, ...grads];
     });
@@ -121,8 +122,8 @@ export class Trainer {
       const rows = Uint32Array.from({ length: end - start }, (_, i) => start + i);
       const [l, c] = tf.tidy(() => {
         const { x, y } = this.batch('test', rows);
-        const out = forward(this.layout, this.params, x);
-        return [lossSum(this.layout, out, y), correctCount(this.layout, this.ds.targets, out, y) ?? tf.scalar(0, 'int32')];
+        const out = this.model.forward(this.layout, this.params, x);
+        return [this.model.lossSum(this.layout, out, y), this.model.correctCount(this.layout, out, y) ?? tf.scalar(0, 'int32')];
       });
       try {
         const [ld, cd] = await Promise.all([l.data(), c.data()]);

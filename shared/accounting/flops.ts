@@ -16,7 +16,7 @@
  * These are model FLOPs: what the model needs. Hardware FLOPs (what the devices actually did:
  * recomputed shards, evaluation, skipped steps) are counted separately by the run accounting.
  */
-import type { ModelLayout } from '../model-spec.js';
+import type { DenseLayout } from '../models/dense.js';
 
 export const BACKWARD_TO_FORWARD = 2;
 
@@ -35,7 +35,7 @@ export interface DenseFlops {
 }
 
 /** FLOPs per sample of a dense model, by part. */
-export function denseFlopsPerSample(layout: ModelLayout): DenseFlops {
+export function denseFlopsPerSample(layout: DenseLayout): DenseFlops {
   let matmul = 0;
   let bias = 0;
   let activation = 0;
@@ -52,7 +52,7 @@ export function denseFlopsPerSample(layout: ModelLayout): DenseFlops {
 }
 
 /** Forward-only FLOPs per sample (evaluation). */
-export function denseEvalFlopsPerSample(layout: ModelLayout): number {
+export function denseEvalFlopsPerSample(layout: DenseLayout): number {
   return denseFlopsPerSample(layout).forward;
 }
 

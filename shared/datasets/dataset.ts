@@ -1,8 +1,26 @@
 /**
- * What every dataset provides. Each worker loads the dataset itself (the same files on every
- * host, as with PyTorch's DistributedSampler); the coordinator only ever sends index ranges.
+ * The dataset contract. Each worker loads the dataset itself (the same files on every host, as
+ * with PyTorch's DistributedSampler); the coordinator only ever sends index ranges, and knows a
+ * dataset by its shape alone, which a module states from the config without loading anything.
  */
-export type TargetKind = 'onehot' | 'binary' | 'real';
+import type { Json } from '../fields.js';
+
+/** onehot / binary / real: float targets; tokens: the next token id at each input position. */
+export type TargetKind = 'onehot' | 'binary' | 'real' | 'tokens';
+export type InputDtype = 'float32' | 'int32';
+
+/** What a model needs to know about the data: known from the config, before any file is read. */
+export interface DataShape {
+  /** One sample's input: [features], [height, width, channels] for images, [positions] for tokens. */
+  inputShape: number[];
+  /** float32 features, or int32 token ids. */
+  inputDtype: InputDtype;
+  /** Target values per sample (classes, outputs, or positions for tokens). */
+  outputSize: number;
+  targets: TargetKind;
+  /** Distinct token ids (targets 'tokens' only): every id is below it. */
+  vocab?: number;
+}
 
 export interface Split {
   /** Row-major [n, inputSize]. */
@@ -12,13 +30,31 @@ export interface Split {
   n: number;
 }
 
-export interface Dataset {
+export interface Dataset extends DataShape {
   name: string;
+  /** Elements of one sample's input (the product of inputShape). */
   inputSize: number;
-  outputSize: number;
-  targets: TargetKind;
   train: Split;
   test: Split;
+}
+
+/**
+ * One dataset kind: `parse` validates its config section (naming each bad field), `shape`
+ * states the data's shape without loading it, `load` builds the splits (synthetic sets derive
+ * from the job seed). Registered by name in datasets/index.ts.
+ */
+export interface DatasetModule<S extends { name: string }> {
+  readonly name: string;
+  parse(raw: Json): S;
+  shape(spec: S): DataShape;
+  load(spec: S, seed: number): Dataset;
+}
+
+export const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** A loaded dataset from its shape and splits. */
+export function dataset(name: string, shape: DataShape, train: Split, test: Split): Dataset {
+  return { name, ...shape, inputSize: sizeOf(shape.inputShape), train, test };
 }
 
 /** Copy rows of a split, in the order given, into contiguous batch buffers. */

@@ -2,7 +2,28 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { fail } from '../errors.js';
-import { oneHot, type Dataset, type Split } from './dataset.js';
+import { checkKeys, str } from '../fields.js';
+import { dataset, oneHot, type Dataset, type DatasetModule, type Split } from './dataset.js';
+import { DIGIT_IMAGES } from './mnist.js';
+
+export interface IdxSpec {
+  name: 'idx';
+  path: string;
+}
+
+/**
+ * IDX sets are taken to be 28×28 images in 10 classes (MNIST, Fashion-MNIST) until loaded; a
+ * worker whose files differ says so and leaves.
+ */
+export const idx: DatasetModule<IdxSpec> = {
+  name: 'idx',
+  parse(raw) {
+    checkKeys(raw, ['name', 'path'], 'data.');
+    return { name: 'idx', path: str(raw.path, 'data.path', 'a directory of IDX files (e.g. /usr/share/datasets/fashion-mnist)') };
+  },
+  shape: () => DIGIT_IMAGES,
+  load: (spec) => loadIdx(spec),
+};
 
 // IDX format (LeCun's MNIST page): big-endian magic 0x0000 0x08 (ubyte) + number of dims,
 // then one uint32 BE size per dimension, then the data.
@@ -43,7 +64,7 @@ function readIdx(dir: string, stem: string): IdxArray {
   return fail('DATASET_UNAVAILABLE', `data.path: no ${stem} or ${stem}.gz in ${dir}`);
 }
 
-function toSplit(images: IdxArray, labels: IdxArray, what: string): { split: Split; classes: number } {
+function toSplit(images: IdxArray, labels: IdxArray, what: string): { split: Split; classes: number; dims: number[] } {
   const n = images.dims[0];
   if (labels.dims.length !== 1 || labels.dims[0] !== n) {
     fail('DATASET_UNAVAILABLE', `${what}: ${n} images but ${labels.dims[0]} labels`);
@@ -53,7 +74,7 @@ function toSplit(images: IdxArray, labels: IdxArray, what: string): { split: Spl
   for (let i = 0; i < x.length; i++) x[i] = images.data[i] / 255;
   let classes = 0;
   for (const l of labels.data) classes = Math.max(classes, l + 1);
-  return { split: { x, y: oneHot(labels.data, 10), n }, classes };
+  return { split: { x, y: oneHot(labels.data, 10), n }, classes, dims: images.dims.slice(1) };
 }
 
 /**
@@ -62,7 +83,7 @@ function toSplit(images: IdxArray, labels: IdxArray, what: string): { split: Spl
  * labels one-hot over 10 classes. Debian's dataset-fashion-mnist installs such a directory at
  * /usr/share/datasets/fashion-mnist.
  */
-export function loadIdx(opts: { path: string }): Dataset {
+function loadIdx(opts: { path: string }): Dataset {
   if (!existsSync(opts.path)) fail('DATASET_UNAVAILABLE', `data.path: ${opts.path} does not exist`);
   const train = toSplit(readIdx(opts.path, 'train-images-idx3-ubyte'), readIdx(opts.path, 'train-labels-idx1-ubyte'), 'train');
   const test = toSplit(readIdx(opts.path, 't10k-images-idx3-ubyte'), readIdx(opts.path, 't10k-labels-idx1-ubyte'), 'test');
@@ -71,5 +92,7 @@ export function loadIdx(opts: { path: string }): Dataset {
   if (test.split.x.length !== test.split.n * inputSize) {
     fail('DATASET_UNAVAILABLE', 'data.path: train and test images have different sizes');
   }
-  return { name: 'idx', inputSize, outputSize: 10, targets: 'onehot', train: train.split, test: test.split };
+  // Images of rank 2 get one channel (as MNIST's 28×28); others keep the files' dimensions.
+  const inputShape = train.dims.length === 2 ? [...train.dims, 1] : train.dims;
+  return dataset('idx', { ...DIGIT_IMAGES, inputShape }, train.split, test.split);
 }

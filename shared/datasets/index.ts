@@ -1,46 +1,47 @@
-import type { DataSpec } from '../config.js';
-import type { Dataset, TargetKind } from './dataset.js';
-import { loadIdx } from './idx.js';
-import { loadMnist } from './mnist.js';
-import { loadSpirals } from './spirals.js';
-import { loadXor } from './xor.js';
+/**
+ * The dataset registry: every dataset kind by its `data.name`. Adding one is a module
+ * implementing DatasetModule (dataset.ts) and a line here; see docs/extending.md.
+ */
+import { fail } from '../errors.js';
+import { isObj } from '../fields.js';
+import type { DataShape, Dataset, DatasetModule } from './dataset.js';
+import { idx, type IdxSpec } from './idx.js';
+import { mnist, type MnistSpec } from './mnist.js';
+import { spirals, type SpiralsSpec } from './spirals.js';
+import { xor, type XorSpec } from './xor.js';
 
-export type { Dataset, Split, TargetKind } from './dataset.js';
-export { fingerprint, gatherRows } from './dataset.js';
+export type { DataShape, Dataset, DatasetModule, InputDtype, Split, TargetKind } from './dataset.js';
+export { fingerprint, gatherRows, sizeOf } from './dataset.js';
+
+export type DataSpec = XorSpec | SpiralsSpec | MnistSpec | IdxSpec;
+
+const DATASETS: Record<string, DatasetModule<DataSpec>> = { xor, spirals, mnist, idx };
+
+export const DATASET_NAMES: readonly string[] = Object.keys(DATASETS);
+
+function moduleOf(name: string): DatasetModule<DataSpec> {
+  const m = Object.hasOwn(DATASETS, name) ? DATASETS[name] : undefined;
+  return m ?? fail('CONFIG_INVALID', `data.name must be one of ${DATASET_NAMES.join(', ')}, got ${JSON.stringify(name)}`);
+}
+
+/** Validate the `data` section of a config; every complaint names the field. */
+export function parseDataSpec(raw: unknown): DataSpec {
+  if (!isObj(raw)) fail('CONFIG_INVALID', 'data must be an object like {"name": "mnist"}');
+  if (typeof raw.name !== 'string') fail('CONFIG_INVALID', `data.name must be one of ${DATASET_NAMES.join(', ')}, got ${JSON.stringify(raw.name)}`);
+  return moduleOf(raw.name).parse(raw);
+}
 
 /** Load the dataset a job names. Synthetic sets derive from the job seed. */
 export function loadDataset(spec: DataSpec, seed: number): Dataset {
-  switch (spec.name) {
-    case 'xor':
-      return loadXor();
-    case 'spirals':
-      return loadSpirals(spec, seed);
-    case 'mnist':
-      return loadMnist(spec);
-    case 'idx':
-      return loadIdx(spec);
-  }
+  return moduleOf(spec.name).load(spec, seed);
 }
 
-export interface DatasetShape {
-  inputSize: number;
-  outputSize: number;
-  targets: TargetKind;
+/** The data's shape without loading it: the coordinator needs only this, and need not have the files. */
+export function datasetShape(spec: DataSpec): DataShape {
+  return moduleOf(spec.name).shape(spec);
 }
 
-/**
- * Widths and target kind without loading the data: the coordinator needs only these, and
- * need not have the files. IDX sets are taken to be 28×28 images in 10 classes (MNIST,
- * Fashion-MNIST); a worker whose files differ says so and leaves.
- */
-export function datasetShape(spec: DataSpec): DatasetShape {
-  switch (spec.name) {
-    case 'xor':
-      return { inputSize: 2, outputSize: 1, targets: 'binary' };
-    case 'spirals':
-      return { inputSize: 2, outputSize: 2, targets: 'onehot' };
-    case 'mnist':
-    case 'idx':
-      return { inputSize: 784, outputSize: 10, targets: 'onehot' };
-  }
+/** Whether loaded data has the shape the job expects (a host with other files is refused). */
+export function sameShape(a: DataShape, b: DataShape): boolean {
+  return a.inputDtype === b.inputDtype && a.outputSize === b.outputSize && a.targets === b.targets && a.inputShape.join('x') === b.inputShape.join('x');
 }

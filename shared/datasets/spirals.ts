@@ -1,17 +1,36 @@
+import { checkKeys, num } from '../fields.js';
 import { Rng, deriveSeed } from '../rng.js';
-import type { Dataset, Split } from './dataset.js';
+import { dataset, type DataShape, type Dataset, type DatasetModule, type Split } from './dataset.js';
 
-export interface SpiralsOptions {
+export interface SpiralsSpec {
+  name: 'spirals';
   samples: number;
   noise: number;
   testFraction: number;
 }
 
+const SHAPE: DataShape = { inputShape: [2], inputDtype: 'float32', outputSize: 2, targets: 'onehot' };
+
+export const spirals: DatasetModule<SpiralsSpec> = {
+  name: 'spirals',
+  parse(raw) {
+    checkKeys(raw, ['name', 'samples', 'noise', 'testFraction'], 'data.');
+    return {
+      name: 'spirals',
+      samples: num(raw.samples ?? 2000, 'data.samples', { int: true, min: 4, max: 10_000_000 }),
+      noise: num(raw.noise ?? 0.05, 'data.noise', { min: 0, max: 10 }),
+      testFraction: num(raw.testFraction ?? 0.2, 'data.testFraction', { min: 0, max: 0.9 }),
+    };
+  },
+  shape: () => SHAPE,
+  load: (spec, seed) => loadSpirals(spec, seed),
+};
+
 /**
  * Two interleaved spirals (class 0 and class 1), a classic problem a linear model cannot
  * solve. Generated from the job seed, so every worker builds the identical set.
  */
-export function loadSpirals(opts: SpiralsOptions, seed: number): Dataset {
+function loadSpirals(opts: SpiralsSpec, seed: number): Dataset {
   const rng = new Rng(deriveSeed(seed, 'spirals'));
   const total = opts.samples;
   const x = new Float32Array(total * 2);
@@ -46,5 +65,5 @@ export function loadSpirals(opts: SpiralsOptions, seed: number): Dataset {
     });
     return { x: sx, y: sy, n: idx.length };
   };
-  return { name: 'spirals', inputSize: 2, outputSize: 2, targets: 'onehot', train: take(0), test: take(1) };
+  return dataset('spirals', SHAPE, take(0), take(1));
 }

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { denseFlopsPerSample } from '../../shared/accounting/flops.js';
 import { parseConfig } from '../../shared/config.js';
-import { datasetShape } from '../../shared/datasets/index.js';
-import { layoutModel } from '../../shared/model-spec.js';
+import { jobLayout } from '../../shared/job-layout.js';
+import type { DenseLayout } from '../../shared/models/dense.js';
 import { readMetrics, readSummary, runCli, tempDir } from '../helpers/cli.js';
 
 const JOB = {
@@ -22,8 +22,7 @@ const JOB = {
 
 function perSample(): number {
   const cfg = parseConfig(JOB);
-  const s = datasetShape(cfg.data);
-  return denseFlopsPerSample(layoutModel(cfg.model, s.inputSize, s.outputSize)).training;
+  return denseFlopsPerSample(jobLayout(cfg) as DenseLayout).training;
 }
 
 describe('compute accounting in a run', () => {

@@ -7,8 +7,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.js';
-import { datasetShape, loadDataset } from '../../shared/datasets/index.js';
-import { initParams, layoutModel } from '../../shared/model-spec.js';
+import { loadDataset } from '../../shared/datasets/index.js';
+import { jobLayout } from '../../shared/job-layout.js';
+import { initParams } from '../../shared/models/index.js';
 import { readMetrics, readSummary, readWeights, runCli, tempDir } from '../helpers/cli.js';
 
 function expectOneLine(stderr: string, pattern: RegExp): void {
@@ -157,8 +158,7 @@ describe('the run directory', () => {
     const r = await runCli(['train', '--config', file, '--steps', '0', '--workers', '1', '--backend', 'cpu', '--out', dir]);
     expect(r.code, r.stderr).toBe(0);
     const cfg = parseConfig(job);
-    const shape = datasetShape(cfg.data);
-    expect(readWeights(dir)).toEqual(initParams(layoutModel(cfg.model, shape.inputSize, shape.outputSize), cfg.seed));
+    expect(readWeights(dir)).toEqual(initParams(jobLayout(cfg), cfg.seed));
     expect(loadDataset(cfg.data, cfg.seed).test.n).toBeGreaterThan(0);
   });
 });

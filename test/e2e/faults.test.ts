@@ -7,8 +7,7 @@ import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } fr
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.js';
-import { datasetShape } from '../../shared/datasets/index.js';
-import { layoutModel } from '../../shared/model-spec.js';
+import { jobLayout } from '../../shared/job-layout.js';
 import { CLI, readMetrics, readSummary, readWeights, runCli, stepsReached, tempDir } from '../helpers/cli.js';
 import { tensorRelDiff } from '../helpers/reference.js';
 
@@ -27,8 +26,7 @@ const dir = tempDir('faults');
 const job = join(dir, 'job.json');
 const slots = (() => {
   const cfg = parseConfig(JOB);
-  const s = datasetShape(cfg.data);
-  return layoutModel(cfg.model, s.inputSize, s.outputSize).params;
+  return jobLayout(cfg).params;
 })();
 let clean3: Float32Array;
 

@@ -2,8 +2,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfig } from '../../shared/config.js';
-import { datasetShape } from '../../shared/datasets/index.js';
-import { initParams, layoutModel } from '../../shared/model-spec.js';
+import { jobLayout } from '../../shared/job-layout.js';
+import { initParams } from '../../shared/models/index.js';
 import { tempDir } from './cli.js';
 
 export const EQUIV_JOB = {
@@ -29,7 +29,6 @@ export function equivalenceSetup(tag: string, job: object = EQUIV_JOB) {
   const file = join(dir, 'job.json');
   writeFileSync(file, JSON.stringify(job));
   const cfg = parseConfig(job);
-  const shape = datasetShape(cfg.data);
-  const layout = layoutModel(cfg.model, shape.inputSize, shape.outputSize);
+  const layout = jobLayout(cfg);
   return { dir, file, cfg, slots: layout.params, init: initParams(layout, cfg.seed) };
 }

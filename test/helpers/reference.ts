@@ -8,13 +8,14 @@ import * as tf from '@tensorflow/tfjs';
 tf.enableProdMode();
 import type { Config } from '../../shared/config.js';
 import { gatherRows, loadDataset } from '../../shared/datasets/index.js';
-import { initParams, layoutModel, paramView } from '../../shared/model-spec.js';
+import { jobLayout } from '../../shared/job-layout.js';
+import { initParams, paramView } from '../../shared/models/index.js';
 import { Sampler } from '../../shared/sampler.js';
 
 export async function referenceTrain(cfg: Config): Promise<Float32Array> {
   await tf.setBackend('cpu');
   const ds = loadDataset(cfg.data, cfg.seed);
-  const layout = layoutModel(cfg.model, ds.inputSize, ds.outputSize);
+  const layout = jobLayout(cfg);
   const init = initParams(layout, cfg.seed);
   const model = tf.sequential();
   cfg.model.layers.forEach((l, i) =>

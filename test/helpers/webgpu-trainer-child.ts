@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { parseConfig } from '../../shared/config.js';
 import { loadDataset } from '../../shared/datasets/index.js';
-import { initParams, layoutModel } from '../../shared/model-spec.js';
+import { initParams, layoutModel } from '../../shared/models/index.js';
 import { selectBackend } from '../../worker/backend.js';
 import { calibrate } from '../../worker/calibrate.js';
 import { Trainer } from '../../worker/trainer.js';
@@ -18,7 +18,7 @@ const cfg = parseConfig({
   model: { layers: [{ units: 32, activation: 'tanh' }, { units: 16, activation: 'gelu' }, { units: 2 }], loss: 'softmaxCrossEntropy' },
 });
 const ds = loadDataset(cfg.data, cfg.seed);
-const layout = layoutModel(cfg.model, ds.inputSize, ds.outputSize);
+const layout = layoutModel(cfg.model, ds);
 const params = initParams(layout, cfg.seed);
 
 const choice = await selectBackend('webgpu', { allowSoftwareGpu: true });

@@ -4,22 +4,18 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fingerprint, type Dataset, type Split } from '../../shared/datasets/dataset.js';
-import { loadIdx, parseIdx } from '../../shared/datasets/idx.js';
-import { loadMnist } from '../../shared/datasets/mnist.js';
-import { loadSpirals } from '../../shared/datasets/spirals.js';
-import { loadXor } from '../../shared/datasets/xor.js';
+import { idx, parseIdx } from '../../shared/datasets/idx.js';
+import { mnist } from '../../shared/datasets/mnist.js';
+import { spirals } from '../../shared/datasets/spirals.js';
+import { xor } from '../../shared/datasets/xor.js';
+
+const loadXor = () => xor.load({ name: 'xor' }, 0);
+const loadSpirals = (o: { samples: number; noise: number; testFraction: number }, seed: number) => spirals.load({ name: 'spirals', ...o }, seed);
+const loadMnist = (o: { testFraction: number }) => mnist.load({ name: 'mnist', ...o }, 0);
+const loadIdx = (o: { path: string }) => idx.load({ name: 'idx', ...o }, 0);
 import { expectCode } from '../helpers/expect-code.js';
+import { idxBytes } from '../helpers/fixtures.js';
 
-
-/** An unsigned-byte IDX file: magic 0x0000 08 nd, big-endian dims, then the data. */
-function idxBytes(dims: number[], data: number[]): Uint8Array {
-  const b = new Uint8Array(4 + 4 * dims.length + data.length);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, 0x00000800 | dims.length);
-  dims.forEach((d, i) => v.setUint32(4 + 4 * i, d));
-  b.set(data, 4 + 4 * dims.length);
-  return b;
-}
 
 /** Class index of each one-hot row; throws if a row is not one-hot. */
 function labelsOf(s: Split, classes: number): number[] {

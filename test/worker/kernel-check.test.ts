@@ -3,7 +3,8 @@ import '@tensorflow/tfjs-backend-wasm'; // registers the wasm kernels (no need t
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertKernels, kernelsUsed } from '../../worker/kernel-check.js';
 import { DptrainError } from '../../shared/errors.js';
-import { layoutModel, type ModelSpec } from '../../shared/model-spec.js';
+import type { DenseSpec as ModelSpec } from '../../shared/models/dense.js';
+import { denseFor as layoutModel } from '../helpers/layouts.js';
 
 const reluModel = layoutModel(
   { layers: [{ units: 4, activation: 'relu' }, { units: 3, activation: 'linear' }], loss: 'softmaxCrossEntropy' },
@@ -28,7 +29,7 @@ beforeAll(async () => {
 
 describe('kernelsUsed', () => {
   it('a relu dense model uses BatchMatMul and Relu, and only registered cpu kernels', async () => {
-    const k = await kernelsUsed(reluModel, 'onehot');
+    const k = await kernelsUsed(reluModel);
     expect(k).toContain('BatchMatMul');
     expect(k).toContain('Relu');
     expect(k).toContain('ArgMax'); // the evaluation step (correctCount) is profiled too
@@ -43,13 +44,13 @@ describe('kernelsUsed', () => {
 
   it('depends on the model: tanh instead of relu', async () => {
     const spec: ModelSpec = { layers: [{ units: 4, activation: 'tanh' }, { units: 3, activation: 'linear' }], loss: 'softmaxCrossEntropy' };
-    const k = await kernelsUsed(layoutModel(spec, 5, 3), 'onehot');
+    const k = await kernelsUsed(layoutModel(spec, 5, 3));
     expect(k).toContain('Tanh');
     expect(k).not.toContain('Relu');
   });
 
   it('restores the backend it found', async () => {
-    await kernelsUsed(reluModel, 'onehot');
+    await kernelsUsed(reluModel);
     expect(tf.getBackend()).toBe('cpu');
   });
 
@@ -57,7 +58,7 @@ describe('kernelsUsed', () => {
   // any tidy inside tf.profile, so their intermediates are never disposed (8 for this model).
   it('leaks no tensors', async () => {
     const before = tf.memory().numTensors;
-    await kernelsUsed(reluModel, 'onehot');
+    await kernelsUsed(reluModel);
     expect(tf.memory().numTensors).toBe(before);
   });
 });
@@ -68,7 +69,7 @@ describe('assertKernels', () => {
   const leftOut = 'Relu';
 
   beforeAll(async () => {
-    needed = await kernelsUsed(reluModel, 'onehot');
+    needed = await kernelsUsed(reluModel);
     // A fake backend 'partial' that has every kernel the model needs but one.
     for (const kernelName of needed) {
       if (kernelName === leftOut) continue;
@@ -82,12 +83,12 @@ describe('assertKernels', () => {
   });
 
   it('passes on cpu', async () => {
-    await expect(assertKernels(reluModel, 'onehot', 'cpu')).resolves.toBeUndefined();
+    await expect(assertKernels(reluModel, 'cpu')).resolves.toBeUndefined();
   });
 
   it('throws KERNEL_MISSING naming the one kernel the backend lacks', async () => {
     expect(needed).toContain(leftOut);
-    const e = await thrown(assertKernels(reluModel, 'onehot', 'partial'));
+    const e = await thrown(assertKernels(reluModel, 'partial'));
     expect(e.code).toBe('KERNEL_MISSING');
     expect(e.message).toContain(`kernel ${leftOut} `);
     expect(e.message).toContain('partial backend');
@@ -95,7 +96,7 @@ describe('assertKernels', () => {
   });
 
   it('names every missing kernel on a backend that has none', async () => {
-    const e = await thrown(assertKernels(reluModel, 'onehot', 'nothing-registered'));
+    const e = await thrown(assertKernels(reluModel, 'nothing-registered'));
     expect(e.code).toBe('KERNEL_MISSING');
     expect(e.message).toContain('kernels ');
     for (const k of needed) expect(e.message).toContain(k);
@@ -106,7 +107,7 @@ describe('assertKernels', () => {
     expect(tf.getKernel('Erf', 'wasm')).toBeDefined();
     const spec: ModelSpec = { layers: [{ units: 4, activation: 'gelu' }, { units: 3, activation: 'linear' }], loss: 'softmaxCrossEntropy' };
     const gelu = layoutModel(spec, 5, 3);
-    expect(await kernelsUsed(gelu, 'onehot')).toContain('Erf');
-    await expect(assertKernels(gelu, 'onehot', 'wasm')).resolves.toBeUndefined();
+    expect(await kernelsUsed(gelu)).toContain('Erf');
+    await expect(assertKernels(gelu, 'wasm')).resolves.toBeUndefined();
   });
 });

@@ -6,12 +6,12 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDataset } from '../../shared/datasets/index.js';
-import { initParams, layoutModel } from '../../shared/model-spec.js';
+import { initParams, layoutModel } from '../../shared/models/index.js';
 import { Trainer } from '../../worker/trainer.js';
 import { heapViews, joinParts } from '../../worker/tensor-memory.js';
 
 const ds = loadDataset({ name: 'spirals', samples: 300, noise: 0.05, testFraction: 0.2 }, 1);
-const layout = layoutModel({ layers: [{ units: 16, activation: 'relu' }, { units: 2, activation: 'linear' }], loss: 'softmaxCrossEntropy' }, ds.inputSize, ds.outputSize);
+const layout = layoutModel({ layers: [{ units: 16, activation: 'relu' }, { units: 2, activation: 'linear' }], loss: 'softmaxCrossEntropy' }, ds);
 const params = initParams(layout, 1);
 
 /** The flat gradient over rows [0, 64) on a backend, read back the plain way (data() of a concat). */

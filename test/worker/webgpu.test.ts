@@ -10,8 +10,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.js';
-import { datasetShape, type TargetKind } from '../../shared/datasets/index.js';
-import { ACTIVATIONS, LOSSES, layoutModel, type Loss } from '../../shared/model-spec.js';
+import { type TargetKind } from '../../shared/datasets/index.js';
+import { ACTIVATIONS, LOSSES, type Loss } from '../../shared/models/heads.js';
+import { jobLayout } from '../../shared/job-layout.js';
+import { denseFor } from '../helpers/layouts.js';
 import { assertKernels } from '../../worker/kernel-check.js';
 import { adapterLabel, softwareReason, type AdapterSummary } from '../../worker/webgpu.js';
 import { webgpuEnv, webgpuSkip } from '../helpers/webgpu.js';
@@ -60,15 +62,14 @@ describe('webgpu kernel coverage', () => {
   const targetsOf: Record<Loss, TargetKind> = { softmaxCrossEntropy: 'onehot', binaryCrossEntropy: 'binary', meanSquaredError: 'real' };
   const combos = ACTIVATIONS.flatMap((activation) => LOSSES.map((loss) => [activation, loss] as const));
   it.each(combos)('every kernel a %s model with %s needs is registered for webgpu', async (activation, loss) => {
-    const layout = layoutModel({ layers: [{ units: 4, activation }, { units: 3, activation: 'linear' }], loss }, 5, 3);
-    await expect(assertKernels(layout, targetsOf[loss], 'webgpu')).resolves.toBeUndefined();
+    const layout = denseFor({ layers: [{ units: 4, activation }, { units: 3, activation: 'linear' }], loss }, 5, 3, targetsOf[loss]);
+    await expect(assertKernels(layout, 'webgpu')).resolves.toBeUndefined();
   });
 
   const examples = readdirSync(resolve(__dirname, '../../examples')).filter((f) => f.endsWith('.json'));
   it.each(examples)('examples/%s passes the webgpu kernel check', async (file) => {
     const cfg = parseConfig(JSON.parse(readFileSync(resolve(__dirname, '../../examples', file), 'utf8')));
-    const shape = datasetShape(cfg.data);
-    await expect(assertKernels(layoutModel(cfg.model, shape.inputSize, shape.outputSize), shape.targets, 'webgpu')).resolves.toBeUndefined();
+    await expect(assertKernels(jobLayout(cfg), 'webgpu')).resolves.toBeUndefined();
   });
 });
 

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { denseFlopsPerSample } from '../../../shared/accounting/flops.js';
 import { devicePeak } from '../../../shared/accounting/devices.js';
 import { DEFAULT_CONFIG } from '../../../shared/config.js';
-import { layoutModel, parseModelSpec } from '../../../shared/model-spec.js';
+import { parseModelSpec } from '../../../shared/models/index.js';
+import { denseFor as layoutModel } from '../../helpers/layouts.js';
 import { expectCode } from '../../helpers/expect-code.js';
 
 describe('dense FLOPs per sample', () => {

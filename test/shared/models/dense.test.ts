@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { initParams, layoutModel, paramView, parseModelSpec, type ModelSpec } from '../../shared/model-spec.js';
-import { expectCode } from '../helpers/expect-code.js';
+import { initParams, paramView, parseModelSpec, type ModelSpec } from '../../../shared/models/index.js';
+import { expectCode } from '../../helpers/expect-code.js';
+import { denseFor as layoutModel } from '../../helpers/layouts.js';
 
 
 const SPEC: ModelSpec = parseModelSpec({

@@ -1,0 +1,47 @@
+/**
+ * The model-kind registry: every kind by its `model.kind` (default `dense`). Adding one is a
+ * module implementing ModelKind (contract.ts) and a line here; see docs/extending.md.
+ */
+import type { DataShape } from '../datasets/dataset.js';
+import { fail } from '../errors.js';
+import { isObj } from '../fields.js';
+import type { ModelKind, ModelLayout } from './contract.js';
+import { dense, type DenseSpec } from './dense.js';
+
+export type { ModelFlops, ModelKind, ParamSlot } from './contract.js';
+export { paramView } from './contract.js';
+
+export type ModelSpec = DenseSpec;
+export type AnyLayout = ModelLayout<ModelSpec>;
+
+const KINDS: Record<string, ModelKind<ModelSpec>> = { dense };
+
+export const MODEL_KINDS: readonly string[] = Object.keys(KINDS);
+
+function kindNamed(name: string, where: string): ModelKind<ModelSpec> {
+  const k = Object.hasOwn(KINDS, name) ? KINDS[name] : undefined;
+  return k ?? fail('MODEL_INVALID', `${where}.kind must be one of ${MODEL_KINDS.join(', ')}, got ${JSON.stringify(name)}`);
+}
+
+/** The module of a spec's kind. */
+export function modelKind(spec: ModelSpec): ModelKind<ModelSpec> {
+  return kindNamed(spec.kind ?? 'dense', 'model');
+}
+
+/** Validate an untrusted model section (from JSON); every complaint names the field. */
+export function parseModelSpec(raw: unknown, where = 'model'): ModelSpec {
+  if (!isObj(raw)) fail('MODEL_INVALID', `${where} must be an object with "layers" and "loss" (and "kind", default dense)`);
+  const kind = raw.kind ?? 'dense';
+  if (typeof kind !== 'string') fail('MODEL_INVALID', `${where}.kind must be one of ${MODEL_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+  return kindNamed(kind, where).parse(raw, where);
+}
+
+/** Fix the parameter layout of a model for data of a given shape. */
+export function layoutModel(spec: ModelSpec, data: DataShape): AnyLayout {
+  return modelKind(spec).layout(spec, data);
+}
+
+/** The seeded initialization of a layout's parameters. */
+export function initParams(layout: AnyLayout, seed: number): Float32Array {
+  return modelKind(layout.spec).init(layout, seed);
+}
