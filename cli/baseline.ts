@@ -24,7 +24,7 @@ const LOSSES = {
  */
 function singleProcessModel(layout: AnyLayout, init: Float32Array): { loss: (x: tf.Tensor, y: tf.Tensor) => tf.Scalar; dispose: () => void } {
   const spec = layout.spec;
-  if ((spec.kind ?? 'dense') === 'dense') {
+  if (spec.kind === undefined || spec.kind === 'dense') {
     const model = tf.sequential();
     spec.layers.forEach((l, i) => model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [layout.inputSize] } : {}) })));
     model.setWeights(layout.params.map((p) => tf.tensor(paramView(init, p), p.shape)));

@@ -7,14 +7,19 @@
 import * as tf from '@tensorflow/tfjs';
 import { fail } from '../shared/errors.js';
 import { modelKind, type AnyLayout } from '../shared/models/index.js';
+import { withFormsOf } from '../shared/ops/forms.js';
 import { batchTensors } from './batch.js';
 
-export async function kernelsUsed(layout: AnyLayout): Promise<string[]> {
+/**
+ * Kernels one training and evaluation step needs, with the ops taking the gradient forms they
+ * take on `asBackend` (shared/ops/forms.ts: e.g. conv2d's filter gradient on wasm).
+ */
+export async function kernelsUsed(layout: AnyLayout, asBackend = 'cpu'): Promise<string[]> {
   const m = modelKind(layout.spec);
   const previous = tf.getBackend();
   await tf.setBackend('cpu');
   try {
-    const info = await tf.profile(() =>
+    const info = await withFormsOf(asBackend, () => tf.profile(() =>
       tf.tidy(() => {
         const params = layout.params.map((p) => tf.zeros(p.shape));
         const { x, y } = batchTensors(layout, 2, new Float32Array(2 * layout.inputSize), new Float32Array(2 * layout.outputSize));
@@ -22,7 +27,7 @@ export async function kernelsUsed(layout: AnyLayout): Promise<string[]> {
         tf.valueAndGrads(f)(params);
         m.correctCount(layout, m.forward(layout, params, x), y);
       }),
-    );
+    ));
     // kernelNames also lists op scopes such as "logSoftmax__op"; keep the registered kernels.
     return [...new Set(info.kernelNames)].filter((k) => tf.getKernel(k, 'cpu') !== undefined).sort();
   } finally {
@@ -31,7 +36,7 @@ export async function kernelsUsed(layout: AnyLayout): Promise<string[]> {
 }
 
 export async function assertKernels(layout: AnyLayout, backend: string): Promise<void> {
-  const needed = await kernelsUsed(layout);
+  const needed = await kernelsUsed(layout, backend);
   const missing = needed.filter((k) => tf.getKernel(k, backend) === undefined);
   if (missing.length > 0) {
     fail(

@@ -20,6 +20,13 @@ export interface DataShape {
   targets: TargetKind;
   /** Distinct token ids (targets 'tokens' only): every id is below it. */
   vocab?: number;
+  /** Character tokenization: the characters, id = index (stored with the run to decode samples). */
+  alphabet?: string;
+}
+
+/** What the model asks of each sample: sequence models set the window length. */
+export interface SampleRequest {
+  seq?: number;
 }
 
 export interface Split {
@@ -41,13 +48,14 @@ export interface Dataset extends DataShape {
 /**
  * One dataset kind: `parse` validates its config section (naming each bad field), `shape`
  * states the data's shape without loading it, `load` builds the splits (synthetic sets derive
- * from the job seed). Registered by name in datasets/index.ts.
+ * from the job seed); both get what the model asks of a sample (a sequence length). Registered
+ * by name in datasets/index.ts.
  */
 export interface DatasetModule<S extends { name: string }> {
   readonly name: string;
   parse(raw: Json): S;
-  shape(spec: S): DataShape;
-  load(spec: S, seed: number): Dataset;
+  shape(spec: S, want: SampleRequest): DataShape;
+  load(spec: S, seed: number, want: SampleRequest): Dataset;
 }
 
 export const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);

@@ -4,13 +4,13 @@
  */
 import { fail } from '../errors.js';
 import { isObj } from '../fields.js';
-import type { DataShape, Dataset, DatasetModule } from './dataset.js';
+import type { DataShape, Dataset, DatasetModule, SampleRequest } from './dataset.js';
 import { idx, type IdxSpec } from './idx.js';
 import { mnist, type MnistSpec } from './mnist.js';
 import { spirals, type SpiralsSpec } from './spirals.js';
 import { xor, type XorSpec } from './xor.js';
 
-export type { DataShape, Dataset, DatasetModule, InputDtype, Split, TargetKind } from './dataset.js';
+export type { DataShape, Dataset, DatasetModule, InputDtype, SampleRequest, Split, TargetKind } from './dataset.js';
 export { fingerprint, gatherRows, sizeOf } from './dataset.js';
 
 export type DataSpec = XorSpec | SpiralsSpec | MnistSpec | IdxSpec;
@@ -32,16 +32,23 @@ export function parseDataSpec(raw: unknown): DataSpec {
 }
 
 /** Load the dataset a job names. Synthetic sets derive from the job seed. */
-export function loadDataset(spec: DataSpec, seed: number): Dataset {
-  return moduleOf(spec.name).load(spec, seed);
+export function loadDataset(spec: DataSpec, seed: number, want: SampleRequest = {}): Dataset {
+  return moduleOf(spec.name).load(spec, seed, want);
 }
 
 /** The data's shape without loading it: the coordinator needs only this, and need not have the files. */
-export function datasetShape(spec: DataSpec): DataShape {
-  return moduleOf(spec.name).shape(spec);
+export function datasetShape(spec: DataSpec, want: SampleRequest = {}): DataShape {
+  return moduleOf(spec.name).shape(spec, want);
 }
 
 /** Whether loaded data has the shape the job expects (a host with other files is refused). */
 export function sameShape(a: DataShape, b: DataShape): boolean {
-  return a.inputDtype === b.inputDtype && a.outputSize === b.outputSize && a.targets === b.targets && a.inputShape.join('x') === b.inputShape.join('x');
+  return (
+    a.inputDtype === b.inputDtype &&
+    a.outputSize === b.outputSize &&
+    a.targets === b.targets &&
+    a.inputShape.join('x') === b.inputShape.join('x') &&
+    a.vocab === b.vocab &&
+    a.alphabet === b.alphabet
+  );
 }

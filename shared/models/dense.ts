@@ -26,10 +26,11 @@ export interface DenseSpec {
 
 export type DenseLayout = ModelLayout<DenseSpec>;
 
-export function parseDenseLayers(layers: unknown, where: string): DenseLayerSpec[] {
+/** Dense layer specs; `first` is the index of the first one in the config's layer list. */
+export function parseDenseLayers(layers: unknown, where: string, first = 0): DenseLayerSpec[] {
   if (!Array.isArray(layers) || layers.length === 0) fail('MODEL_INVALID', `${where} must be a non-empty array of {units, activation}`);
   return layers.map((l, i): DenseLayerSpec => {
-    const at = `${where}[${i}]`;
+    const at = `${where}[${first + i}]`;
     if (!isObj(l)) fail('MODEL_INVALID', `${at} must be an object {units, activation}`);
     for (const k of Object.keys(l)) {
       if (k !== 'units' && k !== 'activation') fail('MODEL_INVALID', `${at}.${k} is not a known field (units, activation)`);
@@ -54,11 +55,11 @@ export function denseSlots(layers: DenseLayerSpec[], fanIn: number, first = 0): 
   });
 }
 
-/** Last layer against the data's outputs and target kind. */
-export function checkOutputs(layers: DenseLayerSpec[], loss: Loss, data: DataShape, where: string, kind: string): void {
+/** Last layer (its config path `lastField`) against the data's outputs and target kind. */
+export function checkOutputs(layers: DenseLayerSpec[], loss: Loss, data: DataShape, lastField: string, kind: string): void {
   checkTargets(loss, data.targets, data.outputSize, kind);
   const last = layers[layers.length - 1];
-  if (last.units !== data.outputSize) fail('MODEL_INVALID', `${where}[${layers.length - 1}].units is ${last.units} but the dataset has ${data.outputSize} outputs`);
+  if (last.units !== data.outputSize) fail('MODEL_INVALID', `${lastField}.units is ${last.units} but the dataset has ${data.outputSize} outputs`);
 }
 
 /** Dense layers over a [n, features] tensor; params hold kernel, bias per layer. */
@@ -82,7 +83,7 @@ export function addDenseLayers(model: tf.Sequential, layers: DenseLayerSpec[], l
 }
 
 export function denseLayout(spec: DenseSpec, data: DataShape): DenseLayout {
-  checkOutputs(spec.layers, spec.loss, data, 'model.layers', 'dense');
+  checkOutputs(spec.layers, spec.loss, data, `model.layers[${spec.layers.length - 1}]`, 'dense');
   if (data.inputDtype !== 'float32') fail('MODEL_INVALID', 'model.kind dense needs float32 features; this dataset gives int32 token ids');
   const inputSize = data.inputShape.reduce((a, b) => a * b, 1);
   return { spec, data, inputShape: [inputSize], inputSize, outputSize: data.outputSize, ...packSlots(denseSlots(spec.layers, inputSize)) };

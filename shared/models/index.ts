@@ -6,15 +6,16 @@ import type { DataShape } from '../datasets/dataset.js';
 import { fail } from '../errors.js';
 import { isObj } from '../fields.js';
 import type { ModelKind, ModelLayout } from './contract.js';
+import { cnn, type CnnSpec } from './cnn.js';
 import { dense, type DenseSpec } from './dense.js';
 
 export type { ModelFlops, ModelKind, ParamSlot } from './contract.js';
 export { paramView } from './contract.js';
 
-export type ModelSpec = DenseSpec;
+export type ModelSpec = DenseSpec | CnnSpec;
 export type AnyLayout = ModelLayout<ModelSpec>;
 
-const KINDS: Record<string, ModelKind<ModelSpec>> = { dense };
+const KINDS: Record<string, ModelKind<ModelSpec>> = { dense, cnn };
 
 export const MODEL_KINDS: readonly string[] = Object.keys(KINDS);
 

@@ -99,11 +99,13 @@ describe.each(MODEL_KINDS.map((k) => [k]))('model kind %s', (kind) => {
   });
 
   it('counts correct answers within the batch, or none for real targets', () => {
-    const c = tf.tidy(() => {
+    const r = tf.tidy(() => {
       const { x, y } = batch(0, n);
-      const r = m.correctCount(layout, m.forward(layout, tensors(), x), y);
-      return r ? r.dataSync()[0] : null;
+      return m.correctCount(layout, m.forward(layout, tensors(), x), y) ?? tf.scalar(-1);
     });
+    const v = r.dataSync()[0];
+    r.dispose();
+    const c = v === -1 ? null : v;
     if (layout.data.targets === 'real') expect(c).toBeNull();
     else {
       expect(Number.isInteger(c)).toBe(true);

@@ -9,9 +9,25 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSummary, readWeights, runCli } from '../helpers/cli.js';
 import { maxRelDiff, referenceTrain, tensorRelDiff } from '../helpers/reference.js';
-import { equivalenceSetup, EQUIV_JOB } from '../helpers/equivalence-job.js';
+import { equivalenceSetup, EQUIV_CNN_JOB, EQUIV_JOB } from '../helpers/equivalence-job.js';
 
 const JOB = EQUIV_JOB;
+
+/** Train the job with n cpu workers; its parameters must equal the reference's within 1e-5. */
+async function workersMatch(label: string, n: number, job: Pick<ReturnType<typeof equivalenceSetup>, 'dir' | 'file' | 'slots' | 'init'>, reference: Float32Array): Promise<void> {
+  const out = join(job.dir, `w${n}`);
+  const r = await runCli(['train', '--config', job.file, '--workers', String(n), '--backend', 'cpu', '--out', out]);
+  expect(r.code, r.stderr).toBe(0);
+  expect(readSummary(out).workers).toBe(n);
+  const ours = readWeights(out);
+  expect(ours.length).toBe(reference.length);
+  const diff = tensorRelDiff(ours, reference, job.slots);
+  // Reported so the figure is visible in the test log, not only pass/fail.
+  console.log(`${label} workers=${n}: tensor-relative max diff ${diff.toExponential(2)}, elementwise (floor 1e-3) ${maxRelDiff(ours, reference).toExponential(2)}`);
+  expect(diff).toBeLessThanOrEqual(1e-5);
+  // And it trained: the parameters moved well away from the initialization.
+  expect(tensorRelDiff(ours, job.init, job.slots)).toBeGreaterThan(1e-2);
+}
 
 describe('N workers equal one process on the full batch', () => {
   const { dir, file: configFile, cfg, slots, init } = equivalenceSetup('equiv');
@@ -21,20 +37,7 @@ describe('N workers equal one process on the full batch', () => {
     reference = await referenceTrain(cfg);
   });
 
-  it.each([1, 2, 3])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', async (n) => {
-    const out = join(dir, `w${n}`);
-    const r = await runCli(['train', '--config', configFile, '--workers', String(n), '--backend', 'cpu', '--out', out]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(readSummary(out).workers).toBe(n);
-    const ours = readWeights(out);
-    expect(ours.length).toBe(reference.length);
-    const diff = tensorRelDiff(ours, reference, slots);
-    // Reported so the figure is visible in the test log, not only pass/fail.
-    console.log(`workers=${n}: tensor-relative max diff ${diff.toExponential(2)}, elementwise (floor 1e-3) ${maxRelDiff(ours, reference).toExponential(2)}`);
-    expect(diff).toBeLessThanOrEqual(1e-5);
-    // And it trained: the parameters moved well away from the initialization.
-    expect(tensorRelDiff(ours, init, slots)).toBeGreaterThan(1e-2);
-  });
+  it.each([1, 2, 3])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) => workersMatch('dense', n, { dir, file: configFile, slots, init }, reference));
 
   it('gradient accumulation: batch 25 × 2 micro-steps equals batch 50 in one', async () => {
     const a = join(dir, 'acc1');
@@ -49,4 +52,15 @@ describe('N workers equal one process on the full batch', () => {
     expect(rb.code, rb.stderr).toBe(0);
     expect(tensorRelDiff(readWeights(b), readWeights(a), slots)).toBeLessThanOrEqual(1e-5);
   });
+});
+
+describe('cnn: N workers equal one tfjs-layers process on the full batch', () => {
+  const { dir, file, cfg, slots, init } = equivalenceSetup('equiv-cnn', EQUIV_CNN_JOB);
+  let reference: Float32Array;
+
+  beforeAll(async () => {
+    reference = await referenceTrain(cfg);
+  });
+
+  it.each([1, 2, 3])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) => workersMatch('cnn', n, { dir, file, slots, init }, reference));
 });

@@ -23,6 +23,29 @@ export const EQUIV_JOB = {
   optimizer: { lr: 0.01 },
 };
 
+/** A small convolutional job on MNIST: same and valid padding, stride 2, both poolings. */
+export const EQUIV_CNN_JOB = {
+  seed: 5,
+  data: { name: 'mnist' },
+  model: {
+    kind: 'cnn',
+    layers: [
+      { type: 'conv2d', filters: 4, kernel: 3, padding: 'same', activation: 'tanh' },
+      { type: 'maxPool', size: 2 },
+      { type: 'conv2d', filters: 6, kernel: 3, stride: 2, activation: 'relu' },
+      { type: 'avgPool', size: 2 },
+      { type: 'flatten' },
+      { type: 'dense', units: 16, activation: 'tanh' },
+      { type: 'dense', units: 10 },
+    ],
+    loss: 'softmaxCrossEntropy',
+  },
+  steps: 20,
+  batchSize: 50,
+  evalEvery: 0,
+  optimizer: { lr: 0.01 },
+};
+
 /** A run directory with `job` written to job.json, its parsed config, parameter slots and initialization. */
 export function equivalenceSetup(tag: string, job: object = EQUIV_JOB) {
   const dir = tempDir(tag);

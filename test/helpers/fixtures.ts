@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './cli.js';
+import { EQUIV_CNN_JOB } from './equivalence-job.js';
 
 export interface KindFixture {
   model: Record<string, unknown>;
@@ -17,6 +18,7 @@ export const MODEL_FIXTURES: Record<string, KindFixture> = {
     model: { layers: [{ units: 6, activation: 'tanh' }, { units: 2, activation: 'linear' }], loss: 'softmaxCrossEntropy' },
     data: { name: 'spirals', samples: 64 },
   },
+  cnn: { model: EQUIV_CNN_JOB.model, data: EQUIV_CNN_JOB.data },
 };
 
 /** An unsigned-byte IDX file: magic 0x0000 08 nd, big-endian dims, then the data. */

@@ -7,27 +7,42 @@ import * as tf from '@tensorflow/tfjs';
 
 tf.enableProdMode();
 import type { Config } from '../../shared/config.js';
-import { gatherRows, loadDataset } from '../../shared/datasets/index.js';
+import { gatherRows, loadDataset, type Dataset } from '../../shared/datasets/index.js';
 import { jobLayout } from '../../shared/job-layout.js';
-import { initParams, paramView } from '../../shared/models/index.js';
+import { initParams, paramView, type ModelSpec } from '../../shared/models/index.js';
 import { Sampler } from '../../shared/sampler.js';
+
+/** The model as tfjs-layers layers, read from the spec here (not through the model kind's own toLayers). */
+function referenceModel(spec: ModelSpec, ds: Dataset): tf.Sequential {
+  const model = tf.sequential();
+  if (spec.kind === 'cnn') {
+    spec.layers.forEach((f, i) => {
+      const first = i === 0 ? { inputShape: ds.inputShape } : {};
+      if (f.type === 'conv2d') model.add(tf.layers.conv2d({ filters: f.filters, kernelSize: f.kernel, strides: f.stride, padding: f.padding, activation: f.activation, ...first }));
+      else if (f.type === 'maxPool') model.add(tf.layers.maxPooling2d({ poolSize: f.size, strides: f.stride, ...first }));
+      else if (f.type === 'avgPool') model.add(tf.layers.averagePooling2d({ poolSize: f.size, strides: f.stride, ...first }));
+      else if (f.type === 'flatten') model.add(tf.layers.flatten(first));
+      else if (f.type === 'dense') model.add(tf.layers.dense({ units: f.units, activation: f.activation }));
+    });
+    return model;
+  }
+  spec.layers.forEach((l, i) => model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [ds.inputSize] } : {}) })));
+  return model;
+}
 
 export async function referenceTrain(cfg: Config): Promise<Float32Array> {
   await tf.setBackend('cpu');
   const ds = loadDataset(cfg.data, cfg.seed);
   const layout = jobLayout(cfg);
   const init = initParams(layout, cfg.seed);
-  const model = tf.sequential();
-  cfg.model.layers.forEach((l, i) =>
-    model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [ds.inputSize] } : {}) })),
-  );
+  const model = referenceModel(cfg.model, ds);
   model.setWeights(layout.params.map((p) => tf.tensor(paramView(init, p), p.shape)));
   const opt = tf.train.adam(cfg.optimizer.lr, cfg.optimizer.beta1, cfg.optimizer.beta2, cfg.optimizer.epsilon);
   const sampler = new Sampler(ds.train.n, cfg.seed);
   for (let s = 0; s < cfg.steps; s++) {
     const rows = sampler.rows(s * cfg.batchSize, (s + 1) * cfg.batchSize);
     const b = gatherRows(ds.train, ds.inputSize, ds.outputSize, rows);
-    const x = tf.tensor2d(b.x, [rows.length, ds.inputSize]);
+    const x = tf.tensor(b.x, [rows.length, ...(cfg.model.kind === 'cnn' ? ds.inputShape : [ds.inputSize])]);
     const y = tf.tensor2d(b.y, [rows.length, ds.outputSize]);
     opt.minimize(() => {
       const out = model.apply(x) as tf.Tensor2D;

@@ -2,7 +2,11 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm'; // registers the wasm kernels (no need to initialize it)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertKernels, kernelsUsed } from '../../worker/kernel-check.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseConfig } from '../../shared/config.js';
 import { DptrainError } from '../../shared/errors.js';
+import { jobLayout } from '../../shared/job-layout.js';
 import type { DenseSpec as ModelSpec } from '../../shared/models/dense.js';
 import { denseFor as layoutModel } from '../helpers/layouts.js';
 
@@ -109,5 +113,23 @@ describe('assertKernels', () => {
     const gelu = layoutModel(spec, 5, 3);
     expect(await kernelsUsed(gelu)).toContain('Erf');
     await expect(assertKernels(gelu, 'wasm')).resolves.toBeUndefined();
+  });
+});
+
+describe('the examples on cpu and wasm', () => {
+  const dir = resolve(__dirname, '../../examples');
+  // Examples whose data is not on this host still have a shape: the check needs no files.
+  const examples = readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+  it.each(examples.flatMap((f) => [[f, 'cpu'], [f, 'wasm']]))('examples/%s passes on %s', async (file, backend) => {
+    const layout = jobLayout(parseConfig(JSON.parse(readFileSync(join(dir, file), 'utf8'))));
+    await expect(assertKernels(layout, backend)).resolves.toBeUndefined();
+  });
+
+  it('a cnn on wasm: the filter gradient takes no Conv2DBackpropFilter there, but does as webgpu runs it', async () => {
+    const layout = jobLayout(parseConfig(JSON.parse(readFileSync(join(dir, 'cnn-mnist.json'), 'utf8'))));
+    expect(await kernelsUsed(layout, 'wasm')).not.toContain('Conv2DBackpropFilter');
+    expect(await kernelsUsed(layout, 'wasm')).toContain('Conv2D');
+    expect(await kernelsUsed(layout, 'webgpu')).toContain('Conv2DBackpropFilter'); // webgpu keeps TF.js's gradient
   });
 });

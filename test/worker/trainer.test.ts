@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Trainer } from '../../worker/trainer.js';
 import { loadDataset, type Dataset } from '../../shared/datasets/index.js';
 import { DptrainError } from '../../shared/errors.js';
-import type { DenseLayout as ModelLayout, DenseSpec as ModelSpec } from '../../shared/models/dense.js';
-import { initParams, layoutModel } from '../../shared/models/index.js';
+import { denseLayout, type DenseLayout as ModelLayout, type DenseSpec as ModelSpec } from '../../shared/models/dense.js';
+import { initParams } from '../../shared/models/index.js';
 
 const SEED = 1;
 
@@ -35,7 +35,7 @@ const CASES: Case[] = [
 ];
 
 function setup(c: Case): { layout: ModelLayout; params: Float32Array; trainer: Trainer } {
-  const layout = layoutModel(c.spec, c.ds);
+  const layout = denseLayout(c.spec, c.ds);
   const params = initParams(layout, SEED);
   // Non-zero biases, so that their gradients are exercised away from the symmetric start.
   for (const slot of layout.params) if (slot.shape.length === 1) for (let i = 0; i < slot.size; i++) params[slot.offset + i] = 0.1 * (i + 1);
