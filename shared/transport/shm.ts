@@ -12,13 +12,6 @@
  * per message: reads land in one reused buffer, and files are slots overwritten in place (never
  * truncated or deleted, so tmpfs keeps their pages).
  *
- * Which memory a payload moves through matters as much: on the dev machine a 2.7 MB read(2)
- * lands in WebAssembly memory in ~0.24 ms but in an ordinary ArrayBuffer in ~1.15 ms, and a
- * write(2) from an ordinary ArrayBuffer takes ~0.30 ms but ~1.2 ms from WebAssembly memory
- * (medians of 200, same file, same process). So reads land in WebAssembly memory (the
- * coordinator's arena, or this channel's own landing memory), and writes go out from an
- * ordinary staging buffer, filled by one memcpy (~0.08 ms) where the data sits in a heap.
- *
  * Slots: params-<k>.bin (the coordinator writes each version once into a slot no worker may
  * still be reading, see dispatcher.ts; every local worker reads it) and
  * result-<worker>-<seq mod 4>.bin (a worker writes, the coordinator reads at once). Each file
@@ -72,16 +65,11 @@ function sweepOrphans(root: string): void {
   }
 }
 
-/** Bytes of a WebAssembly memory page. */
-const WASM_PAGE = 65536;
-
 export class ShmChannel {
   /** Set once a file operation failed: from then on payloads go through the socket. */
   failed: string | null = null;
-  /** Every write's payload, staged in ordinary memory (float32 copied, 16-bit encoded), reused. */
+  /** Encoded 16-bit payloads for writes, reused. */
   private out: Uint8Array = new Uint8Array(0);
-  /** Backs `landing` (see the header: reads into WebAssembly memory are fast). */
-  private landingMemory: WebAssembly.Memory | null = null;
   private readonly headerBytes = new Uint8Array(HEADER);
   private readonly header = new DataView(this.headerBytes.buffer);
   /** Where reads land, reused; a payload read is valid until the next read on this channel. */
@@ -161,18 +149,19 @@ export class ShmChannel {
   }
 
   private write(path: string, tag: number, values: Float32Array | readonly Float32Array[], dtype: WireDtype): void {
-    // Staged, never written from the caller's arrays: they are often WebAssembly memory (a TF.js
-    // heap, the coordinator's arena), the slow side of write(2) here (see the header).
+    // float32 is written straight from the caller's arrays; 16-bit dtypes are encoded into a reused buffer.
     const parts = values instanceof Float32Array ? [values] : values;
-    const bytes = parts.reduce((n, p) => n + p.length, 0) * BYTES_PER_ELEMENT[dtype];
-    if (this.out.length < bytes) this.out = new Uint8Array(bytes);
-    let at = 0;
-    for (const p of parts) {
-      if (dtype === 'float32') this.out.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), at);
-      else encodeTensor(p, dtype, this.out.subarray(at));
-      at += p.length * BYTES_PER_ELEMENT[dtype];
+    let payloads = parts.map((v) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    if (dtype !== 'float32') {
+      const bytes = parts.reduce((n, p) => n + p.length, 0) * BYTES_PER_ELEMENT[dtype];
+      if (this.out.length < bytes) this.out = new Uint8Array(bytes);
+      let at = 0;
+      for (const p of parts) {
+        encodeTensor(p, dtype, this.out.subarray(at));
+        at += p.length * BYTES_PER_ELEMENT[dtype];
+      }
+      payloads = [this.out.subarray(0, bytes)];
     }
-    const payloads = [this.out.subarray(0, bytes)];
     // Open without O_TRUNC: the slot keeps its pages; the size never changes within a job.
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
     try {
@@ -190,15 +179,6 @@ export class ShmChannel {
     }
   }
 
-  /** Make `landing` hold at least `bytes`, in WebAssembly memory (page-aligned, so 4-byte aligned). */
-  private growLanding(bytes: number): void {
-    if (this.landing.length >= bytes) return;
-    const pages = Math.ceil(bytes / WASM_PAGE);
-    if (!this.landingMemory) this.landingMemory = new WebAssembly.Memory({ initial: pages });
-    else if (this.landingMemory.buffer.byteLength < bytes) this.landingMemory.grow(pages - this.landingMemory.buffer.byteLength / WASM_PAGE);
-    this.landing = new Uint8Array(this.landingMemory.buffer, 0, bytes);
-  }
-
   /**
    * The payload, as a view of the reused landing buffer, or written into `into` when given
    * (float32 payloads are read straight into it: the coordinator lands results in its arena).
@@ -208,7 +188,7 @@ export class ShmChannel {
     const size = HEADER + payloadBytes;
     if (into && into.length !== n) throw new Error(`ShmChannel.read: ${n} values into an array of ${into.length}`);
     const direct = into !== undefined && dtype === 'float32';
-    if (!direct) this.growLanding(payloadBytes);
+    if (!direct && this.landing.length < payloadBytes) this.landing = new Uint8Array(payloadBytes); // its own ArrayBuffer: aligned
     const payload = direct ? new Uint8Array(into.buffer, into.byteOffset, payloadBytes) : this.landing.subarray(0, payloadBytes);
     let fd: number | null = null;
     try {
