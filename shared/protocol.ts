@@ -1,7 +1,7 @@
 /**
  * The wire protocol: every message that crosses between coordinator and worker. A frame is
  * one message: a small msgpack header (these types) plus at most one fused float32 payload
- * (parameters or gradients, laid out as in model-spec's ModelLayout).
+ * (parameters or gradients, laid out as in the model kind's ModelLayout, shared/models).
  */
 import type { JobConfig } from './config.js';
 

@@ -10,13 +10,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readSummary, readWeights, runCli } from '../helpers/cli.js';
 import { maxRelDiff, referenceTrain, tensorRelDiff } from '../helpers/reference.js';
 import { equivalenceSetup, EQUIV_CNN_JOB, EQUIV_JOB } from '../helpers/equivalence-job.js';
+import '@tensorflow/tfjs-backend-wasm';
 
 const JOB = EQUIV_JOB;
 
-/** Train the job with n cpu workers; its parameters must equal the reference's within 1e-5. */
-async function workersMatch(label: string, n: number, job: Pick<ReturnType<typeof equivalenceSetup>, 'dir' | 'file' | 'slots' | 'init'>, reference: Float32Array): Promise<void> {
+/** Train the job with n workers on a backend; its parameters must equal the reference's within 1e-5. */
+async function workersMatch(label: string, n: number, job: Pick<ReturnType<typeof equivalenceSetup>, 'dir' | 'file' | 'slots' | 'init'>, reference: Float32Array, backend = 'cpu'): Promise<void> {
   const out = join(job.dir, `w${n}`);
-  const r = await runCli(['train', '--config', job.file, '--workers', String(n), '--backend', 'cpu', '--out', out]);
+  const r = await runCli(['train', '--config', job.file, '--workers', String(n), '--backend', backend, '--out', out]);
   expect(r.code, r.stderr).toBe(0);
   expect(readSummary(out).workers).toBe(n);
   const ours = readWeights(out);
@@ -63,4 +64,19 @@ describe('cnn: N workers equal one tfjs-layers process on the full batch', () =>
   });
 
   it.each([1, 2, 3])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) => workersMatch('cnn', n, { dir, file, slots, init }, reference));
+});
+
+/**
+ * On wasm the workers take matMul gradients through materialized transposes (shared/ops/matmul.ts),
+ * the reference through TF.js's own gradient (transpose flags): the same bound must hold.
+ */
+describe('wasm workers (fast matMul gradient) equal the wasm reference (TF.js gradient)', () => {
+  const { dir, file: configFile, cfg, slots, init } = equivalenceSetup('equiv-wasm');
+  let reference: Float32Array;
+
+  beforeAll(async () => {
+    reference = await referenceTrain(cfg, 'wasm');
+  });
+
+  it.each([1, 2])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) => workersMatch('wasm', n, { dir, file: configFile, slots, init }, reference, 'wasm'));
 });

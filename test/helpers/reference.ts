@@ -30,8 +30,8 @@ function referenceModel(spec: ModelSpec, ds: Dataset): tf.Sequential {
   return model;
 }
 
-export async function referenceTrain(cfg: Config): Promise<Float32Array> {
-  await tf.setBackend('cpu');
+export async function referenceTrain(cfg: Config, backend = 'cpu'): Promise<Float32Array> {
+  await tf.setBackend(backend);
   const ds = loadDataset(cfg.data, cfg.seed);
   const layout = jobLayout(cfg);
   const init = initParams(layout, cfg.seed);
