@@ -12,8 +12,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../shared/config.js';
 import { fail } from '../shared/errors.js';
-import { gatherRows, loadDataset, type Dataset } from '../shared/datasets/index.js';
-import { jobLayout } from '../shared/job-layout.js';
+import { gatherRows, type Dataset } from '../shared/datasets/index.js';
+import { jobLayout, loadJobData } from '../shared/job-layout.js';
 import { initParams, modelKind, paramView, type AnyLayout } from '../shared/models/index.js';
 import { batchTensors as modelBatch } from '../worker/batch.js';
 import { Sampler } from '../shared/sampler.js';
@@ -43,7 +43,7 @@ interface Setup {
 }
 
 function setup(cfg: Config): Setup {
-  const ds = loadDataset(cfg.data, cfg.seed);
+  const ds = loadJobData(cfg);
   const layout = jobLayout(cfg);
   return { cfg, ds, layout, init: initParams(layout, cfg.seed), sampler: new Sampler(ds.train.n, cfg.seed) };
 }
@@ -54,14 +54,16 @@ function batchTensors(s: Setup, from: number, to: number): { x: tf.Tensor; y: tf
   return modelBatch(s.layout, rows.length, b.x, b.y);
 }
 
-/** The dense model as tfjs-layers layers, or null for another kind. */
-function layersModel(s: Setup): tf.Sequential | null {
+type LossFn = (y: tf.Tensor, out: tf.Tensor) => tf.Tensor;
+
+/** The dense model as tfjs-layers layers and its loss, or null for another kind. */
+function layersModel(s: Setup): { model: tf.Sequential; lossFn: LossFn } | null {
   const spec = s.cfg.model;
   if (spec.kind !== undefined && spec.kind !== 'dense') return null;
   const model = tf.sequential();
   spec.layers.forEach((l, i) => model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [s.ds.inputSize] } : {}) })));
   model.setWeights(s.layout.params.map((p) => tf.tensor(paramView(s.init, p), p.shape)));
-  return model;
+  return { model, lossFn: LOSSES[spec.loss] };
 }
 
 const adam = (cfg: Config) => tf.train.adam(cfg.optimizer.lr, cfg.optimizer.beta1, cfg.optimizer.beta2, cfg.optimizer.epsilon);
@@ -93,10 +95,10 @@ async function engine(s: Setup, batch: number, steps: number, warmup: number): P
 }
 
 async function layersMinimize(s: Setup, batch: number, steps: number, warmup: number): Promise<number | null> {
-  const model = layersModel(s);
-  if (!model) return null;
+  const built = layersModel(s);
+  if (!built) return null;
+  const { model, lossFn } = built;
   const opt = adam(s.cfg);
-  const lossFn = LOSSES[s.cfg.model.loss];
   try {
     return await minimizeLoop(s, batch, steps, warmup, (x, y) => lossFn(y, model.apply(x) as tf.Tensor) as tf.Scalar, opt);
   } finally {
@@ -107,9 +109,9 @@ async function layersMinimize(s: Setup, batch: number, steps: number, warmup: nu
 
 /** samples/s of model.fit over `steps` batches (one epoch, no shuffling: the job's data order), after a warm-up fit. */
 async function layersFit(s: Setup, batch: number, steps: number, warmup: number): Promise<number | null> {
-  const model = layersModel(s);
-  if (!model) return null;
-  const lossFn = LOSSES[s.cfg.model.loss];
+  const built = layersModel(s);
+  if (!built) return null;
+  const { model, lossFn } = built;
   model.compile({ optimizer: adam(s.cfg), loss: (y: tf.Tensor, out: tf.Tensor) => lossFn(y, out) });
   const fit = async (from: number, n: number) => {
     const { x, y } = batchTensors(s, from * batch, (from + n) * batch);

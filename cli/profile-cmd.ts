@@ -3,8 +3,7 @@
  * (one shard's gradient) for a job's model and data, on one backend, in this process.
  */
 import type { BackendName } from '../shared/config.js';
-import { loadDataset } from '../shared/datasets/index.js';
-import { jobLayout } from '../shared/job-layout.js';
+import { jobLayout, loadJobData } from '../shared/job-layout.js';
 import type { MatMulGrad } from '../shared/ops/matmul.js';
 import { selectBackend } from '../worker/backend.js';
 import { formatProfile, profileStep, type StepProfile } from '../worker/profile.js';
@@ -24,7 +23,7 @@ export interface ProfileFlags {
 export async function profileCommand(f: ProfileFlags): Promise<{ profiles: StepProfile[]; text: string }> {
   const cfg = resolveConfig({ config: f.config });
   const choice = await selectBackend(f.backend, { allowSoftwareGpu: f.allowSoftwareGpu });
-  const ds = loadDataset(cfg.data, cfg.seed);
+  const ds = loadJobData(cfg);
   const layout = jobLayout(cfg);
   const batch = f.batch ?? Math.min(cfg.batchSize, ds.train.n);
   const forms: Array<MatMulGrad | undefined> = f.matmulGrad === 'both' ? ['flags', 'materialize'] : [f.matmulGrad];

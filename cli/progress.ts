@@ -82,9 +82,10 @@ export function formatSummary(s: RunSummary, runDir: string | null): string {
     ['steps', `${s.steps} (${s.epochs.toFixed(2)} epochs, batch ${s.batchSize}${s.accumulate > 1 ? ` × ${s.accumulate}` : ''})`],
     ['workers', `${s.workers} (${s.backend})`],
     ['final train loss', s.finalLoss === null ? '-' : s.finalLoss.toFixed(4)],
-    ['test loss', s.testLoss === null ? '-' : s.testLoss.toFixed(4)],
+    ['test loss', s.testLoss === null ? '-' : `${s.testLoss.toFixed(4)}${s.tokensPerSec !== null ? ` (${(s.testLoss / Math.LN2).toFixed(3)} bits per token)` : ''}`],
     ['test accuracy', s.testAccuracy === null ? '-' : `${(s.testAccuracy * 100).toFixed(2)}%`],
     ['samples/s', s.samplesPerSec === null ? '-' : `${Math.round(s.samplesPerSec).toLocaleString('en-US')} (median after warm-up)`],
+    ...(s.tokensPerSec !== null ? [['tokens/s', `${Math.round(s.tokensPerSec).toLocaleString('en-US')} (median after warm-up)`] as [string, string]] : []),
     ['wall time', `${s.wallSeconds.toFixed(1)} s`],
   ];
   rows.push([

@@ -70,6 +70,8 @@ export class Coordinator {
   /** The passes over gradients: SIMD kernels in the arena shared with Adam, or the scalar loops. */
   private readonly ops: ReduceOps;
   private readonly cfg: Config;
+  /** Sequence models report tokens/s beside samples/s. */
+  private readonly tokensPerSample: number | null;
   private stepsDone = 0;
   private version = 0;
   private position = 0;
@@ -92,6 +94,7 @@ export class Coordinator {
     this.gradSum = arena?.sum ?? new Float64Array(this.layout.totalParams);
     this.ops = (arena && simdReduceOps(arena)) ?? jsReduceOps;
     const flops = modelKind(this.layout.spec).flops(this.layout);
+    this.tokensPerSample = flops.unit === 'token' ? flops.itemsPerSample : null;
     this.meter = new ComputeMeter({
       trainFlopsPerSample: flops.training,
       evalFlopsPerSample: flops.forward,
@@ -230,7 +233,7 @@ export class Coordinator {
     const t0 = performance.now();
     const { lossSum, correct, count } = await this.dispatcher.evaluate(step, this.data.testSize);
     this.meter.evaluated(count);
-    const labels = this.layout.data.targets !== 'real';
+    const labels = this.layout.data.targets === 'onehot' || this.layout.data.targets === 'binary';
     const rec: EvalRecord = { step, testLoss: lossSum / count, testAccuracy: labels ? correct / count : null, evalMs: performance.now() - t0 };
     this.o.onEval?.(rec);
     return rec;
@@ -389,6 +392,7 @@ export class Coordinator {
       records,
       lastEval,
       params: this.layout.totalParams,
+      tokensPerSample: this.tokensPerSample,
       workers: ready.length,
       backends: [...new Set(ready.map((w) => w.backend))],
       wallSeconds: (performance.now() - t0) / 1000,

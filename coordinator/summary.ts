@@ -80,6 +80,8 @@ export interface RunSummary {
   testAccuracy: number | null;
   /** Median over the steps after warm-up (the first 10%, at most 20 steps, are skipped). */
   samplesPerSec: number | null;
+  /** Sequence models: samplesPerSec × tokens per sample; null for the others. */
+  tokensPerSec: number | null;
   medianStepMs: number | null;
   /** Median bytes on the wire per step (see StepRecord.wireBytes) and the dtype they travelled in. */
   wireBytesPerStep: number | null;
@@ -142,6 +144,8 @@ export function summarize(o: {
   records: StepRecord[];
   lastEval: EvalRecord | null;
   params: number;
+  /** Tokens per sample of a sequence model (null: throughput is in samples). */
+  tokensPerSample?: number | null;
   workers: number;
   backends: string[];
   wallSeconds: number;
@@ -185,6 +189,7 @@ export function summarize(o: {
     testLoss: o.lastEval?.testLoss ?? null,
     testAccuracy: o.lastEval?.testAccuracy ?? null,
     samplesPerSec: median(steady.map((r) => r.samplesPerSec)),
+    tokensPerSec: o.tokensPerSample ? (median(steady.map((r) => r.samplesPerSec)) ?? 0) * o.tokensPerSample : null,
     medianStepMs: median(steady.map((r) => r.stepMs)),
     wireBytesPerStep: median(steady.map((r) => r.wireBytes)),
     wireDtype: o.config.wireDtype,

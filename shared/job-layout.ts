@@ -1,13 +1,19 @@
 /**
  * The one place a job's config becomes its model layout: the data's shape from the dataset
- * registry, the parameters from the model-kind registry. Coordinator, workers and CLI all ask
- * here, so they agree on every parameter slot.
+ * registry (with what the model asks of a sample, e.g. a window length), the parameters from
+ * the model-kind registry. Coordinator, workers and CLI all ask here, so they agree on every
+ * parameter slot.
  */
-import { datasetShape, type DataShape, type DataSpec } from './datasets/index.js';
-import { layoutModel, type AnyLayout, type ModelSpec } from './models/index.js';
+import { datasetShape, loadDataset, type Dataset, type DataShape, type DataSpec } from './datasets/index.js';
+import { layoutModel, sampleRequest, type AnyLayout, type ModelSpec } from './models/index.js';
 
 export function jobLayout(job: { data: DataSpec; model: ModelSpec }): AnyLayout {
-  return layoutModel(job.model, datasetShape(job.data));
+  return layoutModel(job.model, datasetShape(job.data, sampleRequest(job.model)));
+}
+
+/** The job's data, loaded as its model takes it. */
+export function loadJobData(job: { data: DataSpec; model: ModelSpec; seed: number }): Dataset {
+  return loadDataset(job.data, job.seed, sampleRequest(job.model));
 }
 
 export type { AnyLayout, DataShape };

@@ -117,8 +117,10 @@ export class Trainer {
     if (to > this.ds.test.n) throw new DptrainError('MESSAGE_INVALID', `evaluate asks for test rows up to ${to}, the split has ${this.ds.test.n}`);
     let lossTotal = 0;
     let correct = 0;
-    for (let start = from; start < to; start += EVAL_CHUNK) {
-      const end = Math.min(to, start + EVAL_CHUNK);
+    // A chunk holds EVAL_CHUNK items: samples, or tokens of sequence models.
+    const chunk = Math.max(1, Math.floor(EVAL_CHUNK / this.model.flops(this.layout).itemsPerSample));
+    for (let start = from; start < to; start += chunk) {
+      const end = Math.min(to, start + chunk);
       const rows = Uint32Array.from({ length: end - start }, (_, i) => start + i);
       const [l, c] = tf.tidy(() => {
         const { x, y } = this.batch('test', rows);

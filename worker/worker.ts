@@ -6,11 +6,11 @@
 import { hostname } from 'node:os';
 import { encodeFrame } from '../shared/codec.js';
 import { parseConfig } from '../shared/config.js';
-import { fingerprint, loadDataset, sameShape } from '../shared/datasets/index.js';
+import { fingerprint, sameShape } from '../shared/datasets/index.js';
 import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/auth.js';
 import { describeError, DptrainError, fail, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { jobLayout } from '../shared/job-layout.js';
+import { jobLayout, loadJobData } from '../shared/job-layout.js';
 import { PROTOCOL_VERSION, type ShardResult, type ToCoordinator, type Welcome } from '../shared/protocol.js';
 import { ShmChannel } from '../shared/transport/shm.js';
 import type { Link } from '../shared/transport/transport.js';
@@ -83,7 +83,7 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
   const start = async (w: Welcome) => {
     const cfg = parseConfig(w.job); // the job is validated here exactly as from a file
     const layout = jobLayout(cfg);
-    const ds = loadDataset(cfg.data, cfg.seed);
+    const ds = loadJobData(cfg);
     const want = layout.data;
     if (!sameShape(ds, want)) {
       throw new DptrainError('DATASET_UNAVAILABLE', `local ${ds.name} data has ${ds.inputShape.join('×')} inputs / ${ds.outputSize} outputs, the job expects ${want.inputShape.join('×')} / ${want.outputSize}`);

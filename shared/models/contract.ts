@@ -57,7 +57,7 @@ export interface ModelKind<S> {
   forward(layout: ModelLayout<S>, params: tf.Tensor[], x: tf.Tensor): tf.Tensor;
   /** Sum over the batch of each sample's loss. */
   lossSum(layout: ModelLayout<S>, out: tf.Tensor, y: tf.Tensor): tf.Scalar;
-  /** How many samples (or tokens) the model gets right, or null where targets are real-valued. */
+  /** How many samples the model gets right, or null where it reports no accuracy (real-valued or next-token targets). */
   correctCount(layout: ModelLayout<S>, out: tf.Tensor, y: tf.Tensor): tf.Scalar | null;
   flops(layout: ModelLayout<S>): ModelFlops;
   /**

@@ -2,20 +2,21 @@
  * The model-kind registry: every kind by its `model.kind` (default `dense`). Adding one is a
  * module implementing ModelKind (contract.ts) and a line here; see docs/extending.md.
  */
-import type { DataShape } from '../datasets/dataset.js';
+import type { DataShape, SampleRequest } from '../datasets/dataset.js';
 import { fail } from '../errors.js';
 import { isObj } from '../fields.js';
 import type { ModelKind, ModelLayout } from './contract.js';
 import { cnn, type CnnSpec } from './cnn.js';
 import { dense, type DenseSpec } from './dense.js';
+import { gpt, type GptSpec } from './gpt.js';
 
 export type { ModelFlops, ModelKind, ParamSlot } from './contract.js';
 export { paramView } from './contract.js';
 
-export type ModelSpec = DenseSpec | CnnSpec;
+export type ModelSpec = DenseSpec | CnnSpec | GptSpec;
 export type AnyLayout = ModelLayout<ModelSpec>;
 
-const KINDS: Record<string, ModelKind<ModelSpec>> = { dense, cnn };
+const KINDS: Record<string, ModelKind<ModelSpec>> = { dense, cnn, gpt };
 
 export const MODEL_KINDS: readonly string[] = Object.keys(KINDS);
 
@@ -35,6 +36,11 @@ export function parseModelSpec(raw: unknown, where = 'model'): ModelSpec {
   const kind = raw.kind ?? 'dense';
   if (typeof kind !== 'string') fail('MODEL_INVALID', `${where}.kind must be one of ${MODEL_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
   return kindNamed(kind, where).parse(raw, where);
+}
+
+/** What a model asks of each sample of its data (a sequence model: the window length). */
+export function sampleRequest(spec: ModelSpec): SampleRequest {
+  return spec.kind === 'gpt' ? { seq: spec.seq } : {};
 }
 
 /** Fix the parameter layout of a model for data of a given shape. */

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSummary, readWeights, runCli } from '../helpers/cli.js';
 import { maxRelDiff, referenceTrain, tensorRelDiff } from '../helpers/reference.js';
-import { equivalenceSetup, EQUIV_CNN_JOB, EQUIV_JOB } from '../helpers/equivalence-job.js';
+import { equivalenceSetup, EQUIV_CNN_JOB, EQUIV_JOB, equivGptJob } from '../helpers/equivalence-job.js';
+import { tinyTextFile } from '../helpers/fixtures.js';
 import '@tensorflow/tfjs-backend-wasm';
 
 const JOB = EQUIV_JOB;
@@ -64,6 +65,17 @@ describe('cnn: N workers equal one tfjs-layers process on the full batch', () =>
   });
 
   it.each([1, 2, 3])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) => workersMatch('cnn', n, { dir, file, slots, init }, reference));
+});
+
+describe('gpt: N workers equal one independently written TF.js process on the full batch', () => {
+  const { dir, file, cfg, slots, init } = equivalenceSetup('equiv-gpt', equivGptJob(tinyTextFile()));
+  let reference: Float32Array;
+
+  beforeAll(async () => {
+    reference = await referenceTrain(cfg);
+  });
+
+  it.each([1, 2, 3])('%i worker process(es), 10 steps: max relative difference ≤ 1e-5', (n) => workersMatch('gpt', n, { dir, file, slots, init }, reference));
 });
 
 /**

@@ -46,6 +46,25 @@ export const EQUIV_CNN_JOB = {
   optimizer: { lr: 0.01 },
 };
 
+/**
+ * A small GPT on a small text. Adam's epsilon is 1e-4 here, not tf.train.adam's 1e-7: a GPT has
+ * parameters whose true gradient is zero or nearly so (the key bias exactly: softmax ignores a
+ * shift shared by a row of scores), and with epsilon 1e-7 Adam turns the float32 rounding noise
+ * of those gradients, which any two correct implementations sum in different orders, into
+ * updates. Measured with this job against the reference: 5.6e-5 at epsilon 1e-7 (1 worker;
+ * worst: h_1/attn/qkv/bias, its key part), and with 2 workers 1.2e-5 at 1e-6, 5.5e-6 at 1e-5,
+ * 1.8e-6 at 1e-4.
+ */
+export const equivGptJob = (textFile: string) => ({
+  seed: 9,
+  data: { name: 'text', path: textFile, testWindows: 4 },
+  model: { kind: 'gpt', layers: 2, dModel: 16, heads: 2, seq: 8 },
+  steps: 10,
+  batchSize: 12,
+  evalEvery: 0,
+  optimizer: { lr: 0.01, epsilon: 1e-4 },
+});
+
 /** A run directory with `job` written to job.json, its parsed config, parameter slots and initialization. */
 export function equivalenceSetup(tag: string, job: object = EQUIV_JOB) {
   const dir = tempDir(tag);

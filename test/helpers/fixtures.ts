@@ -3,7 +3,7 @@
  * conformance suites. A kind or dataset without an entry here fails its suite: registering one
  * means giving it a fixture.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './cli.js';
 import { EQUIV_CNN_JOB } from './equivalence-job.js';
@@ -19,7 +19,16 @@ export const MODEL_FIXTURES: Record<string, KindFixture> = {
     data: { name: 'spirals', samples: 64 },
   },
   cnn: { model: EQUIV_CNN_JOB.model, data: EQUIV_CNN_JOB.data },
+  gpt: { model: { layers: 2, dModel: 16, heads: 2, seq: 8 }, data: { name: 'text', path: tinyTextFile() } },
 };
+
+/** A small UTF-8 text (with a character outside ASCII) in a temporary file. */
+export function tinyTextFile(): string {
+  const file = join(tempDir('text-fixture'), 'tiny.txt');
+  const verse = 'In the beginning God created the heaven and the earth. And the earth was without form, and void — ';
+  writeFileSync(file, verse.repeat(6));
+  return file;
+}
 
 /** An unsigned-byte IDX file: magic 0x0000 08 nd, big-endian dims, then the data. */
 export function idxBytes(dims: number[], data: ArrayLike<number>): Uint8Array {
@@ -49,4 +58,16 @@ export const DATASET_FIXTURES: Record<string, () => Record<string, unknown>> = {
   spirals: () => ({ name: 'spirals', samples: 50, noise: 0.1 }),
   mnist: () => ({ name: 'mnist' }),
   idx: () => ({ name: 'idx', path: tinyIdxDir() }),
+  text: () => ({ name: 'text', path: tinyTextFile() }),
 };
+
+/**
+ * An example config, its text file replaced by the small fixture text when absent here (the
+ * kernels a model needs do not depend on the text; examples/gpt-text.json says how to get it).
+ */
+export function exampleConfig(file: string): Record<string, unknown> {
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const data = raw.data as { name?: string; path?: string } | undefined;
+  if (data?.name === 'text' && data.path && !existsSync(data.path)) return { ...raw, data: { ...data, path: tinyTextFile() } };
+  return raw;
+}

@@ -10,10 +10,12 @@ import type { Config } from '../../shared/config.js';
 import { gatherRows, loadDataset, type Dataset } from '../../shared/datasets/index.js';
 import { jobLayout } from '../../shared/job-layout.js';
 import { initParams, paramView, type ModelSpec } from '../../shared/models/index.js';
+import type { GptSpec } from '../../shared/models/gpt.js';
 import { Sampler } from '../../shared/sampler.js';
+import { gptReferenceTrain } from './gpt-reference.js';
 
 /** The model as tfjs-layers layers, read from the spec here (not through the model kind's own toLayers). */
-function referenceModel(spec: ModelSpec, ds: Dataset): tf.Sequential {
+function referenceModel(spec: Exclude<ModelSpec, GptSpec>, ds: Dataset): tf.Sequential {
   const model = tf.sequential();
   if (spec.kind === 'cnn') {
     spec.layers.forEach((f, i) => {
@@ -32,10 +34,12 @@ function referenceModel(spec: ModelSpec, ds: Dataset): tf.Sequential {
 
 export async function referenceTrain(cfg: Config, backend = 'cpu'): Promise<Float32Array> {
   await tf.setBackend(backend);
+  const spec = cfg.model;
+  if (spec.kind === 'gpt') return gptReferenceTrain(cfg, spec);
   const ds = loadDataset(cfg.data, cfg.seed);
   const layout = jobLayout(cfg);
   const init = initParams(layout, cfg.seed);
-  const model = referenceModel(cfg.model, ds);
+  const model = referenceModel(spec, ds);
   model.setWeights(layout.params.map((p) => tf.tensor(paramView(init, p), p.shape)));
   const opt = tf.train.adam(cfg.optimizer.lr, cfg.optimizer.beta1, cfg.optimizer.beta2, cfg.optimizer.epsilon);
   const sampler = new Sampler(ds.train.n, cfg.seed);
@@ -46,7 +50,7 @@ export async function referenceTrain(cfg: Config, backend = 'cpu'): Promise<Floa
     const y = tf.tensor2d(b.y, [rows.length, ds.outputSize]);
     opt.minimize(() => {
       const out = model.apply(x) as tf.Tensor2D;
-      switch (cfg.model.loss) {
+      switch (spec.loss) {
         case 'softmaxCrossEntropy':
           return tf.losses.softmaxCrossEntropy(y, out) as tf.Scalar;
         case 'binaryCrossEntropy':

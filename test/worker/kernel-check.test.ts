@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { parseConfig } from '../../shared/config.js';
 import { DptrainError } from '../../shared/errors.js';
 import { jobLayout } from '../../shared/job-layout.js';
+import { exampleConfig } from '../helpers/fixtures.js';
 import type { DenseSpec as ModelSpec } from '../../shared/models/dense.js';
 import { denseFor as layoutModel } from '../helpers/layouts.js';
 
@@ -122,7 +123,7 @@ describe('the examples on cpu and wasm', () => {
   const examples = readdirSync(dir).filter((f) => f.endsWith('.json'));
 
   it.each(examples.flatMap((f) => [[f, 'cpu'], [f, 'wasm']]))('examples/%s passes on %s', async (file, backend) => {
-    const layout = jobLayout(parseConfig(JSON.parse(readFileSync(join(dir, file), 'utf8'))));
+    const layout = jobLayout(parseConfig(exampleConfig(join(dir, file))));
     await expect(assertKernels(layout, backend)).resolves.toBeUndefined();
   });
 

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu'; // registers its kernels; the backend itself needs navigator.gpu
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/config.js';
@@ -14,6 +14,7 @@ import { type TargetKind } from '../../shared/datasets/index.js';
 import { ACTIVATIONS, LOSSES, type Loss } from '../../shared/models/heads.js';
 import { jobLayout } from '../../shared/job-layout.js';
 import { denseFor } from '../helpers/layouts.js';
+import { exampleConfig } from '../helpers/fixtures.js';
 import { assertKernels } from '../../worker/kernel-check.js';
 import { adapterLabel, softwareReason, type AdapterSummary } from '../../worker/webgpu.js';
 import { webgpuEnv, webgpuSkip } from '../helpers/webgpu.js';
@@ -68,7 +69,7 @@ describe('webgpu kernel coverage', () => {
 
   const examples = readdirSync(resolve(__dirname, '../../examples')).filter((f) => f.endsWith('.json'));
   it.each(examples)('examples/%s passes the webgpu kernel check', async (file) => {
-    const cfg = parseConfig(JSON.parse(readFileSync(resolve(__dirname, '../../examples', file), 'utf8')));
+    const cfg = parseConfig(exampleConfig(resolve(__dirname, '../../examples', file)));
     await expect(assertKernels(jobLayout(cfg), 'webgpu')).resolves.toBeUndefined();
   });
 });
