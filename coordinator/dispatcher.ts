@@ -254,7 +254,7 @@ export class Dispatcher {
       return null;
     }
     if (count !== p.shardSize(shard)) {
-      this.o.membership.drop(w, `invalid result: shard ${shard} has ${p.shardSize(shard)} rows, worker reported ${count}`);
+      this.o.membership.drop(w, 'invalid', `invalid result: shard ${shard} has ${p.shardSize(shard)} rows, worker reported ${count}`);
       return null;
     }
     return p;

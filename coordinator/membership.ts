@@ -10,7 +10,7 @@ import type { JobConfig } from '../shared/config.js';
 import { describeError, DptrainError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { PROTOCOL_VERSION, type EvalResult, type ShardResult, type ToWorker } from '../shared/protocol.js';
-import type { Link, Listener } from '../shared/transport/transport.js';
+import type { CloseKind, Link, Listener } from '../shared/transport/transport.js';
 import { readFromWorker } from '../shared/validate.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
 import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/auth.js';
@@ -128,12 +128,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
     w.link.send(frame);
   }
 
-  /** Remove a worker: tell it why, log it, let the loop reassign its shards. */
-  drop(w: WorkerSession, reason: string, level: 'warn' | 'info' = 'warn'): void {
+  /** Remove a worker: tell it why (a kind it branches on, a reason it logs), let the loop reassign its shards. */
+  drop(w: WorkerSession, kind: CloseKind, reason: string, level: 'warn' | 'info' = 'warn'): void {
     if (w.state === 'gone') return;
-    this.o.log[level]({ worker: w.id, host: w.host, remote: w.remote, reason }, 'worker dropped');
-    w.link.close(reason);
-    this.markGone(w, reason);
+    this.o.log[level]({ worker: w.id, host: w.host, remote: w.remote, kind, reason }, 'worker dropped');
+    this.markGone(w, reason); // first: the close below runs this link's close handlers at once
+    w.link.close(reason, kind);
   }
 
   private markGone(w: WorkerSession, reason: string): void {
@@ -149,7 +149,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const pending = [...this.workers.values()].filter((x) => x.state === 'hello').length;
     if (pending >= (this.o.maxPending ?? MAX_PENDING)) {
       this.o.log.warn({ remote: link.remote, pending }, 'connection refused: too many unauthenticated connections');
-      link.close('too many unauthenticated connections; try again later');
+      link.close('too many unauthenticated connections; try again later', 'busy');
       return;
     }
     const w: WorkerSession = {
@@ -176,7 +176,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     };
     this.workers.set(w.id, w);
     const authTimer = setTimeout(() => {
-      if (w.state === 'hello') this.drop(w, `authentication timeout: no valid hello within ${(this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS) / 1000} s`);
+      if (w.state === 'hello') this.drop(w, 'timeout', `authentication timeout: no valid hello within ${(this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS) / 1000} s`);
     }, this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS);
     authTimer.unref();
     link.onClose(() => clearTimeout(authTimer));
@@ -196,26 +196,26 @@ export class Membership extends EventEmitter<MembershipEvents> {
     try {
       frame = readFromWorker(bytes, { totalParams: this.o.totalParams, wireDtype: this.o.job.wireDtype });
     } catch (e) {
-      this.drop(w, `invalid message: ${describeError(e)}`);
+      this.drop(w, 'invalid', `invalid message: ${describeError(e)}`);
       return;
     }
     const { msg, payload } = frame;
     switch (msg.t) {
       case 'hello': {
-        if (w.state !== 'hello') return this.drop(w, 'invalid: a second hello');
+        if (w.state !== 'hello') return this.drop(w, 'invalid', 'invalid: a second hello');
         if (msg.protocol !== PROTOCOL_VERSION) {
-          return this.drop(w, `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`);
+          return this.drop(w, 'protocolMismatch', `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`);
         }
         if (msg.jobId !== '' && msg.jobId !== this.o.jobId) {
-          return this.drop(w, `wrong job: this coordinator runs ${this.o.jobId}, the worker was started for ${msg.jobId}`);
+          return this.drop(w, 'wrongJob', `wrong job: this coordinator runs ${this.o.jobId}, the worker was started for ${msg.jobId}`);
         }
         const token = this.o.token;
         if (token !== null && !proofsEqual(msg.proof, workerProof(token, this.o.jobId, w.nonce, msg.cnonce))) {
-          return this.drop(w, 'authentication failed: the job token does not match the coordinator\'s');
+          return this.drop(w, 'authFailed', 'authentication failed: the job token does not match the coordinator\'s');
         }
         // Only authenticated workers count toward maxWorkers: strangers cannot fill the job.
         const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
-        if (members >= this.o.maxWorkers) return this.drop(w, `job is full (maxWorkers ${this.o.maxWorkers})`);
+        if (members >= this.o.maxWorkers) return this.drop(w, 'jobFull', `job is full (maxWorkers ${this.o.maxWorkers}); try again later`);
         // Shared memory only for a worker that offers it and can reach our directory: a local
         // worker of `dptrain train`, which was handed the directory (a worker that claims it
         // falsely cannot read the files and leaves; it never sees another worker's data).
@@ -227,11 +227,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
         return;
       }
       case 'ready': {
-        if (w.state !== 'loading') return this.drop(w, 'invalid: ready before welcome');
+        if (w.state !== 'loading') return this.drop(w, 'invalid', 'invalid: ready before welcome');
         const shape = parseFingerprint(msg.fingerprint);
-        if (!shape) return this.drop(w, `invalid: dataset fingerprint ${msg.fingerprint}`);
+        if (!shape) return this.drop(w, 'invalid', `invalid: dataset fingerprint ${msg.fingerprint}`);
         if (this.data && this.data.fingerprint !== shape.fingerprint) {
-          return this.drop(w, `dataset differs from the other workers' (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
+          return this.drop(w, 'datasetDiffers', `dataset differs from the other workers' (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
         }
         this.data ??= shape;
         w.backend = msg.backend;
@@ -244,11 +244,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
         return;
       }
       case 'result': {
-        if (w.state !== 'ready') return this.drop(w, 'invalid: result before ready');
+        if (w.state !== 'ready') return this.drop(w, 'invalid', 'invalid: result before ready');
         w.answers++;
         let grads = payload as Float32Array;
         if (msg.shm > 0) {
-          if (!w.shm || !this.o.shm) return this.drop(w, `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);
+          if (!w.shm || !this.o.shm) return this.drop(w, 'invalid', `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);
           try {
             grads = this.o.shm.readResult(w.id, msg.shm, this.o.totalParams, this.o.job.wireDtype, this.o.landing ?? undefined);
           } catch (e) {
@@ -257,21 +257,21 @@ export class Membership extends EventEmitter<MembershipEvents> {
             // goes to another worker meanwhile.
             this.o.shm.disable(describeError(e));
             this.o.log.warn({ worker: w.id, error: describeError(e) }, 'shared memory failed; payloads go through the socket from now on');
-            return this.drop(w, 'shared memory unreadable; reconnect to continue over the socket');
+            return this.drop(w, 'reconnect', 'shared memory unreadable; reconnect to continue over the socket');
           }
         }
         this.emit('result', w, msg, grads);
         return;
       }
       case 'evalResult':
-        if (w.state !== 'ready') return this.drop(w, 'invalid: evalResult before ready');
+        if (w.state !== 'ready') return this.drop(w, 'invalid', 'invalid: evalResult before ready');
         w.answers++;
         this.emit('evalResult', w, msg);
         return;
       case 'fault':
-        if (w.state === 'hello') return this.drop(w, 'invalid: fault before hello');
+        if (w.state === 'hello') return this.drop(w, 'invalid', 'invalid: fault before hello');
         this.o.log.error({ worker: w.id, host: w.host, fault: msg.message }, 'worker cannot continue');
-        return this.drop(w, `worker fault: ${msg.message}`, 'info');
+        return this.drop(w, 'workerFault', `worker fault: ${msg.message}`, 'info');
     }
   }
 
@@ -279,8 +279,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   closeAll(reason: string): void {
     for (const w of [...this.workers.values()]) {
       this.send(w, { t: 'bye', reason });
-      w.link.close(reason);
       this.markGone(w, reason);
+      w.link.close(reason, 'normal');
     }
   }
 }

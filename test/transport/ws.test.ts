@@ -42,6 +42,32 @@ describe('websocket transport specifics', () => {
     await listener.close();
   });
 
+  it('a text frame ends the link on our side at once (kind invalid), not when the peer answers the close', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    const closedAt = new Promise<[number, string]>((resolve) => listener.onLink((l) => l.onClose((_r, k) => resolve([Date.now(), k]))));
+    const ws = new WebSocket(listener.address);
+    await new Promise((r) => ws.once('open', r));
+    // A peer that never completes the close handshake: its socket stops reading.
+    const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+    const sent = Date.now();
+    ws.send('text', () => raw.pause());
+    const [at, kind] = await closedAt;
+    expect(kind).toBe('invalid');
+    expect(at - sent).toBeLessThan(500); // the peer's close would take up to 2 s (then terminate)
+    ws.terminate();
+    await listener.close();
+  });
+
+  it('an unknown close code is a lost connection', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    const kind = new Promise<string>((resolve) => listener.onLink((l) => l.onClose((_r, k) => resolve(k))));
+    const ws = new WebSocket(listener.address);
+    await new Promise((r) => ws.once('open', r));
+    ws.close(4999, 'not one of ours');
+    expect(await kind).toBe('lost');
+    await listener.close();
+  });
+
   it('a worker cuts a connection whose coordinator has gone silent (no pings), so it can reconnect', async () => {
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX, heartbeatMs: 60_000 });
     listener.onLink(() => {});
