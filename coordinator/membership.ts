@@ -46,6 +46,13 @@ export interface WorkerSession {
   /** Work and evaluate messages sent, and results answering them: a worker answers each, in order. */
   requests: number;
   answers: number;
+  /** Requests sent and not yet answered, by requestTag: only an answer to one of these is news from this worker. */
+  owed: Set<string>;
+}
+
+/** Names one request to one worker: a work shard of a (micro-)step, or an evaluation shard. */
+export function requestTag(key: string, shard: number): string {
+  return `${key}#${shard}`;
 }
 
 export interface DataShape {
@@ -118,7 +125,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   send(w: WorkerSession, msg: ToWorker, payload: Float32Array | null = null): void {
-    if (msg.t === 'work' || msg.t === 'evaluate') w.requests++;
+    if (msg.t === 'work' || msg.t === 'evaluate') {
+      w.requests++;
+      w.owed.add(requestTag(msg.t === 'work' ? `work:${msg.step}:${msg.micro}` : `eval:${msg.round}`, msg.shard));
+    }
     this.sendBytes(w, encodeFrame(msg, payload));
   }
 
@@ -173,6 +183,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       shmSlotUntil: 0,
       requests: 0,
       answers: 0,
+      owed: new Set(),
     };
     this.workers.set(w.id, w);
     const authTimer = setTimeout(() => {
