@@ -78,7 +78,11 @@ export interface MembershipOptions {
   token: string | null;
   /** Close a connection that has not sent a valid hello within this many ms (default 10 s). */
   authTimeoutMs?: number;
-  /** Refuse connections beyond this many unauthenticated at once (default 16). */
+  /** Close a welcomed worker that has not sent ready within this many ms (default 300 s). */
+  readyTimeoutMs?: number;
+  /** Refuse connections beyond this many unauthenticated at once from one address (default 16)… */
+  maxPendingPerAddress?: number;
+  /** …and from all addresses together (default 64). */
   maxPending?: number;
   /** Shared-memory channel for workers on this host that offer to use it (local workers). */
   shm?: ShmChannel | null;
@@ -87,7 +91,16 @@ export interface MembershipOptions {
 }
 
 export const AUTH_TIMEOUT_MS = 10_000;
-export const MAX_PENDING = 16;
+/** Loading a large dataset, checking kernels and calibrating can take minutes; waiting forever cannot. */
+export const READY_TIMEOUT_MS = 300_000;
+export const MAX_PENDING_PER_ADDRESS = 16;
+export const MAX_PENDING = 64;
+
+/** "10.0.0.7:53422" → "10.0.0.7" (the port is the client's own choice). */
+function addressOf(remote: string): string {
+  const at = remote.lastIndexOf(':');
+  return at > 0 ? remote.slice(0, at) : remote;
+}
 
 /** Parses "mnist:8500+1500:784->10:abcd1234" (see datasets/dataset.ts fingerprint). */
 function parseFingerprint(fp: string): DataShape | null {
@@ -156,9 +169,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private accept(link: Link): void {
-    const pending = [...this.workers.values()].filter((x) => x.state === 'hello').length;
-    if (pending >= (this.o.maxPending ?? MAX_PENDING)) {
-      this.o.log.warn({ remote: link.remote, pending }, 'connection refused: too many unauthenticated connections');
+    // Per address first: one client holding its share of connections open keeps nobody else out.
+    const pending = [...this.workers.values()].filter((x) => x.state === 'hello');
+    const address = addressOf(link.remote);
+    const fromHere = pending.filter((x) => addressOf(x.remote) === address).length;
+    if (fromHere >= (this.o.maxPendingPerAddress ?? MAX_PENDING_PER_ADDRESS) || pending.length >= (this.o.maxPending ?? MAX_PENDING)) {
+      this.o.log.warn({ remote: link.remote, pending: pending.length, fromHere }, 'connection refused: too many unauthenticated connections');
       link.close('too many unauthenticated connections; try again later', 'busy');
       return;
     }
@@ -232,6 +248,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
         // falsely cannot read the files and leaves; it never sees another worker's data).
         const shm = msg.shm && Boolean(this.o.shm?.usable);
         Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', shm });
+        // A member that never becomes ready would hold a place toward maxWorkers for good.
+        const readyMs = this.o.readyTimeoutMs ?? READY_TIMEOUT_MS;
+        const readyTimer = setTimeout(() => {
+          if (w.state === 'loading') this.drop(w, 'timeout', `no ready within ${readyMs / 1000} s of the welcome; reconnect when the job is loaded`);
+        }, readyMs);
+        readyTimer.unref();
+        w.link.onClose(() => clearTimeout(readyTimer));
         const proof = token === null ? '' : coordinatorProof(token, this.o.jobId, msg.cnonce, w.nonce);
         this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job, proof, shm });
         this.o.log.info({ worker: w.id, workerName: w.name, host: w.host, remote: w.remote, authenticated: token !== null }, 'worker connected');

@@ -8,6 +8,7 @@ import { Membership, type MembershipOptions } from '../../coordinator/membership
 import { jobOf, parseConfig } from '../../shared/config.js';
 import { encodeFrame } from '../../shared/codec.js';
 import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
+import type { CloseKind, Link, Listener } from '../../shared/transport/transport.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
 
 const cfg = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' } });
@@ -81,5 +82,40 @@ describe('Membership', () => {
     const bKind = new Promise((r) => b.onClose((_x, k) => r(k)));
     expect(await bKind).toBe('busy');
     expect(await aKind).toBe('timeout');
+  });
+});
+
+describe('Membership deadlines and limits', () => {
+  it('a welcomed worker that never sends ready is closed (timeout) and frees its place', async () => {
+    const m = membership({ maxWorkers: 1, readyTimeoutMs: 150 });
+    const idle = await fakeWorker(net.dial, TOTAL, { token: TOKEN, ready: false });
+    expect(await idle.closedKind).toBe('timeout');
+    expect(await idle.closed).toMatch(/^no ready within 0.15 s/);
+    const ready = readyOnce(m);
+    await fakeWorker(net.dial, TOTAL, { token: TOKEN }); // the place it held is free
+    await ready;
+  });
+
+  it('the unauthenticated limit is per address: one address full does not keep another out', async () => {
+    // Links as sockets from two hosts would give them: the server side of a local pair, renamed.
+    const inner = createLocalNetwork();
+    let accept: (l: Link) => void = () => {};
+    const listener: Listener = { address: 'test', onLink: (h) => (accept = h), close: () => inner.listener.close() };
+    let nextRemote = '';
+    inner.listener.onLink((l) => accept({ remote: nextRemote, send: (f) => l.send(f), close: (r, k) => l.close(r, k), onFrame: (h) => l.onFrame(h), onClose: (h) => l.onClose(h) }));
+    net = inner;
+    const m = new Membership(listener, { job: jobOf(cfg), jobId: 'job-test', totalParams: TOTAL, maxWorkers: 4, log: pino({ level: 'silent' }), token: TOKEN, maxPendingPerAddress: 2 });
+    const from = async (remote: string) => {
+      nextRemote = remote;
+      const link = await inner.dial();
+      return { link, kind: new Promise<CloseKind>((r) => link.onClose((_x, k) => r(k))) };
+    };
+    await from('10.0.0.1:40001');
+    await from('10.0.0.1:40002');
+    const third = await from('10.0.0.1:40003');
+    expect(await third.kind).toBe('busy');
+    await from('10.0.0.2:40001'); // another address: let in
+    await new Promise((r) => setImmediate(r));
+    expect([...m.workers.values()].map((w) => w.remote)).toEqual(['10.0.0.1:40001', '10.0.0.1:40002', '10.0.0.2:40001']);
   });
 });
