@@ -88,6 +88,11 @@ export interface MembershipOptions {
   shm?: ShmChannel | null;
   /** Where shared-memory results are read into (the coordinator's arena, for its kernels); default the channel's own buffer. */
   landing?: Float32Array | null;
+  /**
+   * The job's dataset fingerprint, computed by the coordinator from its own copy of the data.
+   * Without it, the first worker to be ready sets the fingerprint the others must match.
+   */
+  fingerprint?: string | null;
 }
 
 export const AUTH_TIMEOUT_MS = 10_000;
@@ -110,7 +115,7 @@ function parseFingerprint(fp: string): DataShape | null {
 
 export class Membership extends EventEmitter<MembershipEvents> {
   readonly workers = new Map<string, WorkerSession>();
-  /** Set by the first worker that becomes ready; every later one must match it. */
+  /** The job's dataset (options.fingerprint), or else the first ready worker's; every worker must match it. */
   data: DataShape | null = null;
   /** Frame bytes received from and sent to workers, all frames. */
   readonly traffic = { in: 0, out: 0 };
@@ -130,6 +135,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     private readonly o: MembershipOptions,
   ) {
     super();
+    if (o.fingerprint) {
+      this.data = parseFingerprint(o.fingerprint);
+      if (!this.data) throw new DptrainError('RUN_FAILED', `dataset fingerprint ${o.fingerprint} cannot be parsed`);
+    }
     listener.onLink((link) => this.accept(link));
   }
 
@@ -265,7 +274,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         const shape = parseFingerprint(msg.fingerprint);
         if (!shape) return this.drop(w, 'invalid', `invalid: dataset fingerprint ${msg.fingerprint}`);
         if (this.data && this.data.fingerprint !== shape.fingerprint) {
-          return this.drop(w, 'datasetDiffers', `dataset differs from the other workers' (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
+          return this.drop(w, 'datasetDiffers', `dataset differs from the job's (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
         }
         this.data ??= shape;
         w.backend = msg.backend;

@@ -10,6 +10,7 @@ import { encodeFrame } from '../../shared/codec.js';
 import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
 import type { CloseKind, Link, Listener } from '../../shared/transport/transport.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
+import { fingerprint, loadDataset } from '../../shared/datasets/index.js';
 
 const cfg = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' } });
 const TOTAL = 2 * 4 + 4 + 4 + 1;
@@ -117,5 +118,26 @@ describe('Membership deadlines and limits', () => {
     await from('10.0.0.2:40001'); // another address: let in
     await new Promise((r) => setImmediate(r));
     expect([...m.workers.values()].map((w) => w.remote)).toEqual(['10.0.0.1:40001', '10.0.0.1:40002', '10.0.0.2:40001']);
+  });
+});
+
+describe("the job's dataset", () => {
+  it('set by the coordinator: a worker with other data is refused even when it comes first, and the right one joins', async () => {
+    const ds = loadDataset(cfg.data, cfg.seed);
+    const m = membership({ fingerprint: fingerprint(ds) });
+    const wrong = await fakeWorker(net.dial, TOTAL, { token: TOKEN, fingerprint: 'xor:4+0:2->1:00000000' });
+    expect(await wrong.closedKind).toBe('datasetDiffers');
+    const ready = readyOnce(m);
+    await fakeWorker(net.dial, TOTAL, { token: TOKEN });
+    await ready;
+    expect(m.data?.fingerprint).toBe(fingerprint(ds));
+  });
+
+  it('without it, the first ready worker sets it (the fallback when the coordinator cannot load the data)', async () => {
+    const m = membership();
+    const ready = readyOnce(m);
+    await fakeWorker(net.dial, TOTAL, { token: TOKEN, fingerprint: 'xor:4+0:2->1:00000000' });
+    await ready;
+    expect(m.data?.fingerprint).toBe('xor:4+0:2->1:00000000');
   });
 });
