@@ -35,7 +35,8 @@ import { loopbackFloorMs } from './loopback.js';
 import { decodeFrame, encodeFrame } from '../shared/codec.js';
 import { parseConfig } from '../shared/config.js';
 import { layoutModel } from '../shared/model-spec.js';
-import { median, type RunSummary } from '../coordinator/summary.js';
+import type { RunSummary } from '../coordinator/summary.js';
+import { median } from '../shared/stats.js';
 import { singleProcessSamplesPerSec, type BaselineKind } from '../cli/baseline.js';
 import { formatBackendProfiles, profileBackends, type BackendProfile } from './bench-profile.js';
 
