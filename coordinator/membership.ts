@@ -257,6 +257,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         // falsely cannot read the files and leaves; it never sees another worker's data).
         const shm = msg.shm && Boolean(this.o.shm?.usable);
         Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', shm });
+        w.link.liftFrameCap?.(); // from now on it may send results as large as the model
         // A member that never becomes ready would hold a place toward maxWorkers for good.
         const readyMs = this.o.readyTimeoutMs ?? READY_TIMEOUT_MS;
         const readyTimer = setTimeout(() => {

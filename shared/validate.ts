@@ -99,10 +99,10 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
 
 /** Decode and validate one frame a worker sent. Throws DptrainError (FRAME_MALFORMED / MESSAGE_INVALID). */
 export function readFromWorker(bytes: Uint8Array, ctx: ValidateContext): Frame<ToCoordinator> {
-  return validate(decodeFrame(bytes), TO_COORDINATOR, ctx) as Frame<ToCoordinator>;
+  return validate(decodeFrame(bytes, ctx.totalParams), TO_COORDINATOR, ctx) as Frame<ToCoordinator>;
 }
 
 /** Decode and validate one frame the coordinator sent. */
 export function readFromCoordinator(bytes: Uint8Array, ctx: ValidateContext): Frame<ToWorker> {
-  return validate(decodeFrame(bytes), TO_WORKER, ctx) as Frame<ToWorker>;
+  return validate(decodeFrame(bytes, ctx.totalParams), TO_WORKER, ctx) as Frame<ToWorker>;
 }

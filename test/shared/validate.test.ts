@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeFrame } from '../../shared/codec.js';
+import { decodeFrame, encodeFrame } from '../../shared/codec.js';
 import { DEFAULT_CONFIG, jobOf } from '../../shared/config.js';
 import { DptrainError } from '../../shared/errors.js';
 import type { Message } from '../../shared/protocol.js';
@@ -182,5 +182,17 @@ describe('what a peer sends cannot forge or flood log lines', () => {
     expect(message).not.toContain('\n');
     expect(message).toContain(`hello.${JSON.stringify(`${key.slice(0, 40)}…`)} is not a field of hello`);
     expect(message.length).toBeLessThan(120);
+  });
+});
+
+describe('payload sizes are checked from the frame, before any widening', () => {
+  it('a float16 payload longer than the model is refused with its length, not widened first', () => {
+    const n = 1 << 20; // 2 MB as float16; widening would allocate 4 MB
+    const big = encodeFrame({ t: 'result', step: 0, micro: 0, shard: 0, lossSum: 0, count: 1, computeMs: 0, decodeMs: 0, encodeMs: 0, busyMs: 0, shm: 0 }, new Float32Array(n), 'float16');
+    rejects(() => readFromWorker(big, { totalParams: 5, wireDtype: 'float16' }), `result payload has ${n} floats, the model has 5`);
+    // The refusal comes from the decoder, which has only the frame's length then: without a
+    // limit the same frame decodes (widened to float32).
+    rejects(() => decodeFrame(big, 5), `result payload has ${n} floats, the model has 5`);
+    expect(decodeFrame(big).payload?.length).toBe(n);
   });
 });
