@@ -252,10 +252,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
         // Only authenticated workers count toward maxWorkers: strangers cannot fill the job.
         const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
         if (members >= this.o.maxWorkers) return this.drop(w, 'jobFull', `job is full (maxWorkers ${this.o.maxWorkers}); try again later`);
-        // Shared memory only for a worker that offers it and can reach our directory: a local
-        // worker of `dptrain train`, which was handed the directory (a worker that claims it
-        // falsely cannot read the files and leaves; it never sees another worker's data).
-        const shm = msg.shm && Boolean(this.o.shm?.usable);
+        // Shared memory only for a worker that proves it can read our private directory (a
+        // local worker of `dptrain train`, which was handed it): never on its word alone.
+        const shm = Boolean(this.o.shm?.usable) && this.o.shm!.verifiesGrant(w.nonce, msg.shm);
         Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', shm });
         w.link.liftFrameCap?.(); // from now on it may send results as large as the model
         // A member that never becomes ready would hold a place toward maxWorkers for good.

@@ -2,7 +2,11 @@
  * Membership over the in-process transport: the handshake, and every refusal carried as a
  * close kind (the worker branches on it; the text is for logs).
  */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
+import { ShmChannel } from '../../shared/transport/shm.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Membership, type MembershipOptions } from '../../coordinator/membership.js';
 import { jobOf, parseConfig } from '../../shared/config.js';
@@ -139,5 +143,26 @@ describe("the job's dataset", () => {
     await fakeWorker(net.dial, TOTAL, { token: TOKEN, fingerprint: 'xor:4+0:2->1:00000000' });
     await ready;
     expect(m.data?.fingerprint).toBe('xor:4+0:2->1:00000000');
+  });
+});
+
+describe('shared memory is granted on proof, not on the worker\'s word', () => {
+  it('only a hello that proves it read the private directory\'s grant file gets it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'dptrain-shm-test-'));
+    const channel = ShmChannel.create(1 << 20, root);
+    if (typeof channel === 'string') throw new Error(channel);
+    try {
+      membership({ shm: channel });
+      const claims = await fakeWorker(net.dial, TOTAL, { token: TOKEN, shm: () => 'I can read it, honestly' });
+      expect(await claims.granted).toBe(false);
+      const replays = await fakeWorker(net.dial, TOTAL, { token: TOKEN, shm: () => ShmChannel.grantProof(channel.dir, 'another connection\'s nonce')! });
+      expect(await replays.granted).toBe(false);
+      const reads = await fakeWorker(net.dial, TOTAL, { token: TOKEN, shm: (nonce) => ShmChannel.grantProof(channel.dir, nonce)! });
+      expect(await reads.granted).toBe(true);
+      expect(statSync(join(channel.dir, 'grant')).mode & 0o777).toBe(0o600);
+    } finally {
+      channel.remove();
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

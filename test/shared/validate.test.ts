@@ -9,7 +9,7 @@ const CTX: ValidateContext = { totalParams: 5 };
 const params5 = () => new Float32Array([0.5, -1, 2, 0, 3]);
 
 const TO_COORD: Array<[Message, Float32Array | null]> = [
-  [{ t: 'hello', protocol: 1, name: 'w0', host: 'box', pid: 4242, jobId: '', cnonce: 'c', proof: 'p', shm: false }, null],
+  [{ t: 'hello', protocol: 1, name: 'w0', host: 'box', pid: 4242, jobId: '', cnonce: 'c', proof: 'p', shm: '' }, null],
   [{ t: 'ready', fingerprint: 'mnist:8500+1500:784->10:deadbeef', backend: 'cpu', backendReason: 'asked for cpu', peakFlops: 0, attainableFlops: 2.5e9 }, null],
   [{ t: 'result', step: 3, micro: 0, shard: 1, lossSum: 12.5, count: 64, computeMs: 3.25, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, params5()],
   [{ t: 'evalResult', round: 2, shard: 0, lossSum: -0.5, correct: 60, count: 64, computeMs: 1 }, null],
@@ -144,7 +144,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
 
   it('a payload on a message that must not carry one', () => {
     rejects(() => readFromCoordinator(encodeFrame({ t: 'bye', reason: 'x' }, params5()), CTX), 'bye must not carry');
-    rejects(() => readFromWorker(encodeFrame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: false }, params5()), CTX), 'hello');
+    rejects(() => readFromWorker(encodeFrame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: '' }, params5()), CTX), 'hello');
   });
 
   it('a result before the model is known (totalParams null)', () => {
@@ -175,7 +175,7 @@ describe('what a peer sends cannot forge or flood log lines', () => {
     const key = `x\n12:00:00 INFO  [coordinator] worker ready ${'y'.repeat(100)}`;
     let message = '';
     try {
-      readFromWorker(frame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: false, [key]: 1 }), CTX);
+      readFromWorker(frame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: '', [key]: 1 }), CTX);
     } catch (e) {
       message = (e as DptrainError).message;
     }
