@@ -17,7 +17,7 @@ import { jobLayout, loadJobData } from '../shared/job-layout.js';
 import { initParams, modelKind, paramView, type AnyLayout } from '../shared/models/index.js';
 import { batchTensors as modelBatch } from '../worker/batch.js';
 import { Sampler } from '../shared/sampler.js';
-import { median } from '../coordinator/summary.js';
+import { median } from '../shared/stats.js';
 
 export const BASELINES = ['engine', 'layers-minimize', 'layers-fit'] as const;
 export type BaselineKind = (typeof BASELINES)[number];

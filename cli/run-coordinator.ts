@@ -8,8 +8,10 @@ import { RunDir } from '../coordinator/run-dir.js';
 import type { RunSummary } from '../coordinator/summary.js';
 import { listenWs } from '../coordinator/ws-listener.js';
 import type { Config } from '../shared/config.js';
+import { fingerprint } from '../shared/datasets/index.js';
+import { describeError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
-import { jobLayout } from '../shared/job-layout.js';
+import { jobLayout, loadJobData } from '../shared/job-layout.js';
 import type { Listener } from '../shared/transport/transport.js';
 import { formatSummary, Progress } from './progress.js';
 import { PromMetrics } from '../coordinator/prometheus.js';
@@ -54,8 +56,23 @@ export interface CoordinatorExtras {
   onStepStart?: (step: number) => void;
 }
 
+/**
+ * The job's dataset fingerprint, from the data as this host has it: workers whose data differs
+ * are refused, whoever joins first. A coordinator that cannot load the data (its files live on
+ * the workers' hosts only) falls back to the first ready worker's, and says so.
+ */
+function jobFingerprint(config: Config, log: Logger): string | null {
+  try {
+    return fingerprint(loadJobData(config));
+  } catch (e) {
+    log.warn({ error: describeError(e) }, "the coordinator cannot load the job's data; the first worker to be ready sets the dataset every other must match");
+    return null;
+  }
+}
+
 export function createCoordinator(config: Config, s: Session, progress: Progress, extras: CoordinatorExtras = {}): Coordinator {
   const c = new Coordinator({
+    datasetFingerprint: jobFingerprint(config, s.log),
     ...extras,
     config,
     listener: s.listener,

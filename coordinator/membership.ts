@@ -9,8 +9,8 @@ import { encodeFrame } from '../shared/codec.js';
 import type { JobConfig } from '../shared/config.js';
 import { describeError, DptrainError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { PROTOCOL_VERSION, type EvalResult, type ShardResult, type ToWorker } from '../shared/protocol.js';
-import type { Link, Listener } from '../shared/transport/transport.js';
+import { PROTOCOL_VERSION, type EvalResult, type Hello, type Ready, type ShardResult, type ToCoordinator, type ToWorker } from '../shared/protocol.js';
+import type { CloseKind, Link, Listener } from '../shared/transport/transport.js';
 import { readFromWorker } from '../shared/validate.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
 import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/auth.js';
@@ -46,6 +46,13 @@ export interface WorkerSession {
   /** Work and evaluate messages sent, and results answering them: a worker answers each, in order. */
   requests: number;
   answers: number;
+  /** Requests sent and not yet answered, by requestTag: only an answer to one of these is news from this worker. */
+  owed: Set<string>;
+}
+
+/** Names one request to one worker: a work shard of a (micro-)step, or an evaluation shard. */
+export function requestTag(key: string, shard: number): string {
+  return `${key}#${shard}`;
 }
 
 export interface DataShape {
@@ -71,16 +78,43 @@ export interface MembershipOptions {
   token: string | null;
   /** Close a connection that has not sent a valid hello within this many ms (default 10 s). */
   authTimeoutMs?: number;
-  /** Refuse connections beyond this many unauthenticated at once (default 16). */
+  /** Close a welcomed worker that has not sent ready within this many ms (default 300 s). */
+  readyTimeoutMs?: number;
+  /** Refuse connections beyond this many unauthenticated at once from one address (default 16)… */
+  maxPendingPerAddress?: number;
+  /** …and from all addresses together (default 64). */
   maxPending?: number;
   /** Shared-memory channel for workers on this host that offer to use it (local workers). */
   shm?: ShmChannel | null;
   /** Where shared-memory results are read into (the coordinator's arena, for its kernels); default the channel's own buffer. */
   landing?: Float32Array | null;
+  /**
+   * The job's dataset fingerprint, computed by the coordinator from its own copy of the data.
+   * Without it, the first worker to be ready sets the fingerprint the others must match.
+   */
+  fingerprint?: string | null;
 }
 
+/** The states in which each message from a worker is accepted; anything else drops it as invalid. */
+const ACCEPTS: Record<ToCoordinator['t'], readonly WorkerState[]> = {
+  hello: ['hello'],
+  ready: ['loading'],
+  result: ['ready'],
+  evalResult: ['ready'],
+  fault: ['loading', 'ready'],
+};
+
 export const AUTH_TIMEOUT_MS = 10_000;
-export const MAX_PENDING = 16;
+/** Loading a large dataset, checking kernels and calibrating can take minutes; waiting forever cannot. */
+export const READY_TIMEOUT_MS = 300_000;
+export const MAX_PENDING_PER_ADDRESS = 16;
+export const MAX_PENDING = 64;
+
+/** "10.0.0.7:53422" → "10.0.0.7" (the port is the client's own choice). */
+function addressOf(remote: string): string {
+  const at = remote.lastIndexOf(':');
+  return at > 0 ? remote.slice(0, at) : remote;
+}
 
 /** Parses "mnist:8500+1500:784->10:abcd1234" (see datasets/dataset.ts fingerprint). */
 function parseFingerprint(fp: string): DataShape | null {
@@ -90,7 +124,7 @@ function parseFingerprint(fp: string): DataShape | null {
 
 export class Membership extends EventEmitter<MembershipEvents> {
   readonly workers = new Map<string, WorkerSession>();
-  /** Set by the first worker that becomes ready; every later one must match it. */
+  /** The job's dataset (options.fingerprint), or else the first ready worker's; every worker must match it. */
   data: DataShape | null = null;
   /** Frame bytes received from and sent to workers, all frames. */
   readonly traffic = { in: 0, out: 0 };
@@ -110,6 +144,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     private readonly o: MembershipOptions,
   ) {
     super();
+    if (o.fingerprint) {
+      this.data = parseFingerprint(o.fingerprint);
+      if (!this.data) throw new DptrainError('RUN_FAILED', `dataset fingerprint ${o.fingerprint} cannot be parsed`);
+    }
     listener.onLink((link) => this.accept(link));
   }
 
@@ -118,7 +156,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   send(w: WorkerSession, msg: ToWorker, payload: Float32Array | null = null): void {
-    if (msg.t === 'work' || msg.t === 'evaluate') w.requests++;
+    if (msg.t === 'work' || msg.t === 'evaluate') {
+      w.requests++;
+      w.owed.add(requestTag(msg.t === 'work' ? `work:${msg.step}:${msg.micro}` : `eval:${msg.round}`, msg.shard));
+    }
     this.sendBytes(w, encodeFrame(msg, payload));
   }
 
@@ -128,12 +169,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
     w.link.send(frame);
   }
 
-  /** Remove a worker: tell it why, log it, let the loop reassign its shards. */
-  drop(w: WorkerSession, reason: string, level: 'warn' | 'info' = 'warn'): void {
+  /** Remove a worker: tell it why (a kind it branches on, a reason it logs), let the loop reassign its shards. */
+  drop(w: WorkerSession, kind: CloseKind, reason: string, level: 'warn' | 'info' = 'warn'): void {
     if (w.state === 'gone') return;
-    this.o.log[level]({ worker: w.id, host: w.host, remote: w.remote, reason }, 'worker dropped');
-    w.link.close(reason);
-    this.markGone(w, reason);
+    this.o.log[level]({ worker: w.id, host: w.host, remote: w.remote, kind, reason }, 'worker dropped');
+    this.markGone(w, reason); // first: the close below runs this link's close handlers at once
+    w.link.close(reason, kind);
   }
 
   private markGone(w: WorkerSession, reason: string): void {
@@ -146,10 +187,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private accept(link: Link): void {
-    const pending = [...this.workers.values()].filter((x) => x.state === 'hello').length;
-    if (pending >= (this.o.maxPending ?? MAX_PENDING)) {
-      this.o.log.warn({ remote: link.remote, pending }, 'connection refused: too many unauthenticated connections');
-      link.close('too many unauthenticated connections; try again later');
+    // Per address first: one client holding its share of connections open keeps nobody else out.
+    const pending = [...this.workers.values()].filter((x) => x.state === 'hello');
+    const address = addressOf(link.remote);
+    const fromHere = pending.filter((x) => addressOf(x.remote) === address).length;
+    if (fromHere >= (this.o.maxPendingPerAddress ?? MAX_PENDING_PER_ADDRESS) || pending.length >= (this.o.maxPending ?? MAX_PENDING)) {
+      this.o.log.warn({ remote: link.remote, pending: pending.length, fromHere }, 'connection refused: too many unauthenticated connections');
+      link.close('too many unauthenticated connections; try again later', 'busy');
       return;
     }
     const w: WorkerSession = {
@@ -173,10 +217,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
       shmSlotUntil: 0,
       requests: 0,
       answers: 0,
+      owed: new Set(),
     };
     this.workers.set(w.id, w);
     const authTimer = setTimeout(() => {
-      if (w.state === 'hello') this.drop(w, `authentication timeout: no valid hello within ${(this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS) / 1000} s`);
+      if (w.state === 'hello') this.drop(w, 'timeout', `authentication timeout: no valid hello within ${(this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS) / 1000} s`);
     }, this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS);
     authTimer.unref();
     link.onClose(() => clearTimeout(authTimer));
@@ -196,91 +241,101 @@ export class Membership extends EventEmitter<MembershipEvents> {
     try {
       frame = readFromWorker(bytes, { totalParams: this.o.totalParams, wireDtype: this.o.job.wireDtype });
     } catch (e) {
-      this.drop(w, `invalid message: ${describeError(e)}`);
-      return;
+      return this.drop(w, 'invalid', `invalid message: ${describeError(e)}`);
     }
     const { msg, payload } = frame;
+    if (!ACCEPTS[msg.t].includes(w.state)) return this.drop(w, 'invalid', `invalid: ${msg.t} while ${w.state}`);
     switch (msg.t) {
-      case 'hello': {
-        if (w.state !== 'hello') return this.drop(w, 'invalid: a second hello');
-        if (msg.protocol !== PROTOCOL_VERSION) {
-          return this.drop(w, `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`);
-        }
-        if (msg.jobId !== '' && msg.jobId !== this.o.jobId) {
-          return this.drop(w, `wrong job: this coordinator runs ${this.o.jobId}, the worker was started for ${msg.jobId}`);
-        }
-        const token = this.o.token;
-        if (token !== null && !proofsEqual(msg.proof, workerProof(token, this.o.jobId, w.nonce, msg.cnonce))) {
-          return this.drop(w, 'authentication failed: the job token does not match the coordinator\'s');
-        }
-        // Only authenticated workers count toward maxWorkers: strangers cannot fill the job.
-        const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
-        if (members >= this.o.maxWorkers) return this.drop(w, `job is full (maxWorkers ${this.o.maxWorkers})`);
-        // Shared memory only for a worker that offers it and can reach our directory: a local
-        // worker of `dptrain train`, which was handed the directory (a worker that claims it
-        // falsely cannot read the files and leaves; it never sees another worker's data).
-        const shm = msg.shm && Boolean(this.o.shm?.usable);
-        Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', shm });
-        const proof = token === null ? '' : coordinatorProof(token, this.o.jobId, msg.cnonce, w.nonce);
-        this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job, proof, shm });
-        this.o.log.info({ worker: w.id, workerName: w.name, host: w.host, remote: w.remote, authenticated: token !== null }, 'worker connected');
-        return;
-      }
-      case 'ready': {
-        if (w.state !== 'loading') return this.drop(w, 'invalid: ready before welcome');
-        const shape = parseFingerprint(msg.fingerprint);
-        if (!shape) return this.drop(w, `invalid: dataset fingerprint ${msg.fingerprint}`);
-        if (this.data && this.data.fingerprint !== shape.fingerprint) {
-          return this.drop(w, `dataset differs from the other workers' (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
-        }
-        this.data ??= shape;
-        w.backend = msg.backend;
-        w.peakFlops = msg.peakFlops;
-        w.attainableFlops = msg.attainableFlops;
-        w.state = 'ready';
-        this.o.log.info({ worker: w.id, host: w.host, backend: msg.backend, attainableGflops: +(msg.attainableFlops / 1e9).toFixed(2), declaredPeakFlops: msg.peakFlops || undefined }, 'worker ready');
-        this.o.log.debug({ worker: w.id, backend: msg.backend, why: msg.backendReason }, 'worker backend choice'); // in log.jsonl
-        this.emit('ready', w);
-        return;
-      }
-      case 'result': {
-        if (w.state !== 'ready') return this.drop(w, 'invalid: result before ready');
-        w.answers++;
-        let grads = payload as Float32Array;
-        if (msg.shm > 0) {
-          if (!w.shm || !this.o.shm) return this.drop(w, `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);
-          try {
-            grads = this.o.shm.readResult(w.id, msg.shm, this.o.totalParams, this.o.job.wireDtype, this.o.landing ?? undefined);
-          } catch (e) {
-            // The directory went away, or a slot was overwritten: stop using shared memory for
-            // everyone, and let this worker reconnect (the reason is not a refusal); its shard
-            // goes to another worker meanwhile.
-            this.o.shm.disable(describeError(e));
-            this.o.log.warn({ worker: w.id, error: describeError(e) }, 'shared memory failed; payloads go through the socket from now on');
-            return this.drop(w, 'shared memory unreadable; reconnect to continue over the socket');
-          }
-        }
-        this.emit('result', w, msg, grads);
-        return;
-      }
+      case 'hello':
+        return this.onHello(w, msg);
+      case 'ready':
+        return this.onReady(w, msg);
+      case 'result':
+        return this.onResult(w, msg, payload);
       case 'evalResult':
-        if (w.state !== 'ready') return this.drop(w, 'invalid: evalResult before ready');
         w.answers++;
-        this.emit('evalResult', w, msg);
-        return;
+        return void this.emit('evalResult', w, msg);
       case 'fault':
-        if (w.state === 'hello') return this.drop(w, 'invalid: fault before hello');
         this.o.log.error({ worker: w.id, host: w.host, fault: msg.message }, 'worker cannot continue');
-        return this.drop(w, `worker fault: ${msg.message}`, 'info');
+        return this.drop(w, 'workerFault', `worker fault: ${msg.message}`, 'info');
     }
+  }
+
+  /** Authenticate, check the place and the protocol, and welcome it with the job. */
+  private onHello(w: WorkerSession, msg: Hello): void {
+    if (msg.protocol !== PROTOCOL_VERSION) {
+      return this.drop(w, 'protocolMismatch', `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`);
+    }
+    if (msg.jobId !== '' && msg.jobId !== this.o.jobId) {
+      return this.drop(w, 'wrongJob', `wrong job: this coordinator runs ${this.o.jobId}, the worker was started for ${msg.jobId}`);
+    }
+    const token = this.o.token;
+    if (token !== null && !proofsEqual(msg.proof, workerProof(token, this.o.jobId, w.nonce, msg.cnonce))) {
+      return this.drop(w, 'authFailed', "authentication failed: the job token does not match the coordinator's");
+    }
+    // Only authenticated workers count toward maxWorkers: strangers cannot fill the job.
+    const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
+    if (members >= this.o.maxWorkers) return this.drop(w, 'jobFull', `job is full (maxWorkers ${this.o.maxWorkers}); try again later`);
+    // Shared memory only for a worker that proves it can read our private directory (a
+    // local worker of `dptrain train`, which was handed it): never on its word alone.
+    const shm = Boolean(this.o.shm?.usable) && this.o.shm!.verifiesGrant(w.nonce, msg.shm);
+    Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', shm });
+    w.link.liftFrameCap?.(); // from now on it may send results as large as the model
+    // A member that never becomes ready would hold a place toward maxWorkers for good.
+    const readyMs = this.o.readyTimeoutMs ?? READY_TIMEOUT_MS;
+    const readyTimer = setTimeout(() => {
+      if (w.state === 'loading') this.drop(w, 'timeout', `no ready within ${readyMs / 1000} s of the welcome; reconnect when the job is loaded`);
+    }, readyMs);
+    readyTimer.unref();
+    w.link.onClose(() => clearTimeout(readyTimer));
+    const proof = token === null ? '' : coordinatorProof(token, this.o.jobId, msg.cnonce, w.nonce);
+    this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job, proof, shm });
+    this.o.log.info({ worker: w.id, workerName: w.name, host: w.host, remote: w.remote, authenticated: token !== null }, 'worker connected');
+  }
+
+  /** The job is loaded there: check its data is the job's, and let it take shards. */
+  private onReady(w: WorkerSession, msg: Ready): void {
+    const shape = parseFingerprint(msg.fingerprint);
+    if (!shape) return this.drop(w, 'invalid', `invalid: dataset fingerprint ${msg.fingerprint}`);
+    if (this.data && this.data.fingerprint !== shape.fingerprint) {
+      return this.drop(w, 'datasetDiffers', `dataset differs from the job's (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
+    }
+    this.data ??= shape;
+    w.backend = msg.backend;
+    w.peakFlops = msg.peakFlops;
+    w.attainableFlops = msg.attainableFlops;
+    w.state = 'ready';
+    this.o.log.info({ worker: w.id, host: w.host, backend: msg.backend, attainableGflops: +(msg.attainableFlops / 1e9).toFixed(2), declaredPeakFlops: msg.peakFlops || undefined }, 'worker ready');
+    this.o.log.debug({ worker: w.id, backend: msg.backend, why: msg.backendReason }, 'worker backend choice'); // in log.jsonl
+    this.emit('ready', w);
+  }
+
+  /** A shard's gradient sums, from the frame or from this worker's shared-memory slot. */
+  private onResult(w: WorkerSession, msg: ShardResult, payload: Float32Array | null): void {
+    w.answers++;
+    let grads = payload as Float32Array;
+    if (msg.shm > 0) {
+      if (!w.shm || !this.o.shm) return this.drop(w, 'invalid', 'invalid message: result.shm is set, but this worker was not granted shared memory');
+      try {
+        grads = this.o.shm.readResult(w.id, msg.shm, this.o.totalParams, this.o.job.wireDtype, this.o.landing ?? undefined);
+      } catch (e) {
+        // The directory went away, or a slot was overwritten: stop using shared memory for
+        // everyone, and let this worker reconnect (the reason is not a refusal); its shard
+        // goes to another worker meanwhile.
+        this.o.shm.disable(describeError(e));
+        this.o.log.warn({ worker: w.id, error: describeError(e) }, 'shared memory failed; payloads go through the socket from now on');
+        return this.drop(w, 'reconnect', 'shared memory unreadable; reconnect to continue over the socket');
+      }
+    }
+    this.emit('result', w, msg, grads);
   }
 
   /** Say goodbye to everyone (end of run). */
   closeAll(reason: string): void {
     for (const w of [...this.workers.values()]) {
       this.send(w, { t: 'bye', reason });
-      w.link.close(reason);
       this.markGone(w, reason);
+      w.link.close(reason, 'normal');
     }
   }
 }

@@ -6,7 +6,7 @@
  */
 import { WebSocketServer, type WebSocket } from 'ws';
 import { wrapSocket } from '../shared/transport/ws-link.js';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { fail } from '../shared/errors.js';
@@ -25,13 +25,24 @@ export interface WsListenerOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** Cut a client whose HTTP upgrade request is not complete within this time (default 10 s). */
   headersTimeoutMs?: number;
+  /** Largest frame before the link's liftFrameCap() (default HANDSHAKE_MAX_FRAME; 0: no cap). */
+  handshakeMaxFrame?: number;
 }
+
+/**
+ * A handshake's frames (hello, ready) are a few hundred bytes; the strings in them are bounded
+ * by validate.ts. Until a worker authenticates, nothing larger is buffered for it.
+ */
+export const HANDSHAKE_MAX_FRAME = 64 << 10;
 
 /** Unanswered pings in a row before a peer is cut. */
 export const MISSED_PINGS = 3;
 
 /** A client that has not sent its HTTP upgrade request within this time is cut (slow-loris). */
 export const HEADERS_TIMEOUT_MS = 10_000;
+
+/** On close, how long open connections get to finish their close handshake before they are cut. */
+export const CLOSE_GRACE_MS = 1000;
 
 export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
@@ -41,7 +52,11 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
   // Node enforces headersTimeout on a sweep every connectionsCheckingInterval (default 30 s).
   const timeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   const http = { connectionsCheckingInterval: Math.min(1000, timeout) };
-  const server = opts.tls ? createHttpsServer({ ...http, cert: opts.tls.cert, key: opts.tls.key }, onRequest) : createServer(http, onRequest);
+  // Over TLS the header deadline starts only once the handshake is done; Node's own handshake
+  // deadline is 120 s, so a client that never finishes its handshake gets the same limit.
+  const server = opts.tls
+    ? createHttpsServer({ ...http, cert: opts.tls.cert, key: opts.tls.key, handshakeTimeout: timeout }, onRequest)
+    : createServer(http, onRequest);
   server.headersTimeout = timeout;
   server.requestTimeout = timeout;
   const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: opts.maxPayload, clientTracking: true });
@@ -56,6 +71,13 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
     );
   }).catch((e: Error) => fail('RUN_FAILED', e.message));
   const addr = server.address() as AddressInfo;
+  // Every socket, upgraded or not, so that close() can cut them all (closeAllConnections()
+  // knows only those still speaking HTTP).
+  const sockets = new Set<Socket>();
+  server.on('connection', (sock: Socket) => {
+    sockets.add(sock);
+    sock.once('close', () => sockets.delete(sock));
+  });
   // A worker answers pings only between shards (TF.js computes on its main thread), so a peer
   // is cut only after MISSED_PINGS pings in a row go unanswered (≥ 30 s at the default interval).
   const missed = new WeakMap<WebSocket, number>();
@@ -81,7 +103,8 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
       ws.close(1013, 'coordinator not ready');
       return;
     }
-    handler(wrapSocket(ws, remote));
+    const cap = opts.handshakeMaxFrame ?? HANDSHAKE_MAX_FRAME;
+    handler(wrapSocket(ws, remote, cap > 0 && cap < opts.maxPayload ? { frameCap: cap, maxPayload: opts.maxPayload } : undefined));
   });
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
@@ -91,13 +114,25 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
     },
     close: () =>
       new Promise<void>((resolve) => {
+        // Stop accepting first: once closing, Node no longer enforces the header deadline, so a
+        // connection accepted from here on could trickle bytes and hold close() open for good.
+        let done = false;
+        const finish = () => {
+          if (done) return;
+          done = true;
+          clearTimeout(deadline);
+          resolve();
+        };
+        server.close(finish);
         clearInterval(heartbeat);
         for (const ws of wss.clients) ws.close(1001, 'coordinator shut down');
-        wss.close(() => server.close(() => resolve()));
+        wss.close();
         server.closeAllConnections();
-        setTimeout(() => {
-          for (const ws of wss.clients) ws.terminate();
-        }, 1000).unref();
+        // Workers get a moment to see the close frame; then everything still open is cut.
+        const deadline = setTimeout(() => {
+          for (const sock of sockets) sock.destroy();
+          setImmediate(finish);
+        }, CLOSE_GRACE_MS);
       }),
   };
 }

@@ -14,7 +14,7 @@ type Shape = Record<string, FieldKind>;
 // "count": a non-negative safe integer; "number": any finite number; "float": any number,
 // NaN and ±Infinity included (a diverged loss is a result to handle, not a protocol error).
 const SHAPES: Record<MessageType, Shape> = {
-  hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count', jobId: 'string', cnonce: 'string', proof: 'string', shm: 'boolean' },
+  hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count', jobId: 'string', cnonce: 'string', proof: 'string', shm: 'string' },
   ready: { fingerprint: 'string', backend: 'string', backendReason: 'string', peakFlops: 'number', attainableFlops: 'number' },
   result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'float', count: 'count', computeMs: 'number', decodeMs: 'number', encodeMs: 'number', busyMs: 'number', shm: 'count' },
   evalResult: { round: 'count', shard: 'count', lossSum: 'float', correct: 'count', count: 'count', computeMs: 'number' },
@@ -57,6 +57,14 @@ function checkField(v: unknown, kind: FieldKind, where: string): void {
   if (!ok) fail('MESSAGE_INVALID', `${where} must be ${what}`);
 }
 
+/**
+ * A key the peer chose, fit for a log line: a short plain name as it is, anything else quoted
+ * (control characters escaped) and cut short, so it can neither forge lines nor flood them.
+ */
+function peerKey(k: string): string {
+  return /^[A-Za-z_$][\w$]{0,39}$/.test(k) ? k : JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k);
+}
+
 function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet<MessageType>, ctx: ValidateContext): Frame {
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     fail('MESSAGE_INVALID', 'message header is not an object');
@@ -68,7 +76,7 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
   }
   const shape = SHAPES[t as MessageType];
   for (const k of Object.keys(h)) {
-    if (k !== 't' && !Object.hasOwn(shape, k)) fail('MESSAGE_INVALID', `${t}.${k} is not a field of ${t}`);
+    if (k !== 't' && !Object.hasOwn(shape, k)) fail('MESSAGE_INVALID', `${t}.${peerKey(k)} is not a field of ${t}`);
   }
   for (const [k, kind] of Object.entries(shape)) checkField(h[k], kind, `${t}.${k}`);
   if ((t === 'work' || t === 'evaluate') && (h.to as number) <= (h.from as number)) {
@@ -91,10 +99,10 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
 
 /** Decode and validate one frame a worker sent. Throws DptrainError (FRAME_MALFORMED / MESSAGE_INVALID). */
 export function readFromWorker(bytes: Uint8Array, ctx: ValidateContext): Frame<ToCoordinator> {
-  return validate(decodeFrame(bytes), TO_COORDINATOR, ctx) as Frame<ToCoordinator>;
+  return validate(decodeFrame(bytes, ctx.totalParams), TO_COORDINATOR, ctx) as Frame<ToCoordinator>;
 }
 
 /** Decode and validate one frame the coordinator sent. */
 export function readFromCoordinator(bytes: Uint8Array, ctx: ValidateContext): Frame<ToWorker> {
-  return validate(decodeFrame(bytes), TO_WORKER, ctx) as Frame<ToWorker>;
+  return validate(decodeFrame(bytes, ctx.totalParams), TO_WORKER, ctx) as Frame<ToWorker>;
 }

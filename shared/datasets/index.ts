@@ -6,6 +6,7 @@ import { fail } from '../errors.js';
 import { isObj } from '../fields.js';
 import type { DataShape, Dataset, DatasetModule, SampleRequest } from './dataset.js';
 import { text, type TextSpec } from './text.js';
+import { csv, type CsvSpec } from './csv.js';
 import { idx, type IdxSpec } from './idx.js';
 import { mnist, type MnistSpec } from './mnist.js';
 import { spirals, type SpiralsSpec } from './spirals.js';
@@ -14,9 +15,9 @@ import { xor, type XorSpec } from './xor.js';
 export type { DataShape, Dataset, DatasetModule, InputDtype, SampleRequest, Split, TargetKind } from './dataset.js';
 export { fingerprint, gatherRows, sizeOf } from './dataset.js';
 
-export type DataSpec = XorSpec | SpiralsSpec | MnistSpec | IdxSpec | TextSpec;
+export type DataSpec = XorSpec | SpiralsSpec | MnistSpec | IdxSpec | TextSpec | CsvSpec;
 
-const DATASETS: Record<string, DatasetModule<DataSpec>> = { xor, spirals, mnist, idx, text };
+const DATASETS: Record<string, DatasetModule<DataSpec>> = { xor, spirals, mnist, idx, text, csv };
 
 export const DATASET_NAMES: readonly string[] = Object.keys(DATASETS);
 

@@ -30,6 +30,14 @@ export function tinyTextFile(): string {
   return file;
 }
 
+/** A small CSV: two numeric features and a class label, with a header. */
+export function tinyCsvFile(): string {
+  const file = join(tempDir('csv-fixture'), 'tiny.csv');
+  const rows = Array.from({ length: 20 }, (_, i) => `${(i * 0.37) % 3},${(i * 1.3) % 5},${i % 3 === 0 ? 'a' : 'b'}`);
+  writeFileSync(file, ['x,y,class', ...rows].join('\n') + '\n');
+  return file;
+}
+
 /** An unsigned-byte IDX file: magic 0x0000 08 nd, big-endian dims, then the data. */
 export function idxBytes(dims: number[], data: ArrayLike<number>): Uint8Array {
   const b = new Uint8Array(4 + 4 * dims.length + data.length);
@@ -59,6 +67,7 @@ export const DATASET_FIXTURES: Record<string, () => Record<string, unknown>> = {
   mnist: () => ({ name: 'mnist' }),
   idx: () => ({ name: 'idx', path: tinyIdxDir() }),
   text: () => ({ name: 'text', path: tinyTextFile() }),
+  csv: () => ({ name: 'csv', path: tinyCsvFile(), label: 'class' }),
 };
 
 /**

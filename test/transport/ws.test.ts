@@ -1,16 +1,33 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { listenWs } from '../../coordinator/ws-listener.js';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLOSE_GRACE_MS, HANDSHAKE_MAX_FRAME, listenWs } from '../../coordinator/ws-listener.js';
 import { isDptrainError } from '../../shared/errors.js';
 import { dialWs } from '../../worker/ws-dialer.js';
+import { setFrameLimit } from '../../shared/transport/ws-link.js';
+import type { Link } from '../../shared/transport/transport.js';
 import { transportConformance } from './conformance.js';
 
 const MAX = 64 << 20;
 
+const hasOpenssl = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 transportConformance({
   name: 'websocket',
   open: async () => {
-    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    // The contract's own frame sizes: no handshake cap (that is a separate test below).
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX, handshakeMaxFrame: 0 });
     return { listener, dial: () => dialWs(listener.address, MAX) };
   },
 });
@@ -39,6 +56,113 @@ describe('websocket transport specifics', () => {
     await new Promise((r) => ws.once('open', r));
     ws.send('hello as text');
     expect(await reason).toMatch(/text frames/);
+    await listener.close();
+  });
+
+  it('a text frame ends the link on our side at once (kind invalid), not when the peer answers the close', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    const closedAt = new Promise<[number, string]>((resolve) => listener.onLink((l) => l.onClose((_r, k) => resolve([Date.now(), k]))));
+    const ws = new WebSocket(listener.address);
+    await new Promise((r) => ws.once('open', r));
+    // A peer that never completes the close handshake: its socket stops reading.
+    const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+    const sent = Date.now();
+    ws.send('text', () => raw.pause());
+    const [at, kind] = await closedAt;
+    expect(kind).toBe('invalid');
+    expect(at - sent).toBeLessThan(500); // the peer's close would take up to 2 s (then terminate)
+    ws.terminate();
+    await listener.close();
+  });
+
+  it('close() ends within its grace period while a peer ignores the close and new clients trickle bytes', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    listener.onLink(() => {});
+    const port = Number(listener.address.split(':').pop());
+    const stuck = new WebSocket(listener.address);
+    await new Promise((r) => stuck.once('open', r));
+    (stuck as unknown as { _socket: Socket })._socket.pause(); // never answers the close handshake
+    const req = `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`;
+    const socks: Socket[] = [];
+    const flood = setInterval(() => {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      socks.push(s);
+      let i = 0;
+      const drip = setInterval(() => (s.destroyed || i >= req.length ? clearInterval(drip) : s.write(req[i++])), 100);
+    }, 5);
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    const closing = listener.close();
+    setTimeout(() => clearInterval(flood), 1500); // clients keep coming during the close
+    await closing;
+    const took = Date.now() - t0;
+    clearInterval(flood);
+    expect(took).toBeLessThan(CLOSE_GRACE_MS + 1000); // before the fix: as long as the trickling lasted
+    const refused = await new Promise<boolean>((r) => {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => r(true));
+      s.on('connect', () => (s.destroy(), r(false)));
+    });
+    expect(refused).toBe(true); // nothing accepted any more
+    for (const s of socks) s.destroy();
+    stuck.terminate();
+  });
+
+  it('before liftFrameCap a frame over the handshake cap closes the link; after it, model-sized frames pass', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    const links: Link[] = [];
+    listener.onLink((l) => links.push(l));
+    const stranger = await dialWs(listener.address, MAX);
+    const member = await dialWs(listener.address, MAX);
+    await new Promise((r) => setTimeout(r, 50));
+    const [strangerSide, memberSide] = links;
+    const strangerClosed = new Promise<string>((r) => strangerSide.onClose(r));
+    strangerSide.onFrame(() => {});
+    stranger.send(new Uint8Array(HANDSHAKE_MAX_FRAME + 1));
+    expect(await strangerClosed).toMatch(/max|payload|1009/i);
+    memberSide.liftFrameCap!();
+    const got = new Promise<number>((r) => memberSide.onFrame((f) => r(f.length)));
+    member.send(new Uint8Array(4 << 20));
+    expect(await got).toBe(4 << 20);
+    await listener.close();
+  });
+
+  it("ws still keeps its frame limit where setFrameLimit expects it (ws's receiver internals)", async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    listener.onLink(() => {});
+    const ws = new WebSocket(listener.address);
+    await new Promise((r) => ws.once('open', r));
+    expect(setFrameLimit(ws, 1234)).toBe(true);
+    expect((ws as unknown as { _receiver: { _maxPayload: number } })._receiver._maxPayload).toBe(1234);
+    ws.terminate();
+    await listener.close();
+  });
+
+  it.skipIf(!hasOpenssl)('over TLS, a client that never finishes its handshake is cut at the same deadline', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dptrain-tls-'));
+    const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX, headersTimeoutMs: 1000, tls: { cert: readFileSync(cert), key: readFileSync(key) } });
+    listener.onLink(() => {});
+    const port = Number(listener.address.split(':').pop());
+    const sock = connect(port, '127.0.0.1');
+    sock.on('error', () => {});
+    sock.resume();
+    const t0 = Date.now();
+    sock.on('connect', () => sock.write(Buffer.from('160301020001', 'hex'))); // a ClientHello record header, and no more
+    await new Promise((r) => sock.on('close', r));
+    expect(Date.now() - t0).toBeLessThan(3000); // Node's own TLS handshake deadline is 120 s
+    await listener.close();
+  });
+
+  it('an unknown close code is a lost connection', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    const kind = new Promise<string>((resolve) => listener.onLink((l) => l.onClose((_r, k) => resolve(k))));
+    const ws = new WebSocket(listener.address);
+    await new Promise((r) => ws.once('open', r));
+    ws.close(4999, 'not one of ours');
+    expect(await kind).toBe('lost');
     await listener.close();
   });
 

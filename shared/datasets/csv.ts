@@ -1,0 +1,127 @@
+/**
+ * `csv`: a CSV file with a header row: numeric feature columns and a label column, for
+ * classification (the label's distinct values, in sorted order, are the classes: one-hot
+ * targets) or regression (a numeric label: real targets). Every k-th row, evenly spaced, is held
+ * out for testing. The shape depends on the file (columns, classes), so whoever lays out the
+ * model (the coordinator too) reads it. A cell that is not a number is one line naming its row
+ * and column.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fail } from '../errors.js';
+import { checkKeys, num, oneOf, str } from '../fields.js';
+import { dataset, oneHot, type DataShape, type DatasetModule, type Split } from './dataset.js';
+
+export const CSV_TASKS = ['classification', 'regression'] as const;
+
+export interface CsvSpec {
+  name: 'csv';
+  path: string;
+  /** The label column's header. */
+  label: string;
+  task: (typeof CSV_TASKS)[number];
+  testFraction: number;
+}
+
+/** Fields of one CSV line: commas separate, double quotes enclose ("" is a quote inside). */
+export function csvFields(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') (cur += '"'), i++;
+      else if (c === '"') quoted = false;
+      else cur += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') out.push(cur), (cur = '');
+    else cur += c;
+  }
+  out.push(cur);
+  return out.map((f) => f.trim());
+}
+
+interface Table {
+  features: string[];
+  /** Row-major features, one row per data line. */
+  x: Float32Array;
+  labels: string[];
+  n: number;
+}
+
+function readTable(spec: CsvSpec): Table {
+  if (!existsSync(spec.path)) fail('DATASET_UNAVAILABLE', `data.path: ${spec.path} does not exist`);
+  const lines = readFileSync(spec.path, 'utf8').split(/\r?\n/);
+  const header = csvFields(lines[0] ?? '');
+  const labelAt = header.indexOf(spec.label);
+  if (labelAt < 0) fail('DATASET_UNAVAILABLE', `data.label: ${spec.path} has no column "${spec.label}" (its header: ${header.join(', ')})`);
+  const features = header.filter((_, i) => i !== labelAt);
+  if (features.length === 0) fail('DATASET_UNAVAILABLE', `data.path: ${spec.path} has no feature column beside "${spec.label}"`);
+  const rows: number[] = [];
+  const labels: string[] = [];
+  lines.slice(1).forEach((line, i) => {
+    if (line.trim() === '') return;
+    const row = i + 2; // 1-based, the header is row 1
+    const cells = csvFields(line);
+    if (cells.length !== header.length) fail('DATASET_UNAVAILABLE', `${spec.path}: row ${row} has ${cells.length} cells, the header ${header.length}`);
+    cells.forEach((cell, c) => {
+      if (c === labelAt) return labels.push(cell);
+      const v = cell === '' ? NaN : Number(cell);
+      if (!Number.isFinite(v)) fail('DATASET_UNAVAILABLE', `${spec.path}: row ${row}, column "${header[c]}": ${JSON.stringify(cell)} is not a number`);
+      rows.push(v);
+    });
+    if (spec.task === 'regression' && !Number.isFinite(Number(labels[labels.length - 1]))) {
+      fail('DATASET_UNAVAILABLE', `${spec.path}: row ${row}, label "${spec.label}": ${JSON.stringify(labels[labels.length - 1])} is not a number (data.task is regression)`);
+    }
+  });
+  if (labels.length === 0) fail('DATASET_UNAVAILABLE', `data.path: ${spec.path} has a header but no rows`);
+  return { features, x: Float32Array.from(rows), labels, n: labels.length };
+}
+
+/** Distinct labels: numerically sorted when all are numbers, else as strings. */
+function classesOf(labels: string[]): string[] {
+  const distinct = [...new Set(labels)];
+  const numeric = distinct.every((l) => l !== '' && Number.isFinite(Number(l)));
+  return numeric ? distinct.sort((a, b) => Number(a) - Number(b)) : distinct.sort();
+}
+
+function shapeOf(spec: CsvSpec, t: Table): DataShape {
+  const outputs = spec.task === 'regression' ? 1 : classesOf(t.labels).length;
+  if (spec.task === 'classification' && outputs < 2) fail('DATASET_UNAVAILABLE', `data.label: column "${spec.label}" has one value only; classification needs two classes or more`);
+  return { inputShape: [t.features.length], inputDtype: 'float32', outputSize: outputs, targets: spec.task === 'regression' ? 'real' : 'onehot' };
+}
+
+export const csv: DatasetModule<CsvSpec> = {
+  name: 'csv',
+  parse(raw) {
+    checkKeys(raw, ['name', 'path', 'label', 'task', 'testFraction'], 'data.');
+    return {
+      name: 'csv',
+      path: str(raw.path, 'data.path', 'a CSV file with a header row'),
+      label: str(raw.label, 'data.label', 'the label column (its header)'),
+      task: oneOf(raw.task ?? 'classification', 'data.task', CSV_TASKS),
+      testFraction: num(raw.testFraction ?? 0.2, 'data.testFraction', { min: 0, max: 0.9 }),
+    };
+  },
+  shape: (spec) => shapeOf(spec, readTable(spec)),
+  load(spec) {
+    const t = readTable(spec);
+    const shape = shapeOf(spec, t);
+    const d = t.features.length;
+    const classes = classesOf(t.labels);
+    const y =
+      spec.task === 'regression' ? Float32Array.from(t.labels, Number) : oneHot(t.labels.map((l) => classes.indexOf(l)), classes.length);
+    const isTest = (i: number) => Math.floor((i + 1) * spec.testFraction) > Math.floor(i * spec.testFraction);
+    const take = (test: boolean): Split => {
+      const idx = Array.from({ length: t.n }, (_, i) => i).filter((i) => isTest(i) === test);
+      const x = new Float32Array(idx.length * d);
+      const ys = new Float32Array(idx.length * shape.outputSize);
+      idx.forEach((i, r) => {
+        x.set(t.x.subarray(i * d, (i + 1) * d), r * d);
+        ys.set(y.subarray(i * shape.outputSize, (i + 1) * shape.outputSize), r * shape.outputSize);
+      });
+      return { x, y: ys, n: idx.length };
+    };
+    return dataset('csv', shape, take(false), take(true));
+  },
+};

@@ -1,0 +1,58 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../shared/config.js';
+import { csvFields } from '../../shared/datasets/csv.js';
+import { loadDataset, parseDataSpec } from '../../shared/datasets/index.js';
+import { jobLayout } from '../../shared/job-layout.js';
+import { tempDir } from '../helpers/cli.js';
+import { expectCode } from '../helpers/expect-code.js';
+
+const dir = tempDir('csv');
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+const IRIS = file('iris.csv', 'sepal,petal,"kind, of"\n5.1,1.4,setosa\n7.0,4.7,versicolor\n6.3,6.0,virginica\n4.9,1.4,setosa\n\n6.4,4.5,versicolor\n');
+
+describe('csv dataset', () => {
+  it('reads quoted fields with commas and doubled quotes', () => {
+    expect(csvFields('a,"b, c","say ""hi"""')).toEqual(['a', 'b, c', 'say "hi"']);
+  });
+
+  it('classification: features in column order, classes sorted, every k-th row held out', () => {
+    const ds = loadDataset(parseDataSpec({ name: 'csv', path: IRIS, label: 'kind, of', testFraction: 0.4 }), 0);
+    expect([ds.inputShape, ds.outputSize, ds.targets]).toEqual([[2], 3, 'onehot']);
+    expect(ds.train.n + ds.test.n).toBe(5); // the blank line is skipped
+    expect(ds.test.n).toBe(2);
+    // rows 0..4: held out where floor((i+1)·0.4) > floor(i·0.4): rows 2 and 4
+    expect(Array.from(ds.test.x)).toEqual([6.3, 6.0, 6.4, 4.5].map(Math.fround));
+    expect(Array.from(ds.test.y)).toEqual([0, 0, 1, 0, 1, 0]); // virginica = class 2, versicolor = class 1
+  });
+
+  it('regression: a numeric label gives one real output', () => {
+    const p = file('reg.csv', 'x1,x2,y\n1,2,3.5\n2,3,5.5\n3,4,7.5\n');
+    const ds = loadDataset(parseDataSpec({ name: 'csv', path: p, label: 'y', task: 'regression', testFraction: 0 }), 0);
+    expect([ds.outputSize, ds.targets, Array.from(ds.train.y)]).toEqual([1, 'real', [3.5, 5.5, 7.5]]);
+  });
+
+  it('a dense model lays out on it; a cnn or gpt is refused in one line', () => {
+    const model = { layers: [{ units: 4, activation: 'relu' }, { units: 3 }], loss: 'softmaxCrossEntropy' };
+    expect(jobLayout(parseConfig({ data: { name: 'csv', path: IRIS, label: 'kind, of' }, model })).totalParams).toBe(2 * 4 + 4 + 4 * 3 + 3);
+    const cnn = { kind: 'cnn', layers: [{ type: 'flatten' }, { type: 'dense', units: 3 }], loss: 'softmaxCrossEntropy' };
+    expect(expectCode(() => jobLayout(parseConfig({ data: { name: 'csv', path: IRIS, label: 'kind, of' }, model: cnn })), 'MODEL_INVALID')).toContain('model.kind cnn needs images');
+  });
+
+  it('bad input: one line naming the row and column, the label, or the file', () => {
+    const bad = file('bad.csv', 'a,b,label\n1,2,x\n3,abc,y\n');
+    expect(expectCode(() => loadDataset(parseDataSpec({ name: 'csv', path: bad, label: 'label' }), 0), 'DATASET_UNAVAILABLE')).toContain('row 3, column "b": "abc" is not a number');
+    expect(expectCode(() => loadDataset(parseDataSpec({ name: 'csv', path: IRIS, label: 'species' }), 0), 'DATASET_UNAVAILABLE')).toContain('has no column "species"');
+    const short = file('short.csv', 'a,b,label\n1,2,x\n3,y\n');
+    expect(expectCode(() => loadDataset(parseDataSpec({ name: 'csv', path: short, label: 'label' }), 0), 'DATASET_UNAVAILABLE')).toContain('row 3 has 2 cells, the header 3');
+    expect(expectCode(() => loadDataset(parseDataSpec({ name: 'csv', path: IRIS, label: 'kind, of', task: 'regression' }), 0), 'DATASET_UNAVAILABLE')).toContain('"setosa" is not a number (data.task is regression)');
+    expect(expectCode(() => parseDataSpec({ name: 'csv', path: IRIS }), 'CONFIG_INVALID')).toContain('data.label must name');
+    expect(expectCode(() => loadDataset(parseDataSpec({ name: 'csv', path: join(dir, 'nope.csv'), label: 'y' }), 0), 'DATASET_UNAVAILABLE')).toContain('nope.csv does not exist');
+  });
+});
