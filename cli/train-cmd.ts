@@ -59,7 +59,7 @@ function listenOptions(f: TrainFlags, token: string | null): ListenOptions {
   }
   if (Boolean(f.tlsCert) !== Boolean(f.tlsKey)) fail('CONFIG_INVALID', '--tls-cert and --tls-key go together');
   const tls = f.tlsCert && f.tlsKey ? { cert: readPem(f.tlsCert, '--tls-cert'), key: readPem(f.tlsKey, '--tls-key') } : undefined;
-  return { ...listen, tls };
+  return { ...listen, tls, token };
 }
 
 /** First signal: stop after the step in flight and checkpoint. Second: leave at once. */
