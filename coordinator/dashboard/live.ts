@@ -42,6 +42,8 @@ export class LiveRun {
   private timer: NodeJS.Timeout | null = null;
   private keepalive: NodeJS.Timeout | null = null;
   private warningSeq = 0;
+  /** Backend accounts logged before the worker's ready event (membership logs, then emits). */
+  private readonly adapters = new Map<string, string>();
 
   constructor(name: string, config: Record<string, unknown>, totalSteps: number) {
     this.view = { name, config, steps: [], evals: [], workers: [], warnings: [], budget: null, totalSteps, summary: null, state: 'waiting' };
@@ -79,7 +81,7 @@ export class LiveRun {
   private worker(w: WorkerSession): LiveWorker {
     let row = this.workers.get(w.id);
     if (!row) {
-      row = { id: w.id, name: w.name, host: w.host, backend: w.backend, adapter: '', declaredFlops: null, measuredFlops: 0, achievedFlops: null, state: w.state, lastSeen: Date.now(), shardsDone: 0, staleShards: 0, recomputedShards: 0, results: 0 };
+      row = { id: w.id, name: w.name, host: w.host, backend: w.backend, adapter: this.adapters.get(w.id) ?? '', declaredFlops: null, measuredFlops: 0, achievedFlops: null, state: w.state, lastSeen: Date.now(), shardsDone: 0, staleShards: 0, recomputedShards: 0, results: 0 };
       this.workers.set(w.id, row);
     }
     return row;
@@ -135,7 +137,10 @@ export class LiveRun {
     }
     const w = rec.worker ?? rec.from;
     const row = typeof w === 'string' ? this.workers.get(w) : undefined;
-    if (row && rec.msg === 'worker backend choice' && typeof rec.why === 'string') row.adapter = rec.why;
+    if (typeof w === 'string' && rec.msg === 'worker backend choice' && typeof rec.why === 'string') {
+      this.adapters.set(w, rec.why);
+      if (row) row.adapter = rec.why;
+    }
     if (row && rec.msg === 'late or duplicate result ignored') row.staleShards++;
     if (row && rec.msg === 'shard reassigned' && rec.why === 'non-finite result') row.recomputedShards++;
     if (row) this.touchWorkers();

@@ -49,7 +49,7 @@ const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 
 export function livePage(title: string): string {
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(title)} · dptrain</title>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>${esc(title)} · dptrain</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/assets/uplot.css"><link rel="stylesheet" href="/assets/dashboard.css">
 </head><body>
@@ -62,7 +62,7 @@ export function livePage(title: string): string {
 
 export function loginPage(error: string | null): string {
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>dptrain · sign in</title>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>dptrain · sign in</title>
 <link rel="stylesheet" href="/assets/dashboard.css"></head><body>
 <form class="login" method="post" action="/login">
 <h1>dptrain dashboard</h1>
@@ -81,7 +81,7 @@ ${error ? `<p class="error">${esc(error)}</p>` : ''}
  */
 export function reportPage(title: string, runs: RunView[], extra = ''): string {
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>${esc(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>${asset('uplot.css')}</style><style>${asset('dashboard.css')}</style>
 </head><body>

@@ -195,7 +195,7 @@
       // fill covers only its own band.
       var one = runs.length === 1 ? runs[0] : null;
       charts.timeline.set(one ? PARTS.map(function (p, k) {
-        return { label: p, x: col(one.steps, 'step'), y: one.steps.map(function (s) { var acc = 0; for (var j = 0; j <= k; j++) acc += s.parts[j]; return acc; }), color: PART_COLORS[k], fill: PART_COLORS[k] + '99' };
+        return { label: p, x: col(one.steps, 'step'), y: one.steps.map(function (s) { var acc = 0; for (var j = 0; j <= k; j++) acc += s.parts[j]; return acc; }), color: PART_COLORS[k], fill: PART_COLORS[k] };
       }).reverse() : []);
 
       header.textContent = '';
