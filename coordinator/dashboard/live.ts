@@ -11,7 +11,7 @@ import type { EvalRecord, RunSummary, StepRecord } from '../summary.js';
 import { evalRow, MAX_ROWS, stepRow, thin, warningOf, type EvalRow, type RunView, type StepRow, type WarningRow, type WorkerRow } from './view.js';
 
 /** Pages get what changed at most this often (well within a second of a step). */
-export const FLUSH_MS = 200;
+export const FLUSH_MS = 250;
 /** A comment line this often keeps idle connections (and proxies) open. */
 const KEEPALIVE_MS = 15_000;
 /** Warnings kept for the page. */
@@ -47,6 +47,12 @@ export class LiveRun {
 
   constructor(name: string, config: Record<string, unknown>, totalSteps: number) {
     this.view = { name, config, steps: [], evals: [], workers: [], warnings: [], budget: null, totalSteps, summary: null, state: 'waiting' };
+  }
+
+  /** A resumed run: the steps and evaluations it made before, from its run directory. */
+  preload(before: RunView): void {
+    this.view.steps = before.steps;
+    this.view.evals = before.evals.filter((e) => e.step <= (before.steps[before.steps.length - 1]?.step ?? 0));
   }
 
   /** Follow a coordinator's workers and budget. */

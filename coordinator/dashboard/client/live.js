@@ -9,13 +9,19 @@
   var drawPending = false;
   var note = document.getElementById('connection');
 
+  // Redraw at most this often: a page on the coordinator's machine takes CPU from training.
+  var MIN_DRAW_MS = 500;
+  var lastDraw = 0;
   function draw() {
     if (drawPending || !run) return;
     drawPending = true;
-    requestAnimationFrame(function () {
-      drawPending = false;
-      view.update([run]);
-    });
+    setTimeout(function () {
+      requestAnimationFrame(function () {
+        drawPending = false;
+        lastDraw = performance.now();
+        view.update([run]);
+      });
+    }, Math.max(0, lastDraw + MIN_DRAW_MS - performance.now()));
   }
 
   function lastOf(xs, key) { return xs.length ? xs[xs.length - 1][key] : -Infinity; }
