@@ -1,14 +1,29 @@
 /**
- * The single-process TF.js training loop a user would write without dptrain — tfjs-layers
- * model, tf.train.adam, optimizer.minimize — for the same model, data order, batch and
- * backend. Scaling figures are speed-ups against this, measured in the same run.
+ * Single-process training loops for the same model, data order, batch and backend as a job,
+ * measured in the same run as the distributed figures they are compared with:
+ *   - engine: the fastest single process dptrain's own engine runs — its model graph (with each
+ *     backend's fast matMul gradient), parameters as variables, tf.train.adam. Scaling
+ *     efficiency is measured against this, so distribution gets no credit for a faster kernel.
+ *   - layers-minimize: what a TF.js user writes by hand: a tfjs-layers model, tf.train.adam,
+ *     optimizer.minimize, one batch at a time.
+ *   - layers-fit: what a TF.js user gets from model.fit over the same batches.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../shared/config.js';
-import { gatherRows, loadDataset } from '../shared/datasets/index.js';
-import { initParams, layoutModel, paramView } from '../shared/model-spec.js';
+import { gatherRows, loadDataset, type Dataset } from '../shared/datasets/index.js';
+import { forward, lossSum } from '../shared/model-graph.js';
+import { initParams, layoutModel, paramView, type ModelLayout } from '../shared/model-spec.js';
 import { Sampler } from '../shared/sampler.js';
 import { median } from '../coordinator/summary.js';
+
+export const BASELINES = ['engine', 'layers-minimize', 'layers-fit'] as const;
+export type BaselineKind = (typeof BASELINES)[number];
+
+export const BASELINE_LABELS: Record<BaselineKind, string> = {
+  engine: "dptrain's graph in one process (fast matMul gradient, tf.train.adam)",
+  'layers-minimize': 'tfjs-layers model, tf.train.adam minimize loop',
+  'layers-fit': 'tfjs-layers model.fit',
+};
 
 const LOSSES = {
   softmaxCrossEntropy: (y: tf.Tensor, out: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, out),
@@ -16,30 +31,109 @@ const LOSSES = {
   meanSquaredError: (y: tf.Tensor, out: tf.Tensor) => tf.losses.meanSquaredError(y, out),
 };
 
-/** Median samples/s over `steps` steps after `warmup` (the TF.js backend must already be set). */
-export async function baselineSamplesPerSec(cfg: Config, batch: number, steps: number, warmup = 10): Promise<number> {
+interface Setup {
+  cfg: Config;
+  ds: Dataset;
+  layout: ModelLayout;
+  init: Float32Array;
+  sampler: Sampler;
+}
+
+function setup(cfg: Config): Setup {
   const ds = loadDataset(cfg.data, cfg.seed);
   const layout = layoutModel(cfg.model, ds.inputSize, ds.outputSize);
+  return { cfg, ds, layout, init: initParams(layout, cfg.seed), sampler: new Sampler(ds.train.n, cfg.seed) };
+}
+
+function batchTensors(s: Setup, from: number, to: number): { x: tf.Tensor2D; y: tf.Tensor2D } {
+  const rows = s.sampler.rows(from, to);
+  const b = gatherRows(s.ds.train, s.ds.inputSize, s.ds.outputSize, rows);
+  return { x: tf.tensor2d(b.x, [rows.length, s.ds.inputSize]), y: tf.tensor2d(b.y, [rows.length, s.ds.outputSize]) };
+}
+
+function layersModel(s: Setup): tf.Sequential {
   const model = tf.sequential();
-  cfg.model.layers.forEach((l, i) => model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [ds.inputSize] } : {}) })));
-  const init = initParams(layout, cfg.seed);
-  model.setWeights(layout.params.map((p) => tf.tensor(paramView(init, p), p.shape)));
-  const opt = tf.train.adam(cfg.optimizer.lr, cfg.optimizer.beta1, cfg.optimizer.beta2, cfg.optimizer.epsilon);
-  const sampler = new Sampler(ds.train.n, cfg.seed);
-  const lossFn = LOSSES[cfg.model.loss];
+  s.cfg.model.layers.forEach((l, i) => model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [s.ds.inputSize] } : {}) })));
+  model.setWeights(s.layout.params.map((p) => tf.tensor(paramView(s.init, p), p.shape)));
+  return model;
+}
+
+const adam = (cfg: Config) => tf.train.adam(cfg.optimizer.lr, cfg.optimizer.beta1, cfg.optimizer.beta2, cfg.optimizer.epsilon);
+
+/** Median samples/s of a minimize loop, one batch a step, the step done when its loss is readable. */
+async function minimizeLoop(s: Setup, batch: number, steps: number, warmup: number, loss: (x: tf.Tensor2D, y: tf.Tensor2D) => tf.Scalar, opt: tf.Optimizer, vars?: tf.Variable[]): Promise<number> {
   const times: number[] = [];
-  for (let s = 0; s < warmup + steps; s++) {
+  for (let i = 0; i < warmup + steps; i++) {
     const t0 = performance.now();
-    const rows = sampler.rows(s * batch, (s + 1) * batch);
-    const b = gatherRows(ds.train, ds.inputSize, ds.outputSize, rows);
-    const x = tf.tensor2d(b.x, [rows.length, ds.inputSize]);
-    const y = tf.tensor2d(b.y, [rows.length, ds.outputSize]);
-    const loss = opt.minimize(() => lossFn(y, model.apply(x) as tf.Tensor) as tf.Scalar, true)!;
-    await loss.data(); // the step is done when its loss is readable
-    tf.dispose([x, y, loss]);
-    if (s >= warmup) times.push(performance.now() - t0);
+    const { x, y } = batchTensors(s, i * batch, (i + 1) * batch);
+    const l = opt.minimize(() => loss(x, y), true, vars)!;
+    await l.data();
+    tf.dispose([x, y, l]);
+    if (i >= warmup) times.push(performance.now() - t0);
   }
-  model.dispose();
-  opt.dispose();
   return batch / (median(times)! / 1000);
+}
+
+async function engine(s: Setup, batch: number, steps: number, warmup: number): Promise<number> {
+  const vars = s.layout.params.map((p) => tf.variable(tf.tensor(paramView(s.init, p), p.shape)));
+  const opt = adam(s.cfg);
+  try {
+    return await minimizeLoop(s, batch, steps, warmup, (x, y) => tf.div(lossSum(s.layout, forward(s.layout, vars, x), y), x.shape[0]) as tf.Scalar, opt, vars);
+  } finally {
+    tf.dispose(vars);
+    opt.dispose();
+  }
+}
+
+async function layersMinimize(s: Setup, batch: number, steps: number, warmup: number): Promise<number> {
+  const model = layersModel(s);
+  const opt = adam(s.cfg);
+  const lossFn = LOSSES[s.cfg.model.loss];
+  try {
+    return await minimizeLoop(s, batch, steps, warmup, (x, y) => lossFn(y, model.apply(x) as tf.Tensor) as tf.Scalar, opt);
+  } finally {
+    model.dispose();
+    opt.dispose();
+  }
+}
+
+/** samples/s of model.fit over `steps` batches (one epoch, no shuffling: the job's data order), after a warm-up fit. */
+async function layersFit(s: Setup, batch: number, steps: number, warmup: number): Promise<number> {
+  const model = layersModel(s);
+  const lossFn = LOSSES[s.cfg.model.loss];
+  model.compile({ optimizer: adam(s.cfg), loss: (y: tf.Tensor, out: tf.Tensor) => lossFn(y, out) });
+  const fit = async (from: number, n: number) => {
+    const { x, y } = batchTensors(s, from * batch, (from + n) * batch);
+    try {
+      await model.fit(x, y, { batchSize: batch, epochs: 1, shuffle: false, verbose: 0 });
+    } finally {
+      tf.dispose([x, y]);
+    }
+  };
+  try {
+    await fit(0, Math.max(1, warmup));
+    const t0 = performance.now();
+    await fit(warmup, steps);
+    return (steps * batch) / ((performance.now() - t0) / 1000);
+  } finally {
+    model.dispose();
+  }
+}
+
+const LOOPS: Record<BaselineKind, (s: Setup, batch: number, steps: number, warmup: number) => Promise<number>> = {
+  engine,
+  'layers-minimize': layersMinimize,
+  'layers-fit': layersFit,
+};
+
+/** samples/s of one single-process loop over `steps` batches after `warmup` (the TF.js backend must already be set). */
+export async function singleProcessSamplesPerSec(kind: BaselineKind, cfg: Config, batch: number, steps: number, warmup = 10): Promise<number> {
+  return LOOPS[kind](setup(cfg), batch, steps, warmup);
+}
+
+/** Every baseline, measured one after another. */
+export async function allBaselines(cfg: Config, batch: number, steps: number, warmup = 10): Promise<Record<BaselineKind, number>> {
+  const out = {} as Record<BaselineKind, number>;
+  for (const k of BASELINES) out[k] = await singleProcessSamplesPerSec(k, cfg, batch, steps, warmup);
+  return out;
 }

@@ -17,6 +17,7 @@ import { workerCommand, type WorkerFlags } from './worker-cmd.js';
 import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
 import { parseBatchList, parseWorkerList, scaleCommand } from './scale-cmd.js';
 import { reportCommand } from './report-cmd.js';
+import { profileCommand, type ProfileFlags } from './profile-cmd.js';
 import type { JobFlags } from './flags.js';
 
 function jobOptions(cmd: Command): Command {
@@ -122,6 +123,21 @@ export function buildProgram(): Command {
     .option('--title <text>', 'page title')
     .action((runs: string[], f: { out: string; title?: string }) => {
       process.exitCode = reportCommand(runs, f);
+    });
+
+  program
+    .command('profile')
+    .description("per-kernel time of one worker training step (one shard's gradient) on a backend")
+    .option('-c, --config <file>', 'job config (JSON): its model and data')
+    .addOption(backendOption().default('auto'))
+    .addOption(softwareGpuOption())
+    .option('--batch <n>', 'samples in the profiled shard (default: the config batchSize)', intFlag)
+    .option('--steps <n>', 'warm-up steps, then as many timed steps', intFlag, 5)
+    .addOption(new Option('--matmul-grad <form>', "matMul gradient: the backend's measured default, TF.js's transpose flags, materialized transposes, or both to compare").choices(['flags', 'materialize', 'both']))
+    .option('--json', 'print JSON instead of tables')
+    .action(async (f: ProfileFlags) => {
+      const { profiles, text } = await profileCommand(f);
+      process.stdout.write(f.json ? JSON.stringify(profiles, null, 2) + '\n' : text + '\n');
     });
 
   program

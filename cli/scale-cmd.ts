@@ -3,9 +3,11 @@
  * runs `dptrain train` on this machine (strong scaling: the global batch stays fixed; weak: the
  * batch per worker stays fixed, optionally for several per-worker batches), takes the median
  * samples/s after warm-up and the step timeline, and measures in the same run the
- * single-process TF.js baseline for the same model, batch and backend (one per per-worker
- * batch). Writes scale.json, scale.md, SVG plots and report.html (the runs drawn as
- * `dptrain report` draws them, with the scaling table and plots) into --out.
+ * single-process baselines for the same model, batch and backend (one set per per-worker
+ * batch, see baseline.ts): efficiency is against the engine's own single process, and what
+ * plain TF.js gives (a tfjs-layers minimize loop, model.fit) is reported beside it.
+ * Writes scale.json, scale.md, SVG plots and report.html (the runs drawn as `dptrain report`
+ * draws them, with the scaling table and plots) into --out.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import type { RunSummary } from '../coordinator/summary.js';
 import { fail } from '../shared/errors.js';
 import { selectBackend } from '../worker/backend.js';
-import { baselineSamplesPerSec } from './baseline.js';
+import { allBaselines, BASELINE_LABELS, BASELINES, type BaselineKind } from './baseline.js';
 import { resolveConfig, type JobFlags } from './flags.js';
 import { lineChart, stackedBars } from './svg.js';
 import { breakdown } from '../coordinator/dashboard/view.js';
@@ -37,7 +39,7 @@ export interface ScaleRow {
   /** The batch each worker gets (weak mode); null in strong mode, where it is globalBatch ÷ workers. */
   perWorkerBatch: number | null;
   samplesPerSec: number;
-  /** Against the single-process baseline at this row's 1-worker batch. */
+  /** Against the engine's single process at this row's 1-worker batch. */
   speedup: number;
   efficiency: number;
   timeline: RunSummary['timeline'];
@@ -71,16 +73,17 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
   writeFileSync(job, JSON.stringify({ ...cfg, out: null, evalEvery: 0, checkpointEvery: 0 }));
 
   const backend = await selectBackend(cfg.backend, { allowSoftwareGpu: cfg.allowSoftwareGpu });
-  const baselines: Array<{ batch: number; samplesPerSec: number }> = [];
+  const baselines: Array<{ batch: number; samplesPerSec: number; singleProcess: Record<BaselineKind, number> }> = [];
   const rows: ScaleRow[] = [];
   const runDirs: string[] = [];
   for (const b of weak ? perWorker : [cfg.batchSize]) {
     const batchFor = (n: number) => (weak ? b * n : cfg.batchSize);
     // The baseline trains on what one worker gets at the smallest count: the global batch of a
     // 1-worker run, so speed-up = samples/s(N) ÷ samples/s(single process, batch(1)).
-    process.stderr.write(`scale: baseline (single process, ${backend.name}, batch ${b})…\n`);
-    const baseline = await baselineSamplesPerSec(cfg, b, Math.max(20, Math.min(cfg.steps, 60)));
-    baselines.push({ batch: b, samplesPerSec: baseline });
+    process.stderr.write(`scale: baselines (single process, ${backend.name}, batch ${b})…\n`);
+    const singleProcess = await allBaselines(cfg, b, Math.max(20, Math.min(cfg.steps, 60)));
+    const baseline = singleProcess.engine;
+    baselines.push({ batch: b, samplesPerSec: baseline, singleProcess });
     for (const n of f.workerCounts) {
       const dir = join(out, perWorker.length > 1 ? `batch-${b}-workers-${n}` : `workers-${n}`);
       process.stderr.write(`scale: ${n} worker${n > 1 ? 's' : ''}, global batch ${batchFor(n)}…\n`);
@@ -98,7 +101,12 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
     `| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
     ...rows.map((r) => `| ${r.workers} | ${r.perWorkerBatch ?? '–'} | ${r.globalBatch} | ${r.samplesPerSec.toFixed(0)} | ${r.speedup.toFixed(2)}× | ${r.efficiency.toFixed(2)} | ${pct(r.timeline.overheadShare)} | ${pct(r.timeline.wireShare)} | ${pct(r.timeline.codecShare)} |`),
     '',
-    `Baseline: single-process TF.js (${backend.name}, tf.train.adam): ${baselines.map((x) => `batch ${x.batch}, ${x.samplesPerSec.toFixed(0)} samples/s`).join('; ')}. Mode: ${f.mode} scaling.`,
+    `Speed-up and efficiency are against the fastest single process of the same engine. Mode: ${f.mode} scaling. Single-process samples/s (${backend.name}):`,
+    '',
+    `| batch | ${BASELINES.map((k) => BASELINE_LABELS[k]).join(' | ')} |`,
+    `| ---: | ${BASELINES.map(() => '---:').join(' | ')} |`,
+    ...baselines.map((x) => `| ${x.batch} | ${BASELINES.map((k) => x.singleProcess[k].toFixed(0)).join(' | ')} |`),
+    '',
     'Shares are medians over steps of: step time minus the slowest compute (overhead); frames in flight, parameters down and gradients up (wire); encoding and decoding them (codec).',
   ].join('\n');
   writeFileSync(join(out, 'scale.md'), md + '\n');

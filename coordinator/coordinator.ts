@@ -242,6 +242,8 @@ export class Coordinator {
    * Send the next step's first shards now, before this step's metrics are written, so workers
    * go from the new parameters straight to their next shard — unless something else must
    * happen first: an evaluation, a stop, the budget's end, too few workers, the last step.
+   * Each worker gets its parameter frame and its shard back to back, so one wake-up serves
+   * both (sent apart, a worker woke for its parameters, then again for its shard).
    */
   private prefetch(next: number): void {
     const { steps, evalEvery, batchSize, accumulate, minWorkers } = this.cfg;
@@ -283,8 +285,7 @@ export class Coordinator {
       gradNorm = clipByGlobalNorm(grads, optimizer.clipNorm, Math.sqrt(sqNorm));
       this.adam.apply(this.params, grads, lr);
       this.version++;
-      this.dispatcher.setParams(this.version, this.params);
-      this.dispatcher.pushParams();
+      this.dispatcher.setParams(this.version, this.params); // sent below, with the next shards where there are any
     }
     this.stepsDone = step + 1;
     const tEnd = performance.now();
@@ -307,6 +308,9 @@ export class Coordinator {
       acct = this.meter.step(count, stepMs, work);
     }
     this.prefetch(step + 1);
+    // Workers left without a prefetched shard (or every worker, when nothing was prefetched) get
+    // the parameters now, to decode while the coordinator writes metrics or evaluates.
+    this.dispatcher.pushParams();
     return {
       step: step + 1,
       epoch: this.position / this.data.trainSize,

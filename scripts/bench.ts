@@ -5,8 +5,12 @@
  *   - wire codec throughput for a 16 MB payload (GB/s, encode and decode), per wire dtype
  *   - this machine's floor for moving a parameter-sized payload between two processes over
  *     loopback TCP (plain sockets, no WebSocket, no codec)
- *   - the single-process TF.js baseline a user would write (tf.train.adam minimize loop), and two
- *     copies of it at once (no communication: the most two processes can do on this machine)
+ *   - the per-kernel table of one worker step on each backend available (wasm, cpu, webgpu), in
+ *     both matMul gradient forms
+ *   - single-process baselines (cli/baseline.ts): the engine's own fastest single process (the
+ *     baseline every efficiency is against), two copies of it at once (no communication: the
+ *     most two processes can do on this machine), and what plain TF.js gives: a tfjs-layers
+ *     minimize loop and model.fit
  *   - dptrain with 1, 2 and 4 local workers, batch 128 per worker (weak scaling), payloads through
  *     shared memory (the default for local workers); then 1 and 2 workers through the socket,
  *     float32 and bfloat16: speed-up and efficiency against a baseline measured just before,
@@ -32,7 +36,8 @@ import { decodeFrame, encodeFrame } from '../shared/codec.js';
 import { parseConfig } from '../shared/config.js';
 import { layoutModel } from '../shared/model-spec.js';
 import { median, type RunSummary } from '../coordinator/summary.js';
-import { baselineSamplesPerSec } from '../cli/baseline.js';
+import { singleProcessSamplesPerSec, type BaselineKind } from '../cli/baseline.js';
+import { formatBackendProfiles, profileBackends, type BackendProfile } from './bench-profile.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const PER_WORKER_BATCH = 128;
@@ -85,11 +90,11 @@ function benchCodec(bytes: number, dtype: WireDtype): { encodeGBps: number; deco
   return { encodeGBps: bytes / (enc / 1000) / 1e9, decodeGBps: bytes / (dec / 1000) / 1e9 };
 }
 
-/** The loop a TF.js user writes (cli/baseline.ts), on the wasm backend. */
-async function baseline(): Promise<number> {
+/** A single-process loop (cli/baseline.ts) on the wasm backend; by default the engine's own. */
+async function baseline(kind: BaselineKind = 'engine'): Promise<number> {
   await tf.setBackend('wasm');
   tf.enableProdMode();
-  return baselineSamplesPerSec(parseConfig({ ...JOB, steps: STEPS, batchSize: PER_WORKER_BATCH }), PER_WORKER_BATCH, STEPS - 10, 10);
+  return singleProcessSamplesPerSec(kind, parseConfig({ ...JOB, steps: STEPS, batchSize: PER_WORKER_BATCH }), PER_WORKER_BATCH, STEPS - 10, 10);
 }
 
 /**
@@ -188,13 +193,16 @@ async function round(dir: string, anchorFile: string | null) {
     runs.push({ ...r, baselineSps, efficiency: r.samplesPerSec / (n * baselineSps), ofCeiling: n === 2 ? r.samplesPerSec / ceiling : null });
   }
   const baselineSps = median(runs.map((r) => r.baselineSps)) ?? NaN;
+  // What plain TF.js gives, next to an engine baseline of its own.
+  const engineSps = await baseline();
+  const layers = { minimize: await baseline('layers-minimize'), fit: await baseline('layers-fit'), engine: engineSps };
   let ddp: { one: number; two: number; efficiency: number } | null = null;
   if (anchorFile) {
     const one = await ddpAnchor(anchorFile, 1);
     const two = await ddpAnchor(anchorFile, 2);
     ddp = { one, two, efficiency: two / (2 * one) };
   }
-  return { baselineSps, ceiling, ceilingRatio: ceiling / (2 * ceilingBaseline), runs, ddp };
+  return { baselineSps, ceiling, ceilingRatio: ceiling / (2 * ceilingBaseline), runs, ddp, layers };
 }
 
 type Round = Awaited<ReturnType<typeof round>>;
@@ -207,6 +215,7 @@ interface Measured {
   adam: { simdParamsPerSec: number; scalarParamsPerSec: number };
   codec16MB: Record<string, { encodeGBps: number; decodeGBps: number }>;
   loopbackTcpMs: { down: number; roundTrip: number };
+  profiles: BackendProfile[];
   perRound: Round[];
 }
 
@@ -216,9 +225,12 @@ async function measure(rounds: number, anchorFile: string | null): Promise<Measu
   const codec16MB = Object.fromEntries((['float32', 'float16', 'bfloat16'] as const).map((d) => [d, benchCodec(16 << 20, d)]));
   const loopbackTcpMs = await loopbackFloorMs(params * 4);
   const dir = mkdtempSync(join(tmpdir(), 'dptrain-bench-'));
+  const job = join(dir, 'profile-job.json');
+  writeFileSync(job, JSON.stringify({ ...JOB, batchSize: PER_WORKER_BATCH }));
+  const profiles = await profileBackends(job, PER_WORKER_BATCH);
   const perRound: Round[] = [];
   for (let i = 0; i < rounds; i++) perRound.push(await round(dir, anchorFile));
-  return { date: new Date().toISOString(), params, rounds, adam, codec16MB, loopbackTcpMs, perRound };
+  return { date: new Date().toISOString(), params, rounds, adam, codec16MB, loopbackTcpMs, profiles, perRound };
 }
 
 /**
@@ -250,8 +262,16 @@ function summarize(m: Measured) {
       }
     : null;
   const baseline = { samplesPerSec: med(all.map((a) => a.baselineSps)), best: baselineBest };
+  // Within-round ratios: the engine's single process against plain TF.js; 2 workers against DDP.
+  const plainTfjs = {
+    layersMinimize: med(all.map((a) => a.layers.minimize)),
+    layersFit: med(all.map((a) => a.layers.fit)),
+    engineOverMinimize: med(all.map((a) => a.layers.engine / a.layers.minimize)),
+    engineOverFit: med(all.map((a) => a.layers.engine / a.layers.fit)),
+  };
+  const twoOverDdp = ddps.length ? med(all.filter((a) => a.ddp).map((a) => a.runs[1].samplesPerSec / a.ddp!.two)) : null;
   const ceiling2 = { ratio: med(all.map((a) => a.ceilingRatio)), best: best(all.map((a) => a.ceiling)) / (2 * baselineBest) };
-  return { model: '784-512-512-10', backend: 'wasm', perWorkerBatch: PER_WORKER_BATCH, steps: STEPS, baseline, ceiling2, ddpAnchor: ddp, runs: rows };
+  return { model: '784-512-512-10', backend: 'wasm', perWorkerBatch: PER_WORKER_BATCH, steps: STEPS, baseline, plainTfjs, ceiling2, ddpAnchor: ddp, twoWorkersOverDdp: twoOverDdp, runs: rows };
 }
 
 function report(m: Measured, s: ReturnType<typeof summarize>, outFile: string): string[] {
@@ -264,7 +284,9 @@ function report(m: Measured, s: ReturnType<typeof summarize>, outFile: string): 
     ...Object.entries(m.codec16MB).map(([d, c]) => `codec ${d.padEnd(9)}     encode ${f(c.encodeGBps)} GB/s, decode (unaligned) ${f(c.decodeGBps)} GB/s of float32 data, 16 MB`),
     `loopback TCP        ${f(m.loopbackTcpMs.down)} ms one way, ${f(m.loopbackTcpMs.roundTrip)} ms there and back for ${(m.params * 4 / 1e6).toFixed(2)} MB (plain sockets)`,
     `medians over ${n} round${n > 1 ? 's' : ''}; each efficiency against a baseline measured just before:`,
-    `baseline (1 proc)   ${f(s.baseline.samplesPerSec, 0)} samples/s (tf.train.adam, batch ${PER_WORKER_BATCH})`,
+    ...formatBackendProfiles(m.profiles ?? []),
+    `baseline (1 proc)   ${f(s.baseline.samplesPerSec, 0)} samples/s (the engine's graph, fast matMul gradient, tf.train.adam, batch ${PER_WORKER_BATCH})`,
+    `plain TF.js         tfjs-layers minimize ${f(s.plainTfjs.layersMinimize, 0)}, model.fit ${f(s.plainTfjs.layersFit, 0)} samples/s; the engine's single process is ${f(s.plainTfjs.engineOverMinimize)}× minimize and ${f(s.plainTfjs.engineOverFit)}× fit (within-round ratios)`,
     `2 baselines at once ${f(s.ceiling2.ratio)} of 2× one (no communication at all: this machine's ceiling for 2 workers)`,
     ...s.runs.map(
       (r) =>
@@ -273,7 +295,7 @@ function report(m: Measured, s: ReturnType<typeof summarize>, outFile: string): 
         `; of a step: overhead ${pct(r.overheadShare)}, wire ${pct(r.wireShare)}, codec ${pct(r.codecShare)}; ${(r.wireBytesPerStep / 1e6).toFixed(2)} MB/step on the socket`,
     ),
     `2 workers, shm, per round: efficiency ${m.perRound.map((a) => f(a.runs[1].efficiency)).join(', ')}; overhead ${m.perRound.map((a) => pct(a.runs[1].overheadShare)).join(', ')}`,
-    ...(s.ddpAnchor ? [`PyTorch DDP (gloo)  1 rank ${f(s.ddpAnchor.samplesPerSec1, 0)}, 2 ranks ${f(s.ddpAnchor.samplesPerSec2, 0)} samples/s: efficiency ${f(s.ddpAnchor.efficiency)}`] : []),
+    ...(s.ddpAnchor ? [`PyTorch DDP (gloo)  1 rank ${f(s.ddpAnchor.samplesPerSec1, 0)}, 2 ranks ${f(s.ddpAnchor.samplesPerSec2, 0)} samples/s: efficiency ${f(s.ddpAnchor.efficiency)}; dptrain 2 workers (shm) ${f(s.twoWorkersOverDdp ?? NaN)}× DDP 2 ranks (within-round ratio)`] : []),
     `best of ${n} rounds (the least disturbed): baseline ${f(s.baseline.best, 0)} samples/s; 2 baselines at once ${f(s.ceiling2.best)} of 2× one`,
     ...s.runs.map((r) => `  dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)} ${f(r.best.samplesPerSec, 0)} samples/s, efficiency ${f(r.best.efficiency)}`),
     ...(s.ddpAnchor ? [`  PyTorch DDP (gloo) 1 rank ${f(s.ddpAnchor.best.samplesPerSec1, 0)}, 2 ranks ${f(s.ddpAnchor.best.samplesPerSec2, 0)} samples/s: efficiency ${f(s.ddpAnchor.best.efficiency)}`] : []),

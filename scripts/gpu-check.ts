@@ -7,7 +7,7 @@
  *     [--batch 1024] [--steps 20] [--backends webgpu,wasm,cpu] [--allow-software-gpu]
  */
 import * as tf from '@tensorflow/tfjs';
-import { baselineSamplesPerSec } from '../cli/baseline.js';
+import { singleProcessSamplesPerSec } from '../cli/baseline.js';
 import { denseFlopsPerSample } from '../shared/accounting/flops.js';
 import { parseConfig, type BackendName } from '../shared/config.js';
 import { datasetShape } from '../shared/datasets/index.js';
@@ -65,7 +65,7 @@ for (const name of backends) {
     const choice = await selectBackend(name, { allowSoftwareGpu });
     const n = name === 'webgpu' ? gpuN : Math.min(gpuN, CPU_MAX_N);
     const mm = await matmulFlops(n);
-    const sps = await baselineSamplesPerSec(cfg, batch, steps, 5);
+    const sps = await singleProcessSamplesPerSec('engine', cfg, batch, steps, 5);
     const where = choice.adapter ? ` on ${adapterLabel(choice.adapter)}` : '';
     console.log(`${name}${where}`);
     console.log(`  matmul ${n}³: ${(mm / 1e9).toFixed(2)} GFLOP/s, MFU ${pct(mm)}`);

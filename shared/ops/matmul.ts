@@ -81,9 +81,23 @@ export function matMulGradFor(backend: string): MatMulGrad {
   return MATMUL_GRAD[backend] ?? 'flags';
 }
 
+/** Set only while withMatMulGrad runs: profiles and benchmarks compare the two forms. */
+let forced: MatMulGrad | null = null;
+
+/** Run fn with every matMul in it taking its gradient in `form`, whatever the backend. */
+export async function withMatMulGrad<T>(form: MatMulGrad, fn: () => Promise<T>): Promise<T> {
+  const before = forced;
+  forced = form;
+  try {
+    return await fn();
+  } finally {
+    forced = before;
+  }
+}
+
 /** a · b (rank 2, or batched with equal leading dimensions), with the backend's fast gradient. */
 export function matMul<T extends tf.Tensor>(a: T, b: tf.Tensor, o: MatMulOptions = {}): T {
-  const form = o.grad ?? matMulGradFor(tf.getBackend());
+  const form = o.grad ?? forced ?? matMulGradFor(tf.getBackend());
   if (form === 'flags') return tf.matMul(a, b) as T;
   return (o.constantA ? materializedRight(a, b) : materializedBoth(a, b)) as T;
 }

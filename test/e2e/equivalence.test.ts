@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readSummary, readWeights, runCli } from '../helpers/cli.js';
 import { maxRelDiff, referenceTrain, tensorRelDiff } from '../helpers/reference.js';
 import { equivalenceSetup, EQUIV_JOB } from '../helpers/equivalence-job.js';
+import '@tensorflow/tfjs-backend-wasm';
 
 const JOB = EQUIV_JOB;
 
@@ -48,5 +49,29 @@ describe('N workers equal one process on the full batch', () => {
     expect(ra.code, ra.stderr).toBe(0);
     expect(rb.code, rb.stderr).toBe(0);
     expect(tensorRelDiff(readWeights(b), readWeights(a), slots)).toBeLessThanOrEqual(1e-5);
+  });
+});
+
+/**
+ * On wasm the workers take matMul gradients through materialized transposes (shared/ops/matmul.ts),
+ * the reference through TF.js's own gradient (transpose flags): the same bound must hold.
+ */
+describe('wasm workers (fast matMul gradient) equal the wasm reference (TF.js gradient)', () => {
+  const { dir, file: configFile, cfg, slots, init } = equivalenceSetup('equiv-wasm');
+  let reference: Float32Array;
+
+  beforeAll(async () => {
+    reference = await referenceTrain(cfg, 'wasm');
+  });
+
+  it.each([1, 2])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', async (n) => {
+    const out = join(dir, `w${n}`);
+    const r = await runCli(['train', '--config', configFile, '--workers', String(n), '--backend', 'wasm', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const ours = readWeights(out);
+    const diff = tensorRelDiff(ours, reference, slots);
+    console.log(`wasm workers=${n}: tensor-relative max diff ${diff.toExponential(2)}, elementwise (floor 1e-3) ${maxRelDiff(ours, reference).toExponential(2)}`);
+    expect(diff).toBeLessThanOrEqual(1e-5);
+    expect(tensorRelDiff(ours, init, slots)).toBeGreaterThan(1e-2);
   });
 });

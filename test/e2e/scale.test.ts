@@ -13,7 +13,11 @@ describe('dptrain scale', () => {
     expect(s.mode).toBe('weak');
     expect(s.baselines.map((b: { batch: number }) => b.batch)).toEqual([32, 64]);
     expect(s.baseline).toEqual(s.baselines[0]);
-    for (const b of s.baselines) expect(b.samplesPerSec).toBeGreaterThan(0);
+    for (const b of s.baselines) {
+      // efficiency is against the engine's own single process; plain TF.js is reported beside it
+      expect(b.samplesPerSec).toBe(b.singleProcess.engine);
+      for (const k of ['engine', 'layers-minimize', 'layers-fit']) expect(b.singleProcess[k]).toBeGreaterThan(0);
+    }
     const rows = s.rows as Array<{ workers: number; perWorkerBatch: number; globalBatch: number; samplesPerSec: number; speedup: number; efficiency: number; timeline: { overheadMs: { median: number } } }>;
     expect(rows.map((x) => [x.workers, x.perWorkerBatch, x.globalBatch])).toEqual([[1, 32, 32], [2, 32, 64], [1, 64, 64], [2, 64, 128]]);
     for (const row of rows) {
@@ -22,7 +26,10 @@ describe('dptrain scale', () => {
       expect(row.efficiency).toBeCloseTo(row.speedup / row.workers, 10);
       expect(row.timeline.overheadMs.median).toBeGreaterThanOrEqual(0);
     }
-    expect(readFileSync(join(out, 'scale.md'), 'utf8')).toMatch(/\| 2 \| 64 \| 128 \| \d+ \| [\d.]+× \| [\d.]+ \|/);
+    const md = readFileSync(join(out, 'scale.md'), 'utf8');
+    expect(md).toMatch(/\| 2 \| 64 \| 128 \| \d+ \| [\d.]+× \| [\d.]+ \|/);
+    expect(md).toContain('tfjs-layers model.fit');
+    expect(md).toMatch(/\| 64 \| \d+ \| \d+ \| \d+ \|/);
     expect(readFileSync(join(out, 'throughput.svg'), 'utf8')).toContain('32 per worker');
     for (const f of ['throughput.svg', 'efficiency.svg', 'breakdown.svg']) {
       const svg = readFileSync(join(out, f), 'utf8');

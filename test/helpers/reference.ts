@@ -11,8 +11,8 @@ import { gatherRows, loadDataset } from '../../shared/datasets/index.js';
 import { initParams, layoutModel, paramView } from '../../shared/model-spec.js';
 import { Sampler } from '../../shared/sampler.js';
 
-export async function referenceTrain(cfg: Config): Promise<Float32Array> {
-  await tf.setBackend('cpu');
+export async function referenceTrain(cfg: Config, backend = 'cpu'): Promise<Float32Array> {
+  await tf.setBackend(backend);
   const ds = loadDataset(cfg.data, cfg.seed);
   const layout = layoutModel(cfg.model, ds.inputSize, ds.outputSize);
   const init = initParams(layout, cfg.seed);

@@ -8,15 +8,12 @@
  * (`webgpuSoftware` is then false, and the tests about refusing software adapters skip).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { findIcd, SWIFTSHADER_ICDS, vulkanEnv } from '../../scripts/vulkan-env.js';
 import { adapterLabel, softwareReason, type AdapterSummary } from '../../worker/webgpu.js';
 
 const ROOT = resolve(__dirname, '../..');
 
-/** Where Debian's chromium-common puts SwiftShader's ICD (find another with `dpkg -L chromium-common | grep -i swiftshader`). */
-const SWIFTSHADER_ICDS = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib64/chromium/vk_swiftshader_icd.json'];
 const ICD_CANDIDATES = process.env.DPTRAIN_TEST_VK_ICD ? [process.env.DPTRAIN_TEST_VK_ICD] : SWIFTSHADER_ICDS;
 
 /** What the probe child prints: the adapter Dawn found, or null. */
@@ -27,18 +24,6 @@ const a = await create([]).requestAdapter();
 process.stdout.write(JSON.stringify(a ? { vendor: a.info.vendor, architecture: a.info.architecture, device: a.info.device, description: a.info.description, fallback: Boolean(a.info.isFallbackAdapter) } : null));
 `;
 
-function vulkanEnv(icd: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    VK_ICD_FILENAMES: icd,
-    // Dawn and the Vulkan loader want a runtime directory; CI containers often have none.
-    XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? mkdtempSync(join(tmpdir(), 'dptrain-xdg-')),
-  };
-  const chromiumLoader = join(dirname(icd), 'libvulkan.so.1');
-  if (existsSync(chromiumLoader)) env.LD_LIBRARY_PATH = [dirname(icd), process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
-  return env;
-}
-
 interface Probed {
   env: NodeJS.ProcessEnv | null;
   skip: string | null;
@@ -48,7 +33,7 @@ interface Probed {
 
 function probe(): Probed {
   const none = { env: null, adapter: '', software: true };
-  const icd = ICD_CANDIDATES.find((p) => existsSync(p));
+  const icd = findIcd(ICD_CANDIDATES);
   if (!icd) return { ...none, skip: `no Vulkan ICD (looked for ${ICD_CANDIDATES.join(', ')}; apt-get install chromium for SwiftShader)` };
   const env = vulkanEnv(icd);
   try {

@@ -1,0 +1,35 @@
+/**
+ * `dptrain profile --config F --backend B`: the per-kernel table of one worker training step
+ * (one shard's gradient) for a job's model and data, on one backend, in this process.
+ */
+import type { BackendName } from '../shared/config.js';
+import { loadDataset } from '../shared/datasets/index.js';
+import { layoutModel } from '../shared/model-spec.js';
+import type { MatMulGrad } from '../shared/ops/matmul.js';
+import { selectBackend } from '../worker/backend.js';
+import { formatProfile, profileStep, type StepProfile } from '../worker/profile.js';
+import { resolveConfig } from './flags.js';
+
+export interface ProfileFlags {
+  config?: string;
+  backend: BackendName;
+  allowSoftwareGpu?: boolean;
+  batch?: number;
+  steps: number;
+  matmulGrad?: MatMulGrad | 'both';
+  json?: boolean;
+}
+
+/** Profiles of the job's step: the backend's matMul gradient form, or both forms to compare. */
+export async function profileCommand(f: ProfileFlags): Promise<{ profiles: StepProfile[]; text: string }> {
+  const cfg = resolveConfig({ config: f.config });
+  const choice = await selectBackend(f.backend, { allowSoftwareGpu: f.allowSoftwareGpu });
+  const ds = loadDataset(cfg.data, cfg.seed);
+  const layout = layoutModel(cfg.model, ds.inputSize, ds.outputSize);
+  const batch = f.batch ?? Math.min(cfg.batchSize, ds.train.n);
+  const forms: Array<MatMulGrad | undefined> = f.matmulGrad === 'both' ? ['flags', 'materialize'] : [f.matmulGrad];
+  const profiles: StepProfile[] = [];
+  for (const form of forms) profiles.push(await profileStep(layout, ds, { batch, steps: f.steps, seed: cfg.seed, matMulGrad: form }));
+  const head = `${choice.name} (${choice.reason}); model ${layout.totalParams.toLocaleString('en-US')} parameters`;
+  return { profiles, text: [head, ...profiles.map((p) => formatProfile(p))].join('\n\n') };
+}
