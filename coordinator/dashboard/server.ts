@@ -46,6 +46,7 @@ export class Dashboard {
       return true;
     }
     if (path === '/login') res.writeHead(303, { location: '/' }).end();
+    else if (path === '/events' && req.method === 'HEAD') res.writeHead(200, { 'content-type': 'text/event-stream' }).end();
     else if (path === '/events') {
       if (!this.run.subscribe(res)) res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '10' }).end('too many dashboard pages open\n');
     } else res.writeHead(200, htmlHeaders()).end(req.method === 'HEAD' ? undefined : livePage(this.title));

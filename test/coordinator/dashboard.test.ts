@@ -137,6 +137,20 @@ describe('live run over HTTP', () => {
   });
 });
 
+describe('resumed run', () => {
+  it('the page starts from the steps before the resume and goes on from there', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dptrain-resume-'));
+    writeFileSync(join(dir, 'metrics.jsonl'), [record(1, 0.9), record(2, 0.8, { testLoss: 0.8, testAccuracy: 0.4 })].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const run = new LiveRun('r', {}, 4);
+    run.preload(readRunView(dir, 'r'));
+    run.onStep(record(3, 0.7));
+    const v = run.snapshot();
+    expect(v.steps.map((s) => s.step)).toEqual([1, 2, 3]);
+    expect(v.steps[2].t).toBeCloseTo(0.06, 12);
+    expect(v.evals.map((e) => e.step)).toEqual([2]);
+  });
+});
+
 describe('page rows', () => {
   it("a step's breakdown adds up to its time", () => {
     const t = record(1, 1).timeline;

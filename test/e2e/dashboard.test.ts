@@ -48,7 +48,8 @@ describe.skipIf(browserSkip !== null)('dashboard in a browser', () => {
 
   it('live: matches metrics.jsonl, shows both workers, updates, logs no console errors', async () => {
     const out = join(tempDir('dash'), 'run');
-    // Worker-0 stops for 5 s when step 40 starts: the run stands still at step 39 meanwhile.
+    // Worker-0 stops for 5 s when step 40 starts: the run stands still at step 39 meanwhile (at
+    // 40, if the worker got its prefetched shard of step 40 done before the signal landed).
     const { proc, url } = await startWithDashboard([
       'train', '-c', 'examples/spirals.json', '--steps', '70', '--workers', '2', '--backend', 'cpu', '--budget', '5e8',
       '--step-timeout', '60', '--fault', 'delay:worker-0@40:5000', '--out', out,
@@ -63,7 +64,7 @@ describe.skipIf(browserSkip !== null)('dashboard in a browser', () => {
     await page.waitForTimeout(800); // several update intervals, still inside the stall
     const shown = await lastPoint(page, 'loss');
     const latest = lastLine(out);
-    expect(latest.step).toBe(39);
+    expect([39, 40]).toContain(latest.step);
     expect(shown).toEqual([latest.step, latest.loss]);
     const throughput = await lastPoint(page, 'throughput');
     expect(throughput?.[1]).toBe(latest.samplesPerSec);

@@ -13,7 +13,7 @@
   var MIN_DRAW_MS = 500;
   var lastDraw = 0;
   function draw() {
-    if (drawPending || !run) return;
+    if (drawPending || !run || document.hidden) return; // a hidden tab draws when shown again
     drawPending = true;
     setTimeout(function () {
       requestAnimationFrame(function () {
@@ -25,6 +25,8 @@
   }
 
   function lastOf(xs, key) { return xs.length ? xs[xs.length - 1][key] : -Infinity; }
+
+  document.addEventListener('visibilitychange', draw);
 
   var events = new EventSource('/events');
   events.addEventListener('snapshot', function (e) {
