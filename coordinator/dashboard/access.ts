@@ -6,7 +6,7 @@
  * new token (a new coordinator) invalidates every cookie.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { dashboardSessionMac, newNonce, proofsEqual } from '../../shared/auth.js';
+import { dashboardSessionMac, isLoopback, newNonce, proofsEqual } from '../../shared/auth.js';
 
 export const COOKIE = 'dptrain_session';
 /** A session lasts this long; then the form asks again. */
@@ -32,9 +32,12 @@ export class Access {
     return this.o.requireLogin;
   }
 
-  /** May this request see the run? */
+  /**
+   * May this request see the run? On loopback the Host header must name this machine too: a
+   * web page elsewhere that re-points its own domain at 127.0.0.1 (DNS rebinding) is refused.
+   */
   allowed(req: IncomingMessage, now = Date.now()): boolean {
-    if (!this.o.requireLogin) return true;
+    if (!this.o.requireLogin) return isLoopback(hostOf(req.headers.host ?? ''));
     if (this.o.token === null) return false;
     const value = readCookie(req, COOKIE);
     if (!value) return false;
@@ -78,6 +81,12 @@ export class Access {
       }, WRONG_TOKEN_DELAY_MS).unref();
     });
   }
+}
+
+/** "127.0.0.1:7070" → "127.0.0.1"; "[::1]:7070" → "::1". */
+function hostOf(header: string): string {
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(header);
+  return m ? m[1] : header.replace(/:\d+$/, '');
 }
 
 function readCookie(req: IncomingMessage, name: string): string | null {

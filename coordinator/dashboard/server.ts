@@ -41,7 +41,8 @@ export class Dashboard {
     // The login form needs its stylesheet; the library and code carry no data of the run.
     if (isAsset) return this.serveAsset(path.slice('/assets/'.length), res);
     if (!this.access.allowed(req)) {
-      if (path === '/events') res.writeHead(401, { 'content-type': 'text/plain' }).end('sign in at /\n');
+      if (!this.access.requiresLogin) res.writeHead(403, { 'content-type': 'text/plain' }).end('on loopback the dashboard answers to 127.0.0.1, localhost or [::1] only\n');
+      else if (path === '/events') res.writeHead(401, { 'content-type': 'text/plain' }).end('sign in at /\n');
       else res.writeHead(401, htmlHeaders()).end(loginPage(null));
       return true;
     }

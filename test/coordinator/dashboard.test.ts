@@ -5,7 +5,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { IncomingMessage } from 'node:http';
+import { get, type IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Access, SESSION_MS } from '../../coordinator/dashboard/access.js';
 import { LiveRun } from '../../coordinator/dashboard/live.js';
@@ -18,7 +18,7 @@ import type { Listener } from '../../shared/transport/transport.js';
 import { expectCode } from '../helpers/expect-code.js';
 
 const TOKEN = 'a-job-token-of-enough-length-0123';
-const withCookie = (cookie: string) => ({ headers: { cookie } }) as unknown as IncomingMessage;
+const withCookie = (cookie: string, host = '127.0.0.1:7070') => ({ headers: { cookie, host } }) as unknown as IncomingMessage;
 const cookieValue = (setCookie: string) => setCookie.split(';')[0];
 
 function record(step: number, loss: number, extra: Partial<StepRecord> = {}): StepRecord {
@@ -35,7 +35,10 @@ function record(step: number, loss: number, extra: Partial<StepRecord> = {}): St
 
 describe('dashboard access', () => {
   it('is open on loopback and closed to everyone beyond it without a token', () => {
-    expect(new Access({ requireLogin: false, token: null, secure: false }).allowed(withCookie(''))).toBe(true);
+    const open = new Access({ requireLogin: false, token: null, secure: false });
+    for (const host of ['127.0.0.1:7070', 'localhost:7070', '[::1]:7070', 'localhost']) expect(open.allowed(withCookie('', host))).toBe(true);
+    // A page elsewhere that points its own name at 127.0.0.1 (DNS rebinding) is not this machine.
+    for (const host of ['evil.example:7070', '', '10.0.0.5:7070']) expect(open.allowed(withCookie('', host))).toBe(false);
     const closed = new Access({ requireLogin: true, token: null, secure: false });
     expect(closed.login(TOKEN)).toBeNull();
     expect(closed.allowed(withCookie('dptrain_session=1.2.3'))).toBe(false);
@@ -134,6 +137,14 @@ describe('live run over HTTP', () => {
     for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) expect((await fetch(`${base}/events`, { method })).status).toBe(405);
     expect((await fetch(`${base}/login`, { method: 'POST', redirect: 'manual' })).status).toBe(303); // open: nothing to log in to
     expect((await fetch(`${base}/nothing`)).status).toBe(404);
+    const rebound = await new Promise<number>((done) => {
+      const { port } = new URL(base);
+      get({ host: '127.0.0.1', port: Number(port), path: '/events', headers: { host: `evil.example:${port}` } }, (res) => {
+        res.resume();
+        done(res.statusCode ?? 0);
+      });
+    });
+    expect(rebound).toBe(403);
   });
 });
 
