@@ -182,3 +182,15 @@ describe.skipIf(browserSkip !== null)('dashboard in a browser', () => {
     await page.close();
   }, 120_000);
 });
+
+describe('dptrain report mistakes', () => {
+  it('a directory that is not a run, or no --out, is one line', async () => {
+    const dir = tempDir('not-a-run');
+    const r = await runCli(['report', dir, '--out', join(dir, 'r.html')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`dptrain: CONFIG_UNREADABLE: ${dir}: no metrics.jsonl there; give the directory of a dptrain run (its --out)`);
+    const noOut = await runCli(['report', dir]);
+    expect(noOut.code).not.toBe(0);
+    expect(noOut.stderr.trim().split('\n')[0]).toBe("dptrain: required option '--out <file>' not specified");
+  });
+});
