@@ -77,8 +77,11 @@ export class Coordinator {
   private dropped = 0;
   private skipped = 0;
   private stopRequest: string | null = null;
-  /** Workers that left, kept so a step they contributed to can still be accounted. */
-  private readonly departed = new Map<string, WorkerSession>();
+  /**
+   * The peak FLOP/s of workers that left, so that a step they contributed to can still be
+   * accounted: only what that needs, and only for the steps in flight when they left.
+   */
+  private readonly departed = new Map<string, { peak: number; atStep: number }>();
 
   constructor(private readonly o: CoordinatorOptions) {
     this.cfg = o.config;
@@ -114,7 +117,10 @@ export class Coordinator {
     });
     this.membership.on('gone', (w) => {
       this.dropped++;
-      this.departed.set(w.id, w);
+      this.departed.set(w.id, { peak: this.peakOf(w), atStep: this.stepsDone });
+      // A worker can have results in the step in flight and a prefetched one, no earlier; and
+      // however many come and go while paused, only the latest maxWorkers can matter.
+      for (const [id, d] of this.departed) if (d.atStep < this.stepsDone - 1 || this.departed.size > this.cfg.maxWorkers) this.departed.delete(id);
     });
     this.dispatcher = new Dispatcher({
       membership: this.membership,
@@ -303,7 +309,7 @@ export class Coordinator {
         id,
         samples: tally.samples[id],
         computeMs: computeMs[id] ?? 0,
-        peakFlops: this.peakOf(this.membership.workers.get(id) ?? this.departed.get(id)),
+        peakFlops: this.departed.get(id)?.peak ?? this.peakOf(this.membership.workers.get(id)),
       }));
       acct = this.meter.step(count, stepMs, work);
     }

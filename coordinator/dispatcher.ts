@@ -9,7 +9,7 @@ import type { Logger } from '../shared/log.js';
 import type { WireDtype } from '../shared/wire-dtype.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
 import type { EvalResult, ShardResult } from '../shared/protocol.js';
-import type { Membership, WorkerSession } from './membership.js';
+import { requestTag, type Membership, type WorkerSession } from './membership.js';
 import { eligible, Phase, type PhasePlan, type PhaseStats } from './phase.js';
 import { jsReduceOps, ShardReducer, type ReduceOps } from './reducer.js';
 import { median } from './summary.js';
@@ -239,7 +239,10 @@ export class Dispatcher {
 
   /** Common checks; returns the phase if the result is this phase's to take. */
   private claim(w: WorkerSession, key: string, shard: number, count: number): Phase | null {
-    if (w.lagging) {
+    // Only the answer to a request this worker was sent says it is back; anything else (a
+    // stale or forged result) is ignored below and leaves it lagging.
+    const owed = w.owed.delete(requestTag(key, shard));
+    if (w.lagging && owed) {
       // A straggler is back: it rejoins at the next phase.
       const lateMs = Math.round(performance.now() - w.laggingSince);
       this.o.log.info({ worker: w.id, host: w.host, key, lateMs }, `worker ${w.id} answered again ${lateMs} ms after missing its deadline; it rejoins at the next step`);
@@ -254,7 +257,7 @@ export class Dispatcher {
       return null;
     }
     if (count !== p.shardSize(shard)) {
-      this.o.membership.drop(w, `invalid result: shard ${shard} has ${p.shardSize(shard)} rows, worker reported ${count}`);
+      this.o.membership.drop(w, 'invalid', `invalid result: shard ${shard} has ${p.shardSize(shard)} rows, worker reported ${count}`);
       return null;
     }
     return p;

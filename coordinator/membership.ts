@@ -10,7 +10,7 @@ import type { JobConfig } from '../shared/config.js';
 import { describeError, DptrainError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { PROTOCOL_VERSION, type EvalResult, type ShardResult, type ToWorker } from '../shared/protocol.js';
-import type { Link, Listener } from '../shared/transport/transport.js';
+import type { CloseKind, Link, Listener } from '../shared/transport/transport.js';
 import { readFromWorker } from '../shared/validate.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
 import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/auth.js';
@@ -46,6 +46,13 @@ export interface WorkerSession {
   /** Work and evaluate messages sent, and results answering them: a worker answers each, in order. */
   requests: number;
   answers: number;
+  /** Requests sent and not yet answered, by requestTag: only an answer to one of these is news from this worker. */
+  owed: Set<string>;
+}
+
+/** Names one request to one worker: a work shard of a (micro-)step, or an evaluation shard. */
+export function requestTag(key: string, shard: number): string {
+  return `${key}#${shard}`;
 }
 
 export interface DataShape {
@@ -71,7 +78,11 @@ export interface MembershipOptions {
   token: string | null;
   /** Close a connection that has not sent a valid hello within this many ms (default 10 s). */
   authTimeoutMs?: number;
-  /** Refuse connections beyond this many unauthenticated at once (default 16). */
+  /** Close a welcomed worker that has not sent ready within this many ms (default 300 s). */
+  readyTimeoutMs?: number;
+  /** Refuse connections beyond this many unauthenticated at once from one address (default 16)… */
+  maxPendingPerAddress?: number;
+  /** …and from all addresses together (default 64). */
   maxPending?: number;
   /** Shared-memory channel for workers on this host that offer to use it (local workers). */
   shm?: ShmChannel | null;
@@ -80,7 +91,16 @@ export interface MembershipOptions {
 }
 
 export const AUTH_TIMEOUT_MS = 10_000;
-export const MAX_PENDING = 16;
+/** Loading a large dataset, checking kernels and calibrating can take minutes; waiting forever cannot. */
+export const READY_TIMEOUT_MS = 300_000;
+export const MAX_PENDING_PER_ADDRESS = 16;
+export const MAX_PENDING = 64;
+
+/** "10.0.0.7:53422" → "10.0.0.7" (the port is the client's own choice). */
+function addressOf(remote: string): string {
+  const at = remote.lastIndexOf(':');
+  return at > 0 ? remote.slice(0, at) : remote;
+}
 
 /** Parses "mnist:8500+1500:784->10:abcd1234" (see datasets/dataset.ts fingerprint). */
 function parseFingerprint(fp: string): DataShape | null {
@@ -118,7 +138,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   send(w: WorkerSession, msg: ToWorker, payload: Float32Array | null = null): void {
-    if (msg.t === 'work' || msg.t === 'evaluate') w.requests++;
+    if (msg.t === 'work' || msg.t === 'evaluate') {
+      w.requests++;
+      w.owed.add(requestTag(msg.t === 'work' ? `work:${msg.step}:${msg.micro}` : `eval:${msg.round}`, msg.shard));
+    }
     this.sendBytes(w, encodeFrame(msg, payload));
   }
 
@@ -128,12 +151,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
     w.link.send(frame);
   }
 
-  /** Remove a worker: tell it why, log it, let the loop reassign its shards. */
-  drop(w: WorkerSession, reason: string, level: 'warn' | 'info' = 'warn'): void {
+  /** Remove a worker: tell it why (a kind it branches on, a reason it logs), let the loop reassign its shards. */
+  drop(w: WorkerSession, kind: CloseKind, reason: string, level: 'warn' | 'info' = 'warn'): void {
     if (w.state === 'gone') return;
-    this.o.log[level]({ worker: w.id, host: w.host, remote: w.remote, reason }, 'worker dropped');
-    w.link.close(reason);
-    this.markGone(w, reason);
+    this.o.log[level]({ worker: w.id, host: w.host, remote: w.remote, kind, reason }, 'worker dropped');
+    this.markGone(w, reason); // first: the close below runs this link's close handlers at once
+    w.link.close(reason, kind);
   }
 
   private markGone(w: WorkerSession, reason: string): void {
@@ -146,10 +169,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private accept(link: Link): void {
-    const pending = [...this.workers.values()].filter((x) => x.state === 'hello').length;
-    if (pending >= (this.o.maxPending ?? MAX_PENDING)) {
-      this.o.log.warn({ remote: link.remote, pending }, 'connection refused: too many unauthenticated connections');
-      link.close('too many unauthenticated connections; try again later');
+    // Per address first: one client holding its share of connections open keeps nobody else out.
+    const pending = [...this.workers.values()].filter((x) => x.state === 'hello');
+    const address = addressOf(link.remote);
+    const fromHere = pending.filter((x) => addressOf(x.remote) === address).length;
+    if (fromHere >= (this.o.maxPendingPerAddress ?? MAX_PENDING_PER_ADDRESS) || pending.length >= (this.o.maxPending ?? MAX_PENDING)) {
+      this.o.log.warn({ remote: link.remote, pending: pending.length, fromHere }, 'connection refused: too many unauthenticated connections');
+      link.close('too many unauthenticated connections; try again later', 'busy');
       return;
     }
     const w: WorkerSession = {
@@ -173,10 +199,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
       shmSlotUntil: 0,
       requests: 0,
       answers: 0,
+      owed: new Set(),
     };
     this.workers.set(w.id, w);
     const authTimer = setTimeout(() => {
-      if (w.state === 'hello') this.drop(w, `authentication timeout: no valid hello within ${(this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS) / 1000} s`);
+      if (w.state === 'hello') this.drop(w, 'timeout', `authentication timeout: no valid hello within ${(this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS) / 1000} s`);
     }, this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS);
     authTimer.unref();
     link.onClose(() => clearTimeout(authTimer));
@@ -196,42 +223,49 @@ export class Membership extends EventEmitter<MembershipEvents> {
     try {
       frame = readFromWorker(bytes, { totalParams: this.o.totalParams, wireDtype: this.o.job.wireDtype });
     } catch (e) {
-      this.drop(w, `invalid message: ${describeError(e)}`);
+      this.drop(w, 'invalid', `invalid message: ${describeError(e)}`);
       return;
     }
     const { msg, payload } = frame;
     switch (msg.t) {
       case 'hello': {
-        if (w.state !== 'hello') return this.drop(w, 'invalid: a second hello');
+        if (w.state !== 'hello') return this.drop(w, 'invalid', 'invalid: a second hello');
         if (msg.protocol !== PROTOCOL_VERSION) {
-          return this.drop(w, `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`);
+          return this.drop(w, 'protocolMismatch', `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`);
         }
         if (msg.jobId !== '' && msg.jobId !== this.o.jobId) {
-          return this.drop(w, `wrong job: this coordinator runs ${this.o.jobId}, the worker was started for ${msg.jobId}`);
+          return this.drop(w, 'wrongJob', `wrong job: this coordinator runs ${this.o.jobId}, the worker was started for ${msg.jobId}`);
         }
         const token = this.o.token;
         if (token !== null && !proofsEqual(msg.proof, workerProof(token, this.o.jobId, w.nonce, msg.cnonce))) {
-          return this.drop(w, 'authentication failed: the job token does not match the coordinator\'s');
+          return this.drop(w, 'authFailed', 'authentication failed: the job token does not match the coordinator\'s');
         }
         // Only authenticated workers count toward maxWorkers: strangers cannot fill the job.
         const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
-        if (members >= this.o.maxWorkers) return this.drop(w, `job is full (maxWorkers ${this.o.maxWorkers})`);
+        if (members >= this.o.maxWorkers) return this.drop(w, 'jobFull', `job is full (maxWorkers ${this.o.maxWorkers}); try again later`);
         // Shared memory only for a worker that offers it and can reach our directory: a local
         // worker of `dptrain train`, which was handed the directory (a worker that claims it
         // falsely cannot read the files and leaves; it never sees another worker's data).
         const shm = msg.shm && Boolean(this.o.shm?.usable);
         Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', shm });
+        // A member that never becomes ready would hold a place toward maxWorkers for good.
+        const readyMs = this.o.readyTimeoutMs ?? READY_TIMEOUT_MS;
+        const readyTimer = setTimeout(() => {
+          if (w.state === 'loading') this.drop(w, 'timeout', `no ready within ${readyMs / 1000} s of the welcome; reconnect when the job is loaded`);
+        }, readyMs);
+        readyTimer.unref();
+        w.link.onClose(() => clearTimeout(readyTimer));
         const proof = token === null ? '' : coordinatorProof(token, this.o.jobId, msg.cnonce, w.nonce);
         this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job, proof, shm });
         this.o.log.info({ worker: w.id, workerName: w.name, host: w.host, remote: w.remote, authenticated: token !== null }, 'worker connected');
         return;
       }
       case 'ready': {
-        if (w.state !== 'loading') return this.drop(w, 'invalid: ready before welcome');
+        if (w.state !== 'loading') return this.drop(w, 'invalid', 'invalid: ready before welcome');
         const shape = parseFingerprint(msg.fingerprint);
-        if (!shape) return this.drop(w, `invalid: dataset fingerprint ${msg.fingerprint}`);
+        if (!shape) return this.drop(w, 'invalid', `invalid: dataset fingerprint ${msg.fingerprint}`);
         if (this.data && this.data.fingerprint !== shape.fingerprint) {
-          return this.drop(w, `dataset differs from the other workers' (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
+          return this.drop(w, 'datasetDiffers', `dataset differs from the other workers' (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
         }
         this.data ??= shape;
         w.backend = msg.backend;
@@ -244,11 +278,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
         return;
       }
       case 'result': {
-        if (w.state !== 'ready') return this.drop(w, 'invalid: result before ready');
+        if (w.state !== 'ready') return this.drop(w, 'invalid', 'invalid: result before ready');
         w.answers++;
         let grads = payload as Float32Array;
         if (msg.shm > 0) {
-          if (!w.shm || !this.o.shm) return this.drop(w, `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);
+          if (!w.shm || !this.o.shm) return this.drop(w, 'invalid', `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);
           try {
             grads = this.o.shm.readResult(w.id, msg.shm, this.o.totalParams, this.o.job.wireDtype, this.o.landing ?? undefined);
           } catch (e) {
@@ -257,21 +291,21 @@ export class Membership extends EventEmitter<MembershipEvents> {
             // goes to another worker meanwhile.
             this.o.shm.disable(describeError(e));
             this.o.log.warn({ worker: w.id, error: describeError(e) }, 'shared memory failed; payloads go through the socket from now on');
-            return this.drop(w, 'shared memory unreadable; reconnect to continue over the socket');
+            return this.drop(w, 'reconnect', 'shared memory unreadable; reconnect to continue over the socket');
           }
         }
         this.emit('result', w, msg, grads);
         return;
       }
       case 'evalResult':
-        if (w.state !== 'ready') return this.drop(w, 'invalid: evalResult before ready');
+        if (w.state !== 'ready') return this.drop(w, 'invalid', 'invalid: evalResult before ready');
         w.answers++;
         this.emit('evalResult', w, msg);
         return;
       case 'fault':
-        if (w.state === 'hello') return this.drop(w, 'invalid: fault before hello');
+        if (w.state === 'hello') return this.drop(w, 'invalid', 'invalid: fault before hello');
         this.o.log.error({ worker: w.id, host: w.host, fault: msg.message }, 'worker cannot continue');
-        return this.drop(w, `worker fault: ${msg.message}`, 'info');
+        return this.drop(w, 'workerFault', `worker fault: ${msg.message}`, 'info');
     }
   }
 
@@ -279,8 +313,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   closeAll(reason: string): void {
     for (const w of [...this.workers.values()]) {
       this.send(w, { t: 'bye', reason });
-      w.link.close(reason);
       this.markGone(w, reason);
+      w.link.close(reason, 'normal');
     }
   }
 }

@@ -6,7 +6,7 @@
  */
 import { WebSocketServer, type WebSocket } from 'ws';
 import { wrapSocket } from '../shared/transport/ws-link.js';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { fail } from '../shared/errors.js';
@@ -33,6 +33,9 @@ export const MISSED_PINGS = 3;
 /** A client that has not sent its HTTP upgrade request within this time is cut (slow-loris). */
 export const HEADERS_TIMEOUT_MS = 10_000;
 
+/** On close, how long open connections get to finish their close handshake before they are cut. */
+export const CLOSE_GRACE_MS = 1000;
+
 export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     if (opts.http?.(req, res)) return;
@@ -56,6 +59,13 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
     );
   }).catch((e: Error) => fail('RUN_FAILED', e.message));
   const addr = server.address() as AddressInfo;
+  // Every socket, upgraded or not, so that close() can cut them all (closeAllConnections()
+  // knows only those still speaking HTTP).
+  const sockets = new Set<Socket>();
+  server.on('connection', (sock: Socket) => {
+    sockets.add(sock);
+    sock.once('close', () => sockets.delete(sock));
+  });
   // A worker answers pings only between shards (TF.js computes on its main thread), so a peer
   // is cut only after MISSED_PINGS pings in a row go unanswered (≥ 30 s at the default interval).
   const missed = new WeakMap<WebSocket, number>();
@@ -91,13 +101,25 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
     },
     close: () =>
       new Promise<void>((resolve) => {
+        // Stop accepting first: once closing, Node no longer enforces the header deadline, so a
+        // connection accepted from here on could trickle bytes and hold close() open for good.
+        let done = false;
+        const finish = () => {
+          if (done) return;
+          done = true;
+          clearTimeout(deadline);
+          resolve();
+        };
+        server.close(finish);
         clearInterval(heartbeat);
         for (const ws of wss.clients) ws.close(1001, 'coordinator shut down');
-        wss.close(() => server.close(() => resolve()));
+        wss.close();
         server.closeAllConnections();
-        setTimeout(() => {
-          for (const ws of wss.clients) ws.terminate();
-        }, 1000).unref();
+        // Workers get a moment to see the close frame; then everything still open is cut.
+        const deadline = setTimeout(() => {
+          for (const sock of sockets) sock.destroy();
+          setImmediate(finish);
+        }, CLOSE_GRACE_MS);
       }),
   };
 }

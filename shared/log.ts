@@ -21,6 +21,12 @@ export function setTerminalLine(t: TerminalLine | null): void {
   owner = t;
 }
 
+/** Control characters (newlines, escape sequences) that would let a value forge terminal lines. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/** A string as is, unless it holds control characters: then JSON-escaped, so it stays on its line. */
+const safe = (v: string): string => (CONTROL.test(v) ? JSON.stringify(v) : v);
+
 /** Format one pino JSON record as "12:00:01 INFO  message key=value". */
 export function formatRecord(line: string): string {
   let rec: Record<string, unknown>;
@@ -34,9 +40,9 @@ export function formatRecord(line: string): string {
   const who = typeof rec.name === 'string' ? `[${rec.name}] ` : '';
   const extras = Object.entries(rec)
     .filter(([k]) => !SKIP.has(k))
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${safe(k)}=${typeof v === 'string' ? safe(v) : JSON.stringify(v)}`)
     .join(' ');
-  return `${t} ${lvl} ${who}${String(rec.msg ?? '')}${extras ? ' ' + extras : ''}`;
+  return `${t} ${lvl} ${who}${safe(String(rec.msg ?? ''))}${extras ? ' ' + extras : ''}`;
 }
 
 function terminalStream(out: NodeJS.WriteStream): DestinationStream {

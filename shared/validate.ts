@@ -57,6 +57,14 @@ function checkField(v: unknown, kind: FieldKind, where: string): void {
   if (!ok) fail('MESSAGE_INVALID', `${where} must be ${what}`);
 }
 
+/**
+ * A key the peer chose, fit for a log line: a short plain name as it is, anything else quoted
+ * (control characters escaped) and cut short, so it can neither forge lines nor flood them.
+ */
+function peerKey(k: string): string {
+  return /^[A-Za-z_$][\w$]{0,39}$/.test(k) ? k : JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k);
+}
+
 function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet<MessageType>, ctx: ValidateContext): Frame {
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     fail('MESSAGE_INVALID', 'message header is not an object');
@@ -68,7 +76,7 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
   }
   const shape = SHAPES[t as MessageType];
   for (const k of Object.keys(h)) {
-    if (k !== 't' && !Object.hasOwn(shape, k)) fail('MESSAGE_INVALID', `${t}.${k} is not a field of ${t}`);
+    if (k !== 't' && !Object.hasOwn(shape, k)) fail('MESSAGE_INVALID', `${t}.${peerKey(k)} is not a field of ${t}`);
   }
   for (const [k, kind] of Object.entries(shape)) checkField(h[k], kind, `${t}.${k}`);
   if ((t === 'work' || t === 'evaluate') && (h.to as number) <= (h.from as number)) {

@@ -13,7 +13,7 @@ import type { Logger } from '../shared/log.js';
 import { layoutModel } from '../shared/model-spec.js';
 import { PROTOCOL_VERSION, type ShardResult, type ToCoordinator, type Welcome } from '../shared/protocol.js';
 import { ShmChannel } from '../shared/transport/shm.js';
-import type { Link } from '../shared/transport/transport.js';
+import type { CloseKind, Link } from '../shared/transport/transport.js';
 import type { WireDtype } from '../shared/wire-dtype.js';
 import { readFromCoordinator } from '../shared/validate.js';
 import type { BackendChoice } from './backend.js';
@@ -46,17 +46,25 @@ export interface WorkerOutcome {
   reason: string;
 }
 
-/** Close reasons with which the coordinator refuses a worker for good (see membership.ts). */
-const REFUSALS: Array<[RegExp, ErrorCode]> = [
-  [/^authentication failed/, 'AUTH_FAILED'],
-  [/^protocol mismatch/, 'PROTOCOL_MISMATCH'],
-  [/^wrong job/, 'WRONG_JOB'],
-  [/^(invalid|job is full|worker fault|dataset differs)/, 'RUN_FAILED'],
-];
+/**
+ * Closes after which coming back cannot help, and the error each ends the worker with. Every
+ * other kind (normal, lost, jobFull, busy, timeout, reconnect) is worth another session.
+ */
+const REFUSALS: Partial<Record<CloseKind, ErrorCode>> = {
+  authFailed: 'AUTH_FAILED',
+  protocolMismatch: 'PROTOCOL_MISMATCH',
+  wrongJob: 'WRONG_JOB',
+  invalid: 'RUN_FAILED',
+  datasetDiffers: 'RUN_FAILED',
+  workerFault: 'RUN_FAILED',
+};
 
-function refusal(reason: string): ErrorCode | null {
-  return REFUSALS.find(([re]) => re.test(reason))?.[1] ?? null;
-}
+/** How a worker's own failure closes its link (the coordinator logs the kind). */
+const CLOSE_OF: Partial<Record<ErrorCode, CloseKind>> = {
+  AUTH_FAILED: 'authFailed',
+  PROTOCOL_MISMATCH: 'protocolMismatch',
+  WRONG_JOB: 'wrongJob',
+};
 
 export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
   const { link, log } = o;
@@ -111,14 +119,14 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
     failure = { code, why };
     log.error({ reason: why }, 'worker cannot continue');
     send({ t: 'fault', message: why });
-    link.close(why);
+    link.close(why, CLOSE_OF[code] ?? 'workerFault');
   };
 
   return new Promise<WorkerOutcome>((resolve) => {
-    link.onClose((reason) => {
+    link.onClose((reason, kind) => {
       closed = true; // frames still queued are not computed: nobody would take their results
       trainer?.dispose();
-      resolve({ finished, fatal: failure?.code ?? refusal(reason), reason: failure?.why ?? reason, shmFailed });
+      resolve({ finished, fatal: failure?.code ?? REFUSALS[kind] ?? null, reason: failure?.why ?? reason, shmFailed });
     });
     // Frames are handled one at a time, in arrival order: computing a shard is async (GPU reads
     // are), and a params frame must not replace the weights under a shard still being computed.
@@ -174,7 +182,7 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
                 shmFailed = true;
                 closed = true; // frames queued behind this one are not ours to answer any more
                 log.warn({ error: describeError(e) }, 'shared memory unreadable; reconnecting without it');
-                link.close('shared memory unreadable; reconnecting without it');
+                link.close('shared memory unreadable; reconnecting without it', 'reconnect');
                 return;
               }
               trainer.setParams(msg.version, values);
@@ -219,7 +227,7 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
           case 'bye':
             finished = true;
             log.info({ reason: msg.reason }, 'coordinator said goodbye');
-            link.close('bye');
+            link.close('bye', 'normal');
             return;
         }
       } catch (e) {

@@ -2,12 +2,12 @@
  * An in-process transport: coordinator and workers in one process, frames passed as copies on
  * the next macrotask, as a socket would deliver them. For tests and single-process runs.
  */
-import type { Dial, Link, Listener } from './transport.js';
+import type { CloseKind, Dial, Link, Listener } from './transport.js';
 
 class LocalEnd implements Link {
   peer!: LocalEnd;
   private frameHandler: ((f: Uint8Array) => void) | null = null;
-  private closeHandlers: Array<(reason: string) => void> = [];
+  private closeHandlers: Array<(reason: string, kind: CloseKind) => void> = [];
   private closed = false;
   private backlog: Uint8Array[] = [];
 
@@ -25,19 +25,17 @@ class LocalEnd implements Link {
     else this.backlog.push(frame);
   }
 
-  close(reason: string): void {
+  close(reason: string, kind: CloseKind = 'normal'): void {
     if (this.closed) return;
-    // Frames already sent arrive before the close, as on a socket.
-    setImmediate(() => {
-      this.finish(reason);
-      this.peer.finish(reason);
-    });
+    this.finish(reason, kind); // gone for this side at once (the Link contract)
+    // Frames already sent arrive at the peer before the close, as on a socket.
+    setImmediate(() => this.peer.finish(reason, kind));
   }
 
-  private finish(reason: string): void {
+  private finish(reason: string, kind: CloseKind): void {
     if (this.closed) return;
     this.closed = true;
-    for (const h of this.closeHandlers) h(reason);
+    for (const h of this.closeHandlers) h(reason, kind);
   }
 
   onFrame(handler: (frame: Uint8Array) => void): void {
@@ -45,7 +43,7 @@ class LocalEnd implements Link {
     for (const f of this.backlog.splice(0)) handler(f);
   }
 
-  onClose(handler: (reason: string) => void): void {
+  onClose(handler: (reason: string, kind: CloseKind) => void): void {
     this.closeHandlers.push(handler);
   }
 }

@@ -3,12 +3,7 @@
  * reason. Used by both ends (coordinator/ws-listener, worker/ws-dialer).
  */
 import type { WebSocket } from 'ws';
-import type { Link } from './transport.js';
-
-/** ws close codes: 1000 normal, 1008 policy violation (bad message), 1011 server error. */
-function closeCode(reason: string): number {
-  return reason.startsWith('invalid') || reason.startsWith('malformed') ? 1008 : 1000;
-}
+import { CLOSE_CODES, closeKindOf, type CloseKind, type Link } from './transport.js';
 
 /** Close reasons travel in the close frame, which allows 123 bytes. */
 export function clipReason(reason: string): string {
@@ -18,18 +13,17 @@ export function clipReason(reason: string): string {
 
 export function wrapSocket(ws: WebSocket, remote: string): Link {
   let closed = false;
-  const closeHandlers: Array<(r: string) => void> = [];
-  let localReason: string | null = null;
-  const finish = (reason: string) => {
+  const closeHandlers: Array<(r: string, k: CloseKind) => void> = [];
+  const finish = (reason: string, kind: CloseKind) => {
     if (closed) return;
     closed = true;
-    for (const h of closeHandlers) h(reason);
+    for (const h of closeHandlers) h(reason, kind);
   };
-  ws.on('close', (code, buf) => finish(localReason ?? (buf.length ? buf.toString() : `connection closed (code ${code})`)));
+  ws.on('close', (code, buf) => finish(buf.length ? buf.toString() : `connection closed (code ${code})`, closeKindOf(code)));
   ws.on('error', (e) => {
     // A protocol error (oversized or malformed frame) or a dead socket: no close handshake
     // is owed to such a peer, and ws would otherwise wait 30 s for one.
-    finish(`socket error: ${e.message}`);
+    finish(`socket error: ${e.message}`, 'lost');
     ws.terminate();
   });
   // Frames that arrive before onFrame is set wait here (the Link contract, as the local transport).
@@ -40,11 +34,12 @@ export function wrapSocket(ws: WebSocket, remote: string): Link {
     send(frame) {
       if (!closed && ws.readyState === ws.OPEN) ws.send(frame, { binary: true });
     },
-    close(reason) {
-      if (closed || localReason !== null) return;
-      localReason = reason;
-      ws.close(closeCode(reason), clipReason(reason));
-      // A peer that never answers the close handshake (stopped, or gone) is cut after 2 s.
+    close(reason, kind = 'normal') {
+      if (closed) return;
+      ws.close(kind === 'lost' ? CLOSE_CODES.normal : CLOSE_CODES[kind], clipReason(reason));
+      // Gone for us now, not when the handshake completes: nothing more is sent to or taken
+      // from this peer. One that never answers the handshake is cut after 2 s.
+      finish(reason, kind);
       setTimeout(() => ws.terminate(), 2000).unref();
     },
     onFrame(handler) {
@@ -56,8 +51,8 @@ export function wrapSocket(ws: WebSocket, remote: string): Link {
     },
   };
   ws.on('message', (data, isBinary) => {
-    if (closed || localReason !== null) return;
-    if (!isBinary) return link.close('invalid: text frames are not accepted');
+    if (closed) return;
+    if (!isBinary) return link.close('invalid: text frames are not accepted', 'invalid');
     const frame = data as Buffer;
     if (frameHandler) frameHandler(frame);
     else backlog.push(frame);

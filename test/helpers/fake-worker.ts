@@ -7,7 +7,7 @@ import { encodeFrame } from '../../shared/codec.js';
 import { fingerprint, loadDataset } from '../../shared/datasets/index.js';
 import { parseConfig } from '../../shared/config.js';
 import { PROTOCOL_VERSION, type Message, type ToWorker } from '../../shared/protocol.js';
-import type { Link } from '../../shared/transport/transport.js';
+import type { CloseKind, Dial, Link } from '../../shared/transport/transport.js';
 import { readFromCoordinator } from '../../shared/validate.js';
 import { dialWs } from '../../worker/ws-dialer.js';
 
@@ -15,6 +15,8 @@ export interface FakeWorker {
   link: Link;
   send(msg: Message, payload?: Float32Array | null): void;
   closed: Promise<string>;
+  /** The kind of that close. */
+  closedKind: Promise<CloseKind>;
 }
 
 export interface FakeOptions {
@@ -22,14 +24,17 @@ export interface FakeOptions {
   name?: string;
   /** Send ready after the welcome (default true). */
   ready?: boolean;
+  /** Announce this dataset fingerprint instead of the job's own. */
+  fingerprint?: string;
   /** Called for every message after the handshake (work, evaluate, params, bye). */
   onMessage?: (msg: ToWorker, w: FakeWorker) => void;
 }
 
-export async function fakeWorker(address: string, totalParams: number, o: FakeOptions = {}): Promise<FakeWorker> {
-  const link = await dialWs(address, 1 << 26);
-  const closed = new Promise<string>((resolve) => link.onClose(resolve));
-  const w: FakeWorker = { link, send: (m, p = null) => link.send(encodeFrame(m, p)), closed };
+/** Dial `target` (a ws:// address, or an in-process transport's dial) and run the handshake. */
+export async function fakeWorker(target: string | Dial, totalParams: number, o: FakeOptions = {}): Promise<FakeWorker> {
+  const link = typeof target === 'string' ? await dialWs(target, 1 << 26) : await target();
+  const closing = new Promise<[string, CloseKind]>((resolve) => link.onClose((r, k) => resolve([r, k])));
+  const w: FakeWorker = { link, send: (m, p = null) => link.send(encodeFrame(m, p)), closed: closing.then(([r]) => r), closedKind: closing.then(([, k]) => k) };
   link.onFrame((bytes) => {
     const { msg } = readFromCoordinator(bytes, { totalParams });
     if (msg.t === 'challenge') {
@@ -40,7 +45,7 @@ export async function fakeWorker(address: string, totalParams: number, o: FakeOp
       if (o.ready === false) return;
       const cfg = parseConfig(msg.job);
       const ds = loadDataset(cfg.data, cfg.seed);
-      w.send({ t: 'ready', fingerprint: fingerprint(ds), backend: 'cpu', backendReason: 'test', peakFlops: 0, attainableFlops: 1e9 });
+      w.send({ t: 'ready', fingerprint: o.fingerprint ?? fingerprint(ds), backend: 'cpu', backendReason: 'test', peakFlops: 0, attainableFlops: 1e9 });
     } else o.onMessage?.(msg, w);
   });
   return w;

@@ -169,3 +169,18 @@ describe('payloads in shared memory', () => {
     rejects(() => readFromWorker(frame({ ...result, shm: true }), CTX), 'result.shm');
   });
 });
+
+describe('what a peer sends cannot forge or flood log lines', () => {
+  it('an unknown key is named quoted (newlines escaped) and cut to 40 characters', () => {
+    const key = `x\n12:00:00 INFO  [coordinator] worker ready ${'y'.repeat(100)}`;
+    let message = '';
+    try {
+      readFromWorker(frame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: false, [key]: 1 }), CTX);
+    } catch (e) {
+      message = (e as DptrainError).message;
+    }
+    expect(message).not.toContain('\n');
+    expect(message).toContain(`hello.${JSON.stringify(`${key.slice(0, 40)}…`)} is not a field of hello`);
+    expect(message.length).toBeLessThan(120);
+  });
+});

@@ -4,7 +4,7 @@
  * side once with its reason, and nothing throws after a close.
  */
 import { describe, expect, it } from 'vitest';
-import type { Dial, Link, Listener } from '../../shared/transport/transport.js';
+import { CLOSE_CODES, type CloseKind, type Dial, type Link, type Listener } from '../../shared/transport/transport.js';
 
 export interface TransportUnderTest {
   name: string;
@@ -99,6 +99,28 @@ export function transportConformance(t: TransportUnderTest): void {
       const reason = closed(client);
       server.close('invalid message: bad frame');
       expect(await reason).toBe('invalid message: bad frame');
+      await listener.close();
+    });
+
+    it('every close kind reaches the other side as sent; the closing side sees its own at once', async () => {
+      const kinds = Object.keys(CLOSE_CODES) as CloseKind[];
+      for (const kind of kinds) {
+        const { listener, client, server } = await pair(t);
+        const atClient = new Promise<[string, CloseKind]>((resolve) => client.onClose((r, k) => resolve([r, k])));
+        let mine: CloseKind | null = null;
+        server.onClose((_r, k) => (mine = k));
+        server.close(`closing as ${kind}`, kind);
+        expect(mine).toBe(kind); // synchronously, before any handshake
+        expect(await atClient).toEqual([`closing as ${kind}`, kind]);
+        await listener.close();
+      }
+    });
+
+    it('a close without a kind is normal', async () => {
+      const { listener, client, server } = await pair(t);
+      const atServer = new Promise<CloseKind>((resolve) => server.onClose((_r, k) => resolve(k)));
+      client.close('done');
+      expect(await atServer).toBe('normal');
       await listener.close();
     });
 

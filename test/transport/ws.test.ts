@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { listenWs } from '../../coordinator/ws-listener.js';
+import { connect, type Socket } from 'node:net';
+import { CLOSE_GRACE_MS, listenWs } from '../../coordinator/ws-listener.js';
 import { isDptrainError } from '../../shared/errors.js';
 import { dialWs } from '../../worker/ws-dialer.js';
 import { transportConformance } from './conformance.js';
@@ -39,6 +40,66 @@ describe('websocket transport specifics', () => {
     await new Promise((r) => ws.once('open', r));
     ws.send('hello as text');
     expect(await reason).toMatch(/text frames/);
+    await listener.close();
+  });
+
+  it('a text frame ends the link on our side at once (kind invalid), not when the peer answers the close', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    const closedAt = new Promise<[number, string]>((resolve) => listener.onLink((l) => l.onClose((_r, k) => resolve([Date.now(), k]))));
+    const ws = new WebSocket(listener.address);
+    await new Promise((r) => ws.once('open', r));
+    // A peer that never completes the close handshake: its socket stops reading.
+    const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+    const sent = Date.now();
+    ws.send('text', () => raw.pause());
+    const [at, kind] = await closedAt;
+    expect(kind).toBe('invalid');
+    expect(at - sent).toBeLessThan(500); // the peer's close would take up to 2 s (then terminate)
+    ws.terminate();
+    await listener.close();
+  });
+
+  it('close() ends within its grace period while a peer ignores the close and new clients trickle bytes', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    listener.onLink(() => {});
+    const port = Number(listener.address.split(':').pop());
+    const stuck = new WebSocket(listener.address);
+    await new Promise((r) => stuck.once('open', r));
+    (stuck as unknown as { _socket: Socket })._socket.pause(); // never answers the close handshake
+    const req = `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`;
+    const socks: Socket[] = [];
+    const flood = setInterval(() => {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      socks.push(s);
+      let i = 0;
+      const drip = setInterval(() => (s.destroyed || i >= req.length ? clearInterval(drip) : s.write(req[i++])), 100);
+    }, 5);
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    const closing = listener.close();
+    setTimeout(() => clearInterval(flood), 1500); // clients keep coming during the close
+    await closing;
+    const took = Date.now() - t0;
+    clearInterval(flood);
+    expect(took).toBeLessThan(CLOSE_GRACE_MS + 1000); // before the fix: as long as the trickling lasted
+    const refused = await new Promise<boolean>((r) => {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => r(true));
+      s.on('connect', () => (s.destroy(), r(false)));
+    });
+    expect(refused).toBe(true); // nothing accepted any more
+    for (const s of socks) s.destroy();
+    stuck.terminate();
+  });
+
+  it('an unknown close code is a lost connection', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    const kind = new Promise<string>((resolve) => listener.onLink((l) => l.onClose((_r, k) => resolve(k))));
+    const ws = new WebSocket(listener.address);
+    await new Promise((r) => ws.once('open', r));
+    ws.close(4999, 'not one of ours');
+    expect(await kind).toBe('lost');
     await listener.close();
   });
 

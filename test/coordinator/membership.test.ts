@@ -1,0 +1,121 @@
+/**
+ * Membership over the in-process transport: the handshake, and every refusal carried as a
+ * close kind (the worker branches on it; the text is for logs).
+ */
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Membership, type MembershipOptions } from '../../coordinator/membership.js';
+import { jobOf, parseConfig } from '../../shared/config.js';
+import { encodeFrame } from '../../shared/codec.js';
+import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
+import type { CloseKind, Link, Listener } from '../../shared/transport/transport.js';
+import { fakeWorker } from '../helpers/fake-worker.js';
+
+const cfg = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' } });
+const TOTAL = 2 * 4 + 4 + 4 + 1;
+const TOKEN = 'a-test-token-of-enough-length';
+
+let net: LocalNetwork;
+function membership(o: Partial<MembershipOptions> = {}): Membership {
+  net = createLocalNetwork();
+  return new Membership(net.listener, { job: jobOf(cfg), jobId: 'job-test', totalParams: TOTAL, maxWorkers: 4, log: pino({ level: 'silent' }), token: TOKEN, ...o });
+}
+const readyOnce = (m: Membership) => new Promise<string>((r) => m.once('ready', (w) => r(w.id)));
+
+afterEach(async () => {
+  await net.listener.close();
+});
+
+describe('Membership', () => {
+  it('a worker with the token becomes ready, and is gone once its link closes', async () => {
+    const m = membership();
+    const ready = readyOnce(m);
+    const w = await fakeWorker(net.dial, TOTAL, { token: TOKEN });
+    const id = await ready;
+    expect(m.ready().map((x) => x.id)).toEqual([id]);
+    const gone = new Promise((r) => m.once('gone', r));
+    w.link.close('leaving');
+    await gone;
+    expect(m.ready()).toEqual([]);
+  });
+
+  it('a wrong token is refused as authFailed', async () => {
+    membership();
+    const w = await fakeWorker(net.dial, TOTAL, { token: 'another-token-of-enough-length' });
+    expect(await w.closedKind).toBe('authFailed');
+  });
+
+  it('beyond maxWorkers: jobFull (try again later), not a refusal for good', async () => {
+    const m = membership({ maxWorkers: 1 });
+    const ready = readyOnce(m);
+    await fakeWorker(net.dial, TOTAL, { token: TOKEN });
+    await ready;
+    const second = await fakeWorker(net.dial, TOTAL, { token: TOKEN });
+    expect(await second.closedKind).toBe('jobFull');
+    expect(await second.closed).toMatch(/^job is full \(maxWorkers 1\)/);
+  });
+
+  it('a dataset unlike the others\' is datasetDiffers', async () => {
+    const m = membership();
+    const ready = readyOnce(m);
+    await fakeWorker(net.dial, TOTAL, { token: TOKEN });
+    await ready;
+    const odd = await fakeWorker(net.dial, TOTAL, { token: TOKEN, fingerprint: 'xor:4+0:2->1:00000000' });
+    expect(await odd.closedKind).toBe('datasetDiffers');
+  });
+
+  it('bytes that do not decode, or a message out of turn, are invalid', async () => {
+    membership();
+    const junk = await fakeWorker(net.dial, TOTAL, { token: TOKEN, ready: false });
+    junk.link.send(new Uint8Array([1, 2, 3]));
+    expect(await junk.closedKind).toBe('invalid');
+    const early = await fakeWorker(net.dial, TOTAL, { token: TOKEN, ready: false });
+    early.link.send(encodeFrame({ t: 'evalResult', round: 0, shard: 0, lossSum: 0, correct: 0, count: 1, computeMs: 1 }));
+    expect(await early.closedKind).toBe('invalid');
+  });
+
+  it('a hello that never comes: timeout; too many waiting at once: busy', async () => {
+    membership({ authTimeoutMs: 100, maxPending: 1 });
+    const a = await net.dial(); // never answers the challenge
+    const aKind = new Promise((r) => a.onClose((_x, k) => r(k)));
+    const b = await net.dial();
+    const bKind = new Promise((r) => b.onClose((_x, k) => r(k)));
+    expect(await bKind).toBe('busy');
+    expect(await aKind).toBe('timeout');
+  });
+});
+
+describe('Membership deadlines and limits', () => {
+  it('a welcomed worker that never sends ready is closed (timeout) and frees its place', async () => {
+    const m = membership({ maxWorkers: 1, readyTimeoutMs: 150 });
+    const idle = await fakeWorker(net.dial, TOTAL, { token: TOKEN, ready: false });
+    expect(await idle.closedKind).toBe('timeout');
+    expect(await idle.closed).toMatch(/^no ready within 0.15 s/);
+    const ready = readyOnce(m);
+    await fakeWorker(net.dial, TOTAL, { token: TOKEN }); // the place it held is free
+    await ready;
+  });
+
+  it('the unauthenticated limit is per address: one address full does not keep another out', async () => {
+    // Links as sockets from two hosts would give them: the server side of a local pair, renamed.
+    const inner = createLocalNetwork();
+    let accept: (l: Link) => void = () => {};
+    const listener: Listener = { address: 'test', onLink: (h) => (accept = h), close: () => inner.listener.close() };
+    let nextRemote = '';
+    inner.listener.onLink((l) => accept({ remote: nextRemote, send: (f) => l.send(f), close: (r, k) => l.close(r, k), onFrame: (h) => l.onFrame(h), onClose: (h) => l.onClose(h) }));
+    net = inner;
+    const m = new Membership(listener, { job: jobOf(cfg), jobId: 'job-test', totalParams: TOTAL, maxWorkers: 4, log: pino({ level: 'silent' }), token: TOKEN, maxPendingPerAddress: 2 });
+    const from = async (remote: string) => {
+      nextRemote = remote;
+      const link = await inner.dial();
+      return { link, kind: new Promise<CloseKind>((r) => link.onClose((_x, k) => r(k))) };
+    };
+    await from('10.0.0.1:40001');
+    await from('10.0.0.1:40002');
+    const third = await from('10.0.0.1:40003');
+    expect(await third.kind).toBe('busy');
+    await from('10.0.0.2:40001'); // another address: let in
+    await new Promise((r) => setImmediate(r));
+    expect([...m.workers.values()].map((w) => w.remote)).toEqual(['10.0.0.1:40001', '10.0.0.1:40002', '10.0.0.2:40001']);
+  });
+});
