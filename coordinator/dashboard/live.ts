@@ -29,6 +29,17 @@ export interface LiveUpdate {
   summary?: RunSummary;
 }
 
+/**
+ * The coordinator's log messages the worker table reads (test/coordinator/dashboard.test.ts
+ * checks that the coordinator still logs each of them).
+ */
+export const WATCHED_MESSAGES = {
+  backend: 'worker backend choice',
+  stale: 'late or duplicate result ignored',
+  reassigned: 'shard reassigned',
+  recomputeWhy: 'non-finite result',
+} as const;
+
 interface LiveWorker extends WorkerRow {
   results: number;
 }
@@ -143,12 +154,12 @@ export class LiveRun {
     }
     const w = rec.worker ?? rec.from;
     const row = typeof w === 'string' ? this.workers.get(w) : undefined;
-    if (typeof w === 'string' && rec.msg === 'worker backend choice' && typeof rec.why === 'string') {
+    if (typeof w === 'string' && rec.msg === WATCHED_MESSAGES.backend && typeof rec.why === 'string') {
       this.adapters.set(w, rec.why);
       if (row) row.adapter = rec.why;
     }
-    if (row && rec.msg === 'late or duplicate result ignored') row.staleShards++;
-    if (row && rec.msg === 'shard reassigned' && rec.why === 'non-finite result') row.recomputedShards++;
+    if (row && rec.msg === WATCHED_MESSAGES.stale) row.staleShards++;
+    if (row && rec.msg === WATCHED_MESSAGES.reassigned && rec.why === WATCHED_MESSAGES.recomputeWhy) row.recomputedShards++;
     if (row) this.touchWorkers();
     const warning = warningOf(rec, this.warningSeq + 1);
     if (warning) {

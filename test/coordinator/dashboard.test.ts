@@ -2,13 +2,15 @@
  * The dashboard's parts in process: the session cookie rules, the live run's event stream and
  * routes over a real HTTP listener, and reading a run directory for a report.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { get, type IncomingMessage } from 'node:http';
+import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Coordinator } from '../../coordinator/coordinator.js';
 import { Access, SESSION_MS } from '../../coordinator/dashboard/access.js';
-import { LiveRun } from '../../coordinator/dashboard/live.js';
+import { LiveRun, WATCHED_MESSAGES } from '../../coordinator/dashboard/live.js';
 import { readRunView } from '../../coordinator/dashboard/run-dir-view.js';
 import { Dashboard } from '../../coordinator/dashboard/server.js';
 import { breakdown, BREAKDOWN_KEYS, thin } from '../../coordinator/dashboard/view.js';
@@ -145,6 +147,28 @@ describe('live run over HTTP', () => {
       });
     });
     expect(rebound).toBe(403);
+  });
+});
+
+describe('log messages the worker table reads', () => {
+  it('are still logged by the coordinator', () => {
+    const source = ['membership', 'dispatcher', 'phase'].map((f) => readFileSync(join(__dirname, `../../coordinator/${f}.ts`), 'utf8')).join('\n');
+    for (const msg of Object.values(WATCHED_MESSAGES)) expect(source).toContain(`'${msg}'`);
+  });
+
+  it('count stale and recomputed shards per worker, and take the backend account logged before ready', () => {
+    const run = new LiveRun('r', {}, 1);
+    run.onLogLine(JSON.stringify({ level: 20, msg: WATCHED_MESSAGES.backend, worker: 'w1', why: 'WebGPU (Dawn) on some GPU' }));
+    const membership = new EventEmitter();
+    run.attach({ meter: { budget: null }, membership } as unknown as Coordinator);
+    const w = { id: 'w1', name: 'a', host: 'h', backend: 'webgpu', state: 'ready', peakFlops: 0, attainableFlops: 1e9 };
+    membership.emit('ready', w);
+    for (let i = 0; i < 5; i++) membership.emit('result', w);
+    run.onLogLine(JSON.stringify({ level: 20, msg: WATCHED_MESSAGES.stale, worker: 'w1' }));
+    run.onLogLine(JSON.stringify({ level: 40, msg: WATCHED_MESSAGES.reassigned, from: 'w1', why: WATCHED_MESSAGES.recomputeWhy }));
+    run.onLogLine(JSON.stringify({ level: 40, msg: WATCHED_MESSAGES.reassigned, from: 'w1', why: 'deadline' }));
+    const [row] = run.snapshot().workers;
+    expect(row).toMatchObject({ adapter: 'WebGPU (Dawn) on some GPU', measuredFlops: 1e9, declaredFlops: null, staleShards: 1, recomputedShards: 1, shardsDone: 3 });
   });
 });
 
