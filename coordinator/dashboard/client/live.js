@@ -6,6 +6,8 @@
   'use strict';
   var view = window.DptrainCharts.mount(document.getElementById('app'), { live: true });
   var run = null;
+  var MAX_ROWS = 20000;
+  var KEEP_TAIL = 1000;
   var drawPending = false;
   var note = document.getElementById('connection');
 
@@ -42,6 +44,11 @@
     u.evals.forEach(function (x) { if (x.step > lastOf(run.evals, 'step')) run.evals.push(x); });
     u.warnings.forEach(function (w) { if (w.seq > lastOf(run.warnings, 'seq')) run.warnings.push(w); });
     if (run.warnings.length > 100) run.warnings.splice(0, run.warnings.length - 100);
+    // As the server does (view.ts thin): past MAX_ROWS, older rows at half the resolution.
+    if (run.steps.length > MAX_ROWS) {
+      var head = run.steps.length - KEEP_TAIL;
+      run.steps = run.steps.slice(0, head).filter(function (_, i) { return i % 2 === 0; }).concat(run.steps.slice(head));
+    }
     if (u.workers) run.workers = u.workers;
     if (u.summary) run.summary = u.summary;
     run.state = u.state;
