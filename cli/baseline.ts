@@ -14,7 +14,7 @@ import { gatherRows, loadDataset, type Dataset } from '../shared/datasets/index.
 import { forward, lossSum } from '../shared/model-graph.js';
 import { initParams, layoutModel, paramView, type ModelLayout } from '../shared/model-spec.js';
 import { Sampler } from '../shared/sampler.js';
-import { median } from '../coordinator/summary.js';
+import { median } from '../shared/stats.js';
 
 export const BASELINES = ['engine', 'layers-minimize', 'layers-fit'] as const;
 export type BaselineKind = (typeof BASELINES)[number];

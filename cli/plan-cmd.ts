@@ -50,10 +50,15 @@ interface ModelSize {
   describe: string;
 }
 
-function modelSize(f: PlanFlags): ModelSize {
+const MODEL_WAYS = '--params N, --model job.json, or a transformer shape (--layers --d-model --heads --seq --vocab)';
+const HARDWARE = '--device NAME (a100, h100, h200, v100, t4, tpu-v4) or --peak FLOPS';
+
+/** The model, or null when none was given (a budget alone is still answered). */
+function modelSize(f: PlanFlags): ModelSize | null {
   const shapeFlags = [f.layers, f.dModel, f.heads, f.seq, f.vocab];
   const given = [f.params !== undefined, f.model !== undefined, shapeFlags.some((v) => v !== undefined)].filter(Boolean).length;
-  if (given !== 1) fail('CONFIG_INVALID', 'give the model one way: --params N, --model job.json, or a transformer shape (--layers --d-model --heads --seq --vocab)');
+  if (given === 0) return null;
+  if (given > 1) fail('CONFIG_INVALID', `give the model one way: ${MODEL_WAYS}`);
   if (f.params !== undefined) return { unit: 'token', flopsPerItem: 6 * f.params, params: f.params, describe: `${si(f.params).trim()} parameters, 6·N FLOPs per token` };
   if (f.model !== undefined) {
     const cfg = parseConfig(readConfigFile(f.model));
@@ -81,6 +86,7 @@ function readRun(dir: string): RunSummary {
 
 export function planCommand(f: PlanFlags): { result: PlanResult; text: string } {
   const m = modelSize(f);
+  if (!m && f.budget === undefined) fail('CONFIG_INVALID', `give a model (${MODEL_WAYS}) or a --budget`);
   if (f.tokens !== undefined && f.samples !== undefined) fail('CONFIG_INVALID', 'give --tokens or --samples, not both');
   const run = f.fromRun ? readRun(f.fromRun) : null;
   if (run && run.mfu === null) fail('CONFIG_INVALID', `--from-run ${f.fromRun}: that run recorded no MFU`);
@@ -90,35 +96,37 @@ export function planCommand(f: PlanFlags): { result: PlanResult; text: string } 
     peak = run.peakFlops / Math.max(1, run.workers);
     devices ??= run.workers;
   }
-  if (peak === undefined) fail('CONFIG_INVALID', 'give the hardware: --device NAME (a100, h100, h200, v100, t4, tpu-v4) or --peak FLOPS');
   const observed = f.observedTokensPerSec ?? f.observedSamplesPerSec;
   const result = plan({
-    flopsPerItem: m.flopsPerItem,
-    unit: m.unit,
-    params: m.params,
+    flopsPerItem: m?.flopsPerItem ?? null,
+    unit: m?.unit ?? null,
+    params: m?.params ?? null,
     items: f.tokens ?? f.samples,
     epochs: f.epochs,
     devices: devices ?? 1,
-    peakFlops: peak,
+    peakFlops: peak ?? null,
     mfu: f.mfu ?? run?.mfu ?? DEFAULT_MFU,
     observedItemsPerSec: observed,
     budget: f.budget,
   });
   const mfuSource = observed !== undefined ? 'from the observed throughput' : f.mfu !== undefined ? 'given' : run ? `measured in ${f.fromRun}` : 'assumed';
-  const rows: Array<[string, string]> = [
-    ['model', m.describe],
-    [`FLOPs per ${m.unit}`, `${m.flopsPerItem.toLocaleString('en-US')} (training: forward + backward)`],
-  ];
-  if (result.items !== null) {
-    rows.push([`${m.unit}s`, `${si(result.items).trim()} (${f.epochs} epoch${f.epochs === 1 ? '' : 's'})`]);
-    rows.push(['training compute', `${result.trainingFlops!.toExponential(3)} FLOPs = ${result.pfDays!.toPrecision(3)} PF-days`]);
-  }
-  rows.push(['hardware', `${result.devices} × ${flopRateText(peak)} peak`]);
-  rows.push(['MFU', `${percent(result.mfu)} (${mfuSource})`]);
+  // What cannot be answered gets a row naming what it needs, not a refusal of the whole plan.
+  const needs = (what: string[]) => `needs ${what.join(' and ')}`;
+  const unit = m?.unit ?? 'token';
+  const rows: Array<[string, string]> = [];
+  if (m) {
+    rows.push(['model', m.describe]);
+    rows.push([`FLOPs per ${m.unit}`, `${m.flopsPerItem.toLocaleString('en-US')} (training: forward + backward)`]);
+  } else rows.push(['model', `none given (${MODEL_WAYS})`]);
+  if (result.items !== null) rows.push([`${unit}s`, `${si(result.items).trim()} (${f.epochs} epoch${f.epochs === 1 ? '' : 's'})`]);
+  if (result.trainingFlops !== null) rows.push(['training compute', `${result.trainingFlops.toExponential(3)} FLOPs = ${result.pfDays!.toPrecision(3)} PF-days`]);
+  else if (m || result.items !== null) rows.push(['training compute', needs([...(m ? [] : ['a model']), ...(result.items !== null ? [] : ['--tokens or --samples'])])]);
+  rows.push(['hardware', peak !== undefined ? `${result.devices} × ${flopRateText(peak)} peak` : `none given (${HARDWARE})`]);
+  rows.push(['MFU', result.mfu !== null ? `${percent(result.mfu)} (${mfuSource})` : needs(['the model and the hardware'])]);
   if (result.deviceHours !== null) {
     rows.push(['device-hours', result.deviceHours.toPrecision(4)]);
     rows.push(['wall-clock', wallText(result.wallSeconds!)]);
-  }
+  } else if (result.trainingFlops !== null) rows.push(['device-hours', needs(['the hardware'])]);
   if (result.budget !== null) {
     rows.push(['budget', `${flopsText(result.budget)}${result.budgetFraction !== null ? ` (this plan uses ${percent(result.budgetFraction)})` : ''}`]);
     rows.push(['compute-optimal', `${si(result.optimal!.params).trim()} parameters on ${si(result.optimal!.tokens).trim()} tokens (Chinchilla, D ≈ 20·N)`]);
@@ -135,6 +143,6 @@ function wallText(sec: number): string {
 }
 
 export function planJson(r: PlanResult): object {
-  const perItem = r.unit === 'token' ? { flopsPerToken: r.flopsPerItem } : { flopsPerSample: r.flopsPerItem };
+  const perItem = r.unit === 'token' ? { flopsPerToken: r.flopsPerItem } : r.unit === 'sample' ? { flopsPerSample: r.flopsPerItem } : {};
   return { ...perItem, ...r };
 }

@@ -8,7 +8,8 @@ import { RunDir } from '../coordinator/run-dir.js';
 import type { RunSummary } from '../coordinator/summary.js';
 import { listenWs } from '../coordinator/ws-listener.js';
 import type { Config } from '../shared/config.js';
-import { datasetShape } from '../shared/datasets/index.js';
+import { datasetShape, fingerprint, loadDataset } from '../shared/datasets/index.js';
+import { describeError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { layoutModel } from '../shared/model-spec.js';
 import type { Listener } from '../shared/transport/transport.js';
@@ -68,8 +69,23 @@ export interface CoordinatorExtras {
   onStepStart?: (step: number) => void;
 }
 
+/**
+ * The job's dataset fingerprint, from the data as this host has it: workers whose data differs
+ * are refused, whoever joins first. A coordinator that cannot load the data (its files live on
+ * the workers' hosts only) falls back to the first ready worker's, and says so.
+ */
+function jobFingerprint(config: Config, log: Logger): string | null {
+  try {
+    return fingerprint(loadDataset(config.data, config.seed));
+  } catch (e) {
+    log.warn({ error: describeError(e) }, "the coordinator cannot load the job's data; the first worker to be ready sets the dataset every other must match");
+    return null;
+  }
+}
+
 export function createCoordinator(config: Config, s: Session, progress: Progress, extras: CoordinatorExtras = {}): Coordinator {
   const c = new Coordinator({
+    datasetFingerprint: jobFingerprint(config, s.log),
     ...extras,
     config,
     listener: s.listener,

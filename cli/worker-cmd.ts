@@ -56,6 +56,7 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   const tls = readCa(f.ca);
   const backend = await selectBackend(f.backend, { allowSoftwareGpu: f.allowSoftwareGpu });
   log.info({ backend: backend.name, provider: backend.provider, why: backend.reason, adapter: backend.adapter }, 'backend selected');
+  if (backend.probeOutput) log.debug({ dawn: backend.probeOutput }, 'what Dawn printed while looking for a GPU');
   if (process.send) {
     // Spawned by `dptrain train`: the parent decides when we stop. A Ctrl-C in the terminal
     // reaches the whole process group; the parent finishes its step and says bye. If the

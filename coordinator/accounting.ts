@@ -11,7 +11,7 @@
  */
 import type { ComputeConfig } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
-import { median } from './summary.js';
+import { median } from '../shared/stats.js';
 
 export type BudgetPolicy = ComputeConfig['budgetPolicy'];
 

@@ -53,6 +53,8 @@ export interface CoordinatorOptions {
   authTimeoutMs?: number;
   /** Shared-memory channel for tensor payloads to local workers (shared/transport/shm.ts). */
   shm?: ShmChannel | null;
+  /** The job's dataset fingerprint, when this host could load the data (see Membership). */
+  datasetFingerprint?: string | null;
 }
 
 export class Coordinator {
@@ -114,6 +116,7 @@ export class Coordinator {
       authTimeoutMs: o.authTimeoutMs,
       shm: o.shm ?? null,
       landing: arena?.landing,
+      fingerprint: o.datasetFingerprint ?? null,
     });
     this.membership.on('gone', (w) => {
       this.dropped++;

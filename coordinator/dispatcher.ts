@@ -12,7 +12,7 @@ import type { EvalResult, ShardResult } from '../shared/protocol.js';
 import { requestTag, type Membership, type WorkerSession } from './membership.js';
 import { eligible, Phase, type PhasePlan, type PhaseStats } from './phase.js';
 import { jsReduceOps, ShardReducer, type ReduceOps } from './reducer.js';
-import { median } from './summary.js';
+import { median } from '../shared/stats.js';
 
 export interface DispatcherOptions {
   membership: Membership;

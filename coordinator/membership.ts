@@ -88,6 +88,11 @@ export interface MembershipOptions {
   shm?: ShmChannel | null;
   /** Where shared-memory results are read into (the coordinator's arena, for its kernels); default the channel's own buffer. */
   landing?: Float32Array | null;
+  /**
+   * The job's dataset fingerprint, computed by the coordinator from its own copy of the data.
+   * Without it, the first worker to be ready sets the fingerprint the others must match.
+   */
+  fingerprint?: string | null;
 }
 
 export const AUTH_TIMEOUT_MS = 10_000;
@@ -110,7 +115,7 @@ function parseFingerprint(fp: string): DataShape | null {
 
 export class Membership extends EventEmitter<MembershipEvents> {
   readonly workers = new Map<string, WorkerSession>();
-  /** Set by the first worker that becomes ready; every later one must match it. */
+  /** The job's dataset (options.fingerprint), or else the first ready worker's; every worker must match it. */
   data: DataShape | null = null;
   /** Frame bytes received from and sent to workers, all frames. */
   readonly traffic = { in: 0, out: 0 };
@@ -130,6 +135,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     private readonly o: MembershipOptions,
   ) {
     super();
+    if (o.fingerprint) {
+      this.data = parseFingerprint(o.fingerprint);
+      if (!this.data) throw new DptrainError('RUN_FAILED', `dataset fingerprint ${o.fingerprint} cannot be parsed`);
+    }
     listener.onLink((link) => this.accept(link));
   }
 
@@ -243,11 +252,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
         // Only authenticated workers count toward maxWorkers: strangers cannot fill the job.
         const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
         if (members >= this.o.maxWorkers) return this.drop(w, 'jobFull', `job is full (maxWorkers ${this.o.maxWorkers}); try again later`);
-        // Shared memory only for a worker that offers it and can reach our directory: a local
-        // worker of `dptrain train`, which was handed the directory (a worker that claims it
-        // falsely cannot read the files and leaves; it never sees another worker's data).
-        const shm = msg.shm && Boolean(this.o.shm?.usable);
+        // Shared memory only for a worker that proves it can read our private directory (a
+        // local worker of `dptrain train`, which was handed it): never on its word alone.
+        const shm = Boolean(this.o.shm?.usable) && this.o.shm!.verifiesGrant(w.nonce, msg.shm);
         Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', shm });
+        w.link.liftFrameCap?.(); // from now on it may send results as large as the model
         // A member that never becomes ready would hold a place toward maxWorkers for good.
         const readyMs = this.o.readyTimeoutMs ?? READY_TIMEOUT_MS;
         const readyTimer = setTimeout(() => {
@@ -265,7 +274,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         const shape = parseFingerprint(msg.fingerprint);
         if (!shape) return this.drop(w, 'invalid', `invalid: dataset fingerprint ${msg.fingerprint}`);
         if (this.data && this.data.fingerprint !== shape.fingerprint) {
-          return this.drop(w, 'datasetDiffers', `dataset differs from the other workers' (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
+          return this.drop(w, 'datasetDiffers', `dataset differs from the job's (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
         }
         this.data ??= shape;
         w.backend = msg.backend;

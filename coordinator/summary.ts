@@ -1,4 +1,5 @@
 /** The records a run produces and how they condense into summary.json. */
+import { median, percentile } from '../shared/stats.js';
 import type { Config } from '../shared/config.js';
 import type { ComputeMeter, StepAccounting } from './accounting.js';
 
@@ -116,20 +117,6 @@ export interface RunSummary {
     wireShare: number | null;
     codecShare: number | null;
   };
-}
-
-/** Nearest-rank percentile (q in [0, 1]). */
-export function percentile(xs: number[], q: number): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
-}
-
-export function median(xs: number[]): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Steps to skip as warm-up before taking throughput medians (JIT, first allocations). */

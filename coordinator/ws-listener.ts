@@ -25,7 +25,15 @@ export interface WsListenerOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** Cut a client whose HTTP upgrade request is not complete within this time (default 10 s). */
   headersTimeoutMs?: number;
+  /** Largest frame before the link's liftFrameCap() (default HANDSHAKE_MAX_FRAME; 0: no cap). */
+  handshakeMaxFrame?: number;
 }
+
+/**
+ * A handshake's frames (hello, ready) are a few hundred bytes; the strings in them are bounded
+ * by validate.ts. Until a worker authenticates, nothing larger is buffered for it.
+ */
+export const HANDSHAKE_MAX_FRAME = 64 << 10;
 
 /** Unanswered pings in a row before a peer is cut. */
 export const MISSED_PINGS = 3;
@@ -91,7 +99,8 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
       ws.close(1013, 'coordinator not ready');
       return;
     }
-    handler(wrapSocket(ws, remote));
+    const cap = opts.handshakeMaxFrame ?? HANDSHAKE_MAX_FRAME;
+    handler(wrapSocket(ws, remote, cap > 0 && cap < opts.maxPayload ? { frameCap: cap, maxPayload: opts.maxPayload } : undefined));
   });
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {

@@ -20,7 +20,8 @@
  * Writes bench-results.json (or the path given as the first argument) and prints a table.
  * Options: --rounds N (repeat everything N times, interleaved, and report medians and the best
  * of the rounds: this machine is noisy), --ddp-anchor FILE (also run the PyTorch DDP reference
- * script), --from FILE (summarize a saved bench-results.json again without measuring).
+ * script), --from FILE (summarize a saved bench-results.json again without measuring),
+ * --no-profile (skip the per-kernel tables).
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -35,7 +36,8 @@ import { loopbackFloorMs } from './loopback.js';
 import { decodeFrame, encodeFrame } from '../shared/codec.js';
 import { parseConfig } from '../shared/config.js';
 import { layoutModel } from '../shared/model-spec.js';
-import { median, type RunSummary } from '../coordinator/summary.js';
+import type { RunSummary } from '../coordinator/summary.js';
+import { median } from '../shared/stats.js';
 import { singleProcessSamplesPerSec, type BaselineKind } from '../cli/baseline.js';
 import { formatBackendProfiles, profileBackends, type BackendProfile } from './bench-profile.js';
 
@@ -219,7 +221,7 @@ interface Measured {
   perRound: Round[];
 }
 
-async function measure(rounds: number, anchorFile: string | null): Promise<Measured> {
+async function measure(rounds: number, anchorFile: string | null, withProfiles: boolean): Promise<Measured> {
   const params = layoutModel(parseConfig(JOB).model, 784, 10).totalParams;
   const adam = { simdParamsPerSec: benchAdam(params, true), scalarParamsPerSec: benchAdam(params, false) };
   const codec16MB = Object.fromEntries((['float32', 'float16', 'bfloat16'] as const).map((d) => [d, benchCodec(16 << 20, d)]));
@@ -227,7 +229,7 @@ async function measure(rounds: number, anchorFile: string | null): Promise<Measu
   const dir = mkdtempSync(join(tmpdir(), 'dptrain-bench-'));
   const job = join(dir, 'profile-job.json');
   writeFileSync(job, JSON.stringify({ ...JOB, batchSize: PER_WORKER_BATCH }));
-  const profiles = await profileBackends(job, PER_WORKER_BATCH);
+  const profiles = withProfiles ? await profileBackends(job, PER_WORKER_BATCH) : [];
   const perRound: Round[] = [];
   for (let i = 0; i < rounds; i++) perRound.push(await round(dir, anchorFile));
   return { date: new Date().toISOString(), params, rounds, adam, codec16MB, loopbackTcpMs, profiles, perRound };
@@ -263,11 +265,12 @@ function summarize(m: Measured) {
     : null;
   const baseline = { samplesPerSec: med(all.map((a) => a.baselineSps)), best: baselineBest };
   // Within-round ratios: the engine's single process against plain TF.js; 2 workers against DDP.
+  const layers = all.flatMap((a) => (a.layers ? [a.layers] : [])); // absent from runs saved before they were measured
   const plainTfjs = {
-    layersMinimize: med(all.map((a) => a.layers.minimize)),
-    layersFit: med(all.map((a) => a.layers.fit)),
-    engineOverMinimize: med(all.map((a) => a.layers.engine / a.layers.minimize)),
-    engineOverFit: med(all.map((a) => a.layers.engine / a.layers.fit)),
+    layersMinimize: med(layers.map((l) => l.minimize)),
+    layersFit: med(layers.map((l) => l.fit)),
+    engineOverMinimize: med(layers.map((l) => l.engine / l.minimize)),
+    engineOverFit: med(layers.map((l) => l.engine / l.fit)),
   };
   const twoOverDdp = ddps.length ? med(all.filter((a) => a.ddp).map((a) => a.runs[1].samplesPerSec / a.ddp!.two)) : null;
   const ceiling2 = { ratio: med(all.map((a) => a.ceilingRatio)), best: best(all.map((a) => a.ceiling)) / (2 * baselineBest) };
@@ -313,8 +316,10 @@ async function main(): Promise<void> {
   const anchorFile = flag('--ddp-anchor');
   const rounds = Number(flag('--rounds') ?? 1);
   const from = flag('--from'); // summarize a saved run again, measuring nothing
+  const noProfile = args.indexOf('--no-profile');
+  if (noProfile >= 0) args.splice(noProfile, 1);
   const outFile = args[0] ?? 'bench-results.json';
-  const m: Measured = from ? (JSON.parse(readFileSync(from, 'utf8')) as Measured) : await measure(rounds, anchorFile);
+  const m: Measured = from ? (JSON.parse(readFileSync(from, 'utf8')) as Measured) : await measure(rounds, anchorFile, noProfile < 0);
   const s = summarize(m);
   const { date, params, adam, codec16MB, loopbackTcpMs, perRound } = m;
   writeFileSync(outFile, JSON.stringify({ date, params, rounds: perRound.length, adam, codec16MB, loopbackTcpMs, ...s, perRound }, null, 2) + '\n');

@@ -33,6 +33,11 @@ export function coordinatorProof(token: string, jobId: string, cnonce: string, n
   return mac(token, ['coordinator', jobId, cnonce, nonce]);
 }
 
+/** A shared-memory grant: the directory's secret over one connection's nonce (no replay to another). */
+export function shmGrantProof(secret: string, nonce: string): string {
+  return mac(secret, ['shm', nonce]);
+}
+
 /** Constant-time comparison of two proofs. */
 export function proofsEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);

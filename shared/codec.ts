@@ -72,7 +72,12 @@ export interface DecodedFrame {
  * Decode bytes into a header object and an aligned float32 payload. Checks framing only; what
  * the header must contain is validate.ts's job.
  */
-export function decodeFrame(bytes: Uint8Array): DecodedFrame {
+/**
+ * `maxValues`: the most payload values the caller accepts (the model's parameter count; null
+ * before the model is known: none). A payload over it is refused from its length, before it is
+ * widened or copied.
+ */
+export function decodeFrame(bytes: Uint8Array, maxValues: number | null = Infinity): DecodedFrame {
   if (bytes.length < PREFIX) fail('FRAME_MALFORMED', `frame of ${bytes.length} bytes is shorter than the ${PREFIX}-byte prefix`);
   if (bytes[0] !== MAGIC0 || bytes[1] !== MAGIC1) fail('FRAME_MALFORMED', 'frame does not start with the dptrain magic "DP"');
   if (bytes[2] !== CODEC_VERSION) fail('FRAME_MALFORMED', `frame codec version ${bytes[2]}, expected ${CODEC_VERSION}`);
@@ -93,6 +98,11 @@ export function decodeFrame(bytes: Uint8Array): DecodedFrame {
   if (rest <= 0) return { header, payload: null, dtype }; // at most the alignment padding follows
   const size = BYTES_PER_ELEMENT[dtype];
   if (rest % size !== 0) fail('FRAME_MALFORMED', `frame payload of ${rest} bytes is not whole ${dtype} values`);
+  if (maxValues === null || rest / size > maxValues) {
+    const t = (header as { t?: unknown } | null)?.t;
+    const what = typeof t === 'string' && /^[A-Za-z]{1,16}$/.test(t) ? t : 'frame';
+    fail('MESSAGE_INVALID', maxValues === null ? `${what} arrived before the model was known` : `${what} payload has ${rest / size} floats, the model has ${maxValues}`);
+  }
   let body = bytes.subarray(payloadAt);
   if (body.byteOffset % 4 !== 0) {
     // Unaligned: one copy into a buffer of our own. (Not bytes.slice(): on a Node Buffer that

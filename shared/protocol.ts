@@ -6,7 +6,7 @@
 import type { JobConfig } from './config.js';
 
 // v2: results carry the worker's own timings (decode, encode, busy); payloads may be 16-bit.
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 // ---- worker → coordinator ----
 /** The answer to a challenge (see shared/auth.ts): who the worker is and its proof of the token. */
@@ -21,8 +21,12 @@ export interface Hello {
   /** The worker's own nonce, for the coordinator's proof. */
   cnonce: string;
   proof: string;
-  /** The worker can read and write the coordinator's shared-memory directory (a local worker of `dptrain train`). */
-  shm: boolean;
+  /**
+   * Proof that the worker can read the coordinator's private shared-memory directory (a local
+   * worker of `dptrain train`): the directory's grant secret MACed over this connection's
+   * nonce (see ShmChannel.grantProof); '' offers no shared memory.
+   */
+  shm: string;
 }
 /** Sent once the dataset is loaded and the model checked against the backend's kernels. */
 export interface Ready {

@@ -14,7 +14,7 @@ type Shape = Record<string, FieldKind>;
 // "count": a non-negative safe integer; "number": any finite number; "float": any number,
 // NaN and ±Infinity included (a diverged loss is a result to handle, not a protocol error).
 const SHAPES: Record<MessageType, Shape> = {
-  hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count', jobId: 'string', cnonce: 'string', proof: 'string', shm: 'boolean' },
+  hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count', jobId: 'string', cnonce: 'string', proof: 'string', shm: 'string' },
   ready: { fingerprint: 'string', backend: 'string', backendReason: 'string', peakFlops: 'number', attainableFlops: 'number' },
   result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'float', count: 'count', computeMs: 'number', decodeMs: 'number', encodeMs: 'number', busyMs: 'number', shm: 'count' },
   evalResult: { round: 'count', shard: 'count', lossSum: 'float', correct: 'count', count: 'count', computeMs: 'number' },
@@ -99,10 +99,10 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
 
 /** Decode and validate one frame a worker sent. Throws DptrainError (FRAME_MALFORMED / MESSAGE_INVALID). */
 export function readFromWorker(bytes: Uint8Array, ctx: ValidateContext): Frame<ToCoordinator> {
-  return validate(decodeFrame(bytes), TO_COORDINATOR, ctx) as Frame<ToCoordinator>;
+  return validate(decodeFrame(bytes, ctx.totalParams), TO_COORDINATOR, ctx) as Frame<ToCoordinator>;
 }
 
 /** Decode and validate one frame the coordinator sent. */
 export function readFromCoordinator(bytes: Uint8Array, ctx: ValidateContext): Frame<ToWorker> {
-  return validate(decodeFrame(bytes), TO_WORKER, ctx) as Frame<ToWorker>;
+  return validate(decodeFrame(bytes, ctx.totalParams), TO_WORKER, ctx) as Frame<ToWorker>;
 }

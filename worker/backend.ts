@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { execFileSync } from 'node:child_process';
 import type { BackendName } from '../shared/config.js';
 import { fail } from '../shared/errors.js';
-import { adapterLabel, findAdapter, installWebgpuBackend, type AdapterSummary } from './webgpu.js';
+import { adapterLabel, findAdapter, installWebgpuBackend, NO_LOADER, vulkanLoaderMissing, type AdapterSummary } from './webgpu.js';
+import { probeAdapter } from './webgpu-probe.js';
 
 export interface BackendChoice {
   /** The TF.js backend name in use: tensorflow, webgpu, wasm or cpu. */
@@ -19,6 +20,8 @@ export interface BackendChoice {
   reason: string;
   /** webgpu only: the adapter it runs on. */
   adapter?: AdapterSummary;
+  /** What Dawn printed while `auto` probed for an adapter in a child process (for the log, not the terminal). */
+  probeOutput?: string;
 }
 
 export interface BackendOptions {
@@ -27,7 +30,7 @@ export interface BackendOptions {
 }
 
 /** A failed attempt says why, and may name the fix (else: fall back with --backend auto). */
-type Attempt = { ok: true; choice: BackendChoice } | { ok: false; why: string; fix?: string };
+type Attempt = { ok: true; choice: BackendChoice } | { ok: false; why: string; fix?: string; probeOutput?: string };
 
 function gpuVisible(): string | null {
   try {
@@ -66,7 +69,24 @@ async function tryTensorflowGpu(): Promise<Attempt> {
   return { ok: true, choice: { name: 'tensorflow', provider: '@tensorflow/tfjs-node-gpu', reason: `GPU found: ${gpu}` } };
 }
 
-async function tryWebgpu(o: BackendOptions): Promise<Attempt> {
+/** `auto` looks in a child process first (webgpu-probe.ts), so a host without a usable GPU stays quiet. */
+async function probeWebgpu(o: BackendOptions): Promise<Attempt | null> {
+  if (vulkanLoaderMissing()) return { ok: false, why: NO_LOADER };
+  const p = await probeAdapter();
+  const probeOutput = p.native || undefined;
+  if (!p.adapter) return { ok: false, why: p.why ?? 'no WebGPU adapter', probeOutput };
+  if (p.software && !o.allowSoftwareGpu) {
+    const label = adapterLabel({ ...p.adapter, limits: { maxBufferSize: 0, maxStorageBufferBindingSize: 0, maxComputeWorkgroupStorageSize: 0, maxComputeInvocationsPerWorkgroup: 0 } });
+    return { ok: false, why: `the WebGPU adapter is software, not a GPU (${label}: ${p.software})`, fix: 'pass --allow-software-gpu to train on it anyway (slow; for tests)', probeOutput };
+  }
+  return null; // an adapter worth taking: load Dawn here
+}
+
+async function tryWebgpu(o: BackendOptions & { probe?: boolean }): Promise<Attempt> {
+  if (o.probe) {
+    const refused = await probeWebgpu(o);
+    if (refused) return refused;
+  }
   const found = await findAdapter();
   if (typeof found === 'string') return { ok: false, why: found };
   const label = adapterLabel(found.summary);
@@ -99,7 +119,7 @@ async function tryCpu(): Promise<Attempt> {
   return { ok: true, choice: { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', reason: 'plain JavaScript kernels' } };
 }
 
-const ATTEMPTS: Record<Exclude<BackendName, 'auto'>, (o: BackendOptions) => Promise<Attempt>> = {
+const ATTEMPTS: Record<Exclude<BackendName, 'auto'>, (o: BackendOptions & { probe?: boolean }) => Promise<Attempt>> = {
   'tensorflow-gpu': tryTensorflowGpu,
   webgpu: tryWebgpu,
   tensorflow: tryTensorflow,
@@ -118,13 +138,15 @@ export async function selectBackend(requested: BackendName, o: BackendOptions = 
     return { ...r.choice, reason: `requested; ${r.choice.reason}` };
   }
   const skipped: string[] = [];
+  let probeOutput: string | undefined;
   for (const name of ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const) {
-    const r = await ATTEMPTS[name](o);
+    const r = await ATTEMPTS[name]({ ...o, probe: true });
     if (r.ok) {
       await tf.ready();
       const why = skipped.length ? `; skipped ${skipped.join('; ')}` : '';
-      return { ...r.choice, reason: `auto: ${r.choice.reason}${why}` };
+      return { ...r.choice, reason: `auto: ${r.choice.reason}${why}`, ...(probeOutput ? { probeOutput } : {}) };
     }
+    probeOutput ??= r.probeOutput;
     skipped.push(`${name}: ${r.why}${r.fix ? ` (${r.fix})` : ''}`);
   }
   return fail('BACKEND_UNAVAILABLE', `no TF.js backend could start (${skipped.join('; ')})`);

@@ -93,7 +93,7 @@ const LIB_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/u
  * Linux: is there a Vulkan loader for Dawn to open? Without one, Dawn prints a native warning
  * that reads like a stack trace, on every worker of a CPU-only host under `auto`; so look first.
  */
-function vulkanLoaderMissing(): boolean {
+export function vulkanLoaderMissing(): boolean {
   if (process.platform !== 'linux') return false; // Dawn uses Metal / D3D12 there
   const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), ...LIB_DIRS];
   if (dirs.some((d) => existsSync(join(d, 'libvulkan.so.1')))) return false;
@@ -126,10 +126,12 @@ async function describe(adapter: GpuAdapterLike): Promise<AdapterSummary> {
   };
 }
 
+export const NO_LOADER = "no Vulkan loader (libvulkan.so.1) on this host: install libvulkan1 (and the GPU's Vulkan driver, if it has none)";
+
 /** The high-performance adapter Dawn offers, described; or why there is none. */
 export async function findAdapter(): Promise<FoundAdapter | string> {
   if (!gpu) {
-    if (vulkanLoaderMissing()) return 'no Vulkan loader (libvulkan.so.1) on this host: install libvulkan1 (and the GPU\'s Vulkan driver, if it has none)';
+    if (vulkanLoaderMissing()) return NO_LOADER;
     const dawn = await loadDawn();
     if (typeof dawn === 'string') return dawn;
     // Dawn's WebGPU classes (GPUBufferUsage, GPUMapMode, …) are globals in a browser; TF.js uses them so.

@@ -157,7 +157,8 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
             }
             nonce = msg.nonce;
             const proof = o.token ? workerProof(o.token, msg.jobId, nonce, cnonce) : '';
-            send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name, host: hostname(), pid: process.pid, jobId: o.jobId ?? '', cnonce, proof, shm: Boolean(o.shmDir) });
+            const shmProof = o.shmDir ? (ShmChannel.grantProof(o.shmDir, nonce) ?? '') : '';
+            send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name, host: hostname(), pid: process.pid, jobId: o.jobId ?? '', cnonce, proof, shm: shmProof });
             return;
           }
           case 'welcome':

@@ -6,18 +6,18 @@
 import { PF_DAY } from './flops.js';
 
 export interface PlanInput {
-  /** Training FLOPs per token (or per sample, for non-sequence models). */
-  flopsPerItem: number;
+  /** Training FLOPs per token (or per sample, for non-sequence models); null: no model given. */
+  flopsPerItem: number | null;
   /** 'token' or 'sample': what an item is. */
-  unit: 'token' | 'sample';
-  /** Parameter count used for the compute-optimal rule (6·N FLOPs per token). */
-  params: number;
+  unit: 'token' | 'sample' | null;
+  /** Parameter count (6·N FLOPs per token); null with no model. */
+  params: number | null;
   /** Items per epoch and epochs (items = tokens or samples). */
   items?: number;
   epochs?: number;
   devices: number;
-  /** Peak FLOP/s of one device. */
-  peakFlops: number;
+  /** Peak FLOP/s of one device; null: no hardware given. */
+  peakFlops: number | null;
   /** Assumed model FLOPs utilization, 0 < mfu ≤ 1. */
   mfu: number;
   /** Observed throughput (items/s over all devices) to derive MFU from, instead of `mfu`. */
@@ -26,20 +26,22 @@ export interface PlanInput {
   budget?: number;
 }
 
+/** What could be answered from what was given; the rest is null (see `missing`). */
 export interface PlanResult {
-  unit: 'token' | 'sample';
-  flopsPerItem: number;
-  params: number;
+  unit: 'token' | 'sample' | null;
+  flopsPerItem: number | null;
+  params: number | null;
   items: number | null;
   trainingFlops: number | null;
   pfDays: number | null;
-  mfu: number;
+  /** Given or assumed, or derived from an observed throughput (which needs the model and the hardware). */
+  mfu: number | null;
   /** Device-hours at that MFU: trainingFlops / (peak · mfu) / 3600. */
   deviceHours: number | null;
   /** Wall-clock seconds on `devices` devices. */
   wallSeconds: number | null;
   devices: number;
-  peakFlops: number;
+  peakFlops: number | null;
   budget: number | null;
   /** Share of the budget the planned training takes. */
   budgetFraction: number | null;
@@ -58,9 +60,11 @@ export function computeOptimal(budget: number): { params: number; tokens: number
 
 export function plan(p: PlanInput): PlanResult {
   const items = p.items !== undefined ? p.items * (p.epochs ?? 1) : null;
-  const trainingFlops = items !== null ? items * p.flopsPerItem : null;
-  const mfu = p.observedItemsPerSec !== undefined ? (p.flopsPerItem * p.observedItemsPerSec) / (p.devices * p.peakFlops) : p.mfu;
-  const deviceHours = trainingFlops !== null ? trainingFlops / (p.peakFlops * mfu) / 3600 : null;
+  const trainingFlops = items !== null && p.flopsPerItem !== null ? items * p.flopsPerItem : null;
+  const observed = p.observedItemsPerSec;
+  const mfu =
+    observed === undefined ? p.mfu : p.flopsPerItem !== null && p.peakFlops !== null ? (p.flopsPerItem * observed) / (p.devices * p.peakFlops) : null;
+  const deviceHours = trainingFlops !== null && p.peakFlops !== null && mfu !== null ? trainingFlops / (p.peakFlops * mfu) / 3600 : null;
   return {
     unit: p.unit,
     flopsPerItem: p.flopsPerItem,

@@ -20,7 +20,8 @@
  * writer sets the header to WRITING, writes the payload, then the tag; the reader reads the
  * whole file, then the header again, and accepts only the expected tag both times.
  */
-import { closeSync, constants, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import { newToken, proofsEqual, shmGrantProof } from '../auth.js';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { BYTES_PER_ELEMENT, decodeTensor, encodeTensor, type WireDtype } from '../wire-dtype.js';
@@ -31,6 +32,8 @@ export const SHM_ROOT = '/dev/shm';
 /** Worker ids are the coordinator's own ("w12"); anything else never names a file. */
 const WORKER_ID = /^w\d{1,9}$/;
 const RESULT_SLOTS = 8;
+/** The secret behind shared-memory grants, in the private directory (see grantProof). */
+const GRANT_FILE = 'grant';
 const HEADER = 8;
 /** Header value while a slot is being written (no version or sequence number is negative). */
 const WRITING = -1;
@@ -78,7 +81,28 @@ export class ShmChannel {
   private readonly held = new Uint8Array(HEADER);
   private readonly recheck = new Uint8Array(HEADER);
 
+  /** The coordinator's grant secret (see grantProof); null on a worker's side of the channel. */
+  private grantSecret: string | null = null;
+
   constructor(readonly dir: string) {}
+
+  /**
+   * What a worker sends to be granted shared memory: the secret in the directory's grant file
+   * (readable only by a process that can read this private directory) MACed over the
+   * connection's nonce. Null when the file cannot be read: the worker then offers none.
+   */
+  static grantProof(dir: string, nonce: string): string | null {
+    try {
+      return shmGrantProof(readFileSync(join(dir, GRANT_FILE), 'utf8').trim(), nonce);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Coordinator side: does `proof` show its sender read this directory's grant file? */
+  verifiesGrant(nonce: string, proof: string): boolean {
+    return this.grantSecret !== null && proof !== '' && proofsEqual(proof, shmGrantProof(this.grantSecret, nonce));
+  }
 
   /**
    * A new private directory (mode 0700) under `root`, or why not: no such directory, or too
@@ -90,7 +114,10 @@ export class ShmChannel {
       const fs = statfsSync(root);
       const free = fs.bavail * fs.bsize;
       if (free < needBytes) return `${root} has ${(free / 1e6).toFixed(0)} MB free, the payload files need ${(needBytes / 1e6).toFixed(0)} MB`;
-      return new ShmChannel(mkdtempSync(join(root, `dptrain-${process.pid}-`)));
+      const channel = new ShmChannel(mkdtempSync(join(root, `dptrain-${process.pid}-`)));
+      channel.grantSecret = newToken();
+      writeFileSync(join(channel.dir, GRANT_FILE), channel.grantSecret, { mode: 0o600 });
+      return channel;
     } catch (e) {
       return `${root} is not usable (${(e as NodeJS.ErrnoException).code ?? String(e)})`;
     }

@@ -54,6 +54,12 @@ export interface Link {
   onFrame(handler: (frame: Uint8Array) => void): void;
   /** Called exactly once, with the reason and kind, whichever side closed or the connection dropped. */
   onClose(handler: (reason: string, kind: CloseKind) => void): void;
+  /**
+   * Lift a handshake's cap on incoming frames to the transport's full limit: called once the
+   * peer has authenticated, so that strangers can never make the receiver buffer a model-sized
+   * frame. Transports without a cap leave this out.
+   */
+  liftFrameCap?(): void;
 }
 
 export interface Listener {

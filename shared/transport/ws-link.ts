@@ -11,7 +11,26 @@ export function clipReason(reason: string): string {
   return b.length <= 123 ? reason : b.subarray(0, 120).toString() + '...';
 }
 
-export function wrapSocket(ws: WebSocket, remote: string): Link {
+/**
+ * ws (8.23, pinned) reads its frame limit from the receiver's `_maxPayload` on every frame
+ * header, so a limit set there applies from the next frame. test/transport/ws.test.ts checks
+ * the field is still where this expects it.
+ */
+interface ReceiverLimit {
+  _receiver?: { _maxPayload?: number };
+}
+
+/** Set the largest frame `ws` accepts from here on; false if ws no longer has the field. */
+export function setFrameLimit(ws: WebSocket, bytes: number): boolean {
+  const r = (ws as unknown as ReceiverLimit)._receiver;
+  if (!r || typeof r._maxPayload !== 'number') return false;
+  r._maxPayload = bytes;
+  return true;
+}
+
+/** `frameCap`: a smaller limit until liftFrameCap() restores `maxPayload` (the server's own). */
+export function wrapSocket(ws: WebSocket, remote: string, caps?: { frameCap: number; maxPayload: number }): Link {
+  if (caps) setFrameLimit(ws, caps.frameCap);
   let closed = false;
   const closeHandlers: Array<(r: string, k: CloseKind) => void> = [];
   const finish = (reason: string, kind: CloseKind) => {
@@ -49,6 +68,7 @@ export function wrapSocket(ws: WebSocket, remote: string): Link {
     onClose(handler) {
       closeHandlers.push(handler);
     },
+    ...(caps ? { liftFrameCap: () => void setFrameLimit(ws, caps.maxPayload) } : {}),
   };
   ws.on('message', (data, isBinary) => {
     if (closed) return;

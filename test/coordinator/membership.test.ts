@@ -2,7 +2,11 @@
  * Membership over the in-process transport: the handshake, and every refusal carried as a
  * close kind (the worker branches on it; the text is for logs).
  */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
+import { ShmChannel } from '../../shared/transport/shm.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Membership, type MembershipOptions } from '../../coordinator/membership.js';
 import { jobOf, parseConfig } from '../../shared/config.js';
@@ -10,6 +14,7 @@ import { encodeFrame } from '../../shared/codec.js';
 import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
 import type { CloseKind, Link, Listener } from '../../shared/transport/transport.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
+import { fingerprint, loadDataset } from '../../shared/datasets/index.js';
 
 const cfg = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' } });
 const TOTAL = 2 * 4 + 4 + 4 + 1;
@@ -117,5 +122,47 @@ describe('Membership deadlines and limits', () => {
     await from('10.0.0.2:40001'); // another address: let in
     await new Promise((r) => setImmediate(r));
     expect([...m.workers.values()].map((w) => w.remote)).toEqual(['10.0.0.1:40001', '10.0.0.1:40002', '10.0.0.2:40001']);
+  });
+});
+
+describe("the job's dataset", () => {
+  it('set by the coordinator: a worker with other data is refused even when it comes first, and the right one joins', async () => {
+    const ds = loadDataset(cfg.data, cfg.seed);
+    const m = membership({ fingerprint: fingerprint(ds) });
+    const wrong = await fakeWorker(net.dial, TOTAL, { token: TOKEN, fingerprint: 'xor:4+0:2->1:00000000' });
+    expect(await wrong.closedKind).toBe('datasetDiffers');
+    const ready = readyOnce(m);
+    await fakeWorker(net.dial, TOTAL, { token: TOKEN });
+    await ready;
+    expect(m.data?.fingerprint).toBe(fingerprint(ds));
+  });
+
+  it('without it, the first ready worker sets it (the fallback when the coordinator cannot load the data)', async () => {
+    const m = membership();
+    const ready = readyOnce(m);
+    await fakeWorker(net.dial, TOTAL, { token: TOKEN, fingerprint: 'xor:4+0:2->1:00000000' });
+    await ready;
+    expect(m.data?.fingerprint).toBe('xor:4+0:2->1:00000000');
+  });
+});
+
+describe('shared memory is granted on proof, not on the worker\'s word', () => {
+  it('only a hello that proves it read the private directory\'s grant file gets it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'dptrain-shm-test-'));
+    const channel = ShmChannel.create(1 << 20, root);
+    if (typeof channel === 'string') throw new Error(channel);
+    try {
+      membership({ shm: channel });
+      const claims = await fakeWorker(net.dial, TOTAL, { token: TOKEN, shm: () => 'I can read it, honestly' });
+      expect(await claims.granted).toBe(false);
+      const replays = await fakeWorker(net.dial, TOTAL, { token: TOKEN, shm: () => ShmChannel.grantProof(channel.dir, 'another connection\'s nonce')! });
+      expect(await replays.granted).toBe(false);
+      const reads = await fakeWorker(net.dial, TOTAL, { token: TOKEN, shm: (nonce) => ShmChannel.grantProof(channel.dir, nonce)! });
+      expect(await reads.granted).toBe(true);
+      expect(statSync(join(channel.dir, 'grant')).mode & 0o777).toBe(0o600);
+    } finally {
+      channel.remove();
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -108,7 +108,7 @@ async function train(fuzz: boolean): Promise<{ params: Float32Array; summary: Ru
         const h = header as { t: string; jobId: string; nonce: string };
         if (h.t !== 'challenge' || kind < 2) return;
         const proof = kind === 2 ? workerProof('wrong-token-wrong-token-wrong', h.jobId, h.nonce, 'c') : workerProof(TOKEN, h.jobId, h.nonce, 'c');
-        const hello = encodeFrame({ t: 'hello', protocol: PROTOCOL_VERSION, name: 'fuzz', host: 'fuzz', pid: 0, jobId: '', cnonce: 'c', proof, shm: false });
+        const hello = encodeFrame({ t: 'hello', protocol: PROTOCOL_VERSION, name: 'fuzz', host: 'fuzz', pid: 0, jobId: '', cnonce: 'c', proof, shm: '' });
         ws.send(hello);
         frames++;
         if (kind === 3) sendAll(1 + rng.int(30));

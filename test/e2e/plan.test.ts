@@ -36,7 +36,7 @@ describe('dptrain plan', () => {
 
   it('MFU from an observed throughput (PaLM 540B at 6·N per token: 45.7%, PaLM App. B)', () => {
     const { result, text } = planCommand({ ...base, params: 540e9, observedTokensPerSec: 238.3e3, devices: 6144, peak: 275e12 });
-    expect((result.mfu * 100).toFixed(1)).toBe('45.7');
+    expect((result.mfu! * 100).toFixed(1)).toBe('45.7');
     expect(text).toMatch(/MFU\s+45\.7% \(from the observed throughput\)/);
   });
 
@@ -61,9 +61,42 @@ describe('dptrain plan', () => {
     expect(text).toMatch(/MFU\s+12\.3% \(measured in/);
   });
 
+  it('without hardware: training FLOPs and PF-days, the rest null and named in the table', async () => {
+    const r = await runCli(['plan', '--params', '1.3e9', '--tokens', '26e9', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.trainingFlops).toBe(6 * 1.3e9 * 26e9);
+    expect(j.pfDays).toBeCloseTo((6 * 1.3e9 * 26e9) / 8.64e19, 6);
+    expect(j.peakFlops).toBeNull();
+    expect(j.deviceHours).toBeNull();
+    expect(j.wallSeconds).toBeNull();
+    const { text } = planCommand({ ...base, params: 1.3e9, tokens: 26e9 });
+    expect(text).toMatch(/hardware\s+none given \(--device NAME .* or --peak FLOPS\)/);
+    expect(text).toMatch(/device-hours\s+needs the hardware/);
+  });
+
+  it('a budget alone: the compute-optimal split, with no model', async () => {
+    const r = await runCli(['plan', '--budget', '1e21', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.optimal.params).toBeCloseTo(Math.sqrt(1e21 / 120), 0);
+    expect(j.optimal.tokens).toBeCloseTo(20 * Math.sqrt(1e21 / 120), -1);
+    expect(j.flopsPerItem).toBeNull();
+    expect(j.trainingFlops).toBeNull();
+    const { text } = planCommand({ ...base, budget: 1e21 });
+    expect(text).toMatch(/model\s+none given/);
+    expect(text).toMatch(/compute-optimal\s+2\.89 G parameters on 57\.7 G tokens/);
+  });
+
+  it('MFU from an observed throughput needs the hardware, and says so', () => {
+    const { result, text } = planCommand({ ...base, params: 1e9, observedTokensPerSec: 1e4 });
+    expect(result.mfu).toBeNull();
+    expect(text).toMatch(/MFU\s+needs the model and the hardware/);
+  });
+
   it('mistakes name what to give', async () => {
-    expect(expectCode(() => planCommand({ ...base, tokens: 1e9, peak: 1e12 }), 'CONFIG_INVALID')).toMatch(/give the model one way/);
-    expect(expectCode(() => planCommand({ ...base, params: 1e9, tokens: 1e9 }), 'CONFIG_INVALID')).toMatch(/--device NAME .* or --peak FLOPS/);
+    expect(expectCode(() => planCommand({ ...base, tokens: 1e9, peak: 1e12 }), 'CONFIG_INVALID')).toMatch(/give a model \(--params N, .*\) or a --budget/);
+    expect(expectCode(() => planCommand({ ...base, params: 1e9, model: 'job.json' }), 'CONFIG_INVALID')).toMatch(/give the model one way/);
     expect(expectCode(() => planCommand({ ...base, layers: 2, dModel: 8, tokens: 1 }), 'CONFIG_INVALID')).toMatch(/needs all of/);
     const r = await runCli(['plan', '--params', '1e9', '--device', 'a100', '--mfu', '7']);
     expect(r.code).toBe(2);

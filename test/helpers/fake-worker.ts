@@ -17,6 +17,8 @@ export interface FakeWorker {
   closed: Promise<string>;
   /** The kind of that close. */
   closedKind: Promise<CloseKind>;
+  /** Whether the welcome granted shared memory. */
+  granted: Promise<boolean>;
 }
 
 export interface FakeOptions {
@@ -24,6 +26,8 @@ export interface FakeOptions {
   name?: string;
   /** Send ready after the welcome (default true). */
   ready?: boolean;
+  /** The hello's shared-memory proof for the challenge's nonce (default: none offered). */
+  shm?: (nonce: string) => string;
   /** Announce this dataset fingerprint instead of the job's own. */
   fingerprint?: string;
   /** Called for every message after the handshake (work, evaluate, params, bye). */
@@ -34,14 +38,17 @@ export interface FakeOptions {
 export async function fakeWorker(target: string | Dial, totalParams: number, o: FakeOptions = {}): Promise<FakeWorker> {
   const link = typeof target === 'string' ? await dialWs(target, 1 << 26) : await target();
   const closing = new Promise<[string, CloseKind]>((resolve) => link.onClose((r, k) => resolve([r, k])));
-  const w: FakeWorker = { link, send: (m, p = null) => link.send(encodeFrame(m, p)), closed: closing.then(([r]) => r), closedKind: closing.then(([, k]) => k) };
+  let grant: (g: boolean) => void = () => {};
+  const granted = new Promise<boolean>((r) => (grant = r));
+  const w: FakeWorker = { link, send: (m, p = null) => link.send(encodeFrame(m, p)), closed: closing.then(([r]) => r), closedKind: closing.then(([, k]) => k), granted };
   link.onFrame((bytes) => {
     const { msg } = readFromCoordinator(bytes, { totalParams });
     if (msg.t === 'challenge') {
       const cnonce = 'test-cnonce';
       const proof = o.token ? workerProof(o.token, msg.jobId, msg.nonce, cnonce) : '';
-      w.send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name ?? 'fake', host: 'test', pid: 1, jobId: '', cnonce, proof, shm: false });
+      w.send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name ?? 'fake', host: 'test', pid: 1, jobId: '', cnonce, proof, shm: o.shm?.(msg.nonce) ?? '' });
     } else if (msg.t === 'welcome') {
+      grant(msg.shm);
       if (o.ready === false) return;
       const cfg = parseConfig(msg.job);
       const ds = loadDataset(cfg.data, cfg.seed);

@@ -52,7 +52,7 @@ describe('ShmChannel', () => {
     const c = channel();
     for (let v = 0; v < 7; v++) c.writeParams(v % 2, v, values, 'float32');
     for (let s = 1; s <= 9; s++) c.writeResult('w1', s, values.map((x) => x + s), 'float32');
-    expect(readdirSync(c.dir).sort()).toEqual(['params-0.bin', 'params-1.bin', ...Array.from({ length: 8 }, (_, k) => `result-w1-${k}.bin`)]);
+    expect(readdirSync(c.dir).sort()).toEqual(['grant', 'params-0.bin', 'params-1.bin', ...Array.from({ length: 8 }, (_, k) => `result-w1-${k}.bin`)]);
     expect(c.readResult('w1', 9, values.length, 'float32')[0]).toBe(values[0] + 9);
     expect(c.readParams(0, 6, values.length, 'float32')[5]).toBe(values[5]);
     // Result 1 shares a slot with result 9, which replaced it.
@@ -64,7 +64,7 @@ describe('ShmChannel', () => {
     closeSync(fd);
     expect(expectCode(() => c.readResult('w1', 9, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(/holds #-1, expected #9/);
     c.removeResults('w1');
-    expect(readdirSync(c.dir).sort()).toEqual(['params-0.bin', 'params-1.bin']);
+    expect(readdirSync(c.dir).sort()).toEqual(['grant', 'params-0.bin', 'params-1.bin']);
     expect(expectCode(() => c.readParams(1, 3, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(/params-1\.bin holds #5, expected #3/);
   });
 

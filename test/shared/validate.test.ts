@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeFrame } from '../../shared/codec.js';
+import { decodeFrame, encodeFrame } from '../../shared/codec.js';
 import { DEFAULT_CONFIG, jobOf } from '../../shared/config.js';
 import { DptrainError } from '../../shared/errors.js';
 import type { Message } from '../../shared/protocol.js';
@@ -9,7 +9,7 @@ const CTX: ValidateContext = { totalParams: 5 };
 const params5 = () => new Float32Array([0.5, -1, 2, 0, 3]);
 
 const TO_COORD: Array<[Message, Float32Array | null]> = [
-  [{ t: 'hello', protocol: 1, name: 'w0', host: 'box', pid: 4242, jobId: '', cnonce: 'c', proof: 'p', shm: false }, null],
+  [{ t: 'hello', protocol: 1, name: 'w0', host: 'box', pid: 4242, jobId: '', cnonce: 'c', proof: 'p', shm: '' }, null],
   [{ t: 'ready', fingerprint: 'mnist:8500+1500:784->10:deadbeef', backend: 'cpu', backendReason: 'asked for cpu', peakFlops: 0, attainableFlops: 2.5e9 }, null],
   [{ t: 'result', step: 3, micro: 0, shard: 1, lossSum: 12.5, count: 64, computeMs: 3.25, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, params5()],
   [{ t: 'evalResult', round: 2, shard: 0, lossSum: -0.5, correct: 60, count: 64, computeMs: 1 }, null],
@@ -144,7 +144,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
 
   it('a payload on a message that must not carry one', () => {
     rejects(() => readFromCoordinator(encodeFrame({ t: 'bye', reason: 'x' }, params5()), CTX), 'bye must not carry');
-    rejects(() => readFromWorker(encodeFrame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: false }, params5()), CTX), 'hello');
+    rejects(() => readFromWorker(encodeFrame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: '' }, params5()), CTX), 'hello');
   });
 
   it('a result before the model is known (totalParams null)', () => {
@@ -175,12 +175,24 @@ describe('what a peer sends cannot forge or flood log lines', () => {
     const key = `x\n12:00:00 INFO  [coordinator] worker ready ${'y'.repeat(100)}`;
     let message = '';
     try {
-      readFromWorker(frame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: false, [key]: 1 }), CTX);
+      readFromWorker(frame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: '', [key]: 1 }), CTX);
     } catch (e) {
       message = (e as DptrainError).message;
     }
     expect(message).not.toContain('\n');
     expect(message).toContain(`hello.${JSON.stringify(`${key.slice(0, 40)}…`)} is not a field of hello`);
     expect(message.length).toBeLessThan(120);
+  });
+});
+
+describe('payload sizes are checked from the frame, before any widening', () => {
+  it('a float16 payload longer than the model is refused with its length, not widened first', () => {
+    const n = 1 << 20; // 2 MB as float16; widening would allocate 4 MB
+    const big = encodeFrame({ t: 'result', step: 0, micro: 0, shard: 0, lossSum: 0, count: 1, computeMs: 0, decodeMs: 0, encodeMs: 0, busyMs: 0, shm: 0 }, new Float32Array(n), 'float16');
+    rejects(() => readFromWorker(big, { totalParams: 5, wireDtype: 'float16' }), `result payload has ${n} floats, the model has 5`);
+    // The refusal comes from the decoder, which has only the frame's length then: without a
+    // limit the same frame decodes (widened to float32).
+    rejects(() => decodeFrame(big, 5), `result payload has ${n} floats, the model has 5`);
+    expect(decodeFrame(big).payload?.length).toBe(n);
   });
 });

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { connect, type Socket } from 'node:net';
-import { CLOSE_GRACE_MS, listenWs } from '../../coordinator/ws-listener.js';
+import { CLOSE_GRACE_MS, HANDSHAKE_MAX_FRAME, listenWs } from '../../coordinator/ws-listener.js';
 import { isDptrainError } from '../../shared/errors.js';
 import { dialWs } from '../../worker/ws-dialer.js';
+import { setFrameLimit } from '../../shared/transport/ws-link.js';
+import type { Link } from '../../shared/transport/transport.js';
 import { transportConformance } from './conformance.js';
 
 const MAX = 64 << 20;
@@ -11,7 +13,8 @@ const MAX = 64 << 20;
 transportConformance({
   name: 'websocket',
   open: async () => {
-    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    // The contract's own frame sizes: no handshake cap (that is a separate test below).
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX, handshakeMaxFrame: 0 });
     return { listener, dial: () => dialWs(listener.address, MAX) };
   },
 });
@@ -91,6 +94,36 @@ describe('websocket transport specifics', () => {
     expect(refused).toBe(true); // nothing accepted any more
     for (const s of socks) s.destroy();
     stuck.terminate();
+  });
+
+  it('before liftFrameCap a frame over the handshake cap closes the link; after it, model-sized frames pass', async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    const links: Link[] = [];
+    listener.onLink((l) => links.push(l));
+    const stranger = await dialWs(listener.address, MAX);
+    const member = await dialWs(listener.address, MAX);
+    await new Promise((r) => setTimeout(r, 50));
+    const [strangerSide, memberSide] = links;
+    const strangerClosed = new Promise<string>((r) => strangerSide.onClose(r));
+    strangerSide.onFrame(() => {});
+    stranger.send(new Uint8Array(HANDSHAKE_MAX_FRAME + 1));
+    expect(await strangerClosed).toMatch(/max|payload|1009/i);
+    memberSide.liftFrameCap!();
+    const got = new Promise<number>((r) => memberSide.onFrame((f) => r(f.length)));
+    member.send(new Uint8Array(4 << 20));
+    expect(await got).toBe(4 << 20);
+    await listener.close();
+  });
+
+  it("ws still keeps its frame limit where setFrameLimit expects it (ws's receiver internals)", async () => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
+    listener.onLink(() => {});
+    const ws = new WebSocket(listener.address);
+    await new Promise((r) => ws.once('open', r));
+    expect(setFrameLimit(ws, 1234)).toBe(true);
+    expect((ws as unknown as { _receiver: { _maxPayload: number } })._receiver._maxPayload).toBe(1234);
+    ws.terminate();
+    await listener.close();
   });
 
   it('an unknown close code is a lost connection', async () => {
