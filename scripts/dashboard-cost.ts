@@ -23,7 +23,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
-import { median, TIMELINE_KEYS, type RunSummary } from '../coordinator/summary.js';
+import { TIMELINE_KEYS, type RunSummary } from '../coordinator/summary.js';
+import { median } from '../shared/stats.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const CONDITIONS = ['none', 'stream', 'browser'] as const;
