@@ -9,7 +9,7 @@ import { encodeFrame } from '../shared/codec.js';
 import type { JobConfig } from '../shared/config.js';
 import { describeError, DptrainError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { PROTOCOL_VERSION, type EvalResult, type ShardResult, type ToWorker } from '../shared/protocol.js';
+import { PROTOCOL_VERSION, type EvalResult, type Hello, type Ready, type ShardResult, type ToCoordinator, type ToWorker } from '../shared/protocol.js';
 import type { CloseKind, Link, Listener } from '../shared/transport/transport.js';
 import { readFromWorker } from '../shared/validate.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
@@ -94,6 +94,15 @@ export interface MembershipOptions {
    */
   fingerprint?: string | null;
 }
+
+/** The states in which each message from a worker is accepted; anything else drops it as invalid. */
+const ACCEPTS: Record<ToCoordinator['t'], readonly WorkerState[]> = {
+  hello: ['hello'],
+  ready: ['loading'],
+  result: ['ready'],
+  evalResult: ['ready'],
+  fault: ['loading', 'ready'],
+};
 
 export const AUTH_TIMEOUT_MS = 10_000;
 /** Loading a large dataset, checking kernels and calibrating can take minutes; waiting forever cannot. */
@@ -232,90 +241,93 @@ export class Membership extends EventEmitter<MembershipEvents> {
     try {
       frame = readFromWorker(bytes, { totalParams: this.o.totalParams, wireDtype: this.o.job.wireDtype });
     } catch (e) {
-      this.drop(w, 'invalid', `invalid message: ${describeError(e)}`);
-      return;
+      return this.drop(w, 'invalid', `invalid message: ${describeError(e)}`);
     }
     const { msg, payload } = frame;
+    if (!ACCEPTS[msg.t].includes(w.state)) return this.drop(w, 'invalid', `invalid: ${msg.t} while ${w.state}`);
     switch (msg.t) {
-      case 'hello': {
-        if (w.state !== 'hello') return this.drop(w, 'invalid', 'invalid: a second hello');
-        if (msg.protocol !== PROTOCOL_VERSION) {
-          return this.drop(w, 'protocolMismatch', `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`);
-        }
-        if (msg.jobId !== '' && msg.jobId !== this.o.jobId) {
-          return this.drop(w, 'wrongJob', `wrong job: this coordinator runs ${this.o.jobId}, the worker was started for ${msg.jobId}`);
-        }
-        const token = this.o.token;
-        if (token !== null && !proofsEqual(msg.proof, workerProof(token, this.o.jobId, w.nonce, msg.cnonce))) {
-          return this.drop(w, 'authFailed', 'authentication failed: the job token does not match the coordinator\'s');
-        }
-        // Only authenticated workers count toward maxWorkers: strangers cannot fill the job.
-        const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
-        if (members >= this.o.maxWorkers) return this.drop(w, 'jobFull', `job is full (maxWorkers ${this.o.maxWorkers}); try again later`);
-        // Shared memory only for a worker that proves it can read our private directory (a
-        // local worker of `dptrain train`, which was handed it): never on its word alone.
-        const shm = Boolean(this.o.shm?.usable) && this.o.shm!.verifiesGrant(w.nonce, msg.shm);
-        Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', shm });
-        w.link.liftFrameCap?.(); // from now on it may send results as large as the model
-        // A member that never becomes ready would hold a place toward maxWorkers for good.
-        const readyMs = this.o.readyTimeoutMs ?? READY_TIMEOUT_MS;
-        const readyTimer = setTimeout(() => {
-          if (w.state === 'loading') this.drop(w, 'timeout', `no ready within ${readyMs / 1000} s of the welcome; reconnect when the job is loaded`);
-        }, readyMs);
-        readyTimer.unref();
-        w.link.onClose(() => clearTimeout(readyTimer));
-        const proof = token === null ? '' : coordinatorProof(token, this.o.jobId, msg.cnonce, w.nonce);
-        this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job, proof, shm });
-        this.o.log.info({ worker: w.id, workerName: w.name, host: w.host, remote: w.remote, authenticated: token !== null }, 'worker connected');
-        return;
-      }
-      case 'ready': {
-        if (w.state !== 'loading') return this.drop(w, 'invalid', 'invalid: ready before welcome');
-        const shape = parseFingerprint(msg.fingerprint);
-        if (!shape) return this.drop(w, 'invalid', `invalid: dataset fingerprint ${msg.fingerprint}`);
-        if (this.data && this.data.fingerprint !== shape.fingerprint) {
-          return this.drop(w, 'datasetDiffers', `dataset differs from the job's (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
-        }
-        this.data ??= shape;
-        w.backend = msg.backend;
-        w.peakFlops = msg.peakFlops;
-        w.attainableFlops = msg.attainableFlops;
-        w.state = 'ready';
-        this.o.log.info({ worker: w.id, host: w.host, backend: msg.backend, attainableGflops: +(msg.attainableFlops / 1e9).toFixed(2), declaredPeakFlops: msg.peakFlops || undefined }, 'worker ready');
-        this.o.log.debug({ worker: w.id, backend: msg.backend, why: msg.backendReason }, 'worker backend choice'); // in log.jsonl
-        this.emit('ready', w);
-        return;
-      }
-      case 'result': {
-        if (w.state !== 'ready') return this.drop(w, 'invalid', 'invalid: result before ready');
-        w.answers++;
-        let grads = payload as Float32Array;
-        if (msg.shm > 0) {
-          if (!w.shm || !this.o.shm) return this.drop(w, 'invalid', `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);
-          try {
-            grads = this.o.shm.readResult(w.id, msg.shm, this.o.totalParams, this.o.job.wireDtype, this.o.landing ?? undefined);
-          } catch (e) {
-            // The directory went away, or a slot was overwritten: stop using shared memory for
-            // everyone, and let this worker reconnect (the reason is not a refusal); its shard
-            // goes to another worker meanwhile.
-            this.o.shm.disable(describeError(e));
-            this.o.log.warn({ worker: w.id, error: describeError(e) }, 'shared memory failed; payloads go through the socket from now on');
-            return this.drop(w, 'reconnect', 'shared memory unreadable; reconnect to continue over the socket');
-          }
-        }
-        this.emit('result', w, msg, grads);
-        return;
-      }
+      case 'hello':
+        return this.onHello(w, msg);
+      case 'ready':
+        return this.onReady(w, msg);
+      case 'result':
+        return this.onResult(w, msg, payload);
       case 'evalResult':
-        if (w.state !== 'ready') return this.drop(w, 'invalid', 'invalid: evalResult before ready');
         w.answers++;
-        this.emit('evalResult', w, msg);
-        return;
+        return void this.emit('evalResult', w, msg);
       case 'fault':
-        if (w.state === 'hello') return this.drop(w, 'invalid', 'invalid: fault before hello');
         this.o.log.error({ worker: w.id, host: w.host, fault: msg.message }, 'worker cannot continue');
         return this.drop(w, 'workerFault', `worker fault: ${msg.message}`, 'info');
     }
+  }
+
+  /** Authenticate, check the place and the protocol, and welcome it with the job. */
+  private onHello(w: WorkerSession, msg: Hello): void {
+    if (msg.protocol !== PROTOCOL_VERSION) {
+      return this.drop(w, 'protocolMismatch', `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`);
+    }
+    if (msg.jobId !== '' && msg.jobId !== this.o.jobId) {
+      return this.drop(w, 'wrongJob', `wrong job: this coordinator runs ${this.o.jobId}, the worker was started for ${msg.jobId}`);
+    }
+    const token = this.o.token;
+    if (token !== null && !proofsEqual(msg.proof, workerProof(token, this.o.jobId, w.nonce, msg.cnonce))) {
+      return this.drop(w, 'authFailed', "authentication failed: the job token does not match the coordinator's");
+    }
+    // Only authenticated workers count toward maxWorkers: strangers cannot fill the job.
+    const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
+    if (members >= this.o.maxWorkers) return this.drop(w, 'jobFull', `job is full (maxWorkers ${this.o.maxWorkers}); try again later`);
+    // Shared memory only for a worker that proves it can read our private directory (a
+    // local worker of `dptrain train`, which was handed it): never on its word alone.
+    const shm = Boolean(this.o.shm?.usable) && this.o.shm!.verifiesGrant(w.nonce, msg.shm);
+    Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', shm });
+    w.link.liftFrameCap?.(); // from now on it may send results as large as the model
+    // A member that never becomes ready would hold a place toward maxWorkers for good.
+    const readyMs = this.o.readyTimeoutMs ?? READY_TIMEOUT_MS;
+    const readyTimer = setTimeout(() => {
+      if (w.state === 'loading') this.drop(w, 'timeout', `no ready within ${readyMs / 1000} s of the welcome; reconnect when the job is loaded`);
+    }, readyMs);
+    readyTimer.unref();
+    w.link.onClose(() => clearTimeout(readyTimer));
+    const proof = token === null ? '' : coordinatorProof(token, this.o.jobId, msg.cnonce, w.nonce);
+    this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job, proof, shm });
+    this.o.log.info({ worker: w.id, workerName: w.name, host: w.host, remote: w.remote, authenticated: token !== null }, 'worker connected');
+  }
+
+  /** The job is loaded there: check its data is the job's, and let it take shards. */
+  private onReady(w: WorkerSession, msg: Ready): void {
+    const shape = parseFingerprint(msg.fingerprint);
+    if (!shape) return this.drop(w, 'invalid', `invalid: dataset fingerprint ${msg.fingerprint}`);
+    if (this.data && this.data.fingerprint !== shape.fingerprint) {
+      return this.drop(w, 'datasetDiffers', `dataset differs from the job's (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
+    }
+    this.data ??= shape;
+    w.backend = msg.backend;
+    w.peakFlops = msg.peakFlops;
+    w.attainableFlops = msg.attainableFlops;
+    w.state = 'ready';
+    this.o.log.info({ worker: w.id, host: w.host, backend: msg.backend, attainableGflops: +(msg.attainableFlops / 1e9).toFixed(2), declaredPeakFlops: msg.peakFlops || undefined }, 'worker ready');
+    this.o.log.debug({ worker: w.id, backend: msg.backend, why: msg.backendReason }, 'worker backend choice'); // in log.jsonl
+    this.emit('ready', w);
+  }
+
+  /** A shard's gradient sums, from the frame or from this worker's shared-memory slot. */
+  private onResult(w: WorkerSession, msg: ShardResult, payload: Float32Array | null): void {
+    w.answers++;
+    let grads = payload as Float32Array;
+    if (msg.shm > 0) {
+      if (!w.shm || !this.o.shm) return this.drop(w, 'invalid', 'invalid message: result.shm is set, but this worker was not granted shared memory');
+      try {
+        grads = this.o.shm.readResult(w.id, msg.shm, this.o.totalParams, this.o.job.wireDtype, this.o.landing ?? undefined);
+      } catch (e) {
+        // The directory went away, or a slot was overwritten: stop using shared memory for
+        // everyone, and let this worker reconnect (the reason is not a refusal); its shard
+        // goes to another worker meanwhile.
+        this.o.shm.disable(describeError(e));
+        this.o.log.warn({ worker: w.id, error: describeError(e) }, 'shared memory failed; payloads go through the socket from now on');
+        return this.drop(w, 'reconnect', 'shared memory unreadable; reconnect to continue over the socket');
+      }
+    }
+    this.emit('result', w, msg, grads);
   }
 
   /** Say goodbye to everyone (end of run). */

@@ -52,7 +52,11 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
   // Node enforces headersTimeout on a sweep every connectionsCheckingInterval (default 30 s).
   const timeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   const http = { connectionsCheckingInterval: Math.min(1000, timeout) };
-  const server = opts.tls ? createHttpsServer({ ...http, cert: opts.tls.cert, key: opts.tls.key }, onRequest) : createServer(http, onRequest);
+  // Over TLS the header deadline starts only once the handshake is done; Node's own handshake
+  // deadline is 120 s, so a client that never finishes its handshake gets the same limit.
+  const server = opts.tls
+    ? createHttpsServer({ ...http, cert: opts.tls.cert, key: opts.tls.key, handshakeTimeout: timeout }, onRequest)
+    : createServer(http, onRequest);
   server.headersTimeout = timeout;
   server.requestTimeout = timeout;
   const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: opts.maxPayload, clientTracking: true });

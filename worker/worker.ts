@@ -1,17 +1,19 @@
 /**
- * A worker: connect, say hello, receive the job, load the dataset, check the model against
- * the backend, then answer params / work / evaluate messages until the coordinator says bye.
- * It holds nothing that the next message cannot rebuild.
+ * A worker's session with one coordinator: answer the challenge, receive the job, load the
+ * dataset, check the model against the backend, then answer params / work / evaluate messages
+ * until the coordinator says bye. One explicit state and one handler per message; a message the
+ * state does not expect ends the session with a coded close. It holds nothing that the next
+ * message cannot rebuild.
  */
 import { hostname } from 'node:os';
 import { encodeFrame } from '../shared/codec.js';
 import { parseConfig } from '../shared/config.js';
 import { datasetShape, fingerprint, loadDataset } from '../shared/datasets/index.js';
 import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/auth.js';
-import { describeError, DptrainError, fail, type ErrorCode } from '../shared/errors.js';
+import { describeError, DptrainError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { layoutModel } from '../shared/model-spec.js';
-import { PROTOCOL_VERSION, type ShardResult, type ToCoordinator, type Welcome } from '../shared/protocol.js';
+import { PROTOCOL_VERSION, type Challenge, type Evaluate, type Params, type ShardResult, type ToCoordinator, type ToWorker, type Welcome, type Work } from '../shared/protocol.js';
 import { ShmChannel } from '../shared/transport/shm.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
 import type { WireDtype } from '../shared/wire-dtype.js';
@@ -66,29 +68,140 @@ const CLOSE_OF: Partial<Record<ErrorCode, CloseKind>> = {
   WRONG_JOB: 'wrongJob',
 };
 
-export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
-  const { link, log } = o;
-  const send = (msg: ToCoordinator, payload: Float32Array | null = null) => link.send(encodeFrame(msg, payload));
-  let trainer: Trainer | null = null;
-  let totalParams: number | null = null;
-  let wireDtype: WireDtype | null = null;
-  let finished = false;
-  let failure: { code: ErrorCode; why: string } | null = null;
-  const cnonce = newNonce();
-  let nonce = '';
-  /** Set when the coordinator agrees to pass payloads through its shared-memory directory. */
-  let shm: ShmChannel | null = null;
-  /** Results go through shared memory (until a write fails; parameters may still come that way). */
-  let shmResults = false;
-  let shmFailed = false;
-  let closed = false;
-  let workerId = '';
-  let resultSeq = 0;
-  const shmChannel = (): ShmChannel => shm ?? fail('MESSAGE_INVALID', 'a shared-memory payload, but shared memory was not agreed in welcome');
-  /** This worker's own view of where its time goes, reported with each result. */
-  const timing = { decodeMs: 0, lastEncodeMs: 0 };
+/**
+ * challenged: waiting for the coordinator's challenge; helloSent: waiting for the welcome;
+ * loading: loading the job (frames wait in the queue); serving: answering params, work and
+ * evaluate; closed: nothing more is handled.
+ */
+type SessionState = 'challenged' | 'helloSent' | 'loading' | 'serving' | 'closed';
 
-  const start = async (w: Welcome) => {
+/** The states each message is accepted in. */
+const ACCEPTS: Record<ToWorker['t'], readonly SessionState[]> = {
+  challenge: ['challenged'],
+  welcome: ['helloSent'],
+  params: ['serving'],
+  work: ['serving'],
+  evaluate: ['serving'],
+  bye: ['challenged', 'helloSent', 'loading', 'serving'],
+};
+
+/** What serving needs, set once the job is loaded. */
+interface Job {
+  trainer: Trainer;
+  totalParams: number;
+  wireDtype: WireDtype;
+}
+
+class WorkerSession {
+  private state: SessionState = 'challenged';
+  private job: Job | null = null;
+  private readonly cnonce = newNonce();
+  private nonce = '';
+  private workerId = '';
+  /** The coordinator's shared-memory directory, when it agreed to pass payloads through it. */
+  private shm: ShmChannel | null = null;
+  /** Results go through shared memory (until a write fails; parameters may still come that way). */
+  private shmResults = false;
+  private shmFailed = false;
+  private resultSeq = 0;
+  private finished = false;
+  private failure: { code: ErrorCode; why: string } | null = null;
+  /** This worker's own view of where its time goes, reported with each result. */
+  private readonly timing = { decodeMs: 0, lastEncodeMs: 0 };
+  /** Frames are handled one at a time, in arrival order (see run). */
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: WorkerOptions) {}
+
+  run(): Promise<WorkerOutcome> {
+    const { link } = this.o;
+    return new Promise<WorkerOutcome>((resolve) => {
+      link.onClose((reason, kind) => {
+        this.state = 'closed'; // frames still queued are not computed: nobody would take their results
+        this.job?.trainer.dispose();
+        resolve({ finished: this.finished, fatal: this.failure?.code ?? REFUSALS[kind] ?? null, reason: this.failure?.why ?? reason, shmFailed: this.shmFailed });
+      });
+      // Computing a shard is async (GPU reads are), and a params frame must not replace the
+      // weights under a shard still being computed: so one frame at a time.
+      link.onFrame((bytes) => {
+        const arrived = performance.now();
+        this.queue = this.queue.then(() => this.handle(bytes, arrived));
+      });
+    });
+  }
+
+  private send(msg: ToCoordinator, payload: Float32Array | null = null): void {
+    this.o.link.send(encodeFrame(msg, payload));
+  }
+
+  /** End the session on our side: tell the coordinator why, and close with a kind that says so. */
+  private giveUp(why: string, code: ErrorCode = 'RUN_FAILED'): void {
+    this.failure = { code, why };
+    this.o.log.error({ reason: why }, 'worker cannot continue');
+    this.send({ t: 'fault', message: why });
+    this.o.link.close(why, CLOSE_OF[code] ?? 'workerFault');
+  }
+
+  private async handle(bytes: Uint8Array, arrived: number): Promise<void> {
+    if (this.failure || this.state === 'closed') return;
+    const t0 = performance.now();
+    let frame;
+    try {
+      frame = readFromCoordinator(bytes, { totalParams: this.job?.totalParams ?? null, wireDtype: this.job?.wireDtype ?? null });
+    } catch (e) {
+      return this.giveUp(`invalid message from coordinator: ${describeError(e)}`);
+    }
+    const { msg, payload } = frame;
+    if (!ACCEPTS[msg.t].includes(this.state)) return this.giveUp(`invalid: ${msg.t} while ${this.state}`);
+    try {
+      switch (msg.t) {
+        case 'challenge':
+          return this.onChallenge(msg);
+        case 'welcome':
+          return await this.onWelcome(msg);
+        case 'params':
+          return this.onParams(msg, payload, t0);
+        case 'work':
+          return await this.onWork(msg, t0, arrived);
+        case 'evaluate':
+          return await this.onEvaluate(msg, t0);
+        case 'bye':
+          return this.onBye(msg.reason);
+      }
+    } catch (e) {
+      this.giveUp(describeError(e));
+    }
+  }
+
+  private onChallenge(msg: Challenge): void {
+    const o = this.o;
+    if (msg.protocol !== PROTOCOL_VERSION) {
+      return this.giveUp(`protocol mismatch: the coordinator speaks v${msg.protocol}, this worker v${PROTOCOL_VERSION}; install the same dptrain version on both`, 'PROTOCOL_MISMATCH');
+    }
+    if (o.jobId && msg.jobId !== o.jobId) return this.giveUp(`wrong job: the coordinator runs ${msg.jobId}, this worker was started for ${o.jobId}`, 'WRONG_JOB');
+    this.nonce = msg.nonce;
+    const proof = o.token ? workerProof(o.token, msg.jobId, this.nonce, this.cnonce) : '';
+    const shm = o.shmDir ? (ShmChannel.grantProof(o.shmDir, this.nonce) ?? '') : '';
+    this.send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name, host: hostname(), pid: process.pid, jobId: o.jobId ?? '', cnonce: this.cnonce, proof, shm });
+    this.state = 'helloSent';
+  }
+
+  private async onWelcome(msg: Welcome): Promise<void> {
+    const o = this.o;
+    if (o.token && !proofsEqual(msg.proof, coordinatorProof(o.token, msg.jobId, this.cnonce, this.nonce))) {
+      return this.giveUp('authentication failed: the coordinator could not prove it holds the job token', 'AUTH_FAILED');
+    }
+    this.workerId = msg.workerId;
+    this.shm = msg.shm && o.shmDir ? new ShmChannel(o.shmDir) : null;
+    this.shmResults = this.shm !== null;
+    this.state = 'loading';
+    await this.load(msg);
+    if (this.state === 'loading') this.state = 'serving';
+  }
+
+  /** Load the job the welcome carries, check it can run here, and say ready. */
+  private async load(w: Welcome): Promise<void> {
+    const o = this.o;
     const cfg = parseConfig(w.job); // the job is validated here exactly as from a file
     const shape = datasetShape(cfg.data);
     const ds = loadDataset(cfg.data, cfg.seed);
@@ -98,142 +211,78 @@ export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
     const layout = layoutModel(cfg.model, ds.inputSize, ds.outputSize);
     await assertKernels(layout, ds.targets, o.backend.name);
     const cal = await calibrate(o.backend.name);
-    trainer = new Trainer(layout, ds, cfg.seed);
-    totalParams = layout.totalParams;
-    wireDtype = cfg.wireDtype;
-    log.info(
-      { worker: w.workerId, job: w.jobId, dataset: ds.name, train: ds.train.n, test: ds.test.n, params: totalParams, attainableGflops: +(cal.flopsPerSec / 1e9).toFixed(2) },
+    this.job = { trainer: new Trainer(layout, ds, cfg.seed), totalParams: layout.totalParams, wireDtype: cfg.wireDtype };
+    o.log.info(
+      { worker: w.workerId, job: w.jobId, dataset: ds.name, train: ds.train.n, test: ds.test.n, params: layout.totalParams, attainableGflops: +(cal.flopsPerSec / 1e9).toFixed(2) },
       'job loaded',
     );
-    send({
-      t: 'ready',
-      fingerprint: fingerprint(ds),
-      backend: o.backend.name,
-      backendReason: o.backend.reason,
-      peakFlops: o.peakFlops ?? 0,
-      attainableFlops: cal.flopsPerSec,
-    });
-  };
+    this.send({ t: 'ready', fingerprint: fingerprint(ds), backend: o.backend.name, backendReason: o.backend.reason, peakFlops: o.peakFlops ?? 0, attainableFlops: cal.flopsPerSec });
+  }
 
-  const giveUp = (why: string, code: ErrorCode = 'RUN_FAILED') => {
-    failure = { code, why };
-    log.error({ reason: why }, 'worker cannot continue');
-    send({ t: 'fault', message: why });
-    link.close(why, CLOSE_OF[code] ?? 'workerFault');
-  };
-
-  return new Promise<WorkerOutcome>((resolve) => {
-    link.onClose((reason, kind) => {
-      closed = true; // frames still queued are not computed: nobody would take their results
-      trainer?.dispose();
-      resolve({ finished, fatal: failure?.code ?? REFUSALS[kind] ?? null, reason: failure?.why ?? reason, shmFailed });
-    });
-    // Frames are handled one at a time, in arrival order: computing a shard is async (GPU reads
-    // are), and a params frame must not replace the weights under a shard still being computed.
-    let queue: Promise<void> = Promise.resolve();
-    link.onFrame((bytes) => {
-      const arrived = performance.now();
-      queue = queue.then(() => handle(bytes, arrived));
-    });
-    const handle = async (bytes: Uint8Array, arrived: number): Promise<void> => {
-      if (failure || closed) return;
-      const t0 = performance.now();
-      let frame;
+  private onParams(msg: Params, payload: Float32Array | null, t0: number): void {
+    const { trainer, totalParams, wireDtype } = this.job!;
+    let values: Float32Array;
+    if (msg.shm) {
+      if (!this.shm) return this.giveUp('invalid: a shared-memory payload, but shared memory was not agreed in welcome');
       try {
-        frame = readFromCoordinator(bytes, { totalParams, wireDtype });
+        values = this.shm.readParams(msg.shm - 1, msg.version, totalParams, wireDtype);
       } catch (e) {
-        giveUp(`invalid message from coordinator: ${describeError(e)}`);
+        // Not fatal: leave, and come back without shared memory (the coordinator gives our
+        // shard to another worker meanwhile).
+        this.shmFailed = true;
+        this.o.log.warn({ error: describeError(e) }, 'shared memory unreadable; reconnecting without it');
+        this.o.link.close('shared memory unreadable; reconnecting without it', 'reconnect');
         return;
       }
-      const { msg, payload } = frame;
-      try {
-        switch (msg.t) {
-          case 'challenge': {
-            if (msg.protocol !== PROTOCOL_VERSION) {
-              return giveUp(`protocol mismatch: the coordinator speaks v${msg.protocol}, this worker v${PROTOCOL_VERSION}; install the same dptrain version on both`, 'PROTOCOL_MISMATCH');
-            }
-            if (o.jobId && msg.jobId !== o.jobId) {
-              return giveUp(`wrong job: the coordinator runs ${msg.jobId}, this worker was started for ${o.jobId}`, 'WRONG_JOB');
-            }
-            nonce = msg.nonce;
-            const proof = o.token ? workerProof(o.token, msg.jobId, nonce, cnonce) : '';
-            const shmProof = o.shmDir ? (ShmChannel.grantProof(o.shmDir, nonce) ?? '') : '';
-            send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name, host: hostname(), pid: process.pid, jobId: o.jobId ?? '', cnonce, proof, shm: shmProof });
-            return;
-          }
-          case 'welcome':
-            if (!nonce) return giveUp('invalid: welcome before challenge');
-            if (o.token && !proofsEqual(msg.proof, coordinatorProof(o.token, msg.jobId, cnonce, nonce))) {
-              return giveUp('authentication failed: the coordinator could not prove it holds the job token', 'AUTH_FAILED');
-            }
-            workerId = msg.workerId;
-            shm = msg.shm && o.shmDir ? new ShmChannel(o.shmDir) : null;
-            shmResults = shm !== null;
-            await start(msg);
-            return;
-          case 'params':
-            if (!trainer) return giveUp('params before the job was loaded');
-            if (msg.shm) {
-              let values: Float32Array;
-              try {
-                values = shmChannel().readParams(msg.shm - 1, msg.version, totalParams!, wireDtype!);
-              } catch (e) {
-                // Not fatal: leave, and come back without shared memory (the coordinator gives
-                // our shard to another worker meanwhile).
-                shmFailed = true;
-                closed = true; // frames queued behind this one are not ours to answer any more
-                log.warn({ error: describeError(e) }, 'shared memory unreadable; reconnecting without it');
-                link.close('shared memory unreadable; reconnecting without it', 'reconnect');
-                return;
-              }
-              trainer.setParams(msg.version, values);
-            } else trainer.setParams(msg.version, payload as Float32Array);
-            timing.decodeMs = performance.now() - t0; // frame decode and validation included
-            return;
-          case 'work': {
-            if (!trainer || trainer.version !== msg.version) return giveUp(`work for params v${msg.version}, holding v${trainer?.version ?? 'none'}`);
-            const r = await trainer.gradientParts(msg.from, msg.to);
-            const tSend = performance.now();
-            let frame: Uint8Array;
-            try {
-              const result: ShardResult = {
-                t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, count: r.count,
-                computeMs: tSend - t0, decodeMs: timing.decodeMs, encodeMs: timing.lastEncodeMs, busyMs: tSend - arrived, shm: 0,
-              };
-              timing.decodeMs = 0; // the next shard on these params decodes nothing
-              if (shm && shmResults) {
-                try {
-                  shm.writeResult(workerId, resultSeq + 1, r.parts, wireDtype!);
-                  result.shm = ++resultSeq;
-                } catch (e) {
-                  // A full tmpfs: this and every later result go through the socket.
-                  log.warn({ dir: shm.dir, error: String(e) }, 'shared memory failed; sending gradients through the socket from now on');
-                  shmResults = false;
-                }
-              }
-              frame = result.shm ? encodeFrame(result) : encodeFrame(result, r.parts, wireDtype ?? 'float32');
-            } finally {
-              r.release(); // the parts may be views of tensor memory: written out above, now freed
-            }
-            timing.lastEncodeMs = performance.now() - tSend;
-            link.send(frame);
-            return;
-          }
-          case 'evaluate': {
-            if (!trainer || trainer.version !== msg.version) return giveUp(`evaluate for params v${msg.version}, holding v${trainer?.version ?? 'none'}`);
-            const r = await trainer.evaluate(msg.from, msg.to);
-            send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: r.lossSum, correct: r.correct, count: r.count, computeMs: performance.now() - t0 });
-            return;
-          }
-          case 'bye':
-            finished = true;
-            log.info({ reason: msg.reason }, 'coordinator said goodbye');
-            link.close('bye', 'normal');
-            return;
+    } else values = payload!;
+    trainer.setParams(msg.version, values);
+    this.timing.decodeMs = performance.now() - t0; // frame decode and validation included
+  }
+
+  private async onWork(msg: Work, t0: number, arrived: number): Promise<void> {
+    const { trainer, wireDtype } = this.job!;
+    if (trainer.version !== msg.version) return this.giveUp(`work for params v${msg.version}, holding v${trainer.version}`);
+    const r = await trainer.gradientParts(msg.from, msg.to);
+    const tSend = performance.now();
+    let frame: Uint8Array;
+    try {
+      const result: ShardResult = {
+        t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, count: r.count,
+        computeMs: tSend - t0, decodeMs: this.timing.decodeMs, encodeMs: this.timing.lastEncodeMs, busyMs: tSend - arrived, shm: 0,
+      };
+      this.timing.decodeMs = 0; // the next shard on these params decodes nothing
+      if (this.shm && this.shmResults) {
+        try {
+          this.shm.writeResult(this.workerId, this.resultSeq + 1, r.parts, wireDtype);
+          result.shm = ++this.resultSeq;
+        } catch (e) {
+          // A full tmpfs: this and every later result go through the socket.
+          this.o.log.warn({ dir: this.shm.dir, error: String(e) }, 'shared memory failed; sending gradients through the socket from now on');
+          this.shmResults = false;
         }
-      } catch (e) {
-        giveUp(describeError(e));
       }
-    };
-  });
+      frame = result.shm ? encodeFrame(result) : encodeFrame(result, r.parts, wireDtype);
+    } finally {
+      r.release(); // the parts may be views of tensor memory: written out above, now freed
+    }
+    this.timing.lastEncodeMs = performance.now() - tSend;
+    this.o.link.send(frame);
+  }
+
+  private async onEvaluate(msg: Evaluate, t0: number): Promise<void> {
+    const { trainer } = this.job!;
+    if (trainer.version !== msg.version) return this.giveUp(`evaluate for params v${msg.version}, holding v${trainer.version}`);
+    const r = await trainer.evaluate(msg.from, msg.to);
+    this.send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: r.lossSum, correct: r.correct, count: r.count, computeMs: performance.now() - t0 });
+  }
+
+  private onBye(reason: string): void {
+    this.finished = true;
+    this.o.log.info({ reason }, 'coordinator said goodbye');
+    this.o.link.close('bye', 'normal');
+  }
+}
+
+export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {
+  return new WorkerSession(o).run();
 }

@@ -77,6 +77,7 @@ describe('Membership', () => {
     const early = await fakeWorker(net.dial, TOTAL, { token: TOKEN, ready: false });
     early.link.send(encodeFrame({ t: 'evalResult', round: 0, shard: 0, lossSum: 0, correct: 0, count: 1, computeMs: 1 }));
     expect(await early.closedKind).toBe('invalid');
+    expect(await early.closed).toBe('invalid: evalResult while hello'); // sent before its hello
   });
 
   it('a hello that never comes: timeout; too many waiting at once: busy', async () => {

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CLOSE_GRACE_MS, HANDSHAKE_MAX_FRAME, listenWs } from '../../coordinator/ws-listener.js';
 import { isDptrainError } from '../../shared/errors.js';
 import { dialWs } from '../../worker/ws-dialer.js';
@@ -9,6 +13,15 @@ import type { Link } from '../../shared/transport/transport.js';
 import { transportConformance } from './conformance.js';
 
 const MAX = 64 << 20;
+
+const hasOpenssl = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 transportConformance({
   name: 'websocket',
@@ -123,6 +136,23 @@ describe('websocket transport specifics', () => {
     expect(setFrameLimit(ws, 1234)).toBe(true);
     expect((ws as unknown as { _receiver: { _maxPayload: number } })._receiver._maxPayload).toBe(1234);
     ws.terminate();
+    await listener.close();
+  });
+
+  it.skipIf(!hasOpenssl)('over TLS, a client that never finishes its handshake is cut at the same deadline', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dptrain-tls-'));
+    const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX, headersTimeoutMs: 1000, tls: { cert: readFileSync(cert), key: readFileSync(key) } });
+    listener.onLink(() => {});
+    const port = Number(listener.address.split(':').pop());
+    const sock = connect(port, '127.0.0.1');
+    sock.on('error', () => {});
+    sock.resume();
+    const t0 = Date.now();
+    sock.on('connect', () => sock.write(Buffer.from('160301020001', 'hex'))); // a ClientHello record header, and no more
+    await new Promise((r) => sock.on('close', r));
+    expect(Date.now() - t0).toBeLessThan(3000); // Node's own TLS handshake deadline is 120 s
     await listener.close();
   });
 

@@ -1,0 +1,89 @@
+/**
+ * The worker's session over the in-process transport, against a scripted coordinator: the
+ * handshake, one shard, goodbye; and a message out of turn, which ends it with a coded close.
+ */
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { coordinatorProof } from '../../shared/auth.js';
+import { encodeFrame } from '../../shared/codec.js';
+import { jobOf, parseConfig } from '../../shared/config.js';
+import { PROTOCOL_VERSION, type Message, type ToCoordinator } from '../../shared/protocol.js';
+import { createLocalNetwork } from '../../shared/transport/local.js';
+import type { CloseKind, Link } from '../../shared/transport/transport.js';
+import { readFromWorker } from '../../shared/validate.js';
+import { runWorker } from '../../worker/worker.js';
+
+const cfg = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' } });
+const TOTAL = 2 * 4 + 4 + 4 + 1;
+const TOKEN = 'a-test-token-of-enough-length';
+
+/** A coordinator end that records what the worker sends and how it closed. */
+async function session(token: string | null = TOKEN) {
+  await tf.setBackend('cpu');
+  const net = createLocalNetwork();
+  const server = new Promise<Link>((r) => net.listener.onLink(r));
+  const link = await net.dial();
+  const outcome = runWorker({ link, backend: { name: 'cpu', provider: 'test', reason: 'test' }, name: 'w', log: pino({ level: 'silent' }), token });
+  const coord = await server;
+  const got: ToCoordinator[] = [];
+  let waiting: Array<() => void> = [];
+  coord.onFrame((f) => {
+    got.push(readFromWorker(f, { totalParams: TOTAL }).msg);
+    for (const w of waiting.splice(0)) w();
+  });
+  const closed = new Promise<CloseKind>((r) => coord.onClose((_x, k) => r(k)));
+  const next = async (t: ToCoordinator['t']) => {
+    while (!got.some((m) => m.t === t)) await new Promise<void>((r) => waiting.push(r));
+    return got.find((m) => m.t === t)!;
+  };
+  const send = (m: Message, p: Float32Array | null = null) => coord.send(encodeFrame(m, p));
+  return { send, next, closed, outcome, net };
+}
+
+describe('worker session', () => {
+  it('challenge → hello, welcome → ready, params and work → result, bye → finished', async () => {
+    const s = await session();
+    s.send({ t: 'challenge', protocol: PROTOCOL_VERSION, jobId: 'job-test', nonce: 'n1' });
+    const hello = await s.next('hello');
+    if (hello.t !== 'hello') throw new Error('unreachable');
+    expect(hello.shm).toBe(''); // no directory: no shared memory offered
+    s.send({ t: 'welcome', protocol: PROTOCOL_VERSION, workerId: 'w1', jobId: 'job-test', job: jobOf(cfg), proof: coordinatorProof(TOKEN, 'job-test', hello.cnonce, 'n1'), shm: false });
+    await s.next('ready');
+    s.send({ t: 'params', version: 0, shm: 0 }, new Float32Array(TOTAL).fill(0.1));
+    s.send({ t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 0, to: 4 });
+    const result = await s.next('result');
+    expect(result).toMatchObject({ t: 'result', step: 0, shard: 0, count: 4 });
+    s.send({ t: 'bye', reason: 'done' });
+    expect(await s.outcome).toMatchObject({ finished: true, fatal: null });
+    await s.net.listener.close();
+  });
+
+  it('a message its state does not expect ends the session: fault, then a workerFault close', async () => {
+    const s = await session();
+    s.send({ t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 0, to: 4 });
+    const fault = await s.next('fault');
+    expect(fault).toMatchObject({ t: 'fault', message: 'invalid: work while challenged' });
+    expect(await s.closed).toBe('workerFault');
+    expect((await s.outcome).fatal).toBe('RUN_FAILED');
+    await s.net.listener.close();
+  });
+
+  it('a coordinator that cannot prove the token: AUTH_FAILED, closed as authFailed', async () => {
+    const s = await session();
+    s.send({ t: 'challenge', protocol: PROTOCOL_VERSION, jobId: 'job-test', nonce: 'n1' });
+    await s.next('hello');
+    s.send({ t: 'welcome', protocol: PROTOCOL_VERSION, workerId: 'w1', jobId: 'job-test', job: jobOf(cfg), proof: 'forged', shm: false });
+    expect(await s.closed).toBe('authFailed');
+    expect((await s.outcome).fatal).toBe('AUTH_FAILED');
+    await s.net.listener.close();
+  });
+
+  it('another protocol version: PROTOCOL_MISMATCH', async () => {
+    const s = await session();
+    s.send({ t: 'challenge', protocol: PROTOCOL_VERSION + 1, jobId: 'job-test', nonce: 'n1' });
+    expect(await s.closed).toBe('protocolMismatch');
+    expect((await s.outcome).fatal).toBe('PROTOCOL_MISMATCH');
+    await s.net.listener.close();
+  });
+});
