@@ -315,7 +315,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     w.answers++;
     let grads = payload as Float32Array;
     if (msg.shm > 0) {
-      if (!w.shm || !this.o.shm) return this.drop(w, 'invalid', 'invalid message: result.shm is set, but this worker was not granted shared memory');
+      if (!w.shm || !this.o.shm) {
+        return this.drop(w, 'invalid', `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);
+      }
       try {
         grads = this.o.shm.readResult(w.id, msg.shm, this.o.totalParams, this.o.job.wireDtype, this.o.landing ?? undefined);
       } catch (e) {
