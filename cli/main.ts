@@ -16,6 +16,7 @@ import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.j
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
 import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
 import { parseBatchList, parseWorkerList, scaleCommand } from './scale-cmd.js';
+import { reportCommand } from './report-cmd.js';
 import { profileCommand, type ProfileFlags } from './profile-cmd.js';
 import { sampleCommand, type SampleFlags } from './sample-cmd.js';
 import type { JobFlags } from './flags.js';
@@ -113,6 +114,16 @@ export function buildProgram(): Command {
     .action(async (f: JobFlags & { workers: number[]; mode: 'strong' | 'weak'; perWorkerBatch?: number[] }) => {
       const { workers, ...rest } = f;
       process.exitCode = await scaleCommand({ ...rest, workerCounts: workers });
+    });
+
+  program
+    .command('report')
+    .description('one self-contained HTML page of finished runs: charts overlaid, summaries side by side, config differences')
+    .argument('<runs...>', 'run directories (the --out of dptrain train / coordinator)')
+    .requiredOption('--out <file>', 'the HTML file to write, e.g. report.html')
+    .option('--title <text>', 'page title')
+    .action((runs: string[], f: { out: string; title?: string }) => {
+      process.exitCode = reportCommand(runs, f);
     });
 
   program

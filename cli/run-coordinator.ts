@@ -17,6 +17,10 @@ import { formatSummary, Progress } from './progress.js';
 import { PromMetrics } from '../coordinator/prometheus.js';
 import type { CheckpointState } from '../coordinator/checkpoint.js';
 import type { Tracer } from '../coordinator/trace.js';
+import { basename } from 'node:path';
+import { Dashboard } from '../coordinator/dashboard/server.js';
+import { LiveRun } from '../coordinator/dashboard/live.js';
+import { isLoopback } from '../shared/auth.js';
 
 /** Frames carry one float32 per parameter plus a header of well under 64 KiB. */
 export function maxFrameBytes(config: Config): number {
@@ -28,22 +32,30 @@ export interface Session {
   log: Logger;
   listener: Listener;
   metrics: PromMetrics;
+  dashboard: Dashboard;
 }
 
 export interface ListenOptions {
   host: string;
   port: number;
   tls?: { cert: Buffer; key: Buffer };
+  /** The job token: beyond loopback the dashboard asks for it. */
+  token?: string | null;
 }
 
 export async function openSession(config: Config, listen: ListenOptions): Promise<Session> {
   const runDir = new RunDir(config.out ?? RunDir.defaultPath());
-  const log = createLogger({ name: 'coordinator', file: runDir.logFile });
+  const live = new LiveRun(basename(runDir.path), config as unknown as Record<string, unknown>, config.steps);
+  const log = createLogger({ name: 'coordinator', file: runDir.logFile, tap: (line) => live.onLogLine(line) });
   const metrics = new PromMetrics();
-  const listener = await listenWs({ ...listen, maxPayload: maxFrameBytes(config), http: metrics.handler });
+  const dashboard = new Dashboard(live, { requireLogin: !isLoopback(listen.host), token: listen.token ?? null, secure: Boolean(listen.tls) }, basename(runDir.path));
+  const { token: _token, ...where } = listen;
+  const listener = await listenWs({ ...where, maxPayload: maxFrameBytes(config), http: (req, res) => metrics.handler(req, res) || dashboard.handler(req, res) });
   runDir.writeJson('config.json', config);
-  log.info({ url: `${listener.address.replace(/^ws/, 'http')}/metrics` }, 'Prometheus metrics');
-  return { runDir, log, listener, metrics };
+  const base = listener.address.replace(/^ws/, 'http');
+  log.info({ url: `${base}/metrics` }, 'Prometheus metrics');
+  log.info({ url: `${base}/`, login: dashboard.requiresLogin ? 'job token' : undefined }, 'dashboard');
+  return { runDir, log, listener, metrics, dashboard };
 }
 
 export interface CoordinatorExtras {
@@ -81,26 +93,32 @@ export function createCoordinator(config: Config, s: Session, progress: Progress
     onStep: (r) => {
       progress.step(r);
       s.metrics.onStep(r);
+      s.dashboard.run.onStep(r);
     },
     onEval: (r) => {
       progress.eval(r);
       s.metrics.onEval(r);
+      s.dashboard.run.onEval(r);
       s.log.info({ step: r.step, testLoss: +r.testLoss.toFixed(5), testAccuracy: r.testAccuracy }, 'evaluation');
     },
   });
   s.metrics.attach(c);
+  s.dashboard.run.attach(c);
   return c;
 }
 
 export async function trainWith(coordinator: Coordinator, s: Session, progress: Progress): Promise<RunSummary> {
+  let summary: RunSummary | null = null;
   try {
-    const summary = await coordinator.run();
+    summary = await coordinator.run();
     progress.done();
     const how = summary.stoppedBy === 'budget' ? `stopped at the compute budget after ${summary.steps} steps (model saved)` : 'training finished';
     process.stdout.write(`\ndptrain: ${how}\n${formatSummary(summary, s.runDir.path)}\n`);
     return summary;
   } finally {
     progress.done();
+    s.dashboard.run.finish(summary);
+    s.dashboard.run.close();
     await s.listener.close();
   }
 }

@@ -6,7 +6,8 @@
  * single-process baselines for the same model, batch and backend (one set per per-worker
  * batch, see baseline.ts): efficiency is against the engine's own single process, and what
  * plain TF.js gives (a tfjs-layers minimize loop, model.fit) is reported beside it.
- * Writes scale.json, scale.md and SVG plots into --out.
+ * Writes scale.json, scale.md, SVG plots and report.html (the runs drawn as `dptrain report`
+ * draws them, with the scaling table and plots) into --out.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,9 @@ import { selectBackend } from '../worker/backend.js';
 import { allBaselines, BASELINE_LABELS, BASELINES, type BaselineKind } from './baseline.js';
 import { resolveConfig, type JobFlags } from './flags.js';
 import { lineChart, stackedBars } from './svg.js';
+import { breakdown } from '../coordinator/dashboard/view.js';
+import { reportPage } from '../coordinator/dashboard/page.js';
+import { loadRuns } from './report-cmd.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -71,6 +75,7 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
   const backend = await selectBackend(cfg.backend, { allowSoftwareGpu: cfg.allowSoftwareGpu });
   const baselines: Array<{ batch: number; samplesPerSec: number; singleProcess: Record<BaselineKind, number | null> }> = [];
   const rows: ScaleRow[] = [];
+  const runDirs: string[] = [];
   for (const b of weak ? perWorker : [cfg.batchSize]) {
     const batchFor = (n: number) => (weak ? b * n : cfg.batchSize);
     // The baseline trains on what one worker gets at the smallest count: the global batch of a
@@ -82,6 +87,7 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
     for (const n of f.workerCounts) {
       const dir = join(out, perWorker.length > 1 ? `batch-${b}-workers-${n}` : `workers-${n}`);
       process.stderr.write(`scale: ${n} worker${n > 1 ? 's' : ''}, global batch ${batchFor(n)}…\n`);
+      runDirs.push(dir);
       await runTrain(['--config', job, '--workers', String(n), '--batch-size', String(batchFor(n)), '--backend', backend.name, '--out', dir]);
       const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as RunSummary;
       const sps = s.samplesPerSec ?? 0;
@@ -118,27 +124,35 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
     join(out, 'breakdown.svg'),
     stackedBars('Where a step goes (median ms)', 'workers', 'ms', rows.map((r) => ({
       label: baselines.length > 1 ? `${r.workers}×${r.perWorkerBatch}` : String(r.workers),
-      parts: breakdown(r.timeline),
+      parts: breakdown(medians(r.timeline)),
     }))),
   );
-  process.stdout.write(`${md}\n\nwritten to ${out} (scale.json, scale.md, throughput.svg, efficiency.svg, breakdown.svg)\n`);
+  const plots = ['throughput.svg', 'efficiency.svg', 'breakdown.svg'].map((f) => readFileSync(join(out, f), 'utf8'));
+  const extra = `<section class="scale"><h2>Scaling (${f.mode}, ${backend.name})</h2>${markdownTable(md)}<div>${plots.join('\n')}</div></section>`;
+  writeFileSync(join(out, 'report.html'), reportPage(`dptrain scale: ${f.mode} scaling, ${backend.name}`, loadRuns(runDirs), extra));
+  process.stdout.write(`${md}\n\nwritten to ${out} (scale.json, scale.md, throughput.svg, efficiency.svg, breakdown.svg, report.html)\n`);
   return 0;
 }
 
 const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(1)}%`);
 
-/**
- * A step's critical path in median ms. Reduction mostly overlaps other workers' compute, so it
- * is not a bar of its own: what it adds after the last shard lands in "reduce and idle".
- */
-function breakdown(t: RunSummary['timeline']): Record<string, number> {
-  const codec = t.encodeMs.median + t.decodeMs.median + t.workerEncodeMs.median;
-  const wire = t.wireMs.median + t.broadcastMs.median;
+/** The medians of a summary's timeline, as one step's timeline. */
+function medians(t: RunSummary['timeline']) {
+  const m = (k: keyof typeof t) => (t[k] as { median: number }).median;
   return {
-    compute: t.slowestComputeMs.median,
-    'encode/decode': codec,
-    wire,
-    optimizer: t.optimizerMs.median,
-    'reduce and idle': Math.max(0, t.overheadMs.median - codec - wire - t.optimizerMs.median),
+    slowestComputeMs: m('slowestComputeMs'), encodeMs: m('encodeMs'), decodeMs: m('decodeMs'), workerEncodeMs: m('workerEncodeMs'),
+    wireMs: m('wireMs'), broadcastMs: m('broadcastMs'), optimizerMs: m('optimizerMs'), overheadMs: m('overheadMs'),
   };
+}
+
+/** scale.md's table and notes as HTML (the report shows what scale.md says). */
+function markdownTable(md: string): string {
+  const esc = (x: string) => x.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const lines = md.split('\n');
+  const cells = (l: string) => l.slice(1, -1).split('|').map((c) => esc(c.trim()));
+  const body = lines.slice(2).filter((l) => l.startsWith('|'));
+  const notes = lines.filter((l) => l && !l.startsWith('|'));
+  return `<table class="scale-table"><thead><tr>${cells(lines[0]).map((c) => `<th>${c}</th>`).join('')}</tr></thead><tbody>${body
+    .map((l) => `<tr>${cells(l).map((c) => `<td>${c}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>${notes.map((n) => `<p>${esc(n)}</p>`).join('')}`;
 }

@@ -5,7 +5,8 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
+import { readRunView } from '../coordinator/dashboard/run-dir-view.js';
 import { Tracer } from '../coordinator/trace.js';
 import { isLoopback, newToken, readToken } from '../shared/auth.js';
 import { DptrainError, fail } from '../shared/errors.js';
@@ -57,7 +58,7 @@ function listenOptions(f: TrainFlags, token: string | null): ListenOptions {
   }
   if (Boolean(f.tlsCert) !== Boolean(f.tlsKey)) fail('CONFIG_INVALID', '--tls-cert and --tls-key go together');
   const tls = f.tlsCert && f.tlsKey ? { cert: readPem(f.tlsCert, '--tls-cert'), key: readPem(f.tlsKey, '--tls-key') } : undefined;
-  return { ...listen, tls };
+  return { ...listen, tls, token };
 }
 
 /** First signal: stop after the step in flight and checkpoint. Second: leave at once. */
@@ -85,6 +86,7 @@ async function openRun(f: TrainFlags, listen: ListenOptions, check: (c: Config) 
     for (const r of resume.rejected) s.log.warn({ path: r.path, reason: r.reason }, 'checkpoint unusable; trying the previous one');
     s.log.info({ path: resume.path, step: resume.state.step }, 'resuming from checkpoint');
     s.runDir.truncateMetrics(resume.state.step);
+    s.dashboard.run.preload(readRunView(s.runDir.path, basename(s.runDir.path))); // the page shows the steps before the resume too
   }
   return { config, resume, s };
 }

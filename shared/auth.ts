@@ -72,3 +72,12 @@ export function readToken(tokenFile: string | undefined, env = process.env): str
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
+
+/**
+ * The dashboard's session cookie value for a login at `issued` (epoch ms) with a random `nonce`:
+ * a MAC under the job token, so only someone who typed the token can have one, and the token
+ * itself never travels in a cookie or a URL.
+ */
+export function dashboardSessionMac(token: string, issued: number, nonce: string): string {
+  return mac(token, ['dashboard', String(issued), nonce]);
+}

@@ -62,12 +62,16 @@ export interface LogOptions {
   /** Readable lines on stderr (default true). */
   terminal?: boolean;
   level?: string;
+  /** Also hand every JSON line (debug and up) to this function (the live dashboard reads warnings here). */
+  tap?: (line: string) => void;
 }
 
 export function createLogger(o: LogOptions): Logger {
   const streams: pino.StreamEntry[] = [];
   if (o.terminal !== false) streams.push({ level: 'info', stream: terminalStream(process.stderr) });
   if (o.file) streams.push({ level: 'debug', stream: createWriteStream(o.file, { flags: 'a' }) });
+  const tap = o.tap;
+  if (tap) streams.push({ level: 'debug', stream: { write: (line: string) => tap(line) } });
   return pino({ name: o.name, level: o.level ?? 'debug', base: { name: o.name } }, pino.multistream(streams));
 }
 

@@ -37,6 +37,13 @@ describe('dptrain scale', () => {
       expect(svg.trim().endsWith('</svg>')).toBe(true);
     }
     expect(existsSync(join(out, 'batch-64-workers-2', 'summary.json'))).toBe(true);
+    // The report of dptrain report, with every run of the sweep and the scaling table and plots.
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    const runs = JSON.parse(/<script id="runs" type="application\/json">(.*?)<\/script>/s.exec(html)![1]) as Array<{ name: string; steps: unknown[] }>;
+    expect(runs.map((x) => x.name)).toEqual(['batch-32-workers-1', 'batch-32-workers-2', 'batch-64-workers-1', 'batch-64-workers-2']);
+    for (const run of runs) expect(run.steps).toHaveLength(30);
+    expect(html).toMatch(/<table class="scale-table">.*<td>2<\/td><td>64<\/td><td>128<\/td>/s);
+    expect(html.match(/<svg xmlns/g)).toHaveLength(3);
   }, 200_000);
 
   it('a bad worker list is one line', async () => {

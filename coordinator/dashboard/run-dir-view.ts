@@ -1,0 +1,67 @@
+/**
+ * A finished (or interrupted) run directory as a page's RunView: config.json, metrics.jsonl,
+ * summary.json when the run got that far, and the warnings of log.jsonl.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fail } from '../../shared/errors.js';
+import type { RunSummary, StepRecord } from '../summary.js';
+import { evalRow, MAX_ROWS, stepRow, thin, warningOf, type RunView, type StepRow, type WarningRow } from './view.js';
+
+/** Warnings kept per run in a report (the latest). */
+const MAX_WARNINGS = 200;
+
+function jsonLines<T>(file: string): T[] {
+  if (!existsSync(file)) return [];
+  const out: T[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as T);
+    } catch {
+      // a line torn by a crash: the rest of the file is still good
+    }
+  }
+  return out;
+}
+
+function readJson<T>(file: string): T | null {
+  if (!existsSync(file)) return null;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch {
+    return fail('CONFIG_UNREADABLE', `${file}: not valid JSON`);
+  }
+}
+
+export function readRunView(dir: string, name: string): RunView {
+  const metrics = join(dir, 'metrics.jsonl');
+  if (!existsSync(metrics)) fail('CONFIG_UNREADABLE', `${dir}: no metrics.jsonl there; give the directory of a dptrain run (its --out)`);
+  const config = readJson<Record<string, unknown>>(join(dir, 'config.json')) ?? {};
+  const summary = readJson<RunSummary>(join(dir, 'summary.json'));
+  const records = jsonLines<StepRecord>(metrics).filter((r) => typeof r.step === 'number' && r.timeline);
+  let steps: StepRow[] = [];
+  for (const r of records) steps.push(stepRow(r, steps.length ? steps[steps.length - 1].t : 0));
+  while (steps.length > MAX_ROWS) steps = thin(steps);
+  const evals = records.map(evalRow).filter((e) => e !== null);
+  // The final evaluation is not part of a step record; summary.json has it.
+  if (summary && summary.testLoss !== null && evals[evals.length - 1]?.step !== summary.steps) evals.push({ step: summary.steps, testLoss: summary.testLoss, testAccuracy: summary.testAccuracy });
+  const warnings: WarningRow[] = [];
+  for (const rec of jsonLines<Record<string, unknown>>(join(dir, 'log.jsonl'))) {
+    const w = warningOf(rec, warnings.length + 1);
+    if (w) warnings.push(w);
+  }
+  const compute = config.compute as { budget?: number | null } | undefined;
+  return {
+    name,
+    config,
+    steps,
+    evals,
+    workers: [],
+    warnings: warnings.slice(-MAX_WARNINGS),
+    budget: summary?.budget ?? compute?.budget ?? null,
+    totalSteps: typeof config.steps === 'number' ? config.steps : (records[records.length - 1]?.step ?? 0),
+    summary,
+    state: 'finished',
+  };
+}
