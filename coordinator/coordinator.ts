@@ -330,6 +330,7 @@ export class Coordinator {
       samples: count,
       stepMs,
       samplesPerSec: (count * 1000) / stepMs,
+      ...(this.tokensPerSample ? { tokensPerSec: (count * this.tokensPerSample * 1000) / stepMs } : {}),
       workers: tally.workers,
       workerComputeMs: computeMs,
       timeline,

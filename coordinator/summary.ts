@@ -48,6 +48,8 @@ export interface StepRecord extends StepAccounting {
   samples: number;
   stepMs: number;
   samplesPerSec: number;
+  /** For token models (gpt): samplesPerSec × tokens per sample. */
+  tokensPerSec?: number;
   workers: number;
   /** Compute time each worker reported for this step (ms, summed over its shards). */
   workerComputeMs: Record<string, number>;

@@ -16,12 +16,13 @@ import * as tf from '@tensorflow/tfjs';
 export type MatMulGrad = 'flags' | 'materialize';
 
 /**
- * Measured on the 2-core development machine, TF.js 4.22, 2048×512ᵀ · 2048×128 (the shape of a
- * reference-MLP kernel gradient at batch 2048), median of 5:
- *   wasm:   flags 288 ms, materialized transpose 20.5 ms → materialize
- *   cpu:    flags 368 ms, materialized transpose 437 ms (the cpu transpose is itself a slow
- *           JavaScript loop) → flags
- *   webgpu: see docs/performance.md for the SwiftShader figures → flags
+ * Measured on the 2-core development machine, TF.js 4.22 (docs/performance.md has the tables):
+ *   wasm:   2048×512ᵀ · 2048×128, flags 288 ms, materialized transpose 20.5 ms; a whole worker
+ *           step of the reference MLP at batch 128: 352 ms → 34 ms → materialize
+ *   cpu:    the same product, flags 368 ms, materialized 437 ms (the cpu transpose is itself a
+ *           JavaScript loop); whole steps within noise of each other (1,300 / 1,256 ms) → flags
+ *   webgpu: SwiftShader, whole step 3,705 ms with flags, 5,032 ms materialized (its Transpose
+ *           alone 1,305 ms) → flags; not yet measured on a hardware GPU
  */
 export const MATMUL_GRAD: Readonly<Record<string, MatMulGrad>> = {
   wasm: 'materialize',

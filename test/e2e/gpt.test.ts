@@ -3,7 +3,7 @@
  * alphabet, `dptrain sample` continuing a prompt from it, and `plan --from-run` counting the
  * run's FLOPs per token as the run did.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSummary, runCli, tempDir } from '../helpers/cli.js';
@@ -27,6 +27,10 @@ describe('a gpt run', () => {
     const s = readSummary(out);
     expect(s.samplesPerSec).toBeGreaterThan(0);
     expect(s.tokensPerSec).toBeCloseTo(s.samplesPerSec! * 8, 6);
+    // each step's record too (the dashboard's tokens/s chart reads them)
+    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step?: number; samplesPerSec?: number; tokensPerSec?: number }).filter((r) => r.step !== undefined && r.samplesPerSec !== undefined);
+    expect(steps.length).toBeGreaterThan(0);
+    for (const r of steps) expect(r.tokensPerSec).toBeCloseTo(r.samplesPerSec! * 8, 6);
     expect(s.testAccuracy).toBeNull();
     expect(s.testLoss).toBeGreaterThan(0);
     expect(train.stdout).toMatch(/tokens\/s\s+[\d,]+ \(median after warm-up\)/);
