@@ -15,7 +15,7 @@ import { encodeFrame } from '../../shared/codec.js';
 import { parseConfig } from '../../shared/config.js';
 import { PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { Listener } from '../../shared/transport/transport.js';
-import { CLI, runCli, tempDir } from '../helpers/cli.js';
+import { CLI, hasOpenssl, runCli, tempDir } from '../helpers/cli.js';
 
 const TOKEN = 'a-test-token-of-sufficient-length-123';
 const JOB = {
@@ -174,15 +174,6 @@ describe('listening', () => {
 });
 
 describe('TLS', () => {
-  const hasOpenssl = (() => {
-    try {
-      execFileSync('openssl', ['version'], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  })();
-
   it.skipIf(!hasOpenssl)('wss:// with a self-signed certificate: a worker with --ca trains, one without is refused with a TLS line', async () => {
     const dir = tempDir('tls');
     const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];

@@ -1,5 +1,5 @@
 /** Run the built CLI (dist/, made by `npm test`'s pretest build) as a user would. */
-import { execFile, type ChildProcess } from 'node:child_process';
+import { execFileSync, execFile, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,3 +72,13 @@ export async function freePort(): Promise<number> {
 
 /** Resolves with a child process's exit code (at once if it has exited already). */
 export const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
+
+/** Whether the openssl command is here (the TLS tests make a self-signed certificate with it). */
+export const hasOpenssl = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();

@@ -9,19 +9,12 @@ import { CLOSE_GRACE_MS, HANDSHAKE_MAX_FRAME, listenWs } from '../../coordinator
 import { isDptrainError } from '../../shared/errors.js';
 import { dialWs } from '../../worker/ws-dialer.js';
 import { setFrameLimit } from '../../shared/transport/ws-link.js';
+import { hasOpenssl } from '../helpers/cli.js';
 import type { Link } from '../../shared/transport/transport.js';
 import { transportConformance } from './conformance.js';
 
 const MAX = 64 << 20;
 
-const hasOpenssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 transportConformance({
   name: 'websocket',
