@@ -11,6 +11,7 @@
  * beside each entry below), never by guess; a backend not listed keeps TF.js's own gradient.
  */
 import * as tf from '@tensorflow/tfjs';
+import { gradientBackend } from './forms.js';
 
 /** How a backend's matMul gradient is taken. */
 export type MatMulGrad = 'flags' | 'materialize';
@@ -73,7 +74,7 @@ const materializedRight = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveF
 export interface MatMulOptions {
   /** a is input data, not a function of any parameter: skip its gradient where that is cheaper. */
   constantA?: boolean;
-  /** Force a form (tests, profiles); default: the current backend's entry in MATMUL_GRAD. */
+  /** Force a form (tests, profiles); default: the entry in MATMUL_GRAD of the backend whose forms are asked for (forms.ts). */
   grad?: MatMulGrad;
 }
 
@@ -98,7 +99,7 @@ export async function withMatMulGrad<T>(form: MatMulGrad, fn: () => Promise<T>):
 
 /** a · b (rank 2, or batched with equal leading dimensions), with the backend's fast gradient. */
 export function matMul<T extends tf.Tensor>(a: T, b: tf.Tensor, o: MatMulOptions = {}): T {
-  const form = o.grad ?? forced ?? matMulGradFor(tf.getBackend());
+  const form = o.grad ?? forced ?? matMulGradFor(gradientBackend());
   if (form === 'flags') return tf.matMul(a, b) as T;
   return (o.constantA ? materializedRight(a, b) : materializedBoth(a, b)) as T;
 }

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matMul, matMulGradFor, withMatMulGrad, type MatMulGrad } from '../../shared/ops/matmul.js';
+import { withFormsOf } from '../../shared/ops/forms.js';
 
 /** ‖a − b‖ / ‖b‖ over all elements. */
 function relDiff(a: Float32Array, b: Float32Array): number {
@@ -91,5 +92,18 @@ describe('the per-backend choice', () => {
     expect(matMulGradFor('wasm')).toBe('materialize');
     expect(matMulGradFor('cpu')).toBe('flags');
     expect(matMulGradFor('some-new-backend')).toBe('flags');
+  });
+});
+
+describe('another backend\'s forms (the kernel check profiles on cpu as wasm would run)', () => {
+  it('withFormsOf(wasm) makes matMul on cpu take the materialized gradient', async () => {
+    await tf.setBackend('cpu');
+    const probe = () => {
+      const [a, b] = [seeded([8, 6], 9), seeded([6, 4], 10)];
+      tf.dispose(tf.tidy(() => tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(matMul(x, y)))([a, b])));
+      tf.dispose([a, b]);
+    };
+    expect((await tf.profile(probe)).kernelNames).not.toContain('Transpose');
+    expect((await tf.profile(() => withFormsOf('wasm', async () => probe()))).kernelNames).toContain('Transpose');
   });
 });
