@@ -10,14 +10,14 @@
  * The tfjs-layers loops are measured for dense models (the other kinds have none: null).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Config } from '../shared/config.js';
-import { fail } from '../shared/errors.js';
+import type { Config } from '../shared/job/config.js';
+import { fail } from '../shared/util/errors.js';
 import { gatherRows, type Dataset } from '../shared/datasets/index.js';
-import { jobLayout, loadJobData } from '../shared/job-layout.js';
+import { jobLayout, loadJobData } from '../shared/job/job-layout.js';
 import { initParams, modelKind, paramView, type AnyLayout } from '../shared/models/index.js';
 import { batchTensors as modelBatch } from '../worker/batch.js';
-import { Sampler } from '../shared/sampler.js';
-import { median } from '../shared/stats.js';
+import { Sampler } from '../shared/job/sampler.js';
+import { median } from '../shared/util/stats.js';
 
 export const BASELINES = ['engine', 'layers-minimize', 'layers-fit'] as const;
 export type BaselineKind = (typeof BASELINES)[number];

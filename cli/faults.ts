@@ -7,8 +7,8 @@
  * NAME is a local worker's name (worker-0, worker-1, …).
  */
 import type { ChildProcess } from 'node:child_process';
-import { fail } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
+import { fail } from '../shared/util/errors.js';
+import type { Logger } from '../shared/util/log.js';
 
 export interface Fault {
   action: 'kill' | 'pause' | 'resume' | 'delay';

@@ -1,8 +1,8 @@
 /** Flag parsing shared by the subcommands: strict numbers, config file + overrides → Config. */
 import { InvalidArgumentError } from 'commander';
 import { loadLatestCheckpoint, type LoadedCheckpoint } from '../coordinator/checkpoint.js';
-import { mergeOverrides, parseConfig, readConfigFile, type Config } from '../shared/config.js';
-import { fail } from '../shared/errors.js';
+import { mergeOverrides, parseConfig, readConfigFile, type Config } from '../shared/job/config.js';
+import { fail } from '../shared/util/errors.js';
 
 export function intFlag(v: string): number {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a non-negative integer.');

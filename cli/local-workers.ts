@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from '../shared/log.js';
+import type { Logger } from '../shared/util/log.js';
 import type { RunDir } from '../coordinator/run-dir.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));

@@ -7,10 +7,10 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseTraceSteps } from '../coordinator/trace.js';
 import { PRECISIONS } from '../shared/accounting/devices.js';
-import { BACKENDS, BUDGET_POLICIES, type BackendName } from '../shared/config.js';
-import { describeError, DptrainError, type ErrorCode } from '../shared/errors.js';
-import { newToken } from '../shared/auth.js';
-import { WIRE_DTYPES } from '../shared/wire-dtype.js';
+import { BACKENDS, BUDGET_POLICIES, type BackendName } from '../shared/job/config.js';
+import { describeError, DptrainError, type ErrorCode } from '../shared/util/errors.js';
+import { newToken } from '../shared/wire/auth.js';
+import { WIRE_DTYPES } from '../shared/wire/wire-dtype.js';
 import { intFlag, numFlag, parseListen } from './flags.js';
 import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';

@@ -9,9 +9,9 @@ import { devicePeak, type Precision } from '../shared/accounting/devices.js';
 import { transformerParams, transformerTrainingFlopsPerToken } from '../shared/accounting/flops.js';
 import { flopRateText, flopsText, percent, si } from '../shared/accounting/format.js';
 import { plan, type PlanResult } from '../shared/accounting/plan.js';
-import { parseConfig, readConfigFile } from '../shared/config.js';
-import { fail } from '../shared/errors.js';
-import { jobLayout } from '../shared/job-layout.js';
+import { parseConfig, readConfigFile } from '../shared/job/config.js';
+import { fail } from '../shared/util/errors.js';
+import { jobLayout } from '../shared/job/job-layout.js';
 import { modelKind } from '../shared/models/index.js';
 
 /** Assumed MFU when none is given: a well-tuned large run reaches 40–50% (PaLM App. B: 46.2%). */

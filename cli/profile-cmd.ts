@@ -2,8 +2,8 @@
  * `dptrain profile --config F --backend B`: the per-kernel table of one worker training step
  * (one shard's gradient) for a job's model and data, on one backend, in this process.
  */
-import type { BackendName } from '../shared/config.js';
-import { jobLayout, loadJobData } from '../shared/job-layout.js';
+import type { BackendName } from '../shared/job/config.js';
+import { jobLayout, loadJobData } from '../shared/job/job-layout.js';
 import type { MatMulGrad } from '../shared/ops/matmul.js';
 import { selectBackend } from '../worker/backend.js';
 import { formatProfile, profileStep, type StepProfile } from '../worker/profile.js';

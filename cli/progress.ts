@@ -2,7 +2,7 @@
  * Live progress: a redrawn status line on a terminal (step/total, loss, samples/s, ETA), or a
  * plain line every ~5% of the run when output is not a TTY (CI logs, files).
  */
-import { setTerminalLine } from '../shared/log.js';
+import { setTerminalLine } from '../shared/util/log.js';
 import type { EvalRecord, RunSummary, StepRecord } from '../coordinator/summary.js';
 import { flopRateText, flopsText, percent } from '../shared/accounting/format.js';
 

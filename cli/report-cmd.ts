@@ -7,7 +7,7 @@ import { basename, relative, resolve } from 'node:path';
 import { readRunView } from '../coordinator/dashboard/run-dir-view.js';
 import { reportPage } from '../coordinator/dashboard/page.js';
 import type { RunView } from '../coordinator/dashboard/view.js';
-import { fail } from '../shared/errors.js';
+import { fail } from '../shared/util/errors.js';
 
 /** Names for the runs: their directory names, or their paths where two share a name. */
 export function runNames(dirs: string[]): string[] {

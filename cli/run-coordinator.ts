@@ -7,11 +7,11 @@ import { Coordinator } from '../coordinator/coordinator.js';
 import { RunDir } from '../coordinator/run-dir.js';
 import type { RunSummary } from '../coordinator/summary.js';
 import { listenWs } from '../coordinator/ws-listener.js';
-import type { Config } from '../shared/config.js';
+import type { Config } from '../shared/job/config.js';
 import { fingerprint } from '../shared/datasets/index.js';
-import { describeError } from '../shared/errors.js';
-import { createLogger, type Logger } from '../shared/log.js';
-import { jobLayout, loadJobData } from '../shared/job-layout.js';
+import { describeError } from '../shared/util/errors.js';
+import { createLogger, type Logger } from '../shared/util/log.js';
+import { jobLayout, loadJobData } from '../shared/job/job-layout.js';
 import type { Listener } from '../shared/transport/transport.js';
 import { formatSummary, Progress } from './progress.js';
 import { PromMetrics } from '../coordinator/prometheus.js';
@@ -20,7 +20,7 @@ import type { Tracer } from '../coordinator/trace.js';
 import { basename } from 'node:path';
 import { Dashboard } from '../coordinator/dashboard/server.js';
 import { LiveRun } from '../coordinator/dashboard/live.js';
-import { isLoopback } from '../shared/auth.js';
+import { isLoopback } from '../shared/wire/auth.js';
 
 /** Frames carry one float32 per parameter plus a header of well under 64 KiB. */
 export function maxFrameBytes(config: Config): number {

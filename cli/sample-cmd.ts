@@ -8,10 +8,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataShape } from '../shared/datasets/index.js';
 import { decode, encode } from '../shared/datasets/text.js';
-import { fail } from '../shared/errors.js';
+import { fail } from '../shared/util/errors.js';
 import { layoutModel, modelKind, paramView, parseModelSpec, type AnyLayout } from '../shared/models/index.js';
-import { Rng } from '../shared/rng.js';
-import type { BackendName } from '../shared/config.js';
+import { Rng } from '../shared/util/rng.js';
+import type { BackendName } from '../shared/job/config.js';
 import { selectBackend } from '../worker/backend.js';
 
 export interface SampleFlags {

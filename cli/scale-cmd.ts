@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunSummary } from '../coordinator/summary.js';
-import { fail } from '../shared/errors.js';
+import { fail } from '../shared/util/errors.js';
 import { selectBackend } from '../worker/backend.js';
 import { allBaselines, BASELINE_LABELS, BASELINES, type BaselineKind } from './baseline.js';
 import { resolveConfig, type JobFlags } from './flags.js';

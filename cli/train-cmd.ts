@@ -8,15 +8,15 @@ import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { readRunView } from '../coordinator/dashboard/run-dir-view.js';
 import { Tracer } from '../coordinator/trace.js';
-import { isLoopback, newToken, readToken } from '../shared/auth.js';
-import { DptrainError, fail } from '../shared/errors.js';
+import { isLoopback, newToken, readToken } from '../shared/wire/auth.js';
+import { DptrainError, fail } from '../shared/util/errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
-import type { Config } from '../shared/config.js';
+import type { Config } from '../shared/job/config.js';
 import { faultInjector, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags } from './flags.js';
 import { spawnWorkers } from './local-workers.js';
 import { ShmChannel } from '../shared/transport/shm.js';
-import { jobLayout } from '../shared/job-layout.js';
+import { jobLayout } from '../shared/job/job-layout.js';
 
 /** Parameter count of the job's model (known before any worker joins). */
 function coordParams(c: Config): number {

@@ -2,11 +2,11 @@
  * `dptrain worker --connect ws://HOST:PORT`: pick a backend, connect (retrying while the
  * coordinator is not up yet), and serve the job until the coordinator says bye.
  */
-import { describeError, DptrainError, isDptrainError } from '../shared/errors.js';
-import { readToken } from '../shared/auth.js';
-import { createLogger, type Logger } from '../shared/log.js';
+import { describeError, DptrainError, isDptrainError } from '../shared/util/errors.js';
+import { readToken } from '../shared/wire/auth.js';
+import { createLogger, type Logger } from '../shared/util/log.js';
 import type { Link } from '../shared/transport/transport.js';
-import type { BackendName } from '../shared/config.js';
+import type { BackendName } from '../shared/job/config.js';
 import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
 import { dialWs, readCa, type DialTls } from '../worker/ws-dialer.js';

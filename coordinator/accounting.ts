@@ -9,9 +9,9 @@
  * FLOPs add what was computed but not used: recomputed or late shards, skipped steps, and
  * evaluation (forward only).
  */
-import type { ComputeConfig } from '../shared/config.js';
-import type { Logger } from '../shared/log.js';
-import { median } from '../shared/stats.js';
+import type { ComputeConfig } from '../shared/job/config.js';
+import type { Logger } from '../shared/util/log.js';
+import { median } from '../shared/util/stats.js';
 
 export type BudgetPolicy = ComputeConfig['budgetPolicy'];
 

@@ -12,9 +12,9 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { jobOf, type Config } from '../shared/config.js';
-import { DptrainError, fail } from '../shared/errors.js';
-import { writeFileAtomic } from '../shared/fs-atomic.js';
+import { jobOf, type Config } from '../shared/job/config.js';
+import { DptrainError, fail } from '../shared/util/errors.js';
+import { writeFileAtomic } from '../shared/util/fs-atomic.js';
 import type { AdamState } from './optimizers/adam.js';
 
 const MAGIC = 'DPCK';
@@ -35,7 +35,7 @@ export interface CheckpointCounters {
 export interface CheckpointState {
   /** Optimizer steps completed. */
   step: number;
-  /** Cursor into the sample stream (see shared/sampler). */
+  /** Cursor into the sample stream (see shared/job/sampler). */
   position: number;
   /** Parameter version (applied updates). */
   version: number;

@@ -5,10 +5,10 @@
  *   mean gradient → clip → Adam → new parameter version (or skip, if non-finite)
  *   account FLOPs; metrics; evaluate and checkpoint when due
  */
-import { budgetFlops, declaredPeak, jobOf, type Config } from '../shared/config.js';
-import { DptrainError, fail } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
-import { jobLayout } from '../shared/job-layout.js';
+import { budgetFlops, declaredPeak, jobOf, type Config } from '../shared/job/config.js';
+import { DptrainError, fail } from '../shared/util/errors.js';
+import type { Logger } from '../shared/util/log.js';
+import { jobLayout } from '../shared/job/job-layout.js';
 import { initParams, modelKind, type AnyLayout } from '../shared/models/index.js';
 import type { Listener } from '../shared/transport/transport.js';
 import { ComputeMeter, type StepAccounting } from './accounting.js';

@@ -4,15 +4,15 @@
  * straggler coming back, and which is non-finite (recomputed once elsewhere). The training
  * loop asks for "gradients of these rows" and "loss of these test rows" and gets sums back.
  */
-import { encodeFrame } from '../shared/codec.js';
-import type { Logger } from '../shared/log.js';
-import type { WireDtype } from '../shared/wire-dtype.js';
+import { encodeFrame } from '../shared/wire/codec.js';
+import type { Logger } from '../shared/util/log.js';
+import type { WireDtype } from '../shared/wire/wire-dtype.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
-import type { EvalResult, ShardResult } from '../shared/protocol.js';
+import type { EvalResult, ShardResult } from '../shared/wire/protocol.js';
 import { requestTag, type Membership, type WorkerSession } from './membership.js';
 import { eligible, Phase, type PhasePlan, type PhaseStats } from './phase.js';
 import { jsReduceOps, ShardReducer, type ReduceOps } from './reducer.js';
-import { median } from '../shared/stats.js';
+import { median } from '../shared/util/stats.js';
 
 export interface DispatcherOptions {
   membership: Membership;

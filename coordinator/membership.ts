@@ -5,15 +5,15 @@
  * training loop only ever sees ready workers and valid results.
  */
 import { EventEmitter } from 'node:events';
-import { encodeFrame } from '../shared/codec.js';
-import type { JobConfig } from '../shared/config.js';
-import { describeError, DptrainError } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
-import { PROTOCOL_VERSION, type EvalResult, type Hello, type Ready, type ShardResult, type ToCoordinator, type ToWorker } from '../shared/protocol.js';
+import { encodeFrame } from '../shared/wire/codec.js';
+import type { JobConfig } from '../shared/job/config.js';
+import { describeError, DptrainError } from '../shared/util/errors.js';
+import type { Logger } from '../shared/util/log.js';
+import { PROTOCOL_VERSION, type EvalResult, type Hello, type Ready, type ShardResult, type ToCoordinator, type ToWorker } from '../shared/wire/protocol.js';
 import type { CloseKind, Link, Listener } from '../shared/transport/transport.js';
-import { readFromWorker } from '../shared/validate.js';
+import { readFromWorker } from '../shared/wire/validate.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
-import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/auth.js';
+import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/wire/auth.js';
 
 /** hello: connected, not yet authenticated; loading: welcomed, loading the job; ready: takes shards. */
 export type WorkerState = 'hello' | 'loading' | 'ready' | 'gone';

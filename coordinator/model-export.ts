@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../shared/fs-atomic.js';
+import { writeFileAtomic } from '../shared/util/fs-atomic.js';
 import { modelKind, paramView, type AnyLayout } from '../shared/models/index.js';
 
 export async function exportLayersModel(layout: AnyLayout, params: Float32Array, dir: string): Promise<void> {

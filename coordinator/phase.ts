@@ -4,9 +4,9 @@
  * other worker (or waits for one to join); results are settled at most once. The caller
  * decides what a shard message says and what to do with a result; this decides who computes what.
  */
-import { DptrainError } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
-import type { ToWorker } from '../shared/protocol.js';
+import { DptrainError } from '../shared/util/errors.js';
+import type { Logger } from '../shared/util/log.js';
+import type { ToWorker } from '../shared/wire/protocol.js';
 import type { Membership, WorkerSession } from './membership.js';
 import { Assignments, splitRange, type ShardRange } from './scheduler.js';
 

@@ -8,7 +8,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { writeFileAtomic } from '../shared/fs-atomic.js';
+import { writeFileAtomic } from '../shared/util/fs-atomic.js';
 
 export class RunDir {
   readonly path: string;

@@ -1,6 +1,6 @@
 /** The records a run produces and how they condense into summary.json. */
-import { median, percentile } from '../shared/stats.js';
-import type { Config } from '../shared/config.js';
+import { median, percentile } from '../shared/util/stats.js';
+import type { Config } from '../shared/job/config.js';
 import type { ComputeMeter, StepAccounting } from './accounting.js';
 
 /**

@@ -9,7 +9,7 @@ import { wrapSocket } from '../shared/transport/ws-link.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { fail } from '../shared/errors.js';
+import { fail } from '../shared/util/errors.js';
 import type { Link, Listener } from '../shared/transport/transport.js';
 
 export interface WsListenerOptions {

@@ -31,13 +31,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Adam } from '../coordinator/optimizers/adam.js';
-import type { WireDtype } from '../shared/wire-dtype.js';
+import type { WireDtype } from '../shared/wire/wire-dtype.js';
 import { loopbackFloorMs } from './loopback.js';
-import { decodeFrame, encodeFrame } from '../shared/codec.js';
-import { parseConfig } from '../shared/config.js';
-import { jobLayout } from '../shared/job-layout.js';
+import { decodeFrame, encodeFrame } from '../shared/wire/codec.js';
+import { parseConfig } from '../shared/job/config.js';
+import { jobLayout } from '../shared/job/job-layout.js';
 import type { RunSummary } from '../coordinator/summary.js';
-import { median } from '../shared/stats.js';
+import { median } from '../shared/util/stats.js';
 import { singleProcessSamplesPerSec, type BaselineKind } from '../cli/baseline.js';
 import { formatBackendProfiles, profileBackends, type BackendProfile } from './bench-profile.js';
 

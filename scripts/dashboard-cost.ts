@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { TIMELINE_KEYS, type RunSummary } from '../coordinator/summary.js';
-import { median } from '../shared/stats.js';
+import { median } from '../shared/util/stats.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const CONDITIONS = ['none', 'stream', 'browser'] as const;

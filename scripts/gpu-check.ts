@@ -8,9 +8,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { singleProcessSamplesPerSec } from '../cli/baseline.js';
-import { parseConfig, type BackendName } from '../shared/config.js';
-import { describeError } from '../shared/errors.js';
-import { jobLayout } from '../shared/job-layout.js';
+import { parseConfig, type BackendName } from '../shared/job/config.js';
+import { describeError } from '../shared/util/errors.js';
+import { jobLayout } from '../shared/job/job-layout.js';
 import { modelKind } from '../shared/models/index.js';
 import { selectBackend } from '../worker/backend.js';
 import { adapterLabel } from '../worker/webgpu.js';

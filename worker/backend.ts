@@ -6,8 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { execFileSync } from 'node:child_process';
-import type { BackendName } from '../shared/config.js';
-import { fail } from '../shared/errors.js';
+import type { BackendName } from '../shared/job/config.js';
+import { fail } from '../shared/util/errors.js';
 import { adapterLabel, findAdapter, installWebgpuBackend, NO_LOADER, vulkanLoaderMissing, type AdapterSummary } from './webgpu.js';
 import { probeAdapter } from './webgpu-probe.js';
 

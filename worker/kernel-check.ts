@@ -5,7 +5,7 @@
  * and evaluation step on the cpu backend (which has every kernel) under tf.profile.
  */
 import * as tf from '@tensorflow/tfjs';
-import { fail } from '../shared/errors.js';
+import { fail } from '../shared/util/errors.js';
 import { modelKind, type AnyLayout } from '../shared/models/index.js';
 import { withFormsOf } from '../shared/ops/forms.js';
 import { batchTensors } from './batch.js';

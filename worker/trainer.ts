@@ -5,11 +5,11 @@
  * to the full-batch gradient.
  */
 import * as tf from '@tensorflow/tfjs';
-import { DptrainError } from '../shared/errors.js';
+import { DptrainError } from '../shared/util/errors.js';
 import { gatherRows, type Dataset } from '../shared/datasets/index.js';
 import { modelKind, paramView, type AnyLayout, type ModelKind, type ModelSpec } from '../shared/models/index.js';
 import { batchTensors } from './batch.js';
-import { Sampler } from '../shared/sampler.js';
+import { Sampler } from '../shared/job/sampler.js';
 import { heapViews, joinParts } from './tensor-memory.js';
 
 /** Rows per forward pass during evaluation: bounds memory on large test splits. */

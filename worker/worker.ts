@@ -6,18 +6,18 @@
  * message cannot rebuild.
  */
 import { hostname } from 'node:os';
-import { encodeFrame } from '../shared/codec.js';
-import { parseConfig } from '../shared/config.js';
+import { encodeFrame } from '../shared/wire/codec.js';
+import { parseConfig } from '../shared/job/config.js';
 import { fingerprint, sameShape } from '../shared/datasets/index.js';
-import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/auth.js';
-import { describeError, DptrainError, type ErrorCode } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
-import { jobLayout, loadJobData } from '../shared/job-layout.js';
-import { PROTOCOL_VERSION, type Challenge, type Evaluate, type Params, type ShardResult, type ToCoordinator, type ToWorker, type Welcome, type Work } from '../shared/protocol.js';
+import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/wire/auth.js';
+import { describeError, DptrainError, type ErrorCode } from '../shared/util/errors.js';
+import type { Logger } from '../shared/util/log.js';
+import { jobLayout, loadJobData } from '../shared/job/job-layout.js';
+import { PROTOCOL_VERSION, type Challenge, type Evaluate, type Params, type ShardResult, type ToCoordinator, type ToWorker, type Welcome, type Work } from '../shared/wire/protocol.js';
 import { ShmChannel } from '../shared/transport/shm.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
-import type { WireDtype } from '../shared/wire-dtype.js';
-import { readFromCoordinator } from '../shared/validate.js';
+import type { WireDtype } from '../shared/wire/wire-dtype.js';
+import { readFromCoordinator } from '../shared/wire/validate.js';
 import type { BackendChoice } from './backend.js';
 import { calibrate } from './calibrate.js';
 import { assertKernels } from './kernel-check.js';

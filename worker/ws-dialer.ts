@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { wrapSocket } from '../shared/transport/ws-link.js';
-import { fail } from '../shared/errors.js';
+import { fail } from '../shared/util/errors.js';
 import type { Link } from '../shared/transport/transport.js';
 
 /**

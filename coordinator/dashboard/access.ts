@@ -2,11 +2,11 @@
  * Who may see the dashboard. On a loopback listener anyone on this machine may (as workers may
  * join without a token there). Beyond loopback the page asks for the job token in a login form
  * (POST body, never a URL) and answers a right one with an HttpOnly session cookie: issue time,
- * a nonce and a MAC of both under the token (shared/auth.ts). Nothing is stored server-side; a
+ * a nonce and a MAC of both under the token (shared/wire/auth.ts). Nothing is stored server-side; a
  * new token (a new coordinator) invalidates every cookie.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { dashboardSessionMac, isLoopback, newNonce, proofsEqual } from '../../shared/auth.js';
+import { dashboardSessionMac, isLoopback, newNonce, proofsEqual } from '../../shared/wire/auth.js';
 
 export const COOKIE = 'dptrain_session';
 /** A session lasts this long; then the form asks again. */

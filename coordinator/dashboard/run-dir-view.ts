@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fail } from '../../shared/errors.js';
+import { fail } from '../../shared/util/errors.js';
 import type { RunSummary, StepRecord } from '../summary.js';
 import { evalRow, MAX_ROWS, stepRow, thin, warningOf, type RunView, type StepRow, type WarningRow } from './view.js';
 

@@ -1,4 +1,4 @@
-import type { OptimizerConfig } from '../../shared/config.js';
+import type { OptimizerConfig } from '../../shared/job/config.js';
 
 /**
  * Learning rate for optimizer step `step` (0-based) of `total`: linear warmup to lr over

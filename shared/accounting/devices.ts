@@ -8,7 +8,7 @@
  *   T4: 65 TFLOPS fp16 tensor core, 8.1 fp32 (NVIDIA T4 datasheet)
  *   TPU v4: 275 TFLOPS bf16 (PaLM, Chowdhery et al. 2022, App. B)
  */
-import { fail } from '../errors.js';
+import { fail } from '../util/errors.js';
 
 export const PRECISIONS = ['bf16', 'fp32'] as const;
 export type Precision = (typeof PRECISIONS)[number];

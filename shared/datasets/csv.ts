@@ -7,8 +7,8 @@
  * and column.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { fail } from '../errors.js';
-import { checkKeys, num, oneOf, str } from '../fields.js';
+import { fail } from '../util/errors.js';
+import { checkKeys, num, oneOf, str } from '../job/fields.js';
 import { dataset, oneHot, type DataShape, type DatasetModule, type Split } from './dataset.js';
 
 export const CSV_TASKS = ['classification', 'regression'] as const;

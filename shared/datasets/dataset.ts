@@ -3,7 +3,7 @@
  * with PyTorch's DistributedSampler); the coordinator only ever sends index ranges, and knows a
  * dataset by its shape alone, which a module states from the config without loading anything.
  */
-import type { Json } from '../fields.js';
+import type { Json } from '../job/fields.js';
 
 /** onehot / binary / real: float targets; tokens: the next token id at each input position. */
 export type TargetKind = 'onehot' | 'binary' | 'real' | 'tokens';

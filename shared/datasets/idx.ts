@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { fail } from '../errors.js';
-import { checkKeys, str } from '../fields.js';
+import { fail } from '../util/errors.js';
+import { checkKeys, str } from '../job/fields.js';
 import { dataset, oneHot, type Dataset, type DatasetModule, type Split } from './dataset.js';
 import { DIGIT_IMAGES } from './mnist.js';
 

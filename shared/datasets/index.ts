@@ -2,8 +2,8 @@
  * The dataset registry: every dataset kind by its `data.name`. Adding one is a module
  * implementing DatasetModule (dataset.ts) and a line here; see docs/extending.md.
  */
-import { fail } from '../errors.js';
-import { isObj } from '../fields.js';
+import { fail } from '../util/errors.js';
+import { isObj } from '../job/fields.js';
 import type { DataShape, Dataset, DatasetModule, SampleRequest } from './dataset.js';
 import { text, type TextSpec } from './text.js';
 import { csv, type CsvSpec } from './csv.js';

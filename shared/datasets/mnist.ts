@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
-import { fail } from '../errors.js';
-import { checkKeys, num } from '../fields.js';
+import { fail } from '../util/errors.js';
+import { checkKeys, num } from '../job/fields.js';
 import { dataset, oneHot, type DataShape, type Dataset, type DatasetModule, type Split } from './dataset.js';
 
 const PIXELS = 28 * 28;

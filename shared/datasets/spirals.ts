@@ -1,5 +1,5 @@
-import { checkKeys, num } from '../fields.js';
-import { Rng, deriveSeed } from '../rng.js';
+import { checkKeys, num } from '../job/fields.js';
+import { Rng, deriveSeed } from '../util/rng.js';
 import { dataset, type DataShape, type Dataset, type DatasetModule, type Split } from './dataset.js';
 
 export interface SpiralsSpec {

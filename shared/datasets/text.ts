@@ -7,8 +7,8 @@
  * out the model (the coordinator too) reads the file; with bytes only the workers do.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { fail } from '../errors.js';
-import { checkKeys, num, oneOf, str } from '../fields.js';
+import { fail } from '../util/errors.js';
+import { checkKeys, num, oneOf, str } from '../job/fields.js';
 import { dataset, type DataShape, type DatasetModule, type SampleRequest, type Split } from './dataset.js';
 
 export const TOKENIZERS = ['chars', 'bytes'] as const;

@@ -1,4 +1,4 @@
-import { checkKeys } from '../fields.js';
+import { checkKeys } from '../job/fields.js';
 import { dataset, type DataShape, type DatasetModule } from './dataset.js';
 
 export interface XorSpec {

@@ -5,8 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { convNetFlopsPerSample, type ConvNetPart } from '../accounting/flops.js';
-import { fail } from '../errors.js';
-import { checkKeys, isObj, type Json } from '../fields.js';
+import { fail } from '../util/errors.js';
+import { checkKeys, isObj, type Json } from '../job/fields.js';
 import { conv2d, convPads, type Padding } from '../ops/conv2d.js';
 import { packSlots, type ModelKind, type ModelLayout } from './contract.js';
 import { addDenseLayers, checkOutputs, denseSlots, denseStack, parseDenseLayers, type DenseLayerSpec } from './dense.js';

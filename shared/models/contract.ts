@@ -6,7 +6,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { DataShape } from '../datasets/dataset.js';
-import type { Json } from '../fields.js';
+import type { Json } from '../job/fields.js';
 
 /** One parameter tensor and where it sits in the fused float32 vector. */
 export interface ParamSlot {

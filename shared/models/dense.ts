@@ -5,8 +5,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { denseFlopsPerSample } from '../accounting/flops.js';
 import type { DataShape } from '../datasets/dataset.js';
-import { fail } from '../errors.js';
-import { checkKeys, isObj } from '../fields.js';
+import { fail } from '../util/errors.js';
+import { checkKeys, isObj } from '../job/fields.js';
 import { matMul } from '../ops/matmul.js';
 import { packSlots, type ModelKind, type ModelLayout } from './contract.js';
 import { activate, checkHead, checkTargets, headCorrectCount, headLossSum, LINK, parseActivation, parseLoss, type Activation, type Loss } from './heads.js';

@@ -10,10 +10,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { transformerParams, transformerTrainingFlopsPerToken, type TransformerShape } from '../accounting/flops.js';
-import { fail } from '../errors.js';
-import { checkKeys, num } from '../fields.js';
+import { fail } from '../util/errors.js';
+import { checkKeys, num } from '../job/fields.js';
 import { matMul } from '../ops/matmul.js';
-import { Rng, deriveSeed } from '../rng.js';
+import { Rng, deriveSeed } from '../util/rng.js';
 import { packSlots, type ModelKind, type ModelLayout } from './contract.js';
 import { activate } from './heads.js';
 

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TargetKind } from '../datasets/dataset.js';
-import { fail } from '../errors.js';
+import { fail } from '../util/errors.js';
 
 export const ACTIVATIONS = ['relu', 'tanh', 'sigmoid', 'gelu', 'linear'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];

@@ -3,8 +3,8 @@
  * module implementing ModelKind (contract.ts) and a line here; see docs/extending.md.
  */
 import type { DataShape, SampleRequest } from '../datasets/dataset.js';
-import { fail } from '../errors.js';
-import { isObj } from '../fields.js';
+import { fail } from '../util/errors.js';
+import { isObj } from '../job/fields.js';
 import type { ModelKind, ModelLayout } from './contract.js';
 import { cnn, type CnnSpec } from './cnn.js';
 import { dense, type DenseSpec } from './dense.js';

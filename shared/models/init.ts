@@ -1,4 +1,4 @@
-import { Rng, deriveSeed } from '../rng.js';
+import { Rng, deriveSeed } from '../util/rng.js';
 import type { ParamSlot } from './contract.js';
 
 /**

@@ -21,10 +21,10 @@
  * whole file, then the header again, and accepts only the expected tag both times.
  */
 import { closeSync, constants, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
-import { newToken, proofsEqual, shmGrantProof } from '../auth.js';
+import { newToken, proofsEqual, shmGrantProof } from '../wire/auth.js';
 import { join } from 'node:path';
-import { fail } from '../errors.js';
-import { BYTES_PER_ELEMENT, decodeTensor, encodeTensor, type WireDtype } from '../wire-dtype.js';
+import { fail } from '../util/errors.js';
+import { BYTES_PER_ELEMENT, decodeTensor, encodeTensor, type WireDtype } from '../wire/wire-dtype.js';
 
 /** Where a fresh channel directory is made: tmpfs, so files never reach a disk. */
 export const SHM_ROOT = '/dev/shm';

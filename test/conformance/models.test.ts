@@ -6,9 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../shared/config.js';
+import { parseConfig } from '../../shared/job/config.js';
 import { gatherRows } from '../../shared/datasets/index.js';
-import { jobLayout, loadJobData } from '../../shared/job-layout.js';
+import { jobLayout, loadJobData } from '../../shared/job/job-layout.js';
 import { initParams, MODEL_KINDS, modelKind, paramView, parseModelSpec } from '../../shared/models/index.js';
 import { batchTensors } from '../../worker/batch.js';
 import { assertKernels } from '../../worker/kernel-check.js';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Adam, type AdamHyper } from '../../coordinator/optimizers/adam.js';
-import { Rng } from '../../shared/rng.js';
+import { Rng } from '../../shared/util/rng.js';
 
 const f = Math.fround;
 const HYPER: AdamHyper = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7, weightDecay: 0 };

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkpointDir, configHash, decodeCheckpoint, encodeCheckpoint, loadLatestCheckpoint, saveCheckpoint, type CheckpointState } from '../../coordinator/checkpoint.js';
-import { parseConfig } from '../../shared/config.js';
+import { parseConfig } from '../../shared/job/config.js';
 import { expectCode } from '../helpers/expect-code.js';
 
 function state(step: number, n = 7): CheckpointState {

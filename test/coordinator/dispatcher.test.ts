@@ -6,8 +6,8 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dispatcher } from '../../coordinator/dispatcher.js';
 import { Membership } from '../../coordinator/membership.js';
-import { jobOf, parseConfig } from '../../shared/config.js';
-import type { Work } from '../../shared/protocol.js';
+import { jobOf, parseConfig } from '../../shared/job/config.js';
+import type { Work } from '../../shared/wire/protocol.js';
 import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker, type FakeWorker } from '../helpers/fake-worker.js';
 

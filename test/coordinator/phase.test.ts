@@ -6,9 +6,9 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Membership, type WorkerSession } from '../../coordinator/membership.js';
 import { Phase, type PhasePlan } from '../../coordinator/phase.js';
-import { jobOf, parseConfig } from '../../shared/config.js';
-import { DptrainError } from '../../shared/errors.js';
-import type { Work } from '../../shared/protocol.js';
+import { jobOf, parseConfig } from '../../shared/job/config.js';
+import { DptrainError } from '../../shared/util/errors.js';
+import type { Work } from '../../shared/wire/protocol.js';
 import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker, type FakeWorker } from '../helpers/fake-worker.js';
 

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createArena, type Arena } from '../../coordinator/kernels/arena.js';
 import { simdReduceOps } from '../../coordinator/kernels/reduce-simd.js';
 import { jsReduceOps, ShardReducer, type ReduceOps } from '../../coordinator/reducer.js';
-import { Rng } from '../../shared/rng.js';
+import { Rng } from '../../shared/util/rng.js';
 
 interface Impl {
   ops: ReduceOps;

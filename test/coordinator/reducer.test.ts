@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShardReducer } from '../../coordinator/reducer.js';
-import { Rng } from '../../shared/rng.js';
+import { Rng } from '../../shared/util/rng.js';
 
 const SHARDS = 5;
 const SIZE = 16;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { OptimizerConfig } from '../../shared/config.js';
+import type { OptimizerConfig } from '../../shared/job/config.js';
 import { learningRate } from '../../coordinator/optimizers/schedule.js';
 
 function opt(over: Partial<OptimizerConfig>): OptimizerConfig {

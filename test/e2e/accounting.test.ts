@@ -7,8 +7,8 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { denseFlopsPerSample } from '../../shared/accounting/flops.js';
-import { parseConfig } from '../../shared/config.js';
-import { jobLayout } from '../../shared/job-layout.js';
+import { parseConfig } from '../../shared/job/config.js';
+import { jobLayout } from '../../shared/job/job-layout.js';
 import type { DenseLayout } from '../../shared/models/dense.js';
 import { readMetrics, readSummary, runCli, tempDir } from '../helpers/cli.js';
 

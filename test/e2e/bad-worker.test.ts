@@ -9,8 +9,8 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import { listenWs } from '../../coordinator/ws-listener.js';
-import { encodeFrame } from '../../shared/codec.js';
-import { parseConfig } from '../../shared/config.js';
+import { encodeFrame } from '../../shared/wire/codec.js';
+import { parseConfig } from '../../shared/job/config.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
 import { CLI } from '../helpers/cli.js';
 

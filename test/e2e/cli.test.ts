@@ -6,9 +6,9 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../shared/config.js';
+import { parseConfig } from '../../shared/job/config.js';
 import { loadDataset } from '../../shared/datasets/index.js';
-import { jobLayout } from '../../shared/job-layout.js';
+import { jobLayout } from '../../shared/job/job-layout.js';
 import { initParams } from '../../shared/models/index.js';
 import { readMetrics, readSummary, readWeights, runCli, tempDir } from '../helpers/cli.js';
 

@@ -6,8 +6,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../shared/config.js';
-import { jobLayout } from '../../shared/job-layout.js';
+import { parseConfig } from '../../shared/job/config.js';
+import { jobLayout } from '../../shared/job/job-layout.js';
 import { CLI, readMetrics, readSummary, readWeights, runCli, stepsReached, tempDir } from '../helpers/cli.js';
 import { tensorRelDiff } from '../helpers/reference.js';
 

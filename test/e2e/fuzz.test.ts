@@ -11,11 +11,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import type { RunSummary } from '../../coordinator/summary.js';
 import { listenWs } from '../../coordinator/ws-listener.js';
-import { workerProof } from '../../shared/auth.js';
-import { decodeFrame, encodeFrame } from '../../shared/codec.js';
-import { parseConfig } from '../../shared/config.js';
-import { PROTOCOL_VERSION, type Message } from '../../shared/protocol.js';
-import { Rng } from '../../shared/rng.js';
+import { workerProof } from '../../shared/wire/auth.js';
+import { decodeFrame, encodeFrame } from '../../shared/wire/codec.js';
+import { parseConfig } from '../../shared/job/config.js';
+import { PROTOCOL_VERSION, type Message } from '../../shared/wire/protocol.js';
+import { Rng } from '../../shared/util/rng.js';
 import { maxFrameBytes } from '../../cli/run-coordinator.js';
 import { CLI } from '../helpers/cli.js';
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import { PromMetrics } from '../../coordinator/prometheus.js';
 import { listenWs } from '../../coordinator/ws-listener.js';
-import { parseConfig } from '../../shared/config.js';
+import { parseConfig } from '../../shared/job/config.js';
 import { CLI } from '../helpers/cli.js';
 
 describe('Prometheus endpoint', () => {

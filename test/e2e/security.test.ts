@@ -11,9 +11,9 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import { listenWs, type WsListenerOptions } from '../../coordinator/ws-listener.js';
-import { encodeFrame } from '../../shared/codec.js';
-import { parseConfig } from '../../shared/config.js';
-import { PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { encodeFrame } from '../../shared/wire/codec.js';
+import { parseConfig } from '../../shared/job/config.js';
+import { PROTOCOL_VERSION } from '../../shared/wire/protocol.js';
 import type { Listener } from '../../shared/transport/transport.js';
 import { CLI, hasOpenssl, runCli, tempDir } from '../helpers/cli.js';
 

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import { listenWs } from '../../coordinator/ws-listener.js';
-import { parseConfig } from '../../shared/config.js';
+import { parseConfig } from '../../shared/job/config.js';
 import { CLI } from '../helpers/cli.js';
 
 const cfg = parseConfig({

@@ -1,8 +1,8 @@
 /** The small job the equivalence tests (cpu and webgpu workers) train against a single-process reference. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseConfig } from '../../shared/config.js';
-import { jobLayout } from '../../shared/job-layout.js';
+import { parseConfig } from '../../shared/job/config.js';
+import { jobLayout } from '../../shared/job/job-layout.js';
 import { initParams } from '../../shared/models/index.js';
 import { tempDir } from './cli.js';
 

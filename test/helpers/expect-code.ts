@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { DptrainError, type ErrorCode } from '../../shared/errors.js';
+import { DptrainError, type ErrorCode } from '../../shared/util/errors.js';
 
 /** Run fn, expect a DptrainError with this code, return its message for further checks. */
 export function expectCode(fn: () => unknown, code: ErrorCode): string {

@@ -2,13 +2,13 @@
  * A scripted worker for tests: it speaks the real protocol (challenge → hello with proof →
  * welcome → ready) and then does whatever the test says with each message.
  */
-import { workerProof } from '../../shared/auth.js';
-import { encodeFrame } from '../../shared/codec.js';
+import { workerProof } from '../../shared/wire/auth.js';
+import { encodeFrame } from '../../shared/wire/codec.js';
 import { fingerprint, loadDataset } from '../../shared/datasets/index.js';
-import { parseConfig } from '../../shared/config.js';
-import { PROTOCOL_VERSION, type Message, type ToWorker } from '../../shared/protocol.js';
+import { parseConfig } from '../../shared/job/config.js';
+import { PROTOCOL_VERSION, type Message, type ToWorker } from '../../shared/wire/protocol.js';
 import type { CloseKind, Dial, Link } from '../../shared/transport/transport.js';
-import { readFromCoordinator } from '../../shared/validate.js';
+import { readFromCoordinator } from '../../shared/wire/validate.js';
 import { dialWs } from '../../worker/ws-dialer.js';
 
 export interface FakeWorker {

@@ -7,12 +7,12 @@
  * Only the initialization (initParams) and the data order are shared with dptrain.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Config } from '../../shared/config.js';
+import type { Config } from '../../shared/job/config.js';
 import { gatherRows } from '../../shared/datasets/index.js';
-import { jobLayout, loadJobData } from '../../shared/job-layout.js';
+import { jobLayout, loadJobData } from '../../shared/job/job-layout.js';
 import type { GptSpec } from '../../shared/models/gpt.js';
 import { initParams, paramView } from '../../shared/models/index.js';
-import { Sampler } from '../../shared/sampler.js';
+import { Sampler } from '../../shared/job/sampler.js';
 
 type P = Record<string, tf.Variable>;
 

@@ -6,12 +6,12 @@
 import * as tf from '@tensorflow/tfjs';
 
 tf.enableProdMode();
-import type { Config } from '../../shared/config.js';
+import type { Config } from '../../shared/job/config.js';
 import { gatherRows, loadDataset, type Dataset } from '../../shared/datasets/index.js';
-import { jobLayout } from '../../shared/job-layout.js';
+import { jobLayout } from '../../shared/job/job-layout.js';
 import { initParams, paramView, type ModelSpec } from '../../shared/models/index.js';
 import type { GptSpec } from '../../shared/models/gpt.js';
-import { Sampler } from '../../shared/sampler.js';
+import { Sampler } from '../../shared/job/sampler.js';
 import { gptReferenceTrain } from './gpt-reference.js';
 
 /** The model as tfjs-layers layers, read from the spec here (not through the model kind's own toLayers). */

@@ -4,7 +4,7 @@
  * counting live tensors around them, then the same gradients on cpu. Prints one JSON line.
  */
 import * as tf from '@tensorflow/tfjs';
-import { parseConfig } from '../../shared/config.js';
+import { parseConfig } from '../../shared/job/config.js';
 import { loadDataset } from '../../shared/datasets/index.js';
 import { initParams, layoutModel } from '../../shared/models/index.js';
 import { selectBackend } from '../../worker/backend.js';

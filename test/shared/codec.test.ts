@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { pack, unpack } from 'msgpackr';
-import { decodeFrame, encodeFrame } from '../../shared/codec.js';
-import type { Message } from '../../shared/protocol.js';
-import { Rng } from '../../shared/rng.js';
+import { decodeFrame, encodeFrame } from '../../shared/wire/codec.js';
+import type { Message } from '../../shared/wire/protocol.js';
+import { Rng } from '../../shared/util/rng.js';
 import { expectCode } from '../helpers/expect-code.js';
 
 const MSG: Message = { t: 'params', version: 7, shm: 0 };

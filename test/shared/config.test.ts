@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, mergeOverrides, parseConfig, readConfigFile } from '../../shared/config.js';
+import { DEFAULT_CONFIG, mergeOverrides, parseConfig, readConfigFile } from '../../shared/job/config.js';
 import { expectCode } from '../helpers/expect-code.js';
 
 

@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../shared/config.js';
+import { parseConfig } from '../../shared/job/config.js';
 import { csvFields } from '../../shared/datasets/csv.js';
 import { loadDataset, parseDataSpec } from '../../shared/datasets/index.js';
-import { jobLayout } from '../../shared/job-layout.js';
+import { jobLayout } from '../../shared/job/job-layout.js';
 import { tempDir } from '../helpers/cli.js';
 import { expectCode } from '../helpers/expect-code.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatRecord } from '../../shared/log.js';
+import { formatRecord } from '../../shared/util/log.js';
 
 const rec = (o: Record<string, unknown>) => JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 1, 12, 0, 1), name: 'coordinator', ...o });
 

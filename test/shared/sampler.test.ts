@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Rng, deriveSeed, permutation } from '../../shared/rng.js';
-import { Sampler } from '../../shared/sampler.js';
+import { Rng, deriveSeed, permutation } from '../../shared/util/rng.js';
+import { Sampler } from '../../shared/job/sampler.js';
 
 const N = 97;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { median, percentile } from '../../shared/stats.js';
+import { median, percentile } from '../../shared/util/stats.js';
 
 describe('order statistics', () => {
   it('median: the middle value, or the mean of the two middle ones; null when empty', () => {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame } from '../../shared/codec.js';
-import { DEFAULT_CONFIG, jobOf } from '../../shared/config.js';
-import { DptrainError } from '../../shared/errors.js';
-import type { Message } from '../../shared/protocol.js';
-import { MAX_STRING, readFromCoordinator, readFromWorker, type ValidateContext } from '../../shared/validate.js';
+import { decodeFrame, encodeFrame } from '../../shared/wire/codec.js';
+import { DEFAULT_CONFIG, jobOf } from '../../shared/job/config.js';
+import { DptrainError } from '../../shared/util/errors.js';
+import type { Message } from '../../shared/wire/protocol.js';
+import { MAX_STRING, readFromCoordinator, readFromWorker, type ValidateContext } from '../../shared/wire/validate.js';
 
 const CTX: ValidateContext = { totalParams: 5 };
 const params5 = () => new Float32Array([0.5, -1, 2, 0, 3]);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame } from '../../shared/codec.js';
-import { Rng } from '../../shared/rng.js';
-import { readFromCoordinator, readFromWorker } from '../../shared/validate.js';
-import { decodeTensor, encodeTensor, type WireDtype } from '../../shared/wire-dtype.js';
+import { decodeFrame, encodeFrame } from '../../shared/wire/codec.js';
+import { Rng } from '../../shared/util/rng.js';
+import { readFromCoordinator, readFromWorker } from '../../shared/wire/validate.js';
+import { decodeTensor, encodeTensor, type WireDtype } from '../../shared/wire/wire-dtype.js';
 import { expectCode } from '../helpers/expect-code.js';
 
 /** The 16-bit patterns `values` encode to. */

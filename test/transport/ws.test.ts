@@ -6,7 +6,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLOSE_GRACE_MS, HANDSHAKE_MAX_FRAME, listenWs } from '../../coordinator/ws-listener.js';
-import { isDptrainError } from '../../shared/errors.js';
+import { isDptrainError } from '../../shared/util/errors.js';
 import { dialWs } from '../../worker/ws-dialer.js';
 import { setFrameLimit } from '../../shared/transport/ws-link.js';
 import { hasOpenssl } from '../helpers/cli.js';

@@ -5,13 +5,13 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { coordinatorProof } from '../../shared/auth.js';
-import { encodeFrame } from '../../shared/codec.js';
-import { jobOf, parseConfig } from '../../shared/config.js';
-import { PROTOCOL_VERSION, type Message, type ToCoordinator } from '../../shared/protocol.js';
+import { coordinatorProof } from '../../shared/wire/auth.js';
+import { encodeFrame } from '../../shared/wire/codec.js';
+import { jobOf, parseConfig } from '../../shared/job/config.js';
+import { PROTOCOL_VERSION, type Message, type ToCoordinator } from '../../shared/wire/protocol.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import type { CloseKind, Link } from '../../shared/transport/transport.js';
-import { readFromWorker } from '../../shared/validate.js';
+import { readFromWorker } from '../../shared/wire/validate.js';
 import { runWorker } from '../../worker/worker.js';
 
 const cfg = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' } });

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Trainer } from '../../worker/trainer.js';
 import { loadDataset, type Dataset } from '../../shared/datasets/index.js';
-import { DptrainError } from '../../shared/errors.js';
+import { DptrainError } from '../../shared/util/errors.js';
 import { denseLayout, type DenseLayout as ModelLayout, type DenseSpec as ModelSpec } from '../../shared/models/dense.js';
 import { initParams } from '../../shared/models/index.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { denseFlopsPerSample } from '../../../shared/accounting/flops.js';
 import { devicePeak } from '../../../shared/accounting/devices.js';
-import { DEFAULT_CONFIG } from '../../../shared/config.js';
+import { DEFAULT_CONFIG } from '../../../shared/job/config.js';
 import { parseModelSpec } from '../../../shared/models/index.js';
 import { denseFor as layoutModel } from '../../helpers/layouts.js';
 import { expectCode } from '../../helpers/expect-code.js';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseConfig } from '../../../shared/config.js';
-import { jobLayout } from '../../../shared/job-layout.js';
+import { parseConfig } from '../../../shared/job/config.js';
+import { jobLayout } from '../../../shared/job/job-layout.js';
 import { modelKind, parseModelSpec } from '../../../shared/models/index.js';
 import { expectCode } from '../../helpers/expect-code.js';
 

@@ -4,8 +4,8 @@
  * the model-kind registry. Coordinator, workers and CLI all ask here, so they agree on every
  * parameter slot.
  */
-import { datasetShape, loadDataset, type Dataset, type DataShape, type DataSpec } from './datasets/index.js';
-import { layoutModel, sampleRequest, type AnyLayout, type ModelSpec } from './models/index.js';
+import { datasetShape, loadDataset, type Dataset, type DataShape, type DataSpec } from '../datasets/index.js';
+import { layoutModel, sampleRequest, type AnyLayout, type ModelSpec } from '../models/index.js';
 
 export function jobLayout(job: { data: DataSpec; model: ModelSpec }): AnyLayout {
   return layoutModel(job.model, datasetShape(job.data, sampleRequest(job.model)));

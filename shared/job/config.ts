@@ -4,12 +4,12 @@
  * line naming the field, so a typo never silently trains the default.
  */
 import { readFileSync } from 'node:fs';
-import { DptrainError, fail } from './errors.js';
-import { devicePeak, PRECISIONS } from './accounting/devices.js';
-import { parseDataSpec, type DataSpec } from './datasets/index.js';
+import { DptrainError, fail } from '../util/errors.js';
+import { devicePeak, PRECISIONS } from '../accounting/devices.js';
+import { parseDataSpec, type DataSpec } from '../datasets/index.js';
 import { checkKeys, isObj, num, oneOf, type Json } from './fields.js';
-import { parseModelSpec, type ModelSpec } from './models/index.js';
-import { WIRE_DTYPES, type WireDtype } from './wire-dtype.js';
+import { parseModelSpec, type ModelSpec } from '../models/index.js';
+import { WIRE_DTYPES, type WireDtype } from '../wire/wire-dtype.js';
 
 export const SCHEDULES = ['constant', 'cosine'] as const;
 
@@ -67,7 +67,7 @@ export interface JobConfig {
   /** Evaluate on the test split every N steps (0 = only at the end). */
   evalEvery: number;
   optimizer: OptimizerConfig;
-  /** How parameters and gradients travel (shared/wire-dtype.ts); part of the job because it changes the numbers. */
+  /** How parameters and gradients travel (shared/wire/wire-dtype.ts); part of the job because it changes the numbers. */
   wireDtype: WireDtype;
 }
 

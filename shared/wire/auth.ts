@@ -8,7 +8,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { fail } from './errors.js';
+import { fail } from '../util/errors.js';
 
 const LABEL = 'dptrain/1';
 

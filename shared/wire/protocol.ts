@@ -3,13 +3,13 @@
  * one message: a small msgpack header (these types) plus at most one fused float32 payload
  * (parameters or gradients, laid out as in the model kind's ModelLayout, shared/models).
  */
-import type { JobConfig } from './config.js';
+import type { JobConfig } from '../job/config.js';
 
 // v2: results carry the worker's own timings (decode, encode, busy); payloads may be 16-bit.
 export const PROTOCOL_VERSION = 3;
 
 // ---- worker → coordinator ----
-/** The answer to a challenge (see shared/auth.ts): who the worker is and its proof of the token. */
+/** The answer to a challenge (see shared/wire/auth.ts): who the worker is and its proof of the token. */
 export interface Hello {
   t: 'hello';
   protocol: number;

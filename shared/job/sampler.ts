@@ -8,7 +8,7 @@
  * of this epoch and the start of the next. Every batch is full (constant batch size and FLOPs
  * per step), no sample is dropped, and each epoch visits every sample exactly once.
  */
-import { permutation } from './rng.js';
+import { permutation } from '../util/rng.js';
 
 export class Sampler {
   private cache = new Map<number, Uint32Array>();

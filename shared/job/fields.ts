@@ -2,7 +2,7 @@
  * Field checks for untrusted JSON (config files, dataset and model sections): each complaint is
  * one line that names the field, under the error code of the section being read.
  */
-import { fail, type ErrorCode } from './errors.js';
+import { fail, type ErrorCode } from '../util/errors.js';
 
 export type Json = Record<string, unknown>;
 

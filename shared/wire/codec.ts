@@ -4,7 +4,7 @@
  * Frame layout (all integers little-endian):
  *   0  u8[2]  magic "DP"
  *   2  u8     codec version
- *   3  u8     payload dtype: 0 float32, 1 float16, 2 bfloat16 (shared/wire-dtype.ts)
+ *   3  u8     payload dtype: 0 float32, 1 float16, 2 bfloat16 (shared/wire/wire-dtype.ts)
  *   4  u32    header length H
  *   8  H bytes msgpack header (plain values only)
  *   …  zero padding to a multiple of 4
@@ -17,7 +17,7 @@
  */
 import { Packr } from 'msgpackr';
 import { endianness } from 'node:os';
-import { fail } from './errors.js';
+import { fail } from '../util/errors.js';
 import type { Frame, Message } from './protocol.js';
 import { BYTES_PER_ELEMENT, decodeTensor, DTYPE_CODE, dtypeOfCode, encodeTensor, type WireDtype } from './wire-dtype.js';
 

@@ -12,7 +12,7 @@
 export const WIRE_DTYPES = ['float32', 'float16', 'bfloat16'] as const;
 export type WireDtype = (typeof WIRE_DTYPES)[number];
 
-/** The code each dtype has in a frame's dtype byte (shared/codec.ts). */
+/** The code each dtype has in a frame's dtype byte (shared/wire/codec.ts). */
 export const DTYPE_CODE: Record<WireDtype, number> = { float32: 0, float16: 1, bfloat16: 2 };
 export const BYTES_PER_ELEMENT: Record<WireDtype, number> = { float32: 4, float16: 2, bfloat16: 2 };
 

@@ -4,7 +4,7 @@
  * exactly the model's parameter count. Anything else is MESSAGE_INVALID with the field named.
  */
 import { decodeFrame, type DecodedFrame } from './codec.js';
-import { fail } from './errors.js';
+import { fail } from '../util/errors.js';
 import type { WireDtype } from './wire-dtype.js';
 import { PAYLOAD_TYPES, type Frame, type Message, type MessageType, type ToCoordinator, type ToWorker } from './protocol.js';
 
