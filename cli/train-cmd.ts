@@ -16,7 +16,7 @@ import { faultInjector, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags } from './flags.js';
 import { spawnWorkers } from './local-workers.js';
 import { ShmChannel } from '../shared/transport/shm.js';
-import { jobLayout } from '../shared/job/job-layout.js';
+import { jobLayout, prepareJob } from '../shared/job/job-layout.js';
 
 /** Parameter count of the job's model (known before any worker joins). */
 function coordParams(c: Config): number {
@@ -80,6 +80,7 @@ function handleSignals(c: Coordinator, s: Session, onHardExit: () => void): void
 
 async function openRun(f: TrainFlags, listen: ListenOptions, check: (c: Config) => void = () => {}) {
   const { config, resume } = resolveRun(f);
+  await prepareJob(config);
   check(config); // before anything is created
   const s = await openSession(config, listen);
   if (resume) {
