@@ -89,8 +89,7 @@ describe('live run over HTTP', () => {
       const { value, done } = await reader.read();
       if (done) break;
       text += new TextDecoder().decode(value);
-      let end: number;
-      while ((end = text.indexOf('\n\n')) >= 0) {
+      for (let end = text.indexOf('\n\n'); end >= 0; end = text.indexOf('\n\n')) {
         const block = text.slice(0, end);
         text = text.slice(end + 2);
         const event = /^event: (.*)$/m.exec(block)?.[1];
