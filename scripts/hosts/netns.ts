@@ -98,7 +98,15 @@ export class SimulatedHosts {
   constructor(names: string[]) {
     if (names.length > 200) throw new Error('at most 200 simulated hosts');
     sweepStale();
-    this.id = `${PREFIX}${process.pid}${String.fromCharCode(97 + (instances++ % 26))}`;
+    // pid, then two letters: unique among this process's harnesses (tests may run side by side);
+    // interface names stay within Linux's 15 characters.
+    const taken = sh('ip', ['netns', 'list']) + sh('ip', ['-o', 'link', 'show']);
+    const letter = () => String.fromCharCode(97 + Math.floor(Math.random() * 26));
+    let id: string;
+    do id = `${PREFIX}${process.pid}${letter()}${letter()}`;
+    while (taken.includes(id));
+    this.id = id;
+    instances++;
     // A /24 picked from the pid, clear of the machine's own addresses.
     const used = sh('ip', ['-4', '-o', 'addr', 'show']);
     let third = (process.pid * 7 + instances * 13) % 250;
@@ -120,7 +128,7 @@ export class SimulatedHosts {
 
   private addHost(name: string, i: number): void {
     const netns = `${this.id}-${name}`;
-    const port = `${this.id}p${i}`;
+    const port = `${this.id}${i}`;
     const host: Host = { name, netns, ip: `${this.subnet}.${i + 10}`, dev: 'eth0', port };
     sh('ip', ['netns', 'add', netns]);
     this.hosts.set(name, host);
