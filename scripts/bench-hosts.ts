@@ -37,7 +37,8 @@ interface Figures {
 const workerNames = (n: number) => Array.from({ length: n }, (_, i) => `w${i}`);
 
 function perStep(before: Map<string, LinkCounters>, after: Map<string, LinkCounters>, names: string[], steps: number) {
-  const d = (f: (c: LinkCounters) => number) => names.reduce((s, n) => s + f(after.get(n)!) - f(before.get(n)!), 0) / names.length / steps;
+  const d = (f: (c: LinkCounters) => number) =>
+    names.reduce((s, n) => s + f(after.get(n)!) - f(before.get(n)!), 0) / names.length / steps;
   return { tx: d((c) => c.txBytes), rx: d((c) => c.rxBytes) };
 }
 
@@ -47,13 +48,34 @@ function snapshot(net: SimulatedHosts): Map<string, LinkCounters> {
 
 function summaryFigures(label: string, out: string): Figures {
   const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
-  return { label, samplesPerSec: s.samplesPerSec ?? NaN, wireShare: s.timeline.wireShare, hubBytesPerStep: null, workerBytesPerStep: null };
+  return {
+    label,
+    samplesPerSec: s.samplesPerSec ?? NaN,
+    wireShare: s.timeline.wireShare,
+    hubBytesPerStep: null,
+    workerBytesPerStep: null,
+  };
 }
 
 /** The job on `workers` local processes (`dptrain train`, shared memory: the default). */
 function local(dir: string, job: string, workers: number, steps: number): Promise<Figures> {
   const out = join(dir, `local-${workers}-${Date.now()}`);
-  const args = [BUILT_CLI, 'train', '--config', job, '--workers', String(workers), '--batch-size', String(PER_WORKER_BATCH * workers), '--steps', String(steps), '--backend', 'wasm', '--out', out];
+  const args = [
+    BUILT_CLI,
+    'train',
+    '--config',
+    job,
+    '--workers',
+    String(workers),
+    '--batch-size',
+    String(PER_WORKER_BATCH * workers),
+    '--steps',
+    String(steps),
+    '--backend',
+    'wasm',
+    '--out',
+    out,
+  ];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, args, { maxBuffer: 64 << 20 }, (err, _o, stderr) => {
       if (err) reject(new Error(`dptrain train failed: ${stderr.trim().split('\n').pop()}`));
@@ -71,7 +93,18 @@ async function acrossHosts(dir: string, job: string, workers: number, rate: stri
     const cluster = new Cluster(net, 'coord');
     const out = join(dir, `hosts-${workers}-${rate}-${Date.now()}`);
     const batch = String(PER_WORKER_BATCH * workers);
-    const coord = cluster.coordinator(['--config', job, '--batch-size', batch, '--steps', String(steps), '--min-workers', String(workers), '--out', out]);
+    const coord = cluster.coordinator([
+      '--config',
+      job,
+      '--batch-size',
+      batch,
+      '--steps',
+      String(steps),
+      '--min-workers',
+      String(workers),
+      '--out',
+      out,
+    ]);
     const procs = names.map((h) => cluster.worker(h, ['--backend', 'wasm']));
     // Counters between two steps past warm-up: the job's setup and the last evaluation stay out.
     const [from, to] = [Math.max(3, Math.floor(steps / 4)), steps - 1];
@@ -100,7 +133,14 @@ function ddpRate(out: string): number {
 }
 
 function ddpEnv(rank: number, world: number, master: string, ifname: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: master, MASTER_PORT: '29500', GLOO_SOCKET_IFNAME: ifname };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    RANK: String(rank),
+    WORLD_SIZE: String(world),
+    MASTER_ADDR: master,
+    MASTER_PORT: '29500',
+    GLOO_SOCKET_IFNAME: ifname,
+  };
   delete env.OPENBLAS_CORETYPE; // the anchor's notes: these mis-tune OpenBLAS on this machine kind
   delete env.OPENBLAS_L2_SIZE;
   return env;
@@ -117,9 +157,17 @@ function collect(c: ChildProcess): Promise<{ code: number; out: string }> {
 async function ddp(anchor: string, world: number, rate: string | null): Promise<Figures> {
   const args = [anchor, String(DDP_STEPS), String(PER_WORKER_BATCH)];
   if (rate === null) {
-    const ranks = Array.from({ length: world }, (_, r) => collect(spawnPlain('/usr/bin/python3', args, ddpEnv(r, world, '127.0.0.1', 'lo'))));
+    const ranks = Array.from({ length: world }, (_, r) =>
+      collect(spawnPlain('/usr/bin/python3', args, ddpEnv(r, world, '127.0.0.1', 'lo'))),
+    );
     const done = await Promise.all(ranks);
-    return { label: `PyTorch DDP (gloo), ${world} local ranks`, samplesPerSec: ddpRate(done[0].out), wireShare: null, hubBytesPerStep: null, workerBytesPerStep: null };
+    return {
+      label: `PyTorch DDP (gloo), ${world} local ranks`,
+      samplesPerSec: ddpRate(done[0].out),
+      wireShare: null,
+      hubBytesPerStep: null,
+      workerBytesPerStep: null,
+    };
   }
   const names = workerNames(world);
   const net = new SimulatedHosts(names);
@@ -127,10 +175,18 @@ async function ddp(anchor: string, world: number, rate: string | null): Promise<
     for (const h of names) net.cap(h, rate);
     const master = net.host(names[0]).ip;
     const before = snapshot(net);
-    const ranks = names.map((h, r) => collect(net.spawn(h, '/usr/bin/python3', args, { env: ddpEnv(r, world, master, net.host(h).dev), stdio: ['ignore', 'pipe', 'pipe'] })));
+    const ranks = names.map((h, r) =>
+      collect(
+        net.spawn(h, '/usr/bin/python3', args, {
+          env: ddpEnv(r, world, master, net.host(h).dev),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      ),
+    );
     const done = await Promise.all(ranks);
     const after = snapshot(net);
-    if (done.some((d) => d.code !== 0)) throw new Error(`ddp anchor failed: ${done.map((d) => d.out.trim().split('\n').pop()).join(' | ')}`);
+    if (done.some((d) => d.code !== 0))
+      throw new Error(`ddp anchor failed: ${done.map((d) => d.out.trim().split('\n').pop()).join(' | ')}`);
     // Over the whole run: 3 warm-up steps, the timed ones, DDP's initial parameter broadcast and barriers.
     const steps = DDP_STEPS + 3;
     return {
@@ -211,13 +267,17 @@ function table(rounds: Round[]): string[] {
   rounds.forEach((r, i) => {
     const base = r.runs[0].samplesPerSec;
     lines.push(`round ${i + 1} (load average ${r.loadBefore.toFixed(1)} → ${r.loadAfter.toFixed(1)})`, '');
-    lines.push('| run | samples/s | of the first row | wire share | hub link MB/step out / in | worker link MB/step out / in |');
+    lines.push(
+      '| run | samples/s | of the first row | wire share | hub link MB/step out / in | worker link MB/step out / in |',
+    );
     lines.push('| --- | ---: | ---: | ---: | ---: | ---: |');
     for (const f of r.runs) {
       const share = f.wireShare === null ? '—' : `${(f.wireShare * 100).toFixed(1)}%`;
       const hub = f.hubBytesPerStep ? `${mb(f.hubBytesPerStep.tx)} / ${mb(f.hubBytesPerStep.rx)}` : '—';
       const wk = f.workerBytesPerStep ? `${mb(f.workerBytesPerStep.tx)} / ${mb(f.workerBytesPerStep.rx)}` : '—';
-      lines.push(`| ${f.label} | ${f.samplesPerSec.toFixed(0)} | ${(f.samplesPerSec / base).toFixed(2)} | ${share} | ${hub} | ${wk} |`);
+      lines.push(
+        `| ${f.label} | ${f.samplesPerSec.toFixed(0)} | ${(f.samplesPerSec / base).toFixed(2)} | ${share} | ${hub} | ${wk} |`,
+      );
     }
     lines.push('');
   });
@@ -236,7 +296,11 @@ async function main(): Promise<void> {
     process.stderr.write(`round ${i + 1} of ${o.rounds}\n`);
     rounds.push(await round(o, dir, job));
   }
-  writeFileSync(o.out, JSON.stringify({ date: new Date().toISOString(), options: o, perWorkerBatch: PER_WORKER_BATCH, rounds }, null, 2) + '\n');
+  writeFileSync(
+    o.out,
+    JSON.stringify({ date: new Date().toISOString(), options: o, perWorkerBatch: PER_WORKER_BATCH, rounds }, null, 2) +
+      '\n',
+  );
   process.stdout.write([...table(rounds), `written to ${o.out}`].join('\n') + '\n');
 }
 

@@ -10,7 +10,9 @@ import type { SimulatedHosts } from './netns.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The built CLI, from scripts/hosts/ (tests) or dist/scripts/hosts/ (benchmarks). */
-export const BUILT_CLI = here.includes('/dist/') ? resolve(here, '../../cli/main.js') : resolve(here, '../../dist/cli/main.js');
+export const BUILT_CLI = here.includes('/dist/')
+  ? resolve(here, '../../cli/main.js')
+  : resolve(here, '../../dist/cli/main.js');
 
 export interface Proc {
   child: ChildProcess;
@@ -43,12 +45,19 @@ export class Cluster {
 
   private start(host: string, args: string[]): Proc {
     const env = { ...process.env, DPTRAIN_TOKEN: this.token };
-    return track(this.net.spawn(host, process.execPath, [BUILT_CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+    return track(
+      this.net.spawn(host, process.execPath, [BUILT_CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
   }
 
   /** `dptrain coordinator` listening on its host's address; `args` adds --config, --out, flags. */
   coordinator(args: string[]): Proc {
-    return this.start(this.coordinatorHost, ['coordinator', '--listen', `${this.net.host(this.coordinatorHost).ip}:${this.port}`, ...args]);
+    return this.start(this.coordinatorHost, [
+      'coordinator',
+      '--listen',
+      `${this.net.host(this.coordinatorHost).ip}:${this.port}`,
+      ...args,
+    ]);
   }
 
   /** `dptrain worker` on `host`, connecting to `address` (default: the coordinator directly). */

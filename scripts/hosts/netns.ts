@@ -17,7 +17,11 @@ const PREFIX = 'dph';
 const LOSS_TABLE = 'dptrainloss';
 
 function sh(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], input });
+  return execFileSync(cmd, args, {
+    encoding: 'utf8',
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    input,
+  });
 }
 
 function quiet(cmd: string, args: string[]): boolean {
@@ -53,8 +57,12 @@ export function hostsUnavailable(opts: { loss?: boolean } = {}): string | null {
 
 /** Remove namespaces, links and bridges left by harness processes that no longer run. */
 export function sweepStale(): void {
-  const names = sh('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0]);
-  const links = sh('ip', ['-o', 'link', 'show']).split('\n').map((l) => l.split(': ')[1]?.split('@')[0] ?? '');
+  const names = sh('ip', ['netns', 'list'])
+    .split('\n')
+    .map((l) => l.split(' ')[0]);
+  const links = sh('ip', ['-o', 'link', 'show'])
+    .split('\n')
+    .map((l) => l.split(': ')[1]?.split('@')[0] ?? '');
   for (const name of [...names, ...links]) {
     const m = new RegExp(`^${PREFIX}(\\d+)`).exec(name);
     if (!m || alive(Number(m[1]))) continue;
@@ -119,7 +127,9 @@ export class SimulatedHosts {
       sh('ip', ['link', 'add', this.bridge, 'type', 'bridge']);
       sh('ip', ['addr', 'add', `${this.gatewayIp}/24`, 'dev', this.bridge]);
       sh('ip', ['link', 'set', this.bridge, 'up']);
-      names.forEach((name, i) => this.addHost(name, i));
+      names.forEach((name, i) => {
+        this.addHost(name, i);
+      });
     } catch (e) {
       this.destroy();
       throw e;
@@ -169,7 +179,12 @@ export class SimulatedHosts {
       [null, h.port],
     ] as const) {
       if (rate === null) runTc(ns, ['qdisc', 'del', 'dev', dev, 'root'], true);
-      else runTc(ns, ['qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', rate, 'burst', burst, 'latency', '50ms'], false);
+      else
+        runTc(
+          ns,
+          ['qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', rate, 'burst', burst, 'latency', '50ms'],
+          false,
+        );
     }
   }
 
@@ -207,7 +222,8 @@ export class SimulatedHosts {
   /** Bytes on the host's link so far (read from its interface inside the namespace). */
   counters(name: string): LinkCounters {
     const h = this.host(name);
-    const read = (what: string) => Number(sh('ip', ['netns', 'exec', h.netns, 'cat', `/sys/class/net/${h.dev}/statistics/${what}`]).trim());
+    const read = (what: string) =>
+      Number(sh('ip', ['netns', 'exec', h.netns, 'cat', `/sys/class/net/${h.dev}/statistics/${what}`]).trim());
     return { txBytes: read('tx_bytes'), rxBytes: read('rx_bytes') };
   }
 

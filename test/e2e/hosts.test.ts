@@ -47,7 +47,11 @@ interface Across {
  * The job with a coordinator on `coord` and a worker on each worker host; `during` acts while
  * it runs. Resolves once every process has exited; kills what is left on the way out.
  */
-async function across(net: SimulatedHosts, tag: string, opts: { flags?: string[]; address?: string; during?: (out: string) => Promise<void> } = {}): Promise<Across> {
+async function across(
+  net: SimulatedHosts,
+  tag: string,
+  opts: { flags?: string[]; address?: string; during?: (out: string) => Promise<void> } = {},
+): Promise<Across> {
   const cluster = new Cluster(net, 'coord');
   const out = join(dir, tag);
   // Both workers from the first step, as the local run's: the same shards every step.
@@ -110,7 +114,9 @@ describe.skipIf(unavailable !== null)('a coordinator host and two worker hosts',
     try {
       const { out } = await across(net, 'lossy', { address: proxy.address });
       const dropped = WORKER_HOSTS.map((h) => net.dropped(h));
-      console.log(`lossy link: packets dropped per worker host ${dropped.join(', ')}; proxy ${JSON.stringify(proxy.stats)}`);
+      console.log(
+        `lossy link: packets dropped per worker host ${dropped.join(', ')}; proxy ${JSON.stringify(proxy.stats)}`,
+      );
       expect(proxy.stats.connections).toBeGreaterThanOrEqual(2);
       expect(dropped.every((n) => n > 0)).toBe(true);
       const s = readSummary(out);
