@@ -108,10 +108,16 @@ async function acrossHosts(dir: string, job: string, workers: number, rate: stri
     const procs = names.map((h) => cluster.worker(h, ['--backend', 'wasm']));
     // Counters between two steps past warm-up: the job's setup and the last evaluation stay out.
     const [from, to] = [Math.max(3, Math.floor(steps / 4)), steps - 1];
-    await stepsReached(out, from, 300_000);
+    // A coordinator that exits early ends the wait with its last line, not a timeout.
+    const early = coord.exit.then((code) => {
+      throw new Error(`coordinator exited ${code} early: ${coord.output().trim().split('\n').pop()}`);
+    });
+    const reached = (step: number) => Promise.race([stepsReached(out, step, 600_000), early]);
+    await reached(from);
     const before = snapshot(net);
-    await stepsReached(out, to, 600_000);
+    await reached(to);
     const after = snapshot(net);
+    early.catch(() => {});
     const code = await coord.exit;
     if (code !== 0) throw new Error(`coordinator exited ${code}: ${coord.output().trim().split('\n').pop()}`);
     await Promise.all(procs.map((p) => p.exit));
@@ -303,6 +309,9 @@ async function main(): Promise<void> {
   );
   process.stdout.write([...table(rounds), `written to ${o.out}`].join('\n') + '\n');
 }
+
+// Interrupted: exit through process.exit, so the hosts are removed ('exit' handlers run).
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 
 main().catch((e: Error) => {
   process.stderr.write(`bench-hosts: ${e.message}\n`);
