@@ -87,6 +87,7 @@ export interface LinkCounters {
   /** Bytes the host sent and received on its link. */
   txBytes: number;
   rxBytes: number;
+  packets: number;
 }
 
 let instances = 0;
@@ -224,7 +225,7 @@ export class SimulatedHosts {
     const h = this.host(name);
     const read = (what: string) =>
       Number(sh('ip', ['netns', 'exec', h.netns, 'cat', `/sys/class/net/${h.dev}/statistics/${what}`]).trim());
-    return { txBytes: read('tx_bytes'), rxBytes: read('rx_bytes') };
+    return { txBytes: read('tx_bytes'), rxBytes: read('rx_bytes'), packets: read('tx_packets') + read('rx_packets') };
   }
 
   /** Kill what runs in the hosts, remove the namespaces, links and bridge. Idempotent. */

@@ -111,14 +111,17 @@ describe.skipIf(unavailable !== null)('a coordinator host and two worker hosts',
     const proxy = new FaultProxy({ listenHost: net.gatewayIp, targetHost: coordIp, targetPort: 7070, delayMs: 50 });
     await proxy.listen();
     for (const h of WORKER_HOSTS) net.loss(h, 2);
+    const before = WORKER_HOSTS.map((h) => net.counters(h).packets);
     try {
       const { out } = await across(net, 'lossy', { address: proxy.address });
+      const packets = WORKER_HOSTS.map((h, i) => net.counters(h).packets - before[i]);
       const dropped = WORKER_HOSTS.map((h) => net.dropped(h));
       console.log(
-        `lossy link: packets dropped per worker host ${dropped.join(', ')}; proxy ${JSON.stringify(proxy.stats)}`,
+        `lossy links: dropped ${dropped.join(', ')} of ${packets.join(', ')} packets; proxy ${JSON.stringify(proxy.stats)}`,
       );
       expect(proxy.stats.connections).toBeGreaterThanOrEqual(2);
-      expect(dropped.every((n) => n > 0)).toBe(true);
+      // At 2% of the few hundred packets both hosts pass, no drop at all is a ~1e-4 chance.
+      expect(dropped[0] + dropped[1]).toBeGreaterThan(0);
       const s = readSummary(out);
       expect(s.steps).toBe(30);
       // Every step waited for parameters down and gradients up through the proxy: ≥ 2 × 50 ms.
@@ -163,7 +166,9 @@ describe.skipIf(unavailable !== null)('outages', () => {
   it.concurrent('a worker host whose link is down for 20 s is taken off the steps and rejoins when it returns', async () => {
     const { summary, log } = await outage('worker-link', 'w1', 20_000);
     expect(summary.reassignedShards).toBeGreaterThanOrEqual(1);
-    expect(log).toMatch(/worker w1 \(.*\) missed its deadline/);
+    // The coordinator names workers by id in join order (w1, w2), not by host.
+    expect(log).toMatch(/worker w\d+ \(.*\) missed its deadline/);
+    expect(log).toMatch(/answered again \d+ ms after missing its deadline; it rejoins at the next step/);
     expect(log).toMatch(/training paused: 1 of 2 workers ready/);
   }, 120_000);
 
