@@ -40,11 +40,12 @@ export interface JobFlags {
   resume?: string;
   rejectOutliers?: number;
   wireDtype?: string;
+  shards?: string;
 }
 
 /** Flags that change the optimization: not allowed with --resume (the checkpoint fixes them). */
-const JOB_FLAGS = ['config', 'steps', 'batchSize', 'lr', 'seed', 'wireDtype'] as const;
-const FLAG_NAMES: Record<string, string> = { config: '--config', steps: '--steps', batchSize: '--batch-size', lr: '--lr', seed: '--seed', wireDtype: '--wire-dtype' };
+const JOB_FLAGS = ['config', 'steps', 'batchSize', 'lr', 'seed', 'wireDtype', 'shards'] as const;
+const FLAG_NAMES: Record<string, string> = { config: '--config', steps: '--steps', batchSize: '--batch-size', lr: '--lr', seed: '--seed', wireDtype: '--wire-dtype', shards: '--shards' };
 
 function launchOverrides(f: JobFlags): Record<string, unknown> {
   return {
@@ -100,6 +101,8 @@ export function resolveConfig(f: JobFlags): Config {
       lr: f.lr,
       seed: f.seed,
       wireDtype: f.wireDtype,
+      // A count, or a name the config check names if wrong.
+      shards: f.shards !== undefined && /^\d+$/.test(f.shards) ? Number(f.shards) : f.shards,
     }),
   );
 }

@@ -43,6 +43,7 @@ function jobOptions(cmd: Command): Command {
         throw new InvalidArgumentError(`${(e as Error).message}.`);
       }
     })
+    .option('--shards <n>', 'virtual shards per batch: a count, auto, or per-worker (results then depend on the worker count)')
     .addOption(new Option('--wire-dtype <dtype>', 'how parameters and gradients travel: float32 (exact), or float16 / bfloat16 (half the bytes)').choices(WIRE_DTYPES))
     .option('--reject-outliers <k>', 'recompute a shard elsewhere if its gradient norm is over k × the recent median', numFlag)
     .option('--out <dir>', 'run directory (default runs/<timestamp>)')
