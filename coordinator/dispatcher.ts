@@ -13,7 +13,7 @@ import { requestTag, type Membership, type WorkerSession } from './membership.js
 import { eligible, Phase, type PhasePlan, type PhaseStats } from './phase.js';
 import { jsReduceOps, TreeReducer, type ReduceOps } from './reducer.js';
 import { splitRange } from './scheduler.js';
-import { coverNodes, leafStart, type TreeNode } from '../shared/job/shard-tree.js';
+import { coverNodes, leafStart, MAX_LEAVES, type TreeNode } from '../shared/job/shard-tree.js';
 import { median } from '../shared/util/stats.js';
 
 export interface DispatcherOptions {
@@ -217,7 +217,7 @@ export class Dispatcher {
       {
         key: `work:${step}:${micro}`,
         cut: (workers) => {
-          leaves = Math.min(batch, this.o.leaves ?? workers);
+          leaves = Math.min(batch, MAX_LEAVES, this.o.leaves ?? workers); // per-worker: past MAX_LEAVES workers, some wait
           return splitRange(0, leaves, workers);
         },
         rows: (s) => start(s.to) - start(s.from),
