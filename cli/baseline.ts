@@ -61,7 +61,7 @@ function layersModel(s: Setup): { model: tf.Sequential; lossFn: LossFn } | null 
   const spec = s.cfg.model;
   if (spec.kind !== undefined && spec.kind !== 'dense') return null;
   const model = tf.sequential();
-  spec.layers.forEach((l, i) => model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [s.ds.inputSize] } : {}) })));
+  spec.layers.forEach((l, i) => { model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [s.ds.inputSize] } : {}) })); });
   model.setWeights(s.layout.params.map((p) => tf.tensor(paramView(s.init, p), p.shape)));
   return { model, lossFn: LOSSES[spec.loss] };
 }

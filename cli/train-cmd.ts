@@ -123,7 +123,7 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
   const byName = new Map<string, ChildProcess>(workers.procs.map((p, i) => [`worker-${i}`, p]));
   if (faults.length) inject = faultInjector(faults, byName, s.log);
   handleSignals(coord, s, () => {
-    workers.procs.forEach((p) => p.kill('SIGKILL'));
+    workers.procs.forEach((p) => { p.kill('SIGKILL'); });
     shm?.remove();
   });
   try {

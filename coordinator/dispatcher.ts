@@ -315,7 +315,9 @@ export class Dispatcher {
     p.accept(w, msg.shard, msg);
     const t0 = performance.now();
     this.o.onAccepted?.(w, p.plan.key, msg.shard, msg.computeMs, t0);
-    nodes.forEach((t, j) => this.reducer!.add(t, part(j), msg.losses[j], this.leafRows(t)));
+    nodes.forEach((t, j) => {
+      this.reducer!.add(t, part(j), msg.losses[j], this.leafRows(t));
+    });
     this.reduceMs += performance.now() - t0;
     p.settleCheck();
   }

@@ -145,7 +145,7 @@ class WorkerSession {
   private async handle(bytes: Uint8Array, arrived: number): Promise<void> {
     if (this.failure || this.state === 'closed') return;
     const t0 = performance.now();
-    let frame;
+    let frame: ReturnType<typeof readFromCoordinator>;
     try {
       frame = readFromCoordinator(bytes, { totalParams: this.job?.totalParams ?? null, wireDtype: this.job?.wireDtype ?? null });
     } catch (e) {

@@ -267,28 +267,21 @@ export function readConfigFile(path: string): Json {
   return raw;
 }
 
-/** Flags that set one field of a nested section. */
-const NESTED_FLAGS: Record<string, [section: string, field: string]> = {
-  lr: ['optimizer', 'lr'],
-  budget: ['compute', 'budget'],
-  budgetDeviceHours: ['compute', 'budgetDeviceHours'],
-  budgetPolicy: ['compute', 'budgetPolicy'],
-  peakFlops: ['compute', 'peakFlops'],
-  device: ['compute', 'device'],
-  precision: ['compute', 'precision'],
-};
-
-/** Flags override file values; a nested flag (lr, budget, …) overrides only its own field. */
-export function mergeOverrides(file: Json, flags: Record<string, unknown>): Json {
+/**
+ * Overrides over a config file, keyed by config path: `steps`, or `optimizer.lr` for a field of a
+ * nested section (which overrides that field alone). Undefined values are not given.
+ */
+export function mergeOverrides(file: Json, overrides: Record<string, unknown>): Json {
   const out: Json = { ...file };
-  for (const [k, v] of Object.entries(flags)) {
+  for (const [path, v] of Object.entries(overrides)) {
     if (v === undefined) continue;
-    const nested = NESTED_FLAGS[k];
-    if (nested) {
-      const [section, field] = nested;
-      const prev = out[section];
-      out[section] = { ...(isObj(prev) ? prev : {}), [field]: v };
-    } else out[k] = v;
+    const [section, field] = path.split('.');
+    if (field === undefined) {
+      out[section] = v;
+      continue;
+    }
+    const prev = out[section];
+    out[section] = { ...(isObj(prev) ? prev : {}), [field]: v };
   }
   return out;
 }

@@ -81,7 +81,7 @@ describe.each(MODEL_KINDS.map((k) => [k]))('model kind %s', (kind) => {
       tf.tidy(() => {
         const { x, y } = batch(from, to);
         const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => m.lossSum(layout, m.forward(layout, ps, x), y))(tensors());
-        layout.params.forEach((s, i) => expect(grads[i].shape).toEqual(s.shape));
+        layout.params.forEach((s, i) => { expect(grads[i].shape).toEqual(s.shape); });
         return { loss: value.dataSync()[0], grads: grads.map((g) => g.dataSync() as Float32Array) };
       });
     const whole = sums(0, n);

@@ -64,6 +64,13 @@ describe('virtual shards: the same parameters at any scale', () => {
     expect(sameBits(a, b)).toBe(false);
   });
 
+  it('bfloat16 on the wire (every leaf sent on its own): 2 and 3 workers bit-identical', async () => {
+    const a = readWeights(await train('bf2', '--workers', '2', '--wire-dtype', 'bfloat16'));
+    const b = readWeights(await train('bf3', '--workers', '3', '--wire-dtype', 'bfloat16', '--no-shared-memory'));
+    expect(sameBits(a, b)).toBe(true);
+    expect(sameBits(a, clean)).toBe(false); // rounded on the wire: another result than float32's
+  });
+
   it('kill -9 of a worker mid-run: bit-identical to the clean run', async () => {
     const out = await train('kill', '--workers', '3', '--fault', 'kill:worker-1@6');
     expect(readSummary(out)).toMatchObject({ steps: 24, droppedWorkers: 1, workers: 2 });

@@ -43,7 +43,7 @@ export function idxBytes(dims: number[], data: ArrayLike<number>): Uint8Array {
   const b = new Uint8Array(4 + 4 * dims.length + data.length);
   const v = new DataView(b.buffer);
   v.setUint32(0, 0x00000800 | dims.length);
-  dims.forEach((d, i) => v.setUint32(4 + 4 * i, d));
+  dims.forEach((d, i) => { v.setUint32(4 + 4 * i, d); });
   b.set(data, 4 + 4 * dims.length);
   return b;
 }

@@ -28,7 +28,7 @@ function referenceModel(spec: Exclude<ModelSpec, GptSpec>, ds: Dataset): tf.Sequ
     });
     return model;
   }
-  spec.layers.forEach((l, i) => model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [ds.inputSize] } : {}) })));
+  spec.layers.forEach((l, i) => { model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [ds.inputSize] } : {}) })); });
   return model;
 }
 
@@ -62,7 +62,7 @@ export async function referenceTrain(cfg: Config, backend = 'cpu'): Promise<Floa
     tf.dispose([x, y]);
   }
   const out = new Float32Array(layout.totalParams);
-  model.getWeights().forEach((w, i) => out.set(w.dataSync() as Float32Array, layout.params[i].offset));
+  model.getWeights().forEach((w, i) => { out.set(w.dataSync() as Float32Array, layout.params[i].offset); });
   model.dispose();
   opt.dispose();
   return out;
