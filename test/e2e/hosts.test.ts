@@ -121,7 +121,8 @@ describe.skipIf(unavailable !== null)('a coordinator host and two worker hosts',
       const packets = WORKER_HOSTS.map((h, i) => net.counters(h).packets - before[i]);
       const dropped = WORKER_HOSTS.map((h) => net.dropped(h));
       console.log(
-        `lossy links: dropped ${dropped.join(', ')} of ${packets.join(', ')} packets; proxy ${JSON.stringify(proxy.stats)}`,
+        `lossy links: dropped ${dropped.join(', ')} of ${packets.join(', ')} packets; ` +
+          `proxy ${JSON.stringify(proxy.stats)}`,
       );
       expect(proxy.stats.connections).toBeGreaterThanOrEqual(2);
       // At 2% of the few hundred packets both hosts pass, no drop at all is a ~1e-4 chance.
@@ -167,7 +168,8 @@ describe.skipIf(unavailable !== null)('outages', () => {
     }
   }
 
-  it.concurrent('a worker host whose link is down for 20 s is taken off the steps and rejoins when it returns', async () => {
+  const worker20s = 'a worker host whose link is down for 20 s is taken off the steps and rejoins when it returns';
+  it.concurrent(worker20s, async () => {
     const { summary, log } = await outage('worker-link', 'w1', 20_000);
     expect(summary.reassignedShards).toBeGreaterThanOrEqual(1);
     // The coordinator names workers by id in join order (w1, w2), not by host.
@@ -177,7 +179,9 @@ describe.skipIf(unavailable !== null)('outages', () => {
   }, 120_000);
 
   // The coordinator cuts a worker after 3 unanswered pings 10 s apart: within 40 s.
-  it.concurrent("the coordinator's host unreachable past the heartbeat: workers are cut, reconnect when it returns", async () => {
+  const coordinator44s =
+    "the coordinator's host unreachable past the heartbeat: workers are cut, reconnect when it returns";
+  it.concurrent(coordinator44s, async () => {
     const { summary, workers } = await outage('coordinator-link', 'coord', 44_000);
     expect(summary.droppedWorkers).toBe(2);
     for (const w of workers) expect(w.output()).toMatch(/connection to the coordinator lost; reconnecting/);
