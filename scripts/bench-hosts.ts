@@ -282,7 +282,8 @@ function table(rounds: Round[]): string[] {
       const hub = f.hubBytesPerStep ? `${mb(f.hubBytesPerStep.tx)} / ${mb(f.hubBytesPerStep.rx)}` : '—';
       const wk = f.workerBytesPerStep ? `${mb(f.workerBytesPerStep.tx)} / ${mb(f.workerBytesPerStep.rx)}` : '—';
       lines.push(
-        `| ${f.label} | ${f.samplesPerSec.toFixed(0)} | ${(f.samplesPerSec / base).toFixed(2)} | ${share} | ${hub} | ${wk} |`,
+        `| ${f.label} | ${f.samplesPerSec.toFixed(0)} | ${(f.samplesPerSec / base).toFixed(2)} | ${share} | ` +
+          `${hub} | ${wk} |`,
       );
     }
     lines.push('');

@@ -2,7 +2,9 @@
  * dptrain across separate network stacks: a coordinator host and two worker hosts, each a
  * network namespace on a bridge (scripts/hosts/), the CLI started in each as on separate
  * machines. Links are pulled, made lossy and slow; every run must end with the parameters of
- * the same job on local processes, within the bound the other equivalence tests use.
+ * the same job on local processes: bit for bit, as the job cuts its batch into fixed virtual
+ * shards (whoever computes them, whatever fails), and so within the bound the other equivalence
+ * tests use.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +26,7 @@ const JOB = {
   batchSize: 48,
   evalEvery: 0,
   backend: 'cpu',
+  shards: 4,
 };
 const WORKER_HOSTS = ['w0', 'w1'];
 const BOUND = 1e-5;
@@ -72,6 +75,7 @@ function matchesLocal(out: string, label: string): void {
   const diff = tensorRelDiff(readWeights(out), local, slots);
   console.log(`${label}: tensor-relative max diff to local processes ${diff.toExponential(2)}`);
   expect(diff).toBeLessThanOrEqual(BOUND);
+  expect(Buffer.from(readWeights(out).buffer).equals(Buffer.from(local.buffer))).toBe(true);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -117,7 +121,8 @@ describe.skipIf(unavailable !== null)('a coordinator host and two worker hosts',
       const packets = WORKER_HOSTS.map((h, i) => net.counters(h).packets - before[i]);
       const dropped = WORKER_HOSTS.map((h) => net.dropped(h));
       console.log(
-        `lossy links: dropped ${dropped.join(', ')} of ${packets.join(', ')} packets; proxy ${JSON.stringify(proxy.stats)}`,
+        `lossy links: dropped ${dropped.join(', ')} of ${packets.join(', ')} packets; ` +
+          `proxy ${JSON.stringify(proxy.stats)}`,
       );
       expect(proxy.stats.connections).toBeGreaterThanOrEqual(2);
       // At 2% of the few hundred packets both hosts pass, no drop at all is a ~1e-4 chance.
@@ -163,7 +168,8 @@ describe.skipIf(unavailable !== null)('outages', () => {
     }
   }
 
-  it.concurrent('a worker host whose link is down for 20 s is taken off the steps and rejoins when it returns', async () => {
+  const worker20s = 'a worker host whose link is down for 20 s is taken off the steps and rejoins when it returns';
+  it.concurrent(worker20s, async () => {
     const { summary, log } = await outage('worker-link', 'w1', 20_000);
     expect(summary.reassignedShards).toBeGreaterThanOrEqual(1);
     // The coordinator names workers by id in join order (w1, w2), not by host.
@@ -173,7 +179,9 @@ describe.skipIf(unavailable !== null)('outages', () => {
   }, 120_000);
 
   // The coordinator cuts a worker after 3 unanswered pings 10 s apart: within 40 s.
-  it.concurrent("the coordinator's host unreachable past the heartbeat: workers are cut, reconnect when it returns", async () => {
+  const coordinator44s =
+    "the coordinator's host unreachable past the heartbeat: workers are cut, reconnect when it returns";
+  it.concurrent(coordinator44s, async () => {
     const { summary, workers } = await outage('coordinator-link', 'coord', 44_000);
     expect(summary.droppedWorkers).toBe(2);
     for (const w of workers) expect(w.output()).toMatch(/connection to the coordinator lost; reconnecting/);
