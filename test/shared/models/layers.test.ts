@@ -226,3 +226,29 @@ describe('the example model (conv, pool, flatten, dense, dense)', () => {
     for (let i = 0; i < ours.length; i++) expect(Math.abs(ours[i] - theirs[i])).toBeLessThan(1e-5);
   });
 });
+
+describe('the job pins its model.json', () => {
+  const model = () => dense([tf.layers.dense({ inputShape: [2], units: 3, activation: 'softmax' })]);
+
+  it('parsing a config pins the file it reads; the pinned spec lays out while the file is the same', () => {
+    const path = saved(model());
+    const spec = parseModelSpec({ kind: 'layers', path }) as { sha256?: string };
+    expect(spec.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(parseModelSpec({ ...spec }) as { sha256?: string }).toEqual(spec);
+    expect(layoutModel(parseModelSpec({ ...spec }), POINTS).totalParams).toBe(2 * 3 + 3);
+  });
+
+  it('a process whose model.json differs from the pinned one is refused, naming the file', () => {
+    const mine = saved(model());
+    const theirs = saved(dense([tf.layers.dense({ inputShape: [2], units: 3, activation: 'sigmoid' })]));
+    const pinned = parseModelSpec({ kind: 'layers', path: theirs }) as { sha256?: string };
+    const msg = expectCode(
+      () => layoutModel(parseModelSpec({ kind: 'layers', path: mine, sha256: pinned.sha256 }), POINTS),
+      'MODEL_INVALID',
+    );
+    expect(msg).toContain(mine);
+    expect(msg).toContain('is not the job');
+    expect(msg).not.toContain('\n');
+    expectCode(() => parseModelSpec({ kind: 'layers', path: mine, sha256: 'abc' }), 'MODEL_INVALID');
+  });
+});
