@@ -3,7 +3,6 @@
  * workers): resolve the config (or the checkpoint to resume), open the run directory and the
  * listener, run, and turn SIGINT/SIGTERM into "finish the step, checkpoint, exit".
  */
-import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { readRunView } from '../coordinator/dashboard/run-dir-view.js';
@@ -14,7 +13,8 @@ import type { Coordinator } from '../coordinator/coordinator.js';
 import type { Config } from '../shared/job/config.js';
 import { faultInjector, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags } from './flags.js';
-import { spawnWorkers } from './local-workers.js';
+import { localLauncher } from './launch/local.js';
+import { describeExit, type LaunchedWorkers } from './launch/contract.js';
 import { ShmChannel } from '../shared/transport/shm.js';
 import { jobLayout } from '../shared/job/job-layout.js';
 
@@ -91,6 +91,36 @@ async function openRun(f: TrainFlags, listen: ListenOptions, check: (c: Config) 
   return { config, resume, s };
 }
 
+/** The local workers of `dptrain train`; when every one of them has exited on its own, the run cannot go on. */
+function startLocal(config: Config, s: Session, token: string, shm: ShmChannel | null, onAllExited: (why: string) => void): LaunchedWorkers {
+  const logs = (name: string) => s.runDir.workerLog(name);
+  let exited = 0;
+  return localLauncher(config.workers).start({
+    address: s.listener.address,
+    token,
+    backend: { name: config.backend, allowSoftwareGpu: config.allowSoftwareGpu },
+    logDir: logs,
+    log: s.log,
+    env: shm ? { DPTRAIN_SHM_DIR: shm.dir } : {},
+    onExit: (e) => {
+      exited++;
+      if (e.stopped) return;
+      const last = lastLine(logs(e.name));
+      if (e.code !== 0) s.log.warn({ worker: e.name, code: e.code, signal: e.signal, log: logs(e.name), last }, `worker process exited (${describeExit(e)})`);
+      if (exited === config.workers) onAllExited(`all ${config.workers} local workers exited; the last said: ${last || '(nothing)'} (logs in ${s.runDir.path}/workers)`);
+    },
+  });
+}
+
+function lastLine(file: string): string {
+  try {
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    return lines[lines.length - 1] ?? '';
+  } catch {
+    return '';
+  }
+}
+
 export async function trainCommand(f: TrainFlags): Promise<number> {
   let faults: Fault[] = [];
   // Local workers get a fresh token through their environment even when the user set none:
@@ -118,11 +148,10 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
     onStepStart: (step) => inject?.(step),
   });
   s.log.info({ workers: config.workers, runDir: s.runDir.path }, 'starting local workers');
-  const workers = spawnWorkers(config.workers, s.listener.address, { name: config.backend, allowSoftwareGpu: config.allowSoftwareGpu }, token, shm?.dir ?? null, s.runDir, s.log, (why) => coord.abort(new DptrainError('WORKER_LOST', why)));
-  const byName = new Map<string, ChildProcess>(workers.procs.map((p, i) => [`worker-${i}`, p]));
-  if (faults.length) inject = faultInjector(faults, byName, s.log);
+  const workers = startLocal(config, s, token, shm, (why) => coord.abort(new DptrainError('WORKER_LOST', why)));
+  if (faults.length) inject = faultInjector(faults, workers, s.log);
   handleSignals(coord, s, () => {
-    workers.procs.forEach((p) => p.kill('SIGKILL'));
+    for (const w of workers.slots) workers.signal(w.name, 'SIGKILL');
     shm?.remove();
   });
   try {
