@@ -14,6 +14,8 @@ import { WIRE_DTYPES } from '../shared/wire/wire-dtype.js';
 import { intFlag, numFlag, parseListen } from './flags.js';
 import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
+import { launchCommand, type LaunchFlags } from './launch-cmd.js';
+import { LAUNCHER_NAMES } from '../shared/job/launch.js';
 import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
 import { parseBatchList, parseWorkerList, scaleCommand } from './scale-cmd.js';
 import { reportCommand } from './report-cmd.js';
@@ -77,14 +79,36 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', 'address to listen on; beyond loopback needs a token', parseListen, { host: '127.0.0.1', port: 7070 })
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)')
     .option('--tls-key <file>', "the certificate's private key (PEM)")
+    .option('--advertise <host>', 'the host or interface (eth0) workers are told to dial; binds it unless --listen says otherwise')
+    .option('--join-timeout <sec>', 'how long to wait for --min-workers at the start (default 120)', intFlag)
     .action(async (f: TrainFlags) => {
       process.exitCode = await coordinatorCommand(f);
+    });
+
+  jobOptions(program.command('launch').description('train across machines from one command: the coordinator here, workers over ssh (or srun, or local)'))
+    .option('--hosts <list>', 'worker hosts and how many workers on each, e.g. host1:2,host2:4')
+    .option('--hostfile <file>', 'hosts one a line: host, host:4 or host slots=4')
+    .addOption(new Option('--launcher <name>', 'how workers start (default ssh)').choices(LAUNCHER_NAMES))
+    .option('-w, --workers <n>', 'workers of the local launcher', intFlag)
+    .option('--ssh-port <n>', 'ssh port on the hosts', intFlag)
+    .option('--ssh-user <user>', 'ssh login name')
+    .option('--ssh-identity <file>', 'ssh private key')
+    .option('--ssh-option <key=value...>', 'more ssh -o options')
+    .option('--remote-dptrain <command>', 'the dptrain command on the hosts (default: this node and this dptrain, same paths)')
+    .option('--listen <host:port>', 'address the coordinator binds (default 0.0.0.0:7070; port 0: any free port)', parseListen)
+    .option('--advertise <host>', 'the host or interface (eth0) workers are told to dial')
+    .option('--join-timeout <sec>', 'how long to wait for every worker to join; then the missing ones are named (default 120)', intFlag)
+    .addOption(backendOption())
+    .addOption(softwareGpuOption())
+    .action(async (f: LaunchFlags) => {
+      process.exitCode = await launchCommand(f);
     });
 
   program
     .command('worker')
     .description('join a coordinator and compute gradients for it')
-    .requiredOption('--connect <url>', 'coordinator address, e.g. ws://host:7070')
+    .option('--connect <url>', 'coordinator address, e.g. ws://host:7070')
+    .option('--connect-file <file>', "read the address from a coordinator's RUN/coordinator.json (shared run directory)")
     .addOption(backendOption().default('auto'))
     .addOption(softwareGpuOption())
     .option('--name <name>', 'name in the coordinator log (default host-pid)')

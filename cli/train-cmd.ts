@@ -23,10 +23,13 @@ function coordParams(c: Config): number {
   return jobLayout(c).totalParams;
 }
 import { Progress } from './progress.js';
+import { resolveAdvertise } from './advertise.js';
 import { createCoordinator, openSession, trainWith, type ListenOptions, type Session } from './run-coordinator.js';
 
 export interface TrainFlags extends JobFlags {
   fault?: string[];
+  advertise?: string;
+  joinTimeout?: number;
   listen?: { host: string; port: number };
   tokenFile?: string;
   tlsCert?: string;
@@ -36,7 +39,7 @@ export interface TrainFlags extends JobFlags {
 }
 
 /** --trace FILE [--trace-steps A:B] → what the coordinator needs to record it. */
-function traceOptions(f: TrainFlags): { tracer?: Tracer; traceFile?: string } {
+export function traceOptions(f: TrainFlags): { tracer?: Tracer; traceFile?: string } {
   if (!f.trace) return {};
   const [from, to] = f.traceSteps ?? [1, 20];
   return { tracer: new Tracer(from, to), traceFile: resolve(f.trace) };
@@ -52,17 +55,18 @@ function readPem(file: string, flag: string): Buffer {
 
 /** Where and how the coordinator listens; refuses a non-loopback address without a token. */
 function listenOptions(f: TrainFlags, token: string | null): ListenOptions {
-  const listen = f.listen ?? { host: '127.0.0.1', port: 7070 };
+  const advertise = f.advertise ? resolveAdvertise(f.advertise) : undefined;
+  const listen = f.listen ?? { host: advertise ?? '127.0.0.1', port: 7070 };
   if (!isLoopback(listen.host) && token === null) {
     fail('CONFIG_INVALID', `--listen ${listen.host}: listening beyond this machine needs a job token; set DPTRAIN_TOKEN or --token-file (dptrain token makes one)`);
   }
   if (Boolean(f.tlsCert) !== Boolean(f.tlsKey)) fail('CONFIG_INVALID', '--tls-cert and --tls-key go together');
   const tls = f.tlsCert && f.tlsKey ? { cert: readPem(f.tlsCert, '--tls-cert'), key: readPem(f.tlsKey, '--tls-key') } : undefined;
-  return { ...listen, tls, token };
+  return { ...listen, tls, token, advertise };
 }
 
 /** First signal: stop after the step in flight and checkpoint. Second: leave at once. */
-function handleSignals(c: Coordinator, s: Session, onHardExit: () => void): void {
+export function handleSignals(c: Coordinator, s: Session, onHardExit: () => void): void {
   let count = 0;
   const on = (sig: NodeJS.Signals) => {
     count++;
@@ -78,10 +82,10 @@ function handleSignals(c: Coordinator, s: Session, onHardExit: () => void): void
   process.on('SIGTERM', on);
 }
 
-async function openRun(f: TrainFlags, listen: ListenOptions, check: (c: Config) => void = () => {}) {
+export async function openRun(f: TrainFlags, listen: ListenOptions | ((c: Config) => ListenOptions), check: (c: Config) => void = () => {}) {
   const { config, resume } = resolveRun(f);
   check(config); // before anything is created
-  const s = await openSession(config, listen);
+  const s = await openSession(config, typeof listen === 'function' ? listen(config) : listen);
   if (resume) {
     for (const r of resume.rejected) s.log.warn({ path: r.path, reason: r.reason }, 'checkpoint unusable; trying the previous one');
     s.log.info({ path: resume.path, step: resume.state.step }, 'resuming from checkpoint');
@@ -168,10 +172,10 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
   const { config, resume, s } = await openRun(f, listenOptions(f, token));
   s.log.info(
     { listen: s.listener.address, minWorkers: config.minWorkers, authenticated: token !== null },
-    `workers join with: dptrain worker --connect ${s.listener.address}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''}`,
+    `workers join with: dptrain worker --connect ${s.workerAddress}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''} (or --connect-file ${s.runDir.path}/coordinator.json)`,
   );
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
-  const coord = createCoordinator(config, s, progress, { ...traceOptions(f), token, resume: resume?.state });
+  const coord = createCoordinator(config, s, progress, { ...traceOptions(f), token, resume: resume?.state, joinTimeoutMs: f.joinTimeout !== undefined ? f.joinTimeout * 1000 : undefined });
   handleSignals(coord, s, () => {});
   await trainWith(coord, s, progress);
   return 0;

@@ -151,6 +151,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     listener.onLink((link) => this.accept(link));
   }
 
+  /** Every worker with a link now, whatever its state. */
+  all(): WorkerSession[] {
+    return [...this.workers.values()];
+  }
+
   ready(): WorkerSession[] {
     return [...this.workers.values()].filter((w) => w.state === 'ready');
   }

@@ -30,6 +30,8 @@ export interface LaunchRequest {
   /** Where per-worker logs go (RUN/workers/NAME.log). */
   logDir: (name: string) => string;
   log: Logger;
+  /** More `dptrain worker` flags (e.g. --connect-timeout). */
+  workerFlags?: string[];
   /** Extra environment for the workers (e.g. DPTRAIN_SHM_DIR for local ones). */
   env?: Record<string, string>;
   /** Called once per worker as it ends, in the order they end. */

@@ -87,7 +87,7 @@ export function slurmLauncher(env: NodeJS.ProcessEnv = process.env): Launcher {
       const specs = slots().map((slot) => ({
         slot,
         // --overlap: steps share the allocation's CPUs with the batch step and with each other.
-        argv: ['srun', '--nodes=1', '--ntasks=1', '--overlap', `--nodelist=${slot.host}`, `--job-name=dptrain-${slot.name}`, process.execPath, MAIN, ...workerArgs(req.address, slot, req.backend)],
+        argv: ['srun', '--nodes=1', '--ntasks=1', '--overlap', `--nodelist=${slot.host}`, `--job-name=dptrain-${slot.name}`, process.execPath, MAIN, ...workerArgs(req, slot)],
         env: env2,
       }));
       return startProcs(specs, req, { output: 'prefix' });

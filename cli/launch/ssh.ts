@@ -61,9 +61,12 @@ export const shellQuote = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s
 const WRAPPER = [
   'IFS= read -r DPTRAIN_TOKEN || exit 97',
   'export DPTRAIN_TOKEN',
-  '"$@" </dev/null & pid=$!',
+  // fd 3: the session's stdin for the watcher (a background job's own stdin is /dev/null).
+  'exec 3<&0',
+  '"$@" </dev/null 3<&- & pid=$!',
   'echo "dptrain-remote-pid $pid"',
-  '(cat >/dev/null 2>&1; kill -TERM $pid 2>/dev/null) & watch=$!',
+  '(cat <&3 >/dev/null 2>&1; kill -TERM $pid 2>/dev/null) & watch=$!',
+  'exec 3<&-',
   'wait $pid; rc=$?',
   'kill $watch 2>/dev/null',
   'exit $rc',
@@ -95,7 +98,7 @@ export function sshLauncher(o: SshOptions): Launcher {
     start(req) {
       const base = o.command ?? [process.execPath, MAIN];
       const specs = slots().map((slot) => {
-        const cmd = [...base, ...workerArgs(req.address, slot, req.backend)];
+        const cmd = [...base, ...workerArgs(req, slot)];
         const line = `exec sh -c ${shellQuote(WRAPPER)} dptrain-worker ${cmd.map(shellQuote).join(' ')}`;
         return { slot, argv: ['ssh', ...sshArgs(slot.host), line], env: { ...process.env }, stdin: `${req.token}\n` };
       });
