@@ -15,6 +15,8 @@ import { intFlag, numFlag, parseListen } from './flags.js';
 import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
 import { launchCommand, type LaunchFlags } from './launch-cmd.js';
+import { slurmCommand, type SlurmFlags } from './slurm-cmd.js';
+import { inSlurmStep } from './launch/slurm.js';
 import { LAUNCHER_NAMES } from '../shared/job/launch.js';
 import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
 import { parseBatchList, parseWorkerList, scaleCommand } from './scale-cmd.js';
@@ -72,7 +74,11 @@ export function buildProgram(): Command {
     .option('--no-shared-memory', 'send tensors to the local workers through the socket, not /dev/shm files')
     .option('--fault <spec...>', 'inject a fault: kill:NAME@STEP, pause:NAME@STEP, resume:NAME@STEP, delay:NAME@STEP:MS')
     .action(async (f: TrainFlags) => {
-      process.exitCode = await trainCommand(f);
+      // `srun dptrain train` over several tasks: each task is one worker of a Slurm job.
+      if (inSlurmStep() && Number(process.env.SLURM_NTASKS ?? 1) > 1) {
+        process.stderr.write(`dptrain: Slurm task ${process.env.SLURM_PROCID} of ${process.env.SLURM_NTASKS}: running as dptrain slurm\n`);
+        process.exitCode = await slurmCommand(f);
+      } else process.exitCode = await trainCommand(f);
     });
 
   jobOptions(program.command('coordinator').description('run a coordinator that remote workers join'))
@@ -102,6 +108,15 @@ export function buildProgram(): Command {
     .addOption(softwareGpuOption())
     .action(async (f: LaunchFlags) => {
       process.exitCode = await launchCommand(f);
+    });
+
+  jobOptions(program.command('slurm').description('one task of `srun dptrain slurm`: task 0 runs the coordinator and a worker, every other task a worker'))
+    .option('--port <n>', 'coordinator port on the first node (default 20000 + job id mod 20000)', intFlag)
+    .option('--join-timeout <sec>', 'how long to wait for every task to join (default 120)', intFlag)
+    .addOption(backendOption())
+    .addOption(softwareGpuOption())
+    .action(async (f: SlurmFlags) => {
+      process.exitCode = await slurmCommand(f);
     });
 
   program

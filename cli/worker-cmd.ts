@@ -93,7 +93,9 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
     // Spawned by `dptrain train`: the parent decides when we stop. A Ctrl-C in the terminal
     // reaches the whole process group; the parent finishes its step and says bye. If the
     // parent itself is gone, the IPC channel closes and we leave.
-    process.on('SIGINT', () => log.info('SIGINT: the coordinator will end this worker'));
+    // SIGTERM too: Slurm signals every task of a step at once, and the coordinator needs its
+    // workers to finish the step it checkpoints.
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => log.info(`${sig}: the coordinator will end this worker`));
     process.on('disconnect', () => process.exit(1));
   }
   // Set by `dptrain train` for its own workers: the coordinator's shared-memory directory.
