@@ -83,9 +83,12 @@ export function startProcs(specs: ProcSpec[], req: LaunchRequest, control: ProcC
     if (file) pipeLines(p, file, control);
     waits.push(
       new Promise<void>((res) => {
+        // Whether we stopped it is decided when it exits; the report waits for its output to end.
+        let stoppedAtExit = false;
+        child.once('exit', () => (stoppedAtExit = stopping));
         child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
           file?.end();
-          const e = exitOf(spec.slot, code, signal, stopping, control.statusCarriesSignal ?? false);
+          const e = exitOf(spec.slot, code, signal, stoppedAtExit, control.statusCarriesSignal ?? false);
           exits.push(e);
           req.onExit?.(e);
           res();

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { fail } from '../../shared/util/errors.js';
 import type { Launcher, WorkerSlot } from './contract.js';
 import { MAIN, workerArgs } from './local.js';
-import { startProcs } from './procs.js';
+import { startProcs, type Proc } from './procs.js';
 
 export interface SlurmTask {
   jobId: string;
@@ -43,9 +43,9 @@ export function slurmTask(env: NodeJS.ProcessEnv = process.env): SlurmTask {
 /** Whether this process runs as a task of a Slurm job step. */
 export const inSlurmStep = (env: NodeJS.ProcessEnv = process.env): boolean => env.SLURM_PROCID !== undefined && env.SLURM_JOB_ID !== undefined;
 
-function scontrol(args: string[]): string {
+function scontrol(args: string[], env: NodeJS.ProcessEnv): string {
   try {
-    return execFileSync('scontrol', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync('scontrol', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
     return fail('RUN_FAILED', `scontrol ${args.join(' ')}: ${err.code === 'ENOENT' ? 'not found (is slurm-client installed?)' : (err.stderr ?? err.message).trim()}`);
@@ -53,13 +53,13 @@ function scontrol(args: string[]): string {
 }
 
 /** "n[1-3]" → n1, n2, n3 (`scontrol show hostnames`). */
-export function slurmHostnames(nodelist: string): string[] {
-  return scontrol(['show', 'hostnames', nodelist]).split('\n').map((s) => s.trim()).filter(Boolean);
+export function slurmHostnames(nodelist: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  return scontrol(['show', 'hostnames', nodelist], env).split('\n').map((s) => s.trim()).filter(Boolean);
 }
 
 /** The address a node is reached at: its NodeAddr (`scontrol show node`), which may differ from its name. */
-export function nodeAddr(node: string): string {
-  return /\bNodeAddr=(\S+)/.exec(scontrol(['show', 'node', node]))?.[1] ?? node;
+export function nodeAddr(node: string, env: NodeJS.ProcessEnv = process.env): string {
+  return /\bNodeAddr=(\S+)/.exec(scontrol(['show', 'node', node], env))?.[1] ?? node;
 }
 
 /** SLURM_TASKS_PER_NODE "2(x3),1" → [2, 2, 2, 1]. */
@@ -74,7 +74,7 @@ export function tasksPerNode(v: string): number[] {
 /** Launcher inside an allocation: workers per node from SLURM_TASKS_PER_NODE (default one per node). */
 export function slurmLauncher(env: NodeJS.ProcessEnv = process.env): Launcher {
   const slots = (): WorkerSlot[] => {
-    const nodes = slurmHostnames(need(env, 'SLURM_JOB_NODELIST'));
+    const nodes = slurmHostnames(need(env, 'SLURM_JOB_NODELIST'), env);
     const per = env.SLURM_TASKS_PER_NODE ? tasksPerNode(env.SLURM_TASKS_PER_NODE) : nodes.map(() => 1);
     let rank = 0;
     return nodes.flatMap((host, i) => Array.from({ length: per[i] ?? 1 }, () => ({ host, rank, name: `rank${rank++}@${host}` })));
@@ -90,7 +90,17 @@ export function slurmLauncher(env: NodeJS.ProcessEnv = process.env): Launcher {
         argv: ['srun', '--nodes=1', '--ntasks=1', '--overlap', `--nodelist=${slot.host}`, `--job-name=dptrain-${slot.name}`, process.execPath, MAIN, ...workerArgs(req, slot)],
         env: env2,
       }));
-      return startProcs(specs, req, { output: 'prefix' });
+      // srun forwards most signals to its task; it cannot catch SIGKILL, and two SIGINTs
+      // within a second make it kill the step (a SIGKILL to srun alone would orphan the task).
+      const hardKill = (p: Proc) => {
+        p.child.kill('SIGINT');
+        setTimeout(() => p.child.kill('SIGINT'), 100).unref();
+      };
+      return startProcs(specs, req, {
+        output: 'prefix',
+        signal: (p, sig) => (sig === 'SIGKILL' ? hardKill(p) : p.child.kill(sig)),
+        kill: hardKill,
+      });
     },
   };
 }
