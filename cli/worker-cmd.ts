@@ -81,7 +81,9 @@ async function connect(f: Pick<WorkerFlags, 'connect' | 'connectFile'>, timeoutS
 
 export async function workerCommand(f: WorkerFlags): Promise<number> {
   if (Boolean(f.connect) === Boolean(f.connectFile)) fail('CONFIG_INVALID', 'give one of --connect ws://HOST:PORT or --connect-file RUN/coordinator.json');
-  const name = f.name ?? `${hostname()}-${process.pid}`;
+  // In a Kubernetes Indexed Job, the pod's index is its rank.
+  const index = process.env.JOB_COMPLETION_INDEX;
+  const name = f.name ?? (index !== undefined && index !== '' ? `rank${index}@${hostname()}` : `${hostname()}-${process.pid}`);
   const log = createLogger({ name });
   const peakFlops = f.peakFlops ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
   const token = readToken(f.tokenFile);
