@@ -9,7 +9,7 @@ import { newToken, readToken } from '../shared/wire/auth.js';
 import type { Config } from '../shared/job/config.js';
 import { DEFAULT_LAUNCH, type LaunchSection } from '../shared/job/launch.js';
 import { resolveAdvertise } from './advertise.js';
-import { parseListen } from './flags.js';
+import { parseListen } from './parse-flags.js';
 import { makeLauncher, describeExit, describeSlot, type WorkerExit } from './launch/index.js';
 import { parseHostList, readHostfile, type SshOptions } from './launch/ssh.js';
 import { Progress } from './progress.js';
@@ -50,14 +50,23 @@ export function launchSection(f: LaunchFlags, c: Config): LaunchSection {
 export function sshOptions(l: LaunchSection): SshOptions {
   if (l.hosts && l.hostfile) fail('CONFIG_INVALID', '--hosts and --hostfile: give one');
   const hosts = l.hostfile ? readHostfile(l.hostfile) : l.hosts ? parseHostList(l.hosts) : [];
-  return { hosts, port: l.sshPort ?? undefined, user: l.sshUser ?? undefined, identity: l.sshIdentity ?? undefined, options: l.sshOptions, command: l.remoteCommand ?? undefined };
+  return {
+    hosts,
+    port: l.sshPort ?? undefined,
+    user: l.sshUser ?? undefined,
+    identity: l.sshIdentity ?? undefined,
+    options: l.sshOptions,
+    command: l.remoteCommand ?? undefined,
+  };
 }
 
 /** Remote workers: bind every interface unless told where, and tell them the advertised host. */
 function listenFor(f: LaunchFlags, l: LaunchSection, token: string): ListenOptions {
   const advertise = l.advertise ? resolveAdvertise(l.advertise) : undefined;
   const local = l.launcher === 'local';
-  const bound = f.listen ?? (l.listen ? parseListen(l.listen) : { host: local ? '127.0.0.1' : (advertise ?? '0.0.0.0'), port: 7070 });
+  const bound =
+    f.listen ??
+    (l.listen ? parseListen(l.listen) : { host: local ? '127.0.0.1' : (advertise ?? '0.0.0.0'), port: 7070 });
   return { ...bound, token, advertise };
 }
 
@@ -65,11 +74,18 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
   // Workers get the token through their launcher (stdin over ssh, the environment under srun).
   const token = readToken(f.tokenFile) ?? newToken();
   let section = DEFAULT_LAUNCH;
-  const { config, resume, s } = await openRun(f, (c) => listenFor(f, (section = launchSection(f, c)), token), (c) => {
-    section = launchSection(f, c);
-    if (section.launcher === 'ssh') sshOptions(section); // a bad host list fails before anything starts
+  const { config, resume, s } = await openRun(
+    f,
+    () => listenFor(f, section, token),
+    (c) => {
+      section = launchSection(f, c);
+      if (section.launcher === 'ssh') sshOptions(section); // a bad host list fails before anything starts
+    },
+  );
+  const launcher = makeLauncher(section.launcher, {
+    workers: config.workers,
+    ssh: section.launcher === 'ssh' ? sshOptions(section) : undefined,
   });
-  const launcher = makeLauncher(section.launcher, { workers: config.workers, ssh: section.launcher === 'ssh' ? sshOptions(section) : undefined });
   const slots = launcher.slots();
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
   const coord = createCoordinator(config, s, progress, {
@@ -80,7 +96,15 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
     expectedWorkers: slots.map((w) => w.name),
     joinTimeoutMs: section.joinTimeoutSec * 1000,
   });
-  s.log.info({ launcher: launcher.name, workers: slots.length, hosts: [...new Set(slots.map((w) => w.host))], connect: s.workerAddress }, 'starting workers');
+  s.log.info(
+    {
+      launcher: launcher.name,
+      workers: slots.length,
+      hosts: [...new Set(slots.map((w) => w.host))],
+      connect: s.workerAddress,
+    },
+    'starting workers',
+  );
   let failed: WorkerExit | null = null;
   const workers = launcher.start({
     address: s.workerAddress,
@@ -103,6 +127,7 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
   } finally {
     const ends = await workers.stop();
     const left = ends.filter((e) => e.stopped && e.signal === 'SIGKILL');
-    if (left.length) s.log.warn({ workers: left.map((e) => e.name) }, 'workers that did not end within the grace period were killed');
+    if (left.length)
+      s.log.warn({ workers: left.map((e) => e.name) }, 'workers that did not end within the grace period were killed');
   }
 }

@@ -13,7 +13,7 @@ import { describeError } from '../shared/util/errors.js';
 import { createLogger, type Logger } from '../shared/util/log.js';
 import { jobLayout, loadJobData } from '../shared/job/job-layout.js';
 import type { Listener } from '../shared/transport/transport.js';
-import { formatSummary, Progress } from './progress.js';
+import { formatSummary, type Progress } from './progress.js';
 import { PromMetrics } from '../coordinator/prometheus.js';
 import type { CheckpointState } from '../coordinator/checkpoint.js';
 import type { Tracer } from '../coordinator/trace.js';

@@ -58,7 +58,7 @@ export async function sampleCommand(run: string, f: SampleFlags): Promise<string
   if (f.prompt === '') fail('CONFIG_INVALID', '--prompt must not be empty: generation continues the prompt');
   if (!(f.temperature > 0)) fail('CONFIG_INVALID', `--temperature must be > 0, got ${f.temperature}`);
   const alphabet = layout.data.alphabet;
-  let ids = Array.from(encode(f.prompt, alphabet));
+  const ids = Array.from(encode(f.prompt, alphabet));
   await selectBackend(f.backend, {});
   const m = modelKind(layout.spec);
   const weights = layout.params.map((s) => tf.tensor(paramView(params, s), s.shape));

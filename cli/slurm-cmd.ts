@@ -12,6 +12,7 @@ import { checkpointDir } from '../coordinator/checkpoint.js';
 import { fail } from '../shared/util/errors.js';
 import { readToken } from '../shared/wire/auth.js';
 import { describeExit } from './launch/contract.js';
+import { FLAG_TABLE } from './flag-table.js';
 import { MAIN, workerArgs } from './launch/local.js';
 import { startProcs } from './launch/procs.js';
 import { nodeAddr, slurmHostnames, slurmTask, tasksPerNode, type SlurmTask } from './launch/slurm.js';
@@ -28,10 +29,17 @@ export interface SlurmFlags extends TrainFlags {
 /** A token file another user could read is refused: whoever reads it can join the job. */
 export function slurmToken(tokenFile: string | undefined): string {
   if (tokenFile && existsSync(tokenFile) && (statSync(tokenFile).mode & 0o077) !== 0) {
-    fail('CONFIG_INVALID', `--token-file ${tokenFile}: readable by others (mode ${(statSync(tokenFile).mode & 0o777).toString(8)}); chmod 600 it`);
+    fail(
+      'CONFIG_INVALID',
+      `--token-file ${tokenFile}: readable by others (mode ${(statSync(tokenFile).mode & 0o777).toString(8)}); chmod 600 it`,
+    );
   }
   const token = readToken(tokenFile);
-  if (token === null) fail('CONFIG_INVALID', 'no job token: export DPTRAIN_TOKEN=$(dptrain token) in the batch script (srun passes it on), or --token-file FILE (mode 600)');
+  if (token === null)
+    fail(
+      'CONFIG_INVALID',
+      'no job token: export DPTRAIN_TOKEN=$(dptrain token) in the batch script (srun passes it on), or --token-file FILE (mode 600)',
+    );
   return token;
 }
 
@@ -48,7 +56,8 @@ export function slurmWorkerNames(t: SlurmTask, nodes: string[], perNode: string 
 /** The default coordinator port: fixed per job, so that jobs sharing a node do not collide. */
 export const slurmPort = (jobId: string): number => 20000 + (Number(jobId) % 20000);
 
-const hasCheckpoint = (dir: string): boolean => existsSync(checkpointDir(dir)) && readdirSync(checkpointDir(dir)).some((f) => f.endsWith('.ckpt'));
+const hasCheckpoint = (dir: string): boolean =>
+  existsSync(checkpointDir(dir)) && readdirSync(checkpointDir(dir)).some((f) => f.endsWith('.ckpt'));
 
 export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const task = slurmTask(env);
@@ -63,16 +72,33 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
   if (task.rank !== 0) {
     // Preemption and requeue signal every task at once: stay, so the coordinator can finish
     // its step and checkpoint; it then says goodbye (Slurm's KillWait bounds the wait).
-    process.on('SIGTERM', () => process.stderr.write(`dptrain: ${name}: SIGTERM; the coordinator will end this worker after its checkpoint\n`));
-    return workerCommand({ connect: address, name, backend: backend as never, allowSoftwareGpu: f.allowSoftwareGpu, connectTimeout: f.joinTimeout ?? 120, reconnectTimeout: 300, precision: 'fp32', tokenFile: f.tokenFile });
+    process.on('SIGTERM', () =>
+      process.stderr.write(`dptrain: ${name}: SIGTERM; the coordinator will end this worker after its checkpoint\n`),
+    );
+    return workerCommand({
+      connect: address,
+      name,
+      backend: backend as never,
+      allowSoftwareGpu: f.allowSoftwareGpu,
+      connectTimeout: f.joinTimeout ?? 120,
+      reconnectTimeout: 300,
+      precision: 'fp32',
+      tokenFile: f.tokenFile,
+    });
   }
   const out = f.out ?? join('runs', `slurm-${task.jobId}`);
   // A requeued job runs the same command again: its checkpoint fixes the job, so the job's
   // own flags (--config, --steps …) give way to it.
   const requeued = f.resume === undefined && hasCheckpoint(out);
-  const run = requeued ? { ...f, config: undefined, steps: undefined, batchSize: undefined, lr: undefined, seed: undefined, wireDtype: undefined, out: undefined, resume: out } : { ...f, out: f.resume ? undefined : out };
+  const jobFlagsCleared = Object.fromEntries(FLAG_TABLE.filter((r) => r.role === 'job').map((r) => [r.key, undefined]));
+  const run = requeued
+    ? { ...f, ...jobFlagsCleared, out: undefined, resume: out }
+    : { ...f, out: f.resume ? undefined : out };
   const { config, resume: loaded, s } = await openRun(run, { host: '0.0.0.0', port, token, advertise: head });
-  s.log.info({ job: task.jobId, tasks: task.ntasks, nodes, restarts: task.restarts, resumeFrom: loaded?.state.step }, `slurm task 0: coordinator at ${s.workerAddress}; every task runs a worker`);
+  s.log.info(
+    { job: task.jobId, tasks: task.ntasks, nodes, restarts: task.restarts, resumeFrom: loaded?.state.step },
+    `slurm task 0: coordinator at ${s.workerAddress}; every task runs a worker`,
+  );
   const progress = new Progress(config.steps, loaded?.state.step ?? 0);
   const coord = createCoordinator(config, s, progress, {
     ...traceOptions(f),
@@ -85,10 +111,24 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
   // Task 0's own worker: a child process, so that the coordinator's loop is not blocked by
   // TF.js; in the task's process group, so Slurm's process tracking ends it with the task.
   const slot = { host: node, rank: 0, name };
-  const req = { address: s.workerAddress, token, backend: { name: backend, allowSoftwareGpu: config.allowSoftwareGpu }, log: s.log, logDir: (n: string) => s.runDir.workerLog(n) };
-  const own = startProcs([{ slot, argv: [process.execPath, MAIN, ...workerArgs(req, slot)], env: { ...env, DPTRAIN_TOKEN: token } }], { ...req, onExit: (e) => {
-    if (!e.stopped && (e.code !== 0 || e.signal)) s.log.warn({ worker: e.name }, `task 0's worker ${describeExit(e)}; training goes on with the other tasks`);
-  } }, { output: 'prefix', ipc: true, terminate: () => {} });
+  const req = {
+    address: s.workerAddress,
+    token,
+    backend: { name: backend, allowSoftwareGpu: config.allowSoftwareGpu },
+    log: s.log,
+    logDir: (n: string) => s.runDir.workerLog(n),
+  };
+  const own = startProcs(
+    [{ slot, argv: [process.execPath, MAIN, ...workerArgs(req, slot)], env: { ...env, DPTRAIN_TOKEN: token } }],
+    {
+      ...req,
+      onExit: (e) => {
+        if (!e.stopped && (e.code !== 0 || e.signal))
+          s.log.warn({ worker: e.name }, `task 0's worker ${describeExit(e)}; training goes on with the other tasks`);
+      },
+    },
+    { output: 'prefix', ipc: true, terminate: () => {} },
+  );
   handleSignals(coord, s, () => void own.stop(0));
   try {
     await trainWith(coord, s, progress);

@@ -16,7 +16,7 @@ import { resolveRun, type JobFlags } from './flags.js';
 import { localLauncher } from './launch/local.js';
 import { describeExit, type LaunchedWorkers } from './launch/contract.js';
 import { ShmChannel } from '../shared/transport/shm.js';
-import { jobLayout } from '../shared/job/job-layout.js';
+import { jobLayout, prepareJob } from '../shared/job/job-layout.js';
 
 /** Parameter count of the job's model (known before any worker joins). */
 function coordParams(c: Config): number {
@@ -84,6 +84,7 @@ export function handleSignals(c: Coordinator, s: Session, onHardExit: () => void
 
 export async function openRun(f: TrainFlags, listen: ListenOptions | ((c: Config) => ListenOptions), check: (c: Config) => void = () => {}) {
   const { config, resume } = resolveRun(f);
+  await prepareJob(config);
   check(config); // before anything is created
   const s = await openSession(config, typeof listen === 'function' ? listen(config) : listen);
   if (resume) {

@@ -242,7 +242,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private onFrame(w: WorkerSession, bytes: Uint8Array): void {
     if (w.state === 'gone') return;
     this.traffic.in += bytes.length;
-    let frame;
+    let frame: ReturnType<typeof readFromWorker>;
     try {
       frame = readFromWorker(bytes, { totalParams: this.o.totalParams, wireDtype: this.o.job.wireDtype });
     } catch (e) {

@@ -91,7 +91,10 @@ export class Phase {
     this.asg = new Assignments(shards);
     this.stats.shards = shards.length;
     this.plan.begin(shards.length);
-    shards.forEach((s, i) => (live.length ? this.give(s, live[i]) : this.orphan(s)));
+    shards.forEach((s, i) => {
+      if (live.length) this.give(s, live[i]);
+      else this.orphan(s);
+    });
     return done;
   }
 

@@ -41,8 +41,13 @@ export async function preflight(url: string, timeoutMs = 5000): Promise<Reachabi
       sock.destroy();
       resolve({ ok: why === '', tried, why });
     };
-    const timer = setTimeout(() => done(`timeout: no answer within ${timeoutMs / 1000} s (a firewall, or the wrong address or interface?)`), timeoutMs);
+    const timer = setTimeout(
+      () => done(`timeout: no answer within ${timeoutMs / 1000} s (a firewall, or the wrong address or interface?)`),
+      timeoutMs,
+    );
     sock.once('connect', () => done(''));
-    sock.once('error', (e: NodeJS.ErrnoException) => done(REASONS[e.code ?? ''] ?? `${e.code ?? 'error'}: ${e.message}`));
+    sock.once('error', (e: NodeJS.ErrnoException) =>
+      done(REASONS[e.code ?? ''] ?? `${e.code ?? 'error'}: ${e.message}`),
+    );
   });
 }

@@ -8,13 +8,23 @@ export const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
 /** `node main.js worker --connect …` for one worker; the token is not here (ps shows argv). */
 export function workerArgs(req: LaunchRequest, slot: WorkerSlot): string[] {
-  const args = ['worker', '--connect', req.address, '--backend', req.backend.name, '--name', slot.name, ...(req.workerFlags ?? [])];
+  const args = [
+    'worker',
+    '--connect',
+    req.address,
+    '--backend',
+    req.backend.name,
+    '--name',
+    slot.name,
+    ...(req.workerFlags ?? []),
+  ];
   if (req.backend.allowSoftwareGpu) args.push('--allow-software-gpu');
   return args;
 }
 
 export function localLauncher(n: number): Launcher {
-  const slots = (): WorkerSlot[] => Array.from({ length: n }, (_, i) => ({ host: 'localhost', rank: i, name: `worker-${i}` }));
+  const slots = (): WorkerSlot[] =>
+    Array.from({ length: n }, (_, i) => ({ host: 'localhost', rank: i, name: `worker-${i}` }));
   return {
     name: 'local',
     slots,

@@ -40,10 +40,19 @@ export interface ProcControl {
   statusCarriesSignal?: boolean;
 }
 
-const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(constants.signals).map(([k, v]) => [v, k as NodeJS.Signals]));
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
+  Object.entries(constants.signals).map(([k, v]) => [v, k as NodeJS.Signals]),
+);
 
-function exitOf(slot: WorkerSlot, code: number | null, signal: NodeJS.Signals | null, stopped: boolean, viaStatus: boolean): WorkerExit {
-  if (viaStatus && code !== null && code > 128 && SIGNAL_NAMES.has(code - 128)) return { ...slot, code: null, signal: SIGNAL_NAMES.get(code - 128)!, stopped };
+function exitOf(
+  slot: WorkerSlot,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  stopped: boolean,
+  viaStatus: boolean,
+): WorkerExit {
+  if (viaStatus && code !== null && code > 128 && SIGNAL_NAMES.has(code - 128))
+    return { ...slot, code: null, signal: SIGNAL_NAMES.get(code - 128)!, stopped };
   return { ...slot, code, signal, stopped };
 }
 
@@ -71,7 +80,12 @@ export function startProcs(specs: ProcSpec[], req: LaunchRequest, control: ProcC
     const direct = control.output === 'file';
     const fd = direct ? openSync(logFile, 'a') : null;
     const out: number | 'pipe' = fd ?? 'pipe';
-    const stdio: StdioOptions = [spec.stdin !== undefined ? 'pipe' : 'ignore', out, out, ...(control.ipc ? ['ipc' as const] : [])];
+    const stdio: StdioOptions = [
+      spec.stdin !== undefined ? 'pipe' : 'ignore',
+      out,
+      out,
+      ...(control.ipc ? ['ipc' as const] : []),
+    ];
     const child: ChildProcess = spawn(spec.argv[0], spec.argv.slice(1), { stdio, env: spec.env });
     if (fd !== null) closeSync(fd);
     const p: Proc = { slot: spec.slot, child };
@@ -93,7 +107,9 @@ export function startProcs(specs: ProcSpec[], req: LaunchRequest, control: ProcC
           req.onExit?.(e);
           res();
         });
-        child.once('error', (err: Error) => req.log.error({ worker: spec.slot.name, error: err.message }, 'cannot start the worker process'));
+        child.once('error', (err: Error) =>
+          req.log.error({ worker: spec.slot.name, error: err.message }, 'cannot start the worker process'),
+        );
       }),
     );
     procs.push(p);

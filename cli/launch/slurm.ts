@@ -24,7 +24,8 @@ export interface SlurmTask {
 
 function need(env: NodeJS.ProcessEnv, key: string): string {
   const v = env[key];
-  if (v === undefined || v === '') fail('CONFIG_INVALID', `${key} is not set: run this inside a Slurm allocation (sbatch, or srun within salloc)`);
+  if (v === undefined || v === '')
+    fail('CONFIG_INVALID', `${key} is not set: run this inside a Slurm allocation (sbatch, or srun within salloc)`);
   return v;
 }
 
@@ -41,20 +42,27 @@ export function slurmTask(env: NodeJS.ProcessEnv = process.env): SlurmTask {
 }
 
 /** Whether this process runs as a task of a Slurm job step. */
-export const inSlurmStep = (env: NodeJS.ProcessEnv = process.env): boolean => env.SLURM_PROCID !== undefined && env.SLURM_JOB_ID !== undefined;
+export const inSlurmStep = (env: NodeJS.ProcessEnv = process.env): boolean =>
+  env.SLURM_PROCID !== undefined && env.SLURM_JOB_ID !== undefined;
 
 function scontrol(args: string[], env: NodeJS.ProcessEnv): string {
   try {
     return execFileSync('scontrol', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
-    return fail('RUN_FAILED', `scontrol ${args.join(' ')}: ${err.code === 'ENOENT' ? 'not found (is slurm-client installed?)' : (err.stderr ?? err.message).trim()}`);
+    return fail(
+      'RUN_FAILED',
+      `scontrol ${args.join(' ')}: ${err.code === 'ENOENT' ? 'not found (is slurm-client installed?)' : (err.stderr ?? err.message).trim()}`,
+    );
   }
 }
 
 /** "n[1-3]" → n1, n2, n3 (`scontrol show hostnames`). */
 export function slurmHostnames(nodelist: string, env: NodeJS.ProcessEnv = process.env): string[] {
-  return scontrol(['show', 'hostnames', nodelist], env).split('\n').map((s) => s.trim()).filter(Boolean);
+  return scontrol(['show', 'hostnames', nodelist], env)
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** The address a node is reached at: its NodeAddr (`scontrol show node`), which may differ from its name. */
@@ -77,7 +85,9 @@ export function slurmLauncher(env: NodeJS.ProcessEnv = process.env): Launcher {
     const nodes = slurmHostnames(need(env, 'SLURM_JOB_NODELIST'), env);
     const per = env.SLURM_TASKS_PER_NODE ? tasksPerNode(env.SLURM_TASKS_PER_NODE) : nodes.map(() => 1);
     let rank = 0;
-    return nodes.flatMap((host, i) => Array.from({ length: per[i] ?? 1 }, () => ({ host, rank, name: `rank${rank++}@${host}` })));
+    return nodes.flatMap((host, i) =>
+      Array.from({ length: per[i] ?? 1 }, () => ({ host, rank, name: `rank${rank++}@${host}` })),
+    );
   };
   return {
     name: 'slurm',
@@ -87,7 +97,17 @@ export function slurmLauncher(env: NodeJS.ProcessEnv = process.env): Launcher {
       const specs = slots().map((slot) => ({
         slot,
         // --overlap: steps share the allocation's CPUs with the batch step and with each other.
-        argv: ['srun', '--nodes=1', '--ntasks=1', '--overlap', `--nodelist=${slot.host}`, `--job-name=dptrain-${slot.name}`, process.execPath, MAIN, ...workerArgs(req, slot)],
+        argv: [
+          'srun',
+          '--nodes=1',
+          '--ntasks=1',
+          '--overlap',
+          `--nodelist=${slot.host}`,
+          `--job-name=dptrain-${slot.name}`,
+          process.execPath,
+          MAIN,
+          ...workerArgs(req, slot),
+        ],
         env: env2,
       }));
       // srun forwards most signals to its task; it cannot catch SIGKILL, and two SIGINTs

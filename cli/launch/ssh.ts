@@ -32,7 +32,8 @@ export function parseHostList(v: string, where = '--hosts'): SshOptions['hosts']
     .filter(Boolean)
     .map((item) => {
       const m = /^([\w.@-]+|\[[0-9a-fA-F:]+\])(?::(\d+))?$/.exec(item);
-      if (!m || m[2] === '0') fail('CONFIG_INVALID', `${where} ${item}: expected HOST or HOST:SLOTS with SLOTS ≥ 1, e.g. host1:2,host2:4`);
+      if (!m || m[2] === '0')
+        fail('CONFIG_INVALID', `${where} ${item}: expected HOST or HOST:SLOTS with SLOTS ≥ 1, e.g. host1:2,host2:4`);
       return { host: m[1].replace(/^\[(.*)\]$/, '$1'), slots: Number(m[2] ?? 1) };
     });
 }
@@ -43,7 +44,10 @@ export function readHostfile(file: string): SshOptions['hosts'] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    return fail('CONFIG_UNREADABLE', `--hostfile ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    return fail(
+      'CONFIG_UNREADABLE',
+      `--hostfile ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+    );
   }
   const items = text
     .split('\n')
@@ -75,18 +79,22 @@ const WRAPPER = [
 const PID_LINE = /^dptrain-remote-pid (\d+)$/;
 
 export function sshLauncher(o: SshOptions): Launcher {
-  if (o.hosts.length === 0) fail('CONFIG_INVALID', 'launch: no hosts given (--hosts host1:2,host2:4 or --hostfile FILE)');
+  if (o.hosts.length === 0)
+    fail('CONFIG_INVALID', 'launch: no hosts given (--hosts host1:2,host2:4 or --hostfile FILE)');
   const sshArgs = (host: string): string[] => [
     ...(o.port ? ['-p', String(o.port)] : []),
     ...(o.user ? ['-l', o.user] : []),
     ...(o.identity ? ['-i', o.identity] : []),
-    '-o', 'BatchMode=yes', // never prompt: a password prompt would hang the launch
+    '-o',
+    'BatchMode=yes', // never prompt: a password prompt would hang the launch
     ...(o.options ?? []).flatMap((kv) => ['-o', kv]),
     host,
   ];
   const slots = (): WorkerSlot[] => {
     let rank = 0;
-    return o.hosts.flatMap(({ host, slots: k }) => Array.from({ length: k }, () => ({ host, rank: rank, name: `rank${rank++}@${host}` })));
+    return o.hosts.flatMap(({ host, slots: k }) =>
+      Array.from({ length: k }, () => ({ host, rank: rank, name: `rank${rank++}@${host}` })),
+    );
   };
   const remote = (p: Proc, what: string[]) => {
     const r = spawn('ssh', [...sshArgs(p.slot.host), ...what], { stdio: 'ignore' });

@@ -107,8 +107,10 @@ export class Adam {
     // round like TF.js's per-op float32 results; Math.fround does the same for intermediates.
     for (let i = from; i < params.length; i++) {
       const g = grads[i];
-      const mi = (m[i] = f(f(m[i] * b1) + f(g * oneMinusB1)));
-      const vi = (v[i] = f(f(v[i] * b2) + f(f(g * g) * oneMinusB2)));
+      const mi = f(f(m[i] * b1) + f(g * oneMinusB1));
+      const vi = f(f(v[i] * b2) + f(f(g * g) * oneMinusB2));
+      m[i] = mi;
+      v[i] = vi;
       const update = f(f(mi / oneMinusAcc1) / f(f(Math.sqrt(f(vi / oneMinusAcc2))) + eps));
       params[i] = f(update * negLr) + params[i];
     }

@@ -30,11 +30,17 @@ export function csvFields(line: string): string[] {
   for (let i = 0; i < line.length; i++) {
     const c = line[i];
     if (quoted) {
-      if (c === '"' && line[i + 1] === '"') (cur += '"'), i++;
+      if (c === '"' && line[i + 1] === '"') {
+        cur += '"';
+        i++;
+      }
       else if (c === '"') quoted = false;
       else cur += c;
     } else if (c === '"') quoted = true;
-    else if (c === ',') out.push(cur), (cur = '');
+    else if (c === ',') {
+      out.push(cur);
+      cur = '';
+    }
     else cur += c;
   }
   out.push(cur);
@@ -65,7 +71,10 @@ function readTable(spec: CsvSpec): Table {
     const cells = csvFields(line);
     if (cells.length !== header.length) fail('DATASET_UNAVAILABLE', `${spec.path}: row ${row} has ${cells.length} cells, the header ${header.length}`);
     cells.forEach((cell, c) => {
-      if (c === labelAt) return labels.push(cell);
+      if (c === labelAt) {
+        labels.push(cell);
+        return;
+      }
       const v = cell === '' ? NaN : Number(cell);
       if (!Number.isFinite(v)) fail('DATASET_UNAVAILABLE', `${spec.path}: row ${row}, column "${header[c]}": ${JSON.stringify(cell)} is not a number`);
       rows.push(v);

@@ -52,7 +52,7 @@ function loadMnist(opts: { testFraction: number }): Dataset {
   });
   const build = (rows: Array<[number, number]>): Split => {
     const x = new Float32Array(rows.length * PIXELS);
-    rows.forEach(([d, i], r) => x.set(perDigit[d].subarray(i * PIXELS, (i + 1) * PIXELS), r * PIXELS));
+    rows.forEach(([d, i], r) => { x.set(perDigit[d].subarray(i * PIXELS, (i + 1) * PIXELS), r * PIXELS); });
     return { x, y: oneHot(rows.map(([d]) => d), 10), n: rows.length };
   };
   return dataset('mnist', DIGIT_IMAGES, build(trainRows), build(testRows));

@@ -41,10 +41,16 @@ export const DEFAULT_LAUNCH: LaunchSection = {
 };
 
 const str = (v: unknown, field: string): string | null =>
-  v === null ? null : typeof v === 'string' && v !== '' ? v : fail('CONFIG_INVALID', `launch.${field} must be a non-empty string`);
+  v === null
+    ? null
+    : typeof v === 'string' && v !== ''
+      ? v
+      : fail('CONFIG_INVALID', `launch.${field} must be a non-empty string`);
 
 const strs = (v: unknown, field: string): string[] =>
-  Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : fail('CONFIG_INVALID', `launch.${field} must be an array of strings`);
+  Array.isArray(v) && v.every((x) => typeof x === 'string')
+    ? (v as string[])
+    : fail('CONFIG_INVALID', `launch.${field} must be an array of strings`);
 
 export function parseLaunchSection(raw: unknown): LaunchSection | null {
   if (raw === null || raw === undefined) return null;

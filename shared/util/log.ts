@@ -22,6 +22,7 @@ export function setTerminalLine(t: TerminalLine | null): void {
 }
 
 /** Control characters (newlines, escape sequences) that would let a value forge terminal lines. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /** A string as is, unless it holds control characters: then JSON-escaped, so it stays on its line. */

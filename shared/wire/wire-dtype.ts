@@ -56,7 +56,8 @@ function halfToFloat(): Float32Array {
     const mant = h & 0x3ff;
     t[h] = exp === 0 ? sign * mant * 2 ** -24 : exp === 0x1f ? (mant ? NaN : sign * Infinity) : sign * (1 + mant / 1024) * 2 ** (exp - 15);
   }
-  return (halfTable = t);
+  halfTable = t;
+  return t;
 }
 
 /** Write `src` in `dtype` into `dst` (byte length = src.length · BYTES_PER_ELEMENT[dtype]). */

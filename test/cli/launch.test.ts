@@ -41,16 +41,29 @@ describe('host lists', () => {
 describe('the config launch section', () => {
   it('parses, and names an unknown field', () => {
     const c = parseConfig({ launch: { hosts: ['h1:2', 'h2'], sshPort: 2222, advertise: 'eth1' } });
-    expect(c.launch).toMatchObject({ launcher: 'ssh', hosts: 'h1:2,h2', sshPort: 2222, advertise: 'eth1', joinTimeoutSec: 120 });
+    expect(c.launch).toMatchObject({
+      launcher: 'ssh',
+      hosts: 'h1:2,h2',
+      sshPort: 2222,
+      advertise: 'eth1',
+      joinTimeoutSec: 120,
+    });
     expect(parseConfig({}).launch).toBeNull();
     expect(expectCode(() => parseConfig({ launch: { host: 'h1' } }), 'CONFIG_INVALID')).toMatch(/launch\.host/);
-    expect(expectCode(() => parseConfig({ launch: { launcher: 'pbs' } }), 'CONFIG_INVALID')).toMatch(/launch\.launcher/);
+    expect(expectCode(() => parseConfig({ launch: { launcher: 'pbs' } }), 'CONFIG_INVALID')).toMatch(
+      /launch\.launcher/,
+    );
   });
 });
 
 describe('advertised address', () => {
   it('an interface name becomes its IPv4 address; a host is kept', () => {
-    const ifaces = { eth1: [{ address: 'fe80::1', family: 'IPv6' }, { address: '10.1.2.3', family: 'IPv4' }] } as never;
+    const ifaces = {
+      eth1: [
+        { address: 'fe80::1', family: 'IPv6' },
+        { address: '10.1.2.3', family: 'IPv4' },
+      ],
+    } as never;
     expect(resolveAdvertise('eth1', ifaces)).toBe('10.1.2.3');
     expect(resolveAdvertise('node7.cluster', ifaces)).toBe('node7.cluster');
   });
@@ -64,14 +77,30 @@ describe('advertised address', () => {
 
 describe('Slurm tasks', () => {
   it('reads the task from the environment srun sets, or says to run inside an allocation', () => {
-    expect(slurmTask({ SLURM_JOB_ID: '42', SLURM_PROCID: '2', SLURM_NTASKS: '3', SLURM_JOB_NODELIST: 'n[1-3]', SLURMD_NODENAME: 'n3' })).toEqual({ jobId: '42', rank: 2, ntasks: 3, nodelist: 'n[1-3]', restarts: 0, node: 'n3' });
-    expect(expectCode(() => slurmTask({}), 'CONFIG_INVALID')).toMatch(/SLURM_JOB_ID is not set: run this inside a Slurm allocation/);
+    expect(
+      slurmTask({
+        SLURM_JOB_ID: '42',
+        SLURM_PROCID: '2',
+        SLURM_NTASKS: '3',
+        SLURM_JOB_NODELIST: 'n[1-3]',
+        SLURMD_NODENAME: 'n3',
+      }),
+    ).toEqual({ jobId: '42', rank: 2, ntasks: 3, nodelist: 'n[1-3]', restarts: 0, node: 'n3' });
+    expect(expectCode(() => slurmTask({}), 'CONFIG_INVALID')).toMatch(
+      /SLURM_JOB_ID is not set: run this inside a Slurm allocation/,
+    );
   });
 
   it('SLURM_TASKS_PER_NODE and the names of a block distribution', () => {
     expect(tasksPerNode('2(x3),1')).toEqual([2, 2, 2, 1]);
     const t = { jobId: '7', rank: 0, ntasks: 5, nodelist: '', restarts: 0, node: 'a' };
-    expect(slurmWorkerNames(t, ['a', 'b', 'c'], '2(x2),1')).toEqual(['rank0@a', 'rank1@a', 'rank2@b', 'rank3@b', 'rank4@c']);
+    expect(slurmWorkerNames(t, ['a', 'b', 'c'], '2(x2),1')).toEqual([
+      'rank0@a',
+      'rank1@a',
+      'rank2@b',
+      'rank3@b',
+      'rank4@c',
+    ]);
     expect(slurmPort('12345')).toBe(32345);
   });
 
@@ -85,7 +114,9 @@ describe('Slurm tasks', () => {
     const saved = process.env.DPTRAIN_TOKEN;
     delete process.env.DPTRAIN_TOKEN;
     try {
-      expect(expectCode(() => slurmToken(undefined), 'CONFIG_INVALID')).toMatch(/export DPTRAIN_TOKEN=\$\(dptrain token\)/);
+      expect(expectCode(() => slurmToken(undefined), 'CONFIG_INVALID')).toMatch(
+        /export DPTRAIN_TOKEN=\$\(dptrain token\)/,
+      );
     } finally {
       if (saved !== undefined) process.env.DPTRAIN_TOKEN = saved;
     }
@@ -95,8 +126,15 @@ describe('Slurm tasks', () => {
 describe('worker preflight', () => {
   it('names the address tried and why: refused, DNS; ok when something listens', async () => {
     const port = await freePort();
-    expect(await preflight(`ws://127.0.0.1:${port}`)).toMatchObject({ ok: false, tried: `127.0.0.1:${port}`, why: expect.stringMatching(/^connection refused/) });
-    expect(await preflight('ws://no-such-host.invalid:7070')).toMatchObject({ ok: false, why: expect.stringMatching(/^DNS: cannot resolve no-such-host\.invalid \(ENOTFOUND|EAI_AGAIN\)/) });
+    expect(await preflight(`ws://127.0.0.1:${port}`)).toMatchObject({
+      ok: false,
+      tried: `127.0.0.1:${port}`,
+      why: expect.stringMatching(/^connection refused/),
+    });
+    expect(await preflight('ws://no-such-host.invalid:7070')).toMatchObject({
+      ok: false,
+      why: expect.stringMatching(/^DNS: cannot resolve no-such-host\.invalid \(ENOTFOUND|EAI_AGAIN\)/),
+    });
     const server = createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const open = (server.address() as { port: number }).port;
@@ -106,9 +144,21 @@ describe('worker preflight', () => {
 
   it('a worker that cannot reach its coordinator says which address it tried and why, in one line', async () => {
     const port = await freePort();
-    const r = await runCli(['worker', '--connect', `ws://127.0.0.1:${port}`, '--backend', 'cpu', '--connect-timeout', '1']);
+    const r = await runCli([
+      'worker',
+      '--connect',
+      `ws://127.0.0.1:${port}`,
+      '--backend',
+      'cpu',
+      '--connect-timeout',
+      '1',
+    ]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`dptrain: CONNECT_FAILED: cannot reach the coordinator at ws://127\\.0\\.0\\.1:${port}: tried 127\\.0\\.0\\.1:${port}: connection refused .*; gave up after 1 s\\n$`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `dptrain: CONNECT_FAILED: cannot reach the coordinator at ws://127\\.0\\.0\\.1:${port}: tried 127\\.0\\.0\\.1:${port}: connection refused .*; gave up after 1 s\\n$`,
+      ),
+    );
   }, 60_000);
 });
 
@@ -119,8 +169,23 @@ describe('coordinator port', () => {
     const busy = (server.address() as { port: number }).port;
     const dir = tempDir('port');
     const job = join(dir, 'job.json');
-    writeFileSync(job, JSON.stringify({ data: { name: 'xor' }, model: { layers: [{ units: 1 }], loss: 'binaryCrossEntropy' }, steps: 1 }));
-    const r = await runCli(['coordinator', '--config', job, '--listen', `127.0.0.1:${busy}`, '--out', join(dir, 'busy')]);
+    writeFileSync(
+      job,
+      JSON.stringify({
+        data: { name: 'xor' },
+        model: { layers: [{ units: 1 }], loss: 'binaryCrossEntropy' },
+        steps: 1,
+      }),
+    );
+    const r = await runCli([
+      'coordinator',
+      '--config',
+      job,
+      '--listen',
+      `127.0.0.1:${busy}`,
+      '--out',
+      join(dir, 'busy'),
+    ]);
     server.close();
     // Port 0 with a coordinator that waits for workers: it writes the port it got, and prints it.
     const out = join(dir, 'free');
@@ -132,6 +197,8 @@ describe('coordinator port', () => {
     expect(done.stderr).toContain(`dptrain worker --connect ws://127.0.0.1:${file.port}`);
     expect(done.stderr).toMatch(/WORKER_LOST: start: only 0 of 1 workers ready for 2 s/);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n').pop()).toBe(`dptrain: RUN_FAILED: --listen 127.0.0.1:${busy}: the port is in use; pick another port (or 0: any free one)`);
+    expect(r.stderr.trim().split('\n').pop()).toBe(
+      `dptrain: RUN_FAILED: --listen 127.0.0.1:${busy}: the port is in use; pick another port (or 0: any free one)`,
+    );
   }, 60_000);
 });

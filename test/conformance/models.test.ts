@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/job/config.js';
 import { gatherRows } from '../../shared/datasets/index.js';
-import { jobLayout, loadJobData } from '../../shared/job/job-layout.js';
+import { jobLayout, loadJobData, prepareJob } from '../../shared/job/job-layout.js';
+import { parseDataSpec } from '../../shared/datasets/index.js';
 import { initParams, MODEL_KINDS, modelKind, paramView, parseModelSpec } from '../../shared/models/index.js';
 import { batchTensors } from '../../worker/batch.js';
 import { assertKernels } from '../../worker/kernel-check.js';
@@ -19,6 +20,9 @@ beforeAll(async () => {
   tf.enableProdMode();
   await tf.setBackend('cpu');
 });
+
+// What a job imports (a dataset module) is imported before the suites below read it.
+for (const kind of MODEL_KINDS) if (MODEL_FIXTURES[kind]) await prepareJob({ data: parseDataSpec(MODEL_FIXTURES[kind].data) });
 
 const relClose = (a: number, b: number, tol: number) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
 
@@ -81,7 +85,7 @@ describe.each(MODEL_KINDS.map((k) => [k]))('model kind %s', (kind) => {
       tf.tidy(() => {
         const { x, y } = batch(from, to);
         const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => m.lossSum(layout, m.forward(layout, ps, x), y))(tensors());
-        layout.params.forEach((s, i) => expect(grads[i].shape).toEqual(s.shape));
+        layout.params.forEach((s, i) => { expect(grads[i].shape).toEqual(s.shape); });
         return { loss: value.dataSync()[0], grads: grads.map((g) => g.dataSync() as Float32Array) };
       });
     const whole = sums(0, n);

@@ -19,12 +19,22 @@ describe('join timeout', () => {
   it('names the missing workers: never connected, or connected but not ready', async () => {
     const net = createLocalNetwork();
     const expected = ['rank0@host1', 'rank1@host1', 'rank2@host2'];
-    const coord = new Coordinator({ config: cfg, listener: net.listener, log: pino({ level: 'silent' }), runDir: null, startWorkers: 3, joinTimeoutMs: 600, expectedWorkers: expected });
+    const coord = new Coordinator({
+      config: cfg,
+      listener: net.listener,
+      log: pino({ level: 'silent' }),
+      runDir: null,
+      startWorkers: 3,
+      joinTimeoutMs: 600,
+      expectedWorkers: expected,
+    });
     const run = coord.run().catch((e: Error) => e);
     await fakeWorker(net.dial, TOTAL, { name: 'rank0@host1' });
     await fakeWorker(net.dial, TOTAL, { name: 'rank2@host2', ready: false });
     const e = await run;
     expect(e).toMatchObject({ code: 'WORKER_LOST' });
-    expect((e as Error).message).toBe('start: only 1 of 3 workers ready for 1 s; not ready: rank1@host1 (never connected), rank2@host2 (connected, loading)');
+    expect((e as Error).message).toBe(
+      'start: only 1 of 3 workers ready for 1 s; not ready: rank1@host1 (never connected), rank2@host2 (connected, loading)',
+    );
   });
 });

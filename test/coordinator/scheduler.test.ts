@@ -87,7 +87,7 @@ describe('Assignments', () => {
 
   it('is done after every shard settled', () => {
     const a = new Assignments<string>(shards);
-    shards.forEach((s) => a.assign(s.shard, `w${s.shard}`));
+    shards.forEach((s) => { a.assign(s.shard, `w${s.shard}`); });
     expect(a.done).toBe(false);
     a.settle(0, 'w0');
     a.settle(2, 'w2');

@@ -16,7 +16,13 @@ import { CLI, freePort, readSummary, tempDir } from '../helpers/cli.js';
 import { parseConfig } from '../../shared/job/config.js';
 
 const DIR = resolve(__dirname, '../../deploy/k8s');
-const MODELS: Record<string, new (o: never) => { validate(): void }> = { Job, Service, Secret, ConfigMap, PersistentVolumeClaim };
+const MODELS: Record<string, new (o: never) => { validate(): void }> = {
+  Job,
+  Service,
+  Secret,
+  ConfigMap,
+  PersistentVolumeClaim,
+};
 
 interface Obj {
   kind: string;
@@ -47,12 +53,20 @@ const objects: Obj[] = readdirSync(DIR)
 const byKind = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name)!;
 const coordinatorJob = byKind('Job', 'dptrain-coordinator');
 const workersJob = byKind('Job', 'dptrain-workers');
-const pod = (j: Obj) => (j.spec!.template as { metadata: { labels: Record<string, string> }; spec: PodSpec });
+const pod = (j: Obj) => j.spec!.template as { metadata: { labels: Record<string, string> }; spec: PodSpec };
 
 describe('deploy/k8s manifests', () => {
   it('each validates against the Kubernetes schema of its kind', () => {
-    expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'Job', 'Job', 'PersistentVolumeClaim', 'Secret', 'Service']);
-    for (const o of objects) expect(() => new MODELS[o.kind](o as never).validate(), `${o.kind} ${o.metadata.name}`).not.toThrow();
+    expect(objects.map((o) => o.kind).sort()).toEqual([
+      'ConfigMap',
+      'Job',
+      'Job',
+      'PersistentVolumeClaim',
+      'Secret',
+      'Service',
+    ]);
+    for (const o of objects)
+      expect(() => new MODELS[o.kind](o as never).validate(), `${o.kind} ${o.metadata.name}`).not.toThrow();
   });
 
   it('the schema check can fail: a misspelt field value is refused', () => {
@@ -66,17 +80,23 @@ describe('deploy/k8s manifests', () => {
     expect(svc.spec!.clusterIP).toBe('None');
     const selector = svc.spec!.selector as Record<string, string>;
     for (const [k, v] of Object.entries(selector)) expect(pod(coordinatorJob).metadata.labels[k]).toBe(v);
-    expect(pod(workersJob).spec.containers[0].args.join(' ')).toContain(`ws://${svc.metadata.name}:${(svc.spec!.ports as Array<{ port: number }>)[0].port}`);
+    expect(pod(workersJob).spec.containers[0].args.join(' ')).toContain(
+      `ws://${svc.metadata.name}:${(svc.spec!.ports as Array<{ port: number }>)[0].port}`,
+    );
     expect(workersJob.spec!.completionMode).toBe('Indexed');
     expect(workersJob.spec!.parallelism).toBe(workersJob.spec!.completions);
-    expect(pod(coordinatorJob).spec.containers[0].env.find((e) => e.name === 'WORKERS')!.value).toBe(String(workersJob.spec!.completions));
+    expect(pod(coordinatorJob).spec.containers[0].env.find((e) => e.name === 'WORKERS')!.value).toBe(
+      String(workersJob.spec!.completions),
+    );
     for (const j of [coordinatorJob, workersJob]) {
       const ref = pod(j).spec.containers[0].env.find((e) => e.name === 'DPTRAIN_TOKEN')!.valueFrom!.secretKeyRef!;
       expect(byKind('Secret', ref.name).stringData![ref.key]).toBeDefined();
     }
     const vols = pod(coordinatorJob).spec.volumes!;
     expect(byKind('ConfigMap', vols.find((v) => v.configMap)!.configMap!.name).data!['job.json']).toBeDefined();
-    expect(byKind('PersistentVolumeClaim', vols.find((v) => v.persistentVolumeClaim)!.persistentVolumeClaim!.claimName)).toBeDefined();
+    expect(
+      byKind('PersistentVolumeClaim', vols.find((v) => v.persistentVolumeClaim)!.persistentVolumeClaim!.claimName),
+    ).toBeDefined();
     // The ConfigMap's job is a valid dptrain config.
     expect(() => parseConfig(JSON.parse(byKind('ConfigMap', 'dptrain-job').data!['job.json']))).not.toThrow();
   });
@@ -93,27 +113,37 @@ describe('deploy/k8s manifests', () => {
     for (const d of Object.values(mounts)) mkdirSync(d);
     const job = JSON.parse(byKind('ConfigMap', 'dptrain-job').data!['job.json']) as Record<string, unknown>;
     writeFileSync(join(mounts['/job'], 'job.json'), JSON.stringify({ ...job, steps: 30, evalEvery: 0 })); // a short run of the same job
-    const local = (s: string) => Object.entries(mounts).reduce((a, [from, to]) => a.replaceAll(from + '/', to + '/'), s).replaceAll('7070', String(port)).replaceAll('dptrain-coordinator', '127.0.0.1');
+    const local = (s: string) =>
+      Object.entries(mounts)
+        .reduce((a, [from, to]) => a.replaceAll(from + '/', to + '/'), s)
+        .replaceAll('7070', String(port))
+        .replaceAll('dptrain-coordinator', '127.0.0.1');
     const token = 'k8s-test-token-0123456789abcdef';
     const envOf = (c: Container, extra: Record<string, string>) => {
       const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${process.env.PATH}`, ...extra };
       for (const e of c.env) {
         if (e.value !== undefined) env[e.name] = e.value;
-        else if (e.valueFrom?.secretKeyRef) env[e.name] = token; // what `kubectl create secret … $(dptrain token)` holds
+        else if (e.valueFrom?.secretKeyRef)
+          env[e.name] = token; // what `kubectl create secret … $(dptrain token)` holds
         else if (e.valueFrom?.fieldRef?.fieldPath === 'status.podIP') env[e.name] = '127.0.0.1';
       }
       return env;
     };
     const run = (c: Container, extra: Record<string, string>) =>
       new Promise<{ code: number | null; out: string }>((res) => {
-        const p = spawn(c.command[0], [...c.command.slice(1), ...c.args.map(local)], { env: envOf(c, extra), cwd: tmp });
+        const p = spawn(c.command[0], [...c.command.slice(1), ...c.args.map(local)], {
+          env: envOf(c, extra),
+          cwd: tmp,
+        });
         let out = '';
         p.stdout.on('data', (d: Buffer) => (out += d.toString()));
         p.stderr.on('data', (d: Buffer) => (out += d.toString()));
         p.on('close', (code) => res({ code, out }));
       });
     const coord = run(pod(coordinatorJob).spec.containers[0], {});
-    const workers = Array.from({ length: workersJob.spec!.completions as number }, (_, i) => run(pod(workersJob).spec.containers[0], { JOB_COMPLETION_INDEX: String(i) }));
+    const workers = Array.from({ length: workersJob.spec!.completions as number }, (_, i) =>
+      run(pod(workersJob).spec.containers[0], { JOB_COMPLETION_INDEX: String(i) }),
+    );
     const c = await coord;
     const ws = await Promise.all(workers);
     expect(c.code, c.out).toBe(0);
@@ -124,13 +154,17 @@ describe('deploy/k8s manifests', () => {
     const log = readFileSync(join(mounts['/runs'], 'job', 'log.jsonl'), 'utf8');
     expect(log).toMatch(/"workerName":"rank0@/);
     expect(log).toMatch(/"workerName":"rank1@/);
-    expect(JSON.parse(readFileSync(join(mounts['/runs'], 'job', 'coordinator.json'), 'utf8'))).toMatchObject({ address: `ws://127.0.0.1:${port}` });
+    expect(JSON.parse(readFileSync(join(mounts['/runs'], 'job', 'coordinator.json'), 'utf8'))).toMatchObject({
+      address: `ws://127.0.0.1:${port}`,
+    });
   }, 180_000);
 
   it("the Secret's placeholder is refused by a worker, in one line", async () => {
     const c = pod(workersJob).spec.containers[0];
     const r = await new Promise<{ code: number | null; err: string }>((res) => {
-      const p = spawn(process.execPath, [CLI, ...c.args], { env: { ...process.env, DPTRAIN_TOKEN: byKind('Secret', 'dptrain-token').stringData!.token } });
+      const p = spawn(process.execPath, [CLI, ...c.args], {
+        env: { ...process.env, DPTRAIN_TOKEN: byKind('Secret', 'dptrain-token').stringData!.token },
+      });
       let err = '';
       p.stderr.on('data', (d: Buffer) => (err += d.toString()));
       p.on('close', (code) => res({ code, err }));

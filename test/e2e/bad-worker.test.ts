@@ -42,7 +42,10 @@ describe('a worker that sends a bad frame is dropped and the run finishes', () =
   it.each(Object.keys(SABOTAGE))('%s', async (kind) => {
     const cfg = parseConfig(JOB);
     const lines: string[] = [];
-    const log = pino({ level: 'debug' }, new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
+    const log = pino({ level: 'debug' }, new Writable({ write: (c, _e, cb) => {
+        lines.push(String(c));
+        cb();
+      } }));
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
     const coord = new Coordinator({ config: cfg, listener, log, runDir: null, startWorkers: 2 });
     const run = coord.run();

@@ -32,7 +32,9 @@ const cfg = parseConfig({
 const MAX = maxFrameBytes(cfg);
 
 const children: ChildProcess[] = [];
-afterEach(() => children.splice(0).forEach((c) => c.exitCode === null && c.kill('SIGKILL')));
+afterEach(() => children.splice(0).forEach((c) => {
+    if (c.exitCode === null) c.kill('SIGKILL');
+  }));
 
 function honest(address: string): Promise<number | null> {
   const c = spawn(process.execPath, [CLI, 'worker', '--connect', address, '--backend', 'cpu'], { env: { ...process.env, DPTRAIN_TOKEN: TOKEN }, stdio: 'ignore' });

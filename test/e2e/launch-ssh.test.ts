@@ -45,7 +45,22 @@ describe.skipIf(sshdSkip !== null)(`dptrain launch over ssh${sshdSkip ? ` (skipp
     const remote = join(job.dir, 'ssh');
     const rl = await runCli(['train', '--config', job.file, '--workers', '2', '--backend', 'cpu', '--out', local]);
     expect(rl.code, rl.stderr).toBe(0);
-    const launched = runCli(['launch', '--hosts', HOSTS, ...sshFlags(sshd), '--token-file', tokenFile, '--config', job.file, '--backend', 'cpu', '--listen', '127.0.0.1:0', '--out', remote]);
+    const launched = runCli([
+      'launch',
+      '--hosts',
+      HOSTS,
+      ...sshFlags(sshd),
+      '--token-file',
+      tokenFile,
+      '--config',
+      job.file,
+      '--backend',
+      'cpu',
+      '--listen',
+      '127.0.0.1:0',
+      '--out',
+      remote,
+    ]);
     const port = await coordinatorPort(remote);
     const seen: string[] = [];
     // While the workers run: their command lines, and that none of them holds the token.
@@ -67,10 +82,27 @@ describe.skipIf(sshdSkip !== null)(`dptrain launch over ssh${sshdSkip ? ` (skipp
     const out = join(job.dir, 'fail');
     const long = join(job.dir, 'long.json');
     writeFileSync(long, JSON.stringify({ ...EQUIV_JOB, steps: 5000 }));
-    const launched = runCli(['launch', '--hosts', HOSTS, ...sshFlags(sshd), '--token-file', tokenFile, '--config', long, '--backend', 'cpu', '--listen', '127.0.0.1:0', '--out', out]);
+    const launched = runCli([
+      'launch',
+      '--hosts',
+      HOSTS,
+      ...sshFlags(sshd),
+      '--token-file',
+      tokenFile,
+      '--config',
+      long,
+      '--backend',
+      'cpu',
+      '--listen',
+      '127.0.0.1:0',
+      '--out',
+      out,
+    ]);
     const port = await coordinatorPort(out);
     await stepsReached(out, 3, 120_000);
-    const victim = processesWith(`ws://127.0.0.1:${port}`).find((l) => l.includes('--name rank1@localhost') && l.trim().split(/\s+/)[1] === process.execPath);
+    const victim = processesWith(`ws://127.0.0.1:${port}`).find(
+      (l) => l.includes('--name rank1@localhost') && l.trim().split(/\s+/)[1] === process.execPath,
+    );
     expect(victim, 'the remote worker process').toBeDefined();
     process.kill(Number(victim!.trim().split(/\s+/)[0]), 'SIGKILL');
     const r = await launched;
@@ -83,9 +115,26 @@ describe.skipIf(sshdSkip !== null)(`dptrain launch over ssh${sshdSkip ? ` (skipp
 
   it('a host that does not answer ssh is named with its exit status', async () => {
     const out = join(job.dir, 'nohost');
-    const r = await runCli(['launch', '--hosts', '127.0.0.1:1,no-such-host.invalid:1', ...sshFlags(sshd), '--token-file', tokenFile, '--config', job.file, '--backend', 'cpu', '--listen', '127.0.0.1:0', '--out', out]);
+    const r = await runCli([
+      'launch',
+      '--hosts',
+      '127.0.0.1:1,no-such-host.invalid:1',
+      ...sshFlags(sshd),
+      '--token-file',
+      tokenFile,
+      '--config',
+      job.file,
+      '--backend',
+      'cpu',
+      '--listen',
+      '127.0.0.1:0',
+      '--out',
+      out,
+    ]);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/worker rank 1 on no-such-host\.invalid \(rank1@no-such-host\.invalid\) failed: exit status 255/);
+    expect(r.stderr).toMatch(
+      /worker rank 1 on no-such-host\.invalid \(rank1@no-such-host\.invalid\) failed: exit status 255/,
+    );
     expect(r.stderr).toMatch(/^\[no-such-host\.invalid 1\] .*(Could not resolve|Name or service not known)/m);
   }, 240_000);
 });

@@ -117,7 +117,7 @@ describe('job token', () => {
     relay.on('connection', (down) => {
       const up = new WebSocket(c.listener.address);
       const queue: Buffer[] = [];
-      up.on('open', () => queue.splice(0).forEach((b) => up.send(b)));
+      up.on('open', () => queue.splice(0).forEach((b) => { up.send(b); }));
       down.on('message', (b: Buffer) => {
         seen.push(b);
         if (up.readyState === up.OPEN) up.send(b);
@@ -161,7 +161,7 @@ describe('listening', () => {
     await Promise.all(strangers.map((s) => new Promise((res) => s.once('open', res))));
     const w = await worker(listener.address, { DPTRAIN_TOKEN: TOKEN });
     expect(w.code).toBe(0);
-    strangers.forEach((s) => s.terminate());
+    strangers.forEach((s) => { s.terminate(); });
   });
 
   it('a connection that does not authenticate in time is closed; unauthenticated connections are capped', async () => {

@@ -36,7 +36,15 @@ describe.skipIf(slurmSkip !== null)(`dptrain on Slurm${slurmSkip ? ` (skipped: $
     const out = join(job.dir, tag);
     const log = join(job.dir, `${tag}.out`);
     const env = `ALL,DPTRAIN=${process.execPath} ${CLI},CONFIG=${config},DPTRAIN_TOKEN=${TOKEN},DPTRAIN_ARGS=--backend cpu --out ${out}${extra}`;
-    const said = slurm.client('sbatch', ['--parsable', `--nodes=${nodes}`, `--chdir=${job.dir}`, `--output=${log}`, '--open-mode=append', `--export=${env}`, SBATCH]);
+    const said = slurm.client('sbatch', [
+      '--parsable',
+      `--nodes=${nodes}`,
+      `--chdir=${job.dir}`,
+      `--output=${log}`,
+      '--open-mode=append',
+      `--export=${env}`,
+      SBATCH,
+    ]);
     return { id: said.trim().split(';')[0], out, log };
   }
 
@@ -113,12 +121,16 @@ describe.skipIf(slurmSkip !== null)(`dptrain on Slurm${slurmSkip ? ` (skipped: $
     const log = readFileSync(j.log, 'utf8');
     expect(s.JobState, log).toBe('COMPLETED');
     expect(Number(s.Restarts)).toBeGreaterThanOrEqual(1);
-    const resumed = /"step":(\d+)[^\n]*"msg":"resuming from checkpoint"/.exec(readFileSync(join(j.out, 'log.jsonl'), 'utf8'));
+    const resumed = /"step":(\d+)[^\n]*"msg":"resuming from checkpoint"/.exec(
+      readFileSync(join(j.out, 'log.jsonl'), 'utf8'),
+    );
     expect(resumed, 'the requeued run resumed').not.toBeNull();
     expect(Number(resumed![1])).toBeGreaterThanOrEqual(20); // not from the start
     expect(readSummary(j.out).steps).toBe(300);
     const diff = tensorRelDiff(readWeights(j.out), readWeights(whole), job.slots);
-    console.log(`slurm job ${j.id} requeued, resumed at step ${resumed![1]}: tensor-relative max diff to the uninterrupted run ${diff.toExponential(2)}`);
+    console.log(
+      `slurm job ${j.id} requeued, resumed at step ${resumed![1]}: tensor-relative max diff to the uninterrupted run ${diff.toExponential(2)}`,
+    );
     expect(diff).toBeLessThanOrEqual(1e-5);
   }, 300_000);
 
@@ -128,7 +140,13 @@ describe.skipIf(slurmSkip !== null)(`dptrain on Slurm${slurmSkip ? ` (skipped: $
       try {
         const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
         const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        if (cmd.includes('slurm') && cmd.includes(CLI) && env.includes(`SLURM_JOB_ID=${id}`) && env.includes(`SLURM_PROCID=${rank}`)) return Number(pid);
+        if (
+          cmd.includes('slurm') &&
+          cmd.includes(CLI) &&
+          env.includes(`SLURM_JOB_ID=${id}`) &&
+          env.includes(`SLURM_PROCID=${rank}`)
+        )
+          return Number(pid);
       } catch {
         // gone, or not ours to read
       }

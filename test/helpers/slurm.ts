@@ -32,7 +32,10 @@ function stopProc(p: ChildProcess): Promise<void> {
   return new Promise<void>((r) => {
     if (p.exitCode !== null || p.signalCode !== null) return r();
     const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-    p.once('exit', () => (clearTimeout(t), r()));
+    p.once('exit', () => {
+      clearTimeout(t);
+      r();
+    });
     p.kill('SIGTERM');
   });
 }
@@ -77,7 +80,10 @@ export async function startSlurm(nodeCount: number, cpusPerNode = 2): Promise<Sl
       'KillWait=5',
       'MinJobAge=300',
       'JobRequeue=1',
-      ...nodes.map((n, i) => `NodeName=${n} NodeHostname=localhost NodeAddr=127.0.0.1 Port=${ports[i]} CPUs=${cpusPerNode} State=UNKNOWN`),
+      ...nodes.map(
+        (n, i) =>
+          `NodeName=${n} NodeHostname=localhost NodeAddr=127.0.0.1 Port=${ports[i]} CPUs=${cpusPerNode} State=UNKNOWN`,
+      ),
       `PartitionName=debug Nodes=${nodes.join(',')} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4`,
     ].join('\n') + '\n',
   );
@@ -89,14 +95,27 @@ export async function startSlurm(nodeCount: number, cpusPerNode = 2): Promise<Sl
     return p;
   };
   const procs: ChildProcess[] = [daemon('/usr/sbin/slurmctld', ['-D', '-i', '-f', conf], 'slurmctld.out')];
-  const client = (cmd: string, args: string[]) => execFileSync(cmd, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const client = (cmd: string, args: string[]) =>
+    execFileSync(cmd, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   // slurmd registers with slurmctld; wait until slurmctld answers first.
-  await waitFor(() => client('scontrol', ['ping']).includes('UP'), 20_000, 'slurmctld did not answer scontrol ping', join(dir, 'slurmctld.log'));
+  await waitFor(
+    () => client('scontrol', ['ping']).includes('UP'),
+    20_000,
+    'slurmctld did not answer scontrol ping',
+    join(dir, 'slurmctld.log'),
+  );
   for (const n of nodes) procs.push(daemon('/usr/sbin/slurmd', ['-D', '-N', n, '-f', conf], `slurmd-${n}.out`));
-  await waitFor(() => {
-    const idle = client('sinfo', ['-h', '-N', '-o', '%N %t']).split('\n').filter((l) => / idle/.test(l)).length;
-    return idle === nodeCount;
-  }, 30_000, `the ${nodeCount} nodes did not become idle`, join(dir, 'slurmd-n1.log'));
+  await waitFor(
+    () => {
+      const idle = client('sinfo', ['-h', '-N', '-o', '%N %t'])
+        .split('\n')
+        .filter((l) => / idle/.test(l)).length;
+      return idle === nodeCount;
+    },
+    30_000,
+    `the ${nodeCount} nodes did not become idle`,
+    join(dir, 'slurmd-n1.log'),
+  );
   return {
     dir,
     nodes,

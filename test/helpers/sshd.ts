@@ -30,7 +30,10 @@ async function listening(port: number, timeoutMs: number): Promise<void> {
   for (;;) {
     const ok = await new Promise<boolean>((r) => {
       const s = connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), r(true)));
+      s.once('connect', () => {
+        s.destroy();
+        r(true);
+      });
       s.once('error', () => r(false));
     });
     if (ok) return;
@@ -41,7 +44,8 @@ async function listening(port: number, timeoutMs: number): Promise<void> {
 
 export async function startSshd(): Promise<Sshd> {
   const dir = tempDir('sshd');
-  const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file], { stdio: 'ignore' });
+  const keygen = (file: string) =>
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file], { stdio: 'ignore' });
   keygen(join(dir, 'host_key'));
   keygen(join(dir, 'id'));
   const auth = join(dir, 'authorized_keys');
@@ -69,7 +73,9 @@ export async function startSshd(): Promise<Sshd> {
   );
   // Its log (-e: to stderr) goes to a file: the readiness probe below alone makes it complain.
   const log = openSync(join(dir, 'sshd.log'), 'a');
-  const proc: ChildProcess = spawn(SSHD, ['-D', '-e', '-p', String(port), '-f', config], { stdio: ['ignore', 'ignore', log] });
+  const proc: ChildProcess = spawn(SSHD, ['-D', '-e', '-p', String(port), '-f', config], {
+    stdio: ['ignore', 'ignore', log],
+  });
   closeSync(log);
   await listening(port, 10_000);
   return {
@@ -86,7 +92,13 @@ export async function startSshd(): Promise<Sshd> {
 }
 
 /** `dptrain launch` flags that reach this server. */
-export const sshFlags = (s: Sshd): string[] => ['--ssh-port', String(s.port), '--ssh-identity', s.identity, ...s.options.flatMap((o) => ['--ssh-option', o])];
+export const sshFlags = (s: Sshd): string[] => [
+  '--ssh-port',
+  String(s.port),
+  '--ssh-identity',
+  s.identity,
+  ...s.options.flatMap((o) => ['--ssh-option', o]),
+];
 
 /** Command lines of the processes running now whose argv contains `marker`. */
 export function processesWith(marker: string): string[] {

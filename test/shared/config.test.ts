@@ -100,7 +100,7 @@ describe('mergeOverrides', () => {
   });
 
   it('an lr flag overrides only optimizer.lr and keeps the other optimizer fields', () => {
-    const m = mergeOverrides(file, { lr: 0.5 });
+    const m = mergeOverrides(file, { 'optimizer.lr': 0.5 });
     expect(m.optimizer).toEqual({ lr: 0.5, beta1: 0.8, schedule: 'cosine' });
     expect(file.optimizer.lr).toBe(0.01);
     const c = parseConfig(m);
@@ -108,8 +108,8 @@ describe('mergeOverrides', () => {
   });
 
   it('an lr flag works when the file has no optimizer section', () => {
-    expect(mergeOverrides({}, { lr: 0.2 }).optimizer).toEqual({ lr: 0.2 });
-    expect(parseConfig(mergeOverrides({}, { lr: 0.2 })).optimizer.lr).toBe(0.2);
+    expect(mergeOverrides({}, { 'optimizer.lr': 0.2 }).optimizer).toEqual({ lr: 0.2 });
+    expect(parseConfig(mergeOverrides({}, { 'optimizer.lr': 0.2 })).optimizer.lr).toBe(0.2);
   });
 });
 

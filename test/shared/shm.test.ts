@@ -6,7 +6,7 @@ import { ShmChannel } from '../../shared/transport/shm.js';
 import { expectCode } from '../helpers/expect-code.js';
 
 const made: ShmChannel[] = [];
-afterEach(() => made.splice(0).forEach((c) => c.remove()));
+afterEach(() => made.splice(0).forEach((c) => { c.remove(); }));
 
 /** A channel in a temporary directory (the tests do not depend on /dev/shm existing). */
 function channel(): ShmChannel {
@@ -25,7 +25,7 @@ describe('ShmChannel', () => {
     expect(new Uint32Array(c.readResult('w3', 1, values.length, 'float32').slice().buffer)).toEqual(new Uint32Array(values.buffer));
     c.writeParams(0, 5, values, 'bfloat16');
     const back = c.readParams(0, 5, values.length, 'bfloat16');
-    values.forEach((v, i) => expect(Math.abs(back[i] - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -8));
+    values.forEach((v, i) => { expect(Math.abs(back[i] - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -8); });
   });
 
   it.each(['float32', 'float16', 'bfloat16'] as const)('a result written in parts reads back as the whole written at once (%s)', (dtype) => {

@@ -95,7 +95,10 @@ describe('websocket transport specifics', () => {
     const refused = await new Promise<boolean>((r) => {
       const s = connect(port, '127.0.0.1');
       s.on('error', () => r(true));
-      s.on('connect', () => (s.destroy(), r(false)));
+      s.on('connect', () => {
+        s.destroy();
+        r(false);
+      });
     });
     expect(refused).toBe(true); // nothing accepted any more
     for (const s of socks) s.destroy();

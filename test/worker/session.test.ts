@@ -27,7 +27,7 @@ async function session(token: string | null = TOKEN) {
   const outcome = runWorker({ link, backend: { name: 'cpu', provider: 'test', reason: 'test' }, name: 'w', log: pino({ level: 'silent' }), token });
   const coord = await server;
   const got: ToCoordinator[] = [];
-  let waiting: Array<() => void> = [];
+  const waiting: Array<() => void> = [];
   coord.onFrame((f) => {
     got.push(readFromWorker(f, { totalParams: TOTAL }).msg);
     for (const w of waiting.splice(0)) w();

@@ -10,7 +10,7 @@ import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/job/config.js';
-import { type TargetKind } from '../../shared/datasets/index.js';
+import type { TargetKind } from '../../shared/datasets/index.js';
 import { ACTIVATIONS, LOSSES, type Loss } from '../../shared/models/heads.js';
 import { jobLayout } from '../../shared/job/job-layout.js';
 import { denseFor } from '../helpers/layouts.js';

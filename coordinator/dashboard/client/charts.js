@@ -3,8 +3,8 @@
  * dashboard (one run, updated from server-sent events) and `dptrain report` (several finished
  * runs overlaid). Plain browser JavaScript, no build step; exposes window.DptrainCharts.
  */
-(function () {
-  'use strict';
+(() => {
+  
   var COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
   var PARTS = ['compute', 'encode/decode', 'wire', 'optimizer', 'reduce and idle'];
   var PART_COLORS = ['#4c78a8', '#f58518', '#54a24b', '#b279a2', '#bab0ac'];
@@ -16,20 +16,20 @@
       else if (k === 'style') e.style.cssText = attrs[k];
       else e.setAttribute(k, attrs[k]);
     }
-    (children || []).forEach(function (c) { if (c) e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c); });
+    (children || []).forEach((c) => { if (c) e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c); });
     return e;
   }
 
   /** 1234567 → "1.23 M"; null/NaN → "–". */
   function si(x, digits) {
-    if (x === null || x === undefined || !isFinite(x)) return '–';
+    if (x === null || x === undefined || !Number.isFinite(x)) return '–';
     var units = [[1e15, 'P'], [1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']];
     for (var i = 0; i < units.length; i++) if (Math.abs(x) >= units[i][0]) return (x / units[i][0]).toPrecision(digits || 3) + ' ' + units[i][1];
     return Math.abs(x) >= 100 || x === 0 ? x.toFixed(0) : x.toPrecision(digits || 3);
   }
-  function pct(x) { return x === null || x === undefined || !isFinite(x) ? '–' : (x * 100).toFixed(1) + '%'; }
+  function pct(x) { return x === null || x === undefined || !Number.isFinite(x) ? '–' : (x * 100).toFixed(1) + '%'; }
   function duration(sec) {
-    if (sec === null || sec === undefined || !isFinite(sec)) return '–';
+    if (sec === null || sec === undefined || !Number.isFinite(sec)) return '–';
     if (sec < 90) return sec.toFixed(0) + ' s';
     if (sec < 5400) return (sec / 60).toFixed(0) + ' min';
     if (sec < 172800) return (sec / 3600).toFixed(1) + ' h';
@@ -38,7 +38,7 @@
   function last(xs) { return xs.length ? xs[xs.length - 1] : undefined; }
   function median(xs) {
     if (!xs.length) return null;
-    var s = xs.slice().sort(function (a, b) { return a - b; });
+    var s = xs.slice().sort((a, b) => a - b);
     var m = s.length >> 1;
     return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
   }
@@ -51,11 +51,11 @@
     this.plot = null; this.labels = '';
   }
   LineChart.prototype.set = function (series) {
-    var visible = series.filter(function (s) { return s.x.length > 0; });
+    var visible = series.filter((s) => s.x.length > 0);
     this.box.style.display = visible.length ? '' : 'none';
     if (!visible.length) return;
-    var labels = visible.map(function (s) { return s.label; }).join('\u0000');
-    var data = visible.length === 1 ? [visible[0].x, visible[0].y] : uPlot.join(visible.map(function (s) { return [s.x, s.y]; }));
+    var labels = visible.map((s) => s.label).join('\u0000');
+    var data = visible.length === 1 ? [visible[0].x, visible[0].y] : uPlot.join(visible.map((s) => [s.x, s.y]));
     if (this.plot && labels === this.labels) {
       this.plot.setData(data);
       return;
@@ -68,33 +68,27 @@
       width: width,
       height: 240,
       scales: { x: { time: false } },
-      axes: [{ label: this.xLabel }, { label: this.yLabel, size: 60, values: function (u, vals) { return vals.map(function (v) { return si(v); }); } }],
-      series: [{ label: this.xLabel }].concat(visible.map(function (s) {
-        return { label: s.label, stroke: s.color, width: 1.5, spanGaps: true, dash: s.dash ? [6, 4] : undefined, fill: s.fill, points: { show: s.x.length < 60 } };
-      })),
+      axes: [{ label: this.xLabel }, { label: this.yLabel, size: 60, values: (_u, vals) => vals.map((v) => si(v)) }],
+      series: [{ label: this.xLabel }].concat(visible.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, spanGaps: true, dash: s.dash ? [6, 4] : undefined, fill: s.fill, points: { show: s.x.length < 60 } }))),
     }, data, this.box);
   };
 
   /** Horizontal stacked bars of the step's critical path, one bar per label. */
   function breakdownBars(parent, bars) {
     var box = el('div', { class: 'breakdown' });
-    bars.forEach(function (b) {
-      var total = b.parts.reduce(function (a, c) { return a + c; }, 0) || 1;
-      var bar = el('div', { class: 'bar' }, b.parts.map(function (ms, i) {
-        return el('span', { style: 'width:' + (100 * ms / total).toFixed(2) + '%;background:' + PART_COLORS[i], title: PARTS[i] + ': ' + ms.toFixed(1) + ' ms' });
-      }));
+    bars.forEach((b) => {
+      var total = b.parts.reduce((a, c) => a + c, 0) || 1;
+      var bar = el('div', { class: 'bar' }, b.parts.map((ms, i) => el('span', { style: 'width:' + (100 * ms / total).toFixed(2) + '%;background:' + PART_COLORS[i], title: PARTS[i] + ': ' + ms.toFixed(1) + ' ms' })));
       box.appendChild(el('div', { class: 'bar-row' }, [el('span', { class: 'bar-label', text: b.label + ' (' + total.toFixed(1) + ' ms)' }), bar]));
     });
-    box.appendChild(el('div', { class: 'legend' }, PARTS.map(function (p, i) {
-      return el('span', {}, [el('i', { style: 'background:' + PART_COLORS[i] }), p]);
-    })));
+    box.appendChild(el('div', { class: 'legend' }, PARTS.map((p, i) => el('span', {}, [el('i', { style: 'background:' + PART_COLORS[i] }), p]))));
     parent.appendChild(box);
   }
 
   function table(headers, rows, cls) {
     return el('table', { class: cls || '' }, [
-      el('thead', {}, [el('tr', {}, headers.map(function (h) { return el('th', { text: h }); }))]),
-      el('tbody', {}, rows.map(function (r) { return el('tr', {}, r.map(function (c) { return el('td', { text: String(c) }); })); })),
+      el('thead', {}, [el('tr', {}, headers.map((h) => el('th', { text: h })))]),
+      el('tbody', {}, rows.map((r) => el('tr', {}, r.map((c) => el('td', { text: String(c) }))))),
     ]);
   }
 
@@ -104,41 +98,39 @@
     if (obj !== null && typeof obj === 'object') {
       var keys = Object.keys(obj);
       if (!keys.length) out[prefix] = Array.isArray(obj) ? '[]' : '{}';
-      keys.forEach(function (k) { flatten(obj[k], prefix ? prefix + '.' + k : k, out); });
+      keys.forEach((k) => { flatten(obj[k], prefix ? prefix + '.' + k : k, out); });
     } else out[prefix] = JSON.stringify(obj);
     return out;
   }
 
   function configDiff(runs) {
-    var flat = runs.map(function (r) { return flatten(r.config || {}, ''); });
+    var flat = runs.map((r) => flatten(r.config || {}, ''));
     var keys = {};
-    flat.forEach(function (f) { Object.keys(f).forEach(function (k) { keys[k] = true; }); });
-    return Object.keys(keys).sort().filter(function (k) {
-      return flat.some(function (f) { return f[k] !== flat[0][k]; });
-    }).map(function (k) { return [k].concat(flat.map(function (f) { return f[k] === undefined ? '(absent)' : f[k]; })); });
+    flat.forEach((f) => { Object.keys(f).forEach((k) => { keys[k] = true; }); });
+    return Object.keys(keys).sort().filter((k) => flat.some((f) => f[k] !== flat[0][k])).map((k) => [k].concat(flat.map((f) => f[k] === undefined ? '(absent)' : f[k])));
   }
 
   var SUMMARY_ROWS = [
-    ['steps', function (s) { return s.steps; }],
-    ['stopped by', function (s) { return s.stoppedBy; }],
-    ['workers', function (s) { return s.workers; }],
-    ['backend', function (s) { return s.backend; }],
-    ['global batch', function (s) { return s.batchSize + (s.accumulate > 1 ? ' × ' + s.accumulate : ''); }],
-    ['parameters', function (s) { return si(s.params); }],
-    ['final loss', function (s) { return s.finalLoss === null ? '–' : s.finalLoss.toPrecision(4); }],
-    ['test accuracy', function (s) { return pct(s.testAccuracy); }],
-    ['samples/s (median)', function (s) { return si(s.samplesPerSec); }],
-    ['median step', function (s) { return s.medianStepMs === null ? '–' : s.medianStepMs.toFixed(1) + ' ms'; }],
-    ['model FLOP/s', function (s) { return si(s.modelFlopsPerSec); }],
-    ['MFU', function (s) { return pct(s.mfu); }],
-    ['model FLOPs', function (s) { return si(s.totalFlops); }],
-    ['budget used', function (s) { return pct(s.budgetUsed); }],
-    ['step overhead', function (s) { return pct(s.timeline && s.timeline.overheadShare); }],
-    ['wire dtype', function (s) { return s.wireDtype; }],
-    ['bytes per step', function (s) { return si(s.wireBytesPerStep); }],
-    ['wall time', function (s) { return duration(s.wallSeconds); }],
-    ['stale / reassigned / recomputed shards', function (s) { return s.staleResults + ' / ' + s.reassignedShards + ' / ' + s.recomputedShards; }],
-    ['dropped workers', function (s) { return s.droppedWorkers; }],
+    ['steps', (s) => s.steps],
+    ['stopped by', (s) => s.stoppedBy],
+    ['workers', (s) => s.workers],
+    ['backend', (s) => s.backend],
+    ['global batch', (s) => s.batchSize + (s.accumulate > 1 ? ' × ' + s.accumulate : '')],
+    ['parameters', (s) => si(s.params)],
+    ['final loss', (s) => s.finalLoss === null ? '–' : s.finalLoss.toPrecision(4)],
+    ['test accuracy', (s) => pct(s.testAccuracy)],
+    ['samples/s (median)', (s) => si(s.samplesPerSec)],
+    ['median step', (s) => s.medianStepMs === null ? '–' : s.medianStepMs.toFixed(1) + ' ms'],
+    ['model FLOP/s', (s) => si(s.modelFlopsPerSec)],
+    ['MFU', (s) => pct(s.mfu)],
+    ['model FLOPs', (s) => si(s.totalFlops)],
+    ['budget used', (s) => pct(s.budgetUsed)],
+    ['step overhead', (s) => pct(s.timeline?.overheadShare)],
+    ['wire dtype', (s) => s.wireDtype],
+    ['bytes per step', (s) => si(s.wireBytesPerStep)],
+    ['wall time', (s) => duration(s.wallSeconds)],
+    ['stale / reassigned / recomputed shards', (s) => s.staleResults + ' / ' + s.reassignedShards + ' / ' + s.recomputedShards],
+    ['dropped workers', (s) => s.droppedWorkers],
   ];
 
   /**
@@ -169,34 +161,30 @@
 
     function update(runs) {
       window.dptrain.runs = runs;
-      var name = function (r, what) { return runs.length > 1 ? r.name + (what ? ' ' + what : '') : what || r.name; };
-      var color = function (i) { return COLORS[i % COLORS.length]; };
-      var col = function (rows, k) { return rows.map(function (r) { return r[k]; }); };
-      charts.loss.set(runs.flatMap(function (r, i) {
-        return [
+      var name = (r, what) => runs.length > 1 ? r.name + (what ? ' ' + what : '') : what || r.name;
+      var color = (i) => COLORS[i % COLORS.length];
+      var col = (rows, k) => rows.map((r) => r[k]);
+      charts.loss.set(runs.flatMap((r, i) => [
           { label: name(r, 'train'), x: col(r.steps, 'step'), y: col(r.steps, 'loss'), color: color(i) },
           { label: name(r, 'test'), x: col(r.evals, 'step'), y: col(r.evals, 'testLoss'), color: color(i), dash: true },
-        ];
-      }));
-      charts.accuracy.set(runs.map(function (r, i) {
-        var ev = r.evals.filter(function (e) { return e.testAccuracy !== null; });
+        ]));
+      charts.accuracy.set(runs.map((r, i) => {
+        var ev = r.evals.filter((e) => e.testAccuracy !== null);
         return { label: name(r), x: col(ev, 'step'), y: col(ev, 'testAccuracy'), color: color(i) };
       }));
-      charts.throughput.set(runs.map(function (r, i) { return { label: name(r), x: col(r.steps, 't'), y: col(r.steps, 'samplesPerSec'), color: color(i) }; }));
-      charts.tokens.set(runs.map(function (r, i) {
-        var rows = r.steps.filter(function (s) { return typeof s.tokensPerSec === 'number'; });
+      charts.throughput.set(runs.map((r, i) => ({ label: name(r), x: col(r.steps, 't'), y: col(r.steps, 'samplesPerSec'), color: color(i) })));
+      charts.tokens.set(runs.map((r, i) => {
+        var rows = r.steps.filter((s) => typeof s.tokensPerSec === 'number');
         return { label: name(r), x: col(rows, 't'), y: col(rows, 'tokensPerSec'), color: color(i) };
       }));
-      charts.mfu.set(runs.map(function (r, i) {
-        var rows = r.steps.filter(function (s) { return s.mfu !== null; });
+      charts.mfu.set(runs.map((r, i) => {
+        var rows = r.steps.filter((s) => s.mfu !== null);
         return { label: name(r), x: col(rows, 't'), y: col(rows, 'mfu'), color: color(i) };
       }));
       // Stacked: each line is the sum of the parts up to it, drawn from the top down so each
       // fill covers only its own band.
       var one = runs.length === 1 ? runs[0] : null;
-      charts.timeline.set(one ? PARTS.map(function (p, k) {
-        return { label: p, x: col(one.steps, 'step'), y: one.steps.map(function (s) { var acc = 0; for (var j = 0; j <= k; j++) acc += s.parts[j]; return acc; }), color: PART_COLORS[k], fill: PART_COLORS[k] };
-      }).reverse() : []);
+      charts.timeline.set(one ? PARTS.map((p, k) => ({ label: p, x: col(one.steps, 'step'), y: one.steps.map((s) => { var acc = 0; for (var j = 0; j <= k; j++) acc += s.parts[j]; return acc; }), color: PART_COLORS[k], fill: PART_COLORS[k] })).reverse() : []);
 
       header.textContent = '';
       budget.textContent = '';
@@ -205,13 +193,13 @@
       if (opts.live && one) drawLive(one);
       else drawReport(runs);
       breakdown.insertBefore(el('h2', { text: 'Where a step goes' }), breakdown.firstChild);
-      breakdownBars(breakdown, runs.flatMap(function (r) {
+      breakdownBars(breakdown, runs.flatMap((r) => {
         var bars = [];
         var recent = r.steps.slice(-50);
         if (opts.live && recent.length) bars.push({ label: 'last step (' + last(recent).step + ')', parts: last(recent).parts });
         if (recent.length) {
           var rows = opts.live ? recent : r.steps.slice(Math.min(20, Math.floor(r.steps.length / 10)));
-          bars.push({ label: name(r, opts.live ? 'median of the last ' + recent.length : 'median'), parts: PARTS.map(function (_, k) { return median(rows.map(function (s) { return s.parts[k]; })); }) });
+          bars.push({ label: name(r, opts.live ? 'median of the last ' + recent.length : 'median'), parts: PARTS.map((_, k) => median(rows.map((s) => s.parts[k]))) });
         }
         return bars;
       }));
@@ -234,9 +222,7 @@
       tables.appendChild(el('h2', { text: 'Workers' }));
       tables.appendChild(table(
         ['name', 'host', 'backend', 'adapter', 'declared FLOP/s', 'measured FLOP/s', 'achieved FLOP/s', 'state', 'last seen', 'shards done', 'stale', 'recomputed'],
-        r.workers.map(function (w) {
-          return [w.name + ' (' + w.id + ')', w.host, w.backend, w.adapter || '–', si(w.declaredFlops), si(w.measuredFlops), si(w.achievedFlops), w.state, ((Date.now() - w.lastSeen) / 1000).toFixed(0) + ' s ago', w.shardsDone, w.staleShards, w.recomputedShards];
-        }), 'workers'));
+        r.workers.map((w) => [w.name + ' (' + w.id + ')', w.host, w.backend, w.adapter || '–', si(w.declaredFlops), si(w.measuredFlops), si(w.achievedFlops), w.state, ((Date.now() - w.lastSeen) / 1000).toFixed(0) + ' s ago', w.shardsDone, w.staleShards, w.recomputedShards]), 'workers'));
       drawWarnings([r]);
     }
 
@@ -251,27 +237,25 @@
     }
 
     function drawWarnings(runs) {
-      var rows = runs.flatMap(function (r) { return r.warnings.map(function (w) { return [runs.length > 1 ? r.name : null, w]; }); });
+      var rows = runs.flatMap((r) => r.warnings.map((w) => [runs.length > 1 ? r.name : null, w]));
       tables.appendChild(el('h2', { text: 'Recent warnings' }));
       if (!rows.length) { tables.appendChild(el('p', { text: 'none' })); return; }
-      tables.appendChild(el('ul', { class: 'warnings' }, rows.slice(-50).reverse().map(function (x) {
+      tables.appendChild(el('ul', { class: 'warnings' }, rows.slice(-50).reverse().map((x) => {
         var w = x[1];
         return el('li', { class: w.level }, [new Date(w.time).toLocaleTimeString() + ' ' + (x[0] ? x[0] + ': ' : '') + w.msg]);
       })));
     }
 
     function drawReport(runs) {
-      header.appendChild(el('h1', { text: 'dptrain report · ' + runs.map(function (r) { return r.name; }).join(', ') }));
-      runs.forEach(function (r) { var s = last(r.steps); if (r.budget !== null && s) drawBudget(r, s, r.name); });
+      header.appendChild(el('h1', { text: 'dptrain report · ' + runs.map((r) => r.name).join(', ') }));
+      runs.forEach((r) => { var s = last(r.steps); if (r.budget !== null && s) drawBudget(r, s, r.name); });
       tables.appendChild(el('h2', { text: 'Summary' }));
-      tables.appendChild(table([''].concat(runs.map(function (r) { return r.name; })), SUMMARY_ROWS.map(function (row) {
-        return [row[0]].concat(runs.map(function (r) { return r.summary ? row[1](r.summary) : '(no summary.json)'; }));
-      }), 'summary'));
+      tables.appendChild(table([''].concat(runs.map((r) => r.name)), SUMMARY_ROWS.map((row) => [row[0]].concat(runs.map((r) => r.summary ? row[1](r.summary) : '(no summary.json)'))), 'summary'));
       tables.appendChild(el('h2', { text: 'Config differences' }));
       var diff = configDiff(runs);
       if (runs.length < 2) tables.appendChild(el('p', { text: 'one run: nothing to compare' }));
       else if (!diff.length) tables.appendChild(el('p', { text: 'the runs have the same config' }));
-      else tables.appendChild(table(['field'].concat(runs.map(function (r) { return r.name; })), diff, 'config-diff'));
+      else tables.appendChild(table(['field'].concat(runs.map((r) => r.name)), diff, 'config-diff'));
       drawWarnings(runs);
     }
 

@@ -2,8 +2,8 @@
  * The live dashboard: the run's snapshot, then updates, over server-sent events (GET /events);
  * drawn by charts.js at most once per animation frame. Read-only: nothing is ever sent back.
  */
-(function () {
-  'use strict';
+(() => {
+  
   var view = window.DptrainCharts.mount(document.getElementById('app'), { live: true });
   var run = null;
   var MAX_ROWS = 20000;
@@ -17,8 +17,8 @@
   function draw() {
     if (drawPending || !run || document.hidden) return; // a hidden tab draws when shown again
     drawPending = true;
-    setTimeout(function () {
-      requestAnimationFrame(function () {
+    setTimeout(() => {
+      requestAnimationFrame(() => {
         drawPending = false;
         lastDraw = performance.now();
         view.update([run]);
@@ -31,23 +31,23 @@
   document.addEventListener('visibilitychange', draw);
 
   var events = new EventSource('/events');
-  events.addEventListener('snapshot', function (e) {
+  events.addEventListener('snapshot', (e) => {
     run = JSON.parse(e.data);
     note.textContent = '';
     draw();
   });
-  events.addEventListener('update', function (e) {
+  events.addEventListener('update', (e) => {
     if (!run) return;
     var u = JSON.parse(e.data);
     // The snapshot may already hold rows that were pending when it was taken.
-    u.steps.forEach(function (s) { if (s.step > lastOf(run.steps, 'step')) run.steps.push(s); });
-    u.evals.forEach(function (x) { if (x.step > lastOf(run.evals, 'step')) run.evals.push(x); });
-    u.warnings.forEach(function (w) { if (w.seq > lastOf(run.warnings, 'seq')) run.warnings.push(w); });
+    u.steps.forEach((s) => { if (s.step > lastOf(run.steps, 'step')) run.steps.push(s); });
+    u.evals.forEach((x) => { if (x.step > lastOf(run.evals, 'step')) run.evals.push(x); });
+    u.warnings.forEach((w) => { if (w.seq > lastOf(run.warnings, 'seq')) run.warnings.push(w); });
     if (run.warnings.length > 100) run.warnings.splice(0, run.warnings.length - 100);
     // As the server does (view.ts thin): past MAX_ROWS, older rows at half the resolution.
     if (run.steps.length > MAX_ROWS) {
       var head = run.steps.length - KEEP_TAIL;
-      run.steps = run.steps.slice(0, head).filter(function (_, i) { return i % 2 === 0; }).concat(run.steps.slice(head));
+      run.steps = run.steps.slice(0, head).filter((_, i) => i % 2 === 0).concat(run.steps.slice(head));
     }
     if (u.workers) run.workers = u.workers;
     if (u.summary) run.summary = u.summary;
@@ -58,7 +58,7 @@
     }
     draw();
   });
-  events.onerror = function () {
+  events.onerror = () => {
     if (events.readyState === EventSource.CLOSED) note.textContent = 'Disconnected from the coordinator.';
     else note.textContent = 'Reconnecting to the coordinator…';
   };

@@ -1,0 +1,187 @@
+/** The dptrain commands and their options (the training commands' flags come from the flag table). */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseTraceSteps } from '../coordinator/trace.js';
+import { PRECISIONS } from '../shared/accounting/devices.js';
+import { BACKENDS, type BackendName } from '../shared/job/config.js';
+import { DptrainError } from '../shared/util/errors.js';
+import { newToken } from '../shared/wire/auth.js';
+import { COMMAND_SCOPES, FLAG_TABLE, optionOf, type FlagScope } from './flag-table.js';
+import { launchCommand, type LaunchFlags } from './launch-cmd.js';
+import { slurmCommand, type SlurmFlags } from './slurm-cmd.js';
+import { inSlurmStep } from './launch/slurm.js';
+import { intFlag, numFlag, parseListen } from './parse-flags.js';
+import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
+import { workerCommand, type WorkerFlags } from './worker-cmd.js';
+import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
+import { parseBatchList, parseWorkerList, scaleCommand } from './scale-cmd.js';
+import { reportCommand } from './report-cmd.js';
+import { profileCommand, type ProfileFlags } from './profile-cmd.js';
+import { sampleCommand, type SampleFlags } from './sample-cmd.js';
+import type { JobFlags } from './flags.js';
+
+/** The table's flags for a training command, then the tracing flags only the coordinator reads. */
+function jobOptions(cmd: Command, scopes: readonly FlagScope[]): Command {
+  for (const row of FLAG_TABLE) if (scopes.includes(row.scope)) cmd.addOption(optionOf(row));
+  return cmd
+    .option('--trace <file>', 'write a Chrome trace (chrome://tracing, Perfetto) of a window of steps')
+    .option('--trace-steps <from:to>', 'the steps to trace (default 1:20)', (v: string) => {
+      try {
+        return parseTraceSteps(v);
+      } catch (e) {
+        throw new InvalidArgumentError(`${(e as Error).message}.`);
+      }
+    });
+}
+
+const backendOption = () => new Option('--backend <name>', 'TF.js backend for the workers').choices(BACKENDS);
+const softwareGpuOption = () => new Option('--allow-software-gpu', 'let webgpu run on a software adapter (SwiftShader, llvmpipe): slow, for tests');
+
+export function buildProgram(): Command {
+  const program = new Command('dptrain')
+    .description('Data-parallel training for TensorFlow.js: a coordinator, workers over WebSockets, central Adam')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (str, write) => write(`dptrain: ${str.replace(/^error: /, '')}`) });
+
+  jobOptions(program.command('train').description('train on this machine: a coordinator and N local worker processes'), COMMAND_SCOPES.train)
+    .option('--fault <spec...>', 'inject a fault: kill:NAME@STEP, pause:NAME@STEP, resume:NAME@STEP, delay:NAME@STEP:MS')
+    .action(async (f: TrainFlags) => {
+      // `srun dptrain train` over several tasks: each task is one worker of a Slurm job.
+      if (inSlurmStep() && Number(process.env.SLURM_NTASKS ?? 1) > 1) {
+        process.stderr.write(`dptrain: Slurm task ${process.env.SLURM_PROCID} of ${process.env.SLURM_NTASKS}: running as dptrain slurm\n`);
+        process.exitCode = await slurmCommand(f);
+      } else process.exitCode = await trainCommand(f);
+    });
+
+  jobOptions(program.command('coordinator').description('run a coordinator that remote workers join'), COMMAND_SCOPES.coordinator)
+    .option('--listen <host:port>', 'address to listen on; beyond loopback needs a token', parseListen, { host: '127.0.0.1', port: 7070 })
+    .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)')
+    .option('--tls-key <file>', "the certificate's private key (PEM)")
+    .action(async (f: TrainFlags) => {
+      process.exitCode = await coordinatorCommand(f);
+    });
+
+  jobOptions(program.command('launch').description('train across machines from one command: the coordinator here, workers over ssh (or srun, or local)'), COMMAND_SCOPES.launch)
+    .option('--listen <host:port>', 'address the coordinator binds (default 0.0.0.0:7070; port 0: any free port)', parseListen)
+    .action(async (f: LaunchFlags) => {
+      process.exitCode = await launchCommand(f);
+    });
+
+  jobOptions(program.command('slurm').description('one task of `srun dptrain slurm`: task 0 runs the coordinator and a worker, every task a worker'), COMMAND_SCOPES.slurm)
+    .action(async (f: SlurmFlags) => {
+      process.exitCode = await slurmCommand(f);
+    });
+
+  program
+    .command('worker')
+    .description('join a coordinator and compute gradients for it')
+    .option('--connect <url>', 'coordinator address, e.g. ws://host:7070')
+    .option('--connect-file <file>', "read the address from a coordinator's RUN/coordinator.json (a shared run directory)")
+    .addOption(backendOption().default('auto'))
+    .addOption(softwareGpuOption())
+    .option('--name <name>', 'name in the coordinator log (default host-pid; rankN@host in an Indexed Job)')
+    .option('--connect-timeout <sec>', 'keep retrying the first connection this long', intFlag, 60)
+    .option('--reconnect-timeout <sec>', 'after losing the coordinator, keep trying to reconnect this long', intFlag, 300)
+    .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')
+    .option('--ca <file>', "trust this certificate for wss:// (a self-signed coordinator's)")
+    .option('--job <id>', 'only join this job id (the coordinator logs it)')
+    .option('--peak-flops <flops>', "declared peak FLOP/s of this worker's device", numFlag)
+    .option('--device <name>', 'take the peak from the device table (a100, h100, h200, v100, t4)')
+    .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('fp32'))
+    .action(async (f: WorkerFlags) => {
+      process.exitCode = await workerCommand({ ...f, backend: f.backend as BackendName });
+    });
+  program
+    .command('scale')
+    .description('scaling curves: throughput and efficiency against a single-process TF.js baseline, per worker count')
+    .option('-c, --config <file>', 'job config (JSON)')
+    .requiredOption('-w, --workers <list>', 'worker counts to measure, e.g. 1,2,4', parseWorkerList)
+    .addOption(new Option('--mode <m>', 'strong: fixed global batch; weak: fixed batch per worker').choices(['strong', 'weak']).default('weak'))
+    .option('--per-worker-batch <list>', 'batches per worker to sweep in weak mode, e.g. 64,128 (default: the config batchSize)', parseBatchList)
+    .option('--steps <n>', 'steps per point (the first 10% are warm-up)', intFlag)
+    .option('--batch-size <n>', 'global batch (strong) or default per-worker batch (weak)', intFlag)
+    .addOption(backendOption())
+    .addOption(softwareGpuOption())
+    .option('--out <dir>', 'where scale.json, scale.md and the plots go (default runs/scale-<timestamp>)')
+    .action(async (f: JobFlags & { workers: number[]; mode: 'strong' | 'weak'; perWorkerBatch?: number[] }) => {
+      const { workers, ...rest } = f;
+      process.exitCode = await scaleCommand({ ...rest, workerCounts: workers });
+    });
+
+  program
+    .command('report')
+    .description('one self-contained HTML page of finished runs: charts overlaid, summaries side by side, config differences')
+    .argument('<runs...>', 'run directories (the --out of dptrain train / coordinator)')
+    .requiredOption('--out <file>', 'the HTML file to write, e.g. report.html')
+    .option('--title <text>', 'page title')
+    .action((runs: string[], f: { out: string; title?: string }) => {
+      process.exitCode = reportCommand(runs, f);
+    });
+
+  program
+    .command('profile')
+    .description("per-kernel time of one worker training step (one shard's gradient) on a backend")
+    .option('-c, --config <file>', 'job config (JSON): its model and data')
+    .addOption(backendOption().default('auto'))
+    .addOption(softwareGpuOption())
+    .option('--batch <n>', 'samples in the profiled shard (default: the config batchSize)', intFlag)
+    .option('--steps <n>', 'warm-up steps, then as many timed steps', intFlag, 5)
+    .addOption(new Option('--matmul-grad <form>', "matMul gradient: the backend's measured default, TF.js's transpose flags, materialized transposes, or both to compare").choices(['flags', 'materialize', 'both']))
+    .option('--json', 'print JSON instead of tables')
+    .action(async (f: ProfileFlags) => {
+      const { profiles, text } = await profileCommand(f);
+      process.stdout.write(f.json ? JSON.stringify(profiles, null, 2) + '\n' : text + '\n');
+    });
+
+  program
+    .command('sample')
+    .description("text generated by a run's saved gpt model, continuing a prompt")
+    .argument('<run>', 'the run directory')
+    .requiredOption('--prompt <text>', 'text to continue')
+    .option('--tokens <n>', 'tokens to generate', intFlag, 200)
+    .option('--temperature <t>', 'softmax temperature (lower: more likely tokens)', numFlag, 1)
+    .option('--seed <n>', 'seed of the sampling', intFlag, 0)
+    .addOption(backendOption().default('auto'))
+    .action(async (run: string, f: SampleFlags) => {
+      process.stdout.write((await sampleCommand(run, f)) + '\n');
+    });
+
+  program
+    .command('token')
+    .description('print a new random job token (32 bytes, base64url)')
+    .action(() => {
+      process.stdout.write(newToken() + '\n');
+    });
+
+  program
+    .command('plan')
+    .description('compute requirements: FLOPs, PF-days, device-hours, wall-clock, MFU, compute-optimal size')
+    .option('--params <n>', 'model parameters (6·N FLOPs per token)', numFlag)
+    .option('--model <file>', 'a dptrain job config: FLOPs per sample of its dense model')
+    .option('--layers <n>', 'transformer layers L', intFlag)
+    .option('--d-model <n>', 'transformer width d_model', intFlag)
+    .option('--heads <n>', 'attention heads H', intFlag)
+    .option('--head-dim <n>', 'per-head dimension Q (default d_model / heads)', intFlag)
+    .option('--seq <n>', 'context length T', intFlag)
+    .option('--vocab <n>', 'vocabulary size V', intFlag)
+    .option('--no-bias', 'no biases in linear layers and LayerNorms (nanoGPT bias=False)')
+    .option('--no-tied', 'untied output head (adds V·d parameters)')
+    .option('--tokens <n>', 'training tokens per epoch', numFlag)
+    .option('--samples <n>', 'training samples per epoch', numFlag)
+    .option('--epochs <n>', 'epochs', numFlag, 1)
+    .option('--devices <k>', 'devices training together', intFlag)
+    .option('--device <name>', 'device from the table (a100, h100, h200, v100, t4, tpu-v4)')
+    .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('bf16'))
+    .option('--peak <flops>', 'peak FLOP/s per device', numFlag)
+    .option('--mfu <x>', 'assumed model FLOPs utilization, 0–1 (default 0.4)', numFlag)
+    .option('--from-run <dir>', 'take MFU (and, unless given, the hardware) from a finished run')
+    .option('--observed-tokens-per-sec <n>', 'derive MFU from an observed throughput (all devices)', numFlag)
+    .option('--observed-samples-per-sec <n>', 'as above, for sample-based models', numFlag)
+    .option('--budget <flops>', 'compute budget: share used and the compute-optimal model', numFlag)
+    .option('--json', 'print JSON instead of a table')
+    .action((f: PlanFlags) => {
+      if (f.mfu !== undefined && !(f.mfu > 0 && f.mfu <= 1)) throw new DptrainError('CONFIG_INVALID', `--mfu must be in (0, 1], got ${f.mfu}`);
+      const { result, text } = planCommand(f);
+      process.stdout.write(f.json ? JSON.stringify(planJson(result), null, 2) + '\n' : text + '\n');
+    });
+  return program;
+}

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { buildProgram } from '../../cli/program.js';
+import { FLAG_TABLE, flagName, overridesOf } from '../../cli/flag-table.js';
+import { DEFAULT_CONFIG, jobOf, mergeOverrides, parseConfig } from '../../shared/job/config.js';
+
+describe('the flag table', () => {
+  it('names every flag and key once', () => {
+    const keys = FLAG_TABLE.map((r) => r.key);
+    const names = FLAG_TABLE.map(flagName);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('points every field at a config path that exists', () => {
+    const defaults = DEFAULT_CONFIG as unknown as Record<string, unknown>;
+    for (const row of FLAG_TABLE.filter((r) => r.field)) {
+      const [section, field] = row.field!.split('.');
+      expect(section in defaults, `${row.key} → ${row.field}`).toBe(true);
+      if (field) expect(field in (defaults[section] as Record<string, unknown>), `${row.key} → ${row.field}`).toBe(true);
+    }
+  });
+
+  it('marks as job flags exactly those whose fields belong to the job', () => {
+    const jobFields = new Set(Object.keys(jobOf(parseConfig({}))));
+    for (const row of FLAG_TABLE.filter((r) => r.field)) {
+      const section = row.field!.split('.')[0];
+      expect(row.role === 'job', `${row.key}`).toBe(jobFields.has(section));
+    }
+  });
+
+  it('turns parsed flags into overrides that parseConfig takes', () => {
+    const flags = { steps: 7, lr: 0.25, budget: 1e12, workers: 3, stepTimeout: 9, tokenFile: 'x' };
+    const o = overridesOf(flags, ['job', 'launch']);
+    expect(o).toMatchObject({ steps: 7, 'optimizer.lr': 0.25, 'compute.budget': 1e12, workers: 3, stepTimeoutSec: 9 });
+    expect(Object.values(o)).not.toContain('x');
+    const c = parseConfig(mergeOverrides({}, o));
+    expect([c.steps, c.optimizer.lr, c.compute.budget, c.workers, c.stepTimeoutSec]).toEqual([7, 0.25, 1e12, 3, 9]);
+    expect(overridesOf(flags, ['launch'])).not.toHaveProperty('steps');
+  });
+
+  it('gives train every row and coordinator the rows not only for local workers', () => {
+    const program = buildProgram();
+    const longs = (name: string) => program.commands.find((c) => c.name() === name)!.options.map((o) => o.long);
+    for (const row of FLAG_TABLE) {
+      const long = row.flags.replace(/^-\w, /, '').split(' ')[0];
+      expect(longs('train')).toContain(long);
+      expect(longs('coordinator').includes(long)).toBe(row.scope === 'run');
+    }
+  });
+});
