@@ -163,7 +163,7 @@ describe('worker preflight', () => {
 });
 
 describe('coordinator port', () => {
-  it('port 0: a free port, printed and written to RUN/coordinator.json; a port in use: one line', async () => {
+  it('a port in use: one line; port 0: a free port, printed and written to RUN/coordinator.json, where a worker finds it', async () => {
     const server = createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const busy = (server.address() as { port: number }).port;
@@ -187,18 +187,22 @@ describe('coordinator port', () => {
       join(dir, 'busy'),
     ]);
     server.close();
-    // Port 0 with a coordinator that waits for workers: it writes the port it got, and prints it.
-    const out = join(dir, 'free');
-    const c = runCli(['coordinator', '--config', job, '--listen', '127.0.0.1:0', '--join-timeout', '2', '--out', out]);
-    const done = await c;
-    const file = JSON.parse(readFileSync(join(out, 'coordinator.json'), 'utf8')) as { address: string; port: number };
-    expect(file.port).toBeGreaterThan(0);
-    expect(file.address).toBe(`ws://127.0.0.1:${file.port}`);
-    expect(done.stderr).toContain(`dptrain worker --connect ws://127.0.0.1:${file.port}`);
-    expect(done.stderr).toMatch(/WORKER_LOST: start: only 0 of 1 workers ready for 2 s/);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n').pop()).toBe(
       `dptrain: RUN_FAILED: --listen 127.0.0.1:${busy}: the port is in use; pick another port (or 0: any free one)`,
     );
+    // Port 0: the coordinator writes the port it got; a worker given only that file finds it.
+    const out = join(dir, 'free');
+    const token = 'port-test-token-0123456789abcdef';
+    const env = { ...process.env, DPTRAIN_TOKEN: token };
+    const c = runCli(['coordinator', '--config', job, '--listen', '127.0.0.1:0', '--out', out], 60_000, env);
+    const w = runCli(['worker', '--connect-file', join(out, 'coordinator.json'), '--backend', 'cpu'], 60_000, env);
+    const [done, worker] = await Promise.all([c, w]);
+    expect(done.code, done.stderr).toBe(0);
+    expect(worker.code, worker.stderr).toBe(0);
+    const file = JSON.parse(readFileSync(join(out, 'coordinator.json'), 'utf8')) as { address: string; port: number };
+    expect(file.port).toBeGreaterThan(0);
+    expect(file.address).toBe(`ws://127.0.0.1:${file.port}`);
+    expect(done.stderr).toContain(`dptrain worker --connect ws://127.0.0.1:${file.port}`);
   }, 60_000);
 });
