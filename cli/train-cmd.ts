@@ -16,11 +16,12 @@ import { resolveRun, type JobFlags } from './flags.js';
 import { localLauncher } from './launch/local.js';
 import { describeExit, type LaunchedWorkers } from './launch/contract.js';
 import { ShmChannel } from '../shared/transport/shm.js';
-import { jobLayout, prepareJob } from '../shared/job/job-layout.js';
+import { jobLayout, jobResultNodes, prepareJob } from '../shared/job/job-layout.js';
 
-/** Parameter count of the job's model (known before any worker joins). */
-function coordParams(c: Config): number {
-  return jobLayout(c).totalParams;
+/** Bytes of the job's shared-memory files for `workers` local workers (known before any joins). */
+function shmFootprint(c: Config): number {
+  const layout = jobLayout(c);
+  return ShmChannel.footprint(layout.totalParams, c.workers, c.wireDtype, jobResultNodes(c, layout));
 }
 import { Progress } from './progress.js';
 import { resolveAdvertise } from './advertise.js';
@@ -140,7 +141,7 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
   let shm: ShmChannel | null = null;
   if (config.sharedMemory) {
     // Twice the files' size, so a worker joining later still fits.
-    const made = ShmChannel.create(2 * ShmChannel.footprint(coordParams(config), config.workers, config.wireDtype));
+    const made = ShmChannel.create(2 * shmFootprint(config));
     if (typeof made === 'string') s.log.info(`shared memory off: ${made}; tensors go to the local workers through the socket`);
     else shm = made;
   }

@@ -21,7 +21,7 @@ import { readFromCoordinator } from '../shared/wire/validate.js';
 import type { BackendChoice } from './backend.js';
 import { calibrate } from './calibrate.js';
 import { assertKernels } from './kernel-check.js';
-import { Trainer } from './trainer.js';
+import { shardSums, Trainer } from './trainer.js';
 
 export interface WorkerOptions {
   link: Link;
@@ -243,12 +243,12 @@ class WorkerSession {
   private async onWork(msg: Work, t0: number, arrived: number): Promise<void> {
     const { trainer, wireDtype } = this.job!;
     if (trainer.version !== msg.version) return this.giveUp(`work for params v${msg.version}, holding v${trainer.version}`);
-    const r = await trainer.gradientParts(msg.from, msg.to);
+    const r = await shardSums(trainer, msg, wireDtype !== 'float32');
     const tSend = performance.now();
     let frame: Uint8Array;
     try {
       const result: ShardResult = {
-        t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, count: r.count,
+        t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, losses: r.losses, count: r.count,
         computeMs: tSend - t0, decodeMs: this.timing.decodeMs, encodeMs: this.timing.lastEncodeMs, busyMs: tSend - arrived, shm: 0,
       };
       this.timing.decodeMs = 0; // the next shard on these params decodes nothing

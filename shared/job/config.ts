@@ -12,6 +12,7 @@ import { checkKeys, isObj, num, oneOf, type Json } from './fields.js';
 import { parseLaunchSection, type LaunchSection } from './launch.js';
 import { parseModelSpec, type ModelSpec } from '../models/index.js';
 import { WIRE_DTYPES, type WireDtype } from '../wire/wire-dtype.js';
+import { MAX_LEAVES, type ShardsSetting } from './shard-tree.js';
 
 export const SCHEDULES = ['constant', 'cosine'] as const;
 
@@ -71,6 +72,8 @@ export interface JobConfig {
   optimizer: OptimizerConfig;
   /** How parameters and gradients travel (shared/wire/wire-dtype.ts); part of the job because it changes the numbers. */
   wireDtype: WireDtype;
+  /** Virtual shards per micro-batch (shared/job/shard-tree.ts): a count, "auto", or "per-worker". */
+  shards: ShardsSetting;
 }
 
 /** How this launch runs the job: not part of the optimization. */
@@ -121,6 +124,7 @@ export const DEFAULT_CONFIG: Config = {
   accumulate: 1,
   evalEvery: 250,
   wireDtype: 'float32',
+  shards: 'per-worker',
   optimizer: {
     lr: 0.001,
     beta1: 0.9,
@@ -202,6 +206,12 @@ export function budgetFlops(c: ComputeConfig): number | null {
   return c.budgetDeviceHours !== null && peak !== null ? c.budgetDeviceHours * 3600 * peak : null;
 }
 
+function parseShards(v: unknown): ShardsSetting {
+  if (v === 'auto' || v === 'per-worker') return v;
+  if (typeof v === 'string') fail('CONFIG_INVALID', `shards must be "auto", "per-worker" or an integer, got ${JSON.stringify(v)}`);
+  return num(v, 'shards', { int: true, min: 1, max: MAX_LEAVES });
+}
+
 /** Validate a config object (from a file, after flags are merged in). */
 export function parseConfig(raw: unknown): Config {
   if (!isObj(raw)) fail('CONFIG_INVALID', 'the config must be a JSON object');
@@ -225,6 +235,7 @@ export function parseConfig(raw: unknown): Config {
     evalEvery: num(o.evalEvery, 'evalEvery', { int: true, min: 0 }),
     optimizer: parseOptimizer(o.optimizer),
     wireDtype: oneOf(o.wireDtype, 'wireDtype', WIRE_DTYPES),
+    shards: parseShards(o.shards),
     workers,
     minWorkers: num(o.minWorkers, 'minWorkers', { int: true, min: 1, max: 1024 }),
     maxWorkers: num(o.maxWorkers, 'maxWorkers', { int: true, min: 1, max: 4096 }),
@@ -304,6 +315,6 @@ export function mergeOverrides(file: Json, overrides: Record<string, unknown>): 
 }
 
 export function jobOf(c: Config): JobConfig {
-  const { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype } = c;
-  return { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype };
+  const { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype, shards } = c;
+  return { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype, shards };
 }

@@ -43,6 +43,12 @@ describe('N workers equal one process on the full batch', () => {
 
   it.each([1, 2, 3])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) => workersMatch('dense', n, { dir, file: configFile, slots, init }, reference));
 
+  it('virtual shards (10 leaves summed along the fixed tree), 3 workers: ≤ 1e-5', async () => {
+    const file = join(dir, 'vshards.json');
+    writeFileSync(file, JSON.stringify({ ...JOB, shards: 10 }));
+    await workersMatch('dense, shards 10', 3, { dir: join(dir, 'vshards'), file, slots, init }, reference);
+  });
+
   it('gradient accumulation: batch 25 × 2 micro-steps equals batch 50 in one', async () => {
     const a = join(dir, 'acc1');
     const b = join(dir, 'acc2');
