@@ -97,7 +97,9 @@ function modelSize(f: PlanFlags): ModelSize | null {
     unit: 'token',
     flopsPerItem: transformerTrainingFlopsPerToken(shape, p.total),
     params: p.total,
-    describe: `transformer L${shape.layers} d${shape.dModel} H${shape.heads} T${shape.seq}: ${p.total.toLocaleString('en-US')} parameters (${p.nonEmbedding.toLocaleString('en-US')} without embeddings), 6·N + 12·L·H·Q·T per token`,
+    describe:
+      `transformer L${shape.layers} d${shape.dModel} H${shape.heads} T${shape.seq}: ${p.total.toLocaleString('en-US')} parameters ` +
+      `(${p.nonEmbedding.toLocaleString('en-US')} without embeddings), 6·N + 12·L·H·Q·T per token`,
   };
 }
 

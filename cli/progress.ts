@@ -110,7 +110,8 @@ export function formatSummary(s: RunSummary, runDir: string | null): string {
     'compute',
     `${flopsText(s.totalFlops)} model (${flopsText(s.hardwareFlops)} computed), ${s.modelFlopsPerSec === null ? '-' : flopRateText(s.modelFlopsPerSec)}` +
       (s.mfu !== null
-        ? `, MFU ${percent(s.mfu, 2)} of ${flopRateText(s.peakFlops)} ${s.peakSource === 'declared' ? 'declared peak' : s.peakSource === 'measured' ? 'measured (matmul) peak' : 'peak'}`
+        ? `, MFU ${percent(s.mfu, 2)} of ${flopRateText(s.peakFlops)} ` +
+          `${s.peakSource === 'declared' ? 'declared peak' : s.peakSource === 'measured' ? 'measured (matmul) peak' : 'peak'}`
         : ''),
   ]);
   if (s.budget !== null && s.budgetUsed !== null) {

@@ -133,7 +133,8 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
     `| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
     ...rows.map(
       (r) =>
-        `| ${r.workers} | ${r.perWorkerBatch ?? '–'} | ${r.globalBatch} | ${r.samplesPerSec.toFixed(0)} | ${r.speedup.toFixed(2)}× | ${r.efficiency.toFixed(2)} | ${pct(r.timeline.overheadShare)} | ${pct(r.timeline.wireShare)} | ${pct(r.timeline.codecShare)} |`,
+        `| ${r.workers} | ${r.perWorkerBatch ?? '–'} | ${r.globalBatch} | ${r.samplesPerSec.toFixed(0)} | ${r.speedup.toFixed(2)}× | ` +
+        `${r.efficiency.toFixed(2)} | ${pct(r.timeline.overheadShare)} | ${pct(r.timeline.wireShare)} | ${pct(r.timeline.codecShare)} |`,
     ),
     '',
     `Speed-up and efficiency are against the fastest single process of the same engine. Mode: ${f.mode} scaling. Single-process samples/s (${backend.name}):`,
@@ -144,7 +145,8 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
       (x) => `| ${x.batch} | ${BASELINES.map((k) => x.singleProcess[k]?.toFixed(0) ?? '–').join(' | ')} |`,
     ),
     '',
-    'Shares are medians over steps of: step time minus the slowest compute (overhead); frames in flight, parameters down and gradients up (wire); encoding and decoding them (codec).',
+    'Shares are medians over steps of: step time minus the slowest compute (overhead); frames in flight, parameters down and ' +
+      'gradients up (wire); encoding and decoding them (codec).',
   ].join('\n');
   writeFileSync(join(out, 'scale.md'), md + '\n');
   // One series per per-worker batch (one in strong mode).

@@ -38,7 +38,8 @@ function yTicks(max: number, y: (v: number) => number): string {
   for (let i = 0; i <= 4; i++) {
     const v = (max * i) / 4;
     out.push(
-      `<line x1="${M.l - 4}" y1="${y(v)}" x2="${W - M.r}" y2="${y(v)}" stroke="#ddd"/><text x="${M.l - 6}" y="${y(v) + 4}" text-anchor="end">${+v.toPrecision(3)}</text>`,
+      `<line x1="${M.l - 4}" y1="${y(v)}" x2="${W - M.r}" y2="${y(v)}" stroke="#ddd"/><text x="${M.l - 6}" y="${y(v) + 4}" ` +
+        `text-anchor="end">${+v.toPrecision(3)}</text>`,
     );
   }
   return out.join('\n');
@@ -88,7 +89,8 @@ export function stackedBars(
     keys.forEach((k, j) => {
       const v = b.parts[k] ?? 0;
       body.push(
-        `<rect x="${left.toFixed(1)}" y="${y(acc + v).toFixed(1)}" width="${(slot * 0.6).toFixed(1)}" height="${(y(acc) - y(acc + v)).toFixed(1)}" fill="${COLORS[j % COLORS.length]}"/>`,
+        `<rect x="${left.toFixed(1)}" y="${y(acc + v).toFixed(1)}" width="${(slot * 0.6).toFixed(1)}" ` +
+          `height="${(y(acc) - y(acc + v)).toFixed(1)}" fill="${COLORS[j % COLORS.length]}"/>`,
       );
       acc += v;
     });

@@ -352,37 +352,46 @@ function report(m: Measured, s: ReturnType<typeof summarize>, outFile: string): 
   const n = m.rounds;
   const two = s.runs[1];
   return [
-    `central Adam        ${f(m.adam.simdParamsPerSec / 1e6, 0)} M parameters/s with the SIMD kernel, ${f(m.adam.scalarParamsPerSec / 1e6, 0)} M scalar (${m.params.toLocaleString('en-US')} parameters)`,
+    `central Adam        ${f(m.adam.simdParamsPerSec / 1e6, 0)} M parameters/s with the SIMD kernel, ` +
+      `${f(m.adam.scalarParamsPerSec / 1e6, 0)} M scalar (${m.params.toLocaleString('en-US')} parameters)`,
     ...Object.entries(m.codec16MB).map(
       ([d, c]) =>
         `codec ${d.padEnd(9)}     encode ${f(c.encodeGBps)} GB/s, decode (unaligned) ${f(c.decodeGBps)} GB/s of float32 data, 16 MB`,
     ),
-    `loopback TCP        ${f(m.loopbackTcpMs.down)} ms one way, ${f(m.loopbackTcpMs.roundTrip)} ms there and back for ${((m.params * 4) / 1e6).toFixed(2)} MB (plain sockets)`,
+    `loopback TCP        ${f(m.loopbackTcpMs.down)} ms one way, ${f(m.loopbackTcpMs.roundTrip)} ms there and back for ` +
+      `${((m.params * 4) / 1e6).toFixed(2)} MB (plain sockets)`,
     `medians over ${n} round${n > 1 ? 's' : ''}; each efficiency against a baseline measured just before:`,
     ...formatBackendProfiles(m.profiles ?? []),
     `baseline (1 proc)   ${f(s.baseline.samplesPerSec, 0)} samples/s (the engine's graph, fast matMul gradient, tf.train.adam, batch ${PER_WORKER_BATCH})`,
-    `plain TF.js         tfjs-layers minimize ${f(s.plainTfjs.layersMinimize, 0)}, model.fit ${f(s.plainTfjs.layersFit, 0)} samples/s; the engine's single process is ${f(s.plainTfjs.engineOverMinimize)}× minimize and ${f(s.plainTfjs.engineOverFit)}× fit (within-round ratios)`,
+    `plain TF.js         tfjs-layers minimize ${f(s.plainTfjs.layersMinimize, 0)}, model.fit ${f(s.plainTfjs.layersFit, 0)} samples/s; the engine's ` +
+      `single process is ${f(s.plainTfjs.engineOverMinimize)}× minimize and ${f(s.plainTfjs.engineOverFit)}× fit (within-round ratios)`,
     `2 baselines at once ${f(s.ceiling2.ratio)} of 2× one (no communication at all: this machine's ceiling for 2 workers)`,
     ...s.runs.map(
       (r) =>
-        `dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)}  ${f(r.samplesPerSec, 0)} samples/s, efficiency ${f(r.efficiency)}` +
+        `dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)}  ` +
+        `${f(r.samplesPerSec, 0)} samples/s, efficiency ${f(r.efficiency)}` +
         (r.ofCeiling !== null ? ` (${f(r.ofCeiling)} of the ceiling)` : '') +
-        `; of a step: overhead ${pct(r.overheadShare)}, wire ${pct(r.wireShare)}, codec ${pct(r.codecShare)}; ${(r.wireBytesPerStep / 1e6).toFixed(2)} MB/step on the socket`,
+        `; of a step: overhead ${pct(r.overheadShare)}, wire ${pct(r.wireShare)}, codec ${pct(r.codecShare)}; ` +
+        `${(r.wireBytesPerStep / 1e6).toFixed(2)} MB/step on the socket`,
     ),
-    `2 workers, shm, per round: efficiency ${m.perRound.map((a) => f(a.runs[1].efficiency)).join(', ')}; overhead ${m.perRound.map((a) => pct(a.runs[1].overheadShare)).join(', ')}`,
+    `2 workers, shm, per round: efficiency ${m.perRound.map((a) => f(a.runs[1].efficiency)).join(', ')}; overhead ` +
+      `${m.perRound.map((a) => pct(a.runs[1].overheadShare)).join(', ')}`,
     ...(s.ddpAnchor
       ? [
-          `PyTorch DDP (gloo)  1 rank ${f(s.ddpAnchor.samplesPerSec1, 0)}, 2 ranks ${f(s.ddpAnchor.samplesPerSec2, 0)} samples/s: efficiency ${f(s.ddpAnchor.efficiency)}; dptrain 2 workers (shm) ${f(s.twoWorkersOverDdp ?? NaN)}× DDP 2 ranks (within-round ratio)`,
+          `PyTorch DDP (gloo)  1 rank ${f(s.ddpAnchor.samplesPerSec1, 0)}, 2 ranks ${f(s.ddpAnchor.samplesPerSec2, 0)} samples/s: efficiency ` +
+            `${f(s.ddpAnchor.efficiency)}; dptrain 2 workers (shm) ${f(s.twoWorkersOverDdp ?? NaN)}× DDP 2 ranks (within-round ratio)`,
         ]
       : []),
     `best of ${n} rounds (the least disturbed): baseline ${f(s.baseline.best, 0)} samples/s; 2 baselines at once ${f(s.ceiling2.best)} of 2× one`,
     ...s.runs.map(
       (r) =>
-        `  dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)} ${f(r.best.samplesPerSec, 0)} samples/s, efficiency ${f(r.best.efficiency)}`,
+        `  dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)} ` +
+        `${f(r.best.samplesPerSec, 0)} samples/s, efficiency ${f(r.best.efficiency)}`,
     ),
     ...(s.ddpAnchor
       ? [
-          `  PyTorch DDP (gloo) 1 rank ${f(s.ddpAnchor.best.samplesPerSec1, 0)}, 2 ranks ${f(s.ddpAnchor.best.samplesPerSec2, 0)} samples/s: efficiency ${f(s.ddpAnchor.best.efficiency)}`,
+          `  PyTorch DDP (gloo) 1 rank ${f(s.ddpAnchor.best.samplesPerSec1, 0)}, 2 ranks ${f(s.ddpAnchor.best.samplesPerSec2, 0)} ` +
+            `samples/s: efficiency ${f(s.ddpAnchor.best.efficiency)}`,
         ]
       : []),
     `2 workers, shm: ${f(two.best.samplesPerSec / s.baseline.best, 2)}× the best baseline`,

@@ -217,7 +217,8 @@ async function main(): Promise<void> {
         const m = await runOnce(c, r, browser, exe, job, steps);
         runs.push(m);
         process.stderr.write(
-          `round ${r + 1}/${rounds} ${c.padEnd(7)} median step ${m.medianStepMs.toFixed(2)} ms, ${m.samplesPerSec.toFixed(0)} samples/s, overhead ${m.timeline.overheadMs.toFixed(2)} ms, coordinator CPU ${m.coordinatorCpuMsPerStep.toFixed(2)} ms/step${c === 'browser' ? `, browser CPU ${(m.browserCpuMs / 1000).toFixed(1)} s` : ''}\n`,
+          `round ${r + 1}/${rounds} ${c.padEnd(7)} median step ${m.medianStepMs.toFixed(2)} ms, ${m.samplesPerSec.toFixed(0)} samples/s, overhead ` +
+            `${m.timeline.overheadMs.toFixed(2)} ms, coordinator CPU ${m.coordinatorCpuMsPerStep.toFixed(2)} ms/step${c === 'browser' ? `, browser CPU ${(m.browserCpuMs / 1000).toFixed(1)} s` : ''}\n`,
         );
       }
     }
@@ -262,7 +263,8 @@ async function main(): Promise<void> {
     .map((l) => JSON.parse(l) as StepRecord);
   const loop = await loopCost(records, 20);
   lines.push(
-    `loop time in the dashboard per step, ${records.length * 20} replayed steps (median of 3): ${loop.withoutUs.toFixed(2)} µs with no page, ${loop.withUs.toFixed(2)} µs with a page's stream attached (an update every ${loop.rowsPerFlush} steps)`,
+    `loop time in the dashboard per step, ${records.length * 20} replayed steps (median of 3): ${loop.withoutUs.toFixed(2)} µs with no page, ` +
+      `${loop.withUs.toFixed(2)} µs with a page's stream attached (an update every ${loop.rowsPerFlush} steps)`,
   );
   writeFileSync(outFile, JSON.stringify({ rounds, steps, job, runs, loop }, null, 2) + '\n');
   process.stdout.write(lines.join('\n') + `\n\nruns written to ${outFile}\n`);

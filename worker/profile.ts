@@ -125,7 +125,8 @@ export function formatProfile(p: StepProfile, top = 15): string {
   const shown = p.rows.slice(0, top);
   const rest = p.rows.slice(top);
   const out = [
-    `backend ${p.backend}, matMul gradient: ${p.matMulGrad}, batch ${p.batch}: step ${p.stepMs.toFixed(1)} ms (median), kernels ${p.kernelMs.toFixed(1)} ms of one profiled step`,
+    `backend ${p.backend}, matMul gradient: ${p.matMulGrad}, batch ${p.batch}: step ${p.stepMs.toFixed(1)} ms (median), kernels ` +
+      `${p.kernelMs.toFixed(1)} ms of one profiled step`,
     `${'kernel'.padEnd(24)} ${'calls'.padStart(5)} ${'total ms'.padStart(9)} ${'share'.padStart(7)}  ${'slowest'.padStart(9)}  inputs of the slowest call`,
     ...shown.map(line),
   ];

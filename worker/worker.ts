@@ -248,7 +248,8 @@ class WorkerSession {
     if (!sameShape(ds, want)) {
       throw new DptrainError(
         'DATASET_UNAVAILABLE',
-        `local ${ds.name} data has ${ds.inputShape.join('×')} inputs / ${ds.outputSize} outputs, the job expects ${want.inputShape.join('×')} / ${want.outputSize}`,
+        `local ${ds.name} data has ${ds.inputShape.join('×')} inputs / ${ds.outputSize} outputs, the job expects ` +
+          `${want.inputShape.join('×')} / ${want.outputSize}`,
       );
     }
     await assertKernels(layout, o.backend.name);

@@ -196,7 +196,8 @@ export const cnn: ModelKind<CnnSpec> = {
     if (data.inputShape.length !== 3 || data.inputDtype !== 'float32') {
       fail(
         'MODEL_INVALID',
-        `model.kind cnn needs images [height, width, channels] of float32; this dataset gives ${data.inputDtype} inputs of shape [${data.inputShape.join(', ')}]`,
+        `model.kind cnn needs images [height, width, channels] of float32; this dataset gives ${data.inputDtype} inputs of ` +
+          `shape [${data.inputShape.join(', ')}]`,
       );
     }
     checkOutputs(cnnParts(spec).dense, spec.loss, data, `model.layers[${spec.layers.length - 1}]`, 'cnn');

@@ -157,7 +157,8 @@ export const gpt: ModelKind<GptSpec> = {
     if (data.targets !== 'tokens' || data.inputDtype !== 'int32' || data.vocab === undefined) {
       fail(
         'MODEL_INVALID',
-        `model.kind gpt needs token data (data.name text); this dataset gives ${data.inputDtype} inputs of shape [${data.inputShape.join(', ')}] with ${data.targets} targets`,
+        `model.kind gpt needs token data (data.name text); this dataset gives ${data.inputDtype} inputs of shape ` +
+          `[${data.inputShape.join(', ')}] with ${data.targets} targets`,
       );
     }
     if (data.inputShape.length !== 1 || data.inputShape[0] !== spec.seq)
@@ -206,7 +207,9 @@ export const gpt: ModelKind<GptSpec> = {
       itemsPerSample: t,
       training: perToken * t,
       forward: (perToken * t) / 3,
-      describe: `gpt L${shape.layers} d${shape.dModel} H${shape.heads} T${t} V${shape.vocab}: ${layout.totalParams.toLocaleString('en-US')} parameters, 6·N + 12·L·H·Q·T per token`,
+      describe:
+        `gpt L${shape.layers} d${shape.dModel} H${shape.heads} T${t} V${shape.vocab}: ` +
+        `${layout.totalParams.toLocaleString('en-US')} parameters, 6·N + 12·L·H·Q·T per token`,
     };
   },
   toLayers: () => null,

@@ -47,9 +47,7 @@ function honest(address: string): Promise<number | null> {
   return new Promise((r) => c.on('exit', r));
 }
 
-async function train(
-  fuzz: boolean,
-): Promise<{
+async function train(fuzz: boolean): Promise<{
   params: Float32Array;
   summary: RunSummary;
   frames: number;

@@ -191,7 +191,8 @@ describe.skipIf(webgpuSkip !== null)(`webgpu workers on ${webgpuAdapter || 'no a
     ); // the log rounds to 0.01 GFLOP/s
     const diff = tensorRelDiff(readWeights(out), reference, base.slots);
     console.log(
-      `webgpu + wasm workers, 20 steps: tensor-relative max diff ${diff.toExponential(2)}; attainable GFLOP/s ${ready.map((l) => `${l.backend} ${l.attainableGflops}`).join(', ')}`,
+      `webgpu + wasm workers, 20 steps: tensor-relative max diff ${diff.toExponential(2)}; attainable GFLOP/s ` +
+        `${ready.map((l) => `${l.backend} ${l.attainableGflops}`).join(', ')}`,
     );
     expect(diff).toBeLessThanOrEqual(GPU_TOLERANCE);
   });
