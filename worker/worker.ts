@@ -24,7 +24,7 @@ import {
   type Welcome,
   type Work,
 } from '../shared/wire/protocol.js';
-import { ShmChannel } from '../shared/transport/shm.js';
+import { RESULT_SLOTS, ShmChannel } from '../shared/transport/shm.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
 import type { WireDtype } from '../shared/wire/wire-dtype.js';
 import { readFromCoordinator } from '../shared/wire/validate.js';
@@ -114,6 +114,8 @@ class WorkerSession {
   private shmResults = false;
   private shmFailed = false;
   private resultSeq = 0;
+  /** The coordinator's credit: the newest of our shared-memory results it has read. */
+  private shmRead = 0;
   private finished = false;
   private failure: { code: ErrorCode; why: string } | null = null;
   /** This worker's own view of where its time goes, reported with each result. */
@@ -306,6 +308,7 @@ class WorkerSession {
     const { trainer, wireDtype } = this.job!;
     if (trainer.version !== msg.version)
       return this.giveUp(`work for params v${msg.version}, holding v${trainer.version}`);
+    this.shmRead = Math.max(this.shmRead, msg.shmRead);
     const r = await shardSums(trainer, msg, wireDtype !== 'float32');
     const tSend = performance.now();
     let frame: Uint8Array;
@@ -325,7 +328,8 @@ class WorkerSession {
         shm: 0,
       };
       this.timing.decodeMs = 0; // the next shard on these params decodes nothing
-      if (this.shm && this.shmResults) {
+      // Without credit for the next slot (its last result may be unread), this one goes in the frame.
+      if (this.shm && this.shmResults && this.resultSeq + 1 - RESULT_SLOTS <= this.shmRead) {
         try {
           this.shm.writeResult(this.workerId, this.resultSeq + 1, r.parts, wireDtype);
           result.shm = ++this.resultSeq;

@@ -14,9 +14,11 @@
  *
  * Slots: params-<k>.bin (the coordinator writes each version once into a slot no worker may
  * still be reading, see dispatcher.ts; every local worker reads it) and
- * result-<worker>-<seq mod 4>.bin (a worker writes, the coordinator reads at once). Each file
+ * result-<worker>-<seq mod RESULT_SLOTS>.bin (a worker writes, the coordinator reads at once). Each file
  * starts with 8 bytes: the version or sequence number it holds, then the payload as on the wire
- * (wireDtype). A seqlock makes an early overwrite an error, never a silent wrong tensor: the
+ * (wireDtype). A worker writes a result slot only on the coordinator's credit (Work.shmRead: the
+ * newest result it has read), so a slot is never reused unread; should anything else overwrite one,
+ * a seqlock makes it an error, never a silent wrong tensor: the
  * writer sets the header to WRITING, writes the payload, then the tag; the reader reads the
  * whole file, then the header again, and accepts only the expected tag both times.
  */
@@ -46,7 +48,8 @@ export const SHM_ROOT = '/dev/shm';
 
 /** Worker ids are the coordinator's own ("w12"); anything else never names a file. */
 const WORKER_ID = /^w\d{1,9}$/;
-const RESULT_SLOTS = 8;
+/** Result slots per worker; a worker writes into one only on credit (Work.shmRead), never over an unread one. */
+export const RESULT_SLOTS = 8;
 /** The secret behind shared-memory grants, in the private directory (see grantProof). */
 const GRANT_FILE = 'grant';
 const HEADER = 8;

@@ -68,6 +68,7 @@ function setup() {
         first: 0,
         last: 1,
         batch: s.to - s.from,
+        shmRead: 0,
       }),
     };
     const p = new Phase({ membership, log, ensureParams: () => {}, noWorkerTimeoutMs, deadlineMs }, plan);

@@ -70,6 +70,7 @@ const TO_WORKER: Array<[Message, Float32Array | null]> = [
       first: 1,
       last: 2,
       batch: 128,
+      shmRead: 3,
     },
     null,
   ],
@@ -208,7 +209,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('work whose leaves are not a range of the batch, or whose rows are not its leaves', () => {
-    const w = { t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 10, to: 20, batch: 40 };
+    const w = { t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 10, to: 20, batch: 40, shmRead: 0 };
     // 40 rows in 4 leaves of 10: leaf 1 is rows [10, 20) of the batch.
     expect(readFromCoordinator(frame({ ...w, leaves: 4, first: 1, last: 2 }), CTX).msg).toMatchObject({ first: 1 });
     rejects(() => readFromCoordinator(frame({ ...w, leaves: 4, first: 2, last: 2 }), CTX), 'work leaves');
@@ -265,7 +266,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('work and evaluate with to <= from', () => {
-    const w = { t: 'work', step: 0, micro: 0, shard: 0, version: 0, leaves: 1, first: 0, last: 1, batch: 64 };
+    const w = { t: 'work', step: 0, micro: 0, shard: 0, version: 0, leaves: 1, first: 0, last: 1, batch: 64, shmRead: 0 };
     rejects(() => readFromCoordinator(frame({ ...w, from: 64, to: 64 }), CTX), 'work.to');
     rejects(() => readFromCoordinator(frame({ ...w, from: 64, to: 10 }), CTX), 'work.to');
     rejects(
