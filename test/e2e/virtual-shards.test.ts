@@ -25,6 +25,8 @@ const JOB = {
   backend: 'cpu',
 };
 
+/** Each test runs one to three CLI trainings; the machine is shared. */
+const LONG = 240_000;
 const dir = tempDir('vshards');
 const job = join(dir, 'job.json');
 let clean: Float32Array;
@@ -49,34 +51,34 @@ afterEach(() => {
 beforeAll(async () => {
   writeFileSync(job, JSON.stringify(JOB));
   clean = readWeights(await train('w1', '--workers', '1'));
-});
+}, LONG);
 
 describe('virtual shards: the same parameters at any scale', () => {
   it.each([2, 3, 4, 5])('%i workers end bit-identical to 1', async (n) => {
     const out = await train(`w${n}`, '--workers', String(n));
     expect(readSummary(out).workers).toBe(n);
     expect(sameBits(readWeights(out), clean)).toBe(true);
-  });
+  }, LONG);
 
   it('per-worker shards (the old cut) differ with the worker count: the test can tell', async () => {
     const a = readWeights(await train('pw2', '--workers', '2', '--shards', 'per-worker'));
     const b = readWeights(await train('pw3', '--workers', '3', '--shards', 'per-worker'));
     expect(sameBits(a, b)).toBe(false);
-  });
+  }, LONG);
 
   it('bfloat16 on the wire (every leaf sent on its own): 2 and 3 workers bit-identical', async () => {
     const a = readWeights(await train('bf2', '--workers', '2', '--wire-dtype', 'bfloat16'));
     const b = readWeights(await train('bf3', '--workers', '3', '--wire-dtype', 'bfloat16', '--no-shared-memory'));
     expect(sameBits(a, b)).toBe(true);
     expect(sameBits(a, clean)).toBe(false); // rounded on the wire: another result than float32's
-  });
+  }, LONG);
 
   it('kill -9 of a worker mid-run: bit-identical to the clean run', async () => {
     const out = await train('kill', '--workers', '3', '--fault', 'kill:worker-1@6');
     expect(readSummary(out)).toMatchObject({ steps: 24, droppedWorkers: 1, workers: 2 });
     expect(readSummary(out).reassignedShards).toBeGreaterThanOrEqual(1);
     expect(sameBits(readWeights(out), clean)).toBe(true);
-  });
+  }, LONG);
 
   it('a stalled worker, its leaves reassigned at the deadline, then back: bit-identical', async () => {
     const out = await train('stall', '--workers', '3', '--step-timeout', '1', '--fault', 'pause:worker-2@8', '--fault', 'resume:worker-2@12');
@@ -85,7 +87,7 @@ describe('virtual shards: the same parameters at any scale', () => {
     expect(s.staleResults).toBeGreaterThanOrEqual(1);
     expect(readMetrics(out).find((x) => x.step === 10)?.workers).toBe(2);
     expect(sameBits(readWeights(out), clean)).toBe(true);
-  });
+  }, LONG);
 
   it('paused by a kill, checkpointed, resumed with 4 workers: bit-identical', async () => {
     const out = join(dir, 'resume');
@@ -96,7 +98,7 @@ describe('virtual shards: the same parameters at any scale', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(readSummary(out)).toMatchObject({ steps: 24, workers: 4 });
     expect(sameBits(readWeights(out), clean)).toBe(true);
-  });
+  }, LONG);
 
   it('a worker joining a running job: bit-identical', async () => {
     // Long enough for the joiner to load and take part (a process start takes seconds here).
@@ -127,5 +129,5 @@ describe('virtual shards: the same parameters at any scale', () => {
     expect(workers[0]).toBe(1);
     expect(workers[workers.length - 1]).toBe(2); // the joiner took part
     expect(sameBits(coord.params, ref)).toBe(true);
-  });
+  }, LONG);
 });
