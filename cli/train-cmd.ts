@@ -16,7 +16,7 @@ import { faultInjector, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags } from './flags.js';
 import { spawnWorkers } from './local-workers.js';
 import { ShmChannel } from '../shared/transport/shm.js';
-import { jobLayout, jobResultNodes } from '../shared/job/job-layout.js';
+import { jobLayout, jobResultNodes, prepareJob } from '../shared/job/job-layout.js';
 
 /** Bytes of the job's shared-memory files for `workers` local workers (known before any joins). */
 function shmFootprint(c: Config): number {
@@ -81,6 +81,7 @@ function handleSignals(c: Coordinator, s: Session, onHardExit: () => void): void
 
 async function openRun(f: TrainFlags, listen: ListenOptions, check: (c: Config) => void = () => {}) {
   const { config, resume } = resolveRun(f);
+  await prepareJob(config);
   check(config); // before anything is created
   const s = await openSession(config, listen);
   if (resume) {

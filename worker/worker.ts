@@ -12,7 +12,7 @@ import { fingerprint, sameShape } from '../shared/datasets/index.js';
 import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/wire/auth.js';
 import { describeError, DptrainError, type ErrorCode } from '../shared/util/errors.js';
 import type { Logger } from '../shared/util/log.js';
-import { jobLayout, loadJobData } from '../shared/job/job-layout.js';
+import { jobLayout, loadJobData, prepareJob } from '../shared/job/job-layout.js';
 import { PROTOCOL_VERSION, type Challenge, type Evaluate, type Params, type ShardResult, type ToCoordinator, type ToWorker, type Welcome, type Work } from '../shared/wire/protocol.js';
 import { ShmChannel } from '../shared/transport/shm.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
@@ -203,6 +203,7 @@ class WorkerSession {
   private async load(w: Welcome): Promise<void> {
     const o = this.o;
     const cfg = parseConfig(w.job); // the job is validated here exactly as from a file
+    await prepareJob(cfg);
     const layout = jobLayout(cfg);
     const ds = loadJobData(cfg);
     const want = layout.data;

@@ -4,6 +4,7 @@
  * line naming the field, so a typo never silently trains the default.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { DptrainError, fail } from '../util/errors.js';
 import { devicePeak, PRECISIONS } from '../accounting/devices.js';
 import { parseDataSpec, type DataSpec } from '../datasets/index.js';
@@ -264,7 +265,29 @@ export function readConfigFile(path: string): Json {
     return fail('CONFIG_UNREADABLE', `config file ${path} is not valid JSON: ${(e as Error).message}`);
   }
   if (!isObj(raw)) fail('CONFIG_INVALID', `config file ${path} must hold a JSON object`);
-  return raw;
+  return resolveConfigRelative(raw, dirname(resolve(path)));
+}
+
+/** Files a config names relative to itself: [section, the field that selects it, its value, the path field]. */
+const CONFIG_RELATIVE: Array<[string, string, string, string]> = [
+  ['data', 'name', 'module', 'path'],
+  ['model', 'kind', 'layers', 'path'],
+];
+
+/**
+ * A dataset module's or a Layers model's relative path is relative to the config file's folder,
+ * and made absolute here: the job every worker receives names the same file (other data paths
+ * stay relative to the working directory, as they always were).
+ */
+export function resolveConfigRelative(raw: Json, dir: string): Json {
+  const out: Json = { ...raw };
+  for (const [section, key, value, field] of CONFIG_RELATIVE) {
+    const s = out[section];
+    if (isObj(s) && s[key] === value && typeof s[field] === 'string' && s[field] !== '' && !isAbsolute(s[field] as string)) {
+      out[section] = { ...s, [field]: resolve(dir, s[field] as string) };
+    }
+  }
+  return out;
 }
 
 /**

@@ -4,10 +4,18 @@
  * the model-kind registry. Coordinator, workers and CLI all ask here, so they agree on every
  * parameter slot.
  */
-import { datasetShape, loadDataset, type Dataset, type DataShape, type DataSpec } from '../datasets/index.js';
+import { datasetShape, loadDataset, prepareDataset, type Dataset, type DataShape, type DataSpec } from '../datasets/index.js';
 import { layoutModel, modelKind, sampleRequest, type AnyLayout, type ModelSpec } from '../models/index.js';
 import type { WireDtype } from '../wire/wire-dtype.js';
 import { leafCount, maxResultNodes, type ShardsSetting } from './shard-tree.js';
+
+/**
+ * The asynchronous part of reading a job (importing a dataset module), done once per process
+ * before jobLayout or loadJobData: every entry point that reads a config awaits it.
+ */
+export async function prepareJob(job: { data: DataSpec }): Promise<void> {
+  await prepareDataset(job.data);
+}
 
 export function jobLayout(job: { data: DataSpec; model: ModelSpec }): AnyLayout {
   return layoutModel(job.model, datasetShape(job.data, sampleRequest(job.model)));
