@@ -11,7 +11,7 @@ import type { ShmChannel } from '../shared/transport/shm.js';
 import type { EvalResult, ShardResult } from '../shared/wire/protocol.js';
 import { requestTag, type Membership, type WorkerSession } from './membership.js';
 import { eligible, Phase, type PhasePlan, type PhaseStats } from './phase.js';
-import { jsReduceOps, TreeReducer, type ReduceOps } from './reducer.js';
+import { jsReduceOps, LeafFold, TreeReducer, type Reduction, type ReduceOps } from './reducer.js';
 import { splitRange } from './scheduler.js';
 import { coverNodes, leafStart, MAX_LEAVES, type TreeNode } from '../shared/job/shard-tree.js';
 import { median } from '../shared/util/stats.js';
@@ -65,7 +65,7 @@ export class Dispatcher {
   readonly counters: DispatchCounters = { stale: 0, reassigned: 0, recomputed: 0, outliers: 0 };
   private norms: number[] = [];
   private phase: Phase | null = null;
-  private reducer: TreeReducer | null = null;
+  private reducer: Reduction | null = null;
   /** Rows of the micro-batch in flight. */
   private batch = 0;
   private readonly ops: ReduceOps;
@@ -222,7 +222,8 @@ export class Dispatcher {
         },
         rows: (s) => start(s.to) - start(s.from),
         begin: () => {
-          this.reducer = new TreeReducer(leaves, acc, this.ops, this.spare);
+          // Per-worker shards keep the float64 fold in shard order; fixed ones the float32 tree.
+          this.reducer = this.o.leaves === null ? new LeafFold(leaves, acc, this.ops, this.spare) : new TreeReducer(leaves, acc, this.ops, this.spare);
           this.reduceMs = 0;
         },
         message: (s) => ({ t: 'work', step, micro, shard: s.shard, version, from: from + start(s.from), to: from + start(s.to), leaves, first: s.from, last: s.to, batch }),

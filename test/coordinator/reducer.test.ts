@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TreeReducer } from '../../coordinator/reducer.js';
+import { LeafFold, TreeReducer } from '../../coordinator/reducer.js';
 import { splitRange } from '../../coordinator/scheduler.js';
 import { coverNodes, nodeSum, treeNode, type TreeNode } from '../../shared/job/shard-tree.js';
 import { Rng } from '../../shared/util/rng.js';
@@ -130,5 +130,23 @@ describe('TreeReducer', () => {
     r.add(treeNode(0, 0, 1), new Float32Array([1.5, -2]), 3, 4);
     expect(r.totals()).toEqual({ lossSum: 3, count: 4 });
     expect(Array.from(acc)).toEqual([11.5, 8]);
+  });
+});
+
+describe('LeafFold (per-worker shards)', () => {
+  it('folds leaves in leaf order in float64 whatever the arrival order, and takes leaves only', () => {
+    const leaves = makeLeaves(4);
+    const want = new Float64Array(SIZE);
+    for (const l of leaves) for (let i = 0; i < SIZE; i++) want[i] += l[i];
+    for (const order of permutations([0, 1, 2, 3])) {
+      const sum = new Float64Array(SIZE);
+      const r = new LeafFold(4, sum);
+      expect(r.add(treeNode(1, 0, 4), leaves[0], 0, 2)).toBe(false); // not a leaf
+      for (const k of order) expect(r.add(treeNode(0, k, 4), leaves[k], leafLoss(k), 1)).toBe(true);
+      expect(r.add(treeNode(0, order[0], 4), leaves[0], 0, 1)).toBe(false); // a duplicate
+      expect(r.complete).toBe(true);
+      expect(bits(sum), `order ${order.join('')}`).toEqual(bits(want));
+      expect(r.totals().count).toBe(4);
+    }
   });
 });
