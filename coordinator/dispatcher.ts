@@ -217,16 +217,21 @@ export class Dispatcher {
       {
         key: `work:${step}:${micro}`,
         cut: (workers) => {
-          leaves = Math.min(batch, MAX_LEAVES, this.o.leaves ?? workers); // per-worker: past MAX_LEAVES workers, some wait
+          // per-worker: past MAX_LEAVES workers, some wait
+          leaves = Math.min(batch, MAX_LEAVES, this.o.leaves ?? workers);
           return splitRange(0, leaves, workers);
         },
         rows: (s) => start(s.to) - start(s.from),
         begin: () => {
           // Per-worker shards keep the float64 fold in shard order; fixed ones the float32 tree.
-          this.reducer = this.o.leaves === null ? new LeafFold(leaves, acc, this.ops, this.spare) : new TreeReducer(leaves, acc, this.ops, this.spare);
+          const R = this.o.leaves === null ? LeafFold : TreeReducer;
+          this.reducer = new R(leaves, acc, this.ops, this.spare);
           this.reduceMs = 0;
         },
-        message: (s) => ({ t: 'work', step, micro, shard: s.shard, version, from: from + start(s.from), to: from + start(s.to), leaves, first: s.from, last: s.to, batch }),
+        message: (s) => {
+          const rows = { from: from + start(s.from), to: from + start(s.to) };
+          return { t: 'work', step, micro, shard: s.shard, version, ...rows, leaves, first: s.from, last: s.to, batch };
+        },
       },
       this.deadlineMs(),
     );
@@ -297,7 +302,8 @@ export class Dispatcher {
     if (!p) return;
     const nodes = this.nodesOf(p, msg.shard);
     if (msg.losses.length !== nodes.length) {
-      this.o.membership.drop(w, 'invalid', `invalid result: shard ${msg.shard} covers ${nodes.length} tree nodes, worker sent ${msg.losses.length}`);
+      const why = `shard ${msg.shard} covers ${nodes.length} tree nodes, worker sent ${msg.losses.length}`;
+      this.o.membership.drop(w, 'invalid', `invalid result: ${why}`);
       return;
     }
     const n = this.o.totalParams;
@@ -327,7 +333,9 @@ export class Dispatcher {
    * A node whose gradient norm per sample is far above the recent median: recompute the shard
    * elsewhere (true), or record its norms as typical (false).
    */
-  private isOutlier(w: WorkerSession, p: Phase, msg: ShardResult, nodes: TreeNode[], payload: Float32Array): boolean {
+  private isOutlier(
+    w: WorkerSession, p: Phase, msg: ShardResult, nodes: TreeNode[], payload: Float32Array,
+  ): boolean {
     const n = this.o.totalParams;
     let perSample = 0;
     nodes.forEach((t, j) => {

@@ -77,7 +77,8 @@ export class TreeReducer implements Reduction {
 
   /** Can these nodes be added: inside the tree, and covering no leaf already in? */
   accepts(nodes: readonly TreeNode[]): boolean {
-    return nodes.every((n) => n.end <= this.leaves && n.first < n.end && this.covered.subarray(n.first, n.end).every((c) => c === 0));
+    const free = (n: TreeNode) => this.covered.subarray(n.first, n.end).every((c) => c === 0);
+    return nodes.every((n) => n.end <= this.leaves && n.first < n.end && free(n));
   }
 
   /**

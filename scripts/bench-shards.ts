@@ -50,18 +50,47 @@ function arg(name: string, dflt: string): string {
   return i > 0 ? process.argv[i + 1] : dflt;
 }
 
-function run(dir: string, round: number, workers: number, setting: Setting, steps: number, baseCli: string): Promise<Row> {
+function run(
+  dir: string,
+  round: number,
+  workers: number,
+  setting: Setting,
+  steps: number,
+  baseCli: string,
+): Promise<Row> {
   const shards = setting === 'fine' ? String(4 * workers) : setting === 'base' ? 'per-worker' : setting;
   const out = join(dir, `r${round}-w${workers}-${setting}`);
   const job = join(dir, 'job.json');
   writeFileSync(job, JSON.stringify(JOB));
-  const common = ['train', '--config', job, '--workers', String(workers), '--batch-size', String(PER_WORKER_BATCH * workers), '--steps', String(steps), '--backend', 'wasm', '--out', out];
+  const common = [
+    'train',
+    '--config',
+    job,
+    '--workers',
+    String(workers),
+    '--batch-size',
+    String(PER_WORKER_BATCH * workers),
+    '--steps',
+    String(steps),
+    '--backend',
+    'wasm',
+    '--out',
+    out,
+  ];
   const args = setting === 'base' ? [baseCli, ...common] : [CLI, ...common, '--shards', shards];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, args, { maxBuffer: 64 << 20 }, (err, _o, stderr) => {
       if (err) return reject(new Error(`dptrain train failed: ${stderr.trim().split('\n').pop()}`));
       const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
-      resolve({ round, workers, setting, shards, samplesPerSec: s.samplesPerSec ?? 0, medianStepMs: s.medianStepMs ?? 0, wireBytesPerStep: s.wireBytesPerStep ?? 0 });
+      resolve({
+        round,
+        workers,
+        setting,
+        shards,
+        samplesPerSec: s.samplesPerSec ?? 0,
+        medianStepMs: s.medianStepMs ?? 0,
+        wireBytesPerStep: s.wireBytesPerStep ?? 0,
+      });
     });
   });
 }
@@ -81,7 +110,8 @@ async function main(): Promise<void> {
       for (const setting of order) {
         const row = await run(dir, r, w, setting, steps, baseCli);
         rows.push(row);
-        console.error(`round ${r + 1}/${rounds} workers ${w} ${setting} (shards ${row.shards}): ${row.samplesPerSec.toFixed(0)} samples/s`);
+        const sps = row.samplesPerSec.toFixed(0);
+        console.error(`round ${r + 1}/${rounds} workers ${w} ${setting} (shards ${row.shards}): ${sps} samples/s`);
       }
     }
   }
@@ -90,11 +120,15 @@ async function main(): Promise<void> {
   for (const w of workerCounts) {
     const of = (s: Setting) => rows.filter((x) => x.workers === w && x.setting === s);
     for (const s of SETTINGS) {
-      const ratios = of(s).map((x) => x.samplesPerSec / of('per-worker').find((y) => y.round === x.round)!.samplesPerSec);
+      const ratios = of(s).map(
+        (x) => x.samplesPerSec / of('per-worker').find((y) => y.round === x.round)!.samplesPerSec,
+      );
       const sps = median(of(s).map((x) => x.samplesPerSec)) ?? NaN;
       const mb = (median(of(s).map((x) => x.wireBytesPerStep)) ?? NaN) / 1e6;
       const label = s === 'base' ? 'base build' : of(s)[0].shards;
-      console.log(`${String(w).padEnd(9)}${label.padEnd(13)}${sps.toFixed(0).padStart(18)}  ${(median(ratios) ?? NaN).toFixed(3).padStart(38)}  ${mb.toFixed(1).padStart(11)}`);
+      const ratio = (median(ratios) ?? NaN).toFixed(3);
+      const cols = [sps.toFixed(0).padStart(18), ratio.padStart(38), mb.toFixed(1).padStart(11)];
+      console.log(`${String(w).padEnd(9)}${label.padEnd(13)}${cols.join('  ')}`);
     }
   }
 }

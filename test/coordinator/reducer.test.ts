@@ -10,7 +10,9 @@ const SIZE = 16;
 function makeLeaves(n: number, seed = 7): Float32Array[] {
   const rng = new Rng(seed);
   const mags = [1e20, 1, -1e20, 1e8, -1e8, 3.5, 1e-3];
-  return Array.from({ length: n }, () => Float32Array.from({ length: SIZE }, () => mags[rng.int(mags.length)] * (1 + rng.next())));
+  return Array.from({ length: n }, () =>
+    Float32Array.from({ length: SIZE }, () => mags[rng.int(mags.length)] * (1 + rng.next())),
+  );
 }
 
 function permutations(xs: number[]): number[][] {
@@ -22,7 +24,10 @@ const bits = (a: Float64Array) => Array.from(new BigUint64Array(a.buffer.slice(0
 const leafLoss = (i: number) => 0.1 * (i + 1);
 
 /** What workers holding these leaf ranges send: each range's cover nodes, summed as a worker sums them. */
-async function sent(leaves: Float32Array[], ranges: { from: number; to: number }[]): Promise<{ node: TreeNode; grads: Float32Array; loss: number }[]> {
+async function sent(
+  leaves: Float32Array[],
+  ranges: { from: number; to: number }[],
+): Promise<{ node: TreeNode; grads: Float32Array; loss: number }[]> {
   const leaf = async (i: number) => ({ grads: leaves[i].slice(), lossSum: leafLoss(i) });
   const out = [];
   for (const r of ranges) {
@@ -71,7 +76,11 @@ describe('TreeReducer', () => {
     for (let n = 1; n <= 12; n++) {
       const leaves = makeLeaves(n, n);
       const one = await sent(leaves, splitRange(0, n, n));
-      const ref = reduce(n, one, one.map((_, i) => i));
+      const ref = reduce(
+        n,
+        one,
+        one.map((_, i) => i),
+      );
       for (let workers = 1; workers <= n; workers++) {
         const items = await sent(leaves, splitRange(0, n, workers));
         const backwards = items.map((_, i) => items.length - 1 - i);
