@@ -217,7 +217,8 @@ export class LeafFold implements Reduction {
   }
 
   add(node: TreeNode, grads: Float32Array, lossSum: number, count: number): boolean {
-    return node.level === 0 && this.fold.add(node.first, grads, lossSum, count);
+    // One leaf (a last leaf may come as a higher node that covers it alone).
+    return node.end - node.first === 1 && this.fold.add(node.first, grads, lossSum, count);
   }
 
   get complete(): boolean {

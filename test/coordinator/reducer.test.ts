@@ -143,6 +143,14 @@ describe('TreeReducer', () => {
 });
 
 describe('LeafFold (per-worker shards)', () => {
+  it('takes the last of 3 leaves as the level-1 node that covers it alone (as a worker sends it)', () => {
+    const r = new LeafFold(3, new Float64Array(SIZE));
+    expect(coverNodes(2, 3, 3, false)).toEqual([treeNode(1, 1, 3)]);
+    for (const k of [0, 1]) expect(r.add(treeNode(0, k, 3), new Float32Array(SIZE), 0, 1)).toBe(true);
+    expect(r.add(treeNode(1, 1, 3), new Float32Array(SIZE), 0, 1)).toBe(true);
+    expect(r.complete).toBe(true);
+  });
+
   it('folds leaves in leaf order in float64 whatever the arrival order, and takes leaves only', () => {
     const leaves = makeLeaves(4);
     const want = new Float64Array(SIZE);
