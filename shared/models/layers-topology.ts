@@ -6,6 +6,7 @@
  * statistics that depend on how the batch is cut into shards; Dropout with a rate: a random mask
  * drawn per shard; regularizers and constraints: not applied by the central Adam).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fail } from '../util/errors.js';
@@ -51,6 +52,8 @@ export interface Topology {
   ops: LayerOp[];
   /** The compiled loss the file names (Keras / tfjs training_config), if any. */
   loss: Loss | null;
+  /** SHA-256 of the file's bytes: every process of a job must read the same topology. */
+  sha256: string;
   /** Read on demand: only the coordinator initializes. */
   weights: () => WeightEntry[] | null;
 }
@@ -323,6 +326,15 @@ function readWeights(file: string, json: Json): WeightEntry[] | null {
 
 const cache = new Map<string, Topology>();
 
+/** SHA-256 (hex) of a model file's bytes, or null if it cannot be read (reading it says why). */
+export function fileSha256(file: string): string | null {
+  try {
+    return createHash('sha256').update(readFileSync(file)).digest('hex');
+  } catch {
+    return null;
+  }
+}
+
 /** The model file's chain of layers, read once per process. */
 export function readTopology(path: string): Topology {
   const file = resolve(path);
@@ -355,6 +367,7 @@ export function readTopology(path: string): Topology {
     inputShape: inputShapeOf(file, layers),
     ops,
     loss,
+    sha256: createHash('sha256').update(readFileSync(file)).digest('hex'),
     weights: () => {
       if (weights === undefined) weights = readWeights(file, json);
       return weights;

@@ -19,7 +19,7 @@ import { matMul } from '../ops/matmul.js';
 import { packSlots, type ModelKind, type ModelLayout } from './contract.js';
 import { activate, checkTargets, headCorrectCount, headLossSum, LINK, parseLoss, type Loss } from './heads.js';
 import { glorotUniform, kernelFans } from './init.js';
-import { readTopology, type LayerActivation, type LayerOp, type Topology } from './layers-topology.js';
+import { fileSha256, readTopology, type LayerActivation, type LayerOp, type Topology } from './layers-topology.js';
 
 export interface LayersSpec {
   kind: 'layers';
@@ -27,6 +27,12 @@ export interface LayersSpec {
   path: string;
   /** Overrides the file's compiled loss and the one its last activation implies. */
   loss?: Loss;
+  /**
+   * SHA-256 of model.json, pinned by the first process that parses the job (the coordinator) and
+   * sent with it: a worker, or a resumed run, whose file differs is refused instead of training
+   * another model under the same slot names.
+   */
+  sha256?: string;
 }
 
 export type LayersLayout = ModelLayout<LayersSpec>;
@@ -128,10 +134,17 @@ function walk(topo: Topology): Pick<Plan, 'slots' | 'parts' | 'outShape'> {
 const plans = new Map<string, Plan>();
 
 function planOf(spec: LayersSpec): Plan {
-  const key = `${spec.path}\u0000${spec.loss ?? ''}`;
+  const key = `${spec.path}\u0000${spec.loss ?? ''}\u0000${spec.sha256 ?? ''}`;
   const hit = plans.get(key);
   if (hit) return hit;
   const topo = readTopology(spec.path);
+  if (spec.sha256 !== undefined && spec.sha256 !== topo.sha256) {
+    fail(
+      'MODEL_INVALID',
+      `model.path ${topo.file} is not the job's model.json (SHA-256 ${topo.sha256.slice(0, 12)}…, ` +
+        `the job's ${spec.sha256.slice(0, 12)}…): give every host, and a resumed run, the same file`,
+    );
+  }
   const final = finalActivation(topo.ops);
   const loss = lossOf(spec, topo, final.activation);
   const link = LINK[loss];
@@ -182,14 +195,23 @@ function fileWeights(layout: LayersLayout, p: Plan): Float32Array | null {
 export const layers: ModelKind<LayersSpec> = {
   kind: 'layers',
   parse(raw, where) {
-    checkKeys(raw, ['kind', 'path', 'loss'], `${where}.`, 'MODEL_INVALID');
+    checkKeys(raw, ['kind', 'path', 'loss', 'sha256'], `${where}.`, 'MODEL_INVALID');
     const path = str(
       raw.path,
       `${where}.path`,
       'a TF.js Layers model.json (tfjs-layers model.save())',
       'MODEL_INVALID',
     );
-    return { kind: 'layers', path, ...(raw.loss === undefined ? {} : { loss: parseLoss(raw.loss, `${where}.loss`) }) };
+    if (raw.sha256 !== undefined && (typeof raw.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(raw.sha256)))
+      fail('MODEL_INVALID', `${where}.sha256 must be 64 hex digits (the SHA-256 of model.json), or left out`);
+    // Unpinned (a config file): pin the file as this process reads it now.
+    const sha256 = (raw.sha256 as string | undefined) ?? fileSha256(path);
+    return {
+      kind: 'layers',
+      path,
+      ...(raw.loss === undefined ? {} : { loss: parseLoss(raw.loss, `${where}.loss`) }),
+      ...(sha256 === null ? {} : { sha256 }),
+    };
   },
   layout(spec, data) {
     const p = planOf(spec);

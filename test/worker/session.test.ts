@@ -14,7 +14,10 @@ import type { CloseKind, Link } from '../../shared/transport/transport.js';
 import { readFromWorker } from '../../shared/wire/validate.js';
 import { runWorker } from '../../worker/worker.js';
 
-const cfg = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' } });
+const cfg = parseConfig({
+  data: { name: 'xor' },
+  model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' },
+});
 const TOTAL = 2 * 4 + 4 + 4 + 1;
 const TOKEN = 'a-test-token-of-enough-length';
 
@@ -24,7 +27,13 @@ async function session(token: string | null = TOKEN) {
   const net = createLocalNetwork();
   const server = new Promise<Link>((r) => net.listener.onLink(r));
   const link = await net.dial();
-  const outcome = runWorker({ link, backend: { name: 'cpu', provider: 'test', reason: 'test' }, name: 'w', log: pino({ level: 'silent' }), token });
+  const outcome = runWorker({
+    link,
+    backend: { name: 'cpu', provider: 'test', reason: 'test' },
+    name: 'w',
+    log: pino({ level: 'silent' }),
+    token,
+  });
   const coord = await server;
   const got: ToCoordinator[] = [];
   const waiting: Array<() => void> = [];
@@ -48,10 +57,30 @@ describe('worker session', () => {
     const hello = await s.next('hello');
     if (hello.t !== 'hello') throw new Error('unreachable');
     expect(hello.shm).toBe(''); // no directory: no shared memory offered
-    s.send({ t: 'welcome', protocol: PROTOCOL_VERSION, workerId: 'w1', jobId: 'job-test', job: jobOf(cfg), proof: coordinatorProof(TOKEN, 'job-test', hello.cnonce, 'n1'), shm: false });
+    s.send({
+      t: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      workerId: 'w1',
+      jobId: 'job-test',
+      job: jobOf(cfg),
+      proof: coordinatorProof(TOKEN, 'job-test', hello.cnonce, 'n1'),
+      shm: false,
+    });
     await s.next('ready');
     s.send({ t: 'params', version: 0, shm: 0 }, new Float32Array(TOTAL).fill(0.1));
-    s.send({ t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 0, to: 4, leaves: 1, first: 0, last: 1, batch: 4 });
+    s.send({
+      t: 'work',
+      step: 0,
+      micro: 0,
+      shard: 0,
+      version: 0,
+      from: 0,
+      to: 4,
+      leaves: 1,
+      first: 0,
+      last: 1,
+      batch: 4,
+    });
     const result = await s.next('result');
     expect(result).toMatchObject({ t: 'result', step: 0, shard: 0, count: 4 });
     s.send({ t: 'bye', reason: 'done' });
@@ -61,7 +90,19 @@ describe('worker session', () => {
 
   it('a message its state does not expect ends the session: fault, then a workerFault close', async () => {
     const s = await session();
-    s.send({ t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 0, to: 4, leaves: 1, first: 0, last: 1, batch: 4 });
+    s.send({
+      t: 'work',
+      step: 0,
+      micro: 0,
+      shard: 0,
+      version: 0,
+      from: 0,
+      to: 4,
+      leaves: 1,
+      first: 0,
+      last: 1,
+      batch: 4,
+    });
     const fault = await s.next('fault');
     expect(fault).toMatchObject({ t: 'fault', message: 'invalid: work while challenged' });
     expect(await s.closed).toBe('workerFault');
@@ -73,7 +114,15 @@ describe('worker session', () => {
     const s = await session();
     s.send({ t: 'challenge', protocol: PROTOCOL_VERSION, jobId: 'job-test', nonce: 'n1' });
     await s.next('hello');
-    s.send({ t: 'welcome', protocol: PROTOCOL_VERSION, workerId: 'w1', jobId: 'job-test', job: jobOf(cfg), proof: 'forged', shm: false });
+    s.send({
+      t: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      workerId: 'w1',
+      jobId: 'job-test',
+      job: jobOf(cfg),
+      proof: 'forged',
+      shm: false,
+    });
     expect(await s.closed).toBe('authFailed');
     expect((await s.outcome).fatal).toBe('AUTH_FAILED');
     await s.net.listener.close();

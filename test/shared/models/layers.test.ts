@@ -205,24 +205,52 @@ describe('the example model (conv, pool, flatten, dense, dense)', () => {
     expect(f.training).toBe(3 * forward);
   });
 
-  it('exports a model.json that tfjs-layers loads and that predicts probabilities as the trained slots ' +
-    'do', async () => {
-    const out = join(dir, 'export');
-    const params = initParams(layout, 1).map((v, i) => v + 0.01 * Math.sin(i));
-    await exportLayersModel(layout, params, out);
-    const json = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
-    const bytes = new Uint8Array(readFileSync(join(out, 'weights.bin')));
-    const loaded = await tf.loadLayersModel(
-      tf.io.fromMemory({
-        modelTopology: json.modelTopology,
-        weightSpecs: json.weightsManifest[0].weights,
-        weightData: bytes.buffer,
-      }),
+  it(
+    'exports a model.json that tfjs-layers loads and that predicts probabilities as the trained slots ' + 'do',
+    async () => {
+      const out = join(dir, 'export');
+      const params = initParams(layout, 1).map((v, i) => v + 0.01 * Math.sin(i));
+      await exportLayersModel(layout, params, out);
+      const json = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
+      const bytes = new Uint8Array(readFileSync(join(out, 'weights.bin')));
+      const loaded = await tf.loadLayersModel(
+        tf.io.fromMemory({
+          modelTopology: json.modelTopology,
+          weightSpecs: json.weightsManifest[0].weights,
+          weightData: bytes.buffer,
+        }),
+      );
+      const x = tf.randomUniform([3, 12, 12, 1], 0, 1, 'float32', 5);
+      const ws = layout.params.map((s) => tf.tensor(paramView(params, s), s.shape));
+      const ours = tf.softmax(modelKind(spec).forward(layout, ws, x)).dataSync();
+      const theirs = (loaded.predict(x) as tf.Tensor).dataSync();
+      for (let i = 0; i < ours.length; i++) expect(Math.abs(ours[i] - theirs[i])).toBeLessThan(1e-5);
+    },
+  );
+});
+
+describe('the job pins its model.json', () => {
+  const model = () => dense([tf.layers.dense({ inputShape: [2], units: 3, activation: 'softmax' })]);
+
+  it('parsing a config pins the file it reads; the pinned spec lays out while the file is the same', () => {
+    const path = saved(model());
+    const spec = parseModelSpec({ kind: 'layers', path }) as { sha256?: string };
+    expect(spec.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(parseModelSpec({ ...spec }) as { sha256?: string }).toEqual(spec);
+    expect(layoutModel(parseModelSpec({ ...spec }), POINTS).totalParams).toBe(2 * 3 + 3);
+  });
+
+  it('a process whose model.json differs from the pinned one is refused, naming the file', () => {
+    const mine = saved(model());
+    const theirs = saved(dense([tf.layers.dense({ inputShape: [2], units: 3, activation: 'sigmoid' })]));
+    const pinned = parseModelSpec({ kind: 'layers', path: theirs }) as { sha256?: string };
+    const msg = expectCode(
+      () => layoutModel(parseModelSpec({ kind: 'layers', path: mine, sha256: pinned.sha256 }), POINTS),
+      'MODEL_INVALID',
     );
-    const x = tf.randomUniform([3, 12, 12, 1], 0, 1, 'float32', 5);
-    const ws = layout.params.map((s) => tf.tensor(paramView(params, s), s.shape));
-    const ours = tf.softmax(modelKind(spec).forward(layout, ws, x)).dataSync();
-    const theirs = (loaded.predict(x) as tf.Tensor).dataSync();
-    for (let i = 0; i < ours.length; i++) expect(Math.abs(ours[i] - theirs[i])).toBeLessThan(1e-5);
+    expect(msg).toContain(mine);
+    expect(msg).toContain('is not the job');
+    expect(msg).not.toContain('\n');
+    expectCode(() => parseModelSpec({ kind: 'layers', path: mine, sha256: 'abc' }), 'MODEL_INVALID');
   });
 });
