@@ -86,7 +86,8 @@ describe('Dispatcher', () => {
     const r = await dispatcher.work(0, 0, 0, 9, acc);
     expect(r.count).toBe(9);
     expect([...acc.slice(0, 3)]).toEqual([3, 3, 3]);
-    expect([...works.values()].map((ws) => [ws[0].first, ws[0].last, ws[0].leaves])).toEqual([[0, 1, 3], [1, 2, 3], [2, 3, 3]]);
+    const got = [...works.values()].map((ws) => [ws[0].first, ws[0].last, ws[0].leaves]);
+    expect(got).toEqual([[0, 1, 3], [1, 2, 3], [2, 3, 3]]);
   });
 
   it('a worker that misses its deadline lags; a stale or forged result does not bring it back, its own late answer does', async () => {
