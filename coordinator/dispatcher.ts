@@ -11,7 +11,7 @@ import type { ShmChannel } from '../shared/transport/shm.js';
 import type { EvalResult, ShardResult } from '../shared/wire/protocol.js';
 import { requestTag, type Membership, type WorkerSession } from './membership.js';
 import { eligible, Phase, type PhasePlan, type PhaseStats } from './phase.js';
-import { jsReduceOps, TreeReducer, type ReduceOps } from './reducer.js';
+import { jsReduceOps, LeafFold, TreeReducer, type Reduction, type ReduceOps } from './reducer.js';
 import { splitRange } from './scheduler.js';
 import { coverNodes, leafStart, MAX_LEAVES, type TreeNode } from '../shared/job/shard-tree.js';
 import { median } from '../shared/util/stats.js';
@@ -65,7 +65,7 @@ export class Dispatcher {
   readonly counters: DispatchCounters = { stale: 0, reassigned: 0, recomputed: 0, outliers: 0 };
   private norms: number[] = [];
   private phase: Phase | null = null;
-  private reducer: TreeReducer | null = null;
+  private reducer: Reduction | null = null;
   /** Rows of the micro-batch in flight. */
   private batch = 0;
   private readonly ops: ReduceOps;
@@ -217,16 +217,23 @@ export class Dispatcher {
       {
         key: `work:${step}:${micro}`,
         cut: (workers) => {
-          leaves = Math.min(batch, MAX_LEAVES, this.o.leaves ?? workers); // per-worker: past MAX_LEAVES workers, some wait
+          // per-worker: past MAX_LEAVES workers, some wait
+          leaves = Math.min(batch, MAX_LEAVES, this.o.leaves ?? workers);
           return splitRange(0, leaves, workers);
         },
         rows: (s) => start(s.to) - start(s.from),
         begin: () => {
-          this.reducer = new TreeReducer(leaves, acc, this.ops, this.spare);
+          // Per-worker shards keep the float64 fold in shard order; fixed ones the float32 tree.
+          const R = this.o.leaves === null ? LeafFold : TreeReducer;
+          this.reducer = new R(leaves, acc, this.ops, this.spare);
           this.reduceMs = 0;
         },
         // shmRead is the receiving worker's own credit: membership.send stamps it.
-        message: (s) => ({ t: 'work', step, micro, shard: s.shard, version, from: from + start(s.from), to: from + start(s.to), leaves, first: s.from, last: s.to, batch, shmRead: 0 }),
+        message: (s) => {
+          const rows = { from: from + start(s.from), to: from + start(s.to) };
+          const leafRange = { leaves, first: s.from, last: s.to, batch };
+          return { t: 'work', step, micro, shard: s.shard, version, ...rows, ...leafRange, shmRead: 0 };
+        },
       },
       this.deadlineMs(),
     );
@@ -297,7 +304,8 @@ export class Dispatcher {
     if (!p) return;
     const nodes = this.nodesOf(p, msg.shard);
     if (msg.losses.length !== nodes.length) {
-      this.o.membership.drop(w, 'invalid', `invalid result: shard ${msg.shard} covers ${nodes.length} tree nodes, worker sent ${msg.losses.length}`);
+      const why = `shard ${msg.shard} covers ${nodes.length} tree nodes, worker sent ${msg.losses.length}`;
+      this.o.membership.drop(w, 'invalid', `invalid result: ${why}`);
       return;
     }
     const n = this.o.totalParams;
@@ -327,7 +335,9 @@ export class Dispatcher {
    * A node whose gradient norm per sample is far above the recent median: recompute the shard
    * elsewhere (true), or record its norms as typical (false).
    */
-  private isOutlier(w: WorkerSession, p: Phase, msg: ShardResult, nodes: TreeNode[], payload: Float32Array): boolean {
+  private isOutlier(
+    w: WorkerSession, p: Phase, msg: ShardResult, nodes: TreeNode[], payload: Float32Array,
+  ): boolean {
     const n = this.o.totalParams;
     let perSample = 0;
     nodes.forEach((t, j) => {

@@ -1,7 +1,8 @@
 /**
  * One phase of distributed work: a range (of rows, or of a micro-batch's virtual shards) split
- * into shards over the eligible workers, sent, and collected. A shard whose worker leaves, or misses its deadline, goes to the least-loaded
- * other worker (or waits for one to join); results are settled at most once. The caller
+ * into shards over the eligible workers, sent, and collected. A shard whose worker leaves, or
+ * misses its deadline, goes to the least-loaded other worker (or waits for one to join);
+ * results are settled at most once. The caller
  * decides what a shard message says and what to do with a result; this decides who computes what.
  */
 import { DptrainError } from '../shared/util/errors.js';

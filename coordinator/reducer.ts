@@ -55,7 +55,7 @@ export const jsReduceOps: ReduceOps = {
  * fresh memory per step). The root goes into the caller's float64 accumulator (which may hold
  * earlier micro-steps). A node reported twice is refused (the caller counts it), never added twice.
  */
-export class TreeReducer {
+export class TreeReducer implements Reduction {
   /** Nodes waiting for their sibling, by "level:index". */
   private readonly waiting = new Map<string, { grads: Float32Array; lossSum: number }>();
   /** Leaves covered by nodes taken so far (a node must not overlap them). */
@@ -77,7 +77,8 @@ export class TreeReducer {
 
   /** Can these nodes be added: inside the tree, and covering no leaf already in? */
   accepts(nodes: readonly TreeNode[]): boolean {
-    return nodes.every((n) => n.end <= this.leaves && n.first < n.end && this.covered.subarray(n.first, n.end).every((c) => c === 0));
+    const free = (n: TreeNode) => this.covered.subarray(n.first, n.end).every((c) => c === 0);
+    return nodes.every((n) => n.end <= this.leaves && n.first < n.end && free(n));
   }
 
   /**
@@ -131,5 +132,100 @@ export class TreeReducer {
   totals(): { lossSum: number; count: number } {
     if (!this.complete) throw new Error('TreeReducer.totals before all leaves arrived');
     return { lossSum: this.loss, count: this.samples };
+  }
+}
+
+/**
+ * Adds shard gradients in shard order, whatever order they arrive in, so a step's result
+ * depends only on the shards, never on network timing (float addition is not associative).
+ * Shards are folded into the caller's float64 accumulator (which may hold earlier micro-steps:
+ * no per-step allocation, no second pass) as soon as all earlier shards are in; later ones
+ * wait, in copies taken from `spare` (arrays kept across steps: no fresh memory per step). A
+ * shard reported twice is refused (the caller counts it), never added twice. This is the sum for
+ * `shards: per-worker` (one leaf per worker, each a node of level 0): the float64 fold it always
+ * was, cheaper than the tree's float32 pair sums and with the same numbers as before.
+ */
+export class ShardReducer {
+  private readonly waiting = new Map<number, { grads: Float32Array; lossSum: number; count: number }>();
+  private nextShard = 0;
+  private loss = 0;
+  private samples = 0;
+
+  constructor(
+    readonly shards: number,
+    private readonly sum: Float64Array,
+    private readonly ops: ReduceOps = jsReduceOps,
+    private readonly spare: Float32Array[] = [],
+  ) {}
+
+  /** False if this shard was already added (a duplicate or late result). */
+  add(shard: number, grads: Float32Array, lossSum: number, count: number): boolean {
+    if (shard < this.nextShard || this.waiting.has(shard) || shard >= this.shards) return false;
+    if (shard === this.nextShard) {
+      this.fold(grads, lossSum, count); // its turn: add it now, no copy
+    } else {
+      // Early: keep a copy (the payload may be a view into a buffer that is reused).
+      let copy = this.spare.pop();
+      if (copy?.length !== grads.length) copy = new Float32Array(grads.length);
+      copy.set(grads);
+      this.waiting.set(shard, { grads: copy, lossSum, count });
+    }
+    for (let r = this.waiting.get(this.nextShard); r; r = this.waiting.get(this.nextShard)) {
+      this.waiting.delete(this.nextShard);
+      this.fold(r.grads, r.lossSum, r.count);
+      this.spare.push(r.grads);
+    }
+    return true;
+  }
+
+  private fold(grads: Float32Array, lossSum: number, count: number): void {
+    this.ops.fold(grads, this.sum);
+    this.loss += lossSum;
+    this.samples += count;
+    this.nextShard++;
+  }
+
+  get complete(): boolean {
+    return this.nextShard === this.shards;
+  }
+
+  /** The loss sum and sample count of this reduction, once every shard is in. */
+  totals(): { lossSum: number; count: number } {
+    if (!this.complete) throw new Error('ShardReducer.totals before all shards arrived');
+    return { lossSum: this.loss, count: this.samples };
+  }
+}
+
+/** What the dispatcher adds a micro-batch's results through: the fixed tree, or the per-worker fold. */
+export interface Reduction {
+  readonly leaves: number;
+  add(node: TreeNode, grads: Float32Array, lossSum: number, count: number): boolean;
+  readonly complete: boolean;
+  totals(): { lossSum: number; count: number };
+}
+
+/** Leaves folded in leaf order (per-worker shards: every result is one leaf). */
+export class LeafFold implements Reduction {
+  private readonly fold: ShardReducer;
+  constructor(
+    readonly leaves: number,
+    sum: Float64Array,
+    ops: ReduceOps = jsReduceOps,
+    spare: Float32Array[] = [],
+  ) {
+    this.fold = new ShardReducer(leaves, sum, ops, spare);
+  }
+
+  add(node: TreeNode, grads: Float32Array, lossSum: number, count: number): boolean {
+    // One leaf (a last leaf may come as a higher node that covers it alone).
+    return node.end - node.first === 1 && this.fold.add(node.first, grads, lossSum, count);
+  }
+
+  get complete(): boolean {
+    return this.fold.complete;
+  }
+
+  totals(): { lossSum: number; count: number } {
+    return this.fold.totals();
   }
 }

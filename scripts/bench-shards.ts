@@ -4,8 +4,10 @@
  * leaves per worker (32 rows each), interleaved within each round (the order rotates from
  * round to round) so that a loaded machine's drift falls on every setting alike. Prints, per
  * worker count, the median samples/s of each setting and the median of the per-round ratios
- * to per-worker; writes the rows to bench-shards.json (or the path given first).
- * Usage: node dist/scripts/bench-shards.js [out.json] [--rounds N] [--workers 1,2,4] [--steps N]
+ * to per-worker; writes the rows to bench-shards.json (or the path given first). With
+ * --base-cli PATH (another build's dist/cli/main.js, e.g. before virtual shards) its runs join
+ * the rotation as the setting "base".
+ * Usage: node dist/scripts/bench-shards.js [out.json] [--rounds N] [--workers 1,2,4] [--steps N] [--base-cli PATH]
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,8 +33,7 @@ const JOB = {
   checkpointEvery: 0,
 };
 
-type Setting = 'per-worker' | 'auto' | 'fine';
-const SETTINGS: Setting[] = ['per-worker', 'auto', 'fine'];
+type Setting = 'per-worker' | 'auto' | 'fine' | 'base';
 
 interface Row {
   round: number;
@@ -49,17 +50,47 @@ function arg(name: string, dflt: string): string {
   return i > 0 ? process.argv[i + 1] : dflt;
 }
 
-function run(dir: string, round: number, workers: number, setting: Setting, steps: number): Promise<Row> {
-  const shards = setting === 'fine' ? String(4 * workers) : setting;
+function run(
+  dir: string,
+  round: number,
+  workers: number,
+  setting: Setting,
+  steps: number,
+  baseCli: string,
+): Promise<Row> {
+  const shards = setting === 'fine' ? String(4 * workers) : setting === 'base' ? 'per-worker' : setting;
   const out = join(dir, `r${round}-w${workers}-${setting}`);
   const job = join(dir, 'job.json');
   writeFileSync(job, JSON.stringify(JOB));
-  const args = [CLI, 'train', '--config', job, '--workers', String(workers), '--batch-size', String(PER_WORKER_BATCH * workers), '--steps', String(steps), '--backend', 'wasm', '--shards', shards, '--out', out];
+  const common = [
+    'train',
+    '--config',
+    job,
+    '--workers',
+    String(workers),
+    '--batch-size',
+    String(PER_WORKER_BATCH * workers),
+    '--steps',
+    String(steps),
+    '--backend',
+    'wasm',
+    '--out',
+    out,
+  ];
+  const args = setting === 'base' ? [baseCli, ...common] : [CLI, ...common, '--shards', shards];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, args, { maxBuffer: 64 << 20 }, (err, _o, stderr) => {
       if (err) return reject(new Error(`dptrain train failed: ${stderr.trim().split('\n').pop()}`));
       const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
-      resolve({ round, workers, setting, shards, samplesPerSec: s.samplesPerSec ?? 0, medianStepMs: s.medianStepMs ?? 0, wireBytesPerStep: s.wireBytesPerStep ?? 0 });
+      resolve({
+        round,
+        workers,
+        setting,
+        shards,
+        samplesPerSec: s.samplesPerSec ?? 0,
+        medianStepMs: s.medianStepMs ?? 0,
+        wireBytesPerStep: s.wireBytesPerStep ?? 0,
+      });
     });
   });
 }
@@ -69,15 +100,18 @@ async function main(): Promise<void> {
   const rounds = Number(arg('--rounds', '3'));
   const workerCounts = arg('--workers', '1,2,4').split(',').map(Number);
   const steps = Number(arg('--steps', '60'));
+  const baseCli = arg('--base-cli', '');
+  const SETTINGS: Setting[] = ['per-worker', 'auto', 'fine', ...(baseCli ? ['base' as const] : [])];
   const dir = mkdtempSync(join(tmpdir(), 'dptrain-bench-shards-'));
   const rows: Row[] = [];
   for (let r = 0; r < rounds; r++) {
     for (const w of workerCounts) {
       const order = SETTINGS.map((_, i) => SETTINGS[(i + r) % SETTINGS.length]);
       for (const setting of order) {
-        const row = await run(dir, r, w, setting, steps);
+        const row = await run(dir, r, w, setting, steps, baseCli);
         rows.push(row);
-        console.error(`round ${r + 1}/${rounds} workers ${w} shards ${row.shards}: ${row.samplesPerSec.toFixed(0)} samples/s`);
+        const sps = row.samplesPerSec.toFixed(0);
+        console.error(`round ${r + 1}/${rounds} workers ${w} ${setting} (shards ${row.shards}): ${sps} samples/s`);
       }
     }
   }
@@ -86,10 +120,15 @@ async function main(): Promise<void> {
   for (const w of workerCounts) {
     const of = (s: Setting) => rows.filter((x) => x.workers === w && x.setting === s);
     for (const s of SETTINGS) {
-      const ratios = of(s).map((x) => x.samplesPerSec / of('per-worker').find((y) => y.round === x.round)!.samplesPerSec);
+      const ratios = of(s).map(
+        (x) => x.samplesPerSec / of('per-worker').find((y) => y.round === x.round)!.samplesPerSec,
+      );
       const sps = median(of(s).map((x) => x.samplesPerSec)) ?? NaN;
       const mb = (median(of(s).map((x) => x.wireBytesPerStep)) ?? NaN) / 1e6;
-      console.log(`${String(w).padEnd(9)}${of(s)[0].shards.padEnd(13)}${sps.toFixed(0).padStart(18)}  ${(median(ratios) ?? NaN).toFixed(3).padStart(38)}  ${mb.toFixed(1).padStart(11)}`);
+      const label = s === 'base' ? 'base build' : of(s)[0].shards;
+      const ratio = (median(ratios) ?? NaN).toFixed(3);
+      const cols = [sps.toFixed(0).padStart(18), ratio.padStart(38), mb.toFixed(1).padStart(11)];
+      console.log(`${String(w).padEnd(9)}${label.padEnd(13)}${cols.join('  ')}`);
     }
   }
 }

@@ -208,7 +208,9 @@ export function budgetFlops(c: ComputeConfig): number | null {
 
 function parseShards(v: unknown): ShardsSetting {
   if (v === 'auto' || v === 'per-worker') return v;
-  if (typeof v === 'string') fail('CONFIG_INVALID', `shards must be "auto", "per-worker" or an integer, got ${JSON.stringify(v)}`);
+  if (typeof v === 'string') {
+    fail('CONFIG_INVALID', `shards must be "auto", "per-worker" or an integer, got ${JSON.stringify(v)}`);
+  }
   return num(v, 'shards', { int: true, min: 1, max: MAX_LEAVES });
 }
 

@@ -87,7 +87,8 @@ export function maxResultNodes(leaves: number | null, leavesOnly: boolean): numb
   if (leaves === null) return 1;
   if (leavesOnly) return leaves;
   let most = 1;
-  for (let a = 0; a < leaves; a++) for (let b = a + 1; b <= leaves; b++) most = Math.max(most, coverNodes(a, b, leaves, false).length);
+  for (let a = 0; a < leaves; a++)
+    for (let b = a + 1; b <= leaves; b++) most = Math.max(most, coverNodes(a, b, leaves, false).length);
   return most;
 }
 
@@ -105,7 +106,12 @@ export interface NodeSum {
  * The value of one node from its leaves, computed left to right (the left child's array is
  * reused for the sum: at most one array per level is alive). `leaf(i)` returns a fresh array.
  */
-export async function nodeSum(level: number, index: number, leaves: number, leaf: (i: number) => Promise<NodeSum>): Promise<NodeSum> {
+export async function nodeSum(
+  level: number,
+  index: number,
+  leaves: number,
+  leaf: (i: number) => Promise<NodeSum>,
+): Promise<NodeSum> {
   if (level === 0) return leaf(index);
   const left = await nodeSum(level - 1, 2 * index, leaves, leaf);
   if (!nodeExists(level - 1, 2 * index + 1, leaves)) return left;

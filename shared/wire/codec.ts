@@ -101,7 +101,9 @@ export function decodeFrame(bytes: Uint8Array, maxValues: number | null = Infini
   if (maxValues === null || rest / size > maxValues) {
     const t = (header as { t?: unknown } | null)?.t;
     const what = typeof t === 'string' && /^[A-Za-z]{1,16}$/.test(t) ? t : 'frame';
-    fail('MESSAGE_INVALID', maxValues === null ? `${what} arrived before the model was known` : `${what} payload has ${rest / size} floats, more than the ${maxValues} a ${what} may carry`);
+    const over = `payload has ${rest / size} floats, more than the ${maxValues} a ${what} may carry`;
+    const why = maxValues === null ? 'arrived before the model was known' : over;
+    fail('MESSAGE_INVALID', `${what} ${why}`);
   }
   let body = bytes.subarray(payloadAt);
   if (body.byteOffset % 4 !== 0) {

@@ -79,6 +79,17 @@ describe('Dispatcher', () => {
     expect([...works.values()].map((ws) => ws[0].to - ws[0].from)).toEqual([5, 5]);
   });
 
+  it('per-worker shards over 3 workers: one leaf each, all folded (the last one sent as a level-1 node)', async () => {
+    const { dispatcher, works, join } = await setup();
+    for (const name of ['a', 'b', 'c']) await join(name, true);
+    const acc = new Float64Array(TOTAL);
+    const r = await dispatcher.work(0, 0, 0, 9, acc);
+    expect(r.count).toBe(9);
+    expect([...acc.slice(0, 3)]).toEqual([3, 3, 3]);
+    const got = [...works.values()].map((ws) => [ws[0].first, ws[0].last, ws[0].leaves]);
+    expect(got).toEqual([[0, 1, 3], [1, 2, 3], [2, 3, 3]]);
+  });
+
   it('a worker that misses its deadline lags; a stale or forged result does not bring it back, its own late answer does', async () => {
     const { membership, dispatcher, works, join } = await setup();
     const slow = await join('slow', false);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TreeReducer } from '../../coordinator/reducer.js';
+import { LeafFold, TreeReducer } from '../../coordinator/reducer.js';
 import { splitRange } from '../../coordinator/scheduler.js';
 import { coverNodes, nodeSum, treeNode, type TreeNode } from '../../shared/job/shard-tree.js';
 import { Rng } from '../../shared/util/rng.js';
@@ -10,7 +10,9 @@ const SIZE = 16;
 function makeLeaves(n: number, seed = 7): Float32Array[] {
   const rng = new Rng(seed);
   const mags = [1e20, 1, -1e20, 1e8, -1e8, 3.5, 1e-3];
-  return Array.from({ length: n }, () => Float32Array.from({ length: SIZE }, () => mags[rng.int(mags.length)] * (1 + rng.next())));
+  return Array.from({ length: n }, () =>
+    Float32Array.from({ length: SIZE }, () => mags[rng.int(mags.length)] * (1 + rng.next())),
+  );
 }
 
 function permutations(xs: number[]): number[][] {
@@ -22,7 +24,10 @@ const bits = (a: Float64Array) => Array.from(new BigUint64Array(a.buffer.slice(0
 const leafLoss = (i: number) => 0.1 * (i + 1);
 
 /** What workers holding these leaf ranges send: each range's cover nodes, summed as a worker sums them. */
-async function sent(leaves: Float32Array[], ranges: { from: number; to: number }[]): Promise<{ node: TreeNode; grads: Float32Array; loss: number }[]> {
+async function sent(
+  leaves: Float32Array[],
+  ranges: { from: number; to: number }[],
+): Promise<{ node: TreeNode; grads: Float32Array; loss: number }[]> {
   const leaf = async (i: number) => ({ grads: leaves[i].slice(), lossSum: leafLoss(i) });
   const out = [];
   for (const r of ranges) {
@@ -71,7 +76,11 @@ describe('TreeReducer', () => {
     for (let n = 1; n <= 12; n++) {
       const leaves = makeLeaves(n, n);
       const one = await sent(leaves, splitRange(0, n, n));
-      const ref = reduce(n, one, one.map((_, i) => i));
+      const ref = reduce(
+        n,
+        one,
+        one.map((_, i) => i),
+      );
       for (let workers = 1; workers <= n; workers++) {
         const items = await sent(leaves, splitRange(0, n, workers));
         const backwards = items.map((_, i) => items.length - 1 - i);
@@ -130,5 +139,31 @@ describe('TreeReducer', () => {
     r.add(treeNode(0, 0, 1), new Float32Array([1.5, -2]), 3, 4);
     expect(r.totals()).toEqual({ lossSum: 3, count: 4 });
     expect(Array.from(acc)).toEqual([11.5, 8]);
+  });
+});
+
+describe('LeafFold (per-worker shards)', () => {
+  it('takes the last of 3 leaves as the level-1 node that covers it alone (as a worker sends it)', () => {
+    const r = new LeafFold(3, new Float64Array(SIZE));
+    expect(coverNodes(2, 3, 3, false)).toEqual([treeNode(1, 1, 3)]);
+    for (const k of [0, 1]) expect(r.add(treeNode(0, k, 3), new Float32Array(SIZE), 0, 1)).toBe(true);
+    expect(r.add(treeNode(1, 1, 3), new Float32Array(SIZE), 0, 1)).toBe(true);
+    expect(r.complete).toBe(true);
+  });
+
+  it('folds leaves in leaf order in float64 whatever the arrival order, and takes leaves only', () => {
+    const leaves = makeLeaves(4);
+    const want = new Float64Array(SIZE);
+    for (const l of leaves) for (let i = 0; i < SIZE; i++) want[i] += l[i];
+    for (const order of permutations([0, 1, 2, 3])) {
+      const sum = new Float64Array(SIZE);
+      const r = new LeafFold(4, sum);
+      expect(r.add(treeNode(1, 0, 4), leaves[0], 0, 2)).toBe(false); // not a leaf
+      for (const k of order) expect(r.add(treeNode(0, k, 4), leaves[k], leafLoss(k), 1)).toBe(true);
+      expect(r.add(treeNode(0, order[0], 4), leaves[0], 0, 1)).toBe(false); // a duplicate
+      expect(r.complete).toBe(true);
+      expect(bits(sum), `order ${order.join('')}`).toEqual(bits(want));
+      expect(r.totals().count).toBe(4);
+    }
   });
 });

@@ -25,13 +25,20 @@ const JOB = {
   backend: 'cpu',
 };
 
+/** Each test runs one to three CLI trainings; the machine is shared. */
+const LONG = 240_000;
 const dir = tempDir('vshards');
 const job = join(dir, 'job.json');
 let clean: Float32Array;
 
 /** The same bytes (not merely equal numbers: −0 and 0, NaN payloads count). */
 function sameBits(a: Float32Array, b: Float32Array): boolean {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+  return (
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    ) === 0
+  );
 }
 
 async function train(name: string, ...args: string[]): Promise<string> {
@@ -49,83 +56,139 @@ afterEach(() => {
 beforeAll(async () => {
   writeFileSync(job, JSON.stringify(JOB));
   clean = readWeights(await train('w1', '--workers', '1'));
-});
+}, LONG);
 
 describe('virtual shards: the same parameters at any scale', () => {
-  it.each([2, 3, 4, 5])('%i workers end bit-identical to 1', async (n) => {
-    const out = await train(`w${n}`, '--workers', String(n));
-    expect(readSummary(out).workers).toBe(n);
-    expect(sameBits(readWeights(out), clean)).toBe(true);
-  });
+  it.each([2, 3, 4, 5])(
+    '%i workers end bit-identical to 1',
+    async (n) => {
+      const out = await train(`w${n}`, '--workers', String(n));
+      expect(readSummary(out).workers).toBe(n);
+      expect(sameBits(readWeights(out), clean)).toBe(true);
+    },
+    LONG,
+  );
 
-  it('per-worker shards (the old cut) differ with the worker count: the test can tell', async () => {
-    const a = readWeights(await train('pw2', '--workers', '2', '--shards', 'per-worker'));
-    const b = readWeights(await train('pw3', '--workers', '3', '--shards', 'per-worker'));
-    expect(sameBits(a, b)).toBe(false);
-  });
+  it(
+    'per-worker shards (the old cut) differ with the worker count: the test can tell',
+    async () => {
+      const a = readWeights(await train('pw2', '--workers', '2', '--shards', 'per-worker'));
+      const b = readWeights(await train('pw3', '--workers', '3', '--shards', 'per-worker'));
+      expect(sameBits(a, b)).toBe(false);
+    },
+    LONG,
+  );
 
-  it('bfloat16 on the wire (every leaf sent on its own): 2 and 3 workers bit-identical', async () => {
-    const a = readWeights(await train('bf2', '--workers', '2', '--wire-dtype', 'bfloat16'));
-    const b = readWeights(await train('bf3', '--workers', '3', '--wire-dtype', 'bfloat16', '--no-shared-memory'));
-    expect(sameBits(a, b)).toBe(true);
-    expect(sameBits(a, clean)).toBe(false); // rounded on the wire: another result than float32's
-  });
+  it(
+    'bfloat16 on the wire (every leaf sent on its own): 2 and 3 workers bit-identical',
+    async () => {
+      const a = readWeights(await train('bf2', '--workers', '2', '--wire-dtype', 'bfloat16'));
+      const b = readWeights(await train('bf3', '--workers', '3', '--wire-dtype', 'bfloat16', '--no-shared-memory'));
+      expect(sameBits(a, b)).toBe(true);
+      expect(sameBits(a, clean)).toBe(false); // rounded on the wire: another result than float32's
+    },
+    LONG,
+  );
 
-  it('kill -9 of a worker mid-run: bit-identical to the clean run', async () => {
-    const out = await train('kill', '--workers', '3', '--fault', 'kill:worker-1@6');
-    expect(readSummary(out)).toMatchObject({ steps: 24, droppedWorkers: 1, workers: 2 });
-    expect(readSummary(out).reassignedShards).toBeGreaterThanOrEqual(1);
-    expect(sameBits(readWeights(out), clean)).toBe(true);
-  });
+  it(
+    'kill -9 of a worker mid-run: bit-identical to the clean run',
+    async () => {
+      const out = await train('kill', '--workers', '3', '--fault', 'kill:worker-1@6');
+      expect(readSummary(out)).toMatchObject({ steps: 24, droppedWorkers: 1, workers: 2 });
+      expect(readSummary(out).reassignedShards).toBeGreaterThanOrEqual(1);
+      expect(sameBits(readWeights(out), clean)).toBe(true);
+    },
+    LONG,
+  );
 
-  it('a stalled worker, its leaves reassigned at the deadline, then back: bit-identical', async () => {
-    const out = await train('stall', '--workers', '3', '--step-timeout', '1', '--fault', 'pause:worker-2@8', '--fault', 'resume:worker-2@12');
-    const s = readSummary(out);
-    expect(s.reassignedShards).toBeGreaterThanOrEqual(1);
-    expect(s.staleResults).toBeGreaterThanOrEqual(1);
-    expect(readMetrics(out).find((x) => x.step === 10)?.workers).toBe(2);
-    expect(sameBits(readWeights(out), clean)).toBe(true);
-  });
+  it(
+    'a stalled worker, its leaves reassigned at the deadline, then back: bit-identical',
+    async () => {
+      const out = await train(
+        'stall',
+        '--workers',
+        '3',
+        '--step-timeout',
+        '1',
+        '--fault',
+        'pause:worker-2@8',
+        '--fault',
+        'resume:worker-2@12',
+      );
+      const s = readSummary(out);
+      expect(s.reassignedShards).toBeGreaterThanOrEqual(1);
+      expect(s.staleResults).toBeGreaterThanOrEqual(1);
+      expect(readMetrics(out).find((x) => x.step === 10)?.workers).toBe(2);
+      expect(sameBits(readWeights(out), clean)).toBe(true);
+    },
+    LONG,
+  );
 
-  it('paused by a kill, checkpointed, resumed with 4 workers: bit-identical', async () => {
-    const out = join(dir, 'resume');
-    const r = await runCli(['train', '--config', job, '--workers', '2', '--min-workers', '2', '--pause-timeout', '2', '--fault', 'kill:worker-0@9', '--out', out]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/checkpoint at step \d+ written/);
-    const again = await runCli(['train', '--resume', out, '--workers', '4']);
-    expect(again.code, again.stderr).toBe(0);
-    expect(readSummary(out)).toMatchObject({ steps: 24, workers: 4 });
-    expect(sameBits(readWeights(out), clean)).toBe(true);
-  });
+  it(
+    'paused by a kill, checkpointed, resumed with 4 workers: bit-identical',
+    async () => {
+      const out = join(dir, 'resume');
+      const r = await runCli([
+        'train',
+        '--config',
+        job,
+        '--workers',
+        '2',
+        '--min-workers',
+        '2',
+        '--pause-timeout',
+        '2',
+        '--fault',
+        'kill:worker-0@9',
+        '--out',
+        out,
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/checkpoint at step \d+ written/);
+      const again = await runCli(['train', '--resume', out, '--workers', '4']);
+      expect(again.code, again.stderr).toBe(0);
+      expect(readSummary(out)).toMatchObject({ steps: 24, workers: 4 });
+      expect(sameBits(readWeights(out), clean)).toBe(true);
+    },
+    LONG,
+  );
 
-  it('a worker joining a running job: bit-identical', async () => {
-    // Long enough for the joiner to load and take part (a process start takes seconds here).
-    const steps = 150;
-    const ref = readWeights(await train('join-ref', '--workers', '1', '--steps', String(steps)));
-    const cfg = parseConfig({ ...JOB, steps });
-    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 22 });
-    const worker = () => {
-      const c = spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu', '--reconnect-timeout', '30'], { stdio: 'ignore' });
-      children.push(c);
-    };
-    const workers: number[] = [];
-    const coord = new Coordinator({
-      config: cfg,
-      listener,
-      log: pino({ level: 'silent' }),
-      runDir: null,
-      startWorkers: 1,
-      onStep: (r) => {
-        workers.push(r.workers);
-        if (r.step === 2) worker();
-      },
-    });
-    worker();
-    const summary = await coord.run();
-    await listener.close();
-    expect(summary.steps).toBe(steps);
-    expect(workers[0]).toBe(1);
-    expect(workers[workers.length - 1]).toBe(2); // the joiner took part
-    expect(sameBits(coord.params, ref)).toBe(true);
-  });
+  it(
+    'a worker joining a running job: bit-identical',
+    async () => {
+      // Long enough for the joiner to load and take part (a process start takes seconds here).
+      const steps = 150;
+      const ref = readWeights(await train('join-ref', '--workers', '1', '--steps', String(steps)));
+      const cfg = parseConfig({ ...JOB, steps });
+      const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 22 });
+      const worker = () => {
+        const c = spawn(
+          process.execPath,
+          [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu', '--reconnect-timeout', '30'],
+          { stdio: 'ignore' },
+        );
+        children.push(c);
+      };
+      const workers: number[] = [];
+      const coord = new Coordinator({
+        config: cfg,
+        listener,
+        log: pino({ level: 'silent' }),
+        runDir: null,
+        startWorkers: 1,
+        onStep: (r) => {
+          workers.push(r.workers);
+          if (r.step === 2) worker();
+        },
+      });
+      worker();
+      const summary = await coord.run();
+      await listener.close();
+      expect(summary.steps).toBe(steps);
+      expect(workers[0]).toBe(1);
+      expect(workers[workers.length - 1]).toBe(2); // the joiner took part
+      expect(sameBits(coord.params, ref)).toBe(true);
+    },
+    LONG,
+  );
 });

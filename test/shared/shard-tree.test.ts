@@ -1,11 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { splitRange } from '../../coordinator/scheduler.js';
 import { parseConfig } from '../../shared/job/config.js';
-import { AUTO_MAX_LEAVES, coverNodes, leafCount, leafStart, maxResultNodes, nodeSum, treeDepth, treeNode } from '../../shared/job/shard-tree.js';
+import {
+  AUTO_MAX_LEAVES,
+  coverNodes,
+  leafCount,
+  leafStart,
+  maxResultNodes,
+  nodeSum,
+  treeDepth,
+  treeNode,
+} from '../../shared/job/shard-tree.js';
 
 describe('virtual shards: the cut', () => {
   it('leaves are the rows splitRange gives, the first batch % leaves one row longer', () => {
-    for (const [batch, leaves] of [[48, 12], [50, 3], [7, 7], [130, 4]]) {
+    for (const [batch, leaves] of [
+      [48, 12],
+      [50, 3],
+      [7, 7],
+      [130, 4],
+    ]) {
       const ranges = splitRange(0, batch, leaves);
       expect(ranges.map((r) => r.from)).toEqual(ranges.map((_, i) => leafStart(batch, leaves, i)));
       expect(leafStart(batch, leaves, leaves)).toBe(batch);
@@ -57,7 +71,12 @@ describe('virtual shards: the tree', () => {
   it('an aligned range is one node; an unaligned one a few', () => {
     expect(coverNodes(0, 8, 8, false)).toEqual([treeNode(3, 0, 8)]);
     expect(coverNodes(4, 8, 8, false)).toEqual([treeNode(2, 1, 8)]);
-    expect(coverNodes(1, 7, 8, false).map((t) => [t.level, t.index])).toEqual([[0, 1], [1, 1], [1, 2], [0, 6]]);
+    expect(coverNodes(1, 7, 8, false).map((t) => [t.level, t.index])).toEqual([
+      [0, 1],
+      [1, 1],
+      [1, 2],
+      [0, 6],
+    ]);
     expect(coverNodes(8, 12, 12, false)).toEqual([treeNode(3, 1, 12)]); // clipped at the end: leaves 8–11
     expect(maxResultNodes(null, false)).toBe(1);
     expect(maxResultNodes(12, true)).toBe(12);
