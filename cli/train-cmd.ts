@@ -50,7 +50,10 @@ function readPem(file: string, flag: string): Buffer {
   try {
     return readFileSync(file);
   } catch (e) {
-    return fail('CONFIG_UNREADABLE', `${flag} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    return fail(
+      'CONFIG_UNREADABLE',
+      `${flag} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+    );
   }
 }
 
@@ -59,10 +62,14 @@ function listenOptions(f: TrainFlags, token: string | null): ListenOptions {
   const advertise = f.advertise ? resolveAdvertise(f.advertise) : undefined;
   const listen = f.listen ?? { host: advertise ?? '127.0.0.1', port: 7070 };
   if (!isLoopback(listen.host) && token === null) {
-    fail('CONFIG_INVALID', `--listen ${listen.host}: listening beyond this machine needs a job token; set DPTRAIN_TOKEN or --token-file (dptrain token makes one)`);
+    fail(
+      'CONFIG_INVALID',
+      `--listen ${listen.host}: listening beyond this machine needs a job token; set DPTRAIN_TOKEN or --token-file (dptrain token makes one)`,
+    );
   }
   if (Boolean(f.tlsCert) !== Boolean(f.tlsKey)) fail('CONFIG_INVALID', '--tls-cert and --tls-key go together');
-  const tls = f.tlsCert && f.tlsKey ? { cert: readPem(f.tlsCert, '--tls-cert'), key: readPem(f.tlsKey, '--tls-key') } : undefined;
+  const tls =
+    f.tlsCert && f.tlsKey ? { cert: readPem(f.tlsCert, '--tls-cert'), key: readPem(f.tlsKey, '--tls-key') } : undefined;
   return { ...listen, tls, token, advertise };
 }
 
@@ -72,7 +79,10 @@ export function handleSignals(c: Coordinator, s: Session, onHardExit: () => void
   const on = (sig: NodeJS.Signals) => {
     count++;
     if (count === 1) {
-      s.log.warn({ signal: sig }, `${sig}: finishing the current step, then writing a checkpoint (again to quit at once)`);
+      s.log.warn(
+        { signal: sig },
+        `${sig}: finishing the current step, then writing a checkpoint (again to quit at once)`,
+      );
       c.requestStop(sig);
     } else {
       onHardExit();
@@ -83,13 +93,18 @@ export function handleSignals(c: Coordinator, s: Session, onHardExit: () => void
   process.on('SIGTERM', on);
 }
 
-export async function openRun(f: TrainFlags, listen: ListenOptions | ((c: Config) => ListenOptions), check: (c: Config) => void = () => {}) {
+export async function openRun(
+  f: TrainFlags,
+  listen: ListenOptions | ((c: Config) => ListenOptions),
+  check: (c: Config) => void = () => {},
+) {
   const { config, resume } = resolveRun(f);
   await prepareJob(config);
   check(config); // before anything is created
   const s = await openSession(config, typeof listen === 'function' ? listen(config) : listen);
   if (resume) {
-    for (const r of resume.rejected) s.log.warn({ path: r.path, reason: r.reason }, 'checkpoint unusable; trying the previous one');
+    for (const r of resume.rejected)
+      s.log.warn({ path: r.path, reason: r.reason }, 'checkpoint unusable; trying the previous one');
     s.log.info({ path: resume.path, step: resume.state.step }, 'resuming from checkpoint');
     s.runDir.truncateMetrics(resume.state.step);
     s.dashboard.run.preload(readRunView(s.runDir.path, basename(s.runDir.path))); // the page shows the steps before the resume too
@@ -98,7 +113,13 @@ export async function openRun(f: TrainFlags, listen: ListenOptions | ((c: Config
 }
 
 /** The local workers of `dptrain train`; when every one of them has exited on its own, the run cannot go on. */
-function startLocal(config: Config, s: Session, token: string, shm: ShmChannel | null, onAllExited: (why: string) => void): LaunchedWorkers {
+function startLocal(
+  config: Config,
+  s: Session,
+  token: string,
+  shm: ShmChannel | null,
+  onAllExited: (why: string) => void,
+): LaunchedWorkers {
   const logs = (name: string) => s.runDir.workerLog(name);
   let exited = 0;
   return localLauncher(config.workers).start({
@@ -112,8 +133,15 @@ function startLocal(config: Config, s: Session, token: string, shm: ShmChannel |
       exited++;
       if (e.stopped) return;
       const last = lastLine(logs(e.name));
-      if (e.code !== 0) s.log.warn({ worker: e.name, code: e.code, signal: e.signal, log: logs(e.name), last }, `worker process exited (${describeExit(e)})`);
-      if (exited === config.workers) onAllExited(`all ${config.workers} local workers exited; the last said: ${last || '(nothing)'} (logs in ${s.runDir.path}/workers)`);
+      if (e.code !== 0)
+        s.log.warn(
+          { worker: e.name, code: e.code, signal: e.signal, log: logs(e.name), last },
+          `worker process exited (${describeExit(e)})`,
+        );
+      if (exited === config.workers)
+        onAllExited(
+          `all ${config.workers} local workers exited; the last said: ${last || '(nothing)'} (logs in ${s.runDir.path}/workers)`,
+        );
     },
   });
 }
@@ -133,7 +161,11 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
   // nobody else on this machine can join the job.
   const token = readToken(f.tokenFile) ?? newToken();
   const { config, resume, s } = await openRun(f, { host: '127.0.0.1', port: 0 }, (c) => {
-    if (c.minWorkers > c.workers) fail('CONFIG_INVALID', `minWorkers (${c.minWorkers}) is above workers (${c.workers}): training would pause at once`);
+    if (c.minWorkers > c.workers)
+      fail(
+        'CONFIG_INVALID',
+        `minWorkers (${c.minWorkers}) is above workers (${c.workers}): training would pause at once`,
+      );
     faults = [...c.faults, ...(f.fault ?? [])].map(parseFault);
   });
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
@@ -142,8 +174,12 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
   if (config.sharedMemory) {
     // Twice the files' size, so a worker joining later still fits.
     const made = ShmChannel.create(2 * shmFootprint(config));
-    if (typeof made === 'string') s.log.info(`shared memory off: ${made}; tensors go to the local workers through the socket`);
-    else shm = made;
+    if (typeof made === 'string')
+      s.log.info(`shared memory off: ${made}; tensors go to the local workers through the socket`);
+    else {
+      shm = made;
+      s.log.debug({ dir: shm.dir }, 'shared memory for local workers');
+    }
   }
   const coord = createCoordinator(config, s, progress, {
     shm,
@@ -177,7 +213,12 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
     `workers join with: dptrain worker --connect ${s.workerAddress}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''} (or --connect-file ${s.runDir.path}/coordinator.json)`,
   );
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
-  const coord = createCoordinator(config, s, progress, { ...traceOptions(f), token, resume: resume?.state, joinTimeoutMs: f.joinTimeout !== undefined ? f.joinTimeout * 1000 : undefined });
+  const coord = createCoordinator(config, s, progress, {
+    ...traceOptions(f),
+    token,
+    resume: resume?.state,
+    joinTimeoutMs: f.joinTimeout !== undefined ? f.joinTimeout * 1000 : undefined,
+  });
   handleSignals(coord, s, () => {});
   await trainWith(coord, s, progress);
   return 0;

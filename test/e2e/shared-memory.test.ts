@@ -4,18 +4,25 @@
  * and the directory is gone after the run.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SHM_ROOT } from '../../shared/transport/shm.js';
 import { CLI, readSummary, readWeights, runCli, stepsReached, tempDir } from '../helpers/cli.js';
 
 const SPIRALS = join(__dirname, '../../examples/spirals.json');
-const ours = () => (existsSync(SHM_ROOT) ? readdirSync(SHM_ROOT).filter((n) => n.startsWith('dptrain-')) : []);
+/** The shared-memory directory a run used, from its log (other runs may have their own meanwhile). */
+function shmDirOf(runDir: string): string {
+  const lines = readFileSync(join(runDir, 'log.jsonl'), 'utf8').split('\n').filter(Boolean);
+  const line = lines
+    .map((l) => JSON.parse(l) as { msg?: string; dir?: string })
+    .find((r) => r.msg === 'shared memory for local workers');
+  if (!line?.dir) throw new Error(`${runDir}/log.jsonl names no shared-memory directory`);
+  return line.dir;
+}
 
 describe.skipIf(!existsSync(SHM_ROOT))('shared memory for local workers', () => {
   it('trains bit-identically to the socket path, keeps the payloads off the socket, and cleans up', async () => {
-    const before = new Set(ours());
     const run = async (flags: string[]) => {
       const out = tempDir('shm');
       const r = await runCli([
@@ -33,7 +40,7 @@ describe.skipIf(!existsSync(SHM_ROOT))('shared memory for local workers', () => 
         out,
       ]);
       expect(r.code, r.stderr).toBe(0);
-      return { summary: readSummary(out), weights: readWeights(out) };
+      return { summary: readSummary(out), weights: readWeights(out), out };
     };
     const shm = await run([]);
     const socket = await run(['--no-shared-memory']);
@@ -42,13 +49,14 @@ describe.skipIf(!existsSync(SHM_ROOT))('shared memory for local workers', () => 
     // Through the socket: headers only with shared memory; 2 bytes a value each way without.
     expect(shm.summary.wireBytesPerStep!).toBeLessThan(2000);
     expect(socket.summary.wireBytesPerStep!).toBeGreaterThan(2 * 2 * 2 * params);
-    expect(ours().filter((n) => !before.has(n))).toEqual([]);
+    const dir = shmDirOf(shm.out);
+    expect(dir.startsWith(`${SHM_ROOT}/dptrain-`)).toBe(true);
+    expect(existsSync(dir)).toBe(false);
   }, 120_000);
 
   // Long enough that the directory is removed mid-run: spirals trains ~100 steps/s here.
   const STEPS = 600;
   it('when the directory disappears mid-run, both sides fall back to the socket and the run finishes', async () => {
-    const before = new Set(ours());
     const out = tempDir('shm-gone');
     const child = spawn(
       process.execPath,
@@ -57,13 +65,20 @@ describe.skipIf(!existsSync(SHM_ROOT))('shared memory for local workers', () => 
     );
     const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
     await stepsReached(out, 10);
-    const fresh = ours().filter((n) => !before.has(n));
+    let dir: string | null = null;
+    for (let tries = 0; dir === null && tries < 100; tries++) {
+      try {
+        dir = shmDirOf(out);
+      } catch {
+        await new Promise((r) => setTimeout(r, 100)); // the log line may still be on its way to the file
+      }
+    }
     // The directory goes while training is under way (a run this short must not have finished).
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length).toBeLessThan(STEPS / 2);
-    expect(fresh.length).toBe(1);
+    if (dir === null) throw new Error(`${out}/log.jsonl named no shared-memory directory`);
     // Renamed away in one step (a recursive delete races with the files still being written), then removed.
-    const gone = join(SHM_ROOT, `gone-${fresh[0]}`); // same filesystem: rename is atomic
-    renameSync(join(SHM_ROOT, fresh[0]), gone);
+    const gone = join(SHM_ROOT, `gone-${basename(dir)}`); // same filesystem: rename is atomic
+    renameSync(dir, gone);
     rmSync(gone, { recursive: true, force: true });
     expect(await exited).toBe(0);
     expect(readSummary(out).steps).toBe(STEPS);
