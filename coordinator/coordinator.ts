@@ -24,6 +24,7 @@ import { eligible } from './phase.js';
 import { jsReduceOps, type ReduceOps } from './reducer.js';
 import { createArena } from './kernels/arena.js';
 import { simdReduceOps } from './kernels/reduce-simd.js';
+import { meanInBlocks } from './slices/blocks.js';
 import type { RunDir } from './run-dir.js';
 import { summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
 import { StepTally, stepTimeline } from './timeline.js';
@@ -283,7 +284,8 @@ export class Coordinator {
     const { lossSum, count, computeMs, reduceMs } = tally;
     const tOpt = performance.now();
     const grads = this.gradBuffer;
-    const { finite, sqNorm } = this.ops.mean(acc, count, grads);
+    // The norm summed by fixed blocks, so that a sliced update (slices/) gives the same bits.
+    const { finite, sqNorm } = meanInBlocks(this.ops, acc, count, grads);
     const lr = learningRate(optimizer, step, this.cfg.steps);
     const skipped = !finite || !Number.isFinite(lossSum);
     let gradNorm = NaN;
