@@ -63,7 +63,12 @@ export class SliceOwner {
   /** Take over this slice of a whole model's parameters and optimizer state (a checkpoint's). */
   load(params: Float32Array, adam: AdamState): void {
     const { from, to } = this.range;
-    this.params.set(params.subarray(from, to));
-    this.adam.load({ ...adam, m: adam.m.subarray(from, to), v: adam.v.subarray(from, to) });
+    this.loadSlice(params.subarray(from, to), { ...adam, m: adam.m.subarray(from, to), v: adam.v.subarray(from, to) });
+  }
+
+  /** Take over parameters and optimizer state of this slice alone (arrays of its size, copied). */
+  loadSlice(params: Float32Array, adam: AdamState): void {
+    this.params.set(params);
+    this.adam.load(adam);
   }
 }

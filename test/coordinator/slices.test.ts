@@ -5,14 +5,11 @@
  * and a checkpoint written with one slice count and resumed with another.
  */
 import { describe, expect, it } from 'vitest';
-import { createArena, type Arena } from '../../coordinator/kernels/arena.js';
-import { simdReduceOps } from '../../coordinator/kernels/reduce-simd.js';
-import { Adam, type AdamHyper } from '../../coordinator/optimizers/adam.js';
-import { clipByGlobalNorm } from '../../coordinator/optimizers/clip.js';
-import { jsReduceOps, ShardReducer, type ReduceOps } from '../../coordinator/reducer.js';
-import { meanInBlocks, NORM_BLOCK, sliceBounds } from '../../coordinator/slices/blocks.js';
+import type { AdamHyper } from '../../coordinator/optimizers/adam.js';
+import { NORM_BLOCK, sliceBounds } from '../../coordinator/slices/blocks.js';
 import { SlicedUpdate } from '../../coordinator/slices/sliced-update.js';
 import { Rng } from '../../shared/util/rng.js';
+import { WholeUpdate } from '../helpers/whole-update.js';
 
 const HYPER: AdamHyper = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7, weightDecay: 0.01 };
 const SHARDS = 3;
@@ -48,34 +45,24 @@ interface Run {
   norms: number[];
 }
 
-/** The whole-model update exactly as Coordinator.step runs it (arena, kernels, ShardReducer, blocks). */
+/** The whole-model update as the Coordinator runs it. */
 function whole(n: number, steps: number, bad: number, simd: boolean): Run {
-  const arena = simd ? (createArena(n) as Arena) : null;
-  const adam = new Adam(HYPER, n, undefined, { arena, simd });
-  const ops: ReduceOps = (arena && simdReduceOps(arena)) ?? jsReduceOps;
-  const sum = arena?.sum ?? new Float64Array(n);
-  const spare: Float32Array[] = [];
-  adam.params.set(init(n));
+  const u = new WholeUpdate(n, HYPER, simd);
+  u.params.set(init(n));
   const norms: number[] = [];
   for (let s = 0; s < steps; s++) {
     const g = gradients(n, s, bad);
     let lossSum = 0;
     let count = 0;
     for (let micro = 0; micro < MICRO; micro++) {
-      const r = new ShardReducer(SHARDS, sum, ops, spare);
-      for (const k of order(s, micro)) r.add(k, ops.land(g[micro][k]), 1, 10);
-      lossSum += r.totals().lossSum;
-      count += r.totals().count;
+      const f = u.fold(SHARDS);
+      for (const k of order(s, micro)) f.add(k, g[micro][k], 1, 10);
+      lossSum += f.r.totals().lossSum;
+      count += f.r.totals().count;
     }
-    const { finite, sqNorm } = meanInBlocks(ops, sum, count, adam.grads);
-    if (!finite || !Number.isFinite(lossSum)) {
-      norms.push(NaN);
-      continue;
-    }
-    norms.push(clipByGlobalNorm(adam.grads, CLIP, Math.sqrt(sqNorm)));
-    adam.apply(adam.params, adam.grads, 0.01);
+    norms.push(u.update(count, lossSum, CLIP, 0.01).gradNorm);
   }
-  return { params: adam.params.slice(), m: adam.state.m.slice(), v: adam.state.v.slice(), norms };
+  return { params: u.params.slice(), m: u.adam.state.m.slice(), v: u.adam.state.v.slice(), norms };
 }
 
 function sliced(u: SlicedUpdate, from: number, steps: number, bad: number, norms: number[]): void {

@@ -1,0 +1,174 @@
+/**
+ * Slice shards over the in-process transport (coordinator/slices/local-cluster.ts): workers
+ * send each slice of their gradient sums to its shard and assemble parameters from every
+ * shard; the loop commits, gathers block norms, sends the global norm. The result must be the
+ * whole-model update's bits, whatever K, with results committed out of order, a duplicate
+ * result that must not count, a checkpoint gathered from every shard, a shard lost, and a
+ * resume with another K. Also: the bytes each host's link carries per step.
+ */
+import { describe, expect, it } from 'vitest';
+import type { AdamHyper, AdamState } from '../../coordinator/optimizers/adam.js';
+import { NORM_BLOCK } from '../../coordinator/slices/blocks.js';
+import { sliceCluster, type SliceCluster } from '../../coordinator/slices/local-cluster.js';
+import { WholeUpdate } from '../helpers/whole-update.js';
+
+const HYPER: AdamHyper = { beta1: 0.9, beta2: 0.99, epsilon: 1e-7, weightDecay: 0.02 };
+const N = 5 * NORM_BLOCK + 777;
+const DATA_SHARDS = 3;
+const CLIP = 5;
+
+/** A data shard's gradient sum: depends on the parameters (a wrong assembly shows) and on step, micro, shard. */
+function gradient(params: Float32Array, step: number, micro: number, shard: number, salt = 0): Float32Array {
+  const scale = step % 2 ? 0.01 : 1; // even steps clip
+  return Float32Array.from(params, (p, i) => p * 0.3 + Math.sin(i * 0.001 * (shard + 1) + step + micro * 0.5 + salt) * scale);
+}
+
+const init = () => Float32Array.from({ length: N }, (_, i) => Math.cos(i) * 0.05);
+const zeroAdam = (): AdamState => ({ m: new Float32Array(N), v: new Float32Array(N), accBeta1: Math.fround(HYPER.beta1), accBeta2: Math.fround(HYPER.beta2), step: 0 });
+
+function reference(steps: number, micros: number): { params: Float32Array; m: Float32Array; v: Float32Array; norms: number[] } {
+  const u = new WholeUpdate(N, HYPER);
+  u.params.set(init());
+  const norms: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    for (let micro = 0; micro < micros; micro++) {
+      const f = u.fold(DATA_SHARDS);
+      for (let j = DATA_SHARDS - 1; j >= 0; j--) f.add(j, gradient(u.params, s, micro, j), 1, 4);
+    }
+    norms.push(u.update(4 * DATA_SHARDS * micros, micros * DATA_SHARDS, CLIP, 0.003).gradNorm);
+  }
+  return { params: u.params.slice(), m: u.adam.state.m.slice(), v: u.adam.state.v.slice(), norms };
+}
+
+/** Steps [from, to) on the cluster, version `version` current; each data shard by a rotating worker. */
+async function train(c: SliceCluster, from: number, to: number, micros: number, version: number, norms: number[]): Promise<number> {
+  const nw = c.workers.length;
+  for (let s = from; s < to; s++) {
+    for (let micro = 0; micro < micros; micro++) {
+      const done = Array.from({ length: DATA_SHARDS }, async (_, j) => {
+        const w = (j + s) % nw;
+        const params = await c.workers[w].params(version);
+        c.workers[w].sendGradient(s, micro, j, gradient(params, s, micro, j));
+        return { j, w };
+      });
+      // A second worker also computes shard 0, differently (a reassigned straggler): never committed.
+      const other = (s + 1) % nw;
+      if (other !== s % nw) c.workers[other].sendGradient(s, micro, 0, gradient(await c.workers[other].params(version), s, micro, 0, 1));
+      const results = await Promise.all(done);
+      for (const { j, w } of results.reverse()) c.loop.commit(s, micro, j, DATA_SHARDS, `w${w}`); // out of shard order
+    }
+    const r = await c.loop.update(s, 4 * DATA_SHARDS * micros, micros * DATA_SHARDS, CLIP, 0.003, version + 1);
+    norms.push(r.gradNorm);
+    if (!r.skipped) version++;
+  }
+  return version;
+}
+
+const same = (a: Float32Array, b: Float32Array) => expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(true);
+
+describe('slice shards over the in-process transport', () => {
+  const steps = 5;
+  const micros = 2;
+  const ref = reference(steps, micros);
+
+  it('the reference clips on some steps and not others', () => {
+    expect(ref.norms.filter((x) => x > CLIP).length).toBeGreaterThan(0);
+    expect(ref.norms.filter((x) => x <= CLIP).length).toBeGreaterThan(0);
+  });
+
+  it.each([
+    [1, 2],
+    [2, 2],
+    [3, 3],
+    [3, 1],
+  ])('K = %i shards, %i workers: the same bits as the whole update', async (k, workers) => {
+    const c = await sliceCluster({ totalParams: N, shards: k, workers, hyper: HYPER });
+    await c.loop.assign(init(), zeroAdam(), 0);
+    const norms: number[] = [];
+    const version = await train(c, 0, steps, micros, 0, norms);
+    expect(norms).toEqual(ref.norms);
+    const { params, adam } = await c.loop.gather(steps);
+    same(params, ref.params);
+    same(adam.m, ref.m);
+    same(adam.v, ref.v);
+    expect(adam.step).toBe(steps);
+    same(await c.workers[0].params(version), ref.params); // what workers hold is the same
+  });
+
+  it('a checkpoint of 3 shards, a shard lost (RUN_FAILED), resumed on 2: the same bits', async () => {
+    const a = await sliceCluster({ totalParams: N, shards: 3, workers: 2, hyper: HYPER });
+    await a.loop.assign(init(), zeroAdam(), 0);
+    const norms: number[] = [];
+    const version = await train(a, 0, 2, micros, 0, norms);
+    const saved = await a.loop.gather(2);
+    a.loopLinks[1].close('shard process killed');
+    await expect(train(a, 2, 3, micros, version, [])).rejects.toMatchObject({ code: 'RUN_FAILED', message: expect.stringMatching(/slice shard 1 .*lost/) });
+    const b = await sliceCluster({ totalParams: N, shards: 2, workers: 2, hyper: HYPER });
+    await b.loop.assign(saved.params, saved.adam, version);
+    await train(b, 2, steps, micros, version, norms);
+    expect(norms).toEqual(ref.norms);
+    const end = await b.loop.gather(steps);
+    same(end.params, ref.params);
+    same(end.adam.m, ref.m);
+    same(end.adam.v, ref.v);
+  });
+
+  it('a malformed frame closes the link that sent it, and only that one', async () => {
+    const c = await sliceCluster({ totalParams: N, shards: 2, workers: 1, hyper: HYPER });
+    await c.loop.assign(init(), zeroAdam(), 0);
+    const closed = new Promise<string>((res) => c.loopLinks[0].onClose((reason) => res(reason)));
+    c.loopLinks[0].send(new Uint8Array([1, 2, 3]));
+    expect(await closed).toMatch(/shorter than/);
+    expect(await c.workers[0].params(0)).toHaveLength(N); // the workers' links stay up
+  });
+});
+
+describe('bytes per host link, one shard and one worker per host', () => {
+  /** Bytes out of and into each host per step, with host h running shard h, worker h (and host 0 the loop). */
+  // 40 whole blocks: 2 and 4 slices are equal (otherwise a slice is up to one block larger).
+  const size = 40 * NORM_BLOCK;
+  const params = Float32Array.from({ length: size }, (_, i) => Math.cos(i) * 0.05);
+  const adam: AdamState = { m: new Float32Array(size), v: new Float32Array(size), accBeta1: 0.9, accBeta2: 0.99, step: 0 };
+
+  async function perHost(hosts: number, steps: number): Promise<{ out: number[]; in: number[] }> {
+    const out = new Array<number>(hosts).fill(0);
+    const into = new Array<number>(hosts).fill(0);
+    const host = (end: string) => (end === 'loop' ? 0 : Number(end.split(' ')[1]));
+    const c = await sliceCluster({
+      totalParams: size,
+      shards: hosts,
+      workers: hosts,
+      hyper: HYPER,
+      onBytes: (from, to, n) => {
+        if (host(from) === host(to)) return; // stays on the host
+        out[host(from)] += n;
+        into[host(to)] += n;
+      },
+    });
+    await c.loop.assign(params, adam, 0);
+    out.fill(0); // count steps, not the start
+    into.fill(0);
+    let version = 0;
+    for (let s = 0; s < steps; s++) {
+      await Promise.all(
+        c.workers.map(async (w, j) => {
+          w.sendGradient(s, 0, j, gradient(await w.params(version), s, 0, j));
+        }),
+      );
+      for (let j = 0; j < hosts; j++) c.loop.commit(s, 0, j, hosts, `w${j}`);
+      if (!(await c.loop.update(s, 4 * hosts, hosts, CLIP, 0.003, version + 1)).skipped) version++;
+    }
+    await Promise.all(c.workers.map((w) => w.params(version))); // the last step's slices have arrived
+    return { out: out.map((b) => b / steps), in: into.map((b) => b / steps) };
+  }
+
+  // A ring all-reduce moves 2·(N−1)/N of the model each way per host; the unsharded
+  // coordinator's host sends (N−1) models and receives (N−1) gradients.
+  it.each([2, 4])('N = %i: each way, no host carries more than 2·(N−1)/N models (+1 percent headers, control)', async (hosts) => {
+    const model = 4 * size;
+    const b = await perHost(hosts, 3);
+    const bound = 2 * ((hosts - 1) / hosts) * model;
+    for (const x of [...b.out, ...b.in]) expect(x).toBeLessThanOrEqual(bound * 1.01);
+    expect(Math.min(...b.out, ...b.in)).toBeGreaterThanOrEqual(bound * 0.99); // and the count is not vacuous
+  });
+});
