@@ -61,3 +61,26 @@ export async function sliceCluster(o: {
   for (let w = 0; w < o.workers; w++) workers.push(new SliceClient(await dialAll(`worker ${w}`), o.totalParams, `w${w}`));
   return { servers, loop, workers, loopLinks };
 }
+
+/**
+ * Bytes out of and into each of `hosts` hosts, host h running shard h and worker h (host 0
+ * also the loop); frames between ends on one host do not count. Pass `onBytes` to sliceCluster.
+ */
+export function hostTraffic(hosts: number): { onBytes: OnBytes; out: number[]; in: number[]; reset(): void } {
+  const out = new Array<number>(hosts).fill(0);
+  const into = new Array<number>(hosts).fill(0);
+  const host = (end: string) => (end === 'loop' ? 0 : Number(end.split(' ')[1]));
+  return {
+    out,
+    in: into,
+    onBytes: (from, to, n) => {
+      if (host(from) === host(to)) return; // stays on the host
+      out[host(from)] += n;
+      into[host(to)] += n;
+    },
+    reset: () => {
+      out.fill(0);
+      into.fill(0);
+    },
+  };
+}

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AdamHyper, AdamState } from '../../coordinator/optimizers/adam.js';
 import { NORM_BLOCK } from '../../coordinator/slices/blocks.js';
-import { sliceCluster, type SliceCluster } from '../../coordinator/slices/local-cluster.js';
+import { hostTraffic, sliceCluster, type SliceCluster } from '../../coordinator/slices/local-cluster.js';
 import { WholeUpdate } from '../helpers/whole-update.js';
 
 const HYPER: AdamHyper = { beta1: 0.9, beta2: 0.99, epsilon: 1e-7, weightDecay: 0.02 };
@@ -131,23 +131,10 @@ describe('bytes per host link, one shard and one worker per host', () => {
   const adam: AdamState = { m: new Float32Array(size), v: new Float32Array(size), accBeta1: 0.9, accBeta2: 0.99, step: 0 };
 
   async function perHost(hosts: number, steps: number): Promise<{ out: number[]; in: number[] }> {
-    const out = new Array<number>(hosts).fill(0);
-    const into = new Array<number>(hosts).fill(0);
-    const host = (end: string) => (end === 'loop' ? 0 : Number(end.split(' ')[1]));
-    const c = await sliceCluster({
-      totalParams: size,
-      shards: hosts,
-      workers: hosts,
-      hyper: HYPER,
-      onBytes: (from, to, n) => {
-        if (host(from) === host(to)) return; // stays on the host
-        out[host(from)] += n;
-        into[host(to)] += n;
-      },
-    });
+    const t = hostTraffic(hosts);
+    const c = await sliceCluster({ totalParams: size, shards: hosts, workers: hosts, hyper: HYPER, onBytes: t.onBytes });
     await c.loop.assign(params, adam, 0);
-    out.fill(0); // count steps, not the start
-    into.fill(0);
+    t.reset(); // count steps, not the start
     let version = 0;
     for (let s = 0; s < steps; s++) {
       await Promise.all(
@@ -159,7 +146,7 @@ describe('bytes per host link, one shard and one worker per host', () => {
       if (!(await c.loop.update(s, 4 * hosts, hosts, CLIP, 0.003, version + 1)).skipped) version++;
     }
     await Promise.all(c.workers.map((w) => w.params(version))); // the last step's slices have arrived
-    return { out: out.map((b) => b / steps), in: into.map((b) => b / steps) };
+    return { out: t.out.map((b) => b / steps), in: t.in.map((b) => b / steps) };
   }
 
   // A ring all-reduce moves 2·(N−1)/N of the model each way per host; the unsharded
