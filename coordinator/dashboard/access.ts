@@ -13,6 +13,9 @@ export const COOKIE = 'dptrain_session';
 export const SESSION_MS = 12 * 3600_000;
 /** A wrong token is answered after this delay, to slow guessing. */
 export const WRONG_TOKEN_DELAY_MS = 400;
+/** Wrong tokens one address may try per window; past it, logins from there wait for the window. */
+export const WRONG_TOKENS_PER_WINDOW = 10;
+export const WRONG_TOKEN_WINDOW_MS = 60_000;
 /** Login bodies larger than this are refused (a token is 43 characters). */
 const MAX_BODY = 4096;
 
@@ -25,7 +28,38 @@ export interface AccessOptions {
   secure: boolean;
 }
 
+/**
+ * Wrong tokens per remote address, in fixed windows. The delay above slows one guesser; this
+ * bounds guessers that send many forms at once. Per address, so a guesser elsewhere cannot lock
+ * the user out; the map forgets an address when its window ends.
+ */
+export class WrongTokenLimit {
+  private readonly windows = new Map<string, { start: number; count: number }>();
+
+  constructor(
+    private readonly perWindow = WRONG_TOKENS_PER_WINDOW,
+    private readonly windowMs = WRONG_TOKEN_WINDOW_MS,
+  ) {}
+
+  /** May this address try a token now? */
+  allows(address: string, now = Date.now()): boolean {
+    const w = this.windows.get(address);
+    if (w && now - w.start >= this.windowMs) this.windows.delete(address);
+    return (this.windows.get(address)?.count ?? 0) < this.perWindow;
+  }
+
+  /** Count a wrong token from this address. */
+  wrong(address: string, now = Date.now()): void {
+    for (const [a, w] of this.windows) if (now - w.start >= this.windowMs) this.windows.delete(a);
+    const w = this.windows.get(address) ?? { start: now, count: 0 };
+    w.count++;
+    this.windows.set(address, w);
+  }
+}
+
 export class Access {
+  private readonly limit = new WrongTokenLimit();
+
   constructor(private readonly o: AccessOptions) {}
 
   get requiresLogin(): boolean {
@@ -71,11 +105,19 @@ export class Access {
     });
     req.on('end', () => {
       if (tooLarge) return;
+      const address = req.socket.remoteAddress ?? '';
+      if (!this.limit.allows(address)) {
+        const wait = Math.ceil(WRONG_TOKEN_WINDOW_MS / 1000);
+        res.writeHead(429, { ...htmlHeaders(), 'retry-after': String(wait) });
+        res.end(form(`Too many wrong tokens from this address; try again in ${wait} s.`));
+        return;
+      }
       const cookie = this.login(new URLSearchParams(body).get('token') ?? '');
       if (cookie) {
         res.writeHead(303, { location: '/', 'set-cookie': cookie, 'cache-control': 'no-store' }).end();
         return;
       }
+      this.limit.wrong(address);
       setTimeout(() => {
         res.writeHead(401, htmlHeaders()).end(form('That is not the job token of this run.'));
       }, WRONG_TOKEN_DELAY_MS).unref();

@@ -5,19 +5,35 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-let formsOf: string | null = null;
+/** A setting that holds a value only while a function runs, then the one before it again. */
+export interface ScopedSetting<V> {
+  get(): V | null;
+  during<T>(value: V, fn: () => Promise<T>): Promise<T>;
+}
+
+export function scopedSetting<V>(): ScopedSetting<V> {
+  let current: V | null = null;
+  return {
+    get: () => current,
+    async during(value, fn) {
+      const before = current;
+      current = value;
+      try {
+        return await fn();
+      } finally {
+        current = before;
+      }
+    },
+  };
+}
+
+const formsOf = scopedSetting<string>();
 
 export function gradientBackend(): string {
-  return formsOf ?? tf.getBackend();
+  return formsOf.get() ?? tf.getBackend();
 }
 
 /** Run fn with the ops taking `backend`'s gradient forms, whatever backend executes them. */
-export async function withFormsOf<T>(backend: string, fn: () => Promise<T>): Promise<T> {
-  const before = formsOf;
-  formsOf = backend;
-  try {
-    return await fn();
-  } finally {
-    formsOf = before;
-  }
+export function withFormsOf<T>(backend: string, fn: () => Promise<T>): Promise<T> {
+  return formsOf.during(backend, fn);
 }

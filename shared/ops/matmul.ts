@@ -11,7 +11,7 @@
  * beside each entry below), never by guess; a backend not listed keeps TF.js's own gradient.
  */
 import * as tf from '@tensorflow/tfjs';
-import { gradientBackend } from './forms.js';
+import { gradientBackend, scopedSetting } from './forms.js';
 
 /** How a backend's matMul gradient is taken. */
 export type MatMulGrad = 'flags' | 'materialize';
@@ -84,22 +84,16 @@ export function matMulGradFor(backend: string): MatMulGrad {
 }
 
 /** Set only while withMatMulGrad runs: profiles and benchmarks compare the two forms. */
-let forced: MatMulGrad | null = null;
+const forced = scopedSetting<MatMulGrad>();
 
 /** Run fn with every matMul in it taking its gradient in `form`, whatever the backend. */
-export async function withMatMulGrad<T>(form: MatMulGrad, fn: () => Promise<T>): Promise<T> {
-  const before = forced;
-  forced = form;
-  try {
-    return await fn();
-  } finally {
-    forced = before;
-  }
+export function withMatMulGrad<T>(form: MatMulGrad, fn: () => Promise<T>): Promise<T> {
+  return forced.during(form, fn);
 }
 
 /** a · b (rank 2, or batched with equal leading dimensions), with the backend's fast gradient. */
 export function matMul<T extends tf.Tensor>(a: T, b: tf.Tensor, o: MatMulOptions = {}): T {
-  const form = o.grad ?? forced ?? matMulGradFor(gradientBackend());
+  const form = o.grad ?? forced.get() ?? matMulGradFor(gradientBackend());
   if (form === 'flags') return tf.matMul(a, b) as T;
   return (o.constantA ? materializedRight(a, b) : materializedBoth(a, b)) as T;
 }

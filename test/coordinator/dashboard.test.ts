@@ -9,7 +9,7 @@ import { get, type IncomingMessage } from 'node:http';
 import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/coordinator.js';
-import { Access, SESSION_MS } from '../../coordinator/dashboard/access.js';
+import { Access, SESSION_MS, WRONG_TOKENS_PER_WINDOW, WrongTokenLimit } from '../../coordinator/dashboard/access.js';
 import { LiveRun, WATCHED_MESSAGES } from '../../coordinator/dashboard/live.js';
 import { readRunView } from '../../coordinator/dashboard/run-dir-view.js';
 import { Dashboard } from '../../coordinator/dashboard/server.js';
@@ -146,6 +146,44 @@ describe('live run over HTTP', () => {
       });
     });
     expect(rebound).toBe(403);
+  });
+});
+
+describe('wrong dashboard tokens', () => {
+  let listener: Listener | null = null;
+  afterEach(async () => {
+    await listener?.close();
+    listener = null;
+  });
+
+  it('are limited per address and window; the window ends and other addresses are not affected', () => {
+    const limit = new WrongTokenLimit(3, 1000);
+    for (let i = 0; i < 3; i++) {
+      expect(limit.allows('a', 100)).toBe(true);
+      limit.wrong('a', 100 + i);
+    }
+    expect(limit.allows('a', 500)).toBe(false);
+    expect(limit.allows('b', 500)).toBe(true);
+    expect(limit.allows('a', 1100)).toBe(true);
+  });
+
+  it('sent many at once: past the limit even the right token waits (429), nothing is logged in', async () => {
+    const d = new Dashboard(new LiveRun('r', {}, 1), { requireLogin: true, token: TOKEN, secure: false }, 'test');
+    listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 16, http: d.handler });
+    const base = listener.address.replace(/^ws/, 'http');
+    const post = (token: string) =>
+      fetch(`${base}/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token }).toString(),
+      });
+    const wrong = await Promise.all(Array.from({ length: WRONG_TOKENS_PER_WINDOW }, (_, i) => post(`guess-${i}`)));
+    expect(wrong.map((r) => r.status)).toEqual(Array(WRONG_TOKENS_PER_WINDOW).fill(401));
+    const refused = await post(TOKEN);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(refused.headers.get('set-cookie')).toBeNull();
   });
 });
 
