@@ -3,6 +3,7 @@
  * workers): resolve the config (or the checkpoint to resume), open the run directory and the
  * listener, run, and turn SIGINT/SIGTERM into "finish the step, checkpoint, exit".
  */
+import { coordinatorSlices } from './shard-cmd.js';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
@@ -33,6 +34,8 @@ export interface TrainFlags extends JobFlags {
   tlsKey?: string;
   trace?: string;
   traceSteps?: [number, number];
+  /** Slice shards (dptrain shard), in slice order. */
+  shard?: string[];
 }
 
 /** --trace FILE [--trace-steps A:B] → what the coordinator needs to record it. */
@@ -142,7 +145,8 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
     `workers join with: dptrain worker --connect ${s.listener.address}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''}`,
   );
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
-  const coord = createCoordinator(config, s, progress, { ...traceOptions(f), token, resume: resume?.state });
+  const slices = await coordinatorSlices(f.shard, config);
+  const coord = createCoordinator(config, s, progress, { ...traceOptions(f), token, resume: resume?.state, slices });
   handleSignals(coord, s, () => {});
   await trainWith(coord, s, progress);
   return 0;

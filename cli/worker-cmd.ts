@@ -2,6 +2,8 @@
  * `dptrain worker --connect ws://HOST:PORT`: pick a backend, connect (retrying while the
  * coordinator is not up yet), and serve the job until the coordinator says bye.
  */
+import { slicedLink } from '../worker/sliced-link.js';
+import { dialShards } from './shard-cmd.js';
 import { describeError, DptrainError, isDptrainError } from '../shared/util/errors.js';
 import { readToken } from '../shared/wire/auth.js';
 import { createLogger, type Logger } from '../shared/util/log.js';
@@ -29,6 +31,8 @@ export interface WorkerFlags {
   peakFlops?: number;
   device?: string;
   precision: Precision;
+  /** The coordinator's slice shards, in its order. */
+  shard?: string[];
 }
 
 /** Connect, retrying with exponential backoff and jitter until `timeoutSec` has passed. */
@@ -70,7 +74,9 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   let lostSince = 0; // when the current run of failed sessions began
   let pauseMs = 200;
   for (;;) {
-    const link = await connect(f.connect, timeoutSec, log, tls);
+    const direct = await connect(f.connect, timeoutSec, log, tls);
+    const shards = f.shard;
+    const link = shards?.length ? slicedLink(direct, (total) => dialShards(shards, total)) : direct;
     const began = Date.now();
     log.info({ coordinator: f.connect }, 'connected');
     const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job, shmDir });

@@ -37,6 +37,11 @@ export interface DispatcherOptions {
   outlierFactor: number;
   /** The gradient passes (SIMD kernels in the coordinator's arena, or the scalar loops). */
   ops?: ReduceOps;
+  /**
+   * Slice shards hold the parameters and take the gradients (coordinator/slices/): workers get
+   * no parameter frames from here, and each accepted result is committed to the shards.
+   */
+  sliced?: { commit(step: number, micro: number, shard: number, shards: number, worker: string): void } | null;
 }
 
 /** Shards whose per-sample gradient norm forms the outlier baseline, and how many are needed first. */
@@ -129,6 +134,10 @@ export class Dispatcher {
   private ensureParams = (w: WorkerSession): void => {
     const { version, values } = this.params;
     if (w.paramsVersion === version) return;
+    if (this.o.sliced) {
+      w.paramsVersion = version; // it has them from the slice shards
+      return;
+    }
     // Encode once per version; every worker gets the same bytes (or, on this host, the same file).
     if (this.paramsFrame?.version !== version) this.paramsFrame = { version, bytes: null, shmBytes: null, slot: -1 };
     const f = this.paramsFrame;
@@ -289,6 +298,7 @@ export class Dispatcher {
       }
     }
     p.accept(w, msg.shard, msg);
+    this.o.sliced?.commit(msg.step, msg.micro, msg.shard, this.reducer!.shards, w.id);
     const t0 = performance.now();
     this.o.onAccepted?.(w, p.plan.key, msg.shard, msg.computeMs, t0);
     this.reducer!.add(msg.shard, grads, msg.lossSum, msg.count);

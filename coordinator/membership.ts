@@ -93,6 +93,8 @@ export interface MembershipOptions {
    * Without it, the first worker to be ready sets the fingerprint the others must match.
    */
   fingerprint?: string | null;
+  /** Workers send gradients to slice shards; results carry none (coordinator/slices/). */
+  slicedResults?: boolean;
 }
 
 /** The states in which each message from a worker is accepted; anything else drops it as invalid. */
@@ -121,6 +123,8 @@ function parseFingerprint(fp: string): DataShape | null {
   const m = /^[^:]+:(\d+)\+(\d+):/.exec(fp);
   return m ? { fingerprint: fp, trainSize: Number(m[1]), testSize: Number(m[2]) } : null;
 }
+
+const NO_GRADIENTS = new Float32Array(0);
 
 export class Membership extends EventEmitter<MembershipEvents> {
   readonly workers = new Map<string, WorkerSession>();
@@ -239,7 +243,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.traffic.in += bytes.length;
     let frame: ReturnType<typeof readFromWorker>;
     try {
-      frame = readFromWorker(bytes, { totalParams: this.o.totalParams, wireDtype: this.o.job.wireDtype });
+      frame = readFromWorker(bytes, { totalParams: this.o.totalParams, wireDtype: this.o.job.wireDtype, slicedResults: this.o.slicedResults });
     } catch (e) {
       return this.drop(w, 'invalid', `invalid message: ${describeError(e)}`);
     }
@@ -313,7 +317,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** A shard's gradient sums, from the frame or from this worker's shared-memory slot. */
   private onResult(w: WorkerSession, msg: ShardResult, payload: Float32Array | null): void {
     w.answers++;
-    let grads = payload as Float32Array;
+    let grads = payload ?? NO_GRADIENTS; // none: sliced results
     if (msg.shm > 0) {
       if (!w.shm || !this.o.shm) {
         return this.drop(w, 'invalid', `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);

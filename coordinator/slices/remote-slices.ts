@@ -77,7 +77,8 @@ export class RemoteSlices {
   async assign(params: Float32Array, adam: AdamState, version: number): Promise<void> {
     this.shards.forEach((s, k) => {
       const { from, to } = this.ranges[k];
-      const msg = { t: 'assign' as const, slice: k, from, to, version, ...this.hyper, accBeta1: adam.accBeta1, accBeta2: adam.accBeta2, adamStep: adam.step };
+      const { beta1, beta2, epsilon, weightDecay } = this.hyper; // only these (a job's optimizer has more fields)
+      const msg = { t: 'assign' as const, slice: k, from, to, version, beta1, beta2, epsilon, weightDecay, accBeta1: adam.accBeta1, accBeta2: adam.accBeta2, adamStep: adam.step };
       s.send(encodeSliceFrame(msg, [params.subarray(from, to), adam.m.subarray(from, to), adam.v.subarray(from, to)]));
     });
     await Promise.all(this.shards.map((s) => s.next('joined')));
