@@ -59,7 +59,8 @@ export function buildProgram(): Command {
     .command('shard')
     .description('hold one slice of the parameters and optimizer state for a coordinator started with --shard')
     .option('-c, --config <file>', "the coordinator's job config (for the model's size)")
-    .option('--listen <host:port>', 'address to listen on (loopback only for now)', parseListen, { host: '127.0.0.1', port: 7071 })
+    .option('--listen <host:port>', 'address to listen on; beyond loopback needs the job token', parseListen, { host: '127.0.0.1', port: 7071 })
+    .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')
     .action(async (f: ShardFlags) => {
       process.exitCode = await shardCommand(f);
     });

@@ -10,7 +10,7 @@ import { jobLayout } from '../shared/job/job-layout.js';
 import type { Link } from '../shared/transport/transport.js';
 import { fail } from '../shared/util/errors.js';
 import { createLogger } from '../shared/util/log.js';
-import { isLoopback } from '../shared/wire/auth.js';
+import { isLoopback, readToken } from '../shared/wire/auth.js';
 import { dialWs } from '../worker/ws-dialer.js';
 import { resolveConfig } from './flags.js';
 
@@ -20,14 +20,15 @@ const shardFrameBytes = (totalParams: number) => 3 * 4 * totalParams + (1 << 16)
 export interface ShardFlags {
   listen: { host: string; port: number };
   config?: string;
+  tokenFile?: string;
 }
 
 export async function shardCommand(f: ShardFlags): Promise<number> {
-  // Slice links carry no token proof yet: a shard must not be reachable beyond this host.
-  if (!isLoopback(f.listen.host)) fail('CONFIG_INVALID', `--listen ${f.listen.host}: slice shards check no job token yet; listen on a loopback address`);
+  const token = readToken(f.tokenFile);
+  if (!token && !isLoopback(f.listen.host)) fail('AUTH_FAILED', `--listen ${f.listen.host}: beyond loopback a shard needs the job token (DPTRAIN_TOKEN or --token-file)`);
   const total = jobLayout(resolveConfig({ config: f.config })).totalParams;
   const log = createLogger({ name: 'shard' });
-  const server = new SliceServer(total);
+  const server = new SliceServer(total, { token });
   const listener = await listenWs({ ...f.listen, maxPayload: shardFrameBytes(total), handshakeMaxFrame: 0 });
   listener.onLink((l) => server.accept(l));
   log.info({ listen: listener.address, params: total }, `slice shard listening; the coordinator and workers name it with --shard ${listener.address}`);
@@ -42,10 +43,10 @@ export async function dialShards(urls: readonly string[], totalParams: number): 
 }
 
 /** The coordinator's side: refuse what a sharded update does not do, then dial the shards. */
-export async function coordinatorSlices(urls: readonly string[] | undefined, config: Config): Promise<RemoteSlices | null> {
+export async function coordinatorSlices(urls: readonly string[] | undefined, config: Config, token: string | null): Promise<RemoteSlices | null> {
   if (!urls?.length) return null;
   if (config.wireDtype !== 'float32') fail('CONFIG_INVALID', `--shard: slices travel as float32; unset wireDtype (${config.wireDtype})`);
   if (config.outlierFactor > 0) fail('CONFIG_INVALID', '--shard: --reject-outliers needs whole gradients at the coordinator; leave it off');
   const total = jobLayout(config).totalParams;
-  return new RemoteSlices(await dialShards(urls, total), total, config.optimizer);
+  return new RemoteSlices(await dialShards(urls, total), total, config.optimizer, token);
 }

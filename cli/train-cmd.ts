@@ -145,7 +145,7 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
     `workers join with: dptrain worker --connect ${s.listener.address}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''}`,
   );
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
-  const slices = await coordinatorSlices(f.shard, config);
+  const slices = await coordinatorSlices(f.shard, config, token);
   const coord = createCoordinator(config, s, progress, { ...traceOptions(f), token, resume: resume?.state, slices });
   handleSignals(coord, s, () => {});
   await trainWith(coord, s, progress);

@@ -76,7 +76,7 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   for (;;) {
     const direct = await connect(f.connect, timeoutSec, log, tls);
     const shards = f.shard;
-    const link = shards?.length ? slicedLink(direct, (total) => dialShards(shards, total)) : direct;
+    const link = shards?.length ? slicedLink(direct, (total) => dialShards(shards, total), token) : direct;
     const began = Date.now();
     log.info({ coordinator: f.connect }, 'connected');
     const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job, shmDir });

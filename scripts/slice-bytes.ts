@@ -29,6 +29,7 @@ for (const n of [2, 4]) {
   const t = hostTraffic(n);
   const c = await sliceCluster({ totalParams: total, shards: n, workers: n, hyper, onBytes: t.onBytes });
   await c.loop.assign(params, { m: new Float32Array(total), v: new Float32Array(total), accBeta1: 0.9, accBeta2: 0.999, step: 0 }, 0);
+  await Promise.all(c.workers.map((w) => w.params(0))); // count steps, not the start
   t.reset();
   let version = 0;
   for (let s = 0; s < steps; s++) {

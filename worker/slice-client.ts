@@ -6,7 +6,8 @@
  */
 import type { Link } from '../shared/transport/transport.js';
 import { DptrainError } from '../shared/util/errors.js';
-import { encodeSliceFrame, readSliceFrame, SHARD_TO_WORKER, type Slice } from '../shared/wire/slice-protocol.js';
+import { sliceProof } from '../shared/wire/auth.js';
+import { encodeSliceFrame, readSliceFrame, SHARD_TO_WORKER, type Slice, type SliceChallenge } from '../shared/wire/slice-protocol.js';
 import { sliceBounds, type SliceRange } from '../coordinator/slices/blocks.js';
 
 export class SliceClient {
@@ -16,23 +17,27 @@ export class SliceClient {
   private readonly waiters = new Map<number, Array<{ ok: (p: Float32Array) => void; no: (e: Error) => void }>>();
   private lost: Error | null = null;
 
+  /** `token`: the job's (each shard's challenge is answered with its proof); null = none. */
   constructor(
     private readonly links: readonly Link[],
     readonly totalParams: number,
     worker: string,
+    token: string | null = null,
   ) {
     this.ranges = sliceBounds(totalParams, links.length);
     links.forEach((link, k) => {
       link.onFrame((bytes) => {
         try {
-          const { msg, payload } = readSliceFrame<Slice>(bytes, SHARD_TO_WORKER, totalParams);
-          this.slice(k, msg, payload!);
+          const { msg, payload } = readSliceFrame<Slice | SliceChallenge>(bytes, SHARD_TO_WORKER, totalParams);
+          if (msg.t === 'sliceChallenge') {
+            const proof = token ? sliceProof(token, msg.nonce, 'sliceHello') : '';
+            link.send(encodeSliceFrame({ t: 'sliceHello', proof, worker }));
+          } else this.slice(k, msg, payload!);
         } catch (e) {
           link.close((e as Error).message, 'invalid');
         }
       });
       link.onClose((reason) => this.fail(new DptrainError('CONNECT_FAILED', `slice shard ${k} (${link.remote}) closed: ${reason}`)));
-      link.send(encodeSliceFrame({ t: 'sliceHello', worker }));
     });
   }
 

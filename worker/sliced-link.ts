@@ -25,7 +25,7 @@ function peek(bytes: Uint8Array, maxValues: number): { msg: Message; payload: Fl
 }
 
 /** `dialShards(totalParams)`: links to every slice shard, in slice order. */
-export function slicedLink(coordinator: Link, dialShards: (totalParams: number) => Promise<Link[]>): Link {
+export function slicedLink(coordinator: Link, dialShards: (totalParams: number) => Promise<Link[]>, token: string | null): Link {
   let client: SliceClient | null = null;
   let delivered = -1;
   let chain: Promise<void> = Promise.resolve();
@@ -34,7 +34,7 @@ export function slicedLink(coordinator: Link, dialShards: (totalParams: number) 
     if (f?.msg.t === 'welcome') {
       const w = f.msg as Welcome;
       const total = jobLayout(w.job).totalParams;
-      client = new SliceClient(await dialShards(total), total, w.workerId);
+      client = new SliceClient(await dialShards(total), total, w.workerId, token);
     } else if ((f?.msg.t === 'work' || f?.msg.t === 'evaluate') && client && f.msg.version !== delivered) {
       const version = f.msg.version;
       pass(encodeFrame({ t: 'params', version, shm: 0 }, await client.params(version)));

@@ -46,19 +46,23 @@ export async function sliceCluster(o: {
   hyper: AdamHyper;
   simd?: boolean;
   onBytes?: OnBytes;
+  /** The shards' token, and the one the loop and workers prove (default: the same). */
+  token?: string | null;
+  clientToken?: string | null;
 }): Promise<SliceCluster> {
   const onBytes = o.onBytes ?? (() => {});
   const nets = Array.from({ length: o.shards }, () => createLocalNetwork());
   const servers = nets.map((net) => {
-    const s = new SliceServer(o.totalParams, o.simd ?? true);
+    const s = new SliceServer(o.totalParams, { simd: o.simd, token: o.token });
     net.listener.onLink((l) => s.accept(l));
     return s;
   });
   const dialAll = (me: string) => Promise.all(nets.map(async (n, k) => counted(await n.dial(), me, `shard ${k}`, onBytes)));
   const loopLinks = await dialAll('loop');
-  const loop = new RemoteSlices(loopLinks, o.totalParams, o.hyper);
+  const clientToken = o.clientToken === undefined ? (o.token ?? null) : o.clientToken;
+  const loop = new RemoteSlices(loopLinks, o.totalParams, o.hyper, clientToken);
   const workers: SliceClient[] = [];
-  for (let w = 0; w < o.workers; w++) workers.push(new SliceClient(await dialAll(`worker ${w}`), o.totalParams, `w${w}`));
+  for (let w = 0; w < o.workers; w++) workers.push(new SliceClient(await dialAll(`worker ${w}`), o.totalParams, `w${w}`, clientToken));
   return { servers, loop, workers, loopLinks };
 }
 

@@ -8,6 +8,7 @@
  */
 import type { Link } from '../../shared/transport/transport.js';
 import { DptrainError, fail } from '../../shared/util/errors.js';
+import { sliceProof } from '../../shared/wire/auth.js';
 import { encodeSliceFrame, readSliceFrame, SHARD_TO_LOOP, type FromShard } from '../../shared/wire/slice-protocol.js';
 import type { AdamHyper, AdamState } from '../optimizers/adam.js';
 import { sliceBounds, sumInOrder, type SliceRange } from './blocks.js';
@@ -18,8 +19,9 @@ interface Reply {
   payload: Float32Array | null;
 }
 
-/** One shard's link: replies taken in the order they come. */
+/** One shard's link: its challenge's nonce, then replies taken in the order they come. */
 class ShardLink {
+  readonly nonce: Promise<string>;
   private readonly replies: Reply[] = [];
   private readonly waiters: Array<{ ok: (r: Reply) => void; no: (e: Error) => void }> = [];
   private lost: Error | null = null;
@@ -29,6 +31,8 @@ class ShardLink {
     readonly slice: number,
     maxValues: number,
   ) {
+    let challenged: (nonce: string) => void = () => {};
+    this.nonce = new Promise((res) => (challenged = res));
     link.onFrame((bytes) => {
       let r: Reply;
       try {
@@ -37,6 +41,7 @@ class ShardLink {
         link.close((e as Error).message, 'invalid');
         return;
       }
+      if (r.msg.t === 'sliceChallenge') return challenged(r.msg.nonce);
       const w = this.waiters.shift();
       if (w) w.ok(r);
       else this.replies.push(r);
@@ -64,10 +69,12 @@ export class RemoteSlices {
   readonly ranges: SliceRange[];
   private readonly shards: ShardLink[];
 
+  /** `token`: the job's (each shard's challenge is answered with its proof); null = none. */
   constructor(
     links: readonly Link[],
     readonly totalParams: number,
     private readonly hyper: AdamHyper,
+    private readonly token: string | null = null,
   ) {
     this.ranges = sliceBounds(totalParams, links.length);
     this.shards = links.map((l, k) => new ShardLink(l, k, 3 * totalParams));
@@ -75,10 +82,12 @@ export class RemoteSlices {
 
   /** Hand every shard its slice of these parameters and optimizer state, as version `version`. */
   async assign(params: Float32Array, adam: AdamState, version: number): Promise<void> {
+    const nonces = await Promise.all(this.shards.map((s) => s.nonce));
     this.shards.forEach((s, k) => {
       const { from, to } = this.ranges[k];
       const { beta1, beta2, epsilon, weightDecay } = this.hyper; // only these (a job's optimizer has more fields)
-      const msg = { t: 'assign' as const, slice: k, from, to, version, beta1, beta2, epsilon, weightDecay, accBeta1: adam.accBeta1, accBeta2: adam.accBeta2, adamStep: adam.step };
+      const proof = this.token ? sliceProof(this.token, nonces[k], 'assign') : '';
+      const msg = { t: 'assign' as const, proof, slice: k, from, to, version, beta1, beta2, epsilon, weightDecay, accBeta1: adam.accBeta1, accBeta2: adam.accBeta2, adamStep: adam.step };
       s.send(encodeSliceFrame(msg, [params.subarray(from, to), adam.m.subarray(from, to), adam.v.subarray(from, to)]));
     });
     await Promise.all(this.shards.map((s) => s.next('joined')));

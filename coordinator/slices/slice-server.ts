@@ -9,6 +9,7 @@
  * The first frame on a link says who is at the other end: `assign` the loop, `sliceHello` a worker.
  */
 import type { Link } from '../../shared/transport/transport.js';
+import { newNonce, proofsEqual, sliceProof } from '../../shared/wire/auth.js';
 import { DptrainError } from '../../shared/util/errors.js';
 import {
   encodeSliceFrame, LOOP_TO_SHARD, readSliceFrame, WORKER_TO_SHARD, type Assign, type Commit, type ToShard,
@@ -30,21 +31,27 @@ export class SliceServer {
   /** The current version's slice frame, encoded once, sent to every worker. */
   private sliceFrame: Uint8Array | null = null;
 
-  /** `maxValues`: the model's parameter count (no frame may carry more). */
+  /** `maxValues`: the model's parameter count (no frame may carry more). `token`: the job's; null = none (loopback only). */
   constructor(
     private readonly maxValues: number,
-    private readonly simd = true,
+    private readonly o: { simd?: boolean; token?: string | null } = {},
   ) {}
 
-  /** A new link: the loop or a worker, as its first frame says. */
+  /** A new link: the loop or a worker, as its first frame says, with the token's proof over our nonce. */
   accept(link: Link): void {
     let role: 'unknown' | 'loop' | 'worker' = 'unknown';
     let worker = '';
+    const nonce = newNonce();
+    link.send(encodeSliceFrame({ t: 'sliceChallenge', nonce }));
     link.onFrame((bytes) => {
       try {
         const allowed = role === 'loop' ? LOOP_TO_SHARD : role === 'worker' ? WORKER_TO_SHARD : new Set([...LOOP_TO_SHARD, ...WORKER_TO_SHARD]);
         const { msg, payload } = readSliceFrame<ToShard>(bytes, allowed, 3 * this.maxValues);
         if (role === 'unknown') {
+          const proof = msg.t === 'assign' || msg.t === 'sliceHello' ? msg.proof : '';
+          if (this.o.token && !proofsEqual(proof, sliceProof(this.o.token, nonce, msg.t))) {
+            return link.close('authentication failed: the job token does not match this shard\'s', 'authFailed');
+          }
           if (msg.t === 'assign' && !this.loop) {
             role = 'loop';
             this.loop = link;
@@ -76,7 +83,7 @@ export class SliceServer {
     const n = a.to - a.from;
     if (a.to <= a.from || state.length !== 3 * n) throw new DptrainError('MESSAGE_INVALID', `assign of [${a.from}, ${a.to}) carries ${state.length} floats, not 3 × ${n}`);
     const hyper = { beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, weightDecay: a.weightDecay };
-    this.owner = new SliceOwner({ from: a.from, to: a.to }, hyper, { simd: this.simd });
+    this.owner = new SliceOwner({ from: a.from, to: a.to }, hyper, { simd: this.o.simd });
     this.slice = a.slice;
     const adam = { m: state.subarray(n, 2 * n), v: state.subarray(2 * n), accBeta1: a.accBeta1, accBeta2: a.accBeta2, step: a.adamStep };
     this.owner.loadSlice(state.subarray(0, n), adam);

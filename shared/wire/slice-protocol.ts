@@ -4,9 +4,10 @@
  * the one codec (codec.ts); these are validated here, against their own table, so that a
  * shard link accepts no coordinator–worker message and the reverse.
  *
- *   loop → shard   assign (payload params|m|v of the slice), commit, reduce, apply, save
+ *   shard → either sliceChallenge (first, on every link: a nonce)
+ *   loop → shard   assign (the token's proof; payload params|m|v of the slice), commit, reduce, apply, save
  *   shard → loop   joined, norms (block sums in the header: float64, exact in msgpack), saved
- *   worker → shard sliceHello, grad (payload: the slice of a data shard's gradient sum)
+ *   worker → shard sliceHello (the token's proof), grad (payload: the slice of a data shard's gradient sum)
  *   shard → worker slice (payload: the slice of parameters of a version)
  */
 import { fail } from '../util/errors.js';
@@ -17,6 +18,8 @@ import type { Message } from './protocol.js';
 /** Own elements [from, to) with these Adam settings, from this state (payload: params, m, v). */
 export interface Assign {
   t: 'assign';
+  /** sliceProof(token, nonce, 'assign'); '' without a token. */
+  proof: string;
   slice: number;
   from: number;
   to: number;
@@ -80,8 +83,14 @@ export interface Saved {
 }
 
 // ---- worker ↔ slice shard ----
+export interface SliceChallenge {
+  t: 'sliceChallenge';
+  nonce: string;
+}
 export interface SliceHello {
   t: 'sliceHello';
+  /** sliceProof(token, nonce, 'sliceHello'); '' without a token. */
+  proof: string;
   worker: string;
 }
 /** Payload: elements [from, to) of the gradient sum of one data shard. */
@@ -99,12 +108,13 @@ export interface Slice {
 }
 
 export type ToShard = Assign | Commit | Reduce | Apply | Save | SliceHello | Grad;
-export type FromShard = Joined | Norms | Saved | Slice;
+export type FromShard = SliceChallenge | Joined | Norms | Saved | Slice;
 export type SliceMessage = ToShard | FromShard;
 
 type Kind = 'count' | 'number' | 'float' | 'string' | 'boolean' | 'floats';
 const SHAPES: { [T in SliceMessage['t']]: Record<string, Kind> } = {
   assign: {
+    proof: 'string',
     slice: 'count', from: 'count', to: 'count', version: 'count', beta1: 'number', beta2: 'number', epsilon: 'number',
     weightDecay: 'number', accBeta1: 'number', accBeta2: 'number', adamStep: 'count',
   },
@@ -115,7 +125,8 @@ const SHAPES: { [T in SliceMessage['t']]: Record<string, Kind> } = {
   joined: { slice: 'count' },
   norms: { step: 'count', finite: 'boolean', blockSq: 'floats' },
   saved: { step: 'count', accBeta1: 'number', accBeta2: 'number', adamStep: 'count' },
-  sliceHello: { worker: 'string' },
+  sliceChallenge: { nonce: 'string' },
+  sliceHello: { proof: 'string', worker: 'string' },
   grad: { step: 'count', micro: 'count', shard: 'count' },
   slice: { slice: 'count', version: 'count' },
 };
@@ -152,8 +163,8 @@ export function readSliceFrame<M extends SliceMessage>(
 
 export const LOOP_TO_SHARD: ReadonlySet<ToShard['t']> = new Set(['assign', 'commit', 'reduce', 'apply', 'save']);
 export const WORKER_TO_SHARD: ReadonlySet<ToShard['t']> = new Set(['sliceHello', 'grad']);
-export const SHARD_TO_LOOP: ReadonlySet<FromShard['t']> = new Set(['joined', 'norms', 'saved']);
-export const SHARD_TO_WORKER: ReadonlySet<Slice['t']> = new Set(['slice']);
+export const SHARD_TO_LOOP: ReadonlySet<FromShard['t']> = new Set(['sliceChallenge', 'joined', 'norms', 'saved']);
+export const SHARD_TO_WORKER: ReadonlySet<(Slice | SliceChallenge)['t']> = new Set(['sliceChallenge', 'slice']);
 
 /** One slice-link frame (the codec's layout; float32 payload, in parts if need be). */
 export function encodeSliceFrame(msg: SliceMessage, payload: Float32Array | readonly Float32Array[] | null = null): Uint8Array {

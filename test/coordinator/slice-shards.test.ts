@@ -113,6 +113,22 @@ describe('slice shards over the in-process transport', () => {
     same(end.adam.v, ref.v);
   });
 
+  it('with the job token: the same bits; with a wrong one the shards close every link (authFailed)', async () => {
+    const token = 'slice-test-token-0123456789';
+    const c = await sliceCluster({ totalParams: N, shards: 2, workers: 2, hyper: HYPER, token });
+    await c.loop.assign(init(), zeroAdam(), 0);
+    const norms: number[] = [];
+    await train(c, 0, steps, micros, 0, norms);
+    expect(norms).toEqual(ref.norms);
+    same((await c.loop.gather(steps)).params, ref.params);
+
+    const bad = await sliceCluster({ totalParams: N, shards: 2, workers: 1, hyper: HYPER, token, clientToken: 'not-the-job-token-0123456' });
+    const kinds = new Promise<string>((res) => bad.loopLinks[0].onClose((_, kind) => res(kind)));
+    await expect(bad.loop.assign(init(), zeroAdam(), 0)).rejects.toMatchObject({ code: 'RUN_FAILED', message: expect.stringMatching(/authentication failed/) });
+    expect(await kinds).toBe('authFailed');
+    await expect(bad.workers[0].params(0)).rejects.toMatchObject({ code: 'CONNECT_FAILED', message: expect.stringMatching(/authentication failed/) });
+  });
+
   it('a malformed frame closes the link that sent it, and only that one', async () => {
     const c = await sliceCluster({ totalParams: N, shards: 2, workers: 1, hyper: HYPER });
     await c.loop.assign(init(), zeroAdam(), 0);
@@ -134,6 +150,7 @@ describe('bytes per host link, one shard and one worker per host', () => {
     const t = hostTraffic(hosts);
     const c = await sliceCluster({ totalParams: size, shards: hosts, workers: hosts, hyper: HYPER, onBytes: t.onBytes });
     await c.loop.assign(params, adam, 0);
+    await Promise.all(c.workers.map((w) => w.params(0)));
     t.reset(); // count steps, not the start
     let version = 0;
     for (let s = 0; s < steps; s++) {

@@ -87,14 +87,14 @@ describe('slice shard processes', () => {
     }
   });
 
-  it('refuses to listen beyond loopback, in one line', async () => {
+  it('refuses to listen beyond loopback without the job token, in one line', async () => {
     const dir = tempDir('shards');
     const config = join(dir, 'job.json');
     writeFileSync(config, JSON.stringify(JOB));
-    const r = await runCli(['shard', '-c', config, '--listen', '0.0.0.0:0']);
+    const r = await runCli(['shard', '-c', config, '--listen', '0.0.0.0:0'], 60_000, { ...process.env, DPTRAIN_TOKEN: '' });
     expect(r.code).not.toBe(0);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/check no job token yet/);
+    expect(r.stderr).toMatch(/needs the job token/);
   });
 });
 
