@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Config } from '../shared/job/config.js';
 import { fail } from '../shared/util/errors.js';
 import { gatherRows, type Dataset } from '../shared/datasets/index.js';
-import { jobLayout, loadJobData } from '../shared/job/job-layout.js';
+import { jobLayout, loadJobData, prepareJob } from '../shared/job/job-layout.js';
 import { initParams, modelKind, paramView, type AnyLayout } from '../shared/models/index.js';
 import { batchTensors as modelBatch } from '../worker/batch.js';
 import { Sampler } from '../shared/job/sampler.js';
@@ -139,12 +139,14 @@ const LOOPS: Record<BaselineKind, (s: Setup, batch: number, steps: number, warmu
 
 /** samples/s of one single-process loop over `steps` batches after `warmup` (the TF.js backend must already be set). */
 export async function singleProcessSamplesPerSec(kind: BaselineKind, cfg: Config, batch: number, steps: number, warmup = 10): Promise<number> {
+  await prepareJob(cfg);
   const sps = await LOOPS[kind](setup(cfg), batch, steps, warmup);
   return sps ?? fail('CONFIG_INVALID', `the ${kind} baseline is measured for dense models only; use engine`);
 }
 
 /** Every baseline, measured one after another (null: not measured for this model kind). */
 export async function allBaselines(cfg: Config, batch: number, steps: number, warmup = 10): Promise<Record<BaselineKind, number | null> & { engine: number }> {
+  await prepareJob(cfg);
   const out: Record<BaselineKind, number | null> & { engine: number } = { engine: await engine(setup(cfg), batch, steps, warmup), 'layers-minimize': null, 'layers-fit': null };
   for (const k of BASELINES) if (k !== 'engine') out[k] = await LOOPS[k](setup(cfg), batch, steps, warmup);
   return out;

@@ -26,7 +26,7 @@ export interface FlagRow {
   /** Commander's flag syntax, e.g. `--batch-size <n>`. */
   flags: string;
   help: string;
-  parse?: (v: string) => number;
+  parse?: (v: string) => number | string;
   choices?: readonly string[];
   /** The config path the flag overrides (`optimizer.lr`: a field of a section); omitted for `run` flags. */
   field?: string;
@@ -62,6 +62,15 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     help: 'how parameters and gradients travel: float32 (exact), or float16 / bfloat16 (half the bytes)',
     choices: WIRE_DTYPES,
     field: 'wireDtype',
+    role: 'job',
+    scope: 'run',
+  },
+  {
+    key: 'shards',
+    flags: '--shards <n>',
+    help: 'virtual shards per batch: a count or auto (results independent of the workers), or per-worker',
+    parse: (v) => (/^\d+$/.test(v) ? Number(v) : v), // a name the config check names if wrong
+    field: 'shards',
     role: 'job',
     scope: 'run',
   },

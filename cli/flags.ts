@@ -29,6 +29,7 @@ export interface JobFlags {
   resume?: string;
   rejectOutliers?: number;
   wireDtype?: string;
+  shards?: string | number;
 }
 
 /** Flags that change the optimization: not allowed with --resume (the checkpoint fixes them). */

@@ -3,7 +3,7 @@
  * (one shard's gradient) for a job's model and data, on one backend, in this process.
  */
 import type { BackendName } from '../shared/job/config.js';
-import { jobLayout, loadJobData } from '../shared/job/job-layout.js';
+import { jobLayout, loadJobData, prepareJob } from '../shared/job/job-layout.js';
 import type { MatMulGrad } from '../shared/ops/matmul.js';
 import { selectBackend } from '../worker/backend.js';
 import { formatProfile, profileStep, type StepProfile } from '../worker/profile.js';
@@ -22,6 +22,7 @@ export interface ProfileFlags {
 /** Profiles of the job's step: the backend's matMul gradient form, or both forms to compare. */
 export async function profileCommand(f: ProfileFlags): Promise<{ profiles: StepProfile[]; text: string }> {
   const cfg = resolveConfig({ config: f.config });
+  await prepareJob(cfg);
   const choice = await selectBackend(f.backend, { allowSoftwareGpu: f.allowSoftwareGpu });
   const ds = loadJobData(cfg);
   const layout = jobLayout(cfg);

@@ -9,7 +9,7 @@ import { FLAG_TABLE, optionOf, type FlagScope } from './flag-table.js';
 import { intFlag, numFlag, parseListen } from './parse-flags.js';
 import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
-import { shardCommand, type ShardFlags } from './shard-cmd.js';
+import { shardCommand, type ShardFlags } from './slice-shard-cmd.js';
 import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
 import { parseBatchList, parseWorkerList, scaleCommand } from './scale-cmd.js';
 import { reportCommand } from './report-cmd.js';
@@ -50,14 +50,14 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', 'address to listen on; beyond loopback needs a token', parseListen, { host: '127.0.0.1', port: 7070 })
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)')
     .option('--tls-key <file>', "the certificate's private key (PEM)")
-    .option('--shard <url...>', 'slice shards (dptrain shard) that hold the parameters and run Adam, in slice order')
+    .option('--slice-shard <url...>', 'slice shards (dptrain slice-shard) that hold the parameters and run Adam, in slice order')
     .action(async (f: TrainFlags) => {
       process.exitCode = await coordinatorCommand(f);
     });
 
   program
-    .command('shard')
-    .description('hold one slice of the parameters and optimizer state for a coordinator started with --shard')
+    .command('slice-shard')
+    .description('hold one slice of the parameters and optimizer state for a coordinator started with --slice-shard')
     .option('-c, --config <file>', "the coordinator's job config (for the model's size)")
     .option('--listen <host:port>', 'address to listen on; beyond loopback needs the job token', parseListen, { host: '127.0.0.1', port: 7071 })
     .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')
@@ -69,7 +69,7 @@ export function buildProgram(): Command {
     .command('worker')
     .description('join a coordinator and compute gradients for it')
     .requiredOption('--connect <url>', 'coordinator address, e.g. ws://host:7070')
-    .option('--shard <url...>', "the coordinator's slice shards, in its --shard order")
+    .option('--slice-shard <url...>', "the coordinator's slice shards, in its --slice-shard order")
     .addOption(backendOption().default('auto'))
     .addOption(softwareGpuOption())
     .option('--name <name>', 'name in the coordinator log (default host-pid)')

@@ -12,7 +12,7 @@ import type { Config } from '../shared/job/config.js';
 import { fingerprint } from '../shared/datasets/index.js';
 import { describeError } from '../shared/util/errors.js';
 import { createLogger, type Logger } from '../shared/util/log.js';
-import { jobLayout, loadJobData } from '../shared/job/job-layout.js';
+import { jobLayout, jobResultNodes, loadJobData } from '../shared/job/job-layout.js';
 import type { Listener } from '../shared/transport/transport.js';
 import { formatSummary, type Progress } from './progress.js';
 import { PromMetrics } from '../coordinator/prometheus.js';
@@ -23,9 +23,10 @@ import { Dashboard } from '../coordinator/dashboard/server.js';
 import { LiveRun } from '../coordinator/dashboard/live.js';
 import { isLoopback } from '../shared/wire/auth.js';
 
-/** Frames carry one float32 per parameter plus a header of well under 64 KiB. */
+/** Frames carry one float32 per parameter (per tree node, in a result) plus a header of well under 64 KiB. */
 export function maxFrameBytes(config: Config): number {
-  return jobLayout(config).totalParams * 4 + (1 << 16);
+  const layout = jobLayout(config);
+  return jobResultNodes(config, layout) * layout.totalParams * 4 + (1 << 16);
 }
 
 export interface Session {

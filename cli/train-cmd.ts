@@ -3,7 +3,7 @@
  * workers): resolve the config (or the checkpoint to resume), open the run directory and the
  * listener, run, and turn SIGINT/SIGTERM into "finish the step, checkpoint, exit".
  */
-import { coordinatorSlices } from './shard-cmd.js';
+import { coordinatorSlices } from './slice-shard-cmd.js';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
@@ -17,11 +17,12 @@ import { faultInjector, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags } from './flags.js';
 import { spawnWorkers } from './local-workers.js';
 import { ShmChannel } from '../shared/transport/shm.js';
-import { jobLayout } from '../shared/job/job-layout.js';
+import { jobLayout, jobResultNodes, prepareJob } from '../shared/job/job-layout.js';
 
-/** Parameter count of the job's model (known before any worker joins). */
-function coordParams(c: Config): number {
-  return jobLayout(c).totalParams;
+/** Bytes of the job's shared-memory files for `workers` local workers (known before any joins). */
+function shmFootprint(c: Config): number {
+  const layout = jobLayout(c);
+  return ShmChannel.footprint(layout.totalParams, c.workers, c.wireDtype, jobResultNodes(c, layout));
 }
 import { Progress } from './progress.js';
 import { createCoordinator, openSession, trainWith, type ListenOptions, type Session } from './run-coordinator.js';
@@ -34,8 +35,8 @@ export interface TrainFlags extends JobFlags {
   tlsKey?: string;
   trace?: string;
   traceSteps?: [number, number];
-  /** Slice shards (dptrain shard), in slice order. */
-  shard?: string[];
+  /** Slice shards (dptrain slice-shard), in slice order. */
+  sliceShard?: string[];
 }
 
 /** --trace FILE [--trace-steps A:B] → what the coordinator needs to record it. */
@@ -83,6 +84,7 @@ function handleSignals(c: Coordinator, s: Session, onHardExit: () => void): void
 
 async function openRun(f: TrainFlags, listen: ListenOptions, check: (c: Config) => void = () => {}) {
   const { config, resume } = resolveRun(f);
+  await prepareJob(config);
   check(config); // before anything is created
   const s = await openSession(config, listen);
   if (resume) {
@@ -108,7 +110,7 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
   let shm: ShmChannel | null = null;
   if (config.sharedMemory) {
     // Twice the files' size, so a worker joining later still fits.
-    const made = ShmChannel.create(2 * ShmChannel.footprint(coordParams(config), config.workers, config.wireDtype));
+    const made = ShmChannel.create(2 * shmFootprint(config));
     if (typeof made === 'string') s.log.info(`shared memory off: ${made}; tensors go to the local workers through the socket`);
     else shm = made;
   }
@@ -145,7 +147,7 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
     `workers join with: dptrain worker --connect ${s.listener.address}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''}`,
   );
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
-  const slices = await coordinatorSlices(f.shard, config, token);
+  const slices = await coordinatorSlices(f.sliceShard, config, token);
   const coord = createCoordinator(config, s, progress, { ...traceOptions(f), token, resume: resume?.state, slices });
   handleSignals(coord, s, () => {});
   await trainWith(coord, s, progress);

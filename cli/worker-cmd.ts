@@ -3,7 +3,7 @@
  * coordinator is not up yet), and serve the job until the coordinator says bye.
  */
 import { slicedLink } from '../worker/sliced-link.js';
-import { dialShards } from './shard-cmd.js';
+import { dialShards } from './slice-shard-cmd.js';
 import { describeError, DptrainError, isDptrainError } from '../shared/util/errors.js';
 import { readToken } from '../shared/wire/auth.js';
 import { createLogger, type Logger } from '../shared/util/log.js';
@@ -32,7 +32,7 @@ export interface WorkerFlags {
   device?: string;
   precision: Precision;
   /** The coordinator's slice shards, in its order. */
-  shard?: string[];
+  sliceShard?: string[];
 }
 
 /** Connect, retrying with exponential backoff and jitter until `timeoutSec` has passed. */
@@ -75,7 +75,7 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   let pauseMs = 200;
   for (;;) {
     const direct = await connect(f.connect, timeoutSec, log, tls);
-    const shards = f.shard;
+    const shards = f.sliceShard;
     const link = shards?.length ? slicedLink(direct, (total) => dialShards(shards, total), token) : direct;
     const began = Date.now();
     log.info({ coordinator: f.connect }, 'connected');

@@ -8,7 +8,7 @@
 import { budgetFlops, declaredPeak, jobOf, type Config } from '../shared/job/config.js';
 import { DptrainError, fail } from '../shared/util/errors.js';
 import type { Logger } from '../shared/util/log.js';
-import { jobLayout } from '../shared/job/job-layout.js';
+import { jobLayout, jobLeaves } from '../shared/job/job-layout.js';
 import { initParams, modelKind, type AnyLayout } from '../shared/models/index.js';
 import type { Listener } from '../shared/transport/transport.js';
 import { ComputeMeter, type StepAccounting } from './accounting.js';
@@ -143,6 +143,7 @@ export class Coordinator {
       outlierFactor: this.cfg.outlierFactor,
       ops: this.ops,
       sliced: o.slices,
+      leaves: jobLeaves(this.cfg, this.layout),
       onAccepted: (w, key, shard, ms, at) => {
         if (o.tracer?.records(this.stepsDone + 1)) o.tracer.span(`worker ${w.id} (${w.host})`, `${key.startsWith('eval') ? 'evaluate' : 'compute'} shard ${shard}`, at - ms, at, { key });
       },

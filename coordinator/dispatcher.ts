@@ -11,7 +11,9 @@ import type { ShmChannel } from '../shared/transport/shm.js';
 import type { EvalResult, ShardResult } from '../shared/wire/protocol.js';
 import { requestTag, type Membership, type WorkerSession } from './membership.js';
 import { eligible, Phase, type PhasePlan, type PhaseStats } from './phase.js';
-import { jsReduceOps, ShardReducer, type ReduceOps } from './reducer.js';
+import { jsReduceOps, TreeReducer, type ReduceOps } from './reducer.js';
+import { splitRange } from './scheduler.js';
+import { coverNodes, leafStart, MAX_LEAVES, type TreeNode } from '../shared/job/shard-tree.js';
 import { median } from '../shared/util/stats.js';
 
 export interface DispatcherOptions {
@@ -41,7 +43,9 @@ export interface DispatcherOptions {
    * Slice shards hold the parameters and take the gradients (coordinator/slices/): workers get
    * no parameter frames from here, and each accepted result is committed to the shards.
    */
-  sliced?: { commit(step: number, micro: number, shard: number, shards: number, worker: string): void } | null;
+  sliced?: { commit(step: number, micro: number, shard: number, leaves: number, nodes: readonly TreeNode[], worker: string): void } | null;
+  /** Virtual shards per micro-batch (shared/job/shard-tree.ts); null: one per eligible worker. */
+  leaves: number | null;
 }
 
 /** Shards whose per-sample gradient norm forms the outlier baseline, and how many are needed first. */
@@ -66,9 +70,11 @@ export class Dispatcher {
   readonly counters: DispatchCounters = { stale: 0, reassigned: 0, recomputed: 0, outliers: 0 };
   private norms: number[] = [];
   private phase: Phase | null = null;
-  private reducer: ShardReducer | null = null;
+  private reducer: TreeReducer | null = null;
+  /** Rows of the micro-batch in flight. */
+  private batch = 0;
   private readonly ops: ReduceOps;
-  /** Copies of early shards, kept across steps (see ShardReducer). */
+  /** Copies of nodes waiting for their sibling, kept across steps (see TreeReducer). */
   private readonly spare: Float32Array[] = [];
   private evalSums = { lossSum: 0, correct: 0, count: 0 };
   private params: { version: number; values: Float32Array } = { version: -1, values: new Float32Array(0) };
@@ -206,19 +212,29 @@ export class Dispatcher {
     return phase;
   }
 
-  /** Gradient sums over stream positions [from, to), added into `acc` (in shard order) as they arrive. */
+  /**
+   * Gradient sums over stream positions [from, to), cut into virtual shards, each worker given a
+   * contiguous range of them; added into `acc` along the fixed tree as results arrive.
+   */
   async work(step: number, micro: number, from: number, to: number, acc: Float64Array): Promise<{ lossSum: number; count: number; stats: PhaseStats; reduceMs: number }> {
     const version = this.params.version;
+    const batch = to - from;
+    this.batch = batch;
+    let leaves = 1;
+    const start = (leaf: number) => leafStart(batch, leaves, leaf);
     const phase = await this.run(
       {
         key: `work:${step}:${micro}`,
-        from,
-        to,
-        begin: (shards) => {
-          this.reducer = new ShardReducer(shards, acc, this.ops, this.spare);
+        cut: (workers) => {
+          leaves = Math.min(batch, MAX_LEAVES, this.o.leaves ?? workers); // per-worker: past MAX_LEAVES workers, some wait
+          return splitRange(0, leaves, workers);
+        },
+        rows: (s) => start(s.to) - start(s.from),
+        begin: () => {
+          this.reducer = new TreeReducer(leaves, acc, this.ops, this.spare);
           this.reduceMs = 0;
         },
-        message: (s) => ({ t: 'work', step, micro, shard: s.shard, version, from: s.from, to: s.to }),
+        message: (s) => ({ t: 'work', step, micro, shard: s.shard, version, from: from + start(s.from), to: from + start(s.to), leaves, first: s.from, last: s.to, batch }),
       },
       this.deadlineMs(),
     );
@@ -236,8 +252,8 @@ export class Dispatcher {
     await this.run(
       {
         key: `eval:${round}`,
-        from: 0,
-        to: rows,
+        cut: (workers) => splitRange(0, rows, workers),
+        rows: (s) => s.to - s.from,
         begin: () => {},
         message: (s) => ({ t: 'evaluate', round, shard: s.shard, version, from: s.from, to: s.to }),
       },
@@ -272,38 +288,74 @@ export class Dispatcher {
     return p;
   }
 
+  /** Rows of the micro-batch in flight that a tree node covers. */
+  private leafRows(t: TreeNode): number {
+    const { leaves } = this.reducer!;
+    return leafStart(this.batch, leaves, t.end) - leafStart(this.batch, leaves, t.first);
+  }
+
+  /** The tree nodes a result for this shard must carry, in payload order. */
+  private nodesOf(p: Phase, shard: number): TreeNode[] {
+    const s = p.range(shard)!;
+    return coverNodes(s.from, s.to, this.reducer!.leaves, this.o.wireDtype !== 'float32');
+  }
+
   private onWorkResult(w: WorkerSession, msg: ShardResult, payload: Float32Array): void {
     const p = this.claim(w, `work:${msg.step}:${msg.micro}`, msg.shard, msg.count);
     if (!p) return;
-    const grads = this.ops.land(payload);
-    if (!(Number.isFinite(msg.lossSum) && this.ops.allFinite(grads)) && p.retry(w, msg.shard)) {
+    const nodes = this.nodesOf(p, msg.shard);
+    if (msg.losses.length !== nodes.length) {
+      this.o.membership.drop(w, 'invalid', `invalid result: shard ${msg.shard} covers ${nodes.length} tree nodes, worker sent ${msg.losses.length}`);
+      return;
+    }
+    const n = this.o.totalParams;
+    // One node: landed once where the kernels read it (the usual case); several: each checked
+    // there, then read from the payload (the tree adds in plain loops, the fold lands its own).
+    const landed = nodes.length === 1 ? this.ops.land(payload) : null;
+    const part = (j: number) => landed ?? payload.subarray(j * n, (j + 1) * n);
+    let finite = Number.isFinite(msg.lossSum);
+    for (let j = 0; finite && j < nodes.length; j++) finite = this.ops.allFinite(landed ?? this.ops.land(part(j)));
+    if (!finite && p.retry(w, msg.shard)) {
       this.counters.recomputed++;
       this.o.onWasted(msg.count);
       return;
     }
-    if (this.o.outlierFactor > 0) {
-      let sq = 0;
-      for (let i = 0; i < grads.length; i++) sq += grads[i] * grads[i];
-      const perSample = Math.sqrt(sq) / msg.count;
-      const typical = this.norms.length >= NORM_MIN_HISTORY ? median(this.norms) : null;
-      if (typical !== null && perSample > this.o.outlierFactor * typical && p.retry(w, msg.shard)) {
-        this.counters.outliers++;
-        this.o.onWasted(msg.count);
-        this.o.log.warn({ worker: w.id, host: w.host, shard: msg.shard, normPerSample: perSample, median: typical }, `gradient norm of worker ${w.id} is ${(perSample / typical).toFixed(1)}× the median; recomputing its shard elsewhere`);
-        return;
-      }
-      if (Number.isFinite(perSample)) {
-        this.norms.push(perSample);
-        if (this.norms.length > NORM_HISTORY) this.norms.shift();
-      }
-    }
+    if (this.o.outlierFactor > 0 && this.isOutlier(w, p, msg, nodes, payload)) return;
     p.accept(w, msg.shard, msg);
-    this.o.sliced?.commit(msg.step, msg.micro, msg.shard, this.reducer!.shards, w.id);
+    this.o.sliced?.commit(msg.step, msg.micro, msg.shard, this.reducer!.leaves, nodes, w.id);
     const t0 = performance.now();
     this.o.onAccepted?.(w, p.plan.key, msg.shard, msg.computeMs, t0);
-    this.reducer!.add(msg.shard, grads, msg.lossSum, msg.count);
+    nodes.forEach((t, j) => {
+      this.reducer!.add(t, part(j), msg.losses[j], this.leafRows(t));
+    });
     this.reduceMs += performance.now() - t0;
     p.settleCheck();
+  }
+
+  /**
+   * A node whose gradient norm per sample is far above the recent median: recompute the shard
+   * elsewhere (true), or record its norms as typical (false).
+   */
+  private isOutlier(w: WorkerSession, p: Phase, msg: ShardResult, nodes: TreeNode[], payload: Float32Array): boolean {
+    const n = this.o.totalParams;
+    let perSample = 0;
+    nodes.forEach((t, j) => {
+      let sq = 0;
+      for (let i = j * n; i < (j + 1) * n; i++) sq += payload[i] * payload[i];
+      perSample = Math.max(perSample, Math.sqrt(sq) / this.leafRows(t));
+    });
+    const typical = this.norms.length >= NORM_MIN_HISTORY ? median(this.norms) : null;
+    if (typical !== null && perSample > this.o.outlierFactor * typical && p.retry(w, msg.shard)) {
+      this.counters.outliers++;
+      this.o.onWasted(msg.count);
+      this.o.log.warn({ worker: w.id, host: w.host, shard: msg.shard, normPerSample: perSample, median: typical }, `gradient norm of worker ${w.id} is ${(perSample / typical).toFixed(1)}× the median; recomputing its shard elsewhere`);
+      return true;
+    }
+    if (Number.isFinite(perSample)) {
+      this.norms.push(perSample);
+      if (this.norms.length > NORM_HISTORY) this.norms.shift();
+    }
+    return false;
   }
 
   private onEvalResult(w: WorkerSession, msg: EvalResult): void {

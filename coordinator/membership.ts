@@ -323,7 +323,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
         return this.drop(w, 'invalid', `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);
       }
       try {
-        grads = this.o.shm.readResult(w.id, msg.shm, this.o.totalParams, this.o.job.wireDtype, this.o.landing ?? undefined);
+        // One node lands where the kernels read it; several, in the channel's own buffer.
+        const nodes = msg.losses.length;
+        const into = nodes === 1 ? (this.o.landing ?? undefined) : undefined;
+        grads = this.o.shm.readResult(w.id, msg.shm, nodes * this.o.totalParams, this.o.job.wireDtype, into);
       } catch (e) {
         // The directory went away, or a slot was overwritten: stop using shared memory for
         // everyone, and let this worker reconnect (the reason is not a refusal); its shard

@@ -1,6 +1,6 @@
 /**
- * One phase of distributed work: a range split into shards over the eligible workers, sent,
- * and collected. A shard whose worker leaves, or misses its deadline, goes to the least-loaded
+ * One phase of distributed work: a range (of rows, or of a micro-batch's virtual shards) split
+ * into shards over the eligible workers, sent, and collected. A shard whose worker leaves, or misses its deadline, goes to the least-loaded
  * other worker (or waits for one to join); results are settled at most once. The caller
  * decides what a shard message says and what to do with a result; this decides who computes what.
  */
@@ -8,15 +8,17 @@ import { DptrainError } from '../shared/util/errors.js';
 import type { Logger } from '../shared/util/log.js';
 import type { ToWorker } from '../shared/wire/protocol.js';
 import type { Membership, WorkerSession } from './membership.js';
-import { Assignments, splitRange, type ShardRange } from './scheduler.js';
+import { Assignments, type ShardRange } from './scheduler.js';
 
 export interface PhasePlan {
   /** Identifies results that belong to this phase ("work:12:0", "eval:3"). */
   key: string;
-  from: number;
-  to: number;
-  /** Called once the shard count is known. */
-  begin(shards: number): void;
+  /** The shards, given how many workers are eligible now (at least 1): at most one each. */
+  cut(workers: number): ShardRange[];
+  /** Rows a shard covers (results must report this count). */
+  rows(s: ShardRange): number;
+  /** Called once the shards are known. */
+  begin(shards: readonly ShardRange[]): void;
   /** The message that asks a worker for one shard (after its params are current). */
   message(s: ShardRange): ToWorker;
 }
@@ -87,10 +89,10 @@ export class Phase {
       this.reject = rej;
     });
     const live = eligible(this.ctx.membership);
-    const shards = splitRange(this.plan.from, this.plan.to, Math.max(1, live.length));
+    const shards = this.plan.cut(Math.max(1, live.length));
     this.asg = new Assignments(shards);
     this.stats.shards = shards.length;
-    this.plan.begin(shards.length);
+    this.plan.begin(shards);
     shards.forEach((s, i) => {
       if (live.length) this.give(s, live[i]);
       else this.orphan(s);
@@ -175,10 +177,15 @@ export class Phase {
     }
   }
 
-  /** Rows [from, to) of a shard, to check a result's count. */
+  /** Rows of a shard, to check a result's count. */
   shardSize(shard: number): number {
     const s = this.asg.shards[shard];
-    return s ? s.to - s.from : -1;
+    return s ? this.plan.rows(s) : -1;
+  }
+
+  /** The range a shard covers (in the plan's units). */
+  range(shard: number): ShardRange | undefined {
+    return this.asg.shards[shard];
   }
 
   /** After an accepted result was added: finish when nothing is open. */

@@ -1,8 +1,11 @@
 /**
- * The passes a step makes over gradients. Two implementations: the scalar loops below (the
- * reference, and the fallback) and WebAssembly SIMD kernels (kernels/reduce-simd.ts) that work
+ * The passes a step makes over gradients, and the tree that sums a micro-batch's virtual
+ * shards. The passes have two implementations: the scalar loops below (the reference, and the
+ * fallback) and WebAssembly SIMD kernels (kernels/reduce-simd.ts) that work
  * in the coordinator's arena; test/coordinator/reduce-ops.test.ts runs the same suite on both.
  */
+import { addInto, nodeExists, treeDepth, type TreeNode } from '../shared/job/shard-tree.js';
+
 export interface ReduceOps {
   /** `grads` where the other ops read it fastest: itself, or a copy in the kernels' memory (valid until the next land). */
   land(grads: Float32Array): Float32Array;
@@ -44,60 +47,89 @@ export const jsReduceOps: ReduceOps = {
 };
 
 /**
- * Adds shard gradients in shard order, whatever order they arrive in, so a step's result
- * depends only on the shards, never on network timing (float addition is not associative).
- * Shards are folded into the caller's float64 accumulator (which may hold earlier micro-steps:
- * no per-step allocation, no second pass) as soon as all earlier shards are in; later ones
- * wait, in copies taken from `spare` (arrays kept across steps: no fresh memory per step). A
- * shard reported twice is refused (the caller counts it), never added twice.
+ * Completes a micro-batch's fixed tree over its virtual shards (shared/job/shard-tree.ts) from
+ * the nodes workers send, whatever order they arrive in and whoever computed them, so a step's
+ * result depends only on the leaves, never on the worker count or network timing (float addition
+ * is not associative). A node whose sibling is in adds to it at once, and the sum moves up; one
+ * whose sibling is missing waits in a copy taken from `spare` (arrays kept across steps: no
+ * fresh memory per step). The root goes into the caller's float64 accumulator (which may hold
+ * earlier micro-steps). A node reported twice is refused (the caller counts it), never added twice.
  */
-export class ShardReducer {
-  private readonly waiting = new Map<number, { grads: Float32Array; lossSum: number; count: number }>();
-  private nextShard = 0;
+export class TreeReducer {
+  /** Nodes waiting for their sibling, by "level:index". */
+  private readonly waiting = new Map<string, { grads: Float32Array; lossSum: number }>();
+  /** Leaves covered by nodes taken so far (a node must not overlap them). */
+  private readonly covered: Uint8Array;
+  private readonly top: number;
   private loss = 0;
   private samples = 0;
+  private done = false;
 
   constructor(
-    readonly shards: number,
+    readonly leaves: number,
     private readonly sum: Float64Array,
     private readonly ops: ReduceOps = jsReduceOps,
     private readonly spare: Float32Array[] = [],
-  ) {}
+  ) {
+    this.covered = new Uint8Array(leaves);
+    this.top = treeDepth(leaves);
+  }
 
-  /** False if this shard was already added (a duplicate or late result). */
-  add(shard: number, grads: Float32Array, lossSum: number, count: number): boolean {
-    if (shard < this.nextShard || this.waiting.has(shard) || shard >= this.shards) return false;
-    if (shard === this.nextShard) {
-      this.fold(grads, lossSum, count); // its turn: add it now, no copy
-    } else {
-      // Early: keep a copy (the payload may be a view into a buffer that is reused).
-      let copy = this.spare.pop();
-      if (copy?.length !== grads.length) copy = new Float32Array(grads.length);
-      copy.set(grads);
-      this.waiting.set(shard, { grads: copy, lossSum, count });
+  /** Can these nodes be added: inside the tree, and covering no leaf already in? */
+  accepts(nodes: readonly TreeNode[]): boolean {
+    return nodes.every((n) => n.end <= this.leaves && n.first < n.end && this.covered.subarray(n.first, n.end).every((c) => c === 0));
+  }
+
+  /**
+   * Add one node's gradient sum (a view, read now and copied only if it must wait). False if a
+   * leaf it covers was already added (a duplicate or late result).
+   */
+  add(node: TreeNode, grads: Float32Array, lossSum: number, count: number): boolean {
+    if (!this.accepts([node])) return false;
+    this.covered.fill(1, node.first, node.end);
+    this.samples += count;
+    let { level, index } = node;
+    let cur = { grads, lossSum };
+    let owned = false; // cur.grads is one of our copies (else the caller's view)
+    while (level < this.top) {
+      const sib = index ^ 1;
+      if (nodeExists(level, sib, this.leaves)) {
+        const key = `${level}:${sib}`;
+        const other = this.waiting.get(key);
+        if (!other) {
+          this.waiting.set(`${level}:${index}`, owned ? cur : { grads: this.copy(cur.grads), lossSum: cur.lossSum });
+          return true;
+        }
+        this.waiting.delete(key);
+        addInto(other.grads, cur.grads); // float32 addition commutes: left + right either way round
+        if (owned) this.spare.push(cur.grads);
+        cur = { grads: other.grads, lossSum: other.lossSum + cur.lossSum };
+        owned = true;
+      }
+      level++;
+      index >>= 1;
     }
-    for (let r = this.waiting.get(this.nextShard); r; r = this.waiting.get(this.nextShard)) {
-      this.waiting.delete(this.nextShard);
-      this.fold(r.grads, r.lossSum, r.count);
-      this.spare.push(r.grads);
-    }
+    this.ops.fold(cur.grads, this.sum);
+    this.loss += cur.lossSum;
+    if (owned) this.spare.push(cur.grads);
+    this.done = true;
     return true;
   }
 
-  private fold(grads: Float32Array, lossSum: number, count: number): void {
-    this.ops.fold(grads, this.sum);
-    this.loss += lossSum;
-    this.samples += count;
-    this.nextShard++;
+  private copy(grads: Float32Array): Float32Array {
+    let c = this.spare.pop();
+    if (c?.length !== grads.length) c = new Float32Array(grads.length);
+    c.set(grads);
+    return c;
   }
 
   get complete(): boolean {
-    return this.nextShard === this.shards;
+    return this.done;
   }
 
-  /** The loss sum and sample count of this reduction, once every shard is in. */
+  /** The loss sum and sample count of this reduction, once every leaf is in. */
   totals(): { lossSum: number; count: number } {
-    if (!this.complete) throw new Error('ShardReducer.totals before all shards arrived');
+    if (!this.complete) throw new Error('TreeReducer.totals before all leaves arrived');
     return { lossSum: this.loss, count: this.samples };
   }
 }

@@ -8,6 +8,7 @@
  *   node dist/scripts/slice-bytes.js [params=669706] [steps=5]
  */
 import { hostTraffic, sliceCluster } from '../coordinator/slices/local-cluster.js';
+import { treeNode } from '../shared/job/shard-tree.js';
 import { encodeFrame } from '../shared/wire/codec.js';
 
 const total = Number(process.argv[2] ?? 669706); // the reference MLP 784-512-512-10
@@ -18,7 +19,7 @@ const mb = (b: number) => (b / 1e6).toFixed(2);
 const params = new Float32Array(total).fill(0.01);
 const paramsFrame = encodeFrame({ t: 'params', version: 1, shm: 0 }, params).byteLength;
 const resultFrame = encodeFrame(
-  { t: 'result', step: 1, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 1, encodeMs: 1, busyMs: 1, shm: 0 },
+  { t: 'result', step: 1, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1, computeMs: 1, decodeMs: 1, encodeMs: 1, busyMs: 1, shm: 0 },
   params,
 ).byteLength;
 
@@ -34,7 +35,7 @@ for (const n of [2, 4]) {
   let version = 0;
   for (let s = 0; s < steps; s++) {
     await Promise.all(c.workers.map(async (w, j) => w.sendGradient(s, 0, j, (await w.params(version)).map((p) => p * 1e-3))));
-    for (let j = 0; j < n; j++) c.loop.commit(s, 0, j, n, `w${j}`);
+    for (let j = 0; j < n; j++) c.loop.commit(s, 0, j, n, [treeNode(0, j, n)], `w${j}`);
     if (!(await c.loop.update(s, n, n, 0, 1e-3, version + 1)).skipped) version++;
   }
   await Promise.all(c.workers.map((w) => w.params(version)));

@@ -68,11 +68,14 @@ export class SliceClient {
     return new Promise((ok, no) => this.waiters.set(version, [...(this.waiters.get(version) ?? []), { ok, no }]));
   }
 
-  /** Send one data shard's gradient sum, each slice to its shard. */
+  /** Send one data shard's gradient sums (one per tree node, one after another), each slice to its shard. */
   sendGradient(step: number, micro: number, shard: number, grads: Float32Array): void {
+    const n = this.totalParams;
+    if (grads.length === 0 || grads.length % n) throw new DptrainError('RUN_FAILED', `a gradient of ${grads.length} floats is not whole models of ${n}`);
     this.links.forEach((link, k) => {
       const { from, to } = this.ranges[k];
-      link.send(encodeSliceFrame({ t: 'grad', step, micro, shard }, grads.subarray(from, to)));
+      const parts = Array.from({ length: grads.length / n }, (_, j) => grads.subarray(j * n + from, j * n + to));
+      link.send(encodeSliceFrame({ t: 'grad', step, micro, shard }, parts));
     });
   }
 

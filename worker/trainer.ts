@@ -11,6 +11,7 @@ import { modelKind, paramView, type AnyLayout, type ModelKind, type ModelSpec } 
 import { batchTensors } from './batch.js';
 import { Sampler } from '../shared/job/sampler.js';
 import { heapViews, joinParts } from './tensor-memory.js';
+import { coverNodes, leafStart, nodeSum } from '../shared/job/shard-tree.js';
 
 /** Rows per forward pass during evaluation: bounds memory on large test splits. */
 const EVAL_CHUNK = 2048;
@@ -142,4 +143,40 @@ export class Trainer {
     tf.dispose(this.params);
     this.params = [];
   }
+}
+
+/** A work message's range: leaves [first, last) of a micro-batch, and where its rows are. */
+export interface LeafRange {
+  from: number;
+  leaves: number;
+  first: number;
+  last: number;
+  batch: number;
+}
+
+/**
+ * The sums a worker sends for leaves [first, last): one per tree node covering the range
+ * (shared/job/shard-tree.ts), each leaf computed on its own. A range that is one leaf keeps
+ * the gradients where they lie (no copy); otherwise each node is built in arrays of its own.
+ */
+export async function shardSums(trainer: Trainer, w: LeafRange, leavesOnly: boolean): Promise<GradParts & { losses: number[] }> {
+  const start = (leaf: number) => w.from + leafStart(w.batch, w.leaves, leaf) - leafStart(w.batch, w.leaves, w.first);
+  if (w.last - w.first === 1) {
+    const r = await trainer.gradientParts(start(w.first), start(w.last));
+    return { ...r, losses: [r.lossSum] };
+  }
+  const leaf = async (i: number) => {
+    const g = await trainer.gradients(start(i), start(i + 1));
+    return { grads: g.grads, lossSum: g.lossSum };
+  };
+  const parts: Float32Array[] = [];
+  const losses: number[] = [];
+  for (const n of coverNodes(w.first, w.last, w.leaves, leavesOnly)) {
+    const s = await nodeSum(n.level, n.index, w.leaves, leaf);
+    parts.push(s.grads);
+    losses.push(s.lossSum);
+  }
+  // The total for logs and checks; the coordinator sums the tree from `losses`.
+  const lossSum = losses.reduce((a, b) => a + b, 0);
+  return { parts, losses, lossSum, count: start(w.last) - start(w.first), release: () => {} };
 }

@@ -12,7 +12,7 @@ import { fingerprint, sameShape } from '../shared/datasets/index.js';
 import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/wire/auth.js';
 import { describeError, DptrainError, type ErrorCode } from '../shared/util/errors.js';
 import type { Logger } from '../shared/util/log.js';
-import { jobLayout, loadJobData } from '../shared/job/job-layout.js';
+import { jobLayout, loadJobData, prepareJob } from '../shared/job/job-layout.js';
 import { PROTOCOL_VERSION, type Challenge, type Evaluate, type Params, type ShardResult, type ToCoordinator, type ToWorker, type Welcome, type Work } from '../shared/wire/protocol.js';
 import { ShmChannel } from '../shared/transport/shm.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
@@ -21,7 +21,7 @@ import { readFromCoordinator } from '../shared/wire/validate.js';
 import type { BackendChoice } from './backend.js';
 import { calibrate } from './calibrate.js';
 import { assertKernels } from './kernel-check.js';
-import { Trainer } from './trainer.js';
+import { shardSums, Trainer } from './trainer.js';
 
 export interface WorkerOptions {
   link: Link;
@@ -203,6 +203,7 @@ class WorkerSession {
   private async load(w: Welcome): Promise<void> {
     const o = this.o;
     const cfg = parseConfig(w.job); // the job is validated here exactly as from a file
+    await prepareJob(cfg);
     const layout = jobLayout(cfg);
     const ds = loadJobData(cfg);
     const want = layout.data;
@@ -242,12 +243,12 @@ class WorkerSession {
   private async onWork(msg: Work, t0: number, arrived: number): Promise<void> {
     const { trainer, wireDtype } = this.job!;
     if (trainer.version !== msg.version) return this.giveUp(`work for params v${msg.version}, holding v${trainer.version}`);
-    const r = await trainer.gradientParts(msg.from, msg.to);
+    const r = await shardSums(trainer, msg, wireDtype !== 'float32');
     const tSend = performance.now();
     let frame: Uint8Array;
     try {
       const result: ShardResult = {
-        t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, count: r.count,
+        t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, losses: r.losses, count: r.count,
         computeMs: tSend - t0, decodeMs: this.timing.decodeMs, encodeMs: this.timing.lastEncodeMs, busyMs: tSend - arrived, shm: 0,
       };
       this.timing.decodeMs = 0; // the next shard on these params decodes nothing

@@ -6,12 +6,14 @@
  * global norm — so the bits are the whole update's. A shard's link closing fails the run
  * (RUN_FAILED), as the coordinator's own failure would: resume from the last checkpoint.
  */
+import type { TreeNode } from '../../shared/job/shard-tree.js';
 import type { Link } from '../../shared/transport/transport.js';
 import { DptrainError, fail } from '../../shared/util/errors.js';
 import { sliceProof } from '../../shared/wire/auth.js';
 import { encodeSliceFrame, readSliceFrame, SHARD_TO_LOOP, type FromShard } from '../../shared/wire/slice-protocol.js';
 import type { AdamHyper, AdamState } from '../optimizers/adam.js';
 import { sliceBounds, sumInOrder, type SliceRange } from './blocks.js';
+import { sliceFrameValues } from './slice-server.js';
 import type { UpdateResult } from './sliced-update.js';
 
 interface Reply {
@@ -77,7 +79,7 @@ export class RemoteSlices {
     private readonly token: string | null = null,
   ) {
     this.ranges = sliceBounds(totalParams, links.length);
-    this.shards = links.map((l, k) => new ShardLink(l, k, 3 * totalParams));
+    this.shards = links.map((l, k) => new ShardLink(l, k, sliceFrameValues(totalParams)));
   }
 
   /** Hand every shard its slice of these parameters and optimizer state, as version `version`. */
@@ -93,9 +95,9 @@ export class RemoteSlices {
     await Promise.all(this.shards.map((s) => s.next('joined')));
   }
 
-  /** Data shard `shard` of this micro-step counts as `worker` computed it. */
-  commit(step: number, micro: number, shard: number, shards: number, worker: string): void {
-    const frame = encodeSliceFrame({ t: 'commit', step, micro, shard, shards, worker });
+  /** Data shard `shard` of this micro-step counts as `worker` computed it: these nodes of the tree over `leaves`. */
+  commit(step: number, micro: number, shard: number, leaves: number, nodes: readonly TreeNode[], worker: string): void {
+    const frame = encodeSliceFrame({ t: 'commit', step, micro, shard, leaves, nodes: nodes.flatMap((n) => [n.level, n.index]), worker });
     for (const s of this.shards) s.send(frame);
   }
 

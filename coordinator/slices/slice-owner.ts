@@ -10,7 +10,7 @@ import { createArena } from '../kernels/arena.js';
 import { simdReduceOps } from '../kernels/reduce-simd.js';
 import { Adam, type AdamHyper, type AdamState } from '../optimizers/adam.js';
 import { clipByGlobalNorm } from '../optimizers/clip.js';
-import { jsReduceOps, ShardReducer, type ReduceOps } from '../reducer.js';
+import { jsReduceOps, TreeReducer, type ReduceOps } from '../reducer.js';
 import { blocksIn, meanByBlock, type SliceRange } from './blocks.js';
 
 export class SliceOwner {
@@ -38,9 +38,9 @@ export class SliceOwner {
     this.blockSq = new Float64Array(blocksIn(this.size));
   }
 
-  /** The step's reducer over this slice: results of data shards folded in shard order. */
-  reducer(shards: number): ShardReducer {
-    return new ShardReducer(shards, this.sum, this.ops, this.spare);
+  /** A micro-batch's reducer over this slice: the fixed tree over `leaves` virtual shards. */
+  reducer(leaves: number): TreeReducer {
+    return new TreeReducer(leaves, this.sum, this.ops, this.spare);
   }
 
   /** Mean gradient of the step's sum (which it zeroes); each block's squared norm, in block order. */

@@ -14,8 +14,16 @@ import { DptrainError } from '../../shared/util/errors.js';
 import {
   encodeSliceFrame, LOOP_TO_SHARD, readSliceFrame, WORKER_TO_SHARD, type Assign, type Commit, type ToShard,
 } from '../../shared/wire/slice-protocol.js';
-import type { ShardReducer } from '../reducer.js';
+import { MAX_LEAVES, maxResultNodes, treeNode } from '../../shared/job/shard-tree.js';
+import type { TreeReducer } from '../reducer.js';
 import { SliceOwner } from './slice-owner.js';
+
+/** The most floats a slice-link frame carries: a result's nodes, or a slice's params, m and v. */
+export function sliceFrameValues(totalParams: number): number {
+  mostNodes ??= Math.max(3, maxResultNodes(MAX_LEAVES, false));
+  return mostNodes * totalParams;
+}
+let mostNodes: number | undefined;
 
 const key = (step: number, micro: number, shard: number, worker: string) => `${step}/${micro}/${shard}/${worker}`;
 
@@ -27,7 +35,7 @@ export class SliceServer {
   /** Gradient slices by step/micro/shard/worker, until committed or outdated. */
   private readonly arrived = new Map<string, { step: number; grads: Float32Array }>();
   private readonly control: ToShard[] = [];
-  private reducer: { step: number; micro: number; r: ShardReducer } | null = null;
+  private reducer: { step: number; micro: number; r: TreeReducer } | null = null;
   /** The current version's slice frame, encoded once, sent to every worker. */
   private sliceFrame: Uint8Array | null = null;
 
@@ -46,7 +54,7 @@ export class SliceServer {
     link.onFrame((bytes) => {
       try {
         const allowed = role === 'loop' ? LOOP_TO_SHARD : role === 'worker' ? WORKER_TO_SHARD : new Set([...LOOP_TO_SHARD, ...WORKER_TO_SHARD]);
-        const { msg, payload } = readSliceFrame<ToShard>(bytes, allowed, 3 * this.maxValues);
+        const { msg, payload } = readSliceFrame<ToShard>(bytes, allowed, sliceFrameValues(this.maxValues));
         if (role === 'unknown') {
           const proof = msg.t === 'assign' || msg.t === 'sliceHello' ? msg.proof : '';
           if (this.o.token && !proofsEqual(proof, sliceProof(this.o.token, nonce, msg.t))) {
@@ -93,7 +101,7 @@ export class SliceServer {
 
   private gradient(worker: string, step: number, micro: number, shard: number, grads: Float32Array): void {
     const o = this.owner;
-    if (!o || grads.length !== o.size) throw new DptrainError('MESSAGE_INVALID', `grad carries ${grads.length} floats, this slice has ${o?.size ?? 0}`);
+    if (!o || grads.length === 0 || grads.length % o.size) throw new DptrainError('MESSAGE_INVALID', `grad carries ${grads.length} floats, not whole slices of ${o?.size ?? 0}`);
     this.arrived.set(key(step, micro, shard, worker), { step, grads });
     this.pump();
   }
@@ -122,8 +130,15 @@ export class SliceServer {
     const got = this.arrived.get(k);
     if (!got) return false;
     this.arrived.delete(k);
-    if (this.reducer?.step !== c.step || this.reducer.micro !== c.micro) this.reducer = { step: c.step, micro: c.micro, r: this.owner!.reducer(c.shards) };
-    this.reducer.r.add(c.shard, got.grads, 0, 0); // a duplicate commit is refused by the reducer
+    if (this.reducer?.step !== c.step || this.reducer.micro !== c.micro) this.reducer = { step: c.step, micro: c.micro, r: this.owner!.reducer(c.leaves) };
+    const size = this.owner!.size;
+    if (c.nodes.length % 2 || got.grads.length !== (c.nodes.length / 2) * size) {
+      throw new DptrainError('MESSAGE_INVALID', `commit of ${c.nodes.length / 2} nodes for a gradient of ${got.grads.length / size} slices`);
+    }
+    for (let j = 0; j < c.nodes.length / 2; j++) {
+      // A node outside the tree or covering leaves already in is refused by the reducer.
+      this.reducer.r.add(treeNode(c.nodes[2 * j], c.nodes[2 * j + 1], c.leaves), got.grads.subarray(j * size, (j + 1) * size), 0, 0);
+    }
     return true;
   }
 

@@ -6,22 +6,23 @@
  * a shard process runs one SliceOwner with the same calls.
  */
 import type { AdamHyper, AdamState } from '../optimizers/adam.js';
-import type { ShardReducer } from '../reducer.js';
+import type { TreeNode } from '../../shared/job/shard-tree.js';
+import type { TreeReducer } from '../reducer.js';
 import { sliceBounds, sumInOrder } from './blocks.js';
 import { SliceOwner } from './slice-owner.js';
 
-/** One reduction (a micro-step) of `shards` data shards, fed whole gradients. */
+/** One reduction (a micro-step) over a tree of virtual shards, fed whole gradients. */
 export class SlicedFold {
   constructor(
     private readonly owners: readonly SliceOwner[],
-    private readonly reducers: readonly ShardReducer[],
+    private readonly reducers: readonly TreeReducer[],
   ) {}
 
-  /** Fold shard `shard`'s gradient sum, slice by slice; false if it was already added. */
-  add(shard: number, grads: Float32Array, lossSum: number, count: number): boolean {
+  /** Add one tree node's gradient sum, slice by slice; false if it was already added. */
+  add(node: TreeNode, grads: Float32Array, lossSum: number, count: number): boolean {
     let fresh = true;
     this.owners.forEach(({ range }, k) => {
-      fresh = this.reducers[k].add(shard, grads.subarray(range.from, range.to), lossSum, count) && fresh;
+      fresh = this.reducers[k].add(node, grads.subarray(range.from, range.to), lossSum, count) && fresh;
     });
     return fresh;
   }
@@ -55,11 +56,11 @@ export class SlicedUpdate {
     this.owners = sliceBounds(totalParams, k).map((r) => new SliceOwner(r, hyper, opts));
   }
 
-  /** A reduction of `shards` data shards into the step's sums (they accumulate across micro-steps). */
-  fold(shards: number): SlicedFold {
+  /** A reduction over `leaves` virtual shards into the step's sums (they accumulate across micro-steps). */
+  fold(leaves: number): SlicedFold {
     return new SlicedFold(
       this.owners,
-      this.owners.map((o) => o.reducer(shards)),
+      this.owners.map((o) => o.reducer(leaves)),
     );
   }
 

@@ -119,24 +119,27 @@ export function mfu(flopsPerItem: number, itemsPerSec: number, peakFlopsTotal: n
 
 /** One layer of a convolutional net, by geometry (what its FLOPs depend on). */
 export type ConvNetPart =
-  | { type: 'conv2d'; kh: number; kw: number; cin: number; cout: number; outH: number; outW: number; activation: boolean }
+  | { type: 'conv2d'; kh: number; kw: number; cin: number; cout: number; outH: number; outW: number; activation: boolean; bias?: boolean }
   | { type: 'pool'; window: number; outH: number; outW: number; channels: number }
-  | { type: 'dense'; fanIn: number; units: number; activation: boolean };
+  | { type: 'dense'; fanIn: number; units: number; activation: boolean; bias?: boolean }
+  | { type: 'elementwise'; size: number };
 
 /**
  * FLOPs per sample of a convolutional net. conv2d: 2·kh·kw·cin·cout per output position (a
  * multiply-add per filter tap, as a dense layer's 2·in·out), plus a bias add and, if non-linear,
  * an activation per output element; pooling: one per window element per output (a compare or
- * an add); dense layers as above; plus one per output for the loss. Training = 3 × forward.
+ * an add); an activation layer: one per element; dense layers as above (a layer without
+ * bias skips its add); plus one per output for the loss. Training = 3 × forward.
  */
 export function convNetFlopsPerSample(parts: ConvNetPart[], outputs: number): { forward: number; training: number } {
   let forward = outputs;
   for (const p of parts) {
     if (p.type === 'conv2d') {
       const positions = p.outH * p.outW;
-      forward += positions * (2 * p.kh * p.kw * p.cin * p.cout + p.cout * (p.activation ? 2 : 1));
+      forward += positions * (2 * p.kh * p.kw * p.cin * p.cout + p.cout * ((p.bias === false ? 0 : 1) + (p.activation ? 1 : 0)));
     } else if (p.type === 'pool') forward += p.window * p.outH * p.outW * p.channels;
-    else forward += 2 * p.fanIn * p.units + p.units * (p.activation ? 2 : 1);
+    else if (p.type === 'elementwise') forward += p.size;
+    else forward += 2 * p.fanIn * p.units + p.units * ((p.bias === false ? 0 : 1) + (p.activation ? 1 : 0));
   }
   return { forward, training: forward * (1 + BACKWARD_TO_FORWARD) };
 }

@@ -43,6 +43,8 @@ export interface Dataset extends DataShape {
   inputSize: number;
   train: Split;
   test: Split;
+  /** What the data was made by, beyond its values (a user's module: its file's hash): in the fingerprint. */
+  source?: string;
 }
 
 /**
@@ -54,6 +56,8 @@ export interface Dataset extends DataShape {
 export interface DatasetModule<S extends { name: string }> {
   readonly name: string;
   parse(raw: Json): S;
+  /** Asynchronous work `shape` and `load` rely on (importing a user's module); done once per process. */
+  prepare?(spec: S): Promise<void>;
   shape(spec: S, want: SampleRequest): DataShape;
   load(spec: S, seed: number, want: SampleRequest): Dataset;
 }
@@ -89,7 +93,7 @@ export function gatherRows(
  */
 export function fingerprint(ds: Dataset): string {
   let h = 0x811c9dc5;
-  const mix = (a: Float32Array) => {
+  const mix = (a: ArrayBufferView) => {
     const b = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
     for (let i = 0; i < b.length; i++) {
       h ^= b[i];
@@ -100,6 +104,7 @@ export function fingerprint(ds: Dataset): string {
   mix(ds.train.y);
   mix(ds.test.x);
   mix(ds.test.y);
+  if (ds.source !== undefined) mix(new TextEncoder().encode(ds.source));
   const hex = (h >>> 0).toString(16).padStart(8, '0');
   return `${ds.name}:${ds.train.n}+${ds.test.n}:${ds.inputSize}->${ds.outputSize}:${hex}`;
 }

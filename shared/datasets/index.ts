@@ -9,15 +9,16 @@ import { text, type TextSpec } from './text.js';
 import { csv, type CsvSpec } from './csv.js';
 import { idx, type IdxSpec } from './idx.js';
 import { mnist, type MnistSpec } from './mnist.js';
+import { moduleData, type ModuleSpec } from './module.js';
 import { spirals, type SpiralsSpec } from './spirals.js';
 import { xor, type XorSpec } from './xor.js';
 
 export type { DataShape, Dataset, DatasetModule, InputDtype, SampleRequest, Split, TargetKind } from './dataset.js';
 export { fingerprint, gatherRows, sizeOf } from './dataset.js';
 
-export type DataSpec = XorSpec | SpiralsSpec | MnistSpec | IdxSpec | TextSpec | CsvSpec;
+export type DataSpec = XorSpec | SpiralsSpec | MnistSpec | IdxSpec | TextSpec | CsvSpec | ModuleSpec;
 
-const DATASETS: Record<string, DatasetModule<DataSpec>> = { xor, spirals, mnist, idx, text, csv };
+const DATASETS: Record<string, DatasetModule<DataSpec>> = { xor, spirals, mnist, idx, text, csv, module: moduleData };
 
 export const DATASET_NAMES: readonly string[] = Object.keys(DATASETS);
 
@@ -31,6 +32,11 @@ export function parseDataSpec(raw: unknown): DataSpec {
   if (!isObj(raw)) fail('CONFIG_INVALID', 'data must be an object like {"name": "mnist"}');
   if (typeof raw.name !== 'string') fail('CONFIG_INVALID', `data.name must be one of ${DATASET_NAMES.join(', ')}, got ${JSON.stringify(raw.name)}`);
   return moduleOf(raw.name).parse(raw);
+}
+
+/** What must happen, once per process, before the data's shape or rows are asked for (a user's module is imported). */
+export async function prepareDataset(spec: DataSpec): Promise<void> {
+  await moduleOf(spec.name).prepare?.(spec);
 }
 
 /** Load the dataset a job names. Synthetic sets derive from the job seed. */

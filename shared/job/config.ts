@@ -4,12 +4,14 @@
  * line naming the field, so a typo never silently trains the default.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { DptrainError, fail } from '../util/errors.js';
 import { devicePeak, PRECISIONS } from '../accounting/devices.js';
 import { parseDataSpec, type DataSpec } from '../datasets/index.js';
 import { checkKeys, isObj, num, oneOf, type Json } from './fields.js';
 import { parseModelSpec, type ModelSpec } from '../models/index.js';
 import { WIRE_DTYPES, type WireDtype } from '../wire/wire-dtype.js';
+import { MAX_LEAVES, type ShardsSetting } from './shard-tree.js';
 
 export const SCHEDULES = ['constant', 'cosine'] as const;
 
@@ -69,6 +71,8 @@ export interface JobConfig {
   optimizer: OptimizerConfig;
   /** How parameters and gradients travel (shared/wire/wire-dtype.ts); part of the job because it changes the numbers. */
   wireDtype: WireDtype;
+  /** Virtual shards per micro-batch (shared/job/shard-tree.ts): a count, "auto", or "per-worker". */
+  shards: ShardsSetting;
 }
 
 /** How this launch runs the job: not part of the optimization. */
@@ -117,6 +121,7 @@ export const DEFAULT_CONFIG: Config = {
   accumulate: 1,
   evalEvery: 250,
   wireDtype: 'float32',
+  shards: 'per-worker',
   optimizer: {
     lr: 0.001,
     beta1: 0.9,
@@ -197,6 +202,12 @@ export function budgetFlops(c: ComputeConfig): number | null {
   return c.budgetDeviceHours !== null && peak !== null ? c.budgetDeviceHours * 3600 * peak : null;
 }
 
+function parseShards(v: unknown): ShardsSetting {
+  if (v === 'auto' || v === 'per-worker') return v;
+  if (typeof v === 'string') fail('CONFIG_INVALID', `shards must be "auto", "per-worker" or an integer, got ${JSON.stringify(v)}`);
+  return num(v, 'shards', { int: true, min: 1, max: MAX_LEAVES });
+}
+
 /** Validate a config object (from a file, after flags are merged in). */
 export function parseConfig(raw: unknown): Config {
   if (!isObj(raw)) fail('CONFIG_INVALID', 'the config must be a JSON object');
@@ -220,6 +231,7 @@ export function parseConfig(raw: unknown): Config {
     evalEvery: num(o.evalEvery, 'evalEvery', { int: true, min: 0 }),
     optimizer: parseOptimizer(o.optimizer),
     wireDtype: oneOf(o.wireDtype, 'wireDtype', WIRE_DTYPES),
+    shards: parseShards(o.shards),
     workers,
     minWorkers: num(o.minWorkers, 'minWorkers', { int: true, min: 1, max: 1024 }),
     maxWorkers: num(o.maxWorkers, 'maxWorkers', { int: true, min: 1, max: 4096 }),
@@ -253,7 +265,29 @@ export function readConfigFile(path: string): Json {
     return fail('CONFIG_UNREADABLE', `config file ${path} is not valid JSON: ${(e as Error).message}`);
   }
   if (!isObj(raw)) fail('CONFIG_INVALID', `config file ${path} must hold a JSON object`);
-  return raw;
+  return resolveConfigRelative(raw, dirname(resolve(path)));
+}
+
+/** Files a config names relative to itself: [section, the field that selects it, its value, the path field]. */
+const CONFIG_RELATIVE: Array<[string, string, string, string]> = [
+  ['data', 'name', 'module', 'path'],
+  ['model', 'kind', 'layers', 'path'],
+];
+
+/**
+ * A dataset module's or a Layers model's relative path is relative to the config file's folder,
+ * and made absolute here: the job every worker receives names the same file (other data paths
+ * stay relative to the working directory, as they always were).
+ */
+export function resolveConfigRelative(raw: Json, dir: string): Json {
+  const out: Json = { ...raw };
+  for (const [section, key, value, field] of CONFIG_RELATIVE) {
+    const s = out[section];
+    if (isObj(s) && s[key] === value && typeof s[field] === 'string' && s[field] !== '' && !isAbsolute(s[field] as string)) {
+      out[section] = { ...s, [field]: resolve(dir, s[field] as string) };
+    }
+  }
+  return out;
 }
 
 /**
@@ -276,6 +310,6 @@ export function mergeOverrides(file: Json, overrides: Record<string, unknown>): 
 }
 
 export function jobOf(c: Config): JobConfig {
-  const { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype } = c;
-  return { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype };
+  const { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype, shards } = c;
+  return { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype, shards };
 }

@@ -4,8 +4,18 @@
  * the model-kind registry. Coordinator, workers and CLI all ask here, so they agree on every
  * parameter slot.
  */
-import { datasetShape, loadDataset, type Dataset, type DataShape, type DataSpec } from '../datasets/index.js';
-import { layoutModel, sampleRequest, type AnyLayout, type ModelSpec } from '../models/index.js';
+import { datasetShape, loadDataset, prepareDataset, type Dataset, type DataShape, type DataSpec } from '../datasets/index.js';
+import { layoutModel, modelKind, sampleRequest, type AnyLayout, type ModelSpec } from '../models/index.js';
+import type { WireDtype } from '../wire/wire-dtype.js';
+import { leafCount, maxResultNodes, type ShardsSetting } from './shard-tree.js';
+
+/**
+ * The asynchronous part of reading a job (importing a dataset module), done once per process
+ * before jobLayout or loadJobData: every entry point that reads a config awaits it.
+ */
+export async function prepareJob(job: { data: DataSpec }): Promise<void> {
+  await prepareDataset(job.data);
+}
 
 export function jobLayout(job: { data: DataSpec; model: ModelSpec }): AnyLayout {
   return layoutModel(job.model, datasetShape(job.data, sampleRequest(job.model)));
@@ -17,3 +27,19 @@ export function loadJobData(job: { data: DataSpec; model: ModelSpec; seed: numbe
 }
 
 export type { AnyLayout, DataShape };
+
+interface ShardedJob {
+  batchSize: number;
+  shards: ShardsSetting;
+  wireDtype: WireDtype;
+}
+
+/** Virtual shards per micro-batch (shared/job/shard-tree.ts); null: one per worker. */
+export function jobLeaves(job: ShardedJob, layout: AnyLayout): number | null {
+  return leafCount(job.shards, job.batchSize, modelKind(layout.spec).flops(layout).itemsPerSample);
+}
+
+/** The most gradient tensors one result can carry in this job (frame and file sizes follow). */
+export function jobResultNodes(job: ShardedJob, layout: AnyLayout): number {
+  return maxResultNodes(jobLeaves(job, layout), job.wireDtype !== 'float32');
+}

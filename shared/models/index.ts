@@ -9,14 +9,15 @@ import type { ModelKind, ModelLayout } from './contract.js';
 import { cnn, type CnnSpec } from './cnn.js';
 import { dense, type DenseSpec } from './dense.js';
 import { gpt, type GptSpec } from './gpt.js';
+import { layers, type LayersSpec } from './layers.js';
 
 export type { ModelFlops, ModelKind, ParamSlot } from './contract.js';
 export { paramView } from './contract.js';
 
-export type ModelSpec = DenseSpec | CnnSpec | GptSpec;
+export type ModelSpec = DenseSpec | CnnSpec | GptSpec | LayersSpec;
 export type AnyLayout = ModelLayout<ModelSpec>;
 
-const KINDS: Record<string, ModelKind<ModelSpec>> = { dense, cnn, gpt };
+const KINDS: Record<string, ModelKind<ModelSpec>> = { dense, cnn, gpt, layers };
 
 export const MODEL_KINDS: readonly string[] = Object.keys(KINDS);
 

@@ -20,7 +20,7 @@
  * writer sets the header to WRITING, writes the payload, then the tag; the reader reads the
  * whole file, then the header again, and accepts only the expected tag both times.
  */
-import { closeSync, constants, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { newToken, proofsEqual, shmGrantProof } from '../wire/auth.js';
 import { join } from 'node:path';
 import { fail } from '../util/errors.js';
@@ -123,9 +123,13 @@ export class ShmChannel {
     }
   }
 
-  /** Bytes of files a job keeps here: at most one parameter slot per worker plus one, and result slots. */
-  static footprint(params: number, workers: number, dtype: WireDtype): number {
-    return (workers + 1 + RESULT_SLOTS * workers) * (HEADER + params * BYTES_PER_ELEMENT[dtype]);
+  /**
+   * Bytes of files a job keeps here: at most one parameter slot per worker plus one, and result
+   * slots, each as large as a result of `resultNodes` tree nodes (see shared/job/shard-tree.ts).
+   */
+  static footprint(params: number, workers: number, dtype: WireDtype, resultNodes = 1): number {
+    const bytes = params * BYTES_PER_ELEMENT[dtype];
+    return (workers + 1) * (HEADER + bytes) + RESULT_SLOTS * workers * (HEADER + resultNodes * bytes);
   }
 
   /** Stop using the channel (both the coordinator's sending and its granting of it to new workers). */
@@ -189,7 +193,7 @@ export class ShmChannel {
       }
       payloads = [this.out.subarray(0, bytes)];
     }
-    // Open without O_TRUNC: the slot keeps its pages; the size never changes within a job.
+    // Open without O_TRUNC: the slot keeps its pages; its size changes only with a result's node count.
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
     try {
       this.header.setFloat64(0, WRITING, true);
@@ -199,6 +203,8 @@ export class ShmChannel {
         for (let at = 0; at < payload.length; ) at += writeSync(fd, payload, at, payload.length - at, pos + at);
         pos += payload.length;
       }
+      // A result may carry fewer tree nodes than the slot's last one: cut the file to this one.
+      if (fstatSync(fd).size > pos) ftruncateSync(fd, pos);
       this.header.setFloat64(0, tag, true);
       writeSync(fd, this.headerBytes, 0, HEADER, 0); // now the tag: the payload before it is complete
     } finally {

@@ -73,8 +73,8 @@ export interface DecodedFrame {
  * the header must contain is validate.ts's job.
  */
 /**
- * `maxValues`: the most payload values the caller accepts (the model's parameter count; null
- * before the model is known: none). A payload over it is refused from its length, before it is
+ * `maxValues`: the most payload values the caller accepts (the model's parameter count, times
+ * the most tree nodes for a result; null before the model is known: none). A payload over it is refused from its length, before it is
  * widened or copied.
  */
 export function decodeFrame(bytes: Uint8Array, maxValues: number | null = Infinity): DecodedFrame {
@@ -101,7 +101,7 @@ export function decodeFrame(bytes: Uint8Array, maxValues: number | null = Infini
   if (maxValues === null || rest / size > maxValues) {
     const t = (header as { t?: unknown } | null)?.t;
     const what = typeof t === 'string' && /^[A-Za-z]{1,16}$/.test(t) ? t : 'frame';
-    fail('MESSAGE_INVALID', maxValues === null ? `${what} arrived before the model was known` : `${what} payload has ${rest / size} floats, the model has ${maxValues}`);
+    fail('MESSAGE_INVALID', maxValues === null ? `${what} arrived before the model was known` : `${what} payload has ${rest / size} floats, more than the ${maxValues} a ${what} may carry`);
   }
   let body = bytes.subarray(payloadAt);
   if (body.byteOffset % 4 !== 0) {

@@ -6,7 +6,8 @@
 import type { JobConfig } from '../job/config.js';
 
 // v2: results carry the worker's own timings (decode, encode, busy); payloads may be 16-bit.
-export const PROTOCOL_VERSION = 3;
+// v4: work names a range of virtual shards; a result carries one payload per tree node it covers.
+export const PROTOCOL_VERSION = 4;
 
 // ---- worker → coordinator ----
 /** The answer to a challenge (see shared/wire/auth.ts): who the worker is and its proof of the token. */
@@ -39,13 +40,18 @@ export interface Ready {
   /** FLOP/s a matmul calibration reached on this backend at join. */
   attainableFlops: number;
 }
-/** Sum of per-sample gradients over one shard (payload) and its loss sum. */
+/**
+ * Sums of per-sample gradients over one shard: one payload per tree node the shard's leaves
+ * cover (shared/job/shard-tree.ts coverNodes), back to back in the payload, each with its loss sum.
+ */
 export interface ShardResult {
   t: 'result';
   step: number;
   micro: number;
   shard: number;
   lossSum: number;
+  /** Loss sum of each node, in payload order. */
+  losses: number[];
   count: number;
   /** Forward, backward and the read-back of the gradients. */
   computeMs: number;
@@ -102,7 +108,10 @@ export interface Params {
   /** 0: the parameters are this frame's payload; k > 0: they are in shared-memory parameter slot k − 1. */
   shm: number;
 }
-/** Gradients over positions [from, to) of the shuffled sample stream (see coordinator/sampler). */
+/**
+ * Gradients over positions [from, to) of the shuffled sample stream (see shared/job/sampler):
+ * leaves [first, last) of a micro-batch of `batch` positions cut into `leaves` virtual shards.
+ */
 export interface Work {
   t: 'work';
   step: number;
@@ -111,6 +120,10 @@ export interface Work {
   version: number;
   from: number;
   to: number;
+  leaves: number;
+  first: number;
+  last: number;
+  batch: number;
 }
 /** Loss and accuracy over test rows [from, to). */
 export interface Evaluate {
@@ -137,5 +150,5 @@ export interface Frame<M extends Message = Message> {
   payload: Float32Array | null;
 }
 
-/** Which messages carry a payload of the model's parameter count. */
+/** Which messages carry a payload of the model's parameter count (a result: a whole multiple of it). */
 export const PAYLOAD_TYPES: ReadonlySet<MessageType> = new Set<MessageType>(['params', 'result']);

@@ -32,13 +32,18 @@ export interface Assign {
   accBeta2: number;
   adamStep: number;
 }
-/** Fold data shard `shard` (of `shards`) of step/micro, as `worker` computed it, in shard order. */
+/**
+ * Add the tree nodes of data shard `shard` of step/micro, as `worker` computed them, to the
+ * micro-batch's tree over `leaves` virtual shards (shared/job/shard-tree.ts).
+ */
 export interface Commit {
   t: 'commit';
   step: number;
   micro: number;
   shard: number;
-  shards: number;
+  leaves: number;
+  /** The nodes, in the worker's payload order: level, index, level, index, … */
+  nodes: number[];
   worker: string;
 }
 /** The step's sums are complete: the mean over `count` samples, and its block norms. */
@@ -93,7 +98,7 @@ export interface SliceHello {
   proof: string;
   worker: string;
 }
-/** Payload: elements [from, to) of the gradient sum of one data shard. */
+/** Payload: elements [from, to) of each tree node's gradient sum of one data shard, node after node. */
 export interface Grad {
   t: 'grad';
   step: number;
@@ -111,14 +116,14 @@ export type ToShard = Assign | Commit | Reduce | Apply | Save | SliceHello | Gra
 export type FromShard = SliceChallenge | Joined | Norms | Saved | Slice;
 export type SliceMessage = ToShard | FromShard;
 
-type Kind = 'count' | 'number' | 'float' | 'string' | 'boolean' | 'floats';
+type Kind = 'count' | 'number' | 'float' | 'string' | 'boolean' | 'floats' | 'counts';
 const SHAPES: { [T in SliceMessage['t']]: Record<string, Kind> } = {
   assign: {
     proof: 'string',
     slice: 'count', from: 'count', to: 'count', version: 'count', beta1: 'number', beta2: 'number', epsilon: 'number',
     weightDecay: 'number', accBeta1: 'number', accBeta2: 'number', adamStep: 'count',
   },
-  commit: { step: 'count', micro: 'count', shard: 'count', shards: 'count', worker: 'string' },
+  commit: { step: 'count', micro: 'count', shard: 'count', leaves: 'count', nodes: 'counts', worker: 'string' },
   reduce: { step: 'count', count: 'count' },
   apply: { step: 'count', version: 'count', norm: 'number', clipNorm: 'number', lr: 'number' },
   save: { step: 'count' },
@@ -139,6 +144,7 @@ const ok: Record<Kind, (v: unknown) => boolean> = {
   string: (v) => typeof v === 'string' && v.length <= 256,
   boolean: (v) => typeof v === 'boolean',
   floats: (v) => Array.isArray(v) && v.length <= 1 << 20 && v.every((x) => typeof x === 'number'),
+  counts: (v) => Array.isArray(v) && v.length <= 1 << 12 && v.every((x) => Number.isSafeInteger(x) && x >= 0),
 };
 
 /**

@@ -1,14 +1,15 @@
 /**
  * The one place that decides whether a decoded header is a message we accept. Each direction
  * has its own allowed set, every field is type- and range-checked, and a payload must have
- * exactly the model's parameter count. Anything else is MESSAGE_INVALID with the field named.
+ * exactly the model's parameter count (a result's: that times its node count). Anything else is MESSAGE_INVALID with the field named.
  */
 import { decodeFrame, type DecodedFrame } from './codec.js';
 import { fail } from '../util/errors.js';
 import type { WireDtype } from './wire-dtype.js';
+import { leafStart, MAX_LEAVES } from '../job/shard-tree.js';
 import { PAYLOAD_TYPES, type Frame, type Message, type MessageType, type ToCoordinator, type ToWorker } from './protocol.js';
 
-type FieldKind = 'string' | 'count' | 'number' | 'float' | 'object' | 'boolean';
+type FieldKind = 'string' | 'count' | 'number' | 'float' | 'floats' | 'object' | 'boolean';
 type Shape = Record<string, FieldKind>;
 
 // "count": a non-negative safe integer; "number": any finite number; "float": any number,
@@ -16,13 +17,13 @@ type Shape = Record<string, FieldKind>;
 const SHAPES: Record<MessageType, Shape> = {
   hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count', jobId: 'string', cnonce: 'string', proof: 'string', shm: 'string' },
   ready: { fingerprint: 'string', backend: 'string', backendReason: 'string', peakFlops: 'number', attainableFlops: 'number' },
-  result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'float', count: 'count', computeMs: 'number', decodeMs: 'number', encodeMs: 'number', busyMs: 'number', shm: 'count' },
+  result: { step: 'count', micro: 'count', shard: 'count', lossSum: 'float', losses: 'floats', count: 'count', computeMs: 'number', decodeMs: 'number', encodeMs: 'number', busyMs: 'number', shm: 'count' },
   evalResult: { round: 'count', shard: 'count', lossSum: 'float', correct: 'count', count: 'count', computeMs: 'number' },
   fault: { message: 'string' },
   challenge: { protocol: 'count', jobId: 'string', nonce: 'string' },
   welcome: { protocol: 'count', workerId: 'string', jobId: 'string', job: 'object', proof: 'string', shm: 'boolean' },
   params: { version: 'count', shm: 'count' },
-  work: { step: 'count', micro: 'count', shard: 'count', version: 'count', from: 'count', to: 'count' },
+  work: { step: 'count', micro: 'count', shard: 'count', version: 'count', from: 'count', to: 'count', leaves: 'count', first: 'count', last: 'count', batch: 'count' },
   evaluate: { round: 'count', shard: 'count', version: 'count', from: 'count', to: 'count' },
   bye: { reason: 'string' },
 };
@@ -52,10 +53,12 @@ function checkField(v: unknown, kind: FieldKind, where: string): void {
           ? typeof v === 'number' && Number.isFinite(v)
           : kind === 'float'
             ? typeof v === 'number'
+            : kind === 'floats'
+              ? Array.isArray(v) && v.length >= 1 && v.length <= MAX_LEAVES && v.every((x) => typeof x === 'number')
             : kind === 'boolean'
               ? typeof v === 'boolean'
               : typeof v === 'object' && v !== null && !Array.isArray(v);
-  const what = kind === 'count' ? 'a non-negative integer' : kind === 'number' ? 'a finite number' : `a ${kind}`;
+  const what = kind === 'count' ? 'a non-negative integer' : kind === 'number' ? 'a finite number' : kind === 'floats' ? `an array of 1 to ${MAX_LEAVES} numbers` : `a ${kind}`;
   if (!ok) fail('MESSAGE_INVALID', `${where} must be ${what}`);
 }
 
@@ -84,13 +87,16 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
   if ((t === 'work' || t === 'evaluate') && (h.to as number) <= (h.from as number)) {
     fail('MESSAGE_INVALID', `${t}.to must be greater than ${t}.from`);
   }
+  if (t === 'work') checkLeaves(h);
   // A payload in shared memory (shared/transport/shm.ts) leaves the frame without one.
   const elsewhere = ((t === 'params' || t === 'result') && (h.shm as number) > 0) || (t === 'result' && ctx.slicedResults === true);
   if (PAYLOAD_TYPES.has(t as MessageType) && !elsewhere) {
     if (!payload) fail('MESSAGE_INVALID', `${t} must carry a float32 payload`);
     if (ctx.totalParams === null) fail('MESSAGE_INVALID', `${t} arrived before the model was known`);
-    if (payload.length !== ctx.totalParams) {
-      fail('MESSAGE_INVALID', `${t} payload has ${payload.length} floats, the model has ${ctx.totalParams}`);
+    const tensors = t === 'result' ? (h.losses as number[]).length : 1;
+    if (payload.length !== tensors * ctx.totalParams) {
+      const want = tensors === 1 ? `the model has ${ctx.totalParams}` : `${tensors} nodes of ${ctx.totalParams} need ${tensors * ctx.totalParams}`;
+      fail('MESSAGE_INVALID', `${t} payload has ${payload.length} floats, ${want}`);
     }
     if (ctx.wireDtype && dtype !== ctx.wireDtype) fail('MESSAGE_INVALID', `${t} payload travels as ${dtype}, the job's wireDtype is ${ctx.wireDtype}`);
   } else if (payload) {
@@ -99,9 +105,20 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
   return { msg: h as unknown as Message, payload };
 }
 
+/** A work message's leaves: a non-empty range of at most MAX_LEAVES, whose rows are [from, to). */
+function checkLeaves(h: Record<string, unknown>): void {
+  const [leaves, first, last, batch] = [h.leaves, h.first, h.last, h.batch] as number[];
+  if (!(first < last && last <= leaves && leaves <= Math.min(batch, MAX_LEAVES))) {
+    fail('MESSAGE_INVALID', `work leaves [${first}, ${last}) of ${leaves} (batch ${batch}) is not a range of at most ${MAX_LEAVES} leaves`);
+  }
+  const rows = leafStart(batch, leaves, last) - leafStart(batch, leaves, first);
+  if ((h.to as number) - (h.from as number) !== rows) fail('MESSAGE_INVALID', `work rows [${h.from}, ${h.to}) are not the ${rows} rows of its leaves`);
+}
+
 /** Decode and validate one frame a worker sent. Throws DptrainError (FRAME_MALFORMED / MESSAGE_INVALID). */
 export function readFromWorker(bytes: Uint8Array, ctx: ValidateContext): Frame<ToCoordinator> {
-  return validate(decodeFrame(bytes, ctx.totalParams), TO_COORDINATOR, ctx) as Frame<ToCoordinator>;
+  const most = ctx.totalParams === null ? null : ctx.totalParams * MAX_LEAVES; // the node count is checked above
+  return validate(decodeFrame(bytes, most), TO_COORDINATOR, ctx) as Frame<ToCoordinator>;
 }
 
 /** Decode and validate one frame the coordinator sent. */

@@ -4,7 +4,7 @@
  * of the declared kind; the fingerprint is stable; config mistakes name the field.
  */
 import { describe, expect, it } from 'vitest';
-import { DATASET_NAMES, datasetShape, fingerprint, gatherRows, loadDataset, parseDataSpec, sameShape, sizeOf, type Dataset, type Split } from '../../shared/datasets/index.js';
+import { DATASET_NAMES, datasetShape, fingerprint, gatherRows, loadDataset, parseDataSpec, prepareDataset, sameShape, sizeOf, type Dataset, type Split } from '../../shared/datasets/index.js';
 import { expectCode } from '../helpers/expect-code.js';
 import { DATASET_FIXTURES } from '../helpers/fixtures.js';
 
@@ -31,6 +31,12 @@ function splitProblem(ds: Dataset, s: Split): string | null {
 
 /** What a sequence model would ask (ignored by table datasets). */
 const WANT = { seq: 16 };
+
+// What a dataset imports (a user's module) is imported before the suites below read it.
+for (const name of DATASET_NAMES) {
+  const fixture = DATASET_FIXTURES[name];
+  if (fixture) await prepareDataset(parseDataSpec(fixture()));
+}
 
 describe.each(DATASET_NAMES.map((n) => [n]))('dataset %s', (name) => {
   const fixture = DATASET_FIXTURES[name];

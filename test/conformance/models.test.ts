@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/job/config.js';
 import { gatherRows } from '../../shared/datasets/index.js';
-import { jobLayout, loadJobData } from '../../shared/job/job-layout.js';
+import { jobLayout, loadJobData, prepareJob } from '../../shared/job/job-layout.js';
+import { parseDataSpec } from '../../shared/datasets/index.js';
 import { initParams, MODEL_KINDS, modelKind, paramView, parseModelSpec } from '../../shared/models/index.js';
 import { batchTensors } from '../../worker/batch.js';
 import { assertKernels } from '../../worker/kernel-check.js';
@@ -19,6 +20,9 @@ beforeAll(async () => {
   tf.enableProdMode();
   await tf.setBackend('cpu');
 });
+
+// What a job imports (a dataset module) is imported before the suites below read it.
+for (const kind of MODEL_KINDS) if (MODEL_FIXTURES[kind]) await prepareJob({ data: parseDataSpec(MODEL_FIXTURES[kind].data) });
 
 const relClose = (a: number, b: number, tol: number) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
 

@@ -30,7 +30,7 @@ describe('departed workers', () => {
         onMessage: (msg, w) => {
           if (msg.t !== 'work') return;
           const count = msg.to - msg.from;
-          w.send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: 0, count, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(TOTAL));
+          w.send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: 0, losses: [0], count, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(TOTAL));
         },
       });
     await answer('steady');

@@ -10,6 +10,7 @@ import { jobOf, parseConfig } from '../../shared/job/config.js';
 import type { Work } from '../../shared/wire/protocol.js';
 import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker, type FakeWorker } from '../helpers/fake-worker.js';
+import { coverNodes, nodeSum } from '../../shared/job/shard-tree.js';
 
 const cfg = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' } });
 const TOTAL = 2 * 4 + 4 + 4 + 1;
@@ -22,24 +23,41 @@ afterEach(async () => {
 /** A result for `work`, gradient all ones. */
 function answer(w: FakeWorker, work: Pick<Work, 'step' | 'micro' | 'shard' | 'from' | 'to'>): void {
   const count = work.to - work.from;
-  w.send({ t: 'result', step: work.step, micro: work.micro, shard: work.shard, lossSum: count, count, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(TOTAL).fill(1));
+  w.send({ t: 'result', step: work.step, micro: work.micro, shard: work.shard, lossSum: count, losses: [count], count, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(TOTAL).fill(1));
 }
 
-async function setup() {
+/** Leaf i's gradient sum, order-sensitive under float addition (1e20 swallows small terms). */
+function leafGrads(i: number): Float32Array {
+  const mags = [1e20, 1, -1e20, 1e8, -1e8, 3.5, 1e-3];
+  return Float32Array.from({ length: TOTAL }, (_, j) => mags[(i * 5 + j * 3) % mags.length] * (1 + i / 7));
+}
+
+/** A result for `work` as a worker sends it: the sums of the tree nodes its leaves cover. */
+async function answerNodes(w: FakeWorker, work: Work): Promise<void> {
+  const nodes = coverNodes(work.first, work.last, work.leaves, false);
+  const leaf = async (i: number) => ({ grads: leafGrads(i), lossSum: i + 0.5 });
+  const sums = [];
+  for (const n of nodes) sums.push(await nodeSum(n.level, n.index, work.leaves, leaf));
+  const count = work.to - work.from;
+  const losses = sums.map((x) => x.lossSum);
+  w.send({ t: 'result', step: work.step, micro: work.micro, shard: work.shard, lossSum: 0, losses, count, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, sums.map((x) => x.grads));
+}
+
+async function setup(leaves: number | null = null) {
   net = createLocalNetwork();
   const log = pino({ level: 'silent' });
   const membership = new Membership(net.listener, { job: jobOf(cfg), jobId: 'job-test', totalParams: TOTAL, maxWorkers: 8, log, token: null });
-  const dispatcher = new Dispatcher({ membership, log, totalParams: TOTAL, wireDtype: 'float32', shm: null, stepTimeoutMs: 300, noWorkerTimeoutMs: 10_000, onWasted: () => {}, outlierFactor: 0 });
+  const dispatcher = new Dispatcher({ membership, log, totalParams: TOTAL, wireDtype: 'float32', shm: null, stepTimeoutMs: 300, noWorkerTimeoutMs: 10_000, onWasted: () => {}, outlierFactor: 0, leaves });
   dispatcher.setParams(0, new Float32Array(TOTAL));
   const works = new Map<string, Work[]>();
-  const join = async (name: string, answers: boolean) => {
+  const join = async (name: string, answers: boolean, nodes = false) => {
     const ready = new Promise((r) => membership.once('ready', r));
     const w = await fakeWorker(net.dial, TOTAL, {
       name,
       onMessage: (msg, self) => {
         if (msg.t !== 'work') return;
         works.set(name, [...(works.get(name) ?? []), msg]);
-        if (answers) answer(self, msg);
+        if (answers) void (nodes ? answerNodes(self, msg) : answer(self, msg));
       },
     });
     await ready;
@@ -80,5 +98,57 @@ describe('Dispatcher', () => {
     await new Promise((res) => setTimeout(res, 20));
     expect(session.lagging).toBe(false);
     expect(dispatcher.counters.stale).toBe(2); // both came after the phase: neither was added
+  });
+
+  const bits = (a: Float64Array) => Array.from(new BigUint64Array(a.buffer.slice(0)), String);
+
+  it('virtual shards: 1, 2, 3 and 4 workers give the same bits; each gets a contiguous range of leaves', async () => {
+    const sums: string[][] = [];
+    for (const n of [1, 2, 3, 4]) {
+      const { dispatcher, works, join } = await setup(6);
+      for (let k = 0; k < n; k++) await join(`w${k}`, true, true);
+      const acc = new Float64Array(TOTAL);
+      const r = await dispatcher.work(0, 0, 100, 130, acc);
+      expect(r).toMatchObject({ count: 30, lossSum: 0.5 + 1.5 + 2.5 + 3.5 + 4.5 + 5.5 });
+      const got = [...works.values()].flat().map((w) => [w.first, w.last, w.from, w.to]);
+      // 30 rows in 6 leaves of 5; ranges of leaves split as evenly as the worker count allows.
+      const want = { 1: [[0, 6, 100, 130]], 2: [[0, 3, 100, 115], [3, 6, 115, 130]], 3: [[0, 2, 100, 110], [2, 4, 110, 120], [4, 6, 120, 130]] }[n];
+      if (want) expect(got).toEqual(want);
+      else expect(got.length).toBe(4);
+      sums.push(bits(acc));
+      await net.listener.close();
+    }
+    for (const s of sums.slice(1)) expect(s).toEqual(sums[0]);
+  });
+
+  it('virtual shards: a stalled worker\'s leaves go to another, and the sum is the same bits', async () => {
+    const ref = await (async () => {
+      const { dispatcher, join } = await setup(6);
+      await join('a', true, true);
+      const acc = new Float64Array(TOTAL);
+      await dispatcher.work(0, 0, 0, 30, acc);
+      await net.listener.close();
+      return bits(acc);
+    })();
+    const { dispatcher, works, join } = await setup(6);
+    await join('quick', true, true);
+    await join('stalled', false);
+    await join('quick2', true, true);
+    const acc = new Float64Array(TOTAL);
+    await dispatcher.work(0, 0, 0, 30, acc); // the stalled one's leaves are reassigned after 300 ms
+    expect(dispatcher.counters.reassigned).toBe(1);
+    expect(works.get('stalled')!.map((w) => [w.first, w.last])).toEqual([[2, 4]]);
+    expect(bits(acc)).toEqual(ref);
+  });
+
+  it('virtual shards: a result carrying the wrong number of tree nodes drops its worker', async () => {
+    const { membership, dispatcher, works, join } = await setup(6);
+    await join('a', true, true);
+    await join('liar', true); // one payload for leaves [3, 6), which are two nodes: leaf 3 and leaves 4–5
+    const acc = new Float64Array(TOTAL);
+    const r = await dispatcher.work(0, 0, 0, 12, acc);
+    expect(r.count).toBe(12);
+    expect(works.get('liar')?.length).toBe(1);
+    expect(membership.ready().map((w) => w.name)).toEqual(['a']); // the liar was dropped, its leaves went to a
   });
 });

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Membership, type WorkerSession } from '../../coordinator/membership.js';
 import { Phase, type PhasePlan } from '../../coordinator/phase.js';
+import { splitRange } from '../../coordinator/scheduler.js';
 import { jobOf, parseConfig } from '../../shared/job/config.js';
 import { DptrainError } from '../../shared/util/errors.js';
 import type { Work } from '../../shared/wire/protocol.js';
@@ -40,7 +41,13 @@ function setup() {
   };
   /** A phase over [from, to) whose results the test settles by hand through `settle`. */
   const phase = (from: number, to: number, deadlineMs = 10_000, noWorkerTimeoutMs = 10_000) => {
-    const plan: PhasePlan = { key: 'work:0:0', from, to, begin: () => {}, message: (s) => ({ t: 'work', step: 0, micro: 0, shard: s.shard, version: 0, from: s.from, to: s.to }) };
+    const plan: PhasePlan = {
+      key: 'work:0:0',
+      cut: (workers) => splitRange(from, to, workers),
+      rows: (s) => s.to - s.from,
+      begin: () => {},
+      message: (s) => ({ t: 'work', step: 0, micro: 0, shard: s.shard, version: 0, from: s.from, to: s.to, leaves: 1, first: 0, last: 1, batch: s.to - s.from }),
+    };
     const p = new Phase({ membership, log, ensureParams: () => {}, noWorkerTimeoutMs, deadlineMs }, plan);
     // As the Dispatcher wires it: membership changes reach the phase in flight.
     membership.on('gone', (w) => p.workerGone(w));

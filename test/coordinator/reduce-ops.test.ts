@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { createArena, type Arena } from '../../coordinator/kernels/arena.js';
 import { simdReduceOps } from '../../coordinator/kernels/reduce-simd.js';
-import { jsReduceOps, ShardReducer, type ReduceOps } from '../../coordinator/reducer.js';
+import { jsReduceOps, TreeReducer, type ReduceOps } from '../../coordinator/reducer.js';
+import { treeNode } from '../../shared/job/shard-tree.js';
 import { Rng } from '../../shared/util/rng.js';
 
 interface Impl {
@@ -113,19 +114,20 @@ describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
     expect(Array.from(acc)).toEqual([1, 2, 3]);
   });
 
-  it('drives ShardReducer to the same sum for every arrival order', () => {
+  it('drives TreeReducer to the same sum for every arrival order', () => {
     const n = 37;
     const rng = new Rng(3);
     const shards = Array.from({ length: 4 }, () => Float32Array.from({ length: n }, () => (rng.next() - 0.5) * 10 ** rng.int(20)));
     const ref = new Float64Array(n);
-    for (const g of shards) jsReduceOps.fold(g, ref);
+    const pair = (a: Float32Array, b: Float32Array) => a.map((x, i) => x + b[i]);
+    jsReduceOps.fold(pair(pair(shards[0], shards[1]), pair(shards[2], shards[3])), ref);
     const { ops, sum } = make(n);
     const spare: Float32Array[] = [];
     for (const order of [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]]) {
       const acc = sum(n);
-      const r = new ShardReducer(4, acc, ops, spare);
+      const r = new TreeReducer(4, acc, ops, spare);
       // Each payload arrives through land(), as the dispatcher passes it (a view that the next land overwrites).
-      for (const s of order) expect(r.add(s, ops.land(shards[s]), s, 1)).toBe(true);
+      for (const s of order) expect(r.add(treeNode(0, s, 4), ops.land(shards[s]), s, 1)).toBe(true);
       expect(r.totals()).toEqual({ lossSum: 6, count: 4 });
       expect(bits(acc), `order ${order.join('')}`).toEqual(bits(ref));
     }

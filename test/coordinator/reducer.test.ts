@@ -1,17 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { ShardReducer } from '../../coordinator/reducer.js';
+import { TreeReducer } from '../../coordinator/reducer.js';
+import { splitRange } from '../../coordinator/scheduler.js';
+import { coverNodes, nodeSum, treeNode, type TreeNode } from '../../shared/job/shard-tree.js';
 import { Rng } from '../../shared/util/rng.js';
 
-const SHARDS = 5;
 const SIZE = 16;
 
-/** Float32 vectors whose float64 sum depends on the order: 1e20 swallows 1 unless −1e20 came first. */
-function makeShards(): Float32Array[] {
-  const rng = new Rng(7);
+/** Float32 leaves whose sums depend on the order: 1e20 swallows 1 unless −1e20 came first. */
+function makeLeaves(n: number, seed = 7): Float32Array[] {
+  const rng = new Rng(seed);
   const mags = [1e20, 1, -1e20, 1e8, -1e8, 3.5, 1e-3];
-  return Array.from({ length: SHARDS }, () =>
-    Float32Array.from({ length: SIZE }, () => mags[rng.int(mags.length)] * (1 + rng.next())),
-  );
+  return Array.from({ length: n }, () => Float32Array.from({ length: SIZE }, () => mags[rng.int(mags.length)] * (1 + rng.next())));
 }
 
 function permutations(xs: number[]): number[][] {
@@ -19,96 +18,116 @@ function permutations(xs: number[]): number[][] {
   return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p]));
 }
 
-function reduceInOrder(shards: Float32Array[], order: number[]): { sum: Float64Array; lossSum: number; count: number } {
-  const sum = new Float64Array(SIZE);
-  const r = new ShardReducer(SHARDS, sum);
-  for (const s of order) expect(r.add(s, shards[s], 0.1 * (s + 1), 10 + s)).toBe(true);
-  expect(r.complete).toBe(true);
-  const { lossSum, count } = r.totals();
-  return { sum, lossSum, count };
+const bits = (a: Float64Array) => Array.from(new BigUint64Array(a.buffer.slice(0)), String);
+const leafLoss = (i: number) => 0.1 * (i + 1);
+
+/** What workers holding these leaf ranges send: each range's cover nodes, summed as a worker sums them. */
+async function sent(leaves: Float32Array[], ranges: { from: number; to: number }[]): Promise<{ node: TreeNode; grads: Float32Array; loss: number }[]> {
+  const leaf = async (i: number) => ({ grads: leaves[i].slice(), lossSum: leafLoss(i) });
+  const out = [];
+  for (const r of ranges) {
+    for (const node of coverNodes(r.from, r.to, leaves.length, false)) {
+      const s = await nodeSum(node.level, node.index, leaves.length, leaf);
+      out.push({ node, grads: s.grads, loss: s.lossSum });
+    }
+  }
+  return out;
 }
 
-describe('ShardReducer', () => {
-  const shards = makeShards();
-  const orders = permutations([0, 1, 2, 3, 4]);
+function reduce(n: number, items: { node: TreeNode; grads: Float32Array; loss: number }[], order: number[]) {
+  const sum = new Float64Array(SIZE);
+  const r = new TreeReducer(n, sum);
+  for (const k of order) {
+    expect(r.complete).toBe(false);
+    expect(r.add(items[k].node, items[k].grads, items[k].loss, items[k].node.end - items[k].node.first)).toBe(true);
+  }
+  expect(r.complete).toBe(true);
+  return { sum, ...r.totals() };
+}
 
+describe('TreeReducer', () => {
   it('the test data is order-sensitive under naive float addition', () => {
+    const leaves = makeLeaves(5);
     const naive = (order: number[]) => {
-      const acc = new Float64Array(SIZE);
-      for (const s of order) for (let i = 0; i < SIZE; i++) acc[i] += shards[s][i];
+      const acc = new Float32Array(SIZE);
+      for (const s of order) for (let i = 0; i < SIZE; i++) acc[i] += leaves[s][i];
       return Array.from(acc);
     };
-    const distinct = new Set(orders.map((o) => naive(o).join(',')));
-    expect(distinct.size).toBeGreaterThan(1);
+    expect(new Set(permutations([0, 1, 2, 3, 4]).map((o) => naive(o).join(','))).size).toBeGreaterThan(1);
   });
 
-  it('gives a bit-identical sum for all 120 arrival orders', () => {
-    expect(orders.length).toBe(120);
-    const ref = reduceInOrder(shards, [0, 1, 2, 3, 4]);
-    for (const order of orders) {
-      const got = reduceInOrder(shards, order);
-      for (let i = 0; i < SIZE; i++) {
-        expect(Object.is(got.sum[i], ref.sum[i]), `order ${order.join('')} element ${i}`).toBe(true);
-      }
+  it('gives a bit-identical sum for all 120 arrival orders of 5 leaves', async () => {
+    const items = await sent(makeLeaves(5), splitRange(0, 5, 5));
+    const ref = reduce(5, items, [0, 1, 2, 3, 4]);
+    for (const order of permutations([0, 1, 2, 3, 4])) {
+      const got = reduce(5, items, order);
+      expect(bits(got.sum), `order ${order.join('')}`).toEqual(bits(ref.sum));
       expect(Object.is(got.lossSum, ref.lossSum)).toBe(true);
-      expect(got.count).toBe(10 + 11 + 12 + 13 + 14);
+      expect(got.count).toBe(5);
     }
   });
 
-  it('sums in shard order', () => {
-    const ref = reduceInOrder(shards, [4, 2, 0, 3, 1]);
-    const want = new Float64Array(SIZE);
-    for (const g of shards) for (let i = 0; i < SIZE; i++) want[i] += g[i];
-    expect(Array.from(ref.sum)).toEqual(Array.from(want));
+  it('gives the same bits whatever the split into worker ranges, for 1 to 12 leaves', async () => {
+    for (let n = 1; n <= 12; n++) {
+      const leaves = makeLeaves(n, n);
+      const one = await sent(leaves, splitRange(0, n, n));
+      const ref = reduce(n, one, one.map((_, i) => i));
+      for (let workers = 1; workers <= n; workers++) {
+        const items = await sent(leaves, splitRange(0, n, workers));
+        const backwards = items.map((_, i) => items.length - 1 - i);
+        const got = reduce(n, items, backwards);
+        expect(bits(got.sum), `${n} leaves over ${workers} workers`).toEqual(bits(ref.sum));
+        expect(Object.is(got.lossSum, ref.lossSum)).toBe(true);
+      }
+    }
   });
 
-  it('refuses a duplicate shard, folded or still waiting, without changing the sum', () => {
+  it('adds along the fixed tree: ((l0 + l1) + (l2 + l3)) + l4 in float32', async () => {
+    const leaves = makeLeaves(5);
+    const got = reduce(5, await sent(leaves, [{ from: 0, to: 5 }]), [0]);
+    const f = Math.fround;
+    const want = Array.from({ length: SIZE }, (_, i) => {
+      const [a, b, c, d, e] = leaves.map((l) => l[i]);
+      return f(f(f(a + b) + f(c + d)) + e);
+    });
+    expect(Array.from(got.sum)).toEqual(want);
+  });
+
+  it('refuses a node covering a leaf already in, without changing the sum', async () => {
+    const leaves = makeLeaves(4);
     const got = new Float64Array(SIZE);
-    const r = new ShardReducer(SHARDS, got);
-    expect(r.add(0, shards[0], 1, 1)).toBe(true); // folded at once
-    expect(r.add(3, shards[3], 1, 1)).toBe(true); // waits for 1 and 2
-    expect(r.add(0, shards[1], 5, 5)).toBe(false);
-    expect(r.add(3, shards[2], 5, 5)).toBe(false);
-    for (const s of [1, 2, 4]) expect(r.add(s, shards[s], 1, 1)).toBe(true);
-    expect(r.add(4, shards[4], 1, 1)).toBe(false);
-    expect(r.totals()).toEqual({ lossSum: 5, count: 5 });
-    expect(Array.from(got)).toEqual(Array.from(reduceInOrder(shards, [0, 1, 2, 3, 4]).sum));
+    const r = new TreeReducer(4, got);
+    expect(r.add(treeNode(0, 3, 4), leaves[3], 1, 1)).toBe(true); // waits for leaf 2
+    expect(r.add(treeNode(0, 3, 4), leaves[0], 5, 5)).toBe(false);
+    expect(r.add(treeNode(1, 1, 4), leaves[0], 5, 5)).toBe(false); // covers leaf 3 again
+    expect(r.add(treeNode(2, 0, 4), leaves[0], 5, 5)).toBe(false);
+    expect(r.add(treeNode(0, 4, 4), leaves[0], 5, 5)).toBe(false); // outside the tree
+    for (const i of [2, 0, 1]) expect(r.add(treeNode(0, i, 4), leaves[i], 1, 1)).toBe(true);
+    expect(r.totals()).toEqual({ lossSum: 4, count: 4 });
+    const items = await sent(leaves, [{ from: 0, to: 4 }]);
+    expect(bits(got)).toEqual(bits(reduce(4, items, [0]).sum));
   });
 
-  it('refuses shard indices out of range', () => {
-    const r = new ShardReducer(SHARDS, new Float64Array(SIZE));
-    expect(r.add(SHARDS, shards[0], 1, 1)).toBe(false);
-    expect(r.add(SHARDS + 3, shards[0], 1, 1)).toBe(false);
-    expect(r.add(-1, shards[0], 1, 1)).toBe(false);
-    for (let s = 0; s < SHARDS; s++) r.add(s, new Float32Array(SIZE), 0, 1);
-    expect(r.totals().count).toBe(SHARDS);
+  it('totals before every leaf is in throws', () => {
+    const r = new TreeReducer(3, new Float64Array(SIZE));
+    r.add(treeNode(0, 2, 3), new Float32Array(SIZE), 0, 1);
+    expect(() => r.totals()).toThrow();
   });
 
-  it('is complete only after every shard arrived; totals before that throws', () => {
-    const r = new ShardReducer(SHARDS, new Float64Array(SIZE));
-    for (const s of [4, 3, 2, 1]) {
-      r.add(s, shards[s], 0, 1);
-      expect(r.complete).toBe(false);
-      expect(() => r.totals()).toThrow();
-    }
-    r.add(0, shards[0], 0, 1);
-    expect(r.complete).toBe(true);
-  });
-
-  it('copies the payload, so a reused buffer does not change the sum', () => {
+  it('copies a waiting payload, so a reused buffer does not change the sum', () => {
     const acc = new Float64Array(2);
-    const r = new ShardReducer(2, acc);
+    const r = new TreeReducer(2, acc);
     const buf = new Float32Array([1, 2]);
-    r.add(1, buf, 0, 1); // waits for shard 0
+    r.add(treeNode(0, 1, 2), buf, 0, 1); // waits for leaf 0
     buf.set([100, 200]);
-    r.add(0, new Float32Array([10, 20]), 0, 1);
+    r.add(treeNode(0, 0, 2), new Float32Array([10, 20]), 0, 1);
     expect(Array.from(acc)).toEqual([11, 22]);
   });
 
   it('adds to what the accumulator already holds (earlier micro-steps)', () => {
     const acc = new Float64Array([10, 10]);
-    const r = new ShardReducer(1, acc);
-    r.add(0, new Float32Array([1.5, -2]), 3, 4);
+    const r = new TreeReducer(1, acc);
+    r.add(treeNode(0, 0, 1), new Float32Array([1.5, -2]), 3, 4);
     expect(r.totals()).toEqual({ lossSum: 3, count: 4 });
     expect(Array.from(acc)).toEqual([11.5, 8]);
   });

@@ -10,17 +10,33 @@ import { describe, expect, it } from 'vitest';
 import type { AdamHyper, AdamState } from '../../coordinator/optimizers/adam.js';
 import { NORM_BLOCK } from '../../coordinator/slices/blocks.js';
 import { hostTraffic, sliceCluster, type SliceCluster } from '../../coordinator/slices/local-cluster.js';
+import { coverNodes, treeNode, type TreeNode } from '../../shared/job/shard-tree.js';
 import { WholeUpdate } from '../helpers/whole-update.js';
 
 const HYPER: AdamHyper = { beta1: 0.9, beta2: 0.99, epsilon: 1e-7, weightDecay: 0.02 };
 const N = 5 * NORM_BLOCK + 777;
-const DATA_SHARDS = 3;
+/** Virtual shards (tree leaves) per micro-batch, and the data shards' leaf ranges: [0, 3) is two tree nodes. */
+const LEAVES = 4;
+const DATA_SHARDS: Array<[number, number]> = [
+  [0, 3],
+  [3, 4],
+];
+const NODES = DATA_SHARDS.map(([a, b]) => coverNodes(a, b, LEAVES, false));
 const CLIP = 5;
 
-/** A data shard's gradient sum: depends on the parameters (a wrong assembly shows) and on step, micro, shard. */
-function gradient(params: Float32Array, step: number, micro: number, shard: number, salt = 0): Float32Array {
+/** One tree node's gradient sum: depends on the parameters (a wrong assembly shows) and on step, micro, node. */
+function gradient(params: Float32Array, step: number, micro: number, node: TreeNode, salt = 0): Float32Array {
   const scale = step % 2 ? 0.01 : 1; // even steps clip
-  return Float32Array.from(params, (p, i) => p * 0.3 + Math.sin(i * 0.001 * (shard + 1) + step + micro * 0.5 + salt) * scale);
+  const k = node.level * 8 + node.index + 1;
+  return Float32Array.from(params, (p, i) => p * 0.3 + Math.sin(i * 0.001 * k + step + micro * 0.5 + salt) * scale);
+}
+
+/** A data shard's result payload: its nodes' gradients one after another. */
+function payload(params: Float32Array, step: number, micro: number, shard: number, salt = 0): Float32Array {
+  const nodes = NODES[shard];
+  const out = new Float32Array(nodes.length * params.length);
+  nodes.forEach((t, j) => out.set(gradient(params, step, micro, t, salt), j * params.length));
+  return out;
 }
 
 const init = () => Float32Array.from({ length: N }, (_, i) => Math.cos(i) * 0.05);
@@ -32,10 +48,10 @@ function reference(steps: number, micros: number): { params: Float32Array; m: Fl
   const norms: number[] = [];
   for (let s = 0; s < steps; s++) {
     for (let micro = 0; micro < micros; micro++) {
-      const f = u.fold(DATA_SHARDS);
-      for (let j = DATA_SHARDS - 1; j >= 0; j--) f.add(j, gradient(u.params, s, micro, j), 1, 4);
+      const f = u.fold(LEAVES);
+      for (const nodes of [...NODES].reverse()) for (const t of nodes) f.add(t, gradient(u.params, s, micro, t), 1, 4);
     }
-    norms.push(u.update(4 * DATA_SHARDS * micros, micros * DATA_SHARDS, CLIP, 0.003).gradNorm);
+    norms.push(u.update(4 * LEAVES * micros, micros * 3, CLIP, 0.003).gradNorm);
   }
   return { params: u.params.slice(), m: u.adam.state.m.slice(), v: u.adam.state.v.slice(), norms };
 }
@@ -45,19 +61,18 @@ async function train(c: SliceCluster, from: number, to: number, micros: number, 
   const nw = c.workers.length;
   for (let s = from; s < to; s++) {
     for (let micro = 0; micro < micros; micro++) {
-      const done = Array.from({ length: DATA_SHARDS }, async (_, j) => {
+      const done = DATA_SHARDS.map(async (_, j) => {
         const w = (j + s) % nw;
-        const params = await c.workers[w].params(version);
-        c.workers[w].sendGradient(s, micro, j, gradient(params, s, micro, j));
+        c.workers[w].sendGradient(s, micro, j, payload(await c.workers[w].params(version), s, micro, j));
         return { j, w };
       });
       // A second worker also computes shard 0, differently (a reassigned straggler): never committed.
       const other = (s + 1) % nw;
-      if (other !== s % nw) c.workers[other].sendGradient(s, micro, 0, gradient(await c.workers[other].params(version), s, micro, 0, 1));
+      if (other !== s % nw) c.workers[other].sendGradient(s, micro, 0, payload(await c.workers[other].params(version), s, micro, 0, 1));
       const results = await Promise.all(done);
-      for (const { j, w } of results.reverse()) c.loop.commit(s, micro, j, DATA_SHARDS, `w${w}`); // out of shard order
+      for (const { j, w } of results.reverse()) c.loop.commit(s, micro, j, LEAVES, NODES[j], `w${w}`); // out of shard order
     }
-    const r = await c.loop.update(s, 4 * DATA_SHARDS * micros, micros * DATA_SHARDS, CLIP, 0.003, version + 1);
+    const r = await c.loop.update(s, 4 * LEAVES * micros, micros * 3, CLIP, 0.003, version + 1);
     norms.push(r.gradNorm);
     if (!r.skipped) version++;
   }
@@ -156,10 +171,10 @@ describe('bytes per host link, one shard and one worker per host', () => {
     for (let s = 0; s < steps; s++) {
       await Promise.all(
         c.workers.map(async (w, j) => {
-          w.sendGradient(s, 0, j, gradient(await w.params(version), s, 0, j));
+          w.sendGradient(s, 0, j, gradient(await w.params(version), s, 0, treeNode(0, j, hosts)));
         }),
       );
-      for (let j = 0; j < hosts; j++) c.loop.commit(s, 0, j, hosts, `w${j}`);
+      for (let j = 0; j < hosts; j++) c.loop.commit(s, 0, j, hosts, [treeNode(0, j, hosts)], `w${j}`);
       if (!(await c.loop.update(s, 4 * hosts, hosts, CLIP, 0.003, version + 1)).skipped) version++;
     }
     await Promise.all(c.workers.map((w) => w.params(version))); // the last step's slices have arrived

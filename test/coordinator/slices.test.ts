@@ -1,7 +1,7 @@
 /**
  * A sliced update (coordinator/slices/) gives the same bits as the whole-model update the
  * Coordinator runs, for any slice count: parameters, Adam moments and the reported norm, with
- * clipping active, weight decay, micro-steps, results arriving out of order, a skipped step,
+ * clipping active, weight decay, micro-steps, results arriving out of order (leaves of the virtual-shard tree), a skipped step,
  * and a checkpoint written with one slice count and resumed with another.
  */
 import { describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import type { AdamHyper } from '../../coordinator/optimizers/adam.js';
 import { NORM_BLOCK, sliceBounds } from '../../coordinator/slices/blocks.js';
 import { SlicedUpdate } from '../../coordinator/slices/sliced-update.js';
 import { Rng } from '../../shared/util/rng.js';
+import { treeNode } from '../../shared/job/shard-tree.js';
 import { WholeUpdate } from '../helpers/whole-update.js';
 
 const HYPER: AdamHyper = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7, weightDecay: 0.01 };
@@ -56,7 +57,7 @@ function whole(n: number, steps: number, bad: number, simd: boolean): Run {
     let count = 0;
     for (let micro = 0; micro < MICRO; micro++) {
       const f = u.fold(SHARDS);
-      for (const k of order(s, micro)) f.add(k, g[micro][k], 1, 10);
+      for (const k of order(s, micro)) f.add(treeNode(0, k, SHARDS), g[micro][k], 1, 10);
       lossSum += f.r.totals().lossSum;
       count += f.r.totals().count;
     }
@@ -72,7 +73,7 @@ function sliced(u: SlicedUpdate, from: number, steps: number, bad: number, norms
     let count = 0;
     for (let micro = 0; micro < MICRO; micro++) {
       const f = u.fold(SHARDS);
-      for (const k of order(s, micro)) expect(f.add(k, g[micro][k], 1, 10)).toBe(true);
+      for (const k of order(s, micro)) expect(f.add(treeNode(0, k, SHARDS), g[micro][k], 1, 10)).toBe(true);
       expect(f.complete).toBe(true);
       lossSum += f.totals().lossSum;
       count += f.totals().count;

@@ -25,12 +25,12 @@ const JOB = {
 
 type Sabotage = (totalParams: number) => Uint8Array;
 const SABOTAGE: Record<string, Sabotage> = {
-  'a truncated frame': (n) => encodeFrame({ t: 'result', step: 0, micro: 0, shard: 1, lossSum: 1, count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(n)).subarray(0, 40),
-  'a payload of the wrong size': (n) => encodeFrame({ t: 'result', step: 0, micro: 0, shard: 1, lossSum: 1, count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(n - 1)),
+  'a truncated frame': (n) => encodeFrame({ t: 'result', step: 0, micro: 0, shard: 1, lossSum: 1, losses: [1], count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(n)).subarray(0, 40),
+  'a payload of the wrong size': (n) => encodeFrame({ t: 'result', step: 0, micro: 0, shard: 1, lossSum: 1, losses: [1], count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(n - 1)),
   'random bytes': () => Uint8Array.from({ length: 300 }, (_, i) => (i * 73 + 11) & 0xff),
   'a message of the wrong direction': () => encodeFrame({ t: 'bye', reason: 'no' }),
   // Gradients "in shared memory" from a worker that was never granted it (its hello said no).
-  'a shared-memory result it was not granted': () => encodeFrame({ t: 'result', step: 0, micro: 0, shard: 1, lossSum: 1, count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 1 }),
+  'a shared-memory result it was not granted': () => encodeFrame({ t: 'result', step: 0, micro: 0, shard: 1, lossSum: 1, losses: [1], count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 1 }),
 };
 
 const children: Array<ReturnType<typeof spawn>> = [];
@@ -86,7 +86,7 @@ async function oddWorker(address: string, coord: Coordinator): Promise<void> {
         const lossSum = first ? NaN : 0;
         const grads = new Float32Array(coord.layout.totalParams).fill(first ? NaN : 0);
         first = false;
-        w.send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum, count: msg.to - msg.from, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, grads);
+        w.send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum, losses: [lossSum], count: msg.to - msg.from, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, grads);
       }
       if (msg.t === 'evaluate') w.send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: 0, correct: 0, count: msg.to - msg.from, computeMs: 1 });
     },
@@ -137,7 +137,7 @@ describe('a token holder sending wrong but well-formed gradients', () => {
         if (msg.t === 'work') {
           sent++;
           const n = msg.to - msg.from;
-          w.send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: 0.1 * n, count: n, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(coord.layout.totalParams).fill(50 * n));
+          w.send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: 0.1 * n, losses: [0.1 * n], count: n, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(coord.layout.totalParams).fill(50 * n));
         }
         if (msg.t === 'evaluate') w.send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: 0, correct: 0, count: msg.to - msg.from, computeMs: 1 });
       },

@@ -5,11 +5,13 @@
  * the distribution (sharding, reduction, central Adam), not two backends' rounding.
  */
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSummary, readWeights, runCli } from '../helpers/cli.js';
 import { maxRelDiff, referenceTrain, tensorRelDiff } from '../helpers/reference.js';
-import { equivalenceSetup, EQUIV_CNN_JOB, EQUIV_JOB, equivGptJob } from '../helpers/equivalence-job.js';
+import { equivalenceSetup, EQUIV_CNN_JOB, EQUIV_JOB, equivGptJob, equivLayersJob } from '../helpers/equivalence-job.js';
+import { parseConfig } from '../../shared/job/config.js';
+import { prepareJob } from '../../shared/job/job-layout.js';
 import { tinyTextFile } from '../helpers/fixtures.js';
 import '@tensorflow/tfjs-backend-wasm';
 
@@ -40,6 +42,12 @@ describe('N workers equal one process on the full batch', () => {
   });
 
   it.each([1, 2, 3])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) => workersMatch('dense', n, { dir, file: configFile, slots, init }, reference));
+
+  it('virtual shards (10 leaves summed along the fixed tree), 3 workers: ≤ 1e-5', async () => {
+    const file = join(dir, 'vshards.json');
+    writeFileSync(file, JSON.stringify({ ...JOB, shards: 10 }));
+    await workersMatch('dense, shards 10', 3, { dir: join(dir, 'vshards'), file, slots, init }, reference);
+  });
 
   it('gradient accumulation: batch 25 × 2 micro-steps equals batch 50 in one', async () => {
     const a = join(dir, 'acc1');
@@ -76,6 +84,20 @@ describe('gpt: N workers equal one independently written TF.js process on the fu
   });
 
   it.each([1, 2, 3])('%i worker process(es), 10 steps: max relative difference ≤ 1e-5', (n) => workersMatch('gpt', n, { dir, file, slots, init }, reference));
+});
+
+const LAYERS_JOB = equivLayersJob(resolve('examples/custom/model.json'), resolve('examples/custom/bars.mjs'));
+await prepareJob(parseConfig(LAYERS_JOB)); // its dataset module, before equivalenceSetup lays the job out
+
+describe('layers: N workers equal tfjs-layers loading the same model.json, on the full batch', () => {
+  const { dir, file, cfg, slots, init } = equivalenceSetup('equiv-layers', LAYERS_JOB);
+  let reference: Float32Array;
+
+  beforeAll(async () => {
+    reference = await referenceTrain(cfg);
+  });
+
+  it.each([1, 2])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) => workersMatch('layers', n, { dir, file, slots, init }, reference));
 });
 
 /**

@@ -56,7 +56,7 @@ async function train(fuzz: boolean): Promise<{ params: Float32Array; summary: Ru
   const randomBytes = (n: number) => Uint8Array.from({ length: n }, () => rng.int(256));
   const valid = (): Uint8Array => {
     const msgs: Array<[Message, Float32Array | null]> = [
-      [{ t: 'result', step: rng.int(300), micro: 0, shard: rng.int(3), lossSum: 1, count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(totalParams)],
+      [{ t: 'result', step: rng.int(300), micro: 0, shard: rng.int(3), lossSum: 1, losses: [1], count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(totalParams)],
       [{ t: 'evalResult', round: 50, shard: 0, lossSum: 1, correct: 1, count: 80, computeMs: 1 }, null],
       [{ t: 'ready', fingerprint: 'spirals:320+80:2->2:00000000', backend: 'cpu', backendReason: 'x', peakFlops: 0, attainableFlops: 1 }, null],
     ];
@@ -78,9 +78,9 @@ async function train(fuzz: boolean): Promise<{ params: Float32Array; summary: Ru
         return v;
       }
       case 3:
-        return encodeFrame({ t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(totalParams + 1 + rng.int(5)));
+        return encodeFrame({ t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(totalParams + 1 + rng.int(5)));
       case 4:
-        return encodeFrame({ t: 'result', step: 0, micro: 0, shard: 0, lossSum: NaN, count: 20, computeMs: NaN, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(totalParams).fill(NaN));
+        return encodeFrame({ t: 'result', step: 0, micro: 0, shard: 0, lossSum: NaN, losses: [NaN], count: 20, computeMs: NaN, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(totalParams).fill(NaN));
       case 5:
         return encodeFrame({ t: 'bye', reason: 'wrong direction' });
       default:

@@ -65,6 +65,20 @@ export const equivGptJob = (textFile: string) => ({
   optimizer: { lr: 0.01, epsilon: 1e-4 },
 });
 
+/**
+ * The example's own Layers model (examples/custom: conv, pool, flatten, dense, softmax) with its
+ * saved weights as the initialization, on its dataset module.
+ */
+export const equivLayersJob = (modelFile: string, dataModule: string) => ({
+  seed: 4,
+  data: { name: 'module', path: dataModule, options: { train: 400, test: 50 } },
+  model: { kind: 'layers', path: modelFile },
+  steps: 20,
+  batchSize: 50,
+  evalEvery: 0,
+  optimizer: { lr: 0.01 },
+});
+
 /** A run directory with `job` written to job.json, its parsed config, parameter slots and initialization. */
 export function equivalenceSetup(tag: string, job: object = EQUIV_JOB) {
   const dir = tempDir(tag);

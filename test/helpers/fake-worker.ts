@@ -13,7 +13,7 @@ import { dialWs } from '../../worker/ws-dialer.js';
 
 export interface FakeWorker {
   link: Link;
-  send(msg: Message, payload?: Float32Array | null): void;
+  send(msg: Message, payload?: Float32Array | readonly Float32Array[] | null): void;
   closed: Promise<string>;
   /** The kind of that close. */
   closedKind: Promise<CloseKind>;

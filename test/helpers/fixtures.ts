@@ -4,7 +4,7 @@
  * means giving it a fixture.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { tempDir } from './cli.js';
 import { EQUIV_CNN_JOB } from './equivalence-job.js';
 
@@ -20,7 +20,26 @@ export const MODEL_FIXTURES: Record<string, KindFixture> = {
   },
   cnn: { model: EQUIV_CNN_JOB.model, data: EQUIV_CNN_JOB.data },
   gpt: { model: { layers: 2, dModel: 16, heads: 2, seq: 8 }, data: { name: 'text', path: tinyTextFile() } },
+  layers: { model: { path: layersModelFile(false), loss: 'softmaxCrossEntropy' }, data: barsData(64, 16) },
 };
+
+/**
+ * The example's Layers model (examples/custom/model.json), in a temporary folder: with its
+ * weights, or its topology alone (then dptrain initializes it from the seed).
+ */
+export function layersModelFile(withWeights: boolean, name = 'model.json'): string {
+  const dir = tempDir('layers-fixture');
+  const json = JSON.parse(readFileSync(resolve('examples/custom/model.json'), 'utf8')) as Record<string, unknown>;
+  if (withWeights) writeFileSync(join(dir, 'weights.bin'), readFileSync(resolve('examples/custom/weights.bin')));
+  else delete json.weightsManifest;
+  writeFileSync(join(dir, name), JSON.stringify(json));
+  return join(dir, name);
+}
+
+/** The example dataset module (examples/custom/bars.mjs): 12×12 images of bars, 4 classes. */
+export function barsData(train: number, test: number): Record<string, unknown> {
+  return { name: 'module', path: resolve('examples/custom/bars.mjs'), options: { train, test } };
+}
 
 /** A small UTF-8 text (with a character outside ASCII) in a temporary file. */
 export function tinyTextFile(): string {
@@ -68,6 +87,7 @@ export const DATASET_FIXTURES: Record<string, () => Record<string, unknown>> = {
   idx: () => ({ name: 'idx', path: tinyIdxDir() }),
   text: () => ({ name: 'text', path: tinyTextFile() }),
   csv: () => ({ name: 'csv', path: tinyCsvFile(), label: 'class' }),
+  module: () => barsData(40, 10),
 };
 
 /**

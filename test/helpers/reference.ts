@@ -8,14 +8,16 @@ import * as tf from '@tensorflow/tfjs';
 tf.enableProdMode();
 import type { Config } from '../../shared/job/config.js';
 import { gatherRows, loadDataset, type Dataset } from '../../shared/datasets/index.js';
-import { jobLayout } from '../../shared/job/job-layout.js';
+import { jobLayout, prepareJob } from '../../shared/job/job-layout.js';
 import { initParams, paramView, type ModelSpec } from '../../shared/models/index.js';
 import type { GptSpec } from '../../shared/models/gpt.js';
+import type { LayersSpec } from '../../shared/models/layers.js';
 import { Sampler } from '../../shared/job/sampler.js';
 import { gptReferenceTrain } from './gpt-reference.js';
+import { loadLayersReference, layersReferenceLoss } from './layers-reference.js';
 
 /** The model as tfjs-layers layers, read from the spec here (not through the model kind's own toLayers). */
-function referenceModel(spec: Exclude<ModelSpec, GptSpec>, ds: Dataset): tf.Sequential {
+function referenceModel(spec: Exclude<ModelSpec, GptSpec | LayersSpec>, ds: Dataset): tf.Sequential {
   const model = tf.sequential();
   if (spec.kind === 'cnn') {
     spec.layers.forEach((f, i) => {
@@ -36,20 +38,25 @@ export async function referenceTrain(cfg: Config, backend = 'cpu'): Promise<Floa
   await tf.setBackend(backend);
   const spec = cfg.model;
   if (spec.kind === 'gpt') return gptReferenceTrain(cfg, spec);
+  await prepareJob(cfg);
   const ds = loadDataset(cfg.data, cfg.seed);
   const layout = jobLayout(cfg);
   const init = initParams(layout, cfg.seed);
-  const model = referenceModel(spec, ds);
-  model.setWeights(layout.params.map((p) => tf.tensor(paramView(init, p), p.shape)));
+  // A Layers model with weights in its file starts from them, as tfjs-layers loads them.
+  const own = spec.kind === 'layers' ? await loadLayersReference(spec.path, spec.loss) : null;
+  const model = own?.model ?? referenceModel(spec as Exclude<ModelSpec, GptSpec | LayersSpec>, ds);
+  if (!own?.hasWeights) model.setWeights(layout.params.map((p) => tf.tensor(paramView(init, p), p.shape)));
+  if (own) own.checkOrder(layout.params.map((p) => p.name));
   const opt = tf.train.adam(cfg.optimizer.lr, cfg.optimizer.beta1, cfg.optimizer.beta2, cfg.optimizer.epsilon);
   const sampler = new Sampler(ds.train.n, cfg.seed);
   for (let s = 0; s < cfg.steps; s++) {
     const rows = sampler.rows(s * cfg.batchSize, (s + 1) * cfg.batchSize);
     const b = gatherRows(ds.train, ds.inputSize, ds.outputSize, rows);
-    const x = tf.tensor(b.x, [rows.length, ...(cfg.model.kind === 'cnn' ? ds.inputShape : [ds.inputSize])]);
+    const x = tf.tensor(b.x, [rows.length, ...(spec.kind === 'cnn' || spec.kind === 'layers' ? ds.inputShape : [ds.inputSize])]);
     const y = tf.tensor2d(b.y, [rows.length, ds.outputSize]);
     opt.minimize(() => {
       const out = model.apply(x) as tf.Tensor2D;
+      if (spec.kind === 'layers') return layersReferenceLoss(own!.loss, y, out);
       switch (spec.loss) {
         case 'softmaxCrossEntropy':
           return tf.losses.softmaxCrossEntropy(y, out) as tf.Scalar;

@@ -1,14 +1,15 @@
 /**
  * The whole-model update exactly as Coordinator.step runs it — one arena, the SIMD kernels
- * (or the scalar loops), ShardReducer in shard order, the norm by blocks, clip, Adam — for
+ * (or the scalar loops), TreeReducer over the virtual shards, the norm by blocks, clip, Adam — for
  * tests that compare a sliced or sharded update with it bit for bit.
  */
 import { createArena, type Arena } from '../../coordinator/kernels/arena.js';
 import { simdReduceOps } from '../../coordinator/kernels/reduce-simd.js';
 import { Adam, type AdamHyper } from '../../coordinator/optimizers/adam.js';
 import { clipByGlobalNorm } from '../../coordinator/optimizers/clip.js';
-import { jsReduceOps, ShardReducer, type ReduceOps } from '../../coordinator/reducer.js';
+import { jsReduceOps, TreeReducer, type ReduceOps } from '../../coordinator/reducer.js';
 import { meanInBlocks } from '../../coordinator/slices/blocks.js';
+import type { TreeNode } from '../../shared/job/shard-tree.js';
 import type { UpdateResult } from '../../coordinator/slices/sliced-update.js';
 
 export class WholeUpdate {
@@ -28,10 +29,10 @@ export class WholeUpdate {
     return this.adam.params;
   }
 
-  /** A micro-step's reduction; results are landed as the dispatcher lands them. */
-  fold(shards: number): { add(shard: number, grads: Float32Array, lossSum: number, count: number): boolean; r: ShardReducer } {
-    const r = new ShardReducer(shards, this.sum, this.ops, this.spare);
-    return { r, add: (shard, grads, lossSum, count) => r.add(shard, this.ops.land(grads), lossSum, count) };
+  /** A micro-step's reduction over `leaves` virtual shards; one node's gradients landed as the dispatcher lands them. */
+  fold(leaves: number): { add(node: TreeNode, grads: Float32Array, lossSum: number, count: number): boolean; r: TreeReducer } {
+    const r = new TreeReducer(leaves, this.sum, this.ops, this.spare);
+    return { r, add: (node, grads, lossSum, count) => r.add(node, this.ops.land(grads), lossSum, count) };
   }
 
   update(count: number, lossSum: number, clipNorm: number, lr: number): UpdateResult {

@@ -1,3 +1,4 @@
+import { MAX_LEAVES } from '../../shared/job/shard-tree.js';
 import { describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame } from '../../shared/wire/codec.js';
 import { DEFAULT_CONFIG, jobOf } from '../../shared/job/config.js';
@@ -11,7 +12,7 @@ const params5 = () => new Float32Array([0.5, -1, 2, 0, 3]);
 const TO_COORD: Array<[Message, Float32Array | null]> = [
   [{ t: 'hello', protocol: 1, name: 'w0', host: 'box', pid: 4242, jobId: '', cnonce: 'c', proof: 'p', shm: '' }, null],
   [{ t: 'ready', fingerprint: 'mnist:8500+1500:784->10:deadbeef', backend: 'cpu', backendReason: 'asked for cpu', peakFlops: 0, attainableFlops: 2.5e9 }, null],
-  [{ t: 'result', step: 3, micro: 0, shard: 1, lossSum: 12.5, count: 64, computeMs: 3.25, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, params5()],
+  [{ t: 'result', step: 3, micro: 0, shard: 1, lossSum: 12.5, losses: [12.5], count: 64, computeMs: 3.25, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, params5()],
   [{ t: 'evalResult', round: 2, shard: 0, lossSum: -0.5, correct: 60, count: 64, computeMs: 1 }, null],
   [{ t: 'fault', message: 'kernel Gelu missing on wasm' }, null],
 ];
@@ -19,7 +20,7 @@ const TO_WORKER: Array<[Message, Float32Array | null]> = [
   [{ t: 'challenge', protocol: 1, jobId: 'job-abc', nonce: 'n' }, null],
   [{ t: 'welcome', protocol: 1, workerId: 'w-1', jobId: 'job-abc', job: jobOf(DEFAULT_CONFIG), proof: 'p', shm: false }, null],
   [{ t: 'params', version: 0, shm: 0 }, params5()],
-  [{ t: 'work', step: 0, micro: 1, shard: 2, version: 0, from: 128, to: 192 }, null],
+  [{ t: 'work', step: 0, micro: 1, shard: 2, version: 0, from: 128, to: 192, leaves: 2, first: 1, last: 2, batch: 128 }, null],
   [{ t: 'evaluate', round: 0, shard: 0, version: 3, from: 0, to: 1 }, null],
   [{ t: 'bye', reason: 'done' }, null],
 ];
@@ -95,14 +96,34 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('a negative count', () => {
-    rejects(() => readFromWorker(frame({ t: 'result', step: -1, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, params5()), CTX), 'result.step');
+    rejects(() => readFromWorker(frame({ t: 'result', step: -1, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, params5()), CTX), 'result.step');
   });
 
   it('a diverged loss (NaN, ±Infinity) is a valid result: the coordinator skips the step, not the worker', () => {
     const r = { t: 'result', step: 0, micro: 0, shard: 0, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
     for (const lossSum of [NaN, Infinity, -Infinity]) {
-      expect(Object.is(readFromWorker(frame({ ...r, lossSum }, params5()), CTX).msg.t, 'result')).toBe(true);
+      expect(Object.is(readFromWorker(frame({ ...r, lossSum, losses: [lossSum] }, params5()), CTX).msg.t, 'result')).toBe(true);
     }
+  });
+
+  it('work whose leaves are not a range of the batch, or whose rows are not its leaves', () => {
+    const w = { t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 10, to: 20, batch: 40 };
+    // 40 rows in 4 leaves of 10: leaf 1 is rows [10, 20) of the batch.
+    expect(readFromCoordinator(frame({ ...w, leaves: 4, first: 1, last: 2 }), CTX).msg).toMatchObject({ first: 1 });
+    rejects(() => readFromCoordinator(frame({ ...w, leaves: 4, first: 2, last: 2 }), CTX), 'work leaves');
+    rejects(() => readFromCoordinator(frame({ ...w, leaves: 4, first: 1, last: 5 }), CTX), 'work leaves');
+    rejects(() => readFromCoordinator(frame({ ...w, leaves: 41, first: 1, last: 2 }), CTX), 'work leaves');
+    rejects(() => readFromCoordinator(frame({ ...w, leaves: 4, first: 1, last: 3 }), CTX), 'work rows');
+  });
+
+  it('a result whose payload is not one model-sized tensor per loss', () => {
+    const r = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
+    const two = new Float32Array(10);
+    expect(readFromWorker(frame({ ...r, losses: [0.5, 0.5] }, two), CTX).payload?.length).toBe(10);
+    rejects(() => readFromWorker(frame({ ...r, losses: [1] }, two), CTX), 'the model has 5');
+    rejects(() => readFromWorker(frame({ ...r, losses: [1, 1, 1] }, two), CTX), '3 nodes');
+    rejects(() => readFromWorker(frame({ ...r, losses: [] }, params5()), CTX), 'result.losses');
+    rejects(() => readFromWorker(frame({ ...r, losses: ['1'] }, params5()), CTX), 'result.losses');
   });
 
   it('a non-integer count', () => {
@@ -111,7 +132,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('NaN or Infinity where a finite number is required', () => {
-    const r = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1 };
+    const r = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1 };
     rejects(() => readFromWorker(frame({ ...r, computeMs: NaN }, params5()), CTX), 'result.computeMs');
     rejects(() => readFromWorker(frame({ ...r, computeMs: -Infinity }, params5()), CTX), 'result.computeMs');
     const e = { t: 'evalResult', round: 0, shard: 0, lossSum: 1, correct: 0, count: 1 };
@@ -125,7 +146,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('work and evaluate with to <= from', () => {
-    const w = { t: 'work', step: 0, micro: 0, shard: 0, version: 0 };
+    const w = { t: 'work', step: 0, micro: 0, shard: 0, version: 0, leaves: 1, first: 0, last: 1, batch: 64 };
     rejects(() => readFromCoordinator(frame({ ...w, from: 64, to: 64 }), CTX), 'work.to');
     rejects(() => readFromCoordinator(frame({ ...w, from: 64, to: 10 }), CTX), 'work.to');
     rejects(() => readFromCoordinator(frame({ t: 'evaluate', round: 0, shard: 0, version: 0, from: 5, to: 5 }), CTX), 'evaluate.to');
@@ -134,7 +155,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   it('a payload whose length is not the model parameter count', () => {
     rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: 0 }, new Float32Array(4)), CTX), 'params');
     rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: 0 }, new Float32Array(6)), CTX), 'params');
-    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
+    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
     rejects(() => readFromWorker(encodeFrame(r, new Float32Array(1)), CTX), 'result');
   });
 
@@ -148,14 +169,14 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('a result before the model is known (totalParams null)', () => {
-    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
+    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
     rejects(() => readFromWorker(encodeFrame(r, params5()), { totalParams: null }), 'result arrived before the model');
     rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 0, shm: 0 }, params5()), { totalParams: null }), 'params');
   });
 });
 
 describe('payloads in shared memory', () => {
-  const result = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1 } as const;
+  const result = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1 } as const;
 
   it('a result with shm > 0 or params with shm: true carry no payload', () => {
     expect(readFromWorker(frame({ ...result, shm: 3 }), CTX).payload).toBeNull();
@@ -188,11 +209,11 @@ describe('what a peer sends cannot forge or flood log lines', () => {
 describe('payload sizes are checked from the frame, before any widening', () => {
   it('a float16 payload longer than the model is refused with its length, not widened first', () => {
     const n = 1 << 20; // 2 MB as float16; widening would allocate 4 MB
-    const big = encodeFrame({ t: 'result', step: 0, micro: 0, shard: 0, lossSum: 0, count: 1, computeMs: 0, decodeMs: 0, encodeMs: 0, busyMs: 0, shm: 0 }, new Float32Array(n), 'float16');
-    rejects(() => readFromWorker(big, { totalParams: 5, wireDtype: 'float16' }), `result payload has ${n} floats, the model has 5`);
+    const big = encodeFrame({ t: 'result', step: 0, micro: 0, shard: 0, lossSum: 0, losses: [0], count: 1, computeMs: 0, decodeMs: 0, encodeMs: 0, busyMs: 0, shm: 0 }, new Float32Array(n), 'float16');
+    rejects(() => readFromWorker(big, { totalParams: 5, wireDtype: 'float16' }), `result payload has ${n} floats, more than the ${5 * MAX_LEAVES}`);
     // The refusal comes from the decoder, which has only the frame's length then: without a
     // limit the same frame decodes (widened to float32).
-    rejects(() => decodeFrame(big, 5), `result payload has ${n} floats, the model has 5`);
+    rejects(() => decodeFrame(big, 5), `result payload has ${n} floats, more than the 5`);
     expect(decodeFrame(big).payload?.length).toBe(n);
   });
 });

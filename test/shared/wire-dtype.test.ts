@@ -100,7 +100,7 @@ describe('16-bit frames', () => {
 
   it("a payload in another dtype than the job's is refused, naming both", () => {
     const grads = new Float32Array(5);
-    const result = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 } as const;
+    const result = { t: 'result' as const, step: 0, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
     expect(readFromWorker(encodeFrame(result, grads, 'bfloat16'), { totalParams: 5, wireDtype: 'bfloat16' }).payload).toEqual(grads);
     const msg = expectCode(() => readFromWorker(encodeFrame(result, grads, 'float32'), { totalParams: 5, wireDtype: 'bfloat16' }), 'MESSAGE_INVALID');
     expect(msg).toMatch(/travels as float32, the job's wireDtype is bfloat16/);

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertKernels, kernelsUsed } from '../../worker/kernel-check.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseConfig } from '../../shared/job/config.js';
+import { parseConfig, readConfigFile } from '../../shared/job/config.js';
 import { DptrainError } from '../../shared/util/errors.js';
-import { jobLayout } from '../../shared/job/job-layout.js';
+import { jobLayout, prepareJob } from '../../shared/job/job-layout.js';
 import { exampleConfig } from '../helpers/fixtures.js';
 import type { DenseSpec as ModelSpec } from '../../shared/models/dense.js';
 import { denseFor as layoutModel } from '../helpers/layouts.js';
@@ -125,6 +125,12 @@ describe('the examples on cpu and wasm', () => {
   it.each(examples.flatMap((f) => [[f, 'cpu'], [f, 'wasm']]))('examples/%s passes on %s', async (file, backend) => {
     const layout = jobLayout(parseConfig(exampleConfig(join(dir, file))));
     await expect(assertKernels(layout, backend)).resolves.toBeUndefined();
+  });
+
+  it.each(['cpu', 'wasm'])('examples/custom (a Layers model.json on a dataset module) passes on %s', async (backend) => {
+    const cfg = parseConfig(readConfigFile(join(dir, 'custom', 'job.json')));
+    await prepareJob(cfg);
+    await expect(assertKernels(jobLayout(cfg), backend)).resolves.toBeUndefined();
   });
 
   it('a cnn on wasm: the filter gradient takes no Conv2DBackpropFilter there, but does as webgpu runs it', async () => {

@@ -51,7 +51,7 @@ describe('worker session', () => {
     s.send({ t: 'welcome', protocol: PROTOCOL_VERSION, workerId: 'w1', jobId: 'job-test', job: jobOf(cfg), proof: coordinatorProof(TOKEN, 'job-test', hello.cnonce, 'n1'), shm: false });
     await s.next('ready');
     s.send({ t: 'params', version: 0, shm: 0 }, new Float32Array(TOTAL).fill(0.1));
-    s.send({ t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 0, to: 4 });
+    s.send({ t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 0, to: 4, leaves: 1, first: 0, last: 1, batch: 4 });
     const result = await s.next('result');
     expect(result).toMatchObject({ t: 'result', step: 0, shard: 0, count: 4 });
     s.send({ t: 'bye', reason: 'done' });
@@ -61,7 +61,7 @@ describe('worker session', () => {
 
   it('a message its state does not expect ends the session: fault, then a workerFault close', async () => {
     const s = await session();
-    s.send({ t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 0, to: 4 });
+    s.send({ t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 0, to: 4, leaves: 1, first: 0, last: 1, batch: 4 });
     const fault = await s.next('fault');
     expect(fault).toMatchObject({ t: 'fault', message: 'invalid: work while challenged' });
     expect(await s.closed).toBe('workerFault');

@@ -1,9 +1,9 @@
 /**
- * `dptrain shard`: a slice shard process (coordinator/slices/slice-server.ts), and the dialling
- * that `dptrain coordinator --shard` and `dptrain worker --shard` do to reach shards.
+ * `dptrain slice-shard`: a slice shard process (coordinator/slices/slice-server.ts), and the dialling
+ * that `dptrain coordinator --slice-shard` and `dptrain worker --slice-shard` do to reach shards.
  */
 import { RemoteSlices } from '../coordinator/slices/remote-slices.js';
-import { SliceServer } from '../coordinator/slices/slice-server.js';
+import { SliceServer, sliceFrameValues } from '../coordinator/slices/slice-server.js';
 import { listenWs } from '../coordinator/ws-listener.js';
 import type { Config } from '../shared/job/config.js';
 import { jobLayout } from '../shared/job/job-layout.js';
@@ -14,8 +14,8 @@ import { isLoopback, readToken } from '../shared/wire/auth.js';
 import { dialWs } from '../worker/ws-dialer.js';
 import { resolveConfig } from './flags.js';
 
-/** A shard's frames: its slice's parameters and both moments (assign, saved), plus a header. */
-const shardFrameBytes = (totalParams: number) => 3 * 4 * totalParams + (1 << 16);
+/** A slice link's frames (see sliceFrameValues), plus a header. */
+const shardFrameBytes = (totalParams: number) => 4 * sliceFrameValues(totalParams) + (1 << 16);
 
 export interface ShardFlags {
   listen: { host: string; port: number };
@@ -31,7 +31,7 @@ export async function shardCommand(f: ShardFlags): Promise<number> {
   const server = new SliceServer(total, { token });
   const listener = await listenWs({ ...f.listen, maxPayload: shardFrameBytes(total), handshakeMaxFrame: 0 });
   listener.onLink((l) => server.accept(l));
-  log.info({ listen: listener.address, params: total }, `slice shard listening; the coordinator and workers name it with --shard ${listener.address}`);
+  log.info({ listen: listener.address, params: total }, `slice shard listening; the coordinator and workers name it with --slice-shard ${listener.address}`);
   await new Promise<void>((res) => process.once('SIGTERM', res).once('SIGINT', res));
   await listener.close();
   return 0;
@@ -45,8 +45,8 @@ export async function dialShards(urls: readonly string[], totalParams: number): 
 /** The coordinator's side: refuse what a sharded update does not do, then dial the shards. */
 export async function coordinatorSlices(urls: readonly string[] | undefined, config: Config, token: string | null): Promise<RemoteSlices | null> {
   if (!urls?.length) return null;
-  if (config.wireDtype !== 'float32') fail('CONFIG_INVALID', `--shard: slices travel as float32; unset wireDtype (${config.wireDtype})`);
-  if (config.outlierFactor > 0) fail('CONFIG_INVALID', '--shard: --reject-outliers needs whole gradients at the coordinator; leave it off');
+  if (config.wireDtype !== 'float32') fail('CONFIG_INVALID', `--slice-shard: slices travel as float32; unset wireDtype (${config.wireDtype})`);
+  if (config.outlierFactor > 0) fail('CONFIG_INVALID', '--slice-shard: --reject-outliers needs whole gradients at the coordinator; leave it off');
   const total = jobLayout(config).totalParams;
   return new RemoteSlices(await dialShards(urls, total), total, config.optimizer, token);
 }

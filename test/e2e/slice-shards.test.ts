@@ -1,6 +1,6 @@
 /**
- * A coordinator whose parameters live on slice shard processes (`dptrain shard`, `coordinator
- * --shard`, `worker --shard`) trains to the same bits as the unsharded coordinator with the
+ * A coordinator whose parameters live on slice shard processes (`dptrain slice-shard`, `coordinator
+ * --slice-shard`, `worker --slice-shard`) trains to the same bits as the unsharded coordinator with the
  * same workers: the weights it saves, and every step's loss and gradient norm. Clipping and
  * weight decay are on, so the one global value (the norm) matters.
  */
@@ -41,7 +41,7 @@ function start(args: string[]): ChildProcess {
 /** A shard process, once it listens. */
 async function shard(config: string): Promise<string> {
   const port = await freePort();
-  const c = start(['shard', '-c', config, '--listen', `127.0.0.1:${port}`]);
+  const c = start(['slice-shard', '-c', config, '--listen', `127.0.0.1:${port}`]);
   let out = '';
   await new Promise<void>((res, rej) => {
     const seen = (b: Buffer) => {
@@ -58,7 +58,7 @@ async function shard(config: string): Promise<string> {
 /** A coordinator with 2 workers, on `k` shards (0: unsharded); its run directory. */
 async function run(dir: string, config: string, k: number): Promise<string> {
   const urls = await Promise.all(Array.from({ length: k }, () => shard(config)));
-  const sharded = k ? ['--shard', ...urls] : [];
+  const sharded = k ? ['--slice-shard', ...urls] : [];
   const port = await freePort();
   const out = join(dir, `k${k}`);
   const coordinator = runCli(['coordinator', '-c', config, '--listen', `127.0.0.1:${port}`, '--min-workers', '2', '--out', out, ...sharded], 180_000);
@@ -91,7 +91,7 @@ describe('slice shard processes', () => {
     const dir = tempDir('shards');
     const config = join(dir, 'job.json');
     writeFileSync(config, JSON.stringify(JOB));
-    const r = await runCli(['shard', '-c', config, '--listen', '0.0.0.0:0'], 60_000, { ...process.env, DPTRAIN_TOKEN: '' });
+    const r = await runCli(['slice-shard', '-c', config, '--listen', '0.0.0.0:0'], 60_000, { ...process.env, DPTRAIN_TOKEN: '' });
     expect(r.code).not.toBe(0);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/needs the job token/);

@@ -1,0 +1,131 @@
+/**
+ * With virtual shards the result is a function of the job alone: any worker count, a worker
+ * killed or stalled mid-run, a worker joining, and a resume with another worker count all end
+ * on the same parameters, bit for bit. Real CLI runs (cpu backend) against one clean run.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Coordinator } from '../../coordinator/coordinator.js';
+import { listenWs } from '../../coordinator/ws-listener.js';
+import { parseConfig } from '../../shared/job/config.js';
+import { CLI, readMetrics, readSummary, readWeights, runCli, tempDir } from '../helpers/cli.js';
+
+const JOB = {
+  seed: 3,
+  data: { name: 'spirals', samples: 600 },
+  model: { layers: [{ units: 32, activation: 'tanh' }, { units: 2 }], loss: 'softmaxCrossEntropy' },
+  steps: 24,
+  batchSize: 48,
+  shards: 12, // 4 rows each; 1–4 workers get 12, 6, 4 or 3 leaves, 5 or 7 a split that is not aligned
+  evalEvery: 0,
+  checkpointEvery: 5,
+  backend: 'cpu',
+};
+
+const dir = tempDir('vshards');
+const job = join(dir, 'job.json');
+let clean: Float32Array;
+
+/** The same bytes (not merely equal numbers: −0 and 0, NaN payloads count). */
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+}
+
+async function train(name: string, ...args: string[]): Promise<string> {
+  const out = join(dir, name);
+  const r = await runCli(['train', '--config', job, '--out', out, ...args]);
+  expect(r.code, r.stderr).toBe(0);
+  return out;
+}
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
+beforeAll(async () => {
+  writeFileSync(job, JSON.stringify(JOB));
+  clean = readWeights(await train('w1', '--workers', '1'));
+});
+
+describe('virtual shards: the same parameters at any scale', () => {
+  it.each([2, 3, 4, 5])('%i workers end bit-identical to 1', async (n) => {
+    const out = await train(`w${n}`, '--workers', String(n));
+    expect(readSummary(out).workers).toBe(n);
+    expect(sameBits(readWeights(out), clean)).toBe(true);
+  });
+
+  it('per-worker shards (the old cut) differ with the worker count: the test can tell', async () => {
+    const a = readWeights(await train('pw2', '--workers', '2', '--shards', 'per-worker'));
+    const b = readWeights(await train('pw3', '--workers', '3', '--shards', 'per-worker'));
+    expect(sameBits(a, b)).toBe(false);
+  });
+
+  it('bfloat16 on the wire (every leaf sent on its own): 2 and 3 workers bit-identical', async () => {
+    const a = readWeights(await train('bf2', '--workers', '2', '--wire-dtype', 'bfloat16'));
+    const b = readWeights(await train('bf3', '--workers', '3', '--wire-dtype', 'bfloat16', '--no-shared-memory'));
+    expect(sameBits(a, b)).toBe(true);
+    expect(sameBits(a, clean)).toBe(false); // rounded on the wire: another result than float32's
+  });
+
+  it('kill -9 of a worker mid-run: bit-identical to the clean run', async () => {
+    const out = await train('kill', '--workers', '3', '--fault', 'kill:worker-1@6');
+    expect(readSummary(out)).toMatchObject({ steps: 24, droppedWorkers: 1, workers: 2 });
+    expect(readSummary(out).reassignedShards).toBeGreaterThanOrEqual(1);
+    expect(sameBits(readWeights(out), clean)).toBe(true);
+  });
+
+  it('a stalled worker, its leaves reassigned at the deadline, then back: bit-identical', async () => {
+    const out = await train('stall', '--workers', '3', '--step-timeout', '1', '--fault', 'pause:worker-2@8', '--fault', 'resume:worker-2@12');
+    const s = readSummary(out);
+    expect(s.reassignedShards).toBeGreaterThanOrEqual(1);
+    expect(s.staleResults).toBeGreaterThanOrEqual(1);
+    expect(readMetrics(out).find((x) => x.step === 10)?.workers).toBe(2);
+    expect(sameBits(readWeights(out), clean)).toBe(true);
+  });
+
+  it('paused by a kill, checkpointed, resumed with 4 workers: bit-identical', async () => {
+    const out = join(dir, 'resume');
+    const r = await runCli(['train', '--config', job, '--workers', '2', '--min-workers', '2', '--pause-timeout', '2', '--fault', 'kill:worker-0@9', '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/checkpoint at step \d+ written/);
+    const again = await runCli(['train', '--resume', out, '--workers', '4']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(readSummary(out)).toMatchObject({ steps: 24, workers: 4 });
+    expect(sameBits(readWeights(out), clean)).toBe(true);
+  });
+
+  it('a worker joining a running job: bit-identical', async () => {
+    // Long enough for the joiner to load and take part (a process start takes seconds here).
+    const steps = 150;
+    const ref = readWeights(await train('join-ref', '--workers', '1', '--steps', String(steps)));
+    const cfg = parseConfig({ ...JOB, steps });
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 22 });
+    const worker = () => {
+      const c = spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu', '--reconnect-timeout', '30'], { stdio: 'ignore' });
+      children.push(c);
+    };
+    const workers: number[] = [];
+    const coord = new Coordinator({
+      config: cfg,
+      listener,
+      log: pino({ level: 'silent' }),
+      runDir: null,
+      startWorkers: 1,
+      onStep: (r) => {
+        workers.push(r.workers);
+        if (r.step === 2) worker();
+      },
+    });
+    worker();
+    const summary = await coord.run();
+    await listener.close();
+    expect(summary.steps).toBe(steps);
+    expect(workers[0]).toBe(1);
+    expect(workers[workers.length - 1]).toBe(2); // the joiner took part
+    expect(sameBits(coord.params, ref)).toBe(true);
+  });
+});
