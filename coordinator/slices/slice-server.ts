@@ -92,6 +92,10 @@ export class SliceServer {
     if (a.to <= a.from || state.length !== 3 * n) throw new DptrainError('MESSAGE_INVALID', `assign of [${a.from}, ${a.to}) carries ${state.length} floats, not 3 × ${n}`);
     const hyper = { beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, weightDecay: a.weightDecay };
     this.owner = new SliceOwner({ from: a.from, to: a.to }, hyper, { simd: this.o.simd });
+    // A new run (or a resume) starts clean: nothing of an earlier loop's steps is folded.
+    this.reducer = null;
+    this.arrived.clear();
+    this.control.length = 0;
     this.slice = a.slice;
     const adam = { m: state.subarray(n, 2 * n), v: state.subarray(2 * n), accBeta1: a.accBeta1, accBeta2: a.accBeta2, step: a.adamStep };
     this.owner.loadSlice(state.subarray(0, n), adam);
