@@ -40,23 +40,11 @@ import type { RunSummary } from '../coordinator/summary.js';
 import { median } from '../shared/util/stats.js';
 import { singleProcessSamplesPerSec, type BaselineKind } from '../cli/baseline.js';
 import { formatBackendProfiles, profileBackends, type BackendProfile } from './bench-profile.js';
+import { PER_WORKER_BATCH, REFERENCE_JOB as JOB } from './reference-job.js';
+
+const STEPS = 60;
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-const PER_WORKER_BATCH = 128;
-const STEPS = 60;
-const JOB = {
-  data: { name: 'mnist' },
-  model: {
-    layers: [
-      { units: 512, activation: 'relu' },
-      { units: 512, activation: 'relu' },
-      { units: 10, activation: 'linear' },
-    ],
-    loss: 'softmaxCrossEntropy',
-  },
-  evalEvery: 0,
-  checkpointEvery: 0,
-};
 
 function timeIt(fn: () => void, minMs = 1000): number {
   fn(); // warm-up

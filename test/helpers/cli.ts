@@ -1,7 +1,7 @@
 /** Run the built CLI (dist/, made by `npm test`'s pretest build) as a user would. */
 import { execFileSync, execFile, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { RunSummary } from '../../coordinator/summary.js';
@@ -43,23 +43,7 @@ export function readMetrics(dir: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-/** Resolve once `out/metrics.jsonl` has at least `steps` lines (the run got that far); reject after `timeoutMs`. */
-export function stepsReached(out: string, steps: number, timeoutMs = 60_000): Promise<void> {
-  const file = join(out, 'metrics.jsonl');
-  return new Promise<void>((resolve, reject) => {
-    const t0 = Date.now();
-    const poll = setInterval(() => {
-      const n = existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).length : 0;
-      if (n >= steps) {
-        clearInterval(poll);
-        resolve();
-      } else if (Date.now() - t0 > timeoutMs) {
-        clearInterval(poll);
-        reject(new Error(`the run in ${out} did not reach step ${steps} within ${timeoutMs / 1000} s`));
-      }
-    }, 5);
-  });
-}
+export { stepsReached } from '../../scripts/run-progress.js';
 
 /** A TCP port free on loopback right now (for a coordinator started as a child process). */
 export async function freePort(): Promise<number> {

@@ -1,0 +1,320 @@
+/**
+ * dptrain across simulated hosts (scripts/hosts/): the reference MLP (784-512-512-10, MNIST,
+ * wasm, batch 128 per worker) with a coordinator host and worker hosts, each a network namespace
+ * on a bridge, every host link capped (tbf, both ways) at each rate asked for; beside it, in the
+ * same round, the same job on local processes and, with --ddp-anchor, PyTorch DDP (gloo) with
+ * one rank per worker host, and on loopback. Per run: samples/s (median after warm-up), the
+ * wire's share of a step (summary.json), and the bytes each host link carried per step (its
+ * interface counters, read between two steps well into the run).
+ *
+ * Run as root after `npx tsc -p tsconfig.json`:
+ *   node dist/scripts/bench-hosts.js [--rates 1gbit,100mbit] [--workers 2] [--bytes-workers 2,4]
+ *     [--steps 40] [--rounds 1] [--ddp-anchor ddp_gloo_rank.py] [--out bench-hosts.json]
+ * The machine's load average is recorded with each round: compare ratios within a round.
+ */
+import { execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RunSummary } from '../coordinator/summary.js';
+import { BUILT_CLI, Cluster } from './hosts/cluster.js';
+import { hostsUnavailable, loadAverage, SimulatedHosts, type LinkCounters } from './hosts/netns.js';
+import { PER_WORKER_BATCH, REFERENCE_JOB } from './reference-job.js';
+import { stepsReached } from './run-progress.js';
+
+const DDP_STEPS = 30;
+
+interface Figures {
+  label: string;
+  samplesPerSec: number;
+  wireShare: number | null;
+  /** Bytes per step on the coordinator's link (dptrain) or on rank 0's (DDP), each way. */
+  hubBytesPerStep: { tx: number; rx: number } | null;
+  /** Mean over the worker hosts' links, each way. */
+  workerBytesPerStep: { tx: number; rx: number } | null;
+}
+
+const workerNames = (n: number) => Array.from({ length: n }, (_, i) => `w${i}`);
+
+function perStep(before: Map<string, LinkCounters>, after: Map<string, LinkCounters>, names: string[], steps: number) {
+  const d = (f: (c: LinkCounters) => number) =>
+    names.reduce((s, n) => s + f(after.get(n)!) - f(before.get(n)!), 0) / names.length / steps;
+  return { tx: d((c) => c.txBytes), rx: d((c) => c.rxBytes) };
+}
+
+function snapshot(net: SimulatedHosts): Map<string, LinkCounters> {
+  return new Map([...net.hosts.keys()].map((n) => [n, net.counters(n)]));
+}
+
+function summaryFigures(label: string, out: string): Figures {
+  const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
+  return {
+    label,
+    samplesPerSec: s.samplesPerSec ?? NaN,
+    wireShare: s.timeline.wireShare,
+    hubBytesPerStep: null,
+    workerBytesPerStep: null,
+  };
+}
+
+/** The job on `workers` local processes (`dptrain train`, shared memory: the default). */
+function local(dir: string, job: string, workers: number, steps: number): Promise<Figures> {
+  const out = join(dir, `local-${workers}-${Date.now()}`);
+  const args = [
+    BUILT_CLI,
+    'train',
+    '--config',
+    job,
+    '--workers',
+    String(workers),
+    '--batch-size',
+    String(PER_WORKER_BATCH * workers),
+    '--steps',
+    String(steps),
+    '--backend',
+    'wasm',
+    '--out',
+    out,
+  ];
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, args, { maxBuffer: 64 << 20 }, (err, _o, stderr) => {
+      if (err) reject(new Error(`dptrain train failed: ${stderr.trim().split('\n').pop()}`));
+      else resolve(summaryFigures(`dptrain, ${workers} local processes`, out));
+    });
+  });
+}
+
+/** The job with a coordinator host and `workers` worker hosts, every link capped at `rate`. */
+async function acrossHosts(dir: string, job: string, workers: number, rate: string, steps: number): Promise<Figures> {
+  const names = workerNames(workers);
+  const net = new SimulatedHosts(['coord', ...names]);
+  try {
+    for (const h of net.hosts.keys()) net.cap(h, rate);
+    const cluster = new Cluster(net, 'coord');
+    const out = join(dir, `hosts-${workers}-${rate}-${Date.now()}`);
+    const batch = String(PER_WORKER_BATCH * workers);
+    const coord = cluster.coordinator([
+      '--config',
+      job,
+      '--batch-size',
+      batch,
+      '--steps',
+      String(steps),
+      '--min-workers',
+      String(workers),
+      '--out',
+      out,
+    ]);
+    const procs = names.map((h) => cluster.worker(h, ['--backend', 'wasm']));
+    // Counters between two steps past warm-up: the job's setup and the last evaluation stay out.
+    const [from, to] = [Math.max(3, Math.floor(steps / 4)), steps - 1];
+    // A coordinator that exits early ends the wait with its last line, not a timeout.
+    const early = coord.exit.then((code) => {
+      throw new Error(`coordinator exited ${code} early: ${coord.output().trim().split('\n').pop()}`);
+    });
+    const reached = (step: number) => Promise.race([stepsReached(out, step, 600_000), early]);
+    await reached(from);
+    const before = snapshot(net);
+    await reached(to);
+    const after = snapshot(net);
+    early.catch(() => {});
+    const code = await coord.exit;
+    if (code !== 0) throw new Error(`coordinator exited ${code}: ${coord.output().trim().split('\n').pop()}`);
+    await Promise.all(procs.map((p) => p.exit));
+    return {
+      ...summaryFigures(`dptrain, coordinator + ${workers} worker hosts at ${rate}`, out),
+      hubBytesPerStep: perStep(before, after, ['coord'], to - from),
+      workerBytesPerStep: perStep(before, after, names, to - from),
+    };
+  } finally {
+    net.destroy();
+  }
+}
+
+/** samples/s from rank 0's output. */
+function ddpRate(out: string): number {
+  const m = /samples\/s=(\d+)/.exec(out);
+  if (!m) throw new Error(`ddp anchor: no samples/s in its output: ${out.trim().split('\n').pop()}`);
+  return Number(m[1]);
+}
+
+function ddpEnv(rank: number, world: number, master: string, ifname: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    RANK: String(rank),
+    WORLD_SIZE: String(world),
+    MASTER_ADDR: master,
+    MASTER_PORT: '29500',
+    GLOO_SOCKET_IFNAME: ifname,
+  };
+  delete env.OPENBLAS_CORETYPE; // the anchor's notes: these mis-tune OpenBLAS on this machine kind
+  delete env.OPENBLAS_L2_SIZE;
+  return env;
+}
+
+function collect(c: ChildProcess): Promise<{ code: number; out: string }> {
+  let out = '';
+  c.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  c.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((r) => c.once('exit', (code) => r({ code: code ?? -1, out })));
+}
+
+/** PyTorch DDP (gloo), one rank per host (or all on loopback when `rate` is null). */
+async function ddp(anchor: string, world: number, rate: string | null): Promise<Figures> {
+  const args = [anchor, String(DDP_STEPS), String(PER_WORKER_BATCH)];
+  if (rate === null) {
+    const ranks = Array.from({ length: world }, (_, r) =>
+      collect(spawnPlain('/usr/bin/python3', args, ddpEnv(r, world, '127.0.0.1', 'lo'))),
+    );
+    const done = await Promise.all(ranks);
+    return {
+      label: `PyTorch DDP (gloo), ${world} local ranks`,
+      samplesPerSec: ddpRate(done[0].out),
+      wireShare: null,
+      hubBytesPerStep: null,
+      workerBytesPerStep: null,
+    };
+  }
+  const names = workerNames(world);
+  const net = new SimulatedHosts(names);
+  try {
+    for (const h of names) net.cap(h, rate);
+    const master = net.host(names[0]).ip;
+    const before = snapshot(net);
+    const ranks = names.map((h, r) =>
+      collect(
+        net.spawn(h, '/usr/bin/python3', args, {
+          env: ddpEnv(r, world, master, net.host(h).dev),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      ),
+    );
+    const done = await Promise.all(ranks);
+    const after = snapshot(net);
+    if (done.some((d) => d.code !== 0))
+      throw new Error(`ddp anchor failed: ${done.map((d) => d.out.trim().split('\n').pop()).join(' | ')}`);
+    // Over the whole run: 3 warm-up steps, the timed ones, DDP's initial parameter broadcast and barriers.
+    const steps = DDP_STEPS + 3;
+    return {
+      label: `PyTorch DDP (gloo), ${world} hosts at ${rate}`,
+      samplesPerSec: ddpRate(done[0].out),
+      wireShare: null,
+      hubBytesPerStep: perStep(before, after, [names[0]], steps),
+      workerBytesPerStep: perStep(before, after, names, steps),
+    };
+  } finally {
+    net.destroy();
+  }
+}
+
+function spawnPlain(cmd: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  return execFile(cmd, args, { env, maxBuffer: 16 << 20 });
+}
+
+interface Round {
+  loadBefore: number;
+  loadAfter: number;
+  runs: Figures[];
+}
+
+async function round(o: Options, dir: string, job: string): Promise<Round> {
+  const loadBefore = loadAverage();
+  const runs: Figures[] = [];
+  const add = async (f: Promise<Figures>) => {
+    const r = await f;
+    process.stderr.write(`  ${r.label}: ${r.samplesPerSec.toFixed(0)} samples/s\n`);
+    runs.push(r);
+  };
+  await add(local(dir, job, o.workers, o.steps));
+  for (const rate of o.rates) await add(acrossHosts(dir, job, o.workers, rate, o.steps));
+  if (o.anchor) {
+    await add(ddp(o.anchor, o.workers, null));
+    for (const rate of o.rates) await add(ddp(o.anchor, o.workers, rate));
+  }
+  // Bytes per link against the number of worker hosts, at the first rate.
+  for (const n of o.bytesWorkers.filter((n) => n !== o.workers)) {
+    await add(acrossHosts(dir, job, n, o.rates[0], o.steps));
+    if (o.anchor) await add(ddp(o.anchor, n, o.rates[0]));
+  }
+  return { loadBefore, loadAfter: loadAverage(), runs };
+}
+
+interface Options {
+  rates: string[];
+  workers: number;
+  bytesWorkers: number[];
+  steps: number;
+  rounds: number;
+  anchor: string | null;
+  out: string;
+}
+
+function options(argv: string[]): Options {
+  const flag = (name: string, dflt: string | null) => {
+    const at = argv.indexOf(name);
+    return at >= 0 ? argv[at + 1] : dflt;
+  };
+  const list = (v: string) => v.split(',').map((x) => x.trim());
+  return {
+    rates: list(flag('--rates', '1gbit,100mbit')!),
+    workers: Number(flag('--workers', '2')),
+    bytesWorkers: list(flag('--bytes-workers', '2,4')!).map(Number),
+    steps: Number(flag('--steps', '40')),
+    rounds: Number(flag('--rounds', '1')),
+    anchor: flag('--ddp-anchor', null),
+    out: flag('--out', 'bench-hosts.json')!,
+  };
+}
+
+const mb = (b: number) => (b / 1e6).toFixed(2);
+
+function table(rounds: Round[]): string[] {
+  const lines: string[] = [];
+  rounds.forEach((r, i) => {
+    const base = r.runs[0].samplesPerSec;
+    lines.push(`round ${i + 1} (load average ${r.loadBefore.toFixed(1)} → ${r.loadAfter.toFixed(1)})`, '');
+    lines.push(
+      '| run | samples/s | of the first row | wire share | hub link MB/step out / in | worker link MB/step out / in |',
+    );
+    lines.push('| --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const f of r.runs) {
+      const share = f.wireShare === null ? '—' : `${(f.wireShare * 100).toFixed(1)}%`;
+      const hub = f.hubBytesPerStep ? `${mb(f.hubBytesPerStep.tx)} / ${mb(f.hubBytesPerStep.rx)}` : '—';
+      const wk = f.workerBytesPerStep ? `${mb(f.workerBytesPerStep.tx)} / ${mb(f.workerBytesPerStep.rx)}` : '—';
+      lines.push(
+        `| ${f.label} | ${f.samplesPerSec.toFixed(0)} | ${(f.samplesPerSec / base).toFixed(2)} | ${share} | ` +
+          `${hub} | ${wk} |`,
+      );
+    }
+    lines.push('');
+  });
+  return lines;
+}
+
+async function main(): Promise<void> {
+  const why = hostsUnavailable();
+  if (why) throw new Error(why);
+  const o = options(process.argv.slice(2));
+  const dir = mkdtempSync(join(tmpdir(), 'dptrain-bench-hosts-'));
+  const job = join(dir, 'job.json');
+  writeFileSync(job, JSON.stringify(REFERENCE_JOB));
+  const rounds: Round[] = [];
+  for (let i = 0; i < o.rounds; i++) {
+    process.stderr.write(`round ${i + 1} of ${o.rounds}\n`);
+    rounds.push(await round(o, dir, job));
+  }
+  writeFileSync(
+    o.out,
+    JSON.stringify({ date: new Date().toISOString(), options: o, perWorkerBatch: PER_WORKER_BATCH, rounds }, null, 2) +
+      '\n',
+  );
+  process.stdout.write([...table(rounds), `written to ${o.out}`].join('\n') + '\n');
+}
+
+// Interrupted: exit through process.exit, so the hosts are removed ('exit' handlers run).
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+
+main().catch((e: Error) => {
+  process.stderr.write(`bench-hosts: ${e.message}\n`);
+  process.exit(1);
+});
