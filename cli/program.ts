@@ -50,7 +50,10 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', 'address to listen on; beyond loopback needs a token', parseListen, { host: '127.0.0.1', port: 7070 })
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)')
     .option('--tls-key <file>', "the certificate's private key (PEM)")
-    .option('--slice-shard <url...>', 'slice shards (dptrain slice-shard) that hold the parameters and run Adam, in slice order')
+    .option(
+      '--slice-shard <url...>',
+      'slice shards (dptrain slice-shard) that hold the parameters and run Adam, in slice order',
+    )
     .action(async (f: TrainFlags) => {
       process.exitCode = await coordinatorCommand(f);
     });
@@ -59,7 +62,10 @@ export function buildProgram(): Command {
     .command('slice-shard')
     .description('hold one slice of the parameters and optimizer state for a coordinator started with --slice-shard')
     .option('-c, --config <file>', "the coordinator's job config (for the model's size)")
-    .option('--listen <host:port>', 'address to listen on; beyond loopback needs the job token', parseListen, { host: '127.0.0.1', port: 7071 })
+    .option('--listen <host:port>', 'address to listen on; beyond loopback needs the job token', parseListen, {
+      host: '127.0.0.1',
+      port: 7071,
+    })
     .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')
     .action(async (f: ShardFlags) => {
       process.exitCode = await shardCommand(f);

@@ -25,13 +25,20 @@ export interface ShardFlags {
 
 export async function shardCommand(f: ShardFlags): Promise<number> {
   const token = readToken(f.tokenFile);
-  if (!token && !isLoopback(f.listen.host)) fail('AUTH_FAILED', `--listen ${f.listen.host}: beyond loopback a shard needs the job token (DPTRAIN_TOKEN or --token-file)`);
+  if (!token && !isLoopback(f.listen.host))
+    fail(
+      'AUTH_FAILED',
+      `--listen ${f.listen.host}: beyond loopback a shard needs the job token (DPTRAIN_TOKEN or --token-file)`,
+    );
   const total = jobLayout(resolveConfig({ config: f.config })).totalParams;
   const log = createLogger({ name: 'shard' });
   const server = new SliceServer(total, { token });
   const listener = await listenWs({ ...f.listen, maxPayload: shardFrameBytes(total), handshakeMaxFrame: 0 });
   listener.onLink((l) => server.accept(l));
-  log.info({ listen: listener.address, params: total }, `slice shard listening; the coordinator and workers name it with --slice-shard ${listener.address}`);
+  log.info(
+    { listen: listener.address, params: total },
+    `slice shard listening; the coordinator and workers name it with --slice-shard ${listener.address}`,
+  );
   await new Promise<void>((res) => process.once('SIGTERM', res).once('SIGINT', res));
   await listener.close();
   return 0;
@@ -43,10 +50,16 @@ export async function dialShards(urls: readonly string[], totalParams: number): 
 }
 
 /** The coordinator's side: refuse what a sharded update does not do, then dial the shards. */
-export async function coordinatorSlices(urls: readonly string[] | undefined, config: Config, token: string | null): Promise<RemoteSlices | null> {
+export async function coordinatorSlices(
+  urls: readonly string[] | undefined,
+  config: Config,
+  token: string | null,
+): Promise<RemoteSlices | null> {
   if (!urls?.length) return null;
-  if (config.wireDtype !== 'float32') fail('CONFIG_INVALID', `--slice-shard: slices travel as float32; unset wireDtype (${config.wireDtype})`);
-  if (config.outlierFactor > 0) fail('CONFIG_INVALID', '--slice-shard: --reject-outliers needs whole gradients at the coordinator; leave it off');
+  if (config.wireDtype !== 'float32')
+    fail('CONFIG_INVALID', `--slice-shard: slices travel as float32; unset wireDtype (${config.wireDtype})`);
+  if (config.outlierFactor > 0)
+    fail('CONFIG_INVALID', '--slice-shard: --reject-outliers needs whole gradients at the coordinator; leave it off');
   const total = jobLayout(config).totalParams;
   return new RemoteSlices(await dialShards(urls, total), total, config.optimizer, token);
 }

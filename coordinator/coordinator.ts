@@ -300,8 +300,12 @@ export class Coordinator {
     const grads = this.gradBuffer;
     const lr = learningRate(optimizer, step, this.cfg.steps);
     // The norm summed by fixed blocks, so that a sliced update (slices/) gives the same bits.
-    const sliced = this.o.slices && (await this.o.slices.update(step, count, lossSum, optimizer.clipNorm, lr, this.version + 1));
-    const { finite, sqNorm } = sliced ? { finite: sliced.finite, sqNorm: sliced.gradNorm ** 2 } : meanInBlocks(this.ops, acc, count, grads);
+    const slices = this.o.slices;
+    const sliced = slices && (await slices.update(step, count, lossSum, optimizer.clipNorm, lr, this.version + 1));
+    // With slice shards the norm came back from them (sqNorm is unused then).
+    const { finite, sqNorm } = sliced
+      ? { finite: sliced.finite, sqNorm: NaN }
+      : meanInBlocks(this.ops, acc, count, grads);
     const skipped = !finite || !Number.isFinite(lossSum);
     let gradNorm = NaN;
     if (sliced && !skipped) {
@@ -414,7 +418,10 @@ export class Coordinator {
       records.push(rec);
       this.o.runDir?.appendMetrics(rec);
       this.o.onStep?.(rec);
-      if (checkpointEvery > 0 && rec.step % checkpointEvery === 0 && rec.step !== steps) await this.pull().then(() => this.checkpoint());
+      if (checkpointEvery > 0 && rec.step % checkpointEvery === 0 && rec.step !== steps) {
+        await this.pull();
+        this.checkpoint();
+      }
     }
     lastEval = await this.evaluate(this.stepsDone);
     await this.pull();

@@ -43,7 +43,9 @@ export interface DispatcherOptions {
    * Slice shards hold the parameters and take the gradients (coordinator/slices/): workers get
    * no parameter frames from here, and each accepted result is committed to the shards.
    */
-  sliced?: { commit(step: number, micro: number, shard: number, leaves: number, nodes: readonly TreeNode[], worker: string): void } | null;
+  sliced?: {
+    commit(step: number, micro: number, shard: number, leaves: number, nodes: readonly TreeNode[], w: string): void;
+  } | null;
   /** Virtual shards per micro-batch (shared/job/shard-tree.ts); null: one per eligible worker. */
   leaves: number | null;
 }

@@ -243,7 +243,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.traffic.in += bytes.length;
     let frame: ReturnType<typeof readFromWorker>;
     try {
-      frame = readFromWorker(bytes, { totalParams: this.o.totalParams, wireDtype: this.o.job.wireDtype, slicedResults: this.o.slicedResults });
+      const { totalParams, job, slicedResults } = this.o;
+      frame = readFromWorker(bytes, { totalParams, wireDtype: job.wireDtype, slicedResults });
     } catch (e) {
       return this.drop(w, 'invalid', `invalid message: ${describeError(e)}`);
     }

@@ -88,7 +88,14 @@ function local(dir: string, job: string, workers: number, steps: number): Promis
  * The job with a coordinator host and `workers` worker hosts, every link capped at `rate`;
  * `sliced`: with a slice shard (`dptrain slice-shard`) on each worker host.
  */
-async function acrossHosts(dir: string, job: string, workers: number, rate: string, steps: number, sliced = false): Promise<Figures> {
+async function acrossHosts(
+  dir: string,
+  job: string,
+  workers: number,
+  rate: string,
+  steps: number,
+  sliced = false,
+): Promise<Figures> {
   const names = workerNames(workers);
   const net = new SimulatedHosts(['coord', ...names]);
   try {
@@ -142,7 +149,8 @@ async function sliceShards(cluster: Cluster, hosts: string[], job: string): Prom
     hosts.map((h) => {
       const at = `${cluster.net.host(h).ip}:7071`;
       const env = { ...process.env, DPTRAIN_TOKEN: cluster.token };
-      const c = cluster.net.spawn(h, process.execPath, [BUILT_CLI, 'slice-shard', '--config', job, '--listen', at], { env });
+      const args = [BUILT_CLI, 'slice-shard', '--config', job, '--listen', at];
+      const c = cluster.net.spawn(h, process.execPath, args, { env });
       let out = '';
       return new Promise<string>((res, rej) => {
         const seen = (d: Buffer) => {

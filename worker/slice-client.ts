@@ -7,7 +7,13 @@
 import type { Link } from '../shared/transport/transport.js';
 import { DptrainError } from '../shared/util/errors.js';
 import { sliceProof } from '../shared/wire/auth.js';
-import { encodeSliceFrame, readSliceFrame, SHARD_TO_WORKER, type Slice, type SliceChallenge } from '../shared/wire/slice-protocol.js';
+import {
+  encodeSliceFrame,
+  readSliceFrame,
+  SHARD_TO_WORKER,
+  type Slice,
+  type SliceChallenge,
+} from '../shared/wire/slice-protocol.js';
 import { sliceBounds, type SliceRange } from '../coordinator/slices/blocks.js';
 
 export class SliceClient {
@@ -37,15 +43,24 @@ export class SliceClient {
           link.close((e as Error).message, 'invalid');
         }
       });
-      link.onClose((reason) => this.fail(new DptrainError('CONNECT_FAILED', `slice shard ${k} (${link.remote}) closed: ${reason}`)));
+      link.onClose((reason) =>
+        this.fail(new DptrainError('CONNECT_FAILED', `slice shard ${k} (${link.remote}) closed: ${reason}`)),
+      );
     });
   }
 
   private slice(k: number, msg: Slice, payload: Float32Array): void {
     const { from, to } = this.ranges[k];
-    if (msg.slice !== k || payload.length !== to - from) throw new DptrainError('MESSAGE_INVALID', `slice ${msg.slice} of ${payload.length} floats on the link of slice ${k}`);
+    if (msg.slice !== k || payload.length !== to - from)
+      throw new DptrainError(
+        'MESSAGE_INVALID',
+        `slice ${msg.slice} of ${payload.length} floats on the link of slice ${k}`,
+      );
     let v = this.versions.get(msg.version);
-    if (!v) this.versions.set(msg.version, (v = { params: new Float32Array(this.totalParams), have: new Set() }));
+    if (!v) {
+      v = { params: new Float32Array(this.totalParams), have: new Set() };
+      this.versions.set(msg.version, v);
+    }
     v.params.set(payload, from);
     v.have.add(k);
     if (v.have.size < this.links.length) return;
@@ -71,7 +86,8 @@ export class SliceClient {
   /** Send one data shard's gradient sums (one per tree node, one after another), each slice to its shard. */
   sendGradient(step: number, micro: number, shard: number, grads: Float32Array): void {
     const n = this.totalParams;
-    if (grads.length === 0 || grads.length % n) throw new DptrainError('RUN_FAILED', `a gradient of ${grads.length} floats is not whole models of ${n}`);
+    if (grads.length === 0 || grads.length % n)
+      throw new DptrainError('RUN_FAILED', `a gradient of ${grads.length} floats is not whole models of ${n}`);
     this.links.forEach((link, k) => {
       const { from, to } = this.ranges[k];
       const parts = Array.from({ length: grads.length / n }, (_, j) => grads.subarray(j * n + from, j * n + to));

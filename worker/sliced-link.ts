@@ -25,7 +25,11 @@ function peek(bytes: Uint8Array, maxValues: number): { msg: Message; payload: Fl
 }
 
 /** `dialShards(totalParams)`: links to every slice shard, in slice order. */
-export function slicedLink(coordinator: Link, dialShards: (totalParams: number) => Promise<Link[]>, token: string | null): Link {
+export function slicedLink(
+  coordinator: Link,
+  dialShards: (totalParams: number) => Promise<Link[]>,
+  token: string | null,
+): Link {
   let client: SliceClient | null = null;
   let delivered = -1;
   let chain: Promise<void> = Promise.resolve();

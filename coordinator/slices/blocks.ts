@@ -32,7 +32,10 @@ export function sliceBounds(total: number, k: number): SliceRange[] {
   const blocks = Math.ceil(total / NORM_BLOCK);
   if (!Number.isInteger(k) || k < 1) fail('CONFIG_INVALID', `shards must be a whole number ≥ 1, not ${k}`);
   if (k > Math.max(1, blocks)) {
-    fail('CONFIG_INVALID', `shards ${k}: a model of ${total} parameters has only ${blocks} blocks of ${NORM_BLOCK}; use at most ${blocks}`);
+    fail(
+      'CONFIG_INVALID',
+      `shards ${k}: a model of ${total} parameters has only ${blocks} blocks of ${NORM_BLOCK}; use at most ${blocks}`,
+    );
   }
   const at = (i: number) => Math.min(total, Math.round((blocks * i) / k) * NORM_BLOCK);
   return Array.from({ length: k }, (_, i) => ({ from: at(i), to: at(i + 1) }));
@@ -47,7 +50,13 @@ export function blocksIn(size: number): number {
  * The mean gradient of `sum` (as ReduceOps.mean), block by block: each block's squared norm
  * into `blockSq` (its length blocksIn(sum.length)). True if every entry is finite.
  */
-export function meanByBlock(ops: ReduceOps, sum: Float64Array, count: number, out: Float32Array, blockSq: Float64Array): boolean {
+export function meanByBlock(
+  ops: ReduceOps,
+  sum: Float64Array,
+  count: number,
+  out: Float32Array,
+  blockSq: Float64Array,
+): boolean {
   let finite = true;
   for (let b = 0, at = 0; at < out.length; b++, at += NORM_BLOCK) {
     const end = Math.min(out.length, at + NORM_BLOCK);
@@ -66,7 +75,12 @@ export function sumInOrder(parts: readonly Float64Array[]): number {
 }
 
 /** ReduceOps.mean over the whole model with the norm summed by blocks: what the Coordinator runs. */
-export function meanInBlocks(ops: ReduceOps, sum: Float64Array, count: number, out: Float32Array): { finite: boolean; sqNorm: number } {
+export function meanInBlocks(
+  ops: ReduceOps,
+  sum: Float64Array,
+  count: number,
+  out: Float32Array,
+): { finite: boolean; sqNorm: number } {
   const blockSq = new Float64Array(blocksIn(out.length));
   const finite = meanByBlock(ops, sum, count, out, blockSq);
   return { finite, sqNorm: sumInOrder([blockSq]) };

@@ -57,12 +57,14 @@ export async function sliceCluster(o: {
     net.listener.onLink((l) => s.accept(l));
     return s;
   });
-  const dialAll = (me: string) => Promise.all(nets.map(async (n, k) => counted(await n.dial(), me, `shard ${k}`, onBytes)));
+  const dialAll = (me: string) =>
+    Promise.all(nets.map(async (n, k) => counted(await n.dial(), me, `shard ${k}`, onBytes)));
   const loopLinks = await dialAll('loop');
   const clientToken = o.clientToken === undefined ? (o.token ?? null) : o.clientToken;
   const loop = new RemoteSlices(loopLinks, o.totalParams, o.hyper, clientToken);
   const workers: SliceClient[] = [];
-  for (let w = 0; w < o.workers; w++) workers.push(new SliceClient(await dialAll(`worker ${w}`), o.totalParams, `w${w}`, clientToken));
+  for (let w = 0; w < o.workers; w++)
+    workers.push(new SliceClient(await dialAll(`worker ${w}`), o.totalParams, `w${w}`, clientToken));
   return { servers, loop, workers, loopLinks };
 }
 

@@ -49,7 +49,10 @@ class ShardLink {
       else this.replies.push(r);
     });
     link.onClose((reason) => {
-      this.lost = new DptrainError('RUN_FAILED', `slice shard ${slice} (${link.remote}) lost: ${reason}; resume from the last checkpoint`);
+      this.lost = new DptrainError(
+        'RUN_FAILED',
+        `slice shard ${slice} (${link.remote}) lost: ${reason}; resume from the last checkpoint`,
+      );
       for (const w of this.waiters.splice(0)) w.no(this.lost);
     });
   }
@@ -60,8 +63,12 @@ class ShardLink {
   }
 
   /** The next reply, which must be of type `t`. */
-  async next<T extends FromShard['t']>(t: T): Promise<{ msg: Extract<FromShard, { t: T }>; payload: Float32Array | null }> {
-    const r = this.replies.shift() ?? (await new Promise<Reply>((ok, no) => (this.lost ? no(this.lost) : this.waiters.push({ ok, no }))));
+  async next<T extends FromShard['t']>(
+    t: T,
+  ): Promise<{ msg: Extract<FromShard, { t: T }>; payload: Float32Array | null }> {
+    const r =
+      this.replies.shift() ??
+      (await new Promise<Reply>((ok, no) => (this.lost ? no(this.lost) : this.waiters.push({ ok, no }))));
     if (r.msg.t !== t) fail('RUN_FAILED', `slice shard ${this.slice} answered ${r.msg.t}, expected ${t}`);
     return r as { msg: Extract<FromShard, { t: T }>; payload: Float32Array | null };
   }
@@ -89,7 +96,21 @@ export class RemoteSlices {
       const { from, to } = this.ranges[k];
       const { beta1, beta2, epsilon, weightDecay } = this.hyper; // only these (a job's optimizer has more fields)
       const proof = this.token ? sliceProof(this.token, nonces[k], 'assign') : '';
-      const msg = { t: 'assign' as const, proof, slice: k, from, to, version, beta1, beta2, epsilon, weightDecay, accBeta1: adam.accBeta1, accBeta2: adam.accBeta2, adamStep: adam.step };
+      const msg = {
+        t: 'assign' as const,
+        proof,
+        slice: k,
+        from,
+        to,
+        version,
+        beta1,
+        beta2,
+        epsilon,
+        weightDecay,
+        accBeta1: adam.accBeta1,
+        accBeta2: adam.accBeta2,
+        adamStep: adam.step,
+      };
       s.send(encodeSliceFrame(msg, [params.subarray(from, to), adam.m.subarray(from, to), adam.v.subarray(from, to)]));
     });
     await Promise.all(this.shards.map((s) => s.next('joined')));
@@ -97,12 +118,27 @@ export class RemoteSlices {
 
   /** Data shard `shard` of this micro-step counts as `worker` computed it: these nodes of the tree over `leaves`. */
   commit(step: number, micro: number, shard: number, leaves: number, nodes: readonly TreeNode[], worker: string): void {
-    const frame = encodeSliceFrame({ t: 'commit', step, micro, shard, leaves, nodes: nodes.flatMap((n) => [n.level, n.index]), worker });
+    const frame = encodeSliceFrame({
+      t: 'commit',
+      step,
+      micro,
+      shard,
+      leaves,
+      nodes: nodes.flatMap((n) => [n.level, n.index]),
+      worker,
+    });
     for (const s of this.shards) s.send(frame);
   }
 
   /** After the step's last commit: mean, global norm, and unless skipped, clip and Adam (version `version`). */
-  async update(step: number, count: number, lossSum: number, clipNorm: number, lr: number, version: number): Promise<UpdateResult> {
+  async update(
+    step: number,
+    count: number,
+    lossSum: number,
+    clipNorm: number,
+    lr: number,
+    version: number,
+  ): Promise<UpdateResult> {
     const frame = encodeSliceFrame({ t: 'reduce', step, count });
     for (const s of this.shards) s.send(frame);
     const parts = await Promise.all(this.shards.map((s) => s.next('norms')));
@@ -124,7 +160,8 @@ export class RemoteSlices {
     saved.forEach(({ payload }, k) => {
       const { from, to } = this.ranges[k];
       const size = to - from;
-      if (payload?.length !== 3 * size) fail('RUN_FAILED', `slice shard ${k} saved ${payload?.length ?? 0} floats, not 3 × ${size}`);
+      if (payload?.length !== 3 * size)
+        fail('RUN_FAILED', `slice shard ${k} saved ${payload?.length ?? 0} floats, not 3 × ${size}`);
       params.set(payload.subarray(0, size), from);
       m.set(payload.subarray(size, 2 * size), from);
       v.set(payload.subarray(2 * size), from);

@@ -12,7 +12,13 @@ import type { Link } from '../../shared/transport/transport.js';
 import { newNonce, proofsEqual, sliceProof } from '../../shared/wire/auth.js';
 import { DptrainError } from '../../shared/util/errors.js';
 import {
-  encodeSliceFrame, LOOP_TO_SHARD, readSliceFrame, WORKER_TO_SHARD, type Assign, type Commit, type ToShard,
+  encodeSliceFrame,
+  LOOP_TO_SHARD,
+  readSliceFrame,
+  WORKER_TO_SHARD,
+  type Assign,
+  type Commit,
+  type ToShard,
 } from '../../shared/wire/slice-protocol.js';
 import { MAX_LEAVES, maxResultNodes, treeNode } from '../../shared/job/shard-tree.js';
 import type { TreeReducer } from '../reducer.js';
@@ -39,7 +45,10 @@ export class SliceServer {
   /** The current version's slice frame, encoded once, sent to every worker. */
   private sliceFrame: Uint8Array | null = null;
 
-  /** `maxValues`: the model's parameter count (no frame may carry more). `token`: the job's; null = none (loopback only). */
+  /**
+   * `maxValues`: the model's parameter count (frames are sized from it). `token`: the job's;
+   * null = none (loopback only).
+   */
   constructor(
     private readonly maxValues: number,
     private readonly o: { simd?: boolean; token?: string | null } = {},
@@ -53,12 +62,17 @@ export class SliceServer {
     link.send(encodeSliceFrame({ t: 'sliceChallenge', nonce }));
     link.onFrame((bytes) => {
       try {
-        const allowed = role === 'loop' ? LOOP_TO_SHARD : role === 'worker' ? WORKER_TO_SHARD : new Set([...LOOP_TO_SHARD, ...WORKER_TO_SHARD]);
+        const allowed =
+          role === 'loop'
+            ? LOOP_TO_SHARD
+            : role === 'worker'
+              ? WORKER_TO_SHARD
+              : new Set([...LOOP_TO_SHARD, ...WORKER_TO_SHARD]);
         const { msg, payload } = readSliceFrame<ToShard>(bytes, allowed, sliceFrameValues(this.maxValues));
         if (role === 'unknown') {
           const proof = msg.t === 'assign' || msg.t === 'sliceHello' ? msg.proof : '';
           if (this.o.token && !proofsEqual(proof, sliceProof(this.o.token, nonce, msg.t))) {
-            return link.close('authentication failed: the job token does not match this shard\'s', 'authFailed');
+            return link.close("authentication failed: the job token does not match this shard's", 'authFailed');
           }
           if (msg.t === 'assign' && !this.loop) {
             role = 'loop';
@@ -69,7 +83,11 @@ export class SliceServer {
             this.workers.set(worker, link);
             if (this.sliceFrame) link.send(this.sliceFrame);
             return;
-          } else throw new DptrainError('MESSAGE_INVALID', `a slice link must open with assign (the loop, once) or sliceHello (a new worker), not ${msg.t}`);
+          } else
+            throw new DptrainError(
+              'MESSAGE_INVALID',
+              `a slice link must open with assign (the loop, once) or sliceHello (a new worker), not ${msg.t}`,
+            );
         }
         if (msg.t === 'grad') this.gradient(worker, msg.step, msg.micro, msg.shard, payload!);
         else {
@@ -89,7 +107,11 @@ export class SliceServer {
 
   private assign(a: Assign, state: Float32Array): void {
     const n = a.to - a.from;
-    if (a.to <= a.from || state.length !== 3 * n) throw new DptrainError('MESSAGE_INVALID', `assign of [${a.from}, ${a.to}) carries ${state.length} floats, not 3 × ${n}`);
+    if (a.to <= a.from || state.length !== 3 * n)
+      throw new DptrainError(
+        'MESSAGE_INVALID',
+        `assign of [${a.from}, ${a.to}) carries ${state.length} floats, not 3 × ${n}`,
+      );
     const hyper = { beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, weightDecay: a.weightDecay };
     this.owner = new SliceOwner({ from: a.from, to: a.to }, hyper, { simd: this.o.simd });
     // A new run (or a resume) starts clean: nothing of an earlier loop's steps is folded.
@@ -97,7 +119,13 @@ export class SliceServer {
     this.arrived.clear();
     this.control.length = 0;
     this.slice = a.slice;
-    const adam = { m: state.subarray(n, 2 * n), v: state.subarray(2 * n), accBeta1: a.accBeta1, accBeta2: a.accBeta2, step: a.adamStep };
+    const adam = {
+      m: state.subarray(n, 2 * n),
+      v: state.subarray(2 * n),
+      accBeta1: a.accBeta1,
+      accBeta2: a.accBeta2,
+      step: a.adamStep,
+    };
     this.owner.loadSlice(state.subarray(0, n), adam);
     this.publish(a.version);
     this.loop!.send(encodeSliceFrame({ t: 'joined', slice: a.slice }));
@@ -105,7 +133,11 @@ export class SliceServer {
 
   private gradient(worker: string, step: number, micro: number, shard: number, grads: Float32Array): void {
     const o = this.owner;
-    if (!o || grads.length === 0 || grads.length % o.size) throw new DptrainError('MESSAGE_INVALID', `grad carries ${grads.length} floats, not whole slices of ${o?.size ?? 0}`);
+    if (!o || grads.length === 0 || grads.length % o.size)
+      throw new DptrainError(
+        'MESSAGE_INVALID',
+        `grad carries ${grads.length} floats, not whole slices of ${o?.size ?? 0}`,
+      );
     this.arrived.set(key(step, micro, shard, worker), { step, grads });
     this.pump();
   }
@@ -134,14 +166,23 @@ export class SliceServer {
     const got = this.arrived.get(k);
     if (!got) return false;
     this.arrived.delete(k);
-    if (this.reducer?.step !== c.step || this.reducer.micro !== c.micro) this.reducer = { step: c.step, micro: c.micro, r: this.owner!.reducer(c.leaves) };
+    if (this.reducer?.step !== c.step || this.reducer.micro !== c.micro)
+      this.reducer = { step: c.step, micro: c.micro, r: this.owner!.reducer(c.leaves) };
     const size = this.owner!.size;
     if (c.nodes.length % 2 || got.grads.length !== (c.nodes.length / 2) * size) {
-      throw new DptrainError('MESSAGE_INVALID', `commit of ${c.nodes.length / 2} nodes for a gradient of ${got.grads.length / size} slices`);
+      throw new DptrainError(
+        'MESSAGE_INVALID',
+        `commit of ${c.nodes.length / 2} nodes for a gradient of ${got.grads.length / size} slices`,
+      );
     }
     for (let j = 0; j < c.nodes.length / 2; j++) {
       // A node outside the tree or covering leaves already in is refused by the reducer.
-      this.reducer.r.add(treeNode(c.nodes[2 * j], c.nodes[2 * j + 1], c.leaves), got.grads.subarray(j * size, (j + 1) * size), 0, 0);
+      this.reducer.r.add(
+        treeNode(c.nodes[2 * j], c.nodes[2 * j + 1], c.leaves),
+        got.grads.subarray(j * size, (j + 1) * size),
+        0,
+        0,
+      );
     }
     return true;
   }

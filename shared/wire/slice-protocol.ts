@@ -120,8 +120,17 @@ type Kind = 'count' | 'number' | 'float' | 'string' | 'boolean' | 'floats' | 'co
 const SHAPES: { [T in SliceMessage['t']]: Record<string, Kind> } = {
   assign: {
     proof: 'string',
-    slice: 'count', from: 'count', to: 'count', version: 'count', beta1: 'number', beta2: 'number', epsilon: 'number',
-    weightDecay: 'number', accBeta1: 'number', accBeta2: 'number', adamStep: 'count',
+    slice: 'count',
+    from: 'count',
+    to: 'count',
+    version: 'count',
+    beta1: 'number',
+    beta2: 'number',
+    epsilon: 'number',
+    weightDecay: 'number',
+    accBeta1: 'number',
+    accBeta2: 'number',
+    adamStep: 'count',
   },
   commit: { step: 'count', micro: 'count', shard: 'count', leaves: 'count', nodes: 'counts', worker: 'string' },
   reduce: { step: 'count', count: 'count' },
@@ -159,11 +168,16 @@ export function readSliceFrame<M extends SliceMessage>(
   const { header, payload } = decodeFrame(bytes, maxValues);
   const h = header as Record<string, unknown> | null;
   const t = h && typeof h === 'object' && !Array.isArray(h) ? h.t : undefined;
-  if (typeof t !== 'string' || !allowed.has(t as M['t'])) fail('MESSAGE_INVALID', `slice message type ${JSON.stringify(t)} is not accepted here`);
+  if (typeof t !== 'string' || !allowed.has(t as M['t']))
+    fail('MESSAGE_INVALID', `slice message type ${JSON.stringify(t)} is not accepted here`);
   const shape = SHAPES[t as M['t']];
-  for (const k of Object.keys(h!)) if (k !== 't' && !Object.hasOwn(shape, k)) fail('MESSAGE_INVALID', `${t} has no field ${JSON.stringify(k.slice(0, 40))}`);
-  for (const [k, kind] of Object.entries(shape)) if (!ok[kind](h![k])) fail('MESSAGE_INVALID', `${t}.${k} must be a valid ${kind}`);
-  if (WITH_PAYLOAD.has(t) !== (payload !== null)) fail('MESSAGE_INVALID', `${t} ${payload ? 'must not carry' : 'must carry'} a payload`);
+  for (const k of Object.keys(h!))
+    if (k !== 't' && !Object.hasOwn(shape, k))
+      fail('MESSAGE_INVALID', `${t} has no field ${JSON.stringify(k.slice(0, 40))}`);
+  for (const [k, kind] of Object.entries(shape))
+    if (!ok[kind](h![k])) fail('MESSAGE_INVALID', `${t}.${k} must be a valid ${kind}`);
+  if (WITH_PAYLOAD.has(t) !== (payload !== null))
+    fail('MESSAGE_INVALID', `${t} ${payload ? 'must not carry' : 'must carry'} a payload`);
   return { msg: h as unknown as M, payload };
 }
 
@@ -173,6 +187,9 @@ export const SHARD_TO_LOOP: ReadonlySet<FromShard['t']> = new Set(['sliceChallen
 export const SHARD_TO_WORKER: ReadonlySet<(Slice | SliceChallenge)['t']> = new Set(['sliceChallenge', 'slice']);
 
 /** One slice-link frame (the codec's layout; float32 payload, in parts if need be). */
-export function encodeSliceFrame(msg: SliceMessage, payload: Float32Array | readonly Float32Array[] | null = null): Uint8Array {
+export function encodeSliceFrame(
+  msg: SliceMessage,
+  payload: Float32Array | readonly Float32Array[] | null = null,
+): Uint8Array {
   return encodeFrame(msg as unknown as Message, payload); // the codec packs any plain header
 }

@@ -89,7 +89,8 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
   }
   if (t === 'work') checkLeaves(h);
   // A payload in shared memory (shared/transport/shm.ts) leaves the frame without one.
-  const elsewhere = ((t === 'params' || t === 'result') && (h.shm as number) > 0) || (t === 'result' && ctx.slicedResults === true);
+  const inShm = (t === 'params' || t === 'result') && (h.shm as number) > 0;
+  const elsewhere = inShm || (t === 'result' && ctx.slicedResults === true);
   if (PAYLOAD_TYPES.has(t as MessageType) && !elsewhere) {
     if (!payload) fail('MESSAGE_INVALID', `${t} must carry a float32 payload`);
     if (ctx.totalParams === null) fail('MESSAGE_INVALID', `${t} arrived before the model was known`);

@@ -35,14 +35,25 @@ function gradient(params: Float32Array, step: number, micro: number, node: TreeN
 function payload(params: Float32Array, step: number, micro: number, shard: number, salt = 0): Float32Array {
   const nodes = NODES[shard];
   const out = new Float32Array(nodes.length * params.length);
-  nodes.forEach((t, j) => out.set(gradient(params, step, micro, t, salt), j * params.length));
+  nodes.forEach((t, j) => {
+    out.set(gradient(params, step, micro, t, salt), j * params.length);
+  });
   return out;
 }
 
 const init = () => Float32Array.from({ length: N }, (_, i) => Math.cos(i) * 0.05);
-const zeroAdam = (): AdamState => ({ m: new Float32Array(N), v: new Float32Array(N), accBeta1: Math.fround(HYPER.beta1), accBeta2: Math.fround(HYPER.beta2), step: 0 });
+const zeroAdam = (): AdamState => ({
+  m: new Float32Array(N),
+  v: new Float32Array(N),
+  accBeta1: Math.fround(HYPER.beta1),
+  accBeta2: Math.fround(HYPER.beta2),
+  step: 0,
+});
 
-function reference(steps: number, micros: number): { params: Float32Array; m: Float32Array; v: Float32Array; norms: number[] } {
+function reference(
+  steps: number,
+  micros: number,
+): { params: Float32Array; m: Float32Array; v: Float32Array; norms: number[] } {
   const u = new WholeUpdate(N, HYPER);
   u.params.set(init());
   const norms: number[] = [];
@@ -57,7 +68,14 @@ function reference(steps: number, micros: number): { params: Float32Array; m: Fl
 }
 
 /** Steps [from, to) on the cluster, version `version` current; each data shard by a rotating worker. */
-async function train(c: SliceCluster, from: number, to: number, micros: number, version: number, norms: number[]): Promise<number> {
+async function train(
+  c: SliceCluster,
+  from: number,
+  to: number,
+  micros: number,
+  version: number,
+  norms: number[],
+): Promise<number> {
   const nw = c.workers.length;
   for (let s = from; s < to; s++) {
     for (let micro = 0; micro < micros; micro++) {
@@ -68,9 +86,11 @@ async function train(c: SliceCluster, from: number, to: number, micros: number, 
       });
       // A second worker also computes shard 0, differently (a reassigned straggler): never committed.
       const other = (s + 1) % nw;
-      if (other !== s % nw) c.workers[other].sendGradient(s, micro, 0, payload(await c.workers[other].params(version), s, micro, 0, 1));
+      if (other !== s % nw)
+        c.workers[other].sendGradient(s, micro, 0, payload(await c.workers[other].params(version), s, micro, 0, 1));
       const results = await Promise.all(done);
-      for (const { j, w } of results.reverse()) c.loop.commit(s, micro, j, LEAVES, NODES[j], `w${w}`); // out of shard order
+      // Out of shard order:
+      for (const { j, w } of results.reverse()) c.loop.commit(s, micro, j, LEAVES, NODES[j], `w${w}`);
     }
     const r = await c.loop.update(s, 4 * LEAVES * micros, micros * 3, CLIP, 0.003, version + 1);
     norms.push(r.gradNorm);
@@ -79,7 +99,10 @@ async function train(c: SliceCluster, from: number, to: number, micros: number, 
   return version;
 }
 
-const same = (a: Float32Array, b: Float32Array) => expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(true);
+const same = (a: Float32Array, b: Float32Array) =>
+  expect(
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+  ).toBe(true);
 
 describe('slice shards over the in-process transport', () => {
   const steps = 5;
@@ -117,7 +140,10 @@ describe('slice shards over the in-process transport', () => {
     const version = await train(a, 0, 2, micros, 0, norms);
     const saved = await a.loop.gather(2);
     a.loopLinks[1].close('shard process killed');
-    await expect(train(a, 2, 3, micros, version, [])).rejects.toMatchObject({ code: 'RUN_FAILED', message: expect.stringMatching(/slice shard 1 .*lost/) });
+    await expect(train(a, 2, 3, micros, version, [])).rejects.toMatchObject({
+      code: 'RUN_FAILED',
+      message: expect.stringMatching(/slice shard 1 .*lost/),
+    });
     const b = await sliceCluster({ totalParams: N, shards: 2, workers: 2, hyper: HYPER });
     await b.loop.assign(saved.params, saved.adam, version);
     await train(b, 2, steps, micros, version, norms);
@@ -137,11 +163,24 @@ describe('slice shards over the in-process transport', () => {
     expect(norms).toEqual(ref.norms);
     same((await c.loop.gather(steps)).params, ref.params);
 
-    const bad = await sliceCluster({ totalParams: N, shards: 2, workers: 1, hyper: HYPER, token, clientToken: 'not-the-job-token-0123456' });
+    const bad = await sliceCluster({
+      totalParams: N,
+      shards: 2,
+      workers: 1,
+      hyper: HYPER,
+      token,
+      clientToken: 'not-the-job-token-0123456',
+    });
     const kinds = new Promise<string>((res) => bad.loopLinks[0].onClose((_, kind) => res(kind)));
-    await expect(bad.loop.assign(init(), zeroAdam(), 0)).rejects.toMatchObject({ code: 'RUN_FAILED', message: expect.stringMatching(/authentication failed/) });
+    await expect(bad.loop.assign(init(), zeroAdam(), 0)).rejects.toMatchObject({
+      code: 'RUN_FAILED',
+      message: expect.stringMatching(/authentication failed/),
+    });
     expect(await kinds).toBe('authFailed');
-    await expect(bad.workers[0].params(0)).rejects.toMatchObject({ code: 'CONNECT_FAILED', message: expect.stringMatching(/authentication failed/) });
+    await expect(bad.workers[0].params(0)).rejects.toMatchObject({
+      code: 'CONNECT_FAILED',
+      message: expect.stringMatching(/authentication failed/),
+    });
   });
 
   it('a malformed frame closes the link that sent it, and only that one', async () => {
@@ -159,11 +198,23 @@ describe('bytes per host link, one shard and one worker per host', () => {
   // 40 whole blocks: 2 and 4 slices are equal (otherwise a slice is up to one block larger).
   const size = 40 * NORM_BLOCK;
   const params = Float32Array.from({ length: size }, (_, i) => Math.cos(i) * 0.05);
-  const adam: AdamState = { m: new Float32Array(size), v: new Float32Array(size), accBeta1: 0.9, accBeta2: 0.99, step: 0 };
+  const adam: AdamState = {
+    m: new Float32Array(size),
+    v: new Float32Array(size),
+    accBeta1: 0.9,
+    accBeta2: 0.99,
+    step: 0,
+  };
 
   async function perHost(hosts: number, steps: number): Promise<{ out: number[]; in: number[] }> {
     const t = hostTraffic(hosts);
-    const c = await sliceCluster({ totalParams: size, shards: hosts, workers: hosts, hyper: HYPER, onBytes: t.onBytes });
+    const c = await sliceCluster({
+      totalParams: size,
+      shards: hosts,
+      workers: hosts,
+      hyper: HYPER,
+      onBytes: t.onBytes,
+    });
     await c.loop.assign(params, adam, 0);
     await Promise.all(c.workers.map((w) => w.params(0)));
     t.reset(); // count steps, not the start
@@ -183,11 +234,14 @@ describe('bytes per host link, one shard and one worker per host', () => {
 
   // A ring all-reduce moves 2·(N−1)/N of the model each way per host; the unsharded
   // coordinator's host sends (N−1) models and receives (N−1) gradients.
-  it.each([2, 4])('N = %i: each way, no host carries more than 2·(N−1)/N models (+1 percent headers, control)', async (hosts) => {
-    const model = 4 * size;
-    const b = await perHost(hosts, 3);
-    const bound = 2 * ((hosts - 1) / hosts) * model;
-    for (const x of [...b.out, ...b.in]) expect(x).toBeLessThanOrEqual(bound * 1.01);
-    expect(Math.min(...b.out, ...b.in)).toBeGreaterThanOrEqual(bound * 0.99); // and the count is not vacuous
-  });
+  it.each([2, 4])(
+    'N = %i: each way, no host carries more than 2·(N−1)/N models (+1 percent headers, control)',
+    async (hosts) => {
+      const model = 4 * size;
+      const b = await perHost(hosts, 3);
+      const bound = 2 * ((hosts - 1) / hosts) * model;
+      for (const x of [...b.out, ...b.in]) expect(x).toBeLessThanOrEqual(bound * 1.01);
+      expect(Math.min(...b.out, ...b.in)).toBeGreaterThanOrEqual(bound * 0.99); // and the count is not vacuous
+    },
+  );
 });

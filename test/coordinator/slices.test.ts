@@ -1,8 +1,8 @@
 /**
  * A sliced update (coordinator/slices/) gives the same bits as the whole-model update the
  * Coordinator runs, for any slice count: parameters, Adam moments and the reported norm, with
- * clipping active, weight decay, micro-steps, results arriving out of order (leaves of the virtual-shard tree), a skipped step,
- * and a checkpoint written with one slice count and resumed with another.
+ * clipping active, weight decay, micro-steps, results arriving out of order (leaves of the
+ * virtual-shard tree), a skipped step, and a checkpoint written with one slice count and resumed with another.
  */
 import { describe, expect, it } from 'vitest';
 import type { AdamHyper } from '../../coordinator/optimizers/adam.js';
@@ -32,7 +32,12 @@ function gradients(n: number, step: number, bad: number): Float32Array[][] {
 }
 
 /** Shards in an order of their own each micro-step (arrival order must not matter). */
-const order = (step: number, micro: number) => [[2, 0, 1], [1, 2, 0], [0, 1, 2]][(step + micro) % 3];
+const order = (step: number, micro: number) =>
+  [
+    [2, 0, 1],
+    [1, 2, 0],
+    [0, 1, 2],
+  ][(step + micro) % 3];
 
 function init(n: number): Float32Array {
   const rng = new Rng(7);
@@ -84,7 +89,13 @@ function sliced(u: SlicedUpdate, from: number, steps: number, bad: number, norms
 
 function slicedRun(n: number, k: number, steps: number, bad: number, simd: boolean): Run {
   const u = new SlicedUpdate(n, k, HYPER, { simd });
-  u.load(init(n), { m: new Float32Array(n), v: new Float32Array(n), accBeta1: Math.fround(0.9), accBeta2: Math.fround(0.999), step: 0 });
+  u.load(init(n), {
+    m: new Float32Array(n),
+    v: new Float32Array(n),
+    accBeta1: Math.fround(0.9),
+    accBeta2: Math.fround(0.999),
+    step: 0,
+  });
   const norms: number[] = [];
   sliced(u, 0, steps, bad, norms);
   const { params, adam } = u.gather();
@@ -142,7 +153,13 @@ describe.each([
 
   it('a checkpoint of 3 slices resumed with 2: the same bits as an unbroken run', () => {
     const a = new SlicedUpdate(n, 3, HYPER, { simd });
-    a.load(init(n), { m: new Float32Array(n), v: new Float32Array(n), accBeta1: Math.fround(0.9), accBeta2: Math.fround(0.999), step: 0 });
+    a.load(init(n), {
+      m: new Float32Array(n),
+      v: new Float32Array(n),
+      accBeta1: Math.fround(0.9),
+      accBeta2: Math.fround(0.999),
+      step: 0,
+    });
     const norms: number[] = [];
     sliced(a, 0, 2, bad, norms);
     const saved = a.gather();

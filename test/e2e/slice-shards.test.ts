@@ -61,8 +61,12 @@ async function run(dir: string, config: string, k: number): Promise<string> {
   const sharded = k ? ['--slice-shard', ...urls] : [];
   const port = await freePort();
   const out = join(dir, `k${k}`);
-  const coordinator = runCli(['coordinator', '-c', config, '--listen', `127.0.0.1:${port}`, '--min-workers', '2', '--out', out, ...sharded], 180_000);
-  for (let w = 0; w < 2; w++) start(['worker', '--connect', `ws://127.0.0.1:${port}`, '--backend', 'cpu', '--name', `w${w}`, ...sharded]);
+  const coordinator = runCli(
+    ['coordinator', '-c', config, '--listen', `127.0.0.1:${port}`, '--min-workers', '2', '--out', out, ...sharded],
+    180_000,
+  );
+  for (let w = 0; w < 2; w++)
+    start(['worker', '--connect', `ws://127.0.0.1:${port}`, '--backend', 'cpu', '--name', `w${w}`, ...sharded]);
   const r = await coordinator;
   expect(r.code, r.stderr).toBe(0);
   return out;
@@ -71,17 +75,21 @@ async function run(dir: string, config: string, k: number): Promise<string> {
 const steps = (out: string) => readMetrics(out).map((m) => [m.loss, m.gradNorm]);
 
 describe('slice shard processes', () => {
-  it('K = 2 and 3 shards: the unsharded run\'s bits', { timeout: 600_000 }, async () => {
+  it("K = 2 and 3 shards: the unsharded run's bits", { timeout: 600_000 }, async () => {
     const dir = tempDir('shards');
     const config = join(dir, 'job.json');
     writeFileSync(config, JSON.stringify(JOB));
     const whole = await run(dir, config, 0);
     const norms = steps(whole).map(([, norm]) => norm as number);
-    expect(norms.filter((n) => n > JOB.optimizer.clipNorm).length, `norms ${norms}`).toBeGreaterThan(0); // clipping took part
+    // Clipping took part:
+    expect(norms.filter((n) => n > JOB.optimizer.clipNorm).length, `norms ${norms}`).toBeGreaterThan(0);
     for (const k of [2, 3]) {
       const out = await run(dir, config, k);
       expect(steps(out)).toEqual(steps(whole));
-      expect(Buffer.from(readWeights(out).buffer).equals(Buffer.from(readWeights(whole).buffer)), `K = ${k}: weights`).toBe(true);
+      expect(
+        Buffer.from(readWeights(out).buffer).equals(Buffer.from(readWeights(whole).buffer)),
+        `K = ${k}: weights`,
+      ).toBe(true);
       // The coordinator's own link carried headers only: the parameters went by the shards.
       for (const m of readMetrics(out)) expect(m.wireBytes as number).toBeLessThan(4096);
     }
@@ -91,11 +99,12 @@ describe('slice shard processes', () => {
     const dir = tempDir('shards');
     const config = join(dir, 'job.json');
     writeFileSync(config, JSON.stringify(JOB));
-    const r = await runCli(['slice-shard', '-c', config, '--listen', '0.0.0.0:0'], 60_000, { ...process.env, DPTRAIN_TOKEN: '' });
+    const r = await runCli(['slice-shard', '-c', config, '--listen', '0.0.0.0:0'], 60_000, {
+      ...process.env,
+      DPTRAIN_TOKEN: '',
+    });
     expect(r.code).not.toBe(0);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/needs the job token/);
   });
 });
-
-

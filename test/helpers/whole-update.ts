@@ -29,8 +29,11 @@ export class WholeUpdate {
     return this.adam.params;
   }
 
-  /** A micro-step's reduction over `leaves` virtual shards; one node's gradients landed as the dispatcher lands them. */
-  fold(leaves: number): { add(node: TreeNode, grads: Float32Array, lossSum: number, count: number): boolean; r: TreeReducer } {
+  /** A micro-step's reduction over `leaves` virtual shards; each node's gradients landed as the dispatcher does. */
+  fold(leaves: number): {
+    add(node: TreeNode, grads: Float32Array, lossSum: number, count: number): boolean;
+    r: TreeReducer;
+  } {
     const r = new TreeReducer(leaves, this.sum, this.ops, this.spare);
     return { r, add: (node, grads, lossSum, count) => r.add(node, this.ops.land(grads), lossSum, count) };
   }
