@@ -6,9 +6,9 @@
  *   delay:NAME@STEP:MS     SIGSTOP it for MS milliseconds, then SIGCONT
  * NAME is a local worker's name (worker-0, worker-1, …).
  */
-import type { ChildProcess } from 'node:child_process';
 import { fail } from '../shared/util/errors.js';
 import type { Logger } from '../shared/util/log.js';
+import type { LaunchedWorkers } from './launch/contract.js';
 
 export interface Fault {
   action: 'kill' | 'pause' | 'resume' | 'delay';
@@ -28,16 +28,17 @@ export function parseFault(spec: string): Fault {
 }
 
 /** Returns the hook the coordinator calls when a step starts. */
-export function faultInjector(faults: Fault[], procs: Map<string, ChildProcess>, log: Logger): (step: number) => void {
-  for (const f of faults) if (!procs.has(f.worker)) fail('CONFIG_INVALID', `--fault names ${f.worker}, but the local workers are ${[...procs.keys()].join(', ')}`);
+export function faultInjector(faults: Fault[], workers: Pick<LaunchedWorkers, 'slots' | 'signal'>, log: Logger): (step: number) => void {
+  const names = workers.slots.map((s) => s.name);
+  for (const f of faults) if (!names.includes(f.worker)) fail('CONFIG_INVALID', `--fault names ${f.worker}, but the workers are ${names.join(', ')}`);
   return (step) => {
     for (const f of faults.filter((x) => x.step === step)) {
-      const p = procs.get(f.worker)!;
-      log.warn({ fault: f.action, worker: f.worker, step, pid: p.pid, ms: f.ms || undefined }, 'injecting fault');
-      if (f.action === 'kill') p.kill('SIGKILL');
-      if (f.action === 'pause' || f.action === 'delay') p.kill('SIGSTOP');
-      if (f.action === 'resume') p.kill('SIGCONT');
-      if (f.action === 'delay') setTimeout(() => p.kill('SIGCONT'), f.ms).unref();
+      const signal = (sig: NodeJS.Signals) => workers.signal(f.worker, sig);
+      log.warn({ fault: f.action, worker: f.worker, step, ms: f.ms || undefined }, 'injecting fault');
+      if (f.action === 'kill') signal('SIGKILL');
+      if (f.action === 'pause' || f.action === 'delay') signal('SIGSTOP');
+      if (f.action === 'resume') signal('SIGCONT');
+      if (f.action === 'delay') setTimeout(() => signal('SIGCONT'), f.ms).unref();
     }
   };
 }

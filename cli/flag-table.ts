@@ -8,6 +8,7 @@ import { Option } from 'commander';
 import { PRECISIONS } from '../shared/accounting/devices.js';
 import { BACKENDS, BUDGET_POLICIES } from '../shared/job/config.js';
 import { WIRE_DTYPES } from '../shared/wire/wire-dtype.js';
+import { LAUNCHER_NAMES } from '../shared/job/launch.js';
 import { intFlag, numFlag } from './parse-flags.js';
 
 /**
@@ -17,8 +18,22 @@ import { intFlag, numFlag } from './parse-flags.js';
  */
 export type FlagRole = 'job' | 'launch' | 'run';
 
-/** Which commands take the flag: both training commands, or `train` alone (local workers). */
-export type FlagScope = 'run' | 'train';
+/**
+ * Which commands take the flag: `run` every training command (train, coordinator, launch, slurm);
+ * `train` train alone; `local` the commands that start local workers (train, launch); `start`
+ * those that start workers at all (train, launch, slurm); `join` those that wait for workers to
+ * join (coordinator, launch, slurm); `advertise` those that tell workers an address (coordinator,
+ * launch); `launch` and `slurm` one command each.
+ */
+export type FlagScope = 'run' | 'train' | 'local' | 'start' | 'join' | 'advertise' | 'launch' | 'slurm';
+
+/** The scopes each training command takes. */
+export const COMMAND_SCOPES = {
+  train: ['run', 'train', 'local', 'start'],
+  coordinator: ['run', 'join', 'advertise'],
+  launch: ['run', 'local', 'start', 'join', 'advertise', 'launch'],
+  slurm: ['run', 'start', 'join', 'slurm'],
+} as const satisfies Record<string, readonly FlagScope[]>;
 
 export interface FlagRow {
   /** Commander's attribute name. */
@@ -81,7 +96,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     parse: intFlag,
     field: 'workers',
     role: 'launch',
-    scope: 'train',
+    scope: 'local',
   },
   {
     key: 'minWorkers',
@@ -108,7 +123,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     choices: BACKENDS,
     field: 'backend',
     role: 'launch',
-    scope: 'train',
+    scope: 'start',
   },
   {
     key: 'allowSoftwareGpu',
@@ -116,7 +131,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     help: 'let webgpu run on a software adapter (SwiftShader, llvmpipe): slow, for tests',
     field: 'allowSoftwareGpu',
     role: 'launch',
-    scope: 'train',
+    scope: 'start',
   },
   {
     key: 'sharedMemory',
@@ -223,6 +238,50 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     help: 'job token workers must prove they hold (default: DPTRAIN_TOKEN)',
     role: 'run',
     scope: 'run',
+  },
+  {
+    key: 'joinTimeout',
+    flags: '--join-timeout <sec>',
+    help: 'how long to wait for the workers at the start; then the missing ones are named (default 120)',
+    parse: intFlag,
+    role: 'run',
+    scope: 'join',
+  },
+  {
+    key: 'advertise',
+    flags: '--advertise <host>',
+    help: 'the host or interface (eth0) workers are told to dial; bound unless --listen says otherwise',
+    role: 'run',
+    scope: 'advertise',
+  },
+  { key: 'hosts', flags: '--hosts <list>', help: 'worker hosts and workers on each, e.g. host1:2,host2:4', role: 'run', scope: 'launch' },
+  { key: 'hostfile', flags: '--hostfile <file>', help: 'hosts one a line: host, host:4 or host slots=4', role: 'run', scope: 'launch' },
+  {
+    key: 'launcher',
+    flags: '--launcher <name>',
+    help: 'how the workers start: ssh (default), slurm (srun in an allocation) or local',
+    choices: LAUNCHER_NAMES,
+    role: 'run',
+    scope: 'launch',
+  },
+  { key: 'sshPort', flags: '--ssh-port <n>', help: 'ssh port on the hosts', parse: intFlag, role: 'run', scope: 'launch' },
+  { key: 'sshUser', flags: '--ssh-user <user>', help: 'ssh login name', role: 'run', scope: 'launch' },
+  { key: 'sshIdentity', flags: '--ssh-identity <file>', help: 'ssh private key', role: 'run', scope: 'launch' },
+  { key: 'sshOption', flags: '--ssh-option <key=value...>', help: 'more ssh -o options', role: 'run', scope: 'launch' },
+  {
+    key: 'remoteDptrain',
+    flags: '--remote-dptrain <command>',
+    help: 'the dptrain command on the hosts (default: this node and this dptrain, at the same paths)',
+    role: 'run',
+    scope: 'launch',
+  },
+  {
+    key: 'port',
+    flags: '--port <n>',
+    help: 'coordinator port on the first node (default 20000 + job id mod 20000)',
+    parse: intFlag,
+    role: 'run',
+    scope: 'slurm',
   },
 ];
 

@@ -5,7 +5,10 @@ import { PRECISIONS } from '../shared/accounting/devices.js';
 import { BACKENDS, type BackendName } from '../shared/job/config.js';
 import { DptrainError } from '../shared/util/errors.js';
 import { newToken } from '../shared/wire/auth.js';
-import { FLAG_TABLE, optionOf, type FlagScope } from './flag-table.js';
+import { COMMAND_SCOPES, FLAG_TABLE, optionOf, type FlagScope } from './flag-table.js';
+import { launchCommand, type LaunchFlags } from './launch-cmd.js';
+import { slurmCommand, type SlurmFlags } from './slurm-cmd.js';
+import { inSlurmStep } from './launch/slurm.js';
 import { intFlag, numFlag, parseListen } from './parse-flags.js';
 import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
@@ -40,13 +43,17 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (str, write) => write(`dptrain: ${str.replace(/^error: /, '')}`) });
 
-  jobOptions(program.command('train').description('train on this machine: a coordinator and N local worker processes'), ['run', 'train'])
+  jobOptions(program.command('train').description('train on this machine: a coordinator and N local worker processes'), COMMAND_SCOPES.train)
     .option('--fault <spec...>', 'inject a fault: kill:NAME@STEP, pause:NAME@STEP, resume:NAME@STEP, delay:NAME@STEP:MS')
     .action(async (f: TrainFlags) => {
-      process.exitCode = await trainCommand(f);
+      // `srun dptrain train` over several tasks: each task is one worker of a Slurm job.
+      if (inSlurmStep() && Number(process.env.SLURM_NTASKS ?? 1) > 1) {
+        process.stderr.write(`dptrain: Slurm task ${process.env.SLURM_PROCID} of ${process.env.SLURM_NTASKS}: running as dptrain slurm\n`);
+        process.exitCode = await slurmCommand(f);
+      } else process.exitCode = await trainCommand(f);
     });
 
-  jobOptions(program.command('coordinator').description('run a coordinator that remote workers join'), ['run'])
+  jobOptions(program.command('coordinator').description('run a coordinator that remote workers join'), COMMAND_SCOPES.coordinator)
     .option('--listen <host:port>', 'address to listen on; beyond loopback needs a token', parseListen, { host: '127.0.0.1', port: 7070 })
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)')
     .option('--tls-key <file>', "the certificate's private key (PEM)")
@@ -56,6 +63,17 @@ export function buildProgram(): Command {
     )
     .action(async (f: TrainFlags) => {
       process.exitCode = await coordinatorCommand(f);
+    });
+
+  jobOptions(program.command('launch').description('train across machines from one command: the coordinator here, workers over ssh (or srun, or local)'), COMMAND_SCOPES.launch)
+    .option('--listen <host:port>', 'address the coordinator binds (default 0.0.0.0:7070; port 0: any free port)', parseListen)
+    .action(async (f: LaunchFlags) => {
+      process.exitCode = await launchCommand(f);
+    });
+
+  jobOptions(program.command('slurm').description('one task of `srun dptrain slurm`: task 0 runs the coordinator and a worker, every task a worker'), COMMAND_SCOPES.slurm)
+    .action(async (f: SlurmFlags) => {
+      process.exitCode = await slurmCommand(f);
     });
 
   program
@@ -74,11 +92,12 @@ export function buildProgram(): Command {
   program
     .command('worker')
     .description('join a coordinator and compute gradients for it')
-    .requiredOption('--connect <url>', 'coordinator address, e.g. ws://host:7070')
+    .option('--connect <url>', 'coordinator address, e.g. ws://host:7070')
+    .option('--connect-file <file>', "read the address from a coordinator's RUN/coordinator.json (a shared run directory)")
     .option('--slice-shard <url...>', "the coordinator's slice shards, in its --slice-shard order")
     .addOption(backendOption().default('auto'))
     .addOption(softwareGpuOption())
-    .option('--name <name>', 'name in the coordinator log (default host-pid)')
+    .option('--name <name>', 'name in the coordinator log (default host-pid; rankN@host in an Indexed Job)')
     .option('--connect-timeout <sec>', 'keep retrying the first connection this long', intFlag, 60)
     .option('--reconnect-timeout <sec>', 'after losing the coordinator, keep trying to reconnect this long', intFlag, 300)
     .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')

@@ -19,6 +19,8 @@ import { PromMetrics } from '../coordinator/prometheus.js';
 import type { CheckpointState } from '../coordinator/checkpoint.js';
 import type { Tracer } from '../coordinator/trace.js';
 import { basename } from 'node:path';
+import { hostname } from 'node:os';
+import { workerAddress, type CoordinatorFile } from './advertise.js';
 import { Dashboard } from '../coordinator/dashboard/server.js';
 import { LiveRun } from '../coordinator/dashboard/live.js';
 import { isLoopback } from '../shared/wire/auth.js';
@@ -31,6 +33,8 @@ export function maxFrameBytes(config: Config): number {
 
 export interface Session {
   runDir: RunDir;
+  /** The address workers dial (the advertised one; see cli/advertise.ts). */
+  workerAddress: string;
   log: Logger;
   listener: Listener;
   metrics: PromMetrics;
@@ -43,6 +47,8 @@ export interface ListenOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** The job token: beyond loopback the dashboard asks for it. */
   token?: string | null;
+  /** The host workers are told, when not the one bound (--advertise). */
+  advertise?: string;
 }
 
 export async function openSession(config: Config, listen: ListenOptions): Promise<Session> {
@@ -51,13 +57,22 @@ export async function openSession(config: Config, listen: ListenOptions): Promis
   const log = createLogger({ name: 'coordinator', file: runDir.logFile, tap: (line) => live.onLogLine(line) });
   const metrics = new PromMetrics();
   const dashboard = new Dashboard(live, { requireLogin: !isLoopback(listen.host), token: listen.token ?? null, secure: Boolean(listen.tls) }, basename(runDir.path));
-  const { token: _token, ...where } = listen;
+  const { token: _token, advertise, ...where } = listen;
   const listener = await listenWs({ ...where, maxPayload: maxFrameBytes(config), http: (req, res) => metrics.handler(req, res) || dashboard.handler(req, res) });
   runDir.writeJson('config.json', config);
+  const workerAddress = advertisedAt(runDir, listener.address, advertise);
   const base = listener.address.replace(/^ws/, 'http');
   log.info({ url: `${base}/metrics` }, 'Prometheus metrics');
   log.info({ url: `${base}/`, login: dashboard.requiresLogin ? 'job token' : undefined }, 'dashboard');
-  return { runDir, log, listener, metrics, dashboard };
+  return { runDir, workerAddress, log, listener, metrics, dashboard };
+}
+
+/** RUN/coordinator.json: where workers find this coordinator (port 0 resolved). */
+function advertisedAt(runDir: RunDir, bound: string, advertise?: string): string {
+  const address = workerAddress(bound, advertise);
+  const file: CoordinatorFile = { address, listen: bound, port: Number(new URL(bound).port), pid: process.pid, host: hostname() };
+  runDir.writeJson('coordinator.json', file);
+  return address;
 }
 
 export interface CoordinatorExtras {
@@ -67,6 +82,8 @@ export interface CoordinatorExtras {
   token?: string | null;
   resume?: CheckpointState;
   startWorkers?: number;
+  expectedWorkers?: string[];
+  joinTimeoutMs?: number;
   onStepStart?: (step: number) => void;
   slices?: RemoteSlices | null;
 }

@@ -4,7 +4,6 @@
  * listener, run, and turn SIGINT/SIGTERM into "finish the step, checkpoint, exit".
  */
 import { coordinatorSlices } from './slice-shard-cmd.js';
-import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { readRunView } from '../coordinator/dashboard/run-dir-view.js';
@@ -15,7 +14,8 @@ import type { Coordinator } from '../coordinator/coordinator.js';
 import type { Config } from '../shared/job/config.js';
 import { faultInjector, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags } from './flags.js';
-import { spawnWorkers } from './local-workers.js';
+import { localLauncher } from './launch/local.js';
+import { describeExit, type LaunchedWorkers } from './launch/contract.js';
 import { ShmChannel } from '../shared/transport/shm.js';
 import { jobLayout, jobResultNodes, prepareJob } from '../shared/job/job-layout.js';
 
@@ -25,10 +25,13 @@ function shmFootprint(c: Config): number {
   return ShmChannel.footprint(layout.totalParams, c.workers, c.wireDtype, jobResultNodes(c, layout));
 }
 import { Progress } from './progress.js';
+import { resolveAdvertise } from './advertise.js';
 import { createCoordinator, openSession, trainWith, type ListenOptions, type Session } from './run-coordinator.js';
 
 export interface TrainFlags extends JobFlags {
   fault?: string[];
+  advertise?: string;
+  joinTimeout?: number;
   listen?: { host: string; port: number };
   tokenFile?: string;
   tlsCert?: string;
@@ -40,7 +43,7 @@ export interface TrainFlags extends JobFlags {
 }
 
 /** --trace FILE [--trace-steps A:B] → what the coordinator needs to record it. */
-function traceOptions(f: TrainFlags): { tracer?: Tracer; traceFile?: string } {
+export function traceOptions(f: TrainFlags): { tracer?: Tracer; traceFile?: string } {
   if (!f.trace) return {};
   const [from, to] = f.traceSteps ?? [1, 20];
   return { tracer: new Tracer(from, to), traceFile: resolve(f.trace) };
@@ -56,17 +59,18 @@ function readPem(file: string, flag: string): Buffer {
 
 /** Where and how the coordinator listens; refuses a non-loopback address without a token. */
 function listenOptions(f: TrainFlags, token: string | null): ListenOptions {
-  const listen = f.listen ?? { host: '127.0.0.1', port: 7070 };
+  const advertise = f.advertise ? resolveAdvertise(f.advertise) : undefined;
+  const listen = f.listen ?? { host: advertise ?? '127.0.0.1', port: 7070 };
   if (!isLoopback(listen.host) && token === null) {
     fail('CONFIG_INVALID', `--listen ${listen.host}: listening beyond this machine needs a job token; set DPTRAIN_TOKEN or --token-file (dptrain token makes one)`);
   }
   if (Boolean(f.tlsCert) !== Boolean(f.tlsKey)) fail('CONFIG_INVALID', '--tls-cert and --tls-key go together');
   const tls = f.tlsCert && f.tlsKey ? { cert: readPem(f.tlsCert, '--tls-cert'), key: readPem(f.tlsKey, '--tls-key') } : undefined;
-  return { ...listen, tls, token };
+  return { ...listen, tls, token, advertise };
 }
 
 /** First signal: stop after the step in flight and checkpoint. Second: leave at once. */
-function handleSignals(c: Coordinator, s: Session, onHardExit: () => void): void {
+export function handleSignals(c: Coordinator, s: Session, onHardExit: () => void): void {
   let count = 0;
   const on = (sig: NodeJS.Signals) => {
     count++;
@@ -82,11 +86,11 @@ function handleSignals(c: Coordinator, s: Session, onHardExit: () => void): void
   process.on('SIGTERM', on);
 }
 
-async function openRun(f: TrainFlags, listen: ListenOptions, check: (c: Config) => void = () => {}) {
+export async function openRun(f: TrainFlags, listen: ListenOptions | ((c: Config) => ListenOptions), check: (c: Config) => void = () => {}) {
   const { config, resume } = resolveRun(f);
   await prepareJob(config);
   check(config); // before anything is created
-  const s = await openSession(config, listen);
+  const s = await openSession(config, typeof listen === 'function' ? listen(config) : listen);
   if (resume) {
     for (const r of resume.rejected) s.log.warn({ path: r.path, reason: r.reason }, 'checkpoint unusable; trying the previous one');
     s.log.info({ path: resume.path, step: resume.state.step }, 'resuming from checkpoint');
@@ -94,6 +98,36 @@ async function openRun(f: TrainFlags, listen: ListenOptions, check: (c: Config) 
     s.dashboard.run.preload(readRunView(s.runDir.path, basename(s.runDir.path))); // the page shows the steps before the resume too
   }
   return { config, resume, s };
+}
+
+/** The local workers of `dptrain train`; when every one of them has exited on its own, the run cannot go on. */
+function startLocal(config: Config, s: Session, token: string, shm: ShmChannel | null, onAllExited: (why: string) => void): LaunchedWorkers {
+  const logs = (name: string) => s.runDir.workerLog(name);
+  let exited = 0;
+  return localLauncher(config.workers).start({
+    address: s.listener.address,
+    token,
+    backend: { name: config.backend, allowSoftwareGpu: config.allowSoftwareGpu },
+    logDir: logs,
+    log: s.log,
+    env: shm ? { DPTRAIN_SHM_DIR: shm.dir } : {},
+    onExit: (e) => {
+      exited++;
+      if (e.stopped) return;
+      const last = lastLine(logs(e.name));
+      if (e.code !== 0) s.log.warn({ worker: e.name, code: e.code, signal: e.signal, log: logs(e.name), last }, `worker process exited (${describeExit(e)})`);
+      if (exited === config.workers) onAllExited(`all ${config.workers} local workers exited; the last said: ${last || '(nothing)'} (logs in ${s.runDir.path}/workers)`);
+    },
+  });
+}
+
+function lastLine(file: string): string {
+  try {
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    return lines[lines.length - 1] ?? '';
+  } catch {
+    return '';
+  }
 }
 
 export async function trainCommand(f: TrainFlags): Promise<number> {
@@ -123,11 +157,10 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
     onStepStart: (step) => inject?.(step),
   });
   s.log.info({ workers: config.workers, runDir: s.runDir.path }, 'starting local workers');
-  const workers = spawnWorkers(config.workers, s.listener.address, { name: config.backend, allowSoftwareGpu: config.allowSoftwareGpu }, token, shm?.dir ?? null, s.runDir, s.log, (why) => coord.abort(new DptrainError('WORKER_LOST', why)));
-  const byName = new Map<string, ChildProcess>(workers.procs.map((p, i) => [`worker-${i}`, p]));
-  if (faults.length) inject = faultInjector(faults, byName, s.log);
+  const workers = startLocal(config, s, token, shm, (why) => coord.abort(new DptrainError('WORKER_LOST', why)));
+  if (faults.length) inject = faultInjector(faults, workers, s.log);
   handleSignals(coord, s, () => {
-    workers.procs.forEach((p) => { p.kill('SIGKILL'); });
+    for (const w of workers.slots) workers.signal(w.name, 'SIGKILL');
     shm?.remove();
   });
   try {
@@ -144,11 +177,12 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
   const { config, resume, s } = await openRun(f, listenOptions(f, token));
   s.log.info(
     { listen: s.listener.address, minWorkers: config.minWorkers, authenticated: token !== null },
-    `workers join with: dptrain worker --connect ${s.listener.address}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''}`,
+    `workers join with: dptrain worker --connect ${s.workerAddress}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''} (or --connect-file ${s.runDir.path}/coordinator.json)`,
   );
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
   const slices = await coordinatorSlices(f.sliceShard, config, token);
-  const coord = createCoordinator(config, s, progress, { ...traceOptions(f), token, resume: resume?.state, slices });
+  const joinTimeoutMs = f.joinTimeout !== undefined ? f.joinTimeout * 1000 : undefined;
+  const coord = createCoordinator(config, s, progress, { ...traceOptions(f), token, resume: resume?.state, joinTimeoutMs, slices });
   handleSignals(coord, s, () => {});
   await trainWith(coord, s, progress);
   return 0;

@@ -4,7 +4,10 @@
  */
 import { slicedLink } from '../worker/sliced-link.js';
 import { dialShards } from './slice-shard-cmd.js';
-import { describeError, DptrainError, isDptrainError } from '../shared/util/errors.js';
+import { DptrainError, fail, isDptrainError } from '../shared/util/errors.js';
+import { readFileSync } from 'node:fs';
+import { preflight } from '../worker/preflight.js';
+import type { CoordinatorFile } from './advertise.js';
 import { readToken } from '../shared/wire/auth.js';
 import { createLogger, type Logger } from '../shared/util/log.js';
 import type { Link } from '../shared/transport/transport.js';
@@ -19,7 +22,9 @@ import { devicePeak, type Precision } from '../shared/accounting/devices.js';
 const WORKER_MAX_FRAME = 1 << 30;
 
 export interface WorkerFlags {
-  connect: string;
+  connect?: string;
+  /** RUN/coordinator.json of a coordinator (e.g. on a shared filesystem, listening on port 0). */
+  connectFile?: string;
   backend: BackendName;
   allowSoftwareGpu?: boolean;
   name?: string;
@@ -35,25 +40,54 @@ export interface WorkerFlags {
   sliceShard?: string[];
 }
 
-/** Connect, retrying with exponential backoff and jitter until `timeoutSec` has passed. */
-async function connect(url: string, timeoutSec: number, log: Logger, tls: DialTls): Promise<Link> {
+/** Where to connect: --connect, or the address a coordinator wrote into its run directory (read again each try). */
+function target(f: Pick<WorkerFlags, 'connect' | 'connectFile'>): string | null {
+  if (f.connect) return f.connect;
+  try {
+    return (JSON.parse(readFileSync(f.connectFile!, 'utf8')) as CoordinatorFile).address;
+  } catch {
+    return null; // not written yet (the coordinator is starting), or being replaced
+  }
+}
+
+/**
+ * Connect, retrying with exponential backoff and jitter until `timeoutSec` has passed. Each try
+ * first checks that the coordinator's address answers at all (worker/preflight.ts), so the line
+ * a user sees names the address tried and why it failed.
+ */
+async function connect(f: Pick<WorkerFlags, 'connect' | 'connectFile'>, timeoutSec: number, log: Logger, tls: DialTls): Promise<{ link: Link; url: string }> {
   const deadline = Date.now() + timeoutSec * 1000;
   let delay = 200;
+  let said = '';
   for (;;) {
-    try {
-      return await dialWs(url, WORKER_MAX_FRAME, { tls });
-    } catch (e) {
-      const wait = delay * (0.5 + Math.random()); // jitter: workers of a restarted coordinator do not all knock at once
-      if (!isDptrainError(e, 'CONNECT_FAILED') || Date.now() + wait > deadline) throw e;
-      log.debug({ error: describeError(e), retryMs: Math.round(wait) }, 'coordinator not reachable yet; retrying');
-      await new Promise((r) => setTimeout(r, wait));
-      delay = Math.min(5000, delay * 2);
+    const url = target(f);
+    let why: string;
+    if (url === null) why = `${f.connectFile}: no coordinator address in it yet`;
+    else {
+      const pf = await preflight(url, Math.min(5000, Math.max(500, deadline - Date.now())));
+      if (pf.ok) {
+        try {
+          return { link: await dialWs(url, WORKER_MAX_FRAME, { tls }), url };
+        } catch (e) {
+          if (!isDptrainError(e, 'CONNECT_FAILED')) throw e;
+          why = e.message;
+        }
+      } else why = `cannot reach the coordinator at ${url}: tried ${pf.tried}: ${pf.why}`;
     }
+    const wait = delay * (0.5 + Math.random()); // jitter: workers of a restarted coordinator do not all knock at once
+    if (Date.now() + wait > deadline) throw new DptrainError('CONNECT_FAILED', `${why}; gave up after ${timeoutSec} s`);
+    if (why !== said) log.warn({ retryForSec: Math.round((deadline - Date.now()) / 1000) }, `${why}; retrying`);
+    said = why;
+    await new Promise((r) => setTimeout(r, wait));
+    delay = Math.min(5000, delay * 2);
   }
 }
 
 export async function workerCommand(f: WorkerFlags): Promise<number> {
-  const name = f.name ?? `${hostname()}-${process.pid}`;
+  if (Boolean(f.connect) === Boolean(f.connectFile)) fail('CONFIG_INVALID', 'give one of --connect ws://HOST:PORT or --connect-file RUN/coordinator.json');
+  // In a Kubernetes Indexed Job, the pod's index is its rank.
+  const index = process.env.JOB_COMPLETION_INDEX;
+  const name = f.name ?? (index !== undefined && index !== '' ? `rank${index}@${hostname()}` : `${hostname()}-${process.pid}`);
   const log = createLogger({ name });
   const peakFlops = f.peakFlops ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
   const token = readToken(f.tokenFile);
@@ -65,7 +99,9 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
     // Spawned by `dptrain train`: the parent decides when we stop. A Ctrl-C in the terminal
     // reaches the whole process group; the parent finishes its step and says bye. If the
     // parent itself is gone, the IPC channel closes and we leave.
-    process.on('SIGINT', () => log.info('SIGINT: the coordinator will end this worker'));
+    // SIGTERM too: Slurm signals every task of a step at once, and the coordinator needs its
+    // workers to finish the step it checkpoints.
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => log.info(`${sig}: the coordinator will end this worker`));
     process.on('disconnect', () => process.exit(1));
   }
   // Set by `dptrain train` for its own workers: the coordinator's shared-memory directory.
@@ -74,11 +110,11 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   let lostSince = 0; // when the current run of failed sessions began
   let pauseMs = 200;
   for (;;) {
-    const direct = await connect(f.connect, timeoutSec, log, tls);
+    const { link: direct, url } = await connect(f, timeoutSec, log, tls);
     const shards = f.sliceShard;
     const link = shards?.length ? slicedLink(direct, (total) => dialShards(shards, total), token) : direct;
     const began = Date.now();
-    log.info({ coordinator: f.connect }, 'connected');
+    log.info({ coordinator: url }, 'connected');
     const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job, shmDir });
     if (out.shmFailed) shmDir = undefined; // later sessions use the socket
     if (out.finished) return 0;
@@ -91,7 +127,7 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
       pauseMs = 200;
     }
     const left = f.reconnectTimeout * 1000 - (Date.now() - lostSince);
-    if (left <= 0) throw new DptrainError('CONNECT_FAILED', `lost the coordinator at ${f.connect} (${out.reason}) and could not rejoin within ${f.reconnectTimeout} s`);
+    if (left <= 0) throw new DptrainError('CONNECT_FAILED', `lost the coordinator at ${url} (${out.reason}) and could not rejoin within ${f.reconnectTimeout} s`);
     log.warn({ reason: out.reason, retryInMs: Math.round(pauseMs) }, 'connection to the coordinator lost; reconnecting');
     await new Promise((r) => setTimeout(r, pauseMs * (0.5 + Math.random())));
     pauseMs = Math.min(10_000, pauseMs * 2);

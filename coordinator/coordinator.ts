@@ -42,6 +42,8 @@ export interface CoordinatorOptions {
   startWorkers?: number;
   /** How long to wait for them (default 120 s). */
   joinTimeoutMs?: number;
+  /** The names of the workers a launcher started: a join timeout says which never became ready. */
+  expectedWorkers?: string[];
   onStep?: (r: StepRecord) => void;
   onEval?: (r: EvalRecord) => void;
   /** Called once the first shards of a step are sent (fault injection hooks in here). */
@@ -233,7 +235,7 @@ export class Coordinator {
       const have = eligible(this.membership).length;
       if (Date.now() - start >= timeoutMs) {
         const written = what === 'paused' ? this.checkpoint() : null;
-        fail('WORKER_LOST', `${what}: only ${have} of ${need} workers ready for ${Math.round(timeoutMs / 1000)} s${written ? `; checkpoint at step ${this.stepsDone} written, continue with --resume ${this.o.runDir!.path}` : ''}`);
+        fail('WORKER_LOST', `${what}: only ${have} of ${need} workers ready for ${Math.round(timeoutMs / 1000)} s${this.missing()}${written ? `; checkpoint at step ${this.stepsDone} written, continue with --resume ${this.o.runDir!.path}` : ''}`);
       }
       const fields = { ready: have, need, step: this.stepsDone, listen: this.o.listener.address };
       if (what === 'paused') this.o.log.warn(fields, `training paused: ${have} of ${need} workers ready`);
@@ -250,6 +252,16 @@ export class Coordinator {
         }),
       );
     }
+  }
+
+  /** "; not ready: rank2@host2 (connected, loading), rank3@host2 (never connected)" — of the workers a launcher started. */
+  private missing(): string {
+    const expected = this.o.expectedWorkers;
+    if (!expected?.length) return '';
+    const ready = new Set(eligible(this.membership).map((w) => w.name));
+    const seen = new Map(this.membership.all().map((w) => [w.name, w.state]));
+    const out = expected.filter((n) => !ready.has(n)).map((n) => `${n} (${seen.has(n) ? `connected, ${seen.get(n)}` : 'never connected'})`);
+    return out.length ? `; not ready: ${out.join(', ')}` : '';
   }
 
   private async evaluate(step: number): Promise<EvalRecord | null> {

@@ -155,6 +155,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     listener.onLink((link) => this.accept(link));
   }
 
+  /** Every worker with a link now, whatever its state. */
+  all(): WorkerSession[] {
+    return [...this.workers.values()];
+  }
+
   ready(): WorkerSession[] {
     return [...this.workers.values()].filter((w) => w.state === 'ready');
   }
@@ -233,7 +238,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.send(w, { t: 'challenge', protocol: PROTOCOL_VERSION, jobId: this.o.jobId, nonce: w.nonce });
     link.onClose((reason) => {
       if (w.state === 'gone') return;
-      this.o.log.warn({ worker: w.id, host: w.host, reason }, 'worker disconnected');
+      this.o.log.warn({ worker: w.id, workerName: w.name, host: w.host, reason }, 'worker disconnected');
       this.markGone(w, reason);
     });
   }

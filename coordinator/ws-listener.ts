@@ -60,12 +60,14 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
   server.headersTimeout = timeout;
   server.requestTimeout = timeout;
   const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: opts.maxPayload, clientTracking: true });
+  // ws re-emits the http server's errors; a listen error is reported below, from the server.
+  wss.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
     server.listen(opts.port, opts.host, resolve);
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(
         e.code === 'EADDRINUSE'
-          ? new Error(`--listen ${opts.host}:${opts.port}: the port is in use; pick another port`)
+          ? new Error(`--listen ${opts.host}:${opts.port}: the port is in use; pick another port (or 0: any free one)`)
           : new Error(`--listen ${opts.host}:${opts.port}: ${e.message}`),
       ),
     );

@@ -30,7 +30,9 @@ export function fill(split, rows, { seed, options }) {
   const x = new Float32Array(rows.length * pixels);
   const y = new Float32Array(rows.length * 4);
   rows.forEach((row, r) => {
-    const rand = stream(Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(row + 1, 0x85ebca6b) ^ (split === 'test' ? 0x5bd1e995 : 0));
+    const rand = stream(
+      Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(row + 1, 0x85ebca6b) ^ (split === 'test' ? 0x5bd1e995 : 0),
+    );
     const cls = Math.floor(rand() * 4);
     const at = 1 + Math.floor(rand() * (size - 2));
     const len = 4 + Math.floor(rand() * (size - 4));

@@ -14,7 +14,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 const init = (seed) => tf.initializers.glorotUniform({ seed });
 
 const model = tf.sequential();
-model.add(tf.layers.conv2d({ name: 'conv', inputShape: [12, 12, 1], filters: 8, kernelSize: 3, activation: 'relu', kernelInitializer: init(1) }));
+model.add(
+  tf.layers.conv2d({
+    name: 'conv',
+    inputShape: [12, 12, 1],
+    filters: 8,
+    kernelSize: 3,
+    activation: 'relu',
+    kernelInitializer: init(1),
+  }),
+);
 model.add(tf.layers.maxPooling2d({ name: 'pool', poolSize: 2 }));
 model.add(tf.layers.flatten({ name: 'flatten' }));
 model.add(tf.layers.dense({ name: 'hidden', units: 16, activation: 'relu', kernelInitializer: init(2) }));
@@ -32,7 +41,9 @@ await model.save(
       weightsManifest: [{ paths: ['./weights.bin'], weights: a.weightSpecs }],
     };
     writeFileSync(join(here, 'model.json'), JSON.stringify(json, null, 1) + '\n');
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: weights.length } };
+    return {
+      modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: weights.length },
+    };
   }),
 );
 console.log(`saved ${join(here, 'model.json')}: ${model.countParams()} parameters`);

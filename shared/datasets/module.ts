@@ -19,7 +19,15 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { fail, isDptrainError } from '../util/errors.js';
 import { checkKeys, isObj, str, type Json } from '../job/fields.js';
-import { dataset, sizeOf, type DataShape, type DatasetModule, type SampleRequest, type Split, type TargetKind } from './dataset.js';
+import {
+  dataset,
+  sizeOf,
+  type DataShape,
+  type DatasetModule,
+  type SampleRequest,
+  type Split,
+  type TargetKind,
+} from './dataset.js';
 
 export interface ModuleSpec {
   name: 'module';
@@ -65,7 +73,10 @@ async function importModule(spec: ModuleSpec): Promise<UserModule> {
   const from = typeof ns.describe === 'function' || !isObj(def) ? ns : def;
   for (const fn of ['describe', 'fill']) {
     if (typeof from[fn] !== 'function') {
-      bad(spec, `it exports no ${fn}() function (a dataset module exports describe(options, want) and fill(split, rows, ctx))`);
+      bad(
+        spec,
+        `it exports no ${fn}() function (a dataset module exports describe(options, want) and fill(split, rows, ctx))`,
+      );
     }
   }
   const hash = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16);
@@ -91,15 +102,21 @@ const posInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v
 function describeData(spec: ModuleSpec, want: SampleRequest): Described {
   const m = userModule(spec);
   const d = call(spec, 'describe()', () => m.describe(spec.options, want));
-  const wrong = (field: string, must: string, v: unknown) => bad(spec, `describe() returned ${field} ${JSON.stringify(v)}: it must be ${must}`);
-  if (!isObj(d)) return bad(spec, `describe() returned ${JSON.stringify(d)}, not an object {train, test, inputShape, outputSize, targets}`);
+  const wrong = (field: string, must: string, v: unknown) =>
+    bad(spec, `describe() returned ${field} ${JSON.stringify(v)}: it must be ${must}`);
+  if (!isObj(d))
+    return bad(
+      spec,
+      `describe() returned ${JSON.stringify(d)}, not an object {train, test, inputShape, outputSize, targets}`,
+    );
   if (!posInt(d.train)) wrong('train', 'the number of training rows (≥ 1)', d.train);
   if (!posInt(d.test)) wrong('test', 'the number of test rows (≥ 1)', d.test);
   if (!Array.isArray(d.inputShape) || d.inputShape.length === 0 || !d.inputShape.every((v) => posInt(v))) {
     wrong('inputShape', 'a non-empty array of positive integers (one sample, e.g. [2] or [28, 28, 1])', d.inputShape);
   }
   const inputDtype = d.inputDtype ?? 'float32';
-  if (inputDtype !== 'float32' && inputDtype !== 'int32') wrong('inputDtype', '"float32" or "int32" (token ids)', d.inputDtype);
+  if (inputDtype !== 'float32' && inputDtype !== 'int32')
+    wrong('inputDtype', '"float32" or "int32" (token ids)', d.inputDtype);
   if (!posInt(d.outputSize)) wrong('outputSize', 'a positive integer (target values per row)', d.outputSize);
   if (!TARGETS.includes(d.targets as TargetKind)) wrong('targets', TARGETS.map((t) => `"${t}"`).join(', '), d.targets);
   if (d.targets === 'tokens' && !posInt(d.vocab)) wrong('vocab', 'a positive integer with targets "tokens"', d.vocab);
@@ -126,9 +143,11 @@ function targetProblem(d: DataShape, y: Float32Array): string | null {
     for (let j = r * k; j < (r + 1) * k; j++) {
       const v = y[j];
       if (d.targets === 'tokens' ? !(Number.isInteger(v) && v >= 0 && v < d.vocab!) : !Number.isFinite(v)) {
-        return `y of row ${r} holds ${v}, ${d.targets === 'tokens' ? `not a token id below vocab ${d.vocab}` : 'not a finite number'}`;
+        return `y of row ${r} holds ${v}, ` +
+          `${d.targets === 'tokens' ? `not a token id below vocab ${d.vocab}` : 'not a finite number'}`;
       }
-      if ((d.targets === 'onehot' || d.targets === 'binary') && v !== 0 && v !== 1) return `y of row ${r} holds ${v}; "${d.targets}" targets are 0 or 1`;
+      if ((d.targets === 'onehot' || d.targets === 'binary') && v !== 0 && v !== 1)
+        return `y of row ${r} holds ${v}; "${d.targets}" targets are 0 or 1`;
       ones += v;
     }
     if (d.targets === 'onehot' && ones !== 1) return `y of row ${r} has ${ones} ones; a "onehot" row has exactly one`;
@@ -139,7 +158,8 @@ function targetProblem(d: DataShape, y: Float32Array): string | null {
 function inputProblem(d: DataShape, x: Float32Array): string | null {
   for (let i = 0; i < x.length; i++) {
     const v = x[i];
-    if (d.inputDtype === 'int32' ? !Number.isInteger(v) : !Number.isFinite(v)) return `x[${i}] is ${v}, not ${d.inputDtype === 'int32' ? 'an integer id' : 'a finite number'}`;
+    if (d.inputDtype === 'int32' ? !Number.isInteger(v) : !Number.isFinite(v))
+      return `x[${i}] is ${v}, not ${d.inputDtype === 'int32' ? 'an integer id' : 'a finite number'}`;
   }
   return null;
 }
@@ -147,7 +167,11 @@ function inputProblem(d: DataShape, x: Float32Array): string | null {
 /** One array of fill's result, checked for length. */
 function values(spec: ModuleSpec, v: unknown, what: string, want: number, per: string): Float32Array {
   const arr = ArrayBuffer.isView(v) || Array.isArray(v) ? Float32Array.from(v as ArrayLike<number>) : null;
-  if (arr === null) return bad(spec, `${what} is ${v === undefined ? 'missing' : typeof v}; it must be an array or typed array of ${per}`);
+  if (arr === null)
+    return bad(
+      spec,
+      `${what} is ${v === undefined ? 'missing' : typeof v}; it must be an array or typed array of ${per}`,
+    );
   if (arr.length !== want) bad(spec, `${what} has ${arr.length} values; expected ${want} (${per})`);
   return arr;
 }
@@ -163,8 +187,20 @@ function gatherSplit(spec: ModuleSpec, m: UserModule, d: Described, split: 'trai
     const r = call(spec, what, () => m.fill(split, rows, { seed, options: spec.options }));
     if (r instanceof Promise) bad(spec, `${what} returned a Promise; fill must return {x, y} at once`);
     if (!isObj(r)) bad(spec, `${what} returned ${JSON.stringify(r)}, not {x, y}`);
-    const bx = values(spec, r.x, `${what}: x`, rows.length * inSize, `${rows.length} rows × ${inSize} inputs, inputShape [${d.inputShape.join(', ')}]`);
-    const by = values(spec, r.y, `${what}: y`, rows.length * d.outputSize, `${rows.length} rows × ${d.outputSize} outputs`);
+    const bx = values(
+      spec,
+      r.x,
+      `${what}: x`,
+      rows.length * inSize,
+      `${rows.length} rows × ${inSize} inputs, inputShape [${d.inputShape.join(', ')}]`,
+    );
+    const by = values(
+      spec,
+      r.y,
+      `${what}: y`,
+      rows.length * d.outputSize,
+      `${rows.length} rows × ${d.outputSize} outputs`,
+    );
     const problem = inputProblem(d, bx) ?? targetProblem(d, by);
     if (problem) bad(spec, `${what}: ${problem}`);
     x.set(bx, from * inSize);
@@ -179,7 +215,11 @@ export const moduleData: DatasetModule<ModuleSpec> = {
     checkKeys(raw, ['name', 'path', 'options'], 'data.');
     const options = raw.options ?? {};
     if (!isObj(options)) fail('CONFIG_INVALID', 'data.options must be an object (passed to the module as it is)');
-    return { name: 'module', path: str(raw.path, 'data.path', 'a JavaScript module (.mjs) exporting describe and fill'), options };
+    return {
+      name: 'module',
+      path: str(raw.path, 'data.path', 'a JavaScript module (.mjs) exporting describe and fill'),
+      options,
+    };
   },
   async prepare(spec) {
     const key = resolve(spec.path);
@@ -189,7 +229,12 @@ export const moduleData: DatasetModule<ModuleSpec> = {
   load(spec, seed, want) {
     const m = userModule(spec);
     const d = describeData(spec, want);
-    const ds = dataset('module', shapeOf(d), gatherSplit(spec, m, d, 'train', seed), gatherSplit(spec, m, d, 'test', seed));
+    const ds = dataset(
+      'module',
+      shapeOf(d),
+      gatherSplit(spec, m, d, 'train', seed),
+      gatherSplit(spec, m, d, 'test', seed),
+    );
     return { ...ds, source: `${m.hash}:${JSON.stringify(d)}:${JSON.stringify(spec.options)}` };
   },
 };

@@ -9,6 +9,7 @@ import { DptrainError, fail } from '../util/errors.js';
 import { devicePeak, PRECISIONS } from '../accounting/devices.js';
 import { parseDataSpec, type DataSpec } from '../datasets/index.js';
 import { checkKeys, isObj, num, oneOf, type Json } from './fields.js';
+import { parseLaunchSection, type LaunchSection } from './launch.js';
 import { parseModelSpec, type ModelSpec } from '../models/index.js';
 import { WIRE_DTYPES, type WireDtype } from '../wire/wire-dtype.js';
 import { MAX_LEAVES, type ShardsSetting } from './shard-tree.js';
@@ -99,6 +100,8 @@ export interface LaunchConfig {
   /** `dptrain train`: pass tensors to the local workers through /dev/shm files, not the socket. */
   sharedMemory: boolean;
   out: string | null;
+  /** Where `dptrain launch` starts the workers (shared/job/launch.ts); null: flags only. */
+  launch: LaunchSection | null;
 }
 
 export interface Config extends JobConfig, LaunchConfig {
@@ -145,6 +148,7 @@ export const DEFAULT_CONFIG: Config = {
   allowSoftwareGpu: false,
   sharedMemory: true,
   out: null,
+  launch: null,
   compute: { budget: null, budgetDeviceHours: null, budgetPolicy: 'stop', peakFlops: null, device: null, precision: 'fp32' },
 };
 
@@ -244,6 +248,7 @@ export function parseConfig(raw: unknown): Config {
     sharedMemory: typeof o.sharedMemory === 'boolean' ? o.sharedMemory : fail('CONFIG_INVALID', `sharedMemory must be true or false, got ${JSON.stringify(o.sharedMemory)}`),
     allowSoftwareGpu: typeof o.allowSoftwareGpu === 'boolean' ? o.allowSoftwareGpu : fail('CONFIG_INVALID', `allowSoftwareGpu must be true or false, got ${JSON.stringify(o.allowSoftwareGpu)}`),
     out: o.out === null ? null : typeof o.out === 'string' && o.out !== '' ? o.out : fail('CONFIG_INVALID', 'out must be a directory path'),
+    launch: parseLaunchSection(o.launch),
     compute: parseCompute(o.compute),
   };
   if (c.minWorkers > c.maxWorkers) fail('CONFIG_INVALID', `minWorkers (${c.minWorkers}) is above maxWorkers (${c.maxWorkers})`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../cli/program.js';
-import { FLAG_TABLE, flagName, overridesOf } from '../../cli/flag-table.js';
+import { COMMAND_SCOPES, FLAG_TABLE, flagName, overridesOf } from '../../cli/flag-table.js';
 import { DEFAULT_CONFIG, jobOf, mergeOverrides, parseConfig } from '../../shared/job/config.js';
 
 describe('the flag table', () => {
@@ -38,13 +38,17 @@ describe('the flag table', () => {
     expect(overridesOf(flags, ['launch'])).not.toHaveProperty('steps');
   });
 
-  it('gives train every row and coordinator the rows not only for local workers', () => {
+  it('gives each training command exactly the rows of its scopes', () => {
     const program = buildProgram();
     const longs = (name: string) => program.commands.find((c) => c.name() === name)!.options.map((o) => o.long);
-    for (const row of FLAG_TABLE) {
-      const long = row.flags.replace(/^-\w, /, '').split(' ')[0];
-      expect(longs('train')).toContain(long);
-      expect(longs('coordinator').includes(long)).toBe(row.scope === 'run');
+    for (const [command, scopes] of Object.entries(COMMAND_SCOPES)) {
+      for (const row of FLAG_TABLE) {
+        const long = row.flags.replace(/^-\w, /, '').split(' ')[0];
+        expect(longs(command).includes(long), `${command} ${long}`).toBe((scopes as readonly string[]).includes(row.scope));
+      }
     }
+    // Every row reaches some command, and `train` has every row of the config's fields but the remote ones.
+    for (const row of FLAG_TABLE) expect(Object.values(COMMAND_SCOPES).some((s) => (s as readonly string[]).includes(row.scope))).toBe(true);
+    for (const row of FLAG_TABLE.filter((r) => r.field)) expect(longs('train'), row.key).toContain(row.flags.replace(/^-\w, /, '').split(' ')[0]);
   });
 });

@@ -20,16 +20,21 @@ export async function loadLayersReference(file: string, loss?: ReferenceLoss) {
   const weightSpecs = groups.flatMap((g) => g.weights);
   const bytes = Buffer.concat(groups.flatMap((g) => g.paths.map((p) => readFileSync(join(dirname(file), p)))));
   const weightData = weightSpecs.length ? new Uint8Array(bytes).buffer : undefined;
-  const model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+  const model = await tf.loadLayersModel(
+    tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }),
+  );
   const last = model.layers[model.layers.length - 1].getConfig().activation;
   return {
     model,
     hasWeights: weightSpecs.length > 0,
-    loss: loss ?? (last === 'softmax' ? 'softmaxCrossEntropy' : last === 'sigmoid' ? 'binaryCrossEntropy' : 'meanSquaredError'),
+    loss:
+      loss ??
+      (last === 'softmax' ? 'softmaxCrossEntropy' : last === 'sigmoid' ? 'binaryCrossEntropy' : 'meanSquaredError'),
     /** getWeights() must come in the slot order the comparison reads them in. */
     checkOrder(slots: string[]) {
       const names = model.weights.map((w) => w.originalName);
-      if (names.join() !== slots.join()) throw new Error(`reference weights ${names.join()} are not in slot order ${slots.join()}`);
+      if (names.join() !== slots.join())
+        throw new Error(`reference weights ${names.join()} are not in slot order ${slots.join()}`);
     },
   };
 }

@@ -6,7 +6,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { datasetShape, fingerprint, loadDataset, parseDataSpec, prepareDataset, type DataSpec } from '../../shared/datasets/index.js';
+import {
+  datasetShape,
+  fingerprint,
+  loadDataset,
+  parseDataSpec,
+  prepareDataset,
+  type DataSpec,
+} from '../../shared/datasets/index.js';
 import { readConfigFile } from '../../shared/job/config.js';
 import { DptrainError } from '../../shared/util/errors.js';
 import { tempDir } from '../helpers/cli.js';
@@ -15,7 +22,8 @@ import { expectCode } from '../helpers/expect-code.js';
 const dir = tempDir('module-data');
 let files = 0;
 
-const DESCRIBE = `export function describe(o) { return { train: o.train ?? 6, test: 2, inputShape: [3], outputSize: 2, targets: 'onehot' }; }`;
+const DESCRIBE = `export function describe(o) { return { train: o.train ?? 6, test: 2, inputShape: [3], ` +
+  `outputSize: 2, targets: 'onehot' }; }`;
 const FILL = `export function fill(split, rows, { seed }) {
   const x = new Float32Array(rows.length * 3), y = new Float32Array(rows.length * 2);
   rows.forEach((r, i) => { x.set([r, seed, split === 'test' ? 1 : 0], i * 3); y[i * 2 + (r % 2)] = 1; });
@@ -37,7 +45,10 @@ async function prepared(source: string, options: Record<string, unknown> = {}): 
 
 /** The awaited call fails with the code; its message, one line, is returned. */
 async function rejects(p: Promise<unknown>): Promise<string> {
-  const e = await p.then(() => null, (err: unknown) => err);
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
   expect(e).toBeInstanceOf(DptrainError);
   expect((e as DptrainError).code).toBe('DATASET_UNAVAILABLE');
   return (e as DptrainError).message;
@@ -61,7 +72,8 @@ describe('a good module', () => {
   });
 
   it('may export describe and fill on its default export', async () => {
-    const src = `${DESCRIBE}\n${FILL}`.replace(/export function (\w+)/g, 'function $1') + '\nexport default { describe, fill };';
+    const src =
+      `${DESCRIBE}\n${FILL}`.replace(/export function (\w+)/g, 'function $1') + '\nexport default { describe, fill };';
     expect(loadDataset(await prepared(src), 1).train.n).toBe(6);
   });
 
@@ -75,7 +87,9 @@ describe('a good module', () => {
 
 describe('a module that is wrong gets one line naming it', () => {
   it('a missing file', async () => {
-    expect(await rejects(prepareDataset(parseDataSpec({ name: 'module', path: join(dir, 'nope.mjs') })))).toContain('nope.mjs does not exist');
+    expect(await rejects(prepareDataset(parseDataSpec({ name: 'module', path: join(dir, 'nope.mjs') })))).toContain(
+      'nope.mjs does not exist',
+    );
   });
 
   it('a module that throws when imported', async () => {
@@ -85,42 +99,68 @@ describe('a module that is wrong gets one line naming it', () => {
   });
 
   it('a module with a syntax error', async () => {
-    expect(await rejects(prepareDataset(parseDataSpec({ name: 'module', path: moduleFile('export function (') })))).toMatch(/importing it failed: .*syntax/i);
+    expect(
+      await rejects(prepareDataset(parseDataSpec({ name: 'module', path: moduleFile('export function (') }))),
+    ).toMatch(/importing it failed: .*syntax/i);
   });
 
   it('a missing export', async () => {
-    expect(await rejects(prepareDataset(parseDataSpec({ name: 'module', path: moduleFile(DESCRIBE) })))).toContain('exports no fill() function');
+    expect(await rejects(prepareDataset(parseDataSpec({ name: 'module', path: moduleFile(DESCRIBE) })))).toContain(
+      'exports no fill() function',
+    );
   });
 
   it('describe() with a bad shape', async () => {
     const spec = await prepared(`${DESCRIBE.replace('[3]', '[3, 0]')}\n${FILL}`);
-    expect(expectCode(() => datasetShape(spec), 'DATASET_UNAVAILABLE')).toContain('describe() returned inputShape [3,0]');
+    expect(expectCode(() => datasetShape(spec), 'DATASET_UNAVAILABLE')).toContain(
+      'describe() returned inputShape [3,0]',
+    );
   });
 
   it('describe() that throws', async () => {
     const spec = await prepared(`export function describe() { throw new TypeError('bad options'); }\n${FILL}`);
-    expect(expectCode(() => datasetShape(spec), 'DATASET_UNAVAILABLE')).toContain('describe() threw TypeError: bad options');
+    expect(expectCode(() => datasetShape(spec), 'DATASET_UNAVAILABLE')).toContain(
+      'describe() threw TypeError: bad options',
+    );
   });
 
   it('fill() that throws', async () => {
-    expect(loadFails(await prepared(`${DESCRIBE}\nexport function fill() { throw new RangeError('row?'); }`))).toContain('fill("train", rows 0..5) threw RangeError: row?');
+    expect(
+      loadFails(await prepared(`${DESCRIBE}\nexport function fill() { throw new RangeError('row?'); }`)),
+    ).toContain('fill("train", rows 0..5) threw RangeError: row?');
   });
 
   it('fill() returning the wrong number of values', async () => {
-    const fill = 'export function fill(s, rows) { return { x: new Float32Array(rows.length * 2), y: new Float32Array(rows.length * 2) }; }';
-    expect(loadFails(await prepared(`${DESCRIBE}\n${fill}`))).toContain('x has 12 values; expected 18 (6 rows × 3 inputs');
+    const fill =
+      'export function fill(s, rows) { return { x: new Float32Array(rows.length * 2), y: new ' +
+        'Float32Array(rows.length * 2) }; }';
+    expect(loadFails(await prepared(`${DESCRIBE}\n${fill}`))).toContain(
+      'x has 12 values; expected 18 (6 rows × 3 inputs',
+    );
   });
 
   it('fill() returning no y', async () => {
-    expect(loadFails(await prepared(`${DESCRIBE}\nexport function fill(s, rows) { return { x: new Float32Array(rows.length * 3) }; }`))).toContain('y is missing');
+    expect(
+      loadFails(
+        await prepared(
+          `${DESCRIBE}\nexport function fill(s, rows) { return { x: new Float32Array(rows.length * 3) }; }`,
+        ),
+      ),
+    ).toContain('y is missing');
   });
 
   it('fill() returning a Promise', async () => {
-    expect(loadFails(await prepared(`${DESCRIBE}\nexport async function fill() { return {}; }`))).toContain('returned a Promise');
+    expect(loadFails(await prepared(`${DESCRIBE}\nexport async function fill() { return {}; }`))).toContain(
+      'returned a Promise',
+    );
   });
 
   it('a one-hot row with two ones', async () => {
-    expect(loadFails(await prepared(`${DESCRIBE}\n${FILL.replace("y[i * 2 + (r % 2)] = 1;", 'y[i * 2] = 1; y[i * 2 + 1] = 1;')}`))).toContain('y of row 0 has 2 ones');
+    expect(
+      loadFails(
+        await prepared(`${DESCRIBE}\n${FILL.replace('y[i * 2 + (r % 2)] = 1;', 'y[i * 2] = 1; y[i * 2 + 1] = 1;')}`),
+      ),
+    ).toContain('y of row 0 has 2 ones');
   });
 
   it('a command that does not import modules says so', () => {
@@ -132,7 +172,10 @@ describe('a module that is wrong gets one line naming it', () => {
 it('a relative data.path in a config file is relative to the file', () => {
   const sub = join(dir, 'configs');
   mkdirSync(sub, { recursive: true });
-  writeFileSync(join(sub, 'job.json'), JSON.stringify({ data: { name: 'module', path: '../data.mjs' }, model: { kind: 'layers', path: 'm/model.json' } }));
+  writeFileSync(
+    join(sub, 'job.json'),
+    JSON.stringify({ data: { name: 'module', path: '../data.mjs' }, model: { kind: 'layers', path: 'm/model.json' } }),
+  );
   const raw = readConfigFile(join(sub, 'job.json')) as { data: { path: string }; model: { path: string } };
   expect(raw.data.path).toBe(join(dir, 'data.mjs'));
   expect(raw.model.path).toBe(join(sub, 'm', 'model.json'));

@@ -42,24 +42,42 @@ const dense = (layers: tf.layers.Layer[]) => {
 
 /** The one MODEL_INVALID line laying out the model at `path` on `data` gives. */
 function refusal(path: string, data: DataShape = POINTS, loss?: string): string {
-  const msg = expectCode(() => layoutModel(parseModelSpec({ kind: 'layers', path, ...(loss ? { loss } : {}) }), data), 'MODEL_INVALID');
+  const msg = expectCode(
+    () => layoutModel(parseModelSpec({ kind: 'layers', path, ...(loss ? { loss } : {}) }), data),
+    'MODEL_INVALID',
+  );
   expect(msg).not.toContain('\n');
   return msg;
 }
 
 describe('refused with one line', () => {
   it('a Keras 3 config', () => {
-    const layer = (cls: string, config: object) => ({ module: 'keras.layers', class_name: cls, config, registered_name: null });
+    const layer = (cls: string, config: object) => ({
+      module: 'keras.layers',
+      class_name: cls,
+      config,
+      registered_name: null,
+    });
     const topo = {
       keras_version: '3.3.3',
       backend: 'tensorflow',
-      model_config: { class_name: 'Sequential', config: { name: 's', layers: [layer('InputLayer', { batch_shape: [null, 2] }), layer('Dense', { name: 'd', units: 3 })] } },
+      model_config: {
+        class_name: 'Sequential',
+        config: {
+          name: 's',
+          layers: [layer('InputLayer', { batch_shape: [null, 2] }), layer('Dense', { name: 'd', units: 3 })],
+        },
+      },
     };
-    expect(refusal(file({ format: 'layers-model', modelTopology: topo }))).toMatch(/is a Keras 3 config \(keras_version 3\.3\.3\), which TF\.js cannot read/);
+    expect(refusal(file({ format: 'layers-model', modelTopology: topo }))).toMatch(
+      /is a Keras 3 config \(keras_version 3\.3\.3\), which TF\.js cannot read/,
+    );
   });
 
   it('a graph model', () => {
-    expect(refusal(file({ format: 'graph-model', modelTopology: { node: [] } }))).toContain('is a TF.js graph model, not a Layers model');
+    expect(refusal(file({ format: 'graph-model', modelTopology: { node: [] } }))).toContain(
+      'is a TF.js graph model, not a Layers model',
+    );
   });
 
   it('JSON that is no model at all', () => {
@@ -71,19 +89,47 @@ describe('refused with one line', () => {
   });
 
   it('BatchNormalization, saying why', () => {
-    const path = saved(dense([tf.layers.dense({ inputShape: [2], units: 4 }), tf.layers.batchNormalization({ name: 'bn' }), tf.layers.dense({ units: 3, activation: 'softmax' })]));
-    expect(refusal(path)).toMatch(/layer bn \(BatchNormalization\) is refused: its moving mean and variance are state outside the trainable weights/);
+    const path = saved(
+      dense([
+        tf.layers.dense({ inputShape: [2], units: 4 }),
+        tf.layers.batchNormalization({ name: 'bn' }),
+        tf.layers.dense({ units: 3, activation: 'softmax' }),
+      ]),
+    );
+    expect(refusal(path)).toMatch(
+      /layer bn \(BatchNormalization\) is refused: its moving mean and variance are state outside/,
+    );
   });
 
   it('Dropout with a rate, saying why; rate 0 trains', () => {
-    const withRate = (rate: number) => saved(dense([tf.layers.dense({ inputShape: [2], units: 4 }), tf.layers.dropout({ name: 'drop', rate }), tf.layers.dense({ units: 3, activation: 'softmax' })]));
-    expect(refusal(withRate(0.5))).toMatch(/layer drop \(Dropout\): Dropout with rate 0.5 is refused: its random mask would be drawn per shard/);
-    expect(layoutModel(parseModelSpec({ kind: 'layers', path: withRate(0) }), POINTS).totalParams).toBe(2 * 4 + 4 + 4 * 3 + 3);
+    const withRate = (rate: number) =>
+      saved(
+        dense([
+          tf.layers.dense({ inputShape: [2], units: 4 }),
+          tf.layers.dropout({ name: 'drop', rate }),
+          tf.layers.dense({ units: 3, activation: 'softmax' }),
+        ]),
+      );
+    expect(refusal(withRate(0.5))).toMatch(
+      /layer drop \(Dropout\): Dropout with rate 0.5 is refused: its random mask would be drawn per shard/,
+    );
+    expect(layoutModel(parseModelSpec({ kind: 'layers', path: withRate(0) }), POINTS).totalParams).toBe(
+      2 * 4 + 4 + 4 * 3 + 3,
+    );
   });
 
   it('a layer class it does not run, listing those it does', () => {
-    const path = saved(dense([tf.layers.dense({ inputShape: [2], units: 4 }), tf.layers.reshape({ name: 'r', targetShape: [2, 2] }), tf.layers.flatten({}), tf.layers.dense({ units: 3, activation: 'softmax' })]));
-    expect(refusal(path)).toMatch(/layer r \(Reshape\): layer class Reshape is not supported by model.kind layers \(supported: InputLayer, Dense/);
+    const path = saved(
+      dense([
+        tf.layers.dense({ inputShape: [2], units: 4 }),
+        tf.layers.reshape({ name: 'r', targetShape: [2, 2] }),
+        tf.layers.flatten({}),
+        tf.layers.dense({ units: 3, activation: 'softmax' }),
+      ]),
+    );
+    expect(refusal(path)).toMatch(
+      /layer r \(Reshape\): layer class Reshape is not supported by model.kind layers \(supported: InputLayer, Dense/,
+    );
   });
 
   it('a functional model that is not a chain', () => {
@@ -91,15 +137,21 @@ describe('refused with one line', () => {
     const a = tf.layers.dense({ units: 3, name: 'a' }).apply(input) as tf.SymbolicTensor;
     const b = tf.layers.dense({ units: 3, name: 'b' }).apply(input) as tf.SymbolicTensor;
     const sum = tf.layers.add({ name: 'sum' }).apply([a, b]) as tf.SymbolicTensor;
-    expect(refusal(saved(tf.model({ inputs: input, outputs: sum })))).toMatch(/layer (b|sum) does not take the layer before it alone/);
+    expect(refusal(saved(tf.model({ inputs: input, outputs: sum })))).toMatch(
+      /layer (b|sum) does not take the layer before it alone/,
+    );
   });
 
   it('an input shape other than the data', () => {
-    expect(refusal(layersModelFile(false), POINTS)).toMatch(/takes inputs of shape \[12, 12, 1\], and the dataset gives \[2\]/);
+    expect(refusal(layersModelFile(false), POINTS)).toMatch(
+      /takes inputs of shape \[12, 12, 1\], and the dataset gives \[2\]/,
+    );
   });
 
   it('outputs other than the targets', () => {
-    expect(refusal(layersModelFile(false), { ...BARS, outputSize: 10 })).toMatch(/gives outputs of shape \[4\], and the dataset has 10 target values per sample/);
+    expect(refusal(layersModelFile(false), { ...BARS, outputSize: 10 })).toMatch(
+      /gives outputs of shape \[4\], and the dataset has 10 target values per sample/,
+    );
   });
 
   it('a cross-entropy loss on a model without its link', () => {
@@ -108,7 +160,10 @@ describe('refused with one line', () => {
   });
 
   it('an input shape the file does not state', () => {
-    const topo = { class_name: 'Sequential', config: { name: 's', layers: [{ class_name: 'Dense', config: { name: 'd', units: 3 } }] } };
+    const topo = {
+      class_name: 'Sequential',
+      config: { name: 's', layers: [{ class_name: 'Dense', config: { name: 'd', units: 3 } }] },
+    };
     expect(refusal(file({ modelTopology: topo }))).toContain('declares no complete input shape');
   });
 
@@ -128,7 +183,14 @@ describe('the example model (conv, pool, flatten, dense, dense)', () => {
   const layout = layoutModel(spec, BARS);
 
   it('names its slots after the layers, and starts from the weights in the file', () => {
-    expect(layout.params.map((s) => s.name)).toEqual(['conv/kernel', 'conv/bias', 'hidden/kernel', 'hidden/bias', 'out/kernel', 'out/bias']);
+    expect(layout.params.map((s) => s.name)).toEqual([
+      'conv/kernel',
+      'conv/bias',
+      'hidden/kernel',
+      'hidden/bias',
+      'out/kernel',
+      'out/bias',
+    ]);
     const saved = new Float32Array(new Uint8Array(readFileSync('examples/custom/weights.bin')).buffer);
     expect(initParams(layout, 1)).toEqual(saved);
     expect(initParams(layout, 2)).toEqual(saved); // the file's weights, not the seed
@@ -143,17 +205,50 @@ describe('the example model (conv, pool, flatten, dense, dense)', () => {
     expect(f.training).toBe(3 * forward);
   });
 
-  it('exports a model.json that tfjs-layers loads and that predicts probabilities as the trained slots do', async () => {
+  it('exports a model.json that tfjs-layers loads and that predicts probabilities as the trained slots ' +
+    'do', async () => {
     const out = join(dir, 'export');
     const params = initParams(layout, 1).map((v, i) => v + 0.01 * Math.sin(i));
     await exportLayersModel(layout, params, out);
     const json = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
     const bytes = new Uint8Array(readFileSync(join(out, 'weights.bin')));
-    const loaded = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: bytes.buffer }));
+    const loaded = await tf.loadLayersModel(
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology,
+        weightSpecs: json.weightsManifest[0].weights,
+        weightData: bytes.buffer,
+      }),
+    );
     const x = tf.randomUniform([3, 12, 12, 1], 0, 1, 'float32', 5);
     const ws = layout.params.map((s) => tf.tensor(paramView(params, s), s.shape));
     const ours = tf.softmax(modelKind(spec).forward(layout, ws, x)).dataSync();
     const theirs = (loaded.predict(x) as tf.Tensor).dataSync();
     for (let i = 0; i < ours.length; i++) expect(Math.abs(ours[i] - theirs[i])).toBeLessThan(1e-5);
+  });
+});
+
+describe('the job pins its model.json', () => {
+  const model = () => dense([tf.layers.dense({ inputShape: [2], units: 3, activation: 'softmax' })]);
+
+  it('parsing a config pins the file it reads; the pinned spec lays out while the file is the same', () => {
+    const path = saved(model());
+    const spec = parseModelSpec({ kind: 'layers', path }) as { sha256?: string };
+    expect(spec.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(parseModelSpec({ ...spec }) as { sha256?: string }).toEqual(spec);
+    expect(layoutModel(parseModelSpec({ ...spec }), POINTS).totalParams).toBe(2 * 3 + 3);
+  });
+
+  it('a process whose model.json differs from the pinned one is refused, naming the file', () => {
+    const mine = saved(model());
+    const theirs = saved(dense([tf.layers.dense({ inputShape: [2], units: 3, activation: 'sigmoid' })]));
+    const pinned = parseModelSpec({ kind: 'layers', path: theirs }) as { sha256?: string };
+    const msg = expectCode(
+      () => layoutModel(parseModelSpec({ kind: 'layers', path: mine, sha256: pinned.sha256 }), POINTS),
+      'MODEL_INVALID',
+    );
+    expect(msg).toContain(mine);
+    expect(msg).toContain('is not the job');
+    expect(msg).not.toContain('\n');
+    expectCode(() => parseModelSpec({ kind: 'layers', path: mine, sha256: 'abc' }), 'MODEL_INVALID');
   });
 });

@@ -1,0 +1,133 @@
+/**
+ * `dptrain launch`: the coordinator here, the workers wherever the launcher puts them (ssh
+ * hosts, srun steps, local processes), from one command. Every worker's output comes back
+ * prefixed with its host and rank; the first worker to fail is named (host, rank, how it
+ * ended) and ends the run, and every other worker is stopped.
+ */
+import { DptrainError, fail } from '../shared/util/errors.js';
+import { newToken, readToken } from '../shared/wire/auth.js';
+import type { Config } from '../shared/job/config.js';
+import { DEFAULT_LAUNCH, type LaunchSection } from '../shared/job/launch.js';
+import { resolveAdvertise } from './advertise.js';
+import { parseListen } from './parse-flags.js';
+import { makeLauncher, describeExit, describeSlot, type WorkerExit } from './launch/index.js';
+import { parseHostList, readHostfile, type SshOptions } from './launch/ssh.js';
+import { Progress } from './progress.js';
+import { createCoordinator, trainWith, type ListenOptions } from './run-coordinator.js';
+import { handleSignals, openRun, traceOptions, type TrainFlags } from './train-cmd.js';
+
+export interface LaunchFlags extends TrainFlags {
+  launcher?: LaunchSection['launcher'];
+  hosts?: string;
+  hostfile?: string;
+  sshPort?: number;
+  sshUser?: string;
+  sshIdentity?: string;
+  sshOption?: string[];
+  remoteDptrain?: string;
+  advertise?: string;
+  joinTimeout?: number;
+}
+
+/** The config's launch section with the flags over it. */
+export function launchSection(f: LaunchFlags, c: Config): LaunchSection {
+  const l = c.launch ?? DEFAULT_LAUNCH;
+  return {
+    launcher: f.launcher ?? l.launcher,
+    hosts: f.hosts ?? (f.hostfile ? null : l.hosts),
+    hostfile: f.hostfile ?? (f.hosts ? null : l.hostfile),
+    sshPort: f.sshPort ?? l.sshPort,
+    sshUser: f.sshUser ?? l.sshUser,
+    sshIdentity: f.sshIdentity ?? l.sshIdentity,
+    sshOptions: [...l.sshOptions, ...(f.sshOption ?? [])],
+    remoteCommand: f.remoteDptrain ? f.remoteDptrain.split(/\s+/).filter(Boolean) : l.remoteCommand,
+    listen: l.listen,
+    advertise: f.advertise ?? l.advertise,
+    joinTimeoutSec: f.joinTimeout ?? l.joinTimeoutSec,
+  };
+}
+
+export function sshOptions(l: LaunchSection): SshOptions {
+  if (l.hosts && l.hostfile) fail('CONFIG_INVALID', '--hosts and --hostfile: give one');
+  const hosts = l.hostfile ? readHostfile(l.hostfile) : l.hosts ? parseHostList(l.hosts) : [];
+  return {
+    hosts,
+    port: l.sshPort ?? undefined,
+    user: l.sshUser ?? undefined,
+    identity: l.sshIdentity ?? undefined,
+    options: l.sshOptions,
+    command: l.remoteCommand ?? undefined,
+  };
+}
+
+/** Remote workers: bind every interface unless told where, and tell them the advertised host. */
+function listenFor(f: LaunchFlags, l: LaunchSection, token: string): ListenOptions {
+  const advertise = l.advertise ? resolveAdvertise(l.advertise) : undefined;
+  const local = l.launcher === 'local';
+  const bound =
+    f.listen ??
+    (l.listen ? parseListen(l.listen) : { host: local ? '127.0.0.1' : (advertise ?? '0.0.0.0'), port: 7070 });
+  return { ...bound, token, advertise };
+}
+
+export async function launchCommand(f: LaunchFlags): Promise<number> {
+  // Workers get the token through their launcher (stdin over ssh, the environment under srun).
+  const token = readToken(f.tokenFile) ?? newToken();
+  let section = DEFAULT_LAUNCH;
+  const { config, resume, s } = await openRun(
+    f,
+    () => listenFor(f, section, token),
+    (c) => {
+      section = launchSection(f, c);
+      if (section.launcher === 'ssh') sshOptions(section); // a bad host list fails before anything starts
+    },
+  );
+  const launcher = makeLauncher(section.launcher, {
+    workers: config.workers,
+    ssh: section.launcher === 'ssh' ? sshOptions(section) : undefined,
+  });
+  const slots = launcher.slots();
+  const progress = new Progress(config.steps, resume?.state.step ?? 0);
+  const coord = createCoordinator(config, s, progress, {
+    ...traceOptions(f),
+    token,
+    resume: resume?.state,
+    startWorkers: slots.length,
+    expectedWorkers: slots.map((w) => w.name),
+    joinTimeoutMs: section.joinTimeoutSec * 1000,
+  });
+  s.log.info(
+    {
+      launcher: launcher.name,
+      workers: slots.length,
+      hosts: [...new Set(slots.map((w) => w.host))],
+      connect: s.workerAddress,
+    },
+    'starting workers',
+  );
+  let failed: WorkerExit | null = null;
+  const workers = launcher.start({
+    address: s.workerAddress,
+    token,
+    backend: { name: config.backend, allowSoftwareGpu: config.allowSoftwareGpu },
+    logDir: (name) => s.runDir.workerLog(name),
+    log: s.log,
+    onExit: (e) => {
+      if (e.stopped || failed || (e.code === 0 && !e.signal)) return;
+      failed = e;
+      const line = `worker ${describeSlot(e)} (${e.name}) failed: ${describeExit(e)}; stopping the other workers (its log: ${s.runDir.workerLog(e.name)})`;
+      s.log.error({ worker: e.name, host: e.host, rank: e.rank, code: e.code, signal: e.signal }, line);
+      coord.abort(new DptrainError('WORKER_LOST', line));
+    },
+  });
+  handleSignals(coord, s, () => void workers.stop(0));
+  try {
+    await trainWith(coord, s, progress);
+    return 0;
+  } finally {
+    const ends = await workers.stop();
+    const left = ends.filter((e) => e.stopped && e.signal === 'SIGKILL');
+    if (left.length)
+      s.log.warn({ workers: left.map((e) => e.name) }, 'workers that did not end within the grace period were killed');
+  }
+}

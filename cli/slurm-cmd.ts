@@ -1,0 +1,139 @@
+/**
+ * `srun dptrain slurm --config job.json`, one task per worker: task 0 (SLURM_PROCID=0) runs the
+ * coordinator on the first node of the allocation and a worker beside it; every other task runs
+ * a worker that dials the first node's NodeAddr. The token comes from DPTRAIN_TOKEN (srun
+ * propagates the batch script's environment) or a --token-file only its owner can read. The run
+ * directory is runs/slurm-JOBID unless --out says otherwise: a requeued job (same job id) finds
+ * its checkpoint there and resumes from it.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkpointDir } from '../coordinator/checkpoint.js';
+import { fail } from '../shared/util/errors.js';
+import { readToken } from '../shared/wire/auth.js';
+import { describeExit } from './launch/contract.js';
+import { FLAG_TABLE } from './flag-table.js';
+import { MAIN, workerArgs } from './launch/local.js';
+import { startProcs } from './launch/procs.js';
+import { nodeAddr, slurmHostnames, slurmTask, tasksPerNode, type SlurmTask } from './launch/slurm.js';
+import { Progress } from './progress.js';
+import { createCoordinator, trainWith } from './run-coordinator.js';
+import { handleSignals, openRun, traceOptions, type TrainFlags } from './train-cmd.js';
+import { workerCommand } from './worker-cmd.js';
+
+export interface SlurmFlags extends TrainFlags {
+  port?: number;
+  joinTimeout?: number;
+}
+
+/** A token file another user could read is refused: whoever reads it can join the job. */
+export function slurmToken(tokenFile: string | undefined): string {
+  if (tokenFile && existsSync(tokenFile) && (statSync(tokenFile).mode & 0o077) !== 0) {
+    fail(
+      'CONFIG_INVALID',
+      `--token-file ${tokenFile}: readable by others (mode ${(statSync(tokenFile).mode & 0o777).toString(8)}); chmod 600 it`,
+    );
+  }
+  const token = readToken(tokenFile);
+  if (token === null)
+    fail(
+      'CONFIG_INVALID',
+      'no job token: export DPTRAIN_TOKEN=$(dptrain token) in the batch script (srun passes it on), or --token-file FILE (mode 600)',
+    );
+  return token;
+}
+
+/** Each task's worker name, rank by rank, with Slurm's default block distribution of tasks over nodes. */
+export function slurmWorkerNames(t: SlurmTask, nodes: string[], perNode: string | undefined): string[] {
+  const per = perNode ? tasksPerNode(perNode) : nodes.map(() => Math.ceil(t.ntasks / nodes.length));
+  const names: string[] = [];
+  nodes.forEach((n, i) => {
+    for (let k = 0; k < (per[i] ?? 0) && names.length < t.ntasks; k++) names.push(`rank${names.length}@${n}`);
+  });
+  return names;
+}
+
+/** The default coordinator port: fixed per job, so that jobs sharing a node do not collide. */
+export const slurmPort = (jobId: string): number => 20000 + (Number(jobId) % 20000);
+
+const hasCheckpoint = (dir: string): boolean =>
+  existsSync(checkpointDir(dir)) && readdirSync(checkpointDir(dir)).some((f) => f.endsWith('.ckpt'));
+
+export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const task = slurmTask(env);
+  const token = slurmToken(f.tokenFile);
+  const nodes = slurmHostnames(task.nodelist);
+  const head = nodeAddr(nodes[0]);
+  const port = f.port ?? slurmPort(task.jobId);
+  const address = `ws://${head.includes(':') ? `[${head}]` : head}:${port}`;
+  const node = task.node || nodes[0];
+  const name = `rank${task.rank}@${node}`;
+  const backend = f.backend ?? 'auto';
+  if (task.rank !== 0) {
+    // Preemption and requeue signal every task at once: stay, so the coordinator can finish
+    // its step and checkpoint; it then says goodbye (Slurm's KillWait bounds the wait).
+    process.on('SIGTERM', () =>
+      process.stderr.write(`dptrain: ${name}: SIGTERM; the coordinator will end this worker after its checkpoint\n`),
+    );
+    return workerCommand({
+      connect: address,
+      name,
+      backend: backend as never,
+      allowSoftwareGpu: f.allowSoftwareGpu,
+      connectTimeout: f.joinTimeout ?? 120,
+      reconnectTimeout: 300,
+      precision: 'fp32',
+      tokenFile: f.tokenFile,
+    });
+  }
+  const out = f.out ?? join('runs', `slurm-${task.jobId}`);
+  // A requeued job runs the same command again: its checkpoint fixes the job, so the job's
+  // own flags (--config, --steps …) give way to it.
+  const requeued = f.resume === undefined && hasCheckpoint(out);
+  const jobFlagsCleared = Object.fromEntries(FLAG_TABLE.filter((r) => r.role === 'job').map((r) => [r.key, undefined]));
+  const run = requeued
+    ? { ...f, ...jobFlagsCleared, out: undefined, resume: out }
+    : { ...f, out: f.resume ? undefined : out };
+  const { config, resume: loaded, s } = await openRun(run, { host: '0.0.0.0', port, token, advertise: head });
+  s.log.info(
+    { job: task.jobId, tasks: task.ntasks, nodes, restarts: task.restarts, resumeFrom: loaded?.state.step },
+    `slurm task 0: coordinator at ${s.workerAddress}; every task runs a worker`,
+  );
+  const progress = new Progress(config.steps, loaded?.state.step ?? 0);
+  const coord = createCoordinator(config, s, progress, {
+    ...traceOptions(f),
+    token,
+    resume: loaded?.state,
+    startWorkers: task.ntasks,
+    expectedWorkers: slurmWorkerNames(task, nodes, env.SLURM_TASKS_PER_NODE),
+    joinTimeoutMs: (f.joinTimeout ?? 120) * 1000,
+  });
+  // Task 0's own worker: a child process, so that the coordinator's loop is not blocked by
+  // TF.js; in the task's process group, so Slurm's process tracking ends it with the task.
+  const slot = { host: node, rank: 0, name };
+  const req = {
+    address: s.workerAddress,
+    token,
+    backend: { name: backend, allowSoftwareGpu: config.allowSoftwareGpu },
+    log: s.log,
+    logDir: (n: string) => s.runDir.workerLog(n),
+  };
+  const own = startProcs(
+    [{ slot, argv: [process.execPath, MAIN, ...workerArgs(req, slot)], env: { ...env, DPTRAIN_TOKEN: token } }],
+    {
+      ...req,
+      onExit: (e) => {
+        if (!e.stopped && (e.code !== 0 || e.signal))
+          s.log.warn({ worker: e.name }, `task 0's worker ${describeExit(e)}; training goes on with the other tasks`);
+      },
+    },
+    { output: 'prefix', ipc: true, terminate: () => {} },
+  );
+  handleSignals(coord, s, () => void own.stop(0));
+  try {
+    await trainWith(coord, s, progress);
+    return 0;
+  } finally {
+    await own.stop();
+  }
+}

@@ -1,0 +1,40 @@
+/** A join timeout names the workers a launcher started that never became ready, and how far each got. */
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { Coordinator } from '../../coordinator/coordinator.js';
+import { parseConfig } from '../../shared/job/config.js';
+import { createLocalNetwork } from '../../shared/transport/local.js';
+import { fakeWorker } from '../helpers/fake-worker.js';
+
+const cfg = parseConfig({
+  data: { name: 'xor' },
+  model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' },
+  steps: 10,
+  batchSize: 4,
+  evalEvery: 0,
+});
+const TOTAL = 2 * 4 + 4 + 4 + 1;
+
+describe('join timeout', () => {
+  it('names the missing workers: never connected, or connected but not ready', async () => {
+    const net = createLocalNetwork();
+    const expected = ['rank0@host1', 'rank1@host1', 'rank2@host2'];
+    const coord = new Coordinator({
+      config: cfg,
+      listener: net.listener,
+      log: pino({ level: 'silent' }),
+      runDir: null,
+      startWorkers: 3,
+      joinTimeoutMs: 600,
+      expectedWorkers: expected,
+    });
+    const run = coord.run().catch((e: Error) => e);
+    await fakeWorker(net.dial, TOTAL, { name: 'rank0@host1' });
+    await fakeWorker(net.dial, TOTAL, { name: 'rank2@host2', ready: false });
+    const e = await run;
+    expect(e).toMatchObject({ code: 'WORKER_LOST' });
+    expect((e as Error).message).toBe(
+      'start: only 1 of 3 workers ready for 1 s; not ready: rank1@host1 (never connected), rank2@host2 (connected, loading)',
+    );
+  });
+});
