@@ -5,7 +5,7 @@
  * virtual-shard tree), a skipped step, and a checkpoint written with one slice count and resumed with another.
  */
 import { describe, expect, it } from 'vitest';
-import type { AdamHyper } from '../../coordinator/optimizers/adam.js';
+import type { AdamHyper, AdamState } from '../../coordinator/optimizers/adam.js';
 import { NORM_BLOCK, sliceBounds } from '../../coordinator/slices/blocks.js';
 import { SlicedUpdate } from '../../coordinator/slices/sliced-update.js';
 import { Rng } from '../../shared/util/rng.js';
@@ -87,15 +87,18 @@ function sliced(u: SlicedUpdate, from: number, steps: number, bad: number, norms
   }
 }
 
+/** Adam's state before its first step. */
+const freshAdam = (n: number): AdamState => ({
+  m: new Float32Array(n),
+  v: new Float32Array(n),
+  accBeta1: Math.fround(HYPER.beta1),
+  accBeta2: Math.fround(HYPER.beta2),
+  step: 0,
+});
+
 function slicedRun(n: number, k: number, steps: number, bad: number, simd: boolean): Run {
   const u = new SlicedUpdate(n, k, HYPER, { simd });
-  u.load(init(n), {
-    m: new Float32Array(n),
-    v: new Float32Array(n),
-    accBeta1: Math.fround(0.9),
-    accBeta2: Math.fround(0.999),
-    step: 0,
-  });
+  u.load(init(n), freshAdam(n));
   const norms: number[] = [];
   sliced(u, 0, steps, bad, norms);
   const { params, adam } = u.gather();
@@ -153,13 +156,7 @@ describe.each([
 
   it('a checkpoint of 3 slices resumed with 2: the same bits as an unbroken run', () => {
     const a = new SlicedUpdate(n, 3, HYPER, { simd });
-    a.load(init(n), {
-      m: new Float32Array(n),
-      v: new Float32Array(n),
-      accBeta1: Math.fround(0.9),
-      accBeta2: Math.fround(0.999),
-      step: 0,
-    });
+    a.load(init(n), freshAdam(n));
     const norms: number[] = [];
     sliced(a, 0, 2, bad, norms);
     const saved = a.gather();
