@@ -61,15 +61,32 @@ function layersModel(s: Setup): { model: tf.Sequential; lossFn: LossFn } | null 
   const spec = s.cfg.model;
   if (spec.kind !== undefined && spec.kind !== 'dense') return null;
   const model = tf.sequential();
-  spec.layers.forEach((l, i) => { model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [s.ds.inputSize] } : {}) })); });
+  spec.layers.forEach((l, i) => {
+    model.add(
+      tf.layers.dense({
+        units: l.units,
+        activation: l.activation,
+        ...(i === 0 ? { inputShape: [s.ds.inputSize] } : {}),
+      }),
+    );
+  });
   model.setWeights(s.layout.params.map((p) => tf.tensor(paramView(s.init, p), p.shape)));
   return { model, lossFn: LOSSES[spec.loss] };
 }
 
-const adam = (cfg: Config) => tf.train.adam(cfg.optimizer.lr, cfg.optimizer.beta1, cfg.optimizer.beta2, cfg.optimizer.epsilon);
+const adam = (cfg: Config) =>
+  tf.train.adam(cfg.optimizer.lr, cfg.optimizer.beta1, cfg.optimizer.beta2, cfg.optimizer.epsilon);
 
 /** Median samples/s of a minimize loop, one batch a step, the step done when its loss is readable. */
-async function minimizeLoop(s: Setup, batch: number, steps: number, warmup: number, loss: (x: tf.Tensor, y: tf.Tensor) => tf.Scalar, opt: tf.Optimizer, vars?: tf.Variable[]): Promise<number> {
+async function minimizeLoop(
+  s: Setup,
+  batch: number,
+  steps: number,
+  warmup: number,
+  loss: (x: tf.Tensor, y: tf.Tensor) => tf.Scalar,
+  opt: tf.Optimizer,
+  vars?: tf.Variable[],
+): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < warmup + steps; i++) {
     const t0 = performance.now();
@@ -87,7 +104,15 @@ async function engine(s: Setup, batch: number, steps: number, warmup: number): P
   const opt = adam(s.cfg);
   const m = modelKind(s.layout.spec);
   try {
-    return await minimizeLoop(s, batch, steps, warmup, (x, y) => tf.div(m.lossSum(s.layout, m.forward(s.layout, vars, x), y), x.shape[0]) as tf.Scalar, opt, vars);
+    return await minimizeLoop(
+      s,
+      batch,
+      steps,
+      warmup,
+      (x, y) => tf.div(m.lossSum(s.layout, m.forward(s.layout, vars, x), y), x.shape[0]) as tf.Scalar,
+      opt,
+      vars,
+    );
   } finally {
     tf.dispose(vars);
     opt.dispose();
@@ -100,7 +125,14 @@ async function layersMinimize(s: Setup, batch: number, steps: number, warmup: nu
   const { model, lossFn } = built;
   const opt = adam(s.cfg);
   try {
-    return await minimizeLoop(s, batch, steps, warmup, (x, y) => lossFn(y, model.apply(x) as tf.Tensor) as tf.Scalar, opt);
+    return await minimizeLoop(
+      s,
+      batch,
+      steps,
+      warmup,
+      (x, y) => lossFn(y, model.apply(x) as tf.Tensor) as tf.Scalar,
+      opt,
+    );
   } finally {
     model.dispose();
     opt.dispose();
@@ -131,23 +163,39 @@ async function layersFit(s: Setup, batch: number, steps: number, warmup: number)
   }
 }
 
-const LOOPS: Record<BaselineKind, (s: Setup, batch: number, steps: number, warmup: number) => Promise<number | null>> = {
-  engine,
-  'layers-minimize': layersMinimize,
-  'layers-fit': layersFit,
-};
+const LOOPS: Record<BaselineKind, (s: Setup, batch: number, steps: number, warmup: number) => Promise<number | null>> =
+  {
+    engine,
+    'layers-minimize': layersMinimize,
+    'layers-fit': layersFit,
+  };
 
 /** samples/s of one single-process loop over `steps` batches after `warmup` (the TF.js backend must already be set). */
-export async function singleProcessSamplesPerSec(kind: BaselineKind, cfg: Config, batch: number, steps: number, warmup = 10): Promise<number> {
+export async function singleProcessSamplesPerSec(
+  kind: BaselineKind,
+  cfg: Config,
+  batch: number,
+  steps: number,
+  warmup = 10,
+): Promise<number> {
   await prepareJob(cfg);
   const sps = await LOOPS[kind](setup(cfg), batch, steps, warmup);
   return sps ?? fail('CONFIG_INVALID', `the ${kind} baseline is measured for dense models only; use engine`);
 }
 
 /** Every baseline, measured one after another (null: not measured for this model kind). */
-export async function allBaselines(cfg: Config, batch: number, steps: number, warmup = 10): Promise<Record<BaselineKind, number | null> & { engine: number }> {
+export async function allBaselines(
+  cfg: Config,
+  batch: number,
+  steps: number,
+  warmup = 10,
+): Promise<Record<BaselineKind, number | null> & { engine: number }> {
   await prepareJob(cfg);
-  const out: Record<BaselineKind, number | null> & { engine: number } = { engine: await engine(setup(cfg), batch, steps, warmup), 'layers-minimize': null, 'layers-fit': null };
+  const out: Record<BaselineKind, number | null> & { engine: number } = {
+    engine: await engine(setup(cfg), batch, steps, warmup),
+    'layers-minimize': null,
+    'layers-fit': null,
+  };
   for (const k of BASELINES) if (k !== 'engine') out[k] = await LOOPS[k](setup(cfg), batch, steps, warmup);
   return out;
 }

@@ -22,15 +22,24 @@ const SPEC = /^(kill|pause|resume|delay):([\w.-]+)@(\d+)(?::(\d+))?$/;
 export function parseFault(spec: string): Fault {
   const m = SPEC.exec(spec);
   if (!m || (m[1] === 'delay') !== (m[4] !== undefined)) {
-    fail('CONFIG_INVALID', `--fault ${spec}: expected kill:NAME@STEP, pause:NAME@STEP, resume:NAME@STEP or delay:NAME@STEP:MS`);
+    fail(
+      'CONFIG_INVALID',
+      `--fault ${spec}: expected kill:NAME@STEP, pause:NAME@STEP, resume:NAME@STEP or delay:NAME@STEP:MS`,
+    );
   }
   return { action: m[1] as Fault['action'], worker: m[2], step: Number(m[3]), ms: Number(m[4] ?? 0) };
 }
 
 /** Returns the hook the coordinator calls when a step starts. */
-export function faultInjector(faults: Fault[], workers: Pick<LaunchedWorkers, 'slots' | 'signal'>, log: Logger): (step: number) => void {
+export function faultInjector(
+  faults: Fault[],
+  workers: Pick<LaunchedWorkers, 'slots' | 'signal'>,
+  log: Logger,
+): (step: number) => void {
   const names = workers.slots.map((s) => s.name);
-  for (const f of faults) if (!names.includes(f.worker)) fail('CONFIG_INVALID', `--fault names ${f.worker}, but the workers are ${names.join(', ')}`);
+  for (const f of faults)
+    if (!names.includes(f.worker))
+      fail('CONFIG_INVALID', `--fault names ${f.worker}, but the workers are ${names.join(', ')}`);
   return (step) => {
     for (const f of faults.filter((x) => x.step === step)) {
       const signal = (sig: NodeJS.Signals) => workers.signal(f.worker, sig);

@@ -50,8 +50,22 @@ export interface FlagRow {
 }
 
 export const FLAG_TABLE: readonly FlagRow[] = [
-  { key: 'config', flags: '-c, --config <file>', help: 'job config (JSON); flags override its fields', role: 'job', scope: 'run' },
-  { key: 'steps', flags: '--steps <n>', help: 'optimizer steps', parse: intFlag, field: 'steps', role: 'job', scope: 'run' },
+  {
+    key: 'config',
+    flags: '-c, --config <file>',
+    help: 'job config (JSON); flags override its fields',
+    role: 'job',
+    scope: 'run',
+  },
+  {
+    key: 'steps',
+    flags: '--steps <n>',
+    help: 'optimizer steps',
+    parse: intFlag,
+    field: 'steps',
+    role: 'job',
+    scope: 'run',
+  },
   {
     key: 'batchSize',
     flags: '--batch-size <n>',
@@ -61,7 +75,15 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     role: 'job',
     scope: 'run',
   },
-  { key: 'lr', flags: '--lr <x>', help: 'peak learning rate', parse: numFlag, field: 'optimizer.lr', role: 'job', scope: 'run' },
+  {
+    key: 'lr',
+    flags: '--lr <x>',
+    help: 'peak learning rate',
+    parse: numFlag,
+    field: 'optimizer.lr',
+    role: 'job',
+    scope: 'run',
+  },
   {
     key: 'seed',
     flags: '--seed <n>',
@@ -177,7 +199,14 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     role: 'launch',
     scope: 'run',
   },
-  { key: 'out', flags: '--out <dir>', help: 'run directory (default runs/<timestamp>)', field: 'out', role: 'launch', scope: 'run' },
+  {
+    key: 'out',
+    flags: '--out <dir>',
+    help: 'run directory (default runs/<timestamp>)',
+    field: 'out',
+    role: 'launch',
+    scope: 'run',
+  },
   {
     key: 'budget',
     flags: '--budget <flops>',
@@ -231,7 +260,13 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     role: 'launch',
     scope: 'run',
   },
-  { key: 'resume', flags: '--resume <dir>', help: 'continue the run in DIR from its newest valid checkpoint', role: 'run', scope: 'run' },
+  {
+    key: 'resume',
+    flags: '--resume <dir>',
+    help: 'continue the run in DIR from its newest valid checkpoint',
+    role: 'run',
+    scope: 'run',
+  },
   {
     key: 'tokenFile',
     flags: '--token-file <file>',
@@ -254,8 +289,20 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     role: 'run',
     scope: 'advertise',
   },
-  { key: 'hosts', flags: '--hosts <list>', help: 'worker hosts and workers on each, e.g. host1:2,host2:4', role: 'run', scope: 'launch' },
-  { key: 'hostfile', flags: '--hostfile <file>', help: 'hosts one a line: host, host:4 or host slots=4', role: 'run', scope: 'launch' },
+  {
+    key: 'hosts',
+    flags: '--hosts <list>',
+    help: 'worker hosts and workers on each, e.g. host1:2,host2:4',
+    role: 'run',
+    scope: 'launch',
+  },
+  {
+    key: 'hostfile',
+    flags: '--hostfile <file>',
+    help: 'hosts one a line: host, host:4 or host slots=4',
+    role: 'run',
+    scope: 'launch',
+  },
   {
     key: 'launcher',
     flags: '--launcher <name>',
@@ -264,7 +311,14 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     role: 'run',
     scope: 'launch',
   },
-  { key: 'sshPort', flags: '--ssh-port <n>', help: 'ssh port on the hosts', parse: intFlag, role: 'run', scope: 'launch' },
+  {
+    key: 'sshPort',
+    flags: '--ssh-port <n>',
+    help: 'ssh port on the hosts',
+    parse: intFlag,
+    role: 'run',
+    scope: 'launch',
+  },
   { key: 'sshUser', flags: '--ssh-user <user>', help: 'ssh login name', role: 'run', scope: 'launch' },
   { key: 'sshIdentity', flags: '--ssh-identity <file>', help: 'ssh private key', role: 'run', scope: 'launch' },
   { key: 'sshOption', flags: '--ssh-option <key=value...>', help: 'more ssh -o options', role: 'run', scope: 'launch' },
@@ -294,7 +348,10 @@ export function flagRow(key: string): FlagRow {
 
 /** `--batch-size` for the row of `batchSize`: how the user typed it. */
 export function flagName(row: FlagRow): string {
-  return row.flags.replace(/^-\w, /, '').split(' ')[0].replace(/^--no-/, '--');
+  return row.flags
+    .replace(/^-\w, /, '')
+    .split(' ')[0]
+    .replace(/^--no-/, '--');
 }
 
 /** A commander Option for one row. */

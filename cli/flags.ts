@@ -46,13 +46,17 @@ export interface ResolvedRun {
  */
 export function resolveRun(f: JobFlags): ResolvedRun {
   if (!f.resume) return { config: resolveConfig(f) };
-  if (f.out !== undefined && f.out !== f.resume) fail('CONFIG_INVALID', `--out ${f.out}: a resumed run continues in its own directory (${f.resume}); drop --out`);
+  if (f.out !== undefined && f.out !== f.resume)
+    fail('CONFIG_INVALID', `--out ${f.out}: a resumed run continues in its own directory (${f.resume}); drop --out`);
   const resume = loadLatestCheckpoint(f.resume);
   const given = f as Record<string, unknown>;
   const changed = JOB_ROWS.filter((r) => given[r.key] !== undefined);
   if (changed.length) {
     const names = changed.map(flagName).join(', ');
-    fail('CONFIG_INVALID', `${names}: cannot be changed with --resume; the checkpoint fixes the job (start a new run to change it)`);
+    fail(
+      'CONFIG_INVALID',
+      `${names}: cannot be changed with --resume; the checkpoint fixes the job (start a new run to change it)`,
+    );
   }
   const saved = resume.state.config as unknown as Record<string, unknown>;
   const config = parseConfig(mergeOverrides(saved, { ...overridesOf(given, ['launch']), out: f.resume }));
@@ -64,4 +68,3 @@ export function resolveConfig(f: JobFlags): Config {
   const file = f.config ? readConfigFile(f.config) : {};
   return parseConfig(mergeOverrides(file, overridesOf(f as Record<string, unknown>, ['job', 'launch'])));
 }
-

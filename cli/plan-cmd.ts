@@ -56,31 +56,57 @@ const HARDWARE = '--device NAME (a100, h100, h200, v100, t4, tpu-v4) or --peak F
 /** The model, or null when none was given (a budget alone is still answered). */
 function modelSize(f: PlanFlags): ModelSize | null {
   const shapeFlags = [f.layers, f.dModel, f.heads, f.seq, f.vocab];
-  const given = [f.params !== undefined, f.model !== undefined, shapeFlags.some((v) => v !== undefined)].filter(Boolean).length;
+  const given = [f.params !== undefined, f.model !== undefined, shapeFlags.some((v) => v !== undefined)].filter(
+    Boolean,
+  ).length;
   if (given === 0) return null;
   if (given > 1) fail('CONFIG_INVALID', `give the model one way: ${MODEL_WAYS}`);
-  if (f.params !== undefined) return { unit: 'token', flopsPerItem: 6 * f.params, params: f.params, describe: `${si(f.params).trim()} parameters, 6·N FLOPs per token` };
+  if (f.params !== undefined)
+    return {
+      unit: 'token',
+      flopsPerItem: 6 * f.params,
+      params: f.params,
+      describe: `${si(f.params).trim()} parameters, 6·N FLOPs per token`,
+    };
   if (f.model !== undefined) {
     const cfg = parseConfig(readConfigFile(f.model));
     const layout = jobLayout(cfg);
     const fl = modelKind(layout.spec).flops(layout);
     // Per token for sequence models (the same count a transformer shape gets), per sample otherwise.
-    return { unit: fl.unit, flopsPerItem: fl.training / fl.itemsPerSample, params: layout.totalParams, describe: `${fl.describe} (${f.model})` };
+    return {
+      unit: fl.unit,
+      flopsPerItem: fl.training / fl.itemsPerSample,
+      params: layout.totalParams,
+      describe: `${fl.describe} (${f.model})`,
+    };
   }
-  if (shapeFlags.some((v) => v === undefined)) fail('CONFIG_INVALID', 'a transformer shape needs all of --layers, --d-model, --heads, --seq, --vocab');
-  const shape = { layers: f.layers!, dModel: f.dModel!, heads: f.heads!, headDim: f.headDim, seq: f.seq!, vocab: f.vocab!, bias: f.bias, tiedEmbeddings: f.tied };
+  if (shapeFlags.some((v) => v === undefined))
+    fail('CONFIG_INVALID', 'a transformer shape needs all of --layers, --d-model, --heads, --seq, --vocab');
+  const shape = {
+    layers: f.layers!,
+    dModel: f.dModel!,
+    heads: f.heads!,
+    headDim: f.headDim,
+    seq: f.seq!,
+    vocab: f.vocab!,
+    bias: f.bias,
+    tiedEmbeddings: f.tied,
+  };
   const p = transformerParams(shape);
   return {
     unit: 'token',
     flopsPerItem: transformerTrainingFlopsPerToken(shape, p.total),
     params: p.total,
-    describe: `transformer L${shape.layers} d${shape.dModel} H${shape.heads} T${shape.seq}: ${p.total.toLocaleString('en-US')} parameters (${p.nonEmbedding.toLocaleString('en-US')} without embeddings), 6·N + 12·L·H·Q·T per token`,
+    describe:
+      `transformer L${shape.layers} d${shape.dModel} H${shape.heads} T${shape.seq}: ${p.total.toLocaleString('en-US')} parameters ` +
+      `(${p.nonEmbedding.toLocaleString('en-US')} without embeddings), 6·N + 12·L·H·Q·T per token`,
   };
 }
 
 function readRun(dir: string): RunSummary {
   const file = join(dir, 'summary.json');
-  if (!existsSync(file)) fail('CONFIG_UNREADABLE', `--from-run ${dir}: no summary.json there (is it a finished dptrain run directory?)`);
+  if (!existsSync(file))
+    fail('CONFIG_UNREADABLE', `--from-run ${dir}: no summary.json there (is it a finished dptrain run directory?)`);
   return JSON.parse(readFileSync(file, 'utf8')) as RunSummary;
 }
 
@@ -109,7 +135,14 @@ export function planCommand(f: PlanFlags): { result: PlanResult; text: string } 
     observedItemsPerSec: observed,
     budget: f.budget,
   });
-  const mfuSource = observed !== undefined ? 'from the observed throughput' : f.mfu !== undefined ? 'given' : run ? `measured in ${f.fromRun}` : 'assumed';
+  const mfuSource =
+    observed !== undefined
+      ? 'from the observed throughput'
+      : f.mfu !== undefined
+        ? 'given'
+        : run
+          ? `measured in ${f.fromRun}`
+          : 'assumed';
   // What cannot be answered gets a row naming what it needs, not a refusal of the whole plan.
   const needs = (what: string[]) => `needs ${what.join(' and ')}`;
   const unit = m?.unit ?? 'token';
@@ -118,18 +151,39 @@ export function planCommand(f: PlanFlags): { result: PlanResult; text: string } 
     rows.push(['model', m.describe]);
     rows.push([`FLOPs per ${m.unit}`, `${m.flopsPerItem.toLocaleString('en-US')} (training: forward + backward)`]);
   } else rows.push(['model', `none given (${MODEL_WAYS})`]);
-  if (result.items !== null) rows.push([`${unit}s`, `${si(result.items).trim()} (${f.epochs} epoch${f.epochs === 1 ? '' : 's'})`]);
-  if (result.trainingFlops !== null) rows.push(['training compute', `${result.trainingFlops.toExponential(3)} FLOPs = ${result.pfDays!.toPrecision(3)} PF-days`]);
-  else if (m || result.items !== null) rows.push(['training compute', needs([...(m ? [] : ['a model']), ...(result.items !== null ? [] : ['--tokens or --samples'])])]);
-  rows.push(['hardware', peak !== undefined ? `${result.devices} × ${flopRateText(peak)} peak` : `none given (${HARDWARE})`]);
-  rows.push(['MFU', result.mfu !== null ? `${percent(result.mfu)} (${mfuSource})` : needs(['the model and the hardware'])]);
+  if (result.items !== null)
+    rows.push([`${unit}s`, `${si(result.items).trim()} (${f.epochs} epoch${f.epochs === 1 ? '' : 's'})`]);
+  if (result.trainingFlops !== null)
+    rows.push([
+      'training compute',
+      `${result.trainingFlops.toExponential(3)} FLOPs = ${result.pfDays!.toPrecision(3)} PF-days`,
+    ]);
+  else if (m || result.items !== null)
+    rows.push([
+      'training compute',
+      needs([...(m ? [] : ['a model']), ...(result.items !== null ? [] : ['--tokens or --samples'])]),
+    ]);
+  rows.push([
+    'hardware',
+    peak !== undefined ? `${result.devices} × ${flopRateText(peak)} peak` : `none given (${HARDWARE})`,
+  ]);
+  rows.push([
+    'MFU',
+    result.mfu !== null ? `${percent(result.mfu)} (${mfuSource})` : needs(['the model and the hardware']),
+  ]);
   if (result.deviceHours !== null) {
     rows.push(['device-hours', result.deviceHours.toPrecision(4)]);
     rows.push(['wall-clock', wallText(result.wallSeconds!)]);
   } else if (result.trainingFlops !== null) rows.push(['device-hours', needs(['the hardware'])]);
   if (result.budget !== null) {
-    rows.push(['budget', `${flopsText(result.budget)}${result.budgetFraction !== null ? ` (this plan uses ${percent(result.budgetFraction)})` : ''}`]);
-    rows.push(['compute-optimal', `${si(result.optimal!.params).trim()} parameters on ${si(result.optimal!.tokens).trim()} tokens (Chinchilla, D ≈ 20·N)`]);
+    rows.push([
+      'budget',
+      `${flopsText(result.budget)}${result.budgetFraction !== null ? ` (this plan uses ${percent(result.budgetFraction)})` : ''}`,
+    ]);
+    rows.push([
+      'compute-optimal',
+      `${si(result.optimal!.params).trim()} parameters on ${si(result.optimal!.tokens).trim()} tokens (Chinchilla, D ≈ 20·N)`,
+    ]);
   }
   const w = Math.max(...rows.map(([k]) => k.length));
   return { result, text: rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n') };
@@ -143,6 +197,11 @@ function wallText(sec: number): string {
 }
 
 export function planJson(r: PlanResult): object {
-  const perItem = r.unit === 'token' ? { flopsPerToken: r.flopsPerItem } : r.unit === 'sample' ? { flopsPerSample: r.flopsPerItem } : {};
+  const perItem =
+    r.unit === 'token'
+      ? { flopsPerToken: r.flopsPerItem }
+      : r.unit === 'sample'
+        ? { flopsPerSample: r.flopsPerItem }
+        : {};
   return { ...perItem, ...r };
 }

@@ -29,7 +29,8 @@ export async function profileCommand(f: ProfileFlags): Promise<{ profiles: StepP
   const batch = f.batch ?? Math.min(cfg.batchSize, ds.train.n);
   const forms: Array<MatMulGrad | undefined> = f.matmulGrad === 'both' ? ['flags', 'materialize'] : [f.matmulGrad];
   const profiles: StepProfile[] = [];
-  for (const form of forms) profiles.push(await profileStep(layout, ds, { batch, steps: f.steps, seed: cfg.seed, matMulGrad: form }));
+  for (const form of forms)
+    profiles.push(await profileStep(layout, ds, { batch, steps: f.steps, seed: cfg.seed, matMulGrad: form }));
   const head = `${choice.name} (${choice.reason}); model ${layout.totalParams.toLocaleString('en-US')} parameters`;
   return { profiles, text: [head, ...profiles.map((p) => formatProfile(p))].join('\n\n') };
 }

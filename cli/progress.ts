@@ -79,26 +79,53 @@ export class Progress {
 
 export function formatSummary(s: RunSummary, runDir: string | null): string {
   const rows: Array<[string, string]> = [
-    ['steps', `${s.steps} (${s.epochs.toFixed(2)} epochs, batch ${s.batchSize}${s.accumulate > 1 ? ` × ${s.accumulate}` : ''})`],
+    [
+      'steps',
+      `${s.steps} (${s.epochs.toFixed(2)} epochs, batch ${s.batchSize}${s.accumulate > 1 ? ` × ${s.accumulate}` : ''})`,
+    ],
     ['workers', `${s.workers} (${s.backend})`],
     ['final train loss', s.finalLoss === null ? '-' : s.finalLoss.toFixed(4)],
-    ['test loss', s.testLoss === null ? '-' : `${s.testLoss.toFixed(4)}${s.tokensPerSec !== null ? ` (${(s.testLoss / Math.LN2).toFixed(3)} bits per token)` : ''}`],
+    [
+      'test loss',
+      s.testLoss === null
+        ? '-'
+        : `${s.testLoss.toFixed(4)}${s.tokensPerSec !== null ? ` (${(s.testLoss / Math.LN2).toFixed(3)} bits per token)` : ''}`,
+    ],
     ['test accuracy', s.testAccuracy === null ? '-' : `${(s.testAccuracy * 100).toFixed(2)}%`],
-    ['samples/s', s.samplesPerSec === null ? '-' : `${Math.round(s.samplesPerSec).toLocaleString('en-US')} (median after warm-up)`],
-    ...(s.tokensPerSec !== null ? [['tokens/s', `${Math.round(s.tokensPerSec).toLocaleString('en-US')} (median after warm-up)`] as [string, string]] : []),
+    [
+      'samples/s',
+      s.samplesPerSec === null ? '-' : `${Math.round(s.samplesPerSec).toLocaleString('en-US')} (median after warm-up)`,
+    ],
+    ...(s.tokensPerSec !== null
+      ? [
+          ['tokens/s', `${Math.round(s.tokensPerSec).toLocaleString('en-US')} (median after warm-up)`] as [
+            string,
+            string,
+          ],
+        ]
+      : []),
     ['wall time', `${s.wallSeconds.toFixed(1)} s`],
   ];
   rows.push([
     'compute',
     `${flopsText(s.totalFlops)} model (${flopsText(s.hardwareFlops)} computed), ${s.modelFlopsPerSec === null ? '-' : flopRateText(s.modelFlopsPerSec)}` +
-      (s.mfu !== null ? `, MFU ${percent(s.mfu, 2)} of ${flopRateText(s.peakFlops)} ${s.peakSource === 'declared' ? 'declared peak' : s.peakSource === 'measured' ? 'measured (matmul) peak' : 'peak'}` : ''),
+      (s.mfu !== null
+        ? `, MFU ${percent(s.mfu, 2)} of ${flopRateText(s.peakFlops)} ` +
+          `${s.peakSource === 'declared' ? 'declared peak' : s.peakSource === 'measured' ? 'measured (matmul) peak' : 'peak'}`
+        : ''),
   ]);
   if (s.budget !== null && s.budgetUsed !== null) {
-    rows.push(['budget', `${percent(s.budgetUsed)} of ${flopsText(s.budget)} used${s.stoppedBy === 'budget' ? ' — stopped at the budget' : ''}`]);
+    rows.push([
+      'budget',
+      `${percent(s.budgetUsed)} of ${flopsText(s.budget)} used${s.stoppedBy === 'budget' ? ' — stopped at the budget' : ''}`,
+    ]);
   }
   if (s.skippedSteps) rows.push(['skipped steps', `${s.skippedSteps} (non-finite loss or gradient)`]);
   if (s.reassignedShards || s.droppedWorkers || s.staleResults) {
-    rows.push(['faults', `${s.droppedWorkers} workers dropped, ${s.reassignedShards} shards reassigned, ${s.staleResults} late results ignored`]);
+    rows.push([
+      'faults',
+      `${s.droppedWorkers} workers dropped, ${s.reassignedShards} shards reassigned, ${s.staleResults} late results ignored`,
+    ]);
   }
   if (runDir) rows.push(['run directory', runDir]);
   const w = Math.max(...rows.map(([k]) => k.length));

@@ -12,7 +12,9 @@ import { fail } from '../shared/util/errors.js';
 /** Names for the runs: their directory names, or their paths where two share a name. */
 export function runNames(dirs: string[]): string[] {
   const base = dirs.map((d) => basename(resolve(d)));
-  return dirs.map((d, i) => (base.filter((b) => b === base[i]).length > 1 ? relative(process.cwd(), resolve(d)) || '.' : base[i]));
+  return dirs.map((d, i) =>
+    base.filter((b) => b === base[i]).length > 1 ? relative(process.cwd(), resolve(d)) || '.' : base[i],
+  );
 }
 
 export function loadRuns(dirs: string[]): RunView[] {

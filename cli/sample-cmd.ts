@@ -31,13 +31,23 @@ function readSaved(run: string): Saved {
   const dir = join(run, 'model');
   const meta = join(dir, 'dptrain-model.json');
   if (!existsSync(meta)) {
-    fail('CONFIG_UNREADABLE', existsSync(join(dir, 'model.json')) ? `${run} holds a Layers model, not a sequence model: sample works on gpt runs` : `${run}: no model/dptrain-model.json (is it a finished dptrain run of a gpt model?)`);
+    fail(
+      'CONFIG_UNREADABLE',
+      existsSync(join(dir, 'model.json'))
+        ? `${run} holds a Layers model, not a sequence model: sample works on gpt runs`
+        : `${run}: no model/dptrain-model.json (is it a finished dptrain run of a gpt model?)`,
+    );
   }
   const saved = JSON.parse(readFileSync(meta, 'utf8')) as { spec: unknown; data: DataShape };
   const layout = layoutModel(parseModelSpec(saved.spec), saved.data);
-  if (layout.data.targets !== 'tokens') fail('CONFIG_INVALID', `${run}: the model was not trained on tokens: sample works on gpt runs`);
+  if (layout.data.targets !== 'tokens')
+    fail('CONFIG_INVALID', `${run}: the model was not trained on tokens: sample works on gpt runs`);
   const bytes = readFileSync(join(dir, 'weights.bin'));
-  if (bytes.length !== layout.totalParams * 4) fail('CHECKPOINT_CORRUPT', `${join(dir, 'weights.bin')} holds ${bytes.length} bytes, the model needs ${layout.totalParams * 4}`);
+  if (bytes.length !== layout.totalParams * 4)
+    fail(
+      'CHECKPOINT_CORRUPT',
+      `${join(dir, 'weights.bin')} holds ${bytes.length} bytes, the model needs ${layout.totalParams * 4}`,
+    );
   return { layout, params: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)) };
 }
 

@@ -47,7 +47,8 @@ export interface ScaleRow {
 
 function parseList(flag: string, v: string, max: number, example: string): number[] {
   const xs = v.split(',').map((s) => Number(s.trim()));
-  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1 || x > max)) fail('CONFIG_INVALID', `${flag} ${v}: expected a list like ${example}`);
+  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1 || x > max))
+    fail('CONFIG_INVALID', `${flag} ${v}: expected a list like ${example}`);
   return [...new Set(xs)].sort((a, b) => a - b);
 }
 
@@ -57,13 +58,24 @@ export const parseBatchList = (v: string): number[] => parseList('--per-worker-b
 function runTrain(args: string[]): Promise<void> {
   return new Promise((res, rej) =>
     execFile(process.execPath, [MAIN, 'train', ...args], { maxBuffer: 64 << 20 }, (err, _o, stderr) =>
-      err ? rej(new Error(stderr.trim().split('\n').filter((l) => l.startsWith('dptrain:')).pop() ?? String(err))) : res(),
+      err
+        ? rej(
+            new Error(
+              stderr
+                .trim()
+                .split('\n')
+                .filter((l) => l.startsWith('dptrain:'))
+                .pop() ?? String(err),
+            ),
+          )
+        : res(),
     ),
   );
 }
 
 export async function scaleCommand(f: ScaleFlags): Promise<number> {
-  if (f.mode === 'strong' && (f.perWorkerBatch?.length ?? 0) > 0) fail('CONFIG_INVALID', '--per-worker-batch is for --mode weak; in strong mode the global batch is --batch-size');
+  if (f.mode === 'strong' && (f.perWorkerBatch?.length ?? 0) > 0)
+    fail('CONFIG_INVALID', '--per-worker-batch is for --mode weak; in strong mode the global batch is --batch-size');
   const cfg = resolveConfig({ ...f, workers: undefined });
   const out = resolve(f.out ?? join('runs', `scale-${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}`));
   mkdirSync(out, { recursive: true });
@@ -73,7 +85,8 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
   writeFileSync(job, JSON.stringify({ ...cfg, out: null, evalEvery: 0, checkpointEvery: 0 }));
 
   const backend = await selectBackend(cfg.backend, { allowSoftwareGpu: cfg.allowSoftwareGpu });
-  const baselines: Array<{ batch: number; samplesPerSec: number; singleProcess: Record<BaselineKind, number | null> }> = [];
+  const baselines: Array<{ batch: number; samplesPerSec: number; singleProcess: Record<BaselineKind, number | null> }> =
+    [];
   const rows: ScaleRow[] = [];
   const runDirs: string[] = [];
   for (const b of weak ? perWorker : [cfg.batchSize]) {
@@ -88,10 +101,29 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
       const dir = join(out, perWorker.length > 1 ? `batch-${b}-workers-${n}` : `workers-${n}`);
       process.stderr.write(`scale: ${n} worker${n > 1 ? 's' : ''}, global batch ${batchFor(n)}…\n`);
       runDirs.push(dir);
-      await runTrain(['--config', job, '--workers', String(n), '--batch-size', String(batchFor(n)), '--backend', backend.name, '--out', dir]);
+      await runTrain([
+        '--config',
+        job,
+        '--workers',
+        String(n),
+        '--batch-size',
+        String(batchFor(n)),
+        '--backend',
+        backend.name,
+        '--out',
+        dir,
+      ]);
       const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as RunSummary;
       const sps = s.samplesPerSec ?? 0;
-      rows.push({ workers: n, globalBatch: batchFor(n), perWorkerBatch: weak ? b : null, samplesPerSec: sps, speedup: sps / baseline, efficiency: sps / (n * baseline), timeline: s.timeline });
+      rows.push({
+        workers: n,
+        globalBatch: batchFor(n),
+        perWorkerBatch: weak ? b : null,
+        samplesPerSec: sps,
+        speedup: sps / baseline,
+        efficiency: sps / (n * baseline),
+        timeline: s.timeline,
+      });
     }
   }
   const result = { mode: f.mode, backend: backend.name, steps: cfg.steps, baseline: baselines[0], baselines, rows };
@@ -99,38 +131,77 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
   const md = [
     `| workers | batch per worker | global batch | samples/s | speed-up | efficiency | step overhead | wire | codec |`,
     `| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
-    ...rows.map((r) => `| ${r.workers} | ${r.perWorkerBatch ?? '–'} | ${r.globalBatch} | ${r.samplesPerSec.toFixed(0)} | ${r.speedup.toFixed(2)}× | ${r.efficiency.toFixed(2)} | ${pct(r.timeline.overheadShare)} | ${pct(r.timeline.wireShare)} | ${pct(r.timeline.codecShare)} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.workers} | ${r.perWorkerBatch ?? '–'} | ${r.globalBatch} | ${r.samplesPerSec.toFixed(0)} | ${r.speedup.toFixed(2)}× | ` +
+        `${r.efficiency.toFixed(2)} | ${pct(r.timeline.overheadShare)} | ${pct(r.timeline.wireShare)} | ${pct(r.timeline.codecShare)} |`,
+    ),
     '',
     `Speed-up and efficiency are against the fastest single process of the same engine. Mode: ${f.mode} scaling. Single-process samples/s (${backend.name}):`,
     '',
     `| batch | ${BASELINES.map((k) => BASELINE_LABELS[k]).join(' | ')} |`,
     `| ---: | ${BASELINES.map(() => '---:').join(' | ')} |`,
-    ...baselines.map((x) => `| ${x.batch} | ${BASELINES.map((k) => x.singleProcess[k]?.toFixed(0) ?? '–').join(' | ')} |`),
+    ...baselines.map(
+      (x) => `| ${x.batch} | ${BASELINES.map((k) => x.singleProcess[k]?.toFixed(0) ?? '–').join(' | ')} |`,
+    ),
     '',
-    'Shares are medians over steps of: step time minus the slowest compute (overhead); frames in flight, parameters down and gradients up (wire); encoding and decoding them (codec).',
+    'Shares are medians over steps of: step time minus the slowest compute (overhead); frames in flight, parameters down and ' +
+      'gradients up (wire); encoding and decoding them (codec).',
   ].join('\n');
   writeFileSync(join(out, 'scale.md'), md + '\n');
   // One series per per-worker batch (one in strong mode).
   const series = baselines.map((base) => {
     const own = rows.filter((r) => r.perWorkerBatch === (weak ? base.batch : null));
-    return { name: weak && baselines.length > 1 ? `${base.batch} per worker` : 'dptrain', base: base.samplesPerSec, own };
+    return {
+      name: weak && baselines.length > 1 ? `${base.batch} per worker` : 'dptrain',
+      base: base.samplesPerSec,
+      own,
+    };
   });
-  writeFileSync(join(out, 'throughput.svg'), lineChart(`Throughput (${f.mode} scaling, ${backend.name})`, 'workers', 'samples/s', [
-    ...series.map((s) => ({ name: s.name, points: s.own.map((r) => [r.workers, r.samplesPerSec] as [number, number]) })),
-    ...series.map((s) => ({ name: `ideal${series.length > 1 ? `, ${s.name}` : ' (N × single process)'}`, points: s.own.map((r) => [r.workers, r.workers * s.base] as [number, number]), dashed: true })),
-  ]));
-  writeFileSync(join(out, 'efficiency.svg'), lineChart('Scaling efficiency', 'workers', 'efficiency', series.map((s) => ({ name: s.name, points: s.own.map((r) => [r.workers, r.efficiency] as [number, number]) }))));
+  writeFileSync(
+    join(out, 'throughput.svg'),
+    lineChart(`Throughput (${f.mode} scaling, ${backend.name})`, 'workers', 'samples/s', [
+      ...series.map((s) => ({
+        name: s.name,
+        points: s.own.map((r) => [r.workers, r.samplesPerSec] as [number, number]),
+      })),
+      ...series.map((s) => ({
+        name: `ideal${series.length > 1 ? `, ${s.name}` : ' (N × single process)'}`,
+        points: s.own.map((r) => [r.workers, r.workers * s.base] as [number, number]),
+        dashed: true,
+      })),
+    ]),
+  );
+  writeFileSync(
+    join(out, 'efficiency.svg'),
+    lineChart(
+      'Scaling efficiency',
+      'workers',
+      'efficiency',
+      series.map((s) => ({ name: s.name, points: s.own.map((r) => [r.workers, r.efficiency] as [number, number]) })),
+    ),
+  );
   writeFileSync(
     join(out, 'breakdown.svg'),
-    stackedBars('Where a step goes (median ms)', 'workers', 'ms', rows.map((r) => ({
-      label: baselines.length > 1 ? `${r.workers}×${r.perWorkerBatch}` : String(r.workers),
-      parts: breakdown(medians(r.timeline)),
-    }))),
+    stackedBars(
+      'Where a step goes (median ms)',
+      'workers',
+      'ms',
+      rows.map((r) => ({
+        label: baselines.length > 1 ? `${r.workers}×${r.perWorkerBatch}` : String(r.workers),
+        parts: breakdown(medians(r.timeline)),
+      })),
+    ),
   );
   const plots = ['throughput.svg', 'efficiency.svg', 'breakdown.svg'].map((f) => readFileSync(join(out, f), 'utf8'));
   const extra = `<section class="scale"><h2>Scaling (${f.mode}, ${backend.name})</h2>${markdownTable(md)}<div>${plots.join('\n')}</div></section>`;
-  writeFileSync(join(out, 'report.html'), reportPage(`dptrain scale: ${f.mode} scaling, ${backend.name}`, loadRuns(runDirs), extra));
-  process.stdout.write(`${md}\n\nwritten to ${out} (scale.json, scale.md, throughput.svg, efficiency.svg, breakdown.svg, report.html)\n`);
+  writeFileSync(
+    join(out, 'report.html'),
+    reportPage(`dptrain scale: ${f.mode} scaling, ${backend.name}`, loadRuns(runDirs), extra),
+  );
+  process.stdout.write(
+    `${md}\n\nwritten to ${out} (scale.json, scale.md, throughput.svg, efficiency.svg, breakdown.svg, report.html)\n`,
+  );
   return 0;
 }
 
@@ -140,8 +211,14 @@ const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(1)}
 function medians(t: RunSummary['timeline']) {
   const m = (k: keyof typeof t) => (t[k] as { median: number }).median;
   return {
-    slowestComputeMs: m('slowestComputeMs'), encodeMs: m('encodeMs'), decodeMs: m('decodeMs'), workerEncodeMs: m('workerEncodeMs'),
-    wireMs: m('wireMs'), broadcastMs: m('broadcastMs'), optimizerMs: m('optimizerMs'), overheadMs: m('overheadMs'),
+    slowestComputeMs: m('slowestComputeMs'),
+    encodeMs: m('encodeMs'),
+    decodeMs: m('decodeMs'),
+    workerEncodeMs: m('workerEncodeMs'),
+    wireMs: m('wireMs'),
+    broadcastMs: m('broadcastMs'),
+    optimizerMs: m('optimizerMs'),
+    overheadMs: m('overheadMs'),
   };
 }
 
@@ -149,10 +226,21 @@ function medians(t: RunSummary['timeline']) {
 function markdownTable(md: string): string {
   const esc = (x: string) => x.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const lines = md.split('\n');
-  const cells = (l: string) => l.slice(1, -1).split('|').map((c) => esc(c.trim()));
+  const cells = (l: string) =>
+    l
+      .slice(1, -1)
+      .split('|')
+      .map((c) => esc(c.trim()));
   const body = lines.slice(2).filter((l) => l.startsWith('|'));
   const notes = lines.filter((l) => l && !l.startsWith('|'));
-  return `<table class="scale-table"><thead><tr>${cells(lines[0]).map((c) => `<th>${c}</th>`).join('')}</tr></thead><tbody>${body
-    .map((l) => `<tr>${cells(l).map((c) => `<td>${c}</td>`).join('')}</tr>`)
+  return `<table class="scale-table"><thead><tr>${cells(lines[0])
+    .map((c) => `<th>${c}</th>`)
+    .join('')}</tr></thead><tbody>${body
+    .map(
+      (l) =>
+        `<tr>${cells(l)
+          .map((c) => `<td>${c}</td>`)
+          .join('')}</tr>`,
+    )
     .join('')}</tbody></table>${notes.map((n) => `<p>${esc(n)}</p>`).join('')}`;
 }

@@ -37,7 +37,10 @@ function yTicks(max: number, y: (v: number) => number): string {
   const out: string[] = [];
   for (let i = 0; i <= 4; i++) {
     const v = (max * i) / 4;
-    out.push(`<line x1="${M.l - 4}" y1="${y(v)}" x2="${W - M.r}" y2="${y(v)}" stroke="#ddd"/><text x="${M.l - 6}" y="${y(v) + 4}" text-anchor="end">${+v.toPrecision(3)}</text>`);
+    out.push(
+      `<line x1="${M.l - 4}" y1="${y(v)}" x2="${W - M.r}" y2="${y(v)}" stroke="#ddd"/><text x="${M.l - 6}" y="${y(v) + 4}" ` +
+        `text-anchor="end">${+v.toPrecision(3)}</text>`,
+    );
   }
   return out.join('\n');
 }
@@ -60,14 +63,21 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
     const d = s.points.map(([a, b], k) => `${k ? 'L' : 'M'}${x(a).toFixed(1)},${y(b).toFixed(1)}`).join(' ');
-    body.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5,4"' : ''}/>`);
+    body.push(
+      `<path d="${d}" fill="none" stroke="${c}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5,4"' : ''}/>`,
+    );
     for (const [a, b] of s.points) body.push(`<circle cx="${x(a)}" cy="${y(b)}" r="3" fill="${c}"/>`);
   });
   body.push(legend(series.map((s) => s.name)));
   return frame(title, xLabel, yLabel, body.join('\n'));
 }
 
-export function stackedBars(title: string, xLabel: string, yLabel: string, bars: Array<{ label: string; parts: Record<string, number> }>): string {
+export function stackedBars(
+  title: string,
+  xLabel: string,
+  yLabel: string,
+  bars: Array<{ label: string; parts: Record<string, number> }>,
+): string {
   const keys = [...new Set(bars.flatMap((b) => Object.keys(b.parts)))];
   const yMax = Math.max(...bars.map((b) => Object.values(b.parts).reduce((a, c) => a + c, 0))) * 1.1 || 1;
   const y = (v: number) => H - M.b - (v / yMax) * (H - M.t - M.b);
@@ -78,7 +88,10 @@ export function stackedBars(title: string, xLabel: string, yLabel: string, bars:
     const left = M.l + i * slot + slot * 0.2;
     keys.forEach((k, j) => {
       const v = b.parts[k] ?? 0;
-      body.push(`<rect x="${left.toFixed(1)}" y="${y(acc + v).toFixed(1)}" width="${(slot * 0.6).toFixed(1)}" height="${(y(acc) - y(acc + v)).toFixed(1)}" fill="${COLORS[j % COLORS.length]}"/>`);
+      body.push(
+        `<rect x="${left.toFixed(1)}" y="${y(acc + v).toFixed(1)}" width="${(slot * 0.6).toFixed(1)}" ` +
+          `height="${(y(acc) - y(acc + v)).toFixed(1)}" fill="${COLORS[j % COLORS.length]}"/>`,
+      );
       acc += v;
     });
     body.push(`<text x="${left + slot * 0.3}" y="${H - M.b + 16}" text-anchor="middle">${esc(b.label)}</text>`);

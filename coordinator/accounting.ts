@@ -71,7 +71,11 @@ export class ComputeMeter {
 
   /** Would a step of `samples` more samples overrun the budget under policy "stop"? */
   stopsBefore(samples: number): boolean {
-    return this.o.policy === 'stop' && this.o.budget !== null && this.cumulativeFlops + samples * this.o.trainFlopsPerSample > this.o.budget;
+    return (
+      this.o.policy === 'stop' &&
+      this.o.budget !== null &&
+      this.cumulativeFlops + samples * this.o.trainFlopsPerSample > this.o.budget
+    );
   }
 
   /** Work computed that no optimizer step used (late or recomputed shards, skipped steps). */
@@ -97,12 +101,23 @@ export class ComputeMeter {
     const mfu = peak > 0 ? modelFlopsPerSec / peak : null;
     this.lastMfu = mfu;
     const workerFlopsPerSec: Record<string, number> = {};
-    for (const w of workers) if (w.computeMs > 0) workerFlopsPerSec[w.id] = (w.samples * this.o.trainFlopsPerSample) / (w.computeMs / 1000);
+    for (const w of workers)
+      if (w.computeMs > 0) workerFlopsPerSec[w.id] = (w.samples * this.o.trainFlopsPerSample) / (w.computeMs / 1000);
     const budget = this.o.budget;
     const budgetUsed = budget !== null ? this.cumulativeFlops / budget : null;
     const budgetEtaSec = budget !== null ? Math.max(0, budget - this.cumulativeFlops) / modelFlopsPerSec : null;
     if (budgetUsed !== null) this.warn(budgetUsed, budgetEtaSec ?? 0);
-    return { flops, cumulativeFlops: this.cumulativeFlops, hardwareFlops: this.hardwareFlops, modelFlopsPerSec, modelFlopsPerSecEma: this.ema, mfu, budgetUsed, budgetEtaSec, workerFlopsPerSec };
+    return {
+      flops,
+      cumulativeFlops: this.cumulativeFlops,
+      hardwareFlops: this.hardwareFlops,
+      modelFlopsPerSec,
+      modelFlopsPerSecEma: this.ema,
+      mfu,
+      budgetUsed,
+      budgetEtaSec,
+      workerFlopsPerSec,
+    };
   }
 
   /** The accounting of a step that applied no update (skipped): no model FLOPs, rates unchanged. */
@@ -135,8 +150,14 @@ export class ComputeMeter {
     for (const m of marks) {
       if (used < m || this.warned.has(m)) continue;
       this.warned.add(m);
-      const left = m >= 1 ? 'exhausted; training goes on (budgetPolicy "warn")' : `runs out in about ${Math.round(etaSec)} s at the current rate`;
-      this.o.log.warn({ budgetUsed: +used.toFixed(4), cumulativeFlops: this.cumulativeFlops, budget: this.o.budget }, `compute budget ${Math.round(m * 100)}% used: ${left}`);
+      const left =
+        m >= 1
+          ? 'exhausted; training goes on (budgetPolicy "warn")'
+          : `runs out in about ${Math.round(etaSec)} s at the current rate`;
+      this.o.log.warn(
+        { budgetUsed: +used.toFixed(4), cumulativeFlops: this.cumulativeFlops, budget: this.o.budget },
+        `compute budget ${Math.round(m * 100)}% used: ${left}`,
+      );
     }
   }
 }

@@ -61,8 +61,18 @@ interface Header {
 /** Hash of the job (what defines the optimization), with keys in a fixed order. */
 export function configHash(c: Config): string {
   const canonical = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
-  return createHash('sha256').update(JSON.stringify(canonical(jobOf(c)))).digest('hex');
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(jobOf(c))))
+    .digest('hex');
 }
 
 export function encodeCheckpoint(s: CheckpointState): Uint8Array {
@@ -90,14 +100,22 @@ export function encodeCheckpoint(s: CheckpointState): Uint8Array {
   out.set(bytes(s.params), bodyAt);
   out.set(bytes(s.adam.m), bodyAt + n);
   out.set(bytes(s.adam.v), bodyAt + 2 * n);
-  out.set(createHash('sha256').update(out.subarray(0, out.length - 32)).digest(), out.length - 32);
+  out.set(
+    createHash('sha256')
+      .update(out.subarray(0, out.length - 32))
+      .digest(),
+    out.length - 32,
+  );
   return out;
 }
 
 export function decodeCheckpoint(buf: Uint8Array, what = 'checkpoint'): CheckpointState {
   const bad = (why: string): never => fail('CHECKPOINT_CORRUPT', `${what}: ${why}`);
-  if (buf.length < 44 || Buffer.from(buf.subarray(0, 4)).toString() !== MAGIC) bad('not a dptrain checkpoint (bad magic or too short)');
-  const digest = createHash('sha256').update(buf.subarray(0, buf.length - 32)).digest();
+  if (buf.length < 44 || Buffer.from(buf.subarray(0, 4)).toString() !== MAGIC)
+    bad('not a dptrain checkpoint (bad magic or too short)');
+  const digest = createHash('sha256')
+    .update(buf.subarray(0, buf.length - 32))
+    .digest();
   if (!digest.equals(buf.subarray(buf.length - 32))) bad('checksum mismatch (truncated or corrupted)');
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   if (view.getUint32(4, true) !== FORMAT) bad(`format version ${view.getUint32(4, true)}, expected ${FORMAT}`);
@@ -119,7 +137,13 @@ export function decodeCheckpoint(buf: Uint8Array, what = 'checkpoint'): Checkpoi
     version: header.version,
     config: header.config,
     params: f32(0),
-    adam: { m: f32(n), v: f32(2 * n), accBeta1: header.adam.accBeta1, accBeta2: header.adam.accBeta2, step: header.adam.step },
+    adam: {
+      m: f32(n),
+      v: f32(2 * n),
+      accBeta1: header.adam.accBeta1,
+      accBeta2: header.adam.accBeta2,
+      step: header.adam.step,
+    },
     counters: header.counters,
   };
 }
@@ -136,7 +160,10 @@ export function saveCheckpoint(runDir: string, s: CheckpointState): string {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `step-${String(s.step).padStart(8, '0')}.ckpt`);
   writeFileAtomic(path, encodeCheckpoint(s));
-  const all = readdirSync(dir).filter((f) => NAME.test(f)).sort().reverse();
+  const all = readdirSync(dir)
+    .filter((f) => NAME.test(f))
+    .sort()
+    .reverse();
   for (const old of all.slice(KEEP)) rmSync(join(dir, old), { force: true });
   return path;
 }
@@ -153,7 +180,10 @@ export function loadLatestCheckpoint(runDir: string): LoadedCheckpoint {
   const dir = checkpointDir(runDir);
   let files: string[] = [];
   try {
-    files = readdirSync(dir).filter((f) => NAME.test(f)).sort().reverse();
+    files = readdirSync(dir)
+      .filter((f) => NAME.test(f))
+      .sort()
+      .reverse();
   } catch {
     // no checkpoints directory: handled below
   }

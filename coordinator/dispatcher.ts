@@ -236,7 +236,8 @@ export class Dispatcher {
           this.reducer = new TreeReducer(leaves, acc, this.ops, this.spare);
           this.reduceMs = 0;
         },
-        message: (s) => ({ t: 'work', step, micro, shard: s.shard, version, from: from + start(s.from), to: from + start(s.to), leaves, first: s.from, last: s.to, batch }),
+        // shmRead is the receiving worker's own credit: membership.send stamps it.
+        message: (s) => ({ t: 'work', step, micro, shard: s.shard, version, from: from + start(s.from), to: from + start(s.to), leaves, first: s.from, last: s.to, batch, shmRead: 0 }),
       },
       this.deadlineMs(),
     );

@@ -46,6 +46,8 @@ export interface WorkerSession {
   /** Work and evaluate messages sent, and results answering them: a worker answers each, in order. */
   requests: number;
   answers: number;
+  /** The newest shared-memory result read from it: the credit each work message carries. */
+  shmRead: number;
   /** Requests sent and not yet answered, by requestTag: only an answer to one of these is news from this worker. */
   owed: Set<string>;
 }
@@ -165,6 +167,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   send(w: WorkerSession, msg: ToWorker, payload: Float32Array | null = null): void {
+    if (msg.t === 'work') msg = { ...msg, shmRead: w.shmRead };
     if (msg.t === 'work' || msg.t === 'evaluate') {
       w.requests++;
       w.owed.add(requestTag(msg.t === 'work' ? `work:${msg.step}:${msg.micro}` : `eval:${msg.round}`, msg.shard));
@@ -224,6 +227,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       shm: false,
       shmSlot: -1,
       shmSlotUntil: 0,
+      shmRead: 0,
       requests: 0,
       answers: 0,
       owed: new Set(),
@@ -333,6 +337,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         const nodes = msg.losses.length;
         const into = nodes === 1 ? (this.o.landing ?? undefined) : undefined;
         grads = this.o.shm.readResult(w.id, msg.shm, nodes * this.o.totalParams, this.o.job.wireDtype, into);
+        w.shmRead = Math.max(w.shmRead, msg.shm);
       } catch (e) {
         // The directory went away, or a slot was overwritten: stop using shared memory for
         // everyone, and let this worker reconnect (the reason is not a refusal); its shard

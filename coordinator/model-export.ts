@@ -18,7 +18,10 @@ export async function exportLayersModel(layout: AnyLayout, params: Float32Array,
   if (!model) {
     writeFileAtomic(join(dir, 'weights.bin'), new Uint8Array(params.buffer, params.byteOffset, params.byteLength));
     const slots = layout.params.map(({ name, shape, offset }) => ({ name, shape, offset }));
-    writeFileAtomic(join(dir, 'dptrain-model.json'), JSON.stringify({ format: 'dptrain-slots', spec: layout.spec, data: layout.data, params: slots }));
+    writeFileAtomic(
+      join(dir, 'dptrain-model.json'),
+      JSON.stringify({ format: 'dptrain-slots', spec: layout.spec, data: layout.data, params: slots }),
+    );
     return;
   }
   const weights = layout.params.map((slot) => tf.tensor(paramView(params, slot), slot.shape, 'float32'));
@@ -27,7 +30,8 @@ export async function exportLayersModel(layout: AnyLayout, params: Float32Array,
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       const data = artifacts.weightData;
-      const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(tf.io.concatenateArrayBuffers(data ?? []));
+      const bytes =
+        data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(tf.io.concatenateArrayBuffers(data ?? []));
       writeFileAtomic(join(dir, 'weights.bin'), bytes);
       const modelJson = {
         format: 'layers-model',
@@ -37,7 +41,9 @@ export async function exportLayersModel(layout: AnyLayout, params: Float32Array,
         weightsManifest: [{ paths: ['./weights.bin'], weights: artifacts.weightSpecs }],
       };
       writeFileAtomic(join(dir, 'model.json'), JSON.stringify(modelJson));
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: bytes.length } };
+      return {
+        modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: bytes.length },
+      };
     }),
   );
   model.dispose();

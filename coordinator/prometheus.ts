@@ -9,21 +9,40 @@ import type { EvalRecord, StepRecord } from './summary.js';
 
 export class PromMetrics {
   readonly registry = new Registry();
-  private readonly g = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: [this.registry] });
+  private readonly g = (name: string, help: string, labelNames: string[] = []) =>
+    new Gauge({ name, help, labelNames, registers: [this.registry] });
   private readonly step = this.g('dptrain_step', 'Optimizer steps completed');
   private readonly loss = this.g('dptrain_loss', 'Training loss of the last step (mean over the global batch)');
   private readonly testAccuracy = this.g('dptrain_test_accuracy', 'Test accuracy at the last evaluation');
   private readonly samplesPerSec = this.g('dptrain_samples_per_second', 'Samples per second of the last step');
-  private readonly flopsPerSec = this.g('dptrain_model_flops_per_second', 'Model FLOP/s, median over the last 20 steps');
+  private readonly flopsPerSec = this.g(
+    'dptrain_model_flops_per_second',
+    'Model FLOP/s, median over the last 20 steps',
+  );
   private readonly mfu = this.g('dptrain_mfu_ratio', "Model FLOPs utilization against the sum of the workers' peaks");
   private readonly modelFlops = this.g('dptrain_model_flops', 'Model training FLOPs of all applied steps');
-  private readonly hardwareFlops = this.g('dptrain_hardware_flops', 'All FLOPs computed, including evaluation and discarded shards');
+  private readonly hardwareFlops = this.g(
+    'dptrain_hardware_flops',
+    'All FLOPs computed, including evaluation and discarded shards',
+  );
   private readonly budget = this.g('dptrain_budget_flops', 'Compute budget in model FLOPs (absent without a budget)');
   private readonly budgetUsed = this.g('dptrain_budget_used_ratio', 'Fraction of the compute budget used');
   private readonly workers = this.g('dptrain_workers', 'Workers by state', ['state']);
-  private readonly workerUp = this.g('dptrain_worker_up', '1 while a worker is ready, 0 once it left', ['worker', 'host', 'backend']);
-  private readonly workerFlops = this.g('dptrain_worker_flops_per_second', 'Model FLOP/s a worker achieved on its shards in the last step', ['worker']);
-  private readonly workerPeak = this.g('dptrain_worker_peak_flops', 'Peak FLOP/s a worker counts with (declared, else measured)', ['worker']);
+  private readonly workerUp = this.g('dptrain_worker_up', '1 while a worker is ready, 0 once it left', [
+    'worker',
+    'host',
+    'backend',
+  ]);
+  private readonly workerFlops = this.g(
+    'dptrain_worker_flops_per_second',
+    'Model FLOP/s a worker achieved on its shards in the last step',
+    ['worker'],
+  );
+  private readonly workerPeak = this.g(
+    'dptrain_worker_peak_flops',
+    'Peak FLOP/s a worker counts with (declared, else measured)',
+    ['worker'],
+  );
   private readonly workerCompute = new Counter({
     name: 'dptrain_worker_compute_seconds_total',
     help: 'Compute time workers reported for their shards',

@@ -27,7 +27,16 @@ export interface StepTimeline {
 }
 
 export const TIMELINE_KEYS: ReadonlyArray<keyof StepTimeline> = [
-  'encodeMs', 'broadcastMs', 'decodeMs', 'slowestComputeMs', 'workerEncodeMs', 'wireMs', 'reduceMs', 'optimizerMs', 'overheadMs', 'idleMs',
+  'encodeMs',
+  'broadcastMs',
+  'decodeMs',
+  'slowestComputeMs',
+  'workerEncodeMs',
+  'wireMs',
+  'reduceMs',
+  'optimizerMs',
+  'overheadMs',
+  'idleMs',
 ];
 
 /** One worker's step: its spans, and waitMs, the rest of the step (waiting for peers and the coordinator). */
@@ -197,7 +206,8 @@ export function summarize(o: {
     budget: o.meter.budget,
     budgetUsed: o.meter.budget !== null ? o.meter.cumulativeFlops / o.meter.budget : null,
     peakFlops: o.peaks.reduce((s, p) => s + (p.declared ?? p.attainable), 0),
-    peakSource: o.peaks.length === 0 ? 'none' : declared === o.peaks.length ? 'declared' : declared === 0 ? 'measured' : 'mixed',
+    peakSource:
+      o.peaks.length === 0 ? 'none' : declared === o.peaks.length ? 'declared' : declared === 0 ? 'measured' : 'mixed',
     attainableFlops: o.peaks.reduce((s, p) => s + p.attainable, 0),
     timeline,
   };

@@ -45,7 +45,12 @@ export function stepTimeline(
 ): { timeline: StepTimeline; workerTimeline: Record<string, WorkerStepTimeline> } {
   const workerTimeline: Record<string, WorkerStepTimeline> = {};
   for (const id of Object.keys(computeMs)) {
-    const t = { decodeMs: worker.decodeMs[id] ?? 0, computeMs: computeMs[id], encodeMs: worker.encodeMs[id] ?? 0, wireMs: worker.wireMs[id] ?? 0 };
+    const t = {
+      decodeMs: worker.decodeMs[id] ?? 0,
+      computeMs: computeMs[id],
+      encodeMs: worker.encodeMs[id] ?? 0,
+      wireMs: worker.wireMs[id] ?? 0,
+    };
     workerTimeline[id] = { ...t, waitMs: Math.max(0, stepMs - t.decodeMs - t.computeMs - t.encodeMs - t.wireMs) };
   }
   const slowest = maxOf(computeMs);
@@ -61,7 +66,15 @@ export function stepTimeline(
     overheadMs: Math.max(0, stepMs - slowest),
     idleMs: 0,
   };
-  const spans = timeline.encodeMs + timeline.broadcastMs + timeline.decodeMs + slowest + timeline.workerEncodeMs + timeline.wireMs + reduceMs + optimizerMs;
+  const spans =
+    timeline.encodeMs +
+    timeline.broadcastMs +
+    timeline.decodeMs +
+    slowest +
+    timeline.workerEncodeMs +
+    timeline.wireMs +
+    reduceMs +
+    optimizerMs;
   timeline.idleMs = Math.max(0, stepMs - spans);
   return { timeline, workerTimeline };
 }

@@ -41,7 +41,15 @@ export class Tracer {
 
   /** A span from `startMs` to `endMs` (performance.now() milliseconds) on a named track. */
   span(track: string, name: string, startMs: number, endMs: number, args?: Record<string, unknown>): void {
-    this.events.push({ name, ph: 'X', ts: Math.round(startMs * 1000), dur: Math.max(0, Math.round((endMs - startMs) * 1000)), pid: 1, tid: this.tid(track), ...(args ? { args } : {}) });
+    this.events.push({
+      name,
+      ph: 'X',
+      ts: Math.round(startMs * 1000),
+      dur: Math.max(0, Math.round((endMs - startMs) * 1000)),
+      pid: 1,
+      tid: this.tid(track),
+      ...(args ? { args } : {}),
+    });
   }
 
   write(file: string): void {
@@ -51,7 +59,14 @@ export class Tracer {
 
 /** "10:30" → steps 10 to 30. */
 /** The coordinator's spans of one step: the whole, the shards in flight, the optimizer, the parameter encode. */
-export function traceStep(tr: Tracer, step: number, t: { start: number; optimizer: number; end: number }, loss: number, reduceMs: number, encode: { start: number; end: number } | null): void {
+export function traceStep(
+  tr: Tracer,
+  step: number,
+  t: { start: number; optimizer: number; end: number },
+  loss: number,
+  reduceMs: number,
+  encode: { start: number; end: number } | null,
+): void {
   tr.span('coordinator', `step ${step}`, t.start, t.end, { loss });
   tr.span('coordinator', 'shards in flight (reduced as they arrive)', t.start, t.optimizer, { reduceMs });
   tr.span('coordinator', 'optimizer (mean, clip, Adam)', t.optimizer, t.end);

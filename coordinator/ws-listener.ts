@@ -47,7 +47,9 @@ export const CLOSE_GRACE_MS = 1000;
 export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     if (opts.http?.(req, res)) return;
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('dptrain coordinator: WebSocket workers connect here; metrics at /metrics\n');
+    res
+      .writeHead(404, { 'content-type': 'text/plain' })
+      .end('dptrain coordinator: WebSocket workers connect here; metrics at /metrics\n');
   };
   // Node enforces headersTimeout on a sweep every connectionsCheckingInterval (default 30 s).
   const timeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
@@ -59,7 +61,12 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
     : createServer(http, onRequest);
   server.headersTimeout = timeout;
   server.requestTimeout = timeout;
-  const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: opts.maxPayload, clientTracking: true });
+  const wss = new WebSocketServer({
+    server,
+    perMessageDeflate: false,
+    maxPayload: opts.maxPayload,
+    clientTracking: true,
+  });
   // ws re-emits the http server's errors; a listen error is reported below, from the server.
   wss.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
@@ -106,7 +113,13 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
       return;
     }
     const cap = opts.handshakeMaxFrame ?? HANDSHAKE_MAX_FRAME;
-    handler(wrapSocket(ws, remote, cap > 0 && cap < opts.maxPayload ? { frameCap: cap, maxPayload: opts.maxPayload } : undefined));
+    handler(
+      wrapSocket(
+        ws,
+        remote,
+        cap > 0 && cap < opts.maxPayload ? { frameCap: cap, maxPayload: opts.maxPayload } : undefined,
+      ),
+    );
   });
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {

@@ -20,10 +20,24 @@ export interface BackendProfile {
 
 function run(args: string[], env: NodeJS.ProcessEnv): Promise<StepProfile[]> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [CLI, 'profile', ...args, '--json'], { env, maxBuffer: 16 << 20, timeout: 600_000 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(stderr.trim().split('\n').filter((l) => l.startsWith('dptrain:')).pop() ?? String(err)));
-      resolve(JSON.parse(stdout) as StepProfile[]);
-    });
+    execFile(
+      process.execPath,
+      [CLI, 'profile', ...args, '--json'],
+      { env, maxBuffer: 16 << 20, timeout: 600_000 },
+      (err, stdout, stderr) => {
+        if (err)
+          return reject(
+            new Error(
+              stderr
+                .trim()
+                .split('\n')
+                .filter((l) => l.startsWith('dptrain:'))
+                .pop() ?? String(err),
+            ),
+          );
+        resolve(JSON.parse(stdout) as StepProfile[]);
+      },
+    );
   });
 }
 
@@ -40,7 +54,11 @@ export async function profileBackends(job: string, batch: number): Promise<Backe
     if (backend === 'webgpu') {
       const icd = process.env.VK_ICD_FILENAMES ?? findIcd();
       if (!icd) {
-        out.push({ backend, skipped: 'no Vulkan driver (set VK_ICD_FILENAMES, or apt-get install chromium for SwiftShader)', profiles: [] });
+        out.push({
+          backend,
+          skipped: 'no Vulkan driver (set VK_ICD_FILENAMES, or apt-get install chromium for SwiftShader)',
+          profiles: [],
+        });
         continue;
       }
       env = vulkanEnv(icd);
@@ -56,5 +74,7 @@ export async function profileBackends(job: string, batch: number): Promise<Backe
 }
 
 export function formatBackendProfiles(ps: BackendProfile[]): string[] {
-  return ps.flatMap((p) => (p.skipped ? [`profile ${p.backend}: skipped (${p.skipped})`] : p.profiles.map((x) => formatProfile(x, 8) + '\n')));
+  return ps.flatMap((p) =>
+    p.skipped ? [`profile ${p.backend}: skipped (${p.skipped})`] : p.profiles.map((x) => formatProfile(x, 8) + '\n'),
+  );
 }

@@ -84,7 +84,13 @@ function benchCodec(bytes: number, dtype: WireDtype): { encodeGBps: number; deco
 async function baseline(kind: BaselineKind = 'engine'): Promise<number> {
   await tf.setBackend('wasm');
   tf.enableProdMode();
-  return singleProcessSamplesPerSec(kind, parseConfig({ ...JOB, steps: STEPS, batchSize: PER_WORKER_BATCH }), PER_WORKER_BATCH, STEPS - 10, 10);
+  return singleProcessSamplesPerSec(
+    kind,
+    parseConfig({ ...JOB, steps: STEPS, batchSize: PER_WORKER_BATCH }),
+    PER_WORKER_BATCH,
+    STEPS - 10,
+    10,
+  );
 }
 
 /**
@@ -95,11 +101,17 @@ async function baseline(kind: BaselineKind = 'engine'): Promise<number> {
 function concurrentBaselines(n: number): Promise<number[]> {
   const self = fileURLToPath(import.meta.url);
   return Promise.all(
-    Array.from({ length: n }, () => new Promise<number>((resolve, reject) => {
-      const child = fork(self, ['--baseline-child']);
-      child.once('message', (sps) => resolve(sps as number));
-      child.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`baseline child exited with ${code}`))));
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const child = fork(self, ['--baseline-child']);
+          child.once('message', (sps) => resolve(sps as number));
+          child.once('exit', (code) =>
+            code === 0 ? undefined : reject(new Error(`baseline child exited with ${code}`)),
+          );
+        }),
+    ),
   );
 }
 
@@ -112,11 +124,19 @@ function ddpAnchor(file: string, world: number): Promise<number> {
   delete env.OPENBLAS_CORETYPE; // the anchor's notes: these mis-tune OpenBLAS on this machine kind
   delete env.OPENBLAS_L2_SIZE;
   return new Promise((resolve, reject) => {
-    execFile('/usr/bin/python3', [file, String(world), '30', String(PER_WORKER_BATCH)], { env, timeout: 300_000 }, (err, stdout, stderr) => {
-      const m = /samples\/s=(\d+)/.exec(stdout);
-      if (err || !m) return reject(new Error(`ddp anchor (world ${world}) failed: ${(stderr || String(err)).trim().split('\n').pop()}`));
-      resolve(Number(m[1]));
-    });
+    execFile(
+      '/usr/bin/python3',
+      [file, String(world), '30', String(PER_WORKER_BATCH)],
+      { env, timeout: 300_000 },
+      (err, stdout, stderr) => {
+        const m = /samples\/s=(\d+)/.exec(stdout);
+        if (err || !m)
+          return reject(
+            new Error(`ddp anchor (world ${world}) failed: ${(stderr || String(err)).trim().split('\n').pop()}`),
+          );
+        resolve(Number(m[1]));
+      },
+    );
   });
 }
 
@@ -138,7 +158,25 @@ function dptrain(workers: number, wireDtype: WireDtype, path: 'shm' | 'socket', 
   const out = join(dir, `w${workers}-${wireDtype}-${path}`);
   const job = join(dir, 'job.json');
   writeFileSync(job, JSON.stringify(JOB));
-  const args = [CLI, 'train', '--config', job, '--workers', String(workers), '--batch-size', String(PER_WORKER_BATCH * workers), '--steps', String(STEPS), '--backend', 'wasm', '--wire-dtype', wireDtype, ...(path === 'socket' ? ['--no-shared-memory'] : []), '--out', out];
+  const args = [
+    CLI,
+    'train',
+    '--config',
+    job,
+    '--workers',
+    String(workers),
+    '--batch-size',
+    String(PER_WORKER_BATCH * workers),
+    '--steps',
+    String(STEPS),
+    '--backend',
+    'wasm',
+    '--wire-dtype',
+    wireDtype,
+    ...(path === 'socket' ? ['--no-shared-memory'] : []),
+    '--out',
+    out,
+  ];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, args, { maxBuffer: 64 << 20 }, (err, _o, stderr) => {
       if (err) return reject(new Error(`dptrain train failed: ${stderr.trim().split('\n').pop()}`));
@@ -169,7 +207,14 @@ const med = (xs: number[]) => median(xs) ?? NaN;
  * 2-process ceiling next to the 2-worker shared-memory run, and the anchor.
  */
 async function round(dir: string, anchorFile: string | null) {
-  const plan = [[1, 'float32', 'shm'], [2, 'float32', 'shm'], [4, 'float32', 'shm'], [1, 'float32', 'socket'], [2, 'float32', 'socket'], [2, 'bfloat16', 'socket']] as const;
+  const plan = [
+    [1, 'float32', 'shm'],
+    [2, 'float32', 'shm'],
+    [4, 'float32', 'shm'],
+    [1, 'float32', 'socket'],
+    [2, 'float32', 'socket'],
+    [2, 'bfloat16', 'socket'],
+  ] as const;
   const runs: Array<RunFigures & { baselineSps: number; efficiency: number; ofCeiling: number | null }> = [];
   let ceiling = NaN;
   let ceilingBaseline = NaN; // the baseline measured next to the ceiling
@@ -180,7 +225,12 @@ async function round(dir: string, anchorFile: string | null) {
       ceilingBaseline = baselineSps;
     }
     const r = await dptrain(n, dtype, path, dir);
-    runs.push({ ...r, baselineSps, efficiency: r.samplesPerSec / (n * baselineSps), ofCeiling: n === 2 ? r.samplesPerSec / ceiling : null });
+    runs.push({
+      ...r,
+      baselineSps,
+      efficiency: r.samplesPerSec / (n * baselineSps),
+      ofCeiling: n === 2 ? r.samplesPerSec / ceiling : null,
+    });
   }
   const baselineSps = median(runs.map((r) => r.baselineSps)) ?? NaN;
   // What plain TF.js gives, next to an engine baseline of its own.
@@ -212,7 +262,9 @@ interface Measured {
 async function measure(rounds: number, anchorFile: string | null, withProfiles: boolean): Promise<Measured> {
   const params = jobLayout(parseConfig(JOB)).totalParams;
   const adam = { simdParamsPerSec: benchAdam(params, true), scalarParamsPerSec: benchAdam(params, false) };
-  const codec16MB = Object.fromEntries((['float32', 'float16', 'bfloat16'] as const).map((d) => [d, benchCodec(16 << 20, d)]));
+  const codec16MB = Object.fromEntries(
+    (['float32', 'float16', 'bfloat16'] as const).map((d) => [d, benchCodec(16 << 20, d)]),
+  );
   const loopbackTcpMs = await loopbackFloorMs(params * 4);
   const dir = mkdtempSync(join(tmpdir(), 'dptrain-bench-'));
   const job = join(dir, 'profile-job.json');
@@ -237,18 +289,31 @@ function summarize(m: Measured) {
     const md = (f: (r: (typeof rs)[number]) => number) => med(rs.map(f));
     const bestSps = best(rs.map((r) => r.samplesPerSec));
     return {
-      workers: r0.workers, path: r0.path, wireDtype: r0.wireDtype,
-      samplesPerSec: md((r) => r.samplesPerSec), efficiency: md((r) => r.efficiency), ofCeiling: r0.ofCeiling === null ? null : md((r) => r.ofCeiling!),
-      overheadShare: md((r) => r.overheadShare), wireShare: md((r) => r.wireShare), codecShare: md((r) => r.codecShare),
-      wireBytesPerStep: md((r) => r.wireBytesPerStep), finalLoss: r0.finalLoss,
+      workers: r0.workers,
+      path: r0.path,
+      wireDtype: r0.wireDtype,
+      samplesPerSec: md((r) => r.samplesPerSec),
+      efficiency: md((r) => r.efficiency),
+      ofCeiling: r0.ofCeiling === null ? null : md((r) => r.ofCeiling!),
+      overheadShare: md((r) => r.overheadShare),
+      wireShare: md((r) => r.wireShare),
+      codecShare: md((r) => r.codecShare),
+      wireBytesPerStep: md((r) => r.wireBytesPerStep),
+      finalLoss: r0.finalLoss,
       best: { samplesPerSec: bestSps, efficiency: bestSps / (r0.workers * baselineBest) },
     };
   });
   const ddps = all.map((a) => a.ddp).filter((d) => d !== null);
   const ddp = ddps.length
     ? {
-        samplesPerSec1: med(ddps.map((d) => d.one)), samplesPerSec2: med(ddps.map((d) => d.two)), efficiency: med(ddps.map((d) => d.efficiency)),
-        best: { samplesPerSec1: best(ddps.map((d) => d.one)), samplesPerSec2: best(ddps.map((d) => d.two)), efficiency: best(ddps.map((d) => d.two)) / (2 * best(ddps.map((d) => d.one))) },
+        samplesPerSec1: med(ddps.map((d) => d.one)),
+        samplesPerSec2: med(ddps.map((d) => d.two)),
+        efficiency: med(ddps.map((d) => d.efficiency)),
+        best: {
+          samplesPerSec1: best(ddps.map((d) => d.one)),
+          samplesPerSec2: best(ddps.map((d) => d.two)),
+          efficiency: best(ddps.map((d) => d.two)) / (2 * best(ddps.map((d) => d.one))),
+        },
       }
     : null;
   const baseline = { samplesPerSec: med(all.map((a) => a.baselineSps)), best: baselineBest };
@@ -260,9 +325,25 @@ function summarize(m: Measured) {
     engineOverMinimize: med(layers.map((l) => l.engine / l.minimize)),
     engineOverFit: med(layers.map((l) => l.engine / l.fit)),
   };
-  const twoOverDdp = ddps.length ? med(all.filter((a) => a.ddp).map((a) => a.runs[1].samplesPerSec / a.ddp!.two)) : null;
-  const ceiling2 = { ratio: med(all.map((a) => a.ceilingRatio)), best: best(all.map((a) => a.ceiling)) / (2 * baselineBest) };
-  return { model: '784-512-512-10', backend: 'wasm', perWorkerBatch: PER_WORKER_BATCH, steps: STEPS, baseline, plainTfjs, ceiling2, ddpAnchor: ddp, twoWorkersOverDdp: twoOverDdp, runs: rows };
+  const twoOverDdp = ddps.length
+    ? med(all.filter((a) => a.ddp).map((a) => a.runs[1].samplesPerSec / a.ddp!.two))
+    : null;
+  const ceiling2 = {
+    ratio: med(all.map((a) => a.ceilingRatio)),
+    best: best(all.map((a) => a.ceiling)) / (2 * baselineBest),
+  };
+  return {
+    model: '784-512-512-10',
+    backend: 'wasm',
+    perWorkerBatch: PER_WORKER_BATCH,
+    steps: STEPS,
+    baseline,
+    plainTfjs,
+    ceiling2,
+    ddpAnchor: ddp,
+    twoWorkersOverDdp: twoOverDdp,
+    runs: rows,
+  };
 }
 
 function report(m: Measured, s: ReturnType<typeof summarize>, outFile: string): string[] {
@@ -271,25 +352,48 @@ function report(m: Measured, s: ReturnType<typeof summarize>, outFile: string): 
   const n = m.rounds;
   const two = s.runs[1];
   return [
-    `central Adam        ${f(m.adam.simdParamsPerSec / 1e6, 0)} M parameters/s with the SIMD kernel, ${f(m.adam.scalarParamsPerSec / 1e6, 0)} M scalar (${m.params.toLocaleString('en-US')} parameters)`,
-    ...Object.entries(m.codec16MB).map(([d, c]) => `codec ${d.padEnd(9)}     encode ${f(c.encodeGBps)} GB/s, decode (unaligned) ${f(c.decodeGBps)} GB/s of float32 data, 16 MB`),
-    `loopback TCP        ${f(m.loopbackTcpMs.down)} ms one way, ${f(m.loopbackTcpMs.roundTrip)} ms there and back for ${(m.params * 4 / 1e6).toFixed(2)} MB (plain sockets)`,
+    `central Adam        ${f(m.adam.simdParamsPerSec / 1e6, 0)} M parameters/s with the SIMD kernel, ` +
+      `${f(m.adam.scalarParamsPerSec / 1e6, 0)} M scalar (${m.params.toLocaleString('en-US')} parameters)`,
+    ...Object.entries(m.codec16MB).map(
+      ([d, c]) =>
+        `codec ${d.padEnd(9)}     encode ${f(c.encodeGBps)} GB/s, decode (unaligned) ${f(c.decodeGBps)} GB/s of float32 data, 16 MB`,
+    ),
+    `loopback TCP        ${f(m.loopbackTcpMs.down)} ms one way, ${f(m.loopbackTcpMs.roundTrip)} ms there and back for ` +
+      `${((m.params * 4) / 1e6).toFixed(2)} MB (plain sockets)`,
     `medians over ${n} round${n > 1 ? 's' : ''}; each efficiency against a baseline measured just before:`,
     ...formatBackendProfiles(m.profiles ?? []),
     `baseline (1 proc)   ${f(s.baseline.samplesPerSec, 0)} samples/s (the engine's graph, fast matMul gradient, tf.train.adam, batch ${PER_WORKER_BATCH})`,
-    `plain TF.js         tfjs-layers minimize ${f(s.plainTfjs.layersMinimize, 0)}, model.fit ${f(s.plainTfjs.layersFit, 0)} samples/s; the engine's single process is ${f(s.plainTfjs.engineOverMinimize)}× minimize and ${f(s.plainTfjs.engineOverFit)}× fit (within-round ratios)`,
+    `plain TF.js         tfjs-layers minimize ${f(s.plainTfjs.layersMinimize, 0)}, model.fit ${f(s.plainTfjs.layersFit, 0)} samples/s; the engine's ` +
+      `single process is ${f(s.plainTfjs.engineOverMinimize)}× minimize and ${f(s.plainTfjs.engineOverFit)}× fit (within-round ratios)`,
     `2 baselines at once ${f(s.ceiling2.ratio)} of 2× one (no communication at all: this machine's ceiling for 2 workers)`,
     ...s.runs.map(
       (r) =>
-        `dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)}  ${f(r.samplesPerSec, 0)} samples/s, efficiency ${f(r.efficiency)}` +
+        `dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)}  ` +
+        `${f(r.samplesPerSec, 0)} samples/s, efficiency ${f(r.efficiency)}` +
         (r.ofCeiling !== null ? ` (${f(r.ofCeiling)} of the ceiling)` : '') +
-        `; of a step: overhead ${pct(r.overheadShare)}, wire ${pct(r.wireShare)}, codec ${pct(r.codecShare)}; ${(r.wireBytesPerStep / 1e6).toFixed(2)} MB/step on the socket`,
+        `; of a step: overhead ${pct(r.overheadShare)}, wire ${pct(r.wireShare)}, codec ${pct(r.codecShare)}; ` +
+        `${(r.wireBytesPerStep / 1e6).toFixed(2)} MB/step on the socket`,
     ),
-    `2 workers, shm, per round: efficiency ${m.perRound.map((a) => f(a.runs[1].efficiency)).join(', ')}; overhead ${m.perRound.map((a) => pct(a.runs[1].overheadShare)).join(', ')}`,
-    ...(s.ddpAnchor ? [`PyTorch DDP (gloo)  1 rank ${f(s.ddpAnchor.samplesPerSec1, 0)}, 2 ranks ${f(s.ddpAnchor.samplesPerSec2, 0)} samples/s: efficiency ${f(s.ddpAnchor.efficiency)}; dptrain 2 workers (shm) ${f(s.twoWorkersOverDdp ?? NaN)}× DDP 2 ranks (within-round ratio)`] : []),
+    `2 workers, shm, per round: efficiency ${m.perRound.map((a) => f(a.runs[1].efficiency)).join(', ')}; overhead ` +
+      `${m.perRound.map((a) => pct(a.runs[1].overheadShare)).join(', ')}`,
+    ...(s.ddpAnchor
+      ? [
+          `PyTorch DDP (gloo)  1 rank ${f(s.ddpAnchor.samplesPerSec1, 0)}, 2 ranks ${f(s.ddpAnchor.samplesPerSec2, 0)} samples/s: efficiency ` +
+            `${f(s.ddpAnchor.efficiency)}; dptrain 2 workers (shm) ${f(s.twoWorkersOverDdp ?? NaN)}× DDP 2 ranks (within-round ratio)`,
+        ]
+      : []),
     `best of ${n} rounds (the least disturbed): baseline ${f(s.baseline.best, 0)} samples/s; 2 baselines at once ${f(s.ceiling2.best)} of 2× one`,
-    ...s.runs.map((r) => `  dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)} ${f(r.best.samplesPerSec, 0)} samples/s, efficiency ${f(r.best.efficiency)}`),
-    ...(s.ddpAnchor ? [`  PyTorch DDP (gloo) 1 rank ${f(s.ddpAnchor.best.samplesPerSec1, 0)}, 2 ranks ${f(s.ddpAnchor.best.samplesPerSec2, 0)} samples/s: efficiency ${f(s.ddpAnchor.best.efficiency)}`] : []),
+    ...s.runs.map(
+      (r) =>
+        `  dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)} ` +
+        `${f(r.best.samplesPerSec, 0)} samples/s, efficiency ${f(r.best.efficiency)}`,
+    ),
+    ...(s.ddpAnchor
+      ? [
+          `  PyTorch DDP (gloo) 1 rank ${f(s.ddpAnchor.best.samplesPerSec1, 0)}, 2 ranks ${f(s.ddpAnchor.best.samplesPerSec2, 0)} ` +
+            `samples/s: efficiency ${f(s.ddpAnchor.best.efficiency)}`,
+        ]
+      : []),
     `2 workers, shm: ${f(two.best.samplesPerSec / s.baseline.best, 2)}× the best baseline`,
     `written to ${outFile}`,
   ];
@@ -307,10 +411,16 @@ async function main(): Promise<void> {
   const noProfile = args.indexOf('--no-profile');
   if (noProfile >= 0) args.splice(noProfile, 1);
   const outFile = args[0] ?? 'bench-results.json';
-  const m: Measured = from ? (JSON.parse(readFileSync(from, 'utf8')) as Measured) : await measure(rounds, anchorFile, noProfile < 0);
+  const m: Measured = from
+    ? (JSON.parse(readFileSync(from, 'utf8')) as Measured)
+    : await measure(rounds, anchorFile, noProfile < 0);
   const s = summarize(m);
   const { date, params, adam, codec16MB, loopbackTcpMs, perRound } = m;
-  writeFileSync(outFile, JSON.stringify({ date, params, rounds: perRound.length, adam, codec16MB, loopbackTcpMs, ...s, perRound }, null, 2) + '\n');
+  writeFileSync(
+    outFile,
+    JSON.stringify({ date, params, rounds: perRound.length, adam, codec16MB, loopbackTcpMs, ...s, perRound }, null, 2) +
+      '\n',
+  );
   process.stdout.write(report({ ...m, rounds: perRound.length }, s, outFile).join('\n') + '\n');
 }
 

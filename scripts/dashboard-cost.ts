@@ -94,9 +94,20 @@ async function watchStream(url: string): Promise<number> {
   }
 }
 
-async function runOnce(condition: Condition, round: number, browser: Browser | null, exe: string, job: string, steps: number): Promise<Measured> {
+async function runOnce(
+  condition: Condition,
+  round: number,
+  browser: Browser | null,
+  exe: string,
+  job: string,
+  steps: number,
+): Promise<Measured> {
   const out = mkdtempSync(join(tmpdir(), `dptrain-dashcost-${condition}-`));
-  const proc = spawn(process.execPath, [CLI, 'train', '-c', job, '--steps', String(steps), '--workers', '2', '--checkpoint-every', '0', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [CLI, 'train', '-c', job, '--steps', String(steps), '--workers', '2', '--checkpoint-every', '0', '--out', out],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let err = '';
   let watching: Promise<number> | null = null;
   const browserCpu0 = browser ? cpuOfExecutable(exe) : 0;
@@ -128,7 +139,17 @@ async function runOnce(condition: Condition, round: number, browser: Browser | n
   const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
   const timeline: Record<string, number> = {};
   for (const k of TIMELINE_KEYS) timeline[k] = s.timeline[k].median;
-  return { condition, round, medianStepMs: s.medianStepMs ?? NaN, samplesPerSec: s.samplesPerSec ?? NaN, timeline, streamBytes, coordinatorCpuMsPerStep: coordCpu / steps, browserCpuMs, runDir: out };
+  return {
+    condition,
+    round,
+    medianStepMs: s.medianStepMs ?? NaN,
+    samplesPerSec: s.samplesPerSec ?? NaN,
+    timeline,
+    streamBytes,
+    coordinatorCpuMsPerStep: coordCpu / steps,
+    browserCpuMs,
+    runDir: out,
+  };
 }
 
 /**
@@ -137,7 +158,10 @@ async function runOnce(condition: Condition, round: number, browser: Browser | n
  * FLUSH_MS of the run's own step time), with and without a page's stream attached. Only the
  * synchronous calls are timed: that is what the loop waits for.
  */
-async function loopCost(records: StepRecord[], repeat: number): Promise<{ withoutUs: number; withUs: number; rowsPerFlush: number }> {
+async function loopCost(
+  records: StepRecord[],
+  repeat: number,
+): Promise<{ withoutUs: number; withUs: number; rowsPerFlush: number }> {
   const stepMs = median(records.map((r) => r.stepMs)) ?? 1;
   const rowsPerFlush = Math.max(1, Math.round(FLUSH_MS / stepMs));
   const timeIt = async (attach: boolean): Promise<number> => {
@@ -178,9 +202,12 @@ async function main(): Promise<void> {
   const job = arg('--config', fileURLToPath(new URL('../../examples/spirals.json', import.meta.url)));
   const outFile = arg('--out', 'dashboard-cost.json');
   const exe = process.env.DPTRAIN_CHROMIUM ?? '/usr/bin/chromium';
-  const browser = existsSync(exe) ? await chromium.launch({ executablePath: exe, args: ['--headless=new', '--no-sandbox'] }) : null;
+  const browser = existsSync(exe)
+    ? await chromium.launch({ executablePath: exe, args: ['--headless=new', '--no-sandbox'] })
+    : null;
   const conditions = CONDITIONS.filter((c) => c !== 'browser' || browser);
-  if (!browser) process.stderr.write(`dashboard-cost: no chromium at ${exe}; measuring without the browser condition\n`);
+  if (!browser)
+    process.stderr.write(`dashboard-cost: no chromium at ${exe}; measuring without the browser condition\n`);
   const runs: Measured[] = [];
   try {
     for (let r = 0; r < rounds; r++) {
@@ -189,7 +216,10 @@ async function main(): Promise<void> {
       for (const c of order) {
         const m = await runOnce(c, r, browser, exe, job, steps);
         runs.push(m);
-        process.stderr.write(`round ${r + 1}/${rounds} ${c.padEnd(7)} median step ${m.medianStepMs.toFixed(2)} ms, ${m.samplesPerSec.toFixed(0)} samples/s, overhead ${m.timeline.overheadMs.toFixed(2)} ms, coordinator CPU ${m.coordinatorCpuMsPerStep.toFixed(2)} ms/step${c === 'browser' ? `, browser CPU ${(m.browserCpuMs / 1000).toFixed(1)} s` : ''}\n`);
+        process.stderr.write(
+          `round ${r + 1}/${rounds} ${c.padEnd(7)} median step ${m.medianStepMs.toFixed(2)} ms, ${m.samplesPerSec.toFixed(0)} samples/s, overhead ` +
+            `${m.timeline.overheadMs.toFixed(2)} ms, coordinator CPU ${m.coordinatorCpuMsPerStep.toFixed(2)} ms/step${c === 'browser' ? `, browser CPU ${(m.browserCpuMs / 1000).toFixed(1)} s` : ''}\n`,
+        );
       }
     }
   } finally {
@@ -205,16 +235,36 @@ async function main(): Promise<void> {
     ...TIMELINE_KEYS.map((k): [string, (m: Measured) => number] => [`${k}`, (m) => m.timeline[k]]),
   ];
   const lines = [
-    `| median over ${rounds} rounds | ${conditions.join(' | ')} | ${conditions.filter((c) => c !== 'none').map((c) => `${c} ÷ none`).join(' | ')} |`,
-    `| --- | ${conditions.map(() => '---:').join(' | ')} | ${conditions.filter((c) => c !== 'none').map(() => '---:').join(' | ')} |`,
-    ...keys.map(([name, f]) => `| ${name} | ${conditions.map((c) => (median(of(c).map(f)) ?? NaN).toFixed(name === 'samples/s' ? 0 : 2)).join(' | ')} | ${conditions.filter((c) => c !== 'none').map((c) => (ratio(c, f) ?? NaN).toFixed(3)).join(' | ')} |`),
+    `| median over ${rounds} rounds | ${conditions.join(' | ')} | ${conditions
+      .filter((c) => c !== 'none')
+      .map((c) => `${c} ÷ none`)
+      .join(' | ')} |`,
+    `| --- | ${conditions.map(() => '---:').join(' | ')} | ${conditions
+      .filter((c) => c !== 'none')
+      .map(() => '---:')
+      .join(' | ')} |`,
+    ...keys.map(
+      ([name, f]) =>
+        `| ${name} | ${conditions.map((c) => (median(of(c).map(f)) ?? NaN).toFixed(name === 'samples/s' ? 0 : 2)).join(' | ')} | ${conditions
+          .filter((c) => c !== 'none')
+          .map((c) => (ratio(c, f) ?? NaN).toFixed(3))
+          .join(' | ')} |`,
+    ),
   ];
   const browserRuns = of('browser');
-  if (browserRuns.length) lines.push('', `browser CPU over a run (median): ${((median(browserRuns.map((m) => m.browserCpuMs)) ?? 0) / 1000).toFixed(1)} s`);
-  const records = readFileSync(join(runs[0].runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as StepRecord);
+  if (browserRuns.length)
+    lines.push(
+      '',
+      `browser CPU over a run (median): ${((median(browserRuns.map((m) => m.browserCpuMs)) ?? 0) / 1000).toFixed(1)} s`,
+    );
+  const records = readFileSync(join(runs[0].runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as StepRecord);
   const loop = await loopCost(records, 20);
   lines.push(
-    `loop time in the dashboard per step, ${records.length * 20} replayed steps (median of 3): ${loop.withoutUs.toFixed(2)} µs with no page, ${loop.withUs.toFixed(2)} µs with a page's stream attached (an update every ${loop.rowsPerFlush} steps)`,
+    `loop time in the dashboard per step, ${records.length * 20} replayed steps (median of 3): ${loop.withoutUs.toFixed(2)} µs with no page, ` +
+      `${loop.withUs.toFixed(2)} µs with a page's stream attached (an update every ${loop.rowsPerFlush} steps)`,
   );
   writeFileSync(outFile, JSON.stringify({ rounds, steps, job, runs, loop }, null, 2) + '\n');
   process.stdout.write(lines.join('\n') + `\n\nruns written to ${outFile}\n`);

@@ -52,13 +52,18 @@ async function matmulFlops(n: number): Promise<number> {
 
 const cfg = parseConfig({
   data: { name: 'mnist' },
-  model: { layers: [{ units: 512, activation: 'relu' }, { units: 512, activation: 'relu' }, { units: 10 }], loss: 'softmaxCrossEntropy' },
+  model: {
+    layers: [{ units: 512, activation: 'relu' }, { units: 512, activation: 'relu' }, { units: 10 }],
+    loss: 'softmaxCrossEntropy',
+  },
 });
 const layout = jobLayout(cfg);
 const perSample = modelKind(layout.spec).flops(layout).training;
 const pct = (f: number) => `${((100 * f) / peak).toFixed(3)}%`;
 
-console.log(`peak ${peak.toExponential(2)} FLOP/s; training: 784-512-512-10 MLP, batch ${batch}, ${steps} steps (${perSample} FLOPs/sample)`);
+console.log(
+  `peak ${peak.toExponential(2)} FLOP/s; training: 784-512-512-10 MLP, batch ${batch}, ${steps} steps (${perSample} FLOPs/sample)`,
+);
 for (const name of backends) {
   try {
     const choice = await selectBackend(name, { allowSoftwareGpu });
@@ -68,7 +73,9 @@ for (const name of backends) {
     const where = choice.adapter ? ` on ${adapterLabel(choice.adapter)}` : '';
     console.log(`${name}${where}`);
     console.log(`  matmul ${n}³: ${(mm / 1e9).toFixed(2)} GFLOP/s, MFU ${pct(mm)}`);
-    console.log(`  training: ${sps.toFixed(0)} samples/s, ${((sps * perSample) / 1e9).toFixed(2)} GFLOP/s, MFU ${pct(sps * perSample)}`);
+    console.log(
+      `  training: ${sps.toFixed(0)} samples/s, ${((sps * perSample) / 1e9).toFixed(2)} GFLOP/s, MFU ${pct(sps * perSample)}`,
+    );
   } catch (e) {
     console.log(`${name}: skipped (${describeError(e)})`);
   }

@@ -9,7 +9,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 /** Where Debian's chromium-common puts SwiftShader's ICD (find another with `dpkg -L chromium-common | grep -i swiftshader`). */
-export const SWIFTSHADER_ICDS = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib64/chromium/vk_swiftshader_icd.json'];
+export const SWIFTSHADER_ICDS = [
+  '/usr/lib/chromium/vk_swiftshader_icd.json',
+  '/usr/lib64/chromium/vk_swiftshader_icd.json',
+];
 
 /** The first ICD of `candidates` that exists, or null. */
 export function findIcd(candidates: string[] = SWIFTSHADER_ICDS): string | null {

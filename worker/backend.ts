@@ -8,7 +8,14 @@ import * as tf from '@tensorflow/tfjs';
 import { execFileSync } from 'node:child_process';
 import type { BackendName } from '../shared/job/config.js';
 import { fail } from '../shared/util/errors.js';
-import { adapterLabel, findAdapter, installWebgpuBackend, NO_LOADER, vulkanLoaderMissing, type AdapterSummary } from './webgpu.js';
+import {
+  adapterLabel,
+  findAdapter,
+  installWebgpuBackend,
+  NO_LOADER,
+  vulkanLoaderMissing,
+  type AdapterSummary,
+} from './webgpu.js';
 import { probeAdapter } from './webgpu-probe.js';
 
 export interface BackendChoice {
@@ -34,7 +41,11 @@ type Attempt = { ok: true; choice: BackendChoice } | { ok: false; why: string; f
 
 function gpuVisible(): string | null {
   try {
-    const out = execFileSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync('nvidia-smi', ['-L'], {
+      encoding: 'utf8',
+      timeout: 5000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const first = out.split('\n').find((l) => l.startsWith('GPU'));
     return first ?? null;
   } catch {
@@ -65,8 +76,12 @@ async function tryTensorflowGpu(): Promise<Attempt> {
   if (!gpu) return { ok: false, why: 'no GPU visible (nvidia-smi -L found none)' };
   const err = await importOptional('@tensorflow/tfjs-node-gpu');
   if (err) return { ok: false, why: err };
-  if (!(await activate('tensorflow'))) return { ok: false, why: 'tfjs-node-gpu loaded but its backend did not initialize' };
-  return { ok: true, choice: { name: 'tensorflow', provider: '@tensorflow/tfjs-node-gpu', reason: `GPU found: ${gpu}` } };
+  if (!(await activate('tensorflow')))
+    return { ok: false, why: 'tfjs-node-gpu loaded but its backend did not initialize' };
+  return {
+    ok: true,
+    choice: { name: 'tensorflow', provider: '@tensorflow/tfjs-node-gpu', reason: `GPU found: ${gpu}` },
+  };
 }
 
 /** `auto` looks in a child process first (webgpu-probe.ts), so a host without a usable GPU stays quiet. */
@@ -76,8 +91,21 @@ async function probeWebgpu(o: BackendOptions): Promise<Attempt | null> {
   const probeOutput = p.native || undefined;
   if (!p.adapter) return { ok: false, why: p.why ?? 'no WebGPU adapter', probeOutput };
   if (p.software && !o.allowSoftwareGpu) {
-    const label = adapterLabel({ ...p.adapter, limits: { maxBufferSize: 0, maxStorageBufferBindingSize: 0, maxComputeWorkgroupStorageSize: 0, maxComputeInvocationsPerWorkgroup: 0 } });
-    return { ok: false, why: `the WebGPU adapter is software, not a GPU (${label}: ${p.software})`, fix: 'pass --allow-software-gpu to train on it anyway (slow; for tests)', probeOutput };
+    const label = adapterLabel({
+      ...p.adapter,
+      limits: {
+        maxBufferSize: 0,
+        maxStorageBufferBindingSize: 0,
+        maxComputeWorkgroupStorageSize: 0,
+        maxComputeInvocationsPerWorkgroup: 0,
+      },
+    });
+    return {
+      ok: false,
+      why: `the WebGPU adapter is software, not a GPU (${label}: ${p.software})`,
+      fix: 'pass --allow-software-gpu to train on it anyway (slow; for tests)',
+      probeOutput,
+    };
   }
   return null; // an adapter worth taking: load Dawn here
 }
@@ -91,32 +119,53 @@ async function tryWebgpu(o: BackendOptions & { probe?: boolean }): Promise<Attem
   if (typeof found === 'string') return { ok: false, why: found };
   const label = adapterLabel(found.summary);
   if (found.software && !o.allowSoftwareGpu) {
-    return { ok: false, why: `the WebGPU adapter is software, not a GPU (${label}: ${found.software})`, fix: 'pass --allow-software-gpu to train on it anyway (slow; for tests)' };
+    return {
+      ok: false,
+      why: `the WebGPU adapter is software, not a GPU (${label}: ${found.software})`,
+      fix: 'pass --allow-software-gpu to train on it anyway (slow; for tests)',
+    };
   }
   const err = await installWebgpuBackend(found.adapter);
   if (err) return { ok: false, why: err };
   if (!(await activate('webgpu'))) return { ok: false, why: `the webgpu backend did not initialize on ${label}` };
   const kind = found.software ? 'software adapter, allowed by --allow-software-gpu' : 'GPU';
-  return { ok: true, choice: { name: 'webgpu', provider: '@tensorflow/tfjs-backend-webgpu', reason: `WebGPU (Dawn) on ${label}, ${kind}`, adapter: found.summary } };
+  return {
+    ok: true,
+    choice: {
+      name: 'webgpu',
+      provider: '@tensorflow/tfjs-backend-webgpu',
+      reason: `WebGPU (Dawn) on ${label}, ${kind}`,
+      adapter: found.summary,
+    },
+  };
 }
 
 async function tryTensorflow(): Promise<Attempt> {
   const err = await importOptional('@tensorflow/tfjs-node');
   if (err) return { ok: false, why: err };
   if (!(await activate('tensorflow'))) return { ok: false, why: 'tfjs-node loaded but its backend did not initialize' };
-  return { ok: true, choice: { name: 'tensorflow', provider: '@tensorflow/tfjs-node', reason: 'native libtensorflow (CPU)' } };
+  return {
+    ok: true,
+    choice: { name: 'tensorflow', provider: '@tensorflow/tfjs-node', reason: 'native libtensorflow (CPU)' },
+  };
 }
 
 async function tryWasm(): Promise<Attempt> {
   const err = await importOptional('@tensorflow/tfjs-backend-wasm');
   if (err) return { ok: false, why: err };
   if (!(await activate('wasm'))) return { ok: false, why: 'the wasm backend did not initialize' };
-  return { ok: true, choice: { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', reason: 'WebAssembly kernels' } };
+  return {
+    ok: true,
+    choice: { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', reason: 'WebAssembly kernels' },
+  };
 }
 
 async function tryCpu(): Promise<Attempt> {
   if (!(await activate('cpu'))) return { ok: false, why: 'the cpu backend did not initialize' };
-  return { ok: true, choice: { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', reason: 'plain JavaScript kernels' } };
+  return {
+    ok: true,
+    choice: { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', reason: 'plain JavaScript kernels' },
+  };
 }
 
 const ATTEMPTS: Record<Exclude<BackendName, 'auto'>, (o: BackendOptions & { probe?: boolean }) => Promise<Attempt>> = {
@@ -133,7 +182,8 @@ export async function selectBackend(requested: BackendName, o: BackendOptions = 
   tf.enableProdMode();
   if (requested !== 'auto') {
     const r = await ATTEMPTS[requested](o);
-    if (!r.ok) fail('BACKEND_UNAVAILABLE', `--backend ${requested}: ${r.why}; ${r.fix ?? 'use --backend auto to fall back'}`);
+    if (!r.ok)
+      fail('BACKEND_UNAVAILABLE', `--backend ${requested}: ${r.why}; ${r.fix ?? 'use --backend auto to fall back'}`);
     await tf.ready();
     return { ...r.choice, reason: `requested; ${r.choice.reason}` };
   }

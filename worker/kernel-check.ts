@@ -19,15 +19,22 @@ export async function kernelsUsed(layout: AnyLayout, asBackend = 'cpu'): Promise
   const previous = tf.getBackend();
   await tf.setBackend('cpu');
   try {
-    const info = await withFormsOf(asBackend, () => tf.profile(() =>
-      tf.tidy(() => {
-        const params = layout.params.map((p) => tf.zeros(p.shape));
-        const { x, y } = batchTensors(layout, 2, new Float32Array(2 * layout.inputSize), new Float32Array(2 * layout.outputSize));
-        const f = (...ps: tf.Tensor[]) => m.lossSum(layout, m.forward(layout, ps, x), y);
-        tf.valueAndGrads(f)(params);
-        m.correctCount(layout, m.forward(layout, params, x), y);
-      }),
-    ));
+    const info = await withFormsOf(asBackend, () =>
+      tf.profile(() =>
+        tf.tidy(() => {
+          const params = layout.params.map((p) => tf.zeros(p.shape));
+          const { x, y } = batchTensors(
+            layout,
+            2,
+            new Float32Array(2 * layout.inputSize),
+            new Float32Array(2 * layout.outputSize),
+          );
+          const f = (...ps: tf.Tensor[]) => m.lossSum(layout, m.forward(layout, ps, x), y);
+          tf.valueAndGrads(f)(params);
+          m.correctCount(layout, m.forward(layout, params, x), y);
+        }),
+      ),
+    );
     // kernelNames also lists op scopes such as "logSoftmax__op"; keep the registered kernels.
     return [...new Set(info.kernelNames)].filter((k) => tf.getKernel(k, 'cpu') !== undefined).sort();
   } finally {

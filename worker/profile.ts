@@ -51,7 +51,10 @@ function isKernel(name: string, backend: string): boolean {
   return tf.getKernel(name, backend) !== undefined;
 }
 
-function table(kernels: Awaited<ReturnType<typeof tf.profile>>['kernels'], backend: string): { rows: KernelRow[]; composites: KernelRow[] } {
+function table(
+  kernels: Awaited<ReturnType<typeof tf.profile>>['kernels'],
+  backend: string,
+): { rows: KernelRow[]; composites: KernelRow[] } {
   const by = new Map<string, KernelRow>();
   for (const k of kernels) {
     const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0; // webgpu may report {error}
@@ -99,7 +102,15 @@ export async function profileStep(layout: ModelLayout, ds: Dataset, o: ProfileOp
       const info = await tf.profile(one);
       const { rows, composites } = table(info.kernels, backend);
       const kernelMs = rows.reduce((s, r) => s + r.totalMs, 0);
-      return { backend, matMulGrad: form, batch: o.batch, stepMs: times[Math.floor(times.length / 2)], kernelMs, rows, composites };
+      return {
+        backend,
+        matMulGrad: form,
+        batch: o.batch,
+        stepMs: times[Math.floor(times.length / 2)],
+        kernelMs,
+        rows,
+        composites,
+      };
     } finally {
       trainer.dispose();
     }
@@ -109,15 +120,23 @@ export async function profileStep(layout: ModelLayout, ds: Dataset, o: ProfileOp
 /** The profile as a text table, slowest kernel first. */
 export function formatProfile(p: StepProfile, top = 15): string {
   const f = (x: number) => x.toFixed(2).padStart(9);
-  const line = (r: KernelRow) => `${r.kernel.padEnd(24)} ${String(r.calls).padStart(5)} ${f(r.totalMs)} ${(r.share * 100).toFixed(1).padStart(6)}%  ${f(r.slowestMs)}  ${r.slowestInputs}`;
+  const line = (r: KernelRow) =>
+    `${r.kernel.padEnd(24)} ${String(r.calls).padStart(5)} ${f(r.totalMs)} ${(r.share * 100).toFixed(1).padStart(6)}%  ${f(r.slowestMs)}  ${r.slowestInputs}`;
   const shown = p.rows.slice(0, top);
   const rest = p.rows.slice(top);
   const out = [
-    `backend ${p.backend}, matMul gradient: ${p.matMulGrad}, batch ${p.batch}: step ${p.stepMs.toFixed(1)} ms (median), kernels ${p.kernelMs.toFixed(1)} ms of one profiled step`,
+    `backend ${p.backend}, matMul gradient: ${p.matMulGrad}, batch ${p.batch}: step ${p.stepMs.toFixed(1)} ms (median), kernels ` +
+      `${p.kernelMs.toFixed(1)} ms of one profiled step`,
     `${'kernel'.padEnd(24)} ${'calls'.padStart(5)} ${'total ms'.padStart(9)} ${'share'.padStart(7)}  ${'slowest'.padStart(9)}  inputs of the slowest call`,
     ...shown.map(line),
   ];
-  if (rest.length) out.push(`${`(${rest.length} more)`.padEnd(24)} ${String(rest.reduce((s, r) => s + r.calls, 0)).padStart(5)} ${f(rest.reduce((s, r) => s + r.totalMs, 0))}`);
-  if (p.composites.length) out.push(`wrappers, already counted in the rows above: ${p.composites.map((r) => `${r.kernel} ×${r.calls} ${r.totalMs.toFixed(2)} ms`).join(', ')}`);
+  if (rest.length)
+    out.push(
+      `${`(${rest.length} more)`.padEnd(24)} ${String(rest.reduce((s, r) => s + r.calls, 0)).padStart(5)} ${f(rest.reduce((s, r) => s + r.totalMs, 0))}`,
+    );
+  if (p.composites.length)
+    out.push(
+      `wrappers, already counted in the rows above: ${p.composites.map((r) => `${r.kernel} ×${r.calls} ${r.totalMs.toFixed(2)} ms`).join(', ')}`,
+    );
   return out.join('\n');
 }

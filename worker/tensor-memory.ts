@@ -30,7 +30,8 @@ export function heapViews(tensors: tf.Tensor[]): Float32Array[] | null {
   const views: Float32Array[] = [];
   for (const t of tensors) {
     const at = b.dataIdMap.get(t.dataId)?.memoryOffset;
-    if (t.dtype !== 'float32' || typeof at !== 'number' || at % 4 !== 0 || at + 4 * t.size > heap.byteLength) return null;
+    if (t.dtype !== 'float32' || typeof at !== 'number' || at % 4 !== 0 || at + 4 * t.size > heap.byteLength)
+      return null;
     views.push(new Float32Array(heap.buffer, at, t.size));
   }
   return views;

@@ -115,7 +115,11 @@ export class Trainer {
 
   /** Loss sum and correct count over test rows [from, to). */
   async evaluate(from: number, to: number): Promise<EvalSums> {
-    if (to > this.ds.test.n) throw new DptrainError('MESSAGE_INVALID', `evaluate asks for test rows up to ${to}, the split has ${this.ds.test.n}`);
+    if (to > this.ds.test.n)
+      throw new DptrainError(
+        'MESSAGE_INVALID',
+        `evaluate asks for test rows up to ${to}, the split has ${this.ds.test.n}`,
+      );
     let lossTotal = 0;
     let correct = 0;
     // A chunk holds EVAL_CHUNK items: samples, or tokens of sequence models.
@@ -126,7 +130,10 @@ export class Trainer {
       const [l, c] = tf.tidy(() => {
         const { x, y } = this.batch('test', rows);
         const out = this.model.forward(this.layout, this.params, x);
-        return [this.model.lossSum(this.layout, out, y), this.model.correctCount(this.layout, out, y) ?? tf.scalar(0, 'int32')];
+        return [
+          this.model.lossSum(this.layout, out, y),
+          this.model.correctCount(this.layout, out, y) ?? tf.scalar(0, 'int32'),
+        ];
       });
       try {
         const [ld, cd] = await Promise.all([l.data(), c.data()]);
@@ -159,7 +166,11 @@ export interface LeafRange {
  * (shared/job/shard-tree.ts), each leaf computed on its own. A range that is one leaf keeps
  * the gradients where they lie (no copy); otherwise each node is built in arrays of its own.
  */
-export async function shardSums(trainer: Trainer, w: LeafRange, leavesOnly: boolean): Promise<GradParts & { losses: number[] }> {
+export async function shardSums(
+  trainer: Trainer,
+  w: LeafRange,
+  leavesOnly: boolean,
+): Promise<GradParts & { losses: number[] }> {
   const start = (leaf: number) => w.from + leafStart(w.batch, w.leaves, leaf) - leafStart(w.batch, w.leaves, w.first);
   if (w.last - w.first === 1) {
     const r = await trainer.gradientParts(start(w.first), start(w.last));

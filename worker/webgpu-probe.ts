@@ -39,20 +39,44 @@ export async function probeAdapter(timeoutMs = 30_000): Promise<Probe> {
     return { adapter: null, why: 'the webgpu package is not installed', software: null, native: '' };
   }
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--input-type=module', '-e', script(entry)], { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const native = stderr.trim();
-      if (err && !stdout) {
-        const first = native.split('\n').find((l) => l.trim()) ?? String(err.message).split('\n')[0];
-        return resolve({ adapter: null, why: `Dawn did not start (${first.trim()})`, software: null, native });
-      }
-      let adapter: Probe['adapter'] = null;
-      try {
-        adapter = JSON.parse(stdout) as Probe['adapter'];
-      } catch {
-        return resolve({ adapter: null, why: `the adapter probe printed no answer`, software: null, native });
-      }
-      if (!adapter) return resolve({ adapter: null, why: 'Dawn found no WebGPU adapter (no Vulkan driver, or no libvulkan.so.1 loader, on this host)', software: null, native });
-      resolve({ adapter, why: null, software: softwareReason({ ...adapter, limits: { maxBufferSize: 0, maxStorageBufferBindingSize: 0, maxComputeWorkgroupStorageSize: 0, maxComputeInvocationsPerWorkgroup: 0 } }), native });
-    });
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', script(entry)],
+      { timeout: timeoutMs, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        const native = stderr.trim();
+        if (err && !stdout) {
+          const first = native.split('\n').find((l) => l.trim()) ?? String(err.message).split('\n')[0];
+          return resolve({ adapter: null, why: `Dawn did not start (${first.trim()})`, software: null, native });
+        }
+        let adapter: Probe['adapter'] = null;
+        try {
+          adapter = JSON.parse(stdout) as Probe['adapter'];
+        } catch {
+          return resolve({ adapter: null, why: `the adapter probe printed no answer`, software: null, native });
+        }
+        if (!adapter)
+          return resolve({
+            adapter: null,
+            why: 'Dawn found no WebGPU adapter (no Vulkan driver, or no libvulkan.so.1 loader, on this host)',
+            software: null,
+            native,
+          });
+        resolve({
+          adapter,
+          why: null,
+          software: softwareReason({
+            ...adapter,
+            limits: {
+              maxBufferSize: 0,
+              maxStorageBufferBindingSize: 0,
+              maxComputeWorkgroupStorageSize: 0,
+              maxComputeInvocationsPerWorkgroup: 0,
+            },
+          }),
+          native,
+        });
+      },
+    );
   });
 }

@@ -42,7 +42,12 @@ export interface AdapterSummary {
   device: string;
   description: string;
   fallback: boolean;
-  limits: { maxBufferSize: number; maxStorageBufferBindingSize: number; maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number };
+  limits: {
+    maxBufferSize: number;
+    maxStorageBufferBindingSize: number;
+    maxComputeWorkgroupStorageSize: number;
+    maxComputeInvocationsPerWorkgroup: number;
+  };
 }
 
 export interface FoundAdapter {
@@ -82,12 +87,21 @@ async function loadDawn(): Promise<DawnModule | string> {
     return (await import(pkg)) as DawnModule;
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
-    return msg.includes('Cannot find') ? 'the webgpu package is not installed' : `the webgpu package failed to load (${msg})`;
+    return msg.includes('Cannot find')
+      ? 'the webgpu package is not installed'
+      : `the webgpu package failed to load (${msg})`;
   }
 }
 
 /** Where distributions put libvulkan.so.1, besides LD_LIBRARY_PATH and the ldconfig cache. */
-const LIB_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/lib64'];
+const LIB_DIRS = [
+  '/usr/lib/x86_64-linux-gnu',
+  '/usr/lib/aarch64-linux-gnu',
+  '/usr/lib64',
+  '/usr/lib',
+  '/lib/x86_64-linux-gnu',
+  '/lib64',
+];
 
 /**
  * Linux: is there a Vulkan loader for Dawn to open? Without one, Dawn prints a native warning
@@ -99,7 +113,11 @@ export function vulkanLoaderMissing(): boolean {
   if (dirs.some((d) => existsSync(join(d, 'libvulkan.so.1')))) return false;
   for (const ldconfig of ['ldconfig', '/sbin/ldconfig']) {
     try {
-      return !execFileSync(ldconfig, ['-p'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] }).includes('libvulkan.so.1');
+      return !execFileSync(ldconfig, ['-p'], {
+        encoding: 'utf8',
+        timeout: 5000,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).includes('libvulkan.so.1');
     } catch {
       // not on PATH: try the next
     }
@@ -126,7 +144,8 @@ async function describe(adapter: GpuAdapterLike): Promise<AdapterSummary> {
   };
 }
 
-export const NO_LOADER = "no Vulkan loader (libvulkan.so.1) on this host: install libvulkan1 (and the GPU's Vulkan driver, if it has none)";
+export const NO_LOADER =
+  "no Vulkan loader (libvulkan.so.1) on this host: install libvulkan1 (and the GPU's Vulkan driver, if it has none)";
 
 /** The high-performance adapter Dawn offers, described; or why there is none. */
 export async function findAdapter(): Promise<FoundAdapter | string> {
@@ -135,7 +154,8 @@ export async function findAdapter(): Promise<FoundAdapter | string> {
     const dawn = await loadDawn();
     if (typeof dawn === 'string') return dawn;
     // Dawn's WebGPU classes (GPUBufferUsage, GPUMapMode, …) are globals in a browser; TF.js uses them so.
-    for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) Object.defineProperty(globalThis, k, { value: v, configurable: true, writable: true });
+    for (const [k, v] of Object.entries(dawn.globals))
+      if (!(k in globalThis)) Object.defineProperty(globalThis, k, { value: v, configurable: true, writable: true });
     gpu = dawn.create([]);
   }
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -157,6 +177,7 @@ export async function installWebgpuBackend(adapter: GpuAdapterLike): Promise<str
   } catch (e) {
     return `@tensorflow/tfjs-backend-webgpu failed to load (${(e as Error).message.split('\n')[0]})`;
   }
-  if (!tf.findBackendFactory('webgpu')) return '@tensorflow/tfjs-backend-webgpu was loaded before navigator.gpu existed, so it did not register';
+  if (!tf.findBackendFactory('webgpu'))
+    return '@tensorflow/tfjs-backend-webgpu was loaded before navigator.gpu existed, so it did not register';
   return null;
 }

@@ -13,8 +13,18 @@ import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/
 import { describeError, DptrainError, type ErrorCode } from '../shared/util/errors.js';
 import type { Logger } from '../shared/util/log.js';
 import { jobLayout, loadJobData, prepareJob } from '../shared/job/job-layout.js';
-import { PROTOCOL_VERSION, type Challenge, type Evaluate, type Params, type ShardResult, type ToCoordinator, type ToWorker, type Welcome, type Work } from '../shared/wire/protocol.js';
-import { ShmChannel } from '../shared/transport/shm.js';
+import {
+  PROTOCOL_VERSION,
+  type Challenge,
+  type Evaluate,
+  type Params,
+  type ShardResult,
+  type ToCoordinator,
+  type ToWorker,
+  type Welcome,
+  type Work,
+} from '../shared/wire/protocol.js';
+import { RESULT_SLOTS, ShmChannel } from '../shared/transport/shm.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
 import type { WireDtype } from '../shared/wire/wire-dtype.js';
 import { readFromCoordinator } from '../shared/wire/validate.js';
@@ -104,6 +114,8 @@ class WorkerSession {
   private shmResults = false;
   private shmFailed = false;
   private resultSeq = 0;
+  /** The coordinator's credit: the newest of our shared-memory results it has read. */
+  private shmRead = 0;
   private finished = false;
   private failure: { code: ErrorCode; why: string } | null = null;
   /** This worker's own view of where its time goes, reported with each result. */
@@ -119,7 +131,12 @@ class WorkerSession {
       link.onClose((reason, kind) => {
         this.state = 'closed'; // frames still queued are not computed: nobody would take their results
         this.job?.trainer.dispose();
-        resolve({ finished: this.finished, fatal: this.failure?.code ?? REFUSALS[kind] ?? null, reason: this.failure?.why ?? reason, shmFailed: this.shmFailed });
+        resolve({
+          finished: this.finished,
+          fatal: this.failure?.code ?? REFUSALS[kind] ?? null,
+          reason: this.failure?.why ?? reason,
+          shmFailed: this.shmFailed,
+        });
       });
       // Computing a shard is async (GPU reads are), and a params frame must not replace the
       // weights under a shard still being computed: so one frame at a time.
@@ -147,7 +164,10 @@ class WorkerSession {
     const t0 = performance.now();
     let frame: ReturnType<typeof readFromCoordinator>;
     try {
-      frame = readFromCoordinator(bytes, { totalParams: this.job?.totalParams ?? null, wireDtype: this.job?.wireDtype ?? null });
+      frame = readFromCoordinator(bytes, {
+        totalParams: this.job?.totalParams ?? null,
+        wireDtype: this.job?.wireDtype ?? null,
+      });
     } catch (e) {
       return this.giveUp(`invalid message from coordinator: ${describeError(e)}`);
     }
@@ -176,20 +196,40 @@ class WorkerSession {
   private onChallenge(msg: Challenge): void {
     const o = this.o;
     if (msg.protocol !== PROTOCOL_VERSION) {
-      return this.giveUp(`protocol mismatch: the coordinator speaks v${msg.protocol}, this worker v${PROTOCOL_VERSION}; install the same dptrain version on both`, 'PROTOCOL_MISMATCH');
+      return this.giveUp(
+        `protocol mismatch: the coordinator speaks v${msg.protocol}, this worker v${PROTOCOL_VERSION}; install the same dptrain version on both`,
+        'PROTOCOL_MISMATCH',
+      );
     }
-    if (o.jobId && msg.jobId !== o.jobId) return this.giveUp(`wrong job: the coordinator runs ${msg.jobId}, this worker was started for ${o.jobId}`, 'WRONG_JOB');
+    if (o.jobId && msg.jobId !== o.jobId)
+      return this.giveUp(
+        `wrong job: the coordinator runs ${msg.jobId}, this worker was started for ${o.jobId}`,
+        'WRONG_JOB',
+      );
     this.nonce = msg.nonce;
     const proof = o.token ? workerProof(o.token, msg.jobId, this.nonce, this.cnonce) : '';
     const shm = o.shmDir ? (ShmChannel.grantProof(o.shmDir, this.nonce) ?? '') : '';
-    this.send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name, host: hostname(), pid: process.pid, jobId: o.jobId ?? '', cnonce: this.cnonce, proof, shm });
+    this.send({
+      t: 'hello',
+      protocol: PROTOCOL_VERSION,
+      name: o.name,
+      host: hostname(),
+      pid: process.pid,
+      jobId: o.jobId ?? '',
+      cnonce: this.cnonce,
+      proof,
+      shm,
+    });
     this.state = 'helloSent';
   }
 
   private async onWelcome(msg: Welcome): Promise<void> {
     const o = this.o;
     if (o.token && !proofsEqual(msg.proof, coordinatorProof(o.token, msg.jobId, this.cnonce, this.nonce))) {
-      return this.giveUp('authentication failed: the coordinator could not prove it holds the job token', 'AUTH_FAILED');
+      return this.giveUp(
+        'authentication failed: the coordinator could not prove it holds the job token',
+        'AUTH_FAILED',
+      );
     }
     this.workerId = msg.workerId;
     this.shm = msg.shm && o.shmDir ? new ShmChannel(o.shmDir) : null;
@@ -208,23 +248,47 @@ class WorkerSession {
     const ds = loadJobData(cfg);
     const want = layout.data;
     if (!sameShape(ds, want)) {
-      throw new DptrainError('DATASET_UNAVAILABLE', `local ${ds.name} data has ${ds.inputShape.join('×')} inputs / ${ds.outputSize} outputs, the job expects ${want.inputShape.join('×')} / ${want.outputSize}`);
+      throw new DptrainError(
+        'DATASET_UNAVAILABLE',
+        `local ${ds.name} data has ${ds.inputShape.join('×')} inputs / ${ds.outputSize} outputs, the job expects ` +
+          `${want.inputShape.join('×')} / ${want.outputSize}`,
+      );
     }
     await assertKernels(layout, o.backend.name);
     const cal = await calibrate(o.backend.name);
-    this.job = { trainer: new Trainer(layout, ds, cfg.seed), totalParams: layout.totalParams, wireDtype: cfg.wireDtype };
+    this.job = {
+      trainer: new Trainer(layout, ds, cfg.seed),
+      totalParams: layout.totalParams,
+      wireDtype: cfg.wireDtype,
+    };
     o.log.info(
-      { worker: w.workerId, job: w.jobId, dataset: ds.name, train: ds.train.n, test: ds.test.n, params: layout.totalParams, attainableGflops: +(cal.flopsPerSec / 1e9).toFixed(2) },
+      {
+        worker: w.workerId,
+        job: w.jobId,
+        dataset: ds.name,
+        train: ds.train.n,
+        test: ds.test.n,
+        params: layout.totalParams,
+        attainableGflops: +(cal.flopsPerSec / 1e9).toFixed(2),
+      },
       'job loaded',
     );
-    this.send({ t: 'ready', fingerprint: fingerprint(ds), backend: o.backend.name, backendReason: o.backend.reason, peakFlops: o.peakFlops ?? 0, attainableFlops: cal.flopsPerSec });
+    this.send({
+      t: 'ready',
+      fingerprint: fingerprint(ds),
+      backend: o.backend.name,
+      backendReason: o.backend.reason,
+      peakFlops: o.peakFlops ?? 0,
+      attainableFlops: cal.flopsPerSec,
+    });
   }
 
   private onParams(msg: Params, payload: Float32Array | null, t0: number): void {
     const { trainer, totalParams, wireDtype } = this.job!;
     let values: Float32Array;
     if (msg.shm) {
-      if (!this.shm) return this.giveUp('invalid: a shared-memory payload, but shared memory was not agreed in welcome');
+      if (!this.shm)
+        return this.giveUp('invalid: a shared-memory payload, but shared memory was not agreed in welcome');
       try {
         values = this.shm.readParams(msg.shm - 1, msg.version, totalParams, wireDtype);
       } catch (e) {
@@ -242,23 +306,39 @@ class WorkerSession {
 
   private async onWork(msg: Work, t0: number, arrived: number): Promise<void> {
     const { trainer, wireDtype } = this.job!;
-    if (trainer.version !== msg.version) return this.giveUp(`work for params v${msg.version}, holding v${trainer.version}`);
+    if (trainer.version !== msg.version)
+      return this.giveUp(`work for params v${msg.version}, holding v${trainer.version}`);
+    this.shmRead = Math.max(this.shmRead, msg.shmRead);
     const r = await shardSums(trainer, msg, wireDtype !== 'float32');
     const tSend = performance.now();
     let frame: Uint8Array;
     try {
       const result: ShardResult = {
-        t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: r.lossSum, losses: r.losses, count: r.count,
-        computeMs: tSend - t0, decodeMs: this.timing.decodeMs, encodeMs: this.timing.lastEncodeMs, busyMs: tSend - arrived, shm: 0,
+        t: 'result',
+        step: msg.step,
+        micro: msg.micro,
+        shard: msg.shard,
+        lossSum: r.lossSum,
+        losses: r.losses,
+        count: r.count,
+        computeMs: tSend - t0,
+        decodeMs: this.timing.decodeMs,
+        encodeMs: this.timing.lastEncodeMs,
+        busyMs: tSend - arrived,
+        shm: 0,
       };
       this.timing.decodeMs = 0; // the next shard on these params decodes nothing
-      if (this.shm && this.shmResults) {
+      // Without credit for the next slot (its last result may be unread), this one goes in the frame.
+      if (this.shm && this.shmResults && this.resultSeq + 1 - RESULT_SLOTS <= this.shmRead) {
         try {
           this.shm.writeResult(this.workerId, this.resultSeq + 1, r.parts, wireDtype);
           result.shm = ++this.resultSeq;
         } catch (e) {
           // A full tmpfs: this and every later result go through the socket.
-          this.o.log.warn({ dir: this.shm.dir, error: String(e) }, 'shared memory failed; sending gradients through the socket from now on');
+          this.o.log.warn(
+            { dir: this.shm.dir, error: String(e) },
+            'shared memory failed; sending gradients through the socket from now on',
+          );
           this.shmResults = false;
         }
       }
@@ -272,9 +352,18 @@ class WorkerSession {
 
   private async onEvaluate(msg: Evaluate, t0: number): Promise<void> {
     const { trainer } = this.job!;
-    if (trainer.version !== msg.version) return this.giveUp(`evaluate for params v${msg.version}, holding v${trainer.version}`);
+    if (trainer.version !== msg.version)
+      return this.giveUp(`evaluate for params v${msg.version}, holding v${trainer.version}`);
     const r = await trainer.evaluate(msg.from, msg.to);
-    this.send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: r.lossSum, correct: r.correct, count: r.count, computeMs: performance.now() - t0 });
+    this.send({
+      t: 'evalResult',
+      round: msg.round,
+      shard: msg.shard,
+      lossSum: r.lossSum,
+      correct: r.correct,
+      count: r.count,
+      computeMs: performance.now() - t0,
+    });
   }
 
   private onBye(reason: string): void {

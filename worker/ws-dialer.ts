@@ -26,7 +26,10 @@ export function readCa(file: string | undefined): DialTls {
   try {
     return { ca: readFileSync(file) };
   } catch (e) {
-    return fail('CONFIG_UNREADABLE', `--ca ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    return fail(
+      'CONFIG_UNREADABLE',
+      `--ca ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+    );
   }
 }
 
@@ -36,10 +39,16 @@ export interface DialOptions {
 }
 
 export function dialWs(url: string, maxPayload: number, opts: DialOptions = {}): Promise<Link> {
-  if (!/^wss?:\/\//.test(url)) fail('CONFIG_INVALID', `--connect ${url}: use a ws:// or wss:// address, e.g. ws://host:7070`);
+  if (!/^wss?:\/\//.test(url))
+    fail('CONFIG_INVALID', `--connect ${url}: use a ws:// or wss:// address, e.g. ws://host:7070`);
   const silenceMs = opts.silenceMs ?? SILENCE_MS;
   return new Promise<Link>((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload, handshakeTimeout: 10_000, ...(opts.tls?.ca ? { ca: opts.tls.ca } : {}) });
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      maxPayload,
+      handshakeTimeout: 10_000,
+      ...(opts.tls?.ca ? { ca: opts.tls.ca } : {}),
+    });
     ws.binaryType = 'nodebuffer';
     const onError = (e: NodeJS.ErrnoException) => {
       const why =
@@ -47,7 +56,8 @@ export function dialWs(url: string, maxPayload: number, opts: DialOptions = {}):
           ? 'connection refused (is the coordinator running and listening on that address?)'
           : e.code === 'ENOTFOUND'
             ? 'host not found'
-            : /certificate|self.signed|SSL|TLS/i.test(e.message) || /^(DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_VERIFY|CERT_)/.test(e.code ?? '')
+            : /certificate|self.signed|SSL|TLS/i.test(e.message) ||
+                /^(DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_VERIFY|CERT_)/.test(e.code ?? '')
               ? `TLS: ${e.message} (give the coordinator's certificate with --ca)`
               : e.message;
       reject(new Error(why));

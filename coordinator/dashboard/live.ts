@@ -8,7 +8,18 @@ import type { ServerResponse } from 'node:http';
 import type { Coordinator } from '../coordinator.js';
 import type { WorkerSession } from '../membership.js';
 import type { EvalRecord, RunSummary, StepRecord } from '../summary.js';
-import { evalRow, MAX_ROWS, stepRow, thin, warningOf, type EvalRow, type RunView, type StepRow, type WarningRow, type WorkerRow } from './view.js';
+import {
+  evalRow,
+  MAX_ROWS,
+  stepRow,
+  thin,
+  warningOf,
+  type EvalRow,
+  type RunView,
+  type StepRow,
+  type WarningRow,
+  type WorkerRow,
+} from './view.js';
 
 /** Pages get what changed at most this often (well within a second of a step). */
 export const FLUSH_MS = 250;
@@ -57,7 +68,18 @@ export class LiveRun {
   private readonly adapters = new Map<string, string>();
 
   constructor(name: string, config: Record<string, unknown>, totalSteps: number) {
-    this.view = { name, config, steps: [], evals: [], workers: [], warnings: [], budget: null, totalSteps, summary: null, state: 'waiting' };
+    this.view = {
+      name,
+      config,
+      steps: [],
+      evals: [],
+      workers: [],
+      warnings: [],
+      budget: null,
+      totalSteps,
+      summary: null,
+      state: 'waiting',
+    };
   }
 
   /** A resumed run: the steps and evaluations it made before, from its run directory. */
@@ -98,7 +120,22 @@ export class LiveRun {
   private worker(w: WorkerSession): LiveWorker {
     let row = this.workers.get(w.id);
     if (!row) {
-      row = { id: w.id, name: w.name, host: w.host, backend: w.backend, adapter: this.adapters.get(w.id) ?? '', declaredFlops: null, measuredFlops: 0, achievedFlops: null, state: w.state, lastSeen: Date.now(), shardsDone: 0, staleShards: 0, recomputedShards: 0, results: 0 };
+      row = {
+        id: w.id,
+        name: w.name,
+        host: w.host,
+        backend: w.backend,
+        adapter: this.adapters.get(w.id) ?? '',
+        declaredFlops: null,
+        measuredFlops: 0,
+        achievedFlops: null,
+        state: w.state,
+        lastSeen: Date.now(),
+        shardsDone: 0,
+        staleShards: 0,
+        recomputedShards: 0,
+        results: 0,
+      };
       this.workers.set(w.id, row);
     }
     return row;
@@ -146,7 +183,15 @@ export class LiveRun {
    * shards).
    */
   onLogLine(line: string): void {
-    let rec: { level?: number; msg?: string; time?: number; worker?: string; why?: string; from?: string; [k: string]: unknown };
+    let rec: {
+      level?: number;
+      msg?: string;
+      time?: number;
+      worker?: string;
+      why?: string;
+      from?: string;
+      [k: string]: unknown;
+    };
     try {
       rec = JSON.parse(line) as typeof rec;
     } catch {
@@ -159,7 +204,8 @@ export class LiveRun {
       if (row) row.adapter = rec.why;
     }
     if (row && rec.msg === WATCHED_MESSAGES.stale) row.staleShards++;
-    if (row && rec.msg === WATCHED_MESSAGES.reassigned && rec.why === WATCHED_MESSAGES.recomputeWhy) row.recomputedShards++;
+    if (row && rec.msg === WATCHED_MESSAGES.reassigned && rec.why === WATCHED_MESSAGES.recomputeWhy)
+      row.recomputedShards++;
     if (row) this.touchWorkers();
     const warning = warningOf(rec, this.warningSeq + 1);
     if (warning) {
@@ -186,7 +232,10 @@ export class LiveRun {
   }
 
   private workerRows(): WorkerRow[] {
-    return [...this.workers.values()].map(({ results, ...row }) => ({ ...row, shardsDone: Math.max(0, results - row.staleShards - row.recomputedShards) }));
+    return [...this.workers.values()].map(({ results, ...row }) => ({
+      ...row,
+      shardsDone: Math.max(0, results - row.staleShards - row.recomputedShards),
+    }));
   }
 
   get clientCount(): number {

@@ -36,7 +36,8 @@ function readJson<T>(file: string): T | null {
 
 export function readRunView(dir: string, name: string): RunView {
   const metrics = join(dir, 'metrics.jsonl');
-  if (!existsSync(metrics)) fail('CONFIG_UNREADABLE', `${dir}: no metrics.jsonl there; give the directory of a dptrain run (its --out)`);
+  if (!existsSync(metrics))
+    fail('CONFIG_UNREADABLE', `${dir}: no metrics.jsonl there; give the directory of a dptrain run (its --out)`);
   const config = readJson<Record<string, unknown>>(join(dir, 'config.json')) ?? {};
   const summary = readJson<RunSummary>(join(dir, 'summary.json'));
   const records = jsonLines<StepRecord>(metrics).filter((r) => typeof r.step === 'number' && r.timeline);
@@ -45,7 +46,8 @@ export function readRunView(dir: string, name: string): RunView {
   while (steps.length > MAX_ROWS) steps = thin(steps);
   const evals = records.map(evalRow).filter((e) => e !== null);
   // The final evaluation is not part of a step record; summary.json has it.
-  if (summary && summary.testLoss !== null && evals[evals.length - 1]?.step !== summary.steps) evals.push({ step: summary.steps, testLoss: summary.testLoss, testAccuracy: summary.testAccuracy });
+  if (summary && summary.testLoss !== null && evals[evals.length - 1]?.step !== summary.steps)
+    evals.push({ step: summary.steps, testLoss: summary.testLoss, testAccuracy: summary.testAccuracy });
   const warnings: WarningRow[] = [];
   for (const rec of jsonLines<Record<string, unknown>>(join(dir, 'log.jsonl'))) {
     const w = warningOf(rec, warnings.length + 1);

@@ -41,15 +41,22 @@ export class Dashboard {
     // The login form needs its stylesheet; the library and code carry no data of the run.
     if (isAsset) return this.serveAsset(path.slice('/assets/'.length), res);
     if (!this.access.allowed(req)) {
-      if (!this.access.requiresLogin) res.writeHead(403, { 'content-type': 'text/plain' }).end('on loopback the dashboard answers to 127.0.0.1, localhost or [::1] only\n');
+      if (!this.access.requiresLogin)
+        res
+          .writeHead(403, { 'content-type': 'text/plain' })
+          .end('on loopback the dashboard answers to 127.0.0.1, localhost or [::1] only\n');
       else if (path === '/events') res.writeHead(401, { 'content-type': 'text/plain' }).end('sign in at /\n');
       else res.writeHead(401, htmlHeaders()).end(loginPage(null));
       return true;
     }
     if (path === '/login') res.writeHead(303, { location: '/' }).end();
-    else if (path === '/events' && req.method === 'HEAD') res.writeHead(200, { 'content-type': 'text/event-stream' }).end();
+    else if (path === '/events' && req.method === 'HEAD')
+      res.writeHead(200, { 'content-type': 'text/event-stream' }).end();
     else if (path === '/events') {
-      if (!this.run.subscribe(res)) res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '10' }).end('too many dashboard pages open\n');
+      if (!this.run.subscribe(res))
+        res
+          .writeHead(503, { 'content-type': 'text/plain', 'retry-after': '10' })
+          .end('too many dashboard pages open\n');
     } else res.writeHead(200, htmlHeaders()).end(req.method === 'HEAD' ? undefined : livePage(this.title));
     return true;
   };
@@ -60,7 +67,13 @@ export class Dashboard {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('no such asset\n');
       return true;
     }
-    res.writeHead(200, { 'content-type': `${a.type}; charset=utf-8`, 'cache-control': 'max-age=3600', 'x-content-type-options': 'nosniff' }).end(asset(name));
+    res
+      .writeHead(200, {
+        'content-type': `${a.type}; charset=utf-8`,
+        'cache-control': 'max-age=3600',
+        'x-content-type-options': 'nosniff',
+      })
+      .end(asset(name));
     return true;
   }
 }

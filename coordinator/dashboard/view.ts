@@ -15,7 +15,19 @@ export type Breakdown = Record<(typeof BREAKDOWN_KEYS)[number], number>;
  * a part of its own: what it adds after the last shard lands is in "reduce and idle", together
  * with the event-loop turns and waiting that no span covers.
  */
-export function breakdown(t: Pick<StepTimeline, 'slowestComputeMs' | 'encodeMs' | 'decodeMs' | 'workerEncodeMs' | 'wireMs' | 'broadcastMs' | 'optimizerMs' | 'overheadMs'>): Breakdown {
+export function breakdown(
+  t: Pick<
+    StepTimeline,
+    | 'slowestComputeMs'
+    | 'encodeMs'
+    | 'decodeMs'
+    | 'workerEncodeMs'
+    | 'wireMs'
+    | 'broadcastMs'
+    | 'optimizerMs'
+    | 'overheadMs'
+  >,
+): Breakdown {
   const codec = t.encodeMs + t.decodeMs + t.workerEncodeMs;
   const wire = t.wireMs + t.broadcastMs;
   return {
@@ -120,7 +132,9 @@ export function stepRow(r: TimedRecord, tPrev: number): StepRow {
 
 /** The evaluation a step record carries, if it evaluated. */
 export function evalRow(r: StepRecord): EvalRow | null {
-  return typeof r.testLoss === 'number' ? { step: r.step, testLoss: r.testLoss, testAccuracy: r.testAccuracy ?? null } : null;
+  return typeof r.testLoss === 'number'
+    ? { step: r.step, testLoss: r.testLoss, testAccuracy: r.testAccuracy ?? null }
+    : null;
 }
 
 /** Rows kept for a page: beyond this, older rows are thinned (every other one), newest kept. */
@@ -136,9 +150,19 @@ export function thin<T>(rows: T[], keepTail = 1000): T[] {
 const WARNING_FIELDS = ['worker', 'host', 'step', 'phase', 'shard', 'reason', 'why', 'budgetUsed', 'fault', 'error'];
 
 /** A pino JSON record of level warn or above as a page's warning row; null for anything else. */
-export function warningOf(rec: { level?: unknown; msg?: unknown; time?: unknown; [k: string]: unknown }, seq: number): WarningRow | null {
+export function warningOf(
+  rec: { level?: unknown; msg?: unknown; time?: unknown; [k: string]: unknown },
+  seq: number,
+): WarningRow | null {
   const level = typeof rec.level === 'number' ? rec.level : 0;
   if (level < 40 || typeof rec.msg !== 'string') return null;
-  const extras = WARNING_FIELDS.filter((k) => rec[k] !== undefined).map((k) => `${k}=${typeof rec[k] === 'string' ? rec[k] : JSON.stringify(rec[k])}`);
-  return { seq, time: typeof rec.time === 'number' ? rec.time : Date.now(), level: level >= 50 ? 'error' : 'warn', msg: [rec.msg, ...extras].join(' ') };
+  const extras = WARNING_FIELDS.filter((k) => rec[k] !== undefined).map(
+    (k) => `${k}=${typeof rec[k] === 'string' ? rec[k] : JSON.stringify(rec[k])}`,
+  );
+  return {
+    seq,
+    time: typeof rec.time === 'number' ? rec.time : Date.now(),
+    level: level >= 50 ? 'error' : 'warn',
+    msg: [rec.msg, ...extras].join(' '),
+  };
 }

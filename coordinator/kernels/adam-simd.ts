@@ -14,7 +14,26 @@
  * updating elements [0, end/4) in place (end a multiple of 16; the caller does the tail).
  */
 
-import { compile, F32, F32X4_ADD, F32X4_DIV, F32X4_MUL, F32X4_SPLAT, F32X4_SQRT, get, i32, I32, I32_ADD, I32_MUL, loop, set, V128, V128_LOAD, V128_STORE, type Func } from './asm.js';
+import {
+  compile,
+  F32,
+  F32X4_ADD,
+  F32X4_DIV,
+  F32X4_MUL,
+  F32X4_SPLAT,
+  F32X4_SQRT,
+  get,
+  i32,
+  I32,
+  I32_ADD,
+  I32_MUL,
+  loop,
+  set,
+  V128,
+  V128_LOAD,
+  V128_STORE,
+  type Func,
+} from './asm.js';
 import type { Arena } from './arena.js';
 
 // Locals: 0 stride, 1 end (i32); 2..9 the eight f32 scalars; 10 i (i32);
@@ -41,23 +60,71 @@ const ADAM: Func = {
   code: [
     ...Array.from({ length: 8 }, (_, s) => [...get(2 + s), ...F32X4_SPLAT, ...set(B1 + s)]).flat(),
     ...loop(I, END_AT, 16, [
-      ...addr(1), ...V128_LOAD, ...set(G),
+      ...addr(1),
+      ...V128_LOAD,
+      ...set(G),
       // m ← m·β1 + g·(1−β1)
-      ...addr(2), ...V128_LOAD, ...get(B1), ...F32X4_MUL, ...get(G), ...get(OMB1), ...F32X4_MUL, ...F32X4_ADD, ...set(M),
-      ...addr(2), ...get(M), ...V128_STORE,
+      ...addr(2),
+      ...V128_LOAD,
+      ...get(B1),
+      ...F32X4_MUL,
+      ...get(G),
+      ...get(OMB1),
+      ...F32X4_MUL,
+      ...F32X4_ADD,
+      ...set(M),
+      ...addr(2),
+      ...get(M),
+      ...V128_STORE,
       // v ← v·β2 + (g·g)·(1−β2)
-      ...addr(3), ...V128_LOAD, ...get(B2), ...F32X4_MUL, ...get(G), ...get(G), ...F32X4_MUL, ...get(OMB2), ...F32X4_MUL, ...F32X4_ADD, ...set(V),
-      ...addr(3), ...get(V), ...V128_STORE,
+      ...addr(3),
+      ...V128_LOAD,
+      ...get(B2),
+      ...F32X4_MUL,
+      ...get(G),
+      ...get(G),
+      ...F32X4_MUL,
+      ...get(OMB2),
+      ...F32X4_MUL,
+      ...F32X4_ADD,
+      ...set(V),
+      ...addr(3),
+      ...get(V),
+      ...V128_STORE,
       // p ← (m/(1−β1^t)) / (√(v/(1−β2^t)) + ε) · (−lr) + p
       ...addr(0),
-      ...get(M), ...get(OMA1), ...F32X4_DIV,
-      ...get(V), ...get(OMA2), ...F32X4_DIV, ...F32X4_SQRT, ...get(EPS), ...F32X4_ADD,
-      ...F32X4_DIV, ...get(NEG_LR), ...F32X4_MUL, ...addr(0), ...V128_LOAD, ...F32X4_ADD, ...V128_STORE,
+      ...get(M),
+      ...get(OMA1),
+      ...F32X4_DIV,
+      ...get(V),
+      ...get(OMA2),
+      ...F32X4_DIV,
+      ...F32X4_SQRT,
+      ...get(EPS),
+      ...F32X4_ADD,
+      ...F32X4_DIV,
+      ...get(NEG_LR),
+      ...F32X4_MUL,
+      ...addr(0),
+      ...V128_LOAD,
+      ...F32X4_ADD,
+      ...V128_STORE,
     ]),
   ],
 };
 
-type KernelFn = (stride: number, end: number, b1: number, b2: number, omb1: number, omb2: number, oma1: number, oma2: number, eps: number, negLr: number) => void;
+type KernelFn = (
+  stride: number,
+  end: number,
+  b1: number,
+  b2: number,
+  omb1: number,
+  omb2: number,
+  oma1: number,
+  oma2: number,
+  eps: number,
+  negLr: number,
+) => void;
 
 /** Adam's update over an arena's params, grads, m and v. */
 export interface AdamKernel {

@@ -93,7 +93,26 @@ export interface Func {
  * Emits: block loop (at >= stop → exit) body (at += step) br 0 end end.
  */
 export function loop(at: number, stop: number, step: number, body: number[]): number[] {
-  return [BLOCK, VOID, LOOP, VOID, ...get(at), ...get(stop), I32_GE_U, BR_IF, 1, ...body, ...get(at), ...i32(step), I32_ADD, ...set(at), BR, 0, END, END];
+  return [
+    BLOCK,
+    VOID,
+    LOOP,
+    VOID,
+    ...get(at),
+    ...get(stop),
+    I32_GE_U,
+    BR_IF,
+    1,
+    ...body,
+    ...get(at),
+    ...i32(step),
+    I32_ADD,
+    ...set(at),
+    BR,
+    0,
+    END,
+    END,
+  ];
 }
 
 /** The module's bytes: every function exported under its name, all over the imported `env.mem`. */

@@ -17,9 +17,33 @@
  * Addresses are bytes; each kernel covers whole vectors and leaves the tail to the caller.
  */
 import {
-  compile, F32X4_ADD, F32X4_DEMOTE_F64X2_ZERO, F32X4_EQ, F32X4_MUL, F64, F64_ADD, F64X2_ADD, F64X2_DIV, F64X2_EXTRACT_LANE, F64X2_MUL,
-  F64X2_PROMOTE_LOW_F32X4, F64X2_SPLAT, get, i32, I32, I32_ADD, I32X4_ALL_TRUE, LOCAL_TEE, loop, set, V128, V128_LOAD, V128_LOAD64_ZERO,
-  V128_STORE, V128_STORE64_LANE0, type Func,
+  compile,
+  F32X4_ADD,
+  F32X4_DEMOTE_F64X2_ZERO,
+  F32X4_EQ,
+  F32X4_MUL,
+  F64,
+  F64_ADD,
+  F64X2_ADD,
+  F64X2_DIV,
+  F64X2_EXTRACT_LANE,
+  F64X2_MUL,
+  F64X2_PROMOTE_LOW_F32X4,
+  F64X2_SPLAT,
+  get,
+  i32,
+  I32,
+  I32_ADD,
+  I32X4_ALL_TRUE,
+  LOCAL_TEE,
+  loop,
+  set,
+  V128,
+  V128_LOAD,
+  V128_LOAD64_ZERO,
+  V128_STORE,
+  V128_STORE64_LANE0,
+  type Func,
 } from './asm.js';
 import { inArena, type Arena } from './arena.js';
 import { jsReduceOps, type ReduceOps } from '../reducer.js';
@@ -31,7 +55,13 @@ const FINITE: Func = {
   params: [I32, I32],
   results: [I32],
   locals: [[2, V128]],
-  code: [...loop(0, 1, 16, [...get(2), ...get(0), ...V128_LOAD, ...get(3), ...F32X4_MUL, ...F32X4_ADD, ...set(2)]), ...get(2), ...get(2), ...F32X4_EQ, ...I32X4_ALL_TRUE],
+  code: [
+    ...loop(0, 1, 16, [...get(2), ...get(0), ...V128_LOAD, ...get(3), ...F32X4_MUL, ...F32X4_ADD, ...set(2)]),
+    ...get(2),
+    ...get(2),
+    ...F32X4_EQ,
+    ...I32X4_ALL_TRUE,
+  ],
 };
 
 // fold(src 0, dst 1, end 2): src steps 8 bytes (two float32), dst 16 (two float64).
@@ -41,8 +71,18 @@ const FOLD: Func = {
   results: [],
   locals: [],
   code: loop(0, 2, 8, [
-    ...get(1), ...get(1), ...V128_LOAD, ...get(0), ...V128_LOAD64_ZERO, ...F64X2_PROMOTE_LOW_F32X4, ...F64X2_ADD, ...V128_STORE,
-    ...get(1), ...i32(16), I32_ADD, ...set(1),
+    ...get(1),
+    ...get(1),
+    ...V128_LOAD,
+    ...get(0),
+    ...V128_LOAD64_ZERO,
+    ...F64X2_PROMOTE_LOW_F32X4,
+    ...F64X2_ADD,
+    ...V128_STORE,
+    ...get(1),
+    ...i32(16),
+    I32_ADD,
+    ...set(1),
   ]),
 };
 
@@ -53,14 +93,41 @@ const MEAN: Func = {
   results: [F64],
   locals: [[5, V128]],
   code: [
-    ...get(3), ...F64X2_SPLAT, ...set(4),
+    ...get(3),
+    ...F64X2_SPLAT,
+    ...set(4),
     ...loop(0, 2, 16, [
-      ...get(1), ...get(0), ...V128_LOAD, ...get(4), ...F64X2_DIV, ...F32X4_DEMOTE_F64X2_ZERO, LOCAL_TEE, 6, ...V128_STORE64_LANE0,
-      ...get(6), ...F64X2_PROMOTE_LOW_F32X4, LOCAL_TEE, 7, ...get(7), ...F64X2_MUL, ...get(5), ...F64X2_ADD, ...set(5),
-      ...get(0), ...get(8), ...V128_STORE, // the sum is consumed: zero for the next step
-      ...get(1), ...i32(8), I32_ADD, ...set(1),
+      ...get(1),
+      ...get(0),
+      ...V128_LOAD,
+      ...get(4),
+      ...F64X2_DIV,
+      ...F32X4_DEMOTE_F64X2_ZERO,
+      LOCAL_TEE,
+      6,
+      ...V128_STORE64_LANE0,
+      ...get(6),
+      ...F64X2_PROMOTE_LOW_F32X4,
+      LOCAL_TEE,
+      7,
+      ...get(7),
+      ...F64X2_MUL,
+      ...get(5),
+      ...F64X2_ADD,
+      ...set(5),
+      ...get(0),
+      ...get(8),
+      ...V128_STORE, // the sum is consumed: zero for the next step
+      ...get(1),
+      ...i32(8),
+      I32_ADD,
+      ...set(1),
     ]),
-    ...get(5), ...F64X2_EXTRACT_LANE(0), ...get(5), ...F64X2_EXTRACT_LANE(1), F64_ADD,
+    ...get(5),
+    ...F64X2_EXTRACT_LANE(0),
+    ...get(5),
+    ...F64X2_EXTRACT_LANE(1),
+    F64_ADD,
   ],
 };
 
@@ -83,7 +150,8 @@ export function simdReduceOps(arena: Arena): ReduceOps | null {
   };
   const land = (grads: Float32Array): Float32Array => {
     if (inArena(arena, grads)) return grads;
-    if (grads.length > arena.size) throw new Error(`simdReduceOps: ${grads.length} values for an arena of ${arena.size}`);
+    if (grads.length > arena.size)
+      throw new Error(`simdReduceOps: ${grads.length} values for an arena of ${arena.size}`);
     const at = arena.landing.subarray(0, grads.length);
     at.set(grads);
     return at;

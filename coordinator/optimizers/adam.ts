@@ -46,12 +46,19 @@ export class Adam {
     state?: AdamState,
     opts: { simd?: boolean; arena?: Arena | null } = {},
   ) {
-    if (opts.arena && opts.arena.size !== size) throw new Error(`Adam: an arena of ${opts.arena.size} parameters for an optimizer of ${size}`);
+    if (opts.arena && opts.arena.size !== size)
+      throw new Error(`Adam: an arena of ${opts.arena.size} parameters for an optimizer of ${size}`);
     const a = opts.simd === false ? null : (opts.arena ?? createArena(size));
     this.kernel = a && adamKernel(a);
     this.params = a?.params ?? new Float32Array(size);
     this.grads = a?.grads ?? new Float32Array(size);
-    this.state = { m: a?.m ?? new Float32Array(size), v: a?.v ?? new Float32Array(size), accBeta1: f(hyper.beta1), accBeta2: f(hyper.beta2), step: 0 };
+    this.state = {
+      m: a?.m ?? new Float32Array(size),
+      v: a?.v ?? new Float32Array(size),
+      accBeta1: f(hyper.beta1),
+      accBeta2: f(hyper.beta2),
+      step: 0,
+    };
     if (state) this.load(state);
   }
 
@@ -72,7 +79,9 @@ export class Adam {
   /** Apply one update in place: params ← params − lr·m̂/(√v̂ + ε) (− lr·wd·params for AdamW). */
   apply(params: Float32Array, grads: Float32Array, lr: number): void {
     if (params.length !== this.params.length || grads.length !== this.params.length) {
-      throw new Error(`Adam.apply: ${params.length} params and ${grads.length} gradients for an optimizer of ${this.params.length}`);
+      throw new Error(
+        `Adam.apply: ${params.length} params and ${grads.length} gradients for an optimizer of ${this.params.length}`,
+      );
     }
     const own = params === this.params;
     if (!own) this.params.set(params);

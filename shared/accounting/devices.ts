@@ -25,8 +25,16 @@ export const DEVICES: Record<string, Partial<Record<Precision, number>>> = {
 /** Peak FLOP/s of a named device at a precision ("A100", "h100"; case-insensitive). */
 export function devicePeak(name: string, precision: Precision, field = '--device'): number {
   const row = DEVICES[name.toLowerCase()];
-  if (!row) fail('CONFIG_INVALID', `${field} ${name} is not in the device table (${Object.keys(DEVICES).join(', ')}); give --peak-flops instead`);
+  if (!row)
+    fail(
+      'CONFIG_INVALID',
+      `${field} ${name} is not in the device table (${Object.keys(DEVICES).join(', ')}); give --peak-flops instead`,
+    );
   const peak = row[precision];
-  if (peak === undefined) fail('CONFIG_INVALID', `${field} ${name} has no ${precision} figure; use --precision ${Object.keys(row).join(' or ')}`);
+  if (peak === undefined)
+    fail(
+      'CONFIG_INVALID',
+      `${field} ${name} has no ${precision} figure; use --precision ${Object.keys(row).join(' or ')}`,
+    );
   return peak;
 }

@@ -96,7 +96,7 @@ export function transformerParams(s: TransformerShape): TransformerParams {
   const mlp = d * ff + ff * d + (bias ? ff + d : 0);
   const ln = (bias ? 2 : 1) * d; // LayerNorm gain (and bias)
   const nonEmbedding = s.layers * (attn + mlp + 2 * ln) + ln; // + final LayerNorm
-  const embedding = s.vocab * d + s.seq * d + (s.tiedEmbeddings ?? true ? 0 : s.vocab * d);
+  const embedding = s.vocab * d + s.seq * d + ((s.tiedEmbeddings ?? true) ? 0 : s.vocab * d);
   return { nonEmbedding, embedding, total: nonEmbedding + embedding };
 }
 
@@ -119,7 +119,17 @@ export function mfu(flopsPerItem: number, itemsPerSec: number, peakFlopsTotal: n
 
 /** One layer of a convolutional net, by geometry (what its FLOPs depend on). */
 export type ConvNetPart =
-  | { type: 'conv2d'; kh: number; kw: number; cin: number; cout: number; outH: number; outW: number; activation: boolean; bias?: boolean }
+  | {
+      type: 'conv2d';
+      kh: number;
+      kw: number;
+      cin: number;
+      cout: number;
+      outH: number;
+      outW: number;
+      activation: boolean;
+      bias?: boolean;
+    }
   | { type: 'pool'; window: number; outH: number; outW: number; channels: number }
   | { type: 'dense'; fanIn: number; units: number; activation: boolean; bias?: boolean }
   | { type: 'elementwise'; size: number };
@@ -136,7 +146,8 @@ export function convNetFlopsPerSample(parts: ConvNetPart[], outputs: number): { 
   for (const p of parts) {
     if (p.type === 'conv2d') {
       const positions = p.outH * p.outW;
-      forward += positions * (2 * p.kh * p.kw * p.cin * p.cout + p.cout * ((p.bias === false ? 0 : 1) + (p.activation ? 1 : 0)));
+      forward +=
+        positions * (2 * p.kh * p.kw * p.cin * p.cout + p.cout * ((p.bias === false ? 0 : 1) + (p.activation ? 1 : 0)));
     } else if (p.type === 'pool') forward += p.window * p.outH * p.outW * p.channels;
     else if (p.type === 'elementwise') forward += p.size;
     else forward += 2 * p.fanIn * p.units + p.units * ((p.bias === false ? 0 : 1) + (p.activation ? 1 : 0));

@@ -63,8 +63,13 @@ export function plan(p: PlanInput): PlanResult {
   const trainingFlops = items !== null && p.flopsPerItem !== null ? items * p.flopsPerItem : null;
   const observed = p.observedItemsPerSec;
   const mfu =
-    observed === undefined ? p.mfu : p.flopsPerItem !== null && p.peakFlops !== null ? (p.flopsPerItem * observed) / (p.devices * p.peakFlops) : null;
-  const deviceHours = trainingFlops !== null && p.peakFlops !== null && mfu !== null ? trainingFlops / (p.peakFlops * mfu) / 3600 : null;
+    observed === undefined
+      ? p.mfu
+      : p.flopsPerItem !== null && p.peakFlops !== null
+        ? (p.flopsPerItem * observed) / (p.devices * p.peakFlops)
+        : null;
+  const deviceHours =
+    trainingFlops !== null && p.peakFlops !== null && mfu !== null ? trainingFlops / (p.peakFlops * mfu) / 3600 : null;
   return {
     unit: p.unit,
     flopsPerItem: p.flopsPerItem,

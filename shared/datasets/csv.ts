@@ -33,15 +33,13 @@ export function csvFields(line: string): string[] {
       if (c === '"' && line[i + 1] === '"') {
         cur += '"';
         i++;
-      }
-      else if (c === '"') quoted = false;
+      } else if (c === '"') quoted = false;
       else cur += c;
     } else if (c === '"') quoted = true;
     else if (c === ',') {
       out.push(cur);
       cur = '';
-    }
-    else cur += c;
+    } else cur += c;
   }
   out.push(cur);
   return out.map((f) => f.trim());
@@ -60,27 +58,40 @@ function readTable(spec: CsvSpec): Table {
   const lines = readFileSync(spec.path, 'utf8').split(/\r?\n/);
   const header = csvFields(lines[0] ?? '');
   const labelAt = header.indexOf(spec.label);
-  if (labelAt < 0) fail('DATASET_UNAVAILABLE', `data.label: ${spec.path} has no column "${spec.label}" (its header: ${header.join(', ')})`);
+  if (labelAt < 0)
+    fail(
+      'DATASET_UNAVAILABLE',
+      `data.label: ${spec.path} has no column "${spec.label}" (its header: ${header.join(', ')})`,
+    );
   const features = header.filter((_, i) => i !== labelAt);
-  if (features.length === 0) fail('DATASET_UNAVAILABLE', `data.path: ${spec.path} has no feature column beside "${spec.label}"`);
+  if (features.length === 0)
+    fail('DATASET_UNAVAILABLE', `data.path: ${spec.path} has no feature column beside "${spec.label}"`);
   const rows: number[] = [];
   const labels: string[] = [];
   lines.slice(1).forEach((line, i) => {
     if (line.trim() === '') return;
     const row = i + 2; // 1-based, the header is row 1
     const cells = csvFields(line);
-    if (cells.length !== header.length) fail('DATASET_UNAVAILABLE', `${spec.path}: row ${row} has ${cells.length} cells, the header ${header.length}`);
+    if (cells.length !== header.length)
+      fail('DATASET_UNAVAILABLE', `${spec.path}: row ${row} has ${cells.length} cells, the header ${header.length}`);
     cells.forEach((cell, c) => {
       if (c === labelAt) {
         labels.push(cell);
         return;
       }
       const v = cell === '' ? NaN : Number(cell);
-      if (!Number.isFinite(v)) fail('DATASET_UNAVAILABLE', `${spec.path}: row ${row}, column "${header[c]}": ${JSON.stringify(cell)} is not a number`);
+      if (!Number.isFinite(v))
+        fail(
+          'DATASET_UNAVAILABLE',
+          `${spec.path}: row ${row}, column "${header[c]}": ${JSON.stringify(cell)} is not a number`,
+        );
       rows.push(v);
     });
     if (spec.task === 'regression' && !Number.isFinite(Number(labels[labels.length - 1]))) {
-      fail('DATASET_UNAVAILABLE', `${spec.path}: row ${row}, label "${spec.label}": ${JSON.stringify(labels[labels.length - 1])} is not a number (data.task is regression)`);
+      fail(
+        'DATASET_UNAVAILABLE',
+        `${spec.path}: row ${row}, label "${spec.label}": ${JSON.stringify(labels[labels.length - 1])} is not a number (data.task is regression)`,
+      );
     }
   });
   if (labels.length === 0) fail('DATASET_UNAVAILABLE', `data.path: ${spec.path} has a header but no rows`);
@@ -96,8 +107,17 @@ function classesOf(labels: string[]): string[] {
 
 function shapeOf(spec: CsvSpec, t: Table): DataShape {
   const outputs = spec.task === 'regression' ? 1 : classesOf(t.labels).length;
-  if (spec.task === 'classification' && outputs < 2) fail('DATASET_UNAVAILABLE', `data.label: column "${spec.label}" has one value only; classification needs two classes or more`);
-  return { inputShape: [t.features.length], inputDtype: 'float32', outputSize: outputs, targets: spec.task === 'regression' ? 'real' : 'onehot' };
+  if (spec.task === 'classification' && outputs < 2)
+    fail(
+      'DATASET_UNAVAILABLE',
+      `data.label: column "${spec.label}" has one value only; classification needs two classes or more`,
+    );
+  return {
+    inputShape: [t.features.length],
+    inputDtype: 'float32',
+    outputSize: outputs,
+    targets: spec.task === 'regression' ? 'real' : 'onehot',
+  };
 }
 
 export const csv: DatasetModule<CsvSpec> = {
@@ -119,7 +139,12 @@ export const csv: DatasetModule<CsvSpec> = {
     const d = t.features.length;
     const classes = classesOf(t.labels);
     const y =
-      spec.task === 'regression' ? Float32Array.from(t.labels, Number) : oneHot(t.labels.map((l) => classes.indexOf(l)), classes.length);
+      spec.task === 'regression'
+        ? Float32Array.from(t.labels, Number)
+        : oneHot(
+            t.labels.map((l) => classes.indexOf(l)),
+            classes.length,
+          );
     const isTest = (i: number) => Math.floor((i + 1) * spec.testFraction) > Math.floor(i * spec.testFraction);
     const take = (test: boolean): Split => {
       const idx = Array.from({ length: t.n }, (_, i) => i).filter((i) => isTest(i) === test);

@@ -19,7 +19,10 @@ export const idx: DatasetModule<IdxSpec> = {
   name: 'idx',
   parse(raw) {
     checkKeys(raw, ['name', 'path'], 'data.');
-    return { name: 'idx', path: str(raw.path, 'data.path', 'a directory of IDX files (e.g. /usr/share/datasets/fashion-mnist)') };
+    return {
+      name: 'idx',
+      path: str(raw.path, 'data.path', 'a directory of IDX files (e.g. /usr/share/datasets/fashion-mnist)'),
+    };
   },
   shape: () => DIGIT_IMAGES,
   load: (spec) => loadIdx(spec),
@@ -85,8 +88,16 @@ function toSplit(images: IdxArray, labels: IdxArray, what: string): { split: Spl
  */
 function loadIdx(opts: { path: string }): Dataset {
   if (!existsSync(opts.path)) fail('DATASET_UNAVAILABLE', `data.path: ${opts.path} does not exist`);
-  const train = toSplit(readIdx(opts.path, 'train-images-idx3-ubyte'), readIdx(opts.path, 'train-labels-idx1-ubyte'), 'train');
-  const test = toSplit(readIdx(opts.path, 't10k-images-idx3-ubyte'), readIdx(opts.path, 't10k-labels-idx1-ubyte'), 'test');
+  const train = toSplit(
+    readIdx(opts.path, 'train-images-idx3-ubyte'),
+    readIdx(opts.path, 'train-labels-idx1-ubyte'),
+    'train',
+  );
+  const test = toSplit(
+    readIdx(opts.path, 't10k-images-idx3-ubyte'),
+    readIdx(opts.path, 't10k-labels-idx1-ubyte'),
+    'test',
+  );
   if (train.classes > 10 || test.classes > 10) fail('DATASET_UNAVAILABLE', 'data.path: labels above 9 in an IDX set');
   const inputSize = train.split.x.length / Math.max(train.split.n, 1);
   if (test.split.x.length !== test.split.n * inputSize) {

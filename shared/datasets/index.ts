@@ -24,13 +24,16 @@ export const DATASET_NAMES: readonly string[] = Object.keys(DATASETS);
 
 function moduleOf(name: string): DatasetModule<DataSpec> {
   const m = Object.hasOwn(DATASETS, name) ? DATASETS[name] : undefined;
-  return m ?? fail('CONFIG_INVALID', `data.name must be one of ${DATASET_NAMES.join(', ')}, got ${JSON.stringify(name)}`);
+  return (
+    m ?? fail('CONFIG_INVALID', `data.name must be one of ${DATASET_NAMES.join(', ')}, got ${JSON.stringify(name)}`)
+  );
 }
 
 /** Validate the `data` section of a config; every complaint names the field. */
 export function parseDataSpec(raw: unknown): DataSpec {
   if (!isObj(raw)) fail('CONFIG_INVALID', 'data must be an object like {"name": "mnist"}');
-  if (typeof raw.name !== 'string') fail('CONFIG_INVALID', `data.name must be one of ${DATASET_NAMES.join(', ')}, got ${JSON.stringify(raw.name)}`);
+  if (typeof raw.name !== 'string')
+    fail('CONFIG_INVALID', `data.name must be one of ${DATASET_NAMES.join(', ')}, got ${JSON.stringify(raw.name)}`);
   return moduleOf(raw.name).parse(raw);
 }
 

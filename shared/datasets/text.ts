@@ -27,7 +27,10 @@ function readText(path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (e) {
-    return fail('DATASET_UNAVAILABLE', `data.path: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    return fail(
+      'DATASET_UNAVAILABLE',
+      `data.path: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+    );
   }
 }
 
@@ -35,7 +38,10 @@ function decodeUtf8(bytes: Buffer, path: string): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    return fail('DATASET_UNAVAILABLE', `data.path: ${path} is not UTF-8 text (use "tokenizer": "bytes" for other files)`);
+    return fail(
+      'DATASET_UNAVAILABLE',
+      `data.path: ${path} is not UTF-8 text (use "tokenizer": "bytes" for other files)`,
+    );
   }
 }
 
@@ -48,7 +54,11 @@ export function alphabetOf(text: string): string {
 export function encode(s: string, alphabet: string | undefined): Int32Array {
   if (alphabet === undefined) return Int32Array.from(Buffer.from(s, 'utf8'));
   const id = new Map([...alphabet].map((c, i) => [c, i]));
-  return Int32Array.from([...s], (c) => id.get(c) ?? fail('CONFIG_INVALID', `the character ${JSON.stringify(c)} is not in the training text's alphabet`));
+  return Int32Array.from(
+    [...s],
+    (c) =>
+      id.get(c) ?? fail('CONFIG_INVALID', `the character ${JSON.stringify(c)} is not in the training text's alphabet`),
+  );
 }
 
 export function decode(ids: ArrayLike<number>, alphabet: string | undefined): string {
@@ -58,7 +68,13 @@ export function decode(ids: ArrayLike<number>, alphabet: string | undefined): st
 }
 
 function seqOf(want: SampleRequest): number {
-  return want.seq ?? fail('MODEL_INVALID', 'data.name text gives token windows: train it with a sequence model (model.kind gpt, whose seq sets the window)');
+  return (
+    want.seq ??
+    fail(
+      'MODEL_INVALID',
+      'data.name text gives token windows: train it with a sequence model (model.kind gpt, whose seq sets the window)',
+    )
+  );
 }
 
 function tokens(spec: TextSpec): { ids: Int32Array; alphabet?: string } {
@@ -84,7 +100,14 @@ function windows(ids: Int32Array, seq: number, most = Infinity): Split {
 }
 
 function shapeOf(seq: number, vocab: number, alphabet?: string): DataShape {
-  return { inputShape: [seq], inputDtype: 'int32', outputSize: seq, targets: 'tokens', vocab, ...(alphabet !== undefined ? { alphabet } : {}) };
+  return {
+    inputShape: [seq],
+    inputDtype: 'int32',
+    outputSize: seq,
+    targets: 'tokens',
+    vocab,
+    ...(alphabet !== undefined ? { alphabet } : {}),
+  };
 }
 
 export const text: DatasetModule<TextSpec> = {
@@ -93,7 +116,11 @@ export const text: DatasetModule<TextSpec> = {
     checkKeys(raw, ['name', 'path', 'tokenizer', 'testFraction', 'testWindows'], 'data.');
     return {
       name: 'text',
-      path: str(raw.path, 'data.path', 'a UTF-8 text file (e.g. the King James Bible: bible -f gen1:1-rev22:21 > kjv.txt)'),
+      path: str(
+        raw.path,
+        'data.path',
+        'a UTF-8 text file (e.g. the King James Bible: bible -f gen1:1-rev22:21 > kjv.txt)',
+      ),
       tokenizer: oneOf(raw.tokenizer ?? 'chars', 'data.tokenizer', TOKENIZERS),
       testFraction: num(raw.testFraction ?? 0.1, 'data.testFraction', { min: 0, max: 0.9 }),
       testWindows: num(raw.testWindows ?? 256, 'data.testWindows', { int: true, min: 1, max: 1e7 }),
@@ -110,8 +137,15 @@ export const text: DatasetModule<TextSpec> = {
     const { ids, alphabet } = tokens(spec);
     const cut = Math.round(ids.length * (1 - spec.testFraction));
     const train = windows(ids.subarray(0, cut), seq);
-    if (train.n === 0) fail('DATASET_UNAVAILABLE', `data.path: ${spec.path} has ${ids.length} tokens, too few for one training window of ${seq + 1}`);
-    const test = spec.testFraction > 0 ? windows(ids.subarray(cut), seq, spec.testWindows) : { x: new Float32Array(0), y: new Float32Array(0), n: 0 };
+    if (train.n === 0)
+      fail(
+        'DATASET_UNAVAILABLE',
+        `data.path: ${spec.path} has ${ids.length} tokens, too few for one training window of ${seq + 1}`,
+      );
+    const test =
+      spec.testFraction > 0
+        ? windows(ids.subarray(cut), seq, spec.testWindows)
+        : { x: new Float32Array(0), y: new Float32Array(0), n: 0 };
     return dataset('text', shapeOf(seq, alphabet === undefined ? 256 : [...alphabet].length, alphabet), train, test);
   },
 };

@@ -8,7 +8,12 @@ export type Json = Record<string, unknown>;
 
 export const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export function checkKeys(obj: Json, allowed: readonly string[], where: string, code: ErrorCode = 'CONFIG_INVALID'): void {
+export function checkKeys(
+  obj: Json,
+  allowed: readonly string[],
+  where: string,
+  code: ErrorCode = 'CONFIG_INVALID',
+): void {
   for (const k of Object.keys(obj)) {
     if (!allowed.includes(k)) fail(code, `${where}${k} is not a config field (known: ${allowed.join(', ')})`);
   }
@@ -37,8 +42,14 @@ export function num(v: unknown, field: string, opts: NumRule, code: ErrorCode = 
   return v as number;
 }
 
-export function oneOf<T extends string>(v: unknown, field: string, values: readonly T[], code: ErrorCode = 'CONFIG_INVALID'): T {
-  if (!(values as readonly unknown[]).includes(v)) fail(code, `${field} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+export function oneOf<T extends string>(
+  v: unknown,
+  field: string,
+  values: readonly T[],
+  code: ErrorCode = 'CONFIG_INVALID',
+): T {
+  if (!(values as readonly unknown[]).includes(v))
+    fail(code, `${field} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
   return v as T;
 }
 

@@ -4,7 +4,14 @@
  * the model-kind registry. Coordinator, workers and CLI all ask here, so they agree on every
  * parameter slot.
  */
-import { datasetShape, loadDataset, prepareDataset, type Dataset, type DataShape, type DataSpec } from '../datasets/index.js';
+import {
+  datasetShape,
+  loadDataset,
+  prepareDataset,
+  type Dataset,
+  type DataShape,
+  type DataSpec,
+} from '../datasets/index.js';
 import { layoutModel, modelKind, sampleRequest, type AnyLayout, type ModelSpec } from '../models/index.js';
 import type { WireDtype } from '../wire/wire-dtype.js';
 import { leafCount, maxResultNodes, type ShardsSetting } from './shard-tree.js';

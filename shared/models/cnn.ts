@@ -9,8 +9,24 @@ import { fail } from '../util/errors.js';
 import { checkKeys, isObj, type Json } from '../job/fields.js';
 import { conv2d, convPads, type Padding } from '../ops/conv2d.js';
 import { packSlots, type ModelKind, type ModelLayout } from './contract.js';
-import { addDenseLayers, checkOutputs, denseSlots, denseStack, parseDenseLayers, type DenseLayerSpec } from './dense.js';
-import { activate, checkHead, headCorrectCount, headLossSum, parseActivation, parseLoss, type Activation, type Loss } from './heads.js';
+import {
+  addDenseLayers,
+  checkOutputs,
+  denseSlots,
+  denseStack,
+  parseDenseLayers,
+  type DenseLayerSpec,
+} from './dense.js';
+import {
+  activate,
+  checkHead,
+  headCorrectCount,
+  headLossSum,
+  parseActivation,
+  parseLoss,
+  type Activation,
+  type Loss,
+} from './heads.js';
 import { glorotUniform, kernelFans } from './init.js';
 
 export interface Conv2dSpec {
@@ -42,7 +58,10 @@ export function cnnParts(spec: CnnSpec): { features: Array<Conv2dSpec | PoolSpec
   const flat = spec.layers.findIndex((l) => l.type === 'flatten');
   return {
     features: spec.layers.slice(0, flat) as Array<Conv2dSpec | PoolSpec>,
-    dense: (spec.layers.slice(flat + 1) as Array<{ type: 'dense' } & DenseLayerSpec>).map(({ units, activation }) => ({ units, activation })),
+    dense: (spec.layers.slice(flat + 1) as Array<{ type: 'dense' } & DenseLayerSpec>).map(({ units, activation }) => ({
+      units,
+      activation,
+    })),
   };
 }
 
@@ -52,7 +71,8 @@ const LAYER_TYPES = ['conv2d', 'maxPool', 'avgPool', 'flatten', 'dense'];
 
 function int(v: unknown, field: string, dflt: number | undefined, max: number): number {
   const x = v ?? dflt;
-  if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > max) fail('MODEL_INVALID', `${field} must be an integer in 1..${max}, got ${JSON.stringify(v)}`);
+  if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > max)
+    fail('MODEL_INVALID', `${field} must be an integer in 1..${max}, got ${JSON.stringify(v)}`);
   return x;
 }
 
@@ -60,7 +80,8 @@ function parseFeature(l: Json, at: string): Conv2dSpec | PoolSpec {
   if (l.type === 'conv2d') {
     checkKeys(l, ['type', 'filters', 'kernel', 'stride', 'padding', 'activation'], `${at}.`, 'MODEL_INVALID');
     const padding = l.padding ?? 'valid';
-    if (padding !== 'same' && padding !== 'valid') fail('MODEL_INVALID', `${at}.padding must be "same" or "valid", got ${JSON.stringify(padding)}`);
+    if (padding !== 'same' && padding !== 'valid')
+      fail('MODEL_INVALID', `${at}.padding must be "same" or "valid", got ${JSON.stringify(padding)}`);
     return {
       type: 'conv2d',
       filters: int(l.filters, `${at}.filters`, undefined, 4096),
@@ -78,25 +99,40 @@ function parseFeature(l: Json, at: string): Conv2dSpec | PoolSpec {
 function parseCnn(raw: Json, where: string): CnnSpec {
   checkKeys(raw, ['kind', 'layers', 'loss'], `${where}.`, 'MODEL_INVALID');
   const layers = raw.layers;
-  if (!Array.isArray(layers) || layers.length === 0) fail('MODEL_INVALID', `${where}.layers must be a non-empty array of {type: conv2d | maxPool | avgPool | flatten | dense, ...}`);
+  if (!Array.isArray(layers) || layers.length === 0)
+    fail(
+      'MODEL_INVALID',
+      `${where}.layers must be a non-empty array of {type: conv2d | maxPool | avgPool | flatten | dense, ...}`,
+    );
   const flat = layers.findIndex((l) => isObj(l) && l.type === 'flatten');
   const features: Array<Conv2dSpec | PoolSpec> = [];
   layers.forEach((l, i) => {
     const at = `${where}.layers[${i}]`;
     if (!isObj(l)) fail('MODEL_INVALID', `${at} must be an object with a "type"`);
-    if (!LAYER_TYPES.includes(l.type as string)) fail('MODEL_INVALID', `${at}.type must be one of ${LAYER_TYPES.join(', ')}, got ${JSON.stringify(l.type)}`);
+    if (!LAYER_TYPES.includes(l.type as string))
+      fail('MODEL_INVALID', `${at}.type must be one of ${LAYER_TYPES.join(', ')}, got ${JSON.stringify(l.type)}`);
     if (flat < 0 || i < flat) {
-      if (l.type === 'dense') fail('MODEL_INVALID', `${at} is dense before any flatten: put {"type": "flatten"} between the feature layers and the dense ones`);
+      if (l.type === 'dense')
+        fail(
+          'MODEL_INVALID',
+          `${at} is dense before any flatten: put {"type": "flatten"} between the feature layers and the dense ones`,
+        );
       features.push(parseFeature(l, at));
-    } else if (i > flat && l.type !== 'dense') fail('MODEL_INVALID', `${at}.type is ${l.type} after flatten: only dense layers may follow it`);
+    } else if (i > flat && l.type !== 'dense')
+      fail('MODEL_INVALID', `${at}.type is ${l.type} after flatten: only dense layers may follow it`);
     else if (i === flat) checkKeys(l, ['type'], `${at}.`, 'MODEL_INVALID');
   });
-  if (flat < 0 || flat === layers.length - 1) fail('MODEL_INVALID', `${where}.layers must end with {"type": "flatten"} and at least one dense layer`);
+  if (flat < 0 || flat === layers.length - 1)
+    fail('MODEL_INVALID', `${where}.layers must end with {"type": "flatten"} and at least one dense layer`);
   const denseRaw = (layers.slice(flat + 1) as Json[]).map(({ type: _type, ...rest }) => rest);
   const dense = parseDenseLayers(denseRaw, `${where}.layers`, flat + 1);
   const loss = parseLoss(raw.loss, `${where}.loss`);
   checkHead(loss, dense[dense.length - 1].activation, `${where}.layers[${layers.length - 1}]`);
-  return { kind: 'cnn', layers: [...features, { type: 'flatten' }, ...dense.map((d) => ({ type: 'dense' as const, ...d }))], loss };
+  return {
+    kind: 'cnn',
+    layers: [...features, { type: 'flatten' }, ...dense.map((d) => ({ type: 'dense' as const, ...d }))],
+    loss,
+  };
 }
 
 interface Geometry {
@@ -117,10 +153,23 @@ function geometry(spec: CnnSpec, input: number[]): Geometry {
     if (f.type === 'conv2d') {
       const ph = convPads(h, f.kernel, f.stride, f.padding);
       const pw = convPads(w, f.kernel, f.stride, f.padding);
-      if (ph.out < 1 || pw.out < 1) fail('MODEL_INVALID', `${at}: a ${f.kernel}×${f.kernel} "valid" convolution does not fit its ${h}×${w} input`);
-      slots.push({ name: `conv2d_${convs}/kernel`, shape: [f.kernel, f.kernel, c, f.filters] }, { name: `conv2d_${convs}/bias`, shape: [f.filters] });
+      if (ph.out < 1 || pw.out < 1)
+        fail('MODEL_INVALID', `${at}: a ${f.kernel}×${f.kernel} "valid" convolution does not fit its ${h}×${w} input`);
+      slots.push(
+        { name: `conv2d_${convs}/kernel`, shape: [f.kernel, f.kernel, c, f.filters] },
+        { name: `conv2d_${convs}/bias`, shape: [f.filters] },
+      );
       convs++;
-      parts.push({ type: 'conv2d', kh: f.kernel, kw: f.kernel, cin: c, cout: f.filters, outH: ph.out, outW: pw.out, activation: f.activation !== 'linear' });
+      parts.push({
+        type: 'conv2d',
+        kh: f.kernel,
+        kw: f.kernel,
+        cin: c,
+        cout: f.filters,
+        outH: ph.out,
+        outW: pw.out,
+        activation: f.activation !== 'linear',
+      });
       [h, w, c] = [ph.out, pw.out, f.filters];
     } else {
       const oh = Math.floor((h - f.size) / f.stride) + 1;
@@ -145,11 +194,22 @@ export const cnn: ModelKind<CnnSpec> = {
   parse: parseCnn,
   layout(spec, data) {
     if (data.inputShape.length !== 3 || data.inputDtype !== 'float32') {
-      fail('MODEL_INVALID', `model.kind cnn needs images [height, width, channels] of float32; this dataset gives ${data.inputDtype} inputs of shape [${data.inputShape.join(', ')}]`);
+      fail(
+        'MODEL_INVALID',
+        `model.kind cnn needs images [height, width, channels] of float32; this dataset gives ${data.inputDtype} inputs of ` +
+          `shape [${data.inputShape.join(', ')}]`,
+      );
     }
     checkOutputs(cnnParts(spec).dense, spec.loss, data, `model.layers[${spec.layers.length - 1}]`, 'cnn');
     const { slots } = geometry(spec, data.inputShape);
-    return { spec, data, inputShape: data.inputShape, inputSize: data.inputShape.reduce((a, b) => a * b, 1), outputSize: data.outputSize, ...packSlots(slots) };
+    return {
+      spec,
+      data,
+      inputShape: data.inputShape,
+      inputSize: data.inputShape.reduce((a, b) => a * b, 1),
+      outputSize: data.outputSize,
+      ...packSlots(slots),
+    };
   },
   init: (layout, seed) => glorotUniform(layout.params, layout.totalParams, seed, (s) => kernelFans(s.shape)),
   forward(layout, params, x) {
@@ -158,10 +218,14 @@ export const cnn: ModelKind<CnnSpec> = {
     let p = 0;
     features.forEach((f, i) => {
       if (f.type === 'conv2d') {
-        const z = tf.add(conv2d(h, params[p] as tf.Tensor4D, f.stride, f.padding, { constantX: i === 0 }), params[p + 1]) as tf.Tensor4D;
+        const z = tf.add(
+          conv2d(h, params[p] as tf.Tensor4D, f.stride, f.padding, { constantX: i === 0 }),
+          params[p + 1],
+        ) as tf.Tensor4D;
         h = activate(z, f.activation);
         p += 2;
-      } else h = f.type === 'maxPool' ? tf.maxPool(h, f.size, f.stride, 'valid') : tf.avgPool(h, f.size, f.stride, 'valid');
+      } else
+        h = f.type === 'maxPool' ? tf.maxPool(h, f.size, f.stride, 'valid') : tf.avgPool(h, f.size, f.stride, 'valid');
     });
     const flat = tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D;
     return denseStack(dense, params.slice(p), flat, p === 0);
@@ -170,7 +234,13 @@ export const cnn: ModelKind<CnnSpec> = {
   correctCount: (layout, out, y) => headCorrectCount(layout.spec.loss, layout.data.targets, out, y),
   flops(layout) {
     const f = convNetFlopsPerSample(geometry(layout.spec, layout.inputShape).parts, layout.outputSize);
-    return { unit: 'sample', itemsPerSample: 1, forward: f.forward, training: f.training, describe: `cnn model: ${layout.totalParams.toLocaleString('en-US')} parameters` };
+    return {
+      unit: 'sample',
+      itemsPerSample: 1,
+      forward: f.forward,
+      training: f.training,
+      describe: `cnn model: ${layout.totalParams.toLocaleString('en-US')} parameters`,
+    };
   },
   toLayers(layout) {
     const { features, dense } = cnnParts(layout.spec);
@@ -179,7 +249,17 @@ export const cnn: ModelKind<CnnSpec> = {
     features.forEach((f, i) => {
       const first = i === 0 ? { inputShape: layout.inputShape } : {};
       if (f.type === 'conv2d') {
-        model.add(tf.layers.conv2d({ name: `conv2d_${convs++}`, filters: f.filters, kernelSize: f.kernel, strides: f.stride, padding: f.padding, activation: f.activation as 'linear', ...first }));
+        model.add(
+          tf.layers.conv2d({
+            name: `conv2d_${convs++}`,
+            filters: f.filters,
+            kernelSize: f.kernel,
+            strides: f.stride,
+            padding: f.padding,
+            activation: f.activation as 'linear',
+            ...first,
+          }),
+        );
       } else {
         const pool = { poolSize: f.size, strides: f.stride, padding: 'valid' as const, ...first };
         model.add(f.type === 'maxPool' ? tf.layers.maxPooling2d(pool) : tf.layers.averagePooling2d(pool));

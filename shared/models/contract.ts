@@ -73,7 +73,10 @@ export function paramView(flat: Float32Array, slot: ParamSlot): Float32Array {
 }
 
 /** Slots back to back from offset 0, in the order given. */
-export function packSlots(slots: Array<{ name: string; shape: number[] }>): { params: ParamSlot[]; totalParams: number } {
+export function packSlots(slots: Array<{ name: string; shape: number[] }>): {
+  params: ParamSlot[];
+  totalParams: number;
+} {
   let offset = 0;
   const params = slots.map(({ name, shape }) => {
     const size = shape.reduce((a, b) => a * b, 1);

@@ -9,7 +9,18 @@ import { fail } from '../util/errors.js';
 import { checkKeys, isObj } from '../job/fields.js';
 import { matMul } from '../ops/matmul.js';
 import { packSlots, type ModelKind, type ModelLayout } from './contract.js';
-import { activate, checkHead, checkTargets, headCorrectCount, headLossSum, LINK, parseActivation, parseLoss, type Activation, type Loss } from './heads.js';
+import {
+  activate,
+  checkHead,
+  checkTargets,
+  headCorrectCount,
+  headLossSum,
+  LINK,
+  parseActivation,
+  parseLoss,
+  type Activation,
+  type Loss,
+} from './heads.js';
 import { glorotUniform, kernelFans } from './init.js';
 
 export interface DenseLayerSpec {
@@ -28,12 +39,14 @@ export type DenseLayout = ModelLayout<DenseSpec>;
 
 /** Dense layer specs; `first` is the index of the first one in the config's layer list. */
 export function parseDenseLayers(layers: unknown, where: string, first = 0): DenseLayerSpec[] {
-  if (!Array.isArray(layers) || layers.length === 0) fail('MODEL_INVALID', `${where} must be a non-empty array of {units, activation}`);
+  if (!Array.isArray(layers) || layers.length === 0)
+    fail('MODEL_INVALID', `${where} must be a non-empty array of {units, activation}`);
   return layers.map((l, i): DenseLayerSpec => {
     const at = `${where}[${first + i}]`;
     if (!isObj(l)) fail('MODEL_INVALID', `${at} must be an object {units, activation}`);
     for (const k of Object.keys(l)) {
-      if (k !== 'units' && k !== 'activation') fail('MODEL_INVALID', `${at}.${k} is not a known field (units, activation)`);
+      if (k !== 'units' && k !== 'activation')
+        fail('MODEL_INVALID', `${at}.${k} is not a known field (units, activation)`);
     }
     const units = l.units;
     if (typeof units !== 'number' || !Number.isInteger(units) || units < 1 || units > 1 << 16) {
@@ -44,7 +57,11 @@ export function parseDenseLayers(layers: unknown, where: string, first = 0): Den
 }
 
 /** Kernel [in, out] then bias [out] per layer, from `fanIn` inputs; names dense_<first + i>. */
-export function denseSlots(layers: DenseLayerSpec[], fanIn: number, first = 0): Array<{ name: string; shape: number[] }> {
+export function denseSlots(
+  layers: DenseLayerSpec[],
+  fanIn: number,
+  first = 0,
+): Array<{ name: string; shape: number[] }> {
   return layers.flatMap((l, i) => {
     const slots = [
       { name: `dense_${first + i}/kernel`, shape: [fanIn, l.units] },
@@ -56,14 +73,26 @@ export function denseSlots(layers: DenseLayerSpec[], fanIn: number, first = 0): 
 }
 
 /** Last layer (its config path `lastField`) against the data's outputs and target kind. */
-export function checkOutputs(layers: DenseLayerSpec[], loss: Loss, data: DataShape, lastField: string, kind: string): void {
+export function checkOutputs(
+  layers: DenseLayerSpec[],
+  loss: Loss,
+  data: DataShape,
+  lastField: string,
+  kind: string,
+): void {
   checkTargets(loss, data.targets, data.outputSize, kind);
   const last = layers[layers.length - 1];
-  if (last.units !== data.outputSize) fail('MODEL_INVALID', `${lastField}.units is ${last.units} but the dataset has ${data.outputSize} outputs`);
+  if (last.units !== data.outputSize)
+    fail('MODEL_INVALID', `${lastField}.units is ${last.units} but the dataset has ${data.outputSize} outputs`);
 }
 
 /** Dense layers over a [n, features] tensor; params hold kernel, bias per layer. */
-export function denseStack(layers: DenseLayerSpec[], params: tf.Tensor[], x: tf.Tensor2D, inputIsData: boolean): tf.Tensor2D {
+export function denseStack(
+  layers: DenseLayerSpec[],
+  params: tf.Tensor[],
+  x: tf.Tensor2D,
+  inputIsData: boolean,
+): tf.Tensor2D {
   let h = x;
   layers.forEach((l, i) => {
     // The first layer's input is data: its gradient is never needed.
@@ -74,19 +103,40 @@ export function denseStack(layers: DenseLayerSpec[], params: tf.Tensor[], x: tf.
 }
 
 /** The stack as tfjs-layers dense layers; the last applies the loss's link. */
-export function addDenseLayers(model: tf.Sequential, layers: DenseLayerSpec[], loss: Loss, first: number, inputShape?: number[]): void {
+export function addDenseLayers(
+  model: tf.Sequential,
+  layers: DenseLayerSpec[],
+  loss: Loss,
+  first: number,
+  inputShape?: number[],
+): void {
   layers.forEach((l, i) => {
     const last = i === layers.length - 1;
     const activation = last && LINK[loss] ? LINK[loss] : l.activation;
-    model.add(tf.layers.dense({ name: `dense_${first + i}`, units: l.units, activation: activation as 'linear', ...(i === 0 && inputShape ? { inputShape } : {}) }));
+    model.add(
+      tf.layers.dense({
+        name: `dense_${first + i}`,
+        units: l.units,
+        activation: activation as 'linear',
+        ...(i === 0 && inputShape ? { inputShape } : {}),
+      }),
+    );
   });
 }
 
 export function denseLayout(spec: DenseSpec, data: DataShape): DenseLayout {
   checkOutputs(spec.layers, spec.loss, data, `model.layers[${spec.layers.length - 1}]`, 'dense');
-  if (data.inputDtype !== 'float32') fail('MODEL_INVALID', 'model.kind dense needs float32 features; this dataset gives int32 token ids');
+  if (data.inputDtype !== 'float32')
+    fail('MODEL_INVALID', 'model.kind dense needs float32 features; this dataset gives int32 token ids');
   const inputSize = data.inputShape.reduce((a, b) => a * b, 1);
-  return { spec, data, inputShape: [inputSize], inputSize, outputSize: data.outputSize, ...packSlots(denseSlots(spec.layers, inputSize)) };
+  return {
+    spec,
+    data,
+    inputShape: [inputSize],
+    inputSize,
+    outputSize: data.outputSize,
+    ...packSlots(denseSlots(spec.layers, inputSize)),
+  };
 }
 
 export const dense: ModelKind<DenseSpec> = {
@@ -105,7 +155,13 @@ export const dense: ModelKind<DenseSpec> = {
   correctCount: (layout, out, y) => headCorrectCount(layout.spec.loss, layout.data.targets, out, y),
   flops(layout) {
     const f = denseFlopsPerSample(layout);
-    return { unit: 'sample', itemsPerSample: 1, forward: f.forward, training: f.training, describe: `dense model: ${layout.totalParams.toLocaleString('en-US')} parameters` };
+    return {
+      unit: 'sample',
+      itemsPerSample: 1,
+      forward: f.forward,
+      training: f.training,
+      describe: `dense model: ${layout.totalParams.toLocaleString('en-US')} parameters`,
+    };
   },
   toLayers(layout) {
     const model = tf.sequential();

@@ -43,7 +43,15 @@ function vocabOf(layout: GptLayout): number {
 
 /** The shape shared/accounting counts: biases, tied head, MLP 4·d (as the params below). */
 export function gptShape(spec: GptSpec, vocab: number): TransformerShape {
-  return { layers: spec.layers, dModel: spec.dModel, heads: spec.heads, seq: spec.seq, vocab, bias: true, tiedEmbeddings: true };
+  return {
+    layers: spec.layers,
+    dModel: spec.dModel,
+    heads: spec.heads,
+    seq: spec.seq,
+    vocab,
+    bias: true,
+    tiedEmbeddings: true,
+  };
 }
 
 function slots(spec: GptSpec, vocab: number): Array<{ name: string; shape: number[] }> {
@@ -141,17 +149,34 @@ export const gpt: ModelKind<GptSpec> = {
       seq: int(raw.seq, `${where}.seq`, 1 << 16),
       ...(raw.vocab !== undefined ? { vocab: int(raw.vocab, `${where}.vocab`, 1 << 20) } : {}),
     };
-    if (spec.dModel % spec.heads !== 0) fail('MODEL_INVALID', `${where}.dModel (${spec.dModel}) must be a multiple of ${where}.heads (${spec.heads})`);
+    if (spec.dModel % spec.heads !== 0)
+      fail('MODEL_INVALID', `${where}.dModel (${spec.dModel}) must be a multiple of ${where}.heads (${spec.heads})`);
     return spec;
   },
   layout(spec, data) {
     if (data.targets !== 'tokens' || data.inputDtype !== 'int32' || data.vocab === undefined) {
-      fail('MODEL_INVALID', `model.kind gpt needs token data (data.name text); this dataset gives ${data.inputDtype} inputs of shape [${data.inputShape.join(', ')}] with ${data.targets} targets`);
+      fail(
+        'MODEL_INVALID',
+        `model.kind gpt needs token data (data.name text); this dataset gives ${data.inputDtype} inputs of shape ` +
+          `[${data.inputShape.join(', ')}] with ${data.targets} targets`,
+      );
     }
-    if (data.inputShape.length !== 1 || data.inputShape[0] !== spec.seq) fail('MODEL_INVALID', `model.seq is ${spec.seq} but the data's windows hold ${data.inputShape.join('×')} tokens`);
+    if (data.inputShape.length !== 1 || data.inputShape[0] !== spec.seq)
+      fail('MODEL_INVALID', `model.seq is ${spec.seq} but the data's windows hold ${data.inputShape.join('×')} tokens`);
     const vocab = spec.vocab ?? data.vocab;
-    if (vocab < data.vocab) fail('MODEL_INVALID', `model.vocab is ${vocab} but the data has token ids up to ${data.vocab - 1}: set it to ${data.vocab} or more (or leave it out)`);
-    return { spec, data, inputShape: [spec.seq], inputSize: spec.seq, outputSize: spec.seq, ...packSlots(slots(spec, vocab)) };
+    if (vocab < data.vocab)
+      fail(
+        'MODEL_INVALID',
+        `model.vocab is ${vocab} but the data has token ids up to ${data.vocab - 1}: set it to ${data.vocab} or more (or leave it out)`,
+      );
+    return {
+      spec,
+      data,
+      inputShape: [spec.seq],
+      inputSize: spec.seq,
+      outputSize: spec.seq,
+      ...packSlots(slots(spec, vocab)),
+    };
   },
   init(layout, seed) {
     const out = new Float32Array(layout.totalParams);
@@ -182,7 +207,9 @@ export const gpt: ModelKind<GptSpec> = {
       itemsPerSample: t,
       training: perToken * t,
       forward: (perToken * t) / 3,
-      describe: `gpt L${shape.layers} d${shape.dModel} H${shape.heads} T${t} V${shape.vocab}: ${layout.totalParams.toLocaleString('en-US')} parameters, 6·N + 12·L·H·Q·T per token`,
+      describe:
+        `gpt L${shape.layers} d${shape.dModel} H${shape.heads} T${t} V${shape.vocab}: ` +
+        `${layout.totalParams.toLocaleString('en-US')} parameters, 6·N + 12·L·H·Q·T per token`,
     };
   },
   toLayers: () => null,

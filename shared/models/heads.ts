@@ -38,12 +38,14 @@ export function activate<T extends tf.Tensor>(x: T, a: Activation): T {
 
 export function parseActivation(v: unknown, field: string): Activation {
   const a = v ?? 'linear';
-  if (!(ACTIVATIONS as readonly unknown[]).includes(a)) fail('MODEL_INVALID', `${field} must be one of ${ACTIVATIONS.join(', ')}, got ${JSON.stringify(a)}`);
+  if (!(ACTIVATIONS as readonly unknown[]).includes(a))
+    fail('MODEL_INVALID', `${field} must be one of ${ACTIVATIONS.join(', ')}, got ${JSON.stringify(a)}`);
   return a as Activation;
 }
 
 export function parseLoss(v: unknown, field: string): Loss {
-  if (!(LOSSES as readonly unknown[]).includes(v)) fail('MODEL_INVALID', `${field} must be one of ${LOSSES.join(', ')}, got ${JSON.stringify(v)}`);
+  if (!(LOSSES as readonly unknown[]).includes(v))
+    fail('MODEL_INVALID', `${field} must be one of ${LOSSES.join(', ')}, got ${JSON.stringify(v)}`);
   return v as Loss;
 }
 
@@ -59,7 +61,8 @@ export function checkHead(loss: Loss, lastActivation: Activation, lastField: str
 
 /** Refuse data a classifier / regressor head cannot take (token targets, a softmax of one). */
 export function checkTargets(loss: Loss, targets: TargetKind, outputs: number, kind: string): void {
-  if (targets === 'tokens') fail('MODEL_INVALID', `model.kind ${kind} cannot train on token data (next-token targets); use model.kind gpt`);
+  if (targets === 'tokens')
+    fail('MODEL_INVALID', `model.kind ${kind} cannot train on token data (next-token targets); use model.kind gpt`);
   if (loss === 'softmaxCrossEntropy' && outputs < 2) {
     fail('MODEL_INVALID', 'model.loss softmaxCrossEntropy needs at least 2 outputs; use binaryCrossEntropy for one');
   }

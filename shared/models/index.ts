@@ -23,7 +23,9 @@ export const MODEL_KINDS: readonly string[] = Object.keys(KINDS);
 
 function kindNamed(name: string, where: string): ModelKind<ModelSpec> {
   const k = Object.hasOwn(KINDS, name) ? KINDS[name] : undefined;
-  return k ?? fail('MODEL_INVALID', `${where}.kind must be one of ${MODEL_KINDS.join(', ')}, got ${JSON.stringify(name)}`);
+  return (
+    k ?? fail('MODEL_INVALID', `${where}.kind must be one of ${MODEL_KINDS.join(', ')}, got ${JSON.stringify(name)}`)
+  );
 }
 
 /** The module of a spec's kind. */
@@ -33,9 +35,11 @@ export function modelKind(spec: ModelSpec): ModelKind<ModelSpec> {
 
 /** Validate an untrusted model section (from JSON); every complaint names the field. */
 export function parseModelSpec(raw: unknown, where = 'model'): ModelSpec {
-  if (!isObj(raw)) fail('MODEL_INVALID', `${where} must be an object with "layers" and "loss" (and "kind", default dense)`);
+  if (!isObj(raw))
+    fail('MODEL_INVALID', `${where} must be an object with "layers" and "loss" (and "kind", default dense)`);
   const kind = raw.kind ?? 'dense';
-  if (typeof kind !== 'string') fail('MODEL_INVALID', `${where}.kind must be one of ${MODEL_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+  if (typeof kind !== 'string')
+    fail('MODEL_INVALID', `${where}.kind must be one of ${MODEL_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
   return kindNamed(kind, where).parse(raw, where);
 }
 

@@ -6,7 +6,12 @@ import type { ParamSlot } from './contract.js';
  * (Glorot & Bengio 2010), zero biases. `fans` gives a slot's fans, or null to leave it zero;
  * slots are drawn in order from one stream derived from the job seed.
  */
-export function glorotUniform(params: ParamSlot[], total: number, seed: number, fans: (s: ParamSlot) => [number, number] | null): Float32Array {
+export function glorotUniform(
+  params: ParamSlot[],
+  total: number,
+  seed: number,
+  fans: (s: ParamSlot) => [number, number] | null,
+): Float32Array {
   const out = new Float32Array(total);
   const rng = new Rng(deriveSeed(seed, 'init'));
   for (const p of params) {

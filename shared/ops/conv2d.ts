@@ -22,7 +22,12 @@ export function convGradFor(backend: string): ConvGrad {
 }
 
 /** TensorFlow's padding: 'same' gives ceil(size / stride) outputs, the odd pixel at the end. */
-export function convPads(size: number, kernel: number, stride: number, padding: Padding): { out: number; before: number; after: number } {
+export function convPads(
+  size: number,
+  kernel: number,
+  stride: number,
+  padding: Padding,
+): { out: number; before: number; after: number } {
   if (padding === 'valid') return { out: Math.floor((size - kernel) / stride) + 1, before: 0, after: 0 };
   const out = Math.ceil(size / stride);
   const total = Math.max((out - 1) * stride + kernel - size, 0);
@@ -30,13 +35,27 @@ export function convPads(size: number, kernel: number, stride: number, padding: 
 }
 
 /** dW of a stride-s conv, through a forward conv2d (see the file comment). */
-export function filterGradByForwardConv(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: [number, number, number, number], stride: number, padding: Padding): tf.Tensor4D {
+export function filterGradByForwardConv(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  filterShape: [number, number, number, number],
+  stride: number,
+  padding: Padding,
+): tf.Tensor4D {
   return tf.tidy(() => {
     const [, h, w] = x.shape;
     const [kh, kw] = filterShape;
     const ph = convPads(h, kh, stride, padding);
     const pw = convPads(w, kw, stride, padding);
-    const xp = padding === 'same' && ph.before + ph.after + pw.before + pw.after > 0 ? tf.pad(x, [[0, 0], [ph.before, ph.after], [pw.before, pw.after], [0, 0]]) : x;
+    const xp =
+      padding === 'same' && ph.before + ph.after + pw.before + pw.after > 0
+        ? tf.pad(x, [
+            [0, 0],
+            [ph.before, ph.after],
+            [pw.before, pw.after],
+            [0, 0],
+          ])
+        : x;
     const xt = tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D; // [c, H, W, n]
     const f = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [outH, outW, n, k]
     const g = tf.conv2d(xt, f, 1, 'valid', 'NHWC', stride); // [c, ≥kh, ≥kw, k]
@@ -69,7 +88,13 @@ export interface Conv2dOptions {
 }
 
 /** NHWC conv2d, filter [kh, kw, in, out], square stride, with a filter gradient the backend has. */
-export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: number, padding: Padding, o: Conv2dOptions = {}): tf.Tensor4D {
+export function conv2d(
+  x: tf.Tensor4D,
+  w: tf.Tensor4D,
+  stride: number,
+  padding: Padding,
+  o: Conv2dOptions = {},
+): tf.Tensor4D {
   const form = o.grad ?? convGradFor(gradientBackend());
   if (form === 'builtin') return tf.conv2d(x, w, stride, padding);
   return forwardGradConv(stride, padding, o.constantX ?? false)(x, w) as tf.Tensor4D;

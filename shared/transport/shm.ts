@@ -14,13 +14,30 @@
  *
  * Slots: params-<k>.bin (the coordinator writes each version once into a slot no worker may
  * still be reading, see dispatcher.ts; every local worker reads it) and
- * result-<worker>-<seq mod 4>.bin (a worker writes, the coordinator reads at once). Each file
+ * result-<worker>-<seq mod RESULT_SLOTS>.bin (a worker writes, the coordinator reads at once). Each file
  * starts with 8 bytes: the version or sequence number it holds, then the payload as on the wire
- * (wireDtype). A seqlock makes an early overwrite an error, never a silent wrong tensor: the
+ * (wireDtype). A worker writes a result slot only on the coordinator's credit (Work.shmRead: the
+ * newest result it has read), so a slot is never reused unread; should anything else overwrite one,
+ * a seqlock makes it an error, never a silent wrong tensor: the
  * writer sets the header to WRITING, writes the payload, then the tag; the reader reads the
  * whole file, then the header again, and accepts only the expected tag both times.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  ftruncateSync,
+  lstatSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { newToken, proofsEqual, shmGrantProof } from '../wire/auth.js';
 import { join } from 'node:path';
 import { fail } from '../util/errors.js';
@@ -31,7 +48,8 @@ export const SHM_ROOT = '/dev/shm';
 
 /** Worker ids are the coordinator's own ("w12"); anything else never names a file. */
 const WORKER_ID = /^w\d{1,9}$/;
-const RESULT_SLOTS = 8;
+/** Result slots per worker; a worker writes into one only on credit (Work.shmRead), never over an unread one. */
+export const RESULT_SLOTS = 8;
 /** The secret behind shared-memory grants, in the private directory (see grantProof). */
 const GRANT_FILE = 'grant';
 const HEADER = 8;
@@ -113,7 +131,8 @@ export class ShmChannel {
       sweepOrphans(root);
       const fs = statfsSync(root);
       const free = fs.bavail * fs.bsize;
-      if (free < needBytes) return `${root} has ${(free / 1e6).toFixed(0)} MB free, the payload files need ${(needBytes / 1e6).toFixed(0)} MB`;
+      if (free < needBytes)
+        return `${root} has ${(free / 1e6).toFixed(0)} MB free, the payload files need ${(needBytes / 1e6).toFixed(0)} MB`;
       const channel = new ShmChannel(mkdtempSync(join(root, `dptrain-${process.pid}-`)));
       channel.grantSecret = newToken();
       writeFileSync(join(channel.dir, GRANT_FILE), channel.grantSecret, { mode: 0o600 });
@@ -156,7 +175,8 @@ export class ShmChannel {
   }
 
   resultPath(workerId: string, seq: number): string {
-    if (!WORKER_ID.test(workerId)) fail('MESSAGE_INVALID', `worker id ${JSON.stringify(workerId)} cannot name a shared-memory file`);
+    if (!WORKER_ID.test(workerId))
+      fail('MESSAGE_INVALID', `worker id ${JSON.stringify(workerId)} cannot name a shared-memory file`);
     return join(this.dir, `result-${workerId}-${seq % RESULT_SLOTS}.bin`);
   }
 
@@ -222,26 +242,35 @@ export class ShmChannel {
     if (into && into.length !== n) throw new Error(`ShmChannel.read: ${n} values into an array of ${into.length}`);
     const direct = into !== undefined && dtype === 'float32';
     if (!direct && this.landing.length < payloadBytes) this.landing = new Uint8Array(payloadBytes); // its own ArrayBuffer: aligned
-    const payload = direct ? new Uint8Array(into.buffer, into.byteOffset, payloadBytes) : this.landing.subarray(0, payloadBytes);
+    const payload = direct
+      ? new Uint8Array(into.buffer, into.byteOffset, payloadBytes)
+      : this.landing.subarray(0, payloadBytes);
     let fd: number | null = null;
     try {
       fd = openSync(path, 'r');
       const have = fstatSync(fd).size;
-      if (have !== size) fail('MESSAGE_INVALID', `shared-memory payload ${path} has ${have} bytes, ${n} ${dtype} values need ${size}`);
+      if (have !== size)
+        fail('MESSAGE_INVALID', `shared-memory payload ${path} has ${have} bytes, ${n} ${dtype} values need ${size}`);
       readFully(fd, this.held, 0, path);
       readFully(fd, payload, HEADER, path);
       // The header again: if a writer began while we read, it no longer holds the tag we saw.
       readSync(fd, this.recheck, 0, HEADER, 0);
     } catch (e) {
       if ((e as { code?: string }).code === 'MESSAGE_INVALID') throw e;
-      return fail('MESSAGE_INVALID', `shared-memory payload ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      return fail(
+        'MESSAGE_INVALID',
+        `shared-memory payload ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      );
     } finally {
       if (fd !== null) closeSync(fd);
     }
     const held = new DataView(this.held.buffer).getFloat64(0, true);
     const after = new DataView(this.recheck.buffer).getFloat64(0, true);
     if (held !== tag || after !== tag) {
-      fail('MESSAGE_INVALID', `shared-memory payload ${path} holds #${held === tag ? after : held}, expected #${tag} (overwritten before it was read)`);
+      fail(
+        'MESSAGE_INVALID',
+        `shared-memory payload ${path} holds #${held === tag ? after : held}, expected #${tag} (overwritten before it was read)`,
+      );
     }
     if (direct) return into;
     const values = decodeTensor(payload, dtype, n);

@@ -38,7 +38,9 @@ export function wrapSocket(ws: WebSocket, remote: string, caps?: { frameCap: num
     closed = true;
     for (const h of closeHandlers) h(reason, kind);
   };
-  ws.on('close', (code, buf) => finish(buf.length ? buf.toString() : `connection closed (code ${code})`, closeKindOf(code)));
+  ws.on('close', (code, buf) =>
+    finish(buf.length ? buf.toString() : `connection closed (code ${code})`, closeKindOf(code)),
+  );
   ws.on('error', (e) => {
     // A protocol error (oversized or malformed frame) or a dead socket: no close handshake
     // is owed to such a peer, and ws would otherwise wait 30 s for one.

@@ -7,7 +7,8 @@ import type { JobConfig } from '../job/config.js';
 
 // v2: results carry the worker's own timings (decode, encode, busy); payloads may be 16-bit.
 // v4: work names a range of virtual shards; a result carries one payload per tree node it covers.
-export const PROTOCOL_VERSION = 4;
+// v5: work carries the shared-memory result credit (shmRead).
+export const PROTOCOL_VERSION = 5;
 
 // ---- worker → coordinator ----
 /** The answer to a challenge (see shared/wire/auth.ts): who the worker is and its proof of the token. */
@@ -124,6 +125,12 @@ export interface Work {
   first: number;
   last: number;
   batch: number;
+  /**
+   * The newest shared-memory result (its sequence number) the coordinator has read from this
+   * worker, 0 for none: the worker's credit. It writes result k into its slot only once
+   * k − RESULT_SLOTS ≤ shmRead (shared/transport/shm.ts), so no slot is overwritten unread.
+   */
+  shmRead: number;
 }
 /** Loss and accuracy over test rows [from, to). */
 export interface Evaluate {

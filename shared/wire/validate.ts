@@ -23,7 +23,7 @@ const SHAPES: Record<MessageType, Shape> = {
   challenge: { protocol: 'count', jobId: 'string', nonce: 'string' },
   welcome: { protocol: 'count', workerId: 'string', jobId: 'string', job: 'object', proof: 'string', shm: 'boolean' },
   params: { version: 'count', shm: 'count' },
-  work: { step: 'count', micro: 'count', shard: 'count', version: 'count', from: 'count', to: 'count', leaves: 'count', first: 'count', last: 'count', batch: 'count' },
+  work: { step: 'count', micro: 'count', shard: 'count', version: 'count', from: 'count', to: 'count', leaves: 'count', first: 'count', last: 'count', batch: 'count', shmRead: 'count' },
   evaluate: { round: 'count', shard: 'count', version: 'count', from: 'count', to: 'count' },
   bye: { reason: 'string' },
 };

@@ -10,7 +10,10 @@ describe('--fault specs', () => {
     expect(parseFault('delay:worker-2@5:1500')).toEqual({ action: 'delay', worker: 'worker-2', step: 5, ms: 1500 });
   });
 
-  it.each(['boom', 'kill:worker-1', 'kill:worker-1@x', 'delay:worker-1@5', 'kill:worker-1@5:100', 'stop:worker-1@2'])('refuses %s with the forms it takes', (spec) => {
-    expect(expectCode(() => parseFault(spec), 'CONFIG_INVALID')).toMatch(/expected kill:NAME@STEP/);
-  });
+  it.each(['boom', 'kill:worker-1', 'kill:worker-1@x', 'delay:worker-1@5', 'kill:worker-1@5:100', 'stop:worker-1@2'])(
+    'refuses %s with the forms it takes',
+    (spec) => {
+      expect(expectCode(() => parseFault(spec), 'CONFIG_INVALID')).toMatch(/expected kill:NAME@STEP/);
+    },
+  );
 });

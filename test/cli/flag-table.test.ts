@@ -16,7 +16,8 @@ describe('the flag table', () => {
     for (const row of FLAG_TABLE.filter((r) => r.field)) {
       const [section, field] = row.field!.split('.');
       expect(section in defaults, `${row.key} → ${row.field}`).toBe(true);
-      if (field) expect(field in (defaults[section] as Record<string, unknown>), `${row.key} → ${row.field}`).toBe(true);
+      if (field)
+        expect(field in (defaults[section] as Record<string, unknown>), `${row.key} → ${row.field}`).toBe(true);
     }
   });
 
@@ -44,11 +45,15 @@ describe('the flag table', () => {
     for (const [command, scopes] of Object.entries(COMMAND_SCOPES)) {
       for (const row of FLAG_TABLE) {
         const long = row.flags.replace(/^-\w, /, '').split(' ')[0];
-        expect(longs(command).includes(long), `${command} ${long}`).toBe((scopes as readonly string[]).includes(row.scope));
+        expect(longs(command).includes(long), `${command} ${long}`).toBe(
+          (scopes as readonly string[]).includes(row.scope),
+        );
       }
     }
     // Every row reaches some command, and `train` has every row of the config's fields but the remote ones.
-    for (const row of FLAG_TABLE) expect(Object.values(COMMAND_SCOPES).some((s) => (s as readonly string[]).includes(row.scope))).toBe(true);
-    for (const row of FLAG_TABLE.filter((r) => r.field)) expect(longs('train'), row.key).toContain(row.flags.replace(/^-\w, /, '').split(' ')[0]);
+    for (const row of FLAG_TABLE)
+      expect(Object.values(COMMAND_SCOPES).some((s) => (s as readonly string[]).includes(row.scope))).toBe(true);
+    for (const row of FLAG_TABLE.filter((r) => r.field))
+      expect(longs('train'), row.key).toContain(row.flags.replace(/^-\w, /, '').split(' ')[0]);
   });
 });

@@ -156,7 +156,8 @@ describe('worker preflight', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       new RegExp(
-        `dptrain: CONNECT_FAILED: cannot reach the coordinator at ws://127\\.0\\.0\\.1:${port}: tried 127\\.0\\.0\\.1:${port}: connection refused .*; gave up after 1 s\\n$`,
+        `dptrain: CONNECT_FAILED: cannot reach the coordinator at ws://127\\.0\\.0\\.1:${port}: tried 127\\.0\\.0\\.1:${port}: ` +
+          `connection refused .*; gave up after 1 s\\n$`,
       ),
     );
   }, 60_000);

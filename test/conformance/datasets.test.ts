@@ -4,7 +4,19 @@
  * of the declared kind; the fingerprint is stable; config mistakes name the field.
  */
 import { describe, expect, it } from 'vitest';
-import { DATASET_NAMES, datasetShape, fingerprint, gatherRows, loadDataset, parseDataSpec, prepareDataset, sameShape, sizeOf, type Dataset, type Split } from '../../shared/datasets/index.js';
+import {
+  DATASET_NAMES,
+  datasetShape,
+  fingerprint,
+  gatherRows,
+  loadDataset,
+  parseDataSpec,
+  prepareDataset,
+  sameShape,
+  sizeOf,
+  type Dataset,
+  type Split,
+} from '../../shared/datasets/index.js';
 import { expectCode } from '../helpers/expect-code.js';
 import { DATASET_FIXTURES } from '../helpers/fixtures.js';
 
@@ -73,7 +85,9 @@ describe.each(DATASET_NAMES.map((n) => [n]))('dataset %s', (name) => {
   it('gathers rows in the order asked', () => {
     const rows = [ds.train.n - 1, 0];
     const b = gatherRows(ds.train, ds.inputSize, ds.outputSize, rows);
-    expect(Array.from(b.x.subarray(0, ds.inputSize))).toEqual(Array.from(ds.train.x.subarray((ds.train.n - 1) * ds.inputSize, ds.train.n * ds.inputSize)));
+    expect(Array.from(b.x.subarray(0, ds.inputSize))).toEqual(
+      Array.from(ds.train.x.subarray((ds.train.n - 1) * ds.inputSize, ds.train.n * ds.inputSize)),
+    );
     expect(Array.from(b.y.subarray(ds.outputSize))).toEqual(Array.from(ds.train.y.subarray(0, ds.outputSize)));
   });
 

@@ -87,17 +87,15 @@ describe.each(Object.entries(ENVS))('launcher %s', (name, { skip, setup }) => {
     onExit?: (e: Registry.WorkerExit) => void,
     workerFlags: string[] = [],
   ) {
-    return env!
-      .launcher()
-      .start({
-        address,
-        token,
-        backend: { name: 'cpu', allowSoftwareGpu: false },
-        logDir: (n) => `${dir}/${n}.log`,
-        log,
-        workerFlags,
-        onExit,
-      });
+    return env!.launcher().start({
+      address,
+      token,
+      backend: { name: 'cpu', allowSoftwareGpu: false },
+      logDir: (n) => `${dir}/${n}.log`,
+      log,
+      workerFlags,
+      onExit,
+    });
   }
 
   it.skipIf(skip !== null)(`slots: ranks 0..n-1, unique names, a host each${skip ? ` (skipped: ${skip})` : ''}`, () => {

@@ -22,7 +22,8 @@ beforeAll(async () => {
 });
 
 // What a job imports (a dataset module) is imported before the suites below read it.
-for (const kind of MODEL_KINDS) if (MODEL_FIXTURES[kind]) await prepareJob({ data: parseDataSpec(MODEL_FIXTURES[kind].data) });
+for (const kind of MODEL_KINDS)
+  if (MODEL_FIXTURES[kind]) await prepareJob({ data: parseDataSpec(MODEL_FIXTURES[kind].data) });
 
 const relClose = (a: number, b: number, tol: number) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
 
@@ -84,8 +85,12 @@ describe.each(MODEL_KINDS.map((k) => [k]))('model kind %s', (kind) => {
     const sums = (from: number, to: number) =>
       tf.tidy(() => {
         const { x, y } = batch(from, to);
-        const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => m.lossSum(layout, m.forward(layout, ps, x), y))(tensors());
-        layout.params.forEach((s, i) => { expect(grads[i].shape).toEqual(s.shape); });
+        const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) =>
+          m.lossSum(layout, m.forward(layout, ps, x), y),
+        )(tensors());
+        layout.params.forEach((s, i) => {
+          expect(grads[i].shape).toEqual(s.shape);
+        });
         return { loss: value.dataSync()[0], grads: grads.map((g) => g.dataSync() as Float32Array) };
       });
     const whole = sums(0, n);
@@ -96,9 +101,13 @@ describe.each(MODEL_KINDS.map((k) => [k]))('model kind %s', (kind) => {
     layout.params.forEach((s, i) => {
       const g = whole.grads[i];
       expect(g.every(Number.isFinite), s.name).toBe(true);
-      expect(g.some((v) => v !== 0), `${s.name} gets a gradient`).toBe(true);
+      expect(
+        g.some((v) => v !== 0),
+        `${s.name} gets a gradient`,
+      ).toBe(true);
       const scale = Math.max(...g.map(Math.abs));
-      for (let j = 0; j < g.length; j++) expect(Math.abs(a.grads[i][j] + b.grads[i][j] - g[j])).toBeLessThanOrEqual(1e-5 * scale);
+      for (let j = 0; j < g.length; j++)
+        expect(Math.abs(a.grads[i][j] + b.grads[i][j] - g[j])).toBeLessThanOrEqual(1e-5 * scale);
     });
   });
 
@@ -137,7 +146,12 @@ describe.each(MODEL_KINDS.map((k) => [k]))('model kind %s', (kind) => {
       const { x } = batch(0, n);
       const logits = m.forward(layout, ws, x);
       const loss = (cfg.model as { loss?: string }).loss;
-      const linked = loss === 'softmaxCrossEntropy' ? tf.softmax(logits) : loss === 'binaryCrossEntropy' ? tf.sigmoid(logits) : logits;
+      const linked =
+        loss === 'softmaxCrossEntropy'
+          ? tf.softmax(logits)
+          : loss === 'binaryCrossEntropy'
+            ? tf.sigmoid(logits)
+            : logits;
       return [linked.dataSync(), (model.predict(x) as tf.Tensor).dataSync()];
     });
     expect(theirs.length).toBe(ours.length);

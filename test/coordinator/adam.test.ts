@@ -186,6 +186,8 @@ describe('Adam SIMD kernel (WebAssembly, adam-simd.ts)', () => {
       copied.apply(p, g, 0.01);
     }
     expect(Array.from(inPlace.params)).toEqual(Array.from(p));
-    expect(() => inPlace.apply(new Float32Array(3), new Float32Array(3), 0.01)).toThrow(/3 params and 3 gradients for an optimizer of 1001/);
+    expect(() => inPlace.apply(new Float32Array(3), new Float32Array(3), 0.01)).toThrow(
+      /3 params and 3 gradients for an optimizer of 1001/,
+    );
   });
 });

@@ -2,7 +2,15 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, truncateSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkpointDir, configHash, decodeCheckpoint, encodeCheckpoint, loadLatestCheckpoint, saveCheckpoint, type CheckpointState } from '../../coordinator/checkpoint.js';
+import {
+  checkpointDir,
+  configHash,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  loadLatestCheckpoint,
+  saveCheckpoint,
+  type CheckpointState,
+} from '../../coordinator/checkpoint.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { expectCode } from '../helpers/expect-code.js';
 
@@ -14,8 +22,23 @@ function state(step: number, n = 7): CheckpointState {
     version: step,
     config: parseConfig({ steps: 50 }),
     params: f(1),
-    adam: { m: f(2), v: f(3).map(Math.abs), accBeta1: Math.fround(0.9 ** (step + 1)), accBeta2: Math.fround(0.999 ** (step + 1)), step },
-    counters: { stale: 1, reassigned: 2, recomputed: 7, outliers: 8, dropped: 3, skipped: 4, cumulativeFlops: 5e9, hardwareFlops: 6e9 },
+    adam: {
+      m: f(2),
+      v: f(3).map(Math.abs),
+      accBeta1: Math.fround(0.9 ** (step + 1)),
+      accBeta2: Math.fround(0.999 ** (step + 1)),
+      step,
+    },
+    counters: {
+      stale: 1,
+      reassigned: 2,
+      recomputed: 7,
+      outliers: 8,
+      dropped: 3,
+      skipped: 4,
+      cumulativeFlops: 5e9,
+      hardwareFlops: 6e9,
+    },
   };
 }
 
@@ -31,11 +54,18 @@ describe('checkpoint file', () => {
 
   it('detects truncation, a flipped byte and a foreign file', () => {
     const bytes = encodeCheckpoint(state(3));
-    expect(expectCode(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 100)), 'CHECKPOINT_CORRUPT')).toMatch(/checksum/);
+    expect(expectCode(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 100)), 'CHECKPOINT_CORRUPT')).toMatch(
+      /checksum/,
+    );
     const flipped = bytes.slice();
     flipped[200] ^= 1;
     expect(expectCode(() => decodeCheckpoint(flipped), 'CHECKPOINT_CORRUPT')).toMatch(/checksum/);
-    expect(expectCode(() => decodeCheckpoint(new TextEncoder().encode('{"not": "a checkpoint"} padding padding padding')), 'CHECKPOINT_CORRUPT')).toMatch(/magic/);
+    expect(
+      expectCode(
+        () => decodeCheckpoint(new TextEncoder().encode('{"not": "a checkpoint"} padding padding padding')),
+        'CHECKPOINT_CORRUPT',
+      ),
+    ).toMatch(/magic/);
   });
 
   it('the config hash covers the job, not the launch options', () => {

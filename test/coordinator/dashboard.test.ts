@@ -20,16 +20,44 @@ import type { Listener } from '../../shared/transport/transport.js';
 import { expectCode } from '../helpers/expect-code.js';
 
 const TOKEN = 'a-job-token-of-enough-length-0123';
-const withCookie = (cookie: string, host = '127.0.0.1:7070') => ({ headers: { cookie, host } }) as unknown as IncomingMessage;
+const withCookie = (cookie: string, host = '127.0.0.1:7070') =>
+  ({ headers: { cookie, host } }) as unknown as IncomingMessage;
 const cookieValue = (setCookie: string) => setCookie.split(';')[0];
 
 function record(step: number, loss: number, extra: Partial<StepRecord> = {}): StepRecord {
   return {
-    step, epoch: 0, loss, lr: 0.01, gradNorm: 1, samples: 64, stepMs: 20, samplesPerSec: 3200, workers: 2,
+    step,
+    epoch: 0,
+    loss,
+    lr: 0.01,
+    gradNorm: 1,
+    samples: 64,
+    stepMs: 20,
+    samplesPerSec: 3200,
+    workers: 2,
     workerComputeMs: { w1: 10, w2: 12 },
-    timeline: { encodeMs: 1, broadcastMs: 0.5, decodeMs: 1, slowestComputeMs: 12, workerEncodeMs: 0.5, wireMs: 2, reduceMs: 1, optimizerMs: 1, overheadMs: 8, idleMs: 1 },
-    workerTimeline: {}, wireBytes: 1000,
-    flops: 1e6, cumulativeFlops: step * 1e6, hardwareFlops: step * 1e6, modelFlopsPerSec: 5e7, modelFlopsPerSecEma: 5e7, mfu: 0.5, budgetUsed: null, budgetEtaSec: null,
+    timeline: {
+      encodeMs: 1,
+      broadcastMs: 0.5,
+      decodeMs: 1,
+      slowestComputeMs: 12,
+      workerEncodeMs: 0.5,
+      wireMs: 2,
+      reduceMs: 1,
+      optimizerMs: 1,
+      overheadMs: 8,
+      idleMs: 1,
+    },
+    workerTimeline: {},
+    wireBytes: 1000,
+    flops: 1e6,
+    cumulativeFlops: step * 1e6,
+    hardwareFlops: step * 1e6,
+    modelFlopsPerSec: 5e7,
+    modelFlopsPerSecEma: 5e7,
+    mfu: 0.5,
+    budgetUsed: null,
+    budgetEtaSec: null,
     workerFlopsPerSec: { w1: 2e7, w2: 3e7 },
     ...extra,
   };
@@ -38,9 +66,11 @@ function record(step: number, loss: number, extra: Partial<StepRecord> = {}): St
 describe('dashboard access', () => {
   it('is open on loopback and closed to everyone beyond it without a token', () => {
     const open = new Access({ requireLogin: false, token: null, secure: false });
-    for (const host of ['127.0.0.1:7070', 'localhost:7070', '[::1]:7070', 'localhost']) expect(open.allowed(withCookie('', host))).toBe(true);
+    for (const host of ['127.0.0.1:7070', 'localhost:7070', '[::1]:7070', 'localhost'])
+      expect(open.allowed(withCookie('', host))).toBe(true);
     // A page elsewhere that points its own name at 127.0.0.1 (DNS rebinding) is not this machine.
-    for (const host of ['evil.example:7070', '', '10.0.0.5:7070']) expect(open.allowed(withCookie('', host))).toBe(false);
+    for (const host of ['evil.example:7070', '', '10.0.0.5:7070'])
+      expect(open.allowed(withCookie('', host))).toBe(false);
     const closed = new Access({ requireLogin: true, token: null, secure: false });
     expect(closed.login(TOKEN)).toBeNull();
     expect(closed.allowed(withCookie('dptrain_session=1.2.3'))).toBe(false);
@@ -62,7 +92,9 @@ describe('dashboard access', () => {
     expect(a.allowed(withCookie(`dptrain_session=${Number(issued) + 1}.${nonce}.${mac}`), now + 1000)).toBe(false); // a longer session
     expect(a.allowed(withCookie(`dptrain_session=${issued}.${nonce}x.${mac}`), now + 1000)).toBe(false);
     // Another coordinator (another token) does not accept it.
-    expect(new Access({ requireLogin: true, token: TOKEN + 'z', secure: false }).allowed(withCookie(cookie), now + 1000)).toBe(false);
+    expect(
+      new Access({ requireLogin: true, token: TOKEN + 'z', secure: false }).allowed(withCookie(cookie), now + 1000),
+    ).toBe(false);
     expect(new Access({ requireLogin: true, token: TOKEN, secure: true }).login(TOKEN)).toMatch(/; Secure$/);
   });
 });
@@ -115,9 +147,16 @@ describe('live run over HTTP', () => {
     }, 50);
     const events = await readEvents(res, (e) => e.length >= 2);
     expect(events[0].event).toBe('snapshot');
-    expect((events[0].data as { steps: Array<{ step: number; loss: number }> }).steps.map((s) => [s.step, s.loss])).toEqual([[1, 0.9]]);
+    expect(
+      (events[0].data as { steps: Array<{ step: number; loss: number }> }).steps.map((s) => [s.step, s.loss]),
+    ).toEqual([[1, 0.9]]);
     expect(events[1].event).toBe('update');
-    const u = events[1].data as { steps: Array<{ step: number; parts: number[] }>; evals: unknown[]; warnings: Array<{ msg: string }>; state: string };
+    const u = events[1].data as {
+      steps: Array<{ step: number; parts: number[] }>;
+      evals: unknown[];
+      warnings: Array<{ msg: string }>;
+      state: string;
+    };
     expect(u.steps.map((s) => s.step)).toEqual([2]);
     expect(u.evals).toEqual([{ step: 2, testLoss: 0.85, testAccuracy: 0.5 }]);
     expect(u.warnings.map((w) => w.msg)).toEqual(['worker dropped worker=w1 reason=heartbeat']);
@@ -135,15 +174,19 @@ describe('live run over HTTP', () => {
     expect(await lib.text()).toContain('uPlot');
     expect((await fetch(`${base}/assets/../package.json`)).status).toBe(404);
     expect((await fetch(`${base}/assets/constructor`)).status).toBe(404);
-    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) expect((await fetch(`${base}/events`, { method })).status).toBe(405);
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH'])
+      expect((await fetch(`${base}/events`, { method })).status).toBe(405);
     expect((await fetch(`${base}/login`, { method: 'POST', redirect: 'manual' })).status).toBe(303); // open: nothing to log in to
     expect((await fetch(`${base}/nothing`)).status).toBe(404);
     const rebound = await new Promise<number>((done) => {
       const { port } = new URL(base);
-      get({ host: '127.0.0.1', port: Number(port), path: '/events', headers: { host: `evil.example:${port}` } }, (res) => {
-        res.resume();
-        done(res.statusCode ?? 0);
-      });
+      get(
+        { host: '127.0.0.1', port: Number(port), path: '/events', headers: { host: `evil.example:${port}` } },
+        (res) => {
+          res.resume();
+          done(res.statusCode ?? 0);
+        },
+      );
     });
     expect(rebound).toBe(403);
   });
@@ -189,30 +232,47 @@ describe('wrong dashboard tokens', () => {
 
 describe('log messages the worker table reads', () => {
   it('are still logged by the coordinator', () => {
-    const source = ['membership', 'dispatcher', 'phase'].map((f) => readFileSync(join(__dirname, `../../coordinator/${f}.ts`), 'utf8')).join('\n');
+    const source = ['membership', 'dispatcher', 'phase']
+      .map((f) => readFileSync(join(__dirname, `../../coordinator/${f}.ts`), 'utf8'))
+      .join('\n');
     for (const msg of Object.values(WATCHED_MESSAGES)) expect(source).toContain(`'${msg}'`);
   });
 
   it('count stale and recomputed shards per worker, and take the backend account logged before ready', () => {
     const run = new LiveRun('r', {}, 1);
-    run.onLogLine(JSON.stringify({ level: 20, msg: WATCHED_MESSAGES.backend, worker: 'w1', why: 'WebGPU (Dawn) on some GPU' }));
+    run.onLogLine(
+      JSON.stringify({ level: 20, msg: WATCHED_MESSAGES.backend, worker: 'w1', why: 'WebGPU (Dawn) on some GPU' }),
+    );
     const membership = new EventEmitter();
     run.attach({ meter: { budget: null }, membership } as unknown as Coordinator);
     const w = { id: 'w1', name: 'a', host: 'h', backend: 'webgpu', state: 'ready', peakFlops: 0, attainableFlops: 1e9 };
     membership.emit('ready', w);
     for (let i = 0; i < 5; i++) membership.emit('result', w);
     run.onLogLine(JSON.stringify({ level: 20, msg: WATCHED_MESSAGES.stale, worker: 'w1' }));
-    run.onLogLine(JSON.stringify({ level: 40, msg: WATCHED_MESSAGES.reassigned, from: 'w1', why: WATCHED_MESSAGES.recomputeWhy }));
+    run.onLogLine(
+      JSON.stringify({ level: 40, msg: WATCHED_MESSAGES.reassigned, from: 'w1', why: WATCHED_MESSAGES.recomputeWhy }),
+    );
     run.onLogLine(JSON.stringify({ level: 40, msg: WATCHED_MESSAGES.reassigned, from: 'w1', why: 'deadline' }));
     const [row] = run.snapshot().workers;
-    expect(row).toMatchObject({ adapter: 'WebGPU (Dawn) on some GPU', measuredFlops: 1e9, declaredFlops: null, staleShards: 1, recomputedShards: 1, shardsDone: 3 });
+    expect(row).toMatchObject({
+      adapter: 'WebGPU (Dawn) on some GPU',
+      measuredFlops: 1e9,
+      declaredFlops: null,
+      staleShards: 1,
+      recomputedShards: 1,
+      shardsDone: 3,
+    });
   });
 });
 
 describe('resumed run', () => {
   it('the page starts from the steps before the resume and goes on from there', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dptrain-resume-'));
-    writeFileSync(join(dir, 'metrics.jsonl'), [record(1, 0.9), record(2, 0.8, { testLoss: 0.8, testAccuracy: 0.4 })].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    writeFileSync(
+      join(dir, 'metrics.jsonl'),
+      [record(1, 0.9), record(2, 0.8, { testLoss: 0.8, testAccuracy: 0.4 })].map((r) => JSON.stringify(r)).join('\n') +
+        '\n',
+    );
     const run = new LiveRun('r', {}, 4);
     run.preload(readRunView(dir, 'r'));
     run.onStep(record(3, 0.7));
@@ -239,15 +299,31 @@ describe('page rows', () => {
   it('a run directory: torn lines skipped, the final evaluation from summary.json; a directory without metrics is one line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dptrain-view-'));
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ steps: 3, compute: { budget: 1e9 } }));
-    writeFileSync(join(dir, 'metrics.jsonl'), [record(1, 0.9), record(2, 0.8)].map((r) => JSON.stringify(r)).join('\n') + '\n{"step": 3, "lo');
-    writeFileSync(join(dir, 'summary.json'), JSON.stringify({ steps: 2, testLoss: 0.7, testAccuracy: 0.6, budget: 1e9 }));
-    writeFileSync(join(dir, 'log.jsonl'), [{ level: 30, msg: 'fine' }, { level: 40, msg: 'compute budget 50% used', budgetUsed: 0.5 }].map((r) => JSON.stringify(r)).join('\n'));
+    writeFileSync(
+      join(dir, 'metrics.jsonl'),
+      [record(1, 0.9), record(2, 0.8)].map((r) => JSON.stringify(r)).join('\n') + '\n{"step": 3, "lo',
+    );
+    writeFileSync(
+      join(dir, 'summary.json'),
+      JSON.stringify({ steps: 2, testLoss: 0.7, testAccuracy: 0.6, budget: 1e9 }),
+    );
+    writeFileSync(
+      join(dir, 'log.jsonl'),
+      [
+        { level: 30, msg: 'fine' },
+        { level: 40, msg: 'compute budget 50% used', budgetUsed: 0.5 },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n'),
+    );
     const v = readRunView(dir, 'x');
     expect(v.steps.map((s) => s.step)).toEqual([1, 2]);
     expect(v.steps[1].t).toBeCloseTo(0.04, 12);
     expect(v.evals).toEqual([{ step: 2, testLoss: 0.7, testAccuracy: 0.6 }]);
     expect(v.warnings.map((w) => w.msg)).toEqual(['compute budget 50% used budgetUsed=0.5']);
     expect(v.budget).toBe(1e9);
-    expect(expectCode(() => readRunView(tmpdir(), 'y'), 'CONFIG_UNREADABLE')).toMatch(/no metrics\.jsonl there; give the directory of a dptrain run/);
+    expect(expectCode(() => readRunView(tmpdir(), 'y'), 'CONFIG_UNREADABLE')).toMatch(
+      /no metrics\.jsonl there; give the directory of a dptrain run/,
+    );
   });
 });

@@ -22,7 +22,12 @@ const TOTAL = 2 * 4 + 4 + 4 + 1;
 describe('departed workers', () => {
   it('200 join/leave cycles during a run leave at most maxWorkers entries, all recent', async () => {
     const net = createLocalNetwork();
-    const coord = new Coordinator({ config: cfg, listener: net.listener, log: pino({ level: 'silent' }), runDir: null });
+    const coord = new Coordinator({
+      config: cfg,
+      listener: net.listener,
+      log: pino({ level: 'silent' }),
+      runDir: null,
+    });
     const run = coord.run().catch((e: Error) => e);
     const answer = (name: string) =>
       fakeWorker(net.dial, TOTAL, {
@@ -30,7 +35,23 @@ describe('departed workers', () => {
         onMessage: (msg, w) => {
           if (msg.t !== 'work') return;
           const count = msg.to - msg.from;
-          w.send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: 0, losses: [0], count, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(TOTAL));
+          w.send(
+            {
+              t: 'result',
+              step: msg.step,
+              micro: msg.micro,
+              shard: msg.shard,
+              lossSum: 0,
+              losses: [0],
+              count,
+              computeMs: 1,
+              decodeMs: 0,
+              encodeMs: 0,
+              busyMs: 1,
+              shm: 0,
+            },
+            new Float32Array(TOTAL),
+          );
         },
       });
     await answer('steady');

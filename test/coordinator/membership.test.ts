@@ -16,14 +16,25 @@ import type { CloseKind, Link, Listener } from '../../shared/transport/transport
 import { fakeWorker } from '../helpers/fake-worker.js';
 import { fingerprint, loadDataset } from '../../shared/datasets/index.js';
 
-const cfg = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' } });
+const cfg = parseConfig({
+  data: { name: 'xor' },
+  model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' },
+});
 const TOTAL = 2 * 4 + 4 + 4 + 1;
 const TOKEN = 'a-test-token-of-enough-length';
 
 let net: LocalNetwork;
 function membership(o: Partial<MembershipOptions> = {}): Membership {
   net = createLocalNetwork();
-  return new Membership(net.listener, { job: jobOf(cfg), jobId: 'job-test', totalParams: TOTAL, maxWorkers: 4, log: pino({ level: 'silent' }), token: TOKEN, ...o });
+  return new Membership(net.listener, {
+    job: jobOf(cfg),
+    jobId: 'job-test',
+    totalParams: TOTAL,
+    maxWorkers: 4,
+    log: pino({ level: 'silent' }),
+    token: TOKEN,
+    ...o,
+  });
 }
 const readyOnce = (m: Membership) => new Promise<string>((r) => m.once('ready', (w) => r(w.id)));
 
@@ -60,7 +71,7 @@ describe('Membership', () => {
     expect(await second.closed).toMatch(/^job is full \(maxWorkers 1\)/);
   });
 
-  it('a dataset unlike the others\' is datasetDiffers', async () => {
+  it("a dataset unlike the others' is datasetDiffers", async () => {
     const m = membership();
     const ready = readyOnce(m);
     await fakeWorker(net.dial, TOTAL, { token: TOKEN });
@@ -75,7 +86,9 @@ describe('Membership', () => {
     junk.link.send(new Uint8Array([1, 2, 3]));
     expect(await junk.closedKind).toBe('invalid');
     const early = await fakeWorker(net.dial, TOTAL, { token: TOKEN, ready: false });
-    early.link.send(encodeFrame({ t: 'evalResult', round: 0, shard: 0, lossSum: 0, correct: 0, count: 1, computeMs: 1 }));
+    early.link.send(
+      encodeFrame({ t: 'evalResult', round: 0, shard: 0, lossSum: 0, correct: 0, count: 1, computeMs: 1 }),
+    );
     expect(await early.closedKind).toBe('invalid');
     expect(await early.closed).toBe('invalid: evalResult while hello'); // sent before its hello
   });
@@ -108,9 +121,25 @@ describe('Membership deadlines and limits', () => {
     let accept: (l: Link) => void = () => {};
     const listener: Listener = { address: 'test', onLink: (h) => (accept = h), close: () => inner.listener.close() };
     let nextRemote = '';
-    inner.listener.onLink((l) => accept({ remote: nextRemote, send: (f) => l.send(f), close: (r, k) => l.close(r, k), onFrame: (h) => l.onFrame(h), onClose: (h) => l.onClose(h) }));
+    inner.listener.onLink((l) =>
+      accept({
+        remote: nextRemote,
+        send: (f) => l.send(f),
+        close: (r, k) => l.close(r, k),
+        onFrame: (h) => l.onFrame(h),
+        onClose: (h) => l.onClose(h),
+      }),
+    );
     net = inner;
-    const m = new Membership(listener, { job: jobOf(cfg), jobId: 'job-test', totalParams: TOTAL, maxWorkers: 4, log: pino({ level: 'silent' }), token: TOKEN, maxPendingPerAddress: 2 });
+    const m = new Membership(listener, {
+      job: jobOf(cfg),
+      jobId: 'job-test',
+      totalParams: TOTAL,
+      maxWorkers: 4,
+      log: pino({ level: 'silent' }),
+      token: TOKEN,
+      maxPendingPerAddress: 2,
+    });
     const from = async (remote: string) => {
       nextRemote = remote;
       const link = await inner.dial();
@@ -122,7 +151,11 @@ describe('Membership deadlines and limits', () => {
     expect(await third.kind).toBe('busy');
     await from('10.0.0.2:40001'); // another address: let in
     await new Promise((r) => setImmediate(r));
-    expect([...m.workers.values()].map((w) => w.remote)).toEqual(['10.0.0.1:40001', '10.0.0.1:40002', '10.0.0.2:40001']);
+    expect([...m.workers.values()].map((w) => w.remote)).toEqual([
+      '10.0.0.1:40001',
+      '10.0.0.1:40002',
+      '10.0.0.2:40001',
+    ]);
   });
 });
 
@@ -147,8 +180,8 @@ describe("the job's dataset", () => {
   });
 });
 
-describe('shared memory is granted on proof, not on the worker\'s word', () => {
-  it('only a hello that proves it read the private directory\'s grant file gets it', async () => {
+describe("shared memory is granted on proof, not on the worker's word", () => {
+  it("only a hello that proves it read the private directory's grant file gets it", async () => {
     const root = mkdtempSync(join(tmpdir(), 'dptrain-shm-test-'));
     const channel = ShmChannel.create(1 << 20, root);
     if (typeof channel === 'string') throw new Error(channel);
@@ -156,9 +189,15 @@ describe('shared memory is granted on proof, not on the worker\'s word', () => {
       membership({ shm: channel });
       const claims = await fakeWorker(net.dial, TOTAL, { token: TOKEN, shm: () => 'I can read it, honestly' });
       expect(await claims.granted).toBe(false);
-      const replays = await fakeWorker(net.dial, TOTAL, { token: TOKEN, shm: () => ShmChannel.grantProof(channel.dir, 'another connection\'s nonce')! });
+      const replays = await fakeWorker(net.dial, TOTAL, {
+        token: TOKEN,
+        shm: () => ShmChannel.grantProof(channel.dir, "another connection's nonce")!,
+      });
       expect(await replays.granted).toBe(false);
-      const reads = await fakeWorker(net.dial, TOTAL, { token: TOKEN, shm: (nonce) => ShmChannel.grantProof(channel.dir, nonce)! });
+      const reads = await fakeWorker(net.dial, TOTAL, {
+        token: TOKEN,
+        shm: (nonce) => ShmChannel.grantProof(channel.dir, nonce)!,
+      });
       expect(await reads.granted).toBe(true);
       expect(statSync(join(channel.dir, 'grant')).mode & 0o777).toBe(0o600);
     } finally {

@@ -13,7 +13,10 @@ import type { Work } from '../../shared/wire/protocol.js';
 import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker, type FakeWorker } from '../helpers/fake-worker.js';
 
-const cfg = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' } });
+const cfg = parseConfig({
+  data: { name: 'xor' },
+  model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' },
+});
 const TOTAL = 2 * 4 + 4 + 4 + 1;
 const log = pino({ level: 'silent' });
 
@@ -24,7 +27,14 @@ afterEach(async () => {
 
 function setup() {
   net = createLocalNetwork();
-  const membership = new Membership(net.listener, { job: jobOf(cfg), jobId: 'job-test', totalParams: TOTAL, maxWorkers: 8, log, token: null });
+  const membership = new Membership(net.listener, {
+    job: jobOf(cfg),
+    jobId: 'job-test',
+    totalParams: TOTAL,
+    maxWorkers: 8,
+    log,
+    token: null,
+  });
   const got: Array<{ worker: string; work: Work }> = [];
   const join = async (name: string, onWork?: (w: Work, self: FakeWorker) => void) => {
     const ready = new Promise((r) => membership.once('ready', r));
@@ -46,7 +56,20 @@ function setup() {
       cut: (workers) => splitRange(from, to, workers),
       rows: (s) => s.to - s.from,
       begin: () => {},
-      message: (s) => ({ t: 'work', step: 0, micro: 0, shard: s.shard, version: 0, from: s.from, to: s.to, leaves: 1, first: 0, last: 1, batch: s.to - s.from }),
+      message: (s) => ({
+        t: 'work',
+        step: 0,
+        micro: 0,
+        shard: s.shard,
+        version: 0,
+        from: s.from,
+        to: s.to,
+        leaves: 1,
+        first: 0,
+        last: 1,
+        batch: s.to - s.from,
+        shmRead: 0,
+      }),
     };
     const p = new Phase({ membership, log, ensureParams: () => {}, noWorkerTimeoutMs, deadlineMs }, plan);
     // As the Dispatcher wires it: membership changes reach the phase in flight.
@@ -77,12 +100,17 @@ describe('Phase', () => {
       ['b', 1, 104, 107],
       ['c', 2, 107, 110],
     ]);
-    for (const [name, shard] of [['a', 0], ['b', 1], ['c', 2]] as const) t.settle(p, name, shard);
+    for (const [name, shard] of [
+      ['a', 0],
+      ['b', 1],
+      ['c', 2],
+    ] as const)
+      t.settle(p, name, shard);
     await done;
     expect(p.stats.samples).toEqual({ [t.session('a').id]: 4, [t.session('b').id]: 3, [t.session('c').id]: 3 });
   });
 
-  it("a worker that leaves: its shard goes to the least-loaded other worker", async () => {
+  it('a worker that leaves: its shard goes to the least-loaded other worker', async () => {
     const t = setup();
     const a = await t.join('a');
     await t.join('b');

@@ -83,7 +83,9 @@ describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
     const rng = new Rng(11);
     for (const n of [1, 2, 3, 4, 5, 7, 8, 9, 1023, 4099]) {
       const { ops, sum, out } = make(4099);
-      const shards = Array.from({ length: 3 }, () => Float32Array.from({ length: n }, () => (rng.next() - 0.5) * 10 ** rng.int(12)));
+      const shards = Array.from({ length: 3 }, () =>
+        Float32Array.from({ length: n }, () => (rng.next() - 0.5) * 10 ** rng.int(12)),
+      );
       const want = new Float64Array(n);
       const acc = sum(n);
       for (const g of shards) {
@@ -96,7 +98,10 @@ describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
       const o = out(n);
       const got = ops.mean(acc, 384, o);
       expect(bits(o), `mean, n ${n}`).toEqual(bits(wantOut));
-      expect(acc.every((x) => x === 0), `sum consumed, n ${n}`).toBe(true);
+      expect(
+        acc.every((x) => x === 0),
+        `sum consumed, n ${n}`,
+      ).toBe(true);
       expect(got.finite).toBe(true);
       // The kernels sum squares in two lanes: the same value up to float64 rounding.
       expect(Math.abs(got.sqNorm - ref.sqNorm)).toBeLessThanOrEqual(1e-12 * ref.sqNorm);
@@ -117,13 +122,20 @@ describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
   it('drives TreeReducer to the same sum for every arrival order', () => {
     const n = 37;
     const rng = new Rng(3);
-    const shards = Array.from({ length: 4 }, () => Float32Array.from({ length: n }, () => (rng.next() - 0.5) * 10 ** rng.int(20)));
+    const shards = Array.from({ length: 4 }, () =>
+      Float32Array.from({ length: n }, () => (rng.next() - 0.5) * 10 ** rng.int(20)),
+    );
     const ref = new Float64Array(n);
     const pair = (a: Float32Array, b: Float32Array) => a.map((x, i) => x + b[i]);
     jsReduceOps.fold(pair(pair(shards[0], shards[1]), pair(shards[2], shards[3])), ref);
     const { ops, sum } = make(n);
     const spare: Float32Array[] = [];
-    for (const order of [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]]) {
+    for (const order of [
+      [0, 1, 2, 3],
+      [3, 2, 1, 0],
+      [1, 3, 0, 2],
+      [2, 0, 3, 1],
+    ]) {
       const acc = sum(n);
       const r = new TreeReducer(4, acc, ops, spare);
       // Each payload arrives through land(), as the dispatcher passes it (a view that the next land overwrites).

@@ -3,7 +3,9 @@ import { Assignments, splitRange } from '../../coordinator/scheduler.js';
 
 describe('splitRange', () => {
   const cases: [number, number, number][] = [];
-  for (const from of [0, 7, 1000]) for (const n of [1, 2, 3, 5, 10, 64, 101]) for (const parts of [1, 2, 3, 4, 7, 16, 200]) cases.push([from, from + n, parts]);
+  for (const from of [0, 7, 1000])
+    for (const n of [1, 2, 3, 5, 10, 64, 101])
+      for (const parts of [1, 2, 3, 4, 7, 16, 200]) cases.push([from, from + n, parts]);
 
   it.each(cases)('[%i, %i) in %i parts: exact, contiguous, balanced, non-empty', (from, to, parts) => {
     const r = splitRange(from, to, parts);
@@ -87,7 +89,9 @@ describe('Assignments', () => {
 
   it('is done after every shard settled', () => {
     const a = new Assignments<string>(shards);
-    shards.forEach((s) => { a.assign(s.shard, `w${s.shard}`); });
+    shards.forEach((s) => {
+      a.assign(s.shard, `w${s.shard}`);
+    });
     expect(a.done).toBe(false);
     a.settle(0, 'w0');
     a.settle(2, 'w2');

@@ -29,7 +29,17 @@ describe('compute accounting in a run', () => {
   it('cumulativeFlops after S steps = S × global batch × per-sample training FLOPs, exactly', async () => {
     const dir = tempDir('acct');
     writeFileSync(join(dir, 'job.json'), JSON.stringify(JOB));
-    const r = await runCli(['train', '--config', join(dir, 'job.json'), '--backend', 'cpu', '--peak-flops', '1e9', '--out', join(dir, 'run')]);
+    const r = await runCli([
+      'train',
+      '--config',
+      join(dir, 'job.json'),
+      '--backend',
+      'cpu',
+      '--peak-flops',
+      '1e9',
+      '--out',
+      join(dir, 'run'),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const f = perSample();
     // 2·(2·16 + 16·2) + (16 + 2) + 16 + 2 = 164 forward; × 3 = 492 per sample
@@ -54,7 +64,17 @@ describe('compute accounting in a run', () => {
     writeFileSync(join(dir, 'job.json'), JSON.stringify(JOB));
     const budget = 5.5 * 32 * perSample(); // room for 5 steps, not 6
     const out = join(dir, 'run');
-    const r = await runCli(['train', '--config', join(dir, 'job.json'), '--backend', 'cpu', '--budget', String(budget), '--out', out]);
+    const r = await runCli([
+      'train',
+      '--config',
+      join(dir, 'job.json'),
+      '--backend',
+      'cpu',
+      '--budget',
+      String(budget),
+      '--out',
+      out,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/stopped at the compute budget after 5 steps \(model saved\)/);
     const s = readSummary(out);
@@ -69,12 +89,25 @@ describe('compute accounting in a run', () => {
     writeFileSync(join(dir, 'job.json'), JSON.stringify({ ...JOB, steps: 8 }));
     const budget = 2 * 32 * perSample();
     const out = join(dir, 'run');
-    const r = await runCli(['train', '--config', join(dir, 'job.json'), '--backend', 'cpu', '--budget', String(budget), '--budget-policy', 'warn', '--out', out]);
+    const r = await runCli([
+      'train',
+      '--config',
+      join(dir, 'job.json'),
+      '--backend',
+      'cpu',
+      '--budget',
+      String(budget),
+      '--budget-policy',
+      'warn',
+      '--out',
+      out,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const s = readSummary(out);
     expect(s.steps).toBe(8);
     expect(s.budgetUsed).toBe(4);
-    for (const pct of [50, 80, 95, 100]) expect(r.stderr.match(new RegExp(`compute budget ${pct}% used`, 'g'))).toHaveLength(1);
+    for (const pct of [50, 80, 95, 100])
+      expect(r.stderr.match(new RegExp(`compute budget ${pct}% used`, 'g'))).toHaveLength(1);
   });
 
   it('--budget-device-hours without a peak is one line naming what to add', async () => {

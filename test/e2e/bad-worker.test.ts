@@ -25,12 +25,60 @@ const JOB = {
 
 type Sabotage = (totalParams: number) => Uint8Array;
 const SABOTAGE: Record<string, Sabotage> = {
-  'a truncated frame': (n) => encodeFrame({ t: 'result', step: 0, micro: 0, shard: 1, lossSum: 1, losses: [1], count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(n)).subarray(0, 40),
-  'a payload of the wrong size': (n) => encodeFrame({ t: 'result', step: 0, micro: 0, shard: 1, lossSum: 1, losses: [1], count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(n - 1)),
+  'a truncated frame': (n) =>
+    encodeFrame(
+      {
+        t: 'result',
+        step: 0,
+        micro: 0,
+        shard: 1,
+        lossSum: 1,
+        losses: [1],
+        count: 20,
+        computeMs: 1,
+        decodeMs: 0,
+        encodeMs: 0,
+        busyMs: 1,
+        shm: 0,
+      },
+      new Float32Array(n),
+    ).subarray(0, 40),
+  'a payload of the wrong size': (n) =>
+    encodeFrame(
+      {
+        t: 'result',
+        step: 0,
+        micro: 0,
+        shard: 1,
+        lossSum: 1,
+        losses: [1],
+        count: 20,
+        computeMs: 1,
+        decodeMs: 0,
+        encodeMs: 0,
+        busyMs: 1,
+        shm: 0,
+      },
+      new Float32Array(n - 1),
+    ),
   'random bytes': () => Uint8Array.from({ length: 300 }, (_, i) => (i * 73 + 11) & 0xff),
   'a message of the wrong direction': () => encodeFrame({ t: 'bye', reason: 'no' }),
   // Gradients "in shared memory" from a worker that was never granted it (its hello said no).
-  'a shared-memory result it was not granted': () => encodeFrame({ t: 'result', step: 0, micro: 0, shard: 1, lossSum: 1, losses: [1], count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 1 }),
+  'a shared-memory result it was not granted': () =>
+    encodeFrame({
+      t: 'result',
+      step: 0,
+      micro: 0,
+      shard: 1,
+      lossSum: 1,
+      losses: [1],
+      count: 20,
+      computeMs: 1,
+      decodeMs: 0,
+      encodeMs: 0,
+      busyMs: 1,
+      shm: 1,
+    }),
 };
 
 const children: Array<ReturnType<typeof spawn>> = [];
@@ -39,41 +87,56 @@ afterEach(() => {
 });
 
 describe('a worker that sends a bad frame is dropped and the run finishes', () => {
-  it.each(Object.keys(SABOTAGE))('%s', async (kind) => {
-    const cfg = parseConfig(JOB);
-    const lines: string[] = [];
-    const log = pino({ level: 'debug' }, new Writable({ write: (c, _e, cb) => {
-        lines.push(String(c));
-        cb();
-      } }));
-    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
-    const coord = new Coordinator({ config: cfg, listener, log, runDir: null, startWorkers: 2 });
-    const run = coord.run();
+  it.each(Object.keys(SABOTAGE))(
+    '%s',
+    async (kind) => {
+      const cfg = parseConfig(JOB);
+      const lines: string[] = [];
+      const log = pino(
+        { level: 'debug' },
+        new Writable({
+          write: (c, _e, cb) => {
+            lines.push(String(c));
+            cb();
+          },
+        }),
+      );
+      const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
+      const coord = new Coordinator({ config: cfg, listener, log, runDir: null, startWorkers: 2 });
+      const run = coord.run();
 
-    const honest = spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu', '--name', 'honest'], { stdio: 'ignore' });
-    children.push(honest);
+      const honest = spawn(
+        process.execPath,
+        [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu', '--name', 'honest'],
+        { stdio: 'ignore' },
+      );
+      children.push(honest);
 
-    let sabotaged = false;
-    await fakeWorker(listener.address, coord.layout.totalParams, {
-      name: 'rogue',
-      onMessage: (msg, w) => {
-        if (msg.t === 'work' && !sabotaged) {
-          sabotaged = true;
-          w.link.send(SABOTAGE[kind](coord.layout.totalParams));
-        }
-      },
-    });
+      let sabotaged = false;
+      await fakeWorker(listener.address, coord.layout.totalParams, {
+        name: 'rogue',
+        onMessage: (msg, w) => {
+          if (msg.t === 'work' && !sabotaged) {
+            sabotaged = true;
+            w.link.send(SABOTAGE[kind](coord.layout.totalParams));
+          }
+        },
+      });
 
-    const summary = await run;
-    await listener.close();
-    expect(sabotaged).toBe(true);
-    expect(summary.steps).toBe(15);
-    expect(summary.droppedWorkers).toBe(1);
-    expect(summary.reassignedShards).toBeGreaterThanOrEqual(1);
-    expect(summary.testAccuracy).not.toBeNull();
-    const drop = lines.map((l) => JSON.parse(l) as { msg: string; reason?: string }).find((r) => r.msg === 'worker dropped');
-    expect(drop?.reason).toMatch(/^invalid message: (FRAME_MALFORMED|MESSAGE_INVALID): /);
-  }, 60_000);
+      const summary = await run;
+      await listener.close();
+      expect(sabotaged).toBe(true);
+      expect(summary.steps).toBe(15);
+      expect(summary.droppedWorkers).toBe(1);
+      expect(summary.reassignedShards).toBeGreaterThanOrEqual(1);
+      expect(summary.testAccuracy).not.toBeNull();
+      const drop = lines
+        .map((l) => JSON.parse(l) as { msg: string; reason?: string })
+        .find((r) => r.msg === 'worker dropped');
+      expect(drop?.reason).toMatch(/^invalid message: (FRAME_MALFORMED|MESSAGE_INVALID): /);
+    },
+    60_000,
+  );
 });
 
 /** A scripted worker: the first shard it computes is NaN, later ones are zero gradients. */
@@ -86,9 +149,34 @@ async function oddWorker(address: string, coord: Coordinator): Promise<void> {
         const lossSum = first ? NaN : 0;
         const grads = new Float32Array(coord.layout.totalParams).fill(first ? NaN : 0);
         first = false;
-        w.send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum, losses: [lossSum], count: msg.to - msg.from, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, grads);
+        w.send(
+          {
+            t: 'result',
+            step: msg.step,
+            micro: msg.micro,
+            shard: msg.shard,
+            lossSum,
+            losses: [lossSum],
+            count: msg.to - msg.from,
+            computeMs: 1,
+            decodeMs: 0,
+            encodeMs: 0,
+            busyMs: 1,
+            shm: 0,
+          },
+          grads,
+        );
       }
-      if (msg.t === 'evaluate') w.send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: 0, correct: 0, count: msg.to - msg.from, computeMs: 1 });
+      if (msg.t === 'evaluate')
+        w.send({
+          t: 'evalResult',
+          round: msg.round,
+          shard: msg.shard,
+          lossSum: 0,
+          correct: 0,
+          count: msg.to - msg.from,
+          computeMs: 1,
+        });
     },
   });
 }
@@ -97,9 +185,17 @@ describe('a non-finite shard result', () => {
   it('is recomputed by another worker; the step is applied and nobody is dropped', async () => {
     const cfg = parseConfig({ ...JOB, steps: 6 });
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
-    const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null, startWorkers: 2 });
+    const coord = new Coordinator({
+      config: cfg,
+      listener,
+      log: pino({ level: 'silent' }),
+      runDir: null,
+      startWorkers: 2,
+    });
     const run = coord.run();
-    children.push(spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], { stdio: 'ignore' }));
+    children.push(
+      spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], { stdio: 'ignore' }),
+    );
     await oddWorker(listener.address, coord);
     const summary = await run;
     await listener.close();
@@ -110,7 +206,14 @@ describe('a non-finite shard result', () => {
     const cfg = parseConfig({ ...JOB, steps: 4 });
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
     const steps: Array<{ step: number; skipped?: boolean }> = [];
-    const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null, startWorkers: 1, onStep: (r) => steps.push(r) });
+    const coord = new Coordinator({
+      config: cfg,
+      listener,
+      log: pino({ level: 'silent' }),
+      runDir: null,
+      startWorkers: 1,
+      onStep: (r) => steps.push(r),
+    });
     const before = coord.params.slice();
     const run = coord.run();
     await oddWorker(listener.address, coord);
@@ -127,9 +230,20 @@ describe('a token holder sending wrong but well-formed gradients', () => {
   it('--reject-outliers: shards with outlying gradient norms are recomputed by other workers', async () => {
     const cfg = parseConfig({ ...JOB, steps: 40, outlierFactor: 10 });
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
-    const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null, startWorkers: 3 });
+    const coord = new Coordinator({
+      config: cfg,
+      listener,
+      log: pino({ level: 'silent' }),
+      runDir: null,
+      startWorkers: 3,
+    });
     const run = coord.run();
-    for (let i = 0; i < 2; i++) children.push(spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], { stdio: 'ignore' }));
+    for (let i = 0; i < 2; i++)
+      children.push(
+        spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], {
+          stdio: 'ignore',
+        }),
+      );
     let sent = 0;
     await fakeWorker(listener.address, coord.layout.totalParams, {
       name: 'poisoner',
@@ -137,9 +251,34 @@ describe('a token holder sending wrong but well-formed gradients', () => {
         if (msg.t === 'work') {
           sent++;
           const n = msg.to - msg.from;
-          w.send({ t: 'result', step: msg.step, micro: msg.micro, shard: msg.shard, lossSum: 0.1 * n, losses: [0.1 * n], count: n, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(coord.layout.totalParams).fill(50 * n));
+          w.send(
+            {
+              t: 'result',
+              step: msg.step,
+              micro: msg.micro,
+              shard: msg.shard,
+              lossSum: 0.1 * n,
+              losses: [0.1 * n],
+              count: n,
+              computeMs: 1,
+              decodeMs: 0,
+              encodeMs: 0,
+              busyMs: 1,
+              shm: 0,
+            },
+            new Float32Array(coord.layout.totalParams).fill(50 * n),
+          );
         }
-        if (msg.t === 'evaluate') w.send({ t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: 0, correct: 0, count: msg.to - msg.from, computeMs: 1 });
+        if (msg.t === 'evaluate')
+          w.send({
+            t: 'evalResult',
+            round: msg.round,
+            shard: msg.shard,
+            lossSum: 0,
+            correct: 0,
+            count: msg.to - msg.from,
+            computeMs: 1,
+          });
       },
     });
     const summary = await run;

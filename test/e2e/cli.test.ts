@@ -13,7 +13,10 @@ import { initParams } from '../../shared/models/index.js';
 import { readMetrics, readSummary, readWeights, runCli, tempDir } from '../helpers/cli.js';
 
 function expectOneLine(stderr: string, pattern: RegExp): void {
-  const lines = stderr.trim().split('\n').filter((l) => l.startsWith('dptrain:'));
+  const lines = stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('dptrain:'));
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatch(pattern);
   expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
@@ -94,12 +97,28 @@ describe('user mistakes get one clear line', () => {
 describe('the run directory', () => {
   const out = tempDir('rundir');
   const steps = 12;
-  const job = { data: { name: 'spirals', samples: 300 }, model: { layers: [{ units: 8, activation: 'gelu' }, { units: 2 }], loss: 'softmaxCrossEntropy' }, steps, batchSize: 30, evalEvery: 5 };
+  const job = {
+    data: { name: 'spirals', samples: 300 },
+    model: { layers: [{ units: 8, activation: 'gelu' }, { units: 2 }], loss: 'softmaxCrossEntropy' },
+    steps,
+    batchSize: 30,
+    evalEvery: 5,
+  };
 
   beforeAll(async () => {
     const file = join(out, 'job.json');
     writeFileSync(file, JSON.stringify(job));
-    const r = await runCli(['train', '--config', file, '--workers', '2', '--backend', 'cpu', '--out', join(out, 'run')]);
+    const r = await runCli([
+      'train',
+      '--config',
+      file,
+      '--workers',
+      '2',
+      '--backend',
+      'cpu',
+      '--out',
+      join(out, 'run'),
+    ]);
     expect(r.code, r.stderr).toBe(0);
   });
 
@@ -107,10 +126,12 @@ describe('the run directory', () => {
     const m = readMetrics(join(out, 'run'));
     expect(m.map((r) => r.step)).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
     for (const r of m) {
-      for (const k of ['step', 'loss', 'samplesPerSec', 'stepMs', 'workerComputeMs', 'lr', 'epoch']) expect(r).toHaveProperty(k);
+      for (const k of ['step', 'loss', 'samplesPerSec', 'stepMs', 'workerComputeMs', 'lr', 'epoch'])
+        expect(r).toHaveProperty(k);
       expect(Object.keys(r.workerComputeMs as object)).toHaveLength(2);
       const t = r.timeline as Record<string, number>;
-      for (const k of ['encodeMs', 'reduceMs', 'optimizerMs', 'slowestComputeMs', 'overheadMs']) expect(t[k]).toBeGreaterThanOrEqual(0);
+      for (const k of ['encodeMs', 'reduceMs', 'optimizerMs', 'slowestComputeMs', 'overheadMs'])
+        expect(t[k]).toBeGreaterThanOrEqual(0);
       // The overhead is what the slowest worker's compute does not explain.
       expect(t.overheadMs).toBeCloseTo((r.stepMs as number) - t.slowestComputeMs, 6);
       expect(t.slowestComputeMs).toBe(Math.max(...Object.values(r.workerComputeMs as Record<string, number>)));
@@ -121,7 +142,8 @@ describe('the run directory', () => {
   it('summary.json has the documented fields', () => {
     const s = readSummary(join(out, 'run'));
     expect(s).toMatchObject({ steps, workers: 2, backend: 'cpu', batchSize: 30 });
-    for (const k of ['finalLoss', 'testAccuracy', 'samplesPerSec', 'wallSeconds'] as const) expect(typeof s[k]).toBe('number');
+    for (const k of ['finalLoss', 'testAccuracy', 'samplesPerSec', 'wallSeconds'] as const)
+      expect(typeof s[k]).toBe('number');
     expect(s.timeline.overheadMs.p95).toBeGreaterThanOrEqual(s.timeline.overheadMs.median);
     expect(s.timeline.overheadShare).toBeGreaterThanOrEqual(0);
     expect(s.timeline.overheadShare).toBeLessThanOrEqual(1);
@@ -132,18 +154,47 @@ describe('the run directory', () => {
     const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
     const weightData = readFileSync(join(dir, 'weights.bin'));
     const model = await tf.loadLayersModel(
-      tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: new Uint8Array(weightData).buffer }),
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology,
+        weightSpecs: json.weightsManifest[0].weights,
+        weightData: new Uint8Array(weightData).buffer,
+      }),
     );
-    const p = model.predict(tf.tensor2d([[0.1, 0.2], [-0.5, 0.3]])) as tf.Tensor;
+    const p = model.predict(
+      tf.tensor2d([
+        [0.1, 0.2],
+        [-0.5, 0.3],
+      ]),
+    ) as tf.Tensor;
     const rows = (await p.array()) as number[][];
     for (const row of rows) expect(row[0] + row[1]).toBeCloseTo(1, 5);
   });
 
-  it('--trace writes a Chrome trace of the chosen steps: coordinator spans and each worker\'s compute', async () => {
+  it("--trace writes a Chrome trace of the chosen steps: coordinator spans and each worker's compute", async () => {
     const file = join(out, 'trace.json');
-    const r = await runCli(['train', '--config', join(out, 'job.json'), '--steps', '8', '--workers', '2', '--backend', 'cpu', '--trace', file, '--trace-steps', '3:5', '--out', join(out, 'traced')]);
+    const r = await runCli([
+      'train',
+      '--config',
+      join(out, 'job.json'),
+      '--steps',
+      '8',
+      '--workers',
+      '2',
+      '--backend',
+      'cpu',
+      '--trace',
+      file,
+      '--trace-steps',
+      '3:5',
+      '--out',
+      join(out, 'traced'),
+    ]);
     expect(r.code, r.stderr).toBe(0);
-    const events = (JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: Array<{ name: string; ph: string; ts: number; dur?: number; tid: number }> }).traceEvents;
+    const events = (
+      JSON.parse(readFileSync(file, 'utf8')) as {
+        traceEvents: Array<{ name: string; ph: string; ts: number; dur?: number; tid: number }>;
+      }
+    ).traceEvents;
     const spans = events.filter((e) => e.ph === 'X');
     expect(spans.filter((e) => /^step \d+$/.test(e.name)).map((e) => e.name)).toEqual(['step 3', 'step 4', 'step 5']);
     expect(spans.filter((e) => e.name.startsWith('compute shard'))).toHaveLength(6); // 2 workers × 3 steps
@@ -155,7 +206,19 @@ describe('the run directory', () => {
   it('with --steps 0 the model holds the initialization', async () => {
     const file = join(out, 'job.json');
     const dir = join(out, 'init');
-    const r = await runCli(['train', '--config', file, '--steps', '0', '--workers', '1', '--backend', 'cpu', '--out', dir]);
+    const r = await runCli([
+      'train',
+      '--config',
+      file,
+      '--steps',
+      '0',
+      '--workers',
+      '1',
+      '--backend',
+      'cpu',
+      '--out',
+      dir,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const cfg = parseConfig(job);
     expect(readWeights(dir)).toEqual(initParams(jobLayout(cfg), cfg.seed));

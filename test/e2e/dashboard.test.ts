@@ -17,7 +17,8 @@ const TOKEN = 'dashboard-test-token-0123456789abcdef';
 /** The last [x, y] of a chart's first series, as drawn. */
 const lastPoint = (page: Page, chart: string) =>
   page.evaluate((key) => {
-    const plot = (window as unknown as { dptrain: { charts: Record<string, { plot: { data: number[][] } | null }> } }).dptrain.charts[key].plot;
+    const plot = (window as unknown as { dptrain: { charts: Record<string, { plot: { data: number[][] } | null }> } })
+      .dptrain.charts[key].plot;
     if (!plot) return null;
     const n = plot.data[0].length;
     return [plot.data[0][n - 1], plot.data[1][n - 1]] as [number, number];
@@ -51,8 +52,23 @@ describe.skipIf(browserSkip !== null)('dashboard in a browser', () => {
     // Worker-0 stops for 5 s when step 40 starts: the run stands still at step 39 meanwhile (at
     // 40, if the worker got its prefetched shard of step 40 done before the signal landed).
     const { proc, url } = await startWithDashboard([
-      'train', '-c', 'examples/spirals.json', '--steps', '70', '--workers', '2', '--backend', 'cpu', '--budget', '5e8',
-      '--step-timeout', '60', '--fault', 'delay:worker-0@40:5000', '--out', out,
+      'train',
+      '-c',
+      'examples/spirals.json',
+      '--steps',
+      '70',
+      '--workers',
+      '2',
+      '--backend',
+      'cpu',
+      '--budget',
+      '5e8',
+      '--step-timeout',
+      '60',
+      '--fault',
+      'delay:worker-0@40:5000',
+      '--out',
+      out,
     ]);
     procs.push(proc);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
@@ -68,9 +84,14 @@ describe.skipIf(browserSkip !== null)('dashboard in a browser', () => {
     expect(shown).toEqual([latest.step, latest.loss]);
     const throughput = await lastPoint(page, 'throughput');
     expect(throughput?.[1]).toBe(latest.samplesPerSec);
-    const workers = await page.$$eval('table.workers tbody tr', (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
+    const workers = await page.$$eval('table.workers tbody tr', (rows) =>
+      rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)),
+    );
     expect(workers).toHaveLength(2);
-    expect(workers.map((w) => w[0]).sort()).toEqual([expect.stringMatching(/^worker-0 /), expect.stringMatching(/^worker-1 /)]);
+    expect(workers.map((w) => w[0]).sort()).toEqual([
+      expect.stringMatching(/^worker-0 /),
+      expect.stringMatching(/^worker-1 /),
+    ]);
     for (const w of workers) {
       expect(w[2]).toBe('cpu');
       expect(w[3]).toMatch(/plain JavaScript kernels/); // the backend's own account of itself
@@ -96,10 +117,44 @@ describe.skipIf(browserSkip !== null)('dashboard in a browser', () => {
     }
     const dir = tempDir('dash-tls');
     const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
     const port = await freePort();
     const { proc, url } = await startWithDashboard(
-      ['coordinator', '-c', 'examples/spirals.json', '--listen', `0.0.0.0:${port}`, '--tls-cert', cert, '--tls-key', key, '--out', join(dir, 'run')],
+      [
+        'coordinator',
+        '-c',
+        'examples/spirals.json',
+        '--listen',
+        `0.0.0.0:${port}`,
+        '--tls-cert',
+        cert,
+        '--tls-key',
+        key,
+        '--out',
+        join(dir, 'run'),
+      ],
       { ...process.env, DPTRAIN_TOKEN: TOKEN },
     );
     procs.push(proc);
@@ -127,9 +182,13 @@ describe.skipIf(browserSkip !== null)('dashboard in a browser', () => {
     expect(cookie).toMatchObject({ name: 'dptrain_session', httpOnly: true, secure: true, sameSite: 'Strict' });
     expect(cookie.value).not.toContain(TOKEN);
     expect(await page.evaluate(() => document.cookie)).toBe(''); // page scripts cannot read it
-    await until('the page', async () => (await page.textContent('[data-field=state]').catch(() => null)) === 'waiting for workers');
+    await until(
+      'the page',
+      async () => (await page.textContent('[data-field=state]').catch(() => null)) === 'waiting for workers',
+    );
     // Read-only: nothing but GET (and the login form) is accepted.
-    for (const method of ['POST', 'PUT', 'DELETE']) expect((await context.request.fetch(`${base}/`, { method })).status()).toBe(405);
+    for (const method of ['POST', 'PUT', 'DELETE'])
+      expect((await context.request.fetch(`${base}/`, { method })).status()).toBe(405);
     // A forged cookie does not pass.
     const forged = await browser.newContext({ ignoreHTTPSErrors: true });
     await forged.addCookies([{ ...cookie, value: `${Date.now()}.abc.${'A'.repeat(43)}` }]);
@@ -143,7 +202,21 @@ describe.skipIf(browserSkip !== null)('dashboard in a browser', () => {
     const dir = tempDir('report');
     const runs = [join(dir, 'float32'), join(dir, 'float16')];
     for (const [i, dtype] of ['float32', 'float16'].entries()) {
-      const r = await runCli(['train', '-c', 'examples/spirals.json', '--steps', '40', '--workers', '2', '--backend', 'cpu', '--wire-dtype', dtype, '--out', runs[i]]);
+      const r = await runCli([
+        'train',
+        '-c',
+        'examples/spirals.json',
+        '--steps',
+        '40',
+        '--workers',
+        '2',
+        '--backend',
+        'cpu',
+        '--wire-dtype',
+        dtype,
+        '--out',
+        runs[i],
+      ]);
       expect(r.code, r.stderr).toBe(0);
     }
     const html = join(dir, 'report.html');
@@ -163,18 +236,36 @@ describe.skipIf(browserSkip !== null)('dashboard in a browser', () => {
     });
     await page.goto(`file://${html}`);
     const series = await page.evaluate(() => {
-      const charts = (window as unknown as { dptrain: { charts: Record<string, { plot: { series: Array<{ label: string }>; data: unknown[][] } | null }> } }).dptrain.charts;
-      return Object.fromEntries(Object.entries(charts).filter(([, c]) => c.plot).map(([k, c]) => [k, c.plot!.series.slice(1).map((s) => s.label)]));
+      const charts = (
+        window as unknown as {
+          dptrain: { charts: Record<string, { plot: { series: Array<{ label: string }>; data: unknown[][] } | null }> };
+        }
+      ).dptrain.charts;
+      return Object.fromEntries(
+        Object.entries(charts)
+          .filter(([, c]) => c.plot)
+          .map(([k, c]) => [k, c.plot!.series.slice(1).map((s) => s.label)]),
+      );
     });
     expect(series.loss).toEqual(['float32 train', 'float32 test', 'float16 train', 'float16 test']);
     expect(series.accuracy).toEqual(['float32', 'float16']);
     expect(series.throughput).toEqual(['float32', 'float16']);
     expect(series.mfu).toEqual(['float32', 'float16']);
-    const lossPoints = await page.evaluate(() => (window as unknown as { dptrain: { charts: { loss: { plot: { data: Array<Array<number | null>> } } } } }).dptrain.charts.loss.plot.data.map((s) => s.filter((v) => v !== null).length));
+    const lossPoints = await page.evaluate(() =>
+      (
+        window as unknown as { dptrain: { charts: { loss: { plot: { data: Array<Array<number | null>> } } } } }
+      ).dptrain.charts.loss.plot.data.map((s) => s.filter((v) => v !== null).length),
+    );
     expect(lossPoints[1]).toBe(40);
     expect(lossPoints[3]).toBe(40);
-    expect(await page.$$eval('table.summary thead th', (th) => th.map((t) => t.textContent))).toEqual(['', 'float32', 'float16']);
-    const diff = await page.$$eval('table.config-diff tbody tr', (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
+    expect(await page.$$eval('table.summary thead th', (th) => th.map((t) => t.textContent))).toEqual([
+      '',
+      'float32',
+      'float16',
+    ]);
+    const diff = await page.$$eval('table.config-diff tbody tr', (rows) =>
+      rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)),
+    );
     expect(diff).toContainEqual(['wireDtype', '"float32"', '"float16"']);
     await screenshot(page, 'report.png');
     expect(fetched).toEqual([]);
@@ -188,7 +279,9 @@ describe('dptrain report mistakes', () => {
     const dir = tempDir('not-a-run');
     const r = await runCli(['report', dir, '--out', join(dir, 'r.html')]);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toBe(`dptrain: CONFIG_UNREADABLE: ${dir}: no metrics.jsonl there; give the directory of a dptrain run (its --out)`);
+    expect(r.stderr.trim()).toBe(
+      `dptrain: CONFIG_UNREADABLE: ${dir}: no metrics.jsonl there; give the directory of a dptrain run (its --out)`,
+    );
     const noOut = await runCli(['report', dir]);
     expect(noOut.code).not.toBe(0);
     expect(noOut.stderr.trim().split('\n')[0]).toBe("dptrain: required option '--out <file>' not specified");

@@ -32,7 +32,11 @@ afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
 });
 const worker = (address: string) => {
-  const c = spawn(process.execPath, [CLI, 'worker', '--connect', address, '--backend', 'cpu', '--reconnect-timeout', '30'], { stdio: 'ignore' });
+  const c = spawn(
+    process.execPath,
+    [CLI, 'worker', '--connect', address, '--backend', 'cpu', '--reconnect-timeout', '30'],
+    { stdio: 'ignore' },
+  );
   children.push(c);
   return c;
 };
@@ -106,7 +110,6 @@ describe('duplicated results', () => {
   });
 });
 
-
 describe('coordinator restart', () => {
   it('workers reconnect to a restarted coordinator (with backoff) without being restarted', async () => {
     const dir = tempDir('reconnect');
@@ -115,14 +118,18 @@ describe('coordinator restart', () => {
     const port = await freePort();
     const listen = `127.0.0.1:${port}`;
     const out = join(dir, 'run');
-    const first = spawn(process.execPath, [CLI, 'coordinator', '--listen', listen, '--config', job, '--out', out], { stdio: 'ignore' });
+    const first = spawn(process.execPath, [CLI, 'coordinator', '--listen', listen, '--config', job, '--out', out], {
+      stdio: 'ignore',
+    });
     children.push(first);
     const workers = [worker(`ws://${listen}`), worker(`ws://${listen}`)];
     await stepsReached(out, 7);
     first.kill('SIGKILL');
     await exited(first);
     await new Promise((r) => setTimeout(r, 500)); // the workers notice and start knocking
-    const second = spawn(process.execPath, [CLI, 'coordinator', '--listen', listen, '--resume', out], { stdio: 'ignore' });
+    const second = spawn(process.execPath, [CLI, 'coordinator', '--listen', listen, '--resume', out], {
+      stdio: 'ignore',
+    });
     children.push(second);
     expect(await exited(second)).toBe(0);
     expect(await Promise.all(workers.map(exited))).toEqual([0, 0]); // same processes, finished normally

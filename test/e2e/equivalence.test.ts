@@ -18,7 +18,13 @@ import '@tensorflow/tfjs-backend-wasm';
 const JOB = EQUIV_JOB;
 
 /** Train the job with n workers on a backend; its parameters must equal the reference's within 1e-5. */
-async function workersMatch(label: string, n: number, job: Pick<ReturnType<typeof equivalenceSetup>, 'dir' | 'file' | 'slots' | 'init'>, reference: Float32Array, backend = 'cpu'): Promise<void> {
+async function workersMatch(
+  label: string,
+  n: number,
+  job: Pick<ReturnType<typeof equivalenceSetup>, 'dir' | 'file' | 'slots' | 'init'>,
+  reference: Float32Array,
+  backend = 'cpu',
+): Promise<void> {
   const out = join(job.dir, `w${n}`);
   const r = await runCli(['train', '--config', job.file, '--workers', String(n), '--backend', backend, '--out', out]);
   expect(r.code, r.stderr).toBe(0);
@@ -27,7 +33,9 @@ async function workersMatch(label: string, n: number, job: Pick<ReturnType<typeo
   expect(ours.length).toBe(reference.length);
   const diff = tensorRelDiff(ours, reference, job.slots);
   // Reported so the figure is visible in the test log, not only pass/fail.
-  console.log(`${label} workers=${n}: tensor-relative max diff ${diff.toExponential(2)}, elementwise (floor 1e-3) ${maxRelDiff(ours, reference).toExponential(2)}`);
+  console.log(
+    `${label} workers=${n}: tensor-relative max diff ${diff.toExponential(2)}, elementwise (floor 1e-3) ${maxRelDiff(ours, reference).toExponential(2)}`,
+  );
   expect(diff).toBeLessThanOrEqual(1e-5);
   // And it trained: the parameters moved well away from the initialization.
   expect(tensorRelDiff(ours, job.init, job.slots)).toBeGreaterThan(1e-2);
@@ -41,7 +49,9 @@ describe('N workers equal one process on the full batch', () => {
     reference = await referenceTrain(cfg);
   });
 
-  it.each([1, 2, 3])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) => workersMatch('dense', n, { dir, file: configFile, slots, init }, reference));
+  it.each([1, 2, 3])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) =>
+    workersMatch('dense', n, { dir, file: configFile, slots, init }, reference),
+  );
 
   it('virtual shards (10 leaves summed along the fixed tree), 3 workers: ≤ 1e-5', async () => {
     const file = join(dir, 'vshards.json');
@@ -72,7 +82,9 @@ describe('cnn: N workers equal one tfjs-layers process on the full batch', () =>
     reference = await referenceTrain(cfg);
   });
 
-  it.each([1, 2, 3])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) => workersMatch('cnn', n, { dir, file, slots, init }, reference));
+  it.each([1, 2, 3])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) =>
+    workersMatch('cnn', n, { dir, file, slots, init }, reference),
+  );
 });
 
 describe('gpt: N workers equal one independently written TF.js process on the full batch', () => {
@@ -83,7 +95,9 @@ describe('gpt: N workers equal one independently written TF.js process on the fu
     reference = await referenceTrain(cfg);
   });
 
-  it.each([1, 2, 3])('%i worker process(es), 10 steps: max relative difference ≤ 1e-5', (n) => workersMatch('gpt', n, { dir, file, slots, init }, reference));
+  it.each([1, 2, 3])('%i worker process(es), 10 steps: max relative difference ≤ 1e-5', (n) =>
+    workersMatch('gpt', n, { dir, file, slots, init }, reference),
+  );
 });
 
 const LAYERS_JOB = equivLayersJob(resolve('examples/custom/model.json'), resolve('examples/custom/bars.mjs'));
@@ -97,7 +111,9 @@ describe('layers: N workers equal tfjs-layers loading the same model.json, on th
     reference = await referenceTrain(cfg);
   });
 
-  it.each([1, 2])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) => workersMatch('layers', n, { dir, file, slots, init }, reference));
+  it.each([1, 2])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) =>
+    workersMatch('layers', n, { dir, file, slots, init }, reference),
+  );
 });
 
 /**
@@ -112,5 +128,7 @@ describe('wasm workers (fast matMul gradient) equal the wasm reference (TF.js gr
     reference = await referenceTrain(cfg, 'wasm');
   });
 
-  it.each([1, 2])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) => workersMatch('wasm', n, { dir, file: configFile, slots, init }, reference, 'wasm'));
+  it.each([1, 2])('%i worker process(es), 20 steps: max relative difference ≤ 1e-5', (n) =>
+    workersMatch('wasm', n, { dir, file: configFile, slots, init }, reference, 'wasm'),
+  );
 });

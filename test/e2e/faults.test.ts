@@ -47,12 +47,30 @@ describe('worker failures', () => {
     expect(s.reassignedShards).toBeGreaterThanOrEqual(1);
     expect(tensorRelDiff(readWeights(out), clean3, slots)).toBeLessThanOrEqual(1e-5);
     // The step in flight when the kill lands may still have been split three ways.
-    expect(readMetrics(out).filter((m) => (m.step as number) > 8).every((m) => m.workers === 2)).toBe(true);
+    expect(
+      readMetrics(out)
+        .filter((m) => (m.step as number) > 8)
+        .every((m) => m.workers === 2),
+    ).toBe(true);
   });
 
   it('a stalled worker is named, its shard reassigned at the deadline, and it rejoins when it resumes', async () => {
     const out = join(dir, 'stall');
-    const r = await runCli(['train', '--config', job, '--workers', '3', '--step-timeout', '1', '--fault', 'pause:worker-2@8', '--fault', 'resume:worker-2@12', '--out', out]);
+    const r = await runCli([
+      'train',
+      '--config',
+      job,
+      '--workers',
+      '3',
+      '--step-timeout',
+      '1',
+      '--fault',
+      'pause:worker-2@8',
+      '--fault',
+      'resume:worker-2@12',
+      '--out',
+      out,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const log = readFileSync(join(out, 'log.jsonl'), 'utf8');
     expect(log).toMatch(/missed its deadline of 1000 ms/);
@@ -69,11 +87,28 @@ describe('worker failures', () => {
 
   it('below --min-workers the run pauses, then checkpoints and exits non-zero; --resume finishes it', async () => {
     const out = join(dir, 'pause');
-    const r = await runCli(['train', '--config', job, '--workers', '2', '--min-workers', '2', '--pause-timeout', '2', '--fault', 'kill:worker-0@9', '--out', out]);
+    const r = await runCli([
+      'train',
+      '--config',
+      job,
+      '--workers',
+      '2',
+      '--min-workers',
+      '2',
+      '--pause-timeout',
+      '2',
+      '--fault',
+      'kill:worker-0@9',
+      '--out',
+      out,
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/training paused: 1 of 2 workers ready/);
     // The kill lands as step 9 starts; its socket may close only after step 10 was dispatched.
-    const m = /dptrain: WORKER_LOST: paused: only 1 of 2 workers ready for 2 s; checkpoint at step (\d+) written, continue with --resume/.exec(r.stderr);
+    const m =
+      /dptrain: WORKER_LOST: paused: only 1 of 2 workers ready for 2 s; checkpoint at step (\d+) written, continue with --resume/.exec(
+        r.stderr,
+      );
     expect(m, r.stderr).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThanOrEqual(9);
     expect(Number(m![1])).toBeLessThanOrEqual(11);
@@ -91,7 +126,11 @@ describe('coordinator failures', () => {
     expect(r0.code, r0.stderr).toBe(0);
 
     const out = join(dir, 'crash');
-    const child = spawn(process.execPath, [CLI, 'train', '--config', job, '--workers', '2', '--step-timeout', '30', '--out', out], { stdio: 'ignore' });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'train', '--config', job, '--workers', '2', '--step-timeout', '30', '--out', out],
+      { stdio: 'ignore' },
+    );
     // Kill it once a checkpoint exists and it has gone past it.
     await stepsReached(out, 12);
     child.kill('SIGKILL');
@@ -105,7 +144,11 @@ describe('coordinator failures', () => {
 
   it('SIGINT finishes the step in flight, writes a checkpoint and exits 130', async () => {
     const out = join(dir, 'sigint');
-    const child = spawn(process.execPath, [CLI, 'train', '--config', job, '--workers', '2', '--steps', '2000', '--checkpoint-every', '0', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'train', '--config', job, '--workers', '2', '--steps', '2000', '--checkpoint-every', '0', '--out', out],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += String(d)));
     await new Promise<void>((resolve, reject) => {
@@ -120,7 +163,9 @@ describe('coordinator failures', () => {
     });
     const code = await new Promise((r) => child.once('exit', r));
     expect(code).toBe(130);
-    expect(stderr).toMatch(/dptrain: INTERRUPTED: SIGINT: stopped after step (\d+); checkpoint written, continue with --resume /);
+    expect(stderr).toMatch(
+      /dptrain: INTERRUPTED: SIGINT: stopped after step (\d+); checkpoint written, continue with --resume /,
+    );
     const step = Number(/stopped after step (\d+)/.exec(stderr)![1]);
     expect(readdirSync(join(out, 'checkpoints'))).toEqual([`step-${String(step).padStart(8, '0')}.ckpt`]);
   });
@@ -141,6 +186,8 @@ describe('coordinator failures', () => {
   it('--resume refuses to change the job', async () => {
     const r = await runCli(['train', '--resume', join(dir, 'trunc'), '--lr', '0.5']);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toBe('dptrain: CONFIG_INVALID: --lr: cannot be changed with --resume; the checkpoint fixes the job (start a new run to change it)');
+    expect(r.stderr.trim()).toBe(
+      'dptrain: CONFIG_INVALID: --lr: cannot be changed with --resume; the checkpoint fixes the job (start a new run to change it)',
+    );
   });
 });

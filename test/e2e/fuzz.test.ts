@@ -32,20 +32,39 @@ const cfg = parseConfig({
 const MAX = maxFrameBytes(cfg);
 
 const children: ChildProcess[] = [];
-afterEach(() => children.splice(0).forEach((c) => {
+afterEach(() =>
+  children.splice(0).forEach((c) => {
     if (c.exitCode === null) c.kill('SIGKILL');
-  }));
+  }),
+);
 
 function honest(address: string): Promise<number | null> {
-  const c = spawn(process.execPath, [CLI, 'worker', '--connect', address, '--backend', 'cpu'], { env: { ...process.env, DPTRAIN_TOKEN: TOKEN }, stdio: 'ignore' });
+  const c = spawn(process.execPath, [CLI, 'worker', '--connect', address, '--backend', 'cpu'], {
+    env: { ...process.env, DPTRAIN_TOKEN: TOKEN },
+    stdio: 'ignore',
+  });
   children.push(c);
   return new Promise((r) => c.on('exit', r));
 }
 
-async function train(fuzz: boolean): Promise<{ params: Float32Array; summary: RunSummary; frames: number; connections: number; exits: Array<number | null> }> {
+async function train(fuzz: boolean): Promise<{
+  params: Float32Array;
+  summary: RunSummary;
+  frames: number;
+  connections: number;
+  exits: Array<number | null>;
+}> {
   const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
   let fuzzing = false;
-  const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null, token: TOKEN, startWorkers: 2, onStep: () => (fuzzing = fuzz) });
+  const coord = new Coordinator({
+    config: cfg,
+    listener,
+    log: pino({ level: 'silent' }),
+    runDir: null,
+    token: TOKEN,
+    startWorkers: 2,
+    onStep: () => (fuzzing = fuzz),
+  });
   const run = coord.run();
   const exits = Promise.all([honest(listener.address), honest(listener.address)]);
   let done = false;
@@ -56,9 +75,35 @@ async function train(fuzz: boolean): Promise<{ params: Float32Array; summary: Ru
   const randomBytes = (n: number) => Uint8Array.from({ length: n }, () => rng.int(256));
   const valid = (): Uint8Array => {
     const msgs: Array<[Message, Float32Array | null]> = [
-      [{ t: 'result', step: rng.int(300), micro: 0, shard: rng.int(3), lossSum: 1, losses: [1], count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(totalParams)],
+      [
+        {
+          t: 'result',
+          step: rng.int(300),
+          micro: 0,
+          shard: rng.int(3),
+          lossSum: 1,
+          losses: [1],
+          count: 20,
+          computeMs: 1,
+          decodeMs: 0,
+          encodeMs: 0,
+          busyMs: 1,
+          shm: 0,
+        },
+        new Float32Array(totalParams),
+      ],
       [{ t: 'evalResult', round: 50, shard: 0, lossSum: 1, correct: 1, count: 80, computeMs: 1 }, null],
-      [{ t: 'ready', fingerprint: 'spirals:320+80:2->2:00000000', backend: 'cpu', backendReason: 'x', peakFlops: 0, attainableFlops: 1 }, null],
+      [
+        {
+          t: 'ready',
+          fingerprint: 'spirals:320+80:2->2:00000000',
+          backend: 'cpu',
+          backendReason: 'x',
+          peakFlops: 0,
+          attainableFlops: 1,
+        },
+        null,
+      ],
     ];
     const [m, p] = msgs[rng.int(msgs.length)];
     return encodeFrame(m, p);
@@ -78,9 +123,41 @@ async function train(fuzz: boolean): Promise<{ params: Float32Array; summary: Ru
         return v;
       }
       case 3:
-        return encodeFrame({ t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 20, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(totalParams + 1 + rng.int(5)));
+        return encodeFrame(
+          {
+            t: 'result',
+            step: 0,
+            micro: 0,
+            shard: 0,
+            lossSum: 1,
+            losses: [1],
+            count: 20,
+            computeMs: 1,
+            decodeMs: 0,
+            encodeMs: 0,
+            busyMs: 1,
+            shm: 0,
+          },
+          new Float32Array(totalParams + 1 + rng.int(5)),
+        );
       case 4:
-        return encodeFrame({ t: 'result', step: 0, micro: 0, shard: 0, lossSum: NaN, losses: [NaN], count: 20, computeMs: NaN, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(totalParams).fill(NaN));
+        return encodeFrame(
+          {
+            t: 'result',
+            step: 0,
+            micro: 0,
+            shard: 0,
+            lossSum: NaN,
+            losses: [NaN],
+            count: 20,
+            computeMs: NaN,
+            decodeMs: 0,
+            encodeMs: 0,
+            busyMs: 1,
+            shm: 0,
+          },
+          new Float32Array(totalParams).fill(NaN),
+        );
       case 5:
         return encodeFrame({ t: 'bye', reason: 'wrong direction' });
       default:
@@ -109,8 +186,21 @@ async function train(fuzz: boolean): Promise<{ params: Float32Array; summary: Ru
         const { header } = decodeFrame(bytes);
         const h = header as { t: string; jobId: string; nonce: string };
         if (h.t !== 'challenge' || kind < 2) return;
-        const proof = kind === 2 ? workerProof('wrong-token-wrong-token-wrong', h.jobId, h.nonce, 'c') : workerProof(TOKEN, h.jobId, h.nonce, 'c');
-        const hello = encodeFrame({ t: 'hello', protocol: PROTOCOL_VERSION, name: 'fuzz', host: 'fuzz', pid: 0, jobId: '', cnonce: 'c', proof, shm: '' });
+        const proof =
+          kind === 2
+            ? workerProof('wrong-token-wrong-token-wrong', h.jobId, h.nonce, 'c')
+            : workerProof(TOKEN, h.jobId, h.nonce, 'c');
+        const hello = encodeFrame({
+          t: 'hello',
+          protocol: PROTOCOL_VERSION,
+          name: 'fuzz',
+          host: 'fuzz',
+          pid: 0,
+          jobId: '',
+          cnonce: 'c',
+          proof,
+          shm: '',
+        });
         ws.send(hello);
         frames++;
         if (kind === 3) sendAll(1 + rng.int(30));
@@ -140,7 +230,9 @@ describe('fuzzing a live coordinator', () => {
   it('survives thousands of hostile frames and ends with the parameters of a clean run', async () => {
     const clean = await train(false);
     const fuzzed = await train(true);
-    console.log(`fuzz: ${fuzzed.frames} hostile frames over ${fuzzed.connections} connections during ${fuzzed.summary.steps} steps`);
+    console.log(
+      `fuzz: ${fuzzed.frames} hostile frames over ${fuzzed.connections} connections during ${fuzzed.summary.steps} steps`,
+    );
     expect(fuzzed.frames).toBeGreaterThanOrEqual(2000);
     expect(fuzzed.summary.steps).toBe(400);
     expect(fuzzed.summary.droppedWorkers).toBe(0); // no honest worker was dropped

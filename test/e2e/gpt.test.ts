@@ -28,7 +28,11 @@ describe('a gpt run', () => {
     expect(s.samplesPerSec).toBeGreaterThan(0);
     expect(s.tokensPerSec).toBeCloseTo(s.samplesPerSec! * 8, 6);
     // each step's record too (the dashboard's tokens/s chart reads them)
-    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step?: number; samplesPerSec?: number; tokensPerSec?: number }).filter((r) => r.step !== undefined && r.samplesPerSec !== undefined);
+    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step?: number; samplesPerSec?: number; tokensPerSec?: number })
+      .filter((r) => r.step !== undefined && r.samplesPerSec !== undefined);
     expect(steps.length).toBeGreaterThan(0);
     for (const r of steps) expect(r.tokensPerSec).toBeCloseTo(r.samplesPerSec! * 8, 6);
     expect(s.testAccuracy).toBeNull();
@@ -45,9 +49,22 @@ describe('a gpt run', () => {
     const text = r.stdout.replace(/\n$/, '');
     expect(text.startsWith('And the')).toBe(true);
     expect([...text].length).toBe(7 + 40);
-    const alphabet = new Set('In the beginning God created the heaven and the earth. And the earth was without form, and void — ');
+    const alphabet = new Set(
+      'In the beginning God created the heaven and the earth. And the earth was without form, and void — ',
+    );
     for (const c of text) expect(alphabet.has(c), c).toBe(true);
-    const again = await runCli(['sample', out, '--prompt', 'And the', '--tokens', '40', '--seed', '3', '--backend', 'cpu']);
+    const again = await runCli([
+      'sample',
+      out,
+      '--prompt',
+      'And the',
+      '--tokens',
+      '40',
+      '--seed',
+      '3',
+      '--backend',
+      'cpu',
+    ]);
     expect(again.stdout).toBe(r.stdout); // seeded
   });
 
@@ -60,7 +77,7 @@ describe('a gpt run', () => {
     expect(none.stderr).toContain('no model/dptrain-model.json');
   });
 
-  it('plan --from-run uses the run\'s MFU with the same FLOPs per token', async () => {
+  it("plan --from-run uses the run's MFU with the same FLOPs per token", async () => {
     const r = await runCli(['plan', '--model', config, '--from-run', out, '--tokens', '1e6', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const p = JSON.parse(r.stdout) as { flopsPerToken: number; mfu: number; params: number };

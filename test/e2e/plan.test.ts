@@ -10,7 +10,20 @@ const base: PlanFlags = { bias: true, tied: true, epochs: 1, precision: 'bf16' }
 
 describe('dptrain plan', () => {
   it('--json for GPT-3 175B on 300B tokens on 1024 A100s at 40% MFU', async () => {
-    const r = await runCli(['plan', '--params', '174.6e9', '--tokens', '300e9', '--device', 'a100', '--devices', '1024', '--mfu', '0.4', '--json']);
+    const r = await runCli([
+      'plan',
+      '--params',
+      '174.6e9',
+      '--tokens',
+      '300e9',
+      '--device',
+      'a100',
+      '--devices',
+      '1024',
+      '--mfu',
+      '0.4',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.flopsPerToken).toBe(6 * 174.6e9);
@@ -25,7 +38,18 @@ describe('dptrain plan', () => {
   });
 
   it('a transformer shape: nanoGPT GPT-2 124M per-token FLOPs, and a budget gives the compute-optimal split', () => {
-    const { result, text } = planCommand({ ...base, layers: 12, dModel: 768, heads: 12, seq: 1024, vocab: 50257, bias: false, tokens: 9e9, device: 'h100', budget: 1.2e21 });
+    const { result, text } = planCommand({
+      ...base,
+      layers: 12,
+      dModel: 768,
+      heads: 12,
+      seq: 1024,
+      vocab: 50257,
+      bias: false,
+      tokens: 9e9,
+      device: 'h100',
+      budget: 1.2e21,
+    });
     expect(result.flopsPerItem).toBe(859_272_192);
     expect(result.params).toBe(124_337_664);
     // N = √(1.2e21 / 120) = 3.162e9; D = 20·N
@@ -35,7 +59,13 @@ describe('dptrain plan', () => {
   });
 
   it('MFU from an observed throughput (PaLM 540B at 6·N per token: 45.7%, PaLM App. B)', () => {
-    const { result, text } = planCommand({ ...base, params: 540e9, observedTokensPerSec: 238.3e3, devices: 6144, peak: 275e12 });
+    const { result, text } = planCommand({
+      ...base,
+      params: 540e9,
+      observedTokensPerSec: 238.3e3,
+      devices: 6144,
+      peak: 275e12,
+    });
     expect((result.mfu! * 100).toFixed(1)).toBe('45.7');
     expect(text).toMatch(/MFU\s+45\.7% \(from the observed throughput\)/);
   });
@@ -95,9 +125,15 @@ describe('dptrain plan', () => {
   });
 
   it('mistakes name what to give', async () => {
-    expect(expectCode(() => planCommand({ ...base, tokens: 1e9, peak: 1e12 }), 'CONFIG_INVALID')).toMatch(/give a model \(--params N, .*\) or a --budget/);
-    expect(expectCode(() => planCommand({ ...base, params: 1e9, model: 'job.json' }), 'CONFIG_INVALID')).toMatch(/give the model one way/);
-    expect(expectCode(() => planCommand({ ...base, layers: 2, dModel: 8, tokens: 1 }), 'CONFIG_INVALID')).toMatch(/needs all of/);
+    expect(expectCode(() => planCommand({ ...base, tokens: 1e9, peak: 1e12 }), 'CONFIG_INVALID')).toMatch(
+      /give a model \(--params N, .*\) or a --budget/,
+    );
+    expect(expectCode(() => planCommand({ ...base, params: 1e9, model: 'job.json' }), 'CONFIG_INVALID')).toMatch(
+      /give the model one way/,
+    );
+    expect(expectCode(() => planCommand({ ...base, layers: 2, dModel: 8, tokens: 1 }), 'CONFIG_INVALID')).toMatch(
+      /needs all of/,
+    );
     const r = await runCli(['plan', '--params', '1e9', '--device', 'a100', '--mfu', '7']);
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe('dptrain: CONFIG_INVALID: --mfu must be in (0, 1], got 7');

@@ -39,7 +39,9 @@ async function run(job: object, onStep?: (r: StepRecord, c: Coordinator) => void
     },
   });
   const backend = await selectBackend('cpu');
-  const workers = [0, 1].map(async () => runWorker({ link: await net.dial(), backend, name: 'w', log: pino({ level: 'silent' }) }));
+  const workers = [0, 1].map(async () =>
+    runWorker({ link: await net.dial(), backend, name: 'w', log: pino({ level: 'silent' }) }),
+  );
   try {
     const summary = await coord.run();
     return { events, summary, params: coord.params.slice() };
@@ -55,7 +57,26 @@ describe('prefetching the next step', () => {
   it('starts step n+1 before step n is reported, except before an evaluation and after the last step', async () => {
     const { events } = await run(JOB);
     // Evaluations follow steps 4 and 8 (evalEvery 4); step 9 is the last.
-    expect(events).toEqual(['>1', '>2', '1', '>3', '2', '>4', '3', '4', '>5', '>6', '5', '>7', '6', '>8', '7', '8', '>9', '9']);
+    expect(events).toEqual([
+      '>1',
+      '>2',
+      '1',
+      '>3',
+      '2',
+      '>4',
+      '3',
+      '4',
+      '>5',
+      '>6',
+      '5',
+      '>7',
+      '6',
+      '>8',
+      '7',
+      '8',
+      '>9',
+      '9',
+    ]);
   });
 
   it('changes no number: parameters equal a run that never prefetches (evaluation after every step)', async () => {

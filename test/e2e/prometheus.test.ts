@@ -30,14 +30,23 @@ describe('Prometheus endpoint', () => {
       onEval: (r) => metrics.onEval(r),
     });
     metrics.attach(coord);
-    const worker = spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], { stdio: 'ignore' });
+    const worker = spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], {
+      stdio: 'ignore',
+    });
     try {
       await coord.run();
       const base = listener.address.replace(/^ws/, 'http');
       const res = await fetch(`${base}/metrics`);
       expect(res.status).toBe(200);
       const text = await res.text();
-      const value = (line: RegExp) => Number(text.split('\n').find((l) => line.test(l))?.split(' ').pop());
+      const value = (line: RegExp) =>
+        Number(
+          text
+            .split('\n')
+            .find((l) => line.test(l))
+            ?.split(' ')
+            .pop(),
+        );
       expect(value(/^dptrain_step /)).toBe(10);
       expect(value(/^dptrain_loss /)).toBeGreaterThan(0);
       expect(value(/^dptrain_samples_per_second /)).toBeGreaterThan(0);

@@ -7,7 +7,26 @@ import { runCli, tempDir } from '../helpers/cli.js';
 describe('dptrain scale', () => {
   it('measures each worker count at each per-worker batch against its own baseline, and writes scale.json, scale.md and SVG plots', async () => {
     const out = join(tempDir('scale'), 'out');
-    const r = await runCli(['scale', '--config', join(__dirname, '../../examples/spirals.json'), '--workers', '2,1', '--mode', 'weak', '--steps', '30', '--per-worker-batch', '64,32', '--backend', 'cpu', '--out', out], 180_000);
+    const r = await runCli(
+      [
+        'scale',
+        '--config',
+        join(__dirname, '../../examples/spirals.json'),
+        '--workers',
+        '2,1',
+        '--mode',
+        'weak',
+        '--steps',
+        '30',
+        '--per-worker-batch',
+        '64,32',
+        '--backend',
+        'cpu',
+        '--out',
+        out,
+      ],
+      180_000,
+    );
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(readFileSync(join(out, 'scale.json'), 'utf8'));
     expect(s.mode).toBe('weak');
@@ -18,8 +37,21 @@ describe('dptrain scale', () => {
       expect(b.samplesPerSec).toBe(b.singleProcess.engine);
       for (const k of ['engine', 'layers-minimize', 'layers-fit']) expect(b.singleProcess[k]).toBeGreaterThan(0);
     }
-    const rows = s.rows as Array<{ workers: number; perWorkerBatch: number; globalBatch: number; samplesPerSec: number; speedup: number; efficiency: number; timeline: { overheadMs: { median: number } } }>;
-    expect(rows.map((x) => [x.workers, x.perWorkerBatch, x.globalBatch])).toEqual([[1, 32, 32], [2, 32, 64], [1, 64, 64], [2, 64, 128]]);
+    const rows = s.rows as Array<{
+      workers: number;
+      perWorkerBatch: number;
+      globalBatch: number;
+      samplesPerSec: number;
+      speedup: number;
+      efficiency: number;
+      timeline: { overheadMs: { median: number } };
+    }>;
+    expect(rows.map((x) => [x.workers, x.perWorkerBatch, x.globalBatch])).toEqual([
+      [1, 32, 32],
+      [2, 32, 64],
+      [1, 64, 64],
+      [2, 64, 128],
+    ]);
     for (const row of rows) {
       const base = s.baselines.find((b: { batch: number }) => b.batch === row.perWorkerBatch).samplesPerSec;
       expect(row.speedup).toBeCloseTo(row.samplesPerSec / base, 10);
@@ -39,8 +71,16 @@ describe('dptrain scale', () => {
     expect(existsSync(join(out, 'batch-64-workers-2', 'summary.json'))).toBe(true);
     // The report of dptrain report, with every run of the sweep and the scaling table and plots.
     const html = readFileSync(join(out, 'report.html'), 'utf8');
-    const runs = JSON.parse(/<script id="runs" type="application\/json">(.*?)<\/script>/s.exec(html)![1]) as Array<{ name: string; steps: unknown[] }>;
-    expect(runs.map((x) => x.name)).toEqual(['batch-32-workers-1', 'batch-32-workers-2', 'batch-64-workers-1', 'batch-64-workers-2']);
+    const runs = JSON.parse(/<script id="runs" type="application\/json">(.*?)<\/script>/s.exec(html)![1]) as Array<{
+      name: string;
+      steps: unknown[];
+    }>;
+    expect(runs.map((x) => x.name)).toEqual([
+      'batch-32-workers-1',
+      'batch-32-workers-2',
+      'batch-64-workers-1',
+      'batch-64-workers-2',
+    ]);
     for (const run of runs) expect(run.steps).toHaveLength(30);
     expect(html).toMatch(/<table class="scale-table">.*<td>2<\/td><td>64<\/td><td>128<\/td>/s);
     expect(html.match(/<svg xmlns/g)).toHaveLength(3);
@@ -58,6 +98,8 @@ describe('dptrain scale', () => {
     expect(bad.stderr.trim()).toBe('dptrain: CONFIG_INVALID: --per-worker-batch 64,0: expected a list like 64,128,256');
     const strong = await runCli(['scale', '--workers', '1', '--mode', 'strong', '--per-worker-batch', '64']);
     expect(strong.code).toBe(2);
-    expect(strong.stderr.trim()).toBe('dptrain: CONFIG_INVALID: --per-worker-batch is for --mode weak; in strong mode the global batch is --batch-size');
+    expect(strong.stderr.trim()).toBe(
+      'dptrain: CONFIG_INVALID: --per-worker-batch is for --mode weak; in strong mode the global batch is --batch-size',
+    );
   });
 });

@@ -42,26 +42,50 @@ afterEach(async () => {
   }
 });
 
-async function coordinator(token: string | null, extra: Partial<WsListenerOptions> = {}, authTimeoutMs?: number): Promise<Running> {
+async function coordinator(
+  token: string | null,
+  extra: Partial<WsListenerOptions> = {},
+  authTimeoutMs?: number,
+): Promise<Running> {
   const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 20, ...extra });
-  const coord = new Coordinator({ config: parseConfig(JOB), listener, log: pino({ level: 'silent' }), runDir: null, token, authTimeoutMs });
+  const coord = new Coordinator({
+    config: parseConfig(JOB),
+    listener,
+    log: pino({ level: 'silent' }),
+    runDir: null,
+    token,
+    authTimeoutMs,
+  });
   const r = { listener, coord, run: coord.run() };
   open.push(r);
   return r;
 }
 
-function worker(address: string, env: Record<string, string | undefined>, args: string[] = []): Promise<{ code: number | null; stderr: string }> {
+function worker(
+  address: string,
+  env: Record<string, string | undefined>,
+  args: string[] = [],
+): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const e = { ...process.env, ...env };
     if (env.DPTRAIN_TOKEN === undefined) delete e.DPTRAIN_TOKEN;
-    const c = spawn(process.execPath, [CLI, 'worker', '--connect', address, '--backend', 'cpu', '--connect-timeout', '5', ...args], { env: e, stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(
+      process.execPath,
+      [CLI, 'worker', '--connect', address, '--backend', 'cpu', '--connect-timeout', '5', ...args],
+      { env: e, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     c.stderr!.on('data', (d) => (stderr += String(d)));
     c.on('exit', (code) => resolve({ code, stderr }));
   });
 }
 
-const lastLine = (s: string) => s.trim().split('\n').filter((l) => l.startsWith('dptrain:')).join('\n');
+const lastLine = (s: string) =>
+  s
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('dptrain:'))
+    .join('\n');
 
 describe('job token', () => {
   it('a worker with the token trains; the run completes', async () => {
@@ -75,7 +99,9 @@ describe('job token', () => {
     const c = await coordinator(TOKEN);
     const w = await worker(c.listener.address, { DPTRAIN_TOKEN: 'not-the-right-token-at-all-000' });
     expect(w.code).toBe(3);
-    expect(lastLine(w.stderr)).toBe("dptrain: AUTH_FAILED: authentication failed: the job token does not match the coordinator's");
+    expect(lastLine(w.stderr)).toBe(
+      "dptrain: AUTH_FAILED: authentication failed: the job token does not match the coordinator's",
+    );
   });
 
   it('no token at all: exit 3', async () => {
@@ -95,7 +121,9 @@ describe('job token', () => {
     const c = await coordinator(TOKEN);
     const w = await worker(c.listener.address, { DPTRAIN_TOKEN: TOKEN }, ['--job', 'job-other']);
     expect(w.code).toBe(5);
-    expect(lastLine(w.stderr)).toMatch(/^dptrain: WRONG_JOB: wrong job: the coordinator runs job-[0-9a-f]{16}-s42, this worker was started for job-other$/);
+    expect(lastLine(w.stderr)).toMatch(
+      /^dptrain: WRONG_JOB: wrong job: the coordinator runs job-[0-9a-f]{16}-s42, this worker was started for job-other$/,
+    );
   });
 
   it('a coordinator speaking another protocol version: exit 4', async () => {
@@ -105,7 +133,9 @@ describe('job token', () => {
     const w = await worker(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`, { DPTRAIN_TOKEN: TOKEN });
     wss.close();
     expect(w.code).toBe(4);
-    expect(lastLine(w.stderr)).toMatch(new RegExp(`protocol mismatch: the coordinator speaks v99, this worker v${PROTOCOL_VERSION};`));
+    expect(lastLine(w.stderr)).toMatch(
+      new RegExp(`protocol mismatch: the coordinator speaks v99, this worker v${PROTOCOL_VERSION};`),
+    );
   });
 
   it('the token never crosses the wire', async () => {
@@ -117,7 +147,11 @@ describe('job token', () => {
     relay.on('connection', (down) => {
       const up = new WebSocket(c.listener.address);
       const queue: Buffer[] = [];
-      up.on('open', () => queue.splice(0).forEach((b) => { up.send(b); }));
+      up.on('open', () =>
+        queue.splice(0).forEach((b) => {
+          up.send(b);
+        }),
+      );
       down.on('message', (b: Buffer) => {
         seen.push(b);
         if (up.readyState === up.OPEN) up.send(b);
@@ -148,43 +182,80 @@ describe('listening', () => {
     const out = join(tempDir('listen'), 'run');
     const r = await runCli(['coordinator', '--listen', '0.0.0.0:0', '--out', out], 20_000);
     expect(r.code).toBe(2);
-    expect(lastLine(r.stderr)).toBe('dptrain: CONFIG_INVALID: --listen 0.0.0.0: listening beyond this machine needs a job token; set DPTRAIN_TOKEN or --token-file (dptrain token makes one)');
+    expect(lastLine(r.stderr)).toBe(
+      'dptrain: CONFIG_INVALID: --listen 0.0.0.0: listening beyond this machine needs a job token; set DPTRAIN_TOKEN or --token-file (dptrain token makes one)',
+    );
     expect(existsSync(out)).toBe(false);
   });
 
   it('strangers cannot fill the job: maxWorkers counts authenticated workers only', async () => {
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 20 });
-    const coord = new Coordinator({ config: parseConfig({ ...JOB, maxWorkers: 1 }), listener, log: pino({ level: 'silent' }), runDir: null, token: TOKEN });
+    const coord = new Coordinator({
+      config: parseConfig({ ...JOB, maxWorkers: 1 }),
+      listener,
+      log: pino({ level: 'silent' }),
+      runDir: null,
+      token: TOKEN,
+    });
     const r = { listener, coord, run: coord.run() };
     open.push(r);
     const strangers = Array.from({ length: 3 }, () => new WebSocket(listener.address));
     await Promise.all(strangers.map((s) => new Promise((res) => s.once('open', res))));
     const w = await worker(listener.address, { DPTRAIN_TOKEN: TOKEN });
     expect(w.code).toBe(0);
-    strangers.forEach((s) => { s.terminate(); });
+    strangers.forEach((s) => {
+      s.terminate();
+    });
   });
 
   it('a connection that does not authenticate in time is closed; unauthenticated connections are capped', async () => {
     const c = await coordinator(TOKEN, {}, 400);
     const socks = Array.from({ length: 20 }, () => new WebSocket(c.listener.address));
-    const reasons = await Promise.all(socks.map((s) => new Promise<string>((r) => s.on('close', (_code, why) => r(String(why))))));
+    const reasons = await Promise.all(
+      socks.map((s) => new Promise<string>((r) => s.on('close', (_code, why) => r(String(why))))),
+    );
     expect(reasons.filter((r) => r.startsWith('too many unauthenticated connections'))).toHaveLength(4);
     expect(reasons.filter((r) => r.startsWith('authentication timeout'))).toHaveLength(16);
   });
 });
 
 describe('TLS', () => {
-  it.skipIf(!hasOpenssl)('wss:// with a self-signed certificate: a worker with --ca trains, one without is refused with a TLS line', async () => {
-    const dir = tempDir('tls');
-    const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
-    // The command the README documents.
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '365', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
-    const c = await coordinator(TOKEN, { tls: { cert: readFileSync(cert), key: readFileSync(key) } });
-    expect(c.listener.address).toMatch(/^wss:\/\//);
-    const refused = await worker(c.listener.address, { DPTRAIN_TOKEN: TOKEN }, ['--connect-timeout', '1']);
-    expect(refused.code).toBe(1);
-    expect(lastLine(refused.stderr)).toMatch(/TLS: .*self.signed.*give the coordinator's certificate with --ca/i);
-    const ok = await worker(c.listener.address, { DPTRAIN_TOKEN: TOKEN }, ['--ca', cert]);
-    expect(ok.code).toBe(0);
-  });
+  it.skipIf(!hasOpenssl)(
+    'wss:// with a self-signed certificate: a worker with --ca trains, one without is refused with a TLS line',
+    async () => {
+      const dir = tempDir('tls');
+      const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+      // The command the README documents.
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-days',
+          '365',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=DNS:localhost,IP:127.0.0.1',
+          '-keyout',
+          key,
+          '-out',
+          cert,
+        ],
+        { stdio: 'ignore' },
+      );
+      const c = await coordinator(TOKEN, { tls: { cert: readFileSync(cert), key: readFileSync(key) } });
+      expect(c.listener.address).toMatch(/^wss:\/\//);
+      const refused = await worker(c.listener.address, { DPTRAIN_TOKEN: TOKEN }, ['--connect-timeout', '1']);
+      expect(refused.code).toBe(1);
+      expect(lastLine(refused.stderr)).toMatch(/TLS: .*self.signed.*give the coordinator's certificate with --ca/i);
+      const ok = await worker(c.listener.address, { DPTRAIN_TOKEN: TOKEN }, ['--ca', cert]);
+      expect(ok.code).toBe(0);
+    },
+  );
 });

@@ -18,7 +18,20 @@ describe.skipIf(!existsSync(SHM_ROOT))('shared memory for local workers', () => 
     const before = new Set(ours());
     const run = async (flags: string[]) => {
       const out = tempDir('shm');
-      const r = await runCli(['train', '--config', SPIRALS, '--workers', '2', '--steps', '30', '--wire-dtype', 'bfloat16', ...flags, '--out', out]);
+      const r = await runCli([
+        'train',
+        '--config',
+        SPIRALS,
+        '--workers',
+        '2',
+        '--steps',
+        '30',
+        '--wire-dtype',
+        'bfloat16',
+        ...flags,
+        '--out',
+        out,
+      ]);
       expect(r.code, r.stderr).toBe(0);
       return { summary: readSummary(out), weights: readWeights(out) };
     };
@@ -37,7 +50,11 @@ describe.skipIf(!existsSync(SHM_ROOT))('shared memory for local workers', () => 
   it('when the directory disappears mid-run, both sides fall back to the socket and the run finishes', async () => {
     const before = new Set(ours());
     const out = tempDir('shm-gone');
-    const child = spawn(process.execPath, [CLI, 'train', '--config', SPIRALS, '--workers', '2', '--steps', String(STEPS), '--out', out], { stdio: 'ignore' });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'train', '--config', SPIRALS, '--workers', '2', '--steps', String(STEPS), '--out', out],
+      { stdio: 'ignore' },
+    );
     const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
     await stepsReached(out, 10);
     const fresh = ours().filter((n) => !before.has(n));
@@ -50,11 +67,28 @@ describe.skipIf(!existsSync(SHM_ROOT))('shared memory for local workers', () => 
     rmSync(gone, { recursive: true, force: true });
     expect(await exited).toBe(0);
     expect(readSummary(out).steps).toBe(STEPS);
-    expect(readFileSync(join(out, 'log.jsonl'), 'utf8')).toMatch(/shared memory failed; payloads go through the socket from now on/);
+    expect(readFileSync(join(out, 'log.jsonl'), 'utf8')).toMatch(
+      /shared memory failed; payloads go through the socket from now on/,
+    );
     // A worker that reconnected changes how some steps were sharded, which over hundreds of
     // steps moves the weights; the run must still train as well as a socket-only one.
     const socket = tempDir('shm-gone-ref');
-    expect((await runCli(['train', '--config', SPIRALS, '--workers', '2', '--steps', String(STEPS), '--no-shared-memory', '--out', socket])).code).toBe(0);
+    expect(
+      (
+        await runCli([
+          'train',
+          '--config',
+          SPIRALS,
+          '--workers',
+          '2',
+          '--steps',
+          String(STEPS),
+          '--no-shared-memory',
+          '--out',
+          socket,
+        ])
+      ).code,
+    ).toBe(0);
     const [got, want] = [readSummary(out).testAccuracy!, readSummary(socket).testAccuracy!];
     expect(want).toBeGreaterThan(0.8);
     expect(Math.abs(got - want)).toBeLessThanOrEqual(0.03);

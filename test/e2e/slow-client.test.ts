@@ -22,7 +22,8 @@ const cfg = parseConfig({
 });
 
 const UPGRADE = (port: number) =>
-  `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+  `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ` +
+  `dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
 
 /** Resolves with ms until the server closed the socket. */
 function closedAfter(sock: Socket): Promise<number> {
@@ -45,9 +46,17 @@ describe('slow and greedy clients', () => {
   it('one byte at a time, before and after the upgrade, and a 1 TB frame header: all cut, the run unaffected', async () => {
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 20, headersTimeoutMs: 1000 });
     const port = Number(listener.address.split(':').pop());
-    const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null, authTimeoutMs: 1000 });
+    const coord = new Coordinator({
+      config: cfg,
+      listener,
+      log: pino({ level: 'silent' }),
+      runDir: null,
+      authTimeoutMs: 1000,
+    });
     const run = coord.run();
-    const worker = spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], { stdio: 'ignore' });
+    const worker = spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], {
+      stdio: 'ignore',
+    });
     const workerExit = new Promise((r) => worker.on('exit', r));
     const rssBefore = process.memoryUsage().rss;
 
@@ -73,7 +82,11 @@ describe('slow and greedy clients', () => {
       greedy.write(UPGRADE(port));
       const len = Buffer.alloc(8);
       len.writeBigUInt64BE(1n << 40n);
-      setTimeout(() => greedy.write(Buffer.concat([Buffer.from([0x82, 0xff]), len, Buffer.from([1, 2, 3, 4]), Buffer.alloc(4096)])), 50);
+      setTimeout(
+        () =>
+          greedy.write(Buffer.concat([Buffer.from([0x82, 0xff]), len, Buffer.from([1, 2, 3, 4]), Buffer.alloc(4096)])),
+        50,
+      );
     });
 
     const [lorisMs, dripMs, greedyMs] = await Promise.all([lorisClosed, dripClosed, greedyClosed]);

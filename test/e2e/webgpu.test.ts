@@ -44,18 +44,41 @@ describe.skipIf(webgpuSkip !== null)(`webgpu workers on ${webgpuAdapter || 'no a
 
   it.each([1, 2])('%i webgpu worker(s), 20 steps: land on the cpu reference within the GPU tolerance', async (n) => {
     const out = join(base.dir, `w${n}`);
-    const r = await runCli(['train', '--config', base.file, '--workers', String(n), '--backend', 'webgpu', '--allow-software-gpu', '--out', out], 50_000, env);
+    const r = await runCli(
+      [
+        'train',
+        '--config',
+        base.file,
+        '--workers',
+        String(n),
+        '--backend',
+        'webgpu',
+        '--allow-software-gpu',
+        '--out',
+        out,
+      ],
+      50_000,
+      env,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(readSummary(out)).toMatchObject({ backend: 'webgpu', workers: n });
     const diff = tensorRelDiff(readWeights(out), reference, base.slots);
-    console.log(`webgpu (${webgpuAdapter}), ${n} worker(s), 20 steps: tensor-relative max diff ${diff.toExponential(2)}`);
+    console.log(
+      `webgpu (${webgpuAdapter}), ${n} worker(s), 20 steps: tensor-relative max diff ${diff.toExponential(2)}`,
+    );
     expect(diff).toBeLessThanOrEqual(GPU_TOLERANCE);
     expect(tensorRelDiff(readWeights(out), base.init, base.slots)).toBeGreaterThan(1e-2); // it trained
   });
 
   // Every activation (relu, sigmoid, gelu, tanh, linear) and every loss, trained on the GPU.
   const MODELS = [
-    { data: { name: 'spirals', samples: 300 }, loss: 'softmaxCrossEntropy', acts: ['relu', 'sigmoid', 'gelu', 'tanh'], out: 2, batchSize: 40 },
+    {
+      data: { name: 'spirals', samples: 300 },
+      loss: 'softmaxCrossEntropy',
+      acts: ['relu', 'sigmoid', 'gelu', 'tanh'],
+      out: 2,
+      batchSize: 40,
+    },
     { data: { name: 'xor' }, loss: 'binaryCrossEntropy', acts: ['tanh', 'gelu'], out: 1, batchSize: 4 },
     { data: { name: 'xor' }, loss: 'meanSquaredError', acts: ['relu', 'sigmoid'], out: 1, batchSize: 4 },
   ];
@@ -63,7 +86,10 @@ describe.skipIf(webgpuSkip !== null)(`webgpu workers on ${webgpuAdapter || 'no a
     const job = {
       seed: 11,
       data: m.data,
-      model: { layers: [...m.acts.map((activation) => ({ units: 12, activation })), { units: m.out, activation: 'linear' }], loss: m.loss },
+      model: {
+        layers: [...m.acts.map((activation) => ({ units: 12, activation })), { units: m.out, activation: 'linear' }],
+        loss: m.loss,
+      },
       steps: 10,
       batchSize: m.batchSize,
       evalEvery: 0,
@@ -76,32 +102,45 @@ describe.skipIf(webgpuSkip !== null)(`webgpu workers on ${webgpuAdapter || 'no a
     const r = await runCli(['train', '--config', t.file, '--workers', '1', '--out', out], 50_000, env);
     expect(r.code, r.stderr).toBe(0);
     const diff = tensorRelDiff(readWeights(out), await referenceTrain(t.cfg), t.slots);
-    console.log(`webgpu (${webgpuAdapter}), ${m.loss} [${m.acts.join(', ')}], 10 steps: tensor-relative max diff ${diff.toExponential(2)}`);
+    console.log(
+      `webgpu (${webgpuAdapter}), ${m.loss} [${m.acts.join(', ')}], 10 steps: tensor-relative max diff ${diff.toExponential(2)}`,
+    );
     expect(diff).toBeLessThanOrEqual(GPU_TOLERANCE);
   });
 
   // A worker that cannot reach its coordinator: it picks its backend (and logs it) first.
-  const lone = (...flags: string[]) => runCli(['worker', '--connect', 'ws://127.0.0.1:1', '--connect-timeout', '0', ...flags], 30_000, env);
+  const lone = (...flags: string[]) =>
+    runCli(['worker', '--connect', 'ws://127.0.0.1:1', '--connect-timeout', '0', ...flags], 30_000, env);
 
-  it.skipIf(!webgpuSoftware)('--backend webgpu on a software adapter without --allow-software-gpu: one line naming the flag', async () => {
-    const r = await lone('--backend', 'webgpu');
-    expect(r.code).toBe(1);
-    const ours = r.stderr.split('\n').filter((l) => l.startsWith('dptrain:'));
-    expect(ours).toHaveLength(1);
-    expect(ours[0]).toMatch(/^dptrain: BACKEND_UNAVAILABLE: --backend webgpu: the WebGPU adapter is software, not a GPU \(google swiftshader .*\); pass --allow-software-gpu/);
-    expect(r.stderr).not.toMatch(/^\s+at /m); // no stack trace
-  });
+  it.skipIf(!webgpuSoftware)(
+    '--backend webgpu on a software adapter without --allow-software-gpu: one line naming the flag',
+    async () => {
+      const r = await lone('--backend', 'webgpu');
+      expect(r.code).toBe(1);
+      const ours = r.stderr.split('\n').filter((l) => l.startsWith('dptrain:'));
+      expect(ours).toHaveLength(1);
+      expect(ours[0]).toMatch(
+        /^dptrain: BACKEND_UNAVAILABLE: --backend webgpu: the WebGPU adapter is software, not a GPU \(google swiftshader .*\); pass --allow-software-gpu/,
+      );
+      expect(r.stderr).not.toMatch(/^\s+at /m); // no stack trace
+    },
+  );
 
-  it.skipIf(!webgpuSoftware)('auto skips a software adapter, saying why; with --allow-software-gpu it takes it', async () => {
-    const skipped = await lone('--backend', 'auto');
-    expect(skipped.code).toBe(1); // CONNECT_FAILED, after choosing
-    const chosen = /backend selected backend=(\S+).*$/m.exec(skipped.stderr);
-    expect(chosen?.[1]).not.toBe('webgpu');
-    expect(chosen?.[0]).toMatch(/webgpu: the WebGPU adapter is software, not a GPU .*pass --allow-software-gpu/);
-    const allowed = await lone('--backend', 'auto', '--allow-software-gpu');
-    expect(/backend selected backend=(\S+)/.exec(allowed.stderr)?.[1]).toBe('webgpu');
-    expect(allowed.stderr).toMatch(/adapter=\{"vendor":"google","architecture":"swiftshader".*"maxStorageBufferBindingSize":\d+/);
-  });
+  it.skipIf(!webgpuSoftware)(
+    'auto skips a software adapter, saying why; with --allow-software-gpu it takes it',
+    async () => {
+      const skipped = await lone('--backend', 'auto');
+      expect(skipped.code).toBe(1); // CONNECT_FAILED, after choosing
+      const chosen = /backend selected backend=(\S+).*$/m.exec(skipped.stderr);
+      expect(chosen?.[1]).not.toBe('webgpu');
+      expect(chosen?.[0]).toMatch(/webgpu: the WebGPU adapter is software, not a GPU .*pass --allow-software-gpu/);
+      const allowed = await lone('--backend', 'auto', '--allow-software-gpu');
+      expect(/backend selected backend=(\S+)/.exec(allowed.stderr)?.[1]).toBe('webgpu');
+      expect(allowed.stderr).toMatch(
+        /adapter=\{"vendor":"google","architecture":"swiftshader".*"maxStorageBufferBindingSize":\d+/,
+      );
+    },
+  );
 
   it.skipIf(webgpuSoftware)('auto takes a hardware adapter, naming it', async () => {
     const r = await lone('--backend', 'auto');
@@ -113,10 +152,18 @@ describe.skipIf(webgpuSkip !== null)(`webgpu workers on ${webgpuAdapter || 'no a
     const t = setup('webgpu-mixed', { ...JOB, minWorkers: 2 });
     const port = await freePort();
     const out = join(t.dir, 'run');
-    const coord = spawn(process.execPath, [CLI, 'coordinator', '--listen', `127.0.0.1:${port}`, '--config', t.file, '--out', out], { stdio: 'ignore' });
+    const coord = spawn(
+      process.execPath,
+      [CLI, 'coordinator', '--listen', `127.0.0.1:${port}`, '--config', t.file, '--out', out],
+      { stdio: 'ignore' },
+    );
     children.push(coord);
     const worker = (backend: string, ...more: string[]) => {
-      const w = spawn(process.execPath, [CLI, 'worker', '--connect', `ws://127.0.0.1:${port}`, '--backend', backend, '--name', backend, ...more], { stdio: 'ignore', env });
+      const w = spawn(
+        process.execPath,
+        [CLI, 'worker', '--connect', `ws://127.0.0.1:${port}`, '--backend', backend, '--name', backend, ...more],
+        { stdio: 'ignore', env },
+      );
       children.push(w);
       return w;
     };
@@ -133,14 +180,20 @@ describe.skipIf(webgpuSkip !== null)(`webgpu workers on ${webgpuAdapter || 'no a
       .map((l) => JSON.parse(l) as { msg: string; backend?: string; attainableGflops?: number; why?: string });
     const ready = log.filter((l) => l.msg === 'worker ready');
     // The adapter's name reaches the coordinator's log with the worker's reason.
-    expect(log.find((l) => l.msg === 'worker backend choice' && l.backend === 'webgpu')?.why).toContain(`WebGPU (Dawn) on ${webgpuAdapter}`);
+    expect(log.find((l) => l.msg === 'worker backend choice' && l.backend === 'webgpu')?.why).toContain(
+      `WebGPU (Dawn) on ${webgpuAdapter}`,
+    );
     expect(ready.map((l) => l.backend).sort()).toEqual(['wasm', 'webgpu']);
     for (const l of ready) expect(l.attainableGflops, l.backend).toBeGreaterThan(0);
-    expect(s.attainableFlops).toBeCloseTo(ready.reduce((sum, l) => sum + (l.attainableGflops ?? 0) * 1e9, 0), -8); // the log rounds to 0.01 GFLOP/s
+    expect(s.attainableFlops).toBeCloseTo(
+      ready.reduce((sum, l) => sum + (l.attainableGflops ?? 0) * 1e9, 0),
+      -8,
+    ); // the log rounds to 0.01 GFLOP/s
     const diff = tensorRelDiff(readWeights(out), reference, base.slots);
-    console.log(`webgpu + wasm workers, 20 steps: tensor-relative max diff ${diff.toExponential(2)}; attainable GFLOP/s ${ready.map((l) => `${l.backend} ${l.attainableGflops}`).join(', ')}`);
+    console.log(
+      `webgpu + wasm workers, 20 steps: tensor-relative max diff ${diff.toExponential(2)}; attainable GFLOP/s ` +
+        `${ready.map((l) => `${l.backend} ${l.attainableGflops}`).join(', ')}`,
+    );
     expect(diff).toBeLessThanOrEqual(GPU_TOLERANCE);
   });
 });
-
-

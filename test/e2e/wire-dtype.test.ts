@@ -12,7 +12,20 @@ const SPIRALS = join(__dirname, '../../examples/spirals.json');
 
 async function train(dtype: string) {
   const out = tempDir(`wire-${dtype}`);
-  const r = await runCli(['train', '--config', SPIRALS, '--workers', '2', '--steps', '400', '--wire-dtype', dtype, '--no-shared-memory', '--out', out]);
+  const r = await runCli([
+    'train',
+    '--config',
+    SPIRALS,
+    '--workers',
+    '2',
+    '--steps',
+    '400',
+    '--wire-dtype',
+    dtype,
+    '--no-shared-memory',
+    '--out',
+    out,
+  ]);
   expect(r.code, r.stderr).toBe(0);
   return { summary: readSummary(out), metrics: readMetrics(out) as unknown as StepRecord[] };
 }
@@ -47,7 +60,10 @@ describe('--wire-dtype', () => {
         expect(w.computeMs).toBeGreaterThan(0);
         for (const v of [w.decodeMs, w.encodeMs, w.wireMs, w.waitMs]) expect(v).toBeGreaterThanOrEqual(0);
         // A worker's spans fit in the step (the wait is what is left over).
-        expect(w.decodeMs + w.computeMs + w.encodeMs + w.wireMs + w.waitMs).toBeCloseTo(Math.max(rec.stepMs, w.decodeMs + w.computeMs + w.encodeMs + w.wireMs), 6);
+        expect(w.decodeMs + w.computeMs + w.encodeMs + w.wireMs + w.waitMs).toBeCloseTo(
+          Math.max(rec.stepMs, w.decodeMs + w.computeMs + w.encodeMs + w.wireMs),
+          6,
+        );
       }
       expect(rec.timeline.overheadMs).toBeCloseTo(rec.stepMs - rec.timeline.slowestComputeMs, 6);
       expect(rec.wireBytes).toBeGreaterThan(2 * 4 * summary.params); // parameters down and gradients up, at least

@@ -9,9 +9,13 @@ import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CLI } from './cli.js';
 
-const CANDIDATES = process.env.DPTRAIN_TEST_CHROMIUM ? [process.env.DPTRAIN_TEST_CHROMIUM] : ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+const CANDIDATES = process.env.DPTRAIN_TEST_CHROMIUM
+  ? [process.env.DPTRAIN_TEST_CHROMIUM]
+  : ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
 export const chromiumPath = CANDIDATES.find((p) => existsSync(p)) ?? null;
-export const browserSkip = chromiumPath ? null : `no chromium at ${CANDIDATES.join(' or ')} (apt-get install chromium, or set DPTRAIN_TEST_CHROMIUM)`;
+export const browserSkip = chromiumPath
+  ? null
+  : `no chromium at ${CANDIDATES.join(' or ')} (apt-get install chromium, or set DPTRAIN_TEST_CHROMIUM)`;
 
 export function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: chromiumPath!, args: ['--headless=new', '--no-sandbox'] });
@@ -37,8 +41,15 @@ export function pageErrors(page: Page): string[] {
 }
 
 /** Start the CLI and resolve with the dashboard's URL once the coordinator logs it. */
-export function startWithDashboard(args: string[], env?: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<{ proc: ChildProcess; url: string; stderr: () => string }> {
-  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: env ?? process.env });
+export function startWithDashboard(
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+  timeoutMs = 30_000,
+): Promise<{ proc: ChildProcess; url: string; stderr: () => string }> {
+  const proc = spawn(process.execPath, [CLI, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: env ?? process.env,
+  });
   let err = '';
   return new Promise((res, rej) => {
     const t = setTimeout(() => rej(new Error(`no dashboard URL within ${timeoutMs / 1000} s:\n${err}`)), timeoutMs);

@@ -16,10 +16,15 @@ export interface CliResult {
 
 export function runCli(args: string[], timeoutMs = 120_000, env?: NodeJS.ProcessEnv): Promise<CliResult> {
   return new Promise((res) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, maxBuffer: 64 << 20, env }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      res({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { timeout: timeoutMs, maxBuffer: 64 << 20, env },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        res({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -55,7 +60,8 @@ export async function freePort(): Promise<number> {
 }
 
 /** Resolves with a child process's exit code (at once if it has exited already). */
-export const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
+export const exited = (c: ChildProcess) =>
+  new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
 
 /** Whether the openssl command is here (the TLS tests make a self-signed certificate with it). */
 export const hasOpenssl = (() => {

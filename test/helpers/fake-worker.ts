@@ -40,19 +40,42 @@ export async function fakeWorker(target: string | Dial, totalParams: number, o: 
   const closing = new Promise<[string, CloseKind]>((resolve) => link.onClose((r, k) => resolve([r, k])));
   let grant: (g: boolean) => void = () => {};
   const granted = new Promise<boolean>((r) => (grant = r));
-  const w: FakeWorker = { link, send: (m, p = null) => link.send(encodeFrame(m, p)), closed: closing.then(([r]) => r), closedKind: closing.then(([, k]) => k), granted };
+  const w: FakeWorker = {
+    link,
+    send: (m, p = null) => link.send(encodeFrame(m, p)),
+    closed: closing.then(([r]) => r),
+    closedKind: closing.then(([, k]) => k),
+    granted,
+  };
   link.onFrame((bytes) => {
     const { msg } = readFromCoordinator(bytes, { totalParams });
     if (msg.t === 'challenge') {
       const cnonce = 'test-cnonce';
       const proof = o.token ? workerProof(o.token, msg.jobId, msg.nonce, cnonce) : '';
-      w.send({ t: 'hello', protocol: PROTOCOL_VERSION, name: o.name ?? 'fake', host: 'test', pid: 1, jobId: '', cnonce, proof, shm: o.shm?.(msg.nonce) ?? '' });
+      w.send({
+        t: 'hello',
+        protocol: PROTOCOL_VERSION,
+        name: o.name ?? 'fake',
+        host: 'test',
+        pid: 1,
+        jobId: '',
+        cnonce,
+        proof,
+        shm: o.shm?.(msg.nonce) ?? '',
+      });
     } else if (msg.t === 'welcome') {
       grant(msg.shm);
       if (o.ready === false) return;
       const cfg = parseConfig(msg.job);
       const ds = loadDataset(cfg.data, cfg.seed);
-      w.send({ t: 'ready', fingerprint: o.fingerprint ?? fingerprint(ds), backend: 'cpu', backendReason: 'test', peakFlops: 0, attainableFlops: 1e9 });
+      w.send({
+        t: 'ready',
+        fingerprint: o.fingerprint ?? fingerprint(ds),
+        backend: 'cpu',
+        backendReason: 'test',
+        peakFlops: 0,
+        attainableFlops: 1e9,
+      });
     } else o.onMessage?.(msg, w);
   });
   return w;

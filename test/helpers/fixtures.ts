@@ -15,7 +15,13 @@ export interface KindFixture {
 
 export const MODEL_FIXTURES: Record<string, KindFixture> = {
   dense: {
-    model: { layers: [{ units: 6, activation: 'tanh' }, { units: 2, activation: 'linear' }], loss: 'softmaxCrossEntropy' },
+    model: {
+      layers: [
+        { units: 6, activation: 'tanh' },
+        { units: 2, activation: 'linear' },
+      ],
+      loss: 'softmaxCrossEntropy',
+    },
     data: { name: 'spirals', samples: 64 },
   },
   cnn: { model: EQUIV_CNN_JOB.model, data: EQUIV_CNN_JOB.data },
@@ -62,7 +68,9 @@ export function idxBytes(dims: number[], data: ArrayLike<number>): Uint8Array {
   const b = new Uint8Array(4 + 4 * dims.length + data.length);
   const v = new DataView(b.buffer);
   v.setUint32(0, 0x00000800 | dims.length);
-  dims.forEach((d, i) => { v.setUint32(4 + 4 * i, d); });
+  dims.forEach((d, i) => {
+    v.setUint32(4 + 4 * i, d);
+  });
   b.set(data, 4 + 4 * dims.length);
   return b;
 }
@@ -71,8 +79,16 @@ export function idxBytes(dims: number[], data: ArrayLike<number>): Uint8Array {
 export function tinyIdxDir(): string {
   const dir = join(tempDir('idx-fixture'), 'set');
   mkdirSync(dir, { recursive: true });
-  const images = (n: number) => idxBytes([n, 28, 28], Uint8Array.from({ length: n * 784 }, (_, i) => (i * 37) % 256));
-  const labels = (n: number) => idxBytes([n], Uint8Array.from({ length: n }, (_, i) => i % 10));
+  const images = (n: number) =>
+    idxBytes(
+      [n, 28, 28],
+      Uint8Array.from({ length: n * 784 }, (_, i) => (i * 37) % 256),
+    );
+  const labels = (n: number) =>
+    idxBytes(
+      [n],
+      Uint8Array.from({ length: n }, (_, i) => i % 10),
+    );
   writeFileSync(join(dir, 'train-images-idx3-ubyte'), images(12));
   writeFileSync(join(dir, 'train-labels-idx1-ubyte'), labels(12));
   writeFileSync(join(dir, 't10k-images-idx3-ubyte'), images(5));
@@ -97,6 +113,7 @@ export const DATASET_FIXTURES: Record<string, () => Record<string, unknown>> = {
 export function exampleConfig(file: string): Record<string, unknown> {
   const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   const data = raw.data as { name?: string; path?: string } | undefined;
-  if (data?.name === 'text' && data.path && !existsSync(data.path)) return { ...raw, data: { ...data, path: tinyTextFile() } };
+  if (data?.name === 'text' && data.path && !existsSync(data.path))
+    return { ...raw, data: { ...data, path: tinyTextFile() } };
   return raw;
 }

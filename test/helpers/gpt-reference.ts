@@ -40,10 +40,16 @@ function gptLogits(spec: GptSpec, p: P, ids: tf.Tensor2D): tf.Tensor3D {
     const att = tf.div(tf.matMul(q, k, false, true), Math.sqrt(d / h));
     const masked = tf.where(tf.equal(causal, 1), att, tf.fill(att.shape, -Infinity));
     const y = tf.reshape(tf.transpose(tf.matMul(tf.softmax(masked), v), [0, 2, 1, 3]), [b * t, d]);
-    x = tf.add(x, tf.reshape(tf.add(tf.matMul(y, w('attn/proj/kernel')), w('attn/proj/bias')), [b, t, d])) as tf.Tensor3D;
+    x = tf.add(
+      x,
+      tf.reshape(tf.add(tf.matMul(y, w('attn/proj/kernel')), w('attn/proj/bias')), [b, t, d]),
+    ) as tf.Tensor3D;
     const m = tf.reshape(layerNorm(x, w('ln_2/gain'), w('ln_2/bias')), [b * t, d]);
     const fc = gelu(tf.add(tf.matMul(m, w('mlp/fc/kernel')), w('mlp/fc/bias')));
-    x = tf.add(x, tf.reshape(tf.add(tf.matMul(fc, w('mlp/proj/kernel')), w('mlp/proj/bias')), [b, t, d])) as tf.Tensor3D;
+    x = tf.add(
+      x,
+      tf.reshape(tf.add(tf.matMul(fc, w('mlp/proj/kernel')), w('mlp/proj/bias')), [b, t, d]),
+    ) as tf.Tensor3D;
   }
   const f = tf.reshape(layerNorm(x, p['ln_f/gain'], p['ln_f/bias']), [b * t, d]);
   return tf.reshape(tf.matMul(f, p.wte, false, true), [b, t, -1]);
@@ -53,7 +59,9 @@ export async function gptReferenceTrain(cfg: Config, spec: GptSpec): Promise<Flo
   const layout = jobLayout(cfg);
   const ds = loadJobData(cfg);
   const init = initParams(layout, cfg.seed);
-  const vars: P = Object.fromEntries(layout.params.map((s) => [s.name, tf.variable(tf.tensor(paramView(init, s), s.shape))]));
+  const vars: P = Object.fromEntries(
+    layout.params.map((s) => [s.name, tf.variable(tf.tensor(paramView(init, s), s.shape))]),
+  );
   const vocab = layout.params[0].shape[0];
   const opt = tf.train.adam(cfg.optimizer.lr, cfg.optimizer.beta1, cfg.optimizer.beta2, cfg.optimizer.epsilon);
   const sampler = new Sampler(ds.train.n, cfg.seed);
@@ -62,7 +70,9 @@ export async function gptReferenceTrain(cfg: Config, spec: GptSpec): Promise<Flo
     const bt = gatherRows(ds.train, ds.inputSize, ds.outputSize, rows);
     const ids = tf.tensor2d(Int32Array.from(bt.x), [rows.length, spec.seq], 'int32');
     const labels = tf.oneHot(tf.tensor1d(Int32Array.from(bt.y), 'int32'), vocab);
-    opt.minimize(() => tf.losses.softmaxCrossEntropy(labels, tf.reshape(gptLogits(spec, vars, ids), [-1, vocab])) as tf.Scalar);
+    opt.minimize(
+      () => tf.losses.softmaxCrossEntropy(labels, tf.reshape(gptLogits(spec, vars, ids), [-1, vocab])) as tf.Scalar,
+    );
     tf.dispose([ids, labels]);
   }
   const out = new Float32Array(layout.totalParams);

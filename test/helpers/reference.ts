@@ -22,15 +22,31 @@ function referenceModel(spec: Exclude<ModelSpec, GptSpec | LayersSpec>, ds: Data
   if (spec.kind === 'cnn') {
     spec.layers.forEach((f, i) => {
       const first = i === 0 ? { inputShape: ds.inputShape } : {};
-      if (f.type === 'conv2d') model.add(tf.layers.conv2d({ filters: f.filters, kernelSize: f.kernel, strides: f.stride, padding: f.padding, activation: f.activation, ...first }));
-      else if (f.type === 'maxPool') model.add(tf.layers.maxPooling2d({ poolSize: f.size, strides: f.stride, ...first }));
-      else if (f.type === 'avgPool') model.add(tf.layers.averagePooling2d({ poolSize: f.size, strides: f.stride, ...first }));
+      if (f.type === 'conv2d')
+        model.add(
+          tf.layers.conv2d({
+            filters: f.filters,
+            kernelSize: f.kernel,
+            strides: f.stride,
+            padding: f.padding,
+            activation: f.activation,
+            ...first,
+          }),
+        );
+      else if (f.type === 'maxPool')
+        model.add(tf.layers.maxPooling2d({ poolSize: f.size, strides: f.stride, ...first }));
+      else if (f.type === 'avgPool')
+        model.add(tf.layers.averagePooling2d({ poolSize: f.size, strides: f.stride, ...first }));
       else if (f.type === 'flatten') model.add(tf.layers.flatten(first));
       else if (f.type === 'dense') model.add(tf.layers.dense({ units: f.units, activation: f.activation }));
     });
     return model;
   }
-  spec.layers.forEach((l, i) => { model.add(tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [ds.inputSize] } : {}) })); });
+  spec.layers.forEach((l, i) => {
+    model.add(
+      tf.layers.dense({ units: l.units, activation: l.activation, ...(i === 0 ? { inputShape: [ds.inputSize] } : {}) }),
+    );
+  });
   return model;
 }
 
@@ -52,7 +68,10 @@ export async function referenceTrain(cfg: Config, backend = 'cpu'): Promise<Floa
   for (let s = 0; s < cfg.steps; s++) {
     const rows = sampler.rows(s * cfg.batchSize, (s + 1) * cfg.batchSize);
     const b = gatherRows(ds.train, ds.inputSize, ds.outputSize, rows);
-    const x = tf.tensor(b.x, [rows.length, ...(spec.kind === 'cnn' || spec.kind === 'layers' ? ds.inputShape : [ds.inputSize])]);
+    const x = tf.tensor(b.x, [
+      rows.length,
+      ...(spec.kind === 'cnn' || spec.kind === 'layers' ? ds.inputShape : [ds.inputSize]),
+    ]);
     const y = tf.tensor2d(b.y, [rows.length, ds.outputSize]);
     opt.minimize(() => {
       const out = model.apply(x) as tf.Tensor2D;
@@ -69,7 +88,9 @@ export async function referenceTrain(cfg: Config, backend = 'cpu'): Promise<Floa
     tf.dispose([x, y]);
   }
   const out = new Float32Array(layout.totalParams);
-  model.getWeights().forEach((w, i) => { out.set(w.dataSync() as Float32Array, layout.params[i].offset); });
+  model.getWeights().forEach((w, i) => {
+    out.set(w.dataSync() as Float32Array, layout.params[i].offset);
+  });
   model.dispose();
   opt.dispose();
   return out;
@@ -83,7 +104,11 @@ export async function referenceTrain(cfg: Config, backend = 'cpu'): Promise<Floa
  * of the reduction order into differences that are tiny in absolute terms but not relative to
  * their (near-zero) own value.
  */
-export function tensorRelDiff(a: Float32Array, b: Float32Array, slots: Array<{ offset: number; size: number }>): number {
+export function tensorRelDiff(
+  a: Float32Array,
+  b: Float32Array,
+  slots: Array<{ offset: number; size: number }>,
+): number {
   let worst = 0;
   for (const s of slots) {
     let diff = 0;

@@ -15,7 +15,10 @@ import { tensorRelDiff } from './reference.js';
 const cfg = parseConfig({
   seed: 3,
   data: { name: 'spirals', samples: 400 },
-  model: { layers: [{ units: 32, activation: 'tanh' }, { units: 16, activation: 'gelu' }, { units: 2 }], loss: 'softmaxCrossEntropy' },
+  model: {
+    layers: [{ units: 32, activation: 'tanh' }, { units: 16, activation: 'gelu' }, { units: 2 }],
+    loss: 'softmaxCrossEntropy',
+  },
 });
 const ds = loadDataset(cfg.data, cfg.seed);
 const layout = layoutModel(cfg.model, ds);

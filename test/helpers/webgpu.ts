@@ -34,13 +34,31 @@ interface Probed {
 function probe(): Probed {
   const none = { env: null, adapter: '', software: true };
   const icd = findIcd(ICD_CANDIDATES);
-  if (!icd) return { ...none, skip: `no Vulkan ICD (looked for ${ICD_CANDIDATES.join(', ')}; apt-get install chromium for SwiftShader)` };
+  if (!icd)
+    return {
+      ...none,
+      skip: `no Vulkan ICD (looked for ${ICD_CANDIDATES.join(', ')}; apt-get install chromium for SwiftShader)`,
+    };
   const env = vulkanEnv(icd);
   try {
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', PROBE], { cwd: ROOT, env, encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', PROBE], {
+      cwd: ROOT,
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const found = JSON.parse(out) as Omit<AdapterSummary, 'limits'> | null;
     if (!found) return { ...none, skip: `Dawn found no adapter with ${icd}` };
-    const summary = { ...found, limits: { maxBufferSize: 0, maxStorageBufferBindingSize: 0, maxComputeWorkgroupStorageSize: 0, maxComputeInvocationsPerWorkgroup: 0 } };
+    const summary = {
+      ...found,
+      limits: {
+        maxBufferSize: 0,
+        maxStorageBufferBindingSize: 0,
+        maxComputeWorkgroupStorageSize: 0,
+        maxComputeInvocationsPerWorkgroup: 0,
+      },
+    };
     return { env, skip: null, adapter: adapterLabel(summary), software: softwareReason(summary) !== null };
   } catch (e) {
     return { ...none, skip: `Dawn did not start (${(e as Error).message.split('\n')[0]})` };

@@ -21,21 +21,26 @@ function nastyFloats(n: number, seed: number): Float32Array {
     while ((b & 0x7f800000) === 0x7f800000 && (b & 0x007fffff) !== 0); // NaN: draw again
     bits[i] = b;
   }
-  const specials = [0x80000000 /* -0 */, 0x00000001 /* smallest denormal */, 0x807fffff /* -largest denormal */, 0x7f800000 /* +Inf */, 0xff800000 /* -Inf */];
+  const specials = [
+    0x80000000 /* -0 */, 0x00000001 /* smallest denormal */, 0x807fffff /* -largest denormal */, 0x7f800000 /* +Inf */,
+    0xff800000 /* -Inf */,
+  ];
   specials.forEach((s, k) => {
     if (k < n) bits[(k * 7919) % n] = s;
   });
   return new Float32Array(bits.buffer);
 }
 
-
 describe('encodeFrame / decodeFrame round trip', () => {
-  it.each(['float32', 'float16', 'bfloat16'] as const)('a payload given in parts encodes to the same bytes as the whole (%s)', (dtype) => {
-    const whole = nastyFloats(1001, 5);
-    const parts = [whole.subarray(0, 3), whole.subarray(3, 3), whole.subarray(3, 998), whole.subarray(998)];
-    expect(encodeFrame(MSG, parts, dtype)).toEqual(encodeFrame(MSG, whole, dtype));
-    expect(encodeFrame(MSG, [whole], dtype)).toEqual(encodeFrame(MSG, whole, dtype));
-  });
+  it.each(['float32', 'float16', 'bfloat16'] as const)(
+    'a payload given in parts encodes to the same bytes as the whole (%s)',
+    (dtype) => {
+      const whole = nastyFloats(1001, 5);
+      const parts = [whole.subarray(0, 3), whole.subarray(3, 3), whole.subarray(3, 998), whole.subarray(998)];
+      expect(encodeFrame(MSG, parts, dtype)).toEqual(encodeFrame(MSG, whole, dtype));
+      expect(encodeFrame(MSG, [whole], dtype)).toEqual(encodeFrame(MSG, whole, dtype));
+    },
+  );
 
   it('a frame without a payload, or with an empty one, decodes to payload null', () => {
     for (const f of [encodeFrame(MSG), encodeFrame(MSG, new Float32Array(0))]) {
@@ -82,15 +87,18 @@ describe('encodeFrame / decodeFrame round trip', () => {
     expect(bytesOf(payload!)).toEqual(bytesOf(src));
   });
 
-  it.each([1, 2, 3])('a Node Buffer at unaligned offset %i inside a shared pool (as ws hands them over) decodes exactly', (off) => {
-    const src = nastyFloats(257, 7 + off);
-    const frame = encodeFrame(MSG, src);
-    const pool = Buffer.alloc(off + frame.length + 64, 0xab);
-    pool.set(frame, off);
-    const { payload } = decodeFrame(pool.subarray(off, off + frame.length));
-    expect(payload!.length).toBe(257);
-    expect(bytesOf(payload!)).toEqual(bytesOf(src));
-  });
+  it.each([1, 2, 3])(
+    'a Node Buffer at unaligned offset %i inside a shared pool (as ws hands them over) decodes exactly',
+    (off) => {
+      const src = nastyFloats(257, 7 + off);
+      const frame = encodeFrame(MSG, src);
+      const pool = Buffer.alloc(off + frame.length + 64, 0xab);
+      pool.set(frame, off);
+      const { payload } = decodeFrame(pool.subarray(off, off + frame.length));
+      expect(payload!.length).toBe(257);
+      expect(bytesOf(payload!)).toEqual(bytesOf(src));
+    },
+  );
 
   it('an aligned frame inside a larger buffer gives a view without a copy', () => {
     const src = nastyFloats(9, 9);
@@ -173,7 +181,11 @@ describe('why tensors never go through msgpack', () => {
     const src = new Float32Array([1.5, 2.25, 3.75, 200.5, 0.1, -0]);
     const back = unpack(pack(src)) as unknown;
     expect(back).not.toBeInstanceOf(Float32Array);
-    const backBytes = new Uint8Array((back as Uint8Array).buffer, (back as Uint8Array).byteOffset, (back as Uint8Array).byteLength);
+    const backBytes = new Uint8Array(
+      (back as Uint8Array).buffer,
+      (back as Uint8Array).byteOffset,
+      (back as Uint8Array).byteLength,
+    );
     expect(backBytes.length).toBe(src.byteLength);
     expect(backBytes).not.toEqual(bytesOf(src));
     // The first bytes are the elements converted to uint8, one byte each.

@@ -5,8 +5,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, mergeOverrides, parseConfig, readConfigFile } from '../../shared/job/config.js';
 import { expectCode } from '../helpers/expect-code.js';
 
-
-const model = (layers: Array<{ units: number; activation: string }>, loss = 'softmaxCrossEntropy') => ({ layers, loss });
+const model = (layers: Array<{ units: number; activation: string }>, loss = 'softmaxCrossEntropy') => ({
+  layers,
+  loss,
+});
 
 describe('parseConfig', () => {
   it('{} gives the defaults', () => {
@@ -25,7 +27,10 @@ describe('parseConfig', () => {
     const raw = {
       seed: 7,
       data: { name: 'spirals', samples: 500, noise: 0.1, testFraction: 0.3 },
-      model: model([{ units: 16, activation: 'tanh' }, { units: 2, activation: 'linear' }]),
+      model: model([
+        { units: 16, activation: 'tanh' },
+        { units: 2, activation: 'linear' },
+      ]),
       steps: 50,
       batchSize: 32,
       optimizer: { lr: 0.01, schedule: 'cosine', warmupSteps: 5 },
@@ -44,11 +49,15 @@ describe('parseConfig', () => {
   });
 
   it('rejects an unknown optimizer key, naming it', () => {
-    expect(expectCode(() => parseConfig({ optimizer: { lr: 0.1, momentum: 0.9 } }), 'CONFIG_INVALID')).toContain('optimizer.momentum');
+    expect(expectCode(() => parseConfig({ optimizer: { lr: 0.1, momentum: 0.9 } }), 'CONFIG_INVALID')).toContain(
+      'optimizer.momentum',
+    );
   });
 
   it('rejects an unknown data key, naming it', () => {
-    expect(expectCode(() => parseConfig({ data: { name: 'xor', samples: 4 } }), 'CONFIG_INVALID')).toContain('data.samples');
+    expect(expectCode(() => parseConfig({ data: { name: 'xor', samples: 4 } }), 'CONFIG_INVALID')).toContain(
+      'data.samples',
+    );
   });
 
   const bad: Array<[string, Record<string, unknown>, string]> = [
@@ -68,12 +77,23 @@ describe('parseConfig', () => {
     ["out ''", { out: '' }, 'out'],
     [
       "model.layers[1].activation 'swish'",
-      { model: model([{ units: 8, activation: 'relu' }, { units: 8, activation: 'swish' }, { units: 10, activation: 'linear' }]) },
+      {
+        model: model([
+          { units: 8, activation: 'relu' },
+          { units: 8, activation: 'swish' },
+          { units: 10, activation: 'linear' },
+        ]),
+      },
       'model.layers[1].activation',
     ],
     [
       'last layer not linear with softmaxCrossEntropy',
-      { model: model([{ units: 8, activation: 'relu' }, { units: 10, activation: 'relu' }]) },
+      {
+        model: model([
+          { units: 8, activation: 'relu' },
+          { units: 10, activation: 'relu' },
+        ]),
+      },
       'model.layers[1].activation',
     ],
   ];

@@ -15,7 +15,10 @@ function file(name: string, text: string): string {
   return p;
 }
 
-const IRIS = file('iris.csv', 'sepal,petal,"kind, of"\n5.1,1.4,setosa\n7.0,4.7,versicolor\n6.3,6.0,virginica\n4.9,1.4,setosa\n\n6.4,4.5,versicolor\n');
+const IRIS = file(
+  'iris.csv',
+  'sepal,petal,"kind, of"\n5.1,1.4,setosa\n7.0,4.7,versicolor\n6.3,6.0,virginica\n4.9,1.4,setosa\n\n6.4,4.5,versicolor\n',
+);
 
 describe('csv dataset', () => {
   it('reads quoted fields with commas and doubled quotes', () => {
@@ -40,19 +43,57 @@ describe('csv dataset', () => {
 
   it('a dense model lays out on it; a cnn or gpt is refused in one line', () => {
     const model = { layers: [{ units: 4, activation: 'relu' }, { units: 3 }], loss: 'softmaxCrossEntropy' };
-    expect(jobLayout(parseConfig({ data: { name: 'csv', path: IRIS, label: 'kind, of' }, model })).totalParams).toBe(2 * 4 + 4 + 4 * 3 + 3);
-    const cnn = { kind: 'cnn', layers: [{ type: 'flatten' }, { type: 'dense', units: 3 }], loss: 'softmaxCrossEntropy' };
-    expect(expectCode(() => jobLayout(parseConfig({ data: { name: 'csv', path: IRIS, label: 'kind, of' }, model: cnn })), 'MODEL_INVALID')).toContain('model.kind cnn needs images');
+    expect(jobLayout(parseConfig({ data: { name: 'csv', path: IRIS, label: 'kind, of' }, model })).totalParams).toBe(
+      2 * 4 + 4 + 4 * 3 + 3,
+    );
+    const cnn = {
+      kind: 'cnn',
+      layers: [{ type: 'flatten' }, { type: 'dense', units: 3 }],
+      loss: 'softmaxCrossEntropy',
+    };
+    expect(
+      expectCode(
+        () => jobLayout(parseConfig({ data: { name: 'csv', path: IRIS, label: 'kind, of' }, model: cnn })),
+        'MODEL_INVALID',
+      ),
+    ).toContain('model.kind cnn needs images');
   });
 
   it('bad input: one line naming the row and column, the label, or the file', () => {
     const bad = file('bad.csv', 'a,b,label\n1,2,x\n3,abc,y\n');
-    expect(expectCode(() => loadDataset(parseDataSpec({ name: 'csv', path: bad, label: 'label' }), 0), 'DATASET_UNAVAILABLE')).toContain('row 3, column "b": "abc" is not a number');
-    expect(expectCode(() => loadDataset(parseDataSpec({ name: 'csv', path: IRIS, label: 'species' }), 0), 'DATASET_UNAVAILABLE')).toContain('has no column "species"');
+    expect(
+      expectCode(
+        () => loadDataset(parseDataSpec({ name: 'csv', path: bad, label: 'label' }), 0),
+        'DATASET_UNAVAILABLE',
+      ),
+    ).toContain('row 3, column "b": "abc" is not a number');
+    expect(
+      expectCode(
+        () => loadDataset(parseDataSpec({ name: 'csv', path: IRIS, label: 'species' }), 0),
+        'DATASET_UNAVAILABLE',
+      ),
+    ).toContain('has no column "species"');
     const short = file('short.csv', 'a,b,label\n1,2,x\n3,y\n');
-    expect(expectCode(() => loadDataset(parseDataSpec({ name: 'csv', path: short, label: 'label' }), 0), 'DATASET_UNAVAILABLE')).toContain('row 3 has 2 cells, the header 3');
-    expect(expectCode(() => loadDataset(parseDataSpec({ name: 'csv', path: IRIS, label: 'kind, of', task: 'regression' }), 0), 'DATASET_UNAVAILABLE')).toContain('"setosa" is not a number (data.task is regression)');
-    expect(expectCode(() => parseDataSpec({ name: 'csv', path: IRIS }), 'CONFIG_INVALID')).toContain('data.label must name');
-    expect(expectCode(() => loadDataset(parseDataSpec({ name: 'csv', path: join(dir, 'nope.csv'), label: 'y' }), 0), 'DATASET_UNAVAILABLE')).toContain('nope.csv does not exist');
+    expect(
+      expectCode(
+        () => loadDataset(parseDataSpec({ name: 'csv', path: short, label: 'label' }), 0),
+        'DATASET_UNAVAILABLE',
+      ),
+    ).toContain('row 3 has 2 cells, the header 3');
+    expect(
+      expectCode(
+        () => loadDataset(parseDataSpec({ name: 'csv', path: IRIS, label: 'kind, of', task: 'regression' }), 0),
+        'DATASET_UNAVAILABLE',
+      ),
+    ).toContain('"setosa" is not a number (data.task is regression)');
+    expect(expectCode(() => parseDataSpec({ name: 'csv', path: IRIS }), 'CONFIG_INVALID')).toContain(
+      'data.label must name',
+    );
+    expect(
+      expectCode(
+        () => loadDataset(parseDataSpec({ name: 'csv', path: join(dir, 'nope.csv'), label: 'y' }), 0),
+        'DATASET_UNAVAILABLE',
+      ),
+    ).toContain('nope.csv does not exist');
   });
 });

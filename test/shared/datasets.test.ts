@@ -10,12 +10,12 @@ import { spirals } from '../../shared/datasets/spirals.js';
 import { xor } from '../../shared/datasets/xor.js';
 
 const loadXor = () => xor.load({ name: 'xor' }, 0, {});
-const loadSpirals = (o: { samples: number; noise: number; testFraction: number }, seed: number) => spirals.load({ name: 'spirals', ...o }, seed, {});
+const loadSpirals = (o: { samples: number; noise: number; testFraction: number }, seed: number) =>
+  spirals.load({ name: 'spirals', ...o }, seed, {});
 const loadMnist = (o: { testFraction: number }) => mnist.load({ name: 'mnist', ...o }, 0, {});
 const loadIdx = (o: { path: string }) => idx.load({ name: 'idx', ...o }, 0, {});
 import { expectCode } from '../helpers/expect-code.js';
 import { idxBytes } from '../helpers/fixtures.js';
-
 
 /** Class index of each one-hot row; throws if a row is not one-hot. */
 function labelsOf(s: Split, classes: number): number[] {

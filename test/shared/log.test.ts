@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { formatRecord } from '../../shared/util/log.js';
 
-const rec = (o: Record<string, unknown>) => JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 1, 12, 0, 1), name: 'coordinator', ...o });
+const rec = (o: Record<string, unknown>) =>
+  JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 1, 12, 0, 1), name: 'coordinator', ...o });
 
 describe('terminal lines', () => {
   it('print plain values as they are', () => {
-    expect(formatRecord(rec({ msg: 'worker dropped', worker: 'w3', reason: 'job is full' }))).toBe('12:00:01 WARN  [coordinator] worker dropped worker=w3 reason=job is full');
+    expect(formatRecord(rec({ msg: 'worker dropped', worker: 'w3', reason: 'job is full' }))).toBe(
+      '12:00:01 WARN  [coordinator] worker dropped worker=w3 reason=job is full',
+    );
   });
 
   it('escape control characters in values, keys and the message, so nothing starts a line of its own', () => {

@@ -28,7 +28,11 @@ function valueAndGrads(form: MatMulGrad, a: tf.Tensor, b: tf.Tensor, w: tf.Tenso
   return tf.tidy(() => {
     const f = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(w, matMul(x, y, { grad: form, constantA }))) as tf.Scalar;
     const { value, grads } = tf.valueAndGrads(f)([a, b]);
-    return { value: value.dataSync()[0], da: grads[0].dataSync() as Float32Array, db: grads[1].dataSync() as Float32Array };
+    return {
+      value: value.dataSync()[0],
+      da: grads[0].dataSync() as Float32Array,
+      db: grads[1].dataSync() as Float32Array,
+    };
   });
 }
 
@@ -46,20 +50,23 @@ describe.each(['cpu', 'wasm'])('matMul on %s', (backend) => {
     await tf.setBackend('cpu');
   });
 
-  it.each(SHAPES)('$name: materialized gradients equal TF.js\'s to float32 rounding, the product exactly', ({ a: sa, b: sb }) => {
-    const [a, b] = [seeded(sa, 1), seeded(sb, 2)];
-    const w = seeded([...sa.slice(0, -1), sb[sb.length - 1]], 3);
-    const flags = valueAndGrads('flags', a, b, w);
-    const fast = valueAndGrads('materialize', a, b, w);
-    expect(fast.value).toBe(flags.value); // the forward product is the same call
-    expect(relDiff(fast.da, flags.da)).toBeLessThan(1e-6);
-    expect(relDiff(fast.db, flags.db)).toBeLessThan(1e-6);
-    // and they are gradients at all: not zero, not the same array twice
-    expect(relDiff(fast.da, new Float32Array(fast.da.length))).toBeGreaterThan(0);
-    expect(fast.da.length).toBe(a.size);
-    expect(fast.db.length).toBe(b.size);
-    tf.dispose([a, b, w]);
-  });
+  it.each(SHAPES)(
+    "$name: materialized gradients equal TF.js's to float32 rounding, the product exactly",
+    ({ a: sa, b: sb }) => {
+      const [a, b] = [seeded(sa, 1), seeded(sb, 2)];
+      const w = seeded([...sa.slice(0, -1), sb[sb.length - 1]], 3);
+      const flags = valueAndGrads('flags', a, b, w);
+      const fast = valueAndGrads('materialize', a, b, w);
+      expect(fast.value).toBe(flags.value); // the forward product is the same call
+      expect(relDiff(fast.da, flags.da)).toBeLessThan(1e-6);
+      expect(relDiff(fast.db, flags.db)).toBeLessThan(1e-6);
+      // and they are gradients at all: not zero, not the same array twice
+      expect(relDiff(fast.da, new Float32Array(fast.da.length))).toBeGreaterThan(0);
+      expect(fast.da.length).toBe(a.size);
+      expect(fast.db.length).toBe(b.size);
+      tf.dispose([a, b, w]);
+    },
+  );
 
   it('constantA: b gets the same gradient, a gets none', () => {
     const [a, b, w] = [seeded([20, 30], 4), seeded([30, 10], 5), seeded([20, 10], 6)];
@@ -80,7 +87,8 @@ describe.each(['cpu', 'wasm'])('matMul on %s', (backend) => {
       seen.push(String(tf.memory().numTensors - before));
       tf.dispose([a, b]);
     };
-    const kernels = async (form: MatMulGrad) => (await tf.profile(() => withMatMulGrad(form, async () => probe()))).kernelNames;
+    const kernels = async (form: MatMulGrad) =>
+      (await tf.profile(() => withMatMulGrad(form, async () => probe()))).kernelNames;
     expect(await kernels('materialize')).toContain('Transpose');
     expect(await kernels('flags')).not.toContain('Transpose');
     expect(seen).toEqual(['0', '0']); // nothing leaks in either form
@@ -95,7 +103,7 @@ describe('the per-backend choice', () => {
   });
 });
 
-describe('another backend\'s forms (the kernel check profiles on cpu as wasm would run)', () => {
+describe("another backend's forms (the kernel check profiles on cpu as wasm would run)", () => {
   it('withFormsOf(wasm) makes matMul on cpu take the materialized gradient', async () => {
     await tf.setBackend('cpu');
     const probe = () => {

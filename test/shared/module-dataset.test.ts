@@ -22,7 +22,8 @@ import { expectCode } from '../helpers/expect-code.js';
 const dir = tempDir('module-data');
 let files = 0;
 
-const DESCRIBE = `export function describe(o) { return { train: o.train ?? 6, test: 2, inputShape: [3], ` +
+const DESCRIBE =
+  `export function describe(o) { return { train: o.train ?? 6, test: 2, inputShape: [3], ` +
   `outputSize: 2, targets: 'onehot' }; }`;
 const FILL = `export function fill(split, rows, { seed }) {
   const x = new Float32Array(rows.length * 3), y = new Float32Array(rows.length * 2);
@@ -133,7 +134,7 @@ describe('a module that is wrong gets one line naming it', () => {
   it('fill() returning the wrong number of values', async () => {
     const fill =
       'export function fill(s, rows) { return { x: new Float32Array(rows.length * 2), y: new ' +
-        'Float32Array(rows.length * 2) }; }';
+      'Float32Array(rows.length * 2) }; }';
     expect(loadFails(await prepared(`${DESCRIBE}\n${fill}`))).toContain(
       'x has 12 values; expected 18 (6 rows × 3 inputs',
     );

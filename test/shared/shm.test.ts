@@ -1,4 +1,13 @@
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -6,7 +15,11 @@ import { ShmChannel } from '../../shared/transport/shm.js';
 import { expectCode } from '../helpers/expect-code.js';
 
 const made: ShmChannel[] = [];
-afterEach(() => made.splice(0).forEach((c) => { c.remove(); }));
+afterEach(() =>
+  made.splice(0).forEach((c) => {
+    c.remove();
+  }),
+);
 
 /** A channel in a temporary directory (the tests do not depend on /dev/shm existing). */
 function channel(): ShmChannel {
@@ -22,62 +35,93 @@ describe('ShmChannel', () => {
   it('float32 round trip is byte-exact; 16-bit ones match the codec rounding', () => {
     const c = channel();
     c.writeResult('w3', 1, values, 'float32');
-    expect(new Uint32Array(c.readResult('w3', 1, values.length, 'float32').slice().buffer)).toEqual(new Uint32Array(values.buffer));
+    expect(new Uint32Array(c.readResult('w3', 1, values.length, 'float32').slice().buffer)).toEqual(
+      new Uint32Array(values.buffer),
+    );
     c.writeParams(0, 5, values, 'bfloat16');
     const back = c.readParams(0, 5, values.length, 'bfloat16');
-    values.forEach((v, i) => { expect(Math.abs(back[i] - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -8); });
+    values.forEach((v, i) => {
+      expect(Math.abs(back[i] - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -8);
+    });
   });
 
-  it.each(['float32', 'float16', 'bfloat16'] as const)('a result written in parts reads back as the whole written at once (%s)', (dtype) => {
-    const c = channel();
-    const parts = [values.subarray(0, 1), values.subarray(1, 500), values.subarray(500, 501), values.subarray(501)];
-    c.writeResult('w2', 1, values, dtype);
-    const whole = c.readResult('w2', 1, values.length, dtype).slice();
-    c.writeResult('w2', 2, parts, dtype);
-    const fromParts = c.readResult('w2', 2, values.length, dtype);
-    expect(new Uint32Array(fromParts.slice().buffer)).toEqual(new Uint32Array(whole.buffer));
-  });
+  it.each(['float32', 'float16', 'bfloat16'] as const)(
+    'a result written in parts reads back as the whole written at once (%s)',
+    (dtype) => {
+      const c = channel();
+      const parts = [values.subarray(0, 1), values.subarray(1, 500), values.subarray(500, 501), values.subarray(501)];
+      c.writeResult('w2', 1, values, dtype);
+      const whole = c.readResult('w2', 1, values.length, dtype).slice();
+      c.writeResult('w2', 2, parts, dtype);
+      const fromParts = c.readResult('w2', 2, values.length, dtype);
+      expect(new Uint32Array(fromParts.slice().buffer)).toEqual(new Uint32Array(whole.buffer));
+    },
+  );
 
-  it.each(['float32', 'bfloat16'] as const)('a result read into a given array holds what the channel buffer would (%s)', (dtype) => {
-    const c = channel();
-    c.writeResult('w4', 1, values, dtype);
-    const own = c.readResult('w4', 1, values.length, dtype).slice();
-    const into = new Float32Array(values.length);
-    expect(c.readResult('w4', 1, values.length, dtype, into)).toBe(into);
-    expect(new Uint32Array(into.buffer)).toEqual(new Uint32Array(own.buffer));
-    expect(() => c.readResult('w4', 1, values.length, dtype, new Float32Array(3))).toThrow(/into an array of 3/);
-  });
+  it.each(['float32', 'bfloat16'] as const)(
+    'a result read into a given array holds what the channel buffer would (%s)',
+    (dtype) => {
+      const c = channel();
+      c.writeResult('w4', 1, values, dtype);
+      const own = c.readResult('w4', 1, values.length, dtype).slice();
+      const into = new Float32Array(values.length);
+      expect(c.readResult('w4', 1, values.length, dtype, into)).toBe(into);
+      expect(new Uint32Array(into.buffer)).toEqual(new Uint32Array(own.buffer));
+      expect(() => c.readResult('w4', 1, values.length, dtype, new Float32Array(3))).toThrow(/into an array of 3/);
+    },
+  );
 
   it('files are a few slots overwritten in place; a slot overwritten before it was read is an error', () => {
     const c = channel();
     for (let v = 0; v < 7; v++) c.writeParams(v % 2, v, values, 'float32');
-    for (let s = 1; s <= 9; s++) c.writeResult('w1', s, values.map((x) => x + s), 'float32');
-    expect(readdirSync(c.dir).sort()).toEqual(['grant', 'params-0.bin', 'params-1.bin', ...Array.from({ length: 8 }, (_, k) => `result-w1-${k}.bin`)]);
+    for (let s = 1; s <= 9; s++)
+      c.writeResult(
+        'w1',
+        s,
+        values.map((x) => x + s),
+        'float32',
+      );
+    expect(readdirSync(c.dir).sort()).toEqual([
+      'grant',
+      'params-0.bin',
+      'params-1.bin',
+      ...Array.from({ length: 8 }, (_, k) => `result-w1-${k}.bin`),
+    ]);
     expect(c.readResult('w1', 9, values.length, 'float32')[0]).toBe(values[0] + 9);
     expect(c.readParams(0, 6, values.length, 'float32')[5]).toBe(values[5]);
     // Result 1 shares a slot with result 9, which replaced it.
-    expect(expectCode(() => c.readResult('w1', 1, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(/holds #9, expected #1 \(overwritten before it was read\)/);
+    expect(expectCode(() => c.readResult('w1', 1, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(
+      /holds #9, expected #1 \(overwritten before it was read\)/,
+    );
     // A slot caught mid-write (header WRITING) is refused too.
     const path = c.resultPath('w1', 9);
     const fd = openSync(path, 'r+');
     writeSync(fd, new Uint8Array(new Float64Array([-1]).buffer), 0, 8, 0);
     closeSync(fd);
-    expect(expectCode(() => c.readResult('w1', 9, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(/holds #-1, expected #9/);
+    expect(expectCode(() => c.readResult('w1', 9, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(
+      /holds #-1, expected #9/,
+    );
     c.removeResults('w1');
     expect(readdirSync(c.dir).sort()).toEqual(['grant', 'params-0.bin', 'params-1.bin']);
-    expect(expectCode(() => c.readParams(1, 3, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(/params-1\.bin holds #5, expected #3/);
+    expect(expectCode(() => c.readParams(1, 3, values.length, 'float32'), 'MESSAGE_INVALID')).toMatch(
+      /params-1\.bin holds #5, expected #3/,
+    );
   });
 
   it('a missing or wrong-sized file, or a worker id that is not ours, is MESSAGE_INVALID naming the file', () => {
     const c = channel();
-    expect(expectCode(() => c.readResult('w1', 99, 10, 'float32'), 'MESSAGE_INVALID')).toMatch(/result-w1-3\.bin cannot be read \(ENOENT\)/);
+    expect(expectCode(() => c.readResult('w1', 99, 10, 'float32'), 'MESSAGE_INVALID')).toMatch(
+      /result-w1-3\.bin cannot be read \(ENOENT\)/,
+    );
     writeFileSync(c.resultPath('w2', 1), new Uint8Array(12));
-    expect(expectCode(() => c.readResult('w2', 1, 10, 'float32'), 'MESSAGE_INVALID')).toMatch(/has 12 bytes, 10 float32 values need 48/);
+    expect(expectCode(() => c.readResult('w2', 1, 10, 'float32'), 'MESSAGE_INVALID')).toMatch(
+      /has 12 bytes, 10 float32 values need 48/,
+    );
     expectCode(() => c.resultPath('../../etc/passwd', 1), 'MESSAGE_INVALID');
     expectCode(() => c.resultPath('w1/../w2', 1), 'MESSAGE_INVALID');
   });
 
-  it("create removes directories whose coordinator process is gone, and only those", () => {
+  it('create removes directories whose coordinator process is gone, and only those', () => {
     const root = mkdtempSync(join(tmpdir(), 'dptrain-shm-root-'));
     const dead = join(root, 'dptrain-999999999-abc'); // no such pid
     const live = join(root, `dptrain-${process.ppid}-abc`);

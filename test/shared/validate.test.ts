@@ -11,22 +11,76 @@ const params5 = () => new Float32Array([0.5, -1, 2, 0, 3]);
 
 const TO_COORD: Array<[Message, Float32Array | null]> = [
   [{ t: 'hello', protocol: 1, name: 'w0', host: 'box', pid: 4242, jobId: '', cnonce: 'c', proof: 'p', shm: '' }, null],
-  [{ t: 'ready', fingerprint: 'mnist:8500+1500:784->10:deadbeef', backend: 'cpu', backendReason: 'asked for cpu', peakFlops: 0, attainableFlops: 2.5e9 }, null],
-  [{ t: 'result', step: 3, micro: 0, shard: 1, lossSum: 12.5, losses: [12.5], count: 64, computeMs: 3.25, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, params5()],
+  [
+    {
+      t: 'ready',
+      fingerprint: 'mnist:8500+1500:784->10:deadbeef',
+      backend: 'cpu',
+      backendReason: 'asked for cpu',
+      peakFlops: 0,
+      attainableFlops: 2.5e9,
+    },
+    null,
+  ],
+  [
+    {
+      t: 'result',
+      step: 3,
+      micro: 0,
+      shard: 1,
+      lossSum: 12.5,
+      losses: [12.5],
+      count: 64,
+      computeMs: 3.25,
+      decodeMs: 0,
+      encodeMs: 0,
+      busyMs: 1,
+      shm: 0,
+    },
+    params5(),
+  ],
   [{ t: 'evalResult', round: 2, shard: 0, lossSum: -0.5, correct: 60, count: 64, computeMs: 1 }, null],
   [{ t: 'fault', message: 'kernel Gelu missing on wasm' }, null],
 ];
 const TO_WORKER: Array<[Message, Float32Array | null]> = [
   [{ t: 'challenge', protocol: 1, jobId: 'job-abc', nonce: 'n' }, null],
-  [{ t: 'welcome', protocol: 1, workerId: 'w-1', jobId: 'job-abc', job: jobOf(DEFAULT_CONFIG), proof: 'p', shm: false }, null],
+  [
+    {
+      t: 'welcome',
+      protocol: 1,
+      workerId: 'w-1',
+      jobId: 'job-abc',
+      job: jobOf(DEFAULT_CONFIG),
+      proof: 'p',
+      shm: false,
+    },
+    null,
+  ],
   [{ t: 'params', version: 0, shm: 0 }, params5()],
-  [{ t: 'work', step: 0, micro: 1, shard: 2, version: 0, from: 128, to: 192, leaves: 2, first: 1, last: 2, batch: 128 }, null],
+  [
+    {
+      t: 'work',
+      step: 0,
+      micro: 1,
+      shard: 2,
+      version: 0,
+      from: 128,
+      to: 192,
+      leaves: 2,
+      first: 1,
+      last: 2,
+      batch: 128,
+      shmRead: 3,
+    },
+    null,
+  ],
   [{ t: 'evaluate', round: 0, shard: 0, version: 3, from: 0, to: 1 }, null],
   [{ t: 'bye', reason: 'done' }, null],
 ];
 
 /** Encode anything, including headers that are deliberately not valid messages. */
-const frame = (h: Record<string, unknown>, payload: Float32Array | null = null) => encodeFrame(h as unknown as Message, payload);
+const frame = (h: Record<string, unknown>, payload: Float32Array | null = null) =>
+  encodeFrame(h as unknown as Message, payload);
 
 function rejects(fn: () => unknown, fieldText: string): void {
   let err: unknown;
@@ -85,29 +139,77 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
 
   it('a missing field', () => {
     rejects(() => readFromWorker(frame({ t: 'hello', protocol: 1, name: 'w', host: 'h' }), CTX), 'hello.pid');
-    rejects(() => readFromCoordinator(frame({ t: 'welcome', protocol: 1, workerId: 'w', jobId: 'j' }), CTX), 'welcome.job');
+    rejects(
+      () => readFromCoordinator(frame({ t: 'welcome', protocol: 1, workerId: 'w', jobId: 'j' }), CTX),
+      'welcome.job',
+    );
   });
 
   it('a field of the wrong type', () => {
     rejects(() => readFromWorker(frame({ t: 'hello', protocol: 1, name: 5, host: 'h', pid: 1 }), CTX), 'hello.name');
-    rejects(() => readFromWorker(frame({ t: 'hello', protocol: '1', name: 'w', host: 'h', pid: 1 }), CTX), 'hello.protocol');
-    rejects(() => readFromCoordinator(frame({ t: 'welcome', protocol: 1, workerId: 'w', jobId: 'j', job: [1] }), CTX), 'welcome.job');
-    rejects(() => readFromCoordinator(frame({ t: 'welcome', protocol: 1, workerId: 'w', jobId: 'j', job: null }), CTX), 'welcome.job');
+    rejects(
+      () => readFromWorker(frame({ t: 'hello', protocol: '1', name: 'w', host: 'h', pid: 1 }), CTX),
+      'hello.protocol',
+    );
+    rejects(
+      () => readFromCoordinator(frame({ t: 'welcome', protocol: 1, workerId: 'w', jobId: 'j', job: [1] }), CTX),
+      'welcome.job',
+    );
+    rejects(
+      () => readFromCoordinator(frame({ t: 'welcome', protocol: 1, workerId: 'w', jobId: 'j', job: null }), CTX),
+      'welcome.job',
+    );
   });
 
   it('a negative count', () => {
-    rejects(() => readFromWorker(frame({ t: 'result', step: -1, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, params5()), CTX), 'result.step');
+    rejects(
+      () =>
+        readFromWorker(
+          frame(
+            {
+              t: 'result',
+              step: -1,
+              micro: 0,
+              shard: 0,
+              lossSum: 1,
+              losses: [1],
+              count: 1,
+              computeMs: 1,
+              decodeMs: 0,
+              encodeMs: 0,
+              busyMs: 1,
+              shm: 0,
+            },
+            params5(),
+          ),
+          CTX,
+        ),
+      'result.step',
+    );
   });
 
   it('a diverged loss (NaN, ±Infinity) is a valid result: the coordinator skips the step, not the worker', () => {
-    const r = { t: 'result', step: 0, micro: 0, shard: 0, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
+    const r = {
+      t: 'result',
+      step: 0,
+      micro: 0,
+      shard: 0,
+      count: 1,
+      computeMs: 1,
+      decodeMs: 0,
+      encodeMs: 0,
+      busyMs: 1,
+      shm: 0,
+    };
     for (const lossSum of [NaN, Infinity, -Infinity]) {
-      expect(Object.is(readFromWorker(frame({ ...r, lossSum, losses: [lossSum] }, params5()), CTX).msg.t, 'result')).toBe(true);
+      expect(
+        Object.is(readFromWorker(frame({ ...r, lossSum, losses: [lossSum] }, params5()), CTX).msg.t, 'result'),
+      ).toBe(true);
     }
   });
 
   it('work whose leaves are not a range of the batch, or whose rows are not its leaves', () => {
-    const w = { t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 10, to: 20, batch: 40 };
+    const w = { t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 10, to: 20, batch: 40, shmRead: 0 };
     // 40 rows in 4 leaves of 10: leaf 1 is rows [10, 20) of the batch.
     expect(readFromCoordinator(frame({ ...w, leaves: 4, first: 1, last: 2 }), CTX).msg).toMatchObject({ first: 1 });
     rejects(() => readFromCoordinator(frame({ ...w, leaves: 4, first: 2, last: 2 }), CTX), 'work leaves');
@@ -117,7 +219,19 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('a result whose payload is not one model-sized tensor per loss', () => {
-    const r = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
+    const r = {
+      t: 'result',
+      step: 0,
+      micro: 0,
+      shard: 0,
+      lossSum: 1,
+      count: 1,
+      computeMs: 1,
+      decodeMs: 0,
+      encodeMs: 0,
+      busyMs: 1,
+      shm: 0,
+    };
     const two = new Float32Array(10);
     expect(readFromWorker(frame({ ...r, losses: [0.5, 0.5] }, two), CTX).payload?.length).toBe(10);
     rejects(() => readFromWorker(frame({ ...r, losses: [1] }, two), CTX), 'the model has 5');
@@ -127,8 +241,14 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('a non-integer count', () => {
-    rejects(() => readFromCoordinator(frame({ t: 'work', step: 0, micro: 0, shard: 1.5, version: 0, from: 0, to: 4 }), CTX), 'work.shard');
-    rejects(() => readFromWorker(frame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 2 ** 53 }), CTX), 'hello.pid');
+    rejects(
+      () => readFromCoordinator(frame({ t: 'work', step: 0, micro: 0, shard: 1.5, version: 0, from: 0, to: 4 }), CTX),
+      'work.shard',
+    );
+    rejects(
+      () => readFromWorker(frame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 2 ** 53 }), CTX),
+      'hello.pid',
+    );
   });
 
   it('NaN or Infinity where a finite number is required', () => {
@@ -146,16 +266,38 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('work and evaluate with to <= from', () => {
-    const w = { t: 'work', step: 0, micro: 0, shard: 0, version: 0, leaves: 1, first: 0, last: 1, batch: 64 };
+    const w = { t: 'work', step: 0, micro: 0, shard: 0, version: 0, leaves: 1, first: 0, last: 1, batch: 64, shmRead: 0 };
     rejects(() => readFromCoordinator(frame({ ...w, from: 64, to: 64 }), CTX), 'work.to');
     rejects(() => readFromCoordinator(frame({ ...w, from: 64, to: 10 }), CTX), 'work.to');
-    rejects(() => readFromCoordinator(frame({ t: 'evaluate', round: 0, shard: 0, version: 0, from: 5, to: 5 }), CTX), 'evaluate.to');
+    rejects(
+      () => readFromCoordinator(frame({ t: 'evaluate', round: 0, shard: 0, version: 0, from: 5, to: 5 }), CTX),
+      'evaluate.to',
+    );
   });
 
   it('a payload whose length is not the model parameter count', () => {
-    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: 0 }, new Float32Array(4)), CTX), 'params');
-    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: 0 }, new Float32Array(6)), CTX), 'params');
-    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
+    rejects(
+      () => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: 0 }, new Float32Array(4)), CTX),
+      'params',
+    );
+    rejects(
+      () => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: 0 }, new Float32Array(6)), CTX),
+      'params',
+    );
+    const r: Message = {
+      t: 'result',
+      step: 0,
+      micro: 0,
+      shard: 0,
+      lossSum: 1,
+      losses: [1],
+      count: 1,
+      computeMs: 1,
+      decodeMs: 0,
+      encodeMs: 0,
+      busyMs: 1,
+      shm: 0,
+    };
     rejects(() => readFromWorker(encodeFrame(r, new Float32Array(1)), CTX), 'result');
   });
 
@@ -165,18 +307,56 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
 
   it('a payload on a message that must not carry one', () => {
     rejects(() => readFromCoordinator(encodeFrame({ t: 'bye', reason: 'x' }, params5()), CTX), 'bye must not carry');
-    rejects(() => readFromWorker(encodeFrame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: '' }, params5()), CTX), 'hello');
+    rejects(
+      () =>
+        readFromWorker(
+          encodeFrame(
+            { t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: '' },
+            params5(),
+          ),
+          CTX,
+        ),
+      'hello',
+    );
   });
 
   it('a result before the model is known (totalParams null)', () => {
-    const r: Message = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
+    const r: Message = {
+      t: 'result',
+      step: 0,
+      micro: 0,
+      shard: 0,
+      lossSum: 1,
+      losses: [1],
+      count: 1,
+      computeMs: 1,
+      decodeMs: 0,
+      encodeMs: 0,
+      busyMs: 1,
+      shm: 0,
+    };
     rejects(() => readFromWorker(encodeFrame(r, params5()), { totalParams: null }), 'result arrived before the model');
-    rejects(() => readFromCoordinator(encodeFrame({ t: 'params', version: 0, shm: 0 }, params5()), { totalParams: null }), 'params');
+    rejects(
+      () => readFromCoordinator(encodeFrame({ t: 'params', version: 0, shm: 0 }, params5()), { totalParams: null }),
+      'params',
+    );
   });
 });
 
 describe('payloads in shared memory', () => {
-  const result = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1 } as const;
+  const result = {
+    t: 'result',
+    step: 0,
+    micro: 0,
+    shard: 0,
+    lossSum: 1,
+    losses: [1],
+    count: 1,
+    computeMs: 1,
+    decodeMs: 0,
+    encodeMs: 0,
+    busyMs: 1,
+  } as const;
 
   it('a result with shm > 0 or params with shm: true carry no payload', () => {
     expect(readFromWorker(frame({ ...result, shm: 3 }), CTX).payload).toBeNull();
@@ -196,7 +376,21 @@ describe('what a peer sends cannot forge or flood log lines', () => {
     const key = `x\n12:00:00 INFO  [coordinator] worker ready ${'y'.repeat(100)}`;
     let message = '';
     try {
-      readFromWorker(frame({ t: 'hello', protocol: 1, name: 'w', host: 'h', pid: 1, jobId: '', cnonce: 'c', proof: 'p', shm: '', [key]: 1 }), CTX);
+      readFromWorker(
+        frame({
+          t: 'hello',
+          protocol: 1,
+          name: 'w',
+          host: 'h',
+          pid: 1,
+          jobId: '',
+          cnonce: 'c',
+          proof: 'p',
+          shm: '',
+          [key]: 1,
+        }),
+        CTX,
+      );
     } catch (e) {
       message = (e as DptrainError).message;
     }
@@ -209,8 +403,28 @@ describe('what a peer sends cannot forge or flood log lines', () => {
 describe('payload sizes are checked from the frame, before any widening', () => {
   it('a float16 payload longer than the model is refused with its length, not widened first', () => {
     const n = 1 << 20; // 2 MB as float16; widening would allocate 4 MB
-    const big = encodeFrame({ t: 'result', step: 0, micro: 0, shard: 0, lossSum: 0, losses: [0], count: 1, computeMs: 0, decodeMs: 0, encodeMs: 0, busyMs: 0, shm: 0 }, new Float32Array(n), 'float16');
-    rejects(() => readFromWorker(big, { totalParams: 5, wireDtype: 'float16' }), `result payload has ${n} floats, more than the ${5 * MAX_LEAVES}`);
+    const big = encodeFrame(
+      {
+        t: 'result',
+        step: 0,
+        micro: 0,
+        shard: 0,
+        lossSum: 0,
+        losses: [0],
+        count: 1,
+        computeMs: 0,
+        decodeMs: 0,
+        encodeMs: 0,
+        busyMs: 0,
+        shm: 0,
+      },
+      new Float32Array(n),
+      'float16',
+    );
+    rejects(
+      () => readFromWorker(big, { totalParams: 5, wireDtype: 'float16' }),
+      `result payload has ${n} floats, more than the ${5 * MAX_LEAVES}`,
+    );
     // The refusal comes from the decoder, which has only the frame's length then: without a
     // limit the same frame decodes (widened to float32).
     rejects(() => decodeFrame(big, 5), `result payload has ${n} floats, more than the 5`);

@@ -19,7 +19,9 @@ function widen(patterns: number[], dtype: WireDtype): Float32Array {
 describe('float16 (worked by hand from IEEE 754 binary16)', () => {
   it('exact values', () => {
     // 1 = 0 01111 0000000000; -2 = 1 10000 0…; 65504 = largest finite; 2^-24 = smallest subnormal; 2^-14 = smallest normal.
-    expect(bits16([1, -2, 65504, 2 ** -24, 2 ** -14, 0, -0, 0.5], 'float16')).toEqual([0x3c00, 0xc000, 0x7bff, 0x0001, 0x0400, 0x0000, 0x8000, 0x3800]);
+    expect(bits16([1, -2, 65504, 2 ** -24, 2 ** -14, 0, -0, 0.5], 'float16')).toEqual([
+      0x3c00, 0xc000, 0x7bff, 0x0001, 0x0400, 0x0000, 0x8000, 0x3800,
+    ]);
   });
 
   it('rounds to nearest, ties to even', () => {
@@ -39,7 +41,9 @@ describe('float16 (worked by hand from IEEE 754 binary16)', () => {
   });
 
   it('every binary16 value survives decode → encode unchanged', () => {
-    const all = Array.from({ length: 65536 }, (_, h) => h).filter((h) => !((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0));
+    const all = Array.from({ length: 65536 }, (_, h) => h).filter(
+      (h) => !((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0),
+    );
     expect(bits16(Array.from(widen(all, 'float16')), 'float16')).toEqual(all);
   });
 
@@ -56,7 +60,9 @@ describe('float16 (worked by hand from IEEE 754 binary16)', () => {
 
 describe('bfloat16', () => {
   it('exact values, ties to even, range of float32', () => {
-    expect(bits16([1, -2, 0.5, 2 ** -126, 3.3895313892515355e38], 'bfloat16')).toEqual([0x3f80, 0xc000, 0x3f00, 0x0080, 0x7f7f]);
+    expect(bits16([1, -2, 0.5, 2 ** -126, 3.3895313892515355e38], 'bfloat16')).toEqual([
+      0x3f80, 0xc000, 0x3f00, 0x0080, 0x7f7f,
+    ]);
     const ulp = 2 ** -7;
     expect(bits16([1 + ulp / 2, 1 + 1.5 * ulp, 1 + 0.75 * ulp], 'bfloat16')).toEqual([0x3f80, 0x3f82, 0x3f81]);
     expect(bits16([3.4028234663852886e38, -Infinity], 'bfloat16')).toEqual([0x7f80, 0xff80]); // float32 max rounds up to Infinity
@@ -64,7 +70,9 @@ describe('bfloat16', () => {
   });
 
   it('every bfloat16 value survives decode → encode unchanged', () => {
-    const all = Array.from({ length: 65536 }, (_, h) => h).filter((h) => !((h & 0x7f80) === 0x7f80 && (h & 0x7f) !== 0));
+    const all = Array.from({ length: 65536 }, (_, h) => h).filter(
+      (h) => !((h & 0x7f80) === 0x7f80 && (h & 0x7f) !== 0),
+    );
     expect(bits16(Array.from(widen(all, 'bfloat16')), 'bfloat16')).toEqual(all);
   });
 });
@@ -100,10 +108,35 @@ describe('16-bit frames', () => {
 
   it("a payload in another dtype than the job's is refused, naming both", () => {
     const grads = new Float32Array(5);
-    const result = { t: 'result' as const, step: 0, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 };
-    expect(readFromWorker(encodeFrame(result, grads, 'bfloat16'), { totalParams: 5, wireDtype: 'bfloat16' }).payload).toEqual(grads);
-    const msg = expectCode(() => readFromWorker(encodeFrame(result, grads, 'float32'), { totalParams: 5, wireDtype: 'bfloat16' }), 'MESSAGE_INVALID');
+    const result = {
+      t: 'result' as const,
+      step: 0,
+      micro: 0,
+      shard: 0,
+      lossSum: 1,
+      losses: [1],
+      count: 1,
+      computeMs: 1,
+      decodeMs: 0,
+      encodeMs: 0,
+      busyMs: 1,
+      shm: 0,
+    };
+    expect(
+      readFromWorker(encodeFrame(result, grads, 'bfloat16'), { totalParams: 5, wireDtype: 'bfloat16' }).payload,
+    ).toEqual(grads);
+    const msg = expectCode(
+      () => readFromWorker(encodeFrame(result, grads, 'float32'), { totalParams: 5, wireDtype: 'bfloat16' }),
+      'MESSAGE_INVALID',
+    );
     expect(msg).toMatch(/travels as float32, the job's wireDtype is bfloat16/);
-    expectCode(() => readFromCoordinator(encodeFrame({ t: 'params', version: 0, shm: 0 }, grads, 'float16'), { totalParams: 5, wireDtype: 'float32' }), 'MESSAGE_INVALID');
+    expectCode(
+      () =>
+        readFromCoordinator(encodeFrame({ t: 'params', version: 0, shm: 0 }, grads, 'float16'), {
+          totalParams: 5,
+          wireDtype: 'float32',
+        }),
+      'MESSAGE_INVALID',
+    );
   });
 });

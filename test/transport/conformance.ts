@@ -50,12 +50,20 @@ export function transportConformance(t: TransportUnderTest): void {
       const sizes = [1, 7, 8, 4096, 65537, 3, 100_000];
       const atServer = collect(server, sizes.length);
       const atClient = collect(client, sizes.length);
-      sizes.forEach((s, i) => { client.send(frameOf(i, s)); });
-      sizes.forEach((s, i) => { server.send(frameOf(i + 100, s)); });
+      sizes.forEach((s, i) => {
+        client.send(frameOf(i, s));
+      });
+      sizes.forEach((s, i) => {
+        server.send(frameOf(i + 100, s));
+      });
       const [a, b] = await Promise.all([atServer, atClient]);
       expect(a.map((f) => f.length)).toEqual(sizes);
-      a.forEach((f, i) => { expect(f).toEqual(frameOf(i, sizes[i])); });
-      b.forEach((f, i) => { expect(f).toEqual(frameOf(i + 100, sizes[i])); });
+      a.forEach((f, i) => {
+        expect(f).toEqual(frameOf(i, sizes[i]));
+      });
+      b.forEach((f, i) => {
+        expect(f).toEqual(frameOf(i + 100, sizes[i]));
+      });
       await listener.close();
     });
 
@@ -150,9 +158,13 @@ export function transportConformance(t: TransportUnderTest): void {
       });
       const clients = await Promise.all([dial(), dial(), dial()]);
       const echoes = clients.map((c) => collect(c, 1));
-      clients.forEach((c, i) => { c.send(frameOf(i, 10 + i)); });
+      clients.forEach((c, i) => {
+        c.send(frameOf(i, 10 + i));
+      });
       const got = await Promise.all(echoes);
-      got.forEach(([f], i) => { expect(f).toEqual(frameOf(i, 10 + i)); });
+      got.forEach(([f], i) => {
+        expect(f).toEqual(frameOf(i, 10 + i));
+      });
       expect(links).toHaveLength(3);
       await listener.close();
     });

@@ -15,7 +15,6 @@ import { transportConformance } from './conformance.js';
 
 const MAX = 64 << 20;
 
-
 transportConformance({
   name: 'websocket',
   open: async () => {
@@ -54,7 +53,9 @@ describe('websocket transport specifics', () => {
 
   it('a text frame ends the link on our side at once (kind invalid), not when the peer answers the close', async () => {
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
-    const closedAt = new Promise<[number, string]>((resolve) => listener.onLink((l) => l.onClose((_r, k) => resolve([Date.now(), k]))));
+    const closedAt = new Promise<[number, string]>((resolve) =>
+      listener.onLink((l) => l.onClose((_r, k) => resolve([Date.now(), k]))),
+    );
     const ws = new WebSocket(listener.address);
     await new Promise((r) => ws.once('open', r));
     // A peer that never completes the close handshake: its socket stops reading.
@@ -135,22 +136,51 @@ describe('websocket transport specifics', () => {
     await listener.close();
   });
 
-  it.skipIf(!hasOpenssl)('over TLS, a client that never finishes its handshake is cut at the same deadline', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dptrain-tls-'));
-    const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });
-    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX, headersTimeoutMs: 1000, tls: { cert: readFileSync(cert), key: readFileSync(key) } });
-    listener.onLink(() => {});
-    const port = Number(listener.address.split(':').pop());
-    const sock = connect(port, '127.0.0.1');
-    sock.on('error', () => {});
-    sock.resume();
-    const t0 = Date.now();
-    sock.on('connect', () => sock.write(Buffer.from('160301020001', 'hex'))); // a ClientHello record header, and no more
-    await new Promise((r) => sock.on('close', r));
-    expect(Date.now() - t0).toBeLessThan(3000); // Node's own TLS handshake deadline is 120 s
-    await listener.close();
-  });
+  it.skipIf(!hasOpenssl)(
+    'over TLS, a client that never finishes its handshake is cut at the same deadline',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'dptrain-tls-'));
+      const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=localhost',
+          '-keyout',
+          key,
+          '-out',
+          cert,
+        ],
+        { stdio: 'ignore' },
+      );
+      const listener = await listenWs({
+        host: '127.0.0.1',
+        port: 0,
+        maxPayload: MAX,
+        headersTimeoutMs: 1000,
+        tls: { cert: readFileSync(cert), key: readFileSync(key) },
+      });
+      listener.onLink(() => {});
+      const port = Number(listener.address.split(':').pop());
+      const sock = connect(port, '127.0.0.1');
+      sock.on('error', () => {});
+      sock.resume();
+      const t0 = Date.now();
+      sock.on('connect', () => sock.write(Buffer.from('160301020001', 'hex'))); // a ClientHello record header, and no more
+      await new Promise((r) => sock.on('close', r));
+      expect(Date.now() - t0).toBeLessThan(3000); // Node's own TLS handshake deadline is 120 s
+      await listener.close();
+    },
+  );
 
   it('an unknown close code is a lost connection', async () => {
     const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });

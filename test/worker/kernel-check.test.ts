@@ -12,7 +12,13 @@ import type { DenseSpec as ModelSpec } from '../../shared/models/dense.js';
 import { denseFor as layoutModel } from '../helpers/layouts.js';
 
 const reluModel = layoutModel(
-  { layers: [{ units: 4, activation: 'relu' }, { units: 3, activation: 'linear' }], loss: 'softmaxCrossEntropy' },
+  {
+    layers: [
+      { units: 4, activation: 'relu' },
+      { units: 3, activation: 'linear' },
+    ],
+    loss: 'softmaxCrossEntropy',
+  },
   5,
   3,
 );
@@ -48,7 +54,13 @@ describe('kernelsUsed', () => {
   });
 
   it('depends on the model: tanh instead of relu', async () => {
-    const spec: ModelSpec = { layers: [{ units: 4, activation: 'tanh' }, { units: 3, activation: 'linear' }], loss: 'softmaxCrossEntropy' };
+    const spec: ModelSpec = {
+      layers: [
+        { units: 4, activation: 'tanh' },
+        { units: 3, activation: 'linear' },
+      ],
+      loss: 'softmaxCrossEntropy',
+    };
     const k = await kernelsUsed(layoutModel(spec, 5, 3));
     expect(k).toContain('Tanh');
     expect(k).not.toContain('Relu');
@@ -78,7 +90,11 @@ describe('assertKernels', () => {
     // A fake backend 'partial' that has every kernel the model needs but one.
     for (const kernelName of needed) {
       if (kernelName === leftOut) continue;
-      tf.registerKernel({ kernelName, backendName: 'partial', kernelFunc: () => ({ dataId: {}, shape: [], dtype: 'float32' }) });
+      tf.registerKernel({
+        kernelName,
+        backendName: 'partial',
+        kernelFunc: () => ({ dataId: {}, shape: [], dtype: 'float32' }),
+      });
       registered.push(kernelName);
     }
   });
@@ -110,7 +126,13 @@ describe('assertKernels', () => {
   it('wasm: a gelu model passes (wasm has Erf and the other kernels it needs)', async () => {
     // Checked when this test was written: tfjs-backend-wasm 4.22 registers an Erf kernel.
     expect(tf.getKernel('Erf', 'wasm')).toBeDefined();
-    const spec: ModelSpec = { layers: [{ units: 4, activation: 'gelu' }, { units: 3, activation: 'linear' }], loss: 'softmaxCrossEntropy' };
+    const spec: ModelSpec = {
+      layers: [
+        { units: 4, activation: 'gelu' },
+        { units: 3, activation: 'linear' },
+      ],
+      loss: 'softmaxCrossEntropy',
+    };
     const gelu = layoutModel(spec, 5, 3);
     expect(await kernelsUsed(gelu)).toContain('Erf');
     await expect(assertKernels(gelu, 'wasm')).resolves.toBeUndefined();
@@ -122,16 +144,24 @@ describe('the examples on cpu and wasm', () => {
   // Examples whose data is not on this host still have a shape: the check needs no files.
   const examples = readdirSync(dir).filter((f) => f.endsWith('.json'));
 
-  it.each(examples.flatMap((f) => [[f, 'cpu'], [f, 'wasm']]))('examples/%s passes on %s', async (file, backend) => {
+  it.each(
+    examples.flatMap((f) => [
+      [f, 'cpu'],
+      [f, 'wasm'],
+    ]),
+  )('examples/%s passes on %s', async (file, backend) => {
     const layout = jobLayout(parseConfig(exampleConfig(join(dir, file))));
     await expect(assertKernels(layout, backend)).resolves.toBeUndefined();
   });
 
-  it.each(['cpu', 'wasm'])('examples/custom (a Layers model.json on a dataset module) passes on %s', async (backend) => {
-    const cfg = parseConfig(readConfigFile(join(dir, 'custom', 'job.json')));
-    await prepareJob(cfg);
-    await expect(assertKernels(jobLayout(cfg), backend)).resolves.toBeUndefined();
-  });
+  it.each(['cpu', 'wasm'])(
+    'examples/custom (a Layers model.json on a dataset module) passes on %s',
+    async (backend) => {
+      const cfg = parseConfig(readConfigFile(join(dir, 'custom', 'job.json')));
+      await prepareJob(cfg);
+      await expect(assertKernels(jobLayout(cfg), backend)).resolves.toBeUndefined();
+    },
+  );
 
   it('a cnn on wasm: the filter gradient takes no Conv2DBackpropFilter there, but does as webgpu runs it', async () => {
     const layout = jobLayout(parseConfig(JSON.parse(readFileSync(join(dir, 'cnn-mnist.json'), 'utf8'))));

@@ -6,7 +6,17 @@ import { layoutModel } from '../../shared/models/index.js';
 import { formatProfile, profileStep } from '../../worker/profile.js';
 
 const ds = loadDataset({ name: 'spirals', samples: 400, noise: 0.05, testFraction: 0.2 }, 1);
-const layout = layoutModel({ layers: [{ units: 32, activation: 'relu' }, { units: 16, activation: 'tanh' }, { units: 2, activation: 'linear' }], loss: 'softmaxCrossEntropy' }, ds);
+const layout = layoutModel(
+  {
+    layers: [
+      { units: 32, activation: 'relu' },
+      { units: 16, activation: 'tanh' },
+      { units: 2, activation: 'linear' },
+    ],
+    loss: 'softmaxCrossEntropy',
+  },
+  ds,
+);
 
 beforeAll(() => tf.enableProdMode());
 
@@ -20,7 +30,10 @@ describe.each(['cpu', 'wasm'])('profileStep on %s', (backend) => {
     expect(p.backend).toBe(backend);
     const mm = p.rows.find((r) => r.kernel === 'BatchMatMul');
     expect(mm?.calls).toBe(3 + 2 + 2 + 1);
-    expect(p.kernelMs).toBeCloseTo(p.rows.reduce((s, r) => s + r.totalMs, 0), 9);
+    expect(p.kernelMs).toBeCloseTo(
+      p.rows.reduce((s, r) => s + r.totalMs, 0),
+      9,
+    );
     expect(p.rows.reduce((s, r) => s + r.share, 0)).toBeCloseTo(1, 6);
     // rows are real kernels of this backend, slowest first; wrappers are apart
     for (const r of p.rows) expect(tf.getKernel(r.kernel, backend)).toBeDefined();

@@ -28,8 +28,15 @@ process.exit(0);
 
 function noisy(): string | null {
   try {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', inProcess], { cwd: ROOT, env, encoding: 'utf8', timeout: 30_000 });
-    return r.stderr.trim() ? null : 'Dawn prints nothing here when loaded in-process (no Vulkan driver it rejects: apt-get install mesa-vulkan-drivers libvulkan1)';
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', inProcess], {
+      cwd: ROOT,
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    return r.stderr.trim()
+      ? null
+      : 'Dawn prints nothing here when loaded in-process (no Vulkan driver it rejects: apt-get install mesa-vulkan-drivers libvulkan1)';
   } catch (e) {
     return `Dawn cannot run here (${(e as Error).message})`;
   }
@@ -38,8 +45,13 @@ const skip = noisy();
 if (skip) console.log(`quiet-probe test skipped: ${skip}`);
 
 describe('backend auto on a CPU host with a Vulkan driver Dawn rejects', () => {
-  it.skipIf(skip !== null)('prints nothing of Dawn\'s, and keeps what it printed in the choice for the log', () => {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', viaAuto], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+  it.skipIf(skip !== null)("prints nothing of Dawn's, and keeps what it printed in the choice for the log", () => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', viaAuto], {
+      cwd: ROOT,
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.stderr).toBe('');
     const choice = JSON.parse(r.stdout) as { name: string; reason: string; probeOutput: string };
     expect(choice.name).not.toBe('webgpu');

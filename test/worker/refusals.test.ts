@@ -13,7 +13,12 @@ async function outcomeAfter(kind: CloseKind, reason: string) {
   const net = createLocalNetwork();
   net.listener.onLink((link) => link.close(reason, kind));
   const link = await net.dial();
-  return runWorker({ link, backend: { name: 'cpu', provider: 'test', reason: 'test' }, name: 'w', log: pino({ level: 'silent' }) });
+  return runWorker({
+    link,
+    backend: { name: 'cpu', provider: 'test', reason: 'test' },
+    name: 'w',
+    log: pino({ level: 'silent' }),
+  });
 }
 
 describe('a worker closed by the coordinator', () => {
@@ -30,10 +35,13 @@ describe('a worker closed by the coordinator', () => {
     expect(out.finished).toBe(false);
   });
 
-  it.each(['jobFull', 'busy', 'timeout', 'reconnect', 'lost', 'normal'] as const)('%s: comes back (not fatal)', async (kind) => {
-    // The text of a refusal does not make it one.
-    const out = await outcomeAfter(kind, 'authentication failed: but the kind says otherwise');
-    expect(out.fatal).toBeNull();
-    expect(out.reason).toBe('authentication failed: but the kind says otherwise');
-  });
+  it.each(['jobFull', 'busy', 'timeout', 'reconnect', 'lost', 'normal'] as const)(
+    '%s: comes back (not fatal)',
+    async (kind) => {
+      // The text of a refusal does not make it one.
+      const out = await outcomeAfter(kind, 'authentication failed: but the kind says otherwise');
+      expect(out.fatal).toBeNull();
+      expect(out.reason).toBe('authentication failed: but the kind says otherwise');
+    },
+  );
 });

@@ -2,6 +2,7 @@
  * The worker's session over the in-process transport, against a scripted coordinator: the
  * handshake, one shard, goodbye; and a message out of turn, which ends it with a coded close.
  */
+import { tmpdir } from 'node:os';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
@@ -10,21 +11,32 @@ import { encodeFrame } from '../../shared/wire/codec.js';
 import { jobOf, parseConfig } from '../../shared/job/config.js';
 import { PROTOCOL_VERSION, type Message, type ToCoordinator } from '../../shared/wire/protocol.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
+import { RESULT_SLOTS, ShmChannel } from '../../shared/transport/shm.js';
 import type { CloseKind, Link } from '../../shared/transport/transport.js';
 import { readFromWorker } from '../../shared/wire/validate.js';
 import { runWorker } from '../../worker/worker.js';
 
-const cfg = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' } });
+const cfg = parseConfig({
+  data: { name: 'xor' },
+  model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' },
+});
 const TOTAL = 2 * 4 + 4 + 4 + 1;
 const TOKEN = 'a-test-token-of-enough-length';
 
 /** A coordinator end that records what the worker sends and how it closed. */
-async function session(token: string | null = TOKEN) {
+async function session(token: string | null = TOKEN, shmDir?: string) {
   await tf.setBackend('cpu');
   const net = createLocalNetwork();
   const server = new Promise<Link>((r) => net.listener.onLink(r));
   const link = await net.dial();
-  const outcome = runWorker({ link, backend: { name: 'cpu', provider: 'test', reason: 'test' }, name: 'w', log: pino({ level: 'silent' }), token });
+  const outcome = runWorker({
+    link,
+    backend: { name: 'cpu', provider: 'test', reason: 'test' },
+    name: 'w',
+    log: pino({ level: 'silent' }),
+    token,
+    shmDir,
+  });
   const coord = await server;
   const got: ToCoordinator[] = [];
   const waiting: Array<() => void> = [];
@@ -37,8 +49,13 @@ async function session(token: string | null = TOKEN) {
     while (!got.some((m) => m.t === t)) await new Promise<void>((r) => waiting.push(r));
     return got.find((m) => m.t === t)!;
   };
+  /** The n-th message of type t (0-based), once it has come. */
+  const nth = async (t: ToCoordinator['t'], n: number) => {
+    while (got.filter((m) => m.t === t).length <= n) await new Promise<void>((r) => waiting.push(r));
+    return got.filter((m) => m.t === t)[n];
+  };
   const send = (m: Message, p: Float32Array | null = null) => coord.send(encodeFrame(m, p));
-  return { send, next, closed, outcome, net };
+  return { send, next, nth, closed, outcome, net };
 }
 
 describe('worker session', () => {
@@ -48,10 +65,31 @@ describe('worker session', () => {
     const hello = await s.next('hello');
     if (hello.t !== 'hello') throw new Error('unreachable');
     expect(hello.shm).toBe(''); // no directory: no shared memory offered
-    s.send({ t: 'welcome', protocol: PROTOCOL_VERSION, workerId: 'w1', jobId: 'job-test', job: jobOf(cfg), proof: coordinatorProof(TOKEN, 'job-test', hello.cnonce, 'n1'), shm: false });
+    s.send({
+      t: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      workerId: 'w1',
+      jobId: 'job-test',
+      job: jobOf(cfg),
+      proof: coordinatorProof(TOKEN, 'job-test', hello.cnonce, 'n1'),
+      shm: false,
+    });
     await s.next('ready');
     s.send({ t: 'params', version: 0, shm: 0 }, new Float32Array(TOTAL).fill(0.1));
-    s.send({ t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 0, to: 4, leaves: 1, first: 0, last: 1, batch: 4 });
+    s.send({
+      t: 'work',
+      step: 0,
+      micro: 0,
+      shard: 0,
+      version: 0,
+      from: 0,
+      to: 4,
+      leaves: 1,
+      first: 0,
+      last: 1,
+      batch: 4,
+      shmRead: 0,
+    });
     const result = await s.next('result');
     expect(result).toMatchObject({ t: 'result', step: 0, shard: 0, count: 4 });
     s.send({ t: 'bye', reason: 'done' });
@@ -61,7 +99,20 @@ describe('worker session', () => {
 
   it('a message its state does not expect ends the session: fault, then a workerFault close', async () => {
     const s = await session();
-    s.send({ t: 'work', step: 0, micro: 0, shard: 0, version: 0, from: 0, to: 4, leaves: 1, first: 0, last: 1, batch: 4 });
+    s.send({
+      t: 'work',
+      step: 0,
+      micro: 0,
+      shard: 0,
+      version: 0,
+      from: 0,
+      to: 4,
+      leaves: 1,
+      first: 0,
+      last: 1,
+      batch: 4,
+      shmRead: 0,
+    });
     const fault = await s.next('fault');
     expect(fault).toMatchObject({ t: 'fault', message: 'invalid: work while challenged' });
     expect(await s.closed).toBe('workerFault');
@@ -73,7 +124,15 @@ describe('worker session', () => {
     const s = await session();
     s.send({ t: 'challenge', protocol: PROTOCOL_VERSION, jobId: 'job-test', nonce: 'n1' });
     await s.next('hello');
-    s.send({ t: 'welcome', protocol: PROTOCOL_VERSION, workerId: 'w1', jobId: 'job-test', job: jobOf(cfg), proof: 'forged', shm: false });
+    s.send({
+      t: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      workerId: 'w1',
+      jobId: 'job-test',
+      job: jobOf(cfg),
+      proof: 'forged',
+      shm: false,
+    });
     expect(await s.closed).toBe('authFailed');
     expect((await s.outcome).fatal).toBe('AUTH_FAILED');
     await s.net.listener.close();
@@ -85,5 +144,61 @@ describe('worker session', () => {
     expect(await s.closed).toBe('protocolMismatch');
     expect((await s.outcome).fatal).toBe('PROTOCOL_MISMATCH');
     await s.net.listener.close();
+  });
+
+  it('writes a shared-memory result slot only on credit: without it, the result travels in the frame', async () => {
+    const shm = ShmChannel.create(1 << 20, tmpdir());
+    if (typeof shm === 'string') throw new Error(shm);
+    try {
+      const s = await session(TOKEN, shm.dir);
+      s.send({ t: 'challenge', protocol: PROTOCOL_VERSION, jobId: 'job-test', nonce: 'n1' });
+      const hello = await s.next('hello');
+      if (hello.t !== 'hello') throw new Error('unreachable');
+      expect(shm.verifiesGrant('n1', hello.shm)).toBe(true);
+      s.send({
+        t: 'welcome',
+        protocol: PROTOCOL_VERSION,
+        workerId: 'w1',
+        jobId: 'job-test',
+        job: jobOf(cfg),
+        proof: coordinatorProof(TOKEN, 'job-test', hello.cnonce, 'n1'),
+        shm: true,
+      });
+      await s.next('ready');
+      s.send({ t: 'params', version: 0, shm: 0 }, new Float32Array(TOTAL).fill(0.1));
+      const work = (shard: number, shmRead: number): Message => ({
+        t: 'work',
+        step: 0,
+        micro: 0,
+        shard,
+        version: 0,
+        from: 0,
+        to: 4,
+        leaves: 1,
+        first: 0,
+        last: 1,
+        batch: 4,
+        shmRead,
+      });
+      const slotOf = async (n: number) => {
+        const r = await s.nth('result', n);
+        if (r.t !== 'result') throw new Error('unreachable');
+        return r.shm;
+      };
+      // Nothing read yet: RESULT_SLOTS results fill the slots, the next one comes in its frame.
+      for (let k = 0; k <= RESULT_SLOTS; k++) s.send(work(k, 0));
+      for (let k = 0; k < RESULT_SLOTS; k++) expect(await slotOf(k)).toBe(k + 1);
+      expect(await slotOf(RESULT_SLOTS)).toBe(0);
+      // The coordinator read result 1: slot 9 may reuse result 1's slot, and only that one.
+      s.send(work(RESULT_SLOTS + 1, 1));
+      s.send(work(RESULT_SLOTS + 2, 1));
+      expect(await slotOf(RESULT_SLOTS + 1)).toBe(RESULT_SLOTS + 1);
+      expect(await slotOf(RESULT_SLOTS + 2)).toBe(0);
+      s.send({ t: 'bye', reason: 'done' });
+      expect(await s.outcome).toMatchObject({ finished: true, fatal: null });
+      await s.net.listener.close();
+    } finally {
+      shm.remove();
+    }
   });
 });

@@ -11,7 +11,16 @@ import { Trainer } from '../../worker/trainer.js';
 import { heapViews, joinParts } from '../../worker/tensor-memory.js';
 
 const ds = loadDataset({ name: 'spirals', samples: 300, noise: 0.05, testFraction: 0.2 }, 1);
-const layout = layoutModel({ layers: [{ units: 16, activation: 'relu' }, { units: 2, activation: 'linear' }], loss: 'softmaxCrossEntropy' }, ds);
+const layout = layoutModel(
+  {
+    layers: [
+      { units: 16, activation: 'relu' },
+      { units: 2, activation: 'linear' },
+    ],
+    loss: 'softmaxCrossEntropy',
+  },
+  ds,
+);
 const params = initParams(layout, 1);
 
 /** The flat gradient over rows [0, 64) on a backend, read back the plain way (data() of a concat). */
@@ -38,11 +47,17 @@ describe('heapViews', () => {
 
   it('on wasm, views hold exactly what data() returns, for inputs and computed tensors', async () => {
     expect(await tf.setBackend('wasm')).toBe(true);
-    const a = tf.tensor2d([[1.5, -2], [3, 4e-39]]); // 4e-39: a float32 denormal, kept bit for bit
+    const a = tf.tensor2d([
+      [1.5, -2],
+      [3, 4e-39],
+    ]); // 4e-39: a float32 denormal, kept bit for bit
     const b = tf.tidy(() => tf.matMul(a, a).add(1));
     const views = heapViews([a, b]);
     expect(views).not.toBeNull();
-    for (const [k, t] of [a, b].entries()) expect(new Uint32Array(views![k].slice().buffer)).toEqual(new Uint32Array(((await t.data()) as Float32Array).slice().buffer));
+    for (const [k, t] of [a, b].entries())
+      expect(new Uint32Array(views![k].slice().buffer)).toEqual(
+        new Uint32Array(((await t.data()) as Float32Array).slice().buffer),
+      );
     const ints = tf.tensor([1, 2], undefined, 'int32');
     expect(heapViews([ints])).toBeNull(); // not float32: no view
     tf.dispose([a, b, ints]);
@@ -74,7 +89,8 @@ describe('Trainer.gradientParts', () => {
     r.release();
     expect(tf.memory().numTensors).toBe(before);
     // Different kernels sum in another order: agreement to float32 rounding, which wrong memory would not give.
-    for (let i = 0; i < cpu.length; i++) expect(Math.abs(got[i] - cpu[i]), `element ${i}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(cpu[i])));
+    for (let i = 0; i < cpu.length; i++)
+      expect(Math.abs(got[i] - cpu[i]), `element ${i}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(cpu[i])));
     // gradients() is the same numbers in a copy of their own.
     const g = await t.gradients(0, 64);
     expect(Array.from(g.grads)).toEqual(Array.from(got));

@@ -3,7 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Trainer } from '../../worker/trainer.js';
 import { loadDataset, type Dataset } from '../../shared/datasets/index.js';
 import { DptrainError } from '../../shared/util/errors.js';
-import { denseLayout, type DenseLayout as ModelLayout, type DenseSpec as ModelSpec } from '../../shared/models/dense.js';
+import {
+  denseLayout,
+  type DenseLayout as ModelLayout,
+  type DenseSpec as ModelSpec,
+} from '../../shared/models/dense.js';
 import { initParams } from '../../shared/models/index.js';
 
 const SEED = 1;
@@ -20,17 +24,35 @@ const CASES: Case[] = [
   {
     name: 'spirals, softmaxCrossEntropy',
     ds: spirals,
-    spec: { layers: [{ units: 8, activation: 'tanh' }, { units: 2, activation: 'linear' }], loss: 'softmaxCrossEntropy' },
+    spec: {
+      layers: [
+        { units: 8, activation: 'tanh' },
+        { units: 2, activation: 'linear' },
+      ],
+      loss: 'softmaxCrossEntropy',
+    },
   },
   {
     name: 'xor, binaryCrossEntropy',
     ds: xor,
-    spec: { layers: [{ units: 4, activation: 'tanh' }, { units: 1, activation: 'linear' }], loss: 'binaryCrossEntropy' },
+    spec: {
+      layers: [
+        { units: 4, activation: 'tanh' },
+        { units: 1, activation: 'linear' },
+      ],
+      loss: 'binaryCrossEntropy',
+    },
   },
   {
     name: 'xor, meanSquaredError',
     ds: xor,
-    spec: { layers: [{ units: 4, activation: 'tanh' }, { units: 1, activation: 'sigmoid' }], loss: 'meanSquaredError' },
+    spec: {
+      layers: [
+        { units: 4, activation: 'tanh' },
+        { units: 1, activation: 'sigmoid' },
+      ],
+      loss: 'meanSquaredError',
+    },
   },
 ];
 
@@ -38,7 +60,8 @@ function setup(c: Case): { layout: ModelLayout; params: Float32Array; trainer: T
   const layout = denseLayout(c.spec, c.ds);
   const params = initParams(layout, SEED);
   // Non-zero biases, so that their gradients are exercised away from the symmetric start.
-  for (const slot of layout.params) if (slot.shape.length === 1) for (let i = 0; i < slot.size; i++) params[slot.offset + i] = 0.1 * (i + 1);
+  for (const slot of layout.params)
+    if (slot.shape.length === 1) for (let i = 0; i < slot.size; i++) params[slot.offset + i] = 0.1 * (i + 1);
   const trainer = new Trainer(layout, c.ds, SEED);
   trainer.setParams(0, params);
   return { layout, params, trainer };
@@ -88,7 +111,11 @@ describe.each(CASES)('Trainer ($name)', (c) => {
     const all = await trainer.gradients(0, 10);
     const a = await trainer.gradients(0, 4);
     const b = await trainer.gradients(4, 10);
-    expectClose(all.grads, a.grads.map((g, i) => g + b.grads[i]), 1e-5);
+    expectClose(
+      all.grads,
+      a.grads.map((g, i) => g + b.grads[i]),
+      1e-5,
+    );
     expectClose([all.lossSum], [a.lossSum + b.lossSum], 1e-5);
     expect(a.count + b.count).toBe(all.count);
   });
@@ -176,7 +203,9 @@ describe('Trainer cross-checks', () => {
     const [w0, b0, w1, b1] = layout.params.map((s) => params.subarray(s.offset, s.offset + s.size));
     let correct = 0;
     for (let r = 0; r < test.n; r++) {
-      const h = Array.from({ length: 8 }, (_, j) => Math.tanh(test.x[2 * r] * w0[j] + test.x[2 * r + 1] * w0[8 + j] + b0[j]));
+      const h = Array.from({ length: 8 }, (_, j) =>
+        Math.tanh(test.x[2 * r] * w0[j] + test.x[2 * r + 1] * w0[8 + j] + b0[j]),
+      );
       const z = [0, 1].map((k) => h.reduce((s, hj, j) => s + hj * w1[2 * j + k], b1[k]));
       const pred = z[1] > z[0] ? 1 : 0;
       if (test.y[2 * r + pred] === 1) correct++;

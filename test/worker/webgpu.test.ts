@@ -19,27 +19,56 @@ import { assertKernels } from '../../worker/kernel-check.js';
 import { adapterLabel, softwareReason, type AdapterSummary } from '../../worker/webgpu.js';
 import { webgpuEnv, webgpuSkip } from '../helpers/webgpu.js';
 
-const LIMITS = { maxBufferSize: 1 << 30, maxStorageBufferBindingSize: 1 << 30, maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 1024 };
-const adapter = (o: Partial<AdapterSummary>): AdapterSummary => ({ vendor: '', architecture: '', device: '', description: '', fallback: false, limits: LIMITS, ...o });
+const LIMITS = {
+  maxBufferSize: 1 << 30,
+  maxStorageBufferBindingSize: 1 << 30,
+  maxComputeWorkgroupStorageSize: 32768,
+  maxComputeInvocationsPerWorkgroup: 1024,
+};
+const adapter = (o: Partial<AdapterSummary>): AdapterSummary => ({
+  vendor: '',
+  architecture: '',
+  device: '',
+  description: '',
+  fallback: false,
+  limits: LIMITS,
+  ...o,
+});
 
 describe('software adapters', () => {
   it('a GPU is not software; its label names it', () => {
     // As Dawn reported an H200 with NVIDIA's driver 580 (scripts/gpu-check.ts on the device machine).
-    const h200 = adapter({ vendor: 'nvidia', architecture: '', device: 'nvidia-h200', description: 'NVIDIA: 580.159.04 580.159.4.0' });
+    const h200 = adapter({
+      vendor: 'nvidia',
+      architecture: '',
+      device: 'nvidia-h200',
+      description: 'NVIDIA: 580.159.04 580.159.4.0',
+    });
     expect(softwareReason(h200)).toBeNull();
     expect(adapterLabel(h200)).toBe('nvidia nvidia-h200 (NVIDIA: 580.159.04 580.159.4.0)');
-    expect(adapterLabel(adapter({ vendor: 'amd', architecture: 'rdna-3', device: 'x', description: 'AMD Radeon' }))).toBe('amd rdna-3 (AMD Radeon)');
+    expect(
+      adapterLabel(adapter({ vendor: 'amd', architecture: 'rdna-3', device: 'x', description: 'AMD Radeon' })),
+    ).toBe('amd rdna-3 (AMD Radeon)');
   });
 
   it('SwiftShader as Dawn reports it (fallback flag and name)', () => {
-    const ss = adapter({ vendor: 'google', architecture: 'swiftshader', device: 'swiftshader-device-subzero-', description: 'SwiftShader driver 5.0.0', fallback: true });
+    const ss = adapter({
+      vendor: 'google',
+      architecture: 'swiftshader',
+      device: 'swiftshader-device-subzero-',
+      description: 'SwiftShader driver 5.0.0',
+      fallback: true,
+    });
     expect(softwareReason(ss)).toMatch(/fallback adapter/);
     expect(softwareReason({ ...ss, fallback: false })).toMatch(/"swiftshader" names a software renderer/);
   });
 
-  it.each(['llvmpipe (LLVM 15.0.6, 256 bits)', 'Lavapipe', 'Microsoft Basic Render Driver software rasterizer'])('%s is software', (description) => {
-    expect(softwareReason(adapter({ vendor: 'mesa', description }))).not.toBeNull();
-  });
+  it.each(['llvmpipe (LLVM 15.0.6, 256 bits)', 'Lavapipe', 'Microsoft Basic Render Driver software rasterizer'])(
+    '%s is software',
+    (description) => {
+      expect(softwareReason(adapter({ vendor: 'mesa', description }))).not.toBeNull();
+    },
+  );
 
   it('an adapter with no names still gets a label', () => {
     expect(adapterLabel(adapter({}))).toBe('unknown adapter');
@@ -49,8 +78,13 @@ describe('software adapters', () => {
 describe('config allowSoftwareGpu', () => {
   it('defaults to false, takes a boolean, refuses anything else in one line', () => {
     expect(parseConfig({}).allowSoftwareGpu).toBe(false);
-    expect(parseConfig({ allowSoftwareGpu: true, backend: 'webgpu' })).toMatchObject({ allowSoftwareGpu: true, backend: 'webgpu' });
-    expect(() => parseConfig({ allowSoftwareGpu: 'yes' })).toThrow(/^allowSoftwareGpu must be true or false, got "yes"$/);
+    expect(parseConfig({ allowSoftwareGpu: true, backend: 'webgpu' })).toMatchObject({
+      allowSoftwareGpu: true,
+      backend: 'webgpu',
+    });
+    expect(() => parseConfig({ allowSoftwareGpu: 'yes' })).toThrow(
+      /^allowSoftwareGpu must be true or false, got "yes"$/,
+    );
   });
 });
 
@@ -60,10 +94,25 @@ describe('webgpu kernel coverage', () => {
     await tf.setBackend('cpu');
   });
 
-  const targetsOf: Record<Loss, TargetKind> = { softmaxCrossEntropy: 'onehot', binaryCrossEntropy: 'binary', meanSquaredError: 'real' };
+  const targetsOf: Record<Loss, TargetKind> = {
+    softmaxCrossEntropy: 'onehot',
+    binaryCrossEntropy: 'binary',
+    meanSquaredError: 'real',
+  };
   const combos = ACTIVATIONS.flatMap((activation) => LOSSES.map((loss) => [activation, loss] as const));
   it.each(combos)('every kernel a %s model with %s needs is registered for webgpu', async (activation, loss) => {
-    const layout = denseFor({ layers: [{ units: 4, activation }, { units: 3, activation: 'linear' }], loss }, 5, 3, targetsOf[loss]);
+    const layout = denseFor(
+      {
+        layers: [
+          { units: 4, activation },
+          { units: 3, activation: 'linear' },
+        ],
+        loss,
+      },
+      5,
+      3,
+      targetsOf[loss],
+    );
     await expect(assertKernels(layout, 'webgpu')).resolves.toBeUndefined();
   });
 
@@ -89,8 +138,11 @@ describe.skipIf(webgpuSkip !== null)('a Trainer on webgpu (SwiftShader)', () => 
   beforeAll(async () => {
     const child = join(__dirname, '../helpers/webgpu-trainer-child.ts');
     const out = await new Promise<string>((res, rej) =>
-      execFile(process.execPath, ['--import', 'tsx', child], { env: webgpuEnv ?? undefined, cwd: resolve(__dirname, '../..'), timeout: 50_000 }, (err, stdout, stderr) =>
-        err ? rej(new Error(`${err.message}\n${stderr}`)) : res(stdout),
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', child],
+        { env: webgpuEnv ?? undefined, cwd: resolve(__dirname, '../..'), timeout: 50_000 },
+        (err, stdout, stderr) => (err ? rej(new Error(`${err.message}\n${stderr}`)) : res(stdout)),
       ),
     );
     report = JSON.parse(out.trim().split('\n').pop() ?? '') as ChildReport;
@@ -113,7 +165,9 @@ describe.skipIf(webgpuSkip !== null)('a Trainer on webgpu (SwiftShader)', () => 
   });
 
   it('one shard gradient matches cpu (tensor-relative ≤ 1e-4; measured ~1e-5)', () => {
-    console.log(`webgpu vs cpu, one shard: gradient ${report.gradRelDiff.toExponential(2)}, loss ${report.lossRelDiff.toExponential(2)}`);
+    console.log(
+      `webgpu vs cpu, one shard: gradient ${report.gradRelDiff.toExponential(2)}, loss ${report.lossRelDiff.toExponential(2)}`,
+    );
     expect(report.gradRelDiff).toBeLessThanOrEqual(1e-4);
     expect(report.lossRelDiff).toBeLessThanOrEqual(1e-5);
     // Not bit-identical: the gradient really came from the GPU path, not a silent cpu fallback.

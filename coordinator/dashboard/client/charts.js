@@ -4,7 +4,6 @@
  * runs overlaid). Plain browser JavaScript, no build step; exposes window.DptrainCharts.
  */
 (() => {
-  
   var COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
   var PARTS = ['compute', 'encode/decode', 'wire', 'optimizer', 'reduce and idle'];
   var PART_COLORS = ['#4c78a8', '#f58518', '#54a24b', '#b279a2', '#bab0ac'];
@@ -16,18 +15,29 @@
       else if (k === 'style') e.style.cssText = attrs[k];
       else e.setAttribute(k, attrs[k]);
     }
-    (children || []).forEach((c) => { if (c) e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c); });
+    (children || []).forEach((c) => {
+      if (c) e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+    });
     return e;
   }
 
   /** 1234567 → "1.23 M"; null/NaN → "–". */
   function si(x, digits) {
     if (x === null || x === undefined || !Number.isFinite(x)) return '–';
-    var units = [[1e15, 'P'], [1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']];
-    for (var i = 0; i < units.length; i++) if (Math.abs(x) >= units[i][0]) return (x / units[i][0]).toPrecision(digits || 3) + ' ' + units[i][1];
+    var units = [
+      [1e15, 'P'],
+      [1e12, 'T'],
+      [1e9, 'G'],
+      [1e6, 'M'],
+      [1e3, 'k'],
+    ];
+    for (var i = 0; i < units.length; i++)
+      if (Math.abs(x) >= units[i][0]) return (x / units[i][0]).toPrecision(digits || 3) + ' ' + units[i][1];
     return Math.abs(x) >= 100 || x === 0 ? x.toFixed(0) : x.toPrecision(digits || 3);
   }
-  function pct(x) { return x === null || x === undefined || !Number.isFinite(x) ? '–' : (x * 100).toFixed(1) + '%'; }
+  function pct(x) {
+    return x === null || x === undefined || !Number.isFinite(x) ? '–' : (x * 100).toFixed(1) + '%';
+  }
   function duration(sec) {
     if (sec === null || sec === undefined || !Number.isFinite(sec)) return '–';
     if (sec < 90) return sec.toFixed(0) + ' s';
@@ -35,7 +45,9 @@
     if (sec < 172800) return (sec / 3600).toFixed(1) + ' h';
     return (sec / 86400).toFixed(1) + ' days';
   }
-  function last(xs) { return xs.length ? xs[xs.length - 1] : undefined; }
+  function last(xs) {
+    return xs.length ? xs[xs.length - 1] : undefined;
+  }
   function median(xs) {
     if (!xs.length) return null;
     var s = xs.slice().sort((a, b) => a - b);
@@ -47,8 +59,11 @@
   function LineChart(parent, key, title, xLabel, yLabel) {
     this.box = el('div', { class: 'chart', 'data-chart': key });
     parent.appendChild(this.box);
-    this.title = title; this.xLabel = xLabel; this.yLabel = yLabel;
-    this.plot = null; this.labels = '';
+    this.title = title;
+    this.xLabel = xLabel;
+    this.yLabel = yLabel;
+    this.plot = null;
+    this.labels = '';
   }
   LineChart.prototype.set = function (series) {
     var visible = series.filter((s) => s.x.length > 0);
@@ -63,14 +78,28 @@
     if (this.plot) this.plot.destroy();
     this.labels = labels;
     var width = Math.max(320, this.box.clientWidth || 480);
-    this.plot = new uPlot({
-      title: this.title,
-      width: width,
-      height: 240,
-      scales: { x: { time: false } },
-      axes: [{ label: this.xLabel }, { label: this.yLabel, size: 60, values: (_u, vals) => vals.map((v) => si(v)) }],
-      series: [{ label: this.xLabel }].concat(visible.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, spanGaps: true, dash: s.dash ? [6, 4] : undefined, fill: s.fill, points: { show: s.x.length < 60 } }))),
-    }, data, this.box);
+    this.plot = new uPlot(
+      {
+        title: this.title,
+        width: width,
+        height: 240,
+        scales: { x: { time: false } },
+        axes: [{ label: this.xLabel }, { label: this.yLabel, size: 60, values: (_u, vals) => vals.map((v) => si(v)) }],
+        series: [{ label: this.xLabel }].concat(
+          visible.map((s) => ({
+            label: s.label,
+            stroke: s.color,
+            width: 1.5,
+            spanGaps: true,
+            dash: s.dash ? [6, 4] : undefined,
+            fill: s.fill,
+            points: { show: s.x.length < 60 },
+          })),
+        ),
+      },
+      data,
+      this.box,
+    );
   };
 
   /** Horizontal stacked bars of the step's critical path, one bar per label. */
@@ -78,17 +107,53 @@
     var box = el('div', { class: 'breakdown' });
     bars.forEach((b) => {
       var total = b.parts.reduce((a, c) => a + c, 0) || 1;
-      var bar = el('div', { class: 'bar' }, b.parts.map((ms, i) => el('span', { style: 'width:' + (100 * ms / total).toFixed(2) + '%;background:' + PART_COLORS[i], title: PARTS[i] + ': ' + ms.toFixed(1) + ' ms' })));
-      box.appendChild(el('div', { class: 'bar-row' }, [el('span', { class: 'bar-label', text: b.label + ' (' + total.toFixed(1) + ' ms)' }), bar]));
+      var bar = el(
+        'div',
+        { class: 'bar' },
+        b.parts.map((ms, i) =>
+          el('span', {
+            style: 'width:' + ((100 * ms) / total).toFixed(2) + '%;background:' + PART_COLORS[i],
+            title: PARTS[i] + ': ' + ms.toFixed(1) + ' ms',
+          }),
+        ),
+      );
+      box.appendChild(
+        el('div', { class: 'bar-row' }, [
+          el('span', { class: 'bar-label', text: b.label + ' (' + total.toFixed(1) + ' ms)' }),
+          bar,
+        ]),
+      );
     });
-    box.appendChild(el('div', { class: 'legend' }, PARTS.map((p, i) => el('span', {}, [el('i', { style: 'background:' + PART_COLORS[i] }), p]))));
+    box.appendChild(
+      el(
+        'div',
+        { class: 'legend' },
+        PARTS.map((p, i) => el('span', {}, [el('i', { style: 'background:' + PART_COLORS[i] }), p])),
+      ),
+    );
     parent.appendChild(box);
   }
 
   function table(headers, rows, cls) {
     return el('table', { class: cls || '' }, [
-      el('thead', {}, [el('tr', {}, headers.map((h) => el('th', { text: h })))]),
-      el('tbody', {}, rows.map((r) => el('tr', {}, r.map((c) => el('td', { text: String(c) }))))),
+      el('thead', {}, [
+        el(
+          'tr',
+          {},
+          headers.map((h) => el('th', { text: h })),
+        ),
+      ]),
+      el(
+        'tbody',
+        {},
+        rows.map((r) =>
+          el(
+            'tr',
+            {},
+            r.map((c) => el('td', { text: String(c) })),
+          ),
+        ),
+      ),
     ]);
   }
 
@@ -98,7 +163,9 @@
     if (obj !== null && typeof obj === 'object') {
       var keys = Object.keys(obj);
       if (!keys.length) out[prefix] = Array.isArray(obj) ? '[]' : '{}';
-      keys.forEach((k) => { flatten(obj[k], prefix ? prefix + '.' + k : k, out); });
+      keys.forEach((k) => {
+        flatten(obj[k], prefix ? prefix + '.' + k : k, out);
+      });
     } else out[prefix] = JSON.stringify(obj);
     return out;
   }
@@ -106,8 +173,15 @@
   function configDiff(runs) {
     var flat = runs.map((r) => flatten(r.config || {}, ''));
     var keys = {};
-    flat.forEach((f) => { Object.keys(f).forEach((k) => { keys[k] = true; }); });
-    return Object.keys(keys).sort().filter((k) => flat.some((f) => f[k] !== flat[0][k])).map((k) => [k].concat(flat.map((f) => f[k] === undefined ? '(absent)' : f[k])));
+    flat.forEach((f) => {
+      Object.keys(f).forEach((k) => {
+        keys[k] = true;
+      });
+    });
+    return Object.keys(keys)
+      .sort()
+      .filter((k) => flat.some((f) => f[k] !== flat[0][k]))
+      .map((k) => [k].concat(flat.map((f) => (f[k] === undefined ? '(absent)' : f[k]))));
   }
 
   var SUMMARY_ROWS = [
@@ -117,10 +191,10 @@
     ['backend', (s) => s.backend],
     ['global batch', (s) => s.batchSize + (s.accumulate > 1 ? ' × ' + s.accumulate : '')],
     ['parameters', (s) => si(s.params)],
-    ['final loss', (s) => s.finalLoss === null ? '–' : s.finalLoss.toPrecision(4)],
+    ['final loss', (s) => (s.finalLoss === null ? '–' : s.finalLoss.toPrecision(4))],
     ['test accuracy', (s) => pct(s.testAccuracy)],
     ['samples/s (median)', (s) => si(s.samplesPerSec)],
-    ['median step', (s) => s.medianStepMs === null ? '–' : s.medianStepMs.toFixed(1) + ' ms'],
+    ['median step', (s) => (s.medianStepMs === null ? '–' : s.medianStepMs.toFixed(1) + ' ms')],
     ['model FLOP/s', (s) => si(s.modelFlopsPerSec)],
     ['MFU', (s) => pct(s.mfu)],
     ['model FLOPs', (s) => si(s.totalFlops)],
@@ -129,7 +203,10 @@
     ['wire dtype', (s) => s.wireDtype],
     ['bytes per step', (s) => si(s.wireBytesPerStep)],
     ['wall time', (s) => duration(s.wallSeconds)],
-    ['stale / reassigned / recomputed shards', (s) => s.staleResults + ' / ' + s.reassignedShards + ' / ' + s.recomputedShards],
+    [
+      'stale / reassigned / recomputed shards',
+      (s) => s.staleResults + ' / ' + s.reassignedShards + ' / ' + s.recomputedShards,
+    ],
     ['dropped workers', (s) => s.droppedWorkers],
   ];
 
@@ -161,30 +238,59 @@
 
     function update(runs) {
       window.dptrain.runs = runs;
-      var name = (r, what) => runs.length > 1 ? r.name + (what ? ' ' + what : '') : what || r.name;
+      var name = (r, what) => (runs.length > 1 ? r.name + (what ? ' ' + what : '') : what || r.name);
       var color = (i) => COLORS[i % COLORS.length];
       var col = (rows, k) => rows.map((r) => r[k]);
-      charts.loss.set(runs.flatMap((r, i) => [
+      charts.loss.set(
+        runs.flatMap((r, i) => [
           { label: name(r, 'train'), x: col(r.steps, 'step'), y: col(r.steps, 'loss'), color: color(i) },
           { label: name(r, 'test'), x: col(r.evals, 'step'), y: col(r.evals, 'testLoss'), color: color(i), dash: true },
-        ]));
-      charts.accuracy.set(runs.map((r, i) => {
-        var ev = r.evals.filter((e) => e.testAccuracy !== null);
-        return { label: name(r), x: col(ev, 'step'), y: col(ev, 'testAccuracy'), color: color(i) };
-      }));
-      charts.throughput.set(runs.map((r, i) => ({ label: name(r), x: col(r.steps, 't'), y: col(r.steps, 'samplesPerSec'), color: color(i) })));
-      charts.tokens.set(runs.map((r, i) => {
-        var rows = r.steps.filter((s) => typeof s.tokensPerSec === 'number');
-        return { label: name(r), x: col(rows, 't'), y: col(rows, 'tokensPerSec'), color: color(i) };
-      }));
-      charts.mfu.set(runs.map((r, i) => {
-        var rows = r.steps.filter((s) => s.mfu !== null);
-        return { label: name(r), x: col(rows, 't'), y: col(rows, 'mfu'), color: color(i) };
-      }));
+        ]),
+      );
+      charts.accuracy.set(
+        runs.map((r, i) => {
+          var ev = r.evals.filter((e) => e.testAccuracy !== null);
+          return { label: name(r), x: col(ev, 'step'), y: col(ev, 'testAccuracy'), color: color(i) };
+        }),
+      );
+      charts.throughput.set(
+        runs.map((r, i) => ({
+          label: name(r),
+          x: col(r.steps, 't'),
+          y: col(r.steps, 'samplesPerSec'),
+          color: color(i),
+        })),
+      );
+      charts.tokens.set(
+        runs.map((r, i) => {
+          var rows = r.steps.filter((s) => typeof s.tokensPerSec === 'number');
+          return { label: name(r), x: col(rows, 't'), y: col(rows, 'tokensPerSec'), color: color(i) };
+        }),
+      );
+      charts.mfu.set(
+        runs.map((r, i) => {
+          var rows = r.steps.filter((s) => s.mfu !== null);
+          return { label: name(r), x: col(rows, 't'), y: col(rows, 'mfu'), color: color(i) };
+        }),
+      );
       // Stacked: each line is the sum of the parts up to it, drawn from the top down so each
       // fill covers only its own band.
       var one = runs.length === 1 ? runs[0] : null;
-      charts.timeline.set(one ? PARTS.map((p, k) => ({ label: p, x: col(one.steps, 'step'), y: one.steps.map((s) => { var acc = 0; for (var j = 0; j <= k; j++) acc += s.parts[j]; return acc; }), color: PART_COLORS[k], fill: PART_COLORS[k] })).reverse() : []);
+      charts.timeline.set(
+        one
+          ? PARTS.map((p, k) => ({
+              label: p,
+              x: col(one.steps, 'step'),
+              y: one.steps.map((s) => {
+                var acc = 0;
+                for (var j = 0; j <= k; j++) acc += s.parts[j];
+                return acc;
+              }),
+              color: PART_COLORS[k],
+              fill: PART_COLORS[k],
+            })).reverse()
+          : [],
+      );
 
       header.textContent = '';
       budget.textContent = '';
@@ -193,16 +299,23 @@
       if (opts.live && one) drawLive(one);
       else drawReport(runs);
       breakdown.insertBefore(el('h2', { text: 'Where a step goes' }), breakdown.firstChild);
-      breakdownBars(breakdown, runs.flatMap((r) => {
-        var bars = [];
-        var recent = r.steps.slice(-50);
-        if (opts.live && recent.length) bars.push({ label: 'last step (' + last(recent).step + ')', parts: last(recent).parts });
-        if (recent.length) {
-          var rows = opts.live ? recent : r.steps.slice(Math.min(20, Math.floor(r.steps.length / 10)));
-          bars.push({ label: name(r, opts.live ? 'median of the last ' + recent.length : 'median'), parts: PARTS.map((_, k) => median(rows.map((s) => s.parts[k]))) });
-        }
-        return bars;
-      }));
+      breakdownBars(
+        breakdown,
+        runs.flatMap((r) => {
+          var bars = [];
+          var recent = r.steps.slice(-50);
+          if (opts.live && recent.length)
+            bars.push({ label: 'last step (' + last(recent).step + ')', parts: last(recent).parts });
+          if (recent.length) {
+            var rows = opts.live ? recent : r.steps.slice(Math.min(20, Math.floor(r.steps.length / 10)));
+            bars.push({
+              label: name(r, opts.live ? 'median of the last ' + recent.length : 'median'),
+              parts: PARTS.map((_, k) => median(rows.map((s) => s.parts[k]))),
+            });
+          }
+          return bars;
+        }),
+      );
     }
 
     function drawLive(r) {
@@ -210,19 +323,51 @@
       var ev = last(r.evals);
       var state = r.state === 'finished' ? 'finished' : r.state === 'training' ? 'training' : 'waiting for workers';
       header.appendChild(el('h1', { text: 'dptrain · ' + r.name }));
-      header.appendChild(el('p', { class: 'facts' }, [
-        el('span', { 'data-field': 'state', text: state }),
-        el('span', { 'data-field': 'step', text: 'step ' + (s ? s.step : 0) + ' of ' + r.totalSteps }),
-        el('span', { 'data-field': 'loss', text: 'loss ' + (s ? s.loss.toPrecision(4) : '–') }),
-        el('span', { text: 'test accuracy ' + (ev ? pct(ev.testAccuracy) : '–') }),
-        el('span', { text: (s ? si(s.samplesPerSec) : '–') + ' samples/s' }),
-        el('span', { text: 'MFU ' + (s ? pct(s.mfu) : '–') }),
-      ]));
+      header.appendChild(
+        el('p', { class: 'facts' }, [
+          el('span', { 'data-field': 'state', text: state }),
+          el('span', { 'data-field': 'step', text: 'step ' + (s ? s.step : 0) + ' of ' + r.totalSteps }),
+          el('span', { 'data-field': 'loss', text: 'loss ' + (s ? s.loss.toPrecision(4) : '–') }),
+          el('span', { text: 'test accuracy ' + (ev ? pct(ev.testAccuracy) : '–') }),
+          el('span', { text: (s ? si(s.samplesPerSec) : '–') + ' samples/s' }),
+          el('span', { text: 'MFU ' + (s ? pct(s.mfu) : '–') }),
+        ]),
+      );
       drawBudget(r, s);
       tables.appendChild(el('h2', { text: 'Workers' }));
-      tables.appendChild(table(
-        ['name', 'host', 'backend', 'adapter', 'declared FLOP/s', 'measured FLOP/s', 'achieved FLOP/s', 'state', 'last seen', 'shards done', 'stale', 'recomputed'],
-        r.workers.map((w) => [w.name + ' (' + w.id + ')', w.host, w.backend, w.adapter || '–', si(w.declaredFlops), si(w.measuredFlops), si(w.achievedFlops), w.state, ((Date.now() - w.lastSeen) / 1000).toFixed(0) + ' s ago', w.shardsDone, w.staleShards, w.recomputedShards]), 'workers'));
+      tables.appendChild(
+        table(
+          [
+            'name',
+            'host',
+            'backend',
+            'adapter',
+            'declared FLOP/s',
+            'measured FLOP/s',
+            'achieved FLOP/s',
+            'state',
+            'last seen',
+            'shards done',
+            'stale',
+            'recomputed',
+          ],
+          r.workers.map((w) => [
+            w.name + ' (' + w.id + ')',
+            w.host,
+            w.backend,
+            w.adapter || '–',
+            si(w.declaredFlops),
+            si(w.measuredFlops),
+            si(w.achievedFlops),
+            w.state,
+            ((Date.now() - w.lastSeen) / 1000).toFixed(0) + ' s ago',
+            w.shardsDone,
+            w.staleShards,
+            w.recomputedShards,
+          ]),
+          'workers',
+        ),
+      );
       drawWarnings([r]);
     }
 
@@ -231,26 +376,70 @@
       var used = s.budgetUsed || 0;
       var eta = r.state === 'finished' ? null : s.budgetEtaSec;
       budget.appendChild(el('h2', { text: 'Compute budget' + (label ? ' · ' + label : '') }));
-      budget.appendChild(el('div', { class: 'meter' }, [el('span', { style: 'width:' + Math.min(100, used * 100).toFixed(2) + '%' })]));
-      budget.appendChild(el('p', { text: si(s.cumulativeFlops) + 'FLOPs of ' + si(r.budget) + 'FLOPs used (' + pct(used) + ')' +
-        (eta === null ? '' : eta <= 0 ? '; spent' : '; at the current rate it runs out in ' + duration(eta) + ', at ' + new Date(Date.now() + eta * 1000).toLocaleString()) }));
+      budget.appendChild(
+        el('div', { class: 'meter' }, [el('span', { style: 'width:' + Math.min(100, used * 100).toFixed(2) + '%' })]),
+      );
+      budget.appendChild(
+        el('p', {
+          text:
+            si(s.cumulativeFlops) +
+            'FLOPs of ' +
+            si(r.budget) +
+            'FLOPs used (' +
+            pct(used) +
+            ')' +
+            (eta === null
+              ? ''
+              : eta <= 0
+                ? '; spent'
+                : '; at the current rate it runs out in ' +
+                  duration(eta) +
+                  ', at ' +
+                  new Date(Date.now() + eta * 1000).toLocaleString()),
+        }),
+      );
     }
 
     function drawWarnings(runs) {
       var rows = runs.flatMap((r) => r.warnings.map((w) => [runs.length > 1 ? r.name : null, w]));
       tables.appendChild(el('h2', { text: 'Recent warnings' }));
-      if (!rows.length) { tables.appendChild(el('p', { text: 'none' })); return; }
-      tables.appendChild(el('ul', { class: 'warnings' }, rows.slice(-50).reverse().map((x) => {
-        var w = x[1];
-        return el('li', { class: w.level }, [new Date(w.time).toLocaleTimeString() + ' ' + (x[0] ? x[0] + ': ' : '') + w.msg]);
-      })));
+      if (!rows.length) {
+        tables.appendChild(el('p', { text: 'none' }));
+        return;
+      }
+      tables.appendChild(
+        el(
+          'ul',
+          { class: 'warnings' },
+          rows
+            .slice(-50)
+            .reverse()
+            .map((x) => {
+              var w = x[1];
+              return el('li', { class: w.level }, [
+                new Date(w.time).toLocaleTimeString() + ' ' + (x[0] ? x[0] + ': ' : '') + w.msg,
+              ]);
+            }),
+        ),
+      );
     }
 
     function drawReport(runs) {
       header.appendChild(el('h1', { text: 'dptrain report · ' + runs.map((r) => r.name).join(', ') }));
-      runs.forEach((r) => { var s = last(r.steps); if (r.budget !== null && s) drawBudget(r, s, r.name); });
+      runs.forEach((r) => {
+        var s = last(r.steps);
+        if (r.budget !== null && s) drawBudget(r, s, r.name);
+      });
       tables.appendChild(el('h2', { text: 'Summary' }));
-      tables.appendChild(table([''].concat(runs.map((r) => r.name)), SUMMARY_ROWS.map((row) => [row[0]].concat(runs.map((r) => r.summary ? row[1](r.summary) : '(no summary.json)'))), 'summary'));
+      tables.appendChild(
+        table(
+          [''].concat(runs.map((r) => r.name)),
+          SUMMARY_ROWS.map((row) =>
+            [row[0]].concat(runs.map((r) => (r.summary ? row[1](r.summary) : '(no summary.json)'))),
+          ),
+          'summary',
+        ),
+      );
       tables.appendChild(el('h2', { text: 'Config differences' }));
       var diff = configDiff(runs);
       if (runs.length < 2) tables.appendChild(el('p', { text: 'one run: nothing to compare' }));

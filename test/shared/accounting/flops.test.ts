@@ -24,8 +24,12 @@ describe('dense FLOPs per sample', () => {
   });
 
   it('a linear output layer costs no activation FLOPs; a tanh one does', () => {
-    const lin = denseFlopsPerSample(layoutModel(parseModelSpec({ layers: [{ units: 3 }], loss: 'meanSquaredError' }), 2, 3));
-    const tanh = denseFlopsPerSample(layoutModel(parseModelSpec({ layers: [{ units: 3, activation: 'tanh' }], loss: 'meanSquaredError' }), 2, 3));
+    const lin = denseFlopsPerSample(
+      layoutModel(parseModelSpec({ layers: [{ units: 3 }], loss: 'meanSquaredError' }), 2, 3),
+    );
+    const tanh = denseFlopsPerSample(
+      layoutModel(parseModelSpec({ layers: [{ units: 3, activation: 'tanh' }], loss: 'meanSquaredError' }), 2, 3),
+    );
     expect(lin.forward).toBe(2 * 2 * 3 + 3 + 0 + 3);
     expect(tanh.forward - lin.forward).toBe(3);
   });

@@ -3,7 +3,13 @@
  * source; a change to a convention in shared/accounting that breaks one of these is wrong.
  */
 import { describe, expect, it } from 'vitest';
-import { mfu, PF_DAY, transformerParams, transformerTrainingFlopsPerToken, type TransformerShape } from '../../../shared/accounting/flops.js';
+import {
+  mfu,
+  PF_DAY,
+  transformerParams,
+  transformerTrainingFlopsPerToken,
+  type TransformerShape,
+} from '../../../shared/accounting/flops.js';
 import { plan } from '../../../shared/accounting/plan.js';
 
 /** Round to n significant digits, as a paper prints it. */
@@ -11,15 +17,31 @@ const sig = (x: number, n: number) => Number(x.toPrecision(n));
 
 describe('published compute figures', () => {
   it('GPT-3 175B on 300B tokens: 3.14e23 FLOPs, 3.64e3 PF-days (Brown et al. 2020, Table D.1)', () => {
-    const r = plan({ flopsPerItem: 6 * 174.6e9, unit: 'token', params: 174.6e9, items: 300e9, devices: 1, peakFlops: 1e15, mfu: 1 });
+    const r = plan({
+      flopsPerItem: 6 * 174.6e9,
+      unit: 'token',
+      params: 174.6e9,
+      items: 300e9,
+      devices: 1,
+      peakFlops: 1e15,
+      mfu: 1,
+    });
     expect(sig(r.trainingFlops!, 3)).toBe(3.14e23);
     expect(sig(r.pfDays!, 3)).toBe(3.64e3);
     expect(PF_DAY).toBe(8.64e19);
   });
 
-  const gpt2: TransformerShape = { layers: 12, dModel: 768, heads: 12, seq: 1024, vocab: 50257, bias: false, tiedEmbeddings: true };
+  const gpt2: TransformerShape = {
+    layers: 12,
+    dModel: 768,
+    heads: 12,
+    seq: 1024,
+    vocab: 50257,
+    bias: false,
+    tiedEmbeddings: true,
+  };
 
-  it("nanoGPT GPT-2 124M: 124,337,664 parameters with position embeddings", () => {
+  it('nanoGPT GPT-2 124M: 124,337,664 parameters with position embeddings', () => {
     expect(transformerParams(gpt2).total).toBe(124_337_664);
   });
 

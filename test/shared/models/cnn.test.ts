@@ -14,38 +14,55 @@ const job = (model: unknown, data: unknown = { name: 'mnist' }) => jobLayout(par
 
 describe('cnn config: one line naming the field', () => {
   it('an unknown layer type', () => {
-    expect(refused(cnn([{ type: 'conv3d' }, ...HEAD]))).toContain('model.layers[0].type must be one of conv2d, maxPool, avgPool, flatten, dense');
+    expect(refused(cnn([{ type: 'conv3d' }, ...HEAD]))).toContain(
+      'model.layers[0].type must be one of conv2d, maxPool, avgPool, flatten, dense',
+    );
   });
   it('a dense layer before flatten', () => {
     expect(refused(cnn([CONV, { type: 'dense', units: 10 }]))).toContain('model.layers[1] is dense before any flatten');
   });
   it('no dense layer after flatten, or none at all', () => {
-    expect(refused(cnn([CONV, { type: 'flatten' }]))).toContain('must end with {"type": "flatten"} and at least one dense layer');
+    expect(refused(cnn([CONV, { type: 'flatten' }]))).toContain(
+      'must end with {"type": "flatten"} and at least one dense layer',
+    );
   });
   it('a conv after flatten', () => {
-    expect(refused(cnn([{ type: 'flatten' }, CONV, { type: 'dense', units: 10 }]))).toContain('model.layers[1].type is conv2d after flatten');
+    expect(refused(cnn([{ type: 'flatten' }, CONV, { type: 'dense', units: 10 }]))).toContain(
+      'model.layers[1].type is conv2d after flatten',
+    );
   });
   it('a bad field of a conv layer, and an unknown one', () => {
-    expect(refused(cnn([{ ...CONV, padding: 'full' }, ...HEAD]))).toContain('model.layers[0].padding must be "same" or "valid"');
+    expect(refused(cnn([{ ...CONV, padding: 'full' }, ...HEAD]))).toContain(
+      'model.layers[0].padding must be "same" or "valid"',
+    );
     expect(refused(cnn([{ ...CONV, filters: 0 }, ...HEAD]))).toContain('model.layers[0].filters');
-    expect(refused(cnn([{ ...CONV, dilation: 2 }, ...HEAD]))).toContain('model.layers[0].dilation is not a config field');
+    expect(refused(cnn([{ ...CONV, dilation: 2 }, ...HEAD]))).toContain(
+      'model.layers[0].dilation is not a config field',
+    );
   });
   it('a dense layer after flatten is named by its place in the list', () => {
     expect(refused(cnn([CONV, { type: 'flatten' }, { type: 'dense', units: 0 }]))).toContain('model.layers[2].units');
   });
   it('a non-linear last layer with a cross-entropy loss', () => {
-    expect(refused(cnn([CONV, { type: 'flatten' }, { type: 'dense', units: 10, activation: 'relu' }]))).toContain('model.layers[2].activation must be "linear"');
+    expect(refused(cnn([CONV, { type: 'flatten' }, { type: 'dense', units: 10, activation: 'relu' }]))).toContain(
+      'model.layers[2].activation must be "linear"',
+    );
   });
   it('a convolution that does not fit the image', () => {
     const msg = expectCode(() => job(cnn([{ ...CONV, kernel: 29, padding: 'valid' }, ...HEAD])), 'MODEL_INVALID');
     expect(msg).toContain('model.layers[0]');
   });
   it('a cnn on data that is not images', () => {
-    const msg = expectCode(() => job(cnn([CONV, { type: 'flatten' }, { type: 'dense', units: 2 }]), { name: 'spirals' }), 'MODEL_INVALID');
+    const msg = expectCode(
+      () => job(cnn([CONV, { type: 'flatten' }, { type: 'dense', units: 2 }]), { name: 'spirals' }),
+      'MODEL_INVALID',
+    );
     expect(msg).toContain('model.kind cnn needs images [height, width, channels]');
   });
   it('a last layer whose units differ from the classes', () => {
-    expect(expectCode(() => job(cnn([CONV, { type: 'flatten' }, { type: 'dense', units: 7 }])), 'MODEL_INVALID')).toContain('model.layers[2].units is 7 but the dataset has 10 outputs');
+    expect(
+      expectCode(() => job(cnn([CONV, { type: 'flatten' }, { type: 'dense', units: 7 }])), 'MODEL_INVALID'),
+    ).toContain('model.layers[2].units is 7 but the dataset has 10 outputs');
   });
 });
 

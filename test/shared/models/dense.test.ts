@@ -3,7 +3,6 @@ import { initParams, paramView, parseModelSpec, type ModelSpec } from '../../../
 import { expectCode } from '../../helpers/expect-code.js';
 import { denseFor as layoutModel } from '../../helpers/layouts.js';
 
-
 const SPEC: ModelSpec = parseModelSpec({
   layers: [
     { units: 256, activation: 'relu' },
@@ -83,7 +82,7 @@ describe('initParams', () => {
       // Relative standard error of the variance estimate is ≈ 0.9/sqrt(n): 5% is > 10 SE for the
       // two big kernels; the 1280-value last kernel gets a tolerance of 4 SE (10%).
       const tol = v.length >= 10_000 ? 0.05 : 0.1;
-      expect(Math.abs(variance / (limit * limit / 3) - 1)).toBeLessThan(tol);
+      expect(Math.abs(variance / ((limit * limit) / 3) - 1)).toBeLessThan(tol);
       expect(Math.abs(mean)).toBeLessThan(limit * 0.05);
     }
   });
@@ -100,20 +99,37 @@ describe('parseModelSpec', () => {
   });
 
   it('allows a non-linear last layer with meanSquaredError only', () => {
-    expect(parseModelSpec({ layers: [{ units: 1, activation: 'sigmoid' }], loss: 'meanSquaredError' })).toMatchObject({ layers: [{ activation: 'sigmoid' }] });
-    expect(expectCode(() => parseModelSpec({ layers: [{ units: 1, activation: 'sigmoid' }], loss: 'binaryCrossEntropy' }), 'MODEL_INVALID')).toContain(
-      'model.layers[0].activation',
-    );
+    expect(parseModelSpec({ layers: [{ units: 1, activation: 'sigmoid' }], loss: 'meanSquaredError' })).toMatchObject({
+      layers: [{ activation: 'sigmoid' }],
+    });
+    expect(
+      expectCode(
+        () => parseModelSpec({ layers: [{ units: 1, activation: 'sigmoid' }], loss: 'binaryCrossEntropy' }),
+        'MODEL_INVALID',
+      ),
+    ).toContain('model.layers[0].activation');
   });
 
   const bad: Array<[string, unknown, string]> = [
     ['not an object', [1], 'model'],
     ['empty layers', { layers: [], loss: 'meanSquaredError' }, 'model.layers'],
     ['units 0', { layers: [{ units: 0, activation: 'relu' }, ok], loss: 'meanSquaredError' }, 'model.layers[0].units'],
-    ['units 1.5', { layers: [ok, { units: 1.5, activation: 'relu' }], loss: 'meanSquaredError' }, 'model.layers[1].units'],
+    [
+      'units 1.5',
+      { layers: [ok, { units: 1.5, activation: 'relu' }], loss: 'meanSquaredError' },
+      'model.layers[1].units',
+    ],
     ['units "4"', { layers: [{ units: '4' }], loss: 'meanSquaredError' }, 'model.layers[0].units'],
-    ['unknown layer field', { layers: [ok, { units: 4, activation: 'relu', dropout: 0.5 }], loss: 'meanSquaredError' }, 'model.layers[1].dropout'],
-    ['unknown activation', { layers: [{ units: 4, activation: 'swish' }], loss: 'meanSquaredError' }, 'model.layers[0].activation'],
+    [
+      'unknown layer field',
+      { layers: [ok, { units: 4, activation: 'relu', dropout: 0.5 }], loss: 'meanSquaredError' },
+      'model.layers[1].dropout',
+    ],
+    [
+      'unknown activation',
+      { layers: [{ units: 4, activation: 'swish' }], loss: 'meanSquaredError' },
+      'model.layers[0].activation',
+    ],
     ['unknown loss', { layers: [ok], loss: 'hinge' }, 'model.loss'],
     ['missing loss', { layers: [ok] }, 'model.loss'],
   ];

@@ -16,7 +16,13 @@ const GPT = { kind: 'gpt', layers: 2, dModel: 16, heads: 2, seq: 8 };
 const text = tinyTextFile();
 const job = (model: unknown, data: unknown = { name: 'text', path: text }) => jobLayout(parseConfig({ data, model }));
 /** Token data of a given vocabulary, without a file. */
-const tokens = (seq: number, vocab: number) => ({ inputShape: [seq], inputDtype: 'int32' as const, outputSize: seq, targets: 'tokens' as const, vocab });
+const tokens = (seq: number, vocab: number) => ({
+  inputShape: [seq],
+  inputDtype: 'int32' as const,
+  outputSize: seq,
+  targets: 'tokens' as const,
+  vocab,
+});
 
 beforeAll(async () => {
   tf.enableProdMode();
@@ -47,8 +53,21 @@ describe('gpt: parameters and FLOPs are those shared/accounting counts', () => {
     const dir = tempDir('gpt-plan');
     const file = join(dir, 'job.json');
     writeFileSync(file, JSON.stringify({ data: { name: 'text', path: text }, model: GPT }));
-    const fromConfig = planCommand({ model: file, device: 'h100', precision: 'fp32', epochs: 1 } as Parameters<typeof planCommand>[0]).result;
-    const fromShape = planCommand({ layers: 2, dModel: 16, heads: 2, seq: 8, vocab, device: 'h100', precision: 'fp32', epochs: 1, bias: true, tied: true } as Parameters<typeof planCommand>[0]).result;
+    const fromConfig = planCommand({ model: file, device: 'h100', precision: 'fp32', epochs: 1 } as Parameters<
+      typeof planCommand
+    >[0]).result;
+    const fromShape = planCommand({
+      layers: 2,
+      dModel: 16,
+      heads: 2,
+      seq: 8,
+      vocab,
+      device: 'h100',
+      precision: 'fp32',
+      epochs: 1,
+      bias: true,
+      tied: true,
+    } as Parameters<typeof planCommand>[0]).result;
     expect(fromConfig.unit).toBe('token');
     expect(fromConfig.flopsPerItem).toBe(fromShape.flopsPerItem);
     expect(fromConfig.params).toBe(fromShape.params);
@@ -73,40 +92,61 @@ describe('gpt: initialization and forward pass', () => {
     const ps = layout.params.map((s) => tf.tensor(paramView(init, s), s.shape));
     const a = [1, 2, 3, 4, 5, 6, 7, 8];
     const b = [1, 2, 3, 4, 5, 9, 7, 8];
-    const [la, lb] = [a, b].map((ids) => m.forward(layout, ps, tf.tensor2d(ids, [1, 8], 'int32')).arraySync() as number[][]);
-    for (let t = 0; t < 5; t++) for (let v = 0; v < la[t].length; v++) expect(Math.abs(la[t][v] - lb[t][v])).toBeLessThan(1e-6);
+    const [la, lb] = [a, b].map(
+      (ids) => m.forward(layout, ps, tf.tensor2d(ids, [1, 8], 'int32')).arraySync() as number[][],
+    );
+    for (let t = 0; t < 5; t++)
+      for (let v = 0; v < la[t].length; v++) expect(Math.abs(la[t][v] - lb[t][v])).toBeLessThan(1e-6);
     expect(la[5].some((v, i) => Math.abs(v - lb[5][i]) > 1e-4)).toBe(true);
     // a shorter context (sampling) gives the same logits at the positions it has
     const short = m.forward(layout, ps, tf.tensor2d(a.slice(0, 3), [1, 3], 'int32')).arraySync() as number[][];
-    for (let t = 0; t < 3; t++) for (let v = 0; v < short[t].length; v++) expect(Math.abs(short[t][v] - la[t][v])).toBeLessThan(1e-5);
+    for (let t = 0; t < 3; t++)
+      for (let v = 0; v < short[t].length; v++) expect(Math.abs(short[t][v] - la[t][v])).toBeLessThan(1e-5);
     tf.dispose(ps);
   });
 });
 
 describe('gpt and text: one line naming the field or file', () => {
   it('gpt on images', () => {
-    expect(expectCode(() => job(GPT, { name: 'mnist' }), 'MODEL_INVALID')).toContain('model.kind gpt needs token data (data.name text)');
+    expect(expectCode(() => job(GPT, { name: 'mnist' }), 'MODEL_INVALID')).toContain(
+      'model.kind gpt needs token data (data.name text)',
+    );
   });
   it('dense or cnn on text', () => {
-    expect(expectCode(() => job({ layers: [{ units: 4 }], loss: 'softmaxCrossEntropy' }), 'MODEL_INVALID')).toContain('data.name text gives token windows');
+    expect(expectCode(() => job({ layers: [{ units: 4 }], loss: 'softmaxCrossEntropy' }), 'MODEL_INVALID')).toContain(
+      'data.name text gives token windows',
+    );
   });
   it('a vocabulary smaller than the token ids', () => {
-    expect(expectCode(() => job({ ...GPT, vocab: 5 }), 'MODEL_INVALID')).toMatch(/model\.vocab is 5 but the data has token ids up to \d+/);
+    expect(expectCode(() => job({ ...GPT, vocab: 5 }), 'MODEL_INVALID')).toMatch(
+      /model\.vocab is 5 but the data has token ids up to \d+/,
+    );
   });
   it('dModel not a multiple of heads', () => {
-    expect(expectCode(() => parseModelSpec({ ...GPT, heads: 3 }), 'MODEL_INVALID')).toContain('model.dModel (16) must be a multiple of model.heads (3)');
+    expect(expectCode(() => parseModelSpec({ ...GPT, heads: 3 }), 'MODEL_INVALID')).toContain(
+      'model.dModel (16) must be a multiple of model.heads (3)',
+    );
   });
   it('a missing text file, a file that is not UTF-8, a file too short for one window', () => {
-    expect(expectCode(() => job(GPT, { name: 'text', path: '/nonexistent/kjv.txt' }), 'DATASET_UNAVAILABLE')).toContain('/nonexistent/kjv.txt does not exist');
+    expect(expectCode(() => job(GPT, { name: 'text', path: '/nonexistent/kjv.txt' }), 'DATASET_UNAVAILABLE')).toContain(
+      '/nonexistent/kjv.txt does not exist',
+    );
     const dir = tempDir('text-bad');
     writeFileSync(join(dir, 'latin1.txt'), Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]));
-    expect(expectCode(() => job(GPT, { name: 'text', path: join(dir, 'latin1.txt') }), 'DATASET_UNAVAILABLE')).toContain('is not UTF-8 text');
+    expect(
+      expectCode(() => job(GPT, { name: 'text', path: join(dir, 'latin1.txt') }), 'DATASET_UNAVAILABLE'),
+    ).toContain('is not UTF-8 text');
     writeFileSync(join(dir, 'short.txt'), 'abc');
     const cfg = parseConfig({ data: { name: 'text', path: join(dir, 'short.txt') }, model: GPT });
     expect(expectCode(() => loadJobData(cfg), 'DATASET_UNAVAILABLE')).toContain('too few for one training window of 9');
   });
   it('an unknown tokenizer', () => {
-    expect(expectCode(() => parseConfig({ data: { name: 'text', path: text, tokenizer: 'words' }, model: GPT }), 'CONFIG_INVALID')).toContain('data.tokenizer must be one of chars, bytes');
+    expect(
+      expectCode(
+        () => parseConfig({ data: { name: 'text', path: text, tokenizer: 'words' }, model: GPT }),
+        'CONFIG_INVALID',
+      ),
+    ).toContain('data.tokenizer must be one of chars, bytes');
   });
 });
 

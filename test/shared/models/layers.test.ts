@@ -205,26 +205,28 @@ describe('the example model (conv, pool, flatten, dense, dense)', () => {
     expect(f.training).toBe(3 * forward);
   });
 
-  it('exports a model.json that tfjs-layers loads and that predicts probabilities as the trained slots ' +
-    'do', async () => {
-    const out = join(dir, 'export');
-    const params = initParams(layout, 1).map((v, i) => v + 0.01 * Math.sin(i));
-    await exportLayersModel(layout, params, out);
-    const json = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
-    const bytes = new Uint8Array(readFileSync(join(out, 'weights.bin')));
-    const loaded = await tf.loadLayersModel(
-      tf.io.fromMemory({
-        modelTopology: json.modelTopology,
-        weightSpecs: json.weightsManifest[0].weights,
-        weightData: bytes.buffer,
-      }),
-    );
-    const x = tf.randomUniform([3, 12, 12, 1], 0, 1, 'float32', 5);
-    const ws = layout.params.map((s) => tf.tensor(paramView(params, s), s.shape));
-    const ours = tf.softmax(modelKind(spec).forward(layout, ws, x)).dataSync();
-    const theirs = (loaded.predict(x) as tf.Tensor).dataSync();
-    for (let i = 0; i < ours.length; i++) expect(Math.abs(ours[i] - theirs[i])).toBeLessThan(1e-5);
-  });
+  it(
+    'exports a model.json that tfjs-layers loads and that predicts probabilities as the trained slots ' + 'do',
+    async () => {
+      const out = join(dir, 'export');
+      const params = initParams(layout, 1).map((v, i) => v + 0.01 * Math.sin(i));
+      await exportLayersModel(layout, params, out);
+      const json = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
+      const bytes = new Uint8Array(readFileSync(join(out, 'weights.bin')));
+      const loaded = await tf.loadLayersModel(
+        tf.io.fromMemory({
+          modelTopology: json.modelTopology,
+          weightSpecs: json.weightsManifest[0].weights,
+          weightData: bytes.buffer,
+        }),
+      );
+      const x = tf.randomUniform([3, 12, 12, 1], 0, 1, 'float32', 5);
+      const ws = layout.params.map((s) => tf.tensor(paramView(params, s), s.shape));
+      const ours = tf.softmax(modelKind(spec).forward(layout, ws, x)).dataSync();
+      const theirs = (loaded.predict(x) as tf.Tensor).dataSync();
+      for (let i = 0; i < ours.length; i++) expect(Math.abs(ours[i] - theirs[i])).toBeLessThan(1e-5);
+    },
+  );
 });
 
 describe('the job pins its model.json', () => {

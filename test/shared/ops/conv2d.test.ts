@@ -27,7 +27,9 @@ function grads([h, w, k, stride, padding]: Case, form: 'builtin' | 'forward'): G
   return tf.tidy(() => {
     const x = tf.randomNormal([3, h, w, 2], 0, 1, 'float32', 11);
     const f = tf.randomNormal([k, k, 2, 4], 0, 1, 'float32', 12);
-    const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, padding, { grad: form }))))([x, f]);
+    const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.square(conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, padding, { grad: form }))),
+    )([x, f]);
     return { dx: dx.dataSync() as Float32Array, dw: dw.dataSync() as Float32Array };
   });
 }
@@ -62,23 +64,29 @@ describe('conv2d filter gradient through a forward convolution', () => {
     expect(convPads(14, 3, 2, 'valid')).toEqual({ out: 6, before: 0, after: 0 });
   });
 
-  it.each(CASES.map((c, i) => [c.join(' '), i]))('on cpu, %s: equals Conv2DBackpropFilter (≤ 1e-5 relative)', async (_, i) => {
-    const ours = grads(CASES[i as number], 'forward');
-    const ref = reference[i as number];
-    expect(rel(ours.dw, ref.dw)).toBeLessThanOrEqual(1e-5);
-    expect(rel(ours.dx, ref.dx)).toBeLessThanOrEqual(1e-6);
-  });
+  it.each(CASES.map((c, i) => [c.join(' '), i]))(
+    'on cpu, %s: equals Conv2DBackpropFilter (≤ 1e-5 relative)',
+    async (_, i) => {
+      const ours = grads(CASES[i as number], 'forward');
+      const ref = reference[i as number];
+      expect(rel(ours.dw, ref.dw)).toBeLessThanOrEqual(1e-5);
+      expect(rel(ours.dx, ref.dx)).toBeLessThanOrEqual(1e-6);
+    },
+  );
 
-  it.each(CASES.map((c, i) => [c.join(' '), i]))('on wasm, %s: equals cpu Conv2DBackpropFilter (≤ 1e-5 relative)', async (_, i) => {
-    await tf.setBackend('wasm');
-    expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeUndefined(); // why this form exists
-    expect(convGradFor('wasm')).toBe('forward');
-    const ours = grads(CASES[i as number], 'forward');
-    const ref = reference[i as number];
-    const d = rel(ours.dw, ref.dw);
-    console.log(`wasm ${CASES[i as number].join(' ')}: filter gradient ${d.toExponential(2)} from cpu's`);
-    expect(d).toBeLessThanOrEqual(1e-5);
-    expect(rel(ours.dx, ref.dx)).toBeLessThanOrEqual(1e-5);
-    await tf.setBackend('cpu');
-  });
+  it.each(CASES.map((c, i) => [c.join(' '), i]))(
+    'on wasm, %s: equals cpu Conv2DBackpropFilter (≤ 1e-5 relative)',
+    async (_, i) => {
+      await tf.setBackend('wasm');
+      expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeUndefined(); // why this form exists
+      expect(convGradFor('wasm')).toBe('forward');
+      const ours = grads(CASES[i as number], 'forward');
+      const ref = reference[i as number];
+      const d = rel(ours.dw, ref.dw);
+      console.log(`wasm ${CASES[i as number].join(' ')}: filter gradient ${d.toExponential(2)} from cpu's`);
+      expect(d).toBeLessThanOrEqual(1e-5);
+      expect(rel(ours.dx, ref.dx)).toBeLessThanOrEqual(1e-5);
+      await tf.setBackend('cpu');
+    },
+  );
 });
