@@ -12,6 +12,7 @@ import { inSlurmStep } from './launch/slurm.js';
 import { intFlag, numFlag, parseListen } from './parse-flags.js';
 import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
+import { shardCommand, type ShardFlags } from './slice-shard-cmd.js';
 import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
 import { parseBatchList, parseWorkerList, scaleCommand } from './scale-cmd.js';
 import { reportCommand } from './report-cmd.js';
@@ -56,6 +57,10 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', 'address to listen on; beyond loopback needs a token', parseListen, { host: '127.0.0.1', port: 7070 })
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)')
     .option('--tls-key <file>', "the certificate's private key (PEM)")
+    .option(
+      '--slice-shard <url...>',
+      'slice shards (dptrain slice-shard) that hold the parameters and run Adam, in slice order',
+    )
     .action(async (f: TrainFlags) => {
       process.exitCode = await coordinatorCommand(f);
     });
@@ -72,10 +77,24 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('slice-shard')
+    .description('hold one slice of the parameters and optimizer state for a coordinator started with --slice-shard')
+    .option('-c, --config <file>', "the coordinator's job config (for the model's size)")
+    .option('--listen <host:port>', 'address to listen on; beyond loopback needs the job token', parseListen, {
+      host: '127.0.0.1',
+      port: 7071,
+    })
+    .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')
+    .action(async (f: ShardFlags) => {
+      process.exitCode = await shardCommand(f);
+    });
+
+  program
     .command('worker')
     .description('join a coordinator and compute gradients for it')
     .option('--connect <url>', 'coordinator address, e.g. ws://host:7070')
     .option('--connect-file <file>', "read the address from a coordinator's RUN/coordinator.json (a shared run directory)")
+    .option('--slice-shard <url...>', "the coordinator's slice shards, in its --slice-shard order")
     .addOption(backendOption().default('auto'))
     .addOption(softwareGpuOption())
     .option('--name <name>', 'name in the coordinator log (default host-pid; rankN@host in an Indexed Job)')

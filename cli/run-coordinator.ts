@@ -2,6 +2,7 @@
  * Run a coordinator to completion with the terminal and run-directory wiring around it; used by
  * both `dptrain train` (with local workers) and `dptrain coordinator` (with remote ones).
  */
+import type { RemoteSlices } from '../coordinator/slices/remote-slices.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import { RunDir } from '../coordinator/run-dir.js';
@@ -84,6 +85,7 @@ export interface CoordinatorExtras {
   expectedWorkers?: string[];
   joinTimeoutMs?: number;
   onStepStart?: (step: number) => void;
+  slices?: RemoteSlices | null;
 }
 
 /**

@@ -3,6 +3,7 @@
  * workers): resolve the config (or the checkpoint to resume), open the run directory and the
  * listener, run, and turn SIGINT/SIGTERM into "finish the step, checkpoint, exit".
  */
+import { coordinatorSlices } from './slice-shard-cmd.js';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { readRunView } from '../coordinator/dashboard/run-dir-view.js';
@@ -37,6 +38,8 @@ export interface TrainFlags extends JobFlags {
   tlsKey?: string;
   trace?: string;
   traceSteps?: [number, number];
+  /** Slice shards (dptrain slice-shard), in slice order. */
+  sliceShard?: string[];
 }
 
 /** --trace FILE [--trace-steps A:B] → what the coordinator needs to record it. */
@@ -213,12 +216,9 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
     `workers join with: dptrain worker --connect ${s.workerAddress}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''} (or --connect-file ${s.runDir.path}/coordinator.json)`,
   );
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
-  const coord = createCoordinator(config, s, progress, {
-    ...traceOptions(f),
-    token,
-    resume: resume?.state,
-    joinTimeoutMs: f.joinTimeout !== undefined ? f.joinTimeout * 1000 : undefined,
-  });
+  const slices = await coordinatorSlices(f.sliceShard, config, token);
+  const joinTimeoutMs = f.joinTimeout !== undefined ? f.joinTimeout * 1000 : undefined;
+  const coord = createCoordinator(config, s, progress, { ...traceOptions(f), token, resume: resume?.state, joinTimeoutMs, slices });
   handleSignals(coord, s, () => {});
   await trainWith(coord, s, progress);
   return 0;

@@ -2,6 +2,8 @@
  * `dptrain worker --connect ws://HOST:PORT`: pick a backend, connect (retrying while the
  * coordinator is not up yet), and serve the job until the coordinator says bye.
  */
+import { slicedLink } from '../worker/sliced-link.js';
+import { dialShards } from './slice-shard-cmd.js';
 import { DptrainError, fail, isDptrainError } from '../shared/util/errors.js';
 import { readFileSync } from 'node:fs';
 import { preflight } from '../worker/preflight.js';
@@ -34,6 +36,8 @@ export interface WorkerFlags {
   peakFlops?: number;
   device?: string;
   precision: Precision;
+  /** The coordinator's slice shards, in its order. */
+  sliceShard?: string[];
 }
 
 /** Where to connect: --connect, or the address a coordinator wrote into its run directory (read again each try). */
@@ -106,7 +110,9 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   let lostSince = 0; // when the current run of failed sessions began
   let pauseMs = 200;
   for (;;) {
-    const { link, url } = await connect(f, timeoutSec, log, tls);
+    const { link: direct, url } = await connect(f, timeoutSec, log, tls);
+    const shards = f.sliceShard;
+    const link = shards?.length ? slicedLink(direct, (total) => dialShards(shards, total), token) : direct;
     const began = Date.now();
     log.info({ coordinator: url }, 'connected');
     const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job, shmDir });

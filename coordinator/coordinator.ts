@@ -24,6 +24,8 @@ import { eligible } from './phase.js';
 import { jsReduceOps, type ReduceOps } from './reducer.js';
 import { createArena } from './kernels/arena.js';
 import { simdReduceOps } from './kernels/reduce-simd.js';
+import { meanInBlocks } from './slices/blocks.js';
+import type { RemoteSlices } from './slices/remote-slices.js';
 import type { RunDir } from './run-dir.js';
 import { summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
 import { StepTally, stepTimeline } from './timeline.js';
@@ -56,6 +58,8 @@ export interface CoordinatorOptions {
   shm?: ShmChannel | null;
   /** The job's dataset fingerprint, when this host could load the data (see Membership). */
   datasetFingerprint?: string | null;
+  /** Slice shards that hold the parameters and optimizer state, and run the update (coordinator/slices/). */
+  slices?: RemoteSlices | null;
 }
 
 export class Coordinator {
@@ -120,6 +124,7 @@ export class Coordinator {
       shm: o.shm ?? null,
       landing: arena?.landing,
       fingerprint: o.datasetFingerprint ?? null,
+      slicedResults: Boolean(o.slices),
     });
     this.membership.on('gone', (w) => {
       this.dropped++;
@@ -139,6 +144,7 @@ export class Coordinator {
       onWasted: (n) => this.meter.wasted(n),
       outlierFactor: this.cfg.outlierFactor,
       ops: this.ops,
+      sliced: o.slices,
       leaves: jobLeaves(this.cfg, this.layout),
       onAccepted: (w, key, shard, ms, at) => {
         if (o.tracer?.records(this.stepsDone + 1)) o.tracer.span(`worker ${w.id} (${w.host})`, `${key.startsWith('eval') ? 'evaluate' : 'compute'} shard ${shard}`, at - ms, at, { key });
@@ -175,6 +181,14 @@ export class Coordinator {
       adam: this.adam.state,
       counters: { stale: d.stale, reassigned: d.reassigned, recomputed: d.recomputed, outliers: d.outliers, dropped: this.dropped, skipped: this.skipped, cumulativeFlops: this.meter.cumulativeFlops, hardwareFlops: this.meter.hardwareFlops },
     };
+  }
+
+  /** With slice shards: their parameters and optimizer state, here (before a checkpoint; at a step boundary). */
+  private async pull(): Promise<void> {
+    if (!this.o.slices) return;
+    const { params, adam } = await this.o.slices.gather(this.stepsDone);
+    this.params.set(params);
+    this.adam.load(adam);
   }
 
   checkpoint(): string | null {
@@ -296,11 +310,21 @@ export class Coordinator {
     const { lossSum, count, computeMs, reduceMs } = tally;
     const tOpt = performance.now();
     const grads = this.gradBuffer;
-    const { finite, sqNorm } = this.ops.mean(acc, count, grads);
     const lr = learningRate(optimizer, step, this.cfg.steps);
+    // The norm summed by fixed blocks, so that a sliced update (slices/) gives the same bits.
+    const slices = this.o.slices;
+    const sliced = slices && (await slices.update(step, count, lossSum, optimizer.clipNorm, lr, this.version + 1));
+    // With slice shards the norm came back from them (sqNorm is unused then).
+    const { finite, sqNorm } = sliced
+      ? { finite: sliced.finite, sqNorm: NaN }
+      : meanInBlocks(this.ops, acc, count, grads);
     const skipped = !finite || !Number.isFinite(lossSum);
     let gradNorm = NaN;
-    if (skipped) {
+    if (sliced && !skipped) {
+      gradNorm = sliced.gradNorm; // the shards clipped and applied Adam
+      this.version++;
+      this.dispatcher.setParams(this.version, this.params);
+    } else if (skipped) {
       // As loss-scaling optimizers do: leave parameters and Adam state alone, move on.
       this.skipped++;
       this.o.log.warn({ step: step + 1, loss: lossSum / count }, 'step skipped: non-finite loss or gradient; lower optimizer.lr or set optimizer.clipNorm');
@@ -362,6 +386,7 @@ export class Coordinator {
     } catch (e) {
       if (!(e instanceof DptrainError) || e.code !== 'WORKER_LOST') throw e;
       this.position = position; // the step did not happen: its samples come again on resume
+      await this.pull();
       const path = this.checkpoint();
       return fail('WORKER_LOST', `${e.message}${path ? ` (checkpoint at step ${this.stepsDone} written: --resume ${this.o.runDir!.path})` : ''}`);
     }
@@ -388,12 +413,14 @@ export class Coordinator {
     const records: StepRecord[] = [];
     let lastEval: EvalRecord | null = null;
     let stoppedBy: RunSummary['stoppedBy'] = 'steps';
+    if (this.o.slices) await this.o.slices.assign(this.params, this.adam.state, this.version);
     while (this.stepsDone < steps) {
-      if (this.stopRequest) this.stop();
+      if (this.stopRequest) await this.pull().then(() => this.stop());
       if (this.budgetStops()) {
         stoppedBy = 'budget';
         break;
       }
+      if (eligible(this.membership).length < this.cfg.minWorkers) await this.pull(); // a pause may end in a checkpoint
       if (eligible(this.membership).length < this.cfg.minWorkers) await this.waitForWorkers(this.cfg.minWorkers, this.cfg.pauseTimeoutSec * 1000, 'paused');
       const rec = await this.stepOrCheckpoint();
       if (evalEvery > 0 && rec.step % evalEvery === 0 && rec.step !== steps) {
@@ -403,9 +430,13 @@ export class Coordinator {
       records.push(rec);
       this.o.runDir?.appendMetrics(rec);
       this.o.onStep?.(rec);
-      if (checkpointEvery > 0 && rec.step % checkpointEvery === 0 && rec.step !== steps) this.checkpoint();
+      if (checkpointEvery > 0 && rec.step % checkpointEvery === 0 && rec.step !== steps) {
+        await this.pull();
+        this.checkpoint();
+      }
     }
     lastEval = await this.evaluate(this.stepsDone);
+    await this.pull();
     this.checkpoint();
     if (this.o.runDir) await exportLayersModel(this.layout, this.params, this.o.runDir.modelDir);
     const ready = this.membership.ready();

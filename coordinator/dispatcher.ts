@@ -39,6 +39,13 @@ export interface DispatcherOptions {
   outlierFactor: number;
   /** The gradient passes (SIMD kernels in the coordinator's arena, or the scalar loops). */
   ops?: ReduceOps;
+  /**
+   * Slice shards hold the parameters and take the gradients (coordinator/slices/): workers get
+   * no parameter frames from here, and each accepted result is committed to the shards.
+   */
+  sliced?: {
+    commit(step: number, micro: number, shard: number, leaves: number, nodes: readonly TreeNode[], w: string): void;
+  } | null;
   /** Virtual shards per micro-batch (shared/job/shard-tree.ts); null: one per eligible worker. */
   leaves: number | null;
 }
@@ -135,6 +142,10 @@ export class Dispatcher {
   private ensureParams = (w: WorkerSession): void => {
     const { version, values } = this.params;
     if (w.paramsVersion === version) return;
+    if (this.o.sliced) {
+      w.paramsVersion = version; // it has them from the slice shards
+      return;
+    }
     // Encode once per version; every worker gets the same bytes (or, on this host, the same file).
     if (this.paramsFrame?.version !== version) this.paramsFrame = { version, bytes: null, shmBytes: null, slot: -1 };
     const f = this.paramsFrame;
@@ -322,6 +333,7 @@ export class Dispatcher {
     }
     if (this.o.outlierFactor > 0 && this.isOutlier(w, p, msg, nodes, payload)) return;
     p.accept(w, msg.shard, msg);
+    this.o.sliced?.commit(msg.step, msg.micro, msg.shard, this.reducer!.leaves, nodes, w.id);
     const t0 = performance.now();
     this.o.onAccepted?.(w, p.plan.key, msg.shard, msg.computeMs, t0);
     nodes.forEach((t, j) => {

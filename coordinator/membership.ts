@@ -95,6 +95,8 @@ export interface MembershipOptions {
    * Without it, the first worker to be ready sets the fingerprint the others must match.
    */
   fingerprint?: string | null;
+  /** Workers send gradients to slice shards; results carry none (coordinator/slices/). */
+  slicedResults?: boolean;
 }
 
 /** The states in which each message from a worker is accepted; anything else drops it as invalid. */
@@ -123,6 +125,8 @@ function parseFingerprint(fp: string): DataShape | null {
   const m = /^[^:]+:(\d+)\+(\d+):/.exec(fp);
   return m ? { fingerprint: fp, trainSize: Number(m[1]), testSize: Number(m[2]) } : null;
 }
+
+const NO_GRADIENTS = new Float32Array(0);
 
 export class Membership extends EventEmitter<MembershipEvents> {
   readonly workers = new Map<string, WorkerSession>();
@@ -248,7 +252,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.traffic.in += bytes.length;
     let frame: ReturnType<typeof readFromWorker>;
     try {
-      frame = readFromWorker(bytes, { totalParams: this.o.totalParams, wireDtype: this.o.job.wireDtype });
+      const { totalParams, job, slicedResults } = this.o;
+      frame = readFromWorker(bytes, { totalParams, wireDtype: job.wireDtype, slicedResults });
     } catch (e) {
       return this.drop(w, 'invalid', `invalid message: ${describeError(e)}`);
     }
@@ -322,7 +327,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** A shard's gradient sums, from the frame or from this worker's shared-memory slot. */
   private onResult(w: WorkerSession, msg: ShardResult, payload: Float32Array | null): void {
     w.answers++;
-    let grads = payload as Float32Array;
+    let grads = payload ?? NO_GRADIENTS; // none: sliced results
     if (msg.shm > 0) {
       if (!w.shm || !this.o.shm) {
         return this.drop(w, 'invalid', `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);

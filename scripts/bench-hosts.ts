@@ -9,7 +9,7 @@
  *
  * Run as root after `npx tsc -p tsconfig.json`:
  *   node dist/scripts/bench-hosts.js [--rates 1gbit,100mbit] [--workers 2] [--bytes-workers 2,4]
- *     [--steps 40] [--rounds 1] [--ddp-anchor ddp_gloo_rank.py] [--out bench-hosts.json]
+ *     [--steps 40] [--rounds 1] [--ddp-anchor ddp_gloo_rank.py] [--out bench-hosts.json] [--slice-shards]
  * The machine's load average is recorded with each round: compare ratios within a round.
  */
 import { execFile, type ChildProcess } from 'node:child_process';
@@ -84,13 +84,24 @@ function local(dir: string, job: string, workers: number, steps: number): Promis
   });
 }
 
-/** The job with a coordinator host and `workers` worker hosts, every link capped at `rate`. */
-async function acrossHosts(dir: string, job: string, workers: number, rate: string, steps: number): Promise<Figures> {
+/**
+ * The job with a coordinator host and `workers` worker hosts, every link capped at `rate`;
+ * `sliced`: with a slice shard (`dptrain slice-shard`) on each worker host.
+ */
+async function acrossHosts(
+  dir: string,
+  job: string,
+  workers: number,
+  rate: string,
+  steps: number,
+  sliced = false,
+): Promise<Figures> {
   const names = workerNames(workers);
   const net = new SimulatedHosts(['coord', ...names]);
   try {
     for (const h of net.hosts.keys()) net.cap(h, rate);
     const cluster = new Cluster(net, 'coord');
+    const shardFlags = sliced ? ['--slice-shard', ...(await sliceShards(cluster, names, job))] : [];
     const out = join(dir, `hosts-${workers}-${rate}-${Date.now()}`);
     const batch = String(PER_WORKER_BATCH * workers);
     const coord = cluster.coordinator([
@@ -104,8 +115,9 @@ async function acrossHosts(dir: string, job: string, workers: number, rate: stri
       String(workers),
       '--out',
       out,
+      ...shardFlags,
     ]);
-    const procs = names.map((h) => cluster.worker(h, ['--backend', 'wasm']));
+    const procs = names.map((h) => cluster.worker(h, ['--backend', 'wasm', ...shardFlags]));
     // Counters between two steps past warm-up: the job's setup and the last evaluation stay out.
     const [from, to] = [Math.max(3, Math.floor(steps / 4)), steps - 1];
     // A coordinator that exits early ends the wait with its last line, not a timeout.
@@ -122,13 +134,35 @@ async function acrossHosts(dir: string, job: string, workers: number, rate: stri
     if (code !== 0) throw new Error(`coordinator exited ${code}: ${coord.output().trim().split('\n').pop()}`);
     await Promise.all(procs.map((p) => p.exit));
     return {
-      ...summaryFigures(`dptrain, coordinator + ${workers} worker hosts at ${rate}`, out),
+      ...summaryFigures(`dptrain${sliced ? ' sliced' : ''}, coordinator + ${workers} worker hosts at ${rate}`, out),
       hubBytesPerStep: perStep(before, after, ['coord'], to - from),
       workerBytesPerStep: perStep(before, after, names, to - from),
     };
   } finally {
     net.destroy();
   }
+}
+
+/** A slice shard on each of `hosts`, listening on its address; their URLs once all listen. */
+async function sliceShards(cluster: Cluster, hosts: string[], job: string): Promise<string[]> {
+  return Promise.all(
+    hosts.map((h) => {
+      const at = `${cluster.net.host(h).ip}:7071`;
+      const env = { ...process.env, DPTRAIN_TOKEN: cluster.token };
+      const args = [BUILT_CLI, 'slice-shard', '--config', job, '--listen', at];
+      const c = cluster.net.spawn(h, process.execPath, args, { env });
+      let out = '';
+      return new Promise<string>((res, rej) => {
+        const seen = (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('slice shard listening')) res(`ws://${at}`);
+        };
+        c.stdout?.on('data', seen);
+        c.stderr?.on('data', seen);
+        c.once('exit', (code) => rej(new Error(`slice shard on ${h} exited ${code}: ${out.trim().split('\n').pop()}`)));
+      });
+    }),
+  );
 }
 
 /** samples/s from rank 0's output. */
@@ -227,6 +261,7 @@ async function round(o: Options, dir: string, job: string): Promise<Round> {
   };
   await add(local(dir, job, o.workers, o.steps));
   for (const rate of o.rates) await add(acrossHosts(dir, job, o.workers, rate, o.steps));
+  if (o.sliced) for (const rate of o.rates) await add(acrossHosts(dir, job, o.workers, rate, o.steps, true));
   if (o.anchor) {
     await add(ddp(o.anchor, o.workers, null));
     for (const rate of o.rates) await add(ddp(o.anchor, o.workers, rate));
@@ -234,6 +269,7 @@ async function round(o: Options, dir: string, job: string): Promise<Round> {
   // Bytes per link against the number of worker hosts, at the first rate.
   for (const n of o.bytesWorkers.filter((n) => n !== o.workers)) {
     await add(acrossHosts(dir, job, n, o.rates[0], o.steps));
+    if (o.sliced) await add(acrossHosts(dir, job, n, o.rates[0], o.steps, true));
     if (o.anchor) await add(ddp(o.anchor, n, o.rates[0]));
   }
   return { loadBefore, loadAfter: loadAverage(), runs };
@@ -247,6 +283,8 @@ interface Options {
   rounds: number;
   anchor: string | null;
   out: string;
+  /** Also run each across-hosts job with a slice shard on every worker host. */
+  sliced: boolean;
 }
 
 function options(argv: string[]): Options {
@@ -263,6 +301,7 @@ function options(argv: string[]): Options {
     rounds: Number(flag('--rounds', '1')),
     anchor: flag('--ddp-anchor', null),
     out: flag('--out', 'bench-hosts.json')!,
+    sliced: argv.includes('--slice-shards'),
   };
 }
 

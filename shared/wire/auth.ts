@@ -38,6 +38,11 @@ export function shmGrantProof(secret: string, nonce: string): string {
   return mac(secret, ['shm', nonce]);
 }
 
+/** A slice link's opening (coordinator/slices/): the job token over the shard's nonce, for one role. */
+export function sliceProof(token: string, nonce: string, role: string): string {
+  return mac(token, ['slice', role, nonce]);
+}
+
 /** Constant-time comparison of two proofs. */
 export function proofsEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);

@@ -63,6 +63,8 @@ export interface ValidateContext {
   totalParams: number | null;
   /** The job's wire dtype, once known; payloads must travel in it. */
   wireDtype?: WireDtype | null;
+  /** Results carry no payload: the gradients went to slice shards (coordinator/slices/). */
+  slicedResults?: boolean;
 }
 
 function checkField(v: unknown, kind: FieldKind, where: string): void {
@@ -111,7 +113,8 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
   }
   if (t === 'work') checkLeaves(h);
   // A payload in shared memory (shared/transport/shm.ts) leaves the frame without one.
-  const elsewhere = (t === 'params' || t === 'result') && (h.shm as number) > 0;
+  const inShm = (t === 'params' || t === 'result') && (h.shm as number) > 0;
+  const elsewhere = inShm || (t === 'result' && ctx.slicedResults === true);
   if (PAYLOAD_TYPES.has(t as MessageType) && !elsewhere) {
     if (!payload) fail('MESSAGE_INVALID', `${t} must carry a float32 payload`);
     if (ctx.totalParams === null) fail('MESSAGE_INVALID', `${t} arrived before the model was known`);

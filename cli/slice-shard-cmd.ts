@@ -1,0 +1,65 @@
+/**
+ * `dptrain slice-shard`: a slice shard process (coordinator/slices/slice-server.ts), and the dialling
+ * that `dptrain coordinator --slice-shard` and `dptrain worker --slice-shard` do to reach shards.
+ */
+import { RemoteSlices } from '../coordinator/slices/remote-slices.js';
+import { SliceServer, sliceFrameValues } from '../coordinator/slices/slice-server.js';
+import { listenWs } from '../coordinator/ws-listener.js';
+import type { Config } from '../shared/job/config.js';
+import { jobLayout } from '../shared/job/job-layout.js';
+import type { Link } from '../shared/transport/transport.js';
+import { fail } from '../shared/util/errors.js';
+import { createLogger } from '../shared/util/log.js';
+import { isLoopback, readToken } from '../shared/wire/auth.js';
+import { dialWs } from '../worker/ws-dialer.js';
+import { resolveConfig } from './flags.js';
+
+/** A slice link's frames (see sliceFrameValues), plus a header. */
+const shardFrameBytes = (totalParams: number) => 4 * sliceFrameValues(totalParams) + (1 << 16);
+
+export interface ShardFlags {
+  listen: { host: string; port: number };
+  config?: string;
+  tokenFile?: string;
+}
+
+export async function shardCommand(f: ShardFlags): Promise<number> {
+  const token = readToken(f.tokenFile);
+  if (!token && !isLoopback(f.listen.host))
+    fail(
+      'AUTH_FAILED',
+      `--listen ${f.listen.host}: beyond loopback a shard needs the job token (DPTRAIN_TOKEN or --token-file)`,
+    );
+  const total = jobLayout(resolveConfig({ config: f.config })).totalParams;
+  const log = createLogger({ name: 'shard' });
+  const server = new SliceServer(total, { token });
+  const listener = await listenWs({ ...f.listen, maxPayload: shardFrameBytes(total), handshakeMaxFrame: 0 });
+  listener.onLink((l) => server.accept(l));
+  log.info(
+    { listen: listener.address, params: total },
+    `slice shard listening; the coordinator and workers name it with --slice-shard ${listener.address}`,
+  );
+  await new Promise<void>((res) => process.once('SIGTERM', res).once('SIGINT', res));
+  await listener.close();
+  return 0;
+}
+
+/** Links to every shard, in slice order. */
+export async function dialShards(urls: readonly string[], totalParams: number): Promise<Link[]> {
+  return Promise.all(urls.map((u) => dialWs(u, shardFrameBytes(totalParams))));
+}
+
+/** The coordinator's side: refuse what a sharded update does not do, then dial the shards. */
+export async function coordinatorSlices(
+  urls: readonly string[] | undefined,
+  config: Config,
+  token: string | null,
+): Promise<RemoteSlices | null> {
+  if (!urls?.length) return null;
+  if (config.wireDtype !== 'float32')
+    fail('CONFIG_INVALID', `--slice-shard: slices travel as float32; unset wireDtype (${config.wireDtype})`);
+  if (config.outlierFactor > 0)
+    fail('CONFIG_INVALID', '--slice-shard: --reject-outliers needs whole gradients at the coordinator; leave it off');
+  const total = jobLayout(config).totalParams;
+  return new RemoteSlices(await dialShards(urls, total), total, config.optimizer, token);
+}

@@ -1,0 +1,172 @@
+/**
+ * The loop's side of a sharded coordinator: the same update as SlicedUpdate, with each slice
+ * in a slice shard (slice-server.ts) at the end of a link. The loop decides which result of
+ * each data shard counts and commits it to every shard; at the step's end it gathers every
+ * shard's block norms, sums them in block order (slices are in order) and sends back the
+ * global norm — so the bits are the whole update's. A shard's link closing fails the run
+ * (RUN_FAILED), as the coordinator's own failure would: resume from the last checkpoint.
+ */
+import type { TreeNode } from '../../shared/job/shard-tree.js';
+import type { Link } from '../../shared/transport/transport.js';
+import { DptrainError, fail } from '../../shared/util/errors.js';
+import { sliceProof } from '../../shared/wire/auth.js';
+import { encodeSliceFrame, readSliceFrame, SHARD_TO_LOOP, type FromShard } from '../../shared/wire/slice-protocol.js';
+import type { AdamHyper, AdamState } from '../optimizers/adam.js';
+import { sliceBounds, sumInOrder, type SliceRange } from './blocks.js';
+import { sliceFrameValues } from './slice-server.js';
+import type { UpdateResult } from './sliced-update.js';
+
+interface Reply {
+  msg: FromShard;
+  payload: Float32Array | null;
+}
+
+/** One shard's link: its challenge's nonce, then replies taken in the order they come. */
+class ShardLink {
+  readonly nonce: Promise<string>;
+  private readonly replies: Reply[] = [];
+  private readonly waiters: Array<{ ok: (r: Reply) => void; no: (e: Error) => void }> = [];
+  private lost: Error | null = null;
+
+  constructor(
+    readonly link: Link,
+    readonly slice: number,
+    maxValues: number,
+  ) {
+    let challenged: (nonce: string) => void = () => {};
+    this.nonce = new Promise((res) => (challenged = res));
+    link.onFrame((bytes) => {
+      let r: Reply;
+      try {
+        r = readSliceFrame<FromShard>(bytes, SHARD_TO_LOOP, maxValues);
+      } catch (e) {
+        link.close((e as Error).message, 'invalid');
+        return;
+      }
+      if (r.msg.t === 'sliceChallenge') return challenged(r.msg.nonce);
+      const w = this.waiters.shift();
+      if (w) w.ok(r);
+      else this.replies.push(r);
+    });
+    link.onClose((reason) => {
+      this.lost = new DptrainError(
+        'RUN_FAILED',
+        `slice shard ${slice} (${link.remote}) lost: ${reason}; resume from the last checkpoint`,
+      );
+      for (const w of this.waiters.splice(0)) w.no(this.lost);
+    });
+  }
+
+  send(frame: Uint8Array): void {
+    if (this.lost) throw this.lost;
+    this.link.send(frame);
+  }
+
+  /** The next reply, which must be of type `t`. */
+  async next<T extends FromShard['t']>(
+    t: T,
+  ): Promise<{ msg: Extract<FromShard, { t: T }>; payload: Float32Array | null }> {
+    const r =
+      this.replies.shift() ??
+      (await new Promise<Reply>((ok, no) => (this.lost ? no(this.lost) : this.waiters.push({ ok, no }))));
+    if (r.msg.t !== t) fail('RUN_FAILED', `slice shard ${this.slice} answered ${r.msg.t}, expected ${t}`);
+    return r as { msg: Extract<FromShard, { t: T }>; payload: Float32Array | null };
+  }
+}
+
+export class RemoteSlices {
+  readonly ranges: SliceRange[];
+  private readonly shards: ShardLink[];
+
+  /** `token`: the job's (each shard's challenge is answered with its proof); null = none. */
+  constructor(
+    links: readonly Link[],
+    readonly totalParams: number,
+    private readonly hyper: AdamHyper,
+    private readonly token: string | null = null,
+  ) {
+    this.ranges = sliceBounds(totalParams, links.length);
+    this.shards = links.map((l, k) => new ShardLink(l, k, sliceFrameValues(totalParams)));
+  }
+
+  /** Hand every shard its slice of these parameters and optimizer state, as version `version`. */
+  async assign(params: Float32Array, adam: AdamState, version: number): Promise<void> {
+    const nonces = await Promise.all(this.shards.map((s) => s.nonce));
+    this.shards.forEach((s, k) => {
+      const { from, to } = this.ranges[k];
+      const { beta1, beta2, epsilon, weightDecay } = this.hyper; // only these (a job's optimizer has more fields)
+      const proof = this.token ? sliceProof(this.token, nonces[k], 'assign') : '';
+      const msg = {
+        t: 'assign' as const,
+        proof,
+        slice: k,
+        from,
+        to,
+        version,
+        beta1,
+        beta2,
+        epsilon,
+        weightDecay,
+        accBeta1: adam.accBeta1,
+        accBeta2: adam.accBeta2,
+        adamStep: adam.step,
+      };
+      s.send(encodeSliceFrame(msg, [params.subarray(from, to), adam.m.subarray(from, to), adam.v.subarray(from, to)]));
+    });
+    await Promise.all(this.shards.map((s) => s.next('joined')));
+  }
+
+  /** Data shard `shard` of this micro-step counts as `worker` computed it: these nodes of the tree over `leaves`. */
+  commit(step: number, micro: number, shard: number, leaves: number, nodes: readonly TreeNode[], worker: string): void {
+    const frame = encodeSliceFrame({
+      t: 'commit',
+      step,
+      micro,
+      shard,
+      leaves,
+      nodes: nodes.flatMap((n) => [n.level, n.index]),
+      worker,
+    });
+    for (const s of this.shards) s.send(frame);
+  }
+
+  /** After the step's last commit: mean, global norm, and unless skipped, clip and Adam (version `version`). */
+  async update(
+    step: number,
+    count: number,
+    lossSum: number,
+    clipNorm: number,
+    lr: number,
+    version: number,
+  ): Promise<UpdateResult> {
+    const frame = encodeSliceFrame({ t: 'reduce', step, count });
+    for (const s of this.shards) s.send(frame);
+    const parts = await Promise.all(this.shards.map((s) => s.next('norms')));
+    const finite = parts.every((p) => p.msg.finite);
+    if (!finite || !Number.isFinite(lossSum)) return { finite, gradNorm: NaN, skipped: true };
+    const norm = Math.sqrt(sumInOrder(parts.map((p) => Float64Array.from(p.msg.blockSq))));
+    const apply = encodeSliceFrame({ t: 'apply', step, version, norm, clipNorm, lr });
+    for (const s of this.shards) s.send(apply);
+    return { finite, gradNorm: norm, skipped: false };
+  }
+
+  /** Every slice's parameters and optimizer state as of the last update (for a checkpoint: one step). */
+  async gather(step: number): Promise<{ params: Float32Array; adam: AdamState }> {
+    const frame = encodeSliceFrame({ t: 'save', step });
+    for (const s of this.shards) s.send(frame);
+    const saved = await Promise.all(this.shards.map((s) => s.next('saved')));
+    const n = this.totalParams;
+    const [params, m, v] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+    saved.forEach(({ payload }, k) => {
+      const { from, to } = this.ranges[k];
+      const size = to - from;
+      if (payload?.length !== 3 * size)
+        fail('RUN_FAILED', `slice shard ${k} saved ${payload?.length ?? 0} floats, not 3 × ${size}`);
+      params.set(payload.subarray(0, size), from);
+      m.set(payload.subarray(size, 2 * size), from);
+      v.set(payload.subarray(2 * size), from);
+    });
+    const { accBeta1, accBeta2, adamStep } = saved[0].msg; // every shard has taken the same steps
+    return { params, adam: { m, v, accBeta1, accBeta2, step: adamStep } };
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * A slice shard: owns one slice of the parameters and optimizer state (slice-owner.ts) and
+ * serves it. Workers send it their slice of each data shard's gradient sum and get from it
+ * the slice of each new parameter version; the loop (shard 0's training loop) tells it which
+ * results to fold (so that duplicates, stale and reassigned shards are decided in one place),
+ * when the sums are complete, and the global norm to clip by. Control messages are handled
+ * strictly in order; a commit whose gradient has not arrived yet holds the ones behind it.
+ *
+ * The first frame on a link says who is at the other end: `assign` the loop, `sliceHello` a worker.
+ */
+import type { Link } from '../../shared/transport/transport.js';
+import { newNonce, proofsEqual, sliceProof } from '../../shared/wire/auth.js';
+import { DptrainError } from '../../shared/util/errors.js';
+import {
+  encodeSliceFrame,
+  LOOP_TO_SHARD,
+  readSliceFrame,
+  WORKER_TO_SHARD,
+  type Assign,
+  type Commit,
+  type ToShard,
+} from '../../shared/wire/slice-protocol.js';
+import { MAX_LEAVES, maxResultNodes, treeNode } from '../../shared/job/shard-tree.js';
+import type { TreeReducer } from '../reducer.js';
+import { SliceOwner } from './slice-owner.js';
+
+/** The most floats a slice-link frame carries: a result's nodes, or a slice's params, m and v. */
+export function sliceFrameValues(totalParams: number): number {
+  mostNodes ??= Math.max(3, maxResultNodes(MAX_LEAVES, false));
+  return mostNodes * totalParams;
+}
+let mostNodes: number | undefined;
+
+const key = (step: number, micro: number, shard: number, worker: string) => `${step}/${micro}/${shard}/${worker}`;
+
+export class SliceServer {
+  private owner: SliceOwner | null = null;
+  private slice = -1;
+  private loop: Link | null = null;
+  private readonly workers = new Map<string, Link>();
+  /** Gradient slices by step/micro/shard/worker, until committed or outdated. */
+  private readonly arrived = new Map<string, { step: number; grads: Float32Array }>();
+  private readonly control: ToShard[] = [];
+  private reducer: { step: number; micro: number; r: TreeReducer } | null = null;
+  /** The current version's slice frame, encoded once, sent to every worker. */
+  private sliceFrame: Uint8Array | null = null;
+
+  /**
+   * `maxValues`: the model's parameter count (frames are sized from it). `token`: the job's;
+   * null = none (loopback only).
+   */
+  constructor(
+    private readonly maxValues: number,
+    private readonly o: { simd?: boolean; token?: string | null } = {},
+  ) {}
+
+  /** A new link: the loop or a worker, as its first frame says, with the token's proof over our nonce. */
+  accept(link: Link): void {
+    let role: 'unknown' | 'loop' | 'worker' = 'unknown';
+    let worker = '';
+    const nonce = newNonce();
+    link.send(encodeSliceFrame({ t: 'sliceChallenge', nonce }));
+    link.onFrame((bytes) => {
+      try {
+        const allowed =
+          role === 'loop'
+            ? LOOP_TO_SHARD
+            : role === 'worker'
+              ? WORKER_TO_SHARD
+              : new Set([...LOOP_TO_SHARD, ...WORKER_TO_SHARD]);
+        const { msg, payload } = readSliceFrame<ToShard>(bytes, allowed, sliceFrameValues(this.maxValues));
+        if (role === 'unknown') {
+          const proof = msg.t === 'assign' || msg.t === 'sliceHello' ? msg.proof : '';
+          if (this.o.token && !proofsEqual(proof, sliceProof(this.o.token, nonce, msg.t))) {
+            return link.close("authentication failed: the job token does not match this shard's", 'authFailed');
+          }
+          if (msg.t === 'assign' && !this.loop) {
+            role = 'loop';
+            this.loop = link;
+          } else if (msg.t === 'sliceHello' && !this.workers.has(msg.worker)) {
+            role = 'worker';
+            worker = msg.worker;
+            this.workers.set(worker, link);
+            if (this.sliceFrame) link.send(this.sliceFrame);
+            return;
+          } else
+            throw new DptrainError(
+              'MESSAGE_INVALID',
+              `a slice link must open with assign (the loop, once) or sliceHello (a new worker), not ${msg.t}`,
+            );
+        }
+        if (msg.t === 'grad') this.gradient(worker, msg.step, msg.micro, msg.shard, payload!);
+        else {
+          if (msg.t === 'assign') this.assign(msg, payload!);
+          else this.control.push(msg);
+          this.pump();
+        }
+      } catch (e) {
+        link.close(e instanceof Error ? e.message : String(e), 'invalid');
+      }
+    });
+    link.onClose(() => {
+      if (role === 'worker' && this.workers.get(worker) === link) this.workers.delete(worker);
+      if (role === 'loop') this.loop = null; // the run is over (or failed): the loop resumes from its checkpoint
+    });
+  }
+
+  private assign(a: Assign, state: Float32Array): void {
+    const n = a.to - a.from;
+    if (a.to <= a.from || state.length !== 3 * n)
+      throw new DptrainError(
+        'MESSAGE_INVALID',
+        `assign of [${a.from}, ${a.to}) carries ${state.length} floats, not 3 × ${n}`,
+      );
+    const hyper = { beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, weightDecay: a.weightDecay };
+    this.owner = new SliceOwner({ from: a.from, to: a.to }, hyper, { simd: this.o.simd });
+    // A new run (or a resume) starts clean: nothing of an earlier loop's steps is folded.
+    this.reducer = null;
+    this.arrived.clear();
+    this.control.length = 0;
+    this.slice = a.slice;
+    const adam = {
+      m: state.subarray(n, 2 * n),
+      v: state.subarray(2 * n),
+      accBeta1: a.accBeta1,
+      accBeta2: a.accBeta2,
+      step: a.adamStep,
+    };
+    this.owner.loadSlice(state.subarray(0, n), adam);
+    this.publish(a.version);
+    this.loop!.send(encodeSliceFrame({ t: 'joined', slice: a.slice }));
+  }
+
+  private gradient(worker: string, step: number, micro: number, shard: number, grads: Float32Array): void {
+    const o = this.owner;
+    if (!o || grads.length === 0 || grads.length % o.size)
+      throw new DptrainError(
+        'MESSAGE_INVALID',
+        `grad carries ${grads.length} floats, not whole slices of ${o?.size ?? 0}`,
+      );
+    this.arrived.set(key(step, micro, shard, worker), { step, grads });
+    this.pump();
+  }
+
+  /** Handle control messages in order, until one needs a gradient that has not arrived. */
+  private pump(): void {
+    while (this.control.length) {
+      const m = this.control[0];
+      if (m.t === 'commit' && !this.commit(m)) return;
+      this.control.shift();
+      if (m.t === 'reduce') this.reduce(m.step, m.count);
+      else if (m.t === 'apply') {
+        this.owner!.apply(m.norm, m.clipNorm, m.lr);
+        this.publish(m.version);
+      } else if (m.t === 'save') {
+        const s = this.owner!.state;
+        const msg = { t: 'saved' as const, step: m.step, accBeta1: s.accBeta1, accBeta2: s.accBeta2, adamStep: s.step };
+        this.loop?.send(encodeSliceFrame(msg, [this.owner!.params, s.m, s.v]));
+      }
+    }
+  }
+
+  /** Fold a committed result; false while its gradient is still on its way. */
+  private commit(c: Commit): boolean {
+    const k = key(c.step, c.micro, c.shard, c.worker);
+    const got = this.arrived.get(k);
+    if (!got) return false;
+    this.arrived.delete(k);
+    if (this.reducer?.step !== c.step || this.reducer.micro !== c.micro)
+      this.reducer = { step: c.step, micro: c.micro, r: this.owner!.reducer(c.leaves) };
+    const size = this.owner!.size;
+    if (c.nodes.length % 2 || got.grads.length !== (c.nodes.length / 2) * size) {
+      throw new DptrainError(
+        'MESSAGE_INVALID',
+        `commit of ${c.nodes.length / 2} nodes for a gradient of ${got.grads.length / size} slices`,
+      );
+    }
+    for (let j = 0; j < c.nodes.length / 2; j++) {
+      // A node outside the tree or covering leaves already in is refused by the reducer.
+      this.reducer.r.add(
+        treeNode(c.nodes[2 * j], c.nodes[2 * j + 1], c.leaves),
+        got.grads.subarray(j * size, (j + 1) * size),
+        0,
+        0,
+      );
+    }
+    return true;
+  }
+
+  private reduce(step: number, count: number): void {
+    for (const [k, g] of this.arrived) if (g.step <= step) this.arrived.delete(k); // results never committed
+    this.reducer = null;
+    const { finite, blockSq } = this.owner!.reduce(count);
+    this.loop?.send(encodeSliceFrame({ t: 'norms', step, finite, blockSq: Array.from(blockSq) }));
+  }
+
+  private publish(version: number): void {
+    this.sliceFrame = encodeSliceFrame({ t: 'slice', slice: this.slice, version }, this.owner!.params);
+    for (const w of this.workers.values()) w.send(this.sliceFrame);
+  }
+}

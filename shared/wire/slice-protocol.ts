@@ -1,0 +1,195 @@
+/**
+ * The messages of a sharded coordinator (coordinator/slices/): between the loop (shard 0's
+ * training loop) and each slice shard, and between a slice shard and each worker. Frames use
+ * the one codec (codec.ts); these are validated here, against their own table, so that a
+ * shard link accepts no coordinator–worker message and the reverse.
+ *
+ *   shard → either sliceChallenge (first, on every link: a nonce)
+ *   loop → shard   assign (the token's proof; payload params|m|v of the slice), commit, reduce, apply, save
+ *   shard → loop   joined, norms (block sums in the header: float64, exact in msgpack), saved
+ *   worker → shard sliceHello (the token's proof), grad (payload: the slice of a data shard's gradient sum)
+ *   shard → worker slice (payload: the slice of parameters of a version)
+ */
+import { fail } from '../util/errors.js';
+import { decodeFrame, encodeFrame } from './codec.js';
+import type { Message } from './protocol.js';
+
+// ---- loop → slice shard ----
+/** Own elements [from, to) with these Adam settings, from this state (payload: params, m, v). */
+export interface Assign {
+  t: 'assign';
+  /** sliceProof(token, nonce, 'assign'); '' without a token. */
+  proof: string;
+  slice: number;
+  from: number;
+  to: number;
+  version: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  weightDecay: number;
+  accBeta1: number;
+  accBeta2: number;
+  adamStep: number;
+}
+/**
+ * Add the tree nodes of data shard `shard` of step/micro, as `worker` computed them, to the
+ * micro-batch's tree over `leaves` virtual shards (shared/job/shard-tree.ts).
+ */
+export interface Commit {
+  t: 'commit';
+  step: number;
+  micro: number;
+  shard: number;
+  leaves: number;
+  /** The nodes, in the worker's payload order: level, index, level, index, … */
+  nodes: number[];
+  worker: string;
+}
+/** The step's sums are complete: the mean over `count` samples, and its block norms. */
+export interface Reduce {
+  t: 'reduce';
+  step: number;
+  count: number;
+}
+/** Clip by the global `norm` and apply Adam; the result is parameter version `version`. */
+export interface Apply {
+  t: 'apply';
+  step: number;
+  version: number;
+  norm: number;
+  clipNorm: number;
+  lr: number;
+}
+/** Send this slice's parameters and optimizer state (for a checkpoint). */
+export interface Save {
+  t: 'save';
+  step: number;
+}
+
+// ---- slice shard → loop ----
+export interface Joined {
+  t: 'joined';
+  slice: number;
+}
+export interface Norms {
+  t: 'norms';
+  step: number;
+  finite: boolean;
+  blockSq: number[];
+}
+/** Payload: params, m, v of the slice. */
+export interface Saved {
+  t: 'saved';
+  step: number;
+  accBeta1: number;
+  accBeta2: number;
+  adamStep: number;
+}
+
+// ---- worker ↔ slice shard ----
+export interface SliceChallenge {
+  t: 'sliceChallenge';
+  nonce: string;
+}
+export interface SliceHello {
+  t: 'sliceHello';
+  /** sliceProof(token, nonce, 'sliceHello'); '' without a token. */
+  proof: string;
+  worker: string;
+}
+/** Payload: elements [from, to) of each tree node's gradient sum of one data shard, node after node. */
+export interface Grad {
+  t: 'grad';
+  step: number;
+  micro: number;
+  shard: number;
+}
+/** Payload: this shard's slice of parameter version `version`. */
+export interface Slice {
+  t: 'slice';
+  slice: number;
+  version: number;
+}
+
+export type ToShard = Assign | Commit | Reduce | Apply | Save | SliceHello | Grad;
+export type FromShard = SliceChallenge | Joined | Norms | Saved | Slice;
+export type SliceMessage = ToShard | FromShard;
+
+type Kind = 'count' | 'number' | 'float' | 'string' | 'boolean' | 'floats' | 'counts';
+const SHAPES: { [T in SliceMessage['t']]: Record<string, Kind> } = {
+  assign: {
+    proof: 'string',
+    slice: 'count',
+    from: 'count',
+    to: 'count',
+    version: 'count',
+    beta1: 'number',
+    beta2: 'number',
+    epsilon: 'number',
+    weightDecay: 'number',
+    accBeta1: 'number',
+    accBeta2: 'number',
+    adamStep: 'count',
+  },
+  commit: { step: 'count', micro: 'count', shard: 'count', leaves: 'count', nodes: 'counts', worker: 'string' },
+  reduce: { step: 'count', count: 'count' },
+  apply: { step: 'count', version: 'count', norm: 'number', clipNorm: 'number', lr: 'number' },
+  save: { step: 'count' },
+  joined: { slice: 'count' },
+  norms: { step: 'count', finite: 'boolean', blockSq: 'floats' },
+  saved: { step: 'count', accBeta1: 'number', accBeta2: 'number', adamStep: 'count' },
+  sliceChallenge: { nonce: 'string' },
+  sliceHello: { proof: 'string', worker: 'string' },
+  grad: { step: 'count', micro: 'count', shard: 'count' },
+  slice: { slice: 'count', version: 'count' },
+};
+const WITH_PAYLOAD = new Set(['assign', 'saved', 'grad', 'slice']);
+
+const ok: Record<Kind, (v: unknown) => boolean> = {
+  count: (v) => Number.isSafeInteger(v) && (v as number) >= 0,
+  number: (v) => typeof v === 'number' && Number.isFinite(v),
+  float: (v) => typeof v === 'number',
+  string: (v) => typeof v === 'string' && v.length <= 256,
+  boolean: (v) => typeof v === 'boolean',
+  floats: (v) => Array.isArray(v) && v.length <= 1 << 20 && v.every((x) => typeof x === 'number'),
+  counts: (v) => Array.isArray(v) && v.length <= 1 << 12 && v.every((x) => Number.isSafeInteger(x) && x >= 0),
+};
+
+/**
+ * Decode and check one frame of a slice link: its type among `allowed`, every field, and a
+ * payload exactly where its type has one, of at most `maxValues` floats. MESSAGE_INVALID names the field.
+ */
+export function readSliceFrame<M extends SliceMessage>(
+  bytes: Uint8Array,
+  allowed: ReadonlySet<M['t']>,
+  maxValues: number,
+): { msg: M; payload: Float32Array | null } {
+  const { header, payload } = decodeFrame(bytes, maxValues);
+  const h = header as Record<string, unknown> | null;
+  const t = h && typeof h === 'object' && !Array.isArray(h) ? h.t : undefined;
+  if (typeof t !== 'string' || !allowed.has(t as M['t']))
+    fail('MESSAGE_INVALID', `slice message type ${JSON.stringify(t)} is not accepted here`);
+  const shape = SHAPES[t as M['t']];
+  for (const k of Object.keys(h!))
+    if (k !== 't' && !Object.hasOwn(shape, k))
+      fail('MESSAGE_INVALID', `${t} has no field ${JSON.stringify(k.slice(0, 40))}`);
+  for (const [k, kind] of Object.entries(shape))
+    if (!ok[kind](h![k])) fail('MESSAGE_INVALID', `${t}.${k} must be a valid ${kind}`);
+  if (WITH_PAYLOAD.has(t) !== (payload !== null))
+    fail('MESSAGE_INVALID', `${t} ${payload ? 'must not carry' : 'must carry'} a payload`);
+  return { msg: h as unknown as M, payload };
+}
+
+export const LOOP_TO_SHARD: ReadonlySet<ToShard['t']> = new Set(['assign', 'commit', 'reduce', 'apply', 'save']);
+export const WORKER_TO_SHARD: ReadonlySet<ToShard['t']> = new Set(['sliceHello', 'grad']);
+export const SHARD_TO_LOOP: ReadonlySet<FromShard['t']> = new Set(['sliceChallenge', 'joined', 'norms', 'saved']);
+export const SHARD_TO_WORKER: ReadonlySet<(Slice | SliceChallenge)['t']> = new Set(['sliceChallenge', 'slice']);
+
+/** One slice-link frame (the codec's layout; float32 payload, in parts if need be). */
+export function encodeSliceFrame(
+  msg: SliceMessage,
+  payload: Float32Array | readonly Float32Array[] | null = null,
+): Uint8Array {
+  return encodeFrame(msg as unknown as Message, payload); // the codec packs any plain header
+}

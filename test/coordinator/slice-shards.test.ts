@@ -1,0 +1,247 @@
+/**
+ * Slice shards over the in-process transport (coordinator/slices/local-cluster.ts): workers
+ * send each slice of their gradient sums to its shard and assemble parameters from every
+ * shard; the loop commits, gathers block norms, sends the global norm. The result must be the
+ * whole-model update's bits, whatever K, with results committed out of order, a duplicate
+ * result that must not count, a checkpoint gathered from every shard, a shard lost, and a
+ * resume with another K. Also: the bytes each host's link carries per step.
+ */
+import { describe, expect, it } from 'vitest';
+import type { AdamHyper, AdamState } from '../../coordinator/optimizers/adam.js';
+import { NORM_BLOCK } from '../../coordinator/slices/blocks.js';
+import { hostTraffic, sliceCluster, type SliceCluster } from '../../coordinator/slices/local-cluster.js';
+import { coverNodes, treeNode, type TreeNode } from '../../shared/job/shard-tree.js';
+import { WholeUpdate } from '../helpers/whole-update.js';
+
+const HYPER: AdamHyper = { beta1: 0.9, beta2: 0.99, epsilon: 1e-7, weightDecay: 0.02 };
+const N = 5 * NORM_BLOCK + 777;
+/** Virtual shards (tree leaves) per micro-batch, and the data shards' leaf ranges: [0, 3) is two tree nodes. */
+const LEAVES = 4;
+const DATA_SHARDS: Array<[number, number]> = [
+  [0, 3],
+  [3, 4],
+];
+const NODES = DATA_SHARDS.map(([a, b]) => coverNodes(a, b, LEAVES, false));
+const CLIP = 5;
+
+/** One tree node's gradient sum: depends on the parameters (a wrong assembly shows) and on step, micro, node. */
+function gradient(params: Float32Array, step: number, micro: number, node: TreeNode, salt = 0): Float32Array {
+  const scale = step % 2 ? 0.01 : 1; // even steps clip
+  const k = node.level * 8 + node.index + 1;
+  return Float32Array.from(params, (p, i) => p * 0.3 + Math.sin(i * 0.001 * k + step + micro * 0.5 + salt) * scale);
+}
+
+/** A data shard's result payload: its nodes' gradients one after another. */
+function payload(params: Float32Array, step: number, micro: number, shard: number, salt = 0): Float32Array {
+  const nodes = NODES[shard];
+  const out = new Float32Array(nodes.length * params.length);
+  nodes.forEach((t, j) => {
+    out.set(gradient(params, step, micro, t, salt), j * params.length);
+  });
+  return out;
+}
+
+const init = () => Float32Array.from({ length: N }, (_, i) => Math.cos(i) * 0.05);
+const zeroAdam = (): AdamState => ({
+  m: new Float32Array(N),
+  v: new Float32Array(N),
+  accBeta1: Math.fround(HYPER.beta1),
+  accBeta2: Math.fround(HYPER.beta2),
+  step: 0,
+});
+
+function reference(
+  steps: number,
+  micros: number,
+): { params: Float32Array; m: Float32Array; v: Float32Array; norms: number[] } {
+  const u = new WholeUpdate(N, HYPER);
+  u.params.set(init());
+  const norms: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    for (let micro = 0; micro < micros; micro++) {
+      const f = u.fold(LEAVES);
+      for (const nodes of [...NODES].reverse()) for (const t of nodes) f.add(t, gradient(u.params, s, micro, t), 1, 4);
+    }
+    norms.push(u.update(4 * LEAVES * micros, micros * 3, CLIP, 0.003).gradNorm);
+  }
+  return { params: u.params.slice(), m: u.adam.state.m.slice(), v: u.adam.state.v.slice(), norms };
+}
+
+/** Steps [from, to) on the cluster, version `version` current; each data shard by a rotating worker. */
+async function train(
+  c: SliceCluster,
+  from: number,
+  to: number,
+  micros: number,
+  version: number,
+  norms: number[],
+): Promise<number> {
+  const nw = c.workers.length;
+  for (let s = from; s < to; s++) {
+    for (let micro = 0; micro < micros; micro++) {
+      const done = DATA_SHARDS.map(async (_, j) => {
+        const w = (j + s) % nw;
+        c.workers[w].sendGradient(s, micro, j, payload(await c.workers[w].params(version), s, micro, j));
+        return { j, w };
+      });
+      // A second worker also computes shard 0, differently (a reassigned straggler): never committed.
+      const other = (s + 1) % nw;
+      if (other !== s % nw)
+        c.workers[other].sendGradient(s, micro, 0, payload(await c.workers[other].params(version), s, micro, 0, 1));
+      const results = await Promise.all(done);
+      // Out of shard order:
+      for (const { j, w } of results.reverse()) c.loop.commit(s, micro, j, LEAVES, NODES[j], `w${w}`);
+    }
+    const r = await c.loop.update(s, 4 * LEAVES * micros, micros * 3, CLIP, 0.003, version + 1);
+    norms.push(r.gradNorm);
+    if (!r.skipped) version++;
+  }
+  return version;
+}
+
+const same = (a: Float32Array, b: Float32Array) =>
+  expect(
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+  ).toBe(true);
+
+describe('slice shards over the in-process transport', () => {
+  const steps = 5;
+  const micros = 2;
+  const ref = reference(steps, micros);
+
+  it('the reference clips on some steps and not others', () => {
+    expect(ref.norms.filter((x) => x > CLIP).length).toBeGreaterThan(0);
+    expect(ref.norms.filter((x) => x <= CLIP).length).toBeGreaterThan(0);
+  });
+
+  it.each([
+    [1, 2],
+    [2, 2],
+    [3, 3],
+    [3, 1],
+  ])('K = %i shards, %i workers: the same bits as the whole update', async (k, workers) => {
+    const c = await sliceCluster({ totalParams: N, shards: k, workers, hyper: HYPER });
+    await c.loop.assign(init(), zeroAdam(), 0);
+    const norms: number[] = [];
+    const version = await train(c, 0, steps, micros, 0, norms);
+    expect(norms).toEqual(ref.norms);
+    const { params, adam } = await c.loop.gather(steps);
+    same(params, ref.params);
+    same(adam.m, ref.m);
+    same(adam.v, ref.v);
+    expect(adam.step).toBe(steps);
+    same(await c.workers[0].params(version), ref.params); // what workers hold is the same
+  });
+
+  it('a checkpoint of 3 shards, a shard lost (RUN_FAILED), resumed on 2: the same bits', async () => {
+    const a = await sliceCluster({ totalParams: N, shards: 3, workers: 2, hyper: HYPER });
+    await a.loop.assign(init(), zeroAdam(), 0);
+    const norms: number[] = [];
+    const version = await train(a, 0, 2, micros, 0, norms);
+    const saved = await a.loop.gather(2);
+    a.loopLinks[1].close('shard process killed');
+    await expect(train(a, 2, 3, micros, version, [])).rejects.toMatchObject({
+      code: 'RUN_FAILED',
+      message: expect.stringMatching(/slice shard 1 .*lost/),
+    });
+    const b = await sliceCluster({ totalParams: N, shards: 2, workers: 2, hyper: HYPER });
+    await b.loop.assign(saved.params, saved.adam, version);
+    await train(b, 2, steps, micros, version, norms);
+    expect(norms).toEqual(ref.norms);
+    const end = await b.loop.gather(steps);
+    same(end.params, ref.params);
+    same(end.adam.m, ref.m);
+    same(end.adam.v, ref.v);
+  });
+
+  it('with the job token: the same bits; with a wrong one the shards close every link (authFailed)', async () => {
+    const token = 'slice-test-token-0123456789';
+    const c = await sliceCluster({ totalParams: N, shards: 2, workers: 2, hyper: HYPER, token });
+    await c.loop.assign(init(), zeroAdam(), 0);
+    const norms: number[] = [];
+    await train(c, 0, steps, micros, 0, norms);
+    expect(norms).toEqual(ref.norms);
+    same((await c.loop.gather(steps)).params, ref.params);
+
+    const bad = await sliceCluster({
+      totalParams: N,
+      shards: 2,
+      workers: 1,
+      hyper: HYPER,
+      token,
+      clientToken: 'not-the-job-token-0123456',
+    });
+    const kinds = new Promise<string>((res) => bad.loopLinks[0].onClose((_, kind) => res(kind)));
+    await expect(bad.loop.assign(init(), zeroAdam(), 0)).rejects.toMatchObject({
+      code: 'RUN_FAILED',
+      message: expect.stringMatching(/authentication failed/),
+    });
+    expect(await kinds).toBe('authFailed');
+    await expect(bad.workers[0].params(0)).rejects.toMatchObject({
+      code: 'CONNECT_FAILED',
+      message: expect.stringMatching(/authentication failed/),
+    });
+  });
+
+  it('a malformed frame closes the link that sent it, and only that one', async () => {
+    const c = await sliceCluster({ totalParams: N, shards: 2, workers: 1, hyper: HYPER });
+    await c.loop.assign(init(), zeroAdam(), 0);
+    const closed = new Promise<string>((res) => c.loopLinks[0].onClose((reason) => res(reason)));
+    c.loopLinks[0].send(new Uint8Array([1, 2, 3]));
+    expect(await closed).toMatch(/shorter than/);
+    expect(await c.workers[0].params(0)).toHaveLength(N); // the workers' links stay up
+  });
+});
+
+describe('bytes per host link, one shard and one worker per host', () => {
+  /** Bytes out of and into each host per step, with host h running shard h, worker h (and host 0 the loop). */
+  // 40 whole blocks: 2 and 4 slices are equal (otherwise a slice is up to one block larger).
+  const size = 40 * NORM_BLOCK;
+  const params = Float32Array.from({ length: size }, (_, i) => Math.cos(i) * 0.05);
+  const adam: AdamState = {
+    m: new Float32Array(size),
+    v: new Float32Array(size),
+    accBeta1: 0.9,
+    accBeta2: 0.99,
+    step: 0,
+  };
+
+  async function perHost(hosts: number, steps: number): Promise<{ out: number[]; in: number[] }> {
+    const t = hostTraffic(hosts);
+    const c = await sliceCluster({
+      totalParams: size,
+      shards: hosts,
+      workers: hosts,
+      hyper: HYPER,
+      onBytes: t.onBytes,
+    });
+    await c.loop.assign(params, adam, 0);
+    await Promise.all(c.workers.map((w) => w.params(0)));
+    t.reset(); // count steps, not the start
+    let version = 0;
+    for (let s = 0; s < steps; s++) {
+      await Promise.all(
+        c.workers.map(async (w, j) => {
+          w.sendGradient(s, 0, j, gradient(await w.params(version), s, 0, treeNode(0, j, hosts)));
+        }),
+      );
+      for (let j = 0; j < hosts; j++) c.loop.commit(s, 0, j, hosts, [treeNode(0, j, hosts)], `w${j}`);
+      if (!(await c.loop.update(s, 4 * hosts, hosts, CLIP, 0.003, version + 1)).skipped) version++;
+    }
+    await Promise.all(c.workers.map((w) => w.params(version))); // the last step's slices have arrived
+    return { out: t.out.map((b) => b / steps), in: t.in.map((b) => b / steps) };
+  }
+
+  // A ring all-reduce moves 2·(N−1)/N of the model each way per host; the unsharded
+  // coordinator's host sends (N−1) models and receives (N−1) gradients.
+  it.each([2, 4])(
+    'N = %i: each way, no host carries more than 2·(N−1)/N models (+1 percent headers, control)',
+    async (hosts) => {
+      const model = 4 * size;
+      const b = await perHost(hosts, 3);
+      const bound = 2 * ((hosts - 1) / hosts) * model;
+      for (const x of [...b.out, ...b.in]) expect(x).toBeLessThanOrEqual(bound * 1.01);
+      expect(Math.min(...b.out, ...b.in)).toBeGreaterThanOrEqual(bound * 0.99); // and the count is not vacuous
+    },
+  );
+});

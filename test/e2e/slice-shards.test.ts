@@ -1,0 +1,110 @@
+/**
+ * A coordinator whose parameters live on slice shard processes (`dptrain slice-shard`, `coordinator
+ * --slice-shard`, `worker --slice-shard`) trains to the same bits as the unsharded coordinator with the
+ * same workers: the weights it saves, and every step's loss and gradient norm. Clipping and
+ * weight decay are on, so the one global value (the norm) matters.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLI, freePort, readMetrics, readWeights, runCli, tempDir } from '../helpers/cli.js';
+
+const JOB = {
+  seed: 11,
+  data: { name: 'spirals', samples: 400, noise: 0.05 },
+  model: {
+    layers: [
+      { units: 128, activation: 'tanh' },
+      { units: 96, activation: 'relu' },
+      { units: 2, activation: 'linear' },
+    ],
+    loss: 'softmaxCrossEntropy',
+  }, // 12,962 parameters: 4 blocks of 4096, so up to 4 slices
+  steps: 8,
+  batchSize: 40,
+  evalEvery: 0,
+  optimizer: { lr: 0.01, clipNorm: 0.3, weightDecay: 0.01 },
+};
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGTERM');
+});
+
+function start(args: string[]): ChildProcess {
+  const c = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(c);
+  return c;
+}
+
+/** A shard process, once it listens. */
+async function shard(config: string): Promise<string> {
+  const port = await freePort();
+  const c = start(['slice-shard', '-c', config, '--listen', `127.0.0.1:${port}`]);
+  let out = '';
+  await new Promise<void>((res, rej) => {
+    const seen = (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('slice shard listening')) res();
+    };
+    c.stdout!.on('data', seen);
+    c.stderr!.on('data', seen);
+    c.once('exit', (code) => rej(new Error(`shard exited (${code}): ${out}`)));
+  });
+  return `ws://127.0.0.1:${port}`;
+}
+
+/** A coordinator with 2 workers, on `k` shards (0: unsharded); its run directory. */
+async function run(dir: string, config: string, k: number): Promise<string> {
+  const urls = await Promise.all(Array.from({ length: k }, () => shard(config)));
+  const sharded = k ? ['--slice-shard', ...urls] : [];
+  const port = await freePort();
+  const out = join(dir, `k${k}`);
+  const coordinator = runCli(
+    ['coordinator', '-c', config, '--listen', `127.0.0.1:${port}`, '--min-workers', '2', '--out', out, ...sharded],
+    180_000,
+  );
+  for (let w = 0; w < 2; w++)
+    start(['worker', '--connect', `ws://127.0.0.1:${port}`, '--backend', 'cpu', '--name', `w${w}`, ...sharded]);
+  const r = await coordinator;
+  expect(r.code, r.stderr).toBe(0);
+  return out;
+}
+
+const steps = (out: string) => readMetrics(out).map((m) => [m.loss, m.gradNorm]);
+
+describe('slice shard processes', () => {
+  it("K = 2 and 3 shards: the unsharded run's bits", { timeout: 600_000 }, async () => {
+    const dir = tempDir('shards');
+    const config = join(dir, 'job.json');
+    writeFileSync(config, JSON.stringify(JOB));
+    const whole = await run(dir, config, 0);
+    const norms = steps(whole).map(([, norm]) => norm as number);
+    // Clipping took part:
+    expect(norms.filter((n) => n > JOB.optimizer.clipNorm).length, `norms ${norms}`).toBeGreaterThan(0);
+    for (const k of [2, 3]) {
+      const out = await run(dir, config, k);
+      expect(steps(out)).toEqual(steps(whole));
+      expect(
+        Buffer.from(readWeights(out).buffer).equals(Buffer.from(readWeights(whole).buffer)),
+        `K = ${k}: weights`,
+      ).toBe(true);
+      // The coordinator's own link carried headers only: the parameters went by the shards.
+      for (const m of readMetrics(out)) expect(m.wireBytes as number).toBeLessThan(4096);
+    }
+  });
+
+  it('refuses to listen beyond loopback without the job token, in one line', async () => {
+    const dir = tempDir('shards');
+    const config = join(dir, 'job.json');
+    writeFileSync(config, JSON.stringify(JOB));
+    const r = await runCli(['slice-shard', '-c', config, '--listen', '0.0.0.0:0'], 60_000, {
+      ...process.env,
+      DPTRAIN_TOKEN: '',
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/needs the job token/);
+  });
+});

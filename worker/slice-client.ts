@@ -1,0 +1,101 @@
+/**
+ * A worker's side of a sharded coordinator (coordinator/slices/): one link to each slice
+ * shard. Parameters of a version are assembled from every shard's slice; a data shard's
+ * gradient sum goes out cut into the same slices, each to its owner — so no link carries
+ * the whole model K times.
+ */
+import type { Link } from '../shared/transport/transport.js';
+import { DptrainError } from '../shared/util/errors.js';
+import { sliceProof } from '../shared/wire/auth.js';
+import {
+  encodeSliceFrame,
+  readSliceFrame,
+  SHARD_TO_WORKER,
+  type Slice,
+  type SliceChallenge,
+} from '../shared/wire/slice-protocol.js';
+import { sliceBounds, type SliceRange } from '../coordinator/slices/blocks.js';
+
+export class SliceClient {
+  readonly ranges: SliceRange[];
+  /** Versions being assembled: the buffer and which slices are in. */
+  private readonly versions = new Map<number, { params: Float32Array; have: Set<number> }>();
+  private readonly waiters = new Map<number, Array<{ ok: (p: Float32Array) => void; no: (e: Error) => void }>>();
+  private lost: Error | null = null;
+
+  /** `token`: the job's (each shard's challenge is answered with its proof); null = none. */
+  constructor(
+    private readonly links: readonly Link[],
+    readonly totalParams: number,
+    worker: string,
+    token: string | null = null,
+  ) {
+    this.ranges = sliceBounds(totalParams, links.length);
+    links.forEach((link, k) => {
+      link.onFrame((bytes) => {
+        try {
+          const { msg, payload } = readSliceFrame<Slice | SliceChallenge>(bytes, SHARD_TO_WORKER, totalParams);
+          if (msg.t === 'sliceChallenge') {
+            const proof = token ? sliceProof(token, msg.nonce, 'sliceHello') : '';
+            link.send(encodeSliceFrame({ t: 'sliceHello', proof, worker }));
+          } else this.slice(k, msg, payload!);
+        } catch (e) {
+          link.close((e as Error).message, 'invalid');
+        }
+      });
+      link.onClose((reason) =>
+        this.fail(new DptrainError('CONNECT_FAILED', `slice shard ${k} (${link.remote}) closed: ${reason}`)),
+      );
+    });
+  }
+
+  private slice(k: number, msg: Slice, payload: Float32Array): void {
+    const { from, to } = this.ranges[k];
+    if (msg.slice !== k || payload.length !== to - from)
+      throw new DptrainError(
+        'MESSAGE_INVALID',
+        `slice ${msg.slice} of ${payload.length} floats on the link of slice ${k}`,
+      );
+    let v = this.versions.get(msg.version);
+    if (!v) {
+      v = { params: new Float32Array(this.totalParams), have: new Set() };
+      this.versions.set(msg.version, v);
+    }
+    v.params.set(payload, from);
+    v.have.add(k);
+    if (v.have.size < this.links.length) return;
+    for (const old of this.versions.keys()) if (old < msg.version) this.versions.delete(old); // superseded
+    for (const w of this.waiters.get(msg.version) ?? []) w.ok(v.params);
+    this.waiters.delete(msg.version);
+  }
+
+  private fail(e: Error): void {
+    this.lost ??= e;
+    for (const ws of this.waiters.values()) for (const w of ws) w.no(e);
+    this.waiters.clear();
+  }
+
+  /** The parameters of `version`, once every slice of it is in. */
+  params(version: number): Promise<Float32Array> {
+    const v = this.versions.get(version);
+    if (v && v.have.size === this.links.length) return Promise.resolve(v.params);
+    if (this.lost) return Promise.reject(this.lost);
+    return new Promise((ok, no) => this.waiters.set(version, [...(this.waiters.get(version) ?? []), { ok, no }]));
+  }
+
+  /** Send one data shard's gradient sums (one per tree node, one after another), each slice to its shard. */
+  sendGradient(step: number, micro: number, shard: number, grads: Float32Array): void {
+    const n = this.totalParams;
+    if (grads.length === 0 || grads.length % n)
+      throw new DptrainError('RUN_FAILED', `a gradient of ${grads.length} floats is not whole models of ${n}`);
+    this.links.forEach((link, k) => {
+      const { from, to } = this.ranges[k];
+      const parts = Array.from({ length: grads.length / n }, (_, j) => grads.subarray(j * n + from, j * n + to));
+      link.send(encodeSliceFrame({ t: 'grad', step, micro, shard }, parts));
+    });
+  }
+
+  close(): void {
+    for (const l of this.links) l.close('worker leaving');
+  }
+}
