@@ -35,7 +35,8 @@ function jobOptions(cmd: Command, scopes: readonly FlagScope[]): Command {
 }
 
 const backendOption = () => new Option('--backend <name>', 'TF.js backend for the workers').choices(BACKENDS);
-const softwareGpuOption = () => new Option('--allow-software-gpu', 'let webgpu run on a software adapter (SwiftShader, llvmpipe): slow, for tests');
+const softwareGpuOption = () =>
+  new Option('--allow-software-gpu', 'let webgpu run on a software adapter (SwiftShader, llvmpipe): slow, for tests');
 
 export function buildProgram(): Command {
   const program = new Command('dptrain')
@@ -43,18 +44,32 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (str, write) => write(`dptrain: ${str.replace(/^error: /, '')}`) });
 
-  jobOptions(program.command('train').description('train on this machine: a coordinator and N local worker processes'), COMMAND_SCOPES.train)
-    .option('--fault <spec...>', 'inject a fault: kill:NAME@STEP, pause:NAME@STEP, resume:NAME@STEP, delay:NAME@STEP:MS')
+  jobOptions(
+    program.command('train').description('train on this machine: a coordinator and N local worker processes'),
+    COMMAND_SCOPES.train,
+  )
+    .option(
+      '--fault <spec...>',
+      'inject a fault: kill:NAME@STEP, pause:NAME@STEP, resume:NAME@STEP, delay:NAME@STEP:MS',
+    )
     .action(async (f: TrainFlags) => {
       // `srun dptrain train` over several tasks: each task is one worker of a Slurm job.
       if (inSlurmStep() && Number(process.env.SLURM_NTASKS ?? 1) > 1) {
-        process.stderr.write(`dptrain: Slurm task ${process.env.SLURM_PROCID} of ${process.env.SLURM_NTASKS}: running as dptrain slurm\n`);
+        process.stderr.write(
+          `dptrain: Slurm task ${process.env.SLURM_PROCID} of ${process.env.SLURM_NTASKS}: running as dptrain slurm\n`,
+        );
         process.exitCode = await slurmCommand(f);
       } else process.exitCode = await trainCommand(f);
     });
 
-  jobOptions(program.command('coordinator').description('run a coordinator that remote workers join'), COMMAND_SCOPES.coordinator)
-    .option('--listen <host:port>', 'address to listen on; beyond loopback needs a token', parseListen, { host: '127.0.0.1', port: 7070 })
+  jobOptions(
+    program.command('coordinator').description('run a coordinator that remote workers join'),
+    COMMAND_SCOPES.coordinator,
+  )
+    .option('--listen <host:port>', 'address to listen on; beyond loopback needs a token', parseListen, {
+      host: '127.0.0.1',
+      port: 7070,
+    })
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)')
     .option('--tls-key <file>', "the certificate's private key (PEM)")
     .option(
@@ -65,16 +80,31 @@ export function buildProgram(): Command {
       process.exitCode = await coordinatorCommand(f);
     });
 
-  jobOptions(program.command('launch').description('train across machines from one command: the coordinator here, workers over ssh (or srun, or local)'), COMMAND_SCOPES.launch)
-    .option('--listen <host:port>', 'address the coordinator binds (default 0.0.0.0:7070; port 0: any free port)', parseListen)
+  jobOptions(
+    program
+      .command('launch')
+      .description(
+        'train across machines from one command: the coordinator here, workers over ssh (or srun, or local)',
+      ),
+    COMMAND_SCOPES.launch,
+  )
+    .option(
+      '--listen <host:port>',
+      'address the coordinator binds (default 0.0.0.0:7070; port 0: any free port)',
+      parseListen,
+    )
     .action(async (f: LaunchFlags) => {
       process.exitCode = await launchCommand(f);
     });
 
-  jobOptions(program.command('slurm').description('one task of `srun dptrain slurm`: task 0 runs the coordinator and a worker, every task a worker'), COMMAND_SCOPES.slurm)
-    .action(async (f: SlurmFlags) => {
-      process.exitCode = await slurmCommand(f);
-    });
+  jobOptions(
+    program
+      .command('slurm')
+      .description('one task of `srun dptrain slurm`: task 0 runs the coordinator and a worker, every task a worker'),
+    COMMAND_SCOPES.slurm,
+  ).action(async (f: SlurmFlags) => {
+    process.exitCode = await slurmCommand(f);
+  });
 
   program
     .command('slice-shard')
@@ -93,13 +123,21 @@ export function buildProgram(): Command {
     .command('worker')
     .description('join a coordinator and compute gradients for it')
     .option('--connect <url>', 'coordinator address, e.g. ws://host:7070')
-    .option('--connect-file <file>', "read the address from a coordinator's RUN/coordinator.json (a shared run directory)")
+    .option(
+      '--connect-file <file>',
+      "read the address from a coordinator's RUN/coordinator.json (a shared run directory)",
+    )
     .option('--slice-shard <url...>', "the coordinator's slice shards, in its --slice-shard order")
     .addOption(backendOption().default('auto'))
     .addOption(softwareGpuOption())
     .option('--name <name>', 'name in the coordinator log (default host-pid; rankN@host in an Indexed Job)')
     .option('--connect-timeout <sec>', 'keep retrying the first connection this long', intFlag, 60)
-    .option('--reconnect-timeout <sec>', 'after losing the coordinator, keep trying to reconnect this long', intFlag, 300)
+    .option(
+      '--reconnect-timeout <sec>',
+      'after losing the coordinator, keep trying to reconnect this long',
+      intFlag,
+      300,
+    )
     .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')
     .option('--ca <file>', "trust this certificate for wss:// (a self-signed coordinator's)")
     .option('--job <id>', 'only join this job id (the coordinator logs it)')
@@ -114,8 +152,16 @@ export function buildProgram(): Command {
     .description('scaling curves: throughput and efficiency against a single-process TF.js baseline, per worker count')
     .option('-c, --config <file>', 'job config (JSON)')
     .requiredOption('-w, --workers <list>', 'worker counts to measure, e.g. 1,2,4', parseWorkerList)
-    .addOption(new Option('--mode <m>', 'strong: fixed global batch; weak: fixed batch per worker').choices(['strong', 'weak']).default('weak'))
-    .option('--per-worker-batch <list>', 'batches per worker to sweep in weak mode, e.g. 64,128 (default: the config batchSize)', parseBatchList)
+    .addOption(
+      new Option('--mode <m>', 'strong: fixed global batch; weak: fixed batch per worker')
+        .choices(['strong', 'weak'])
+        .default('weak'),
+    )
+    .option(
+      '--per-worker-batch <list>',
+      'batches per worker to sweep in weak mode, e.g. 64,128 (default: the config batchSize)',
+      parseBatchList,
+    )
     .option('--steps <n>', 'steps per point (the first 10% are warm-up)', intFlag)
     .option('--batch-size <n>', 'global batch (strong) or default per-worker batch (weak)', intFlag)
     .addOption(backendOption())
@@ -128,7 +174,9 @@ export function buildProgram(): Command {
 
   program
     .command('report')
-    .description('one self-contained HTML page of finished runs: charts overlaid, summaries side by side, config differences')
+    .description(
+      'one self-contained HTML page of finished runs: charts overlaid, summaries side by side, config differences',
+    )
     .argument('<runs...>', 'run directories (the --out of dptrain train / coordinator)')
     .requiredOption('--out <file>', 'the HTML file to write, e.g. report.html')
     .option('--title <text>', 'page title')
@@ -144,7 +192,12 @@ export function buildProgram(): Command {
     .addOption(softwareGpuOption())
     .option('--batch <n>', 'samples in the profiled shard (default: the config batchSize)', intFlag)
     .option('--steps <n>', 'warm-up steps, then as many timed steps', intFlag, 5)
-    .addOption(new Option('--matmul-grad <form>', "matMul gradient: the backend's measured default, TF.js's transpose flags, materialized transposes, or both to compare").choices(['flags', 'materialize', 'both']))
+    .addOption(
+      new Option(
+        '--matmul-grad <form>',
+        "matMul gradient: the backend's measured default, TF.js's transpose flags, materialized transposes, or both to compare",
+      ).choices(['flags', 'materialize', 'both']),
+    )
     .option('--json', 'print JSON instead of tables')
     .action(async (f: ProfileFlags) => {
       const { profiles, text } = await profileCommand(f);
@@ -198,7 +251,8 @@ export function buildProgram(): Command {
     .option('--budget <flops>', 'compute budget: share used and the compute-optimal model', numFlag)
     .option('--json', 'print JSON instead of a table')
     .action((f: PlanFlags) => {
-      if (f.mfu !== undefined && !(f.mfu > 0 && f.mfu <= 1)) throw new DptrainError('CONFIG_INVALID', `--mfu must be in (0, 1], got ${f.mfu}`);
+      if (f.mfu !== undefined && !(f.mfu > 0 && f.mfu <= 1))
+        throw new DptrainError('CONFIG_INVALID', `--mfu must be in (0, 1], got ${f.mfu}`);
       const { result, text } = planCommand(f);
       process.stdout.write(f.json ? JSON.stringify(planJson(result), null, 2) + '\n' : text + '\n');
     });

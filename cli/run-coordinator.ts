@@ -56,9 +56,17 @@ export async function openSession(config: Config, listen: ListenOptions): Promis
   const live = new LiveRun(basename(runDir.path), config as unknown as Record<string, unknown>, config.steps);
   const log = createLogger({ name: 'coordinator', file: runDir.logFile, tap: (line) => live.onLogLine(line) });
   const metrics = new PromMetrics();
-  const dashboard = new Dashboard(live, { requireLogin: !isLoopback(listen.host), token: listen.token ?? null, secure: Boolean(listen.tls) }, basename(runDir.path));
+  const dashboard = new Dashboard(
+    live,
+    { requireLogin: !isLoopback(listen.host), token: listen.token ?? null, secure: Boolean(listen.tls) },
+    basename(runDir.path),
+  );
   const { token: _token, advertise, ...where } = listen;
-  const listener = await listenWs({ ...where, maxPayload: maxFrameBytes(config), http: (req, res) => metrics.handler(req, res) || dashboard.handler(req, res) });
+  const listener = await listenWs({
+    ...where,
+    maxPayload: maxFrameBytes(config),
+    http: (req, res) => metrics.handler(req, res) || dashboard.handler(req, res),
+  });
   runDir.writeJson('config.json', config);
   const workerAddress = advertisedAt(runDir, listener.address, advertise);
   const base = listener.address.replace(/^ws/, 'http');
@@ -70,7 +78,13 @@ export async function openSession(config: Config, listen: ListenOptions): Promis
 /** RUN/coordinator.json: where workers find this coordinator (port 0 resolved). */
 function advertisedAt(runDir: RunDir, bound: string, advertise?: string): string {
   const address = workerAddress(bound, advertise);
-  const file: CoordinatorFile = { address, listen: bound, port: Number(new URL(bound).port), pid: process.pid, host: hostname() };
+  const file: CoordinatorFile = {
+    address,
+    listen: bound,
+    port: Number(new URL(bound).port),
+    pid: process.pid,
+    host: hostname(),
+  };
   runDir.writeJson('coordinator.json', file);
   return address;
 }
@@ -97,12 +111,20 @@ function jobFingerprint(config: Config, log: Logger): string | null {
   try {
     return fingerprint(loadJobData(config));
   } catch (e) {
-    log.warn({ error: describeError(e) }, "the coordinator cannot load the job's data; the first worker to be ready sets the dataset every other must match");
+    log.warn(
+      { error: describeError(e) },
+      "the coordinator cannot load the job's data; the first worker to be ready sets the dataset every other must match",
+    );
     return null;
   }
 }
 
-export function createCoordinator(config: Config, s: Session, progress: Progress, extras: CoordinatorExtras = {}): Coordinator {
+export function createCoordinator(
+  config: Config,
+  s: Session,
+  progress: Progress,
+  extras: CoordinatorExtras = {},
+): Coordinator {
   const c = new Coordinator({
     datasetFingerprint: jobFingerprint(config, s.log),
     ...extras,
@@ -132,7 +154,10 @@ export async function trainWith(coordinator: Coordinator, s: Session, progress: 
   try {
     summary = await coordinator.run();
     progress.done();
-    const how = summary.stoppedBy === 'budget' ? `stopped at the compute budget after ${summary.steps} steps (model saved)` : 'training finished';
+    const how =
+      summary.stoppedBy === 'budget'
+        ? `stopped at the compute budget after ${summary.steps} steps (model saved)`
+        : 'training finished';
     process.stdout.write(`\ndptrain: ${how}\n${formatSummary(summary, s.runDir.path)}\n`);
     return summary;
   } finally {

@@ -213,12 +213,19 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
   const { config, resume, s } = await openRun(f, listenOptions(f, token));
   s.log.info(
     { listen: s.listener.address, minWorkers: config.minWorkers, authenticated: token !== null },
-    `workers join with: dptrain worker --connect ${s.workerAddress}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''} (or --connect-file ${s.runDir.path}/coordinator.json)`,
+    `workers join with: dptrain worker --connect ${s.workerAddress}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''} ` +
+      `(or --connect-file ${s.runDir.path}/coordinator.json)`,
   );
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
   const slices = await coordinatorSlices(f.sliceShard, config, token);
   const joinTimeoutMs = f.joinTimeout !== undefined ? f.joinTimeout * 1000 : undefined;
-  const coord = createCoordinator(config, s, progress, { ...traceOptions(f), token, resume: resume?.state, joinTimeoutMs, slices });
+  const coord = createCoordinator(config, s, progress, {
+    ...traceOptions(f),
+    token,
+    resume: resume?.state,
+    joinTimeoutMs,
+    slices,
+  });
   handleSignals(coord, s, () => {});
   await trainWith(coord, s, progress);
   return 0;

@@ -55,7 +55,12 @@ function target(f: Pick<WorkerFlags, 'connect' | 'connectFile'>): string | null 
  * first checks that the coordinator's address answers at all (worker/preflight.ts), so the line
  * a user sees names the address tried and why it failed.
  */
-async function connect(f: Pick<WorkerFlags, 'connect' | 'connectFile'>, timeoutSec: number, log: Logger, tls: DialTls): Promise<{ link: Link; url: string }> {
+async function connect(
+  f: Pick<WorkerFlags, 'connect' | 'connectFile'>,
+  timeoutSec: number,
+  log: Logger,
+  tls: DialTls,
+): Promise<{ link: Link; url: string }> {
   const deadline = Date.now() + timeoutSec * 1000;
   let delay = 200;
   let said = '';
@@ -84,16 +89,21 @@ async function connect(f: Pick<WorkerFlags, 'connect' | 'connectFile'>, timeoutS
 }
 
 export async function workerCommand(f: WorkerFlags): Promise<number> {
-  if (Boolean(f.connect) === Boolean(f.connectFile)) fail('CONFIG_INVALID', 'give one of --connect ws://HOST:PORT or --connect-file RUN/coordinator.json');
+  if (Boolean(f.connect) === Boolean(f.connectFile))
+    fail('CONFIG_INVALID', 'give one of --connect ws://HOST:PORT or --connect-file RUN/coordinator.json');
   // In a Kubernetes Indexed Job, the pod's index is its rank.
   const index = process.env.JOB_COMPLETION_INDEX;
-  const name = f.name ?? (index !== undefined && index !== '' ? `rank${index}@${hostname()}` : `${hostname()}-${process.pid}`);
+  const name =
+    f.name ?? (index !== undefined && index !== '' ? `rank${index}@${hostname()}` : `${hostname()}-${process.pid}`);
   const log = createLogger({ name });
   const peakFlops = f.peakFlops ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
   const token = readToken(f.tokenFile);
   const tls = readCa(f.ca);
   const backend = await selectBackend(f.backend, { allowSoftwareGpu: f.allowSoftwareGpu });
-  log.info({ backend: backend.name, provider: backend.provider, why: backend.reason, adapter: backend.adapter }, 'backend selected');
+  log.info(
+    { backend: backend.name, provider: backend.provider, why: backend.reason, adapter: backend.adapter },
+    'backend selected',
+  );
   if (backend.probeOutput) log.debug({ dawn: backend.probeOutput }, 'what Dawn printed while looking for a GPU');
   if (process.send) {
     // Spawned by `dptrain train`: the parent decides when we stop. A Ctrl-C in the terminal
@@ -101,7 +111,8 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
     // parent itself is gone, the IPC channel closes and we leave.
     // SIGTERM too: Slurm signals every task of a step at once, and the coordinator needs its
     // workers to finish the step it checkpoints.
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => log.info(`${sig}: the coordinator will end this worker`));
+    for (const sig of ['SIGINT', 'SIGTERM'] as const)
+      process.on(sig, () => log.info(`${sig}: the coordinator will end this worker`));
     process.on('disconnect', () => process.exit(1));
   }
   // Set by `dptrain train` for its own workers: the coordinator's shared-memory directory.
@@ -127,8 +138,15 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
       pauseMs = 200;
     }
     const left = f.reconnectTimeout * 1000 - (Date.now() - lostSince);
-    if (left <= 0) throw new DptrainError('CONNECT_FAILED', `lost the coordinator at ${url} (${out.reason}) and could not rejoin within ${f.reconnectTimeout} s`);
-    log.warn({ reason: out.reason, retryInMs: Math.round(pauseMs) }, 'connection to the coordinator lost; reconnecting');
+    if (left <= 0)
+      throw new DptrainError(
+        'CONNECT_FAILED',
+        `lost the coordinator at ${url} (${out.reason}) and could not rejoin within ${f.reconnectTimeout} s`,
+      );
+    log.warn(
+      { reason: out.reason, retryInMs: Math.round(pauseMs) },
+      'connection to the coordinator lost; reconnecting',
+    );
     await new Promise((r) => setTimeout(r, pauseMs * (0.5 + Math.random())));
     pauseMs = Math.min(10_000, pauseMs * 2);
     timeoutSec = Math.max(1, left / 1000);

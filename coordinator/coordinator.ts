@@ -131,7 +131,8 @@ export class Coordinator {
       this.departed.set(w.id, { peak: this.peakOf(w), atStep: this.stepsDone });
       // A worker can have results in the step in flight and a prefetched one, no earlier; and
       // however many come and go while paused, only the latest maxWorkers can matter.
-      for (const [id, d] of this.departed) if (d.atStep < this.stepsDone - 1 || this.departed.size > this.cfg.maxWorkers) this.departed.delete(id);
+      for (const [id, d] of this.departed)
+        if (d.atStep < this.stepsDone - 1 || this.departed.size > this.cfg.maxWorkers) this.departed.delete(id);
     });
     this.dispatcher = new Dispatcher({
       membership: this.membership,
@@ -147,7 +148,14 @@ export class Coordinator {
       sliced: o.slices,
       leaves: jobLeaves(this.cfg, this.layout),
       onAccepted: (w, key, shard, ms, at) => {
-        if (o.tracer?.records(this.stepsDone + 1)) o.tracer.span(`worker ${w.id} (${w.host})`, `${key.startsWith('eval') ? 'evaluate' : 'compute'} shard ${shard}`, at - ms, at, { key });
+        if (o.tracer?.records(this.stepsDone + 1))
+          o.tracer.span(
+            `worker ${w.id} (${w.host})`,
+            `${key.startsWith('eval') ? 'evaluate' : 'compute'} shard ${shard}`,
+            at - ms,
+            at,
+            { key },
+          );
       },
     });
     if (o.resume) this.restore(o.resume);
@@ -155,14 +163,20 @@ export class Coordinator {
   }
 
   private restore(s: CheckpointState): void {
-    if (s.params.length !== this.layout.totalParams) fail('CHECKPOINT_CORRUPT', `checkpoint has ${s.params.length} parameters, the model ${this.layout.totalParams}`);
+    if (s.params.length !== this.layout.totalParams)
+      fail('CHECKPOINT_CORRUPT', `checkpoint has ${s.params.length} parameters, the model ${this.layout.totalParams}`);
     this.params.set(s.params);
     this.adam.load(s.adam);
     this.stepsDone = s.step;
     this.position = s.position;
     this.version = s.version;
     const c = s.counters;
-    Object.assign(this.dispatcher.counters, { stale: c.stale, reassigned: c.reassigned, recomputed: c.recomputed ?? 0, outliers: c.outliers ?? 0 });
+    Object.assign(this.dispatcher.counters, {
+      stale: c.stale,
+      reassigned: c.reassigned,
+      recomputed: c.recomputed ?? 0,
+      outliers: c.outliers ?? 0,
+    });
     this.dropped = c.dropped;
     this.skipped = c.skipped;
     this.meter.cumulativeFlops = c.cumulativeFlops;
@@ -179,7 +193,16 @@ export class Coordinator {
       config: this.cfg,
       params: this.params,
       adam: this.adam.state,
-      counters: { stale: d.stale, reassigned: d.reassigned, recomputed: d.recomputed, outliers: d.outliers, dropped: this.dropped, skipped: this.skipped, cumulativeFlops: this.meter.cumulativeFlops, hardwareFlops: this.meter.hardwareFlops },
+      counters: {
+        stale: d.stale,
+        reassigned: d.reassigned,
+        recomputed: d.recomputed,
+        outliers: d.outliers,
+        dropped: this.dropped,
+        skipped: this.skipped,
+        cumulativeFlops: this.meter.cumulativeFlops,
+        hardwareFlops: this.meter.hardwareFlops,
+      },
     };
   }
 
@@ -208,7 +231,10 @@ export class Coordinator {
     this.dispatcher.abort(new DptrainError('INTERRUPTED', `${this.stopRequest}`)); // a prefetched step's shards are not waited for
     const path = this.checkpoint();
     this.membership.closeAll(`coordinator stopped: ${this.stopRequest}`);
-    return fail('INTERRUPTED', `${this.stopRequest}: stopped after step ${this.stepsDone}${path ? `; checkpoint written, continue with --resume ${this.o.runDir!.path}` : ''}`);
+    return fail(
+      'INTERRUPTED',
+      `${this.stopRequest}: stopped after step ${this.stepsDone}${path ? `; checkpoint written, continue with --resume ${this.o.runDir!.path}` : ''}`,
+    );
   }
 
   /** End the run from outside (all local workers died): the current wait rejects with `e`. */
@@ -235,7 +261,11 @@ export class Coordinator {
       const have = eligible(this.membership).length;
       if (Date.now() - start >= timeoutMs) {
         const written = what === 'paused' ? this.checkpoint() : null;
-        fail('WORKER_LOST', `${what}: only ${have} of ${need} workers ready for ${Math.round(timeoutMs / 1000)} s${this.missing()}${written ? `; checkpoint at step ${this.stepsDone} written, continue with --resume ${this.o.runDir!.path}` : ''}`);
+        fail(
+          'WORKER_LOST',
+          `${what}: only ${have} of ${need} workers ready for ${Math.round(timeoutMs / 1000)} ` +
+            `s${this.missing()}${written ? `; checkpoint at step ${this.stepsDone} written, continue with --resume ${this.o.runDir!.path}` : ''}`,
+        );
       }
       const fields = { ready: have, need, step: this.stepsDone, listen: this.o.listener.address };
       if (what === 'paused') this.o.log.warn(fields, `training paused: ${have} of ${need} workers ready`);
@@ -260,7 +290,9 @@ export class Coordinator {
     if (!expected?.length) return '';
     const ready = new Set(eligible(this.membership).map((w) => w.name));
     const seen = new Map(this.membership.all().map((w) => [w.name, w.state]));
-    const out = expected.filter((n) => !ready.has(n)).map((n) => `${n} (${seen.has(n) ? `connected, ${seen.get(n)}` : 'never connected'})`);
+    const out = expected
+      .filter((n) => !ready.has(n))
+      .map((n) => `${n} (${seen.has(n) ? `connected, ${seen.get(n)}` : 'never connected'})`);
     return out.length ? `; not ready: ${out.join(', ')}` : '';
   }
 
@@ -270,7 +302,12 @@ export class Coordinator {
     const { lossSum, correct, count } = await this.dispatcher.evaluate(step, this.data.testSize);
     this.meter.evaluated(count);
     const labels = this.layout.data.targets === 'onehot' || this.layout.data.targets === 'binary';
-    const rec: EvalRecord = { step, testLoss: lossSum / count, testAccuracy: labels ? correct / count : null, evalMs: performance.now() - t0 };
+    const rec: EvalRecord = {
+      step,
+      testLoss: lossSum / count,
+      testAccuracy: labels ? correct / count : null,
+      evalMs: performance.now() - t0,
+    };
     this.o.onEval?.(rec);
     return rec;
   }
@@ -302,7 +339,10 @@ export class Coordinator {
     const acc = this.gradSum; // zero: the last step's mean consumed it
     const tally = new StepTally();
     for (let micro = 0; micro < accumulate; micro++) {
-      const pending = micro === 0 && pre ? pre.work : this.dispatcher.work(step, micro, this.position, this.position + batchSize, acc);
+      const pending =
+        micro === 0 && pre
+          ? pre.work
+          : this.dispatcher.work(step, micro, this.position, this.position + batchSize, acc);
       if (micro === 0 && !pre) this.o.onStepStart?.(step + 1);
       tally.add(await pending);
       this.position += batchSize;
@@ -327,7 +367,10 @@ export class Coordinator {
     } else if (skipped) {
       // As loss-scaling optimizers do: leave parameters and Adam state alone, move on.
       this.skipped++;
-      this.o.log.warn({ step: step + 1, loss: lossSum / count }, 'step skipped: non-finite loss or gradient; lower optimizer.lr or set optimizer.clipNorm');
+      this.o.log.warn(
+        { step: step + 1, loss: lossSum / count },
+        'step skipped: non-finite loss or gradient; lower optimizer.lr or set optimizer.clipNorm',
+      );
     } else {
       gradNorm = clipByGlobalNorm(grads, optimizer.clipNorm, Math.sqrt(sqNorm));
       this.adam.apply(this.params, grads, lr);
@@ -339,8 +382,23 @@ export class Coordinator {
     const optimizerMs = tEnd - tOpt;
     const stepMs = tEnd - t0;
     const tr = this.o.tracer;
-    if (tr?.records(step + 1)) traceStep(tr, step + 1, { start: t0, optimizer: tOpt, end: tEnd }, lossSum / count, reduceMs, this.dispatcher.lastEncode);
-    const { timeline, workerTimeline } = stepTimeline(stepMs, computeMs, tally.spans, this.dispatcher.takeParamsTiming(), reduceMs, optimizerMs);
+    if (tr?.records(step + 1))
+      traceStep(
+        tr,
+        step + 1,
+        { start: t0, optimizer: tOpt, end: tEnd },
+        lossSum / count,
+        reduceMs,
+        this.dispatcher.lastEncode,
+      );
+    const { timeline, workerTimeline } = stepTimeline(
+      stepMs,
+      computeMs,
+      tally.spans,
+      this.dispatcher.takeParamsTiming(),
+      reduceMs,
+      optimizerMs,
+    );
     let acct: StepAccounting;
     if (skipped) {
       this.meter.wasted(count);
@@ -388,7 +446,10 @@ export class Coordinator {
       this.position = position; // the step did not happen: its samples come again on resume
       await this.pull();
       const path = this.checkpoint();
-      return fail('WORKER_LOST', `${e.message}${path ? ` (checkpoint at step ${this.stepsDone} written: --resume ${this.o.runDir!.path})` : ''}`);
+      return fail(
+        'WORKER_LOST',
+        `${e.message}${path ? ` (checkpoint at step ${this.stepsDone} written: --resume ${this.o.runDir!.path})` : ''}`,
+      );
     }
   }
 
@@ -396,7 +457,12 @@ export class Coordinator {
     if (!this.meter.stopsBefore(this.cfg.batchSize * this.cfg.accumulate)) return false;
     const used = this.meter.budget ? this.meter.cumulativeFlops / this.meter.budget : 0;
     this.o.log.warn(
-      { step: this.stepsDone, cumulativeFlops: this.meter.cumulativeFlops, budget: this.meter.budget, budgetUsed: +used.toFixed(4) },
+      {
+        step: this.stepsDone,
+        cumulativeFlops: this.meter.cumulativeFlops,
+        budget: this.meter.budget,
+        budgetUsed: +used.toFixed(4),
+      },
       `compute budget reached after ${this.stepsDone} steps: the next step would exceed it; saving the model and stopping`,
     );
     return true;
@@ -406,7 +472,13 @@ export class Coordinator {
     const t0 = performance.now();
     const { steps, evalEvery, checkpointEvery } = this.cfg;
     this.o.log.info(
-      { params: this.layout.totalParams, steps, from: this.stepsDone, batchSize: this.cfg.batchSize, listen: this.o.listener.address },
+      {
+        params: this.layout.totalParams,
+        steps,
+        from: this.stepsDone,
+        batchSize: this.cfg.batchSize,
+        listen: this.o.listener.address,
+      },
       this.stepsDone ? `coordinator resuming at step ${this.stepsDone}` : 'coordinator started',
     );
     await this.waitForWorkers(this.o.startWorkers ?? this.cfg.minWorkers, this.o.joinTimeoutMs ?? 120_000, 'start');
@@ -421,7 +493,8 @@ export class Coordinator {
         break;
       }
       if (eligible(this.membership).length < this.cfg.minWorkers) await this.pull(); // a pause may end in a checkpoint
-      if (eligible(this.membership).length < this.cfg.minWorkers) await this.waitForWorkers(this.cfg.minWorkers, this.cfg.pauseTimeoutSec * 1000, 'paused');
+      if (eligible(this.membership).length < this.cfg.minWorkers)
+        await this.waitForWorkers(this.cfg.minWorkers, this.cfg.pauseTimeoutSec * 1000, 'paused');
       const rec = await this.stepOrCheckpoint();
       if (evalEvery > 0 && rec.step % evalEvery === 0 && rec.step !== steps) {
         lastEval = await this.evaluate(rec.step);
@@ -459,11 +532,17 @@ export class Coordinator {
       stoppedBy,
       stepsDone: this.stepsDone,
       meter: this.meter,
-      peaks: ready.map((w) => ({ declared: w.peakFlops || declaredPeak(this.cfg.compute), attainable: w.attainableFlops })),
+      peaks: ready.map((w) => ({
+        declared: w.peakFlops || declaredPeak(this.cfg.compute),
+        attainable: w.attainableFlops,
+      })),
     });
     this.o.runDir?.writeJson('summary.json', summary);
     if (this.o.tracer && this.o.traceFile) this.o.tracer.write(this.o.traceFile);
-    this.o.log.info({ steps: summary.steps, stoppedBy: summary.stoppedBy, wallSeconds: +summary.wallSeconds.toFixed(2) }, 'run finished');
+    this.o.log.info(
+      { steps: summary.steps, stoppedBy: summary.stoppedBy, wallSeconds: +summary.wallSeconds.toFixed(2) },
+      'run finished',
+    );
     this.o.log.debug({ summary }, 'summary'); // the whole of it, for log.jsonl
     this.membership.closeAll('training finished');
     return summary;

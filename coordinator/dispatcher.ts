@@ -81,7 +81,8 @@ export class Dispatcher {
   private evalSums = { lossSum: 0, correct: 0, count: 0 };
   private params: { version: number; values: Float32Array } = { version: -1, values: new Float32Array(0) };
   /** This version's parameter frame for socket workers and for shared-memory workers, each made on first use. */
-  private paramsFrame: { version: number; bytes: Uint8Array | null; shmBytes: Uint8Array | null; slot: number } | null = null;
+  private paramsFrame: { version: number; bytes: Uint8Array | null; shmBytes: Uint8Array | null; slot: number } | null =
+    null;
   private recentPhaseMs: number[] = [];
   /** Time spent encoding and sending parameter frames since the caller last read it (takeParamsTiming). */
   private encodeMs = 0;
@@ -161,7 +162,10 @@ export class Dispatcher {
       } catch (e) {
         // A full tmpfs, or the directory gone: from now on everyone gets payloads through the socket.
         shm.disable(String(e));
-        this.o.log.warn({ dir: shm.dir, error: String(e) }, 'shared memory failed; payloads go through the socket from now on');
+        this.o.log.warn(
+          { dir: shm.dir, error: String(e) },
+          'shared memory failed; payloads go through the socket from now on',
+        );
       }
     }
     const viaShm = w.shm && f.shmBytes !== null && shm?.usable === true;
@@ -202,7 +206,16 @@ export class Dispatcher {
 
   private async run(plan: PhasePlan, deadlineMs: number): Promise<Phase> {
     const o = this.o;
-    const phase = new Phase({ membership: o.membership, log: o.log, ensureParams: this.ensureParams, noWorkerTimeoutMs: o.noWorkerTimeoutMs, deadlineMs }, plan);
+    const phase = new Phase(
+      {
+        membership: o.membership,
+        log: o.log,
+        ensureParams: this.ensureParams,
+        noWorkerTimeoutMs: o.noWorkerTimeoutMs,
+        deadlineMs,
+      },
+      plan,
+    );
     this.phase = phase;
     try {
       await this.abortable(phase.run());
@@ -218,7 +231,13 @@ export class Dispatcher {
    * Gradient sums over stream positions [from, to), cut into virtual shards, each worker given a
    * contiguous range of them; added into `acc` along the fixed tree as results arrive.
    */
-  async work(step: number, micro: number, from: number, to: number, acc: Float64Array): Promise<{ lossSum: number; count: number; stats: PhaseStats; reduceMs: number }> {
+  async work(
+    step: number,
+    micro: number,
+    from: number,
+    to: number,
+    acc: Float64Array,
+  ): Promise<{ lossSum: number; count: number; stats: PhaseStats; reduceMs: number }> {
     const version = this.params.version;
     const batch = to - from;
     this.batch = batch;
@@ -280,7 +299,10 @@ export class Dispatcher {
     if (w.lagging && owed) {
       // A straggler is back: it rejoins at the next phase.
       const lateMs = Math.round(performance.now() - w.laggingSince);
-      this.o.log.info({ worker: w.id, host: w.host, key, lateMs }, `worker ${w.id} answered again ${lateMs} ms after missing its deadline; it rejoins at the next step`);
+      this.o.log.info(
+        { worker: w.id, host: w.host, key, lateMs },
+        `worker ${w.id} answered again ${lateMs} ms after missing its deadline; it rejoins at the next step`,
+      );
       w.lagging = false;
       this.phase?.workerReady(w); // shards waiting for a worker can go to this one now
     }
@@ -292,7 +314,11 @@ export class Dispatcher {
       return null;
     }
     if (count !== p.shardSize(shard)) {
-      this.o.membership.drop(w, 'invalid', `invalid result: shard ${shard} has ${p.shardSize(shard)} rows, worker reported ${count}`);
+      this.o.membership.drop(
+        w,
+        'invalid',
+        `invalid result: shard ${shard} has ${p.shardSize(shard)} rows, worker reported ${count}`,
+      );
       return null;
     }
     return p;
@@ -347,9 +373,7 @@ export class Dispatcher {
    * A node whose gradient norm per sample is far above the recent median: recompute the shard
    * elsewhere (true), or record its norms as typical (false).
    */
-  private isOutlier(
-    w: WorkerSession, p: Phase, msg: ShardResult, nodes: TreeNode[], payload: Float32Array,
-  ): boolean {
+  private isOutlier(w: WorkerSession, p: Phase, msg: ShardResult, nodes: TreeNode[], payload: Float32Array): boolean {
     const n = this.o.totalParams;
     let perSample = 0;
     nodes.forEach((t, j) => {
@@ -361,7 +385,10 @@ export class Dispatcher {
     if (typical !== null && perSample > this.o.outlierFactor * typical && p.retry(w, msg.shard)) {
       this.counters.outliers++;
       this.o.onWasted(msg.count);
-      this.o.log.warn({ worker: w.id, host: w.host, shard: msg.shard, normPerSample: perSample, median: typical }, `gradient norm of worker ${w.id} is ${(perSample / typical).toFixed(1)}× the median; recomputing its shard elsewhere`);
+      this.o.log.warn(
+        { worker: w.id, host: w.host, shard: msg.shard, normPerSample: perSample, median: typical },
+        `gradient norm of worker ${w.id} is ${(perSample / typical).toFixed(1)}× the median; recomputing its shard elsewhere`,
+      );
       return true;
     }
     if (Number.isFinite(perSample)) {

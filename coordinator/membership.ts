@@ -9,7 +9,15 @@ import { encodeFrame } from '../shared/wire/codec.js';
 import type { JobConfig } from '../shared/job/config.js';
 import { describeError, DptrainError } from '../shared/util/errors.js';
 import type { Logger } from '../shared/util/log.js';
-import { PROTOCOL_VERSION, type EvalResult, type Hello, type Ready, type ShardResult, type ToCoordinator, type ToWorker } from '../shared/wire/protocol.js';
+import {
+  PROTOCOL_VERSION,
+  type EvalResult,
+  type Hello,
+  type Ready,
+  type ShardResult,
+  type ToCoordinator,
+  type ToWorker,
+} from '../shared/wire/protocol.js';
 import type { CloseKind, Link, Listener } from '../shared/transport/transport.js';
 import { readFromWorker } from '../shared/wire/validate.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
@@ -203,8 +211,14 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const pending = [...this.workers.values()].filter((x) => x.state === 'hello');
     const address = addressOf(link.remote);
     const fromHere = pending.filter((x) => addressOf(x.remote) === address).length;
-    if (fromHere >= (this.o.maxPendingPerAddress ?? MAX_PENDING_PER_ADDRESS) || pending.length >= (this.o.maxPending ?? MAX_PENDING)) {
-      this.o.log.warn({ remote: link.remote, pending: pending.length, fromHere }, 'connection refused: too many unauthenticated connections');
+    if (
+      fromHere >= (this.o.maxPendingPerAddress ?? MAX_PENDING_PER_ADDRESS) ||
+      pending.length >= (this.o.maxPending ?? MAX_PENDING)
+    ) {
+      this.o.log.warn(
+        { remote: link.remote, pending: pending.length, fromHere },
+        'connection refused: too many unauthenticated connections',
+      );
       link.close('too many unauthenticated connections; try again later', 'busy');
       return;
     }
@@ -234,7 +248,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
     };
     this.workers.set(w.id, w);
     const authTimer = setTimeout(() => {
-      if (w.state === 'hello') this.drop(w, 'timeout', `authentication timeout: no valid hello within ${(this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS) / 1000} s`);
+      if (w.state === 'hello')
+        this.drop(
+          w,
+          'timeout',
+          `authentication timeout: no valid hello within ${(this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS) / 1000} s`,
+        );
     }, this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS);
     authTimer.unref();
     link.onClose(() => clearTimeout(authTimer));
@@ -278,10 +297,18 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** Authenticate, check the place and the protocol, and welcome it with the job. */
   private onHello(w: WorkerSession, msg: Hello): void {
     if (msg.protocol !== PROTOCOL_VERSION) {
-      return this.drop(w, 'protocolMismatch', `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`);
+      return this.drop(
+        w,
+        'protocolMismatch',
+        `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`,
+      );
     }
     if (msg.jobId !== '' && msg.jobId !== this.o.jobId) {
-      return this.drop(w, 'wrongJob', `wrong job: this coordinator runs ${this.o.jobId}, the worker was started for ${msg.jobId}`);
+      return this.drop(
+        w,
+        'wrongJob',
+        `wrong job: this coordinator runs ${this.o.jobId}, the worker was started for ${msg.jobId}`,
+      );
     }
     const token = this.o.token;
     if (token !== null && !proofsEqual(msg.proof, workerProof(token, this.o.jobId, w.nonce, msg.cnonce))) {
@@ -289,7 +316,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     // Only authenticated workers count toward maxWorkers: strangers cannot fill the job.
     const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
-    if (members >= this.o.maxWorkers) return this.drop(w, 'jobFull', `job is full (maxWorkers ${this.o.maxWorkers}); try again later`);
+    if (members >= this.o.maxWorkers)
+      return this.drop(w, 'jobFull', `job is full (maxWorkers ${this.o.maxWorkers}); try again later`);
     // Shared memory only for a worker that proves it can read our private directory (a
     // local worker of `dptrain train`, which was handed it): never on its word alone.
     const shm = Boolean(this.o.shm?.usable) && this.o.shm!.verifiesGrant(w.nonce, msg.shm);
@@ -298,13 +326,25 @@ export class Membership extends EventEmitter<MembershipEvents> {
     // A member that never becomes ready would hold a place toward maxWorkers for good.
     const readyMs = this.o.readyTimeoutMs ?? READY_TIMEOUT_MS;
     const readyTimer = setTimeout(() => {
-      if (w.state === 'loading') this.drop(w, 'timeout', `no ready within ${readyMs / 1000} s of the welcome; reconnect when the job is loaded`);
+      if (w.state === 'loading')
+        this.drop(w, 'timeout', `no ready within ${readyMs / 1000} s of the welcome; reconnect when the job is loaded`);
     }, readyMs);
     readyTimer.unref();
     w.link.onClose(() => clearTimeout(readyTimer));
     const proof = token === null ? '' : coordinatorProof(token, this.o.jobId, msg.cnonce, w.nonce);
-    this.send(w, { t: 'welcome', protocol: PROTOCOL_VERSION, workerId: w.id, jobId: this.o.jobId, job: this.o.job, proof, shm });
-    this.o.log.info({ worker: w.id, workerName: w.name, host: w.host, remote: w.remote, authenticated: token !== null }, 'worker connected');
+    this.send(w, {
+      t: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      workerId: w.id,
+      jobId: this.o.jobId,
+      job: this.o.job,
+      proof,
+      shm,
+    });
+    this.o.log.info(
+      { worker: w.id, workerName: w.name, host: w.host, remote: w.remote, authenticated: token !== null },
+      'worker connected',
+    );
   }
 
   /** The job is loaded there: check its data is the job's, and let it take shards. */
@@ -312,14 +352,27 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const shape = parseFingerprint(msg.fingerprint);
     if (!shape) return this.drop(w, 'invalid', `invalid: dataset fingerprint ${msg.fingerprint}`);
     if (this.data && this.data.fingerprint !== shape.fingerprint) {
-      return this.drop(w, 'datasetDiffers', `dataset differs from the job's (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`);
+      return this.drop(
+        w,
+        'datasetDiffers',
+        `dataset differs from the job's (${shape.fingerprint} vs ${this.data.fingerprint}); give every host the same files`,
+      );
     }
     this.data ??= shape;
     w.backend = msg.backend;
     w.peakFlops = msg.peakFlops;
     w.attainableFlops = msg.attainableFlops;
     w.state = 'ready';
-    this.o.log.info({ worker: w.id, host: w.host, backend: msg.backend, attainableGflops: +(msg.attainableFlops / 1e9).toFixed(2), declaredPeakFlops: msg.peakFlops || undefined }, 'worker ready');
+    this.o.log.info(
+      {
+        worker: w.id,
+        host: w.host,
+        backend: msg.backend,
+        attainableGflops: +(msg.attainableFlops / 1e9).toFixed(2),
+        declaredPeakFlops: msg.peakFlops || undefined,
+      },
+      'worker ready',
+    );
     this.o.log.debug({ worker: w.id, backend: msg.backend, why: msg.backendReason }, 'worker backend choice'); // in log.jsonl
     this.emit('ready', w);
   }
@@ -330,7 +383,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     let grads = payload ?? NO_GRADIENTS; // none: sliced results
     if (msg.shm > 0) {
       if (!w.shm || !this.o.shm) {
-        return this.drop(w, 'invalid', `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`);
+        return this.drop(
+          w,
+          'invalid',
+          `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`,
+        );
       }
       try {
         // One node lands where the kernels read it; several, in the channel's own buffer.
@@ -343,7 +400,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
         // everyone, and let this worker reconnect (the reason is not a refusal); its shard
         // goes to another worker meanwhile.
         this.o.shm.disable(describeError(e));
-        this.o.log.warn({ worker: w.id, error: describeError(e) }, 'shared memory failed; payloads go through the socket from now on');
+        this.o.log.warn(
+          { worker: w.id, error: describeError(e) },
+          'shared memory failed; payloads go through the socket from now on',
+        );
         return this.drop(w, 'reconnect', 'shared memory unreadable; reconnect to continue over the socket');
       }
     }

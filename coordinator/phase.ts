@@ -75,7 +75,15 @@ export class Phase {
   private resolve!: () => void;
   private reject!: (e: Error) => void;
   private readonly started = performance.now();
-  readonly stats: PhaseStats = { shards: 0, reassigned: 0, computeMs: {}, samples: {}, decodeMs: {}, encodeMs: {}, wireMs: {} };
+  readonly stats: PhaseStats = {
+    shards: 0,
+    reassigned: 0,
+    computeMs: {},
+    samples: {},
+    decodeMs: {},
+    encodeMs: {},
+    wireMs: {},
+  };
   /** When each shard's work message went out (for the wire time). */
   private sentAt = new Map<number, number>();
 
@@ -119,10 +127,15 @@ export class Phase {
   private orphan(s: ShardRange): void {
     this.orphans.push(s);
     if (this.orphanTimer) return;
-    this.ctx.log.warn({ phase: this.plan.key, shards: this.orphans.length }, 'no ready workers: waiting for one to join');
+    this.ctx.log.warn(
+      { phase: this.plan.key, shards: this.orphans.length },
+      'no ready workers: waiting for one to join',
+    );
     this.orphanTimer = setTimeout(() => {
       const secs = this.ctx.noWorkerTimeoutMs / 1000;
-      this.reject(new DptrainError('WORKER_LOST', `no worker has been available for ${secs} s; start workers and resume`));
+      this.reject(
+        new DptrainError('WORKER_LOST', `no worker has been available for ${secs} s; start workers and resume`),
+      );
     }, this.ctx.noWorkerTimeoutMs);
   }
 
@@ -130,7 +143,10 @@ export class Phase {
   private reassign(s: ShardRange, from: WorkerSession, why: string): void {
     this.stats.reassigned++;
     const target = this.leastLoaded(from);
-    this.ctx.log.warn({ phase: this.plan.key, shard: s.shard, from: from.id, to: target?.id ?? 'waiting', why }, 'shard reassigned');
+    this.ctx.log.warn(
+      { phase: this.plan.key, shard: s.shard, from: from.id, to: target?.id ?? 'waiting', why },
+      'shard reassigned',
+    );
     if (target) this.give(s, target);
     else this.orphan(s);
   }

@@ -218,7 +218,8 @@ async function main(): Promise<void> {
         runs.push(m);
         process.stderr.write(
           `round ${r + 1}/${rounds} ${c.padEnd(7)} median step ${m.medianStepMs.toFixed(2)} ms, ${m.samplesPerSec.toFixed(0)} samples/s, overhead ` +
-            `${m.timeline.overheadMs.toFixed(2)} ms, coordinator CPU ${m.coordinatorCpuMsPerStep.toFixed(2)} ms/step${c === 'browser' ? `, browser CPU ${(m.browserCpuMs / 1000).toFixed(1)} s` : ''}\n`,
+            `${m.timeline.overheadMs.toFixed(2)} ms, coordinator CPU ${m.coordinatorCpuMsPerStep.toFixed(2)} ` +
+            `ms/step${c === 'browser' ? `, browser CPU ${(m.browserCpuMs / 1000).toFixed(1)} s` : ''}\n`,
         );
       }
     }

@@ -3,8 +3,9 @@
  * (vocab = its distinct characters, in code-point order). Samples are windows of seq + 1
  * tokens, seq apart: inputs the first seq, targets the next token at each position. The first
  * (1 − testFraction) of the file trains, the rest validates (split by position, so no window
- * crosses); validation uses `testWindows` of the held-out windows, evenly spaced. With character tokens the vocabulary is part of the model's shape, so whoever lays
- * out the model (the coordinator too) reads the file; with bytes only the workers do.
+ * crosses); validation uses `testWindows` of the held-out windows, evenly spaced. With
+ * character tokens the vocabulary is part of the model's shape, so whoever lays out the model
+ * (the coordinator too) reads the file; with bytes only the workers do.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fail } from '../util/errors.js';

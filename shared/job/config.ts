@@ -149,7 +149,14 @@ export const DEFAULT_CONFIG: Config = {
   sharedMemory: true,
   out: null,
   launch: null,
-  compute: { budget: null, budgetDeviceHours: null, budgetPolicy: 'stop', peakFlops: null, device: null, precision: 'fp32' },
+  compute: {
+    budget: null,
+    budgetDeviceHours: null,
+    budgetPolicy: 'stop',
+    peakFlops: null,
+    device: null,
+    precision: 'fp32',
+  },
 };
 
 function parseOptimizer(raw: unknown): OptimizerConfig {
@@ -183,13 +190,22 @@ function parseCompute(raw: unknown): ComputeConfig {
     budgetDeviceHours: optional(o.budgetDeviceHours, 'compute.budgetDeviceHours'),
     budgetPolicy: oneOf(o.budgetPolicy, 'compute.budgetPolicy', BUDGET_POLICIES),
     peakFlops: optional(o.peakFlops, 'compute.peakFlops'),
-    device: o.device === null ? null : typeof o.device === 'string' ? o.device : fail('CONFIG_INVALID', 'compute.device must be a device name'),
+    device:
+      o.device === null
+        ? null
+        : typeof o.device === 'string'
+          ? o.device
+          : fail('CONFIG_INVALID', 'compute.device must be a device name'),
     precision: oneOf(o.precision, 'compute.precision', PRECISIONS),
   };
-  if (c.budget !== null && c.budgetDeviceHours !== null) fail('CONFIG_INVALID', 'compute.budget and compute.budgetDeviceHours: give one, not both');
+  if (c.budget !== null && c.budgetDeviceHours !== null)
+    fail('CONFIG_INVALID', 'compute.budget and compute.budgetDeviceHours: give one, not both');
   if (c.device !== null) devicePeak(c.device, c.precision, 'compute.device'); // fails early on an unknown name
   if (c.budgetDeviceHours !== null && declaredPeak(c) === null) {
-    fail('CONFIG_INVALID', 'compute.budgetDeviceHours needs a peak: set compute.peakFlops or compute.device (--peak-flops / --device)');
+    fail(
+      'CONFIG_INVALID',
+      'compute.budgetDeviceHours needs a peak: set compute.peakFlops or compute.device (--peak-flops / --device)',
+    );
   }
   return c;
 }
@@ -245,15 +261,30 @@ export function parseConfig(raw: unknown): Config {
     stepTimeoutSec: num(o.stepTimeoutSec, 'stepTimeoutSec', { min: 0 }),
     pauseTimeoutSec: num(o.pauseTimeoutSec, 'pauseTimeoutSec', { min: 0 }),
     outlierFactor: o.outlierFactor === 0 ? 0 : num(o.outlierFactor, 'outlierFactor', { min: 1, minExclusive: true }),
-    faults: Array.isArray(o.faults) && o.faults.every((f) => typeof f === 'string') ? (o.faults as string[]) : fail('CONFIG_INVALID', 'faults must be an array of strings like "kill:worker-1@40"'),
+    faults:
+      Array.isArray(o.faults) && o.faults.every((f) => typeof f === 'string')
+        ? (o.faults as string[])
+        : fail('CONFIG_INVALID', 'faults must be an array of strings like "kill:worker-1@40"'),
     backend: oneOf(o.backend, 'backend', BACKENDS),
-    sharedMemory: typeof o.sharedMemory === 'boolean' ? o.sharedMemory : fail('CONFIG_INVALID', `sharedMemory must be true or false, got ${JSON.stringify(o.sharedMemory)}`),
-    allowSoftwareGpu: typeof o.allowSoftwareGpu === 'boolean' ? o.allowSoftwareGpu : fail('CONFIG_INVALID', `allowSoftwareGpu must be true or false, got ${JSON.stringify(o.allowSoftwareGpu)}`),
-    out: o.out === null ? null : typeof o.out === 'string' && o.out !== '' ? o.out : fail('CONFIG_INVALID', 'out must be a directory path'),
+    sharedMemory:
+      typeof o.sharedMemory === 'boolean'
+        ? o.sharedMemory
+        : fail('CONFIG_INVALID', `sharedMemory must be true or false, got ${JSON.stringify(o.sharedMemory)}`),
+    allowSoftwareGpu:
+      typeof o.allowSoftwareGpu === 'boolean'
+        ? o.allowSoftwareGpu
+        : fail('CONFIG_INVALID', `allowSoftwareGpu must be true or false, got ${JSON.stringify(o.allowSoftwareGpu)}`),
+    out:
+      o.out === null
+        ? null
+        : typeof o.out === 'string' && o.out !== ''
+          ? o.out
+          : fail('CONFIG_INVALID', 'out must be a directory path'),
     launch: parseLaunchSection(o.launch),
     compute: parseCompute(o.compute),
   };
-  if (c.minWorkers > c.maxWorkers) fail('CONFIG_INVALID', `minWorkers (${c.minWorkers}) is above maxWorkers (${c.maxWorkers})`);
+  if (c.minWorkers > c.maxWorkers)
+    fail('CONFIG_INVALID', `minWorkers (${c.minWorkers}) is above maxWorkers (${c.maxWorkers})`);
   if (c.workers > c.maxWorkers) fail('CONFIG_INVALID', `workers (${c.workers}) is above maxWorkers (${c.maxWorkers})`);
   return c;
 }
@@ -263,7 +294,10 @@ export function readConfigFile(path: string): Json {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    return fail('CONFIG_UNREADABLE', `cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    return fail(
+      'CONFIG_UNREADABLE',
+      `cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+    );
   }
   let raw: unknown;
   try {
@@ -290,7 +324,13 @@ export function resolveConfigRelative(raw: Json, dir: string): Json {
   const out: Json = { ...raw };
   for (const [section, key, value, field] of CONFIG_RELATIVE) {
     const s = out[section];
-    if (isObj(s) && s[key] === value && typeof s[field] === 'string' && s[field] !== '' && !isAbsolute(s[field] as string)) {
+    if (
+      isObj(s) &&
+      s[key] === value &&
+      typeof s[field] === 'string' &&
+      s[field] !== '' &&
+      !isAbsolute(s[field] as string)
+    ) {
       out[section] = { ...s, [field]: resolve(dir, s[field] as string) };
     }
   }

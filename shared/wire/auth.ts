@@ -22,7 +22,9 @@ export function newNonce(): string {
 }
 
 function mac(token: string, parts: string[]): string {
-  return createHmac('sha256', Buffer.from(token, 'utf8')).update([LABEL, ...parts].join('|')).digest('base64url');
+  return createHmac('sha256', Buffer.from(token, 'utf8'))
+    .update([LABEL, ...parts].join('|'))
+    .digest('base64url');
 }
 
 export function workerProof(token: string, jobId: string, nonce: string, cnonce: string): string {
@@ -63,12 +65,18 @@ export function readToken(tokenFile: string | undefined, env = process.env): str
     try {
       token = readFileSync(tokenFile, 'utf8').trim();
     } catch (e) {
-      fail('CONFIG_UNREADABLE', `--token-file ${tokenFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      fail(
+        'CONFIG_UNREADABLE',
+        `--token-file ${tokenFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      );
     }
   } else token = env.DPTRAIN_TOKEN?.trim();
   if (token === undefined || token === '') return null;
   if (token.length < MIN_TOKEN_LENGTH) {
-    fail('CONFIG_INVALID', `the job token is ${token.length} characters; use at least ${MIN_TOKEN_LENGTH} (dptrain token makes a good one)`);
+    fail(
+      'CONFIG_INVALID',
+      `the job token is ${token.length} characters; use at least ${MIN_TOKEN_LENGTH} (dptrain token makes a good one)`,
+    );
   }
   return token;
 }

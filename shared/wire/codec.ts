@@ -19,7 +19,14 @@ import { Packr } from 'msgpackr';
 import { endianness } from 'node:os';
 import { fail } from '../util/errors.js';
 import type { Frame, Message } from './protocol.js';
-import { BYTES_PER_ELEMENT, decodeTensor, DTYPE_CODE, dtypeOfCode, encodeTensor, type WireDtype } from './wire-dtype.js';
+import {
+  BYTES_PER_ELEMENT,
+  decodeTensor,
+  DTYPE_CODE,
+  dtypeOfCode,
+  encodeTensor,
+  type WireDtype,
+} from './wire-dtype.js';
 
 const MAGIC0 = 0x44; // 'D'
 const MAGIC1 = 0x50; // 'P'
@@ -36,7 +43,11 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: fal
 
 const align4 = (n: number) => (n + 3) & ~3;
 
-export function encodeFrame(msg: Message, payload: Float32Array | readonly Float32Array[] | null = null, dtype: WireDtype = 'float32'): Uint8Array {
+export function encodeFrame(
+  msg: Message,
+  payload: Float32Array | readonly Float32Array[] | null = null,
+  dtype: WireDtype = 'float32',
+): Uint8Array {
   const header = packr.pack(msg);
   const payloadAt = align4(PREFIX + header.length);
   // A payload may come in parts (a worker's gradient tensors, read where they lie): one tensor on the wire.
@@ -78,8 +89,10 @@ export interface DecodedFrame {
  * widened or copied.
  */
 export function decodeFrame(bytes: Uint8Array, maxValues: number | null = Infinity): DecodedFrame {
-  if (bytes.length < PREFIX) fail('FRAME_MALFORMED', `frame of ${bytes.length} bytes is shorter than the ${PREFIX}-byte prefix`);
-  if (bytes[0] !== MAGIC0 || bytes[1] !== MAGIC1) fail('FRAME_MALFORMED', 'frame does not start with the dptrain magic "DP"');
+  if (bytes.length < PREFIX)
+    fail('FRAME_MALFORMED', `frame of ${bytes.length} bytes is shorter than the ${PREFIX}-byte prefix`);
+  if (bytes[0] !== MAGIC0 || bytes[1] !== MAGIC1)
+    fail('FRAME_MALFORMED', 'frame does not start with the dptrain magic "DP"');
   if (bytes[2] !== CODEC_VERSION) fail('FRAME_MALFORMED', `frame codec version ${bytes[2]}, expected ${CODEC_VERSION}`);
   const headerLen = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
   if (headerLen === 0 || PREFIX + headerLen > bytes.length) {
@@ -92,7 +105,11 @@ export function decodeFrame(bytes: Uint8Array, maxValues: number | null = Infini
     fail('FRAME_MALFORMED', `frame header is not valid msgpack: ${(e as Error).message}`);
   }
   const dtype = dtypeOfCode(bytes[3]);
-  if (dtype === null) fail('FRAME_MALFORMED', `frame payload dtype code ${bytes[3]} is not one of ${Object.values(DTYPE_CODE).join(', ')}`);
+  if (dtype === null)
+    fail(
+      'FRAME_MALFORMED',
+      `frame payload dtype code ${bytes[3]} is not one of ${Object.values(DTYPE_CODE).join(', ')}`,
+    );
   const payloadAt = align4(PREFIX + headerLen);
   const rest = bytes.length - payloadAt;
   if (rest <= 0) return { header, payload: null, dtype }; // at most the alignment padding follows

@@ -7,7 +7,14 @@ import { decodeFrame, type DecodedFrame } from './codec.js';
 import { fail } from '../util/errors.js';
 import type { WireDtype } from './wire-dtype.js';
 import { leafStart, MAX_LEAVES } from '../job/shard-tree.js';
-import { PAYLOAD_TYPES, type Frame, type Message, type MessageType, type ToCoordinator, type ToWorker } from './protocol.js';
+import {
+  PAYLOAD_TYPES,
+  type Frame,
+  type Message,
+  type MessageType,
+  type ToCoordinator,
+  type ToWorker,
+} from './protocol.js';
 
 type FieldKind = 'string' | 'count' | 'number' | 'float' | 'floats' | 'object' | 'boolean';
 type Shape = Record<string, FieldKind>;
@@ -15,8 +22,23 @@ type Shape = Record<string, FieldKind>;
 // "count": a non-negative safe integer; "number": any finite number; "float": any number,
 // NaN and ±Infinity included (a diverged loss is a result to handle, not a protocol error).
 const SHAPES: Record<MessageType, Shape> = {
-  hello: { protocol: 'count', name: 'string', host: 'string', pid: 'count', jobId: 'string', cnonce: 'string', proof: 'string', shm: 'string' },
-  ready: { fingerprint: 'string', backend: 'string', backendReason: 'string', peakFlops: 'number', attainableFlops: 'number' },
+  hello: {
+    protocol: 'count',
+    name: 'string',
+    host: 'string',
+    pid: 'count',
+    jobId: 'string',
+    cnonce: 'string',
+    proof: 'string',
+    shm: 'string',
+  },
+  ready: {
+    fingerprint: 'string',
+    backend: 'string',
+    backendReason: 'string',
+    peakFlops: 'number',
+    attainableFlops: 'number',
+  },
   result: {
     step: 'count',
     micro: 'count',
@@ -30,7 +52,14 @@ const SHAPES: Record<MessageType, Shape> = {
     busyMs: 'number',
     shm: 'count',
   },
-  evalResult: { round: 'count', shard: 'count', lossSum: 'float', correct: 'count', count: 'count', computeMs: 'number' },
+  evalResult: {
+    round: 'count',
+    shard: 'count',
+    lossSum: 'float',
+    correct: 'count',
+    count: 'count',
+    computeMs: 'number',
+  },
   fault: { message: 'string' },
   challenge: { protocol: 'count', jobId: 'string', nonce: 'string' },
   welcome: { protocol: 'count', workerId: 'string', jobId: 'string', job: 'object', proof: 'string', shm: 'boolean' },
@@ -79,10 +108,17 @@ function checkField(v: unknown, kind: FieldKind, where: string): void {
             ? typeof v === 'number'
             : kind === 'floats'
               ? Array.isArray(v) && v.length >= 1 && v.length <= MAX_LEAVES && v.every((x) => typeof x === 'number')
-            : kind === 'boolean'
-              ? typeof v === 'boolean'
-              : typeof v === 'object' && v !== null && !Array.isArray(v);
-  const what = kind === 'count' ? 'a non-negative integer' : kind === 'number' ? 'a finite number' : kind === 'floats' ? `an array of 1 to ${MAX_LEAVES} numbers` : `a ${kind}`;
+              : kind === 'boolean'
+                ? typeof v === 'boolean'
+                : typeof v === 'object' && v !== null && !Array.isArray(v);
+  const what =
+    kind === 'count'
+      ? 'a non-negative integer'
+      : kind === 'number'
+        ? 'a finite number'
+        : kind === 'floats'
+          ? `an array of 1 to ${MAX_LEAVES} numbers`
+          : `a ${kind}`;
   if (!ok) fail('MESSAGE_INVALID', `${where} must be ${what}`);
 }
 
@@ -94,7 +130,11 @@ function peerKey(k: string): string {
   return /^[A-Za-z_$][\w$]{0,39}$/.test(k) ? k : JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k);
 }
 
-function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet<MessageType>, ctx: ValidateContext): Frame {
+function validate(
+  { header, payload, dtype }: DecodedFrame,
+  allowed: ReadonlySet<MessageType>,
+  ctx: ValidateContext,
+): Frame {
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     fail('MESSAGE_INVALID', 'message header is not an object');
   }
@@ -120,10 +160,14 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
     if (ctx.totalParams === null) fail('MESSAGE_INVALID', `${t} arrived before the model was known`);
     const tensors = t === 'result' ? (h.losses as number[]).length : 1;
     if (payload.length !== tensors * ctx.totalParams) {
-      const want = tensors === 1 ? `the model has ${ctx.totalParams}` : `${tensors} nodes of ${ctx.totalParams} need ${tensors * ctx.totalParams}`;
+      const want =
+        tensors === 1
+          ? `the model has ${ctx.totalParams}`
+          : `${tensors} nodes of ${ctx.totalParams} need ${tensors * ctx.totalParams}`;
       fail('MESSAGE_INVALID', `${t} payload has ${payload.length} floats, ${want}`);
     }
-    if (ctx.wireDtype && dtype !== ctx.wireDtype) fail('MESSAGE_INVALID', `${t} payload travels as ${dtype}, the job's wireDtype is ${ctx.wireDtype}`);
+    if (ctx.wireDtype && dtype !== ctx.wireDtype)
+      fail('MESSAGE_INVALID', `${t} payload travels as ${dtype}, the job's wireDtype is ${ctx.wireDtype}`);
   } else if (payload) {
     fail('MESSAGE_INVALID', `${t} must not carry a payload${elsewhere ? ' (its payload is in shared memory)' : ''}`);
   }
@@ -134,10 +178,14 @@ function validate({ header, payload, dtype }: DecodedFrame, allowed: ReadonlySet
 function checkLeaves(h: Record<string, unknown>): void {
   const [leaves, first, last, batch] = [h.leaves, h.first, h.last, h.batch] as number[];
   if (!(first < last && last <= leaves && leaves <= Math.min(batch, MAX_LEAVES))) {
-    fail('MESSAGE_INVALID', `work leaves [${first}, ${last}) of ${leaves} (batch ${batch}) is not a range of at most ${MAX_LEAVES} leaves`);
+    fail(
+      'MESSAGE_INVALID',
+      `work leaves [${first}, ${last}) of ${leaves} (batch ${batch}) is not a range of at most ${MAX_LEAVES} leaves`,
+    );
   }
   const rows = leafStart(batch, leaves, last) - leafStart(batch, leaves, first);
-  if ((h.to as number) - (h.from as number) !== rows) fail('MESSAGE_INVALID', `work rows [${h.from}, ${h.to}) are not the ${rows} rows of its leaves`);
+  if ((h.to as number) - (h.from as number) !== rows)
+    fail('MESSAGE_INVALID', `work rows [${h.from}, ${h.to}) are not the ${rows} rows of its leaves`);
 }
 
 /** Decode and validate one frame a worker sent. Throws DptrainError (FRAME_MALFORMED / MESSAGE_INVALID). */

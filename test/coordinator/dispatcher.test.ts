@@ -12,7 +12,10 @@ import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/lo
 import { fakeWorker, type FakeWorker } from '../helpers/fake-worker.js';
 import { coverNodes, nodeSum } from '../../shared/job/shard-tree.js';
 
-const cfg = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' } });
+const cfg = parseConfig({
+  data: { name: 'xor' },
+  model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' },
+});
 const TOTAL = 2 * 4 + 4 + 4 + 1;
 
 let net: LocalNetwork;
@@ -23,7 +26,23 @@ afterEach(async () => {
 /** A result for `work`, gradient all ones. */
 function answer(w: FakeWorker, work: Pick<Work, 'step' | 'micro' | 'shard' | 'from' | 'to'>): void {
   const count = work.to - work.from;
-  w.send({ t: 'result', step: work.step, micro: work.micro, shard: work.shard, lossSum: count, losses: [count], count, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, new Float32Array(TOTAL).fill(1));
+  w.send(
+    {
+      t: 'result',
+      step: work.step,
+      micro: work.micro,
+      shard: work.shard,
+      lossSum: count,
+      losses: [count],
+      count,
+      computeMs: 1,
+      decodeMs: 0,
+      encodeMs: 0,
+      busyMs: 1,
+      shm: 0,
+    },
+    new Float32Array(TOTAL).fill(1),
+  );
 }
 
 /** Leaf i's gradient sum, order-sensitive under float addition (1e20 swallows small terms). */
@@ -40,14 +59,48 @@ async function answerNodes(w: FakeWorker, work: Work): Promise<void> {
   for (const n of nodes) sums.push(await nodeSum(n.level, n.index, work.leaves, leaf));
   const count = work.to - work.from;
   const losses = sums.map((x) => x.lossSum);
-  w.send({ t: 'result', step: work.step, micro: work.micro, shard: work.shard, lossSum: 0, losses, count, computeMs: 1, decodeMs: 0, encodeMs: 0, busyMs: 1, shm: 0 }, sums.map((x) => x.grads));
+  w.send(
+    {
+      t: 'result',
+      step: work.step,
+      micro: work.micro,
+      shard: work.shard,
+      lossSum: 0,
+      losses,
+      count,
+      computeMs: 1,
+      decodeMs: 0,
+      encodeMs: 0,
+      busyMs: 1,
+      shm: 0,
+    },
+    sums.map((x) => x.grads),
+  );
 }
 
 async function setup(leaves: number | null = null) {
   net = createLocalNetwork();
   const log = pino({ level: 'silent' });
-  const membership = new Membership(net.listener, { job: jobOf(cfg), jobId: 'job-test', totalParams: TOTAL, maxWorkers: 8, log, token: null });
-  const dispatcher = new Dispatcher({ membership, log, totalParams: TOTAL, wireDtype: 'float32', shm: null, stepTimeoutMs: 300, noWorkerTimeoutMs: 10_000, onWasted: () => {}, outlierFactor: 0, leaves });
+  const membership = new Membership(net.listener, {
+    job: jobOf(cfg),
+    jobId: 'job-test',
+    totalParams: TOTAL,
+    maxWorkers: 8,
+    log,
+    token: null,
+  });
+  const dispatcher = new Dispatcher({
+    membership,
+    log,
+    totalParams: TOTAL,
+    wireDtype: 'float32',
+    shm: null,
+    stepTimeoutMs: 300,
+    noWorkerTimeoutMs: 10_000,
+    onWasted: () => {},
+    outlierFactor: 0,
+    leaves,
+  });
   dispatcher.setParams(0, new Float32Array(TOTAL));
   const works = new Map<string, Work[]>();
   const join = async (name: string, answers: boolean, nodes = false) => {
@@ -87,7 +140,11 @@ describe('Dispatcher', () => {
     expect(r.count).toBe(9);
     expect([...acc.slice(0, 3)]).toEqual([3, 3, 3]);
     const got = [...works.values()].map((ws) => [ws[0].first, ws[0].last, ws[0].leaves]);
-    expect(got).toEqual([[0, 1, 3], [1, 2, 3], [2, 3, 3]]);
+    expect(got).toEqual([
+      [0, 1, 3],
+      [1, 2, 3],
+      [2, 3, 3],
+    ]);
   });
 
   it('a worker that misses its deadline lags; a stale or forged result does not bring it back, its own late answer does', async () => {
@@ -123,7 +180,18 @@ describe('Dispatcher', () => {
       expect(r).toMatchObject({ count: 30, lossSum: 0.5 + 1.5 + 2.5 + 3.5 + 4.5 + 5.5 });
       const got = [...works.values()].flat().map((w) => [w.first, w.last, w.from, w.to]);
       // 30 rows in 6 leaves of 5; ranges of leaves split as evenly as the worker count allows.
-      const want = { 1: [[0, 6, 100, 130]], 2: [[0, 3, 100, 115], [3, 6, 115, 130]], 3: [[0, 2, 100, 110], [2, 4, 110, 120], [4, 6, 120, 130]] }[n];
+      const want = {
+        1: [[0, 6, 100, 130]],
+        2: [
+          [0, 3, 100, 115],
+          [3, 6, 115, 130],
+        ],
+        3: [
+          [0, 2, 100, 110],
+          [2, 4, 110, 120],
+          [4, 6, 120, 130],
+        ],
+      }[n];
       if (want) expect(got).toEqual(want);
       else expect(got.length).toBe(4);
       sums.push(bits(acc));
@@ -132,7 +200,7 @@ describe('Dispatcher', () => {
     for (const s of sums.slice(1)) expect(s).toEqual(sums[0]);
   });
 
-  it('virtual shards: a stalled worker\'s leaves go to another, and the sum is the same bits', async () => {
+  it("virtual shards: a stalled worker's leaves go to another, and the sum is the same bits", async () => {
     const ref = await (async () => {
       const { dispatcher, join } = await setup(6);
       await join('a', true, true);

@@ -266,7 +266,18 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('work and evaluate with to <= from', () => {
-    const w = { t: 'work', step: 0, micro: 0, shard: 0, version: 0, leaves: 1, first: 0, last: 1, batch: 64, shmRead: 0 };
+    const w = {
+      t: 'work',
+      step: 0,
+      micro: 0,
+      shard: 0,
+      version: 0,
+      leaves: 1,
+      first: 0,
+      last: 1,
+      batch: 64,
+      shmRead: 0,
+    };
     rejects(() => readFromCoordinator(frame({ ...w, from: 64, to: 64 }), CTX), 'work.to');
     rejects(() => readFromCoordinator(frame({ ...w, from: 64, to: 10 }), CTX), 'work.to');
     rejects(
