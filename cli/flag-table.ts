@@ -354,6 +354,22 @@ export function flagName(row: FlagRow): string {
     .replace(/^--no-/, '--');
 }
 
+/**
+ * The command line that gives a command these flags again: `--name value` for each row in
+ * `scopes` that `flags` sets (a list repeats its flag; true is the flag alone).
+ */
+export function argsOf(flags: Record<string, unknown>, scopes: readonly FlagScope[]): string[] {
+  const out: string[] = [];
+  for (const row of FLAG_TABLE) {
+    const v = flags[row.key];
+    if (!scopes.includes(row.scope) || v === undefined || v === false || row.flags.includes('--no-')) continue;
+    const name = flagName(row);
+    if (v === true) out.push(name);
+    else for (const x of Array.isArray(v) ? v : [v]) out.push(name, String(x));
+  }
+  return out;
+}
+
 /** A commander Option for one row. */
 export function optionOf(row: FlagRow): Option {
   const opt = new Option(row.flags, row.help);

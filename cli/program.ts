@@ -167,10 +167,15 @@ export function buildProgram(): Command {
     .addOption(backendOption())
     .addOption(softwareGpuOption())
     .option('--out <dir>', 'where scale.json, scale.md and the plots go (default runs/scale-<timestamp>)')
+    .option('--listen <host:port>', "with a launcher: the address each point's coordinator binds", parseListen)
     .action(async (f: JobFlags & { workers: number[]; mode: 'strong' | 'weak'; perWorkerBatch?: number[] }) => {
       const { workers, ...rest } = f;
       process.exitCode = await scaleCommand({ ...rest, workerCounts: workers });
     });
+  // Through a launcher: the flags of `dptrain launch` that say where the workers run.
+  const scale = program.commands.find((c) => c.name() === 'scale')!;
+  for (const row of FLAG_TABLE) if (['launch', 'advertise', 'join'].includes(row.scope)) scale.addOption(optionOf(row));
+  scale.addOption(optionOf(FLAG_TABLE.find((r) => r.key === 'tokenFile')!));
 
   program
     .command('report')

@@ -18,6 +18,10 @@ import { fail } from '../shared/util/errors.js';
 import { selectBackend } from '../worker/backend.js';
 import { allBaselines, BASELINE_LABELS, BASELINES, type BaselineKind } from './baseline.js';
 import { resolveConfig, type JobFlags } from './flags.js';
+import { argsOf } from './flag-table.js';
+import { launchSection, sshOptions, type LaunchFlags } from './launch-cmd.js';
+import type { Config } from '../shared/job/config.js';
+import type { LaunchSection } from '../shared/job/launch.js';
 import { lineChart, stackedBars } from './svg.js';
 import { breakdown } from '../coordinator/dashboard/view.js';
 import { reportPage } from '../coordinator/dashboard/page.js';
@@ -27,6 +31,12 @@ const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
 export interface ScaleFlags extends JobFlags {
   workers?: never;
+  /** Through a launcher (`dptrain launch`) instead of local processes: its flags, as for launch. */
+  launcher?: LaunchSection['launcher'];
+  hosts?: string;
+  hostfile?: string;
+  listen?: { host: string; port: number };
+  tokenFile?: string;
   workerCounts: number[];
   mode: 'strong' | 'weak';
   /** Batches per worker to sweep in weak mode (default: the config's batchSize). */
@@ -55,9 +65,57 @@ function parseList(flag: string, v: string, max: number, example: string): numbe
 export const parseWorkerList = (v: string): number[] => parseList('--workers', v, 64, '1,2,4');
 export const parseBatchList = (v: string): number[] => parseList('--per-worker-batch', v, 1 << 20, '64,128,256');
 
-function runTrain(args: string[]): Promise<void> {
+/** The flags scale hands on to `dptrain launch` as they were given (hosts are cut per point). */
+const LAUNCH_SCOPES = ['launch', 'advertise', 'join'] as const;
+
+/** "a:2,b:2" cut to its first n slots: "a:2,b:1" for n = 3 (a sweep fills hosts in order). */
+export function firstSlots(hosts: Array<{ host: string; slots: number }>, n: number): string {
+  const out: string[] = [];
+  let left = n;
+  for (const h of hosts) {
+    if (left === 0) break;
+    const k = Math.min(h.slots, left);
+    out.push(`${h.host.includes(':') ? `[${h.host}]` : h.host}:${k}`);
+    left -= k;
+  }
+  return out.join(',');
+}
+
+/**
+ * How each point starts its workers: `dptrain train --workers N` here, or, with a launcher (its
+ * flags, or a `launch` section in the config), `dptrain launch` on the first N slots of the hosts.
+ */
+function pointCommand(f: ScaleFlags, cfg: Config): (n: number) => string[] {
+  if (f.launcher === undefined && f.hosts === undefined && f.hostfile === undefined && cfg.launch === null)
+    return (n) => ['train', '--workers', String(n)];
+  const section = launchSection(f as LaunchFlags, cfg);
+  if (section.launcher === 'slurm')
+    fail(
+      'CONFIG_INVALID',
+      'dptrain scale runs its points through the local or ssh launcher; under Slurm, submit one job per worker count',
+    );
+  // Each point names its own launcher and hosts; the other launch flags go on as given.
+  const { launcher: _l, hosts: _h, hostfile: _f, ...rest } = f;
+  const passOn = [
+    ...argsOf(rest as unknown as Record<string, unknown>, LAUNCH_SCOPES),
+    ...(f.tokenFile ? ['--token-file', f.tokenFile] : []),
+    ...(f.listen ? ['--listen', `${f.listen.host}:${f.listen.port}`] : []),
+  ];
+  if (section.launcher === 'local') return (n) => ['launch', '--launcher', 'local', '--workers', String(n), ...passOn];
+  const hosts = sshOptions(section).hosts;
+  const slots = hosts.reduce((k, h) => k + h.slots, 0);
+  const most = Math.max(...f.workerCounts);
+  if (slots < most)
+    fail(
+      'CONFIG_INVALID',
+      `--workers ${f.workerCounts.join(',')}: ${most} workers need ${most} slots; the hosts give ${slots}`,
+    );
+  return (n) => ['launch', '--launcher', 'ssh', '--hosts', firstSlots(hosts, n), ...passOn];
+}
+
+function runDptrain(args: string[]): Promise<void> {
   return new Promise((res, rej) =>
-    execFile(process.execPath, [MAIN, 'train', ...args], { maxBuffer: 64 << 20 }, (err, _o, stderr) =>
+    execFile(process.execPath, [MAIN, ...args], { maxBuffer: 64 << 20 }, (err, _o, stderr) =>
       err
         ? rej(
             new Error(
@@ -84,6 +142,7 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
   const job = join(out, 'job.json');
   writeFileSync(job, JSON.stringify({ ...cfg, out: null, evalEvery: 0, checkpointEvery: 0 }));
 
+  const command = pointCommand(f, cfg);
   const backend = await selectBackend(cfg.backend, { allowSoftwareGpu: cfg.allowSoftwareGpu });
   const baselines: Array<{ batch: number; samplesPerSec: number; singleProcess: Record<BaselineKind, number | null> }> =
     [];
@@ -101,11 +160,10 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
       const dir = join(out, perWorker.length > 1 ? `batch-${b}-workers-${n}` : `workers-${n}`);
       process.stderr.write(`scale: ${n} worker${n > 1 ? 's' : ''}, global batch ${batchFor(n)}…\n`);
       runDirs.push(dir);
-      await runTrain([
+      await runDptrain([
+        ...command(n),
         '--config',
         job,
-        '--workers',
-        String(n),
         '--batch-size',
         String(batchFor(n)),
         '--backend',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../cli/program.js';
-import { COMMAND_SCOPES, FLAG_TABLE, flagName, overridesOf } from '../../cli/flag-table.js';
+import { argsOf, COMMAND_SCOPES, FLAG_TABLE, flagName, overridesOf } from '../../cli/flag-table.js';
 import { DEFAULT_CONFIG, jobOf, mergeOverrides, parseConfig } from '../../shared/job/config.js';
 
 describe('the flag table', () => {
@@ -55,5 +55,19 @@ describe('the flag table', () => {
       expect(Object.values(COMMAND_SCOPES).some((s) => (s as readonly string[]).includes(row.scope))).toBe(true);
     for (const row of FLAG_TABLE.filter((r) => r.field))
       expect(longs('train'), row.key).toContain(row.flags.replace(/^-\w, /, '').split(' ')[0]);
+  });
+
+  it('gives flags back as a command line: lists repeat their flag, unset and other scopes stay out', () => {
+    const given = { sshPort: 2222, sshOption: ['A=1', 'B=2'], advertise: 'eth1', steps: 9, hosts: undefined };
+    expect(argsOf(given, ['launch', 'advertise'])).toEqual([
+      '--advertise',
+      'eth1',
+      '--ssh-port',
+      '2222',
+      '--ssh-option',
+      'A=1',
+      '--ssh-option',
+      'B=2',
+    ]);
   });
 });
