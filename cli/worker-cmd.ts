@@ -14,7 +14,7 @@ import type { Link } from '../shared/transport/transport.js';
 import type { BackendName } from '../shared/job/config.js';
 import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
-import { dialWs, readCa, type DialTls } from '../worker/ws-dialer.js';
+import { checkWsUrl, dialWs, readCa, type DialTls } from '../worker/ws-dialer.js';
 import { hostname } from 'node:os';
 import { devicePeak, type Precision } from '../shared/accounting/devices.js';
 
@@ -69,6 +69,7 @@ async function connect(
     let why: string;
     if (url === null) why = `${f.connectFile}: no coordinator address in it yet`;
     else {
+      checkWsUrl(url);
       const pf = await preflight(url, Math.min(5000, Math.max(500, deadline - Date.now())));
       if (pf.ok) {
         try {

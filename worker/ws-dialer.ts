@@ -38,9 +38,14 @@ export interface DialOptions {
   tls?: DialTls;
 }
 
-export function dialWs(url: string, maxPayload: number, opts: DialOptions = {}): Promise<Link> {
+/** A coordinator address must be a WebSocket URL: refused at once, before any retrying. */
+export function checkWsUrl(url: string): void {
   if (!/^wss?:\/\//.test(url))
     fail('CONFIG_INVALID', `--connect ${url}: use a ws:// or wss:// address, e.g. ws://host:7070`);
+}
+
+export function dialWs(url: string, maxPayload: number, opts: DialOptions = {}): Promise<Link> {
+  checkWsUrl(url);
   const silenceMs = opts.silenceMs ?? SILENCE_MS;
   return new Promise<Link>((resolve, reject) => {
     const ws = new WebSocket(url, {

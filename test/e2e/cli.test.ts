@@ -90,7 +90,10 @@ describe('user mistakes get one clear line', () => {
   it('a worker pointed at a coordinator that is not there', async () => {
     const r = await runCli(['worker', '--connect', 'ws://127.0.0.1:9', '--connect-timeout', '1', '--backend', 'cpu']);
     expect(r.code).toBe(1);
-    expectOneLine(r.stderr, /cannot reach the coordinator at ws:\/\/127\.0\.0\.1:9: connection refused/);
+    expectOneLine(
+      r.stderr,
+      /cannot reach the coordinator at ws:\/\/127\.0\.0\.1:9: tried 127\.0\.0\.1:9: connection refused/,
+    );
   });
 });
 
