@@ -44,7 +44,16 @@ export interface DispatcherOptions {
    * no parameter frames from here, and each accepted result is committed to the shards.
    */
   sliced?: {
-    commit(step: number, micro: number, shard: number, leaves: number, nodes: readonly TreeNode[], w: string): void;
+    /** `leafFold`: per-worker shards, folded leaf by leaf in float64 (LeafFold), not along the tree. */
+    commit(
+      step: number,
+      micro: number,
+      shard: number,
+      leaves: number,
+      nodes: readonly TreeNode[],
+      w: string,
+      leafFold: boolean,
+    ): void;
   } | null;
   /** Virtual shards per micro-batch (shared/job/shard-tree.ts); null: one per eligible worker. */
   leaves: number | null;
@@ -359,7 +368,8 @@ export class Dispatcher {
     }
     if (this.o.outlierFactor > 0 && this.isOutlier(w, p, msg, nodes, payload)) return;
     p.accept(w, msg.shard, msg);
-    this.o.sliced?.commit(msg.step, msg.micro, msg.shard, this.reducer!.leaves, nodes, w.id);
+    const leafFold = this.reducer instanceof LeafFold;
+    this.o.sliced?.commit(msg.step, msg.micro, msg.shard, this.reducer!.leaves, nodes, w.id, leafFold);
     const t0 = performance.now();
     this.o.onAccepted?.(w, p.plan.key, msg.shard, msg.computeMs, t0);
     nodes.forEach((t, j) => {

@@ -61,7 +61,7 @@ for (const n of [2, 4]) {
         ),
       ),
     );
-    for (let j = 0; j < n; j++) c.loop.commit(s, 0, j, n, [treeNode(0, j, n)], `w${j}`);
+    for (let j = 0; j < n; j++) c.loop.commit(s, 0, j, n, [treeNode(0, j, n)], `w${j}`, false);
     if (!(await c.loop.update(s, n, n, 0, 1e-3, version + 1)).skipped) version++;
   }
   await Promise.all(c.workers.map((w) => w.params(version)));

@@ -117,7 +117,15 @@ export class RemoteSlices {
   }
 
   /** Data shard `shard` of this micro-step counts as `worker` computed it: these nodes of the tree over `leaves`. */
-  commit(step: number, micro: number, shard: number, leaves: number, nodes: readonly TreeNode[], worker: string): void {
+  commit(
+    step: number,
+    micro: number,
+    shard: number,
+    leaves: number,
+    nodes: readonly TreeNode[],
+    worker: string,
+    leafFold: boolean,
+  ): void {
     const frame = encodeSliceFrame({
       t: 'commit',
       step,
@@ -126,6 +134,7 @@ export class RemoteSlices {
       leaves,
       nodes: nodes.flatMap((n) => [n.level, n.index]),
       worker,
+      leafFold,
     });
     for (const s of this.shards) s.send(frame);
   }

@@ -10,7 +10,7 @@ import { createArena } from '../kernels/arena.js';
 import { simdReduceOps } from '../kernels/reduce-simd.js';
 import { Adam, type AdamHyper, type AdamState } from '../optimizers/adam.js';
 import { clipByGlobalNorm } from '../optimizers/clip.js';
-import { jsReduceOps, TreeReducer, type ReduceOps } from '../reducer.js';
+import { jsReduceOps, LeafFold, TreeReducer, type Reduction, type ReduceOps } from '../reducer.js';
 import { blocksIn, meanByBlock, type SliceRange } from './blocks.js';
 
 export class SliceOwner {
@@ -38,9 +38,14 @@ export class SliceOwner {
     this.blockSq = new Float64Array(blocksIn(this.size));
   }
 
-  /** A micro-batch's reducer over this slice: the fixed tree over `leaves` virtual shards. */
-  reducer(leaves: number): TreeReducer {
-    return new TreeReducer(leaves, this.sum, this.ops, this.spare);
+  /**
+   * A micro-batch's reducer over this slice: the fixed tree over `leaves` virtual shards, or, for
+   * per-worker shards, the leaf-by-leaf float64 fold the unsharded coordinator uses.
+   */
+  reducer(leaves: number, leafFold = false): Reduction {
+    return leafFold
+      ? new LeafFold(leaves, this.sum, this.ops, this.spare)
+      : new TreeReducer(leaves, this.sum, this.ops, this.spare);
   }
 
   /** Mean gradient of the step's sum (which it zeroes); each block's squared norm, in block order. */

@@ -21,7 +21,7 @@ import {
   type ToShard,
 } from '../../shared/wire/slice-protocol.js';
 import { MAX_LEAVES, maxResultNodes, treeNode } from '../../shared/job/shard-tree.js';
-import type { TreeReducer } from '../reducer.js';
+import type { Reduction } from '../reducer.js';
 import { SliceOwner } from './slice-owner.js';
 
 /** The most floats a slice-link frame carries: a result's nodes, or a slice's params, m and v. */
@@ -41,7 +41,7 @@ export class SliceServer {
   /** Gradient slices by step/micro/shard/worker, until committed or outdated. */
   private readonly arrived = new Map<string, { step: number; grads: Float32Array }>();
   private readonly control: ToShard[] = [];
-  private reducer: { step: number; micro: number; r: TreeReducer } | null = null;
+  private reducer: { step: number; micro: number; r: Reduction } | null = null;
   /** The current version's slice frame, encoded once, sent to every worker. */
   private sliceFrame: Uint8Array | null = null;
 
@@ -167,7 +167,7 @@ export class SliceServer {
     if (!got) return false;
     this.arrived.delete(k);
     if (this.reducer?.step !== c.step || this.reducer.micro !== c.micro)
-      this.reducer = { step: c.step, micro: c.micro, r: this.owner!.reducer(c.leaves) };
+      this.reducer = { step: c.step, micro: c.micro, r: this.owner!.reducer(c.leaves, c.leafFold) };
     const size = this.owner!.size;
     if (c.nodes.length % 2 || got.grads.length !== (c.nodes.length / 2) * size) {
       throw new DptrainError(

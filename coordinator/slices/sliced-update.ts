@@ -7,7 +7,7 @@
  */
 import type { AdamHyper, AdamState } from '../optimizers/adam.js';
 import type { TreeNode } from '../../shared/job/shard-tree.js';
-import type { TreeReducer } from '../reducer.js';
+import type { Reduction } from '../reducer.js';
 import { sliceBounds, sumInOrder } from './blocks.js';
 import { SliceOwner } from './slice-owner.js';
 
@@ -15,7 +15,7 @@ import { SliceOwner } from './slice-owner.js';
 export class SlicedFold {
   constructor(
     private readonly owners: readonly SliceOwner[],
-    private readonly reducers: readonly TreeReducer[],
+    private readonly reducers: readonly Reduction[],
   ) {}
 
   /** Add one tree node's gradient sum, slice by slice; false if it was already added. */

@@ -45,6 +45,8 @@ export interface Commit {
   /** The nodes, in the worker's payload order: level, index, level, index, … */
   nodes: number[];
   worker: string;
+  /** Per-worker shards: fold leaf by leaf in float64, as the unsharded coordinator does (LeafFold). */
+  leafFold: boolean;
 }
 /** The step's sums are complete: the mean over `count` samples, and its block norms. */
 export interface Reduce {
@@ -132,7 +134,15 @@ const SHAPES: { [T in SliceMessage['t']]: Record<string, Kind> } = {
     accBeta2: 'number',
     adamStep: 'count',
   },
-  commit: { step: 'count', micro: 'count', shard: 'count', leaves: 'count', nodes: 'counts', worker: 'string' },
+  commit: {
+    step: 'count',
+    micro: 'count',
+    shard: 'count',
+    leaves: 'count',
+    nodes: 'counts',
+    worker: 'string',
+    leafFold: 'boolean',
+  },
   reduce: { step: 'count', count: 'count' },
   apply: { step: 'count', version: 'count', norm: 'number', clipNorm: 'number', lr: 'number' },
   save: { step: 'count' },

@@ -90,7 +90,7 @@ async function train(
         c.workers[other].sendGradient(s, micro, 0, payload(await c.workers[other].params(version), s, micro, 0, 1));
       const results = await Promise.all(done);
       // Out of shard order:
-      for (const { j, w } of results.reverse()) c.loop.commit(s, micro, j, LEAVES, NODES[j], `w${w}`);
+      for (const { j, w } of results.reverse()) c.loop.commit(s, micro, j, LEAVES, NODES[j], `w${w}`, false);
     }
     const r = await c.loop.update(s, 4 * LEAVES * micros, micros * 3, CLIP, 0.003, version + 1);
     norms.push(r.gradNorm);
@@ -225,7 +225,7 @@ describe('bytes per host link, one shard and one worker per host', () => {
           w.sendGradient(s, 0, j, gradient(await w.params(version), s, 0, treeNode(0, j, hosts)));
         }),
       );
-      for (let j = 0; j < hosts; j++) c.loop.commit(s, 0, j, hosts, [treeNode(0, j, hosts)], `w${j}`);
+      for (let j = 0; j < hosts; j++) c.loop.commit(s, 0, j, hosts, [treeNode(0, j, hosts)], `w${j}`, false);
       if (!(await c.loop.update(s, 4 * hosts, hosts, CLIP, 0.003, version + 1)).skipped) version++;
     }
     await Promise.all(c.workers.map((w) => w.params(version))); // the last step's slices have arrived
