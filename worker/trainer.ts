@@ -11,7 +11,8 @@ import { modelKind, paramView, type AnyLayout, type ModelKind, type ModelSpec } 
 import { batchTensors } from './batch.js';
 import { Sampler } from '../shared/job/sampler.js';
 import { heapViews, joinParts } from './tensor-memory.js';
-import { coverNodes, leafStart, nodeSum } from '../shared/job/shard-tree.js';
+import { coverNodes, foldNode, leafStart, nodeSum } from '../shared/job/shard-tree.js';
+import { duringLeafPass, LeafPass } from '../shared/ops/leaf-pass.js';
 
 /** Rows per forward pass during evaluation: bounds memory on large test splits. */
 const EVAL_CHUNK = 2048;
@@ -29,6 +30,13 @@ export interface GradParts {
   lossSum: number;
   count: number;
   release(): void;
+}
+
+/** Each leaf's sums from one pass: grads[slot][leaf], tensors valid until dispose(). */
+export interface LeafSums {
+  grads: tf.Tensor[][];
+  losses: number[];
+  dispose(): void;
 }
 
 export interface EvalSums {
@@ -113,6 +121,51 @@ export class Trainer {
     }
   }
 
+  /**
+   * The gradient and loss sums of each leaf of stream positions [from, from + bounds[k]) (leaf i
+   * is rows [bounds[i], bounds[i + 1]) of it), in one forward and backward pass, each leaf's
+   * bit-identical to gradients() over its rows alone (shared/ops/leaf-pass.ts). Null where the
+   * model takes one pass per leaf.
+   */
+  async leafGradients(from: number, bounds: number[]): Promise<LeafSums | null> {
+    if (!this.model.batchesLeaves(this.layout)) return null;
+    const rows = this.sampler.rows(from, from + bounds[bounds.length - 1]);
+    const pass = new LeafPass(bounds);
+    let losses: tf.Tensor[] = [];
+    const dispose = () => {
+      pass.dispose();
+      tf.dispose(losses);
+    };
+    try {
+      tf.tidy(() =>
+        duringLeafPass(pass, () => {
+          const { x, y } = this.batch('train', rows);
+          const m = this.model;
+          const f = (...ps: tf.Tensor[]) => {
+            const out = m.forward(this.layout, ps, x);
+            const perLeaf = bounds
+              .slice(1)
+              .map((_, i) => m.lossSum(this.layout, pass.rowsOf(out, i), pass.rowsOf(y, i)));
+            losses = perLeaf.map((l) => tf.keep(l));
+            return perLeaf.reduce((a, b) => tf.add(a, b));
+          };
+          // What reaches the parameters themselves is a placeholder, dropped with the scope.
+          tf.valueAndGrads(f)(this.params);
+        }),
+      );
+      const grads = pass.take(this.params);
+      if (!grads)
+        throw new Error(
+          `model kind ${this.layout.spec.kind ?? 'dense'} claims leaf passes, but a parameter missed one`,
+        );
+      const values = await Promise.all(losses.map((l) => l.data()));
+      return { grads, losses: values.map((v) => v[0]), dispose };
+    } catch (e) {
+      dispose();
+      throw e;
+    }
+  }
+
   /** Loss sum and correct count over test rows [from, to). */
   async evaluate(from: number, to: number): Promise<EvalSums> {
     if (to > this.ds.test.n)
@@ -163,8 +216,10 @@ export interface LeafRange {
 
 /**
  * The sums a worker sends for leaves [first, last): one per tree node covering the range
- * (shared/job/shard-tree.ts), each leaf computed on its own. A range that is one leaf keeps
- * the gradients where they lie (no copy); otherwise each node is built in arrays of its own.
+ * (shared/job/shard-tree.ts), each leaf's sums as a pass over that leaf alone gives them. A
+ * range that is one leaf keeps the gradients where they lie (no copy). Several leaves go
+ * through one pass where the model allows (Trainer.leafGradients; nodes summed as tensors,
+ * on wasm handed over as heap views), else one pass each, nodes built in arrays of their own.
  */
 export async function shardSums(
   trainer: Trainer,
@@ -176,6 +231,9 @@ export async function shardSums(
     const r = await trainer.gradientParts(start(w.first), start(w.last));
     return { ...r, losses: [r.lossSum] };
   }
+  const bounds = Array.from({ length: w.last - w.first + 1 }, (_, i) => start(w.first + i) - start(w.first));
+  const batched = await trainer.leafGradients(start(w.first), bounds);
+  if (batched) return nodeTensors(batched, w, leavesOnly);
   const leaf = async (i: number) => {
     const g = await trainer.gradients(start(i), start(i + 1));
     return { grads: g.grads, lossSum: g.lossSum };
@@ -190,4 +248,44 @@ export async function shardSums(
   // The total for logs and checks; the coordinator sums the tree from `losses`.
   const lossSum = losses.reduce((a, b) => a + b, 0);
   return { parts, losses, lossSum, count: start(w.last) - start(w.first), release: () => {} };
+}
+
+/** The cover nodes of a leaf range from its leaves' tensors: node by node, slot by slot. */
+async function nodeTensors(b: LeafSums, w: LeafRange, leavesOnly: boolean): Promise<GradParts & { losses: number[] }> {
+  const nodes = coverNodes(w.first, w.last, w.leaves, leavesOnly);
+  const losses = nodes.map((n) =>
+    foldNode(
+      n.level,
+      n.index,
+      w.leaves,
+      (i) => b.losses[i - w.first],
+      (x, y) => x + y,
+    ),
+  );
+  let sums: tf.Tensor[] = [];
+  const release = () => {
+    tf.dispose(sums);
+    b.dispose();
+  };
+  try {
+    sums = tf.tidy(() =>
+      nodes.flatMap((n) =>
+        b.grads.map((perLeaf) => foldNode(n.level, n.index, w.leaves, (i) => perLeaf[i - w.first], tf.add)),
+      ),
+    );
+    const lossSum = losses.reduce((x, y) => x + y, 0);
+    const count = leafStart(w.batch, w.leaves, w.last) - leafStart(w.batch, w.leaves, w.first);
+    const views = heapViews(sums);
+    if (views) return { parts: views, losses, lossSum, count, release };
+    const flat = tf.tidy(() => tf.concat(sums.map((g) => g.reshape([-1]))));
+    try {
+      return { parts: [(await flat.data()) as Float32Array], losses, lossSum, count, release: () => {} };
+    } finally {
+      flat.dispose();
+      release();
+    }
+  } catch (e) {
+    release();
+    throw e;
+  }
 }

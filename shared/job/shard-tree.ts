@@ -103,6 +103,23 @@ export interface NodeSum {
 }
 
 /**
+ * The value of node (level, index) from its leaves, left to right, `add` at each inner node
+ * (the same tree as nodeSum, over any values: tensors, numbers).
+ */
+export function foldNode<T>(
+  level: number,
+  index: number,
+  leaves: number,
+  leaf: (i: number) => T,
+  add: (a: T, b: T) => T,
+): T {
+  if (level === 0) return leaf(index);
+  const left = foldNode(level - 1, 2 * index, leaves, leaf, add);
+  if (!nodeExists(level - 1, 2 * index + 1, leaves)) return left;
+  return add(left, foldNode(level - 1, 2 * index + 1, leaves, leaf, add));
+}
+
+/**
  * The value of one node from its leaves, computed left to right (the left child's array is
  * reused for the sum: at most one array per level is alive). `leaf(i)` returns a fresh array.
  */

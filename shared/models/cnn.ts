@@ -242,6 +242,8 @@ export const cnn: ModelKind<CnnSpec> = {
       describe: `cnn model: ${layout.totalParams.toLocaleString('en-US')} parameters`,
     };
   },
+  // The convolutions' filter gradients are taken over the whole pass: one pass per leaf.
+  batchesLeaves: () => false,
   toLayers(layout) {
     const { features, dense } = cnnParts(layout.spec);
     const model = tf.sequential();

@@ -61,6 +61,12 @@ export interface ModelKind<S> {
   correctCount(layout: ModelLayout<S>, out: tf.Tensor, y: tf.Tensor): tf.Scalar | null;
   flops(layout: ModelLayout<S>): ModelFlops;
   /**
+   * Whether every parameter's gradient goes through ops that take it per leaf during a leaf
+   * pass (shared/ops/leaf-pass.ts), so that a worker computes all its leaves in one pass; else
+   * each leaf gets a pass of its own.
+   */
+  batchesLeaves(layout: ModelLayout<S>): boolean;
+  /**
    * The same model as tfjs-layers layers, weights in slot order, predicting probabilities where
    * the loss takes logits; or null for a model tfjs-layers cannot express (saved as raw slots).
    */

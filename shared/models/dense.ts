@@ -7,7 +7,7 @@ import { denseFlopsPerSample } from '../accounting/flops.js';
 import type { DataShape } from '../datasets/dataset.js';
 import { fail } from '../util/errors.js';
 import { checkKeys, isObj } from '../job/fields.js';
-import { matMul } from '../ops/matmul.js';
+import { affine } from '../ops/leaf-pass.js';
 import { packSlots, type ModelKind, type ModelLayout } from './contract.js';
 import {
   activate,
@@ -96,7 +96,7 @@ export function denseStack(
   let h = x;
   layers.forEach((l, i) => {
     // The first layer's input is data: its gradient is never needed.
-    const z = tf.add(matMul(h, params[2 * i], { constantA: inputIsData && i === 0 }), params[2 * i + 1]) as tf.Tensor2D;
+    const z = affine(h, params[2 * i], params[2 * i + 1], { constantA: inputIsData && i === 0 });
     h = activate(z, l.activation);
   });
   return h;
@@ -163,6 +163,7 @@ export const dense: ModelKind<DenseSpec> = {
       describe: `dense model: ${layout.totalParams.toLocaleString('en-US')} parameters`,
     };
   },
+  batchesLeaves: () => true,
   toLayers(layout) {
     const model = tf.sequential();
     addDenseLayers(model, layout.spec.layers, layout.spec.loss, 0, [layout.inputSize]);

@@ -212,5 +212,7 @@ export const gpt: ModelKind<GptSpec> = {
         `${layout.totalParams.toLocaleString('en-US')} parameters, 6·N + 12·L·H·Q·T per token`,
     };
   },
+  // Attention, layer norms and the embedding take their gradients over the whole pass: one pass per leaf.
+  batchesLeaves: () => false,
   toLayers: () => null,
 };

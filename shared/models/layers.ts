@@ -15,7 +15,7 @@ import { convNetFlopsPerSample, type ConvNetPart } from '../accounting/flops.js'
 import { fail } from '../util/errors.js';
 import { checkKeys, str } from '../job/fields.js';
 import { conv2d, convPads } from '../ops/conv2d.js';
-import { matMul } from '../ops/matmul.js';
+import { affine } from '../ops/leaf-pass.js';
 import { packSlots, type ModelKind, type ModelLayout } from './contract.js';
 import { activate, checkTargets, headCorrectCount, headLossSum, LINK, parseLoss, type Loss } from './heads.js';
 import { glorotUniform, kernelFans } from './init.js';
@@ -249,12 +249,14 @@ export const layers: ModelKind<LayersSpec> = {
     p.topo.ops.forEach((op, i) => {
       const a = i === p.linkAt ? 'linear' : 'activation' in op ? op.activation : 'linear';
       if (op.type === 'dense' || op.type === 'conv2d') {
-        let z =
-          op.type === 'dense'
-            ? matMul(h, params[k], { constantA: isData })
-            : conv2d(h as tf.Tensor4D, params[k] as tf.Tensor4D, op.stride, op.padding, { constantX: isData });
-        if (op.bias) z = tf.add(z, params[k + 1]);
-        k += op.bias ? 2 : 1;
+        const b = op.bias ? params[k + 1] : null;
+        let z: tf.Tensor;
+        if (op.type === 'dense') z = affine(h as tf.Tensor2D, params[k], b, { constantA: isData });
+        else {
+          z = conv2d(h as tf.Tensor4D, params[k] as tf.Tensor4D, op.stride, op.padding, { constantX: isData });
+          if (b) z = tf.add(z, b);
+        }
+        k += b ? 2 : 1;
         h = act(z, a);
         isData = false;
       } else if (op.type === 'maxPool') h = tf.maxPool(h as tf.Tensor4D, op.size, op.stride, op.padding);
@@ -276,6 +278,8 @@ export const layers: ModelKind<LayersSpec> = {
       describe: `layers model: ${layout.totalParams.toLocaleString('en-US')} parameters`,
     };
   },
+  // Dense layers take their gradients per leaf; convolutions do not (one pass per leaf then).
+  batchesLeaves: (layout) => planOf(layout.spec).topo.ops.every((op) => op.type !== 'conv2d'),
   toLayers(layout) {
     const p = planOf(layout.spec);
     const model = tf.sequential();

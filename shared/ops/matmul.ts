@@ -91,9 +91,24 @@ export function withMatMulGrad<T>(form: MatMulGrad, fn: () => Promise<T>): Promi
   return forced.during(form, fn);
 }
 
+/** The form a matMul with these options takes its gradient in, here and now. */
+export function matMulForm(o: MatMulOptions = {}): MatMulGrad {
+  return o.grad ?? forced.get() ?? matMulGradFor(gradientBackend());
+}
+
+/** dL/db of a · b given dy, rank 2, in a form: what TF.js's gradient (flags) or ours computes. */
+export function matMulGradB(form: MatMulGrad, a: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor2D {
+  return form === 'flags' ? tf.matMul(a, dy, true, false) : tf.matMul(tf.transpose(a), dy);
+}
+
+/** dL/da of a · b given dy, rank 2, in a form. */
+export function matMulGradA(form: MatMulGrad, b: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor2D {
+  return form === 'flags' ? tf.matMul(dy, b, false, true) : tf.matMul(dy, tf.transpose(b));
+}
+
 /** a · b (rank 2, or batched with equal leading dimensions), with the backend's fast gradient. */
 export function matMul<T extends tf.Tensor>(a: T, b: tf.Tensor, o: MatMulOptions = {}): T {
-  const form = o.grad ?? forced.get() ?? matMulGradFor(gradientBackend());
+  const form = matMulForm(o);
   if (form === 'flags') return tf.matMul(a, b) as T;
   return (o.constantA ? materializedRight(a, b) : materializedBoth(a, b)) as T;
 }

@@ -12,6 +12,8 @@ import { jobLayout, loadJobData, prepareJob } from '../../shared/job/job-layout.
 import { parseDataSpec } from '../../shared/datasets/index.js';
 import { initParams, MODEL_KINDS, modelKind, paramView, parseModelSpec } from '../../shared/models/index.js';
 import { batchTensors } from '../../worker/batch.js';
+import { joinParts } from '../../worker/tensor-memory.js';
+import { Trainer } from '../../worker/trainer.js';
 import { assertKernels } from '../../worker/kernel-check.js';
 import { expectCode } from '../helpers/expect-code.js';
 import { MODEL_FIXTURES } from '../helpers/fixtures.js';
@@ -109,6 +111,26 @@ describe.each(MODEL_KINDS.map((k) => [k]))('model kind %s', (kind) => {
       for (let j = 0; j < g.length; j++)
         expect(Math.abs(a.grads[i][j] + b.grads[i][j] - g[j])).toBeLessThanOrEqual(1e-5 * scale);
     });
+  });
+
+  it('batches leaves only where each leaf of a pass gets its own gradients, bit for bit', async () => {
+    const trainer = new Trainer(layout, ds, cfg.seed);
+    trainer.setParams(0, params);
+    try {
+      const r = await trainer.leafGradients(0, [0, 3, 4, n]);
+      expect(r !== null).toBe(m.batchesLeaves(layout));
+      if (!r) return;
+      const leaves = [0, 3, 4, n];
+      for (let i = 0; i < 3; i++) {
+        const alone = await trainer.gradients(leaves[i], leaves[i + 1]);
+        const got = joinParts(r.grads.map((g) => g[i].dataSync() as Float32Array));
+        expect(Buffer.from(got.buffer).equals(Buffer.from(alone.grads.buffer)), `leaf ${i}`).toBe(true);
+        expect(r.losses[i]).toBe(alone.lossSum);
+      }
+      r.dispose();
+    } finally {
+      trainer.dispose();
+    }
   });
 
   it('counts correct answers within the batch, or none for real-valued and next-token targets', () => {
