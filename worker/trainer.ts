@@ -143,11 +143,12 @@ export class Trainer {
           const m = this.model;
           const f = (...ps: tf.Tensor[]) => {
             const out = m.forward(this.layout, ps, x);
-            const perLeaf = bounds
+            // Each leaf's loss sum as its own pass gives it (not on the gradient's path).
+            losses = bounds
               .slice(1)
-              .map((_, i) => m.lossSum(this.layout, pass.rowsOf(out, i), pass.rowsOf(y, i)));
-            losses = perLeaf.map((l) => tf.keep(l));
-            return perLeaf.reduce((a, b) => tf.add(a, b));
+              .map((_, i) => tf.keep(m.lossSum(this.layout, pass.rowsOf(out, i), pass.rowsOf(y, i))));
+            // A row's loss gradient is the row's alone, whatever the rows beside it.
+            return m.lossSum(this.layout, out, y);
           };
           // What reaches the parameters themselves is a placeholder, dropped with the scope.
           tf.valueAndGrads(f)(this.params);
@@ -220,11 +221,13 @@ export interface LeafRange {
  * range that is one leaf keeps the gradients where they lie (no copy). Several leaves go
  * through one pass where the model allows (Trainer.leafGradients; nodes summed as tensors,
  * on wasm handed over as heap views), else one pass each, nodes built in arrays of their own.
+ * `onePass` false takes a pass per leaf whatever the model (benchmarks compare the two).
  */
 export async function shardSums(
   trainer: Trainer,
   w: LeafRange,
   leavesOnly: boolean,
+  onePass = true,
 ): Promise<GradParts & { losses: number[] }> {
   const start = (leaf: number) => w.from + leafStart(w.batch, w.leaves, leaf) - leafStart(w.batch, w.leaves, w.first);
   if (w.last - w.first === 1) {
@@ -232,7 +235,7 @@ export async function shardSums(
     return { ...r, losses: [r.lossSum] };
   }
   const bounds = Array.from({ length: w.last - w.first + 1 }, (_, i) => start(w.first + i) - start(w.first));
-  const batched = await trainer.leafGradients(start(w.first), bounds);
+  const batched = onePass ? await trainer.leafGradients(start(w.first), bounds) : null;
   if (batched) return nodeTensors(batched, w, leavesOnly);
   const leaf = async (i: number) => {
     const g = await trainer.gradients(start(i), start(i + 1));

@@ -72,8 +72,11 @@ export interface JobConfig {
   optimizer: OptimizerConfig;
   /** How parameters and gradients travel (shared/wire/wire-dtype.ts); part of the job because it changes the numbers. */
   wireDtype: WireDtype;
-  /** Virtual shards per micro-batch (shared/job/shard-tree.ts): a count, "auto", or "per-worker". */
-  shards: ShardsSetting;
+  /**
+   * Virtual shards per micro-batch (shared/job/shard-tree.ts): a count, "auto", or "per-worker";
+   * null (unset): "auto" or "per-worker" by the model, wire and batch (jobLeaves).
+   */
+  shards: ShardsSetting | null;
 }
 
 /** How this launch runs the job: not part of the optimization. */
@@ -124,7 +127,7 @@ export const DEFAULT_CONFIG: Config = {
   accumulate: 1,
   evalEvery: 250,
   wireDtype: 'float32',
-  shards: 'per-worker',
+  shards: null,
   optimizer: {
     lr: 0.001,
     beta1: 0.9,
@@ -222,7 +225,8 @@ export function budgetFlops(c: ComputeConfig): number | null {
   return c.budgetDeviceHours !== null && peak !== null ? c.budgetDeviceHours * 3600 * peak : null;
 }
 
-function parseShards(v: unknown): ShardsSetting {
+function parseShards(v: unknown): ShardsSetting | null {
+  if (v === undefined || v === null) return null;
   if (v === 'auto' || v === 'per-worker') return v;
   if (typeof v === 'string') {
     fail('CONFIG_INVALID', `shards must be "auto", "per-worker" or an integer, got ${JSON.stringify(v)}`);

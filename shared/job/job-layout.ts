@@ -14,7 +14,13 @@ import {
 } from '../datasets/index.js';
 import { layoutModel, modelKind, sampleRequest, type AnyLayout, type ModelSpec } from '../models/index.js';
 import type { WireDtype } from '../wire/wire-dtype.js';
-import { leafCount, maxResultNodes, type ShardsSetting } from './shard-tree.js';
+import {
+  AUTO_BATCHED_LEAF_ITEMS,
+  AUTO_LEAF_ITEMS,
+  leafCount,
+  maxResultNodes,
+  type ShardsSetting,
+} from './shard-tree.js';
 
 /**
  * The asynchronous part of reading a job (importing a dataset module), done once per process
@@ -37,13 +43,23 @@ export type { AnyLayout, DataShape };
 
 interface ShardedJob {
   batchSize: number;
-  shards: ShardsSetting;
+  shards: ShardsSetting | null;
   wireDtype: WireDtype;
 }
 
-/** Virtual shards per micro-batch (shared/job/shard-tree.ts); null: one per worker. */
+/**
+ * Virtual shards per micro-batch (shared/job/shard-tree.ts); null: one per worker. Unset, a job
+ * gets "auto" where a worker's leaves share one pass and the batch makes two leaves at least
+ * (bit-identical at any scale for little cost: docs/performance.md); "per-worker" where each
+ * leaf would take a pass of its own, or where one leaf would leave every worker but one idle.
+ */
 export function jobLeaves(job: ShardedJob, layout: AnyLayout): number | null {
-  return leafCount(job.shards, job.batchSize, modelKind(layout.spec).flops(layout).itemsPerSample);
+  const kind = modelKind(layout.spec);
+  // A 16-bit wire carries every leaf on its own (shard-tree.ts): small leaves would multiply it.
+  const onePass = kind.batchesLeaves(layout) && job.wireDtype === 'float32';
+  const items = onePass ? AUTO_BATCHED_LEAF_ITEMS : AUTO_LEAF_ITEMS;
+  const shards = job.shards ?? (onePass && job.batchSize >= 2 * AUTO_BATCHED_LEAF_ITEMS ? 'auto' : 'per-worker');
+  return leafCount(shards, job.batchSize, kind.flops(layout).itemsPerSample, items);
 }
 
 /** The most gradient tensors one result can carry in this job (frame and file sizes follow). */

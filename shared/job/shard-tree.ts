@@ -15,8 +15,18 @@
 
 /** Leaves per micro-batch at most, whatever the setting: bounds messages and the coordinator's copies. */
 export const MAX_LEAVES = 256;
-/** `shards: "auto"` makes leaves of at least this many items (samples, or tokens of sequence models). */
+/**
+ * `shards: "auto"` makes leaves of at least this many items (samples, or tokens of sequence
+ * models) where each leaf takes a pass of its own: below it a pass's fixed cost shows.
+ */
 export const AUTO_LEAF_ITEMS = 128;
+/**
+ * ... and of this many where a worker's leaves share one pass (ModelKind.batchesLeaves) and the
+ * wire carries float32: each leaf then costs its own parameter-gradient products, which below
+ * this run slower per row (a matmul summing over fewer rows), and one more tree addition.
+ * scripts/bench-leaves.ts and bench-shards.ts measure both.
+ */
+export const AUTO_BATCHED_LEAF_ITEMS = 64;
 /** ... and no more than this many leaves. */
 export const AUTO_MAX_LEAVES = 64;
 
@@ -25,12 +35,18 @@ export type ShardsSetting = 'auto' | 'per-worker' | number;
 
 /**
  * Leaves per micro-batch of `batchSize` samples of `itemsPerSample` items each; null for
- * "per-worker" (one leaf per worker ready when the micro-step starts).
+ * "per-worker" (one leaf per worker ready when the micro-step starts). `auto` makes leaves of
+ * `leafItems` items.
  */
-export function leafCount(shards: ShardsSetting, batchSize: number, itemsPerSample: number): number | null {
+export function leafCount(
+  shards: ShardsSetting,
+  batchSize: number,
+  itemsPerSample: number,
+  leafItems = AUTO_LEAF_ITEMS,
+): number | null {
   if (shards === 'per-worker') return null;
   if (typeof shards === 'number') return Math.min(shards, batchSize);
-  const rows = Math.max(1, Math.ceil(AUTO_LEAF_ITEMS / itemsPerSample));
+  const rows = Math.max(1, Math.ceil(leafItems / itemsPerSample));
   return Math.max(1, Math.min(AUTO_MAX_LEAVES, Math.floor(batchSize / rows)));
 }
 

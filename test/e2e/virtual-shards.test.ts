@@ -156,8 +156,9 @@ describe('virtual shards: the same parameters at any scale', () => {
   it(
     'a worker joining a running job: bit-identical',
     async () => {
-      // Long enough for the joiner to load and take part (a process start takes seconds here).
-      const steps = 150;
+      // Long enough for the joiner to load and take part (a process start takes seconds here;
+      // a worker computes its 12 leaves in one pass, so steps are short).
+      const steps = 600;
       const ref = readWeights(await train('join-ref', '--workers', '1', '--steps', String(steps)));
       const cfg = parseConfig({ ...JOB, steps });
       const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 22 });
@@ -188,6 +189,36 @@ describe('virtual shards: the same parameters at any scale', () => {
       expect(workers[0]).toBe(1);
       expect(workers[workers.length - 1]).toBe(2); // the joiner took part
       expect(sameBits(coord.params, ref)).toBe(true);
+    },
+    LONG,
+  );
+});
+
+describe('the default cut (no shards setting)', () => {
+  const { shards: _, ...unset } = JOB;
+  // 256 rows: four leaves of 64 (shard-tree.ts AUTO_BATCHED_LEAF_ITEMS), shared by 1–4 workers.
+  const DEFAULT_JOB = { ...unset, batchSize: 256, steps: 12, checkpointEvery: 0 };
+  const file = join(dir, 'default-job.json');
+  const run = async (name: string, ...args: string[]) => {
+    const out = join(dir, name);
+    const r = await runCli(['train', '--config', file, '--out', out, ...args]);
+    expect(r.code, r.stderr).toBe(0);
+    return out;
+  };
+
+  it(
+    '1, 2, 3 and 4 workers end bit-identical; per-worker, asked for, does not',
+    async () => {
+      writeFileSync(file, JSON.stringify(DEFAULT_JOB));
+      const one = readWeights(await run('d1', '--workers', '1'));
+      for (const n of [2, 3, 4]) {
+        const out = await run(`d${n}`, '--workers', String(n));
+        expect(readSummary(out).workers).toBe(n);
+        expect(sameBits(readWeights(out), one), `${n} workers`).toBe(true);
+      }
+      const a = readWeights(await run('dpw2', '--workers', '2', '--shards', 'per-worker'));
+      const b = readWeights(await run('dpw3', '--workers', '3', '--shards', 'per-worker'));
+      expect(sameBits(a, b)).toBe(false);
     },
     LONG,
   );

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { splitRange } from '../../coordinator/scheduler.js';
 import { parseConfig } from '../../shared/job/config.js';
+import { jobLayout, jobLeaves } from '../../shared/job/job-layout.js';
 import {
+  AUTO_BATCHED_LEAF_ITEMS,
+  AUTO_LEAF_ITEMS,
   AUTO_MAX_LEAVES,
   coverNodes,
   leafCount,
@@ -34,10 +37,37 @@ describe('virtual shards: the cut', () => {
     expect(leafCount('auto', 100, 1)).toBe(1);
     expect(leafCount('auto', 1 << 20, 1)).toBe(AUTO_MAX_LEAVES);
     expect(leafCount('auto', 64, 64)).toBe(32); // 64-token samples: two per leaf
+    expect(leafCount('auto', 512, 1, AUTO_BATCHED_LEAF_ITEMS)).toBe(512 / AUTO_BATCHED_LEAF_ITEMS);
+  });
+
+  it('unset: auto with small leaves where leaves share a pass (float32 wire, two leaves at least), else per-worker', () => {
+    const leaves = (raw: Record<string, unknown>) => {
+      const c = parseConfig({ batchSize: 512, ...raw });
+      return jobLeaves(c, jobLayout(c));
+    };
+    expect(parseConfig({}).shards).toBeNull();
+    expect(leaves({})).toBe(512 / AUTO_BATCHED_LEAF_ITEMS); // the default dense model on MNIST
+    // A 16-bit wire carries each leaf: auto keeps them at 128 items there, and unset is per-worker.
+    expect(leaves({ wireDtype: 'bfloat16' })).toBeNull();
+    expect(leaves({ wireDtype: 'bfloat16', shards: 'auto' })).toBe(512 / AUTO_LEAF_ITEMS);
+    expect(leaves({ shards: 'per-worker' })).toBeNull();
+    expect(leaves({ batchSize: 2 * AUTO_BATCHED_LEAF_ITEMS })).toBe(2);
+    expect(leaves({ batchSize: 2 * AUTO_BATCHED_LEAF_ITEMS - 1 })).toBeNull(); // one leaf: one busy worker
+    expect(leaves({ batchSize: 100, shards: 'auto' })).toBe(1);
+    expect(leaves({ shards: 'auto' })).toBe(512 / AUTO_BATCHED_LEAF_ITEMS);
+    const cnn = {
+      data: { name: 'mnist' },
+      model: {
+        kind: 'cnn',
+        layers: [{ type: 'conv2d', filters: 2, kernel: 3 }, { type: 'flatten' }, { type: 'dense', units: 10 }],
+        loss: 'softmaxCrossEntropy',
+      },
+    };
+    expect(leaves(cnn)).toBeNull();
+    expect(leaves({ ...cnn, shards: 'auto' })).toBe(512 / AUTO_LEAF_ITEMS);
   });
 
   it('the config takes a count, auto or per-worker, and names the field otherwise', () => {
-    expect(parseConfig({}).shards).toBe('per-worker');
     expect(parseConfig({ shards: 'auto' }).shards).toBe('auto');
     expect(parseConfig({ shards: 12 }).shards).toBe(12);
     expect(() => parseConfig({ shards: 'many' })).toThrow(/shards must be "auto", "per-worker" or an integer/);
