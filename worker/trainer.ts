@@ -106,15 +106,7 @@ export class Trainer {
     const release = () => tf.dispose([loss, ...grads]);
     try {
       const lossSum = (await loss.data())[0];
-      const views = heapViews(grads); // after the last await: nothing allocates before the caller uses them
-      if (views) return { parts: views, lossSum, count: rows.length, release };
-      const flat = tf.tidy(() => tf.concat(grads.map((g) => g.reshape([-1]))));
-      try {
-        return { parts: [(await flat.data()) as Float32Array], lossSum, count: rows.length, release: () => {} };
-      } finally {
-        flat.dispose();
-        release();
-      }
+      return { ...(await handOver(grads, release)), lossSum, count: rows.length };
     } catch (e) {
       release();
       throw e;
@@ -278,17 +270,29 @@ async function nodeTensors(b: LeafSums, w: LeafRange, leavesOnly: boolean): Prom
     );
     const lossSum = losses.reduce((x, y) => x + y, 0);
     const count = leafStart(w.batch, w.leaves, w.last) - leafStart(w.batch, w.leaves, w.first);
-    const views = heapViews(sums);
-    if (views) return { parts: views, losses, lossSum, count, release };
-    const flat = tf.tidy(() => tf.concat(sums.map((g) => g.reshape([-1]))));
-    try {
-      return { parts: [(await flat.data()) as Float32Array], losses, lossSum, count, release: () => {} };
-    } finally {
-      flat.dispose();
-      release();
-    }
+    return { ...(await handOver(sums, release)), losses, lossSum, count };
   } catch (e) {
     release();
     throw e;
+  }
+}
+
+/**
+ * Tensors handed over where they lie: on wasm, views of the heap (taken after the last await:
+ * nothing allocates before the caller uses them), freed by release(); elsewhere one array read
+ * back with data(), the tensors released at once.
+ */
+async function handOver(
+  tensors: tf.Tensor[],
+  release: () => void,
+): Promise<{ parts: Float32Array[]; release: () => void }> {
+  const views = heapViews(tensors);
+  if (views) return { parts: views, release };
+  const flat = tf.tidy(() => tf.concat(tensors.map((g) => g.reshape([-1]))));
+  try {
+    return { parts: [(await flat.data()) as Float32Array], release: () => {} };
+  } finally {
+    flat.dispose();
+    release();
   }
 }
