@@ -21,8 +21,9 @@ import { Adam } from './optimizers/adam.js';
 import { clipByGlobalNorm } from './optimizers/clip.js';
 import { learningRate } from './optimizers/schedule.js';
 import { eligible } from './phase.js';
-import { jsReduceOps, type ReduceOps } from './reducer.js';
+import { jsReduceOps, type LastFold, type ReduceOps } from './reducer.js';
 import { createArena } from './kernels/arena.js';
+import { FusedStep } from './kernels/fused-simd.js';
 import { simdReduceOps } from './kernels/reduce-simd.js';
 import { meanInBlocks } from './slices/blocks.js';
 import type { RemoteSlices } from './slices/remote-slices.js';
@@ -62,6 +63,9 @@ export interface CoordinatorOptions {
   slices?: RemoteSlices | null;
 }
 
+/** Models up to this many parameters get the arena's spare slots (two more arrays of their size). */
+const SPARES_UP_TO = 16 << 20;
+
 export class Coordinator {
   readonly layout: AnyLayout;
   readonly params: Float32Array;
@@ -77,6 +81,14 @@ export class Coordinator {
   private prefetched: { step: number; t0: number; work: ReturnType<Dispatcher['work']> } | null = null;
   /** The passes over gradients: SIMD kernels in the arena shared with Adam, or the scalar loops. */
   private readonly ops: ReduceOps;
+  /** The last fold, the mean and Adam in one pass (see lastFold); null without SIMD or with slice shards. */
+  private readonly fused: FusedStep | null;
+  /** The step whose update the fused pass made, with what the mean pass would have returned. */
+  private fusedDone: { step: number; finite: boolean; sqNorm: number; ms: number } | null = null;
+  /** The step that step() awaits results for (-1 between steps): only then may the fused pass update. */
+  private awaiting = -1;
+  /** dispatcher.nonFiniteTaken when a step's first results were asked for. */
+  private stepFrom = { step: -1, nonFiniteTaken: 0 };
   private readonly cfg: Config;
   /** Sequence models report tokens/s beside samples/s. */
   private readonly tokensPerSample: number | null;
@@ -97,13 +109,17 @@ export class Coordinator {
     this.layout = jobLayout(this.cfg);
     // One WebAssembly memory for every array of a step (kernels/arena.ts): Adam trains its
     // params in place, and results are checked, summed and averaged there by SIMD kernels.
-    const arena = createArena(this.layout.totalParams);
-    this.adam = new Adam(this.cfg.optimizer, this.layout.totalParams, undefined, { arena });
+    // Two spare slots hold results that wait for an earlier one (or a tree sibling), where the
+    // kernels add them without a copy; a model too large for them goes without.
+    const n = this.layout.totalParams;
+    const arena = (n <= SPARES_UP_TO ? createArena(n, 2) : null) ?? createArena(n);
+    this.adam = new Adam(this.cfg.optimizer, n, undefined, { arena });
     this.params = this.adam.params;
     this.params.set(initParams(this.layout, this.cfg.seed));
     this.gradBuffer = this.adam.grads;
     this.gradSum = arena?.sum ?? new Float64Array(this.layout.totalParams);
     this.ops = (arena && simdReduceOps(arena)) ?? jsReduceOps;
+    this.fused = o.slices || this.ops === jsReduceOps ? null : FusedStep.over(arena, this.adam);
     const flops = modelKind(this.layout.spec).flops(this.layout);
     this.tokensPerSample = flops.unit === 'token' ? flops.itemsPerSample : null;
     this.meter = new ComputeMeter({
@@ -145,6 +161,7 @@ export class Coordinator {
       onWasted: (n) => this.meter.wasted(n),
       outlierFactor: this.cfg.outlierFactor,
       ops: this.ops,
+      spares: arena?.spares,
       sliced: o.slices,
       leaves: jobLeaves(this.cfg, this.layout),
       onAccepted: (w, key, shard, ms, at) => {
@@ -324,10 +341,37 @@ export class Coordinator {
     if (next >= steps || this.stopRequest || (evalEvery > 0 && next % evalEvery === 0)) return;
     if (this.meter.stopsBefore(batchSize * accumulate) || eligible(this.membership).length < minWorkers) return;
     const t0 = performance.now();
-    const work = this.dispatcher.work(next, 0, this.position, this.position + batchSize, this.gradSum);
+    this.stepFrom = { step: next, nonFiniteTaken: this.dispatcher.nonFiniteTaken };
+    const last = this.lastFold(next, 0, { lossSum: 0, count: 0 });
+    const work = this.dispatcher.work(next, 0, this.position, this.position + batchSize, this.gradSum, last);
     work.catch(() => {}); // awaited by the next step; until then a rejection is not unhandled
     this.prefetched = { step: next, t0, work };
     this.o.onStepStart?.(next + 1);
+  }
+
+  /**
+   * The last fold of a step, taken over by the fused pass (kernels/fused-simd.ts) when nothing
+   * needs the whole mean before Adam: the step's last micro-step, no clipping, no slice shards,
+   * and every result finite (each was checked before it was taken; a mean of finite float32
+   * sums over at least as many samples is finite, so the step cannot be skipped), with a finite
+   * loss. Only while step() awaits this step: a step's results that arrive while the coordinator
+   * waits for workers or stops must leave the parameters as a checkpoint of the last step has them.
+   */
+  private lastFold(step: number, micro: number, before: { lossSum: number; count: number }): LastFold | undefined {
+    const fused = this.fused;
+    if (!fused || micro !== this.cfg.accumulate - 1 || this.cfg.optimizer.clipNorm > 0) return undefined;
+    const { lossSum: earlierLoss, count: earlierCount } = before;
+    return (grads, t) => {
+      const from = this.stepFrom;
+      if (this.awaiting !== step || from.step !== step || from.nonFiniteTaken !== this.dispatcher.nonFiniteTaken)
+        return false;
+      if (!Number.isFinite(earlierLoss + t.lossSum)) return false;
+      const t0 = performance.now();
+      const lr = learningRate(this.cfg.optimizer, step, this.cfg.steps);
+      const r = fused.run(this.ops.land(grads), earlierCount + t.count, lr);
+      this.fusedDone = { step, ...r, ms: performance.now() - t0 };
+      return true;
+    };
   }
 
   /** One optimizer step: accumulate micro-steps, reduce, clip, Adam. */
@@ -338,16 +382,30 @@ export class Coordinator {
     const { batchSize, accumulate, optimizer } = this.cfg;
     const acc = this.gradSum; // zero: the last step's mean consumed it
     const tally = new StepTally();
+    if (!pre) this.stepFrom = { step, nonFiniteTaken: this.dispatcher.nonFiniteTaken };
+    this.awaiting = step;
     for (let micro = 0; micro < accumulate; micro++) {
       const pending =
         micro === 0 && pre
           ? pre.work
-          : this.dispatcher.work(step, micro, this.position, this.position + batchSize, acc);
+          : this.dispatcher.work(
+              step,
+              micro,
+              this.position,
+              this.position + batchSize,
+              acc,
+              this.lastFold(step, micro, tally),
+            );
       if (micro === 0 && !pre) this.o.onStepStart?.(step + 1);
       tally.add(await pending);
       this.position += batchSize;
     }
-    const { lossSum, count, computeMs, reduceMs } = tally;
+    this.awaiting = -1;
+    const fused = this.fusedDone?.step === step ? this.fusedDone : null;
+    this.fusedDone = null;
+    const { lossSum, count, computeMs } = tally;
+    // The fused pass ran inside the last fold: its time is the update's, not the reduction's.
+    const reduceMs = tally.reduceMs - (fused?.ms ?? 0);
     const tOpt = performance.now();
     const grads = this.gradBuffer;
     const lr = learningRate(optimizer, step, this.cfg.steps);
@@ -355,9 +413,10 @@ export class Coordinator {
     const slices = this.o.slices;
     const sliced = slices && (await slices.update(step, count, lossSum, optimizer.clipNorm, lr, this.version + 1));
     // With slice shards the norm came back from them (sqNorm is unused then).
-    const { finite, sqNorm } = sliced
-      ? { finite: sliced.finite, sqNorm: NaN }
-      : meanInBlocks(this.ops, acc, count, grads);
+    const { finite, sqNorm } =
+      fused ?? (sliced ? { finite: sliced.finite, sqNorm: NaN } : meanInBlocks(this.ops, acc, count, grads));
+    if (fused && !finite)
+      throw new Error(`step ${step + 1}: the fused update found a non-finite mean of finite results`);
     const skipped = !finite || !Number.isFinite(lossSum);
     let gradNorm = NaN;
     if (sliced && !skipped) {
@@ -372,14 +431,14 @@ export class Coordinator {
         'step skipped: non-finite loss or gradient; lower optimizer.lr or set optimizer.clipNorm',
       );
     } else {
-      gradNorm = clipByGlobalNorm(grads, optimizer.clipNorm, Math.sqrt(sqNorm));
-      this.adam.apply(this.params, grads, lr);
+      gradNorm = clipByGlobalNorm(grads, optimizer.clipNorm, Math.sqrt(sqNorm)); // fused: no clipping, the norm only
+      if (!fused) this.adam.apply(this.params, grads, lr);
       this.version++;
       this.dispatcher.setParams(this.version, this.params); // sent below, with the next shards where there are any
     }
     this.stepsDone = step + 1;
     const tEnd = performance.now();
-    const optimizerMs = tEnd - tOpt;
+    const optimizerMs = tEnd - tOpt + (fused?.ms ?? 0);
     const stepMs = tEnd - t0;
     const tr = this.o.tracer;
     if (tr?.records(step + 1))

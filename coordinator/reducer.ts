@@ -13,6 +13,8 @@ export interface ReduceOps {
   allFinite(grads: Float32Array): boolean;
   /** sum[i] += grads[i], in float64. */
   fold(grads: Float32Array, sum: Float64Array): void;
+  /** into[i] += from[i], in float32 (a tree node's pair sum). */
+  add(into: Float32Array, from: Float32Array): void;
   /**
    * Mean gradient: the float64 sum divided by the sample count, rounded once to float32, written
    * into `out` (reused across steps). In the same pass: whether every entry is finite (a diverged
@@ -21,6 +23,13 @@ export interface ReduceOps {
    */
   mean(sum: Float64Array, count: number, out: Float32Array): { finite: boolean; sqNorm: number };
 }
+
+/**
+ * Takes over a per-worker reduction's last fold (the result that completes it), given the
+ * reduction's totals with that result in: true if it folded `grads` itself (the coordinator's
+ * fused fold, mean and Adam, kernels/fused-simd.ts), false to fold as usual.
+ */
+export type LastFold = (grads: Float32Array, totals: { lossSum: number; count: number }) => boolean;
 
 export const jsReduceOps: ReduceOps = {
   land: (grads) => grads,
@@ -32,6 +41,7 @@ export const jsReduceOps: ReduceOps = {
   fold(grads, sum) {
     for (let i = 0; i < grads.length; i++) sum[i] += grads[i];
   },
+  add: addInto,
   mean(sum, count, out) {
     let check = 0;
     let sq = 0;
@@ -102,7 +112,7 @@ export class TreeReducer implements Reduction {
           return true;
         }
         this.waiting.delete(key);
-        addInto(other.grads, cur.grads); // float32 addition commutes: left + right either way round
+        this.ops.add(other.grads, cur.grads); // float32 addition commutes: left + right either way round
         if (owned) this.spare.push(cur.grads);
         cur = { grads: other.grads, lossSum: other.lossSum + cur.lossSum };
         owned = true;
@@ -156,6 +166,7 @@ export class ShardReducer {
     private readonly sum: Float64Array,
     private readonly ops: ReduceOps = jsReduceOps,
     private readonly spare: Float32Array[] = [],
+    private readonly lastFold?: LastFold,
   ) {}
 
   /** False if this shard was already added (a duplicate or late result). */
@@ -179,7 +190,9 @@ export class ShardReducer {
   }
 
   private fold(grads: Float32Array, lossSum: number, count: number): void {
-    this.ops.fold(grads, this.sum);
+    // The fold that completes the reduction may be taken over (the fused update), or not.
+    const last = this.nextShard === this.shards - 1 ? this.lastFold : undefined;
+    if (!last?.(grads, { lossSum: this.loss + lossSum, count: this.samples + count })) this.ops.fold(grads, this.sum);
     this.loss += lossSum;
     this.samples += count;
     this.nextShard++;
@@ -212,8 +225,9 @@ export class LeafFold implements Reduction {
     sum: Float64Array,
     ops: ReduceOps = jsReduceOps,
     spare: Float32Array[] = [],
+    lastFold?: LastFold,
   ) {
-    this.fold = new ShardReducer(leaves, sum, ops, spare);
+    this.fold = new ShardReducer(leaves, sum, ops, spare, lastFold);
   }
 
   add(node: TreeNode, grads: Float32Array, lossSum: number, count: number): boolean {
