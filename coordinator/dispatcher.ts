@@ -273,7 +273,7 @@ export class Dispatcher {
           // Per-worker shards keep the float64 fold in shard order; fixed ones the float32 tree.
           this.reducer =
             this.o.leaves === null
-              ? new LeafFold(leaves, acc, this.ops, this.spare, lastFold)
+              ? new LeafFold(leaves, acc, this.ops, this.spare, lastFold, micro === 0)
               : new TreeReducer(leaves, acc, this.ops, this.spare);
           this.reduceMs = 0;
         },

@@ -158,22 +158,36 @@ export class TreeReducer implements Reduction {
 export class ShardReducer {
   private readonly waiting = new Map<number, { grads: Float32Array; lossSum: number; count: number }>();
   private nextShard = 0;
+  private folded = 0;
+  /** Shard 1 was folded before shard 0 (see `fresh`). */
+  private oneFirst = false;
   private loss = 0;
   private samples = 0;
 
+  /**
+   * `fresh`: the sum holds nothing yet (a step's first micro-step). Into an empty sum, shard 1
+   * then shard 0 gives the same float64 as shard 0 then shard 1 (0 + a is a, but for −0, which
+   * either order turns to +0 alike; then a + b = b + a), so shard 1 is folded as soon as it
+   * arrives, not copied to wait for shard 0: with two workers, the last result finds the other folded.
+   */
   constructor(
     readonly shards: number,
     private readonly sum: Float64Array,
     private readonly ops: ReduceOps = jsReduceOps,
     private readonly spare: Float32Array[] = [],
     private readonly lastFold?: LastFold,
+    private readonly fresh = false,
   ) {}
 
   /** False if this shard was already added (a duplicate or late result). */
   add(shard: number, grads: Float32Array, lossSum: number, count: number): boolean {
-    if (shard < this.nextShard || this.waiting.has(shard) || shard >= this.shards) return false;
+    const taken = shard < this.nextShard || this.waiting.has(shard) || (shard === 1 && this.oneFirst);
+    if (taken || shard >= this.shards) return false;
     if (shard === this.nextShard) {
-      this.fold(grads, lossSum, count); // its turn: add it now, no copy
+      this.fold(shard, grads, lossSum, count); // its turn: add it now, no copy
+    } else if (shard === 1 && this.fresh && this.folded === 0) {
+      this.oneFirst = true;
+      this.fold(shard, grads, lossSum, count);
     } else {
       // Early: keep a copy (the payload may be a view into a buffer that is reused).
       let copy = this.spare.pop();
@@ -183,23 +197,24 @@ export class ShardReducer {
     }
     for (let r = this.waiting.get(this.nextShard); r; r = this.waiting.get(this.nextShard)) {
       this.waiting.delete(this.nextShard);
-      this.fold(r.grads, r.lossSum, r.count);
+      this.fold(this.nextShard, r.grads, r.lossSum, r.count);
       this.spare.push(r.grads);
     }
     return true;
   }
 
-  private fold(grads: Float32Array, lossSum: number, count: number): void {
+  private fold(shard: number, grads: Float32Array, lossSum: number, count: number): void {
     // The fold that completes the reduction may be taken over (the fused update), or not.
-    const last = this.nextShard === this.shards - 1 ? this.lastFold : undefined;
+    const last = this.folded === this.shards - 1 ? this.lastFold : undefined;
     if (!last?.(grads, { lossSum: this.loss + lossSum, count: this.samples + count })) this.ops.fold(grads, this.sum);
     this.loss += lossSum;
     this.samples += count;
-    this.nextShard++;
+    this.folded++;
+    if (shard === this.nextShard) this.nextShard = shard === 0 && this.oneFirst ? 2 : shard + 1;
   }
 
   get complete(): boolean {
-    return this.nextShard === this.shards;
+    return this.folded === this.shards;
   }
 
   /** The loss sum and sample count of this reduction, once every shard is in. */
@@ -226,8 +241,9 @@ export class LeafFold implements Reduction {
     ops: ReduceOps = jsReduceOps,
     spare: Float32Array[] = [],
     lastFold?: LastFold,
+    fresh = false,
   ) {
-    this.fold = new ShardReducer(leaves, sum, ops, spare, lastFold);
+    this.fold = new ShardReducer(leaves, sum, ops, spare, lastFold, fresh);
   }
 
   add(node: TreeNode, grads: Float32Array, lossSum: number, count: number): boolean {

@@ -47,20 +47,18 @@ function side(n: number): Side {
   return { arena, adam, ops };
 }
 
-/** Median ms of each variant, run alternately `reps` times (after a warm-up). */
-function alternate(reps: number, variants: Record<string, () => void>): Record<string, number> {
+/** Median and best of each variant's ms (it times its own part), run alternately `reps` times after a warm-up. */
+function alternate(
+  reps: number,
+  variants: Record<string, () => number>,
+): Record<string, { median: number; best: number }> {
   const times: Record<string, number[]> = {};
   for (const [k, fn] of Object.entries(variants)) {
     fn();
     times[k] = [];
   }
-  for (let r = 0; r < reps; r++)
-    for (const [k, fn] of Object.entries(variants)) {
-      const t0 = performance.now();
-      fn();
-      times[k].push(performance.now() - t0);
-    }
-  return Object.fromEntries(Object.entries(times).map(([k, ts]) => [k, med(ts)]));
+  for (let r = 0; r < reps; r++) for (const [k, fn] of Object.entries(variants)) times[k].push(fn());
+  return Object.fromEntries(Object.entries(times).map(([k, ts]) => [k, { median: med(ts), best: Math.min(...ts) }]));
 }
 
 /** The coordinator's passes from a step's last result to its new parameters, and the tree's pair of leaves. */
@@ -70,34 +68,38 @@ function chain(n: number, reps: number) {
   const a = side(n);
   const b = side(n);
   const fused = FusedStep.over(b.arena, b.adam)!;
-  // Each variant starts from a result in the landing slot (where membership reads it) and one already folded.
+  // Timed: from the last result in the landing slot (where membership reads it) to Adam's last
+  // write; the step's first result is folded before, untimed.
+  const last = (s: Side, update: (g: Float32Array) => void) => () => {
+    s.ops.fold(s.ops.land(g0), s.arena.sum);
+    const g = s.ops.land(g1);
+    const t0 = performance.now();
+    if (!s.ops.allFinite(g)) throw new Error('not finite');
+    update(g);
+    return performance.now() - t0;
+  };
   const update = alternate(reps, {
-    unfused: () => {
-      const g = a.ops.land(g1);
-      a.ops.allFinite(g);
+    unfused: last(a, (g) => {
       a.ops.fold(g, a.arena.sum);
-      const { sqNorm } = meanInBlocks(a.ops, a.arena.sum, 256, a.adam.grads);
-      if (!Number.isFinite(sqNorm)) throw new Error('not finite');
+      meanInBlocks(a.ops, a.arena.sum, 256, a.adam.grads);
       a.adam.apply(a.adam.params, a.adam.grads, 1e-3);
-      a.ops.fold(a.ops.land(g0), a.arena.sum); // the next step's first result
-    },
-    fused: () => {
-      const g = b.ops.land(g1);
-      b.ops.allFinite(g);
-      fused.run(g, 256, 1e-3);
-      b.ops.fold(b.ops.land(g0), b.arena.sum);
-    },
+    }),
+    fused: last(b, (g) => fused.run(g, 256, 1e-3)),
   });
-  // Two one-leaf results through the tree: the first waits in a copy, the second adds to it, the root is folded.
+  // Two one-leaf results through the tree, each from the landing slot: the first waits in a
+  // copy, the second adds to it, the root is folded.
   const tree = (s: Side, spare: Float32Array[]) => () => {
     const r = new TreeReducer(2, s.arena.sum, s.ops, spare);
+    const t0 = performance.now();
     r.add(treeNode(0, 1, 2), s.ops.land(g1), 0, 1);
     r.add(treeNode(0, 0, 2), s.ops.land(g0), 0, 1);
+    const ms = performance.now() - t0;
     s.arena.sum.fill(0);
+    return ms;
   };
   const pairs = alternate(reps, {
-    plainCopy: tree(a, []),
-    arenaSpare: tree(b, [...b.arena.spares]),
+    'outside the arena': tree(a, []),
+    'in its spare slot': tree(b, [...b.arena.spares]),
   });
   return { update, tree: pairs };
 }
@@ -139,15 +141,14 @@ async function main(): Promise<void> {
   });
   const n = jobLayout(parseConfig(REFERENCE_JOB)).totalParams;
   const c = chain(n, Number(values.reps));
-  console.log(`chain, ${n} parameters, medians of ${values.reps} alternating repeats (ms):`);
-  console.log(
-    `  check + last fold + mean + Adam: unfused ${c.update.unfused.toFixed(3)}, fused ${c.update.fused.toFixed(3)}` +
-      ` (${(c.update.fused / c.update.unfused).toFixed(2)}×)`,
-  );
-  console.log(
-    `  two one-leaf results through the tree: copy outside the arena ${c.tree.plainCopy.toFixed(3)},` +
-      ` in its spare slot ${c.tree.arenaSpare.toFixed(3)} (${(c.tree.arenaSpare / c.tree.plainCopy).toFixed(2)}×)`,
-  );
+  console.log(`chain, ${n} parameters, ${values.reps} alternating repeats, ms (median / best):`);
+  const show = (what: string, [a, b]: Array<[string, { median: number; best: number }]>) =>
+    console.log(
+      `  ${what}: ${a[0]} ${a[1].median.toFixed(3)} / ${a[1].best.toFixed(3)}, ${b[0]} ${b[1].median.toFixed(3)} / ` +
+        `${b[1].best.toFixed(3)} (${(b[1].median / a[1].median).toFixed(2)}× / ${(b[1].best / a[1].best).toFixed(2)}×)`,
+    );
+  show('check + last fold + mean + Adam', Object.entries(c.update));
+  show('two one-leaf results through the tree (waiting copy)', Object.entries(c.tree));
   const runs: Array<{ round: number; build: 'base' | 'new'; run: Run }> = [];
   if (values.base) {
     const dir = mkdtempSync(join(tmpdir(), 'dptrain-overhead-'));
