@@ -9,6 +9,7 @@ import { Coordinator } from '../../coordinator/coordinator.js';
 import type { RunSummary, StepRecord } from '../../coordinator/summary.js';
 import type { Config } from '../../shared/job/config.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
+import { ShmChannel } from '../../shared/transport/shm.js';
 import type { Dial, Link } from '../../shared/transport/transport.js';
 import { decodeFrame } from '../../shared/wire/codec.js';
 import type { WorkerOutcome } from '../../worker/worker.js';
@@ -63,8 +64,9 @@ export interface HostRun {
   summary: RunSummary;
   params: Float32Array;
   records: StepRecord[];
-  /** Per host with an agent: its link to the coordinator. */
+  /** Per host with an agent: its link to the coordinator, and its workers' links to it. */
   hostLinks: LinkTally[];
+  localLinks: LinkTally[][];
   /** The links of the workers behind agents (host, worker), and of direct workers, to close in tests. */
   workerLinks: Link[][];
   directLinks: Link[];
@@ -77,6 +79,8 @@ export interface HostLayout {
   hosts: number[];
   /** Workers on the coordinator directly. */
   direct: number;
+  /** Give each agent a shared-memory directory under this root for its workers' payloads. */
+  shmRoot?: string;
   /** Called after each step with the run so far (to close links mid-run). */
   onStep?: (r: StepRecord, run: HostRun) => void;
 }
@@ -90,6 +94,7 @@ export async function hostRun(cfg: Config, layout: HostLayout): Promise<HostRun>
     params: new Float32Array(0),
     records: [],
     hostLinks: [],
+    localLinks: [],
     workerLinks: [],
     directLinks: [],
     agentLinks: [],
@@ -107,30 +112,42 @@ export async function hostRun(cfg: Config, layout: HostLayout): Promise<HostRun>
     },
   });
   const outcomes: Array<Promise<WorkerOutcome>> = [];
-  const worker = (link: Link, name: string) => outcomes.push(runWorker({ link, backend: CPU, name, log, token: null }));
+  const shms: Array<ShmChannel | null> = [];
+  const worker = (link: Link, name: string, shmDir?: string) =>
+    outcomes.push(runWorker({ link, backend: CPU, name, log, token: null, shmDir }));
   for (const [h, n] of layout.hosts.entries()) {
     const local = createLocalNetwork();
     const tally: LinkTally = { up: {}, down: {} };
     run.hostLinks.push(tally);
     const up = tallied(await net.dial(), tally);
     run.agentLinks.push(up);
-    outcomes.push(
-      runHostAgent({ up, listener: local.listener, name: `agent${h}`, log, token: null, shm: null, workers: n }),
-    );
+    const made = layout.shmRoot ? ShmChannel.create(0, layout.shmRoot) : null;
+    if (typeof made === 'string') throw new Error(made);
+    const shm = made;
+    shms.push(shm);
+    outcomes.push(runHostAgent({ up, listener: local.listener, name: `agent${h}`, log, token: null, shm, workers: n }));
     const links: Link[] = [];
+    const tallies: LinkTally[] = [];
     for (let i = 0; i < n; i++) {
-      const link = await dialWhenUp(local.dial);
+      const t: LinkTally = { up: {}, down: {} };
+      const link = tallied(await dialWhenUp(local.dial), t);
       links.push(link);
-      worker(link, `h${h}w${i}`);
+      tallies.push(t);
+      worker(link, `h${h}w${i}`, shm?.dir);
     }
     run.workerLinks.push(links);
+    run.localLinks.push(tallies);
   }
   for (let i = 0; i < layout.direct; i++) {
     const link = await net.dial();
     run.directLinks.push(link);
     worker(link, `d${i}`);
   }
-  run.summary = await coord.run();
+  try {
+    run.summary = await coord.run();
+  } finally {
+    for (const c of shms) c?.remove();
+  }
   run.params = coord.params.slice();
   run.outcomes = Promise.all(outcomes);
   return run;

@@ -5,7 +5,10 @@
  * parameter frame per version and one result per shard; a worker lost behind an agent, and an
  * agent lost, leave the bits as they were. Per-worker shards agree to float32 rounding.
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/job/config.js';
 import { jobLayout } from '../../shared/job/job-layout.js';
 import { hostRun } from '../helpers/host-cluster.js';
@@ -35,13 +38,16 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
 }
 
 describe('host agents, virtual shards', () => {
+  let plain: Awaited<ReturnType<typeof hostRun>>;
   let direct: Float32Array;
+  beforeAll(async () => {
+    plain = await hostRun(cfg, { hosts: [], direct: 4 });
+    direct = plain.params;
+  }, LONG);
 
   it(
     '2 hosts of 2 workers behind agents end on the bits of 4 workers on the coordinator',
     async () => {
-      const plain = await hostRun(cfg, { hosts: [], direct: 4 });
-      direct = plain.params;
       const agg = await hostRun(cfg, { hosts: [2, 2], direct: 0 });
       expect(agg.summary.steps).toBe(JOB.steps);
       expect(agg.summary.workers).toBe(2); // the coordinator sees one member per host
@@ -73,6 +79,25 @@ describe('host agents, virtual shards', () => {
   );
 
   it(
+    "through the agent's shared memory: the same bits, and the workers' sockets carry headers only",
+    async () => {
+      const root = mkdtempSync(join(tmpdir(), 'dptrain-hostagent-shm-'));
+      try {
+        const agg = await hostRun(cfg, { hosts: [2, 2], direct: 0, shmRoot: root });
+        expect(sameBits(agg.params, direct)).toBe(true);
+        for (const t of agg.localLinks.flat()) {
+          expect(t.up.result.frames).toBeGreaterThan(0);
+          expect(t.up.result.bytes / t.up.result.frames).toBeLessThan(512);
+          expect(t.down.params.bytes / t.down.params.frames).toBeLessThan(512);
+        }
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    },
+    LONG,
+  );
+
+  it(
     "a worker lost behind an agent: its shard goes to the host's other worker, same bits",
     async () => {
       const agg = await hostRun(cfg, {
@@ -86,6 +111,8 @@ describe('host agents, virtual shards', () => {
       expect(agg.summary.workers).toBe(2);
       expect(agg.summary.droppedWorkers).toBe(0); // the coordinator lost no member
       expect(sameBits(agg.params, direct)).toBe(true);
+      const outcomes = await agg.outcomes; // agent 0, its 2 workers, agent 1, its 2 workers
+      expect(outcomes.map((o) => o.finished)).toEqual([true, true, true, true, false, true]);
     },
     LONG,
   );

@@ -45,8 +45,10 @@ export interface HostAgentOptions {
   listener: Listener;
   name: string;
   log: Logger;
-  /** The job token: proved to the coordinator, and required of the host's workers (null: none). */
+  /** The job token, proved to the coordinator (null: none). */
   token: string | null;
+  /** The token the host's workers must prove (default `token`; null: none, loopback or in-process only). */
+  localToken?: string | null;
   /** Only join this job id ('' or undefined: any). */
   jobId?: string;
   /** The agent's shared-memory directory for its workers' payloads (null: through their sockets). */
@@ -202,7 +204,7 @@ class HostAgentSession {
       job: msg.job,
       jobId: msg.jobId,
       totalParams: this.job.totalParams,
-      token: o.token,
+      token: o.localToken === undefined ? o.token : o.localToken,
       shm: o.shm,
       log: o.log,
     });
