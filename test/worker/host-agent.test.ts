@@ -26,6 +26,7 @@ const JOB = {
 };
 const cfg = parseConfig(JOB);
 const TOTAL = jobLayout(cfg).totalParams;
+const pw = parseConfig({ ...JOB, shards: 'per-worker' });
 const LONG = 120_000;
 
 function sameBits(a: Float32Array, b: Float32Array): boolean {
@@ -158,8 +159,32 @@ describe('host agents, virtual shards', () => {
   );
 });
 
+describe('host agents, 16-bit wire', () => {
+  it(
+    'bfloat16: leaves pass through the agent unsummed (a rounded partial sum would differ), same bits',
+    async () => {
+      const bf = parseConfig({ ...JOB, wireDtype: 'bfloat16' });
+      const plain = await hostRun(bf, { hosts: [], direct: 4 });
+      const agg = await hostRun(bf, { hosts: [2, 2], direct: 0 });
+      expect(sameBits(agg.params, plain.params)).toBe(true);
+      // 6 leaves a host, 2 bytes a value: one frame a step, no smaller than its leaves.
+      for (const t of agg.hostLinks) expect(t.up.result.bytes / t.up.result.frames).toBeGreaterThan(6 * 2 * TOTAL);
+    },
+    LONG,
+  );
+});
+
 describe('host agents, per-worker shards', () => {
-  const pw = parseConfig({ ...JOB, shards: 'per-worker' });
+  it(
+    'one worker a host: the bits of the same workers on the coordinator (the agent passes its sum on unrounded)',
+    async () => {
+      const plain = await hostRun(pw, { hosts: [], direct: 2 });
+      const agg = await hostRun(pw, { hosts: [1, 1], direct: 0 });
+      expect(sameBits(agg.params, plain.params)).toBe(true);
+    },
+    LONG,
+  );
+
   it(
     'one host of 2 workers agrees with 2 workers on the coordinator to float32 rounding',
     async () => {
