@@ -34,6 +34,9 @@ export interface HostAgentFlags {
   tokenFile?: string;
   ca?: string;
   job?: string;
+  peakFlops?: number;
+  device?: string;
+  precision?: string;
 }
 
 /** Frames from the host's workers: results of up to 256M float32 values (they authenticate first). */
@@ -73,7 +76,13 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
     logDir: (n) => join(logDir, `${n}.log`),
     log,
     env: shm ? { DPTRAIN_SHM_DIR: shm.dir } : {},
-    workerFlags: ['--reconnect-timeout', String(f.reconnectTimeout)],
+    // A peak declared per worker: the host's is their sum (a job-wide peak would count the host as one device).
+    workerFlags: [
+      '--reconnect-timeout',
+      String(f.reconnectTimeout),
+      ...(f.peakFlops ? ['--peak-flops', String(f.peakFlops)] : []),
+      ...(f.device ? ['--device', f.device, '--precision', f.precision ?? 'fp32'] : []),
+    ],
     onExit: (e) => {
       exited++;
       if (e.stopped) return;
@@ -95,6 +104,8 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
   try {
     let timeoutSec = f.connectTimeout;
     let lostSince = 0;
+    // The first session waits for every worker; a later one (the host rejoining) for the first back.
+    let gather = f.workers;
     for (;;) {
       const { link: up, url } = await Promise.race([connect(f, timeoutSec, log, tls), lost]);
       const began = Date.now();
@@ -108,8 +119,9 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
         localToken,
         jobId: f.job,
         shm,
-        workers: f.workers,
+        workers: gather,
       });
+      gather = 1;
       const out = await Promise.race([
         session,
         lost.catch((e: Error) => (up.close(e.message, 'normal'), Promise.reject(e))),

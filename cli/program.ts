@@ -170,6 +170,9 @@ export function buildProgram(): Command {
     .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')
     .option('--ca <file>', "trust this certificate for wss:// (a self-signed coordinator's)")
     .option('--job <id>', 'only join this job id')
+    .option('--peak-flops <flops>', "declared peak FLOP/s of each worker's device", numFlag)
+    .option('--device <name>', "take each worker's peak from the device table (a100, h100, h200, v100, t4)")
+    .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('fp32'))
     .action(async (f: HostAgentFlags) => {
       process.exitCode = await hostAgentCommand(f);
     });
