@@ -124,7 +124,10 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
       gather = 1;
       const out = await Promise.race([
         session,
-        lost.catch((e: Error) => (up.close(e.message, 'normal'), Promise.reject(e))),
+        lost.catch((e: Error) => {
+          up.close(e.message, 'normal');
+          return Promise.reject(e);
+        }),
       ]);
       if (out.finished) return 0;
       if (out.fatal) throw new DptrainError(out.fatal, out.reason);
