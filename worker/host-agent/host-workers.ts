@@ -6,6 +6,7 @@
  * one local phase: its range cut over the host's ready workers, their results summed on the host.
  */
 import type { JobConfig } from '../../shared/job/config.js';
+import { jobLayout, jobLeaves } from '../../shared/job/job-layout.js';
 import { median } from '../../shared/util/stats.js';
 import { coverNodes } from '../../shared/job/shard-tree.js';
 import type { Logger } from '../../shared/util/log.js';
@@ -76,7 +77,8 @@ export class HostWorkers {
 
   constructor(private readonly o: HostWorkersOptions) {
     this.wireDtype = o.job.wireDtype;
-    this.perWorker = o.job.shards === 'per-worker';
+    // As the coordinator cuts: an unset `shards` is per-worker or auto by the job.
+    this.perWorker = jobLeaves(o.job, jobLayout(o.job)) === null;
     this.membership = new Membership(o.listener, {
       job: o.job,
       jobId: o.jobId,
