@@ -156,9 +156,7 @@ describe('virtual shards: the same parameters at any scale', () => {
   it(
     'a worker joining a running job: bit-identical',
     async () => {
-      // Long enough for the joiner to load and take part (a process start takes seconds here;
-      // a worker computes its 12 leaves in one pass, so steps are short).
-      const steps = 600;
+      const steps = 60;
       const ref = readWeights(await train('join-ref', '--workers', '1', '--steps', String(steps)));
       const cfg = parseConfig({ ...JOB, steps });
       const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 22 });
@@ -179,7 +177,11 @@ describe('virtual shards: the same parameters at any scale', () => {
         startWorkers: 1,
         onStep: (r) => {
           workers.push(r.workers);
-          if (r.step === 2) worker();
+          if (r.step !== 2) return;
+          worker();
+          // Pause until the joiner is ready rather than race it: a process start takes seconds,
+          // and steps here take milliseconds. Pausing moves no bits with fixed shards.
+          cfg.minWorkers = 2;
         },
       });
       worker();
