@@ -1,12 +1,17 @@
 /**
  * A worker's side of a sharded coordinator (coordinator/slices/): one link to each slice
- * shard. Parameters of a version are assembled from every shard's slice; a data shard's
- * gradient sum goes out cut into the same slices, each to its owner — so no link carries
- * the whole model K times.
+ * shard. Parameters of a version are assembled from every shard's slice, in place in the
+ * params frame the worker loop will read (no copy to encode it); a data shard's gradient sum
+ * goes out cut into the same slices, each frame sent as soon as it is encoded, in slice (layer)
+ * order — so no link carries the whole model K times.
+ *
+ * A shard sends its slices in version order. A lower version after a higher one retracts the
+ * higher (a step whose Adam the shard applied early, then skipped: slice-server.ts).
  */
 import type { Link } from '../shared/transport/transport.js';
 import { DptrainError } from '../shared/util/errors.js';
 import { sliceProof } from '../shared/wire/auth.js';
+import { frameToFill } from '../shared/wire/codec.js';
 import {
   encodeSliceFrame,
   readSliceFrame,
@@ -18,9 +23,12 @@ import { sliceBounds, type SliceRange } from '../coordinator/slices/blocks.js';
 
 export class SliceClient {
   readonly ranges: SliceRange[];
-  /** Versions being assembled: the buffer and which slices are in. */
-  private readonly versions = new Map<number, { params: Float32Array; have: Set<number> }>();
-  private readonly waiters = new Map<number, Array<{ ok: (p: Float32Array) => void; no: (e: Error) => void }>>();
+  /** Versions being assembled: their params frame, its payload, and which slices are in. */
+  private readonly versions = new Map<number, { frame: Uint8Array; params: Float32Array; have: Set<number> }>();
+  private readonly waiters = new Map<
+    number,
+    Array<{ ok: (v: { frame: Uint8Array; params: Float32Array }) => void; no: (e: Error) => void }>
+  >();
   private lost: Error | null = null;
 
   /** `token`: the job's (each shard's challenge is answered with its proof); null = none. */
@@ -56,16 +64,18 @@ export class SliceClient {
         'MESSAGE_INVALID',
         `slice ${msg.slice} of ${payload.length} floats on the link of slice ${k}`,
       );
+    for (const [version, later] of this.versions) if (version > msg.version) later.have.delete(k); // retracted
     let v = this.versions.get(msg.version);
     if (!v) {
-      v = { params: new Float32Array(this.totalParams), have: new Set() };
+      const { frame, payload } = frameToFill({ t: 'params', version: msg.version, shm: 0 }, this.totalParams);
+      v = { frame, params: payload, have: new Set() };
       this.versions.set(msg.version, v);
     }
     v.params.set(payload, from);
     v.have.add(k);
     if (v.have.size < this.links.length) return;
     for (const old of this.versions.keys()) if (old < msg.version) this.versions.delete(old); // superseded
-    for (const w of this.waiters.get(msg.version) ?? []) w.ok(v.params);
+    for (const w of this.waiters.get(msg.version) ?? []) w.ok(v);
     this.waiters.delete(msg.version);
   }
 
@@ -76,9 +86,18 @@ export class SliceClient {
   }
 
   /** The parameters of `version`, once every slice of it is in. */
-  params(version: number): Promise<Float32Array> {
+  async params(version: number): Promise<Float32Array> {
+    return (await this.complete(version)).params;
+  }
+
+  /** The params frame of `version` (what a coordinator would send), once every slice of it is in. */
+  async paramsFrame(version: number): Promise<Uint8Array> {
+    return (await this.complete(version)).frame;
+  }
+
+  private complete(version: number): Promise<{ frame: Uint8Array; params: Float32Array }> {
     const v = this.versions.get(version);
-    if (v && v.have.size === this.links.length) return Promise.resolve(v.params);
+    if (v && v.have.size === this.links.length) return Promise.resolve(v);
     if (this.lost) return Promise.reject(this.lost);
     return new Promise((ok, no) => this.waiters.set(version, [...(this.waiters.get(version) ?? []), { ok, no }]));
   }

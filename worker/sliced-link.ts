@@ -3,7 +3,8 @@
  * seen by the worker loop as an ordinary coordinator link: the loop is unchanged.
  *   welcome         passed on; its worker id and job open the links to the shards (SliceClient)
  *   work, evaluate  held until every slice of their parameter version is in, which is passed on
- *                   first as a params frame (what the coordinator would have sent)
+ *                   first as a params frame (what the coordinator would have sent), the slices
+ *                   written into it as they arrived
  *   result (out)    its gradients go to the shards, cut into slices; the coordinator gets the header
  * A shard lost ends the session, as a lost coordinator would.
  */
@@ -41,7 +42,7 @@ export function slicedLink(
       client = new SliceClient(await dialShards(total), total, w.workerId, token);
     } else if ((f?.msg.t === 'work' || f?.msg.t === 'evaluate') && client && f.msg.version !== delivered) {
       const version = f.msg.version;
-      pass(encodeFrame({ t: 'params', version, shm: 0 }, await client.params(version)));
+      pass(await client.paramsFrame(version)); // assembled in place: no copy
       delivered = version;
     }
     pass(bytes);
