@@ -102,19 +102,39 @@ export class SliceClient {
     return new Promise((ok, no) => this.waiters.set(version, [...(this.waiters.get(version) ?? []), { ok, no }]));
   }
 
-  /** Send one data shard's gradient sums (one per tree node, one after another), each slice to its shard. */
-  sendGradient(step: number, micro: number, shard: number, grads: Float32Array): void {
+  /**
+   * Send one data shard's gradient sums (one per tree node, one after another; in one array or
+   * in consecutive parts, such as views of the gradient tensors), each slice to its shard, in
+   * slice order, each frame sent as soon as it is encoded.
+   */
+  sendGradient(step: number, micro: number, shard: number, grads: Float32Array | readonly Float32Array[]): void {
     const n = this.totalParams;
-    if (grads.length === 0 || grads.length % n)
-      throw new DptrainError('RUN_FAILED', `a gradient of ${grads.length} floats is not whole models of ${n}`);
+    const parts = grads instanceof Float32Array ? [grads] : grads;
+    const total = parts.reduce((s, p) => s + p.length, 0);
+    if (total === 0 || total % n)
+      throw new DptrainError('RUN_FAILED', `a gradient of ${total} floats is not whole models of ${n}`);
     this.links.forEach((link, k) => {
       const { from, to } = this.ranges[k];
-      const parts = Array.from({ length: grads.length / n }, (_, j) => grads.subarray(j * n + from, j * n + to));
-      link.send(encodeSliceFrame({ t: 'grad', step, micro, shard }, parts));
+      const mine = Array.from({ length: total / n }, (_, j) => within(parts, j * n + from, j * n + to)).flat();
+      link.send(encodeSliceFrame({ t: 'grad', step, micro, shard }, mine));
     });
   }
 
   close(): void {
     for (const l of this.links) l.close('worker leaving');
   }
+}
+
+/** Elements [from, to) of the parts laid end to end, as views into them. */
+export function within(parts: readonly Float32Array[], from: number, to: number): Float32Array[] {
+  const out: Float32Array[] = [];
+  let at = 0;
+  for (const p of parts) {
+    const a = Math.max(from, at);
+    const b = Math.min(to, at + p.length);
+    if (a < b) out.push(p.subarray(a - at, b - at));
+    at += p.length;
+    if (at >= to) break;
+  }
+  return out;
 }

@@ -5,14 +5,15 @@
  *   work, evaluate  held until every slice of their parameter version is in, which is passed on
  *                   first as a params frame (what the coordinator would have sent), the slices
  *                   written into it as they arrived
- *   result (out)    its gradients go to the shards, cut into slices; the coordinator gets the header
+ *   result (out)    its gradients go to the shards, cut into slices; the coordinator gets the header.
+ *                   sendResult does the same from the gradients where they lie (no result frame)
  * A shard lost ends the session, as a lost coordinator would.
  */
 import { jobLayout } from '../shared/job/job-layout.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
 import { describeError } from '../shared/util/errors.js';
 import { decodeFrame, encodeFrame } from '../shared/wire/codec.js';
-import type { Message, Welcome } from '../shared/wire/protocol.js';
+import type { Message, ShardResult, Welcome } from '../shared/wire/protocol.js';
 import { SliceClient } from './slice-client.js';
 
 /** The frame's header when it is one of ours and carries no payload it could not read; else null (passed on as is). */
@@ -25,12 +26,15 @@ function peek(bytes: Uint8Array, maxValues: number): { msg: Message; payload: Fl
   }
 }
 
+/** The link, and a way to send a result without encoding its gradients in one frame first. */
+export type SlicedLink = Link & { sendResult(msg: ShardResult, parts: readonly Float32Array[]): boolean };
+
 /** `dialShards(totalParams)`: links to every slice shard, in slice order. */
 export function slicedLink(
   coordinator: Link,
   dialShards: (totalParams: number) => Promise<Link[]>,
   token: string | null,
-): Link {
+): SlicedLink {
   let client: SliceClient | null = null;
   let delivered = -1;
   let chain: Promise<void> = Promise.resolve();
@@ -49,6 +53,12 @@ export function slicedLink(
   };
   return {
     remote: coordinator.remote,
+    sendResult(msg, parts) {
+      if (!client) return false;
+      client.sendGradient(msg.step, msg.micro, msg.shard, parts);
+      coordinator.send(encodeFrame(msg)); // the header: loss, count and timings
+      return true;
+    },
     send(frame) {
       const f = client ? peek(frame, Infinity) : null; // a result carries one gradient per tree node
       if (client && f?.msg.t === 'result' && f.payload) {

@@ -84,6 +84,10 @@ function reference(
   return { params: u.params.slice(), m: u.adam.state.m.slice(), v: u.adam.state.v.slice(), norms };
 }
 
+/** A payload in parts cut anywhere (across slices and nodes), as views of a worker's gradient tensors are. */
+const cut = (g: Float32Array) =>
+  [0, 777, 5000, N + 3, 2 * N - 1, g.length].flatMap((a, i, at) => (i ? [g.subarray(at[i - 1], a)] : []));
+
 /** Steps [from, to) on the cluster, version `version` current; each data shard by a rotating worker. */
 async function train(
   c: SliceCluster,
@@ -100,7 +104,9 @@ async function train(
     for (let micro = 0; micro < micros; micro++) {
       const done = DATA_SHARDS.map(async (_, j) => {
         const w = (j + s) % nw;
-        c.workers[w].sendGradient(s, micro, j, payload(await c.workers[w].params(version), s, micro, j, 0, bad));
+        const g = payload(await c.workers[w].params(version), s, micro, j, 0, bad);
+        c.workers[w].sendGradient(s, micro, j, w % 2 ? cut(g) : g); // as tensor views come: in parts
+
         return { j, w };
       });
       // A second worker also computes shard 0, differently (a reassigned straggler): never committed.
