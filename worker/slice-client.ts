@@ -30,6 +30,10 @@ export class SliceClient {
     Array<{ ok: (v: { frame: Uint8Array; params: Float32Array }) => void; no: (e: Error) => void }>
   >();
   private lost: Error | null = null;
+  /** The newest version with every slice in (kept with the one before it, until a newer completes). */
+  private newest = -1;
+  /** Told each time a version newer than any before has every slice in. */
+  onVersion: ((version: number) => void) | null = null;
 
   /** `token`: the job's (each shard's challenge is answered with its proof); null = none. */
   constructor(
@@ -74,9 +78,13 @@ export class SliceClient {
     v.params.set(payload, from);
     v.have.add(k);
     if (v.have.size < this.links.length) return;
-    for (const old of this.versions.keys()) if (old < msg.version) this.versions.delete(old); // superseded
     for (const w of this.waiters.get(msg.version) ?? []) w.ok(v);
     this.waiters.delete(msg.version);
+    if (msg.version <= this.newest) return; // a retraction's slice again: nothing new
+    // Superseded, but the version just before is kept: work for it may still be on its way.
+    for (const old of this.versions.keys()) if (old < this.newest) this.versions.delete(old);
+    this.newest = msg.version;
+    this.onVersion?.(msg.version);
   }
 
   private fail(e: Error): void {

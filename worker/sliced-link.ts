@@ -2,9 +2,10 @@
  * A worker's link to a coordinator whose parameters live on slice shards (coordinator/slices/),
  * seen by the worker loop as an ordinary coordinator link: the loop is unchanged.
  *   welcome         passed on; its worker id and job open the links to the shards (SliceClient)
- *   work, evaluate  held until every slice of their parameter version is in, which is passed on
- *                   first as a params frame (what the coordinator would have sent), the slices
- *                   written into it as they arrived
+ *   params          each version as soon as every slice of it is in, as a params frame (what the
+ *                   coordinator would have sent), the slices written into it as they arrived
+ *   work, evaluate  held until their parameter version has been passed on (again, if a newer
+ *                   one went first)
  *   result (out)    its gradients go to the shards, cut into slices; the coordinator gets the header.
  *                   sendResult does the same from the gradients where they lie (no result frame)
  * A shard lost ends the session, as a lost coordinator would.
@@ -38,18 +39,32 @@ export function slicedLink(
   let client: SliceClient | null = null;
   let delivered = -1;
   let chain: Promise<void> = Promise.resolve();
-  const inbound = async (bytes: Uint8Array, pass: (f: Uint8Array) => void): Promise<void> => {
+  let pass: (f: Uint8Array) => void = () => {};
+  /** Hand the worker loop the params frame of `version` (assembled in place: no copy). */
+  const deliver = async (version: number): Promise<void> => {
+    if (!client || version === delivered) return;
+    const frame = await client.paramsFrame(version);
+    pass(frame);
+    delivered = version;
+  };
+  const inbound = async (bytes: Uint8Array): Promise<void> => {
     const f = peek(bytes, 0);
     if (f?.msg.t === 'welcome') {
       const w = f.msg as Welcome;
       const total = jobLayout(w.job).totalParams;
-      client = new SliceClient(await dialShards(total), total, w.workerId, token);
-    } else if ((f?.msg.t === 'work' || f?.msg.t === 'evaluate') && client && f.msg.version !== delivered) {
-      const version = f.msg.version;
-      pass(await client.paramsFrame(version)); // assembled in place: no copy
-      delivered = version;
-    }
+      const c = new SliceClient(await dialShards(total), total, w.workerId, token);
+      // A version complete goes to the worker loop at once: it sets its tensors while the work
+      // for it is still on its way (shards that apply Adam early publish before the loop's step ends).
+      c.onVersion = (version) => queue(() => deliver(version));
+      client = c;
+    } else if (f?.msg.t === 'work' || f?.msg.t === 'evaluate') await deliver(f.msg.version);
     pass(bytes);
+  };
+  const queue = (job: () => Promise<void>) => {
+    chain = chain.then(job).catch((e) => {
+      client?.close();
+      coordinator.close(`slice shards: ${describeError(e)}`); // as a lost coordinator: reconnect
+    });
   };
   return {
     remote: coordinator.remote,
@@ -72,14 +87,8 @@ export function slicedLink(
       coordinator.close(reason, kind);
     },
     onFrame(handler) {
-      coordinator.onFrame((bytes) => {
-        chain = chain
-          .then(() => inbound(bytes, handler))
-          .catch((e) => {
-            client?.close();
-            coordinator.close(`slice shards: ${describeError(e)}`); // as a lost coordinator: reconnect
-          });
-      });
+      pass = handler;
+      coordinator.onFrame((bytes) => queue(() => inbound(bytes)));
     },
     onClose(handler) {
       coordinator.onClose((reason, kind) => {

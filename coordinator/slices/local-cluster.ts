@@ -17,6 +17,8 @@ export interface SliceCluster {
   workers: SliceClient[];
   /** The loop's link to each shard (close one to lose that shard). */
   loopLinks: Link[];
+  /** New links to every shard, in slice order, counted as `me`'s. */
+  dial(me: string): Promise<Link[]>;
 }
 
 type OnBytes = (from: string, to: string, bytes: number) => void;
@@ -72,7 +74,7 @@ export async function sliceCluster(o: {
   const workers: SliceClient[] = [];
   for (let w = 0; w < o.workers; w++)
     workers.push(new SliceClient(await dialAll(`worker ${w}`), o.totalParams, `w${w}`, clientToken));
-  return { servers, loop, workers, loopLinks };
+  return { servers, loop, workers, loopLinks, dial: dialAll };
 }
 
 /**
