@@ -1,6 +1,7 @@
 /** The records a run produces and how they condense into summary.json. */
 import { median, percentile } from '../shared/util/stats.js';
 import type { Config } from '../shared/job/config.js';
+import type { CheckpointCounters } from './checkpoint.js';
 import type { ComputeMeter, StepAccounting } from './accounting.js';
 
 /**
@@ -181,12 +182,8 @@ export function summarize(o: {
   workers: number;
   backends: string[];
   wallSeconds: number;
-  staleResults: number;
-  reassignedShards: number;
-  recomputedShards: number;
-  outlierShards: number;
-  droppedWorkers: number;
-  skippedSteps: number;
+  /** The run's fault counters, as a checkpoint carries them. */
+  counters: CheckpointCounters;
   stoppedBy: RunSummary['stoppedBy'];
   /** Steps completed in the whole run (a resumed run counts the ones before the resume). */
   stepsDone: number;
@@ -226,12 +223,12 @@ export function summarize(o: {
     wireBytesPerStep: median(steady.map((r) => r.wireBytes)),
     wireDtype: o.config.wireDtype,
     wallSeconds: o.wallSeconds,
-    staleResults: o.staleResults,
-    reassignedShards: o.reassignedShards,
-    recomputedShards: o.recomputedShards,
-    outlierShards: o.outlierShards,
-    droppedWorkers: o.droppedWorkers,
-    skippedSteps: o.skippedSteps,
+    staleResults: o.counters.stale,
+    reassignedShards: o.counters.reassigned,
+    recomputedShards: o.counters.recomputed,
+    outlierShards: o.counters.outliers,
+    droppedWorkers: o.counters.dropped,
+    skippedSteps: o.counters.skipped,
     stoppedBy: o.stoppedBy,
     totalFlops: o.meter.cumulativeFlops,
     hardwareFlops: o.meter.hardwareFlops,

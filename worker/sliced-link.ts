@@ -12,7 +12,7 @@
  */
 import { jobLayout } from '../shared/job/job-layout.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
-import { describeError } from '../shared/util/errors.js';
+import { DptrainError, describeError } from '../shared/util/errors.js';
 import { decodeFrame, encodeFrame } from '../shared/wire/codec.js';
 import type { Message, ShardResult, Welcome } from '../shared/wire/protocol.js';
 import { SliceClient } from './slice-client.js';
@@ -63,7 +63,10 @@ export function slicedLink(
   const queue = (job: () => Promise<void>) => {
     chain = chain.then(job).catch((e) => {
       client?.close();
-      coordinator.close(`slice shards: ${describeError(e)}`); // as a lost coordinator: reconnect
+      // A shard without the token is a refusal (the worker exits); anything else is as a
+      // lost coordinator: reconnect.
+      const refused = e instanceof DptrainError && e.code === 'AUTH_FAILED';
+      coordinator.close(`slice shards: ${describeError(e)}`, refused ? 'authFailed' : undefined);
     });
   };
   return {

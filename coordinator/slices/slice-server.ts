@@ -13,7 +13,7 @@
  * The first frame on a link says who is at the other end: `assign` the loop, `sliceHello` a worker.
  */
 import type { Link } from '../../shared/transport/transport.js';
-import { newNonce, proofsEqual, sliceProof } from '../../shared/wire/auth.js';
+import { newNonce, proofsEqual, shardProof, sliceProof } from '../../shared/wire/auth.js';
 import { DptrainError } from '../../shared/util/errors.js';
 import {
   encodeSliceFrame,
@@ -49,6 +49,8 @@ export class SliceServer {
   private readonly arrived = new Map<string, { step: number; grads: Float32Array }>();
   private readonly control: ToShard[] = [];
   private reducer: { step: number; micro: number; r: Reduction } | null = null;
+  /** The answer to the loop's nonce, sent with `joined`. */
+  private loopProof = '';
   /** The current version's slice frame, encoded once, sent to every worker. */
   private sliceFrame: Uint8Array | null = null;
   /** The step's figures for its norms: bytes on every link since the last, when its gradients came. */
@@ -90,10 +92,13 @@ export class SliceServer {
           if (msg.t === 'assign' && !this.loop) {
             role = 'loop';
             this.loop = link;
+            this.loopProof = this.o.token ? shardProof(this.o.token, nonce, msg.nonce) : '';
           } else if (msg.t === 'sliceHello' && !this.workers.has(msg.worker)) {
             role = 'worker';
             worker = msg.worker;
             this.workers.set(worker, link);
+            const proof = this.o.token ? shardProof(this.o.token, nonce, msg.nonce) : '';
+            this.send(link, encodeSliceFrame({ t: 'sliceWelcome', proof }));
             if (this.sliceFrame) this.send(link, this.sliceFrame);
             return;
           } else
@@ -143,7 +148,7 @@ export class SliceServer {
     this.lastReduced = -1;
     this.firstGrad = this.lastFold = null;
     this.publish(a.version);
-    this.send(this.loop, encodeSliceFrame({ t: 'joined', slice: a.slice }));
+    this.send(this.loop, encodeSliceFrame({ t: 'joined', slice: a.slice, proof: this.loopProof }));
   }
 
   private send(link: Link | null, frame: Uint8Array): void {
