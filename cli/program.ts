@@ -12,6 +12,7 @@ import { inSlurmStep } from './launch/slurm.js';
 import { intFlag, numFlag, parseListen } from './parse-flags.js';
 import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
+import { hostAgentCommand, type HostAgentFlags } from './host-agent-cmd.js';
 import { shardCommand, type ShardFlags } from './slice-shard-cmd.js';
 import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
 import { parseBatchList, parseWorkerList, scaleCommand } from './scale-cmd.js';
@@ -147,6 +148,35 @@ export function buildProgram(): Command {
     .action(async (f: WorkerFlags) => {
       process.exitCode = await workerCommand({ ...f, backend: f.backend as BackendName });
     });
+  program
+    .command('host-agent')
+    .description(
+      "one link from this host to the coordinator: starts the host's workers behind it and sums their gradients here",
+    )
+    .option('--connect <url>', 'coordinator address, e.g. ws://host:7070')
+    .option('--connect-file <file>', "read the address from a coordinator's RUN/coordinator.json")
+    .option('-w, --workers <n>', 'worker processes to start on this host', intFlag, 1)
+    .addOption(backendOption().default('auto'))
+    .addOption(softwareGpuOption())
+    .option('--name <name>', 'name in the coordinator log (default host-agent@HOST)')
+    .option('--listen <host:port>', "loopback address the host's workers connect to", parseListen, {
+      host: '127.0.0.1',
+      port: 0,
+    })
+    .option('--no-shared-memory', "the host's workers send payloads through their sockets")
+    .option('--log-dir <dir>', "where the host's workers write their logs (default a temporary directory)")
+    .option('--connect-timeout <sec>', 'keep retrying the first connection this long', intFlag, 60)
+    .option('--reconnect-timeout <sec>', 'after losing the coordinator, keep trying to rejoin this long', intFlag, 300)
+    .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')
+    .option('--ca <file>', "trust this certificate for wss:// (a self-signed coordinator's)")
+    .option('--job <id>', 'only join this job id')
+    .option('--peak-flops <flops>', "declared peak FLOP/s of each worker's device", numFlag)
+    .option('--device <name>', "take each worker's peak from the device table (a100, h100, h200, v100, t4)")
+    .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('fp32'))
+    .action(async (f: HostAgentFlags) => {
+      process.exitCode = await hostAgentCommand(f);
+    });
+
   program
     .command('scale')
     .description('scaling curves: throughput and efficiency against a single-process TF.js baseline, per worker count')

@@ -55,7 +55,7 @@ function target(f: Pick<WorkerFlags, 'connect' | 'connectFile'>): string | null 
  * first checks that the coordinator's address answers at all (worker/preflight.ts), so the line
  * a user sees names the address tried and why it failed.
  */
-async function connect(
+export async function connect(
   f: Pick<WorkerFlags, 'connect' | 'connectFile'>,
   timeoutSec: number,
   log: Logger,

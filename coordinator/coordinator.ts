@@ -22,13 +22,18 @@ import { DepartedPeaks, waitForWorkers } from './roster.js';
 import { dispatcherFor, membershipFor, type CoordinatorOptions } from './wiring.js';
 import { eligible } from './phase.js';
 import { jsReduceOps, type ReduceOps } from './reducer.js';
+import { FusedUpdate } from './fused-update.js';
 import { createArena } from './kernels/arena.js';
+import { FusedStep } from './kernels/fused-simd.js';
 import { simdReduceOps } from './kernels/reduce-simd.js';
 import { meanInBlocks } from './slices/blocks.js';
 import { summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
 import { StepTally, stepTimeline } from './timeline.js';
 
 export type { CoordinatorOptions } from './wiring.js';
+
+/** Models up to this many parameters get the arena's spare slots (two more arrays of their size). */
+const SPARES_UP_TO = 16 << 20;
 
 export class Coordinator {
   readonly layout: AnyLayout;
@@ -45,6 +50,8 @@ export class Coordinator {
   private prefetched: { step: number; t0: number; work: ReturnType<Dispatcher['work']> } | null = null;
   /** The passes over gradients: SIMD kernels in the arena shared with Adam, or the scalar loops. */
   private readonly ops: ReduceOps;
+  /** The last fold, the mean and Adam in one pass, where it applies (fused-update.ts). */
+  private readonly fused: FusedUpdate;
   private readonly cfg: Config;
   /** Sequence models report tokens/s beside samples/s. */
   private readonly tokensPerSample: number | null;
@@ -62,8 +69,11 @@ export class Coordinator {
     this.layout = jobLayout(this.cfg);
     // One WebAssembly memory for every array of a step (kernels/arena.ts): Adam trains its
     // params in place, and results are checked, summed and averaged there by SIMD kernels.
-    const arena = createArena(this.layout.totalParams);
-    this.adam = new Adam(this.cfg.optimizer, this.layout.totalParams, undefined, { arena });
+    // Two spare slots hold results that wait for an earlier one (or a tree sibling), where the
+    // kernels add them without a copy; a model too large for them goes without.
+    const n = this.layout.totalParams;
+    const arena = (n <= SPARES_UP_TO ? createArena(n, 2) : null) ?? createArena(n);
+    this.adam = new Adam(this.cfg.optimizer, n, undefined, { arena });
     this.params = this.adam.params;
     this.params.set(initParams(this.layout, this.cfg.seed));
     this.gradBuffer = this.adam.grads;
@@ -84,7 +94,11 @@ export class Coordinator {
       this.dropped++;
       this.departed.left(w.id, this.peakOf(w), this.stepsDone);
     });
-    this.dispatcher = dispatcherFor(o, this.layout, this.membership, this.ops, this.meter, () => this.stepsDone);
+    this.dispatcher = dispatcherFor(o, this.layout, this.membership, this.ops, this.meter, () => this.stepsDone, {
+      spares: arena?.spares,
+    });
+    const pass = o.slices || this.ops === jsReduceOps ? null : FusedStep.over(arena, this.adam);
+    this.fused = new FusedUpdate(pass, this.cfg, this.ops, () => this.dispatcher.nonFiniteTaken);
     if (o.resume) this.restore(o.resume);
     this.dispatcher.setParams(this.version, this.params);
   }
@@ -233,7 +247,9 @@ export class Coordinator {
     if (next >= steps || this.stopRequest || (evalEvery > 0 && next % evalEvery === 0)) return;
     if (this.meter.stopsBefore(batchSize * accumulate) || eligible(this.membership).length < minWorkers) return;
     const t0 = performance.now();
-    const work = this.dispatcher.work(next, 0, this.position, this.position + batchSize, this.gradSum);
+    this.fused.begin(next);
+    const last = this.fused.lastFold(next, 0, { lossSum: 0, count: 0 });
+    const work = this.dispatcher.work(next, 0, this.position, this.position + batchSize, this.gradSum, last);
     work.catch(() => {}); // awaited by the next step; until then a rejection is not unhandled
     this.prefetched = { step: next, t0, work };
     this.o.onStepStart?.(next + 1);
@@ -247,16 +263,29 @@ export class Coordinator {
     const { batchSize, accumulate, optimizer } = this.cfg;
     const acc = this.gradSum; // zero: the last step's mean consumed it
     const tally = new StepTally();
+    if (!pre) this.fused.begin(step);
+    this.fused.awaitingStep(step);
     for (let micro = 0; micro < accumulate; micro++) {
       const pending =
         micro === 0 && pre
           ? pre.work
-          : this.dispatcher.work(step, micro, this.position, this.position + batchSize, acc);
+          : this.dispatcher.work(
+              step,
+              micro,
+              this.position,
+              this.position + batchSize,
+              acc,
+              this.fused.lastFold(step, micro, tally),
+            );
       if (micro === 0 && !pre) this.o.onStepStart?.(step + 1);
       tally.add(await pending);
       this.position += batchSize;
     }
-    const { lossSum, count, computeMs, reduceMs } = tally;
+    this.fused.awaitingStep(-1);
+    const fused = this.fused.take(step);
+    const { lossSum, count, computeMs } = tally;
+    // The fused pass ran inside the last fold: its time is the update's, not the reduction's.
+    const reduceMs = tally.reduceMs - (fused?.ms ?? 0);
     const tOpt = performance.now();
     const grads = this.gradBuffer;
     const lr = learningRate(optimizer, step, this.cfg.steps);
@@ -264,9 +293,10 @@ export class Coordinator {
     const slices = this.o.slices;
     const sliced = slices && (await slices.update(step, count, lossSum, optimizer.clipNorm, lr, this.version + 1));
     // With slice shards the norm came back from them (sqNorm is unused then).
-    const { finite, sqNorm } = sliced
-      ? { finite: sliced.finite, sqNorm: NaN }
-      : meanInBlocks(this.ops, acc, count, grads);
+    const { finite, sqNorm } =
+      fused ?? (sliced ? { finite: sliced.finite, sqNorm: NaN } : meanInBlocks(this.ops, acc, count, grads));
+    if (fused && !finite)
+      throw new Error(`step ${step + 1}: the fused update found a non-finite mean of finite results`);
     const skipped = !finite || !Number.isFinite(lossSum);
     let gradNorm = NaN;
     if (sliced && !skipped) {
@@ -281,14 +311,14 @@ export class Coordinator {
         'step skipped: non-finite loss or gradient; lower optimizer.lr or set optimizer.clipNorm',
       );
     } else {
-      gradNorm = clipByGlobalNorm(grads, optimizer.clipNorm, Math.sqrt(sqNorm));
-      this.adam.apply(this.params, grads, lr);
+      gradNorm = clipByGlobalNorm(grads, optimizer.clipNorm, Math.sqrt(sqNorm)); // fused: no clipping, the norm only
+      if (!fused) this.adam.apply(this.params, grads, lr);
       this.version++;
       this.dispatcher.setParams(this.version, this.params); // sent below, with the next shards where there are any
     }
     this.stepsDone = step + 1;
     const tEnd = performance.now();
-    const optimizerMs = tEnd - tOpt;
+    const optimizerMs = tEnd - tOpt + (fused?.ms ?? 0);
     const stepMs = tEnd - t0;
     const tr = this.o.tracer;
     if (tr?.records(step + 1))

@@ -11,7 +11,7 @@ import type { ShmChannel } from '../shared/transport/shm.js';
 import type { EvalResult, ShardResult } from '../shared/wire/protocol.js';
 import { requestTag, type Membership, type WorkerSession } from './membership.js';
 import { eligible, Phase, type PhasePlan, type PhaseStats } from './phase.js';
-import { jsReduceOps, LeafFold, TreeReducer, type Reduction, type ReduceOps } from './reducer.js';
+import { jsReduceOps, LeafFold, TreeReducer, type LastFold, type Reduction, type ReduceOps } from './reducer.js';
 import { splitRange } from './scheduler.js';
 import { coverNodes, leafStart, MAX_LEAVES, type TreeNode } from '../shared/job/shard-tree.js';
 import { median } from '../shared/util/stats.js';
@@ -39,6 +39,8 @@ export interface DispatcherOptions {
   outlierFactor: number;
   /** The gradient passes (SIMD kernels in the coordinator's arena, or the scalar loops). */
   ops?: ReduceOps;
+  /** Arrays for results that must wait (the arena's spare slots, where the kernels add them without a copy). */
+  spares?: readonly Float32Array[];
   /**
    * Slice shards hold the parameters and take the gradients (coordinator/slices/): workers get
    * no parameter frames from here, and each accepted result is committed to the shards.
@@ -85,8 +87,10 @@ export class Dispatcher {
   /** Rows of the micro-batch in flight. */
   private batch = 0;
   private readonly ops: ReduceOps;
-  /** Copies of nodes waiting for their sibling, kept across steps (see TreeReducer). */
-  private readonly spare: Float32Array[] = [];
+  /** Copies of results waiting for an earlier shard or a sibling node, kept across steps (see TreeReducer). */
+  private readonly spare: Float32Array[];
+  /** Results taken although not finite (no other worker to recompute them): their step's mean is not finite. */
+  nonFiniteTaken = 0;
   private evalSums = { lossSum: 0, correct: 0, count: 0 };
   private params: { version: number; values: Float32Array } = { version: -1, values: new Float32Array(0) };
   /** This version's parameter frame for socket workers and for shared-memory workers, each made on first use. */
@@ -112,6 +116,7 @@ export class Dispatcher {
 
   constructor(private readonly o: DispatcherOptions) {
     this.ops = o.ops ?? jsReduceOps;
+    this.spare = [...(o.spares ?? [])];
     const m = o.membership;
     m.on('ready', (w) => this.phase?.workerReady(w));
     m.on('gone', (w) => this.phase?.workerGone(w));
@@ -239,6 +244,8 @@ export class Dispatcher {
   /**
    * Gradient sums over stream positions [from, to), cut into virtual shards, each worker given a
    * contiguous range of them; added into `acc` along the fixed tree as results arrive.
+   * `lastFold` may take over the last fold of per-worker shards (never the tree's: a float32 pair
+   * sum can overflow, so a root is not known finite the way each checked result is).
    */
   async work(
     step: number,
@@ -246,6 +253,7 @@ export class Dispatcher {
     from: number,
     to: number,
     acc: Float64Array,
+    lastFold?: LastFold,
   ): Promise<{ lossSum: number; count: number; stats: PhaseStats; reduceMs: number }> {
     const version = this.params.version;
     const batch = to - from;
@@ -263,8 +271,10 @@ export class Dispatcher {
         rows: (s) => start(s.to) - start(s.from),
         begin: () => {
           // Per-worker shards keep the float64 fold in shard order; fixed ones the float32 tree.
-          const R = this.o.leaves === null ? LeafFold : TreeReducer;
-          this.reducer = new R(leaves, acc, this.ops, this.spare);
+          this.reducer =
+            this.o.leaves === null
+              ? new LeafFold(leaves, acc, this.ops, this.spare, lastFold, micro === 0)
+              : new TreeReducer(leaves, acc, this.ops, this.spare);
           this.reduceMs = 0;
         },
         // shmRead is the receiving worker's own credit: membership.send stamps it.
@@ -367,6 +377,7 @@ export class Dispatcher {
       return;
     }
     if (this.o.outlierFactor > 0 && this.isOutlier(w, p, msg, nodes, payload)) return;
+    if (!finite) this.nonFiniteTaken++;
     p.accept(w, msg.shard, msg);
     const leafFold = this.reducer instanceof LeafFold;
     this.o.sliced?.commit(msg.step, msg.micro, msg.shard, this.reducer!.leaves, nodes, w.id, leafFold);

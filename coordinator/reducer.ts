@@ -13,6 +13,8 @@ export interface ReduceOps {
   allFinite(grads: Float32Array): boolean;
   /** sum[i] += grads[i], in float64. */
   fold(grads: Float32Array, sum: Float64Array): void;
+  /** into[i] += from[i], in float32 (a tree node's pair sum). */
+  add(into: Float32Array, from: Float32Array): void;
   /**
    * Mean gradient: the float64 sum divided by the sample count, rounded once to float32, written
    * into `out` (reused across steps). In the same pass: whether every entry is finite (a diverged
@@ -21,6 +23,13 @@ export interface ReduceOps {
    */
   mean(sum: Float64Array, count: number, out: Float32Array): { finite: boolean; sqNorm: number };
 }
+
+/**
+ * Takes over a per-worker reduction's last fold (the result that completes it), given the
+ * reduction's totals with that result in: true if it folded `grads` itself (the coordinator's
+ * fused fold, mean and Adam, kernels/fused-simd.ts), false to fold as usual.
+ */
+export type LastFold = (grads: Float32Array, totals: { lossSum: number; count: number }) => boolean;
 
 export const jsReduceOps: ReduceOps = {
   land: (grads) => grads,
@@ -32,6 +41,7 @@ export const jsReduceOps: ReduceOps = {
   fold(grads, sum) {
     for (let i = 0; i < grads.length; i++) sum[i] += grads[i];
   },
+  add: addInto,
   mean(sum, count, out) {
     let check = 0;
     let sq = 0;
@@ -102,7 +112,7 @@ export class TreeReducer implements Reduction {
           return true;
         }
         this.waiting.delete(key);
-        addInto(other.grads, cur.grads); // float32 addition commutes: left + right either way round
+        this.ops.add(other.grads, cur.grads); // float32 addition commutes: left + right either way round
         if (owned) this.spare.push(cur.grads);
         cur = { grads: other.grads, lossSum: other.lossSum + cur.lossSum };
         owned = true;
@@ -148,21 +158,36 @@ export class TreeReducer implements Reduction {
 export class ShardReducer {
   private readonly waiting = new Map<number, { grads: Float32Array; lossSum: number; count: number }>();
   private nextShard = 0;
+  private folded = 0;
+  /** Shard 1 was folded before shard 0 (see `fresh`). */
+  private oneFirst = false;
   private loss = 0;
   private samples = 0;
 
+  /**
+   * `fresh`: the sum holds nothing yet (a step's first micro-step). Into an empty sum, shard 1
+   * then shard 0 gives the same float64 as shard 0 then shard 1 (0 + a is a, but for −0, which
+   * either order turns to +0 alike; then a + b = b + a), so shard 1 is folded as soon as it
+   * arrives, not copied to wait for shard 0: with two workers, the last result finds the other folded.
+   */
   constructor(
     readonly shards: number,
     private readonly sum: Float64Array,
     private readonly ops: ReduceOps = jsReduceOps,
     private readonly spare: Float32Array[] = [],
+    private readonly lastFold?: LastFold,
+    private readonly fresh = false,
   ) {}
 
   /** False if this shard was already added (a duplicate or late result). */
   add(shard: number, grads: Float32Array, lossSum: number, count: number): boolean {
-    if (shard < this.nextShard || this.waiting.has(shard) || shard >= this.shards) return false;
+    const taken = shard < this.nextShard || this.waiting.has(shard) || (shard === 1 && this.oneFirst);
+    if (taken || shard >= this.shards) return false;
     if (shard === this.nextShard) {
-      this.fold(grads, lossSum, count); // its turn: add it now, no copy
+      this.fold(shard, grads, lossSum, count); // its turn: add it now, no copy
+    } else if (shard === 1 && this.fresh && this.folded === 0) {
+      this.oneFirst = true;
+      this.fold(shard, grads, lossSum, count);
     } else {
       // Early: keep a copy (the payload may be a view into a buffer that is reused).
       let copy = this.spare.pop();
@@ -172,21 +197,24 @@ export class ShardReducer {
     }
     for (let r = this.waiting.get(this.nextShard); r; r = this.waiting.get(this.nextShard)) {
       this.waiting.delete(this.nextShard);
-      this.fold(r.grads, r.lossSum, r.count);
+      this.fold(this.nextShard, r.grads, r.lossSum, r.count);
       this.spare.push(r.grads);
     }
     return true;
   }
 
-  private fold(grads: Float32Array, lossSum: number, count: number): void {
-    this.ops.fold(grads, this.sum);
+  private fold(shard: number, grads: Float32Array, lossSum: number, count: number): void {
+    // The fold that completes the reduction may be taken over (the fused update), or not.
+    const last = this.folded === this.shards - 1 ? this.lastFold : undefined;
+    if (!last?.(grads, { lossSum: this.loss + lossSum, count: this.samples + count })) this.ops.fold(grads, this.sum);
     this.loss += lossSum;
     this.samples += count;
-    this.nextShard++;
+    this.folded++;
+    if (shard === this.nextShard) this.nextShard = shard === 0 && this.oneFirst ? 2 : shard + 1;
   }
 
   get complete(): boolean {
-    return this.nextShard === this.shards;
+    return this.folded === this.shards;
   }
 
   /** The loss sum and sample count of this reduction, once every shard is in. */
@@ -212,8 +240,10 @@ export class LeafFold implements Reduction {
     sum: Float64Array,
     ops: ReduceOps = jsReduceOps,
     spare: Float32Array[] = [],
+    lastFold?: LastFold,
+    fresh = false,
   ) {
-    this.fold = new ShardReducer(leaves, sum, ops, spare);
+    this.fold = new ShardReducer(leaves, sum, ops, spare, lastFold, fresh);
   }
 
   add(node: TreeNode, grads: Float32Array, lossSum: number, count: number): boolean {

@@ -74,6 +74,8 @@ export function dispatcherFor(
   ops: ReduceOps,
   meter: ComputeMeter,
   stepsDone: () => number,
+  /** The arena's spare slots, for results that wait (see Dispatcher). */
+  arena: { spares?: readonly Float32Array[] } = {},
 ): Dispatcher {
   const cfg = o.config;
   return new Dispatcher({
@@ -87,6 +89,7 @@ export function dispatcherFor(
     onWasted: (n) => meter.wasted(n),
     outlierFactor: cfg.outlierFactor,
     ops,
+    spares: arena.spares,
     sliced: o.slices,
     leaves: jobLeaves(cfg, layout),
     onAccepted: (w, key, shard, ms, at) => {

@@ -10,7 +10,9 @@
  * Run as root after `npx tsc -p tsconfig.json`:
  *   node dist/scripts/bench-hosts.js [--rates 1gbit,100mbit] [--workers 2] [--bytes-workers 2,4]
  *     [--steps 40] [--rounds 1] [--ddp-anchor ddp_gloo_rank.py] [--out bench-hosts.json] [--slice-shards]
- *     [--clip-norm 0]
+ *     [--per-host K] [--clip-norm 0]
+ * With --per-host K (K > 1) a round is instead: K·workers local processes, then at each rate K
+ * worker processes on each worker host, and one `dptrain host-agent --workers K` on each.
  * The machine's load average is recorded with each round: compare ratios within a round.
  * --clip-norm sets the job's optimizer.clipNorm: above every gradient norm it changes no bits
  * but makes slice shards wait for the global norm before Adam (0, the default, lets them not).
@@ -105,15 +107,18 @@ async function acrossHosts(
   rate: string,
   steps: number,
   sliced = false,
+  /** Worker processes on each worker host, and whether a host agent starts them behind one link. */
+  perHost: { k: number; agent: boolean } = { k: 1, agent: false },
 ): Promise<Figures> {
   const names = workerNames(workers);
+  const { k, agent } = perHost;
   const net = new SimulatedHosts(['coord', ...names]);
   try {
     for (const h of net.hosts.keys()) net.cap(h, rate);
     const cluster = new Cluster(net, 'coord');
     const shardFlags = sliced ? ['--slice-shard', ...(await sliceShards(cluster, names, job))] : [];
     const out = join(dir, `hosts-${workers}-${rate}-${Date.now()}`);
-    const batch = String(PER_WORKER_BATCH * workers);
+    const batch = String(PER_WORKER_BATCH * workers * k);
     const coord = cluster.coordinator([
       '--config',
       job,
@@ -122,12 +127,18 @@ async function acrossHosts(
       '--steps',
       String(steps),
       '--min-workers',
-      String(workers),
+      String(agent ? workers : workers * k),
       '--out',
       out,
       ...shardFlags,
     ]);
-    const procs = names.map((h) => cluster.worker(h, ['--backend', 'wasm', ...shardFlags]));
+    const procs = agent
+      ? names.map((h) => cluster.hostAgent(h, ['--workers', String(k), '--backend', 'wasm']))
+      : names.flatMap((h) =>
+          Array.from({ length: k }, (_, i) =>
+            cluster.worker(h, ['--backend', 'wasm', ...shardFlags, '--name', `${h}-${i}`]),
+          ),
+        );
     // Counters between two steps past warm-up: the job's setup and the last evaluation stay out.
     const [from, to] = [Math.max(3, Math.floor(steps / 4)), steps - 1];
     // A coordinator that exits early ends the wait with its last line, not a timeout.
@@ -144,7 +155,10 @@ async function acrossHosts(
     if (code !== 0) throw new Error(`coordinator exited ${code}: ${coord.output().trim().split('\n').pop()}`);
     await Promise.all(procs.map((p) => p.exit));
     return {
-      ...summaryFigures(`dptrain${sliced ? ' sliced' : ''}, coordinator + ${workers} worker hosts at ${rate}`, out),
+      ...summaryFigures(
+        `dptrain${sliced ? ' sliced' : ''}, coordinator + ${workers} worker hosts${k > 1 ? ` of ${k} workers${agent ? ' behind a host agent' : ''}` : ''} at ${rate}`,
+        out,
+      ),
       hubBytesPerStep: perStep(before, after, ['coord'], to - from),
       workerBytesPerStep: perStep(before, after, names, to - from),
     };
@@ -273,6 +287,14 @@ async function round(o: Options, dir: string, job: string): Promise<Round> {
     process.stderr.write(`  ${r.label}: ${r.samplesPerSec.toFixed(0)} samples/s\n`);
     runs.push(r);
   };
+  if (o.perHost > 1) {
+    await add(local(dir, job, o.workers * o.perHost, o.steps));
+    for (const rate of o.rates) {
+      await add(acrossHosts(dir, job, o.workers, rate, o.steps, false, { k: o.perHost, agent: false }));
+      await add(acrossHosts(dir, job, o.workers, rate, o.steps, false, { k: o.perHost, agent: true }));
+    }
+    return { loadBefore, loadAfter: loadAverage(), runs };
+  }
   await add(local(dir, job, o.workers, o.steps));
   for (const rate of o.rates) await add(acrossHosts(dir, job, o.workers, rate, o.steps));
   if (o.sliced) for (const rate of o.rates) await add(acrossHosts(dir, job, o.workers, rate, o.steps, true));
@@ -300,6 +322,8 @@ interface Options {
   /** Also run each across-hosts job with a slice shard on every worker host. */
   sliced: boolean;
   clipNorm: number;
+  /** Worker processes per worker host (> 1: with and without a host agent, see the header). */
+  perHost: number;
 }
 
 function options(argv: string[]): Options {
@@ -318,6 +342,7 @@ function options(argv: string[]): Options {
     out: flag('--out', 'bench-hosts.json')!,
     sliced: argv.includes('--slice-shards'),
     clipNorm: Number(flag('--clip-norm', '0')),
+    perHost: Number(flag('--per-host', '1')),
   };
 }
 

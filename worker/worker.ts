@@ -67,7 +67,7 @@ export interface WorkerOutcome {
  * Closes after which coming back cannot help, and the error each ends the worker with. Every
  * other kind (normal, lost, jobFull, busy, timeout, reconnect) is worth another session.
  */
-const REFUSALS: Partial<Record<CloseKind, ErrorCode>> = {
+export const REFUSALS: Partial<Record<CloseKind, ErrorCode>> = {
   authFailed: 'AUTH_FAILED',
   protocolMismatch: 'PROTOCOL_MISMATCH',
   wrongJob: 'WRONG_JOB',
@@ -77,7 +77,7 @@ const REFUSALS: Partial<Record<CloseKind, ErrorCode>> = {
 };
 
 /** How a worker's own failure closes its link (the coordinator logs the kind). */
-const CLOSE_OF: Partial<Record<ErrorCode, CloseKind>> = {
+export const CLOSE_OF: Partial<Record<ErrorCode, CloseKind>> = {
   AUTH_FAILED: 'authFailed',
   PROTOCOL_MISMATCH: 'protocolMismatch',
   WRONG_JOB: 'wrongJob',

@@ -27,6 +27,7 @@ import {
   I32,
   I32_ADD,
   I32_MUL,
+  LOCAL_TEE,
   loop,
   set,
   V128,
@@ -41,13 +42,71 @@ import type { Arena } from './arena.js';
 const STRIDE = 0;
 const END_AT = 1;
 const I = 10;
-const [B1, B2, OMB1, OMB2, OMA1, OMA2, EPS, NEG_LR] = [11, 12, 13, 14, 15, 16, 17, 18];
+const B1 = 11; // the first of the eight splatted scalars
 const G = 19;
 const M = 20;
 const V = 21;
 
 /** Address of element i of array k (0 params, 1 grads, 2 m, 3 v): i + k·stride. */
 const addr = (k: number) => (k === 0 ? get(I) : [...get(I), ...get(STRIDE), ...i32(k), I32_MUL, I32_ADD]);
+
+/**
+ * Adam on one vector of four float32: the gradient in local `g`, the eight scalars splatted in
+ * the locals from `scalars` on (β1, β2, 1−β1, 1−β2, 1−β1^t, 1−β2^t, ε, −lr), `m` and `v` for the new
+ * moments; `addr(k)` pushes the address of array k (0 params, 2 m, 3 v). The fused kernel
+ * (fused-simd.ts) runs the same ops after its mean.
+ */
+export function adamOps(addr: (k: number) => number[], g: number, m: number, v: number, scalars: number): number[] {
+  const [b1, b2, omb1, omb2, oma1, oma2, eps, negLr] = Array.from({ length: 8 }, (_, k) => scalars + k);
+  return [
+    // m ← m·β1 + g·(1−β1)
+    ...addr(2),
+    ...addr(2),
+    ...V128_LOAD,
+    ...get(b1),
+    ...F32X4_MUL,
+    ...get(g),
+    ...get(omb1),
+    ...F32X4_MUL,
+    ...F32X4_ADD,
+    LOCAL_TEE,
+    m,
+    ...V128_STORE,
+    // v ← v·β2 + (g·g)·(1−β2)
+    ...addr(3),
+    ...addr(3),
+    ...V128_LOAD,
+    ...get(b2),
+    ...F32X4_MUL,
+    ...get(g),
+    ...get(g),
+    ...F32X4_MUL,
+    ...get(omb2),
+    ...F32X4_MUL,
+    ...F32X4_ADD,
+    LOCAL_TEE,
+    v,
+    ...V128_STORE,
+    // p ← (m/(1−β1^t)) / (√(v/(1−β2^t)) + ε) · (−lr) + p
+    ...addr(0),
+    ...get(m),
+    ...get(oma1),
+    ...F32X4_DIV,
+    ...get(v),
+    ...get(oma2),
+    ...F32X4_DIV,
+    ...F32X4_SQRT,
+    ...get(eps),
+    ...F32X4_ADD,
+    ...F32X4_DIV,
+    ...get(negLr),
+    ...F32X4_MUL,
+    ...addr(0),
+    ...V128_LOAD,
+    ...F32X4_ADD,
+    ...V128_STORE,
+  ];
+}
 
 const ADAM: Func = {
   name: 'adam',
@@ -59,57 +118,7 @@ const ADAM: Func = {
   ],
   code: [
     ...Array.from({ length: 8 }, (_, s) => [...get(2 + s), ...F32X4_SPLAT, ...set(B1 + s)]).flat(),
-    ...loop(I, END_AT, 16, [
-      ...addr(1),
-      ...V128_LOAD,
-      ...set(G),
-      // m ← m·β1 + g·(1−β1)
-      ...addr(2),
-      ...V128_LOAD,
-      ...get(B1),
-      ...F32X4_MUL,
-      ...get(G),
-      ...get(OMB1),
-      ...F32X4_MUL,
-      ...F32X4_ADD,
-      ...set(M),
-      ...addr(2),
-      ...get(M),
-      ...V128_STORE,
-      // v ← v·β2 + (g·g)·(1−β2)
-      ...addr(3),
-      ...V128_LOAD,
-      ...get(B2),
-      ...F32X4_MUL,
-      ...get(G),
-      ...get(G),
-      ...F32X4_MUL,
-      ...get(OMB2),
-      ...F32X4_MUL,
-      ...F32X4_ADD,
-      ...set(V),
-      ...addr(3),
-      ...get(V),
-      ...V128_STORE,
-      // p ← (m/(1−β1^t)) / (√(v/(1−β2^t)) + ε) · (−lr) + p
-      ...addr(0),
-      ...get(M),
-      ...get(OMA1),
-      ...F32X4_DIV,
-      ...get(V),
-      ...get(OMA2),
-      ...F32X4_DIV,
-      ...F32X4_SQRT,
-      ...get(EPS),
-      ...F32X4_ADD,
-      ...F32X4_DIV,
-      ...get(NEG_LR),
-      ...F32X4_MUL,
-      ...addr(0),
-      ...V128_LOAD,
-      ...F32X4_ADD,
-      ...V128_STORE,
-    ]),
+    ...loop(I, END_AT, 16, [...addr(1), ...V128_LOAD, ...set(G), ...adamOps(addr, G, M, V, B1)]),
   ],
 };
 

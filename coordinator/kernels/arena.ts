@@ -8,6 +8,8 @@
  *   2·stride  m, 3·stride v     Adam's moments
  *   4·stride  sum      float64  the step's gradient sum (2·stride bytes)
  *   6·stride  landing  float32  where a shard's result lands to be checked and added
+ *   7·stride… spares   float32  as many as asked for: copies of results that wait for an earlier
+ *                                one or for a tree sibling, kept here so the kernels add them in place
  */
 export interface Arena {
   readonly memory: WebAssembly.Memory;
@@ -19,16 +21,17 @@ export interface Arena {
   readonly v: Float32Array;
   readonly sum: Float64Array;
   readonly landing: Float32Array;
+  readonly spares: readonly Float32Array[];
 }
 
-const ARRAYS = 7; // in strides: params, grads, m, v, sum (two), landing
+const ARRAYS = 7; // in strides: params, grads, m, v, sum (two), landing; then the spares
 
 /** The arena, or null where the memory cannot be had (past wasm32's 4 GiB: over ~150 M parameters). */
-export function createArena(size: number): Arena | null {
+export function createArena(size: number, spares = 0): Arena | null {
   const stride = Math.ceil(size / 4) * 16;
   let memory: WebAssembly.Memory;
   try {
-    memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil((ARRAYS * stride) / 65536)) });
+    memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(((ARRAYS + spares) * stride) / 65536)) });
   } catch {
     return null;
   }
@@ -43,6 +46,7 @@ export function createArena(size: number): Arena | null {
     v: f32(3),
     sum: new Float64Array(memory.buffer, 4 * stride, size),
     landing: f32(6),
+    spares: Array.from({ length: spares }, (_, k) => f32(ARRAYS + k)),
   };
 }
 

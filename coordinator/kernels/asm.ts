@@ -22,6 +22,7 @@ export const LOCAL_TEE = 0x22;
 export const I32_CONST = 0x41;
 export const I32_ADD = 0x6a;
 export const I32_MUL = 0x6c;
+export const I32_SHL = 0x74;
 export const I32_GE_U = 0x4f;
 export const F64_ADD = 0xa0;
 
@@ -55,6 +56,8 @@ export const V128_LOAD = [...simd(0x00), ...mem(2)];
 export const V128_STORE = [...simd(0x0b), ...mem(2)];
 export const V128_LOAD64_ZERO = [...simd(0x5d), ...mem(2)];
 export const V128_STORE64_LANE0 = [...simd(0x5b), ...mem(2), 0];
+/** i8x16.shuffle: bytes of the two operands (0–15 the first, 16–31 the second), in this order. */
+export const I8X16_SHUFFLE = (lanes: readonly number[]): number[] => [...simd(0x0d), ...lanes];
 export const F32X4_SPLAT = simd(0x13);
 export const F64X2_SPLAT = simd(0x14);
 export const F64X2_EXTRACT_LANE = (lane: number) => [...simd(0x21), lane];

@@ -14,6 +14,10 @@
  *   finite(src, end) → i32          1 if no float32 in [src, end) is NaN or ±Infinity
  *   fold(src, dst, end)             float64 dst[i] += float32 src[i], two at a time
  *   mean(sum, out, end, count) → f64  out[i] = float32(sum[i] / count), sum[i] = 0; returns Σ out[i]²
+ *   meanPow2(sum, out, end, 1/count)  the same for a power-of-two count, multiplying (see meanFunc)
+ *   add(dst, src, end)               float32 dst[i] += src[i], four at a time (the tree's pair sums:
+ *                                    a float32 add, as the scalar loop's float64 add rounded once to
+ *                                    float32 gives, float64 having over 2·24 + 2 bits)
  * Addresses are bytes; each kernel covers whole vectors and leaves the tail to the caller.
  */
 import {
@@ -87,8 +91,10 @@ const FOLD: Func = {
 };
 
 // mean(sum 0, out 1, end 2, count 3) locals: 4 count splat, 5 squares, 6 rounded pair, 7 widened, 8 zero.
-const MEAN: Func = {
-  name: 'mean',
+// meanPow2 takes 1/count instead and multiplies: for a power-of-two count, x·2⁻ᵏ and x/2ᵏ are the
+// same real number, so rounding gives the same float64 (a multiply is several times cheaper).
+const meanFunc = (name: string, scale: number[]): Func => ({
+  name,
   params: [I32, I32, I32, F64],
   results: [F64],
   locals: [[5, V128]],
@@ -101,7 +107,7 @@ const MEAN: Func = {
       ...get(0),
       ...V128_LOAD,
       ...get(4),
-      ...F64X2_DIV,
+      ...scale,
       ...F32X4_DEMOTE_F64X2_ZERO,
       LOCAL_TEE,
       6,
@@ -129,19 +135,48 @@ const MEAN: Func = {
     ...F64X2_EXTRACT_LANE(1),
     F64_ADD,
   ],
+});
+const MEAN = meanFunc('mean', F64X2_DIV);
+const MEAN_POW2 = meanFunc('meanPow2', F64X2_MUL);
+
+// add(dst 0, src 1, end 2): both step 16 bytes (four float32).
+const ADD: Func = {
+  name: 'add',
+  params: [I32, I32, I32],
+  results: [],
+  locals: [],
+  code: loop(0, 2, 16, [
+    ...get(0),
+    ...get(0),
+    ...V128_LOAD,
+    ...get(1),
+    ...V128_LOAD,
+    ...F32X4_ADD,
+    ...V128_STORE,
+    ...get(1),
+    ...i32(16),
+    I32_ADD,
+    ...set(1),
+  ]),
 };
 
 interface Exports {
   finite(src: number, end: number): number;
   fold(src: number, dst: number, end: number): void;
   mean(sum: number, out: number, end: number, count: number): number;
+  meanPow2(sum: number, out: number, end: number, reciprocal: number): number;
+  add(dst: number, src: number, end: number): void;
 }
+
+/** 2ᵏ for an integer k ≥ 0 (sample counts are whole numbers): 1/count is then exact. */
+export const isPowerOfTwo = (count: number): boolean =>
+  Number.isInteger(count) && count >= 1 && count <= 2 ** 1000 && 2 ** Math.round(Math.log2(count)) === count;
 
 let compiled: WebAssembly.Module | null | undefined;
 
 /** The kernels over this arena, with the scalar loops for tails; null where WebAssembly SIMD is unavailable. */
 export function simdReduceOps(arena: Arena): ReduceOps | null {
-  if (compiled === undefined) compiled = compile([FINITE, FOLD, MEAN]);
+  if (compiled === undefined) compiled = compile([FINITE, FOLD, MEAN, MEAN_POW2, ADD]);
   if (!compiled) return null;
   const k = new WebAssembly.Instance(compiled, { env: { mem: arena.memory } }).exports as unknown as Exports;
   const js = jsReduceOps;
@@ -171,12 +206,23 @@ export function simdReduceOps(arena: Arena): ReduceOps | null {
       k.fold(g.byteOffset, sum.byteOffset, g.byteOffset + 4 * whole);
       js.fold(g.subarray(whole), sum.subarray(whole, g.length));
     },
+    add(into, from) {
+      if (from.length !== into.length) throw new Error(`simdReduceOps.add: ${from.length} values into ${into.length}`);
+      // Arrays outside the arena (copies kept past the arena's spare slots) take the scalar loop.
+      if (!inArena(arena, into) || !inArena(arena, from)) return js.add(into, from);
+      const whole = into.length - (into.length % 4);
+      k.add(into.byteOffset, from.byteOffset, into.byteOffset + 4 * whole);
+      js.add(into.subarray(whole), from.subarray(whole));
+    },
     mean(sum, count, out) {
       own(sum, 'the sum');
       own(out, 'the output');
       const n = out.length;
       const whole = n - (n % 2);
-      let sq = k.mean(sum.byteOffset, out.byteOffset, sum.byteOffset + 8 * whole, count);
+      const end = sum.byteOffset + 8 * whole;
+      let sq = isPowerOfTwo(count)
+        ? k.meanPow2(sum.byteOffset, out.byteOffset, end, 1 / count)
+        : k.mean(sum.byteOffset, out.byteOffset, end, count);
       const tail = js.mean(sum.subarray(whole, n), count, out.subarray(whole));
       sq += tail.sqNorm;
       // Squares of float32 values cannot overflow a float64 sum (≤ 2^32 · 1.2e77), so the sum

@@ -23,6 +23,9 @@ export interface AdamHyper {
   weightDecay: number;
 }
 
+/** β1, β2, 1−β1, 1−β2, 1−β1^t, 1−β2^t, ε, −lr: float32 values, the kernels' argument order. */
+export type AdamCoefficients = [number, number, number, number, number, number, number, number];
+
 export interface AdamState {
   m: Float32Array;
   v: Float32Array;
@@ -90,31 +93,39 @@ export class Adam {
     if (!own) params.set(this.params);
   }
 
-  private update(lr: number): void {
+  /** Adam's per-step scalars as float32, in the order the kernels take them (adam-simd.ts). */
+  coefficients(lr: number): AdamCoefficients {
+    const h = this.hyper;
+    return [
+      f(h.beta1),
+      f(h.beta2),
+      f(1 - h.beta1),
+      f(1 - h.beta2),
+      f(1 - this.state.accBeta1),
+      f(1 - this.state.accBeta2),
+      f(h.epsilon),
+      f(-lr),
+    ];
+  }
+
+  /** Decoupled decay multiplies the pre-update weights, as torch.optim.AdamW does (nothing without weight decay). */
+  decay(lr: number): void {
+    if (!(this.hyper.weightDecay > 0)) return;
+    const params = this.params;
+    const decay = f(1 - f(lr * this.hyper.weightDecay));
+    for (let i = 0; i < params.length; i++) params[i] = params[i] * decay; // stored as float32
+  }
+
+  /**
+   * Elements [from, to) of the update from `grads` (the scalar loop). Stores into Float32Arrays
+   * round like TF.js's per-op float32 results; Math.fround does the same for intermediates.
+   */
+  updateRange(from: number, to: number, c: AdamCoefficients): void {
     const { m, v } = this.state;
     const params = this.params;
     const grads = this.grads;
-    const b1 = f(this.hyper.beta1);
-    const b2 = f(this.hyper.beta2);
-    const oneMinusB1 = f(1 - this.hyper.beta1);
-    const oneMinusB2 = f(1 - this.hyper.beta2);
-    const eps = f(this.hyper.epsilon);
-    const oneMinusAcc1 = f(1 - this.state.accBeta1);
-    const oneMinusAcc2 = f(1 - this.state.accBeta2);
-    const negLr = f(-lr);
-    // Decoupled decay multiplies the pre-update weights, as torch.optim.AdamW does.
-    if (this.hyper.weightDecay > 0) {
-      const decay = f(1 - f(lr * this.hyper.weightDecay));
-      for (let i = 0; i < params.length; i++) params[i] = params[i] * decay; // stored as float32
-    }
-    let from = 0;
-    if (this.kernel) {
-      this.kernel.run(b1, b2, oneMinusB1, oneMinusB2, oneMinusAcc1, oneMinusAcc2, eps, negLr);
-      from = this.kernel.simdLength;
-    }
-    // One fused pass (the whole array, or the tail the kernel leaves). Stores into Float32Arrays
-    // round like TF.js's per-op float32 results; Math.fround does the same for intermediates.
-    for (let i = from; i < params.length; i++) {
+    const [b1, b2, oneMinusB1, oneMinusB2, oneMinusAcc1, oneMinusAcc2, eps, negLr] = c;
+    for (let i = from; i < to; i++) {
       const g = grads[i];
       const mi = f(f(m[i] * b1) + f(g * oneMinusB1));
       const vi = f(f(v[i] * b2) + f(f(g * g) * oneMinusB2));
@@ -123,8 +134,25 @@ export class Adam {
       const update = f(f(mi / oneMinusAcc1) / f(f(Math.sqrt(f(vi / oneMinusAcc2))) + eps));
       params[i] = f(update * negLr) + params[i];
     }
+  }
+
+  /** After an update: the beta powers and the step count move on. */
+  advance(): void {
+    const [b1, b2] = this.coefficients(0);
     this.state.accBeta1 = f(this.state.accBeta1 * b1);
     this.state.accBeta2 = f(this.state.accBeta2 * b2);
     this.state.step += 1;
+  }
+
+  private update(lr: number): void {
+    const c = this.coefficients(lr);
+    this.decay(lr);
+    let from = 0;
+    if (this.kernel) {
+      this.kernel.run(...c);
+      from = this.kernel.simdLength;
+    }
+    this.updateRange(from, this.params.length, c); // the whole array, or the tail the kernel leaves
+    this.advance();
   }
 }

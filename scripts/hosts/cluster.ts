@@ -60,6 +60,11 @@ export class Cluster {
     ]);
   }
 
+  /** `dptrain host-agent` on `host`: its workers behind one link to the coordinator; `args` adds --workers, flags. */
+  hostAgent(host: string, args: string[] = []): Proc {
+    return this.start(host, ['host-agent', '--connect', this.address, '--name', host, ...args]);
+  }
+
   /** `dptrain worker` on `host`, connecting to `address` (default: the coordinator directly). */
   worker(host: string, args: string[] = [], address = this.address): Proc {
     return this.start(host, ['worker', '--connect', address, '--name', host, ...args]);

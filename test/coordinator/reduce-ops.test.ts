@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createArena, type Arena } from '../../coordinator/kernels/arena.js';
-import { simdReduceOps } from '../../coordinator/kernels/reduce-simd.js';
+import { isPowerOfTwo, simdReduceOps } from '../../coordinator/kernels/reduce-simd.js';
 import { jsReduceOps, TreeReducer, type ReduceOps } from '../../coordinator/reducer.js';
 import { treeNode } from '../../shared/job/shard-tree.js';
 import { Rng } from '../../shared/util/rng.js';
@@ -15,23 +15,47 @@ interface Impl {
   /** Arrays the implementation can work on (the arena's, for the kernels). */
   sum(n: number): Float64Array;
   out(n: number): Float32Array;
+  /** Arrays waiting nodes are copied into (the arena's spare slots, for the kernels). */
+  spares: Float32Array[];
 }
 
 function simdImpl(size: number): Impl {
-  const arena = createArena(size) as Arena;
+  const arena = createArena(size, 2) as Arena;
   const ops = simdReduceOps(arena);
   if (!ops) throw new Error('WebAssembly SIMD is unavailable on this Node.js');
-  return { ops, sum: (n) => arena.sum.subarray(0, n).fill(0), out: (n) => arena.grads.subarray(0, n) };
+  return {
+    ops,
+    sum: (n) => arena.sum.subarray(0, n).fill(0),
+    out: (n) => arena.grads.subarray(0, n),
+    spares: [...arena.spares],
+  };
 }
 
 const IMPLS: Array<[string, (size: number) => Impl]> = [
-  ['scalar loops', () => ({ ops: jsReduceOps, sum: (n) => new Float64Array(n), out: (n) => new Float32Array(n) })],
+  [
+    'scalar loops',
+    () => ({ ops: jsReduceOps, sum: (n) => new Float64Array(n), out: (n) => new Float32Array(n), spares: [] }),
+  ],
   ['SIMD kernels', simdImpl],
 ];
 
 const bits = (a: Float32Array | Float64Array) => Array.from(a, (x) => (Object.is(x, -0) ? '-0' : String(x)));
 
 describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
+  it('rounds a mean by a power of two as the division does, subnormals included', () => {
+    const { ops, sum, out } = make(8);
+    // Quotients that land below float32's normal range, on and between its subnormal steps.
+    const xs = [2 ** -130 * 3, 2 ** -140 * 5, 2 ** -149, 2 ** -149 * 3, -(2 ** -133), 1e-40, 7.5, -1e38];
+    for (const count of [1, 2, 64, 1024, 2 ** 40]) {
+      const acc = sum(xs.length);
+      acc.set(xs.map((x) => x * count));
+      const o = out(xs.length);
+      ops.mean(acc, count, o);
+      const want = Float32Array.from(xs.map((x) => (x * count) / count));
+      expect(bits(o), `count ${count}`).toEqual(bits(want));
+    }
+  });
+
   it('folds float32 values into a float64 sum exactly (worked by hand)', () => {
     const { ops, sum } = make(8);
     const acc = sum(5);
@@ -94,9 +118,10 @@ describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
       }
       expect(bits(acc), `sum, n ${n}`).toEqual(bits(want));
       const wantOut = new Float32Array(n);
-      const ref = jsReduceOps.mean(want.slice(), 384, wantOut);
+      const count = n % 2 ? 384 : 512; // a power of two takes the multiplying kernel
+      const ref = jsReduceOps.mean(want.slice(), count, wantOut);
       const o = out(n);
-      const got = ops.mean(acc, 384, o);
+      const got = ops.mean(acc, count, o);
       expect(bits(o), `mean, n ${n}`).toEqual(bits(wantOut));
       expect(
         acc.every((x) => x === 0),
@@ -105,6 +130,30 @@ describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
       expect(got.finite).toBe(true);
       // The kernels sum squares in two lanes: the same value up to float64 rounding.
       expect(Math.abs(got.sqNorm - ref.sqNorm)).toBeLessThanOrEqual(1e-12 * ref.sqNorm);
+    }
+  });
+
+  it('adds float32 pairs as the scalar loop does, every tail length, in the arena and outside it', () => {
+    const rng = new Rng(5);
+    for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 1023, 4099]) {
+      const { ops, out, spares } = make(4099);
+      // Magnitudes far apart, so that float32 rounding (and overflow to ±Infinity) shows.
+      const a = Float32Array.from({ length: n }, () => (rng.next() - 0.5) * 10 ** rng.int(39));
+      const b = Float32Array.from({ length: n }, () => (rng.next() - 0.5) * 10 ** rng.int(39));
+      a[0] = 3e38;
+      b[0] = 3e38;
+      const want = a.slice();
+      jsReduceOps.add(want, b);
+      expect(want[0]).toBe(Infinity);
+      const into = (spares[0] ?? new Float32Array(4099)).subarray(0, n);
+      into.set(a);
+      const from = out(n);
+      from.set(b);
+      ops.add(into, from);
+      expect(bits(into), `in the arena, n ${n}`).toEqual(bits(want));
+      const plain = a.slice();
+      ops.add(plain, b);
+      expect(bits(plain), `outside, n ${n}`).toEqual(bits(want));
     }
   });
 
@@ -128,8 +177,9 @@ describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
     const ref = new Float64Array(n);
     const pair = (a: Float32Array, b: Float32Array) => a.map((x, i) => x + b[i]);
     jsReduceOps.fold(pair(pair(shards[0], shards[1]), pair(shards[2], shards[3])), ref);
-    const { ops, sum } = make(n);
-    const spare: Float32Array[] = [];
+    const { ops, sum, spares } = make(n);
+    // Waiting nodes go to the arena's spare slots first (the kernels add them there), then to fresh arrays.
+    const spare: Float32Array[] = spares.map((s) => s.subarray(0, n));
     for (const order of [
       [0, 1, 2, 3],
       [3, 2, 1, 0],
@@ -143,11 +193,17 @@ describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
       expect(r.totals()).toEqual({ lossSum: 6, count: 4 });
       expect(bits(acc), `order ${order.join('')}`).toEqual(bits(ref));
     }
-    expect(spare.length).toBeLessThanOrEqual(3); // copies are reused across phases, not made anew
+    expect(spare.length).toBeLessThanOrEqual(Math.max(3, spares.length)); // copies are reused across phases, not made anew
   });
 });
 
 describe('SIMD reduce kernels', () => {
+  it('multiply by 1/count only for a power-of-two count (where it is exact)', () => {
+    for (const c of [1, 2, 4, 256, 512, 2 ** 40]) expect(isPowerOfTwo(c), String(c)).toBe(true);
+    for (const c of [0, 3, 6, 384, 1000, 2 ** 40 + 1, 0.5, -4, NaN, Infinity])
+      expect(isPowerOfTwo(c), String(c)).toBe(false);
+  });
+
   it('refuse arrays outside their arena rather than read the wrong memory', () => {
     const { ops } = simdImpl(4);
     expect(() => ops.fold(new Float32Array(4), new Float64Array(4))).toThrow(/not in the arena/);

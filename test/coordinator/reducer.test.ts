@@ -167,3 +167,41 @@ describe('LeafFold (per-worker shards)', () => {
     }
   });
 });
+
+describe('ShardReducer into an empty sum (a step first micro-step)', () => {
+  it('folds shard 1 before shard 0 without a copy, to the same bits, every order of 2–4 shards', () => {
+    const leaves = makeLeaves(4, 3);
+    leaves[0][0] = -0; // −0 + −0 and the sign of zero in either order
+    leaves[1][0] = -0;
+    for (const k of [2, 3, 4]) {
+      const ref = new Float64Array(SIZE);
+      for (let s = 0; s < k; s++) for (let i = 0; i < SIZE; i++) ref[i] += leaves[s][i];
+      for (const order of permutations(Array.from({ length: k }, (_, i) => i))) {
+        const sum = new Float64Array(SIZE);
+        const spare: Float32Array[] = [];
+        const lastAt: number[] = [];
+        const fold = new LeafFold(k, sum, undefined, spare, () => !lastAt.push(1), true);
+        for (const s of order) {
+          expect(fold.add(treeNode(0, s, k), leaves[s], leafLoss(s), 1), `${order}`).toBe(true);
+          expect(fold.add(treeNode(0, s, k), leaves[s], leafLoss(s), 1), `${order}: twice`).toBe(false);
+        }
+        expect(fold.complete).toBe(true);
+        expect(bits(sum), `k ${k}, order ${order}`).toEqual(bits(ref));
+        expect(lastAt, 'the completing fold is offered once').toEqual([1]);
+        // Two shards, shard 1 first: nothing waited (no spare array was made).
+        if (k === 2) expect(spare).toHaveLength(0);
+      }
+    }
+  });
+
+  it('without `fresh` (a later micro-step: the sum holds earlier ones) shard 1 waits for shard 0', () => {
+    const leaves = makeLeaves(2, 5);
+    const spare: Float32Array[] = [];
+    const fold = new LeafFold(2, new Float64Array(SIZE).fill(1e20), undefined, spare);
+    fold.add(treeNode(0, 1, 2), leaves[1], 0, 1);
+    expect(fold.complete).toBe(false);
+    fold.add(treeNode(0, 0, 2), leaves[0], 0, 1);
+    expect(fold.complete).toBe(true);
+    expect(spare).toHaveLength(1); // its copy, returned for the next one
+  });
+});

@@ -1,0 +1,148 @@
+/**
+ * `dptrain host-agent --connect ws://HOST:PORT --workers N`: the one link from this host to the
+ * coordinator (worker/host-agent/). It starts N local workers behind it, on a loopback
+ * listener and a shared-memory directory of its own, and serves the coordinator for them until
+ * it says bye; it reconnects as a worker does when the coordinator goes away.
+ */
+import { mkdirSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { listenWs } from '../coordinator/ws-listener.js';
+import { isLoopback, newToken, readToken } from '../shared/wire/auth.js';
+import { createLogger } from '../shared/util/log.js';
+import { DptrainError, fail } from '../shared/util/errors.js';
+import { ShmChannel } from '../shared/transport/shm.js';
+import { runHostAgent } from '../worker/host-agent/host-agent.js';
+import { readCa } from '../worker/ws-dialer.js';
+import { describeExit } from './launch/contract.js';
+import { localLauncher } from './launch/local.js';
+import { connect } from './worker-cmd.js';
+
+export interface HostAgentFlags {
+  connect?: string;
+  connectFile?: string;
+  workers: number;
+  backend: string;
+  allowSoftwareGpu?: boolean;
+  name?: string;
+  /** Where the host's workers connect (default 127.0.0.1, any free port). */
+  listen: { host: string; port: number };
+  sharedMemory: boolean;
+  logDir?: string;
+  connectTimeout: number;
+  reconnectTimeout: number;
+  tokenFile?: string;
+  ca?: string;
+  job?: string;
+  peakFlops?: number;
+  device?: string;
+  precision?: string;
+}
+
+/** Frames from the host's workers: results of up to 256M float32 values (they authenticate first). */
+const LOCAL_MAX_FRAME = 1 << 30;
+
+export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
+  if (Boolean(f.connect) === Boolean(f.connectFile))
+    fail('CONFIG_INVALID', 'give one of --connect ws://HOST:PORT or --connect-file RUN/coordinator.json');
+  if (!(f.workers >= 1)) fail('CONFIG_INVALID', `--workers must be at least 1, got ${f.workers}`);
+  if (!isLoopback(f.listen.host))
+    fail('CONFIG_INVALID', `--listen ${f.listen.host}: the host's workers connect over loopback; use 127.0.0.1`);
+  const name = f.name ?? `host-agent@${hostname()}`;
+  const log = createLogger({ name });
+  const token = readToken(f.tokenFile);
+  const tls = readCa(f.ca);
+  // The host's own workers prove a token of the agent's making: nobody else on the host joins.
+  const localToken = newToken();
+  const listener = await listenWs({ ...f.listen, maxPayload: LOCAL_MAX_FRAME });
+  let shm: ShmChannel | null = null;
+  if (f.sharedMemory) {
+    const made = ShmChannel.create(0); // sized by the job, known only at the welcome: a full tmpfs falls back to the socket
+    if (typeof made === 'string') log.info(`shared memory off: ${made}; the host's workers use their sockets`);
+    else shm = made;
+  }
+  const logDir = f.logDir ?? join(tmpdir(), `dptrain-host-agent-${process.pid}`);
+  mkdirSync(logDir, { recursive: true });
+  let allExited: (why: string) => void = () => {};
+  const lost = new Promise<never>((_, reject) => {
+    allExited = (why) => reject(new DptrainError('WORKER_LOST', why));
+  });
+  lost.catch(() => {});
+  let exited = 0;
+  const workers = localLauncher(f.workers).start({
+    address: listener.address,
+    token: localToken,
+    backend: { name: f.backend, allowSoftwareGpu: Boolean(f.allowSoftwareGpu) },
+    logDir: (n) => join(logDir, `${n}.log`),
+    log,
+    env: shm ? { DPTRAIN_SHM_DIR: shm.dir } : {},
+    // A peak declared per worker: the host's is their sum (a job-wide peak would count the host as one device).
+    workerFlags: [
+      '--reconnect-timeout',
+      String(f.reconnectTimeout),
+      ...(f.peakFlops ? ['--peak-flops', String(f.peakFlops)] : []),
+      ...(f.device ? ['--device', f.device, '--precision', f.precision ?? 'fp32'] : []),
+    ],
+    onExit: (e) => {
+      exited++;
+      if (e.stopped) return;
+      log.warn({ worker: e.name, log: join(logDir, `${e.name}.log`) }, `host worker exited (${describeExit(e)})`);
+      if (exited === f.workers) allExited(`all ${f.workers} workers of this host exited; their logs are in ${logDir}`);
+    },
+  });
+  log.info({ listen: listener.address, workers: f.workers, logs: logDir }, 'host agent started its workers');
+  const cleanup = async () => {
+    await workers.stop();
+    await listener.close();
+    shm?.remove();
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => {
+      log.warn(`${sig}: stopping the host's workers`);
+      void cleanup().then(() => process.exit(130));
+    });
+  try {
+    let timeoutSec = f.connectTimeout;
+    let lostSince = 0;
+    // The first session waits for every worker; a later one (the host rejoining) for the first back.
+    let gather = f.workers;
+    for (;;) {
+      const { link: up, url } = await Promise.race([connect(f, timeoutSec, log, tls), lost]);
+      const began = Date.now();
+      log.info({ coordinator: url }, 'connected');
+      const session = runHostAgent({
+        up,
+        listener,
+        name,
+        log,
+        token,
+        localToken,
+        jobId: f.job,
+        shm,
+        workers: gather,
+      });
+      gather = 1;
+      const out = await Promise.race([
+        session,
+        lost.catch((e: Error) => {
+          up.close(e.message, 'normal');
+          return Promise.reject(e);
+        }),
+      ]);
+      if (out.finished) return 0;
+      if (out.fatal) throw new DptrainError(out.fatal, out.reason);
+      if (Date.now() - began > 10_000 || lostSince === 0) lostSince = Date.now();
+      const left = f.reconnectTimeout * 1000 - (Date.now() - lostSince);
+      if (left <= 0)
+        throw new DptrainError(
+          'CONNECT_FAILED',
+          `lost the coordinator at ${url} (${out.reason}) and could not rejoin within ${f.reconnectTimeout} s`,
+        );
+      log.warn({ reason: out.reason }, 'host agent left the coordinator; joining again');
+      await new Promise((r) => setTimeout(r, 500));
+      timeoutSec = Math.max(1, left / 1000);
+    }
+  } finally {
+    await cleanup();
+  }
+}
