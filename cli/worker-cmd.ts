@@ -124,10 +124,12 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   for (;;) {
     const { link: direct, url } = await connect(f, timeoutSec, log, tls);
     const shards = f.sliceShard;
-    const link = shards?.length ? slicedLink(direct, (total) => dialShards(shards, total), token) : direct;
+    const sliced = shards?.length ? slicedLink(direct, (total) => dialShards(shards, total), token) : null;
+    const link = sliced ?? direct;
     const began = Date.now();
     log.info({ coordinator: url }, 'connected');
-    const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job, shmDir });
+    const sendResult = sliced?.sendResult;
+    const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job, shmDir, sendResult });
     if (out.shmFailed) shmDir = undefined; // later sessions use the socket
     if (out.finished) return 0;
     if (out.fatal) throw new DptrainError(out.fatal, out.reason); // one line, and the exit code says which

@@ -369,7 +369,9 @@ export class Coordinator {
       workerComputeMs: computeMs,
       timeline,
       workerTimeline,
-      wireBytes: this.membership.takeTraffic(),
+      wireBytes:
+        this.membership.takeTraffic() + (sliced ? sliced.shards.reduce((n, s) => n + s.bytesIn + s.bytesOut, 0) : 0),
+      ...(sliced ? { shardTimeline: sliced.shards, earlyAdam: sliced.early } : {}),
       ...acct,
       ...(skipped ? { skipped: true } : {}),
     };

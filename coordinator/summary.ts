@@ -49,6 +49,32 @@ export interface WorkerStepTimeline {
   waitMs: number;
 }
 
+/**
+ * One slice shard's step (coordinator/slices/). wireMs, waitMs and updateMs are on the shard's
+ * clock, normsMs on the loop's; bytes are everything on the shard's links since its last report.
+ */
+export interface ShardStepTimeline {
+  /** The step's first gradient frame in → its sums complete: its inbound link delivering them. */
+  wireMs: number;
+  /** Complete sums waiting before Adam: for the loop's word, and with clipping for the global norm. */
+  waitMs: number;
+  /** Mean and block norms; when Adam ran early, Adam and the slice's frame too. */
+  updateMs: number;
+  /** The loop sending "sums complete" → this shard's norms back. */
+  normsMs: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export const SHARD_TIMELINE_KEYS: ReadonlyArray<keyof ShardStepTimeline> = [
+  'wireMs',
+  'waitMs',
+  'updateMs',
+  'normsMs',
+  'bytesIn',
+  'bytesOut',
+];
+
 export interface StepRecord extends StepAccounting {
   step: number;
   epoch: number;
@@ -65,8 +91,14 @@ export interface StepRecord extends StepAccounting {
   workerComputeMs: Record<string, number>;
   timeline: StepTimeline;
   workerTimeline: Record<string, WorkerStepTimeline>;
-  /** Bytes of frames to and from workers during the step (parameters down, gradients up, headers). */
+  /**
+   * Bytes of frames to and from workers during the step (parameters down, gradients up, headers);
+   * with slice shards, every slice link's bytes too (as each shard last reported them).
+   */
   wireBytes: number;
+  /** With slice shards: each shard's step, in slice order; earlyAdam when they applied Adam without waiting. */
+  shardTimeline?: ShardStepTimeline[];
+  earlyAdam?: boolean;
   testLoss?: number;
   testAccuracy?: number | null;
   /** Present (true) when the step was skipped for a non-finite loss or gradient. */
@@ -131,6 +163,8 @@ export interface RunSummary {
     wireShare: number | null;
     codecShare: number | null;
   };
+  /** With slice shards: per shard, the median and 95th percentile of each of its step's entries. */
+  shardTimeline?: Array<Record<keyof ShardStepTimeline, { median: number; p95: number }>>;
 }
 
 /** Steps to skip as warm-up before taking throughput medians (JIT, first allocations). */
@@ -207,5 +241,23 @@ export function summarize(o: {
       o.peaks.length === 0 ? 'none' : declared === o.peaks.length ? 'declared' : declared === 0 ? 'measured' : 'mixed',
     attainableFlops: o.peaks.reduce((s, p) => s + p.attainable, 0),
     timeline,
+    ...shardStats(steady),
   };
+}
+
+/** Per slice shard, median and p95 of its entries over the steady steps that have them; {} without shards. */
+function shardStats(steady: StepRecord[]): Pick<RunSummary, 'shardTimeline'> {
+  const rows = steady.map((r) => r.shardTimeline).filter((t): t is ShardStepTimeline[] => Boolean(t?.length));
+  if (!rows.length) return {};
+  const k = Math.max(...rows.map((t) => t.length));
+  const shardTimeline = Array.from({ length: k }, (_, i) => {
+    const mine = rows.flatMap((t) => (t[i] ? [t[i]] : []));
+    const stats = {} as Record<keyof ShardStepTimeline, { median: number; p95: number }>;
+    for (const key of SHARD_TIMELINE_KEYS) {
+      const xs = mine.map((t) => t[key]);
+      stats[key] = { median: median(xs) ?? 0, p95: percentile(xs, 0.95) ?? 0 };
+    }
+    return stats;
+  });
+  return { shardTimeline };
 }

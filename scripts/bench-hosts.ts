@@ -10,10 +10,12 @@
  * Run as root after `npx tsc -p tsconfig.json`:
  *   node dist/scripts/bench-hosts.js [--rates 1gbit,100mbit] [--workers 2] [--bytes-workers 2,4]
  *     [--steps 40] [--rounds 1] [--ddp-anchor ddp_gloo_rank.py] [--out bench-hosts.json] [--slice-shards]
- *     [--per-host K]
+ *     [--per-host K] [--clip-norm 0]
  * With --per-host K (K > 1) a round is instead: K·workers local processes, then at each rate K
  * worker processes on each worker host, and one `dptrain host-agent --workers K` on each.
  * The machine's load average is recorded with each round: compare ratios within a round.
+ * --clip-norm sets the job's optimizer.clipNorm: above every gradient norm it changes no bits
+ * but makes slice shards wait for the global norm before Adam (0, the default, lets them not).
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -35,6 +37,9 @@ interface Figures {
   hubBytesPerStep: { tx: number; rx: number } | null;
   /** Mean over the worker hosts' links, each way. */
   workerBytesPerStep: { tx: number; rx: number } | null;
+  medianStepMs: number | null;
+  /** Slice shards: per shard, the median of its wire, wait and norms-back times (summary.json). */
+  shards: Array<{ wireMs: number; waitMs: number; normsMs: number }> | null;
 }
 
 const workerNames = (n: number) => Array.from({ length: n }, (_, i) => `w${i}`);
@@ -57,6 +62,10 @@ function summaryFigures(label: string, out: string): Figures {
     wireShare: s.timeline.wireShare,
     hubBytesPerStep: null,
     workerBytesPerStep: null,
+    medianStepMs: s.medianStepMs,
+    shards:
+      s.shardTimeline?.map((t) => ({ wireMs: t.wireMs.median, waitMs: t.waitMs.median, normsMs: t.normsMs.median })) ??
+      null,
   };
 }
 
@@ -222,6 +231,8 @@ async function ddp(anchor: string, world: number, rate: string | null): Promise<
       wireShare: null,
       hubBytesPerStep: null,
       workerBytesPerStep: null,
+      medianStepMs: null,
+      shards: null,
     };
   }
   const names = workerNames(world);
@@ -250,6 +261,8 @@ async function ddp(anchor: string, world: number, rate: string | null): Promise<
       wireShare: null,
       hubBytesPerStep: perStep(before, after, [names[0]], steps),
       workerBytesPerStep: perStep(before, after, names, steps),
+      medianStepMs: null,
+      shards: null,
     };
   } finally {
     net.destroy();
@@ -308,6 +321,7 @@ interface Options {
   out: string;
   /** Also run each across-hosts job with a slice shard on every worker host. */
   sliced: boolean;
+  clipNorm: number;
   /** Worker processes per worker host (> 1: with and without a host agent, see the header). */
   perHost: number;
 }
@@ -327,6 +341,7 @@ function options(argv: string[]): Options {
     anchor: flag('--ddp-anchor', null),
     out: flag('--out', 'bench-hosts.json')!,
     sliced: argv.includes('--slice-shards'),
+    clipNorm: Number(flag('--clip-norm', '0')),
     perHost: Number(flag('--per-host', '1')),
   };
 }
@@ -339,16 +354,20 @@ function table(rounds: Round[]): string[] {
     const base = r.runs[0].samplesPerSec;
     lines.push(`round ${i + 1} (load average ${r.loadBefore.toFixed(1)} → ${r.loadAfter.toFixed(1)})`, '');
     lines.push(
-      '| run | samples/s | of the first row | wire share | hub link MB/step out / in | worker link MB/step out / in |',
+      '| run | samples/s | of the first row | wire share | hub link MB/step out / in | worker link MB/step out / in ' +
+        '| step ms | per shard: wire / wait / norms back ms |',
     );
-    lines.push('| --- | ---: | ---: | ---: | ---: | ---: |');
+    lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
     for (const f of r.runs) {
       const share = f.wireShare === null ? '—' : `${(f.wireShare * 100).toFixed(1)}%`;
       const hub = f.hubBytesPerStep ? `${mb(f.hubBytesPerStep.tx)} / ${mb(f.hubBytesPerStep.rx)}` : '—';
       const wk = f.workerBytesPerStep ? `${mb(f.workerBytesPerStep.tx)} / ${mb(f.workerBytesPerStep.rx)}` : '—';
+      const ms = (x: number) => x.toFixed(1);
+      const shards = f.shards?.map((t) => `${ms(t.wireMs)} / ${ms(t.waitMs)} / ${ms(t.normsMs)}`).join('; ') ?? '—';
+      const step = f.medianStepMs === null ? '—' : ms(f.medianStepMs);
       lines.push(
         `| ${f.label} | ${f.samplesPerSec.toFixed(0)} | ${(f.samplesPerSec / base).toFixed(2)} | ${share} | ` +
-          `${hub} | ${wk} |`,
+          `${hub} | ${wk} | ${step} | ${shards} |`,
       );
     }
     lines.push('');
@@ -362,7 +381,7 @@ async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
   const dir = mkdtempSync(join(tmpdir(), 'dptrain-bench-hosts-'));
   const job = join(dir, 'job.json');
-  writeFileSync(job, JSON.stringify(REFERENCE_JOB));
+  writeFileSync(job, JSON.stringify({ ...REFERENCE_JOB, optimizer: { clipNorm: o.clipNorm } }));
   const rounds: Round[] = [];
   for (let i = 0; i < o.rounds; i++) {
     process.stderr.write(`round ${i + 1} of ${o.rounds}\n`);

@@ -1,12 +1,17 @@
 /**
  * A worker's side of a sharded coordinator (coordinator/slices/): one link to each slice
- * shard. Parameters of a version are assembled from every shard's slice; a data shard's
- * gradient sum goes out cut into the same slices, each to its owner — so no link carries
- * the whole model K times.
+ * shard. Parameters of a version are assembled from every shard's slice, in place in the
+ * params frame the worker loop will read (no copy to encode it); a data shard's gradient sum
+ * goes out cut into the same slices, each frame sent as soon as it is encoded, in slice (layer)
+ * order — so no link carries the whole model K times.
+ *
+ * A shard sends its slices in version order. A lower version after a higher one retracts the
+ * higher (a step whose Adam the shard applied early, then skipped: slice-server.ts).
  */
 import type { Link } from '../shared/transport/transport.js';
 import { DptrainError } from '../shared/util/errors.js';
 import { newNonce, proofsEqual, shardProof, sliceProof } from '../shared/wire/auth.js';
+import { frameToFill } from '../shared/wire/codec.js';
 import {
   encodeSliceFrame,
   readSliceFrame,
@@ -25,10 +30,17 @@ const authFailed = (k: number, remote: string) =>
 
 export class SliceClient {
   readonly ranges: SliceRange[];
-  /** Versions being assembled: the buffer and which slices are in. */
-  private readonly versions = new Map<number, { params: Float32Array; have: Set<number> }>();
-  private readonly waiters = new Map<number, Array<{ ok: (p: Float32Array) => void; no: (e: Error) => void }>>();
+  /** Versions being assembled: their params frame, its payload, and which slices are in. */
+  private readonly versions = new Map<number, { frame: Uint8Array; params: Float32Array; have: Set<number> }>();
+  private readonly waiters = new Map<
+    number,
+    Array<{ ok: (v: { frame: Uint8Array; params: Float32Array }) => void; no: (e: Error) => void }>
+  >();
   private lost: Error | null = null;
+  /** The newest version with every slice in (kept with the one before it, until a newer completes). */
+  private newest = -1;
+  /** Told each time a version newer than any before has every slice in. */
+  onVersion: ((version: number) => void) | null = null;
 
   /**
    * `token`: the job's; each shard's challenge is answered with its proof, and nothing is taken
@@ -87,17 +99,23 @@ export class SliceClient {
         'MESSAGE_INVALID',
         `slice ${msg.slice} of ${payload.length} floats on the link of slice ${k}`,
       );
+    for (const [version, later] of this.versions) if (version > msg.version) later.have.delete(k); // retracted
     let v = this.versions.get(msg.version);
     if (!v) {
-      v = { params: new Float32Array(this.totalParams), have: new Set() };
+      const { frame, payload } = frameToFill({ t: 'params', version: msg.version, shm: 0 }, this.totalParams);
+      v = { frame, params: payload, have: new Set() };
       this.versions.set(msg.version, v);
     }
     v.params.set(payload, from);
     v.have.add(k);
     if (v.have.size < this.links.length) return;
-    for (const old of this.versions.keys()) if (old < msg.version) this.versions.delete(old); // superseded
-    for (const w of this.waiters.get(msg.version) ?? []) w.ok(v.params);
+    for (const w of this.waiters.get(msg.version) ?? []) w.ok(v);
     this.waiters.delete(msg.version);
+    if (msg.version <= this.newest) return; // a retraction's slice again: nothing new
+    // Superseded, but the version just before is kept: work for it may still be on its way.
+    for (const old of this.versions.keys()) if (old < this.newest) this.versions.delete(old);
+    this.newest = msg.version;
+    this.onVersion?.(msg.version);
   }
 
   private fail(e: Error): void {
@@ -107,26 +125,55 @@ export class SliceClient {
   }
 
   /** The parameters of `version`, once every slice of it is in. */
-  params(version: number): Promise<Float32Array> {
+  async params(version: number): Promise<Float32Array> {
+    return (await this.complete(version)).params;
+  }
+
+  /** The params frame of `version` (what a coordinator would send), once every slice of it is in. */
+  async paramsFrame(version: number): Promise<Uint8Array> {
+    return (await this.complete(version)).frame;
+  }
+
+  private complete(version: number): Promise<{ frame: Uint8Array; params: Float32Array }> {
     const v = this.versions.get(version);
-    if (v && v.have.size === this.links.length) return Promise.resolve(v.params);
+    if (v && v.have.size === this.links.length) return Promise.resolve(v);
     if (this.lost) return Promise.reject(this.lost);
     return new Promise((ok, no) => this.waiters.set(version, [...(this.waiters.get(version) ?? []), { ok, no }]));
   }
 
-  /** Send one data shard's gradient sums (one per tree node, one after another), each slice to its shard. */
-  sendGradient(step: number, micro: number, shard: number, grads: Float32Array): void {
+  /**
+   * Send one data shard's gradient sums (one per tree node, one after another; in one array or
+   * in consecutive parts, such as views of the gradient tensors), each slice to its shard, in
+   * slice order, each frame sent as soon as it is encoded.
+   */
+  sendGradient(step: number, micro: number, shard: number, grads: Float32Array | readonly Float32Array[]): void {
     const n = this.totalParams;
-    if (grads.length === 0 || grads.length % n)
-      throw new DptrainError('RUN_FAILED', `a gradient of ${grads.length} floats is not whole models of ${n}`);
+    const parts = grads instanceof Float32Array ? [grads] : grads;
+    const total = parts.reduce((s, p) => s + p.length, 0);
+    if (total === 0 || total % n)
+      throw new DptrainError('RUN_FAILED', `a gradient of ${total} floats is not whole models of ${n}`);
     this.links.forEach((link, k) => {
       const { from, to } = this.ranges[k];
-      const parts = Array.from({ length: grads.length / n }, (_, j) => grads.subarray(j * n + from, j * n + to));
-      link.send(encodeSliceFrame({ t: 'grad', step, micro, shard }, parts));
+      const mine = Array.from({ length: total / n }, (_, j) => within(parts, j * n + from, j * n + to)).flat();
+      link.send(encodeSliceFrame({ t: 'grad', step, micro, shard }, mine));
     });
   }
 
   close(): void {
     for (const l of this.links) l.close('worker leaving');
   }
+}
+
+/** Elements [from, to) of the parts laid end to end, as views into them. */
+export function within(parts: readonly Float32Array[], from: number, to: number): Float32Array[] {
+  const out: Float32Array[] = [];
+  let at = 0;
+  for (const p of parts) {
+    const a = Math.max(from, at);
+    const b = Math.min(to, at + p.length);
+    if (a < b) out.push(p.subarray(a - at, b - at));
+    at += p.length;
+    if (at >= to) break;
+  }
+  return out;
 }

@@ -2,16 +2,19 @@
  * A worker's link to a coordinator whose parameters live on slice shards (coordinator/slices/),
  * seen by the worker loop as an ordinary coordinator link: the loop is unchanged.
  *   welcome         passed on; its worker id and job open the links to the shards (SliceClient)
- *   work, evaluate  held until every slice of their parameter version is in, which is passed on
- *                   first as a params frame (what the coordinator would have sent)
- *   result (out)    its gradients go to the shards, cut into slices; the coordinator gets the header
+ *   params          each version as soon as every slice of it is in, as a params frame (what the
+ *                   coordinator would have sent), the slices written into it as they arrived
+ *   work, evaluate  held until their parameter version has been passed on (again, if a newer
+ *                   one went first)
+ *   result (out)    its gradients go to the shards, cut into slices; the coordinator gets the header.
+ *                   sendResult does the same from the gradients where they lie (no result frame)
  * A shard lost ends the session, as a lost coordinator would.
  */
 import { jobLayout } from '../shared/job/job-layout.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
 import { DptrainError, describeError } from '../shared/util/errors.js';
 import { decodeFrame, encodeFrame } from '../shared/wire/codec.js';
-import type { Message, Welcome } from '../shared/wire/protocol.js';
+import type { Message, ShardResult, Welcome } from '../shared/wire/protocol.js';
 import { SliceClient } from './slice-client.js';
 
 /** The frame's header when it is one of ours and carries no payload it could not read; else null (passed on as is). */
@@ -24,30 +27,56 @@ function peek(bytes: Uint8Array, maxValues: number): { msg: Message; payload: Fl
   }
 }
 
+/** The link, and a way to send a result without encoding its gradients in one frame first. */
+export type SlicedLink = Link & { sendResult(msg: ShardResult, parts: readonly Float32Array[]): boolean };
+
 /** `dialShards(totalParams)`: links to every slice shard, in slice order. */
 export function slicedLink(
   coordinator: Link,
   dialShards: (totalParams: number) => Promise<Link[]>,
   token: string | null,
-): Link {
+): SlicedLink {
   let client: SliceClient | null = null;
   let delivered = -1;
   let chain: Promise<void> = Promise.resolve();
-  const inbound = async (bytes: Uint8Array, pass: (f: Uint8Array) => void): Promise<void> => {
+  let pass: (f: Uint8Array) => void = () => {};
+  /** Hand the worker loop the params frame of `version` (assembled in place: no copy). */
+  const deliver = async (version: number): Promise<void> => {
+    if (!client || version === delivered) return;
+    const frame = await client.paramsFrame(version);
+    pass(frame);
+    delivered = version;
+  };
+  const inbound = async (bytes: Uint8Array): Promise<void> => {
     const f = peek(bytes, 0);
     if (f?.msg.t === 'welcome') {
       const w = f.msg as Welcome;
       const total = jobLayout(w.job).totalParams;
-      client = new SliceClient(await dialShards(total), total, w.workerId, token);
-    } else if ((f?.msg.t === 'work' || f?.msg.t === 'evaluate') && client && f.msg.version !== delivered) {
-      const version = f.msg.version;
-      pass(encodeFrame({ t: 'params', version, shm: 0 }, await client.params(version)));
-      delivered = version;
-    }
+      const c = new SliceClient(await dialShards(total), total, w.workerId, token);
+      // A version complete goes to the worker loop at once: it sets its tensors while the work
+      // for it is still on its way (shards that apply Adam early publish before the loop's step ends).
+      c.onVersion = (version) => queue(() => deliver(version));
+      client = c;
+    } else if (f?.msg.t === 'work' || f?.msg.t === 'evaluate') await deliver(f.msg.version);
     pass(bytes);
+  };
+  const queue = (job: () => Promise<void>) => {
+    chain = chain.then(job).catch((e) => {
+      client?.close();
+      // A shard without the token is a refusal (the worker exits); anything else is as a
+      // lost coordinator: reconnect.
+      const refused = e instanceof DptrainError && e.code === 'AUTH_FAILED';
+      coordinator.close(`slice shards: ${describeError(e)}`, refused ? 'authFailed' : undefined);
+    });
   };
   return {
     remote: coordinator.remote,
+    sendResult(msg, parts) {
+      if (!client) return false;
+      client.sendGradient(msg.step, msg.micro, msg.shard, parts);
+      coordinator.send(encodeFrame(msg)); // the header: loss, count and timings
+      return true;
+    },
     send(frame) {
       const f = client ? peek(frame, Infinity) : null; // a result carries one gradient per tree node
       if (client && f?.msg.t === 'result' && f.payload) {
@@ -61,17 +90,8 @@ export function slicedLink(
       coordinator.close(reason, kind);
     },
     onFrame(handler) {
-      coordinator.onFrame((bytes) => {
-        chain = chain
-          .then(() => inbound(bytes, handler))
-          .catch((e) => {
-            client?.close();
-            // A shard without the token is a refusal (the worker exits); anything else is as a
-            // lost coordinator: reconnect.
-            const refused = e instanceof DptrainError && e.code === 'AUTH_FAILED';
-            coordinator.close(`slice shards: ${describeError(e)}`, refused ? 'authFailed' : undefined);
-          });
-      });
+      pass = handler;
+      coordinator.onFrame((bytes) => queue(() => inbound(bytes)));
     },
     onClose(handler) {
       coordinator.onClose((reason, kind) => {

@@ -46,6 +46,11 @@ export interface WorkerOptions {
   jobId?: string;
   /** The coordinator's shared-memory directory, when this worker runs on its host (DPTRAIN_SHM_DIR). */
   shmDir?: string;
+  /**
+   * Sends a result's gradients from where they lie, without a result frame (slice shards:
+   * sliced-link.ts); false when it cannot (then the frame goes on the link).
+   */
+  sendResult?: (msg: ShardResult, parts: readonly Float32Array[]) => boolean;
 }
 
 export interface WorkerOutcome {
@@ -311,7 +316,7 @@ class WorkerSession {
     this.shmRead = Math.max(this.shmRead, msg.shmRead);
     const r = await shardSums(trainer, msg, wireDtype !== 'float32');
     const tSend = performance.now();
-    let frame: Uint8Array;
+    let frame: Uint8Array | null = null;
     try {
       const result: ShardResult = {
         t: 'result',
@@ -342,12 +347,13 @@ class WorkerSession {
           this.shmResults = false;
         }
       }
-      frame = result.shm ? encodeFrame(result) : encodeFrame(result, r.parts, wireDtype);
+      if (result.shm || !this.o.sendResult?.(result, r.parts))
+        frame = result.shm ? encodeFrame(result) : encodeFrame(result, r.parts, wireDtype);
     } finally {
       r.release(); // the parts may be views of tensor memory: written out above, now freed
     }
     this.timing.lastEncodeMs = performance.now() - tSend;
-    this.o.link.send(frame);
+    if (frame) this.o.link.send(frame);
   }
 
   private async onEvaluate(msg: Evaluate, t0: number): Promise<void> {

@@ -17,6 +17,8 @@ export interface SliceCluster {
   workers: SliceClient[];
   /** The loop's link to each shard (close one to lose that shard). */
   loopLinks: Link[];
+  /** New links to every shard, in slice order, counted as `me`'s. */
+  dial(me: string): Promise<Link[]>;
 }
 
 type OnBytes = (from: string, to: string, bytes: number) => void;
@@ -49,6 +51,8 @@ export async function sliceCluster(o: {
   /** The shards' token, and the one the loop and workers prove (default: the same). */
   token?: string | null;
   clientToken?: string | null;
+  /** Wrap each dialled link (tests: hold or watch frames), after the byte count. */
+  wrap?: (link: Link, me: string, peer: string) => Link;
 }): Promise<SliceCluster> {
   const onBytes = o.onBytes ?? (() => {});
   const nets = Array.from({ length: o.shards }, () => createLocalNetwork());
@@ -58,14 +62,19 @@ export async function sliceCluster(o: {
     return s;
   });
   const dialAll = (me: string) =>
-    Promise.all(nets.map(async (n, k) => counted(await n.dial(), me, `shard ${k}`, onBytes)));
+    Promise.all(
+      nets.map(async (n, k) => {
+        const link = counted(await n.dial(), me, `shard ${k}`, onBytes);
+        return o.wrap ? o.wrap(link, me, `shard ${k}`) : link;
+      }),
+    );
   const loopLinks = await dialAll('loop');
   const clientToken = o.clientToken === undefined ? (o.token ?? null) : o.clientToken;
   const loop = new RemoteSlices(loopLinks, o.totalParams, o.hyper, clientToken);
   const workers: SliceClient[] = [];
   for (let w = 0; w < o.workers; w++)
     workers.push(new SliceClient(await dialAll(`worker ${w}`), o.totalParams, `w${w}`, clientToken));
-  return { servers, loop, workers, loopLinks };
+  return { servers, loop, workers, loopLinks, dial: dialAll };
 }
 
 /**

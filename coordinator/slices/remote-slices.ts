@@ -14,7 +14,14 @@ import { encodeSliceFrame, readSliceFrame, SHARD_TO_LOOP, type FromShard } from 
 import type { AdamHyper, AdamState } from '../optimizers/adam.js';
 import { sliceBounds, sumInOrder, type SliceRange } from './blocks.js';
 import { sliceFrameValues } from './slice-server.js';
-import type { UpdateResult } from './sliced-update.js';
+import { earlyApply, type UpdateResult } from './sliced-update.js';
+import type { ShardStepTimeline } from '../summary.js';
+
+/** A sharded step's update: as SlicedUpdate's, with whether the shards applied Adam early and each shard's figures. */
+export interface SlicedStep extends UpdateResult {
+  early: boolean;
+  shards: ShardStepTimeline[];
+}
 
 interface Reply {
   msg: FromShard;
@@ -150,7 +157,12 @@ export class RemoteSlices {
     for (const s of this.shards) s.send(frame);
   }
 
-  /** After the step's last commit: mean, global norm, and unless skipped, clip and Adam (version `version`). */
+  /**
+   * After the step's last commit: mean, global norm, and unless skipped, clip and Adam (version
+   * `version`). Without clipping (earlyApply) the shards apply Adam and publish as soon as their
+   * own sums are complete, and the loop only waits for their norms (to report, and to revert the
+   * step everywhere if one slice was not finite); with clipping they wait for the global norm.
+   */
   async update(
     step: number,
     count: number,
@@ -158,16 +170,45 @@ export class RemoteSlices {
     clipNorm: number,
     lr: number,
     version: number,
-  ): Promise<UpdateResult> {
-    const frame = encodeSliceFrame({ t: 'reduce', step, count });
+  ): Promise<SlicedStep> {
+    const early = earlyApply(clipNorm, lossSum);
+    const t0 = performance.now();
+    const frame = encodeSliceFrame(
+      early ? { t: 'reduceApply', step, count, version, lr } : { t: 'reduce', step, count },
+    );
     for (const s of this.shards) s.send(frame);
-    const parts = await Promise.all(this.shards.map((s) => s.next('norms')));
-    const finite = parts.every((p) => p.msg.finite);
-    if (!finite || !Number.isFinite(lossSum)) return { finite, gradNorm: NaN, skipped: true };
-    const norm = Math.sqrt(sumInOrder(parts.map((p) => Float64Array.from(p.msg.blockSq))));
-    const apply = encodeSliceFrame({ t: 'apply', step, version, norm, clipNorm, lr });
-    for (const s of this.shards) s.send(apply);
-    return { finite, gradNorm: norm, skipped: false };
+    const arrivedAt: number[] = [];
+    const parts = await Promise.all(
+      this.shards.map(async (s, k) => {
+        const r = await s.next('norms');
+        arrivedAt[k] = performance.now();
+        return r.msg;
+      }),
+    );
+    const finite = parts.every((p) => p.finite);
+    const skipped = !finite || !Number.isFinite(lossSum);
+    const norm = skipped ? NaN : Math.sqrt(sumInOrder(parts.map((p) => Float64Array.from(p.blockSq))));
+    if (early && skipped) {
+      // Finite slices applied Adam already: back to `version − 1` (the step did not happen).
+      const revert = encodeSliceFrame({ t: 'revert', step, version: version - 1 });
+      parts.forEach((p, k) => {
+        if (p.applied) this.shards[k].send(revert);
+      });
+    } else if (!skipped && !early) {
+      const apply = encodeSliceFrame({ t: 'apply', step, version, norm, clipNorm, lr });
+      for (const s of this.shards) s.send(apply);
+    }
+    const tEnd = performance.now();
+    const shards = parts.map((p, k) => ({
+      wireMs: p.wireMs,
+      // With clipping the shard's Adam also waited for every shard's norms and the loop's apply.
+      waitMs: p.waitMs + (early || skipped ? 0 : tEnd - arrivedAt[k]),
+      updateMs: p.updateMs,
+      normsMs: arrivedAt[k] - t0,
+      bytesIn: p.bytesIn,
+      bytesOut: p.bytesOut,
+    }));
+    return { finite, gradNorm: norm, skipped, early, shards };
   }
 
   /** Every slice's parameters and optimizer state as of the last update (for a checkpoint: one step). */

@@ -5,6 +5,9 @@
  * so could the coordinator, several. The update is split in two around the one global value:
  *   reduce(count)  mean of the sum, each block's squared norm (blocks.ts), finiteness
  *   apply(norm,…)  clip by the global norm (every slice's blocks summed in order), Adam
+ * Without clipping no global value is needed, but one global decision is: a step with a
+ * non-finite gradient anywhere is skipped everywhere. `applyEarly` applies Adam at once and
+ * keeps the state it replaced until the step is known to count (`settle`) or not (`revert`).
  */
 import { createArena } from '../kernels/arena.js';
 import { simdReduceOps } from '../kernels/reduce-simd.js';
@@ -22,6 +25,9 @@ export class SliceOwner {
   private readonly sum: Float64Array;
   private readonly blockSq: Float64Array;
   private readonly spare: Float32Array[] = [];
+  /** The state an early apply replaced (params, m, v back to back), while its step may still be skipped. */
+  private before: { arrays: Float32Array; adam: Omit<AdamState, 'm' | 'v'> } | null = null;
+  private beforeArrays: Float32Array | null = null;
 
   /** opts.simd false: the scalar loops on plain arrays (the kernels' reference). */
   constructor(
@@ -58,6 +64,38 @@ export class SliceOwner {
   apply(norm: number, clipNorm: number, lr: number): void {
     clipByGlobalNorm(this.adam.grads, clipNorm, norm);
     this.adam.apply(this.params, this.adam.grads, lr);
+  }
+
+  /**
+   * Adam now, with no clipping (clipNorm unset: the global norm changes nothing), keeping the
+   * state it replaces so that `revert` can undo it if another slice's gradient is not finite.
+   */
+  applyEarly(lr: number): void {
+    const n = this.size;
+    this.beforeArrays ??= new Float32Array(3 * n);
+    const keep = this.beforeArrays;
+    const { m, v, accBeta1, accBeta2, step } = this.adam.state;
+    keep.set(this.params, 0);
+    keep.set(m, n);
+    keep.set(v, 2 * n);
+    this.before = { arrays: keep, adam: { accBeta1, accBeta2, step } };
+    this.apply(Number.NaN, 0, lr);
+  }
+
+  /** The early apply's step counts: forget the state it replaced. */
+  settle(): void {
+    this.before = null;
+  }
+
+  /** The early apply's step is skipped: back to the state before it. False if none was applied. */
+  revert(): boolean {
+    const b = this.before;
+    if (!b) return false;
+    const n = this.size;
+    this.params.set(b.arrays.subarray(0, n));
+    this.adam.load({ ...b.adam, m: b.arrays.subarray(n, 2 * n), v: b.arrays.subarray(2 * n) });
+    this.before = null;
+    return true;
   }
 
   /** The optimizer state of this slice (live views: copy before the next step). */

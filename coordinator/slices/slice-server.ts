@@ -5,6 +5,10 @@
  * results to fold (so that duplicates, stale and reassigned shards are decided in one place),
  * when the sums are complete, and the global norm to clip by. Control messages are handled
  * strictly in order; a commit whose gradient has not arrived yet holds the ones behind it.
+ * Without clipping (reduceApply) the shard applies Adam and publishes its slice as soon as its
+ * own sums are complete, without waiting for the other shards; if another slice's gradient
+ * turns out not finite, the loop's revert undoes it and the shard publishes the old version
+ * again (a worker takes a lower version from a shard as retracting its higher one).
  *
  * The first frame on a link says who is at the other end: `assign` the loop, `sliceHello` a worker.
  */
@@ -18,6 +22,9 @@ import {
   WORKER_TO_SHARD,
   type Assign,
   type Commit,
+  type Norms,
+  type Reduce,
+  type ReduceApply,
   type ToShard,
 } from '../../shared/wire/slice-protocol.js';
 import { MAX_LEAVES, maxResultNodes, treeNode } from '../../shared/job/shard-tree.js';
@@ -46,6 +53,11 @@ export class SliceServer {
   private loopProof = '';
   /** The current version's slice frame, encoded once, sent to every worker. */
   private sliceFrame: Uint8Array | null = null;
+  /** The step's figures for its norms: bytes on every link since the last, when its gradients came. */
+  private readonly bytes = { in: 0, out: 0 };
+  private lastReduced = -1;
+  private firstGrad: number | null = null;
+  private lastFold: number | null = null;
 
   /**
    * `maxValues`: the model's parameter count (frames are sized from it). `token`: the job's;
@@ -61,8 +73,9 @@ export class SliceServer {
     let role: 'unknown' | 'loop' | 'worker' = 'unknown';
     let worker = '';
     const nonce = newNonce();
-    link.send(encodeSliceFrame({ t: 'sliceChallenge', nonce }));
+    this.send(link, encodeSliceFrame({ t: 'sliceChallenge', nonce }));
     link.onFrame((bytes) => {
+      this.bytes.in += bytes.byteLength;
       try {
         const allowed =
           role === 'loop'
@@ -85,8 +98,8 @@ export class SliceServer {
             worker = msg.worker;
             this.workers.set(worker, link);
             const proof = this.o.token ? shardProof(this.o.token, nonce, msg.nonce) : '';
-            link.send(encodeSliceFrame({ t: 'sliceWelcome', proof }));
-            if (this.sliceFrame) link.send(this.sliceFrame);
+            this.send(link, encodeSliceFrame({ t: 'sliceWelcome', proof }));
+            if (this.sliceFrame) this.send(link, this.sliceFrame);
             return;
           } else
             throw new DptrainError(
@@ -132,8 +145,16 @@ export class SliceServer {
       step: a.adamStep,
     };
     this.owner.loadSlice(state.subarray(0, n), adam);
+    this.lastReduced = -1;
+    this.firstGrad = this.lastFold = null;
     this.publish(a.version);
-    this.loop!.send(encodeSliceFrame({ t: 'joined', slice: a.slice, proof: this.loopProof }));
+    this.send(this.loop, encodeSliceFrame({ t: 'joined', slice: a.slice, proof: this.loopProof }));
+  }
+
+  private send(link: Link | null, frame: Uint8Array): void {
+    if (!link) return;
+    this.bytes.out += frame.byteLength;
+    link.send(frame);
   }
 
   private gradient(worker: string, step: number, micro: number, shard: number, grads: Float32Array): void {
@@ -144,6 +165,7 @@ export class SliceServer {
         `grad carries ${grads.length} floats, not whole slices of ${o?.size ?? 0}`,
       );
     this.arrived.set(key(step, micro, shard, worker), { step, grads });
+    if (step > this.lastReduced) this.firstGrad ??= performance.now();
     this.pump();
   }
 
@@ -153,14 +175,17 @@ export class SliceServer {
       const m = this.control[0];
       if (m.t === 'commit' && !this.commit(m)) return;
       this.control.shift();
-      if (m.t === 'reduce') this.reduce(m.step, m.count);
+      if (m.t === 'reduce' || m.t === 'reduceApply') this.reduce(m);
       else if (m.t === 'apply') {
         this.owner!.apply(m.norm, m.clipNorm, m.lr);
         this.publish(m.version);
+      } else if (m.t === 'revert') {
+        if (this.owner!.revert()) this.publish(m.version);
       } else if (m.t === 'save') {
+        this.owner!.settle();
         const s = this.owner!.state;
         const msg = { t: 'saved' as const, step: m.step, accBeta1: s.accBeta1, accBeta2: s.accBeta2, adamStep: s.step };
-        this.loop?.send(encodeSliceFrame(msg, [this.owner!.params, s.m, s.v]));
+        this.send(this.loop, encodeSliceFrame(msg, [this.owner!.params, s.m, s.v]));
       }
     }
   }
@@ -180,6 +205,7 @@ export class SliceServer {
         `commit of ${c.nodes.length / 2} nodes for a gradient of ${got.grads.length / size} slices`,
       );
     }
+    this.lastFold = performance.now();
     for (let j = 0; j < c.nodes.length / 2; j++) {
       // A node outside the tree or covering leaves already in is refused by the reducer.
       this.reducer.r.add(
@@ -192,15 +218,42 @@ export class SliceServer {
     return true;
   }
 
-  private reduce(step: number, count: number): void {
+  /** The step's sums are complete: mean and block norms; with reduceApply and a finite slice, Adam and publish. */
+  private reduce(m: Reduce | ReduceApply): void {
+    const t0 = performance.now();
+    const { step } = m;
     for (const [k, g] of this.arrived) if (g.step <= step) this.arrived.delete(k); // results never committed
     this.reducer = null;
-    const { finite, blockSq } = this.owner!.reduce(count);
-    this.loop?.send(encodeSliceFrame({ t: 'norms', step, finite, blockSq: Array.from(blockSq) }));
+    const owner = this.owner!;
+    owner.settle(); // an earlier early apply was not reverted: its step counted
+    const { finite, blockSq } = owner.reduce(m.count);
+    const applied = m.t === 'reduceApply' && finite;
+    if (applied) {
+      owner.applyEarly(m.lr);
+      this.publish(m.version);
+    }
+    const done = this.lastFold ?? t0;
+    const norms: Norms = {
+      t: 'norms',
+      step,
+      finite,
+      blockSq: Array.from(blockSq),
+      applied,
+      wireMs: this.firstGrad === null ? 0 : Math.max(0, done - this.firstGrad),
+      waitMs: Math.max(0, t0 - done),
+      updateMs: performance.now() - t0,
+      bytesIn: this.bytes.in,
+      bytesOut: this.bytes.out,
+    };
+    this.lastReduced = step;
+    this.firstGrad = this.lastFold = null;
+    this.bytes.in = 0;
+    this.bytes.out = 0;
+    this.send(this.loop, encodeSliceFrame(norms));
   }
 
   private publish(version: number): void {
     this.sliceFrame = encodeSliceFrame({ t: 'slice', slice: this.slice, version }, this.owner!.params);
-    for (const w of this.workers.values()) w.send(this.sliceFrame);
+    for (const w of this.workers.values()) this.send(w, this.sliceFrame);
   }
 }

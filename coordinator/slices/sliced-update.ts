@@ -36,6 +36,14 @@ export class SlicedFold {
   }
 }
 
+/**
+ * Whether a slice may apply Adam as soon as its own sums are reduced: no clipping (the global
+ * norm changes nothing) and a finite loss (else the step is skipped whatever the gradients).
+ */
+export function earlyApply(clipNorm: number, lossSum: number): boolean {
+  return !(clipNorm > 0) && Number.isFinite(lossSum);
+}
+
 export interface UpdateResult {
   /** Every mean-gradient entry was finite (else the step is skipped: nothing changes). */
   finite: boolean;
@@ -64,8 +72,24 @@ export class SlicedUpdate {
     );
   }
 
-  /** Mean, global norm, and — unless a gradient or the loss is not finite — clip and Adam. */
+  /**
+   * Mean, global norm, and — unless a gradient or the loss is not finite — clip and Adam.
+   * Without clipping each slice applies Adam as soon as it is reduced, as a shard does
+   * (slice-server.ts), and a later slice's non-finite gradient reverts the ones before it.
+   */
   update(count: number, lossSum: number, clipNorm: number, lr: number): UpdateResult {
+    if (earlyApply(clipNorm, lossSum)) {
+      const parts = this.owners.map((o) => {
+        const p = o.reduce(count);
+        if (p.finite) o.applyEarly(lr);
+        return p;
+      });
+      const finite = parts.every((p) => p.finite);
+      for (const o of this.owners)
+        if (finite) o.settle();
+        else o.revert();
+      return { finite, gradNorm: finite ? Math.sqrt(sumInOrder(parts.map((p) => p.blockSq))) : NaN, skipped: !finite };
+    }
     const parts = this.owners.map((o) => o.reduce(count));
     const finite = parts.every((p) => p.finite);
     if (!finite || !Number.isFinite(lossSum)) return { finite, gradNorm: NaN, skipped: true };

@@ -71,6 +71,20 @@ export function encodeFrame(
   return frame;
 }
 
+/**
+ * A float32 frame of `msg` with room for `values` values, and that room as a Float32Array to
+ * fill in place (aligned: the frame is a buffer of its own) — for a payload that arrives in
+ * pieces (a worker assembling parameters from slice shards), without a copy to encode it.
+ */
+export function frameToFill(msg: Message, values: number): { frame: Uint8Array; payload: Float32Array } {
+  const frame = encodeFrame(msg, null);
+  const payloadAt = frame.length;
+  const out: Uint8Array = Buffer.allocUnsafeSlow(payloadAt + 4 * values);
+  out.set(frame);
+  out[3] = DTYPE_CODE.float32;
+  return { frame: out, payload: new Float32Array(out.buffer, out.byteOffset + payloadAt, values) };
+}
+
 export interface DecodedFrame {
   header: unknown;
   /** The payload as float32 (16-bit payloads are widened), or null. */

@@ -6,9 +6,10 @@
  *
  *   shard → either sliceChallenge (first, on every link: a nonce)
  *   loop → shard   assign (the token's proof and the loop's nonce; payload params|m|v of the slice),
- *                  commit, reduce, apply, save
+ *                  commit, reduce, apply, reduceApply (no clipping: Adam at once), revert (an early
+ *                  apply's step is skipped), save
  *   shard → loop   joined (the shard's proof), norms (block sums in the header: float64, exact in
- *                  msgpack), saved
+ *                  msgpack; the shard's step figures), saved
  *   worker → shard sliceHello (the token's proof and the worker's nonce), grad (payload: the slice of a
  *                  data shard's gradient sum)
  *   shard → worker sliceWelcome (the shard's proof), slice (payload: the slice of parameters of a version)
@@ -62,6 +63,24 @@ export interface Reduce {
   step: number;
   count: number;
 }
+/**
+ * The step's sums are complete and no global value is needed (no clipping): the mean, its block
+ * norms, and — if this slice's mean is finite — Adam at once, published as `version`, the state
+ * it replaced kept until the next step's first message (or a revert).
+ */
+export interface ReduceApply {
+  t: 'reduceApply';
+  step: number;
+  count: number;
+  version: number;
+  lr: number;
+}
+/** Another slice's gradient was not finite: the step is skipped; undo the early apply, publish `version` again. */
+export interface Revert {
+  t: 'revert';
+  step: number;
+  version: number;
+}
 /** Clip by the global `norm` and apply Adam; the result is parameter version `version`. */
 export interface Apply {
   t: 'apply';
@@ -89,6 +108,17 @@ export interface Norms {
   step: number;
   finite: boolean;
   blockSq: number[];
+  /** Adam was applied already (reduceApply, a finite slice). */
+  applied: boolean;
+  /** The shard's clock: the step's first gradient frame in → its sums complete (its inbound window). */
+  wireMs: number;
+  /** The shard's clock: sums complete → the loop's word that they are (reduce, reduceApply) handled. */
+  waitMs: number;
+  /** Mean and block norms, and with reduceApply Adam and the slice frame. */
+  updateMs: number;
+  /** Bytes in and out on all the shard's links since its last norms. */
+  bytesIn: number;
+  bytesOut: number;
 }
 /** Payload: params, m, v of the slice. */
 export interface Saved {
@@ -131,7 +161,7 @@ export interface Slice {
   version: number;
 }
 
-export type ToShard = Assign | Commit | Reduce | Apply | Save | SliceHello | Grad;
+export type ToShard = Assign | Commit | Reduce | ReduceApply | Revert | Apply | Save | SliceHello | Grad;
 export type FromShard = SliceChallenge | SliceWelcome | Joined | Norms | Saved | Slice;
 export type SliceMessage = ToShard | FromShard;
 
@@ -162,10 +192,22 @@ const SHAPES: { [T in SliceMessage['t']]: Record<string, Kind> } = {
     leafFold: 'boolean',
   },
   reduce: { step: 'count', count: 'count' },
+  reduceApply: { step: 'count', count: 'count', version: 'count', lr: 'number' },
+  revert: { step: 'count', version: 'count' },
   apply: { step: 'count', version: 'count', norm: 'number', clipNorm: 'number', lr: 'number' },
   save: { step: 'count' },
   joined: { slice: 'count', proof: 'string' },
-  norms: { step: 'count', finite: 'boolean', blockSq: 'floats' },
+  norms: {
+    step: 'count',
+    finite: 'boolean',
+    blockSq: 'floats',
+    applied: 'boolean',
+    wireMs: 'number',
+    waitMs: 'number',
+    updateMs: 'number',
+    bytesIn: 'count',
+    bytesOut: 'count',
+  },
   saved: { step: 'count', accBeta1: 'number', accBeta2: 'number', adamStep: 'count' },
   sliceChallenge: { nonce: 'string' },
   sliceHello: { proof: 'string', nonce: 'string', worker: 'string' },
@@ -210,7 +252,15 @@ export function readSliceFrame<M extends SliceMessage>(
   return { msg: h as unknown as M, payload };
 }
 
-export const LOOP_TO_SHARD: ReadonlySet<ToShard['t']> = new Set(['assign', 'commit', 'reduce', 'apply', 'save']);
+export const LOOP_TO_SHARD: ReadonlySet<ToShard['t']> = new Set([
+  'assign',
+  'commit',
+  'reduce',
+  'reduceApply',
+  'revert',
+  'apply',
+  'save',
+]);
 export const WORKER_TO_SHARD: ReadonlySet<ToShard['t']> = new Set(['sliceHello', 'grad']);
 export const SHARD_TO_LOOP: ReadonlySet<FromShard['t']> = new Set(['sliceChallenge', 'joined', 'norms', 'saved']);
 export const SHARD_TO_WORKER: ReadonlySet<(Slice | SliceChallenge | SliceWelcome)['t']> = new Set([

@@ -4,13 +4,21 @@
  * shard; the loop commits, gathers block norms, sends the global norm. The result must be the
  * whole-model update's bits, whatever K, with results committed out of order, a duplicate
  * result that must not count, a checkpoint gathered from every shard, a shard lost, and a
- * resume with another K. Also: the bytes each host's link carries per step.
+ * resume with another K. Without clipping the shards apply Adam as soon as their own sums are
+ * complete (before another shard's gradients are in) and revert it when another slice is not
+ * finite; the same bits. Also: the bytes each host's link carries per step, and that the shards
+ * count them.
  */
 import { describe, expect, it } from 'vitest';
 import type { AdamHyper, AdamState } from '../../coordinator/optimizers/adam.js';
 import { NORM_BLOCK } from '../../coordinator/slices/blocks.js';
 import { hostTraffic, sliceCluster, type SliceCluster } from '../../coordinator/slices/local-cluster.js';
 import { coverNodes, treeNode, type TreeNode } from '../../shared/job/shard-tree.js';
+import { createLocalNetwork } from '../../shared/transport/local.js';
+import type { Link } from '../../shared/transport/transport.js';
+import { decodeFrame } from '../../shared/wire/codec.js';
+import { encodeSliceFrame } from '../../shared/wire/slice-protocol.js';
+import { SliceClient } from '../../worker/slice-client.js';
 import { WholeUpdate } from '../helpers/whole-update.js';
 
 const HYPER: AdamHyper = { beta1: 0.9, beta2: 0.99, epsilon: 1e-7, weightDecay: 0.02 };
@@ -24,19 +32,25 @@ const DATA_SHARDS: Array<[number, number]> = [
 const NODES = DATA_SHARDS.map(([a, b]) => coverNodes(a, b, LEAVES, false));
 const CLIP = 5;
 
-/** One tree node's gradient sum: depends on the parameters (a wrong assembly shows) and on step, micro, node. */
-function gradient(params: Float32Array, step: number, micro: number, node: TreeNode, salt = 0): Float32Array {
+/**
+ * One tree node's gradient sum: depends on the parameters (a wrong assembly shows) and on step,
+ * micro, node. On step `bad` one entry near the end is NaN: only the last slice is not finite,
+ * so with early Adam the slices before it apply and must revert.
+ */
+function gradient(params: Float32Array, step: number, micro: number, node: TreeNode, salt = 0, bad = -1): Float32Array {
   const scale = step % 2 ? 0.01 : 1; // even steps clip
   const k = node.level * 8 + node.index + 1;
-  return Float32Array.from(params, (p, i) => p * 0.3 + Math.sin(i * 0.001 * k + step + micro * 0.5 + salt) * scale);
+  const g = Float32Array.from(params, (p, i) => p * 0.3 + Math.sin(i * 0.001 * k + step + micro * 0.5 + salt) * scale);
+  if (step === bad) g[params.length - 5] = NaN;
+  return g;
 }
 
 /** A data shard's result payload: its nodes' gradients one after another. */
-function payload(params: Float32Array, step: number, micro: number, shard: number, salt = 0): Float32Array {
+function payload(params: Float32Array, step: number, micro: number, shard: number, salt = 0, bad = -1): Float32Array {
   const nodes = NODES[shard];
   const out = new Float32Array(nodes.length * params.length);
   nodes.forEach((t, j) => {
-    out.set(gradient(params, step, micro, t, salt), j * params.length);
+    out.set(gradient(params, step, micro, t, salt, bad), j * params.length);
   });
   return out;
 }
@@ -53,6 +67,8 @@ const zeroAdam = (): AdamState => ({
 function reference(
   steps: number,
   micros: number,
+  clip = CLIP,
+  bad = -1,
 ): { params: Float32Array; m: Float32Array; v: Float32Array; norms: number[] } {
   const u = new WholeUpdate(N, HYPER);
   u.params.set(init());
@@ -60,12 +76,17 @@ function reference(
   for (let s = 0; s < steps; s++) {
     for (let micro = 0; micro < micros; micro++) {
       const f = u.fold(LEAVES);
-      for (const nodes of [...NODES].reverse()) for (const t of nodes) f.add(t, gradient(u.params, s, micro, t), 1, 4);
+      for (const nodes of [...NODES].reverse())
+        for (const t of nodes) f.add(t, gradient(u.params, s, micro, t, 0, bad), 1, 4);
     }
-    norms.push(u.update(4 * LEAVES * micros, micros * 3, CLIP, 0.003).gradNorm);
+    norms.push(u.update(4 * LEAVES * micros, micros * 3, clip, 0.003).gradNorm);
   }
   return { params: u.params.slice(), m: u.adam.state.m.slice(), v: u.adam.state.v.slice(), norms };
 }
+
+/** A payload in parts cut anywhere (across slices and nodes), as views of a worker's gradient tensors are. */
+const cut = (g: Float32Array) =>
+  [0, 777, 5000, N + 3, 2 * N - 1, g.length].flatMap((a, i, at) => (i ? [g.subarray(at[i - 1], a)] : []));
 
 /** Steps [from, to) on the cluster, version `version` current; each data shard by a rotating worker. */
 async function train(
@@ -75,13 +96,17 @@ async function train(
   micros: number,
   version: number,
   norms: number[],
+  o: { clip?: number; bad?: number; early?: boolean[] } = {},
 ): Promise<number> {
+  const { clip = CLIP, bad = -1 } = o;
   const nw = c.workers.length;
   for (let s = from; s < to; s++) {
     for (let micro = 0; micro < micros; micro++) {
       const done = DATA_SHARDS.map(async (_, j) => {
         const w = (j + s) % nw;
-        c.workers[w].sendGradient(s, micro, j, payload(await c.workers[w].params(version), s, micro, j));
+        const g = payload(await c.workers[w].params(version), s, micro, j, 0, bad);
+        c.workers[w].sendGradient(s, micro, j, w % 2 ? cut(g) : g); // as tensor views come: in parts
+
         return { j, w };
       });
       // A second worker also computes shard 0, differently (a reassigned straggler): never committed.
@@ -92,8 +117,9 @@ async function train(
       // Out of shard order:
       for (const { j, w } of results.reverse()) c.loop.commit(s, micro, j, LEAVES, NODES[j], `w${w}`, false);
     }
-    const r = await c.loop.update(s, 4 * LEAVES * micros, micros * 3, CLIP, 0.003, version + 1);
+    const r = await c.loop.update(s, 4 * LEAVES * micros, micros * 3, clip, 0.003, version + 1);
     norms.push(r.gradNorm);
+    o.early?.push(r.early);
     if (!r.skipped) version++;
   }
   return version;
@@ -209,6 +235,205 @@ describe('slice shards over the in-process transport', () => {
     c.loopLinks[0].send(new Uint8Array([1, 2, 3]));
     expect(await closed).toMatch(/shorter than/);
     expect(await c.workers[0].params(0)).toHaveLength(N); // the workers' links stay up
+  });
+});
+
+/** What the tests saw happen, in order; `until` waits for an entry. */
+class EventLog {
+  readonly events: string[] = [];
+  private readonly waiting: Array<{ e: string; ok: () => void }> = [];
+
+  push(e: string): void {
+    this.events.push(e);
+    for (const w of this.waiting.filter((x) => x.e === e)) w.ok();
+  }
+
+  until(e: string): Promise<void> {
+    if (this.events.includes(e)) return Promise.resolve();
+    return new Promise((ok) => this.waiting.push({ e, ok }));
+  }
+}
+
+/** A link whose frames in are logged as `${label} ${describe(header)}` (when describe returns one). */
+function watched(link: Link, log: EventLog, describe: (h: Record<string, unknown>) => string | null): Link {
+  return {
+    ...link,
+    onFrame: (h) =>
+      link.onFrame((f) => {
+        const e = describe(decodeFrame(f).header as Record<string, unknown>);
+        if (e) log.push(e);
+        h(f);
+      }),
+  };
+}
+
+/** A link that holds what it is given to send while closed. */
+function gate(link: Link): Link & { hold(): void; release(): void } {
+  let held: Uint8Array[] | null = null;
+  return {
+    ...link,
+    send: (f) => (held ? held.push(f) : link.send(f)),
+    hold: () => {
+      held = [];
+    },
+    release: () => {
+      const h = held ?? [];
+      held = null;
+      for (const f of h) link.send(f);
+    },
+  };
+}
+
+describe('early Adam: without clipping a shard applies and publishes on its own sums', () => {
+  const steps = 5;
+  const micros = 2;
+  const bad = 2; // a NaN in the last slice: the step is skipped everywhere
+  const ref = reference(steps, micros, 0, bad);
+
+  it('the reference skips its NaN step and trains on the others', () => {
+    expect(Number.isNaN(ref.norms[bad])).toBe(true);
+    expect(ref.norms.filter((x) => Number.isFinite(x)).length).toBe(steps - 1);
+  });
+
+  it.each([
+    [1, 2],
+    [2, 2],
+    [3, 3],
+  ])('K = %i shards, %i workers: the same bits as the whole update, the NaN step reverted', async (k, workers) => {
+    const c = await sliceCluster({ totalParams: N, shards: k, workers, hyper: HYPER });
+    await c.loop.assign(init(), zeroAdam(), 0);
+    const norms: number[] = [];
+    const early: boolean[] = [];
+    const version = await train(c, 0, steps, micros, 0, norms, { clip: 0, bad, early });
+    expect(early).toEqual(new Array(steps).fill(true));
+    expect(norms).toEqual(ref.norms);
+    expect(version).toBe(steps - 1);
+    const { params, adam } = await c.loop.gather(steps);
+    same(params, ref.params);
+    same(adam.m, ref.m);
+    same(adam.v, ref.v);
+    expect(adam.step).toBe(steps - 1);
+    for (const w of c.workers) same(await w.params(version), ref.params);
+  });
+
+  /** One step of 2 workers on 2 shards, worker 1's gradient to shard 1 held until shard 0 has `before`. */
+  async function heldStep(clip: number, before: string): Promise<{ events: string[]; early: boolean }> {
+    const log = new EventLog();
+    let held: ReturnType<typeof gate> | null = null;
+    const c = await sliceCluster({
+      totalParams: N,
+      shards: 2,
+      workers: 2,
+      hyper: HYPER,
+      wrap: (link, me, peer) => {
+        if (me === 'worker 1' && peer === 'shard 1') {
+          held = gate(link);
+          return held;
+        }
+        if (me === 'worker 0')
+          return watched(link, log, (h) => (h.t === 'slice' ? `slice ${h.slice} v${h.version}` : null));
+        if (me === 'loop') return watched(link, log, (h) => (h.t === 'norms' ? `norms ${peer}` : null));
+        return link;
+      },
+    });
+    await c.loop.assign(init(), zeroAdam(), 0);
+    await Promise.all(c.workers.map((w) => w.params(0)));
+    held!.hold();
+    for (const [j, w] of c.workers.entries()) w.sendGradient(0, 0, j, gradient(init(), 0, 0, treeNode(0, j, 2)));
+    for (let j = 0; j < 2; j++) c.loop.commit(0, 0, j, 2, [treeNode(0, j, 2)], `w${j}`, false);
+    const update = c.loop.update(0, 8, 2, clip, 0.003, 1);
+    await log.until(before);
+    log.push('worker 1 → shard 1 released');
+    held!.release();
+    const r = await update;
+    await c.workers[0].params(1);
+    return { events: log.events.filter((e) => !e.endsWith('v0')), early: r.early };
+  }
+
+  function sliceEvents(events: string[]): string[] {
+    return events.filter((e) => !e.startsWith('norms'));
+  }
+
+  it("shard 0 publishes its slice before worker 1's slice for shard 1 is even sent", { timeout: 10_000 }, async () => {
+    const { events, early } = await heldStep(0, 'slice 0 v1');
+    expect(early).toBe(true);
+    expect(sliceEvents(events)).toEqual(['slice 0 v1', 'worker 1 → shard 1 released', 'slice 1 v1']);
+  });
+
+  it('with clipping, shard 0 waits for the global norm: nothing is published before the held slice', {
+    timeout: 10_000,
+  }, async () => {
+    const { events, early } = await heldStep(CLIP, 'norms shard 0');
+    expect(early).toBe(false);
+    expect(events.slice(0, 3)).toEqual(['norms shard 0', 'worker 1 → shard 1 released', 'norms shard 1']);
+    expect(events.slice(3).sort()).toEqual(['slice 0 v1', 'slice 1 v1']);
+  });
+
+  it("a worker takes a shard's lower version as retracting its higher one", async () => {
+    const total = 2 * NORM_BLOCK;
+    const nets = [createLocalNetwork(), createLocalNetwork()];
+    const shardEnds: Link[] = [];
+    for (const n of nets)
+      n.listener.onLink((l) => {
+        l.onFrame(() => {});
+        l.send(encodeSliceFrame({ t: 'sliceChallenge', nonce: 'n' }));
+        l.send(encodeSliceFrame({ t: 'sliceWelcome', proof: '' })); // no token: no proof to check
+        shardEnds.push(l);
+      });
+    const client = new SliceClient(await Promise.all(nets.map((n) => n.dial())), total, 'w0');
+    const slice = (k: number, version: number, x: number) =>
+      shardEnds[k].send(encodeSliceFrame({ t: 'slice', slice: k, version }, new Float32Array(NORM_BLOCK).fill(x)));
+    slice(0, 0, 1);
+    slice(1, 0, 2);
+    expect(Array.from(new Set(await client.params(0)))).toEqual([1, 2]);
+    let got: Float32Array | null = null;
+    void client.params(1).then((p) => {
+      got = p;
+    });
+    slice(0, 1, 3); // an early apply, then reverted:
+    slice(0, 0, 1);
+    slice(1, 1, 4); // shard 1's version 1: not complete without shard 0's again
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(got).toBeNull();
+    slice(0, 1, 5);
+    await client.params(1);
+    expect(Array.from(new Set(got!))).toEqual([5, 4]);
+  });
+
+  it("the shards count every byte on their links, and report each shard's step", async () => {
+    const frames = { total: 0, lastNorms: [0, 0] };
+    const c = await sliceCluster({
+      totalParams: N,
+      shards: 2,
+      workers: 2,
+      hyper: HYPER,
+      onBytes: (from, to, n) => {
+        frames.total += n;
+        if (to === 'loop') frames.lastNorms[Number(from.split(' ')[1])] = n; // the last frame in is its norms
+      },
+    });
+    let reported = 0;
+    let version = 0;
+    await c.loop.assign(init(), zeroAdam(), 0);
+    for (let s = 0; s < 3; s++) {
+      await Promise.all(
+        c.workers.map(async (w, j) =>
+          w.sendGradient(s, 0, j, gradient(await w.params(version), s, 0, treeNode(0, j, 2))),
+        ),
+      );
+      for (let j = 0; j < 2; j++) c.loop.commit(s, 0, j, 2, [treeNode(0, j, 2)], `w${j}`, false);
+      const r = await c.loop.update(s, 8, 2, 0, 0.003, ++version);
+      expect(r.shards).toHaveLength(2);
+      r.shards.forEach((t, k) => {
+        reported += t.bytesIn + t.bytesOut;
+        for (const x of [t.wireMs, t.waitMs, t.updateMs, t.normsMs]) expect(x).toBeGreaterThanOrEqual(0);
+        const { from, to } = c.loop.ranges[k];
+        expect(t.bytesIn).toBeGreaterThan(2 * 4 * (to - from)); // both workers' gradient slices, at least
+      });
+    }
+    await Promise.all(c.workers.map((w) => w.params(version)));
+    // Everything but each shard's last norms frame (sent after its report) was reported.
+    expect(reported).toBe(frames.total - frames.lastNorms[0] - frames.lastNorms[1]);
   });
 });
 

@@ -52,7 +52,7 @@ interface Run {
 }
 
 /** The whole-model update as the Coordinator runs it. */
-function whole(n: number, steps: number, bad: number, simd: boolean): Run {
+function whole(n: number, steps: number, bad: number, simd: boolean, clip = CLIP): Run {
   const u = new WholeUpdate(n, HYPER, simd);
   u.params.set(init(n));
   const norms: number[] = [];
@@ -66,12 +66,12 @@ function whole(n: number, steps: number, bad: number, simd: boolean): Run {
       lossSum += f.r.totals().lossSum;
       count += f.r.totals().count;
     }
-    norms.push(u.update(count, lossSum, CLIP, 0.01).gradNorm);
+    norms.push(u.update(count, lossSum, clip, 0.01).gradNorm);
   }
   return { params: u.params.slice(), m: u.adam.state.m.slice(), v: u.adam.state.v.slice(), norms };
 }
 
-function sliced(u: SlicedUpdate, from: number, steps: number, bad: number, norms: number[]): void {
+function sliced(u: SlicedUpdate, from: number, steps: number, bad: number, norms: number[], clip = CLIP): void {
   for (let s = from; s < steps; s++) {
     const g = gradients(u.totalParams, s, bad);
     let lossSum = 0;
@@ -83,7 +83,7 @@ function sliced(u: SlicedUpdate, from: number, steps: number, bad: number, norms
       lossSum += f.totals().lossSum;
       count += f.totals().count;
     }
-    norms.push(u.update(count, lossSum, CLIP, 0.01).gradNorm);
+    norms.push(u.update(count, lossSum, clip, 0.01).gradNorm);
   }
 }
 
@@ -96,11 +96,11 @@ const freshAdam = (n: number): AdamState => ({
   step: 0,
 });
 
-function slicedRun(n: number, k: number, steps: number, bad: number, simd: boolean): Run {
+function slicedRun(n: number, k: number, steps: number, bad: number, simd: boolean, clip = CLIP): Run {
   const u = new SlicedUpdate(n, k, HYPER, { simd });
   u.load(init(n), freshAdam(n));
   const norms: number[] = [];
-  sliced(u, 0, steps, bad, norms);
+  sliced(u, 0, steps, bad, norms, clip);
   const { params, adam } = u.gather();
   return { params, m: adam.m, v: adam.v, norms };
 }
@@ -152,6 +152,15 @@ describe.each([
 
   it.each([1, 2, 3, 6])('K = %i', (k) => {
     same(slicedRun(n, k, steps, bad, simd), ref);
+  });
+
+  // No clipping: each slice applies Adam as soon as it is reduced; the NaN (mid-model) step
+  // reverts the slices before it.
+  const unclipped = whole(n, steps, bad, simd, 0);
+  it.each([1, 2, 3, 6])('K = %i, no clipping (early Adam, a reverted step)', (k) => {
+    expect(Number.isNaN(unclipped.norms[bad])).toBe(true);
+    expect(unclipped.params).not.toEqual(ref.params);
+    same(slicedRun(n, k, steps, bad, simd, 0), unclipped);
   });
 
   it('a checkpoint of 3 slices resumed with 2: the same bits as an unbroken run', () => {

@@ -2,13 +2,14 @@
  * A coordinator whose parameters live on slice shard processes (`dptrain slice-shard`, `coordinator
  * --slice-shard`, `worker --slice-shard`) trains to the same bits as the unsharded coordinator with the
  * same workers: the weights it saves, and every step's loss and gradient norm. Clipping and
- * weight decay are on, so the one global value (the norm) matters.
+ * weight decay are on, so the one global value (the norm) matters; and without clipping, where
+ * each shard applies Adam as soon as its own sums are complete.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, freePort, readMetrics, readWeights, runCli, tempDir } from '../helpers/cli.js';
+import { CLI, freePort, readMetrics, readSummary, readWeights, runCli, tempDir } from '../helpers/cli.js';
 
 const JOB = {
   seed: 11,
@@ -74,6 +75,23 @@ async function run(dir: string, config: string, k: number): Promise<string> {
 
 const steps = (out: string) => readMetrics(out).map((m) => [m.loss, m.gradNorm]);
 
+const PARAMS = 12_962;
+
+/**
+ * The parameters went by the shards, and wireBytes counts them: after the first step (which
+ * also carries the shards' assignment), each of the 2 workers sends at least one gradient and
+ * gets one copy of the parameters per step, through the slice links. The run's summary has
+ * each shard's step.
+ */
+function expectSliceTraffic(out: string, k: number): void {
+  const metrics = readMetrics(out);
+  for (const m of metrics.slice(1)) {
+    expect(m.wireBytes as number).toBeGreaterThanOrEqual(2 * 2 * 4 * PARAMS);
+    expect((m.shardTimeline as unknown[]).length).toBe(k);
+  }
+  expect(readSummary(out).shardTimeline).toHaveLength(k);
+}
+
 describe('slice shard processes', () => {
   it("K = 2 and 3 shards: the unsharded run's bits", { timeout: 600_000 }, async () => {
     const dir = tempDir('shards');
@@ -90,9 +108,20 @@ describe('slice shard processes', () => {
         Buffer.from(readWeights(out).buffer).equals(Buffer.from(readWeights(whole).buffer)),
         `K = ${k}: weights`,
       ).toBe(true);
-      // The coordinator's own link carried headers only: the parameters went by the shards.
-      for (const m of readMetrics(out)) expect(m.wireBytes as number).toBeLessThan(4096);
+      expectSliceTraffic(out, k);
     }
+  });
+
+  it("no clipping (Adam early on each shard): K = 2, the unsharded run's bits", { timeout: 600_000 }, async () => {
+    const dir = tempDir('shards-early');
+    const config = join(dir, 'job.json');
+    writeFileSync(config, JSON.stringify({ ...JOB, optimizer: { ...JOB.optimizer, clipNorm: 0 } }));
+    const whole = await run(dir, config, 0);
+    const out = await run(dir, config, 2);
+    expect(steps(out)).toEqual(steps(whole));
+    expect(Buffer.from(readWeights(out).buffer).equals(Buffer.from(readWeights(whole).buffer))).toBe(true);
+    for (const m of readMetrics(out)) expect(m.earlyAdam).toBe(true);
+    expectSliceTraffic(out, 2);
   });
 
   it('refuses to listen beyond loopback without the job token, in one line', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { pack, unpack } from 'msgpackr';
-import { decodeFrame, encodeFrame } from '../../shared/wire/codec.js';
+import { decodeFrame, encodeFrame, frameToFill } from '../../shared/wire/codec.js';
 import type { Message } from '../../shared/wire/protocol.js';
 import { Rng } from '../../shared/util/rng.js';
 import { expectCode } from '../helpers/expect-code.js';
@@ -190,5 +190,19 @@ describe('why tensors never go through msgpack', () => {
     expect(backBytes).not.toEqual(bytesOf(src));
     // The first bytes are the elements converted to uint8, one byte each.
     expect(Array.from(backBytes.subarray(0, src.length))).toEqual([1, 2, 3, 200, 0, 0]);
+  });
+});
+
+describe('frameToFill', () => {
+  it('a frame filled in place is byte for byte the one encodeFrame makes of the same values', () => {
+    for (const version of [7, 300, 70_000, 2 ** 33]) {
+      const values = nastyFloats(1001, version);
+      const msg: Message = { t: 'params', version, shm: 0 };
+      const { frame, payload } = frameToFill(msg, values.length);
+      payload.set(values.subarray(0, 500));
+      payload.set(values.subarray(500), 500);
+      expect(Buffer.from(frame).equals(Buffer.from(encodeFrame(msg, values)))).toBe(true);
+      expect(bytesOf(decodeFrame(frame).payload!)).toEqual(bytesOf(values));
+    }
   });
 });
