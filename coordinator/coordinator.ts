@@ -14,6 +14,8 @@ import type { Listener } from '../shared/transport/transport.js';
 import { ComputeMeter, type StepAccounting } from './accounting.js';
 import { configHash, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import { Dispatcher } from './dispatcher.js';
+import { NO_COMPRESSION_REPORT, ResultDecoder } from './compression.js';
+import { compressorOf } from '../shared/compress/index.js';
 import { traceStep, type Tracer } from './trace.js';
 import { jobIdOf, Membership, type WorkerSession } from './membership.js';
 import { exportLayersModel } from './model-export.js';
@@ -69,6 +71,8 @@ export class Coordinator {
   readonly meter: ComputeMeter;
   private readonly adam: Adam;
   private readonly dispatcher: Dispatcher;
+  /** Decodes compressed results (the job's compression); null: results are dense. */
+  private readonly decoder: ResultDecoder | null;
   /** The mean gradient of the step, reused every step (Adam's own array: no copy into the optimizer). */
   private readonly gradBuffer: Float32Array;
   /** The accumulated gradient sum, reused every step (the mean leaves it zeroed). */
@@ -113,6 +117,8 @@ export class Coordinator {
       policy: this.cfg.compute.budgetPolicy,
       log: o.log,
     });
+    const compressor = compressorOf(this.cfg.compression);
+    this.decoder = compressor && new ResultDecoder(compressor, this.layout.totalParams, this.cfg.wireDtype);
     this.membership = new Membership(o.listener, {
       job: jobOf(this.cfg),
       jobId: jobIdOf(this.cfg, configHash(this.cfg)),
@@ -125,6 +131,7 @@ export class Coordinator {
       landing: arena?.landing,
       fingerprint: o.datasetFingerprint ?? null,
       slicedResults: Boolean(o.slices),
+      decoder: this.decoder,
     });
     this.membership.on('gone', (w) => {
       this.dropped++;
@@ -531,6 +538,7 @@ export class Coordinator {
       skippedSteps: this.skipped,
       stoppedBy,
       stepsDone: this.stepsDone,
+      compression: this.decoder?.report(records.length) ?? NO_COMPRESSION_REPORT,
       meter: this.meter,
       peaks: ready.map((w) => ({
         declared: w.peakFlops || declaredPeak(this.cfg.compute),
