@@ -78,6 +78,18 @@ export class ComputeMeter {
     );
   }
 
+  /** stopsBefore, and if so, says in the log that the run stops here after `step` steps. */
+  stopsRun(step: number, samples: number): boolean {
+    if (!this.stopsBefore(samples)) return false;
+    const budget = this.o.budget;
+    const used = budget ? this.cumulativeFlops / budget : 0;
+    this.o.log.warn(
+      { step, cumulativeFlops: this.cumulativeFlops, budget, budgetUsed: +used.toFixed(4) },
+      `compute budget reached after ${step} steps: the next step would exceed it; saving the model and stopping`,
+    );
+    return true;
+  }
+
   /** Work computed that no optimizer step used (late or recomputed shards, skipped steps). */
   wasted(samples: number): void {
     this.hardwareFlops += samples * this.o.trainFlopsPerSample;

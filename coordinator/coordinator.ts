@@ -5,64 +5,32 @@
  *   mean gradient → clip → Adam → new parameter version (or skip, if non-finite)
  *   account FLOPs; metrics; evaluate and checkpoint when due
  */
-import { budgetFlops, declaredPeak, jobOf, type Config } from '../shared/job/config.js';
+import { budgetFlops, declaredPeak, type Config } from '../shared/job/config.js';
 import { DptrainError, fail } from '../shared/util/errors.js';
-import type { Logger } from '../shared/util/log.js';
-import { jobLayout, jobLeaves } from '../shared/job/job-layout.js';
+import { jobLayout } from '../shared/job/job-layout.js';
 import { initParams, modelKind, type AnyLayout } from '../shared/models/index.js';
-import type { Listener } from '../shared/transport/transport.js';
 import { ComputeMeter, type StepAccounting } from './accounting.js';
-import { configHash, saveCheckpoint, type CheckpointState } from './checkpoint.js';
-import { Dispatcher } from './dispatcher.js';
+import { saveCheckpoint, type CheckpointCounters, type CheckpointState } from './checkpoint.js';
+import type { Dispatcher } from './dispatcher.js';
 import { NO_COMPRESSION_REPORT, ResultDecoder } from './compression.js';
 import { compressorOf } from '../shared/compress/index.js';
-import { traceStep, type Tracer } from './trace.js';
-import { jobIdOf, Membership, type WorkerSession } from './membership.js';
+import { traceStep } from './trace.js';
+import type { Membership, WorkerSession } from './membership.js';
 import { exportLayersModel } from './model-export.js';
 import { Adam } from './optimizers/adam.js';
 import { clipByGlobalNorm } from './optimizers/clip.js';
 import { learningRate } from './optimizers/schedule.js';
+import { DepartedPeaks, waitForWorkers } from './roster.js';
+import { dispatcherFor, membershipFor, type CoordinatorOptions } from './wiring.js';
 import { eligible } from './phase.js';
 import { jsReduceOps, type ReduceOps } from './reducer.js';
 import { createArena } from './kernels/arena.js';
 import { simdReduceOps } from './kernels/reduce-simd.js';
 import { meanInBlocks } from './slices/blocks.js';
-import type { RemoteSlices } from './slices/remote-slices.js';
-import type { RunDir } from './run-dir.js';
 import { summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
 import { StepTally, stepTimeline } from './timeline.js';
-import type { ShmChannel } from '../shared/transport/shm.js';
 
-export interface CoordinatorOptions {
-  config: Config;
-  listener: Listener;
-  log: Logger;
-  runDir: RunDir | null;
-  /** Continue from this checkpoint instead of the initialization. */
-  resume?: CheckpointState;
-  /** Workers to wait for before the first step (default config.minWorkers). */
-  startWorkers?: number;
-  /** How long to wait for them (default 120 s). */
-  joinTimeoutMs?: number;
-  /** The names of the workers a launcher started: a join timeout says which never became ready. */
-  expectedWorkers?: string[];
-  onStep?: (r: StepRecord) => void;
-  onEval?: (r: EvalRecord) => void;
-  /** Called once the first shards of a step are sent (fault injection hooks in here). */
-  onStepStart?: (step: number) => void;
-  /** Record a Chrome trace of a window of steps; written to `traceFile` at the end. */
-  tracer?: Tracer;
-  traceFile?: string;
-  /** The job token workers must prove they hold; null = none (loopback only). */
-  token?: string | null;
-  authTimeoutMs?: number;
-  /** Shared-memory channel for tensor payloads to local workers (shared/transport/shm.ts). */
-  shm?: ShmChannel | null;
-  /** The job's dataset fingerprint, when this host could load the data (see Membership). */
-  datasetFingerprint?: string | null;
-  /** Slice shards that hold the parameters and optimizer state, and run the update (coordinator/slices/). */
-  slices?: RemoteSlices | null;
-}
+export type { CoordinatorOptions } from './wiring.js';
 
 export class Coordinator {
   readonly layout: AnyLayout;
@@ -90,11 +58,8 @@ export class Coordinator {
   private dropped = 0;
   private skipped = 0;
   private stopRequest: string | null = null;
-  /**
-   * The peak FLOP/s of workers that left, so that a step they contributed to can still be
-   * accounted: only what that needs, and only for the steps in flight when they left.
-   */
-  private readonly departed = new Map<string, { peak: number; atStep: number }>();
+  /** Peaks of workers that left, for the steps in flight when they did. */
+  private readonly departed: DepartedPeaks;
 
   constructor(private readonly o: CoordinatorOptions) {
     this.cfg = o.config;
@@ -119,52 +84,13 @@ export class Coordinator {
     });
     const compressor = compressorOf(this.cfg.compression);
     this.decoder = compressor && new ResultDecoder(compressor, this.layout.totalParams, this.cfg.wireDtype);
-    this.membership = new Membership(o.listener, {
-      job: jobOf(this.cfg),
-      jobId: jobIdOf(this.cfg, configHash(this.cfg)),
-      totalParams: this.layout.totalParams,
-      maxWorkers: this.cfg.maxWorkers,
-      log: o.log,
-      token: o.token ?? null,
-      authTimeoutMs: o.authTimeoutMs,
-      shm: o.shm ?? null,
-      landing: arena?.landing,
-      fingerprint: o.datasetFingerprint ?? null,
-      slicedResults: Boolean(o.slices),
-      decoder: this.decoder,
-    });
+    this.membership = membershipFor(o, this.layout, arena?.landing, this.decoder);
+    this.departed = new DepartedPeaks(this.cfg.maxWorkers);
     this.membership.on('gone', (w) => {
       this.dropped++;
-      this.departed.set(w.id, { peak: this.peakOf(w), atStep: this.stepsDone });
-      // A worker can have results in the step in flight and a prefetched one, no earlier; and
-      // however many come and go while paused, only the latest maxWorkers can matter.
-      for (const [id, d] of this.departed)
-        if (d.atStep < this.stepsDone - 1 || this.departed.size > this.cfg.maxWorkers) this.departed.delete(id);
+      this.departed.left(w.id, this.peakOf(w), this.stepsDone);
     });
-    this.dispatcher = new Dispatcher({
-      membership: this.membership,
-      log: o.log,
-      totalParams: this.layout.totalParams,
-      wireDtype: this.cfg.wireDtype,
-      shm: o.shm ?? null,
-      stepTimeoutMs: this.cfg.stepTimeoutSec * 1000,
-      noWorkerTimeoutMs: Math.max(1, this.cfg.pauseTimeoutSec) * 1000,
-      onWasted: (n) => this.meter.wasted(n),
-      outlierFactor: this.cfg.outlierFactor,
-      ops: this.ops,
-      sliced: o.slices,
-      leaves: jobLeaves(this.cfg, this.layout),
-      onAccepted: (w, key, shard, ms, at) => {
-        if (o.tracer?.records(this.stepsDone + 1))
-          o.tracer.span(
-            `worker ${w.id} (${w.host})`,
-            `${key.startsWith('eval') ? 'evaluate' : 'compute'} shard ${shard}`,
-            at - ms,
-            at,
-            { key },
-          );
-      },
-    });
+    this.dispatcher = dispatcherFor(o, this.layout, this.membership, this.ops, this.meter, () => this.stepsDone);
     if (o.resume) this.restore(o.resume);
     this.dispatcher.setParams(this.version, this.params);
   }
@@ -192,7 +118,6 @@ export class Coordinator {
 
   /** Everything needed to continue exactly from here. */
   snapshot(): CheckpointState {
-    const d = this.dispatcher.counters;
     return {
       step: this.stepsDone,
       position: this.position,
@@ -200,16 +125,22 @@ export class Coordinator {
       config: this.cfg,
       params: this.params,
       adam: this.adam.state,
-      counters: {
-        stale: d.stale,
-        reassigned: d.reassigned,
-        recomputed: d.recomputed,
-        outliers: d.outliers,
-        dropped: this.dropped,
-        skipped: this.skipped,
-        cumulativeFlops: this.meter.cumulativeFlops,
-        hardwareFlops: this.meter.hardwareFlops,
-      },
+      counters: this.counters(),
+    };
+  }
+
+  private counters(): CheckpointCounters {
+    const { stale, reassigned, recomputed, outliers } = this.dispatcher.counters;
+    const { cumulativeFlops, hardwareFlops } = this.meter;
+    return {
+      stale,
+      reassigned,
+      recomputed,
+      outliers,
+      dropped: this.dropped,
+      skipped: this.skipped,
+      cumulativeFlops,
+      hardwareFlops,
     };
   }
 
@@ -261,46 +192,23 @@ export class Coordinator {
   }
 
   /** Wait until `need` workers are eligible, logging every 5 s; fail after `timeoutMs`. */
-  private async waitForWorkers(need: number, timeoutMs: number, what: string): Promise<void> {
-    const start = Date.now();
-    while (eligible(this.membership).length < need) {
-      if (this.stopRequest) this.stop();
-      const have = eligible(this.membership).length;
-      if (Date.now() - start >= timeoutMs) {
-        const written = what === 'paused' ? this.checkpoint() : null;
-        fail(
-          'WORKER_LOST',
-          `${what}: only ${have} of ${need} workers ready for ${Math.round(timeoutMs / 1000)} ` +
-            `s${this.missing()}${written ? `; checkpoint at step ${this.stepsDone} written, continue with --resume ${this.o.runDir!.path}` : ''}`,
-        );
-      }
-      const fields = { ready: have, need, step: this.stepsDone, listen: this.o.listener.address };
-      if (what === 'paused') this.o.log.warn(fields, `training paused: ${have} of ${need} workers ready`);
-      else this.o.log.info(fields, 'waiting for workers');
-      await this.dispatcher.abortable(
-        new Promise<void>((res) => {
-          const done = () => {
-            clearTimeout(t);
-            this.membership.off('ready', done);
-            res();
-          };
-          const t = setTimeout(done, Math.min(5000, Math.max(1, timeoutMs - (Date.now() - start))));
-          this.membership.on('ready', done);
-        }),
-      );
-    }
-  }
-
-  /** "; not ready: rank2@host2 (connected, loading), rank3@host2 (never connected)" — of the workers a launcher started. */
-  private missing(): string {
-    const expected = this.o.expectedWorkers;
-    if (!expected?.length) return '';
-    const ready = new Set(eligible(this.membership).map((w) => w.name));
-    const seen = new Map(this.membership.all().map((w) => [w.name, w.state]));
-    const out = expected
-      .filter((n) => !ready.has(n))
-      .map((n) => `${n} (${seen.has(n) ? `connected, ${seen.get(n)}` : 'never connected'})`);
-    return out.length ? `; not ready: ${out.join(', ')}` : '';
+  private waitForWorkers(need: number, timeoutMs: number, what: string): Promise<void> {
+    return waitForWorkers(
+      {
+        membership: this.membership,
+        log: this.o.log,
+        listen: this.o.listener.address,
+        step: this.stepsDone,
+        expected: this.o.expectedWorkers,
+        checkStop: () => this.stopRequest && this.stop(),
+        abortable: (p) => this.dispatcher.abortable(p),
+        checkpoint: () => this.checkpoint(),
+        resumeDir: this.o.runDir?.path ?? null,
+      },
+      need,
+      timeoutMs,
+      what,
+    );
   }
 
   private async evaluate(step: number): Promise<EvalRecord | null> {
@@ -415,7 +323,7 @@ export class Coordinator {
         id,
         samples: tally.samples[id],
         computeMs: computeMs[id] ?? 0,
-        peakFlops: this.departed.get(id)?.peak ?? this.peakOf(this.membership.workers.get(id)),
+        peakFlops: this.departed.peak(id) ?? this.peakOf(this.membership.workers.get(id)),
       }));
       acct = this.meter.step(count, stepMs, work);
     }
@@ -460,21 +368,6 @@ export class Coordinator {
     }
   }
 
-  private budgetStops(): boolean {
-    if (!this.meter.stopsBefore(this.cfg.batchSize * this.cfg.accumulate)) return false;
-    const used = this.meter.budget ? this.meter.cumulativeFlops / this.meter.budget : 0;
-    this.o.log.warn(
-      {
-        step: this.stepsDone,
-        cumulativeFlops: this.meter.cumulativeFlops,
-        budget: this.meter.budget,
-        budgetUsed: +used.toFixed(4),
-      },
-      `compute budget reached after ${this.stepsDone} steps: the next step would exceed it; saving the model and stopping`,
-    );
-    return true;
-  }
-
   async run(): Promise<RunSummary> {
     const t0 = performance.now();
     const { steps, evalEvery, checkpointEvery } = this.cfg;
@@ -495,7 +388,7 @@ export class Coordinator {
     if (this.o.slices) await this.o.slices.assign(this.params, this.adam.state, this.version);
     while (this.stepsDone < steps) {
       if (this.stopRequest) await this.pull().then(() => this.stop());
-      if (this.budgetStops()) {
+      if (this.meter.stopsRun(this.stepsDone, this.cfg.batchSize * this.cfg.accumulate)) {
         stoppedBy = 'budget';
         break;
       }
@@ -520,7 +413,6 @@ export class Coordinator {
     this.checkpoint();
     if (this.o.runDir) await exportLayersModel(this.layout, this.params, this.o.runDir.modelDir);
     const ready = this.membership.ready();
-    const d = this.dispatcher.counters;
     const summary = summarize({
       config: this.cfg,
       records,
@@ -530,12 +422,7 @@ export class Coordinator {
       workers: ready.length,
       backends: [...new Set(ready.map((w) => w.backend))],
       wallSeconds: (performance.now() - t0) / 1000,
-      staleResults: d.stale,
-      reassignedShards: d.reassigned,
-      recomputedShards: d.recomputed,
-      outlierShards: d.outliers,
-      droppedWorkers: this.dropped,
-      skippedSteps: this.skipped,
+      counters: this.counters(),
       stoppedBy,
       stepsDone: this.stepsDone,
       compression: this.decoder?.report(records.length) ?? NO_COMPRESSION_REPORT,

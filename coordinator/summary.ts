@@ -2,6 +2,7 @@
 import { NO_COMPRESSION_REPORT, type CompressionReport } from './compression.js';
 import { median, percentile } from '../shared/util/stats.js';
 import type { Config } from '../shared/job/config.js';
+import type { CheckpointCounters } from './checkpoint.js';
 import type { ComputeMeter, StepAccounting } from './accounting.js';
 
 /**
@@ -150,12 +151,8 @@ export function summarize(o: {
   workers: number;
   backends: string[];
   wallSeconds: number;
-  staleResults: number;
-  reassignedShards: number;
-  recomputedShards: number;
-  outlierShards: number;
-  droppedWorkers: number;
-  skippedSteps: number;
+  /** The run's fault counters, as a checkpoint carries them. */
+  counters: CheckpointCounters;
   stoppedBy: RunSummary['stoppedBy'];
   /** Steps completed in the whole run (a resumed run counts the ones before the resume). */
   stepsDone: number;
@@ -197,12 +194,12 @@ export function summarize(o: {
     wireDtype: o.config.wireDtype,
     compression: o.compression ?? NO_COMPRESSION_REPORT,
     wallSeconds: o.wallSeconds,
-    staleResults: o.staleResults,
-    reassignedShards: o.reassignedShards,
-    recomputedShards: o.recomputedShards,
-    outlierShards: o.outlierShards,
-    droppedWorkers: o.droppedWorkers,
-    skippedSteps: o.skippedSteps,
+    staleResults: o.counters.stale,
+    reassignedShards: o.counters.reassigned,
+    recomputedShards: o.counters.recomputed,
+    outlierShards: o.counters.outliers,
+    droppedWorkers: o.counters.dropped,
+    skippedSteps: o.counters.skipped,
     stoppedBy: o.stoppedBy,
     totalFlops: o.meter.cumulativeFlops,
     hardwareFlops: o.meter.hardwareFlops,

@@ -6,15 +6,22 @@
  */
 import type { Link } from '../shared/transport/transport.js';
 import { DptrainError } from '../shared/util/errors.js';
-import { sliceProof } from '../shared/wire/auth.js';
+import { newNonce, proofsEqual, shardProof, sliceProof } from '../shared/wire/auth.js';
 import {
   encodeSliceFrame,
   readSliceFrame,
   SHARD_TO_WORKER,
   type Slice,
   type SliceChallenge,
+  type SliceWelcome,
 } from '../shared/wire/slice-protocol.js';
 import { sliceBounds, type SliceRange } from '../coordinator/slices/blocks.js';
+
+/** What each state of a shard link waits for. */
+const EXPECTED = { challenge: 'sliceChallenge', welcome: 'sliceWelcome', open: 'slice' } as const;
+
+const authFailed = (k: number, remote: string) =>
+  new DptrainError('AUTH_FAILED', `slice shard ${k} (${remote}) could not prove the job token: check its --token-file`);
 
 export class SliceClient {
   readonly ranges: SliceRange[];
@@ -23,7 +30,10 @@ export class SliceClient {
   private readonly waiters = new Map<number, Array<{ ok: (p: Float32Array) => void; no: (e: Error) => void }>>();
   private lost: Error | null = null;
 
-  /** `token`: the job's (each shard's challenge is answered with its proof); null = none. */
+  /**
+   * `token`: the job's; each shard's challenge is answered with its proof, and nothing is taken
+   * from a shard before its own proof (sliceWelcome) checks out. null = none (loopback only).
+   */
   constructor(
     private readonly links: readonly Link[],
     readonly totalParams: number,
@@ -32,12 +42,33 @@ export class SliceClient {
   ) {
     this.ranges = sliceBounds(totalParams, links.length);
     links.forEach((link, k) => {
+      // A link goes challenge → (hello sent) welcome → open; slices count only once it is open.
+      let state: 'challenge' | 'welcome' | 'open' = 'challenge';
+      let shardNonce = '';
+      const nonce = newNonce();
       link.onFrame((bytes) => {
         try {
-          const { msg, payload } = readSliceFrame<Slice | SliceChallenge>(bytes, SHARD_TO_WORKER, totalParams);
+          const { msg, payload } = readSliceFrame<Slice | SliceChallenge | SliceWelcome>(
+            bytes,
+            SHARD_TO_WORKER,
+            totalParams,
+          );
+          if (msg.t !== EXPECTED[state] && !(state === 'open' && msg.t === 'slice'))
+            throw new DptrainError(
+              'MESSAGE_INVALID',
+              `slice shard ${k} sent ${msg.t} where ${EXPECTED[state]} belongs`,
+            );
           if (msg.t === 'sliceChallenge') {
+            shardNonce = msg.nonce;
             const proof = token ? sliceProof(token, msg.nonce, 'sliceHello') : '';
-            link.send(encodeSliceFrame({ t: 'sliceHello', proof, worker }));
+            link.send(encodeSliceFrame({ t: 'sliceHello', proof, nonce, worker }));
+            state = 'welcome';
+          } else if (msg.t === 'sliceWelcome') {
+            if (token && !proofsEqual(msg.proof, shardProof(token, shardNonce, nonce))) {
+              this.fail(authFailed(k, link.remote));
+              return link.close('authentication failed: this shard does not hold the job token', 'authFailed');
+            }
+            state = 'open';
           } else this.slice(k, msg, payload!);
         } catch (e) {
           link.close((e as Error).message, 'invalid');

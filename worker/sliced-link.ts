@@ -9,7 +9,7 @@
  */
 import { jobLayout } from '../shared/job/job-layout.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
-import { describeError } from '../shared/util/errors.js';
+import { DptrainError, describeError } from '../shared/util/errors.js';
 import { decodeFrame, encodeFrame } from '../shared/wire/codec.js';
 import type { Message, Welcome } from '../shared/wire/protocol.js';
 import { SliceClient } from './slice-client.js';
@@ -66,7 +66,10 @@ export function slicedLink(
           .then(() => inbound(bytes, handler))
           .catch((e) => {
             client?.close();
-            coordinator.close(`slice shards: ${describeError(e)}`); // as a lost coordinator: reconnect
+            // A shard without the token is a refusal (the worker exits); anything else is as a
+            // lost coordinator: reconnect.
+            const refused = e instanceof DptrainError && e.code === 'AUTH_FAILED';
+            coordinator.close(`slice shards: ${describeError(e)}`, refused ? 'authFailed' : undefined);
           });
       });
     },

@@ -9,7 +9,7 @@
 import type { TreeNode } from '../../shared/job/shard-tree.js';
 import type { Link } from '../../shared/transport/transport.js';
 import { DptrainError, fail } from '../../shared/util/errors.js';
-import { sliceProof } from '../../shared/wire/auth.js';
+import { newNonce, proofsEqual, shardProof, sliceProof } from '../../shared/wire/auth.js';
 import { encodeSliceFrame, readSliceFrame, SHARD_TO_LOOP, type FromShard } from '../../shared/wire/slice-protocol.js';
 import type { AdamHyper, AdamState } from '../optimizers/adam.js';
 import { sliceBounds, sumInOrder, type SliceRange } from './blocks.js';
@@ -77,6 +77,8 @@ class ShardLink {
 export class RemoteSlices {
   readonly ranges: SliceRange[];
   private readonly shards: ShardLink[];
+  /** The loop's nonce on each shard link, which the shard's proof in `joined` answers. */
+  private readonly nonces: string[];
 
   /** `token`: the job's (each shard's challenge is answered with its proof); null = none. */
   constructor(
@@ -87,6 +89,7 @@ export class RemoteSlices {
   ) {
     this.ranges = sliceBounds(totalParams, links.length);
     this.shards = links.map((l, k) => new ShardLink(l, k, sliceFrameValues(totalParams)));
+    this.nonces = links.map(() => newNonce());
   }
 
   /** Hand every shard its slice of these parameters and optimizer state, as version `version`. */
@@ -99,6 +102,7 @@ export class RemoteSlices {
       const msg = {
         t: 'assign' as const,
         proof,
+        nonce: this.nonces[k],
         slice: k,
         from,
         to,
@@ -113,7 +117,14 @@ export class RemoteSlices {
       };
       s.send(encodeSliceFrame(msg, [params.subarray(from, to), adam.m.subarray(from, to), adam.v.subarray(from, to)]));
     });
-    await Promise.all(this.shards.map((s) => s.next('joined')));
+    const joined = await Promise.all(this.shards.map((s) => s.next('joined')));
+    joined.forEach(({ msg }, k) => {
+      if (this.token && !proofsEqual(msg.proof, shardProof(this.token, nonces[k], this.nonces[k]))) {
+        const remote = this.shards[k].link.remote;
+        this.shards[k].link.close('authentication failed: this shard does not hold the job token', 'authFailed');
+        fail('AUTH_FAILED', `slice shard ${k} (${remote}) could not prove the job token: check its --token-file`);
+      }
+    });
   }
 
   /** Data shard `shard` of this micro-step counts as `worker` computed it: these nodes of the tree over `leaves`. */

@@ -9,7 +9,7 @@
  * The first frame on a link says who is at the other end: `assign` the loop, `sliceHello` a worker.
  */
 import type { Link } from '../../shared/transport/transport.js';
-import { newNonce, proofsEqual, sliceProof } from '../../shared/wire/auth.js';
+import { newNonce, proofsEqual, shardProof, sliceProof } from '../../shared/wire/auth.js';
 import { DptrainError } from '../../shared/util/errors.js';
 import {
   encodeSliceFrame,
@@ -42,6 +42,8 @@ export class SliceServer {
   private readonly arrived = new Map<string, { step: number; grads: Float32Array }>();
   private readonly control: ToShard[] = [];
   private reducer: { step: number; micro: number; r: Reduction } | null = null;
+  /** The answer to the loop's nonce, sent with `joined`. */
+  private loopProof = '';
   /** The current version's slice frame, encoded once, sent to every worker. */
   private sliceFrame: Uint8Array | null = null;
 
@@ -77,10 +79,13 @@ export class SliceServer {
           if (msg.t === 'assign' && !this.loop) {
             role = 'loop';
             this.loop = link;
+            this.loopProof = this.o.token ? shardProof(this.o.token, nonce, msg.nonce) : '';
           } else if (msg.t === 'sliceHello' && !this.workers.has(msg.worker)) {
             role = 'worker';
             worker = msg.worker;
             this.workers.set(worker, link);
+            const proof = this.o.token ? shardProof(this.o.token, nonce, msg.nonce) : '';
+            link.send(encodeSliceFrame({ t: 'sliceWelcome', proof }));
             if (this.sliceFrame) link.send(this.sliceFrame);
             return;
           } else
@@ -128,7 +133,7 @@ export class SliceServer {
     };
     this.owner.loadSlice(state.subarray(0, n), adam);
     this.publish(a.version);
-    this.loop!.send(encodeSliceFrame({ t: 'joined', slice: a.slice }));
+    this.loop!.send(encodeSliceFrame({ t: 'joined', slice: a.slice, proof: this.loopProof }));
   }
 
   private gradient(worker: string, step: number, micro: number, shard: number, grads: Float32Array): void {

@@ -45,6 +45,14 @@ export function sliceProof(token: string, nonce: string, role: string): string {
   return mac(token, ['slice', role, nonce]);
 }
 
+/**
+ * A slice shard's answer: it holds the token too. Over both nonces, so that a recorded answer
+ * fits no other link and a client's proof (over the shard's nonce alone) is never an answer.
+ */
+export function shardProof(token: string, shardNonce: string, clientNonce: string): string {
+  return mac(token, ['slice', 'shard', shardNonce, clientNonce]);
+}
+
 /** Constant-time comparison of two proofs. */
 export function proofsEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);

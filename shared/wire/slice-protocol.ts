@@ -5,10 +5,16 @@
  * shard link accepts no coordinator–worker message and the reverse.
  *
  *   shard → either sliceChallenge (first, on every link: a nonce)
- *   loop → shard   assign (the token's proof; payload params|m|v of the slice), commit, reduce, apply, save
- *   shard → loop   joined, norms (block sums in the header: float64, exact in msgpack), saved
- *   worker → shard sliceHello (the token's proof), grad (payload: the slice of a data shard's gradient sum)
- *   shard → worker slice (payload: the slice of parameters of a version)
+ *   loop → shard   assign (the token's proof and the loop's nonce; payload params|m|v of the slice),
+ *                  commit, reduce, apply, save
+ *   shard → loop   joined (the shard's proof), norms (block sums in the header: float64, exact in
+ *                  msgpack), saved
+ *   worker → shard sliceHello (the token's proof and the worker's nonce), grad (payload: the slice of a
+ *                  data shard's gradient sum)
+ *   shard → worker sliceWelcome (the shard's proof), slice (payload: the slice of parameters of a version)
+ *
+ * Both ends prove the token: a client answers the shard's nonce, the shard answers both nonces
+ * (auth.ts shardProof), and a client takes nothing from a shard before its proof checks out.
  */
 import { fail } from '../util/errors.js';
 import { decodeFrame, encodeFrame } from './codec.js';
@@ -20,6 +26,8 @@ export interface Assign {
   t: 'assign';
   /** sliceProof(token, nonce, 'assign'); '' without a token. */
   proof: string;
+  /** The loop's own nonce, which the shard's proof in `joined` answers. */
+  nonce: string;
   slice: number;
   from: number;
   to: number;
@@ -73,6 +81,8 @@ export interface Save {
 export interface Joined {
   t: 'joined';
   slice: number;
+  /** shardProof(token, the shard's nonce, assign.nonce); '' without a token. */
+  proof: string;
 }
 export interface Norms {
   t: 'norms';
@@ -98,7 +108,14 @@ export interface SliceHello {
   t: 'sliceHello';
   /** sliceProof(token, nonce, 'sliceHello'); '' without a token. */
   proof: string;
+  /** The worker's own nonce, which the shard's proof in sliceWelcome answers. */
+  nonce: string;
   worker: string;
+}
+/** The shard holds the token too: shardProof(token, its nonce, sliceHello.nonce); '' without a token. */
+export interface SliceWelcome {
+  t: 'sliceWelcome';
+  proof: string;
 }
 /** Payload: elements [from, to) of each tree node's gradient sum of one data shard, node after node. */
 export interface Grad {
@@ -115,13 +132,14 @@ export interface Slice {
 }
 
 export type ToShard = Assign | Commit | Reduce | Apply | Save | SliceHello | Grad;
-export type FromShard = SliceChallenge | Joined | Norms | Saved | Slice;
+export type FromShard = SliceChallenge | SliceWelcome | Joined | Norms | Saved | Slice;
 export type SliceMessage = ToShard | FromShard;
 
 type Kind = 'count' | 'number' | 'float' | 'string' | 'boolean' | 'floats' | 'counts';
 const SHAPES: { [T in SliceMessage['t']]: Record<string, Kind> } = {
   assign: {
     proof: 'string',
+    nonce: 'string',
     slice: 'count',
     from: 'count',
     to: 'count',
@@ -146,11 +164,12 @@ const SHAPES: { [T in SliceMessage['t']]: Record<string, Kind> } = {
   reduce: { step: 'count', count: 'count' },
   apply: { step: 'count', version: 'count', norm: 'number', clipNorm: 'number', lr: 'number' },
   save: { step: 'count' },
-  joined: { slice: 'count' },
+  joined: { slice: 'count', proof: 'string' },
   norms: { step: 'count', finite: 'boolean', blockSq: 'floats' },
   saved: { step: 'count', accBeta1: 'number', accBeta2: 'number', adamStep: 'count' },
   sliceChallenge: { nonce: 'string' },
-  sliceHello: { proof: 'string', worker: 'string' },
+  sliceHello: { proof: 'string', nonce: 'string', worker: 'string' },
+  sliceWelcome: { proof: 'string' },
   grad: { step: 'count', micro: 'count', shard: 'count' },
   slice: { slice: 'count', version: 'count' },
 };
@@ -194,7 +213,11 @@ export function readSliceFrame<M extends SliceMessage>(
 export const LOOP_TO_SHARD: ReadonlySet<ToShard['t']> = new Set(['assign', 'commit', 'reduce', 'apply', 'save']);
 export const WORKER_TO_SHARD: ReadonlySet<ToShard['t']> = new Set(['sliceHello', 'grad']);
 export const SHARD_TO_LOOP: ReadonlySet<FromShard['t']> = new Set(['sliceChallenge', 'joined', 'norms', 'saved']);
-export const SHARD_TO_WORKER: ReadonlySet<(Slice | SliceChallenge)['t']> = new Set(['sliceChallenge', 'slice']);
+export const SHARD_TO_WORKER: ReadonlySet<(Slice | SliceChallenge | SliceWelcome)['t']> = new Set([
+  'sliceChallenge',
+  'sliceWelcome',
+  'slice',
+]);
 
 /** One slice-link frame (the codec's layout; float32 payload, in parts if need be). */
 export function encodeSliceFrame(

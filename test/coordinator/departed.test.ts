@@ -5,6 +5,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Coordinator } from '../../coordinator/coordinator.js';
+import type { DepartedPeaks } from '../../coordinator/roster.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
@@ -63,12 +64,12 @@ describe('departed workers', () => {
       w.link.close('visit over');
       await gone;
     }
-    const departed = (coord as unknown as { departed: Map<string, { atStep: number }> }).departed;
+    const departed = (coord as unknown as { departed: DepartedPeaks }).departed;
     const done = (coord as unknown as { stepsDone: number }).stepsDone;
     expect(done).toBeGreaterThan(10); // it trained meanwhile
     expect(departed.size).toBeGreaterThan(0);
     expect(departed.size).toBeLessThanOrEqual(cfg.maxWorkers);
-    for (const d of departed.values()) expect(d.atStep).toBeGreaterThanOrEqual(done - 2);
+    for (const atStep of departed.steps()) expect(atStep).toBeGreaterThanOrEqual(done - 2);
     coord.requestStop('test over');
     await run;
     await net.listener.close();

@@ -183,6 +183,25 @@ describe('slice shards over the in-process transport', () => {
     });
   });
 
+  it('a shard that cannot prove the token is refused by the loop and the workers (AUTH_FAILED)', async () => {
+    // A shard without the token takes any proof: the clients must not take its word.
+    const impostor = await sliceCluster({
+      totalParams: N,
+      shards: 2,
+      workers: 1,
+      hyper: HYPER,
+      token: null,
+      clientToken: 'slice-test-token-0123456789',
+    });
+    const kind = new Promise<string>((res) => impostor.loopLinks[0].onClose((_, k) => res(k)));
+    await expect(impostor.loop.assign(init(), zeroAdam(), 0)).rejects.toMatchObject({
+      code: 'AUTH_FAILED',
+      message: expect.stringMatching(/could not prove the job token/),
+    });
+    expect(await kind).toBe('authFailed');
+    await expect(impostor.workers[0].params(0)).rejects.toMatchObject({ code: 'AUTH_FAILED' });
+  });
+
   it('a malformed frame closes the link that sent it, and only that one', async () => {
     const c = await sliceCluster({ totalParams: N, shards: 2, workers: 1, hyper: HYPER });
     await c.loop.assign(init(), zeroAdam(), 0);

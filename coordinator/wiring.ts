@@ -1,0 +1,110 @@
+/**
+ * What a Coordinator is given, and how its two sessions are built from it: the membership that
+ * admits workers and the dispatcher that hands them shards and collects their results.
+ */
+import { jobOf, type Config } from '../shared/job/config.js';
+import { jobLeaves } from '../shared/job/job-layout.js';
+import type { AnyLayout } from '../shared/models/index.js';
+import type { Listener } from '../shared/transport/transport.js';
+import type { ShmChannel } from '../shared/transport/shm.js';
+import type { Logger } from '../shared/util/log.js';
+import type { ComputeMeter } from './accounting.js';
+import { configHash, type CheckpointState } from './checkpoint.js';
+import type { ResultDecoder } from './compression.js';
+import { Dispatcher } from './dispatcher.js';
+import { jobIdOf, Membership } from './membership.js';
+import type { ReduceOps } from './reducer.js';
+import type { RunDir } from './run-dir.js';
+import type { RemoteSlices } from './slices/remote-slices.js';
+import type { EvalRecord, StepRecord } from './summary.js';
+import type { Tracer } from './trace.js';
+
+export interface CoordinatorOptions {
+  config: Config;
+  listener: Listener;
+  log: Logger;
+  runDir: RunDir | null;
+  /** Continue from this checkpoint instead of the initialization. */
+  resume?: CheckpointState;
+  /** Workers to wait for before the first step (default config.minWorkers). */
+  startWorkers?: number;
+  /** How long to wait for them (default 120 s). */
+  joinTimeoutMs?: number;
+  /** The names of the workers a launcher started: a join timeout says which never became ready. */
+  expectedWorkers?: string[];
+  onStep?: (r: StepRecord) => void;
+  onEval?: (r: EvalRecord) => void;
+  /** Called once the first shards of a step are sent (fault injection hooks in here). */
+  onStepStart?: (step: number) => void;
+  /** Record a Chrome trace of a window of steps; written to `traceFile` at the end. */
+  tracer?: Tracer;
+  traceFile?: string;
+  /** The job token workers must prove they hold; null = none (loopback only). */
+  token?: string | null;
+  authTimeoutMs?: number;
+  /** Shared-memory channel for tensor payloads to local workers (shared/transport/shm.ts). */
+  shm?: ShmChannel | null;
+  /** The job's dataset fingerprint, when this host could load the data (see Membership). */
+  datasetFingerprint?: string | null;
+  /** Slice shards that hold the parameters and optimizer state, and run the update (coordinator/slices/). */
+  slices?: RemoteSlices | null;
+}
+
+export function membershipFor(
+  o: CoordinatorOptions,
+  layout: AnyLayout,
+  landing?: Float32Array,
+  decoder: ResultDecoder | null = null,
+): Membership {
+  const cfg = o.config;
+  return new Membership(o.listener, {
+    job: jobOf(cfg),
+    jobId: jobIdOf(cfg, configHash(cfg)),
+    totalParams: layout.totalParams,
+    maxWorkers: cfg.maxWorkers,
+    log: o.log,
+    token: o.token ?? null,
+    authTimeoutMs: o.authTimeoutMs,
+    shm: o.shm ?? null,
+    landing,
+    fingerprint: o.datasetFingerprint ?? null,
+    slicedResults: Boolean(o.slices),
+    decoder,
+  });
+}
+
+/** `stepsDone` tells which step an accepted result's trace span belongs to. */
+export function dispatcherFor(
+  o: CoordinatorOptions,
+  layout: AnyLayout,
+  membership: Membership,
+  ops: ReduceOps,
+  meter: ComputeMeter,
+  stepsDone: () => number,
+): Dispatcher {
+  const cfg = o.config;
+  return new Dispatcher({
+    membership,
+    log: o.log,
+    totalParams: layout.totalParams,
+    wireDtype: cfg.wireDtype,
+    shm: o.shm ?? null,
+    stepTimeoutMs: cfg.stepTimeoutSec * 1000,
+    noWorkerTimeoutMs: Math.max(1, cfg.pauseTimeoutSec) * 1000,
+    onWasted: (n) => meter.wasted(n),
+    outlierFactor: cfg.outlierFactor,
+    ops,
+    sliced: o.slices,
+    leaves: jobLeaves(cfg, layout),
+    onAccepted: (w, key, shard, ms, at) => {
+      if (o.tracer?.records(stepsDone() + 1))
+        o.tracer.span(
+          `worker ${w.id} (${w.host})`,
+          `${key.startsWith('eval') ? 'evaluate' : 'compute'} shard ${shard}`,
+          at - ms,
+          at,
+          { key },
+        );
+    },
+  });
+}
