@@ -51,8 +51,6 @@ export async function dialShards(urls: readonly string[], totalParams: number): 
 
 /** Refuse, before anything starts, what a sharded update does not do. */
 export function checkSliceable(config: Config): void {
-  if (config.wireDtype !== 'float32')
-    fail('CONFIG_INVALID', `--slice-shard: slices travel as float32; unset wireDtype (${config.wireDtype})`);
   if (config.compression.kind !== 'none')
     fail('CONFIG_INVALID', '--slice-shard: slice links carry dense gradients; leave compression off (--compress none)');
   if (config.outlierFactor > 0)
@@ -68,5 +66,5 @@ export async function coordinatorSlices(
   if (!urls?.length) return null;
   checkSliceable(config);
   const total = jobLayout(config).totalParams;
-  return new RemoteSlices(await dialShards(urls, total), total, config.optimizer, token);
+  return new RemoteSlices(await dialShards(urls, total), total, config.optimizer, token, config.wireDtype);
 }

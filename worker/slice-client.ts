@@ -5,6 +5,7 @@
  * the whole model K times.
  */
 import type { Link } from '../shared/transport/transport.js';
+import type { WireDtype } from '../shared/wire/wire-dtype.js';
 import { DptrainError } from '../shared/util/errors.js';
 import { newNonce, proofsEqual, shardProof, sliceProof } from '../shared/wire/auth.js';
 import {
@@ -39,6 +40,8 @@ export class SliceClient {
     readonly totalParams: number,
     worker: string,
     token: string | null = null,
+    /** The job's wireDtype: gradient slices go, and parameter slices come, in it. */
+    private readonly wireDtype: WireDtype = 'float32',
   ) {
     this.ranges = sliceBounds(totalParams, links.length);
     links.forEach((link, k) => {
@@ -52,6 +55,7 @@ export class SliceClient {
             bytes,
             SHARD_TO_WORKER,
             totalParams,
+            wireDtype,
           );
           if (msg.t !== EXPECTED[state] && !(state === 'open' && msg.t === 'slice'))
             throw new DptrainError(
@@ -122,7 +126,7 @@ export class SliceClient {
     this.links.forEach((link, k) => {
       const { from, to } = this.ranges[k];
       const parts = Array.from({ length: grads.length / n }, (_, j) => grads.subarray(j * n + from, j * n + to));
-      link.send(encodeSliceFrame({ t: 'grad', step, micro, shard }, parts));
+      link.send(encodeSliceFrame({ t: 'grad', step, micro, shard }, parts, this.wireDtype));
     });
   }
 

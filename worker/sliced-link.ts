@@ -12,6 +12,7 @@ import type { CloseKind, Link } from '../shared/transport/transport.js';
 import { DptrainError, describeError } from '../shared/util/errors.js';
 import { decodeFrame, encodeFrame } from '../shared/wire/codec.js';
 import type { Message, Welcome } from '../shared/wire/protocol.js';
+import type { WireDtype } from '../shared/wire/wire-dtype.js';
 import { SliceClient } from './slice-client.js';
 
 /** The frame's header when it is one of ours and carries no payload it could not read; else null (passed on as is). */
@@ -31,6 +32,7 @@ export function slicedLink(
   token: string | null,
 ): Link {
   let client: SliceClient | null = null;
+  let wireDtype: WireDtype = 'float32';
   let delivered = -1;
   let chain: Promise<void> = Promise.resolve();
   const inbound = async (bytes: Uint8Array, pass: (f: Uint8Array) => void): Promise<void> => {
@@ -38,10 +40,12 @@ export function slicedLink(
     if (f?.msg.t === 'welcome') {
       const w = f.msg as Welcome;
       const total = jobLayout(w.job).totalParams;
-      client = new SliceClient(await dialShards(total), total, w.workerId, token);
+      wireDtype = w.job.wireDtype;
+      client = new SliceClient(await dialShards(total), total, w.workerId, token, wireDtype);
     } else if ((f?.msg.t === 'work' || f?.msg.t === 'evaluate') && client && f.msg.version !== delivered) {
       const version = f.msg.version;
-      pass(encodeFrame({ t: 'params', version, shm: 0 }, await client.params(version)));
+      // The shards' slices are values of wireDtype already: encoding them again is exact.
+      pass(encodeFrame({ t: 'params', version, shm: 0 }, await client.params(version), wireDtype));
       delivered = version;
     }
     pass(bytes);
