@@ -10,7 +10,7 @@ import { Membership } from '../../coordinator/membership.js';
 import { compressorOf } from '../../shared/compress/index.js';
 import { jobOf, parseConfig } from '../../shared/job/config.js';
 import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
-import type { ShardResult } from '../../shared/wire/protocol.js';
+import { resultMsg } from '../helpers/result-msg.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
 
 const cfg = parseConfig({
@@ -19,20 +19,7 @@ const cfg = parseConfig({
   compression: { kind: 'topk', ratio: 0.2 },
 });
 const TOTAL = 2 * 4 + 4 + 4 + 1; // 17: k = 4
-const result: ShardResult = {
-  t: 'result',
-  step: 0,
-  micro: 0,
-  shard: 0,
-  lossSum: 1,
-  losses: [1],
-  count: 4,
-  computeMs: 1,
-  decodeMs: 0,
-  encodeMs: 0,
-  busyMs: 1,
-  shm: 0,
-};
+const result = resultMsg(1, 4);
 
 let net: LocalNetwork;
 afterEach(async () => {

@@ -9,25 +9,12 @@ import { kthSmallest, TopK, topkCount } from '../../shared/compress/topk.js';
 import { DEFAULT_CONFIG, jobOf, parseConfig } from '../../shared/job/config.js';
 import { Rng } from '../../shared/util/rng.js';
 import { encodeFrame } from '../../shared/wire/codec.js';
-import type { ShardResult } from '../../shared/wire/protocol.js';
+import { resultMsg } from '../helpers/result-msg.js';
 import { readFromWorker } from '../../shared/wire/validate.js';
 import { expectCode } from '../helpers/expect-code.js';
 import { configHash } from '../../coordinator/checkpoint.js';
 
-const result = (nodes: number): ShardResult => ({
-  t: 'result',
-  step: 1,
-  micro: 0,
-  shard: 0,
-  lossSum: 1,
-  losses: Array.from({ length: nodes }, () => 1 / nodes),
-  count: 8,
-  computeMs: 1,
-  decodeMs: 0,
-  encodeMs: 0,
-  busyMs: 1,
-  shm: 0,
-});
+const result = (nodes: number) => resultMsg(nodes);
 
 describe('top-k', () => {
   it('finds the k-th smallest as a sort would, with runs of equal values', () => {
