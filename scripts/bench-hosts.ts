@@ -10,6 +10,7 @@
  * Run as root after `npx tsc -p tsconfig.json`:
  *   node dist/scripts/bench-hosts.js [--rates 1gbit,100mbit] [--workers 2] [--bytes-workers 2,4]
  *     [--steps 40] [--rounds 1] [--ddp-anchor ddp_gloo_rank.py] [--out bench-hosts.json] [--slice-shards]
+ *     [--wire-dtypes float32,bfloat16 (the sliced runs)] [--compress topk:0.01 (an unsharded run each rate)]
  * The machine's load average is recorded with each round: compare ratios within a round.
  */
 import { execFile, type ChildProcess } from 'node:child_process';
@@ -95,6 +96,8 @@ async function acrossHosts(
   rate: string,
   steps: number,
   sliced = false,
+  /** Job flags of this variant (`--wire-dtype bfloat16`, `--compress topk:0.01`), named in its label. */
+  variant: string[] = [],
 ): Promise<Figures> {
   const names = workerNames(workers);
   const net = new SimulatedHosts(['coord', ...names]);
@@ -116,6 +119,7 @@ async function acrossHosts(
       '--out',
       out,
       ...shardFlags,
+      ...variant,
     ]);
     const procs = names.map((h) => cluster.worker(h, ['--backend', 'wasm', ...shardFlags]));
     // Counters between two steps past warm-up: the job's setup and the last evaluation stay out.
@@ -134,7 +138,10 @@ async function acrossHosts(
     if (code !== 0) throw new Error(`coordinator exited ${code}: ${coord.output().trim().split('\n').pop()}`);
     await Promise.all(procs.map((p) => p.exit));
     return {
-      ...summaryFigures(`dptrain${sliced ? ' sliced' : ''}, coordinator + ${workers} worker hosts at ${rate}`, out),
+      ...summaryFigures(
+        `dptrain${sliced ? ' sliced' : ''}${variant.length ? ` ${variant.join(' ')}` : ''}, coordinator + ${workers} worker hosts at ${rate}`,
+        out,
+      ),
       hubBytesPerStep: perStep(before, after, ['coord'], to - from),
       workerBytesPerStep: perStep(before, after, names, to - from),
     };
@@ -261,7 +268,14 @@ async function round(o: Options, dir: string, job: string): Promise<Round> {
   };
   await add(local(dir, job, o.workers, o.steps));
   for (const rate of o.rates) await add(acrossHosts(dir, job, o.workers, rate, o.steps));
-  if (o.sliced) for (const rate of o.rates) await add(acrossHosts(dir, job, o.workers, rate, o.steps, true));
+  // Sliced runs in each wire dtype asked for, side by side at each rate.
+  const dtypes = o.wireDtypes.map((d) => (d === 'float32' ? [] : ['--wire-dtype', d]));
+  if (o.sliced)
+    for (const rate of o.rates)
+      for (const d of dtypes) await add(acrossHosts(dir, job, o.workers, rate, o.steps, true, d));
+  if (o.compress)
+    for (const rate of o.rates)
+      await add(acrossHosts(dir, job, o.workers, rate, o.steps, false, ['--compress', o.compress]));
   if (o.anchor) {
     await add(ddp(o.anchor, o.workers, null));
     for (const rate of o.rates) await add(ddp(o.anchor, o.workers, rate));
@@ -285,6 +299,10 @@ interface Options {
   out: string;
   /** Also run each across-hosts job with a slice shard on every worker host. */
   sliced: boolean;
+  /** The wire dtypes of the sliced runs (`--wire-dtypes float32,bfloat16`). */
+  wireDtypes: string[];
+  /** Also an unsharded run with this compression at each rate (`--compress topk:0.01`). */
+  compress: string | null;
 }
 
 function options(argv: string[]): Options {
@@ -302,6 +320,8 @@ function options(argv: string[]): Options {
     anchor: flag('--ddp-anchor', null),
     out: flag('--out', 'bench-hosts.json')!,
     sliced: argv.includes('--slice-shards'),
+    wireDtypes: list(flag('--wire-dtypes', 'float32')!),
+    compress: flag('--compress', null),
   };
 }
 
