@@ -25,6 +25,22 @@ const cfg = parseConfig({
 const TOTAL = 2 * 4 + 4 + 4 + 1;
 const TOKEN = 'a-test-token-of-enough-length';
 
+/** Rows [0, 4) of step 0, one leaf, as shard `shard`; `shmRead` the worker's credit. */
+const work = (shard: number, shmRead = 0): Message => ({
+  t: 'work',
+  step: 0,
+  micro: 0,
+  shard,
+  version: 0,
+  from: 0,
+  to: 4,
+  leaves: 1,
+  first: 0,
+  last: 1,
+  batch: 4,
+  shmRead,
+});
+
 /** A coordinator end that records what the worker sends and how it closed. */
 async function session(token: string | null = TOKEN, shmDir?: string, compressor?: GradientCompressor) {
   await tf.setBackend('cpu');
@@ -82,20 +98,7 @@ describe('worker session', () => {
     });
     await s.next('ready');
     s.send({ t: 'params', version: 0, shm: 0 }, new Float32Array(TOTAL).fill(0.1));
-    s.send({
-      t: 'work',
-      step: 0,
-      micro: 0,
-      shard: 0,
-      version: 0,
-      from: 0,
-      to: 4,
-      leaves: 1,
-      first: 0,
-      last: 1,
-      batch: 4,
-      shmRead: 0,
-    });
+    s.send(work(0));
     const result = await s.next('result');
     expect(result).toMatchObject({ t: 'result', step: 0, shard: 0, count: 4 });
     s.send({ t: 'bye', reason: 'done' });
@@ -105,20 +108,7 @@ describe('worker session', () => {
 
   it('a message its state does not expect ends the session: fault, then a workerFault close', async () => {
     const s = await session();
-    s.send({
-      t: 'work',
-      step: 0,
-      micro: 0,
-      shard: 0,
-      version: 0,
-      from: 0,
-      to: 4,
-      leaves: 1,
-      first: 0,
-      last: 1,
-      batch: 4,
-      shmRead: 0,
-    });
+    s.send(work(0));
     const fault = await s.next('fault');
     expect(fault).toMatchObject({ t: 'fault', message: 'invalid: work while challenged' });
     expect(await s.closed).toBe('workerFault');
@@ -172,20 +162,6 @@ describe('worker session', () => {
       });
       await s.next('ready');
       s.send({ t: 'params', version: 0, shm: 0 }, new Float32Array(TOTAL).fill(0.1));
-      const work = (shard: number, shmRead: number): Message => ({
-        t: 'work',
-        step: 0,
-        micro: 0,
-        shard,
-        version: 0,
-        from: 0,
-        to: 4,
-        leaves: 1,
-        first: 0,
-        last: 1,
-        batch: 4,
-        shmRead,
-      });
       const slotOf = async (n: number) => {
         const r = await s.nth('result', n);
         if (r.t !== 'result') throw new Error('unreachable');
@@ -210,20 +186,6 @@ describe('worker session', () => {
 
   it('a compressing job: top-k of the gradient, then of the gradient plus the residual it kept', async () => {
     const params = Float32Array.from({ length: TOTAL }, (_, i) => Math.sin(i + 1));
-    const work = (shard: number): Message => ({
-      t: 'work',
-      step: 0,
-      micro: 0,
-      shard,
-      version: 0,
-      from: 0,
-      to: 4,
-      leaves: 1,
-      first: 0,
-      last: 1,
-      batch: 4,
-      shmRead: 0,
-    });
     /** Results of `shards` identical works on `params`, under the job `c`. */
     const results = async (c: typeof cfg, shards: number, compressor?: GradientCompressor) => {
       const s = await session(TOKEN, undefined, compressor);
