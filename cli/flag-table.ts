@@ -8,6 +8,7 @@ import { Option } from 'commander';
 import { PRECISIONS } from '../shared/accounting/devices.js';
 import { BACKENDS, BUDGET_POLICIES } from '../shared/job/config.js';
 import { WIRE_DTYPES } from '../shared/wire/wire-dtype.js';
+import { COMPRESSION_KINDS, compressionFlag } from '../shared/compress/index.js';
 import { LAUNCHER_NAMES } from '../shared/job/launch.js';
 import { intFlag, numFlag } from './parse-flags.js';
 
@@ -45,6 +46,8 @@ export interface FlagRow {
   choices?: readonly string[];
   /** The config path the flag overrides (`optimizer.lr`: a field of a section); omitted for `run` flags. */
   field?: string;
+  /** The field's value from the flag's, where they differ (a section from a short spec); default the same. */
+  toField?: (v: string) => unknown;
   role: FlagRole;
   scope: FlagScope;
 }
@@ -99,6 +102,15 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     help: 'how parameters and gradients travel: float32 (exact), or float16 / bfloat16 (half the bytes)',
     choices: WIRE_DTYPES,
     field: 'wireDtype',
+    role: 'job',
+    scope: 'run',
+  },
+  {
+    key: 'compress',
+    flags: '--compress <kind>',
+    help: `lossy gradient compression with error feedback: ${COMPRESSION_KINDS.join(', ')}, or topk:<ratio> (default none)`,
+    field: 'compression',
+    toField: compressionFlag,
     role: 'job',
     scope: 'run',
   },
@@ -382,7 +394,9 @@ export function optionOf(row: FlagRow): Option {
 export function overridesOf(flags: Record<string, unknown>, roles: readonly FlagRole[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const row of FLAG_TABLE) {
-    if (row.field && roles.includes(row.role)) out[row.field] = flags[row.key];
+    if (!row.field || !roles.includes(row.role)) continue;
+    const v = flags[row.key];
+    out[row.field] = row.toField && typeof v === 'string' ? row.toField(v) : v;
   }
   return out;
 }

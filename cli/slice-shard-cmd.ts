@@ -49,17 +49,22 @@ export async function dialShards(urls: readonly string[], totalParams: number): 
   return Promise.all(urls.map((u) => dialWs(u, shardFrameBytes(totalParams))));
 }
 
-/** The coordinator's side: refuse what a sharded update does not do, then dial the shards. */
+/** Refuse, before anything starts, what a sharded update does not do. */
+export function checkSliceable(config: Config): void {
+  if (config.compression.kind !== 'none')
+    fail('CONFIG_INVALID', '--slice-shard: slice links carry dense gradients; leave compression off (--compress none)');
+  if (config.outlierFactor > 0)
+    fail('CONFIG_INVALID', '--slice-shard: --reject-outliers needs whole gradients at the coordinator; leave it off');
+}
+
+/** The coordinator's side: dial the shards (checkSliceable has passed). */
 export async function coordinatorSlices(
   urls: readonly string[] | undefined,
   config: Config,
   token: string | null,
 ): Promise<RemoteSlices | null> {
   if (!urls?.length) return null;
-  if (config.wireDtype !== 'float32')
-    fail('CONFIG_INVALID', `--slice-shard: slices travel as float32; unset wireDtype (${config.wireDtype})`);
-  if (config.outlierFactor > 0)
-    fail('CONFIG_INVALID', '--slice-shard: --reject-outliers needs whole gradients at the coordinator; leave it off');
+  checkSliceable(config);
   const total = jobLayout(config).totalParams;
-  return new RemoteSlices(await dialShards(urls, total), total, config.optimizer, token);
+  return new RemoteSlices(await dialShards(urls, total), total, config.optimizer, token, config.wireDtype);
 }

@@ -3,7 +3,7 @@
  * workers): resolve the config (or the checkpoint to resume), open the run directory and the
  * listener, run, and turn SIGINT/SIGTERM into "finish the step, checkpoint, exit".
  */
-import { coordinatorSlices } from './slice-shard-cmd.js';
+import { checkSliceable, coordinatorSlices } from './slice-shard-cmd.js';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { readRunView } from '../coordinator/dashboard/run-dir-view.js';
@@ -170,6 +170,11 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
         `minWorkers (${c.minWorkers}) is above workers (${c.workers}): training would pause at once`,
       );
     faults = [...c.faults, ...(f.fault ?? [])].map(parseFault);
+    if (c.compression.kind !== 'none' && c.sharedMemory)
+      fail(
+        'CONFIG_INVALID',
+        `compression ${c.compression.kind} saves bytes on a link, and local workers share memory: add --no-shared-memory, or leave compression off`,
+      );
   });
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
   let inject: ((step: number) => void) | null = null;
@@ -210,7 +215,9 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
 
 export async function coordinatorCommand(f: TrainFlags): Promise<number> {
   const token = readToken(f.tokenFile);
-  const { config, resume, s } = await openRun(f, listenOptions(f, token));
+  const { config, resume, s } = await openRun(f, listenOptions(f, token), (c) => {
+    if (f.sliceShard?.length) checkSliceable(c);
+  });
   s.log.info(
     { listen: s.listener.address, minWorkers: config.minWorkers, authenticated: token !== null },
     `workers join with: dptrain worker --connect ${s.workerAddress}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''} ` +

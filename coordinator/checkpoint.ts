@@ -70,8 +70,11 @@ export function configHash(c: Config): string {
               .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
           )
         : v;
+  // No compression leaves the hash as it was before compression existed: old checkpoints still resume.
+  const { compression, ...rest } = jobOf(c);
+  const job = compression.kind === 'none' ? rest : { ...rest, compression };
   return createHash('sha256')
-    .update(JSON.stringify(canonical(jobOf(c))))
+    .update(JSON.stringify(canonical(job)))
     .digest('hex');
 }
 

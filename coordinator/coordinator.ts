@@ -12,6 +12,8 @@ import { initParams, modelKind, type AnyLayout } from '../shared/models/index.js
 import { ComputeMeter, type StepAccounting } from './accounting.js';
 import { saveCheckpoint, type CheckpointCounters, type CheckpointState } from './checkpoint.js';
 import type { Dispatcher } from './dispatcher.js';
+import { NO_COMPRESSION_REPORT, ResultDecoder } from './compression.js';
+import { compressorOf } from '../shared/compress/index.js';
 import { traceStep } from './trace.js';
 import type { Membership, WorkerSession } from './membership.js';
 import { exportLayersModel } from './model-export.js';
@@ -42,6 +44,8 @@ export class Coordinator {
   readonly meter: ComputeMeter;
   private readonly adam: Adam;
   private readonly dispatcher: Dispatcher;
+  /** Decodes compressed results (the job's compression); null: results are dense. */
+  private readonly decoder: ResultDecoder | null;
   /** The mean gradient of the step, reused every step (Adam's own array: no copy into the optimizer). */
   private readonly gradBuffer: Float32Array;
   /** The accumulated gradient sum, reused every step (the mean leaves it zeroed). */
@@ -88,7 +92,9 @@ export class Coordinator {
       policy: this.cfg.compute.budgetPolicy,
       log: o.log,
     });
-    this.membership = membershipFor(o, this.layout, arena?.landing);
+    const compressor = compressorOf(this.cfg.compression);
+    this.decoder = compressor && new ResultDecoder(compressor, this.layout.totalParams, this.cfg.wireDtype);
+    this.membership = membershipFor(o, this.layout, arena?.landing, this.decoder);
     this.departed = new DepartedPeaks(this.cfg.maxWorkers);
     this.membership.on('gone', (w) => {
       this.dropped++;
@@ -451,6 +457,7 @@ export class Coordinator {
       counters: this.counters(),
       stoppedBy,
       stepsDone: this.stepsDone,
+      compression: this.decoder?.report(records.length) ?? NO_COMPRESSION_REPORT,
       meter: this.meter,
       peaks: ready.map((w) => ({
         declared: w.peakFlops || declaredPeak(this.cfg.compute),

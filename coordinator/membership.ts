@@ -20,6 +20,7 @@ import {
 } from '../shared/wire/protocol.js';
 import type { CloseKind, Link, Listener } from '../shared/transport/transport.js';
 import { readFromWorker } from '../shared/wire/validate.js';
+import type { ResultDecoder } from './compression.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
 import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/wire/auth.js';
 
@@ -105,6 +106,8 @@ export interface MembershipOptions {
   fingerprint?: string | null;
   /** Workers send gradients to slice shards; results carry none (coordinator/slices/). */
   slicedResults?: boolean;
+  /** Results carry compressed gradients, decoded here (coordinator/compression.ts); null: dense. */
+  decoder?: ResultDecoder | null;
 }
 
 /** The states in which each message from a worker is accepted; anything else drops it as invalid. */
@@ -271,8 +274,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.traffic.in += bytes.length;
     let frame: ReturnType<typeof readFromWorker>;
     try {
-      const { totalParams, job, slicedResults } = this.o;
-      frame = readFromWorker(bytes, { totalParams, wireDtype: job.wireDtype, slicedResults });
+      const { totalParams, job, slicedResults, decoder } = this.o;
+      const compressor = decoder?.compressor ?? null;
+      frame = readFromWorker(bytes, { totalParams, wireDtype: job.wireDtype, slicedResults, compressor });
     } catch (e) {
       return this.drop(w, 'invalid', `invalid message: ${describeError(e)}`);
     }
@@ -381,6 +385,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private onResult(w: WorkerSession, msg: ShardResult, payload: Float32Array | null): void {
     w.answers++;
     let grads = payload ?? NO_GRADIENTS; // none: sliced results
+    if (payload && this.o.decoder) grads = this.o.decoder.decode(payload, msg.losses.length);
     if (msg.shm > 0) {
       if (!w.shm || !this.o.shm) {
         return this.drop(

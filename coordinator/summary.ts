@@ -1,4 +1,5 @@
 /** The records a run produces and how they condense into summary.json. */
+import { NO_COMPRESSION_REPORT, type CompressionReport } from './compression.js';
 import { median, percentile } from '../shared/util/stats.js';
 import type { Config } from '../shared/job/config.js';
 import type { CheckpointCounters } from './checkpoint.js';
@@ -131,6 +132,8 @@ export interface RunSummary {
   /** Median bytes on the wire per step (see StepRecord.wireBytes) and the dtype they travelled in. */
   wireBytesPerStep: number | null;
   wireDtype: string;
+  /** Gradient compression: none (exact), or a lossy kind, its parameters and its bytes per step. */
+  compression: CompressionReport;
   wallSeconds: number;
   staleResults: number;
   reassignedShards: number;
@@ -187,6 +190,7 @@ export function summarize(o: {
   stoppedBy: RunSummary['stoppedBy'];
   /** Steps completed in the whole run (a resumed run counts the ones before the resume). */
   stepsDone: number;
+  compression?: CompressionReport;
   meter: ComputeMeter;
   peaks: Array<{ declared: number | null; attainable: number }>;
 }): RunSummary {
@@ -222,6 +226,7 @@ export function summarize(o: {
     medianStepMs: median(steady.map((r) => r.stepMs)),
     wireBytesPerStep: median(steady.map((r) => r.wireBytes)),
     wireDtype: o.config.wireDtype,
+    compression: o.compression ?? NO_COMPRESSION_REPORT,
     wallSeconds: o.wallSeconds,
     staleResults: o.counters.stale,
     reassignedShards: o.counters.reassigned,

@@ -10,6 +10,7 @@ import type { ShmChannel } from '../shared/transport/shm.js';
 import type { Logger } from '../shared/util/log.js';
 import type { ComputeMeter } from './accounting.js';
 import { configHash, type CheckpointState } from './checkpoint.js';
+import type { ResultDecoder } from './compression.js';
 import { Dispatcher } from './dispatcher.js';
 import { jobIdOf, Membership } from './membership.js';
 import type { ReduceOps } from './reducer.js';
@@ -49,7 +50,12 @@ export interface CoordinatorOptions {
   slices?: RemoteSlices | null;
 }
 
-export function membershipFor(o: CoordinatorOptions, layout: AnyLayout, landing?: Float32Array): Membership {
+export function membershipFor(
+  o: CoordinatorOptions,
+  layout: AnyLayout,
+  landing?: Float32Array,
+  decoder: ResultDecoder | null = null,
+): Membership {
   const cfg = o.config;
   return new Membership(o.listener, {
     job: jobOf(cfg),
@@ -63,6 +69,7 @@ export function membershipFor(o: CoordinatorOptions, layout: AnyLayout, landing?
     landing,
     fingerprint: o.datasetFingerprint ?? null,
     slicedResults: Boolean(o.slices),
+    decoder,
   });
 }
 

@@ -13,6 +13,7 @@
  *     [--per-host K] [--clip-norm 0]
  * With --per-host K (K > 1) a round is instead: K·workers local processes, then at each rate K
  * worker processes on each worker host, and one `dptrain host-agent --workers K` on each.
+ *     [--wire-dtypes float32,bfloat16 (the sliced runs)] [--compress topk:0.01 (an unsharded run each rate)]
  * The machine's load average is recorded with each round: compare ratios within a round.
  * --clip-norm sets the job's optimizer.clipNorm: above every gradient norm it changes no bits
  * but makes slice shards wait for the global norm before Adam (0, the default, lets them not).
@@ -109,6 +110,8 @@ async function acrossHosts(
   sliced = false,
   /** Worker processes on each worker host, and whether a host agent starts them behind one link. */
   perHost: { k: number; agent: boolean } = { k: 1, agent: false },
+  /** Job flags of this variant (`--wire-dtype bfloat16`, `--compress topk:0.01`), named in its label. */
+  variant: string[] = [],
 ): Promise<Figures> {
   const names = workerNames(workers);
   const { k, agent } = perHost;
@@ -131,6 +134,7 @@ async function acrossHosts(
       '--out',
       out,
       ...shardFlags,
+      ...variant,
     ]);
     const procs = agent
       ? names.map((h) => cluster.hostAgent(h, ['--workers', String(k), '--backend', 'wasm']))
@@ -156,7 +160,7 @@ async function acrossHosts(
     await Promise.all(procs.map((p) => p.exit));
     return {
       ...summaryFigures(
-        `dptrain${sliced ? ' sliced' : ''}, coordinator + ${workers} worker hosts${k > 1 ? ` of ${k} workers${agent ? ' behind a host agent' : ''}` : ''} at ${rate}`,
+        `dptrain${sliced ? ' sliced' : ''}${variant.length ? ` ${variant.join(' ')}` : ''}, coordinator + ${workers} worker hosts${k > 1 ? ` of ${k} workers${agent ? ' behind a host agent' : ''}` : ''} at ${rate}`,
         out,
       ),
       hubBytesPerStep: perStep(before, after, ['coord'], to - from),
@@ -297,7 +301,14 @@ async function round(o: Options, dir: string, job: string): Promise<Round> {
   }
   await add(local(dir, job, o.workers, o.steps));
   for (const rate of o.rates) await add(acrossHosts(dir, job, o.workers, rate, o.steps));
-  if (o.sliced) for (const rate of o.rates) await add(acrossHosts(dir, job, o.workers, rate, o.steps, true));
+  // Sliced runs in each wire dtype asked for, side by side at each rate.
+  const dtypes = o.wireDtypes.map((d) => (d === 'float32' ? [] : ['--wire-dtype', d]));
+  if (o.sliced)
+    for (const rate of o.rates)
+      for (const d of dtypes) await add(acrossHosts(dir, job, o.workers, rate, o.steps, true, undefined, d));
+  if (o.compress)
+    for (const rate of o.rates)
+      await add(acrossHosts(dir, job, o.workers, rate, o.steps, false, undefined, ['--compress', o.compress]));
   if (o.anchor) {
     await add(ddp(o.anchor, o.workers, null));
     for (const rate of o.rates) await add(ddp(o.anchor, o.workers, rate));
@@ -324,6 +335,10 @@ interface Options {
   clipNorm: number;
   /** Worker processes per worker host (> 1: with and without a host agent, see the header). */
   perHost: number;
+  /** The wire dtypes of the sliced runs (`--wire-dtypes float32,bfloat16`). */
+  wireDtypes: string[];
+  /** Also an unsharded run with this compression at each rate (`--compress topk:0.01`). */
+  compress: string | null;
 }
 
 function options(argv: string[]): Options {
@@ -343,6 +358,8 @@ function options(argv: string[]): Options {
     sliced: argv.includes('--slice-shards'),
     clipNorm: Number(flag('--clip-norm', '0')),
     perHost: Number(flag('--per-host', '1')),
+    wireDtypes: list(flag('--wire-dtypes', 'float32')!),
+    compress: flag('--compress', null),
   };
 }
 

@@ -9,6 +9,7 @@
  * higher (a step whose Adam the shard applied early, then skipped: slice-server.ts).
  */
 import type { Link } from '../shared/transport/transport.js';
+import type { WireDtype } from '../shared/wire/wire-dtype.js';
 import { DptrainError } from '../shared/util/errors.js';
 import { newNonce, proofsEqual, shardProof, sliceProof } from '../shared/wire/auth.js';
 import { frameToFill } from '../shared/wire/codec.js';
@@ -51,6 +52,8 @@ export class SliceClient {
     readonly totalParams: number,
     worker: string,
     token: string | null = null,
+    /** The job's wireDtype: gradient slices go, and parameter slices come, in it. */
+    private readonly wireDtype: WireDtype = 'float32',
   ) {
     this.ranges = sliceBounds(totalParams, links.length);
     links.forEach((link, k) => {
@@ -64,6 +67,7 @@ export class SliceClient {
             bytes,
             SHARD_TO_WORKER,
             totalParams,
+            wireDtype,
           );
           if (msg.t !== EXPECTED[state] && !(state === 'open' && msg.t === 'slice'))
             throw new DptrainError(
@@ -155,7 +159,7 @@ export class SliceClient {
     this.links.forEach((link, k) => {
       const { from, to } = this.ranges[k];
       const mine = Array.from({ length: total / n }, (_, j) => within(parts, j * n + from, j * n + to)).flat();
-      link.send(encodeSliceFrame({ t: 'grad', step, micro, shard }, mine));
+      link.send(encodeSliceFrame({ t: 'grad', step, micro, shard }, mine, this.wireDtype));
     });
   }
 

@@ -52,7 +52,7 @@ export function slicedLink(
     if (f?.msg.t === 'welcome') {
       const w = f.msg as Welcome;
       const total = jobLayout(w.job).totalParams;
-      const c = new SliceClient(await dialShards(total), total, w.workerId, token);
+      const c = new SliceClient(await dialShards(total), total, w.workerId, token, w.job.wireDtype);
       // A version complete goes to the worker loop at once: it sets its tensors while the work
       // for it is still on its way (shards that apply Adam early publish before the loop's step ends).
       c.onVersion = (version) => queue(() => deliver(version));

@@ -27,6 +27,7 @@ import {
 import { RESULT_SLOTS, ShmChannel } from '../shared/transport/shm.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
 import type { WireDtype } from '../shared/wire/wire-dtype.js';
+import { compressorOf, type CompressionConfig, type GradientCompressor } from '../shared/compress/index.js';
 import { readFromCoordinator } from '../shared/wire/validate.js';
 import type { BackendChoice } from './backend.js';
 import { calibrate } from './calibrate.js';
@@ -105,6 +106,12 @@ interface Job {
   trainer: Trainer;
   totalParams: number;
   wireDtype: WireDtype;
+  /**
+   * The job's gradient compressor and this worker's error-feedback residual (shared/compress/).
+   * The residual lives as long as this session: a worker that rejoins (or a resumed run) starts
+   * from zero, which error feedback tolerates (it only defers what was unsent).
+   */
+  compression: { compressor: GradientCompressor; residual: Float32Array } | null;
 }
 
 class WorkerSession {
@@ -265,6 +272,7 @@ class WorkerSession {
       trainer: new Trainer(layout, ds, cfg.seed),
       totalParams: layout.totalParams,
       wireDtype: cfg.wireDtype,
+      compression: compressed(cfg.compression, layout.totalParams),
     };
     o.log.info(
       {
@@ -310,7 +318,7 @@ class WorkerSession {
   }
 
   private async onWork(msg: Work, t0: number, arrived: number): Promise<void> {
-    const { trainer, wireDtype } = this.job!;
+    const { trainer, wireDtype, compression } = this.job!;
     if (trainer.version !== msg.version)
       return this.giveUp(`work for params v${msg.version}, holding v${trainer.version}`);
     this.shmRead = Math.max(this.shmRead, msg.shmRead);
@@ -333,8 +341,10 @@ class WorkerSession {
         shm: 0,
       };
       this.timing.decodeMs = 0; // the next shard on these params decodes nothing
+      // Compressed results go through the socket: shared memory would carry no fewer bytes.
+      const words = compression && compress(compression, r.parts, r.losses.length);
       // Without credit for the next slot (its last result may be unread), this one goes in the frame.
-      if (this.shm && this.shmResults && this.resultSeq + 1 - RESULT_SLOTS <= this.shmRead) {
+      if (!words && this.shm && this.shmResults && this.resultSeq + 1 - RESULT_SLOTS <= this.shmRead) {
         try {
           this.shm.writeResult(this.workerId, this.resultSeq + 1, r.parts, wireDtype);
           result.shm = ++this.resultSeq;
@@ -347,7 +357,8 @@ class WorkerSession {
           this.shmResults = false;
         }
       }
-      if (result.shm || !this.o.sendResult?.(result, r.parts))
+      if (words) frame = encodeFrame(result, words);
+      else if (result.shm || !this.o.sendResult?.(result, r.parts))
         frame = result.shm ? encodeFrame(result) : encodeFrame(result, r.parts, wireDtype);
     } finally {
       r.release(); // the parts may be views of tensor memory: written out above, now freed
@@ -377,6 +388,22 @@ class WorkerSession {
     this.o.log.info({ reason }, 'coordinator said goodbye');
     this.o.link.close('bye', 'normal');
   }
+}
+
+function compressed(cfg: CompressionConfig, totalParams: number): Job['compression'] {
+  const compressor = compressorOf(cfg);
+  return compressor ? { compressor, residual: new Float32Array(totalParams) } : null;
+}
+
+/** A result's nodes as the compressor's words (the residual carries what is left unsent). */
+function compress(
+  { compressor, residual }: NonNullable<Job['compression']>,
+  parts: Float32Array | readonly Float32Array[],
+  nodes: number,
+): Float32Array {
+  const words = new Float32Array(nodes * compressor.wordsPerNode(residual.length));
+  compressor.encode(parts instanceof Float32Array ? [parts] : parts, nodes, residual, words);
+  return words;
 }
 
 export function runWorker(o: WorkerOptions): Promise<WorkerOutcome> {

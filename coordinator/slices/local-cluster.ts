@@ -6,6 +6,7 @@
  */
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import type { Link } from '../../shared/transport/transport.js';
+import type { WireDtype } from '../../shared/wire/wire-dtype.js';
 import { SliceClient } from '../../worker/slice-client.js';
 import type { AdamHyper } from '../optimizers/adam.js';
 import { RemoteSlices } from './remote-slices.js';
@@ -53,6 +54,8 @@ export async function sliceCluster(o: {
   clientToken?: string | null;
   /** Wrap each dialled link (tests: hold or watch frames), after the byte count. */
   wrap?: (link: Link, me: string, peer: string) => Link;
+  /** How gradient and parameter slices travel (default float32). */
+  wireDtype?: WireDtype;
 }): Promise<SliceCluster> {
   const onBytes = o.onBytes ?? (() => {});
   const nets = Array.from({ length: o.shards }, () => createLocalNetwork());
@@ -70,10 +73,10 @@ export async function sliceCluster(o: {
     );
   const loopLinks = await dialAll('loop');
   const clientToken = o.clientToken === undefined ? (o.token ?? null) : o.clientToken;
-  const loop = new RemoteSlices(loopLinks, o.totalParams, o.hyper, clientToken);
+  const loop = new RemoteSlices(loopLinks, o.totalParams, o.hyper, clientToken, o.wireDtype);
   const workers: SliceClient[] = [];
   for (let w = 0; w < o.workers; w++)
-    workers.push(new SliceClient(await dialAll(`worker ${w}`), o.totalParams, `w${w}`, clientToken));
+    workers.push(new SliceClient(await dialAll(`worker ${w}`), o.totalParams, `w${w}`, clientToken, o.wireDtype));
   return { servers, loop, workers, loopLinks, dial: dialAll };
 }
 

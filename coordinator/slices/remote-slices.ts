@@ -11,6 +11,7 @@ import type { Link } from '../../shared/transport/transport.js';
 import { DptrainError, fail } from '../../shared/util/errors.js';
 import { newNonce, proofsEqual, shardProof, sliceProof } from '../../shared/wire/auth.js';
 import { encodeSliceFrame, readSliceFrame, SHARD_TO_LOOP, type FromShard } from '../../shared/wire/slice-protocol.js';
+import type { WireDtype } from '../../shared/wire/wire-dtype.js';
 import type { AdamHyper, AdamState } from '../optimizers/adam.js';
 import { sliceBounds, sumInOrder, type SliceRange } from './blocks.js';
 import { sliceFrameValues } from './slice-server.js';
@@ -93,6 +94,7 @@ export class RemoteSlices {
     readonly totalParams: number,
     private readonly hyper: AdamHyper,
     private readonly token: string | null = null,
+    private readonly wireDtype: WireDtype = 'float32',
   ) {
     this.ranges = sliceBounds(totalParams, links.length);
     this.shards = links.map((l, k) => new ShardLink(l, k, sliceFrameValues(totalParams)));
@@ -121,6 +123,7 @@ export class RemoteSlices {
         accBeta1: adam.accBeta1,
         accBeta2: adam.accBeta2,
         adamStep: adam.step,
+        wireDtype: this.wireDtype,
       };
       s.send(encodeSliceFrame(msg, [params.subarray(from, to), adam.m.subarray(from, to), adam.v.subarray(from, to)]));
     });

@@ -13,6 +13,7 @@
  * The first frame on a link says who is at the other end: `assign` the loop, `sliceHello` a worker.
  */
 import type { Link } from '../../shared/transport/transport.js';
+import { WIRE_DTYPES, type WireDtype } from '../../shared/wire/wire-dtype.js';
 import { newNonce, proofsEqual, shardProof, sliceProof } from '../../shared/wire/auth.js';
 import { DptrainError } from '../../shared/util/errors.js';
 import {
@@ -43,6 +44,8 @@ const key = (step: number, micro: number, shard: number, worker: string) => `${s
 export class SliceServer {
   private owner: SliceOwner | null = null;
   private slice = -1;
+  /** How gradient and parameter slices travel (the loop's assign says: the job's wireDtype). */
+  private wireDtype: WireDtype = 'float32';
   private loop: Link | null = null;
   private readonly workers = new Map<string, Link>();
   /** Gradient slices by step/micro/shard/worker, until committed or outdated. */
@@ -83,7 +86,8 @@ export class SliceServer {
             : role === 'worker'
               ? WORKER_TO_SHARD
               : new Set([...LOOP_TO_SHARD, ...WORKER_TO_SHARD]);
-        const { msg, payload } = readSliceFrame<ToShard>(bytes, allowed, sliceFrameValues(this.maxValues));
+        const most = sliceFrameValues(this.maxValues);
+        const { msg, payload } = readSliceFrame<ToShard>(bytes, allowed, most, this.wireDtype);
         if (role === 'unknown') {
           const proof = msg.t === 'assign' || msg.t === 'sliceHello' ? msg.proof : '';
           if (this.o.token && !proofsEqual(proof, sliceProof(this.o.token, nonce, msg.t))) {
@@ -130,6 +134,9 @@ export class SliceServer {
         'MESSAGE_INVALID',
         `assign of [${a.from}, ${a.to}) carries ${state.length} floats, not 3 × ${n}`,
       );
+    if (!(WIRE_DTYPES as readonly string[]).includes(a.wireDtype))
+      throw new DptrainError('MESSAGE_INVALID', `assign.wireDtype ${JSON.stringify(a.wireDtype)} is not a wire dtype`);
+    this.wireDtype = a.wireDtype as WireDtype;
     const hyper = { beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, weightDecay: a.weightDecay };
     this.owner = new SliceOwner({ from: a.from, to: a.to }, hyper, { simd: this.o.simd });
     // A new run (or a resume) starts clean: nothing of an earlier loop's steps is folded.
@@ -253,7 +260,8 @@ export class SliceServer {
   }
 
   private publish(version: number): void {
-    this.sliceFrame = encodeSliceFrame({ t: 'slice', slice: this.slice, version }, this.owner!.params);
+    const msg = { t: 'slice' as const, slice: this.slice, version };
+    this.sliceFrame = encodeSliceFrame(msg, this.owner!.params, this.wireDtype);
     for (const w of this.workers.values()) this.send(w, this.sliceFrame);
   }
 }

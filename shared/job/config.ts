@@ -13,6 +13,7 @@ import { parseLaunchSection, type LaunchSection } from './launch.js';
 import { parseModelSpec, type ModelSpec } from '../models/index.js';
 import { WIRE_DTYPES, type WireDtype } from '../wire/wire-dtype.js';
 import { MAX_LEAVES, type ShardsSetting } from './shard-tree.js';
+import { NO_COMPRESSION, parseCompression, type CompressionConfig } from '../compress/index.js';
 
 export const SCHEDULES = ['constant', 'cosine'] as const;
 
@@ -77,6 +78,8 @@ export interface JobConfig {
    * null (unset): "auto" or "per-worker" by the model, wire and batch (jobLeaves).
    */
   shards: ShardsSetting | null;
+  /** Lossy gradient compression with error feedback (shared/compress/); none by default. */
+  compression: CompressionConfig;
 }
 
 /** How this launch runs the job: not part of the optimization. */
@@ -128,6 +131,7 @@ export const DEFAULT_CONFIG: Config = {
   evalEvery: 250,
   wireDtype: 'float32',
   shards: null,
+  compression: NO_COMPRESSION,
   optimizer: {
     lr: 0.001,
     beta1: 0.9,
@@ -258,6 +262,7 @@ export function parseConfig(raw: unknown): Config {
     optimizer: parseOptimizer(o.optimizer),
     wireDtype: oneOf(o.wireDtype, 'wireDtype', WIRE_DTYPES),
     shards: parseShards(o.shards),
+    compression: parseCompression(o.compression),
     workers,
     minWorkers: num(o.minWorkers, 'minWorkers', { int: true, min: 1, max: 1024 }),
     maxWorkers: num(o.maxWorkers, 'maxWorkers', { int: true, min: 1, max: 4096 }),
@@ -361,6 +366,6 @@ export function mergeOverrides(file: Json, overrides: Record<string, unknown>): 
 }
 
 export function jobOf(c: Config): JobConfig {
-  const { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype, shards } = c;
-  return { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype, shards };
+  const { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype, shards, compression } = c;
+  return { seed, data, model, steps, batchSize, accumulate, evalEvery, optimizer, wireDtype, shards, compression };
 }

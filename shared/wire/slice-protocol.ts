@@ -20,6 +20,7 @@
 import { fail } from '../util/errors.js';
 import { decodeFrame, encodeFrame } from './codec.js';
 import type { Message } from './protocol.js';
+import type { WireDtype } from './wire-dtype.js';
 
 // ---- loop → slice shard ----
 /** Own elements [from, to) with these Adam settings, from this state (payload: params, m, v). */
@@ -40,6 +41,8 @@ export interface Assign {
   accBeta1: number;
   accBeta2: number;
   adamStep: number;
+  /** How gradient and parameter slices travel between workers and shards (the job's wireDtype). */
+  wireDtype: string;
 }
 /**
  * Add the tree nodes of data shard `shard` of step/micro, as `worker` computed them, to the
@@ -181,6 +184,7 @@ const SHAPES: { [T in SliceMessage['t']]: Record<string, Kind> } = {
     accBeta1: 'number',
     accBeta2: 'number',
     adamStep: 'count',
+    wireDtype: 'string',
   },
   commit: {
     step: 'count',
@@ -227,16 +231,21 @@ const ok: Record<Kind, (v: unknown) => boolean> = {
   counts: (v) => Array.isArray(v) && v.length <= 1 << 12 && v.every((x) => Number.isSafeInteger(x) && x >= 0),
 };
 
+/** Payloads that travel in the job's wireDtype; the others (optimizer state) are float32 always. */
+const WIRE_PAYLOAD = new Set(['grad', 'slice']);
+
 /**
  * Decode and check one frame of a slice link: its type among `allowed`, every field, and a
- * payload exactly where its type has one, of at most `maxValues` floats. MESSAGE_INVALID names the field.
+ * payload exactly where its type has one, of at most `maxValues` floats, in `wireDtype` where
+ * its type travels in it (float32 elsewhere). MESSAGE_INVALID names the field.
  */
 export function readSliceFrame<M extends SliceMessage>(
   bytes: Uint8Array,
   allowed: ReadonlySet<M['t']>,
   maxValues: number,
+  wireDtype: WireDtype = 'float32',
 ): { msg: M; payload: Float32Array | null } {
-  const { header, payload } = decodeFrame(bytes, maxValues);
+  const { header, payload, dtype } = decodeFrame(bytes, maxValues);
   const h = header as Record<string, unknown> | null;
   const t = h && typeof h === 'object' && !Array.isArray(h) ? h.t : undefined;
   if (typeof t !== 'string' || !allowed.has(t as M['t']))
@@ -249,6 +258,8 @@ export function readSliceFrame<M extends SliceMessage>(
     if (!ok[kind](h![k])) fail('MESSAGE_INVALID', `${t}.${k} must be a valid ${kind}`);
   if (WITH_PAYLOAD.has(t) !== (payload !== null))
     fail('MESSAGE_INVALID', `${t} ${payload ? 'must not carry' : 'must carry'} a payload`);
+  const want = WIRE_PAYLOAD.has(t) ? wireDtype : 'float32';
+  if (payload && dtype !== want) fail('MESSAGE_INVALID', `${t} payload travels as ${dtype}, not the job's ${want}`);
   return { msg: h as unknown as M, payload };
 }
 
@@ -269,10 +280,11 @@ export const SHARD_TO_WORKER: ReadonlySet<(Slice | SliceChallenge | SliceWelcome
   'slice',
 ]);
 
-/** One slice-link frame (the codec's layout; float32 payload, in parts if need be). */
+/** One slice-link frame (the codec's layout; a float32 payload unless told, in parts if need be). */
 export function encodeSliceFrame(
   msg: SliceMessage,
   payload: Float32Array | readonly Float32Array[] | null = null,
+  dtype: WireDtype = 'float32',
 ): Uint8Array {
-  return encodeFrame(msg as unknown as Message, payload); // the codec packs any plain header
+  return encodeFrame(msg as unknown as Message, payload, dtype); // the codec packs any plain header
 }

@@ -6,6 +6,7 @@
 import { decodeFrame, type DecodedFrame } from './codec.js';
 import { fail } from '../util/errors.js';
 import type { WireDtype } from './wire-dtype.js';
+import type { GradientCompressor } from '../compress/contract.js';
 import { leafStart, MAX_LEAVES } from '../job/shard-tree.js';
 import {
   PAYLOAD_TYPES,
@@ -94,6 +95,8 @@ export interface ValidateContext {
   wireDtype?: WireDtype | null;
   /** Results carry no payload: the gradients went to slice shards (coordinator/slices/). */
   slicedResults?: boolean;
+  /** The job's gradient compressor (shared/compress/): results carry its words, not dense gradients. */
+  compressor?: GradientCompressor | null;
 }
 
 function checkField(v: unknown, kind: FieldKind, where: string): void {
@@ -159,6 +162,12 @@ function validate(
     if (!payload) fail('MESSAGE_INVALID', `${t} must carry a float32 payload`);
     if (ctx.totalParams === null) fail('MESSAGE_INVALID', `${t} arrived before the model was known`);
     const tensors = t === 'result' ? (h.losses as number[]).length : 1;
+    if (t === 'result' && ctx.compressor) {
+      if (dtype !== 'float32')
+        fail('MESSAGE_INVALID', `result ${ctx.compressor.kind} payload travels as ${dtype}, not raw 32-bit words`);
+      ctx.compressor.check(payload, tensors, ctx.totalParams);
+      return { msg: h as unknown as Message, payload };
+    }
     if (payload.length !== tensors * ctx.totalParams) {
       const want =
         tensors === 1

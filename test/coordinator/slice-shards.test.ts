@@ -17,9 +17,17 @@ import { coverNodes, treeNode, type TreeNode } from '../../shared/job/shard-tree
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import type { Link } from '../../shared/transport/transport.js';
 import { decodeFrame } from '../../shared/wire/codec.js';
-import { encodeSliceFrame } from '../../shared/wire/slice-protocol.js';
 import { SliceClient } from '../../worker/slice-client.js';
 import { WholeUpdate } from '../helpers/whole-update.js';
+import { expectCode } from '../helpers/expect-code.js';
+import {
+  encodeSliceFrame,
+  readSliceFrame,
+  SHARD_TO_LOOP,
+  SHARD_TO_WORKER,
+  WORKER_TO_SHARD,
+} from '../../shared/wire/slice-protocol.js';
+import { decodeTensor, encodeTensor, type WireDtype } from '../../shared/wire/wire-dtype.js';
 
 const HYPER: AdamHyper = { beta1: 0.9, beta2: 0.99, epsilon: 1e-7, weightDecay: 0.02 };
 const N = 5 * NORM_BLOCK + 777;
@@ -450,7 +458,11 @@ describe('bytes per host link, one shard and one worker per host', () => {
     step: 0,
   };
 
-  async function perHost(hosts: number, steps: number): Promise<{ out: number[]; in: number[] }> {
+  async function perHost(
+    hosts: number,
+    steps: number,
+    wireDtype: WireDtype = 'float32',
+  ): Promise<{ out: number[]; in: number[] }> {
     const t = hostTraffic(hosts);
     const c = await sliceCluster({
       totalParams: size,
@@ -458,6 +470,7 @@ describe('bytes per host link, one shard and one worker per host', () => {
       workers: hosts,
       hyper: HYPER,
       onBytes: t.onBytes,
+      wireDtype,
     });
     await c.loop.assign(params, adam, 0);
     await Promise.all(c.workers.map((w) => w.params(0)));
@@ -488,4 +501,62 @@ describe('bytes per host link, one shard and one worker per host', () => {
       expect(Math.min(...b.out, ...b.in)).toBeGreaterThanOrEqual(bound * 0.99); // and the count is not vacuous
     },
   );
+
+  it('bfloat16 on the slice links: half those bytes', async () => {
+    const hosts = 2;
+    const bound = 2 * ((hosts - 1) / hosts) * 2 * size; // two bytes a value
+    const b = await perHost(hosts, 3, 'bfloat16');
+    for (const x of [...b.out, ...b.in]) {
+      expect(x).toBeLessThanOrEqual(bound * 1.01);
+      expect(x).toBeGreaterThanOrEqual(bound * 0.99);
+    }
+  });
+});
+
+describe('16-bit slice links', () => {
+  it.each(['float16', 'bfloat16'] as const)(
+    "%s: workers get the shards' parameters rounded once, and the shards sum the gradients as sent",
+    async (dtype) => {
+      const c = await sliceCluster({ totalParams: N, shards: 3, workers: 2, hyper: HYPER, wireDtype: dtype });
+      await c.loop.assign(init(), zeroAdam(), 0);
+      const rounded = (x: Float32Array) => {
+        const bytes = new Uint8Array(2 * x.length);
+        encodeTensor(x, dtype, bytes);
+        return decodeTensor(bytes, dtype, x.length);
+      };
+      const p0 = await c.workers[0].params(0);
+      same(p0, rounded(init()));
+      expect(p0.some((v, i) => v !== init()[i])).toBe(true); // rounding happened: the test can tell
+      // One step, both data shards from worker 0, on the 16-bit values it holds: the reference
+      // update sums the same rounded gradients.
+      const u = new WholeUpdate(N, HYPER);
+      u.params.set(init());
+      const f = u.fold(LEAVES);
+      for (let j = 0; j < DATA_SHARDS.length; j++) {
+        const g = rounded(payload(p0, 0, 0, j));
+        c.workers[0].sendGradient(0, 0, j, g);
+        NODES[j].forEach((t, i) => {
+          f.add(t, g.subarray(i * N, (i + 1) * N), 1, 4);
+        });
+      }
+      for (let j = 0; j < DATA_SHARDS.length; j++) c.loop.commit(0, 0, j, LEAVES, NODES[j], 'w0', false);
+      const r = await c.loop.update(0, 4 * LEAVES, 3, CLIP, 0.003, 1);
+      const want = u.update(4 * LEAVES, 3, CLIP, 0.003);
+      expect(r.gradNorm).toBe(want.gradNorm);
+      same(await c.workers[1].params(1), rounded(u.params));
+    },
+  );
+
+  it("refuses a gradient or parameter slice in another dtype than the job's, and state in any but float32", () => {
+    const grad = encodeSliceFrame({ t: 'grad', step: 0, micro: 0, shard: 0 }, new Float32Array(4));
+    expect(readSliceFrame(grad, WORKER_TO_SHARD, 8).msg.t).toBe('grad');
+    const msg = expectCode(() => readSliceFrame(grad, WORKER_TO_SHARD, 8, 'bfloat16'), 'MESSAGE_INVALID');
+    expect(msg).toMatch(/grad payload travels as float32, not the job's bfloat16/);
+    const slice = encodeSliceFrame({ t: 'slice', slice: 0, version: 0 }, new Float32Array(4), 'float16');
+    expect(readSliceFrame(slice, SHARD_TO_WORKER, 8, 'float16').payload).toHaveLength(4);
+    expectCode(() => readSliceFrame(slice, SHARD_TO_WORKER, 8, 'bfloat16'), 'MESSAGE_INVALID');
+    const saved = { t: 'saved' as const, step: 0, accBeta1: 0.9, accBeta2: 0.99, adamStep: 0 };
+    const state16 = encodeSliceFrame(saved, new Float32Array(6), 'bfloat16');
+    expectCode(() => readSliceFrame(state16, SHARD_TO_LOOP, 8, 'bfloat16'), 'MESSAGE_INVALID');
+  });
 });

@@ -124,6 +124,23 @@ describe('slice shard processes', () => {
     expectSliceTraffic(out, 2);
   });
 
+  it("bfloat16 on the slice links: K = 2 gives the unsharded bfloat16 run's bits", { timeout: 600_000 }, async () => {
+    // Workers round gradients to bfloat16 and receive bfloat16 parameters either way; the shards
+    // sum the same values in the same order and run the same Adam on float32 masters.
+    const dir = tempDir('shards-bf16');
+    const config = join(dir, 'job.json');
+    writeFileSync(config, JSON.stringify({ ...JOB, wireDtype: 'bfloat16' }));
+    const whole = await run(dir, config, 0);
+    const out = await run(dir, config, 2);
+    expect(steps(out)).toEqual(steps(whole));
+    expect(Buffer.from(readWeights(out).buffer).equals(Buffer.from(readWeights(whole).buffer))).toBe(true);
+    // And they are not the float32 run's: the links did round.
+    const other = tempDir('shards-f32');
+    const f32 = join(other, 'job.json');
+    writeFileSync(f32, JSON.stringify(JOB));
+    expect(steps(await run(other, f32, 2))).not.toEqual(steps(whole));
+  });
+
   it('refuses to listen beyond loopback without the job token, in one line', async () => {
     const dir = tempDir('shards');
     const config = join(dir, 'job.json');

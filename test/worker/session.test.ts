@@ -15,6 +15,8 @@ import { RESULT_SLOTS, ShmChannel } from '../../shared/transport/shm.js';
 import type { CloseKind, Link } from '../../shared/transport/transport.js';
 import { readFromWorker } from '../../shared/wire/validate.js';
 import { runWorker } from '../../worker/worker.js';
+import type { GradientCompressor } from '../../shared/compress/index.js';
+import { TopK } from '../../shared/compress/topk.js';
 
 const cfg = parseConfig({
   data: { name: 'xor' },
@@ -23,8 +25,24 @@ const cfg = parseConfig({
 const TOTAL = 2 * 4 + 4 + 4 + 1;
 const TOKEN = 'a-test-token-of-enough-length';
 
+/** Rows [0, 4) of step 0, one leaf, as shard `shard`; `shmRead` the worker's credit. */
+const work = (shard: number, shmRead = 0): Message => ({
+  t: 'work',
+  step: 0,
+  micro: 0,
+  shard,
+  version: 0,
+  from: 0,
+  to: 4,
+  leaves: 1,
+  first: 0,
+  last: 1,
+  batch: 4,
+  shmRead,
+});
+
 /** A coordinator end that records what the worker sends and how it closed. */
-async function session(token: string | null = TOKEN, shmDir?: string) {
+async function session(token: string | null = TOKEN, shmDir?: string, compressor?: GradientCompressor) {
   await tf.setBackend('cpu');
   const net = createLocalNetwork();
   const server = new Promise<Link>((r) => net.listener.onLink(r));
@@ -39,9 +57,13 @@ async function session(token: string | null = TOKEN, shmDir?: string) {
   });
   const coord = await server;
   const got: ToCoordinator[] = [];
+  /** Each message's payload, as it came (a compressor's words stay words). */
+  const payloads: Array<Float32Array | null> = [];
   const waiting: Array<() => void> = [];
   coord.onFrame((f) => {
-    got.push(readFromWorker(f, { totalParams: TOTAL }).msg);
+    const frame = readFromWorker(f, { totalParams: TOTAL, compressor });
+    got.push(frame.msg);
+    payloads.push(frame.payload);
     for (const w of waiting.splice(0)) w();
   });
   const closed = new Promise<CloseKind>((r) => coord.onClose((_x, k) => r(k)));
@@ -55,7 +77,7 @@ async function session(token: string | null = TOKEN, shmDir?: string) {
     return got.filter((m) => m.t === t)[n];
   };
   const send = (m: Message, p: Float32Array | null = null) => coord.send(encodeFrame(m, p));
-  return { send, next, nth, closed, outcome, net };
+  return { send, next, nth, closed, outcome, net, got, payloads };
 }
 
 describe('worker session', () => {
@@ -76,20 +98,7 @@ describe('worker session', () => {
     });
     await s.next('ready');
     s.send({ t: 'params', version: 0, shm: 0 }, new Float32Array(TOTAL).fill(0.1));
-    s.send({
-      t: 'work',
-      step: 0,
-      micro: 0,
-      shard: 0,
-      version: 0,
-      from: 0,
-      to: 4,
-      leaves: 1,
-      first: 0,
-      last: 1,
-      batch: 4,
-      shmRead: 0,
-    });
+    s.send(work(0));
     const result = await s.next('result');
     expect(result).toMatchObject({ t: 'result', step: 0, shard: 0, count: 4 });
     s.send({ t: 'bye', reason: 'done' });
@@ -99,20 +108,7 @@ describe('worker session', () => {
 
   it('a message its state does not expect ends the session: fault, then a workerFault close', async () => {
     const s = await session();
-    s.send({
-      t: 'work',
-      step: 0,
-      micro: 0,
-      shard: 0,
-      version: 0,
-      from: 0,
-      to: 4,
-      leaves: 1,
-      first: 0,
-      last: 1,
-      batch: 4,
-      shmRead: 0,
-    });
+    s.send(work(0));
     const fault = await s.next('fault');
     expect(fault).toMatchObject({ t: 'fault', message: 'invalid: work while challenged' });
     expect(await s.closed).toBe('workerFault');
@@ -166,20 +162,6 @@ describe('worker session', () => {
       });
       await s.next('ready');
       s.send({ t: 'params', version: 0, shm: 0 }, new Float32Array(TOTAL).fill(0.1));
-      const work = (shard: number, shmRead: number): Message => ({
-        t: 'work',
-        step: 0,
-        micro: 0,
-        shard,
-        version: 0,
-        from: 0,
-        to: 4,
-        leaves: 1,
-        first: 0,
-        last: 1,
-        batch: 4,
-        shmRead,
-      });
       const slotOf = async (n: number) => {
         const r = await s.nth('result', n);
         if (r.t !== 'result') throw new Error('unreachable');
@@ -200,5 +182,47 @@ describe('worker session', () => {
     } finally {
       shm.remove();
     }
+  });
+
+  it('a compressing job: top-k of the gradient, then of the gradient plus the residual it kept', async () => {
+    const params = Float32Array.from({ length: TOTAL }, (_, i) => Math.sin(i + 1));
+    /** Results of `shards` identical works on `params`, under the job `c`. */
+    const results = async (c: typeof cfg, shards: number, compressor?: GradientCompressor) => {
+      const s = await session(TOKEN, undefined, compressor);
+      s.send({ t: 'challenge', protocol: PROTOCOL_VERSION, jobId: 'job-test', nonce: 'n1' });
+      const hello = await s.next('hello');
+      if (hello.t !== 'hello') throw new Error('unreachable');
+      const proof = coordinatorProof(TOKEN, 'job-test', hello.cnonce, 'n1');
+      s.send({
+        t: 'welcome',
+        protocol: PROTOCOL_VERSION,
+        workerId: 'w1',
+        jobId: 'job-test',
+        job: jobOf(c),
+        proof,
+        shm: false,
+      });
+      await s.next('ready');
+      s.send({ t: 'params', version: 0, shm: 0 }, params);
+      for (let k = 0; k < shards; k++) s.send(work(k));
+      await s.nth('result', shards - 1);
+      s.send({ t: 'bye', reason: 'done' });
+      await s.outcome;
+      await s.net.listener.close();
+      return s.got.flatMap((m, i) => (m.t === 'result' ? [s.payloads[i]!] : []));
+    };
+    const [g] = await results(cfg, 1);
+    const topk = new TopK({ kind: 'topk', ratio: 0.2 }); // k = 4 of 17
+    const sent = await results(parseConfig({ ...cfg, compression: { kind: 'topk', ratio: 0.2 } }), 2, topk);
+    // The same two results, replayed here from the dense gradient and a residual from zero.
+    const residual = new Float32Array(TOTAL);
+    const want = [0, 1].map(() => {
+      const w = new Float32Array(topk.wordsPerNode(TOTAL));
+      topk.encode([g], 1, residual, w);
+      return Buffer.from(w.buffer);
+    });
+    expect(want[1].equals(want[0])).toBe(false); // the residual changed what the second one sent
+    for (let k = 0; k < 2; k++)
+      expect(Buffer.from(sent[k].buffer, sent[k].byteOffset, sent[k].byteLength)).toEqual(want[k]);
   });
 });
