@@ -12,7 +12,7 @@ import type { Link } from '../shared/transport/transport.js';
 import type { WireDtype } from '../shared/wire/wire-dtype.js';
 import { DptrainError } from '../shared/util/errors.js';
 import { newNonce, proofsEqual, shardProof, sliceProof } from '../shared/wire/auth.js';
-import { frameToFill } from '../shared/wire/codec.js';
+import { encodeFrame, frameToFill } from '../shared/wire/codec.js';
 import {
   encodeSliceFrame,
   readSliceFrame,
@@ -135,7 +135,11 @@ export class SliceClient {
 
   /** The params frame of `version` (what a coordinator would send), once every slice of it is in. */
   async paramsFrame(version: number): Promise<Uint8Array> {
-    return (await this.complete(version)).frame;
+    const v = await this.complete(version);
+    if (this.wireDtype === 'float32') return v.frame;
+    // The worker loop takes parameters in the job's wire dtype. The shards rounded their slices
+    // to it once, as the coordinator rounds its broadcast, so encoding them again is exact.
+    return encodeFrame({ t: 'params', version, shm: 0 }, v.params, this.wireDtype);
   }
 
   private complete(version: number): Promise<{ frame: Uint8Array; params: Float32Array }> {
