@@ -196,6 +196,11 @@ class HostAgentSession {
         'AUTH_FAILED',
       );
     const cfg = parseConfig(msg.job);
+    // The agent sums its workers' dense gradients; a compressed job would need it to decode and re-encode.
+    if (cfg.compression.kind !== 'none')
+      return this.giveUp(
+        `compression ${cfg.compression.kind} is not supported behind a host agent: run the workers without one, or leave compression off`,
+      );
     await prepareJob(cfg);
     this.job = { totalParams: jobLayout(cfg).totalParams, wireDtype: cfg.wireDtype };
     if (this.closed) return;
