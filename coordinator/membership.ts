@@ -2,7 +2,7 @@
  * Who is in the job. Owns every worker link from connection to goodbye: runs the handshake
  * (hello → welcome → ready), decodes and validates every frame, checks that each worker loaded
  * the same dataset, and drops a worker that misbehaves — with its reason logged — so the
- * training loop only ever sees ready workers and valid results.
+ * training loop only ever sees ready workers and valid results. Who may join is admission.ts's.
  */
 import { EventEmitter } from 'node:events';
 import { encodeFrame } from '../shared/wire/codec.js';
@@ -22,7 +22,8 @@ import type { CloseKind, Link, Listener } from '../shared/transport/transport.js
 import { readFromWorker } from '../shared/wire/validate.js';
 import type { ResultDecoder } from './compression.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
-import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/wire/auth.js';
+import { coordinatorProof, newNonce } from '../shared/wire/auth.js';
+import { AUTH_TIMEOUT_MS, deadline, overPendingLimits, READY_TIMEOUT_MS, refuseHello } from './admission.js';
 
 /** hello: connected, not yet authenticated; loading: welcomed, loading the job; ready: takes shards. */
 export type WorkerState = 'hello' | 'loading' | 'ready' | 'gone';
@@ -91,9 +92,9 @@ export interface MembershipOptions {
   authTimeoutMs?: number;
   /** Close a welcomed worker that has not sent ready within this many ms (default 300 s). */
   readyTimeoutMs?: number;
-  /** Refuse connections beyond this many unauthenticated at once from one address (default 16)… */
+  /** Refuse connections beyond this many unauthenticated at once from one address (admission.ts)… */
   maxPendingPerAddress?: number;
-  /** …and from all addresses together (default 64). */
+  /** …and from all addresses together. */
   maxPending?: number;
   /** Shared-memory channel for workers on this host that offer to use it (local workers). */
   shm?: ShmChannel | null;
@@ -118,18 +119,6 @@ const ACCEPTS: Record<ToCoordinator['t'], readonly WorkerState[]> = {
   evalResult: ['ready'],
   fault: ['loading', 'ready'],
 };
-
-export const AUTH_TIMEOUT_MS = 10_000;
-/** Loading a large dataset, checking kernels and calibrating can take minutes; waiting forever cannot. */
-export const READY_TIMEOUT_MS = 300_000;
-export const MAX_PENDING_PER_ADDRESS = 16;
-export const MAX_PENDING = 64;
-
-/** "10.0.0.7:53422" → "10.0.0.7" (the port is the client's own choice). */
-function addressOf(remote: string): string {
-  const at = remote.lastIndexOf(':');
-  return at > 0 ? remote.slice(0, at) : remote;
-}
 
 /** Parses "mnist:8500+1500:784->10:abcd1234" (see datasets/dataset.ts fingerprint). */
 function parseFingerprint(fp: string): DataShape | null {
@@ -210,18 +199,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private accept(link: Link): void {
-    // Per address first: one client holding its share of connections open keeps nobody else out.
-    const pending = [...this.workers.values()].filter((x) => x.state === 'hello');
-    const address = addressOf(link.remote);
-    const fromHere = pending.filter((x) => addressOf(x.remote) === address).length;
-    if (
-      fromHere >= (this.o.maxPendingPerAddress ?? MAX_PENDING_PER_ADDRESS) ||
-      pending.length >= (this.o.maxPending ?? MAX_PENDING)
-    ) {
-      this.o.log.warn(
-        { remote: link.remote, pending: pending.length, fromHere },
-        'connection refused: too many unauthenticated connections',
-      );
+    const pending = [...this.workers.values()].filter((x) => x.state === 'hello').map((x) => x.remote);
+    const over = overPendingLimits(link.remote, pending, this.o);
+    if (over) {
+      this.o.log.warn({ remote: link.remote, ...over }, 'connection refused: too many unauthenticated connections');
       link.close('too many unauthenticated connections; try again later', 'busy');
       return;
     }
@@ -250,16 +231,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
       owed: new Set(),
     };
     this.workers.set(w.id, w);
-    const authTimer = setTimeout(() => {
+    const authMs = this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS;
+    deadline(link, authMs, () => {
       if (w.state === 'hello')
-        this.drop(
-          w,
-          'timeout',
-          `authentication timeout: no valid hello within ${(this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS) / 1000} s`,
-        );
-    }, this.o.authTimeoutMs ?? AUTH_TIMEOUT_MS);
-    authTimer.unref();
-    link.onClose(() => clearTimeout(authTimer));
+        this.drop(w, 'timeout', `authentication timeout: no valid hello within ${authMs / 1000} s`);
+    });
     link.onFrame((bytes) => this.onFrame(w, bytes));
     this.send(w, { t: 'challenge', protocol: PROTOCOL_VERSION, jobId: this.o.jobId, nonce: w.nonce });
     link.onClose((reason) => {
@@ -300,28 +276,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /** Authenticate, check the place and the protocol, and welcome it with the job. */
   private onHello(w: WorkerSession, msg: Hello): void {
-    if (msg.protocol !== PROTOCOL_VERSION) {
-      return this.drop(
-        w,
-        'protocolMismatch',
-        `protocol mismatch: worker speaks v${msg.protocol}, coordinator v${PROTOCOL_VERSION}; install the same dptrain version on both`,
-      );
-    }
-    if (msg.jobId !== '' && msg.jobId !== this.o.jobId) {
-      return this.drop(
-        w,
-        'wrongJob',
-        `wrong job: this coordinator runs ${this.o.jobId}, the worker was started for ${msg.jobId}`,
-      );
-    }
-    const token = this.o.token;
-    if (token !== null && !proofsEqual(msg.proof, workerProof(token, this.o.jobId, w.nonce, msg.cnonce))) {
-      return this.drop(w, 'authFailed', "authentication failed: the job token does not match the coordinator's");
-    }
-    // Only authenticated workers count toward maxWorkers: strangers cannot fill the job.
+    const { jobId, token, maxWorkers } = this.o;
     const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
-    if (members >= this.o.maxWorkers)
-      return this.drop(w, 'jobFull', `job is full (maxWorkers ${this.o.maxWorkers}); try again later`);
+    const refusal = refuseHello(msg, { jobId, token, nonce: w.nonce, maxWorkers, members });
+    if (refusal) return this.drop(w, refusal.kind, refusal.reason);
     // Shared memory only for a worker that proves it can read our private directory (a
     // local worker of `dptrain train`, which was handed it): never on its word alone.
     const shm = Boolean(this.o.shm?.usable) && this.o.shm!.verifiesGrant(w.nonce, msg.shm);
@@ -329,12 +287,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     w.link.liftFrameCap?.(); // from now on it may send results as large as the model
     // A member that never becomes ready would hold a place toward maxWorkers for good.
     const readyMs = this.o.readyTimeoutMs ?? READY_TIMEOUT_MS;
-    const readyTimer = setTimeout(() => {
+    deadline(w.link, readyMs, () => {
       if (w.state === 'loading')
         this.drop(w, 'timeout', `no ready within ${readyMs / 1000} s of the welcome; reconnect when the job is loaded`);
-    }, readyMs);
-    readyTimer.unref();
-    w.link.onClose(() => clearTimeout(readyTimer));
+    });
     const proof = token === null ? '' : coordinatorProof(token, this.o.jobId, msg.cnonce, w.nonce);
     this.send(w, {
       t: 'welcome',
