@@ -244,8 +244,8 @@ export class Dispatcher {
   /**
    * Gradient sums over stream positions [from, to), cut into virtual shards, each worker given a
    * contiguous range of them; added into `acc` along the fixed tree as results arrive.
-   * `lastFold` may take over the last fold of per-worker shards (never the tree's: a float32 pair
-   * sum can overflow, so a root is not known finite the way each checked result is).
+   * `lastFold` may take over the fold that completes the reduction: the last per-worker shard,
+   * or the tree's root when it is known finite (reducer.ts).
    */
   async work(
     step: number,
@@ -274,7 +274,7 @@ export class Dispatcher {
           this.reducer =
             this.o.leaves === null
               ? new LeafFold(leaves, acc, this.ops, this.spare, lastFold, micro === 0)
-              : new TreeReducer(leaves, acc, this.ops, this.spare);
+              : new TreeReducer(leaves, acc, this.ops, this.spare, lastFold);
           this.reduceMs = 0;
         },
         // shmRead is the receiving worker's own credit: membership.send stamps it.
