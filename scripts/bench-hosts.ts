@@ -18,17 +18,18 @@
  * --clip-norm sets the job's optimizer.clipNorm: above every gradient norm it changes no bits
  * but makes slice shards wait for the global norm before Adam (0, the default, lets them not).
  */
-import { execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunSummary } from '../coordinator/summary.js';
-import { BUILT_CLI, Cluster } from './hosts/cluster.js';
+import { Cluster, track } from './hosts/cluster.js';
 import { hostsUnavailable, loadAverage, SimulatedHosts, type LinkCounters } from './hosts/netns.js';
 import { PER_WORKER_BATCH, REFERENCE_JOB } from './reference-job.js';
 import { stepsReached } from './run-progress.js';
-
-const DDP_STEPS = 30;
+import { anchorEnv, anchorSamplesPerSec, DDP_STEPS } from './lib/ddp-anchor.js';
+import { BUILT_CLI, lastLine, readSummary, trainLocally } from './lib/dptrain-child.js';
+import { runScript, ScriptArgs, writeResults } from './lib/bench-cli.js';
 
 interface Figures {
   label: string;
@@ -55,8 +56,7 @@ function snapshot(net: SimulatedHosts): Map<string, LinkCounters> {
   return new Map([...net.hosts.keys()].map((n) => [n, net.counters(n)]));
 }
 
-function summaryFigures(label: string, out: string): Figures {
-  const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
+function summaryFigures(label: string, s: RunSummary): Figures {
   return {
     label,
     samplesPerSec: s.samplesPerSec ?? NaN,
@@ -71,30 +71,9 @@ function summaryFigures(label: string, out: string): Figures {
 }
 
 /** The job on `workers` local processes (`dptrain train`, shared memory: the default). */
-function local(dir: string, job: string, workers: number, steps: number): Promise<Figures> {
+async function local(dir: string, job: string, workers: number, steps: number): Promise<Figures> {
   const out = join(dir, `local-${workers}-${Date.now()}`);
-  const args = [
-    BUILT_CLI,
-    'train',
-    '--config',
-    job,
-    '--workers',
-    String(workers),
-    '--batch-size',
-    String(PER_WORKER_BATCH * workers),
-    '--steps',
-    String(steps),
-    '--backend',
-    'wasm',
-    '--out',
-    out,
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, args, { maxBuffer: 64 << 20 }, (err, _o, stderr) => {
-      if (err) reject(new Error(`dptrain train failed: ${stderr.trim().split('\n').pop()}`));
-      else resolve(summaryFigures(`dptrain, ${workers} local processes`, out));
-    });
-  });
+  return summaryFigures(`dptrain, ${workers} local processes`, await trainLocally({ job, workers, steps, out }));
 }
 
 /**
@@ -147,7 +126,7 @@ async function acrossHosts(
     const [from, to] = [Math.max(3, Math.floor(steps / 4)), steps - 1];
     // A coordinator that exits early ends the wait with its last line, not a timeout.
     const early = coord.exit.then((code) => {
-      throw new Error(`coordinator exited ${code} early: ${coord.output().trim().split('\n').pop()}`);
+      throw new Error(`coordinator exited ${code} early: ${lastLine(coord.output())}`);
     });
     const reached = (step: number) => Promise.race([stepsReached(out, step, 600_000), early]);
     await reached(from);
@@ -156,12 +135,12 @@ async function acrossHosts(
     const after = snapshot(net);
     early.catch(() => {});
     const code = await coord.exit;
-    if (code !== 0) throw new Error(`coordinator exited ${code}: ${coord.output().trim().split('\n').pop()}`);
+    if (code !== 0) throw new Error(`coordinator exited ${code}: ${lastLine(coord.output())}`);
     await Promise.all(procs.map((p) => p.exit));
     return {
       ...summaryFigures(
         `dptrain${sliced ? ' sliced' : ''}${variant.length ? ` ${variant.join(' ')}` : ''}, coordinator + ${workers} worker hosts${k > 1 ? ` of ${k} workers${agent ? ' behind a host agent' : ''}` : ''} at ${rate}`,
-        out,
+        readSummary(out),
       ),
       hubBytesPerStep: perStep(before, after, ['coord'], to - from),
       workerBytesPerStep: perStep(before, after, names, to - from),
@@ -187,7 +166,7 @@ async function sliceShards(cluster: Cluster, hosts: string[], job: string): Prom
         };
         c.stdout?.on('data', seen);
         c.stderr?.on('data', seen);
-        c.once('exit', (code) => rej(new Error(`slice shard on ${h} exited ${code}: ${out.trim().split('\n').pop()}`)));
+        c.once('exit', (code) => rej(new Error(`slice shard on ${h} exited ${code}: ${lastLine(out)}`)));
       });
     }),
   );
@@ -195,30 +174,14 @@ async function sliceShards(cluster: Cluster, hosts: string[], job: string): Prom
 
 /** samples/s from rank 0's output. */
 function ddpRate(out: string): number {
-  const m = /samples\/s=(\d+)/.exec(out);
-  if (!m) throw new Error(`ddp anchor: no samples/s in its output: ${out.trim().split('\n').pop()}`);
-  return Number(m[1]);
+  const sps = anchorSamplesPerSec(out);
+  if (sps === null) throw new Error(`ddp anchor: no samples/s in its output: ${lastLine(out)}`);
+  return sps;
 }
 
 function ddpEnv(rank: number, world: number, master: string, ifname: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    RANK: String(rank),
-    WORLD_SIZE: String(world),
-    MASTER_ADDR: master,
-    MASTER_PORT: '29500',
-    GLOO_SOCKET_IFNAME: ifname,
-  };
-  delete env.OPENBLAS_CORETYPE; // the anchor's notes: these mis-tune OpenBLAS on this machine kind
-  delete env.OPENBLAS_L2_SIZE;
-  return env;
-}
-
-function collect(c: ChildProcess): Promise<{ code: number; out: string }> {
-  let out = '';
-  c.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  c.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((r) => c.once('exit', (code) => r({ code: code ?? -1, out })));
+  const ranks = { RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: master, MASTER_PORT: '29500' };
+  return anchorEnv({ ...ranks, GLOO_SOCKET_IFNAME: ifname });
 }
 
 /** PyTorch DDP (gloo), one rank per host (or all on loopback when `rate` is null). */
@@ -226,12 +189,12 @@ async function ddp(anchor: string, world: number, rate: string | null): Promise<
   const args = [anchor, String(DDP_STEPS), String(PER_WORKER_BATCH)];
   if (rate === null) {
     const ranks = Array.from({ length: world }, (_, r) =>
-      collect(spawnPlain('/usr/bin/python3', args, ddpEnv(r, world, '127.0.0.1', 'lo'))),
+      track(execFile('/usr/bin/python3', args, { env: ddpEnv(r, world, '127.0.0.1', 'lo'), maxBuffer: 16 << 20 })),
     );
-    const done = await Promise.all(ranks);
+    await Promise.all(ranks.map((p) => p.exit));
     return {
       label: `PyTorch DDP (gloo), ${world} local ranks`,
-      samplesPerSec: ddpRate(done[0].out),
+      samplesPerSec: ddpRate(ranks[0].output()),
       wireShare: null,
       hubBytesPerStep: null,
       workerBytesPerStep: null,
@@ -246,22 +209,22 @@ async function ddp(anchor: string, world: number, rate: string | null): Promise<
     const master = net.host(names[0]).ip;
     const before = snapshot(net);
     const ranks = names.map((h, r) =>
-      collect(
+      track(
         net.spawn(h, '/usr/bin/python3', args, {
           env: ddpEnv(r, world, master, net.host(h).dev),
           stdio: ['ignore', 'pipe', 'pipe'],
         }),
       ),
     );
-    const done = await Promise.all(ranks);
+    const codes = await Promise.all(ranks.map((p) => p.exit));
     const after = snapshot(net);
-    if (done.some((d) => d.code !== 0))
-      throw new Error(`ddp anchor failed: ${done.map((d) => d.out.trim().split('\n').pop()).join(' | ')}`);
+    if (codes.some((code) => code !== 0))
+      throw new Error(`ddp anchor failed: ${ranks.map((p) => lastLine(p.output())).join(' | ')}`);
     // Over the whole run: 3 warm-up steps, the timed ones, DDP's initial parameter broadcast and barriers.
     const steps = DDP_STEPS + 3;
     return {
       label: `PyTorch DDP (gloo), ${world} hosts at ${rate}`,
-      samplesPerSec: ddpRate(done[0].out),
+      samplesPerSec: ddpRate(ranks[0].output()),
       wireShare: null,
       hubBytesPerStep: perStep(before, after, [names[0]], steps),
       workerBytesPerStep: perStep(before, after, names, steps),
@@ -271,10 +234,6 @@ async function ddp(anchor: string, world: number, rate: string | null): Promise<
   } finally {
     net.destroy();
   }
-}
-
-function spawnPlain(cmd: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  return execFile(cmd, args, { env, maxBuffer: 16 << 20 });
 }
 
 interface Round {
@@ -341,25 +300,20 @@ interface Options {
   compress: string | null;
 }
 
-function options(argv: string[]): Options {
-  const flag = (name: string, dflt: string | null) => {
-    const at = argv.indexOf(name);
-    return at >= 0 ? argv[at + 1] : dflt;
-  };
-  const list = (v: string) => v.split(',').map((x) => x.trim());
+function options(args: ScriptArgs): Options {
   return {
-    rates: list(flag('--rates', '1gbit,100mbit')!),
-    workers: Number(flag('--workers', '2')),
-    bytesWorkers: list(flag('--bytes-workers', '2,4')!).map(Number),
-    steps: Number(flag('--steps', '40')),
-    rounds: Number(flag('--rounds', '1')),
-    anchor: flag('--ddp-anchor', null),
-    out: flag('--out', 'bench-hosts.json')!,
-    sliced: argv.includes('--slice-shards'),
-    clipNorm: Number(flag('--clip-norm', '0')),
-    perHost: Number(flag('--per-host', '1')),
-    wireDtypes: list(flag('--wire-dtypes', 'float32')!),
-    compress: flag('--compress', null),
+    rates: args.list('--rates', '1gbit,100mbit'),
+    workers: Number(args.value('--workers', '2')),
+    bytesWorkers: args.list('--bytes-workers', '2,4').map(Number),
+    steps: Number(args.value('--steps', '40')),
+    rounds: Number(args.value('--rounds', '1')),
+    anchor: args.value('--ddp-anchor'),
+    out: args.value('--out', 'bench-hosts.json'),
+    sliced: args.has('--slice-shards'),
+    clipNorm: Number(args.value('--clip-norm', '0')),
+    perHost: Number(args.value('--per-host', '1')),
+    wireDtypes: args.list('--wire-dtypes', 'float32'),
+    compress: args.value('--compress'),
   };
 }
 
@@ -395,7 +349,7 @@ function table(rounds: Round[]): string[] {
 async function main(): Promise<void> {
   const why = hostsUnavailable();
   if (why) throw new Error(why);
-  const o = options(process.argv.slice(2));
+  const o = options(new ScriptArgs());
   const dir = mkdtempSync(join(tmpdir(), 'dptrain-bench-hosts-'));
   const job = join(dir, 'job.json');
   writeFileSync(job, JSON.stringify({ ...REFERENCE_JOB, optimizer: { clipNorm: o.clipNorm } }));
@@ -404,18 +358,11 @@ async function main(): Promise<void> {
     process.stderr.write(`round ${i + 1} of ${o.rounds}\n`);
     rounds.push(await round(o, dir, job));
   }
-  writeFileSync(
-    o.out,
-    JSON.stringify({ date: new Date().toISOString(), options: o, perWorkerBatch: PER_WORKER_BATCH, rounds }, null, 2) +
-      '\n',
-  );
-  process.stdout.write([...table(rounds), `written to ${o.out}`].join('\n') + '\n');
+  const results = { date: new Date().toISOString(), options: o, perWorkerBatch: PER_WORKER_BATCH, rounds };
+  writeResults(o.out, results, table(rounds));
 }
 
 // Interrupted: exit through process.exit, so the hosts are removed ('exit' handlers run).
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 
-main().catch((e: Error) => {
-  process.stderr.write(`bench-hosts: ${e.message}\n`);
-  process.exit(1);
-});
+runScript('bench-hosts', main);

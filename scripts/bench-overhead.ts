@@ -11,11 +11,9 @@
  *   node dist/scripts/bench-overhead.js [--base CLI] [--workers 2] [--steps 60] [--rounds 3]
  *     [--reps 200] [--out FILE]
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createArena, type Arena } from '../coordinator/kernels/arena.js';
 import { FusedStep } from '../coordinator/kernels/fused-simd.js';
@@ -23,14 +21,13 @@ import { simdReduceOps } from '../coordinator/kernels/reduce-simd.js';
 import { Adam } from '../coordinator/optimizers/adam.js';
 import { TreeReducer, type ReduceOps } from '../coordinator/reducer.js';
 import { meanInBlocks } from '../coordinator/slices/blocks.js';
-import type { RunSummary } from '../coordinator/summary.js';
 import { parseConfig } from '../shared/job/config.js';
 import { jobLayout } from '../shared/job/job-layout.js';
 import { treeNode } from '../shared/job/shard-tree.js';
 import { median } from '../shared/util/stats.js';
-import { PER_WORKER_BATCH, REFERENCE_JOB } from './reference-job.js';
+import { REFERENCE_JOB } from './reference-job.js';
+import { trainLocally } from './lib/dptrain-child.js';
 
-const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const med = (xs: number[]) => median(xs) ?? NaN;
 
 interface Side {
@@ -110,22 +107,14 @@ interface Run {
   timeline: Record<string, number>;
 }
 
-function train(cli: string, workers: number, steps: number, dir: string, tag: string): Promise<Run> {
-  const out = join(dir, tag);
+/** A run of this build (`cli` undefined) or of another build's CLI. */
+async function train(cli: string | undefined, workers: number, steps: number, dir: string, tag: string): Promise<Run> {
   const job = join(dir, 'job.json');
   writeFileSync(job, JSON.stringify(REFERENCE_JOB));
-  const args = [cli, 'train', '--config', job, '--workers', String(workers)];
-  args.push('--batch-size', String(PER_WORKER_BATCH * workers), '--steps', String(steps));
-  args.push('--backend', 'wasm', '--out', out);
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, args, { maxBuffer: 64 << 20 }, (err, _o, stderr) => {
-      if (err) return reject(new Error(`dptrain train (${cli}) failed: ${stderr.trim().split('\n').pop()}`));
-      const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
-      const timeline: Record<string, number> = {};
-      for (const [k, v] of Object.entries(s.timeline)) if (typeof v === 'object' && v) timeline[k] = v.median;
-      resolve({ stepMs: s.medianStepMs ?? NaN, samplesPerSec: s.samplesPerSec ?? NaN, timeline });
-    });
-  });
+  const s = await trainLocally({ job, workers, steps, out: join(dir, tag), cli });
+  const timeline: Record<string, number> = {};
+  for (const [k, v] of Object.entries(s.timeline)) if (typeof v === 'object' && v) timeline[k] = v.median;
+  return { stepMs: s.medianStepMs ?? NaN, samplesPerSec: s.samplesPerSec ?? NaN, timeline };
 }
 
 async function main(): Promise<void> {
@@ -160,7 +149,7 @@ async function main(): Promise<void> {
         runs.push({
           round: r,
           build,
-          run: await train(build === 'new' ? CLI : values.base, workers, steps, dir, `${r}-${build}`),
+          run: await train(build === 'new' ? undefined : values.base, workers, steps, dir, `${r}-${build}`),
         });
     }
     const keys = ['overheadMs', 'reduceMs', 'optimizerMs', 'encodeMs', 'broadcastMs', 'decodeMs', 'wireMs'];

@@ -11,29 +11,12 @@
  * Usage: node dist/scripts/bench-shards.js [out.json] [--rounds N] [--workers 1,2,4] [--steps N] [--base-cli PATH]
  *   [--settings per-worker,auto,fine]
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { RunSummary } from '../coordinator/summary.js';
 import { median } from '../shared/util/stats.js';
-
-const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-const PER_WORKER_BATCH = 128;
-const JOB = {
-  data: { name: 'mnist' },
-  model: {
-    layers: [
-      { units: 512, activation: 'relu' },
-      { units: 512, activation: 'relu' },
-      { units: 10, activation: 'linear' },
-    ],
-    loss: 'softmaxCrossEntropy',
-  },
-  evalEvery: 0,
-  checkpointEvery: 0,
-};
+import { trainLocally } from './lib/dptrain-child.js';
+import { PER_WORKER_BATCH, REFERENCE_JOB as JOB } from './reference-job.js';
 
 type Setting = 'per-worker' | 'auto' | 'fine' | 'base';
 
@@ -52,7 +35,7 @@ function arg(name: string, dflt: string): string {
   return i > 0 ? process.argv[i + 1] : dflt;
 }
 
-function run(
+async function run(
   dir: string,
   round: number,
   workers: number,
@@ -65,37 +48,24 @@ function run(
   const out = join(dir, `r${round}-w${workers}-${setting}`);
   const job = join(dir, 'job.json');
   writeFileSync(job, JSON.stringify(JOB));
-  const common = [
-    'train',
-    '--config',
+  const base = setting === 'base';
+  const s = await trainLocally({
     job,
-    '--workers',
-    String(workers),
-    '--batch-size',
-    String(PER_WORKER_BATCH * workers),
-    '--steps',
-    String(steps),
-    '--backend',
-    'wasm',
-    '--out',
+    workers,
+    steps,
     out,
-  ];
-  const args = setting === 'base' ? [baseCli, ...common] : [CLI, ...common, '--shards', shards];
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, args, { maxBuffer: 64 << 20 }, (err, _o, stderr) => {
-      if (err) return reject(new Error(`dptrain train failed: ${stderr.trim().split('\n').pop()}`));
-      const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
-      resolve({
-        round,
-        workers,
-        setting,
-        shards,
-        samplesPerSec: s.samplesPerSec ?? 0,
-        medianStepMs: s.medianStepMs ?? 0,
-        wireBytesPerStep: s.wireBytesPerStep ?? 0,
-      });
-    });
+    flags: base ? [] : ['--shards', shards],
+    cli: base ? baseCli : undefined,
   });
+  return {
+    round,
+    workers,
+    setting,
+    shards,
+    samplesPerSec: s.samplesPerSec ?? 0,
+    medianStepMs: s.medianStepMs ?? 0,
+    wireBytesPerStep: s.wireBytesPerStep ?? 0,
+  };
 }
 
 async function main(): Promise<void> {

@@ -36,15 +36,15 @@ import { loopbackFloorMs } from './loopback.js';
 import { decodeFrame, encodeFrame } from '../shared/wire/codec.js';
 import { parseConfig } from '../shared/job/config.js';
 import { jobLayout } from '../shared/job/job-layout.js';
-import type { RunSummary } from '../coordinator/summary.js';
 import { median } from '../shared/util/stats.js';
 import { singleProcessSamplesPerSec, type BaselineKind } from '../cli/baseline.js';
 import { formatBackendProfiles, profileBackends, type BackendProfile } from './bench-profile.js';
 import { PER_WORKER_BATCH, REFERENCE_JOB as JOB } from './reference-job.js';
+import { anchorEnv, anchorSamplesPerSec, DDP_STEPS } from './lib/ddp-anchor.js';
+import { lastLine, trainLocally } from './lib/dptrain-child.js';
+import { runScript, ScriptArgs, writeResults } from './lib/bench-cli.js';
 
 const STEPS = 60;
-
-const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 function timeIt(fn: () => void, minMs = 1000): number {
   fn(); // warm-up
@@ -120,23 +120,14 @@ function concurrentBaselines(n: number): Promise<number[]> {
  * scaling is measured on the same machine in the same run (needs Debian's python3-torch).
  */
 function ddpAnchor(file: string, world: number): Promise<number> {
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE; // the anchor's notes: these mis-tune OpenBLAS on this machine kind
-  delete env.OPENBLAS_L2_SIZE;
+  const args = [file, String(world), String(DDP_STEPS), String(PER_WORKER_BATCH)];
   return new Promise((resolve, reject) => {
-    execFile(
-      '/usr/bin/python3',
-      [file, String(world), '30', String(PER_WORKER_BATCH)],
-      { env, timeout: 300_000 },
-      (err, stdout, stderr) => {
-        const m = /samples\/s=(\d+)/.exec(stdout);
-        if (err || !m)
-          return reject(
-            new Error(`ddp anchor (world ${world}) failed: ${(stderr || String(err)).trim().split('\n').pop()}`),
-          );
-        resolve(Number(m[1]));
-      },
-    );
+    execFile('/usr/bin/python3', args, { env: anchorEnv(), timeout: 300_000 }, (err, stdout, stderr) => {
+      const sps = anchorSamplesPerSec(stdout);
+      if (err || sps === null)
+        return reject(new Error(`ddp anchor (world ${world}) failed: ${lastLine(stderr || String(err))}`));
+      resolve(sps);
+    });
   });
 }
 
@@ -154,48 +145,30 @@ interface RunFigures {
   finalLoss: number;
 }
 
-function dptrain(workers: number, wireDtype: WireDtype, path: 'shm' | 'socket', dir: string): Promise<RunFigures> {
+async function dptrain(
+  workers: number,
+  wireDtype: WireDtype,
+  path: 'shm' | 'socket',
+  dir: string,
+): Promise<RunFigures> {
   const out = join(dir, `w${workers}-${wireDtype}-${path}`);
   const job = join(dir, 'job.json');
   writeFileSync(job, JSON.stringify(JOB));
-  const args = [
-    CLI,
-    'train',
-    '--config',
-    job,
-    '--workers',
-    String(workers),
-    '--batch-size',
-    String(PER_WORKER_BATCH * workers),
-    '--steps',
-    String(STEPS),
-    '--backend',
-    'wasm',
-    '--wire-dtype',
+  const flags = ['--wire-dtype', wireDtype, ...(path === 'socket' ? ['--no-shared-memory'] : [])];
+  const s = await trainLocally({ job, workers, steps: STEPS, out, flags });
+  const t = s.timeline;
+  return {
+    workers,
     wireDtype,
-    ...(path === 'socket' ? ['--no-shared-memory'] : []),
-    '--out',
-    out,
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, args, { maxBuffer: 64 << 20 }, (err, _o, stderr) => {
-      if (err) return reject(new Error(`dptrain train failed: ${stderr.trim().split('\n').pop()}`));
-      const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
-      const t = s.timeline;
-      resolve({
-        workers,
-        wireDtype,
-        path,
-        samplesPerSec: s.samplesPerSec ?? 0,
-        medianStepMs: s.medianStepMs ?? 0,
-        overheadShare: t.overheadShare ?? 0,
-        wireShare: t.wireShare ?? 0,
-        codecShare: t.codecShare ?? 0,
-        wireBytesPerStep: s.wireBytesPerStep ?? 0,
-        finalLoss: s.finalLoss ?? NaN,
-      });
-    });
-  });
+    path,
+    samplesPerSec: s.samplesPerSec ?? 0,
+    medianStepMs: s.medianStepMs ?? 0,
+    overheadShare: t.overheadShare ?? 0,
+    wireShare: t.wireShare ?? 0,
+    codecShare: t.codecShare ?? 0,
+    wireBytesPerStep: s.wireBytesPerStep ?? 0,
+    finalLoss: s.finalLoss ?? NaN,
+  };
 }
 
 /** Median of numbers (the rounds of one figure). */
@@ -346,7 +319,7 @@ function summarize(m: Measured) {
   };
 }
 
-function report(m: Measured, s: ReturnType<typeof summarize>, outFile: string): string[] {
+function report(m: Measured, s: ReturnType<typeof summarize>): string[] {
   const f = (x: number, d = 2) => x.toFixed(d);
   const pct = (x: number) => `${f(x * 100, 1)}%`;
   const n = m.rounds;
@@ -395,40 +368,27 @@ function report(m: Measured, s: ReturnType<typeof summarize>, outFile: string): 
         ]
       : []),
     `2 workers, shm: ${f(two.best.samplesPerSec / s.baseline.best, 2)}× the best baseline`,
-    `written to ${outFile}`,
   ];
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const flag = (name: string) => {
-    const at = args.indexOf(name);
-    return at >= 0 ? args.splice(at, 2)[1] : null;
-  };
-  const anchorFile = flag('--ddp-anchor');
-  const rounds = Number(flag('--rounds') ?? 1);
-  const from = flag('--from'); // summarize a saved run again, measuring nothing
-  const noProfile = args.indexOf('--no-profile');
-  if (noProfile >= 0) args.splice(noProfile, 1);
-  const outFile = args[0] ?? 'bench-results.json';
+  const args = new ScriptArgs();
+  const anchorFile = args.value('--ddp-anchor');
+  const rounds = Number(args.value('--rounds', '1'));
+  const from = args.value('--from'); // summarize a saved run again, measuring nothing
+  const withProfiles = !args.has('--no-profile');
+  const outFile = args.positional()[0] ?? 'bench-results.json';
   const m: Measured = from
     ? (JSON.parse(readFileSync(from, 'utf8')) as Measured)
-    : await measure(rounds, anchorFile, noProfile < 0);
+    : await measure(rounds, anchorFile, withProfiles);
   const s = summarize(m);
   const { date, params, adam, codec16MB, loopbackTcpMs, perRound } = m;
-  writeFileSync(
-    outFile,
-    JSON.stringify({ date, params, rounds: perRound.length, adam, codec16MB, loopbackTcpMs, ...s, perRound }, null, 2) +
-      '\n',
-  );
-  process.stdout.write(report({ ...m, rounds: perRound.length }, s, outFile).join('\n') + '\n');
+  const results = { date, params, rounds: perRound.length, adam, codec16MB, loopbackTcpMs, ...s, perRound };
+  writeResults(outFile, results, report({ ...m, rounds: perRound.length }, s));
 }
 
 if (process.argv[2] === '--baseline-child') {
   baseline().then((sps) => process.send!(sps, () => process.exit(0)));
 } else {
-  main().catch((e: Error) => {
-    process.stderr.write(`bench: ${e.message}\n`);
-    process.exit(1);
-  });
+  runScript('bench', main);
 }

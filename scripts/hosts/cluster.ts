@@ -4,15 +4,8 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BUILT_CLI } from '../lib/dptrain-child.js';
 import type { SimulatedHosts } from './netns.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-/** The built CLI, from scripts/hosts/ (tests) or dist/scripts/hosts/ (benchmarks). */
-export const BUILT_CLI = here.includes('/dist/')
-  ? resolve(here, '../../cli/main.js')
-  : resolve(here, '../../dist/cli/main.js');
 
 export interface Proc {
   child: ChildProcess;
@@ -21,7 +14,8 @@ export interface Proc {
   output(): string;
 }
 
-function track(child: ChildProcess): Proc {
+/** A child whose output is kept, for the line an error quotes. */
+export function track(child: ChildProcess): Proc {
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
