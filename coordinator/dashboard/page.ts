@@ -27,6 +27,7 @@ const require = createRequire(import.meta.url);
 export const ASSETS: Record<string, { file: () => string; type: string }> = {
   'uplot.js': { file: () => require.resolve('uplot/dist/uPlot.iife.min.js'), type: 'text/javascript' },
   'uplot.css': { file: () => require.resolve('uplot/dist/uPlot.min.css'), type: 'text/css' },
+  'widgets.js': { file: () => join(packageRoot(), 'coordinator/dashboard/client/widgets.js'), type: 'text/javascript' },
   'charts.js': { file: () => join(packageRoot(), 'coordinator/dashboard/client/charts.js'), type: 'text/javascript' },
   'live.js': { file: () => join(packageRoot(), 'coordinator/dashboard/client/live.js'), type: 'text/javascript' },
   'dashboard.css': { file: () => join(packageRoot(), 'coordinator/dashboard/client/dashboard.css'), type: 'text/css' },
@@ -55,7 +56,8 @@ export function livePage(title: string): string {
 </head><body>
 <p id="connection">Connecting to the coordinator…</p>
 <div id="app"></div>
-<script src="/assets/uplot.js"></script><script src="/assets/charts.js"></script><script src="/assets/live.js"></script>
+<script src="/assets/uplot.js"></script><script src="/assets/widgets.js"></script><script src="/assets/charts.js"></script>
+<script src="/assets/live.js"></script>
 </body></html>
 `;
 }
@@ -89,6 +91,7 @@ export function reportPage(title: string, runs: RunView[], extra = ''): string {
 ${extra}
 <script id="runs" type="application/json">${scriptJson(runs)}</script>
 <script>${asset('uplot.js')}</script>
+<script>${asset('widgets.js')}</script>
 <script>${asset('charts.js')}</script>
 <script>DptrainCharts.mount(document.getElementById('app'), { live: false }).update(JSON.parse(document.getElementById('runs').textContent));</script>
 </body></html>

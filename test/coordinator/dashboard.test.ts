@@ -168,7 +168,12 @@ describe('live run over HTTP', () => {
     const page = await fetch(`${base}/`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
-    expect(await page.text()).toContain('<script src="/assets/live.js">');
+    const html = await page.text();
+    expect(html).toContain('<script src="/assets/live.js">');
+    // Every file the page loads is served (the chart code comes in more than one file).
+    const loads = [...html.matchAll(/(?:src|href)="\/assets\/([^"]+)"/g)].map((m) => m[1]);
+    expect(loads).toEqual(expect.arrayContaining(['widgets.js', 'charts.js', 'live.js', 'dashboard.css']));
+    for (const name of loads) expect((await fetch(`${base}/assets/${name}`)).status, name).toBe(200);
     const lib = await fetch(`${base}/assets/uplot.js`);
     expect(lib.status).toBe(200);
     expect(await lib.text()).toContain('uPlot');
