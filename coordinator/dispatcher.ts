@@ -3,8 +3,8 @@
  * phase in flight, which is late or duplicated (ignored and counted), which comes from a
  * straggler coming back, and which is non-finite (recomputed once elsewhere). The training
  * loop asks for "gradients of these rows" and "loss of these test rows" and gets sums back.
+ * The parameters reach the workers through params-broadcast.ts.
  */
-import { encodeFrame } from '../shared/wire/codec.js';
 import type { Logger } from '../shared/util/log.js';
 import type { WireDtype } from '../shared/wire/wire-dtype.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
@@ -15,6 +15,7 @@ import { jsReduceOps, LeafFold, TreeReducer, type LastFold, type Reduction, type
 import { splitRange } from './scheduler.js';
 import { coverNodes, leafStart, MAX_LEAVES, type TreeNode } from '../shared/job/shard-tree.js';
 import { median } from '../shared/util/stats.js';
+import { ParamsBroadcast } from './params-broadcast.js';
 
 export interface DispatcherOptions {
   membership: Membership;
@@ -92,41 +93,28 @@ export class Dispatcher {
   /** Results taken although not finite (no other worker to recompute them): their step's mean is not finite. */
   nonFiniteTaken = 0;
   private evalSums = { lossSum: 0, correct: 0, count: 0 };
-  private params: { version: number; values: Float32Array } = { version: -1, values: new Float32Array(0) };
-  /** This version's parameter frame for socket workers and for shared-memory workers, each made on first use. */
-  private paramsFrame: { version: number; bytes: Uint8Array | null; shmBytes: Uint8Array | null; slot: number } | null =
-    null;
+  /** The parameters each phase's workers must hold, sent with their first shard (or by pushParams). */
+  readonly broadcast: ParamsBroadcast;
   private recentPhaseMs: number[] = [];
-  /** Time spent encoding and sending parameter frames since the caller last read it (takeParamsTiming). */
-  private encodeMs = 0;
-  private broadcastMs = 0;
-  /** When the last parameter frame was encoded (for the trace). */
-  lastEncode: { start: number; end: number } | null = null;
   /** Time spent folding shard results into the sum during the phase in flight. */
   private reduceMs = 0;
-
-  takeParamsTiming(): { encodeMs: number; broadcastMs: number } {
-    const t = { encodeMs: this.encodeMs, broadcastMs: this.broadcastMs };
-    this.encodeMs = 0;
-    this.broadcastMs = 0;
-    return t;
-  }
   private abortError: Error | null = null;
   private onAbort: ((e: Error) => void) | null = null;
 
   constructor(private readonly o: DispatcherOptions) {
     this.ops = o.ops ?? jsReduceOps;
     this.spare = [...(o.spares ?? [])];
-    const m = o.membership;
-    m.on('ready', (w) => this.phase?.workerReady(w));
-    m.on('gone', (w) => this.phase?.workerGone(w));
-    m.on('result', (w, msg, grads) => this.onWorkResult(w, msg, grads));
-    m.on('evalResult', (w, msg) => this.onEvalResult(w, msg));
+    const { membership, log, wireDtype, shm } = o;
+    this.broadcast = new ParamsBroadcast({ membership, log, wireDtype, shm, sliced: Boolean(o.sliced) });
+    membership.on('ready', (w) => this.phase?.workerReady(w));
+    membership.on('gone', (w) => this.phase?.workerGone(w));
+    membership.on('result', (w, msg, grads) => this.onWorkResult(w, msg, grads));
+    membership.on('evalResult', (w, msg) => this.onEvalResult(w, msg));
   }
 
   /** The parameters workers must hold for the next phase (a view; not copied until sent). */
   setParams(version: number, values: Float32Array): void {
-    this.params = { version, values };
+    this.broadcast.set(version, values);
   }
 
   /**
@@ -134,7 +122,7 @@ export class Dispatcher {
    * they decode while the coordinator does its step bookkeeping, off the critical path.
    */
   pushParams(): void {
-    for (const w of eligible(this.o.membership)) this.ensureParams(w);
+    for (const w of eligible(this.o.membership)) this.broadcast.ensure(w);
   }
 
   /** Fail the phase in flight (and any later one) with `e`. */
@@ -154,77 +142,13 @@ export class Dispatcher {
     return Math.max(MIN_DEADLINE_MS, DEADLINE_FACTOR * (median(this.recentPhaseMs) ?? 0));
   }
 
-  private ensureParams = (w: WorkerSession): void => {
-    const { version, values } = this.params;
-    if (w.paramsVersion === version) return;
-    if (this.o.sliced) {
-      w.paramsVersion = version; // it has them from the slice shards
-      return;
-    }
-    // Encode once per version; every worker gets the same bytes (or, on this host, the same file).
-    if (this.paramsFrame?.version !== version) this.paramsFrame = { version, bytes: null, shmBytes: null, slot: -1 };
-    const f = this.paramsFrame;
-    const shm = this.o.shm;
-    const t0 = performance.now();
-    let encoded = false;
-    if (w.shm && shm?.usable && !f.shmBytes) {
-      try {
-        f.slot = this.freeParamsSlot();
-        shm.writeParams(f.slot, version, values, this.o.wireDtype);
-        f.shmBytes = encodeFrame({ t: 'params', version, shm: f.slot + 1 });
-        encoded = true;
-      } catch (e) {
-        // A full tmpfs, or the directory gone: from now on everyone gets payloads through the socket.
-        shm.disable(String(e));
-        this.o.log.warn(
-          { dir: shm.dir, error: String(e) },
-          'shared memory failed; payloads go through the socket from now on',
-        );
-      }
-    }
-    const viaShm = w.shm && f.shmBytes !== null && shm?.usable === true;
-    if (!viaShm && !f.bytes) {
-      f.bytes = encodeFrame({ t: 'params', version, shm: 0 }, values, this.o.wireDtype);
-      encoded = true;
-    }
-    const t1 = performance.now();
-    if (encoded) {
-      this.encodeMs += t1 - t0;
-      this.lastEncode = { start: t0, end: t1 };
-    }
-    if (viaShm) {
-      // It may read the slot until it answers the request that follows these parameters.
-      w.shmSlot = f.slot;
-      w.shmSlotUntil = w.requests + 1;
-    }
-    this.o.membership.sendBytes(w, (viaShm ? f.shmBytes : f.bytes)!);
-    this.broadcastMs += performance.now() - t1;
-    w.paramsVersion = version;
-  };
-
-  /**
-   * A parameter slot that no live worker may still be reading. A worker handles frames in
-   * order and answers every request, so once it answered a request sent after a parameter
-   * frame, it has read that frame's slot — however long it stalled, and whatever late results
-   * it sent before.
-   */
-  private freeParamsSlot(): number {
-    const held = new Set<number>();
-    for (const w of this.o.membership.workers.values()) {
-      if (w.state !== 'gone' && w.shmSlot >= 0 && w.answers < w.shmSlotUntil) held.add(w.shmSlot);
-    }
-    let k = 0;
-    while (held.has(k)) k++;
-    return k;
-  }
-
   private async run(plan: PhasePlan, deadlineMs: number): Promise<Phase> {
     const o = this.o;
     const phase = new Phase(
       {
         membership: o.membership,
         log: o.log,
-        ensureParams: this.ensureParams,
+        ensureParams: this.broadcast.ensure,
         noWorkerTimeoutMs: o.noWorkerTimeoutMs,
         deadlineMs,
       },
@@ -255,7 +179,7 @@ export class Dispatcher {
     acc: Float64Array,
     lastFold?: LastFold,
   ): Promise<{ lossSum: number; count: number; stats: PhaseStats; reduceMs: number }> {
-    const version = this.params.version;
+    const version = this.broadcast.version;
     const batch = to - from;
     this.batch = batch;
     let leaves = 1;
@@ -295,7 +219,7 @@ export class Dispatcher {
 
   /** Loss sum and correct count over test rows [0, rows). */
   async evaluate(round: number, rows: number): Promise<{ lossSum: number; correct: number; count: number }> {
-    const version = this.params.version;
+    const version = this.broadcast.version;
     this.evalSums = { lossSum: 0, correct: 0, count: 0 };
     await this.run(
       {
