@@ -132,6 +132,13 @@ export class ComputeMeter {
     };
   }
 
+  /** Account a step: applied, or skipped (its samples computed for nothing). */
+  account(skipped: boolean, samples: number, stepMs: number, workers: () => WorkerWork[]): StepAccounting {
+    if (!skipped) return this.step(samples, stepMs, workers());
+    this.wasted(samples);
+    return this.idle();
+  }
+
   /** The accounting of a step that applied no update (skipped): no model FLOPs, rates unchanged. */
   idle(): StepAccounting {
     const budget = this.o.budget;

@@ -2,14 +2,14 @@
  * The training loop. The coordinator alone owns the parameters, the Adam state, the step
  * counter and the data cursor; workers only compute shard gradients. One step:
  *   for each micro-step: gradient sums of the next `batchSize` stream positions (dispatcher)
- *   mean gradient → clip → Adam → new parameter version (or skip, if non-finite)
+ *   mean gradient → clip → Adam → new parameter version, or skip if non-finite (parameter-update.ts)
  *   account FLOPs; metrics; evaluate and checkpoint when due
  */
-import { budgetFlops, declaredPeak, type Config } from '../shared/job/config.js';
+import { declaredPeak, type Config } from '../shared/job/config.js';
 import { DptrainError, fail } from '../shared/util/errors.js';
 import { jobLayout } from '../shared/job/job-layout.js';
 import { initParams, modelKind, type AnyLayout } from '../shared/models/index.js';
-import { ComputeMeter, type StepAccounting } from './accounting.js';
+import type { ComputeMeter } from './accounting.js';
 import { saveCheckpoint, type CheckpointCounters, type CheckpointState } from './checkpoint.js';
 import type { Dispatcher } from './dispatcher.js';
 import { NO_COMPRESSION_REPORT, ResultDecoder } from './compression.js';
@@ -17,53 +17,33 @@ import { compressorOf } from '../shared/compress/index.js';
 import { traceStep } from './trace.js';
 import type { Membership, WorkerSession } from './membership.js';
 import { exportLayersModel } from './model-export.js';
-import { Adam } from './optimizers/adam.js';
-import { clipByGlobalNorm } from './optimizers/clip.js';
-import { learningRate } from './optimizers/schedule.js';
 import { DepartedPeaks, waitForWorkers } from './roster.js';
-import { dispatcherFor, membershipFor, type CoordinatorOptions } from './wiring.js';
+import { dispatcherFor, membershipFor, meterFor, type CoordinatorOptions } from './wiring.js';
 import { eligible } from './phase.js';
-import { jsReduceOps, type ReduceOps } from './reducer.js';
-import { FusedUpdate } from './fused-update.js';
-import { createArena } from './kernels/arena.js';
-import { FusedStep } from './kernels/fused-simd.js';
-import { simdReduceOps } from './kernels/reduce-simd.js';
-import { meanInBlocks } from './slices/blocks.js';
+import { ParameterUpdate } from './parameter-update.js';
 import { summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
 import { StepTally, stepTimeline } from './timeline.js';
 
 export type { CoordinatorOptions } from './wiring.js';
-
-/** Models up to this many parameters get the arena's spare slots (two more arrays of their size). */
-const SPARES_UP_TO = 16 << 20;
 
 export class Coordinator {
   readonly layout: AnyLayout;
   readonly params: Float32Array;
   readonly membership: Membership;
   readonly meter: ComputeMeter;
-  private readonly adam: Adam;
+  /** The parameters, Adam's state and a step's update of them. */
+  private readonly update: ParameterUpdate;
   private readonly dispatcher: Dispatcher;
   /** Decodes compressed results (the job's compression); null: results are dense. */
   private readonly decoder: ResultDecoder | null;
-  /** The mean gradient of the step, reused every step (Adam's own array: no copy into the optimizer). */
-  private readonly gradBuffer: Float32Array;
-  /** The accumulated gradient sum, reused every step (the mean leaves it zeroed). */
-  private readonly gradSum: Float64Array;
   /** The next step's first shards, sent as soon as a step's parameters went out (see prefetch). */
   private prefetched: { step: number; t0: number; work: ReturnType<Dispatcher['work']> } | null = null;
-  /** The passes over gradients: SIMD kernels in the arena shared with Adam, or the scalar loops. */
-  private readonly ops: ReduceOps;
-  /** The last fold, the mean and Adam in one pass, where it applies (fused-update.ts). */
-  private readonly fused: FusedUpdate;
   private readonly cfg: Config;
   /** Sequence models report tokens/s beside samples/s. */
   private readonly tokensPerSample: number | null;
   private stepsDone = 0;
-  private version = 0;
   private position = 0;
   private dropped = 0;
-  private skipped = 0;
   private stopRequest: string | null = null;
   /** Peaks of workers that left, for the steps in flight when they did. */
   private readonly departed: DepartedPeaks;
@@ -71,27 +51,14 @@ export class Coordinator {
   constructor(private readonly o: CoordinatorOptions) {
     this.cfg = o.config;
     this.layout = jobLayout(this.cfg);
-    // One WebAssembly memory for every array of a step (kernels/arena.ts): Adam trains its
-    // params in place, and results are checked, summed and averaged there by SIMD kernels.
-    // Two spare slots hold results that wait for an earlier one (or a tree sibling), where the
-    // kernels add them without a copy; a model too large for them goes without.
-    const n = this.layout.totalParams;
-    const arena = (n <= SPARES_UP_TO ? createArena(n, 2) : null) ?? createArena(n);
-    this.adam = new Adam(this.cfg.optimizer, n, undefined, { arena });
-    this.params = this.adam.params;
-    this.params.set(initParams(this.layout, this.cfg.seed));
-    this.gradBuffer = this.adam.grads;
-    this.gradSum = arena?.sum ?? new Float64Array(this.layout.totalParams);
-    this.ops = (arena && simdReduceOps(arena)) ?? jsReduceOps;
+    const init = initParams(this.layout, this.cfg.seed);
+    const nonFiniteTaken = () => this.dispatcher.nonFiniteTaken;
+    this.update = new ParameterUpdate(this.cfg, this.layout.totalParams, init, o.slices ?? null, nonFiniteTaken, o.log);
+    this.params = this.update.params;
+    const arena = this.update.arena;
     const flops = modelKind(this.layout.spec).flops(this.layout);
     this.tokensPerSample = flops.unit === 'token' ? flops.itemsPerSample : null;
-    this.meter = new ComputeMeter({
-      trainFlopsPerSample: flops.training,
-      evalFlopsPerSample: flops.forward,
-      budget: budgetFlops(this.cfg.compute),
-      policy: this.cfg.compute.budgetPolicy,
-      log: o.log,
-    });
+    this.meter = meterFor(o, this.layout);
     const compressor = compressorOf(this.cfg.compression);
     this.decoder = compressor && new ResultDecoder(compressor, this.layout.totalParams, this.cfg.wireDtype);
     this.membership = membershipFor(o, this.layout, arena?.landing, this.decoder);
@@ -100,23 +67,21 @@ export class Coordinator {
       this.dropped++;
       this.departed.left(w.id, this.peakOf(w), this.stepsDone);
     });
-    this.dispatcher = dispatcherFor(o, this.layout, this.membership, this.ops, this.meter, () => this.stepsDone, {
+    const { ops } = this.update;
+    this.dispatcher = dispatcherFor(o, this.layout, this.membership, ops, this.meter, () => this.stepsDone, {
       spares: arena?.spares,
     });
-    const pass = o.slices || this.ops === jsReduceOps ? null : FusedStep.over(arena, this.adam);
-    this.fused = new FusedUpdate(pass, this.cfg, this.ops, () => this.dispatcher.nonFiniteTaken);
     if (o.resume) this.restore(o.resume);
-    this.dispatcher.setParams(this.version, this.params);
+    this.dispatcher.setParams(this.update.version, this.params);
   }
 
   private restore(s: CheckpointState): void {
     if (s.params.length !== this.layout.totalParams)
       fail('CHECKPOINT_CORRUPT', `checkpoint has ${s.params.length} parameters, the model ${this.layout.totalParams}`);
-    this.params.set(s.params);
-    this.adam.load(s.adam);
+    this.update.load(s.params, s.adam);
     this.stepsDone = s.step;
     this.position = s.position;
-    this.version = s.version;
+    this.update.version = s.version;
     const c = s.counters;
     Object.assign(this.dispatcher.counters, {
       stale: c.stale,
@@ -125,7 +90,7 @@ export class Coordinator {
       outliers: c.outliers ?? 0,
     });
     this.dropped = c.dropped;
-    this.skipped = c.skipped;
+    this.update.skipped = c.skipped;
     this.meter.cumulativeFlops = c.cumulativeFlops;
     this.meter.hardwareFlops = c.hardwareFlops;
   }
@@ -135,10 +100,10 @@ export class Coordinator {
     return {
       step: this.stepsDone,
       position: this.position,
-      version: this.version,
+      version: this.update.version,
       config: this.cfg,
       params: this.params,
-      adam: this.adam.state,
+      adam: this.update.adamState,
       counters: this.counters(),
     };
   }
@@ -152,7 +117,7 @@ export class Coordinator {
       recomputed,
       outliers,
       dropped: this.dropped,
-      skipped: this.skipped,
+      skipped: this.update.skipped,
       cumulativeFlops,
       hardwareFlops,
     };
@@ -162,8 +127,7 @@ export class Coordinator {
   private async pull(): Promise<void> {
     if (!this.o.slices) return;
     const { params, adam } = await this.o.slices.gather(this.stepsDone);
-    this.params.set(params);
-    this.adam.load(adam);
+    this.update.load(params, adam);
   }
 
   checkpoint(): string | null {
@@ -253,9 +217,10 @@ export class Coordinator {
     if (next >= steps || this.stopRequest || (evalEvery > 0 && next % evalEvery === 0)) return;
     if (this.meter.stopsBefore(batchSize * accumulate) || eligible(this.membership).length < minWorkers) return;
     const t0 = performance.now();
-    this.fused.begin(next);
-    const last = this.fused.lastFold(next, 0, { lossSum: 0, count: 0 });
-    const work = this.dispatcher.work(next, 0, this.position, this.position + batchSize, this.gradSum, last);
+    const { fused, gradSum } = this.update;
+    fused.begin(next);
+    const last = fused.lastFold(next, 0, { lossSum: 0, count: 0 });
+    const work = this.dispatcher.work(next, 0, this.position, this.position + batchSize, gradSum, last);
     work.catch(() => {}); // awaited by the next step; until then a rejection is not unhandled
     this.prefetched = { step: next, t0, work };
     this.o.onStepStart?.(next + 1);
@@ -266,11 +231,11 @@ export class Coordinator {
     const pre = this.prefetched?.step === step ? this.prefetched : null;
     this.prefetched = null;
     const t0 = pre?.t0 ?? performance.now();
-    const { batchSize, accumulate, optimizer } = this.cfg;
-    const acc = this.gradSum; // zero: the last step's mean consumed it
+    const { batchSize, accumulate } = this.cfg;
+    const { fused, gradSum: acc } = this.update; // acc is zero: the last step's mean consumed it
     const tally = new StepTally();
-    if (!pre) this.fused.begin(step);
-    this.fused.awaitingStep(step);
+    if (!pre) fused.begin(step);
+    fused.awaitingStep(step);
     for (let micro = 0; micro < accumulate; micro++) {
       const pending =
         micro === 0 && pre
@@ -281,82 +246,37 @@ export class Coordinator {
               this.position,
               this.position + batchSize,
               acc,
-              this.fused.lastFold(step, micro, tally),
+              fused.lastFold(step, micro, tally),
             );
       if (micro === 0 && !pre) this.o.onStepStart?.(step + 1);
       tally.add(await pending);
       this.position += batchSize;
     }
-    this.fused.awaitingStep(-1);
-    const fused = this.fused.take(step);
     const { lossSum, count, computeMs } = tally;
+    const update = await this.update.apply(step, lossSum, count);
+    const { skipped, lr, gradNorm, sliced } = update;
+    const tOpt = update.startedAt;
     // The fused pass ran inside the last fold: its time is the update's, not the reduction's.
-    const reduceMs = tally.reduceMs - (fused?.ms ?? 0);
-    const tOpt = performance.now();
-    const grads = this.gradBuffer;
-    const lr = learningRate(optimizer, step, this.cfg.steps);
-    // The norm summed by fixed blocks, so that a sliced update (slices/) gives the same bits.
-    const slices = this.o.slices;
-    const sliced = slices && (await slices.update(step, count, lossSum, optimizer.clipNorm, lr, this.version + 1));
-    // With slice shards the norm came back from them (sqNorm is unused then).
-    const { finite, sqNorm } =
-      fused ?? (sliced ? { finite: sliced.finite, sqNorm: NaN } : meanInBlocks(this.ops, acc, count, grads));
-    if (fused && !finite)
-      throw new Error(`step ${step + 1}: the fused update found a non-finite mean of finite results`);
-    const skipped = !finite || !Number.isFinite(lossSum);
-    let gradNorm = NaN;
-    if (sliced && !skipped) {
-      gradNorm = sliced.gradNorm; // the shards clipped and applied Adam
-      this.version++;
-      this.dispatcher.setParams(this.version, this.params);
-    } else if (skipped) {
-      // As loss-scaling optimizers do: leave parameters and Adam state alone, move on.
-      this.skipped++;
-      this.o.log.warn(
-        { step: step + 1, loss: lossSum / count },
-        'step skipped: non-finite loss or gradient; lower optimizer.lr or set optimizer.clipNorm',
-      );
-    } else {
-      gradNorm = clipByGlobalNorm(grads, optimizer.clipNorm, Math.sqrt(sqNorm)); // fused: no clipping, the norm only
-      if (!fused) this.adam.apply(this.params, grads, lr);
-      this.version++;
-      this.dispatcher.setParams(this.version, this.params); // sent below, with the next shards where there are any
-    }
+    const reduceMs = tally.reduceMs - update.fusedMs;
+    if (!skipped) this.dispatcher.setParams(this.update.version, this.params); // sent below, with the next shards where there are any
     this.stepsDone = step + 1;
     const tEnd = performance.now();
-    const optimizerMs = tEnd - tOpt + (fused?.ms ?? 0);
+    const optimizerMs = tEnd - tOpt + update.fusedMs;
     const stepMs = tEnd - t0;
-    const tr = this.o.tracer;
-    if (tr?.records(step + 1))
-      traceStep(
-        tr,
-        step + 1,
-        { start: t0, optimizer: tOpt, end: tEnd },
-        lossSum / count,
-        reduceMs,
-        this.dispatcher.lastEncode,
-      );
-    const { timeline, workerTimeline } = stepTimeline(
-      stepMs,
-      computeMs,
-      tally.spans,
-      this.dispatcher.takeParamsTiming(),
-      reduceMs,
-      optimizerMs,
-    );
-    let acct: StepAccounting;
-    if (skipped) {
-      this.meter.wasted(count);
-      acct = this.meter.idle();
-    } else {
-      const work = Object.keys(tally.samples).map((id) => ({
+    const { tracer: tr } = this.o;
+    const { broadcast } = this.dispatcher;
+    const times = { start: t0, optimizer: tOpt, end: tEnd };
+    if (tr?.records(step + 1)) traceStep(tr, step + 1, times, lossSum / count, reduceMs, broadcast.lastEncode);
+    const params = broadcast.takeTiming(); // before the prefetch below encodes the next step's
+    const { timeline, workerTimeline } = stepTimeline(stepMs, computeMs, tally.spans, params, reduceMs, optimizerMs);
+    const acct = this.meter.account(skipped, count, stepMs, () =>
+      Object.keys(tally.samples).map((id) => ({
         id,
         samples: tally.samples[id],
         computeMs: computeMs[id] ?? 0,
         peakFlops: this.departed.peak(id) ?? this.peakOf(this.membership.workers.get(id)),
-      }));
-      acct = this.meter.step(count, stepMs, work);
-    }
+      })),
+    );
     this.prefetch(step + 1);
     // Workers left without a prefetched shard (or every worker, when nothing was prefetched) get
     // the parameters now, to decode while the coordinator writes metrics or evaluates.
@@ -417,7 +337,7 @@ export class Coordinator {
     const records: StepRecord[] = [];
     let lastEval: EvalRecord | null = null;
     let stoppedBy: RunSummary['stoppedBy'] = 'steps';
-    if (this.o.slices) await this.o.slices.assign(this.params, this.adam.state, this.version);
+    if (this.o.slices) await this.o.slices.assign(this.params, this.update.adamState, this.update.version);
     while (this.stepsDone < steps) {
       if (this.stopRequest) await this.pull().then(() => this.stop());
       if (this.meter.stopsRun(this.stepsDone, this.cfg.batchSize * this.cfg.accumulate)) {

@@ -1,14 +1,15 @@
 /**
- * What a Coordinator is given, and how its two sessions are built from it: the membership that
- * admits workers and the dispatcher that hands them shards and collects their results.
+ * What a Coordinator is given, and how its parts are built from it: the membership that admits
+ * workers, the dispatcher that hands them shards and collects their results, and the meter
+ * that accounts their work against the budget.
  */
-import { jobOf, type Config } from '../shared/job/config.js';
+import { budgetFlops, jobOf, type Config } from '../shared/job/config.js';
 import { jobLeaves } from '../shared/job/job-layout.js';
-import type { AnyLayout } from '../shared/models/index.js';
+import { modelKind, type AnyLayout } from '../shared/models/index.js';
 import type { Listener } from '../shared/transport/transport.js';
 import type { ShmChannel } from '../shared/transport/shm.js';
 import type { Logger } from '../shared/util/log.js';
-import type { ComputeMeter } from './accounting.js';
+import { ComputeMeter } from './accounting.js';
 import { configHash, type CheckpointState } from './checkpoint.js';
 import type { ResultDecoder } from './compression.js';
 import { Dispatcher } from './dispatcher.js';
@@ -109,5 +110,18 @@ export function dispatcherFor(
           { key },
         );
     },
+  });
+}
+
+/** The job's compute meter: its model's FLOPs per sample, against the job's budget. */
+export function meterFor(o: CoordinatorOptions, layout: AnyLayout): ComputeMeter {
+  const flops = modelKind(layout.spec).flops(layout);
+  const { compute } = o.config;
+  return new ComputeMeter({
+    trainFlopsPerSample: flops.training,
+    evalFlopsPerSample: flops.forward,
+    budget: budgetFlops(compute),
+    policy: compute.budgetPolicy,
+    log: o.log,
   });
 }
