@@ -10,6 +10,7 @@ import { jobOf, parseConfig } from '../../shared/job/config.js';
 import type { Work } from '../../shared/wire/protocol.js';
 import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker, type FakeWorker } from '../helpers/fake-worker.js';
+import { resultFor } from '../helpers/result-msg.js';
 import { coverNodes, nodeSum } from '../../shared/job/shard-tree.js';
 
 const cfg = parseConfig({
@@ -26,23 +27,7 @@ afterEach(async () => {
 /** A result for `work`, gradient all ones. */
 function answer(w: FakeWorker, work: Pick<Work, 'step' | 'micro' | 'shard' | 'from' | 'to'>): void {
   const count = work.to - work.from;
-  w.send(
-    {
-      t: 'result',
-      step: work.step,
-      micro: work.micro,
-      shard: work.shard,
-      lossSum: count,
-      losses: [count],
-      count,
-      computeMs: 1,
-      decodeMs: 0,
-      encodeMs: 0,
-      busyMs: 1,
-      shm: 0,
-    },
-    new Float32Array(TOTAL).fill(1),
-  );
+  w.send(resultFor(work, { lossSum: count, losses: [count], count }), new Float32Array(TOTAL).fill(1));
 }
 
 /** Leaf i's gradient sum, order-sensitive under float addition (1e20 swallows small terms). */
@@ -60,20 +45,7 @@ async function answerNodes(w: FakeWorker, work: Work): Promise<void> {
   const count = work.to - work.from;
   const losses = sums.map((x) => x.lossSum);
   w.send(
-    {
-      t: 'result',
-      step: work.step,
-      micro: work.micro,
-      shard: work.shard,
-      lossSum: 0,
-      losses,
-      count,
-      computeMs: 1,
-      decodeMs: 0,
-      encodeMs: 0,
-      busyMs: 1,
-      shm: 0,
-    },
+    resultFor(work, { lossSum: 0, losses, count }),
     sums.map((x) => x.grads),
   );
 }
