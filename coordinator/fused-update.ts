@@ -1,9 +1,10 @@
 /**
  * When the coordinator lets the fused pass (kernels/fused-simd.ts) make a step's update inside
- * its last fold, and what that update reported. Only when nothing needs the whole mean before
- * Adam: the step's last micro-step, no clipping, no slice shards, every result finite (each was
- * checked before it was taken; a mean of finite float32 sums over at least as many samples is
- * finite, so the step cannot be skipped) and a finite loss. And only while step() awaits that
+ * its last fold (a per-worker shard's, or the tree root's), and what that update reported. Only
+ * when nothing needs the whole mean before Adam: the step's last micro-step, no clipping, no
+ * slice shards, every result finite (each was checked before it was taken, and a tree root is
+ * offered only when its last pair sum is finite; a mean of finite float32 sums over at least as
+ * many samples is finite, so the step cannot be skipped) and a finite loss. And only while step() awaits that
  * step: results that arrive while the coordinator waits for workers or stops must leave the
  * parameters as a checkpoint of the last step has them.
  */

@@ -4,7 +4,7 @@
  * fallback) and WebAssembly SIMD kernels (kernels/reduce-simd.ts) that work
  * in the coordinator's arena; test/coordinator/reduce-ops.test.ts runs the same suite on both.
  */
-import { addInto, nodeExists, treeDepth, type TreeNode } from '../shared/job/shard-tree.js';
+import { nodeExists, treeDepth, type TreeNode } from '../shared/job/shard-tree.js';
 
 export interface ReduceOps {
   /** `grads` where the other ops read it fastest: itself, or a copy in the kernels' memory (valid until the next land). */
@@ -13,8 +13,11 @@ export interface ReduceOps {
   allFinite(grads: Float32Array): boolean;
   /** sum[i] += grads[i], in float64. */
   fold(grads: Float32Array, sum: Float64Array): void;
-  /** into[i] += from[i], in float32 (a tree node's pair sum). */
-  add(into: Float32Array, from: Float32Array): void;
+  /**
+   * into[i] += from[i], in float32 (a tree node's pair sum); true if every sum is finite (two
+   * finite results can overflow to ±Infinity; a non-finite addend always gives a non-finite sum).
+   */
+  add(into: Float32Array, from: Float32Array): boolean;
   /**
    * Mean gradient: the float64 sum divided by the sample count, rounded once to float32, written
    * into `out` (reused across steps). In the same pass: whether every entry is finite (a diverged
@@ -25,9 +28,11 @@ export interface ReduceOps {
 }
 
 /**
- * Takes over a per-worker reduction's last fold (the result that completes it), given the
- * reduction's totals with that result in: true if it folded `grads` itself (the coordinator's
- * fused fold, mean and Adam, kernels/fused-simd.ts), false to fold as usual.
+ * Takes over a reduction's last fold (the per-worker result or the tree root that completes
+ * it), given the reduction's totals with it in: true if it folded `grads` itself (the
+ * coordinator's fused fold, mean and Adam, kernels/fused-simd.ts), false to fold as usual.
+ * Offered only grads known finite: a result (each is checked when it arrives; the caller
+ * counts any it takes anyway) or a root whose last pair sum came out finite.
  */
 export type LastFold = (grads: Float32Array, totals: { lossSum: number; count: number }) => boolean;
 
@@ -41,7 +46,14 @@ export const jsReduceOps: ReduceOps = {
   fold(grads, sum) {
     for (let i = 0; i < grads.length; i++) sum[i] += grads[i];
   },
-  add: addInto,
+  add(into, from) {
+    let check = 0;
+    for (let i = 0; i < into.length; i++) {
+      into[i] += from[i]; // the float32 add of shared/job/shard-tree.ts addInto
+      check += into[i] * 0;
+    }
+    return check === 0;
+  },
   mean(sum, count, out) {
     let check = 0;
     let sq = 0;
@@ -63,7 +75,8 @@ export const jsReduceOps: ReduceOps = {
  * is not associative). A node whose sibling is in adds to it at once, and the sum moves up; one
  * whose sibling is missing waits in a copy taken from `spare` (arrays kept across steps: no
  * fresh memory per step). The root goes into the caller's float64 accumulator (which may hold
- * earlier micro-steps). A node reported twice is refused (the caller counts it), never added twice.
+ * earlier micro-steps), or to `lastFold`, which may fold it there itself (the fused update).
+ * A node reported twice is refused (the caller counts it), never added twice.
  */
 export class TreeReducer implements Reduction {
   /** Nodes waiting for their sibling, by "level:index". */
@@ -80,6 +93,7 @@ export class TreeReducer implements Reduction {
     private readonly sum: Float64Array,
     private readonly ops: ReduceOps = jsReduceOps,
     private readonly spare: Float32Array[] = [],
+    private readonly lastFold?: LastFold,
   ) {
     this.covered = new Uint8Array(leaves);
     this.top = treeDepth(leaves);
@@ -102,6 +116,7 @@ export class TreeReducer implements Reduction {
     let { level, index } = node;
     let cur = { grads, lossSum };
     let owned = false; // cur.grads is one of our copies (else the caller's view)
+    let finite = true; // a result as it came (checked on arrival), or a finite pair sum
     while (level < this.top) {
       const sib = index ^ 1;
       if (nodeExists(level, sib, this.leaves)) {
@@ -112,7 +127,7 @@ export class TreeReducer implements Reduction {
           return true;
         }
         this.waiting.delete(key);
-        this.ops.add(other.grads, cur.grads); // float32 addition commutes: left + right either way round
+        finite = this.ops.add(other.grads, cur.grads); // float32 addition commutes: left + right either way round
         if (owned) this.spare.push(cur.grads);
         cur = { grads: other.grads, lossSum: other.lossSum + cur.lossSum };
         owned = true;
@@ -120,7 +135,8 @@ export class TreeReducer implements Reduction {
       level++;
       index >>= 1;
     }
-    this.ops.fold(cur.grads, this.sum);
+    const totals = { lossSum: this.loss + cur.lossSum, count: this.samples };
+    if (!(finite && this.lastFold?.(cur.grads, totals))) this.ops.fold(cur.grads, this.sum);
     this.loss += cur.lossSum;
     if (owned) this.spare.push(cur.grads);
     this.done = true;

@@ -7,7 +7,9 @@
  * to per-worker; writes the rows to bench-shards.json (or the path given first). With
  * --base-cli PATH (another build's dist/cli/main.js, e.g. before virtual shards) its runs join
  * the rotation as the setting "base".
+ * --settings per-worker,auto keeps only those settings; --fine K cuts K leaves a worker (default 4).
  * Usage: node dist/scripts/bench-shards.js [out.json] [--rounds N] [--workers 1,2,4] [--steps N] [--base-cli PATH]
+ *   [--settings per-worker,auto,fine]
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -58,7 +60,8 @@ function run(
   steps: number,
   baseCli: string,
 ): Promise<Row> {
-  const shards = setting === 'fine' ? String(4 * workers) : setting === 'base' ? 'per-worker' : setting;
+  const fine = Number(arg('--fine', '4')); // leaves per worker of the fine cut
+  const shards = setting === 'fine' ? String(fine * workers) : setting === 'base' ? 'per-worker' : setting;
   const out = join(dir, `r${round}-w${workers}-${setting}`);
   const job = join(dir, 'job.json');
   writeFileSync(job, JSON.stringify(JOB));
@@ -101,7 +104,9 @@ async function main(): Promise<void> {
   const workerCounts = arg('--workers', '1,2,4').split(',').map(Number);
   const steps = Number(arg('--steps', '60'));
   const baseCli = arg('--base-cli', '');
-  const SETTINGS: Setting[] = ['per-worker', 'auto', 'fine', ...(baseCli ? ['base' as const] : [])];
+  const all: Setting[] = ['per-worker', 'auto', 'fine', ...(baseCli ? ['base' as const] : [])];
+  const only = arg('--settings', '').split(',').filter(Boolean);
+  const SETTINGS = only.length > 0 ? all.filter((x) => only.includes(x)) : all;
   const dir = mkdtempSync(join(tmpdir(), 'dptrain-bench-shards-'));
   const rows: Row[] = [];
   for (let r = 0; r < rounds; r++) {

@@ -15,9 +15,10 @@
  *   fold(src, dst, end)             float64 dst[i] += float32 src[i], two at a time
  *   mean(sum, out, end, count) → f64  out[i] = float32(sum[i] / count), sum[i] = 0; returns Σ out[i]²
  *   meanPow2(sum, out, end, 1/count)  the same for a power-of-two count, multiplying (see meanFunc)
- *   add(dst, src, end)               float32 dst[i] += src[i], four at a time (the tree's pair sums:
+ *   add(dst, src, end) → i32         float32 dst[i] += src[i], four at a time (the tree's pair sums:
  *                                    a float32 add, as the scalar loop's float64 add rounded once to
- *                                    float32 gives, float64 having over 2·24 + 2 bits)
+ *                                    float32 gives, float64 having over 2·24 + 2 bits); 1 if every
+ *                                    sum is finite (the check of `finite`, on the stored sums)
  * Addresses are bytes; each kernel covers whole vectors and leaves the tail to the caller.
  */
 import {
@@ -139,25 +140,39 @@ const meanFunc = (name: string, scale: number[]): Func => ({
 const MEAN = meanFunc('mean', F64X2_DIV);
 const MEAN_POW2 = meanFunc('meanPow2', F64X2_MUL);
 
-// add(dst 0, src 1, end 2): both step 16 bytes (four float32).
+// add(dst 0, src 1, end 2) locals: 3 sum, 4 check, 5 zero; dst and src step 16 bytes (four float32).
 const ADD: Func = {
   name: 'add',
   params: [I32, I32, I32],
-  results: [],
-  locals: [],
-  code: loop(0, 2, 16, [
-    ...get(0),
-    ...get(0),
-    ...V128_LOAD,
-    ...get(1),
-    ...V128_LOAD,
-    ...F32X4_ADD,
-    ...V128_STORE,
-    ...get(1),
-    ...i32(16),
-    I32_ADD,
-    ...set(1),
-  ]),
+  results: [I32],
+  locals: [[3, V128]],
+  code: [
+    ...loop(0, 2, 16, [
+      ...get(0),
+      ...get(0),
+      ...V128_LOAD,
+      ...get(1),
+      ...V128_LOAD,
+      ...F32X4_ADD,
+      LOCAL_TEE,
+      3,
+      ...V128_STORE,
+      ...get(3),
+      ...get(5),
+      ...F32X4_MUL,
+      ...get(4),
+      ...F32X4_ADD,
+      ...set(4),
+      ...get(1),
+      ...i32(16),
+      I32_ADD,
+      ...set(1),
+    ]),
+    ...get(4),
+    ...get(4),
+    ...F32X4_EQ,
+    ...I32X4_ALL_TRUE,
+  ],
 };
 
 interface Exports {
@@ -165,7 +180,7 @@ interface Exports {
   fold(src: number, dst: number, end: number): void;
   mean(sum: number, out: number, end: number, count: number): number;
   meanPow2(sum: number, out: number, end: number, reciprocal: number): number;
-  add(dst: number, src: number, end: number): void;
+  add(dst: number, src: number, end: number): number;
 }
 
 /** 2ᵏ for an integer k ≥ 0 (sample counts are whole numbers): 1/count is then exact. */
@@ -211,8 +226,8 @@ export function simdReduceOps(arena: Arena): ReduceOps | null {
       // Arrays outside the arena (copies kept past the arena's spare slots) take the scalar loop.
       if (!inArena(arena, into) || !inArena(arena, from)) return js.add(into, from);
       const whole = into.length - (into.length % 4);
-      k.add(into.byteOffset, from.byteOffset, into.byteOffset + 4 * whole);
-      js.add(into.subarray(whole), from.subarray(whole));
+      const finite = k.add(into.byteOffset, from.byteOffset, into.byteOffset + 4 * whole) === 1;
+      return js.add(into.subarray(whole), from.subarray(whole)) && finite;
     },
     mean(sum, count, out) {
       own(sum, 'the sum');

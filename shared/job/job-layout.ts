@@ -16,7 +16,7 @@ import { layoutModel, modelKind, sampleRequest, type AnyLayout, type ModelSpec }
 import type { WireDtype } from '../wire/wire-dtype.js';
 import {
   AUTO_BATCHED_LEAF_ITEMS,
-  AUTO_LEAF_ITEMS,
+  batchedAutoLeaves,
   leafCount,
   maxResultNodes,
   type ShardsSetting,
@@ -57,9 +57,10 @@ export function jobLeaves(job: ShardedJob, layout: AnyLayout): number | null {
   const kind = modelKind(layout.spec);
   // A 16-bit wire carries every leaf on its own (shard-tree.ts): small leaves would multiply it.
   const onePass = kind.batchesLeaves(layout) && job.wireDtype === 'float32';
-  const items = onePass ? AUTO_BATCHED_LEAF_ITEMS : AUTO_LEAF_ITEMS;
   const shards = job.shards ?? (onePass && job.batchSize >= 2 * AUTO_BATCHED_LEAF_ITEMS ? 'auto' : 'per-worker');
-  return leafCount(shards, job.batchSize, kind.flops(layout).itemsPerSample, items);
+  const { itemsPerSample } = kind.flops(layout);
+  if (shards === 'auto' && onePass) return batchedAutoLeaves(job.batchSize, itemsPerSample);
+  return leafCount(shards, job.batchSize, itemsPerSample);
 }
 
 /** The most gradient tensors one result can carry in this job (frame and file sizes follow). */

@@ -21,10 +21,10 @@ export const MAX_LEAVES = 256;
  */
 export const AUTO_LEAF_ITEMS = 128;
 /**
- * ... and of this many where a worker's leaves share one pass (ModelKind.batchesLeaves) and the
- * wire carries float32: each leaf then costs its own parameter-gradient products, which below
- * this run slower per row (a matmul summing over fewer rows), and one more tree addition.
- * scripts/bench-leaves.ts and bench-shards.ts measure both.
+ * ... and no fewer than this many where a worker's leaves share one pass
+ * (ModelKind.batchesLeaves) and the wire carries float32 (see batchedAutoLeaves). Two leaves
+ * in one pass cost their own parameter-gradient products, which run slower per row on fewer
+ * rows, and one more tree addition. scripts/bench-leaves.ts and bench-shards.ts measure both.
  */
 export const AUTO_BATCHED_LEAF_ITEMS = 64;
 /** ... and no more than this many leaves. */
@@ -48,6 +48,19 @@ export function leafCount(
   if (typeof shards === 'number') return Math.min(shards, batchSize);
   const rows = Math.max(1, Math.ceil(leafItems / itemsPerSample));
   return Math.max(1, Math.min(AUTO_MAX_LEAVES, Math.floor(batchSize / rows)));
+}
+
+/**
+ * `auto` where a worker's leaves share one pass: leaves of AUTO_LEAF_ITEMS items, so that a
+ * worker holding one leaf runs the very pass a per-worker cut would give it (bench-shards.ts:
+ * 64-sample leaves, two a worker, cost far more at two workers than one 128-sample leaf a
+ * worker); a batch too small for two of those still makes two leaves, of AUTO_BATCHED_LEAF_ITEMS
+ * items at least, so that two workers share it.
+ */
+export function batchedAutoLeaves(batchSize: number, itemsPerSample: number): number {
+  const wide = leafCount('auto', batchSize, itemsPerSample, AUTO_LEAF_ITEMS) ?? 1;
+  if (wide >= 2) return wide;
+  return Math.min(2, leafCount('auto', batchSize, itemsPerSample, AUTO_BATCHED_LEAF_ITEMS) ?? 1);
 }
 
 /** First row of leaf `i` of a batch of `batch` rows cut into `leaves` (the first batch % leaves have one row more). */

@@ -50,9 +50,8 @@ async function answerNodes(w: FakeWorker, work: Work): Promise<void> {
   );
 }
 
-async function setup(leaves: number | null = null) {
+async function setup(leaves: number | null = null, log = pino({ level: 'silent' })) {
   net = createLocalNetwork();
-  const log = pino({ level: 'silent' });
   const membership = new Membership(net.listener, {
     job: jobOf(cfg),
     jobId: 'job-test',
@@ -92,6 +91,19 @@ async function setup(leaves: number | null = null) {
 }
 
 describe('Dispatcher', () => {
+  it('says once per worker count when fewer leaves than workers leave some waiting, naming the fix', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+    const { dispatcher, works, join } = await setup(2, log);
+    for (const name of ['a', 'b', 'c']) await join(name, true, true);
+    for (const step of [0, 1]) await dispatcher.work(step, 0, 8 * step, 8 * step + 8, new Float64Array(TOTAL));
+    const said = lines.map((l) => JSON.parse(l) as { msg: string }).filter((l) => l.msg.includes('virtual shards'));
+    expect(said.map((l) => l.msg)).toEqual([
+      '3 workers ready, but a batch of 8 is cut into 2 virtual shards: 1 worker waits; set shards to a count ≥ the workers, or per-worker',
+    ]);
+    expect([...works.values()].flat()).toHaveLength(4); // two shards a step
+  });
+
   it('splits a step over the ready workers and sums what they return', async () => {
     const { dispatcher, works, join } = await setup();
     await join('a', true);

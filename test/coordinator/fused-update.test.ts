@@ -16,7 +16,8 @@ import { fakeWorker } from '../helpers/fake-worker.js';
 const TOTAL = 2 * 4 + 4 + 4 + 1;
 const STEPS = 12;
 
-function job(clipNorm: number, accumulate: number, workers: number) {
+/** `shards`: virtual shards (the tree, whose root takes the fused pass) or null for per-worker ones. */
+function job(clipNorm: number, accumulate: number, workers: number, shards: number | null) {
   return parseConfig({
     data: { name: 'xor' },
     model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' },
@@ -25,6 +26,7 @@ function job(clipNorm: number, accumulate: number, workers: number) {
     accumulate,
     evalEvery: 0,
     minWorkers: workers,
+    shards: shards ?? 'per-worker',
     optimizer: { lr: 0.05, clipNorm, weightDecay: 0.01 },
   });
 }
@@ -37,10 +39,16 @@ function gradient(step: number, micro: number, from: number, nan: boolean): Floa
 }
 
 /** Train with `workers` scripted workers; `nanAt` (a step) gets one NaN result from the last worker. */
-async function train(clipNorm: number, accumulate: number, workers: number, nanAt = -1): Promise<Float32Array> {
+async function train(
+  clipNorm: number,
+  accumulate: number,
+  workers: number,
+  nanAt = -1,
+  shards: number | null = null,
+): Promise<Float32Array> {
   const net = createLocalNetwork();
   const coord = new Coordinator({
-    config: job(clipNorm, accumulate, workers),
+    config: job(clipNorm, accumulate, workers, shards),
     listener: net.listener,
     log: pino({ level: 'silent' }),
     runDir: null,
@@ -93,17 +101,21 @@ describe('fused update in the coordinator', () => {
   afterEach(() => vi.restoreAllMocks());
 
   it.each([
-    [2, 1],
-    [3, 1],
-    [2, 2],
+    [2, 1, null],
+    [3, 1, null],
+    [2, 2, null],
+    [1, 1, 2],
+    [2, 1, 4],
+    [3, 1, 4],
+    [2, 2, 4],
   ])(
-    '%i workers, %i micro-steps: the same parameters as the separate passes',
-    async (workers, accumulate) => {
+    '%i workers, %i micro-steps, %s virtual shards: the same parameters as the separate passes',
+    async (workers, accumulate, shards) => {
       const runs = vi.spyOn(FusedStep.prototype, 'run');
-      const fused = await train(0, accumulate, workers);
+      const fused = await train(0, accumulate, workers, -1, shards);
       expect(runs).toHaveBeenCalledTimes(STEPS); // every step took the fused pass
       runs.mockClear();
-      const separate = await train(1e30, accumulate, workers);
+      const separate = await train(1e30, accumulate, workers, -1, shards);
       expect(runs).not.toHaveBeenCalled(); // clipping asked for: the mean first, then Adam
       expect(bits(fused)).toEqual(bits(separate));
       expect(fused.some((x, i) => x !== separate[i] || !Number.isFinite(x))).toBe(false);

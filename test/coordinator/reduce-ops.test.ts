@@ -149,11 +149,32 @@ describe.each(IMPLS)('ReduceOps: %s', (_, make) => {
       into.set(a);
       const from = out(n);
       from.set(b);
-      ops.add(into, from);
+      expect(ops.add(into, from), `the overflow to Infinity is found, n ${n}`).toBe(false);
       expect(bits(into), `in the arena, n ${n}`).toEqual(bits(want));
       const plain = a.slice();
-      ops.add(plain, b);
+      expect(ops.add(plain, b)).toBe(false);
       expect(bits(plain), `outside, n ${n}`).toEqual(bits(want));
+    }
+  });
+
+  it('add says whether every sum is finite, wherever in the vector or the tail the first bad one is', () => {
+    const { ops, out, spares } = make(4099);
+    for (const n of [1, 3, 4, 7, 8, 13, 1023]) {
+      for (const bad of [NaN, Infinity, -Infinity, 'overflow'] as const) {
+        for (const at of new Set([0, n >> 1, n - 1])) {
+          const a = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 1e3);
+          const b = Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 1e3);
+          const into = (spares[0] ?? new Float32Array(4099)).subarray(0, n);
+          into.set(a);
+          const from = out(n);
+          from.set(b);
+          expect(ops.add(into, from), `finite, n ${n}`).toBe(true);
+          into.set(a);
+          if (bad === 'overflow') [into[at], from[at]] = [-3e38, -3e38];
+          else from[at] = bad;
+          expect(ops.add(into, from), `${bad} at ${at} of ${n}`).toBe(false);
+        }
+      }
     }
   });
 

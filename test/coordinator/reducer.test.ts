@@ -140,6 +140,41 @@ describe('TreeReducer', () => {
     expect(r.totals()).toEqual({ lossSum: 3, count: 4 });
     expect(Array.from(acc)).toEqual([11.5, 8]);
   });
+
+  it('offers the root to lastFold once, with the totals, and folds it only if lastFold declines', () => {
+    for (const takes of [true, false]) {
+      const acc = new Float64Array(2);
+      const offered: { grads: number[]; lossSum: number; count: number }[] = [];
+      const r = new TreeReducer(3, acc, undefined, [], (grads, t) => {
+        offered.push({ grads: Array.from(grads), ...t });
+        return takes;
+      });
+      r.add(treeNode(0, 2, 3), new Float32Array([4, 5]), 0.5, 2);
+      r.add(treeNode(0, 0, 3), new Float32Array([1, 2]), 0.25, 3);
+      expect(offered).toEqual([]);
+      r.add(treeNode(0, 1, 3), new Float32Array([10, 20]), 1, 3);
+      expect(offered).toEqual([{ grads: [15, 27], lossSum: 1.75, count: 8 }]);
+      expect(Array.from(acc), `lastFold ${takes ? 'took' : 'declined'} the root`).toEqual(takes ? [0, 0] : [15, 27]);
+      expect(r.totals()).toEqual({ lossSum: 1.75, count: 8 });
+    }
+  });
+
+  it('offers a root that arrived whole, but never a pair sum that overflowed', () => {
+    let offers = 0;
+    const count = () => {
+      offers++;
+      return false;
+    };
+    const whole = new TreeReducer(2, new Float64Array(1), undefined, [], count);
+    whole.add(treeNode(1, 0, 2), new Float32Array([7]), 0, 2);
+    expect(offers).toBe(1);
+    const acc = new Float64Array(1);
+    const over = new TreeReducer(2, acc, undefined, [], count);
+    over.add(treeNode(0, 0, 2), new Float32Array([3e38]), 0, 1);
+    over.add(treeNode(0, 1, 2), new Float32Array([3e38]), 0, 1);
+    expect(offers, 'the infinite root was folded, not offered').toBe(1);
+    expect(acc[0]).toBe(Infinity);
+  });
 });
 
 describe('LeafFold (per-worker shards)', () => {

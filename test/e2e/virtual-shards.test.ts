@@ -198,8 +198,8 @@ describe('virtual shards: the same parameters at any scale', () => {
 
 describe('the default cut (no shards setting)', () => {
   const { shards: _, ...unset } = JOB;
-  // 256 rows: four leaves of 64 (shard-tree.ts AUTO_BATCHED_LEAF_ITEMS), shared by 1–4 workers.
-  const DEFAULT_JOB = { ...unset, batchSize: 256, steps: 12, checkpointEvery: 0 };
+  // 512 rows: four leaves of 128 (shard-tree.ts batchedAutoLeaves), shared by 1–4 workers.
+  const DEFAULT_JOB = { ...unset, batchSize: 512, steps: 12, checkpointEvery: 0 };
   const file = join(dir, 'default-job.json');
   const run = async (name: string, ...args: string[]) => {
     const out = join(dir, name);

@@ -6,6 +6,7 @@ import {
   AUTO_BATCHED_LEAF_ITEMS,
   AUTO_LEAF_ITEMS,
   AUTO_MAX_LEAVES,
+  batchedAutoLeaves,
   coverNodes,
   leafCount,
   leafStart,
@@ -40,13 +41,25 @@ describe('virtual shards: the cut', () => {
     expect(leafCount('auto', 512, 1, AUTO_BATCHED_LEAF_ITEMS)).toBe(512 / AUTO_BATCHED_LEAF_ITEMS);
   });
 
-  it('unset: auto with small leaves where leaves share a pass (float32 wire, two leaves at least), else per-worker', () => {
+  it('batched auto: leaves of 128 items, but two of 64 or more where the batch has room for only one', () => {
+    expect(batchedAutoLeaves(512, 1)).toBe(512 / AUTO_LEAF_ITEMS);
+    expect(batchedAutoLeaves(384, 1)).toBe(3);
+    expect(batchedAutoLeaves(256, 1)).toBe(2);
+    expect(batchedAutoLeaves(255, 1)).toBe(2); // one leaf of 128 would fit: two of 127 and 128
+    expect(batchedAutoLeaves(2 * AUTO_BATCHED_LEAF_ITEMS, 1)).toBe(2);
+    expect(batchedAutoLeaves(2 * AUTO_BATCHED_LEAF_ITEMS - 1, 1)).toBe(1);
+    expect(batchedAutoLeaves(1 << 20, 1)).toBe(AUTO_MAX_LEAVES);
+    expect(batchedAutoLeaves(4, 64)).toBe(2); // 64-token samples: two a leaf, then one
+  });
+
+  it('unset: auto where leaves share a pass (float32 wire, two leaves at least), else per-worker', () => {
     const leaves = (raw: Record<string, unknown>) => {
       const c = parseConfig({ batchSize: 512, ...raw });
       return jobLeaves(c, jobLayout(c));
     };
     expect(parseConfig({}).shards).toBeNull();
-    expect(leaves({})).toBe(512 / AUTO_BATCHED_LEAF_ITEMS); // the default dense model on MNIST
+    expect(leaves({})).toBe(512 / AUTO_LEAF_ITEMS); // the default dense model on MNIST
+    expect(leaves({ batchSize: 256 })).toBe(2);
     // A 16-bit wire carries each leaf: auto keeps them at 128 items there, and unset is per-worker.
     expect(leaves({ wireDtype: 'bfloat16' })).toBeNull();
     expect(leaves({ wireDtype: 'bfloat16', shards: 'auto' })).toBe(512 / AUTO_LEAF_ITEMS);
@@ -54,7 +67,7 @@ describe('virtual shards: the cut', () => {
     expect(leaves({ batchSize: 2 * AUTO_BATCHED_LEAF_ITEMS })).toBe(2);
     expect(leaves({ batchSize: 2 * AUTO_BATCHED_LEAF_ITEMS - 1 })).toBeNull(); // one leaf: one busy worker
     expect(leaves({ batchSize: 100, shards: 'auto' })).toBe(1);
-    expect(leaves({ shards: 'auto' })).toBe(512 / AUTO_BATCHED_LEAF_ITEMS);
+    expect(leaves({ shards: 'auto' })).toBe(512 / AUTO_LEAF_ITEMS);
     const cnn = {
       data: { name: 'mnist' },
       model: {
