@@ -16,27 +16,18 @@ import { runHostAgent } from '../worker/host-agent/host-agent.js';
 import { readCa } from '../worker/ws-dialer.js';
 import { describeExit } from './launch/contract.js';
 import { localLauncher } from './launch/local.js';
+import type { JoinFlags } from './join-flags.js';
+import { RejoinWindow } from './rejoin.js';
 import { connect } from './worker-cmd.js';
 
-export interface HostAgentFlags {
-  connect?: string;
-  connectFile?: string;
+export interface HostAgentFlags extends JoinFlags {
   workers: number;
   backend: string;
   allowSoftwareGpu?: boolean;
-  name?: string;
   /** Where the host's workers connect (default 127.0.0.1, any free port). */
   listen: { host: string; port: number };
   sharedMemory: boolean;
   logDir?: string;
-  connectTimeout: number;
-  reconnectTimeout: number;
-  tokenFile?: string;
-  ca?: string;
-  job?: string;
-  peakFlops?: number;
-  device?: string;
-  precision?: string;
 }
 
 /** Frames from the host's workers: results of up to 256M float32 values (they authenticate first). */
@@ -81,7 +72,7 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
       '--reconnect-timeout',
       String(f.reconnectTimeout),
       ...(f.peakFlops ? ['--peak-flops', String(f.peakFlops)] : []),
-      ...(f.device ? ['--device', f.device, '--precision', f.precision ?? 'fp32'] : []),
+      ...(f.device ? ['--device', f.device, '--precision', f.precision] : []),
     ],
     onExit: (e) => {
       exited++;
@@ -103,7 +94,7 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
     });
   try {
     let timeoutSec = f.connectTimeout;
-    let lostSince = 0;
+    const rejoin = new RejoinWindow(f.reconnectTimeout);
     // The first session waits for every worker; a later one (the host rejoining) for the first back.
     let gather = f.workers;
     for (;;) {
@@ -129,18 +120,11 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
           return Promise.reject(e);
         }),
       ]);
-      if (out.finished) return 0;
-      if (out.fatal) throw new DptrainError(out.fatal, out.reason);
-      if (Date.now() - began > 10_000 || lostSince === 0) lostSince = Date.now();
-      const left = f.reconnectTimeout * 1000 - (Date.now() - lostSince);
-      if (left <= 0)
-        throw new DptrainError(
-          'CONNECT_FAILED',
-          `lost the coordinator at ${url} (${out.reason}) and could not rejoin within ${f.reconnectTimeout} s`,
-        );
+      const next = rejoin.after(out, url, began);
+      if (!next) return 0;
       log.warn({ reason: out.reason }, 'host agent left the coordinator; joining again');
       await new Promise((r) => setTimeout(r, 500));
-      timeoutSec = Math.max(1, left / 1000);
+      timeoutSec = next.leftSec;
     }
   } finally {
     await cleanup();

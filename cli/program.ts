@@ -6,6 +6,7 @@ import { BACKENDS, type BackendName } from '../shared/job/config.js';
 import { DptrainError } from '../shared/util/errors.js';
 import { newToken } from '../shared/wire/auth.js';
 import { COMMAND_SCOPES, FLAG_TABLE, optionOf, type FlagScope } from './flag-table.js';
+import { joinOptions } from './join-flags.js';
 import { launchCommand, type LaunchFlags } from './launch-cmd.js';
 import { slurmCommand, type SlurmFlags } from './slurm-cmd.js';
 import { inSlurmStep } from './launch/slurm.js';
@@ -120,59 +121,31 @@ export function buildProgram(): Command {
       process.exitCode = await shardCommand(f);
     });
 
-  program
-    .command('worker')
-    .description('join a coordinator and compute gradients for it')
-    .option('--connect <url>', 'coordinator address, e.g. ws://host:7070')
-    .option(
-      '--connect-file <file>',
-      "read the address from a coordinator's RUN/coordinator.json (a shared run directory)",
-    )
+  // The joining commands' shared flags come from one table (join-flags.ts), then each one's own.
+  joinOptions(program.command('worker').description('join a coordinator and compute gradients for it'), 'worker')
     .option('--slice-shard <url...>', "the coordinator's slice shards, in its --slice-shard order")
     .addOption(backendOption().default('auto'))
     .addOption(softwareGpuOption())
-    .option('--name <name>', 'name in the coordinator log (default host-pid; rankN@host in an Indexed Job)')
-    .option('--connect-timeout <sec>', 'keep retrying the first connection this long', intFlag, 60)
-    .option(
-      '--reconnect-timeout <sec>',
-      'after losing the coordinator, keep trying to reconnect this long',
-      intFlag,
-      300,
-    )
-    .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')
-    .option('--ca <file>', "trust this certificate for wss:// (a self-signed coordinator's)")
-    .option('--job <id>', 'only join this job id (the coordinator logs it)')
-    .option('--peak-flops <flops>', "declared peak FLOP/s of this worker's device", numFlag)
-    .option('--device <name>', 'take the peak from the device table (a100, h100, h200, v100, t4)')
-    .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('fp32'))
     .action(async (f: WorkerFlags) => {
       process.exitCode = await workerCommand({ ...f, backend: f.backend as BackendName });
     });
-  program
-    .command('host-agent')
-    .description(
-      "one link from this host to the coordinator: starts the host's workers behind it and sums their gradients here",
-    )
-    .option('--connect <url>', 'coordinator address, e.g. ws://host:7070')
-    .option('--connect-file <file>', "read the address from a coordinator's RUN/coordinator.json")
+  joinOptions(
+    program
+      .command('host-agent')
+      .description(
+        "one link from this host to the coordinator: starts the host's workers behind it and sums their gradients here",
+      ),
+    'host-agent',
+  )
     .option('-w, --workers <n>', 'worker processes to start on this host', intFlag, 1)
     .addOption(backendOption().default('auto'))
     .addOption(softwareGpuOption())
-    .option('--name <name>', 'name in the coordinator log (default host-agent@HOST)')
     .option('--listen <host:port>', "loopback address the host's workers connect to", parseListen, {
       host: '127.0.0.1',
       port: 0,
     })
     .option('--no-shared-memory', "the host's workers send payloads through their sockets")
     .option('--log-dir <dir>', "where the host's workers write their logs (default a temporary directory)")
-    .option('--connect-timeout <sec>', 'keep retrying the first connection this long', intFlag, 60)
-    .option('--reconnect-timeout <sec>', 'after losing the coordinator, keep trying to rejoin this long', intFlag, 300)
-    .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')
-    .option('--ca <file>', "trust this certificate for wss:// (a self-signed coordinator's)")
-    .option('--job <id>', 'only join this job id')
-    .option('--peak-flops <flops>', "declared peak FLOP/s of each worker's device", numFlag)
-    .option('--device <name>', "take each worker's peak from the device table (a100, h100, h200, v100, t4)")
-    .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('fp32'))
     .action(async (f: HostAgentFlags) => {
       process.exitCode = await hostAgentCommand(f);
     });

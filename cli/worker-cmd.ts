@@ -16,26 +16,16 @@ import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
 import { checkWsUrl, dialWs, readCa, type DialTls } from '../worker/ws-dialer.js';
 import { hostname } from 'node:os';
-import { devicePeak, type Precision } from '../shared/accounting/devices.js';
+import { devicePeak } from '../shared/accounting/devices.js';
+import type { JoinFlags } from './join-flags.js';
+import { RejoinWindow } from './rejoin.js';
 
 /** Frames from the coordinator: parameters of up to 256M float32 values. */
 const WORKER_MAX_FRAME = 1 << 30;
 
-export interface WorkerFlags {
-  connect?: string;
-  /** RUN/coordinator.json of a coordinator (e.g. on a shared filesystem, listening on port 0). */
-  connectFile?: string;
+export interface WorkerFlags extends JoinFlags {
   backend: BackendName;
   allowSoftwareGpu?: boolean;
-  name?: string;
-  connectTimeout: number;
-  reconnectTimeout: number;
-  tokenFile?: string;
-  ca?: string;
-  job?: string;
-  peakFlops?: number;
-  device?: string;
-  precision: Precision;
   /** The coordinator's slice shards, in its order. */
   sliceShard?: string[];
 }
@@ -119,7 +109,7 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   // Set by `dptrain train` for its own workers: the coordinator's shared-memory directory.
   let shmDir = process.env.DPTRAIN_SHM_DIR || undefined;
   let timeoutSec = f.connectTimeout;
-  let lostSince = 0; // when the current run of failed sessions began
+  const rejoin = new RejoinWindow(f.reconnectTimeout);
   let pauseMs = 200;
   for (;;) {
     const { link: direct, url } = await connect(f, timeoutSec, log, tls);
@@ -131,27 +121,17 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
     const sendResult = sliced?.sendResult;
     const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job, shmDir, sendResult });
     if (out.shmFailed) shmDir = undefined; // later sessions use the socket
-    if (out.finished) return 0;
-    if (out.fatal) throw new DptrainError(out.fatal, out.reason); // one line, and the exit code says which
-    // The coordinator went away without a goodbye (crash, restart) or turned us away for now:
-    // find it again, backing off. A session that lasted a while resets the clock; short ones
-    // (refused at once) do not, so this ends after --reconnect-timeout.
-    if (Date.now() - began > 10_000 || lostSince === 0) {
-      lostSince = Date.now();
-      pauseMs = 200;
-    }
-    const left = f.reconnectTimeout * 1000 - (Date.now() - lostSince);
-    if (left <= 0)
-      throw new DptrainError(
-        'CONNECT_FAILED',
-        `lost the coordinator at ${url} (${out.reason}) and could not rejoin within ${f.reconnectTimeout} s`,
-      );
+    // Finished, refused, or the coordinator went away without a goodbye (crash, restart) or
+    // turned us away for now: then find it again, backing off.
+    const next = rejoin.after(out, url, began);
+    if (!next) return 0;
+    if (next.restarted) pauseMs = 200;
     log.warn(
       { reason: out.reason, retryInMs: Math.round(pauseMs) },
       'connection to the coordinator lost; reconnecting',
     );
     await new Promise((r) => setTimeout(r, pauseMs * (0.5 + Math.random())));
     pauseMs = Math.min(10_000, pauseMs * 2);
-    timeoutSec = Math.max(1, left / 1000);
+    timeoutSec = next.leftSec;
   }
 }

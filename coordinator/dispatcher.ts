@@ -88,6 +88,8 @@ export class Dispatcher {
   /** Rows of the micro-batch in flight. */
   private batch = 0;
   private readonly ops: ReduceOps;
+  /** The ready-worker count last warned of having workers without a leaf (noteIdle). */
+  private idleNoted = 0;
   /** Copies of results waiting for an earlier shard or a sibling node, kept across steps (see TreeReducer). */
   private readonly spare: Float32Array[];
   /** Results taken although not finite (no other worker to recompute them): their step's mean is not finite. */
@@ -190,6 +192,7 @@ export class Dispatcher {
         cut: (workers) => {
           // per-worker: past MAX_LEAVES workers, some wait
           leaves = Math.min(batch, MAX_LEAVES, this.o.leaves ?? workers);
+          if (leaves < workers) this.noteIdle(workers, leaves, batch);
           return splitRange(0, leaves, workers);
         },
         rows: (s) => start(s.to) - start(s.from),
@@ -232,6 +235,16 @@ export class Dispatcher {
       Math.max(WARMUP_DEADLINE_MS, this.deadlineMs()),
     );
     return this.evalSums;
+  }
+
+  /** Fewer leaves than ready workers: the rest wait. Said once per worker count, with the fix. */
+  private noteIdle(workers: number, leaves: number, batch: number): void {
+    if (this.idleNoted === workers) return;
+    this.idleNoted = workers;
+    const fix = this.o.leaves === null ? 'raise the batch' : 'set shards to a count ≥ the workers, or per-worker';
+    const why = `a batch of ${batch} is cut into ${leaves} virtual shards`;
+    const idle = workers - leaves === 1 ? '1 worker waits' : `${workers - leaves} workers wait`;
+    this.o.log.warn({ workers, leaves, batch }, `${workers} workers ready, but ${why}: ${idle}; ${fix}`);
   }
 
   /** Common checks; returns the phase if the result is this phase's to take. */

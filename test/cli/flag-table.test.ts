@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../cli/program.js';
 import { argsOf, COMMAND_SCOPES, FLAG_TABLE, flagName, overridesOf } from '../../cli/flag-table.js';
+import { JOIN_TABLE } from '../../cli/join-flags.js';
 import { DEFAULT_CONFIG, jobOf, mergeOverrides, parseConfig } from '../../shared/job/config.js';
 
 describe('the flag table', () => {
@@ -69,5 +70,22 @@ describe('the flag table', () => {
       '--ssh-option',
       'B=2',
     ]);
+  });
+});
+
+describe("the joining commands' table", () => {
+  it('gives worker and host-agent every row, each flag and key once', () => {
+    const keys = JOIN_TABLE.map((r) => r.key);
+    expect(new Set(keys).size).toBe(keys.length);
+    const program = buildProgram();
+    for (const command of ['worker', 'host-agent']) {
+      const options = program.commands.find((c) => c.name() === command)!.options;
+      const longs = options.map((o) => o.long);
+      expect(new Set(longs).size, command).toBe(longs.length);
+      for (const row of JOIN_TABLE) expect(longs, `${command} ${row.flags}`).toContain(row.flags.split(' ')[0]);
+      // A row's help per command reaches that command.
+      const help = (flag: string) => options.find((o) => o.long === flag)!.description;
+      expect(help('--peak-flops')).toMatch(command === 'worker' ? /this worker's device/ : /each worker's device/);
+    }
   });
 });

@@ -9,6 +9,7 @@ import type { DepartedPeaks } from '../../coordinator/roster.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
+import { resultFor } from '../helpers/result-msg.js';
 
 const cfg = parseConfig({
   data: { name: 'xor' },
@@ -35,24 +36,7 @@ describe('departed workers', () => {
         name,
         onMessage: (msg, w) => {
           if (msg.t !== 'work') return;
-          const count = msg.to - msg.from;
-          w.send(
-            {
-              t: 'result',
-              step: msg.step,
-              micro: msg.micro,
-              shard: msg.shard,
-              lossSum: 0,
-              losses: [0],
-              count,
-              computeMs: 1,
-              decodeMs: 0,
-              encodeMs: 0,
-              busyMs: 1,
-              shm: 0,
-            },
-            new Float32Array(TOTAL),
-          );
+          w.send(resultFor(msg, { lossSum: 0, losses: [0], count: msg.to - msg.from }), new Float32Array(TOTAL));
         },
       });
     await answer('steady');

@@ -10,6 +10,7 @@ import { jobOf, parseConfig } from '../../shared/job/config.js';
 import type { Work } from '../../shared/wire/protocol.js';
 import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker, type FakeWorker } from '../helpers/fake-worker.js';
+import { resultFor } from '../helpers/result-msg.js';
 import { coverNodes, nodeSum } from '../../shared/job/shard-tree.js';
 
 const cfg = parseConfig({
@@ -26,23 +27,7 @@ afterEach(async () => {
 /** A result for `work`, gradient all ones. */
 function answer(w: FakeWorker, work: Pick<Work, 'step' | 'micro' | 'shard' | 'from' | 'to'>): void {
   const count = work.to - work.from;
-  w.send(
-    {
-      t: 'result',
-      step: work.step,
-      micro: work.micro,
-      shard: work.shard,
-      lossSum: count,
-      losses: [count],
-      count,
-      computeMs: 1,
-      decodeMs: 0,
-      encodeMs: 0,
-      busyMs: 1,
-      shm: 0,
-    },
-    new Float32Array(TOTAL).fill(1),
-  );
+  w.send(resultFor(work, { lossSum: count, losses: [count], count }), new Float32Array(TOTAL).fill(1));
 }
 
 /** Leaf i's gradient sum, order-sensitive under float addition (1e20 swallows small terms). */
@@ -60,27 +45,13 @@ async function answerNodes(w: FakeWorker, work: Work): Promise<void> {
   const count = work.to - work.from;
   const losses = sums.map((x) => x.lossSum);
   w.send(
-    {
-      t: 'result',
-      step: work.step,
-      micro: work.micro,
-      shard: work.shard,
-      lossSum: 0,
-      losses,
-      count,
-      computeMs: 1,
-      decodeMs: 0,
-      encodeMs: 0,
-      busyMs: 1,
-      shm: 0,
-    },
+    resultFor(work, { lossSum: 0, losses, count }),
     sums.map((x) => x.grads),
   );
 }
 
-async function setup(leaves: number | null = null) {
+async function setup(leaves: number | null = null, log = pino({ level: 'silent' })) {
   net = createLocalNetwork();
-  const log = pino({ level: 'silent' });
   const membership = new Membership(net.listener, {
     job: jobOf(cfg),
     jobId: 'job-test',
@@ -120,6 +91,19 @@ async function setup(leaves: number | null = null) {
 }
 
 describe('Dispatcher', () => {
+  it('says once per worker count when fewer leaves than workers leave some waiting, naming the fix', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+    const { dispatcher, works, join } = await setup(2, log);
+    for (const name of ['a', 'b', 'c']) await join(name, true, true);
+    for (const step of [0, 1]) await dispatcher.work(step, 0, 8 * step, 8 * step + 8, new Float64Array(TOTAL));
+    const said = lines.map((l) => JSON.parse(l) as { msg: string }).filter((l) => l.msg.includes('virtual shards'));
+    expect(said.map((l) => l.msg)).toEqual([
+      '3 workers ready, but a batch of 8 is cut into 2 virtual shards: 1 worker waits; set shards to a count ≥ the workers, or per-worker',
+    ]);
+    expect([...works.values()].flat()).toHaveLength(4); // two shards a step
+  });
+
   it('splits a step over the ready workers and sums what they return', async () => {
     const { dispatcher, works, join } = await setup();
     await join('a', true);

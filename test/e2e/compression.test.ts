@@ -5,27 +5,12 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readMetrics, readSummary, runCli, tempDir } from '../helpers/cli.js';
+import { readMetrics, readSummary, runCli, SPIRALS, tempDir, trainSpirals } from '../helpers/cli.js';
 
-const SPIRALS = join(__dirname, '../../examples/spirals.json');
 const STEPS = 300;
 
 async function train(extra: string[]) {
-  const out = tempDir('compress');
-  const r = await runCli([
-    'train',
-    '--config',
-    SPIRALS,
-    '--workers',
-    '2',
-    '--steps',
-    String(STEPS),
-    '--no-shared-memory',
-    '--out',
-    out,
-    ...extra,
-  ]);
-  expect(r.code, r.stderr).toBe(0);
+  const out = await trainSpirals('compress', STEPS, ['--no-shared-memory', ...extra]);
   return { summary: readSummary(out), metrics: readMetrics(out) };
 }
 

@@ -8,9 +8,8 @@ import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SHM_ROOT } from '../../shared/transport/shm.js';
-import { CLI, readSummary, readWeights, runCli, stepsReached, tempDir } from '../helpers/cli.js';
+import { CLI, readSummary, readWeights, SPIRALS, stepsReached, tempDir, trainSpirals } from '../helpers/cli.js';
 
-const SPIRALS = join(__dirname, '../../examples/spirals.json');
 /** The shared-memory directory a run used, from its log (other runs may have their own meanwhile). */
 function shmDirOf(runDir: string): string {
   const lines = readFileSync(join(runDir, 'log.jsonl'), 'utf8').split('\n').filter(Boolean);
@@ -24,22 +23,7 @@ function shmDirOf(runDir: string): string {
 describe.skipIf(!existsSync(SHM_ROOT))('shared memory for local workers', () => {
   it('trains bit-identically to the socket path, keeps the payloads off the socket, and cleans up', async () => {
     const run = async (flags: string[]) => {
-      const out = tempDir('shm');
-      const r = await runCli([
-        'train',
-        '--config',
-        SPIRALS,
-        '--workers',
-        '2',
-        '--steps',
-        '30',
-        '--wire-dtype',
-        'bfloat16',
-        ...flags,
-        '--out',
-        out,
-      ]);
-      expect(r.code, r.stderr).toBe(0);
+      const out = await trainSpirals('shm', 30, ['--wire-dtype', 'bfloat16', ...flags]);
       return { summary: readSummary(out), weights: readWeights(out), out };
     };
     const shm = await run([]);
@@ -87,23 +71,7 @@ describe.skipIf(!existsSync(SHM_ROOT))('shared memory for local workers', () => 
     );
     // A worker that reconnected changes how some steps were sharded, which over hundreds of
     // steps moves the weights; the run must still train as well as a socket-only one.
-    const socket = tempDir('shm-gone-ref');
-    expect(
-      (
-        await runCli([
-          'train',
-          '--config',
-          SPIRALS,
-          '--workers',
-          '2',
-          '--steps',
-          String(STEPS),
-          '--no-shared-memory',
-          '--out',
-          socket,
-        ])
-      ).code,
-    ).toBe(0);
+    const socket = await trainSpirals('shm-gone-ref', STEPS, ['--no-shared-memory']);
     const [got, want] = [readSummary(out).testAccuracy!, readSummary(socket).testAccuracy!];
     expect(want).toBeGreaterThan(0.8);
     expect(Math.abs(got - want)).toBeLessThanOrEqual(0.03);

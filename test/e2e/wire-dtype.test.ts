@@ -3,30 +3,12 @@
  * to the same accuracy; the step timeline has the worker-side spans. Through the socket
  * (--no-shared-memory): the bytes on it are what these tests count.
  */
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { StepRecord } from '../../coordinator/summary.js';
-import { readMetrics, readSummary, runCli, tempDir } from '../helpers/cli.js';
-
-const SPIRALS = join(__dirname, '../../examples/spirals.json');
+import { readMetrics, readSummary, trainSpirals } from '../helpers/cli.js';
 
 async function train(dtype: string) {
-  const out = tempDir(`wire-${dtype}`);
-  const r = await runCli([
-    'train',
-    '--config',
-    SPIRALS,
-    '--workers',
-    '2',
-    '--steps',
-    '400',
-    '--wire-dtype',
-    dtype,
-    '--no-shared-memory',
-    '--out',
-    out,
-  ]);
-  expect(r.code, r.stderr).toBe(0);
+  const out = await trainSpirals(`wire-${dtype}`, 400, ['--wire-dtype', dtype, '--no-shared-memory']);
   return { summary: readSummary(out), metrics: readMetrics(out) as unknown as StepRecord[] };
 }
 

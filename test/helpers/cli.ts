@@ -4,9 +4,12 @@ import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { expect } from 'vitest';
 import type { RunSummary } from '../../coordinator/summary.js';
 
 export const CLI = resolve(__dirname, '../../dist/cli/main.js');
+/** The example job most end-to-end runs train. */
+export const SPIRALS = resolve(__dirname, '../../examples/spirals.json');
 
 export interface CliResult {
   code: number;
@@ -30,6 +33,18 @@ export function runCli(args: string[], timeoutMs = 120_000, env?: NodeJS.Process
 
 export function tempDir(tag: string): string {
   return mkdtempSync(join(tmpdir(), `dptrain-${tag}-`));
+}
+
+/**
+ * `dptrain train` of the spirals example on `workers` local workers for `steps` steps, with
+ * `flags`, into a new run directory (named after `tag`): the directory, once the run exited 0.
+ */
+export async function trainSpirals(tag: string, steps: number, flags: string[] = [], workers = 2): Promise<string> {
+  const out = tempDir(tag);
+  const args = ['--workers', String(workers), '--steps', String(steps), ...flags, '--out', out];
+  const r = await runCli(['train', '--config', SPIRALS, ...args]);
+  expect(r.code, r.stderr).toBe(0);
+  return out;
 }
 
 export function readSummary(dir: string): RunSummary {

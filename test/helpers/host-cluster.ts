@@ -12,7 +12,7 @@ import { createLocalNetwork } from '../../shared/transport/local.js';
 import { ShmChannel } from '../../shared/transport/shm.js';
 import type { Dial, Link } from '../../shared/transport/transport.js';
 import { decodeFrame } from '../../shared/wire/codec.js';
-import type { WorkerOutcome } from '../../worker/worker.js';
+import type { WorkerOutcome } from '../../worker/coordinator-session.js';
 import { runWorker } from '../../worker/worker.js';
 import { runHostAgent } from '../../worker/host-agent/host-agent.js';
 

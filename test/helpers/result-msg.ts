@@ -1,19 +1,28 @@
-import type { ShardResult } from '../../shared/wire/protocol.js';
+import type { ShardResult, Work } from '../../shared/wire/protocol.js';
 
-/** A result header of `nodes` tree nodes for step 0's first shard (its payload is the test's). */
-export function resultMsg(nodes = 1, count = 8): ShardResult {
+/** The losses and sample count a test's result reports. */
+export type ResultSums = Pick<ShardResult, 'lossSum' | 'losses' | 'count'>;
+
+/** A result header for `work`'s shard with the test's sums; its timings are small constants (its payload is the test's). */
+export function resultFor(work: Pick<Work, 'step' | 'micro' | 'shard'>, sums: ResultSums): ShardResult {
   return {
     t: 'result',
-    step: 0,
-    micro: 0,
-    shard: 0,
-    lossSum: 1,
-    losses: Array.from({ length: nodes }, () => 1 / nodes),
-    count,
+    step: work.step,
+    micro: work.micro,
+    shard: work.shard,
+    lossSum: sums.lossSum,
+    losses: sums.losses,
+    count: sums.count,
     computeMs: 1,
     decodeMs: 0,
     encodeMs: 0,
     busyMs: 1,
     shm: 0,
   };
+}
+
+/** A result header of `nodes` tree nodes for step 0's first shard (its payload is the test's). */
+export function resultMsg(nodes = 1, count = 8): ShardResult {
+  const losses = Array.from({ length: nodes }, () => 1 / nodes);
+  return resultFor({ step: 0, micro: 0, shard: 0 }, { lossSum: 1, losses, count });
 }

@@ -1,29 +1,23 @@
 /**
  * The worker's session over the in-process transport, against a scripted coordinator: the
- * handshake, one shard, goodbye; and a message out of turn, which ends it with a coded close.
+ * handshake, one shard, goodbye; shared-memory credit; a compressing job. The refusals it
+ * shares with the host agent are in coordinator-session.test.ts.
  */
 import { tmpdir } from 'node:os';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { coordinatorProof } from '../../shared/wire/auth.js';
-import { encodeFrame } from '../../shared/wire/codec.js';
 import { jobOf, parseConfig } from '../../shared/job/config.js';
-import { PROTOCOL_VERSION, type Message, type ToCoordinator } from '../../shared/wire/protocol.js';
-import { createLocalNetwork } from '../../shared/transport/local.js';
+import type { Message } from '../../shared/wire/protocol.js';
 import { RESULT_SLOTS, ShmChannel } from '../../shared/transport/shm.js';
-import type { CloseKind, Link } from '../../shared/transport/transport.js';
-import { readFromWorker } from '../../shared/wire/validate.js';
+import type { Link } from '../../shared/transport/transport.js';
 import { runWorker } from '../../worker/worker.js';
 import type { GradientCompressor } from '../../shared/compress/index.js';
 import { TopK } from '../../shared/compress/topk.js';
+import { scriptedCoordinator, TINY, TINY_TOTAL, TOKEN } from '../helpers/scripted-coordinator.js';
 
-const cfg = parseConfig({
-  data: { name: 'xor' },
-  model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' },
-});
-const TOTAL = 2 * 4 + 4 + 4 + 1;
-const TOKEN = 'a-test-token-of-enough-length';
+const cfg = TINY;
+const TOTAL = TINY_TOTAL;
 
 /** Rows [0, 4) of step 0, one leaf, as shard `shard`; `shmRead` the worker's credit. */
 const work = (shard: number, shmRead = 0): Message => ({
@@ -44,58 +38,23 @@ const work = (shard: number, shmRead = 0): Message => ({
 /** A coordinator end that records what the worker sends and how it closed. */
 async function session(token: string | null = TOKEN, shmDir?: string, compressor?: GradientCompressor) {
   await tf.setBackend('cpu');
-  const net = createLocalNetwork();
-  const server = new Promise<Link>((r) => net.listener.onLink(r));
-  const link = await net.dial();
-  const outcome = runWorker({
-    link,
-    backend: { name: 'cpu', provider: 'test', reason: 'test' },
-    name: 'w',
-    log: pino({ level: 'silent' }),
-    token,
-    shmDir,
-  });
-  const coord = await server;
-  const got: ToCoordinator[] = [];
-  /** Each message's payload, as it came (a compressor's words stay words). */
-  const payloads: Array<Float32Array | null> = [];
-  const waiting: Array<() => void> = [];
-  coord.onFrame((f) => {
-    const frame = readFromWorker(f, { totalParams: TOTAL, compressor });
-    got.push(frame.msg);
-    payloads.push(frame.payload);
-    for (const w of waiting.splice(0)) w();
-  });
-  const closed = new Promise<CloseKind>((r) => coord.onClose((_x, k) => r(k)));
-  const next = async (t: ToCoordinator['t']) => {
-    while (!got.some((m) => m.t === t)) await new Promise<void>((r) => waiting.push(r));
-    return got.find((m) => m.t === t)!;
-  };
-  /** The n-th message of type t (0-based), once it has come. */
-  const nth = async (t: ToCoordinator['t'], n: number) => {
-    while (got.filter((m) => m.t === t).length <= n) await new Promise<void>((r) => waiting.push(r));
-    return got.filter((m) => m.t === t)[n];
-  };
-  const send = (m: Message, p: Float32Array | null = null) => coord.send(encodeFrame(m, p));
-  return { send, next, nth, closed, outcome, net, got, payloads };
+  const start = (link: Link) =>
+    runWorker({
+      link,
+      backend: { name: 'cpu', provider: 'test', reason: 'test' },
+      name: 'w',
+      log: pino({ level: 'silent' }),
+      token,
+      shmDir,
+    });
+  return scriptedCoordinator(start, TOTAL, compressor);
 }
 
 describe('worker session', () => {
   it('challenge → hello, welcome → ready, params and work → result, bye → finished', async () => {
     const s = await session();
-    s.send({ t: 'challenge', protocol: PROTOCOL_VERSION, jobId: 'job-test', nonce: 'n1' });
-    const hello = await s.next('hello');
-    if (hello.t !== 'hello') throw new Error('unreachable');
+    const hello = await s.join(jobOf(cfg), TOKEN);
     expect(hello.shm).toBe(''); // no directory: no shared memory offered
-    s.send({
-      t: 'welcome',
-      protocol: PROTOCOL_VERSION,
-      workerId: 'w1',
-      jobId: 'job-test',
-      job: jobOf(cfg),
-      proof: coordinatorProof(TOKEN, 'job-test', hello.cnonce, 'n1'),
-      shm: false,
-    });
     await s.next('ready');
     s.send({ t: 'params', version: 0, shm: 0 }, new Float32Array(TOTAL).fill(0.1));
     s.send(work(0));
@@ -106,60 +65,13 @@ describe('worker session', () => {
     await s.net.listener.close();
   });
 
-  it('a message its state does not expect ends the session: fault, then a workerFault close', async () => {
-    const s = await session();
-    s.send(work(0));
-    const fault = await s.next('fault');
-    expect(fault).toMatchObject({ t: 'fault', message: 'invalid: work while challenged' });
-    expect(await s.closed).toBe('workerFault');
-    expect((await s.outcome).fatal).toBe('RUN_FAILED');
-    await s.net.listener.close();
-  });
-
-  it('a coordinator that cannot prove the token: AUTH_FAILED, closed as authFailed', async () => {
-    const s = await session();
-    s.send({ t: 'challenge', protocol: PROTOCOL_VERSION, jobId: 'job-test', nonce: 'n1' });
-    await s.next('hello');
-    s.send({
-      t: 'welcome',
-      protocol: PROTOCOL_VERSION,
-      workerId: 'w1',
-      jobId: 'job-test',
-      job: jobOf(cfg),
-      proof: 'forged',
-      shm: false,
-    });
-    expect(await s.closed).toBe('authFailed');
-    expect((await s.outcome).fatal).toBe('AUTH_FAILED');
-    await s.net.listener.close();
-  });
-
-  it('another protocol version: PROTOCOL_MISMATCH', async () => {
-    const s = await session();
-    s.send({ t: 'challenge', protocol: PROTOCOL_VERSION + 1, jobId: 'job-test', nonce: 'n1' });
-    expect(await s.closed).toBe('protocolMismatch');
-    expect((await s.outcome).fatal).toBe('PROTOCOL_MISMATCH');
-    await s.net.listener.close();
-  });
-
   it('writes a shared-memory result slot only on credit: without it, the result travels in the frame', async () => {
     const shm = ShmChannel.create(1 << 20, tmpdir());
     if (typeof shm === 'string') throw new Error(shm);
     try {
       const s = await session(TOKEN, shm.dir);
-      s.send({ t: 'challenge', protocol: PROTOCOL_VERSION, jobId: 'job-test', nonce: 'n1' });
-      const hello = await s.next('hello');
-      if (hello.t !== 'hello') throw new Error('unreachable');
+      const hello = await s.join(jobOf(cfg), TOKEN, true);
       expect(shm.verifiesGrant('n1', hello.shm)).toBe(true);
-      s.send({
-        t: 'welcome',
-        protocol: PROTOCOL_VERSION,
-        workerId: 'w1',
-        jobId: 'job-test',
-        job: jobOf(cfg),
-        proof: coordinatorProof(TOKEN, 'job-test', hello.cnonce, 'n1'),
-        shm: true,
-      });
       await s.next('ready');
       s.send({ t: 'params', version: 0, shm: 0 }, new Float32Array(TOTAL).fill(0.1));
       const slotOf = async (n: number) => {
@@ -189,19 +101,7 @@ describe('worker session', () => {
     /** Results of `shards` identical works on `params`, under the job `c`. */
     const results = async (c: typeof cfg, shards: number, compressor?: GradientCompressor) => {
       const s = await session(TOKEN, undefined, compressor);
-      s.send({ t: 'challenge', protocol: PROTOCOL_VERSION, jobId: 'job-test', nonce: 'n1' });
-      const hello = await s.next('hello');
-      if (hello.t !== 'hello') throw new Error('unreachable');
-      const proof = coordinatorProof(TOKEN, 'job-test', hello.cnonce, 'n1');
-      s.send({
-        t: 'welcome',
-        protocol: PROTOCOL_VERSION,
-        workerId: 'w1',
-        jobId: 'job-test',
-        job: jobOf(c),
-        proof,
-        shm: false,
-      });
+      await s.join(jobOf(c), TOKEN);
       await s.next('ready');
       s.send({ t: 'params', version: 0, shm: 0 }, params);
       for (let k = 0; k < shards; k++) s.send(work(k));
