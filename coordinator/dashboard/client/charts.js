@@ -6,18 +6,8 @@
  */
 (() => {
   var COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
-  var W = window.DptrainWidgets;
-  var PARTS = W.PARTS;
-  var PART_COLORS = W.PART_COLORS;
-  var el = W.el;
-  var si = W.si;
-  var pct = W.pct;
-  var duration = W.duration;
-  var last = W.last;
-  var median = W.median;
-  var LineChart = W.LineChart;
-  var breakdownBars = W.breakdownBars;
-  var table = W.table;
+  var { PARTS, PART_COLORS, el, si, pct, duration, last, median, LineChart, breakdownBars, table } =
+    window.DptrainWidgets;
 
   /** Flatten a config into dotted paths (arrays by index) for the differences table. */
   function flatten(obj, prefix, out) {
