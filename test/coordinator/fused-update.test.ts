@@ -12,6 +12,7 @@ import { FusedStep } from '../../coordinator/kernels/fused-simd.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
+import { resultFor } from '../helpers/result-msg.js';
 
 const TOTAL = 2 * 4 + 4 + 4 + 1;
 const STEPS = 12;
@@ -66,20 +67,7 @@ async function train(
         if (msg.t !== 'work') return;
         const reply = () =>
           w.send(
-            {
-              t: 'result',
-              step: msg.step,
-              micro: msg.micro,
-              shard: msg.shard,
-              lossSum: 0.5,
-              losses: [0.5],
-              count: msg.to - msg.from,
-              computeMs: 1,
-              decodeMs: 0,
-              encodeMs: 0,
-              busyMs: 1,
-              shm: 0,
-            },
+            resultFor(msg, { lossSum: 0.5, losses: [0.5], count: msg.to - msg.from }),
             gradient(msg.step, msg.micro, msg.from, msg.step === nanAt && k === workers - 1),
           );
         // The first worker answers late: later shards arrive first, and must wait for it.

@@ -5,6 +5,7 @@ import { DEFAULT_CONFIG, jobOf } from '../../shared/job/config.js';
 import { DptrainError } from '../../shared/util/errors.js';
 import type { Message } from '../../shared/wire/protocol.js';
 import { MAX_STRING, readFromCoordinator, readFromWorker, type ValidateContext } from '../../shared/wire/validate.js';
+import { resultFor, resultMsg } from '../helpers/result-msg.js';
 
 const CTX: ValidateContext = { totalParams: 5 };
 const params5 = () => new Float32Array([0.5, -1, 2, 0, 3]);
@@ -23,20 +24,7 @@ const TO_COORD: Array<[Message, Float32Array | null]> = [
     null,
   ],
   [
-    {
-      t: 'result',
-      step: 3,
-      micro: 0,
-      shard: 1,
-      lossSum: 12.5,
-      losses: [12.5],
-      count: 64,
-      computeMs: 3.25,
-      decodeMs: 0,
-      encodeMs: 0,
-      busyMs: 1,
-      shm: 0,
-    },
+    { ...resultFor({ step: 3, micro: 0, shard: 1 }, { lossSum: 12.5, losses: [12.5], count: 64 }), computeMs: 3.25 },
     params5(),
   ],
   [{ t: 'evalResult', round: 2, shard: 0, lossSum: -0.5, correct: 60, count: 64, computeMs: 1 }, null],
@@ -162,45 +150,11 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('a negative count', () => {
-    rejects(
-      () =>
-        readFromWorker(
-          frame(
-            {
-              t: 'result',
-              step: -1,
-              micro: 0,
-              shard: 0,
-              lossSum: 1,
-              losses: [1],
-              count: 1,
-              computeMs: 1,
-              decodeMs: 0,
-              encodeMs: 0,
-              busyMs: 1,
-              shm: 0,
-            },
-            params5(),
-          ),
-          CTX,
-        ),
-      'result.step',
-    );
+    rejects(() => readFromWorker(frame({ ...resultMsg(1, 1), step: -1 }, params5()), CTX), 'result.step');
   });
 
   it('a diverged loss (NaN, ±Infinity) is a valid result: the coordinator skips the step, not the worker', () => {
-    const r = {
-      t: 'result',
-      step: 0,
-      micro: 0,
-      shard: 0,
-      count: 1,
-      computeMs: 1,
-      decodeMs: 0,
-      encodeMs: 0,
-      busyMs: 1,
-      shm: 0,
-    };
+    const r = resultMsg(1, 1);
     for (const lossSum of [NaN, Infinity, -Infinity]) {
       expect(
         Object.is(readFromWorker(frame({ ...r, lossSum, losses: [lossSum] }, params5()), CTX).msg.t, 'result'),
@@ -219,19 +173,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('a result whose payload is not one model-sized tensor per loss', () => {
-    const r = {
-      t: 'result',
-      step: 0,
-      micro: 0,
-      shard: 0,
-      lossSum: 1,
-      count: 1,
-      computeMs: 1,
-      decodeMs: 0,
-      encodeMs: 0,
-      busyMs: 1,
-      shm: 0,
-    };
+    const r = resultMsg(1, 1);
     const two = new Float32Array(10);
     expect(readFromWorker(frame({ ...r, losses: [0.5, 0.5] }, two), CTX).payload?.length).toBe(10);
     rejects(() => readFromWorker(frame({ ...r, losses: [1] }, two), CTX), 'the model has 5');
@@ -252,7 +194,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('NaN or Infinity where a finite number is required', () => {
-    const r = { t: 'result', step: 0, micro: 0, shard: 0, lossSum: 1, losses: [1], count: 1 };
+    const r = resultMsg(1, 1);
     rejects(() => readFromWorker(frame({ ...r, computeMs: NaN }, params5()), CTX), 'result.computeMs');
     rejects(() => readFromWorker(frame({ ...r, computeMs: -Infinity }, params5()), CTX), 'result.computeMs');
     const e = { t: 'evalResult', round: 0, shard: 0, lossSum: 1, correct: 0, count: 1 };
@@ -295,20 +237,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
       () => readFromCoordinator(encodeFrame({ t: 'params', version: 1, shm: 0 }, new Float32Array(6)), CTX),
       'params',
     );
-    const r: Message = {
-      t: 'result',
-      step: 0,
-      micro: 0,
-      shard: 0,
-      lossSum: 1,
-      losses: [1],
-      count: 1,
-      computeMs: 1,
-      decodeMs: 0,
-      encodeMs: 0,
-      busyMs: 1,
-      shm: 0,
-    };
+    const r = resultMsg(1, 1);
     rejects(() => readFromWorker(encodeFrame(r, new Float32Array(1)), CTX), 'result');
   });
 
@@ -332,20 +261,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
   });
 
   it('a result before the model is known (totalParams null)', () => {
-    const r: Message = {
-      t: 'result',
-      step: 0,
-      micro: 0,
-      shard: 0,
-      lossSum: 1,
-      losses: [1],
-      count: 1,
-      computeMs: 1,
-      decodeMs: 0,
-      encodeMs: 0,
-      busyMs: 1,
-      shm: 0,
-    };
+    const r = resultMsg(1, 1);
     rejects(() => readFromWorker(encodeFrame(r, params5()), { totalParams: null }), 'result arrived before the model');
     rejects(
       () => readFromCoordinator(encodeFrame({ t: 'params', version: 0, shm: 0 }, params5()), { totalParams: null }),
@@ -355,19 +271,7 @@ describe('messages are rejected with MESSAGE_INVALID naming the field', () => {
 });
 
 describe('payloads in shared memory', () => {
-  const result = {
-    t: 'result',
-    step: 0,
-    micro: 0,
-    shard: 0,
-    lossSum: 1,
-    losses: [1],
-    count: 1,
-    computeMs: 1,
-    decodeMs: 0,
-    encodeMs: 0,
-    busyMs: 1,
-  } as const;
+  const result = resultMsg(1, 1);
 
   it('a result with shm > 0 or params with shm: true carry no payload', () => {
     expect(readFromWorker(frame({ ...result, shm: 3 }), CTX).payload).toBeNull();
@@ -415,20 +319,7 @@ describe('payload sizes are checked from the frame, before any widening', () => 
   it('a float16 payload longer than the model is refused with its length, not widened first', () => {
     const n = 1 << 20; // 2 MB as float16; widening would allocate 4 MB
     const big = encodeFrame(
-      {
-        t: 'result',
-        step: 0,
-        micro: 0,
-        shard: 0,
-        lossSum: 0,
-        losses: [0],
-        count: 1,
-        computeMs: 0,
-        decodeMs: 0,
-        encodeMs: 0,
-        busyMs: 0,
-        shm: 0,
-      },
+      { ...resultFor({ step: 0, micro: 0, shard: 0 }, { lossSum: 0, losses: [0], count: 1 }), computeMs: 0, busyMs: 0 },
       new Float32Array(n),
       'float16',
     );

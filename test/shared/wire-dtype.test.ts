@@ -4,6 +4,7 @@ import { Rng } from '../../shared/util/rng.js';
 import { readFromCoordinator, readFromWorker } from '../../shared/wire/validate.js';
 import { decodeTensor, encodeTensor, type WireDtype } from '../../shared/wire/wire-dtype.js';
 import { expectCode } from '../helpers/expect-code.js';
+import { resultMsg } from '../helpers/result-msg.js';
 
 /** The 16-bit patterns `values` encode to. */
 function bits16(values: number[], dtype: WireDtype): number[] {
@@ -108,20 +109,7 @@ describe('16-bit frames', () => {
 
   it("a payload in another dtype than the job's is refused, naming both", () => {
     const grads = new Float32Array(5);
-    const result = {
-      t: 'result' as const,
-      step: 0,
-      micro: 0,
-      shard: 0,
-      lossSum: 1,
-      losses: [1],
-      count: 1,
-      computeMs: 1,
-      decodeMs: 0,
-      encodeMs: 0,
-      busyMs: 1,
-      shm: 0,
-    };
+    const result = resultMsg(1, 1);
     expect(
       readFromWorker(encodeFrame(result, grads, 'bfloat16'), { totalParams: 5, wireDtype: 'bfloat16' }).payload,
     ).toEqual(grads);

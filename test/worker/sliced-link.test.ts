@@ -13,8 +13,9 @@ import { treeNode } from '../../shared/job/shard-tree.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import type { Link } from '../../shared/transport/transport.js';
 import { decodeFrame, encodeFrame } from '../../shared/wire/codec.js';
-import type { Message, ShardResult } from '../../shared/wire/protocol.js';
+import type { Message } from '../../shared/wire/protocol.js';
 import { slicedLink } from '../../worker/sliced-link.js';
+import { resultMsg } from '../helpers/result-msg.js';
 
 const HYPER: AdamHyper = { beta1: 0.9, beta2: 0.99, epsilon: 1e-7, weightDecay: 0 };
 const JOB = jobOf(DEFAULT_CONFIG);
@@ -75,20 +76,7 @@ describe('slicedLink', () => {
 
     // One step: the gradient handed over in parts, Adam early on both shards.
     const grads = Float32Array.from({ length: N }, (_, i) => Math.cos(i));
-    const result: ShardResult = {
-      t: 'result',
-      step: 0,
-      micro: 0,
-      shard: 0,
-      lossSum: 1,
-      losses: [1],
-      count: 4,
-      computeMs: 1,
-      decodeMs: 0,
-      encodeMs: 0,
-      busyMs: 1,
-      shm: 0,
-    };
+    const result = resultMsg(1, 4);
     expect(link.sendResult(result, [grads.subarray(0, 1000), grads.subarray(1000)])).toBe(true);
     c.loop.commit(0, 0, 0, 1, [treeNode(0, 0, 1)], 'w-1', false);
     const r = await c.loop.update(0, 4, 1, 0, 0.01, 1);
