@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { exited, freePort, readMetrics, runCli, tempDir } from '../helpers/cli.js';
+import { exited, freePort, readMetrics, runCli, selfSignedCert, tempDir } from '../helpers/cli.js';
 import { browserSkip, launchBrowser, pageErrors, screenshot, startWithDashboard } from '../helpers/browser.js';
 
 const TOKEN = 'dashboard-test-token-0123456789abcdef';
@@ -115,31 +115,7 @@ describe.skipIf(browserSkip !== null)('dashboard in a browser', () => {
     } catch {
       ctx.skip('openssl is missing: it makes the test certificate');
     }
-    const dir = tempDir('dash-tls');
-    const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { stdio: 'ignore' },
-    );
+    const { dir, cert, key } = selfSignedCert('dash-tls');
     const port = await freePort();
     const { proc, url } = await startWithDashboard(
       [

@@ -3,7 +3,7 @@
  * the protocol version; a coordinator beyond loopback needs a token; TLS with a private CA.
  * Each refusal is one line on the worker with a documented exit status.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -15,7 +15,7 @@ import { encodeFrame } from '../../shared/wire/codec.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { PROTOCOL_VERSION } from '../../shared/wire/protocol.js';
 import type { Listener } from '../../shared/transport/transport.js';
-import { CLI, hasOpenssl, runCli, tempDir } from '../helpers/cli.js';
+import { CLI, hasOpenssl, runCli, selfSignedCert, tempDir } from '../helpers/cli.js';
 
 const TOKEN = 'a-test-token-of-sufficient-length-123';
 const JOB = {
@@ -223,32 +223,8 @@ describe('TLS', () => {
   it.skipIf(!hasOpenssl)(
     'wss:// with a self-signed certificate: a worker with --ca trains, one without is refused with a TLS line',
     async () => {
-      const dir = tempDir('tls');
-      const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
-      // The command the README documents.
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-days',
-          '365',
-          '-subj',
-          '/CN=localhost',
-          '-addext',
-          'subjectAltName=DNS:localhost,IP:127.0.0.1',
-          '-keyout',
-          key,
-          '-out',
-          cert,
-        ],
-        { stdio: 'ignore' },
-      );
+      // The command the README documents (a year's certificate).
+      const { cert, key } = selfSignedCert('tls', 365);
       const c = await coordinator(TOKEN, { tls: { cert: readFileSync(cert), key: readFileSync(key) } });
       expect(c.listener.address).toMatch(/^wss:\/\//);
       const refused = await worker(c.listener.address, { DPTRAIN_TOKEN: TOKEN }, ['--connect-timeout', '1']);

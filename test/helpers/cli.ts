@@ -87,3 +87,18 @@ export const hasOpenssl = (() => {
     return false;
   }
 })();
+
+/**
+ * A self-signed P-256 certificate for CN=localhost, valid `days`, in a new temporary directory
+ * named after `tag`; with `san`, also for DNS:localhost and IP:127.0.0.1 (what a client checks).
+ */
+export function selfSignedCert(tag: string, days = 1, san = true): { dir: string; cert: string; key: string } {
+  const dir = tempDir(tag);
+  const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+  const alt = san ? ['-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'] : [];
+  const req = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', String(days)];
+  execFileSync('openssl', [...req, '-subj', '/CN=localhost', ...alt, '-keyout', key, '-out', cert], {
+    stdio: 'ignore',
+  });
+  return { dir, cert, key };
+}

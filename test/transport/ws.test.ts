@@ -1,15 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CLOSE_GRACE_MS, HANDSHAKE_MAX_FRAME, listenWs } from '../../coordinator/ws-listener.js';
 import { isDptrainError } from '../../shared/util/errors.js';
 import { dialWs } from '../../worker/ws-dialer.js';
 import { setFrameLimit } from '../../shared/transport/ws-link.js';
-import { hasOpenssl } from '../helpers/cli.js';
+import { hasOpenssl, selfSignedCert } from '../helpers/cli.js';
 import type { Link } from '../../shared/transport/transport.js';
 import { transportConformance } from './conformance.js';
 
@@ -139,29 +136,7 @@ describe('websocket transport specifics', () => {
   it.skipIf(!hasOpenssl)(
     'over TLS, a client that never finishes its handshake is cut at the same deadline',
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'dptrain-tls-'));
-      const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-days',
-          '1',
-          '-subj',
-          '/CN=localhost',
-          '-keyout',
-          key,
-          '-out',
-          cert,
-        ],
-        { stdio: 'ignore' },
-      );
+      const { cert, key } = selfSignedCert('tls', 1, false);
       const listener = await listenWs({
         host: '127.0.0.1',
         port: 0,
