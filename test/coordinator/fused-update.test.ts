@@ -12,7 +12,7 @@ import { FusedStep } from '../../coordinator/kernels/fused-simd.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
-import { resultFor } from '../helpers/result-msg.js';
+import { evalResultFor, resultFor } from '../helpers/result-msg.js';
 
 const TOTAL = 2 * 4 + 4 + 4 + 1;
 const STEPS = 12;
@@ -60,10 +60,7 @@ async function train(
     await fakeWorker(net.dial, TOTAL, {
       name: `w${k}`,
       onMessage: (msg, w) => {
-        if (msg.t === 'evaluate') {
-          const r = { t: 'evalResult', round: msg.round, shard: msg.shard, lossSum: 0, correct: 0 } as const;
-          w.send({ ...r, count: msg.to - msg.from, computeMs: 1 });
-        }
+        if (msg.t === 'evaluate') w.send(evalResultFor(msg));
         if (msg.t !== 'work') return;
         const reply = () =>
           w.send(

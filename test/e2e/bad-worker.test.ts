@@ -3,85 +3,40 @@
  * its shard goes to an honest worker, and the run finishes. The coordinator runs in-process
  * here (to read its summary and log); the honest worker is a real `dptrain worker` process.
  */
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Coordinator } from '../../coordinator/coordinator.js';
-import { listenWs } from '../../coordinator/ws-listener.js';
+import type { Coordinator } from '../../coordinator/coordinator.js';
 import { encodeFrame } from '../../shared/wire/codec.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
-import { CLI } from '../helpers/cli.js';
+import { spawnWorker } from '../helpers/cli.js';
+import { evalResultFor, resultFor } from '../helpers/result-msg.js';
+import { SPIRALS_NET, wsCoordinator } from '../helpers/ws-coordinator.js';
 
 const JOB = {
-  data: { name: 'spirals', samples: 400 },
-  model: { layers: [{ units: 16, activation: 'relu' }, { units: 2 }], loss: 'softmaxCrossEntropy' },
+  ...SPIRALS_NET,
   steps: 15,
   batchSize: 40,
   evalEvery: 5,
   workers: 2,
 };
 
+/** A well-formed result header for step 0's second shard. */
+const SHARD1 = resultFor({ step: 0, micro: 0, shard: 1 }, { lossSum: 1, losses: [1], count: 20 });
+
 type Sabotage = (totalParams: number) => Uint8Array;
 const SABOTAGE: Record<string, Sabotage> = {
-  'a truncated frame': (n) =>
-    encodeFrame(
-      {
-        t: 'result',
-        step: 0,
-        micro: 0,
-        shard: 1,
-        lossSum: 1,
-        losses: [1],
-        count: 20,
-        computeMs: 1,
-        decodeMs: 0,
-        encodeMs: 0,
-        busyMs: 1,
-        shm: 0,
-      },
-      new Float32Array(n),
-    ).subarray(0, 40),
-  'a payload of the wrong size': (n) =>
-    encodeFrame(
-      {
-        t: 'result',
-        step: 0,
-        micro: 0,
-        shard: 1,
-        lossSum: 1,
-        losses: [1],
-        count: 20,
-        computeMs: 1,
-        decodeMs: 0,
-        encodeMs: 0,
-        busyMs: 1,
-        shm: 0,
-      },
-      new Float32Array(n - 1),
-    ),
+  'a truncated frame': (n) => encodeFrame(SHARD1, new Float32Array(n)).subarray(0, 40),
+  'a payload of the wrong size': (n) => encodeFrame(SHARD1, new Float32Array(n - 1)),
   'random bytes': () => Uint8Array.from({ length: 300 }, (_, i) => (i * 73 + 11) & 0xff),
   'a message of the wrong direction': () => encodeFrame({ t: 'bye', reason: 'no' }),
   // Gradients "in shared memory" from a worker that was never granted it (its hello said no).
-  'a shared-memory result it was not granted': () =>
-    encodeFrame({
-      t: 'result',
-      step: 0,
-      micro: 0,
-      shard: 1,
-      lossSum: 1,
-      losses: [1],
-      count: 20,
-      computeMs: 1,
-      decodeMs: 0,
-      encodeMs: 0,
-      busyMs: 1,
-      shm: 1,
-    }),
+  'a shared-memory result it was not granted': () => encodeFrame({ ...SHARD1, shm: 1 }),
 };
 
-const children: Array<ReturnType<typeof spawn>> = [];
+const children: ChildProcess[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
 });
@@ -101,16 +56,10 @@ describe('a worker that sends a bad frame is dropped and the run finishes', () =
           },
         }),
       );
-      const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
-      const coord = new Coordinator({ config: cfg, listener, log, runDir: null, startWorkers: 2 });
+      const { coord, listener } = await wsCoordinator({ config: cfg, log, startWorkers: 2 });
       const run = coord.run();
 
-      const honest = spawn(
-        process.execPath,
-        [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu', '--name', 'honest'],
-        { stdio: 'ignore' },
-      );
-      children.push(honest);
+      children.push(spawnWorker(listener.address, ['--name', 'honest']));
 
       let sabotaged = false;
       await fakeWorker(listener.address, coord.layout.totalParams, {
@@ -149,34 +98,9 @@ async function oddWorker(address: string, coord: Coordinator): Promise<void> {
         const lossSum = first ? NaN : 0;
         const grads = new Float32Array(coord.layout.totalParams).fill(first ? NaN : 0);
         first = false;
-        w.send(
-          {
-            t: 'result',
-            step: msg.step,
-            micro: msg.micro,
-            shard: msg.shard,
-            lossSum,
-            losses: [lossSum],
-            count: msg.to - msg.from,
-            computeMs: 1,
-            decodeMs: 0,
-            encodeMs: 0,
-            busyMs: 1,
-            shm: 0,
-          },
-          grads,
-        );
+        w.send(resultFor(msg, { lossSum, losses: [lossSum], count: msg.to - msg.from }), grads);
       }
-      if (msg.t === 'evaluate')
-        w.send({
-          t: 'evalResult',
-          round: msg.round,
-          shard: msg.shard,
-          lossSum: 0,
-          correct: 0,
-          count: msg.to - msg.from,
-          computeMs: 1,
-        });
+      if (msg.t === 'evaluate') w.send(evalResultFor(msg));
     },
   });
 }
@@ -184,18 +108,9 @@ async function oddWorker(address: string, coord: Coordinator): Promise<void> {
 describe('a non-finite shard result', () => {
   it('is recomputed by another worker; the step is applied and nobody is dropped', async () => {
     const cfg = parseConfig({ ...JOB, steps: 6 });
-    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
-    const coord = new Coordinator({
-      config: cfg,
-      listener,
-      log: pino({ level: 'silent' }),
-      runDir: null,
-      startWorkers: 2,
-    });
+    const { coord, listener } = await wsCoordinator({ config: cfg, startWorkers: 2 });
     const run = coord.run();
-    children.push(
-      spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], { stdio: 'ignore' }),
-    );
+    children.push(spawnWorker(listener.address));
     await oddWorker(listener.address, coord);
     const summary = await run;
     await listener.close();
@@ -204,16 +119,8 @@ describe('a non-finite shard result', () => {
 
   it('with no other worker to recompute it, skips that step (parameters untouched) and goes on', async () => {
     const cfg = parseConfig({ ...JOB, steps: 4 });
-    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
     const steps: Array<{ step: number; skipped?: boolean }> = [];
-    const coord = new Coordinator({
-      config: cfg,
-      listener,
-      log: pino({ level: 'silent' }),
-      runDir: null,
-      startWorkers: 1,
-      onStep: (r) => steps.push(r),
-    });
+    const { coord, listener } = await wsCoordinator({ config: cfg, startWorkers: 1, onStep: (r) => steps.push(r) });
     const before = coord.params.slice();
     const run = coord.run();
     await oddWorker(listener.address, coord);
@@ -229,21 +136,9 @@ describe('a non-finite shard result', () => {
 describe('a token holder sending wrong but well-formed gradients', () => {
   it('--reject-outliers: shards with outlying gradient norms are recomputed by other workers', async () => {
     const cfg = parseConfig({ ...JOB, steps: 40, outlierFactor: 10 });
-    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 24 });
-    const coord = new Coordinator({
-      config: cfg,
-      listener,
-      log: pino({ level: 'silent' }),
-      runDir: null,
-      startWorkers: 3,
-    });
+    const { coord, listener } = await wsCoordinator({ config: cfg, startWorkers: 3 });
     const run = coord.run();
-    for (let i = 0; i < 2; i++)
-      children.push(
-        spawn(process.execPath, [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu'], {
-          stdio: 'ignore',
-        }),
-      );
+    for (let i = 0; i < 2; i++) children.push(spawnWorker(listener.address));
     let sent = 0;
     await fakeWorker(listener.address, coord.layout.totalParams, {
       name: 'poisoner',
@@ -251,34 +146,10 @@ describe('a token holder sending wrong but well-formed gradients', () => {
         if (msg.t === 'work') {
           sent++;
           const n = msg.to - msg.from;
-          w.send(
-            {
-              t: 'result',
-              step: msg.step,
-              micro: msg.micro,
-              shard: msg.shard,
-              lossSum: 0.1 * n,
-              losses: [0.1 * n],
-              count: n,
-              computeMs: 1,
-              decodeMs: 0,
-              encodeMs: 0,
-              busyMs: 1,
-              shm: 0,
-            },
-            new Float32Array(coord.layout.totalParams).fill(50 * n),
-          );
+          const grads = new Float32Array(coord.layout.totalParams).fill(50 * n);
+          w.send(resultFor(msg, { lossSum: 0.1 * n, losses: [0.1 * n], count: n }), grads);
         }
-        if (msg.t === 'evaluate')
-          w.send({
-            t: 'evalResult',
-            round: msg.round,
-            shard: msg.shard,
-            lossSum: 0,
-            correct: 0,
-            count: msg.to - msg.from,
-            computeMs: 1,
-          });
+        if (msg.t === 'evaluate') w.send(evalResultFor(msg));
       },
     });
     const summary = await run;

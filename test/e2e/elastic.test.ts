@@ -7,8 +7,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Coordinator } from '../../coordinator/coordinator.js';
-import { listenWs } from '../../coordinator/ws-listener.js';
 import { parseConfig } from '../../shared/job/config.js';
 import type { StepRecord } from '../../coordinator/summary.js';
 import { decodeFrame } from '../../shared/wire/codec.js';
@@ -16,11 +14,11 @@ import type { Link } from '../../shared/transport/transport.js';
 import { selectBackend } from '../../worker/backend.js';
 import { runWorker } from '../../worker/worker.js';
 import { dialWs } from '../../worker/ws-dialer.js';
-import { CLI, exited, freePort, readSummary, stepsReached, tempDir } from '../helpers/cli.js';
+import { CLI, exited, freePort, readSummary, spawnWorker, stepsReached, tempDir } from '../helpers/cli.js';
+import { SPIRALS_NET, wsCoordinator } from '../helpers/ws-coordinator.js';
 
 const JOB = {
-  data: { name: 'spirals', samples: 400 },
-  model: { layers: [{ units: 16, activation: 'relu' }, { units: 2 }], loss: 'softmaxCrossEntropy' },
+  ...SPIRALS_NET,
   steps: 30,
   batchSize: 40,
   evalEvery: 0,
@@ -32,11 +30,7 @@ afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
 });
 const worker = (address: string) => {
-  const c = spawn(
-    process.execPath,
-    [CLI, 'worker', '--connect', address, '--backend', 'cpu', '--reconnect-timeout', '30'],
-    { stdio: 'ignore' },
-  );
+  const c = spawnWorker(address, ['--reconnect-timeout', '30']);
   children.push(c);
   return c;
 };
@@ -45,21 +39,20 @@ describe('elastic membership', () => {
   it('a worker that joins a running job gets the current parameters and shards from the next step', async () => {
     // Open-ended job: stop it (requestStop) a few steps after the joiner has taken part.
     const cfg = parseConfig({ ...JOB, steps: 1_000_000 });
-    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 22 });
     const records: StepRecord[] = [];
-    const coord = new Coordinator({
-      config: cfg,
-      listener,
-      log: pino({ level: 'silent' }),
-      runDir: null,
-      startWorkers: 1,
-      onStep: (r) => {
-        records.push(r);
-        if (r.step === 5) worker(listener.address);
-        const firstTwo = records.findIndex((x) => x.workers === 2);
-        if (firstTwo >= 0 && records.length >= firstTwo + 5) coord.requestStop('test done');
+    const { coord, listener } = await wsCoordinator(
+      {
+        config: cfg,
+        startWorkers: 1,
+        onStep: (r) => {
+          records.push(r);
+          if (r.step === 5) worker(listener.address);
+          const firstTwo = records.findIndex((x) => x.workers === 2);
+          if (firstTwo >= 0 && records.length >= firstTwo + 5) coord.requestStop('test done');
+        },
       },
-    });
+      1 << 22,
+    );
     const run = coord.run();
     worker(listener.address);
     await expect(run).rejects.toThrow(/test done: stopped after step/);
@@ -93,8 +86,7 @@ describe('duplicated results', () => {
   it('a result delivered twice is ignored and counted, never added twice: parameters are bit-identical', async () => {
     const cfg = parseConfig({ ...JOB, steps: 12, workers: 1 });
     const train = async (duplicate: boolean) => {
-      const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 22 });
-      const coord = new Coordinator({ config: cfg, listener, log: pino({ level: 'silent' }), runDir: null });
+      const { coord, listener } = await wsCoordinator({ config: cfg }, 1 << 22);
       const run = coord.run();
       const w = inProcessWorker(listener.address, duplicate);
       const summary = await run;

@@ -8,7 +8,17 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/job/config.js';
 import { jobLayout } from '../../shared/job/job-layout.js';
-import { CLI, readMetrics, readSummary, readWeights, runCli, stepsReached, tempDir } from '../helpers/cli.js';
+import {
+  CLI,
+  pausedByKill,
+  readMetrics,
+  readSummary,
+  readWeights,
+  runCli,
+  STALL_FLAGS,
+  stepsReached,
+  tempDir,
+} from '../helpers/cli.js';
 import { tensorRelDiff } from '../helpers/reference.js';
 
 const JOB = {
@@ -56,21 +66,7 @@ describe('worker failures', () => {
 
   it('a stalled worker is named, its shard reassigned at the deadline, and it rejoins when it resumes', async () => {
     const out = join(dir, 'stall');
-    const r = await runCli([
-      'train',
-      '--config',
-      job,
-      '--workers',
-      '3',
-      '--step-timeout',
-      '1',
-      '--fault',
-      'pause:worker-2@8',
-      '--fault',
-      'resume:worker-2@12',
-      '--out',
-      out,
-    ]);
+    const r = await runCli(['train', '--config', job, ...STALL_FLAGS, '--out', out]);
     expect(r.code, r.stderr).toBe(0);
     const log = readFileSync(join(out, 'log.jsonl'), 'utf8');
     expect(log).toMatch(/missed its deadline of 1000 ms/);
@@ -87,21 +83,7 @@ describe('worker failures', () => {
 
   it('below --min-workers the run pauses, then checkpoints and exits non-zero; --resume finishes it', async () => {
     const out = join(dir, 'pause');
-    const r = await runCli([
-      'train',
-      '--config',
-      job,
-      '--workers',
-      '2',
-      '--min-workers',
-      '2',
-      '--pause-timeout',
-      '2',
-      '--fault',
-      'kill:worker-0@9',
-      '--out',
-      out,
-    ]);
+    const r = await pausedByKill(job, out);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/training paused: 1 of 2 workers ready/);
     // The kill lands as step 9 starts; its socket may close only after step 10 was dispatched.

@@ -4,20 +4,19 @@
  * unauthenticated and wrong-token connections, while two honest workers train. The
  * coordinator must not crash, and the run must end with exactly the parameters of a clean run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { pino } from 'pino';
+import type { ChildProcess } from 'node:child_process';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Coordinator } from '../../coordinator/coordinator.js';
 import type { RunSummary } from '../../coordinator/summary.js';
-import { listenWs } from '../../coordinator/ws-listener.js';
 import { workerProof } from '../../shared/wire/auth.js';
 import { decodeFrame, encodeFrame } from '../../shared/wire/codec.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { PROTOCOL_VERSION, type Message } from '../../shared/wire/protocol.js';
 import { Rng } from '../../shared/util/rng.js';
 import { maxFrameBytes } from '../../cli/run-coordinator.js';
-import { CLI } from '../helpers/cli.js';
+import { spawnWorker } from '../helpers/cli.js';
+import { resultFor, resultMsg } from '../helpers/result-msg.js';
+import { wsCoordinator } from '../helpers/ws-coordinator.js';
 
 const TOKEN = 'fuzz-token-0123456789abcdefghij';
 const cfg = parseConfig({
@@ -39,10 +38,7 @@ afterEach(() =>
 );
 
 function honest(address: string): Promise<number | null> {
-  const c = spawn(process.execPath, [CLI, 'worker', '--connect', address, '--backend', 'cpu'], {
-    env: { ...process.env, DPTRAIN_TOKEN: TOKEN },
-    stdio: 'ignore',
-  });
+  const c = spawnWorker(address, [], { ...process.env, DPTRAIN_TOKEN: TOKEN });
   children.push(c);
   return new Promise((r) => c.on('exit', r));
 }
@@ -54,17 +50,11 @@ async function train(fuzz: boolean): Promise<{
   connections: number;
   exits: Array<number | null>;
 }> {
-  const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX });
   let fuzzing = false;
-  const coord = new Coordinator({
-    config: cfg,
-    listener,
-    log: pino({ level: 'silent' }),
-    runDir: null,
-    token: TOKEN,
-    startWorkers: 2,
-    onStep: () => (fuzzing = fuzz),
-  });
+  const { coord, listener } = await wsCoordinator(
+    { config: cfg, token: TOKEN, startWorkers: 2, onStep: () => (fuzzing = fuzz) },
+    MAX,
+  );
   const run = coord.run();
   const exits = Promise.all([honest(listener.address), honest(listener.address)]);
   let done = false;
@@ -76,20 +66,7 @@ async function train(fuzz: boolean): Promise<{
   const valid = (): Uint8Array => {
     const msgs: Array<[Message, Float32Array | null]> = [
       [
-        {
-          t: 'result',
-          step: rng.int(300),
-          micro: 0,
-          shard: rng.int(3),
-          lossSum: 1,
-          losses: [1],
-          count: 20,
-          computeMs: 1,
-          decodeMs: 0,
-          encodeMs: 0,
-          busyMs: 1,
-          shm: 0,
-        },
+        resultFor({ step: rng.int(300), micro: 0, shard: rng.int(3) }, { lossSum: 1, losses: [1], count: 20 }),
         new Float32Array(totalParams),
       ],
       [{ t: 'evalResult', round: 50, shard: 0, lossSum: 1, correct: 1, count: 80, computeMs: 1 }, null],
@@ -123,39 +100,10 @@ async function train(fuzz: boolean): Promise<{
         return v;
       }
       case 3:
-        return encodeFrame(
-          {
-            t: 'result',
-            step: 0,
-            micro: 0,
-            shard: 0,
-            lossSum: 1,
-            losses: [1],
-            count: 20,
-            computeMs: 1,
-            decodeMs: 0,
-            encodeMs: 0,
-            busyMs: 1,
-            shm: 0,
-          },
-          new Float32Array(totalParams + 1 + rng.int(5)),
-        );
+        return encodeFrame(resultMsg(1, 20), new Float32Array(totalParams + 1 + rng.int(5)));
       case 4:
         return encodeFrame(
-          {
-            t: 'result',
-            step: 0,
-            micro: 0,
-            shard: 0,
-            lossSum: NaN,
-            losses: [NaN],
-            count: 20,
-            computeMs: NaN,
-            decodeMs: 0,
-            encodeMs: 0,
-            busyMs: 1,
-            shm: 0,
-          },
+          { ...resultFor({ step: 0, micro: 0, shard: 0 }, { lossSum: NaN, losses: [NaN], count: 20 }), computeMs: NaN },
           new Float32Array(totalParams).fill(NaN),
         );
       case 5:

@@ -3,15 +3,22 @@
  * killed or stalled mid-run, a worker joining, and a resume with another worker count all end
  * on the same parameters, bit for bit. Real CLI runs (cpu backend) against one clean run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Coordinator } from '../../coordinator/coordinator.js';
-import { listenWs } from '../../coordinator/ws-listener.js';
 import { parseConfig } from '../../shared/job/config.js';
-import { CLI, readMetrics, readSummary, readWeights, runCli, tempDir } from '../helpers/cli.js';
+import {
+  pausedByKill,
+  readMetrics,
+  readSummary,
+  readWeights,
+  runCli,
+  spawnWorker,
+  STALL_FLAGS,
+  tempDir,
+} from '../helpers/cli.js';
+import { wsCoordinator } from '../helpers/ws-coordinator.js';
 
 const JOB = {
   seed: 3,
@@ -104,17 +111,7 @@ describe('virtual shards: the same parameters at any scale', () => {
   it(
     'a stalled worker, its leaves reassigned at the deadline, then back: bit-identical',
     async () => {
-      const out = await train(
-        'stall',
-        '--workers',
-        '3',
-        '--step-timeout',
-        '1',
-        '--fault',
-        'pause:worker-2@8',
-        '--fault',
-        'resume:worker-2@12',
-      );
+      const out = await train('stall', ...STALL_FLAGS);
       const s = readSummary(out);
       expect(s.reassignedShards).toBeGreaterThanOrEqual(1);
       expect(s.staleResults).toBeGreaterThanOrEqual(1);
@@ -128,21 +125,7 @@ describe('virtual shards: the same parameters at any scale', () => {
     'paused by a kill, checkpointed, resumed with 4 workers: bit-identical',
     async () => {
       const out = join(dir, 'resume');
-      const r = await runCli([
-        'train',
-        '--config',
-        job,
-        '--workers',
-        '2',
-        '--min-workers',
-        '2',
-        '--pause-timeout',
-        '2',
-        '--fault',
-        'kill:worker-0@9',
-        '--out',
-        out,
-      ]);
+      const r = await pausedByKill(job, out);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/checkpoint at step \d+ written/);
       const again = await runCli(['train', '--resume', out, '--workers', '4']);
@@ -159,31 +142,25 @@ describe('virtual shards: the same parameters at any scale', () => {
       const steps = 60;
       const ref = readWeights(await train('join-ref', '--workers', '1', '--steps', String(steps)));
       const cfg = parseConfig({ ...JOB, steps });
-      const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: 1 << 22 });
       const worker = () => {
-        const c = spawn(
-          process.execPath,
-          [CLI, 'worker', '--connect', listener.address, '--backend', 'cpu', '--reconnect-timeout', '30'],
-          { stdio: 'ignore' },
-        );
-        children.push(c);
+        children.push(spawnWorker(listener.address, ['--reconnect-timeout', '30']));
       };
       const workers: number[] = [];
-      const coord = new Coordinator({
-        config: cfg,
-        listener,
-        log: pino({ level: 'silent' }),
-        runDir: null,
-        startWorkers: 1,
-        onStep: (r) => {
-          workers.push(r.workers);
-          if (r.step !== 2) return;
-          worker();
-          // Pause until the joiner is ready rather than race it: a process start takes seconds,
-          // and steps here take milliseconds. Pausing moves no bits with fixed shards.
-          cfg.minWorkers = 2;
+      const { coord, listener } = await wsCoordinator(
+        {
+          config: cfg,
+          startWorkers: 1,
+          onStep: (r) => {
+            workers.push(r.workers);
+            if (r.step !== 2) return;
+            worker();
+            // Pause until the joiner is ready rather than race it: a process start takes seconds,
+            // and steps here take milliseconds. Pausing moves no bits with fixed shards.
+            cfg.minWorkers = 2;
+          },
         },
-      });
+        1 << 22,
+      );
       worker();
       const summary = await coord.run();
       await listener.close();

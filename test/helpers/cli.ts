@@ -1,5 +1,5 @@
 /** Run the built CLI (dist/, made by `npm test`'s pretest build) as a user would. */
-import { execFileSync, execFile, type ChildProcess } from 'node:child_process';
+import { execFileSync, execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +29,35 @@ export function runCli(args: string[], timeoutMs = 120_000, env?: NodeJS.Process
       },
     );
   });
+}
+
+/** A `dptrain worker` process on the cpu backend dialling `address` with `flags`; its output is discarded. */
+export function spawnWorker(address: string, flags: string[] = [], env?: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, [CLI, 'worker', '--connect', address, '--backend', 'cpu', ...flags], {
+    stdio: 'ignore',
+    ...(env ? { env } : {}),
+  });
+}
+
+/** `dptrain train` flags: three workers, of which worker 2 stalls from step 8 to step 12, past a 1 s step deadline. */
+export const STALL_FLAGS = [
+  '--workers',
+  '3',
+  '--step-timeout',
+  '1',
+  '--fault',
+  'pause:worker-2@8',
+  '--fault',
+  'resume:worker-2@12',
+];
+
+/**
+ * `dptrain train` of `job` into `out` on two workers with --min-workers 2: worker 0 is killed at
+ * step 9, so the run pauses, and after 2 s checkpoints and exits 1.
+ */
+export function pausedByKill(job: string, out: string): Promise<CliResult> {
+  const flags = ['--workers', '2', '--min-workers', '2', '--pause-timeout', '2', '--fault', 'kill:worker-0@9'];
+  return runCli(['train', '--config', job, ...flags, '--out', out]);
 }
 
 export function tempDir(tag: string): string {

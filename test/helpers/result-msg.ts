@@ -1,4 +1,4 @@
-import type { ShardResult, Work } from '../../shared/wire/protocol.js';
+import type { EvalResult, Evaluate, ShardResult, Work } from '../../shared/wire/protocol.js';
 
 /** The losses and sample count a test's result reports. */
 export type ResultSums = Pick<ShardResult, 'lossSum' | 'losses' | 'count'>;
@@ -25,4 +25,17 @@ export function resultFor(work: Pick<Work, 'step' | 'micro' | 'shard'>, sums: Re
 export function resultMsg(nodes = 1, count = 8): ShardResult {
   const losses = Array.from({ length: nodes }, () => 1 / nodes);
   return resultFor({ step: 0, micro: 0, shard: 0 }, { lossSum: 1, losses, count });
+}
+
+/** An evaluation result for `evaluate`'s rows that scored nothing: zero loss, none correct. */
+export function evalResultFor(evaluate: Pick<Evaluate, 'round' | 'shard' | 'from' | 'to'>): EvalResult {
+  return {
+    t: 'evalResult',
+    round: evaluate.round,
+    shard: evaluate.shard,
+    lossSum: 0,
+    correct: 0,
+    count: evaluate.to - evaluate.from,
+    computeMs: 1,
+  };
 }
