@@ -241,7 +241,8 @@ export class Dispatcher {
   private noteIdle(workers: number, leaves: number, batch: number): void {
     if (this.idleNoted === workers) return;
     this.idleNoted = workers;
-    const fix = this.o.leaves === null ? 'raise the batch' : 'set shards to a count ≥ the workers, or per-worker';
+    const fix =
+      this.o.leaves === null ? 'raise the batch' : `set shards (--shards) to ${workers} or more, or per-worker`;
     const why = `a batch of ${batch} is cut into ${leaves} virtual shards`;
     const idle = workers - leaves === 1 ? '1 worker waits' : `${workers - leaves} workers wait`;
     this.o.log.warn({ workers, leaves, batch }, `${workers} workers ready, but ${why}: ${idle}; ${fix}`);

@@ -99,7 +99,7 @@ describe('Dispatcher', () => {
     for (const step of [0, 1]) await dispatcher.work(step, 0, 8 * step, 8 * step + 8, new Float64Array(TOTAL));
     const said = lines.map((l) => JSON.parse(l) as { msg: string }).filter((l) => l.msg.includes('virtual shards'));
     expect(said.map((l) => l.msg)).toEqual([
-      '3 workers ready, but a batch of 8 is cut into 2 virtual shards: 1 worker waits; set shards to a count ≥ the workers, or per-worker',
+      '3 workers ready, but a batch of 8 is cut into 2 virtual shards: 1 worker waits; set shards (--shards) to 3 or more, or per-worker',
     ]);
     expect([...works.values()].flat()).toHaveLength(4); // two shards a step
   });
