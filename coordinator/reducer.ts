@@ -4,7 +4,7 @@
  * fallback) and WebAssembly SIMD kernels (kernels/reduce-simd.ts) that work
  * in the coordinator's arena; test/coordinator/reduce-ops.test.ts runs the same suite on both.
  */
-import { nodeExists, treeDepth, type TreeNode } from '../shared/job/shard-tree.js';
+import { addInto, nodeExists, treeDepth, type TreeNode } from '../shared/job/shard-tree.js';
 
 export interface ReduceOps {
   /** `grads` where the other ops read it fastest: itself, or a copy in the kernels' memory (valid until the next land). */
@@ -47,12 +47,8 @@ export const jsReduceOps: ReduceOps = {
     for (let i = 0; i < grads.length; i++) sum[i] += grads[i];
   },
   add(into, from) {
-    let check = 0;
-    for (let i = 0; i < into.length; i++) {
-      into[i] += from[i]; // the float32 add of shared/job/shard-tree.ts addInto
-      check += into[i] * 0;
-    }
-    return check === 0;
+    addInto(into, from); // the one float32 pair sum, as workers and host agents add
+    return jsReduceOps.allFinite(into);
   },
   mean(sum, count, out) {
     let check = 0;
