@@ -13,7 +13,8 @@ import { fail } from '../shared/util/errors.js';
 import { readToken } from '../shared/wire/auth.js';
 import { describeExit } from './launch/contract.js';
 import { FLAG_TABLE } from './flag-table.js';
-import { MAIN, workerArgs } from './launch/local.js';
+import { MAIN } from './launch/local.js';
+import { memberArgs } from './launch/members.js';
 import { startProcs } from './launch/procs.js';
 import { nodeAddr, slurmHostnames, slurmTask, tasksPerNode, type SlurmTask } from './launch/slurm.js';
 import { Progress } from './progress.js';
@@ -119,7 +120,7 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
     logDir: (n: string) => s.runDir.workerLog(n),
   };
   const own = startProcs(
-    [{ slot, argv: [process.execPath, MAIN, ...workerArgs(req, slot)], env: { ...env, DPTRAIN_TOKEN: token } }],
+    [{ slot, argv: [process.execPath, MAIN, ...memberArgs(req, slot)], env: { ...env, DPTRAIN_TOKEN: token } }],
     {
       ...req,
       onExit: (e) => {
