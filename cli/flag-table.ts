@@ -24,7 +24,7 @@ export type FlagRole = 'job' | 'launch' | 'run';
  * `train` train alone; `local` the commands that start local workers (train, launch); `start`
  * those that start workers at all (train, launch, slurm); `join` those that wait for workers to
  * join (coordinator, launch, slurm); `advertise` those that tell workers an address (coordinator,
- * launch); `agents` those that can start host agents (launch); `launch` and `slurm` one command each.
+ * launch); `agents` those that can start host agents (launch, slurm); `launch` and `slurm` one command each.
  */
 export type FlagScope = 'run' | 'train' | 'local' | 'start' | 'join' | 'advertise' | 'agents' | 'launch' | 'slurm';
 
@@ -33,7 +33,7 @@ export const COMMAND_SCOPES = {
   train: ['run', 'train', 'local', 'start'],
   coordinator: ['run', 'join', 'advertise'],
   launch: ['run', 'local', 'start', 'join', 'advertise', 'agents', 'launch'],
-  slurm: ['run', 'start', 'join', 'slurm'],
+  slurm: ['run', 'start', 'join', 'agents', 'slurm'],
 } as const satisfies Record<string, readonly FlagScope[]>;
 
 export interface FlagRow {
@@ -351,7 +351,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
   {
     key: 'agentWorkers',
     flags: '--agent-workers <n>',
-    help: "with --host-agents: at most this many workers behind one agent (default all of a host's)",
+    help: "with --host-agents: workers behind each agent (launch: at most, default all of a host's; slurm: required)",
     parse: intFlag,
     role: 'run',
     scope: 'agents',

@@ -10,7 +10,7 @@ import { describeSlot } from '../../cli/launch/contract.js';
 import { hostAgentSlots, memberArgs, workerSlots } from '../../cli/launch/members.js';
 import { parseHostList, readHostfile, shellQuote } from '../../cli/launch/ssh.js';
 import { slurmTask, tasksPerNode } from '../../cli/launch/slurm.js';
-import { slurmPort, slurmToken, slurmWorkerNames } from '../../cli/slurm-cmd.js';
+import { slurmAgentWorkers, slurmMembers, slurmPort, slurmToken, slurmWorkerNames } from '../../cli/slurm-cmd.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { preflight } from '../../worker/preflight.js';
 import { freePort, runCli, tempDir } from '../helpers/cli.js';
@@ -231,6 +231,30 @@ describe('Slurm tasks', () => {
       'rank4@c',
     ]);
     expect(slurmPort('12345')).toBe(32345);
+  });
+
+  it('--host-agents: an agent a task, one task a node, --agent-workers required; each refusal in one line', () => {
+    const t = { jobId: '7', rank: 0, ntasks: 2, nodelist: '', restarts: 0, node: 'a' };
+    expect(slurmMembers(t, ['a', 'b'], '1(x2)', 3)).toEqual([
+      { host: 'a', rank: 0, name: 'agent0@a', agentWorkers: 3 },
+      { host: 'b', rank: 1, name: 'agent1@b', agentWorkers: 3 },
+    ]);
+    expect(slurmMembers(t, ['a', 'b'], '1(x2)', null).map((m) => m.name)).toEqual(['rank0@a', 'rank1@b']);
+    const env = { SLURM_TASKS_PER_NODE: '1(x2)' };
+    expect(slurmAgentWorkers({ hostAgents: true, agentWorkers: 3 }, env)).toBe(3);
+    expect(slurmAgentWorkers({}, env)).toBeNull();
+    expect(expectCode(() => slurmAgentWorkers({ hostAgents: true }, env), 'CONFIG_INVALID')).toMatch(
+      /--host-agents under Slurm needs --agent-workers K/,
+    );
+    expect(
+      expectCode(
+        () => slurmAgentWorkers({ hostAgents: true, agentWorkers: 2 }, { SLURM_TASKS_PER_NODE: '2(x2)' }),
+        'CONFIG_INVALID',
+      ),
+    ).toMatch(/submit with --ntasks-per-node=1 \(SLURM_TASKS_PER_NODE is 2\(x2\)\)/);
+    expect(expectCode(() => slurmAgentWorkers({ agentWorkers: 2 }, env), 'CONFIG_INVALID')).toMatch(
+      /--agent-workers goes with --host-agents/,
+    );
   });
 
   it('a token file others can read is refused; no token at all says how to give one', () => {
