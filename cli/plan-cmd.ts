@@ -9,7 +9,7 @@ import { devicePeak, type Precision } from '../shared/accounting/devices.js';
 import { transformerParams, transformerTrainingFlopsPerToken } from '../shared/accounting/flops.js';
 import { flopRateText, flopsText, percent, si } from '../shared/accounting/format.js';
 import { plan, type PlanResult } from '../shared/accounting/plan.js';
-import { parseConfig, readConfigFile } from '../shared/job/config.js';
+import { budgetFlops, declaredPeak, parseConfig, readConfigFile } from '../shared/job/config.js';
 import { fail } from '../shared/util/errors.js';
 import { jobLayout } from '../shared/job/job-layout.js';
 import { modelKind } from '../shared/models/index.js';
@@ -19,6 +19,8 @@ export const DEFAULT_MFU = 0.4;
 
 export interface PlanFlags {
   params?: number;
+  /** A job config (`--config`; `--model` is its older name). */
+  config?: string;
   model?: string;
   layers?: number;
   dModel?: number;
@@ -48,15 +50,25 @@ interface ModelSize {
   flopsPerItem: number;
   params: number;
   describe: string;
+  /** From a job config: the run it configures, the compute section's hardware and budget. */
+  job?: { items: number; describe: string; peak: number | null; budget: number | null };
 }
 
-const MODEL_WAYS = '--params N, --model job.json, or a transformer shape (--layers --d-model --heads --seq --vocab)';
+const MODEL_WAYS = '--params N, --config job.json, or a transformer shape (--layers --d-model --heads --seq --vocab)';
+
+/** The job config file, from --config or its older name --model. */
+function configFile(f: PlanFlags): string | undefined {
+  if (f.config !== undefined && f.model !== undefined)
+    fail('CONFIG_INVALID', '--model is the older name of --config: give one of them');
+  return f.config ?? f.model;
+}
 const HARDWARE = '--device NAME (a100, h100, h200, v100, t4, tpu-v4) or --peak FLOPS';
 
 /** The model, or null when none was given (a budget alone is still answered). */
 function modelSize(f: PlanFlags): ModelSize | null {
   const shapeFlags = [f.layers, f.dModel, f.heads, f.seq, f.vocab];
-  const given = [f.params !== undefined, f.model !== undefined, shapeFlags.some((v) => v !== undefined)].filter(
+  const file = configFile(f);
+  const given = [f.params !== undefined, file !== undefined, shapeFlags.some((v) => v !== undefined)].filter(
     Boolean,
   ).length;
   if (given === 0) return null;
@@ -68,16 +80,23 @@ function modelSize(f: PlanFlags): ModelSize | null {
       params: f.params,
       describe: `${si(f.params).trim()} parameters, 6·N FLOPs per token`,
     };
-  if (f.model !== undefined) {
-    const cfg = parseConfig(readConfigFile(f.model));
+  if (file !== undefined) {
+    const cfg = parseConfig(readConfigFile(file));
     const layout = jobLayout(cfg);
     const fl = modelKind(layout.spec).flops(layout);
+    const samples = cfg.steps * cfg.batchSize * cfg.accumulate;
     // Per token for sequence models (the same count a transformer shape gets), per sample otherwise.
     return {
       unit: fl.unit,
       flopsPerItem: fl.training / fl.itemsPerSample,
       params: layout.totalParams,
-      describe: `${fl.describe} (${f.model})`,
+      describe: `${fl.describe} (${file})`,
+      job: {
+        items: samples * fl.itemsPerSample,
+        describe: `the job's ${cfg.steps.toLocaleString('en-US')} steps × batch ${cfg.batchSize * cfg.accumulate}`,
+        peak: declaredPeak(cfg.compute),
+        budget: budgetFlops(cfg.compute),
+      },
     };
   }
   if (shapeFlags.some((v) => v === undefined))
@@ -116,7 +135,13 @@ export function planCommand(f: PlanFlags): { result: PlanResult; text: string } 
   if (f.tokens !== undefined && f.samples !== undefined) fail('CONFIG_INVALID', 'give --tokens or --samples, not both');
   const run = f.fromRun ? readRun(f.fromRun) : null;
   if (run && run.mfu === null) fail('CONFIG_INVALID', `--from-run ${f.fromRun}: that run recorded no MFU`);
-  let peak = f.peak ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
+  // A job config answers for itself what the flags leave open: its run's length, its declared
+  // hardware and its budget.
+  const fromJob = f.tokens === undefined && f.samples === undefined && f.epochs === 1 ? m?.job : undefined;
+  const flagPeak = f.peak ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
+  let peak = flagPeak ?? m?.job?.peak ?? undefined;
+  const peakSource = flagPeak === undefined && peak !== undefined ? ` (${configFile(f)}: compute)` : '';
+  const budget = f.budget ?? m?.job?.budget ?? undefined;
   let devices = f.devices;
   if (peak === undefined && run) {
     peak = run.peakFlops / Math.max(1, run.workers);
@@ -127,13 +152,13 @@ export function planCommand(f: PlanFlags): { result: PlanResult; text: string } 
     flopsPerItem: m?.flopsPerItem ?? null,
     unit: m?.unit ?? null,
     params: m?.params ?? null,
-    items: f.tokens ?? f.samples,
+    items: f.tokens ?? f.samples ?? fromJob?.items,
     epochs: f.epochs,
     devices: devices ?? 1,
     peakFlops: peak ?? null,
     mfu: f.mfu ?? run?.mfu ?? DEFAULT_MFU,
     observedItemsPerSec: observed,
-    budget: f.budget,
+    budget,
   });
   const mfuSource =
     observed !== undefined
@@ -152,7 +177,10 @@ export function planCommand(f: PlanFlags): { result: PlanResult; text: string } 
     rows.push([`FLOPs per ${m.unit}`, `${m.flopsPerItem.toLocaleString('en-US')} (training: forward + backward)`]);
   } else rows.push(['model', `none given (${MODEL_WAYS})`]);
   if (result.items !== null)
-    rows.push([`${unit}s`, `${si(result.items).trim()} (${f.epochs} epoch${f.epochs === 1 ? '' : 's'})`]);
+    rows.push([
+      `${unit}s`,
+      `${si(result.items).trim()} (${fromJob ? fromJob.describe : `${f.epochs} epoch${f.epochs === 1 ? '' : 's'}`})`,
+    ]);
   if (result.trainingFlops !== null)
     rows.push([
       'training compute',
@@ -165,7 +193,7 @@ export function planCommand(f: PlanFlags): { result: PlanResult; text: string } 
     ]);
   rows.push([
     'hardware',
-    peak !== undefined ? `${result.devices} × ${flopRateText(peak)} peak` : `none given (${HARDWARE})`,
+    peak !== undefined ? `${result.devices} × ${flopRateText(peak)} peak${peakSource}` : `none given (${HARDWARE})`,
   ]);
   rows.push([
     'MFU',

@@ -236,7 +236,11 @@ export function buildProgram(): Command {
     .command('plan')
     .description('compute requirements: FLOPs, PF-days, device-hours, wall-clock, MFU, compute-optimal size')
     .option('--params <n>', 'model parameters (6·N FLOPs per token)', numFlag)
-    .option('--model <file>', 'a dptrain job config: FLOPs per sample of its dense model')
+    .option(
+      '-c, --config <file>',
+      'a dptrain job config: its model, and unless given otherwise its steps × batch, hardware and budget',
+    )
+    .addOption(new Option('--model <file>', 'the older name of --config').hideHelp())
     .option('--layers <n>', 'transformer layers L', intFlag)
     .option('--d-model <n>', 'transformer width d_model', intFlag)
     .option('--heads <n>', 'attention heads H', intFlag)

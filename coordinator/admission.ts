@@ -76,6 +76,13 @@ export function refuseHello(msg: Hello, c: HelloContext): Refusal | null {
       reason: `wrong job: this coordinator runs ${c.jobId}, the worker was started for ${msg.jobId}`,
     };
   }
+  if (c.token !== null && msg.proof === '') {
+    return {
+      kind: 'authFailed',
+      reason:
+        'authentication failed: this coordinator requires the job token; the worker has none (--token-file FILE or DPTRAIN_TOKEN)',
+    };
+  }
   if (c.token !== null && !proofsEqual(msg.proof, workerProof(c.token, c.jobId, c.nonce, msg.cnonce))) {
     return { kind: 'authFailed', reason: "authentication failed: the job token does not match the coordinator's" };
   }

@@ -225,7 +225,9 @@ export abstract class CoordinatorSession<Joining extends string> {
     const { token } = this.joiner;
     if (token && !proofsEqual(msg.proof, coordinatorProof(token, msg.jobId, this.cnonce, this.nonce)))
       return this.giveUp(
-        'authentication failed: the coordinator could not prove it holds the job token',
+        msg.proof === ''
+          ? 'authentication failed: this worker has a job token, the coordinator runs without one (give it the same --token-file)'
+          : 'authentication failed: the coordinator could not prove it holds the job token',
         'AUTH_FAILED',
       );
     await this.onWelcome(msg);

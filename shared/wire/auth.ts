@@ -78,6 +78,9 @@ export function readToken(tokenFile: string | undefined, env = process.env): str
         `--token-file ${tokenFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
       );
     }
+    // A file given but empty is a mistake, not a wish to run without a token.
+    if (token === '')
+      fail('CONFIG_INVALID', `--token-file ${tokenFile} is empty; put the job token in it (dptrain token > FILE)`);
   } else token = env.DPTRAIN_TOKEN?.trim();
   if (token === undefined || token === '') return null;
   if (token.length < MIN_TOKEN_LENGTH) {

@@ -36,6 +36,9 @@ describe('refuseHello', () => {
     expect(kind(hello({ protocol: PROTOCOL_VERSION + 1, jobId: 'job-b', proof: 'x' }))).toBe('protocolMismatch');
     expect(kind(hello({ jobId: 'job-b', proof: 'x' }))).toBe('wrongJob');
     expect(kind(hello({ proof: 'x' }))).toBe('authFailed');
+    // No proof at all: the worker was given no token, and the reason says that.
+    expect(refuseHello(hello({ proof: '' }), full)?.reason).toMatch(/requires the job token; the worker has none/);
+    expect(refuseHello(hello({ proof: 'x' }), full)?.reason).toMatch(/does not match/);
     expect(kind(hello())).toBe('jobFull');
     expect(kind(hello(), context)).toBeUndefined();
   });

@@ -80,6 +80,30 @@ describe('dptrain plan', () => {
     expect(result.trainingFlops).toBe(1_410_876 * 8500 * 15);
   });
 
+  it('--config alone plans the job as configured: its steps × batch, declared hardware and budget', async () => {
+    const file = join(tempDir('plan-job'), 'job.json');
+    const compute = { device: 't4', precision: 'fp32', budgetDeviceHours: 2 };
+    writeFileSync(file, JSON.stringify({ steps: 300, batchSize: 64, accumulate: 2, compute }));
+    const r = await runCli(['plan', '--config', file, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    const samples = 300 * 64 * 2;
+    expect(j.flopsPerItem).toBe(1_410_876);
+    expect(j.trainingFlops).toBe(1_410_876 * samples);
+    expect(j.peakFlops).toBe(8.1e12); // T4 fp32, the device table
+    expect(j.budget).toBe(2 * 3600 * 8.1e12);
+    const { text } = planCommand({ ...base, config: file });
+    expect(text).toMatch(/samples\s+38\.4 k \(the job's 300 steps × batch 128\)/);
+    expect(text).toMatch(/hardware\s+1 × 8\.10 TFLOP\/s peak \(.*job\.json: compute\)/);
+    // Flags still win over the job: a sample count, a device, a budget.
+    const given = planCommand({ ...base, config: file, samples: 1000, device: 'h100', budget: 1e18 }).result;
+    expect(given.trainingFlops).toBe(1_410_876 * 1000);
+    expect(given.peakFlops).toBe(989e12);
+    expect(given.budget).toBe(1e18);
+    // --model, the older name, reads the same file.
+    expect(planCommand({ ...base, model: file }).result.trainingFlops).toBe(1_410_876 * samples);
+  });
+
   it('--from-run takes the measured MFU and the hardware of a finished run', () => {
     const dir = join(tempDir('fromrun'), 'run');
     mkdirSync(dir);
@@ -130,6 +154,9 @@ describe('dptrain plan', () => {
     );
     expect(expectCode(() => planCommand({ ...base, params: 1e9, model: 'job.json' }), 'CONFIG_INVALID')).toMatch(
       /give the model one way/,
+    );
+    expect(expectCode(() => planCommand({ ...base, config: 'a.json', model: 'b.json' }), 'CONFIG_INVALID')).toMatch(
+      /--model is the older name of --config: give one of them/,
     );
     expect(expectCode(() => planCommand({ ...base, layers: 2, dModel: 8, tokens: 1 }), 'CONFIG_INVALID')).toMatch(
       /needs all of/,

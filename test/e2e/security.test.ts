@@ -4,7 +4,7 @@
  * Each refusal is one line on the worker with a documented exit status.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -104,17 +104,30 @@ describe('job token', () => {
     );
   });
 
-  it('no token at all: exit 3', async () => {
+  it('no token at all: exit 3, saying the coordinator requires one', async () => {
     const c = await coordinator(TOKEN);
     const w = await worker(c.listener.address, { DPTRAIN_TOKEN: undefined });
     expect(w.code).toBe(3);
+    expect(lastLine(w.stderr)).toBe(
+      'dptrain: AUTH_FAILED: authentication failed: this coordinator requires the job token; the worker has none (--token-file FILE or DPTRAIN_TOKEN)',
+    );
   });
 
-  it('a coordinator that cannot prove the token is refused by the worker: exit 3', async () => {
+  it('an empty --token-file: exit 2 before connecting, naming the file', async () => {
+    const empty = join(tempDir('empty-token'), 'job.token');
+    writeFileSync(empty, '\n');
+    const w = await worker('ws://127.0.0.1:9', { DPTRAIN_TOKEN: undefined }, ['--token-file', empty]);
+    expect(w.code).toBe(2);
+    expect(lastLine(w.stderr)).toBe(
+      `dptrain: CONFIG_INVALID: --token-file ${empty} is empty; put the job token in it (dptrain token > FILE)`,
+    );
+  });
+
+  it('a coordinator without a token is refused by a worker that has one: exit 3, saying so', async () => {
     const c = await coordinator(null);
     const w = await worker(c.listener.address, { DPTRAIN_TOKEN: TOKEN });
     expect(w.code).toBe(3);
-    expect(lastLine(w.stderr)).toMatch(/the coordinator could not prove it holds the job token/);
+    expect(lastLine(w.stderr)).toMatch(/this worker has a job token, the coordinator runs without one/);
   });
 
   it('the wrong job: exit 5, naming both', async () => {

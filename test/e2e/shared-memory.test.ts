@@ -40,7 +40,7 @@ describe.skipIf(!existsSync(SHM_ROOT))('shared memory for local workers', () => 
 
   // Long enough that the directory is removed mid-run: spirals trains ~100 steps/s here.
   const STEPS = 600;
-  it('when the directory disappears mid-run, both sides fall back to the socket and the run finishes', async () => {
+  it('when the directory disappears mid-run, payloads fall back to the socket and the run finishes', async () => {
     const out = tempDir('shm-gone');
     const child = spawn(
       process.execPath,
@@ -66,8 +66,11 @@ describe.skipIf(!existsSync(SHM_ROOT))('shared memory for local workers', () => 
     rmSync(gone, { recursive: true, force: true });
     expect(await exited).toBe(0);
     expect(readSummary(out).steps).toBe(STEPS);
+    // Whichever side touches the directory first falls back and says so: the coordinator (a
+    // write or read fails: it stops offering shared memory) or the workers (a parameter read
+    // fails: each reconnects without it, and the coordinator logs why it left).
     expect(readFileSync(join(out, 'log.jsonl'), 'utf8')).toMatch(
-      /shared memory failed; payloads go through the socket from now on/,
+      /shared memory failed; payloads go through the socket from now on|shared memory unreadable; reconnecting without it/,
     );
     // A worker that reconnected changes how some steps were sharded, which over hundreds of
     // steps moves the weights; the run must still train as well as a socket-only one.
