@@ -32,8 +32,9 @@ export function idleBehindAgents(c: Config, agents: readonly WorkerSlot[]): stri
   const least = Math.floor(leaves / agents.length);
   const idle = agents.reduce((k, a) => k + Math.max(0, (a.agentWorkers ?? 1) - least), 0);
   if (idle === 0) return null;
+  const share = leaves % agents.length === 0 ? `${least}` : `${least} or ${least + 1}`;
   return (
-    `a batch of ${c.batchSize} is cut into ${leaves} virtual shards, ${least} or ${least + 1} for each of ` +
+    `a batch of ${c.batchSize} is cut into ${leaves} virtual shards, ${share} for each of ` +
     `${agents.length} host agents of ${workers} workers in all: up to ${idle} of the workers wait; ` +
     `set shards (--shards) to a multiple of ${workers}, per-worker, or a larger batch`
   );

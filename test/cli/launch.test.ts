@@ -111,7 +111,10 @@ describe('host agents (--host-agents)', () => {
       batchSize: 48,
     };
     expect(idleBehindAgents(parseConfig({ ...job, shards: 2 }), agents)).toMatch(
-      /cut into 2 virtual shards, 1 or 2 for each of 2 host agents of 4 workers in all: up to 2 of the workers wait/,
+      /cut into 2 virtual shards, 1 for each of 2 host agents of 4 workers in all: up to 2 of the workers wait/,
+    );
+    expect(idleBehindAgents(parseConfig({ ...job, shards: 3 }), agents)).toMatch(
+      /cut into 3 virtual shards, 1 or 2 for each of 2 host agents of 4 workers in all: up to 2 of the workers wait/,
     );
     expect(idleBehindAgents(parseConfig({ ...job, shards: 12 }), agents)).toBeNull();
     expect(idleBehindAgents(parseConfig({ ...job, shards: 'per-worker' }), agents)).toBeNull();
