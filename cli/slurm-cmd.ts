@@ -2,10 +2,10 @@
  * `srun dptrain slurm --config job.json`, one task per worker: task 0 (SLURM_PROCID=0) runs the
  * coordinator on the first node of the allocation and a worker beside it; every other task runs
  * a worker that dials the first node's NodeAddr. With --host-agents --agent-workers K (one task
- * a node), each task runs a host agent of K workers in place of its worker. The token comes from DPTRAIN_TOKEN (srun
- * propagates the batch script's environment) or a --token-file only its owner can read. The run
- * directory is runs/slurm-JOBID unless --out says otherwise: a requeued job (same job id) finds
- * its checkpoint there and resumes from it.
+ * a node), each task runs a host agent of K workers in place of its worker. The token comes from
+ * DPTRAIN_TOKEN (srun propagates the batch script's environment) or a --token-file only its
+ * owner can read. The run directory is runs/slurm-JOBID unless --out says otherwise: a requeued
+ * job (same job id) finds its checkpoint there and resumes from it.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
