@@ -24,16 +24,16 @@ export type FlagRole = 'job' | 'launch' | 'run';
  * `train` train alone; `local` the commands that start local workers (train, launch); `start`
  * those that start workers at all (train, launch, slurm); `join` those that wait for workers to
  * join (coordinator, launch, slurm); `advertise` those that tell workers an address (coordinator,
- * launch); `launch` and `slurm` one command each.
+ * launch); `agents` those that can start host agents (launch, slurm); `launch` and `slurm` one command each.
  */
-export type FlagScope = 'run' | 'train' | 'local' | 'start' | 'join' | 'advertise' | 'launch' | 'slurm';
+export type FlagScope = 'run' | 'train' | 'local' | 'start' | 'join' | 'advertise' | 'agents' | 'launch' | 'slurm';
 
 /** The scopes each training command takes. */
 export const COMMAND_SCOPES = {
   train: ['run', 'train', 'local', 'start'],
   coordinator: ['run', 'join', 'advertise'],
-  launch: ['run', 'local', 'start', 'join', 'advertise', 'launch'],
-  slurm: ['run', 'start', 'join', 'slurm'],
+  launch: ['run', 'local', 'start', 'join', 'advertise', 'agents', 'launch'],
+  slurm: ['run', 'start', 'join', 'agents', 'slurm'],
 } as const satisfies Record<string, readonly FlagScope[]>;
 
 export interface FlagRow {
@@ -340,6 +340,21 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     help: 'the dptrain command on the hosts (default: this node and this dptrain, at the same paths)',
     role: 'run',
     scope: 'launch',
+  },
+  {
+    key: 'hostAgents',
+    flags: '--host-agents',
+    help: "one dptrain host-agent per host for that host's workers: one link to the coordinator per host",
+    role: 'run',
+    scope: 'agents',
+  },
+  {
+    key: 'agentWorkers',
+    flags: '--agent-workers <n>',
+    help: "with --host-agents: workers behind each agent (launch: at most, default all of a host's; slurm: required)",
+    parse: intFlag,
+    role: 'run',
+    scope: 'agents',
   },
   {
     key: 'port',

@@ -28,6 +28,8 @@ export interface HostAgentFlags extends JoinFlags {
   listen: { host: string; port: number };
   sharedMemory: boolean;
   logDir?: string;
+  /** Run by a coordinator's own launcher, which ends it through the coordinator (default: an IPC parent). */
+  launched?: boolean;
 }
 
 /** Frames from the host's workers: results of up to 256M float32 values (they authenticate first). */
@@ -87,11 +89,19 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
     await listener.close();
     shm?.remove();
   };
-  for (const sig of ['SIGINT', 'SIGTERM'] as const)
-    process.once(sig, () => {
-      log.warn(`${sig}: stopping the host's workers`);
-      void cleanup().then(() => process.exit(130));
-    });
+  if (f.launched ?? Boolean(process.send)) {
+    // Started by a launcher beside its coordinator (dptrain launch, dptrain slurm): as a worker
+    // there, stay on a signal until the coordinator has finished its step and checkpoint and
+    // says bye (Slurm signals every task at once); the parent gone, leave.
+    for (const sig of ['SIGINT', 'SIGTERM'] as const)
+      process.on(sig, () => log.info(`${sig}: the coordinator will end this host agent`));
+    process.on('disconnect', () => void cleanup().then(() => process.exit(1)));
+  } else
+    for (const sig of ['SIGINT', 'SIGTERM'] as const)
+      process.once(sig, () => {
+        log.warn(`${sig}: stopping the host's workers`);
+        void cleanup().then(() => process.exit(130));
+      });
   try {
     let timeoutSec = f.connectTimeout;
     const rejoin = new RejoinWindow(f.reconnectTimeout);

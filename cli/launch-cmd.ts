@@ -1,8 +1,9 @@
 /**
  * `dptrain launch`: the coordinator here, the workers wherever the launcher puts them (ssh
- * hosts, srun steps, local processes), from one command. Every worker's output comes back
- * prefixed with its host and rank; the first worker to fail is named (host, rank, how it
- * ended) and ends the run, and every other worker is stopped.
+ * hosts, srun steps, local processes), from one command; with --host-agents, one host agent per
+ * host for that host's workers. Every worker's output comes back prefixed with its host and
+ * rank; the first worker (or agent) to fail is named (host, rank, how it ended) and ends the
+ * run, and every other one is stopped.
  */
 import { DptrainError, fail } from '../shared/util/errors.js';
 import { newToken, readToken } from '../shared/wire/auth.js';
@@ -10,7 +11,8 @@ import type { Config } from '../shared/job/config.js';
 import { DEFAULT_LAUNCH, type LaunchSection } from '../shared/job/launch.js';
 import { resolveAdvertise } from './advertise.js';
 import { parseListen } from './parse-flags.js';
-import { makeLauncher, describeExit, describeSlot, type WorkerExit } from './launch/index.js';
+import { checkHostAgents, idleBehindAgents } from './launch/agent-checks.js';
+import { makeLauncher, describeExit, describeSlot, type Launcher, type WorkerExit } from './launch/index.js';
 import { parseHostList, readHostfile, type SshOptions } from './launch/ssh.js';
 import { Progress } from './progress.js';
 import { createCoordinator, trainWith, type ListenOptions } from './run-coordinator.js';
@@ -27,6 +29,8 @@ export interface LaunchFlags extends TrainFlags {
   remoteDptrain?: string;
   advertise?: string;
   joinTimeout?: number;
+  hostAgents?: boolean;
+  agentWorkers?: number;
 }
 
 /** The config's launch section with the flags over it. */
@@ -44,6 +48,8 @@ export function launchSection(f: LaunchFlags, c: Config): LaunchSection {
     listen: l.listen,
     advertise: f.advertise ?? l.advertise,
     joinTimeoutSec: f.joinTimeout ?? l.joinTimeoutSec,
+    hostAgents: f.hostAgents ?? l.hostAgents,
+    agentWorkers: f.agentWorkers ?? l.agentWorkers,
   };
 }
 
@@ -74,19 +80,26 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
   // Workers get the token through their launcher (stdin over ssh, the environment under srun).
   const token = readToken(f.tokenFile) ?? newToken();
   let section = DEFAULT_LAUNCH;
+  let launcher: Launcher | null = null;
   const { config, resume, s } = await openRun(
     f,
     () => listenFor(f, section, token),
     (c) => {
+      // A bad host list, or a job the host agents cannot run, fails before anything starts.
       section = launchSection(f, c);
-      if (section.launcher === 'ssh') sshOptions(section); // a bad host list fails before anything starts
+      if (section.agentWorkers !== null && !section.hostAgents)
+        fail('CONFIG_INVALID', '--agent-workers goes with --host-agents (launch.hostAgents)');
+      launcher = makeLauncher(section.launcher, {
+        workers: c.workers,
+        ssh: section.launcher === 'ssh' ? sshOptions(section) : undefined,
+        hostAgents: section.hostAgents ? { perAgent: section.agentWorkers } : null,
+      });
+      if (section.hostAgents) checkHostAgents(c, launcher.slots());
     },
   );
-  const launcher = makeLauncher(section.launcher, {
-    workers: config.workers,
-    ssh: section.launcher === 'ssh' ? sshOptions(section) : undefined,
-  });
-  const slots = launcher.slots();
+  const slots = launcher!.slots();
+  const idle = section.hostAgents ? idleBehindAgents(config, slots) : null;
+  if (idle) s.log.warn(idle);
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
   const coord = createCoordinator(config, s, progress, {
     ...traceOptions(f),
@@ -98,15 +111,16 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
   });
   s.log.info(
     {
-      launcher: launcher.name,
-      workers: slots.length,
+      launcher: launcher!.name,
+      [section.hostAgents ? 'hostAgents' : 'workers']: slots.length,
+      ...(section.hostAgents ? { workers: slots.reduce((k, a) => k + (a.agentWorkers ?? 1), 0) } : {}),
       hosts: [...new Set(slots.map((w) => w.host))],
       connect: s.workerAddress,
     },
-    'starting workers',
+    section.hostAgents ? 'starting host agents' : 'starting workers',
   );
   let failed: WorkerExit | null = null;
-  const workers = launcher.start({
+  const workers = launcher!.start({
     address: s.workerAddress,
     token,
     backend: { name: config.backend, allowSoftwareGpu: config.allowSoftwareGpu },
@@ -115,7 +129,8 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
     onExit: (e) => {
       if (e.stopped || failed || (e.code === 0 && !e.signal)) return;
       failed = e;
-      const line = `worker ${describeSlot(e)} (${e.name}) failed: ${describeExit(e)}; stopping the other workers (its log: ${s.runDir.workerLog(e.name)})`;
+      const others = section.hostAgents ? 'host agents' : 'workers';
+      const line = `${describeSlot(e)} failed: ${describeExit(e)}; stopping the other ${others} (its log: ${s.runDir.workerLog(e.name)})`;
       s.log.error({ worker: e.name, host: e.host, rank: e.rank, code: e.code, signal: e.signal }, line);
       coord.abort(new DptrainError('WORKER_LOST', line));
     },

@@ -1,29 +1,56 @@
 /**
  * `srun dptrain slurm --config job.json`, one task per worker: task 0 (SLURM_PROCID=0) runs the
  * coordinator on the first node of the allocation and a worker beside it; every other task runs
- * a worker that dials the first node's NodeAddr. The token comes from DPTRAIN_TOKEN (srun
- * propagates the batch script's environment) or a --token-file only its owner can read. The run
- * directory is runs/slurm-JOBID unless --out says otherwise: a requeued job (same job id) finds
- * its checkpoint there and resumes from it.
+ * a worker that dials the first node's NodeAddr. With --host-agents --agent-workers K (one task
+ * a node), each task runs a host agent of K workers in place of its worker. The token comes from
+ * DPTRAIN_TOKEN (srun propagates the batch script's environment) or a --token-file only its
+ * owner can read. The run directory is runs/slurm-JOBID unless --out says otherwise: a requeued
+ * job (same job id) finds its checkpoint there and resumes from it.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkpointDir } from '../coordinator/checkpoint.js';
 import { fail } from '../shared/util/errors.js';
 import { readToken } from '../shared/wire/auth.js';
-import { describeExit } from './launch/contract.js';
+import { describeExit, type WorkerSlot } from './launch/contract.js';
 import { FLAG_TABLE } from './flag-table.js';
-import { MAIN, workerArgs } from './launch/local.js';
+import { MAIN } from './launch/local.js';
+import { memberArgs } from './launch/members.js';
 import { startProcs } from './launch/procs.js';
 import { nodeAddr, slurmHostnames, slurmTask, tasksPerNode, type SlurmTask } from './launch/slurm.js';
 import { Progress } from './progress.js';
 import { createCoordinator, trainWith } from './run-coordinator.js';
 import { handleSignals, openRun, traceOptions, type TrainFlags } from './train-cmd.js';
 import { workerCommand } from './worker-cmd.js';
+import { hostAgentCommand } from './host-agent-cmd.js';
+import { checkHostAgents, idleBehindAgents } from './launch/agent-checks.js';
 
 export interface SlurmFlags extends TrainFlags {
   port?: number;
   joinTimeout?: number;
+  /** Each task (one per node) runs a host agent of `agentWorkers` workers instead of one worker. */
+  hostAgents?: boolean;
+  agentWorkers?: number;
+}
+
+/**
+ * With --host-agents, the workers behind each node's agent; refused in one line where the
+ * allocation does not give one task per node.
+ */
+export function slurmAgentWorkers(f: SlurmFlags, env: NodeJS.ProcessEnv): number | null {
+  if (!f.hostAgents) {
+    if (f.agentWorkers !== undefined) fail('CONFIG_INVALID', '--agent-workers goes with --host-agents');
+    return null;
+  }
+  if (f.agentWorkers === undefined)
+    fail('CONFIG_INVALID', "--host-agents under Slurm needs --agent-workers K: the workers each node's agent starts");
+  const per = env.SLURM_TASKS_PER_NODE;
+  if (per && tasksPerNode(per).some((n) => n !== 1))
+    fail(
+      'CONFIG_INVALID',
+      `--host-agents runs one host agent a node: submit with --ntasks-per-node=1 (SLURM_TASKS_PER_NODE is ${per})`,
+    );
+  return f.agentWorkers;
 }
 
 /** A token file another user could read is refused: whoever reads it can join the job. */
@@ -53,6 +80,19 @@ export function slurmWorkerNames(t: SlurmTask, nodes: string[], perNode: string 
   return names;
 }
 
+/** Each task's slot, rank by rank: its worker, or with `agentWorkers` its host agent (one task a node). */
+export function slurmMembers(
+  t: SlurmTask,
+  nodes: string[],
+  perNode: string | undefined,
+  agentWorkers: number | null,
+): WorkerSlot[] {
+  return slurmWorkerNames(t, nodes, perNode).map((n, rank) => {
+    const host = n.slice(n.indexOf('@') + 1);
+    return agentWorkers ? { host, rank, name: `agent${rank}@${host}`, agentWorkers } : { host, rank, name: n };
+  });
+}
+
 /** The default coordinator port: fixed per job, so that jobs sharing a node do not collide. */
 export const slurmPort = (jobId: string): number => 20000 + (Number(jobId) % 20000);
 
@@ -67,8 +107,25 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
   const port = f.port ?? slurmPort(task.jobId);
   const address = `ws://${head.includes(':') ? `[${head}]` : head}:${port}`;
   const node = task.node || nodes[0];
-  const name = `rank${task.rank}@${node}`;
+  const agentWorkers = slurmAgentWorkers(f, env);
+  const name = `${agentWorkers ? 'agent' : 'rank'}${task.rank}@${node}`;
   const backend = f.backend ?? 'auto';
+  if (task.rank !== 0 && agentWorkers)
+    // A launched agent stays on SIGTERM until the coordinator's goodbye, as the worker below does.
+    return hostAgentCommand({
+      connect: address,
+      name,
+      workers: agentWorkers,
+      backend,
+      allowSoftwareGpu: f.allowSoftwareGpu,
+      connectTimeout: f.joinTimeout ?? 120,
+      reconnectTimeout: 300,
+      precision: 'fp32',
+      tokenFile: f.tokenFile,
+      listen: { host: '127.0.0.1', port: 0 },
+      sharedMemory: true,
+      launched: true,
+    });
   if (task.rank !== 0) {
     // Preemption and requeue signal every task at once: stay, so the coordinator can finish
     // its step and checkpoint; it then says goodbye (Slurm's KillWait bounds the wait).
@@ -94,10 +151,19 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
   const run = requeued
     ? { ...f, ...jobFlagsCleared, out: undefined, resume: out }
     : { ...f, out: f.resume ? undefined : out };
-  const { config, resume: loaded, s } = await openRun(run, { host: '0.0.0.0', port, token, advertise: head });
+  const members = slurmMembers(task, nodes, env.SLURM_TASKS_PER_NODE, agentWorkers);
+  const {
+    config,
+    resume: loaded,
+    s,
+  } = await openRun(run, { host: '0.0.0.0', port, token, advertise: head }, (c) => {
+    if (agentWorkers) checkHostAgents(c, members);
+  });
+  const idle = agentWorkers ? idleBehindAgents(config, members) : null;
+  if (idle) s.log.warn(idle);
   s.log.info(
     { job: task.jobId, tasks: task.ntasks, nodes, restarts: task.restarts, resumeFrom: loaded?.state.step },
-    `slurm task 0: coordinator at ${s.workerAddress}; every task runs a worker`,
+    `slurm task 0: coordinator at ${s.workerAddress}; every task runs a ${agentWorkers ? `host agent of ${agentWorkers} workers` : 'worker'}`,
   );
   const progress = new Progress(config.steps, loaded?.state.step ?? 0);
   const coord = createCoordinator(config, s, progress, {
@@ -105,12 +171,12 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
     token,
     resume: loaded?.state,
     startWorkers: task.ntasks,
-    expectedWorkers: slurmWorkerNames(task, nodes, env.SLURM_TASKS_PER_NODE),
+    expectedWorkers: members.map((m) => m.name),
     joinTimeoutMs: (f.joinTimeout ?? 120) * 1000,
   });
   // Task 0's own worker: a child process, so that the coordinator's loop is not blocked by
   // TF.js; in the task's process group, so Slurm's process tracking ends it with the task.
-  const slot = { host: node, rank: 0, name };
+  const slot = members[0];
   const req = {
     address: s.workerAddress,
     token,
@@ -119,12 +185,15 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
     logDir: (n: string) => s.runDir.workerLog(n),
   };
   const own = startProcs(
-    [{ slot, argv: [process.execPath, MAIN, ...workerArgs(req, slot)], env: { ...env, DPTRAIN_TOKEN: token } }],
+    [{ slot, argv: [process.execPath, MAIN, ...memberArgs(req, slot)], env: { ...env, DPTRAIN_TOKEN: token } }],
     {
       ...req,
       onExit: (e) => {
         if (!e.stopped && (e.code !== 0 || e.signal))
-          s.log.warn({ worker: e.name }, `task 0's worker ${describeExit(e)}; training goes on with the other tasks`);
+          s.log.warn(
+            { worker: e.name },
+            `task 0's ${agentWorkers ? 'host agent' : 'worker'} ${describeExit(e)}; training goes on with the other tasks`,
+          );
       },
     },
     { output: 'prefix', ipc: true, terminate: () => {} },

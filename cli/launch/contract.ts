@@ -12,6 +12,8 @@ export interface WorkerSlot {
   rank: number;
   /** The name it joins the coordinator with (coordinator log, join timeout, faults). */
   name: string;
+  /** Set: this slot is a host agent (`dptrain host-agent`) with this many workers behind it, not one worker. */
+  agentWorkers?: number;
 }
 
 /** How a worker ended. `code` and `signal` as the launcher saw them; `stopped`: we ended it. */
@@ -30,7 +32,7 @@ export interface LaunchRequest {
   /** Where per-worker logs go (RUN/workers/NAME.log). */
   logDir: (name: string) => string;
   log: Logger;
-  /** More `dptrain worker` flags (e.g. --connect-timeout). */
+  /** More flags of the joining commands (cli/join-flags.ts, e.g. --connect-timeout): a host agent takes them too. */
   workerFlags?: string[];
   /** Extra environment for the workers (e.g. DPTRAIN_SHM_DIR for local ones). */
   env?: Record<string, string>;
@@ -62,7 +64,8 @@ export function describeExit(e: Pick<WorkerExit, 'code' | 'signal'>): string {
   return `exit status ${e.code ?? '?'}`;
 }
 
-/** "worker 3 on host2" */
+/** "worker rank 3 on host2 (rank3@host2)", "host agent 1 on host2 (agent1@host2, 4 workers)" */
 export function describeSlot(s: WorkerSlot): string {
-  return `rank ${s.rank} on ${s.host}`;
+  if (s.agentWorkers !== undefined) return `host agent ${s.rank} on ${s.host} (${s.name}, ${s.agentWorkers} workers)`;
+  return `worker rank ${s.rank} on ${s.host} (${s.name})`;
 }

@@ -7,7 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { fail } from '../../shared/util/errors.js';
 import type { Launcher, WorkerSlot } from './contract.js';
-import { MAIN, workerArgs } from './local.js';
+import { MAIN } from './local.js';
+import { memberArgs, type SlotShape, workerSlots } from './members.js';
 import { startProcs, type Proc } from './procs.js';
 
 export interface SlurmTask {
@@ -80,13 +81,15 @@ export function tasksPerNode(v: string): number[] {
 }
 
 /** Launcher inside an allocation: workers per node from SLURM_TASKS_PER_NODE (default one per node). */
-export function slurmLauncher(env: NodeJS.ProcessEnv = process.env): Launcher {
+export function slurmLauncher(env: NodeJS.ProcessEnv = process.env, shape: SlotShape = workerSlots): Launcher {
   const slots = (): WorkerSlot[] => {
     const nodes = slurmHostnames(need(env, 'SLURM_JOB_NODELIST'), env);
     const per = env.SLURM_TASKS_PER_NODE ? tasksPerNode(env.SLURM_TASKS_PER_NODE) : nodes.map(() => 1);
     let rank = 0;
-    return nodes.flatMap((host, i) =>
-      Array.from({ length: per[i] ?? 1 }, () => ({ host, rank, name: `rank${rank++}@${host}` })),
+    return shape(
+      nodes.flatMap((host, i) =>
+        Array.from({ length: per[i] ?? 1 }, () => ({ host, rank, name: `rank${rank++}@${host}` })),
+      ),
     );
   };
   return {
@@ -106,7 +109,7 @@ export function slurmLauncher(env: NodeJS.ProcessEnv = process.env): Launcher {
           `--job-name=dptrain-${slot.name}`,
           process.execPath,
           MAIN,
-          ...workerArgs(req, slot),
+          ...memberArgs(req, slot),
         ],
         env: env2,
       }));

@@ -9,7 +9,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fail } from '../../shared/util/errors.js';
 import type { Launcher, WorkerSlot } from './contract.js';
-import { MAIN, workerArgs } from './local.js';
+import { MAIN } from './local.js';
+import { memberArgs, type SlotShape, workerSlots } from './members.js';
 import { startProcs, type Proc } from './procs.js';
 
 export interface SshOptions {
@@ -78,7 +79,7 @@ const WRAPPER = [
 
 const PID_LINE = /^dptrain-remote-pid (\d+)$/;
 
-export function sshLauncher(o: SshOptions): Launcher {
+export function sshLauncher(o: SshOptions, shape: SlotShape = workerSlots): Launcher {
   if (o.hosts.length === 0)
     fail('CONFIG_INVALID', 'launch: no hosts given (--hosts host1:2,host2:4 or --hostfile FILE)');
   const sshArgs = (host: string): string[] => [
@@ -92,8 +93,10 @@ export function sshLauncher(o: SshOptions): Launcher {
   ];
   const slots = (): WorkerSlot[] => {
     let rank = 0;
-    return o.hosts.flatMap(({ host, slots: k }) =>
-      Array.from({ length: k }, () => ({ host, rank: rank, name: `rank${rank++}@${host}` })),
+    return shape(
+      o.hosts.flatMap(({ host, slots: k }) =>
+        Array.from({ length: k }, () => ({ host, rank: rank, name: `rank${rank++}@${host}` })),
+      ),
     );
   };
   const remote = (p: Proc, what: string[]) => {
@@ -106,7 +109,7 @@ export function sshLauncher(o: SshOptions): Launcher {
     start(req) {
       const base = o.command ?? [process.execPath, MAIN];
       const specs = slots().map((slot) => {
-        const cmd = [...base, ...workerArgs(req, slot)];
+        const cmd = [...base, ...memberArgs(req, slot)];
         const line = `exec sh -c ${shellQuote(WRAPPER)} dptrain-worker ${cmd.map(shellQuote).join(' ')}`;
         return { slot, argv: ['ssh', ...sshArgs(slot.host), line], env: { ...process.env }, stdin: `${req.token}\n` };
       });

@@ -24,6 +24,10 @@ export interface LaunchSection {
   /** The host (or interface) workers are told. */
   advertise: string | null;
   joinTimeoutSec: number;
+  /** One `dptrain host-agent` per host for that host's workers, instead of one process each. */
+  hostAgents: boolean;
+  /** With hostAgents: at most this many workers behind one agent (null: all of a host's). */
+  agentWorkers: number | null;
 }
 
 export const DEFAULT_LAUNCH: LaunchSection = {
@@ -38,6 +42,8 @@ export const DEFAULT_LAUNCH: LaunchSection = {
   listen: null,
   advertise: null,
   joinTimeoutSec: 120,
+  hostAgents: false,
+  agentWorkers: null,
 };
 
 const str = (v: unknown, field: string): string | null =>
@@ -70,5 +76,11 @@ export function parseLaunchSection(raw: unknown): LaunchSection | null {
     listen: str(o.listen, 'listen'),
     advertise: str(o.advertise, 'advertise'),
     joinTimeoutSec: num(o.joinTimeoutSec, 'launch.joinTimeoutSec', { min: 1 }),
+    hostAgents:
+      typeof o.hostAgents === 'boolean'
+        ? o.hostAgents
+        : fail('CONFIG_INVALID', `launch.hostAgents must be true or false, got ${JSON.stringify(o.hostAgents)}`),
+    agentWorkers:
+      o.agentWorkers === null ? null : num(o.agentWorkers, 'launch.agentWorkers', { int: true, min: 1, max: 1024 }),
   };
 }

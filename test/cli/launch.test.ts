@@ -1,12 +1,16 @@
 /** What the launch commands parse and check before anything starts, and the worker's preflight. */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { resolveAdvertise, workerAddress } from '../../cli/advertise.js';
+import { idleBehindAgents } from '../../cli/launch/agent-checks.js';
+import { describeSlot } from '../../cli/launch/contract.js';
+import { hostAgentSlots, memberArgs, workerSlots } from '../../cli/launch/members.js';
 import { parseHostList, readHostfile, shellQuote } from '../../cli/launch/ssh.js';
 import { slurmTask, tasksPerNode } from '../../cli/launch/slurm.js';
-import { slurmPort, slurmToken, slurmWorkerNames } from '../../cli/slurm-cmd.js';
+import { slurmAgentWorkers, slurmMembers, slurmPort, slurmToken, slurmWorkerNames } from '../../cli/slurm-cmd.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { preflight } from '../../worker/preflight.js';
 import { freePort, runCli, tempDir } from '../helpers/cli.js';
@@ -56,6 +60,134 @@ describe('the config launch section', () => {
   });
 });
 
+describe('host agents (--host-agents)', () => {
+  const workers = ['h1', 'h1', 'h1', 'h2', 'h2'].map((host, rank) => ({ host, rank, name: `rank${rank}@${host}` }));
+  const req = {
+    address: 'ws://c:7070',
+    token: 'not-on-argv-0123456789abcdef0123',
+    backend: { name: 'cpu', allowSoftwareGpu: false },
+    logDir: (n: string) => n,
+    log: pino({ level: 'silent' }),
+  };
+
+  it("one agent per host for that host's workers, or agents of at most --agent-workers", () => {
+    expect(hostAgentSlots(null)(workers)).toEqual([
+      { host: 'h1', rank: 0, name: 'agent0@h1', agentWorkers: 3 },
+      { host: 'h2', rank: 1, name: 'agent1@h2', agentWorkers: 2 },
+    ]);
+    expect(hostAgentSlots(2)(workers).map((a) => [a.name, a.agentWorkers])).toEqual([
+      ['agent0@h1', 2],
+      ['agent1@h1', 1],
+      ['agent2@h2', 2],
+    ]);
+    expect(workerSlots(workers)).toEqual(workers);
+  });
+
+  it('an agent slot runs dptrain host-agent --workers K, a worker slot dptrain worker; the token on neither', () => {
+    const agent = memberArgs(req, hostAgentSlots(null)(workers)[0]);
+    expect(agent.slice(0, 3)).toEqual(['host-agent', '--workers', '3']);
+    expect(agent).toEqual(expect.arrayContaining(['--connect', 'ws://c:7070', '--name', 'agent0@h1']));
+    expect(memberArgs(req, workers[0])[0]).toBe('worker');
+    expect([...agent, ...memberArgs(req, workers[0])].join(' ')).not.toContain(req.token);
+    expect(describeSlot(hostAgentSlots(null)(workers)[1])).toBe('host agent 1 on h2 (agent1@h2, 2 workers)');
+    expect(describeSlot(workers[1])).toBe('worker rank 1 on h1 (rank1@h1)');
+  });
+
+  it('the config: launch.hostAgents and launch.agentWorkers', () => {
+    expect(parseConfig({ launch: { hostAgents: true, agentWorkers: 4 } }).launch).toMatchObject({
+      hostAgents: true,
+      agentWorkers: 4,
+    });
+    expect(expectCode(() => parseConfig({ launch: { hostAgents: 'yes' } }), 'CONFIG_INVALID')).toMatch(
+      /launch\.hostAgents must be true or false/,
+    );
+  });
+
+  it('says when virtual shards leave workers behind the agents waiting', () => {
+    const agents = hostAgentSlots(2)(['a', 'a', 'b', 'b'].map((host, rank) => ({ host, rank, name: `w${rank}` })));
+    const job = {
+      data: { name: 'spirals' },
+      model: { layers: [{ units: 2 }], loss: 'softmaxCrossEntropy' },
+      batchSize: 48,
+    };
+    expect(idleBehindAgents(parseConfig({ ...job, shards: 2 }), agents)).toMatch(
+      /cut into 2 virtual shards, 1 for each of 2 host agents of 4 workers in all: up to 2 of the workers wait/,
+    );
+    expect(idleBehindAgents(parseConfig({ ...job, shards: 3 }), agents)).toMatch(
+      /cut into 3 virtual shards, 1 or 2 for each of 2 host agents of 4 workers in all: up to 2 of the workers wait/,
+    );
+    expect(idleBehindAgents(parseConfig({ ...job, shards: 12 }), agents)).toBeNull();
+    expect(idleBehindAgents(parseConfig({ ...job, shards: 'per-worker' }), agents)).toBeNull();
+  });
+
+  it.each([
+    [
+      ['--compress', 'topk:0.1'],
+      /^dptrain: CONFIG_INVALID: --host-agents: compression topk is not supported behind a host agent/,
+    ],
+    [
+      ['--min-workers', '3'],
+      /^dptrain: CONFIG_INVALID: minWorkers \(3\) is above the 2 host agents started: .*set --min-workers 2 or less/,
+    ],
+  ])(
+    'refuses %s before anything starts, in one line',
+    async (flags, line) => {
+      const dir = tempDir('agents-refused');
+      const job = join(dir, 'job.json');
+      writeFileSync(
+        job,
+        JSON.stringify({ data: { name: 'xor' }, model: { layers: [{ units: 1 }], loss: 'binaryCrossEntropy' } }),
+      );
+      const out = join(dir, 'run');
+      const common = [
+        'launch',
+        '--launcher',
+        'local',
+        '--workers',
+        '4',
+        '--steps',
+        '2',
+        '-c',
+        job,
+        '--listen',
+        '127.0.0.1:0',
+      ];
+      const r = await runCli([...common, '--out', out, '--host-agents', '--agent-workers', '2', ...flags]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(line);
+      expect(existsSync(out)).toBe(false);
+      // The same job without agents starts (and here finishes): the refusal is the agents'.
+      const plain = await runCli([...common, '--out', join(dir, 'plain'), ...flags]);
+      expect(plain.code, plain.stderr).toBe(0);
+    },
+    120_000,
+  );
+
+  it('--agent-workers without --host-agents: one line', async () => {
+    const dir = tempDir('agents-alone');
+    const job = join(dir, 'job.json');
+    writeFileSync(
+      job,
+      JSON.stringify({ data: { name: 'xor' }, model: { layers: [{ units: 1 }], loss: 'binaryCrossEntropy' } }),
+    );
+    const r = await runCli([
+      'launch',
+      '--launcher',
+      'local',
+      '-c',
+      job,
+      '--agent-workers',
+      '2',
+      '--out',
+      join(dir, 'run'),
+    ]);
+    expect(r.code).toBe(2);
+    expect(existsSync(join(dir, 'run'))).toBe(false);
+    expect(r.stderr).toBe('dptrain: CONFIG_INVALID: --agent-workers goes with --host-agents (launch.hostAgents)\n');
+  }, 60_000);
+});
+
 describe('advertised address', () => {
   it('an interface name becomes its IPv4 address; a host is kept', () => {
     const ifaces = {
@@ -102,6 +234,30 @@ describe('Slurm tasks', () => {
       'rank4@c',
     ]);
     expect(slurmPort('12345')).toBe(32345);
+  });
+
+  it('--host-agents: an agent a task, one task a node, --agent-workers required; each refusal in one line', () => {
+    const t = { jobId: '7', rank: 0, ntasks: 2, nodelist: '', restarts: 0, node: 'a' };
+    expect(slurmMembers(t, ['a', 'b'], '1(x2)', 3)).toEqual([
+      { host: 'a', rank: 0, name: 'agent0@a', agentWorkers: 3 },
+      { host: 'b', rank: 1, name: 'agent1@b', agentWorkers: 3 },
+    ]);
+    expect(slurmMembers(t, ['a', 'b'], '1(x2)', null).map((m) => m.name)).toEqual(['rank0@a', 'rank1@b']);
+    const env = { SLURM_TASKS_PER_NODE: '1(x2)' };
+    expect(slurmAgentWorkers({ hostAgents: true, agentWorkers: 3 }, env)).toBe(3);
+    expect(slurmAgentWorkers({}, env)).toBeNull();
+    expect(expectCode(() => slurmAgentWorkers({ hostAgents: true }, env), 'CONFIG_INVALID')).toMatch(
+      /--host-agents under Slurm needs --agent-workers K/,
+    );
+    expect(
+      expectCode(
+        () => slurmAgentWorkers({ hostAgents: true, agentWorkers: 2 }, { SLURM_TASKS_PER_NODE: '2(x2)' }),
+        'CONFIG_INVALID',
+      ),
+    ).toMatch(/submit with --ntasks-per-node=1 \(SLURM_TASKS_PER_NODE is 2\(x2\)\)/);
+    expect(expectCode(() => slurmAgentWorkers({ agentWorkers: 2 }, env), 'CONFIG_INVALID')).toMatch(
+      /--agent-workers goes with --host-agents/,
+    );
   });
 
   it('a token file others can read is refused; no token at all says how to give one', () => {

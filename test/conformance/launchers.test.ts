@@ -2,7 +2,9 @@
  * Every registered launcher against the launcher contract (cli/launch/contract.ts), with real
  * `dptrain worker` processes: one slot per rank; the token reaches every worker, and no command
  * line; each worker's end is reported once with its host, rank and exit status or signal; a
- * signal reaches the one worker named; stop() ends them all and leaves nothing running.
+ * signal reaches the one worker named; stop() ends them all and leaves nothing running. Each also
+ * starts host agents in place of workers: a slot an agent, the token on no command line, and
+ * stop() ends the agents with their workers.
  * ssh runs against a local sshd, slurm inside an allocation of a local Slurm; each skips,
  * saying why, where it cannot.
  */
@@ -22,11 +24,19 @@ let registry: typeof Registry;
 
 interface Env {
   launcher: () => Registry.Launcher;
+  /** The same launcher starting host agents (--host-agents): at least two agent slots. */
+  agents: () => Registry.Launcher;
   stop?: () => Promise<void>;
 }
 
 const ENVS: Record<string, { skip: string | null; setup: () => Promise<Env> }> = {
-  local: { skip: null, setup: async () => ({ launcher: () => registry.makeLauncher('local', { workers: 2 }) }) },
+  local: {
+    skip: null,
+    setup: async () => ({
+      launcher: () => registry.makeLauncher('local', { workers: 2 }),
+      agents: () => registry.makeLauncher('local', { workers: 4, hostAgents: { perAgent: 2 } }),
+    }),
+  },
   ssh: {
     skip: sshdSkip,
     setup: async () => {
@@ -35,11 +45,10 @@ const ENVS: Record<string, { skip: string | null; setup: () => Promise<Env> }> =
         { host: '127.0.0.1', slots: 1 },
         { host: 'localhost', slots: 1 },
       ];
+      const ssh = { hosts, port: sshd.port, identity: sshd.identity, options: sshd.options };
       return {
-        launcher: () =>
-          registry.makeLauncher('ssh', {
-            ssh: { hosts, port: sshd.port, identity: sshd.identity, options: sshd.options },
-          }),
+        launcher: () => registry.makeLauncher('ssh', { ssh }),
+        agents: () => registry.makeLauncher('ssh', { ssh, hostAgents: { perAgent: null } }),
         stop: () => sshd.stop(),
       };
     },
@@ -55,7 +64,11 @@ const ENVS: Record<string, { skip: string | null; setup: () => Promise<Env> }> =
       });
       const id = slurm.client('squeue', ['-h', '-o', '%i', '-n', 'launcher-conformance']).trim();
       const env = { ...slurm.env, SLURM_JOB_ID: id, SLURM_JOB_NODELIST: 'n[1-2]', SLURM_TASKS_PER_NODE: '1(x2)' };
-      return { launcher: () => registry.makeLauncher('slurm', { env }), stop: () => slurm.stop() };
+      return {
+        launcher: () => registry.makeLauncher('slurm', { env }),
+        agents: () => registry.makeLauncher('slurm', { env, hostAgents: { perAgent: null } }),
+        stop: () => slurm.stop(),
+      };
     },
   },
 };
@@ -86,8 +99,9 @@ describe.each(Object.entries(ENVS))('launcher %s', (name, { skip, setup }) => {
     token: string,
     onExit?: (e: Registry.WorkerExit) => void,
     workerFlags: string[] = [],
+    launcher = env!.launcher(),
   ) {
-    return env!.launcher().start({
+    return launcher.start({
       address,
       token,
       backend: { name: 'cpu', allowSoftwareGpu: false },
@@ -168,7 +182,68 @@ describe.each(Object.entries(ENVS))('launcher %s', (name, { skip, setup }) => {
     },
     120_000,
   );
+
+  it.skipIf(skip !== null)(
+    'host agents: a slot an agent, the token reaches each and no command line; stop ends the agents and their workers',
+    async () => {
+      const launcher = env!.agents();
+      const slots = launcher.slots();
+      expect(slots.length).toBeGreaterThan(1);
+      expect(slots.map((a) => [a.rank, a.name])).toEqual(slots.map((a, i) => [i, `agent${i}@${a.host}`]));
+      // A token too short to use: each agent says so and exits 2, before it starts any worker.
+      const short = await start(`ws://127.0.0.1:${await freePort()}`, 'short', undefined, [], launcher).ended;
+      expect(short.map((e) => [e.name, e.code, e.agentWorkers]).sort()).toEqual(
+        slots.map((a) => [a.name, 2, a.agentWorkers]).sort(),
+      );
+      for (const a of slots) expect(safeRead(`${dir}/${a.name}.log`)).toMatch(/the job token is 5 characters/);
+      const port = await freePort(); // nothing listens: the agents keep retrying
+      const token = 'conformance-token-0123456789abcdef';
+      const marker = `ws://127.0.0.1:${port}`;
+      const w = start(marker, token, undefined, ['--connect-timeout', '300'], launcher);
+      const t0 = Date.now();
+      while (!slots.every((a) => /cannot reach the coordinator/.test(safeRead(`${dir}/${a.name}.log`)))) {
+        if (Date.now() - t0 > 60_000) throw new Error('the agents did not start within 60 s');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      // The agents' node processes (not the ssh or srun client, nor the remote wrapper, that carry them).
+      const agents = processesWith(marker).filter(
+        (l) => / host-agent --workers \d+ /.test(l) && l.trim().split(/\s+/)[1] === process.execPath,
+      );
+      expect(agents.length).toBe(slots.length);
+      expect(processesWith(token)).toEqual([]);
+      // The agents' own workers: the processes whose parent is an agent's node process.
+      const pids = agents.map((l) => Number(l.trim().split(/\s+/)[0]));
+      const workers = childrenOf(pids);
+      expect(workers.length).toBe(slots.reduce((k, a) => k + a.agentWorkers!, 0));
+      const ends = await w.stop(3000);
+      expect(ends.every((e) => e.stopped)).toBe(true);
+      const t1 = Date.now();
+      while ([...pids, ...workers].some(alive) && Date.now() - t1 < 10_000)
+        await new Promise((r) => setTimeout(r, 100));
+      expect([...pids, ...workers].filter(alive)).toEqual([]);
+    },
+    180_000,
+  );
 });
+
+/** The pids of the processes whose parent is one of `parents`. */
+function childrenOf(parents: number[]): number[] {
+  return execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).map(Number))
+    .filter(([, ppid]) => parents.includes(ppid))
+    .map(([pid]) => pid);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function safeRead(f: string): string {
   try {

@@ -1,7 +1,8 @@
 /**
  * `dptrain launch` over a real sshd on loopback (two "hosts": 127.0.0.1 and localhost): the
  * run equals the local one, every worker line comes back prefixed with host and rank, the token
- * is on no command line; a remote worker killed mid-run is named and nothing is left running.
+ * is on no command line; a remote worker killed mid-run is named and nothing is left running;
+ * with --host-agents, one agent per host, the token on no command line, the bits of 4 workers.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,27 +41,32 @@ describe.skipIf(sshdSkip !== null)(`dptrain launch over ssh${sshdSkip ? ` (skipp
     await sshd?.stop();
   });
 
+  /** `dptrain launch` of `config` on `hosts` over the test's sshd into `out`, with `flags`. */
+  const launchOverSsh = (hosts: string, config: string, out: string, flags: string[] = []) =>
+    runCli([
+      'launch',
+      '--hosts',
+      hosts,
+      ...sshFlags(sshd),
+      '--token-file',
+      tokenFile,
+      '--config',
+      config,
+      '--backend',
+      'cpu',
+      ...flags,
+      '--listen',
+      '127.0.0.1:0',
+      '--out',
+      out,
+    ]);
+
   it('trains to the parameters of dptrain train with as many local workers; output prefixed; no token on any command line', async () => {
     const local = join(job.dir, 'local');
     const remote = join(job.dir, 'ssh');
     const rl = await runCli(['train', '--config', job.file, '--workers', '2', '--backend', 'cpu', '--out', local]);
     expect(rl.code, rl.stderr).toBe(0);
-    const launched = runCli([
-      'launch',
-      '--hosts',
-      HOSTS,
-      ...sshFlags(sshd),
-      '--token-file',
-      tokenFile,
-      '--config',
-      job.file,
-      '--backend',
-      'cpu',
-      '--listen',
-      '127.0.0.1:0',
-      '--out',
-      remote,
-    ]);
+    const launched = launchOverSsh(HOSTS, job.file, remote);
     const port = await coordinatorPort(remote);
     const seen: string[] = [];
     // While the workers run: their command lines, and that none of them holds the token.
@@ -78,26 +84,48 @@ describe.skipIf(sshdSkip !== null)(`dptrain launch over ssh${sshdSkip ? ` (skipp
     expect(diff).toBeLessThanOrEqual(1e-5);
   }, 240_000);
 
+  it('--host-agents: one agent per host for its workers, started over ssh with the token on stdin; the bits of 4 workers', async () => {
+    const local = join(job.dir, 'local4');
+    const remote = join(job.dir, 'agents');
+    const shards = ['--shards', '10']; // virtual shards: through agents, the bits of direct workers
+    const rl = await runCli([
+      'train',
+      '--config',
+      job.file,
+      '--workers',
+      '4',
+      '--backend',
+      'cpu',
+      ...shards,
+      '--out',
+      local,
+    ]);
+    expect(rl.code, rl.stderr).toBe(0);
+    const launched = launchOverSsh('127.0.0.1:2,localhost:2', job.file, remote, ['--host-agents', ...shards]);
+    const port = await coordinatorPort(remote);
+    await stepsReached(remote, 1, 120_000).catch(() => {});
+    const seen = processesWith(`ws://127.0.0.1:${port}`);
+    const withToken = processesWith(TOKEN);
+    const r: CliResult = await launched;
+    expect(r.code, r.stderr).toBe(0);
+    const agents = seen.filter(
+      (l) => / host-agent --workers 2 /.test(l) && l.trim().split(/\s+/)[1] === process.execPath,
+    );
+    expect(agents.map((l) => /--name (\S+)/.exec(l)![1]).sort()).toEqual(['agent0@127.0.0.1', 'agent1@localhost']);
+    expect(seen.filter((l) => / worker /.test(l))).toEqual([]); // no worker dials the coordinator itself
+    expect(withToken).toEqual([]);
+    expect(r.stderr).toMatch(/^\[localhost 1\] .*host agent ready workers=2/m);
+    expect(readSummary(remote).workers).toBe(2);
+    expect(Buffer.from(readWeights(remote).buffer).equals(Buffer.from(readWeights(local).buffer))).toBe(true);
+    await new Promise((res) => setTimeout(res, 500));
+    expect(processesWith(`ws://127.0.0.1:${port}`)).toEqual([]);
+  }, 240_000);
+
   it('a remote worker killed mid-run: the run ends naming its host, rank and signal, and no worker is left', async () => {
     const out = join(job.dir, 'fail');
     const long = join(job.dir, 'long.json');
     writeFileSync(long, JSON.stringify({ ...EQUIV_JOB, steps: 5000 }));
-    const launched = runCli([
-      'launch',
-      '--hosts',
-      HOSTS,
-      ...sshFlags(sshd),
-      '--token-file',
-      tokenFile,
-      '--config',
-      long,
-      '--backend',
-      'cpu',
-      '--listen',
-      '127.0.0.1:0',
-      '--out',
-      out,
-    ]);
+    const launched = launchOverSsh(HOSTS, long, out);
     const port = await coordinatorPort(out);
     await stepsReached(out, 3, 120_000);
     const victim = processesWith(`ws://127.0.0.1:${port}`).find(
@@ -115,22 +143,7 @@ describe.skipIf(sshdSkip !== null)(`dptrain launch over ssh${sshdSkip ? ` (skipp
 
   it('a host that does not answer ssh is named with its exit status', async () => {
     const out = join(job.dir, 'nohost');
-    const r = await runCli([
-      'launch',
-      '--hosts',
-      '127.0.0.1:1,no-such-host.invalid:1',
-      ...sshFlags(sshd),
-      '--token-file',
-      tokenFile,
-      '--config',
-      job.file,
-      '--backend',
-      'cpu',
-      '--listen',
-      '127.0.0.1:0',
-      '--out',
-      out,
-    ]);
+    const r = await launchOverSsh('127.0.0.1:1,no-such-host.invalid:1', job.file, out);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(
       /worker rank 1 on no-such-host\.invalid \(rank1@no-such-host\.invalid\) failed: exit status 255/,

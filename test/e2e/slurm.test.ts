@@ -1,7 +1,8 @@
 /**
  * dptrain on a real Slurm (slurmctld and three slurmd on this machine, test/helpers/slurm.ts),
  * submitted with examples/slurm/train.sbatch: the job trains to the parameters of a local run
- * with as many workers; a task killed mid-run is named and the others finish the run; a requeued
+ * with as many workers, and so does one with a host agent of 2 workers a node (--host-agents);
+ * a task killed mid-run is named and the others finish the run; a requeued
  * job resumes from its run directory's checkpoint and still lands on the same parameters.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -86,6 +87,34 @@ describe.skipIf(slurmSkip !== null)(`dptrain on Slurm${slurmSkip ? ` (skipped: $
     expect(diff).toBeLessThanOrEqual(1e-5);
     const log = readFileSync(j.log, 'utf8');
     expect(log).toMatch(/slurm task 0: coordinator at ws:\/\/127\.0\.0\.1:\d+/);
+  }, 300_000);
+
+  it('--host-agents: a host agent of 2 workers on each of 2 nodes ends on the bits of dptrain train --workers 4', async () => {
+    const shards = ' --shards 10'; // virtual shards: through agents, the bits of direct workers
+    const local = join(job.dir, 'local4');
+    const rl = await runCli([
+      'train',
+      '--config',
+      job.file,
+      '--workers',
+      '4',
+      '--backend',
+      'cpu',
+      '--shards',
+      '10',
+      '--out',
+      local,
+    ]);
+    expect(rl.code, rl.stderr).toBe(0);
+    const j = submit('agents', job.file, 2, `${shards} --host-agents --agent-workers 2`);
+    const s = await finished(j.id);
+    const log = readFileSync(j.log, 'utf8');
+    expect(s.JobState, log).toBe('COMPLETED');
+    expect(log).toMatch(/every task runs a host agent of 2 workers/);
+    expect(readSummary(j.out).workers).toBe(2);
+    const joined = readFileSync(join(j.out, 'log.jsonl'), 'utf8');
+    for (const a of ['agent0@n1', 'agent1@n2']) expect(joined).toContain(`"workerName":"${a}"`);
+    expect(Buffer.from(readWeights(j.out).buffer).equals(Buffer.from(readWeights(local).buffer))).toBe(true);
   }, 300_000);
 
   it('a task killed mid-run is named, and the other tasks finish the run', async () => {

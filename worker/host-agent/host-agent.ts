@@ -14,7 +14,7 @@
  * leaves the coordinator, which gives the host's shard to another host; the agent lost, the
  * coordinator sees the host's one member go (its workers notice and leave).
  */
-import { parseConfig } from '../../shared/job/config.js';
+import { type Config, parseConfig } from '../../shared/job/config.js';
 import { jobLayout, prepareJob } from '../../shared/job/job-layout.js';
 import { encodeFrame } from '../../shared/wire/codec.js';
 import { DptrainError } from '../../shared/util/errors.js';
@@ -38,6 +38,17 @@ export interface HostAgentOptions extends Joiner {
   shm: ShmChannel | null;
   /** Workers to wait for before telling the coordinator the host is ready (default 1). */
   workers?: number;
+}
+
+/**
+ * Why a host agent cannot serve this job, or null: the agent checks it at the welcome, and the
+ * launchers before they start any agent.
+ */
+export function hostAgentRefusal(cfg: Pick<Config, 'compression'>): string | null {
+  // The agent sums its workers' dense gradients; a compressed job would need it to decode and re-encode.
+  if (cfg.compression.kind !== 'none')
+    return `compression ${cfg.compression.kind} is not supported behind a host agent: run the workers without one, or leave compression off`;
+  return null;
 }
 
 /** gathering: the job is known, waiting for the host's workers to be ready. */
@@ -68,11 +79,8 @@ class HostAgentSession extends CoordinatorSession<'gathering'> {
   protected async onWelcome(msg: Welcome): Promise<void> {
     const o = this.o;
     const cfg = parseConfig(msg.job);
-    // The agent sums its workers' dense gradients; a compressed job would need it to decode and re-encode.
-    if (cfg.compression.kind !== 'none')
-      return this.giveUp(
-        `compression ${cfg.compression.kind} is not supported behind a host agent: run the workers without one, or leave compression off`,
-      );
+    const refused = hostAgentRefusal(cfg);
+    if (refused) return this.giveUp(refused);
     await prepareJob(cfg);
     this.job = { totalParams: jobLayout(cfg).totalParams, wireDtype: cfg.wireDtype };
     if (this.closed) return;
