@@ -89,6 +89,13 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
       section = launchSection(f, c);
       if (section.agentWorkers !== null && !section.hostAgents)
         fail('CONFIG_INVALID', '--agent-workers goes with --host-agents (launch.hostAgents)');
+      // The local launcher starts `workers` processes here: a host list given with it on the
+      // command line would otherwise be ignored without a word.
+      if (section.launcher === 'local' && (f.hosts || f.hostfile))
+        fail(
+          'CONFIG_INVALID',
+          `--${f.hosts ? 'hosts' : 'hostfile'} is for ssh hosts; the local launcher starts --workers N here`,
+        );
       launcher = makeLauncher(section.launcher, {
         workers: c.workers,
         ssh: section.launcher === 'ssh' ? sshOptions(section) : undefined,

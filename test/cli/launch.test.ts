@@ -186,6 +186,24 @@ describe('host agents (--host-agents)', () => {
     expect(existsSync(join(dir, 'run'))).toBe(false);
     expect(r.stderr).toBe('dptrain: CONFIG_INVALID: --agent-workers goes with --host-agents (launch.hostAgents)\n');
   }, 60_000);
+
+  it('--hosts or --hostfile with the local launcher: one line, not ignored', async () => {
+    const dir = tempDir('local-hosts');
+    const job = join(dir, 'job.json');
+    writeFileSync(job, JSON.stringify({ data: { name: 'xor' } }));
+    for (const [flag, value] of [
+      ['--hosts', 'localhost:4'],
+      ['--hostfile', join(dir, 'hosts')],
+    ]) {
+      const out = join(dir, flag.slice(2));
+      const r = await runCli(['launch', '--launcher', 'local', '-c', job, flag, value, '--out', out]);
+      expect(r.code).toBe(2);
+      expect(existsSync(out)).toBe(false);
+      expect(r.stderr).toBe(
+        `dptrain: CONFIG_INVALID: ${flag} is for ssh hosts; the local launcher starts --workers N here\n`,
+      );
+    }
+  }, 60_000);
 });
 
 describe('advertised address', () => {
