@@ -83,7 +83,10 @@ export function formatSummary(s: RunSummary, runDir: string | null): string {
       'steps',
       `${s.steps} (${s.epochs.toFixed(2)} epochs, batch ${s.batchSize}${s.accumulate > 1 ? ` × ${s.accumulate}` : ''})`,
     ],
-    ['workers', `${s.workers} (${s.backend})`],
+    [
+      'workers',
+      `${s.workers} (${s.backend})${s.members < s.workers ? `, over ${s.members} link${s.members === 1 ? '' : 's'} to the coordinator` : ''}`,
+    ],
     ['final train loss', s.finalLoss === null ? '-' : s.finalLoss.toFixed(4)],
     [
       'test loss',

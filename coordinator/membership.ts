@@ -42,6 +42,8 @@ export interface WorkerSession {
   /** Declared peak FLOP/s (0 = none) and the FLOP/s its calibration reached. */
   peakFlops: number;
   attainableFlops: number;
+  /** Processes computing behind this link (a host agent's workers; 1 for a worker). */
+  workers: number;
   joinedAt: number;
   /** Missed a deadline: gets no new shards until a result of its arrives (late or not). */
   lagging: boolean;
@@ -218,6 +220,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       paramsVersion: -1,
       peakFlops: 0,
       attainableFlops: 0,
+      workers: 1,
       joinedAt: Date.now(),
       lagging: false,
       laggingSince: 0,
@@ -322,6 +325,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     w.backend = msg.backend;
     w.peakFlops = msg.peakFlops;
     w.attainableFlops = msg.attainableFlops;
+    w.workers = Math.max(1, msg.workers);
     w.state = 'ready';
     this.o.log.info(
       {

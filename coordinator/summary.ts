@@ -115,7 +115,10 @@ export interface EvalRecord {
 
 export interface RunSummary {
   steps: number;
+  /** Processes computing at the end: workers, counting those behind each host agent. */
   workers: number;
+  /** Links to the coordinator at the end: workers and host agents. */
+  members: number;
   backend: string;
   batchSize: number;
   accumulate: number;
@@ -183,6 +186,7 @@ export function summarize(o: {
   /** Tokens per sample of a sequence model (null: throughput is in samples). */
   tokensPerSample?: number | null;
   workers: number;
+  members: number;
   backends: string[];
   wallSeconds: number;
   /** The run's fault counters, as a checkpoint carries them. */
@@ -213,6 +217,7 @@ export function summarize(o: {
   return {
     steps: o.stepsDone,
     workers: o.workers,
+    members: o.members,
     backend: o.backends.join(',') || 'none',
     batchSize: o.config.batchSize,
     accumulate: o.config.accumulate,

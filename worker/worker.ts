@@ -132,6 +132,7 @@ class WorkerSession extends CoordinatorSession<'loading'> {
       backendReason: o.backend.reason,
       peakFlops: o.peakFlops ?? 0,
       attainableFlops: cal.flopsPerSec,
+      workers: 1,
     });
   }
 

@@ -8,7 +8,8 @@ import type { JobConfig } from '../job/config.js';
 // v2: results carry the worker's own timings (decode, encode, busy); payloads may be 16-bit.
 // v4: work names a range of virtual shards; a result carries one payload per tree node it covers.
 // v5: work carries the shared-memory result credit (shmRead).
-export const PROTOCOL_VERSION = 5;
+// v6: ready says how many processes compute behind the link (a host agent's workers).
+export const PROTOCOL_VERSION = 6;
 
 // ---- worker → coordinator ----
 /** The answer to a challenge (see shared/wire/auth.ts): who the worker is and its proof of the token. */
@@ -40,6 +41,8 @@ export interface Ready {
   peakFlops: number;
   /** FLOP/s a matmul calibration reached on this backend at join. */
   attainableFlops: number;
+  /** Processes computing behind this link: 1 for a worker, a host agent's worker count. */
+  workers: number;
 }
 /**
  * Sums of per-sample gradients over one shard: one payload per tree node the shard's leaves

@@ -39,6 +39,7 @@ const SHAPES: Record<MessageType, Shape> = {
     backendReason: 'string',
     peakFlops: 'number',
     attainableFlops: 'number',
+    workers: 'count',
   },
   result: {
     step: 'count',

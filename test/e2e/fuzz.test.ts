@@ -78,6 +78,7 @@ async function train(fuzz: boolean): Promise<{
           backendReason: 'x',
           peakFlops: 0,
           attainableFlops: 1,
+          workers: 1,
         },
         null,
       ],

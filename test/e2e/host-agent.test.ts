@@ -80,7 +80,7 @@ describe('dptrain host-agent', () => {
         join(dir, 'logs'),
       ]);
     });
-    expect(readSummary(agg).workers).toBe(1);
+    expect(readSummary(agg)).toMatchObject({ workers: 2, members: 1 });
     expect(steps(agg)).toEqual(steps(direct));
     expect(Buffer.from(readWeights(agg).buffer).equals(Buffer.from(readWeights(direct).buffer))).toBe(true);
     // Per step, the coordinator's socket: one params frame down and one 2-node result up (plus

@@ -83,8 +83,8 @@ describe('dptrain launch --host-agents (local launcher)', () => {
     expect(ra.code, ra.stderr).toBe(0);
     for (const a of ['agent0@localhost', 'agent1@localhost'])
       expect(readFileSync(join(agents, 'workers', `${a}.log`), 'utf8')).toMatch(/host agent ready workers=2/);
-    expect(readSummary(direct).workers).toBe(4);
-    expect(readSummary(agents).workers).toBe(2);
+    expect(readSummary(direct)).toMatchObject({ workers: 4, members: 4 });
+    expect(readSummary(agents)).toMatchObject({ workers: 4, members: 2 });
     const steps = (out: string) => readMetrics(out).map((m) => [m.loss, m.gradNorm, m.testLoss]);
     expect(steps(agents)).toEqual(steps(direct));
     expect(Buffer.from(readWeights(agents).buffer).equals(Buffer.from(readWeights(direct).buffer))).toBe(true);

@@ -115,7 +115,7 @@ describe.skipIf(sshdSkip !== null)(`dptrain launch over ssh${sshdSkip ? ` (skipp
     expect(seen.filter((l) => / worker /.test(l))).toEqual([]); // no worker dials the coordinator itself
     expect(withToken).toEqual([]);
     expect(r.stderr).toMatch(/^\[localhost 1\] .*host agent ready workers=2/m);
-    expect(readSummary(remote).workers).toBe(2);
+    expect(readSummary(remote)).toMatchObject({ workers: 4, members: 2 });
     expect(Buffer.from(readWeights(remote).buffer).equals(Buffer.from(readWeights(local).buffer))).toBe(true);
     await new Promise((res) => setTimeout(res, 500));
     expect(processesWith(`ws://127.0.0.1:${port}`)).toEqual([]);

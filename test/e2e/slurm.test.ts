@@ -111,7 +111,7 @@ describe.skipIf(slurmSkip !== null)(`dptrain on Slurm${slurmSkip ? ` (skipped: $
     const log = readFileSync(j.log, 'utf8');
     expect(s.JobState, log).toBe('COMPLETED');
     expect(log).toMatch(/every task runs a host agent of 2 workers/);
-    expect(readSummary(j.out).workers).toBe(2);
+    expect(readSummary(j.out)).toMatchObject({ workers: 4, members: 2 });
     const joined = readFileSync(join(j.out, 'log.jsonl'), 'utf8');
     for (const a of ['agent0@n1', 'agent1@n2']) expect(joined).toContain(`"workerName":"${a}"`);
     expect(Buffer.from(readWeights(j.out).buffer).equals(Buffer.from(readWeights(local).buffer))).toBe(true);

@@ -75,6 +75,7 @@ export async function fakeWorker(target: string | Dial, totalParams: number, o: 
         backendReason: 'test',
         peakFlops: 0,
         attainableFlops: 1e9,
+        workers: 1,
       });
     } else o.onMessage?.(msg, w);
   });

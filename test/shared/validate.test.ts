@@ -20,6 +20,7 @@ const TO_COORD: Array<[Message, Float32Array | null]> = [
       backendReason: 'asked for cpu',
       peakFlops: 0,
       attainableFlops: 2.5e9,
+      workers: 1,
     },
     null,
   ],

@@ -51,7 +51,8 @@ describe('host agents, virtual shards', () => {
     async () => {
       const agg = await hostRun(cfg, { hosts: [2, 2], direct: 0 });
       expect(agg.summary.steps).toBe(JOB.steps);
-      expect(agg.summary.workers).toBe(2); // the coordinator sees one member per host
+      expect(agg.summary.members).toBe(2); // the coordinator sees one member per host
+      expect(agg.summary.workers).toBe(4); // and counts the workers behind them
       expect(sameBits(agg.params, direct)).toBe(true);
       // The losses and norms the coordinator logged are the same numbers too.
       expect(agg.records.map((r) => [r.loss, r.gradNorm])).toEqual(plain.records.map((r) => [r.loss, r.gradNorm]));
@@ -109,7 +110,7 @@ describe('host agents, virtual shards', () => {
         },
       });
       expect(agg.summary.steps).toBe(JOB.steps);
-      expect(agg.summary.workers).toBe(2);
+      expect(agg.summary.members).toBe(2);
       expect(agg.summary.droppedWorkers).toBe(0); // the coordinator lost no member
       expect(sameBits(agg.params, direct)).toBe(true);
       const outcomes = await agg.outcomes; // agent 0, its 2 workers, agent 1, its 2 workers

@@ -121,6 +121,7 @@ class HostAgentSession extends CoordinatorSession<'gathering'> {
       backendReason: `host agent: ${ready.length} workers behind one link`,
       peakFlops: declared ? ready.reduce((s, w) => s + w.peakFlops, 0) : 0,
       attainableFlops: ready.reduce((s, w) => s + w.attainableFlops, 0),
+      workers: ready.reduce((s, w) => s + w.workers, 0),
     });
     this.o.log.info({ workers: ready.length, backend: backends.join('+') }, 'host agent ready');
   }
