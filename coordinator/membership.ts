@@ -164,6 +164,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return [...this.workers.values()];
   }
 
+  /** Processes computing behind this member's link (a host agent's workers), 1 if unknown. */
+  workersBehind(id: string): number {
+    return this.workers.get(id)?.workers ?? 1;
+  }
+
   ready(): WorkerSession[] {
     return [...this.workers.values()].filter((w) => w.state === 'ready');
   }

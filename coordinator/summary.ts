@@ -87,7 +87,9 @@ export interface StepRecord extends StepAccounting {
   samplesPerSec: number;
   /** For token models (gpt): samplesPerSec × tokens per sample. */
   tokensPerSec?: number;
+  /** Processes that computed the step (those behind host agents included), and its members (links). */
   workers: number;
+  members: number;
   /** Compute time each worker reported for this step (ms, summed over its shards). */
   workerComputeMs: Record<string, number>;
   timeline: StepTimeline;

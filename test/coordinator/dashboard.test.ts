@@ -35,6 +35,7 @@ function record(step: number, loss: number, extra: Partial<StepRecord> = {}): St
     stepMs: 20,
     samplesPerSec: 3200,
     workers: 2,
+    members: 2,
     workerComputeMs: { w1: 10, w2: 12 },
     timeline: {
       encodeMs: 1,

@@ -85,6 +85,10 @@ describe('dptrain launch --host-agents (local launcher)', () => {
       expect(readFileSync(join(agents, 'workers', `${a}.log`), 'utf8')).toMatch(/host agent ready workers=2/);
     expect(readSummary(direct)).toMatchObject({ workers: 4, members: 4 });
     expect(readSummary(agents)).toMatchObject({ workers: 4, members: 2 });
+    // Every step counts the processes that computed it and the links they came over.
+    const counts = (out: string) => [...new Set(readMetrics(out).map((m) => `${m.workers}/${m.members}`))];
+    expect(counts(agents)).toEqual(['4/2']);
+    expect(counts(direct)).toEqual(['4/4']);
     const steps = (out: string) => readMetrics(out).map((m) => [m.loss, m.gradNorm, m.testLoss]);
     expect(steps(agents)).toEqual(steps(direct));
     expect(Buffer.from(readWeights(agents).buffer).equals(Buffer.from(readWeights(direct).buffer))).toBe(true);
