@@ -70,28 +70,34 @@ export function slurmToken(tokenFile: string | undefined): string {
   return token;
 }
 
-/** Each task's worker name, rank by rank, with Slurm's default block distribution of tasks over nodes. */
-export function slurmWorkerNames(t: SlurmTask, nodes: string[], perNode: string | undefined): string[] {
-  const per = perNode ? tasksPerNode(perNode) : nodes.map(() => Math.ceil(t.ntasks / nodes.length));
-  const names: string[] = [];
-  nodes.forEach((n, i) => {
-    for (let k = 0; k < (per[i] ?? 0) && names.length < t.ntasks; k++) names.push(`rank${names.length}@${n}`);
-  });
-  return names;
-}
-
-/** Each task's slot, rank by rank: its worker, or with `agentWorkers` its host agent (one task a node). */
+/**
+ * Each task's slot, rank by rank, with Slurm's default block distribution of tasks over nodes:
+ * its worker, or with `agentWorkers` its host agent (one task a node).
+ */
 export function slurmMembers(
   t: SlurmTask,
   nodes: string[],
   perNode: string | undefined,
   agentWorkers: number | null,
 ): WorkerSlot[] {
-  return slurmWorkerNames(t, nodes, perNode).map((n, rank) => {
-    const host = n.slice(n.indexOf('@') + 1);
-    return agentWorkers ? { host, rank, name: `agent${rank}@${host}`, agentWorkers } : { host, rank, name: n };
+  const per = perNode ? tasksPerNode(perNode) : nodes.map(() => Math.ceil(t.ntasks / nodes.length));
+  const slots: WorkerSlot[] = [];
+  nodes.forEach((host, i) => {
+    for (let k = 0; k < (per[i] ?? 0) && slots.length < t.ntasks; k++) {
+      const rank = slots.length;
+      slots.push(
+        agentWorkers
+          ? { host, rank, name: `agent${rank}@${host}`, agentWorkers }
+          : { host, rank, name: `rank${rank}@${host}` },
+      );
+    }
   });
+  return slots;
 }
+
+/** Each task's worker name, rank by rank (slurmMembers without agents). */
+export const slurmWorkerNames = (t: SlurmTask, nodes: string[], perNode: string | undefined): string[] =>
+  slurmMembers(t, nodes, perNode, null).map((m) => m.name);
 
 /** The default coordinator port: fixed per job, so that jobs sharing a node do not collide. */
 export const slurmPort = (jobId: string): number => 20000 + (Number(jobId) % 20000);
@@ -110,18 +116,22 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
   const agentWorkers = slurmAgentWorkers(f, env);
   const name = `${agentWorkers ? 'agent' : 'rank'}${task.rank}@${node}`;
   const backend = f.backend ?? 'auto';
+  // What a task's worker or host agent joins with: the same flags either way.
+  const joining = {
+    connect: address,
+    name,
+    allowSoftwareGpu: f.allowSoftwareGpu,
+    connectTimeout: f.joinTimeout ?? 120,
+    reconnectTimeout: 300,
+    precision: 'fp32' as const,
+    tokenFile: f.tokenFile,
+  };
   if (task.rank !== 0 && agentWorkers)
     // A launched agent stays on SIGTERM until the coordinator's goodbye, as the worker below does.
     return hostAgentCommand({
-      connect: address,
-      name,
-      workers: agentWorkers,
+      ...joining,
       backend,
-      allowSoftwareGpu: f.allowSoftwareGpu,
-      connectTimeout: f.joinTimeout ?? 120,
-      reconnectTimeout: 300,
-      precision: 'fp32',
-      tokenFile: f.tokenFile,
+      workers: agentWorkers,
       listen: { host: '127.0.0.1', port: 0 },
       sharedMemory: true,
       launched: true,
@@ -132,16 +142,7 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
     process.on('SIGTERM', () =>
       process.stderr.write(`dptrain: ${name}: SIGTERM; the coordinator will end this worker after its checkpoint\n`),
     );
-    return workerCommand({
-      connect: address,
-      name,
-      backend: backend as never,
-      allowSoftwareGpu: f.allowSoftwareGpu,
-      connectTimeout: f.joinTimeout ?? 120,
-      reconnectTimeout: 300,
-      precision: 'fp32',
-      tokenFile: f.tokenFile,
-    });
+    return workerCommand({ ...joining, backend: backend as never });
   }
   const out = f.out ?? join('runs', `slurm-${task.jobId}`);
   // A requeued job runs the same command again: its checkpoint fixes the job, so the job's
