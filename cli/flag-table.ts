@@ -176,6 +176,14 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     scope: 'train',
   },
   {
+    key: 'coordinatorWorker',
+    flags: '--coordinator-worker',
+    help: "run one of the workers inside the coordinator's process (one process fewer to wake each step)",
+    field: 'coordinatorWorker',
+    role: 'launch',
+    scope: 'train',
+  },
+  {
     key: 'checkpointEvery',
     flags: '--checkpoint-every <n>',
     help: 'checkpoint every N steps (0: only at the end and on SIGINT/SIGTERM; default 100)',

@@ -14,6 +14,7 @@ export interface JobFlags {
   backend?: string;
   allowSoftwareGpu?: boolean;
   sharedMemory?: boolean;
+  coordinatorWorker?: boolean;
   seed?: number;
   out?: string;
   budget?: number;

@@ -9,7 +9,7 @@ import { basename, resolve } from 'node:path';
 import { readRunView } from '../coordinator/dashboard/run-dir-view.js';
 import { Tracer } from '../coordinator/trace.js';
 import { isLoopback, newToken, readToken } from '../shared/wire/auth.js';
-import { DptrainError, fail } from '../shared/util/errors.js';
+import { describeError, DptrainError, fail } from '../shared/util/errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import type { Config } from '../shared/job/config.js';
 import { faultInjector, parseFault, type Fault } from './faults.js';
@@ -25,6 +25,7 @@ function shmFootprint(c: Config): number {
   return ShmChannel.footprint(layout.totalParams, c.workers, c.wireDtype, jobResultNodes(c, layout));
 }
 import { Progress } from './progress.js';
+import { coordinatorWorker } from './coordinator-worker.js';
 import { resolveAdvertise } from './advertise.js';
 import { createCoordinator, openSession, trainWith, type ListenOptions, type Session } from './run-coordinator.js';
 
@@ -125,7 +126,10 @@ function startLocal(
 ): LaunchedWorkers {
   const logs = (name: string) => s.runDir.workerLog(name);
   let exited = 0;
-  return localLauncher(config.workers).start({
+  // With a worker inside the coordinator, the processes are the others: they can all exit and
+  // that one go on alone.
+  const processes = config.coordinatorWorker ? config.workers - 1 : config.workers;
+  return localLauncher(processes, undefined, config.workers - processes).start({
     address: s.listener.address,
     token,
     backend: { name: config.backend, allowSoftwareGpu: config.allowSoftwareGpu },
@@ -141,7 +145,7 @@ function startLocal(
           { worker: e.name, code: e.code, signal: e.signal, log: logs(e.name), last },
           `worker process exited (${describeExit(e)})`,
         );
-      if (exited === config.workers)
+      if (exited === processes && !config.coordinatorWorker)
         onAllExited(
           `all ${config.workers} local workers exited; the last said: ${last || '(nothing)'} (logs in ${s.runDir.path}/workers)`,
         );
@@ -189,6 +193,8 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
       s.log.debug({ dir: shm.dir }, 'shared memory for local workers');
     }
   }
+  const inside = config.coordinatorWorker ? coordinatorWorker(config, s.listener, s.runDir, token, shm?.dir) : null;
+  if (inside) s.listener = inside.listener;
   const coord = createCoordinator(config, s, progress, {
     shm,
     ...traceOptions(f),
@@ -198,7 +204,9 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
     onStepStart: (step) => inject?.(step),
   });
   s.log.info({ workers: config.workers, runDir: s.runDir.path }, 'starting local workers');
-  const workers = startLocal(config, s, token, shm, (why) => coord.abort(new DptrainError('WORKER_LOST', why)));
+  const lost = (why: string) => coord.abort(new DptrainError('WORKER_LOST', why));
+  const workers = startLocal(config, s, token, shm, lost);
+  inside?.start(lost).catch((e: unknown) => lost(`the coordinator's own worker could not start: ${describeError(e)}`));
   if (faults.length) inject = faultInjector(faults, workers, s.log);
   handleSignals(coord, s, () => {
     for (const w of workers.slots) workers.signal(w.name, 'SIGKILL');

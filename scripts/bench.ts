@@ -13,7 +13,8 @@
  *     minimize loop and model.fit
  *   - dptrain with 1, 2 and 4 local workers, batch 128 per worker (weak scaling), payloads through
  *     shared memory (the default for local workers); then 1 and 2 workers through the socket,
- *     float32 and bfloat16: speed-up and efficiency against a baseline measured just before,
+ *     float32 and bfloat16; then 2 and 1 workers with one inside the coordinator's process
+ *     (--coordinator-worker): speed-up and efficiency against a baseline measured just before,
  *     coordinator overhead (step time minus the slowest worker's compute), and the shares of a
  *     step spent on the wire and in the codec
  * Model: the reference MLP 784-512-512-10 (669,706 parameters), wasm backend, MNIST.
@@ -136,6 +137,8 @@ interface RunFigures {
   wireDtype: WireDtype;
   /** How payloads reached the local workers: /dev/shm files, or the WebSocket. */
   path: 'shm' | 'socket';
+  /** One of the workers ran inside the coordinator's process (--coordinator-worker). */
+  coordinatorWorker?: boolean;
   samplesPerSec: number;
   medianStepMs: number;
   overheadShare: number;
@@ -150,17 +153,20 @@ async function dptrain(
   wireDtype: WireDtype,
   path: 'shm' | 'socket',
   dir: string,
+  coordinatorWorker: boolean,
 ): Promise<RunFigures> {
-  const out = join(dir, `w${workers}-${wireDtype}-${path}`);
+  const out = join(dir, `w${workers}-${wireDtype}-${path}${coordinatorWorker ? '-cw' : ''}`);
   const job = join(dir, 'job.json');
   writeFileSync(job, JSON.stringify(JOB));
   const flags = ['--wire-dtype', wireDtype, ...(path === 'socket' ? ['--no-shared-memory'] : [])];
+  if (coordinatorWorker) flags.push('--coordinator-worker');
   const s = await trainLocally({ job, workers, steps: STEPS, out, flags });
   const t = s.timeline;
   return {
     workers,
     wireDtype,
     path,
+    coordinatorWorker,
     samplesPerSec: s.samplesPerSec ?? 0,
     medianStepMs: s.medianStepMs ?? 0,
     overheadShare: t.overheadShare ?? 0,
@@ -180,24 +186,27 @@ const med = (xs: number[]) => median(xs) ?? NaN;
  * 2-process ceiling next to the 2-worker shared-memory run, and the anchor.
  */
 async function round(dir: string, anchorFile: string | null) {
+  // New configurations go at the end: rows are matched by position across rounds and saved runs.
   const plan = [
-    [1, 'float32', 'shm'],
-    [2, 'float32', 'shm'],
-    [4, 'float32', 'shm'],
-    [1, 'float32', 'socket'],
-    [2, 'float32', 'socket'],
-    [2, 'bfloat16', 'socket'],
+    [1, 'float32', 'shm', false],
+    [2, 'float32', 'shm', false],
+    [4, 'float32', 'shm', false],
+    [1, 'float32', 'socket', false],
+    [2, 'float32', 'socket', false],
+    [2, 'bfloat16', 'socket', false],
+    [2, 'float32', 'shm', true],
+    [1, 'float32', 'shm', true],
   ] as const;
   const runs: Array<RunFigures & { baselineSps: number; efficiency: number; ofCeiling: number | null }> = [];
   let ceiling = NaN;
   let ceilingBaseline = NaN; // the baseline measured next to the ceiling
-  for (const [n, dtype, path] of plan) {
+  for (const [n, dtype, path, inCoordinator] of plan) {
     const baselineSps = await baseline();
-    if (n === 2 && path === 'shm') {
+    if (n === 2 && path === 'shm' && !inCoordinator) {
       ceiling = (await concurrentBaselines(2)).reduce((a, b) => a + b, 0);
       ceilingBaseline = baselineSps;
     }
-    const r = await dptrain(n, dtype, path, dir);
+    const r = await dptrain(n, dtype, path, dir, inCoordinator);
     runs.push({
       ...r,
       baselineSps,
@@ -265,6 +274,7 @@ function summarize(m: Measured) {
       workers: r0.workers,
       path: r0.path,
       wireDtype: r0.wireDtype,
+      coordinatorWorker: r0.coordinatorWorker ?? false,
       samplesPerSec: md((r) => r.samplesPerSec),
       efficiency: md((r) => r.efficiency),
       ofCeiling: r0.ofCeiling === null ? null : md((r) => r.ofCeiling!),
@@ -298,9 +308,9 @@ function summarize(m: Measured) {
     engineOverMinimize: med(layers.map((l) => l.engine / l.minimize)),
     engineOverFit: med(layers.map((l) => l.engine / l.fit)),
   };
-  const twoOverDdp = ddps.length
-    ? med(all.filter((a) => a.ddp).map((a) => a.runs[1].samplesPerSec / a.ddp!.two))
-    : null;
+  const overDdp = (k: number) =>
+    ddps.length && k >= 0 ? med(all.filter((a) => a.ddp).map((a) => a.runs[k].samplesPerSec / a.ddp!.two)) : null;
+  const twoInCoordinator = all[0].runs.findIndex((r) => r.workers === 2 && r.coordinatorWorker);
   const ceiling2 = {
     ratio: med(all.map((a) => a.ceilingRatio)),
     best: best(all.map((a) => a.ceiling)) / (2 * baselineBest),
@@ -314,9 +324,16 @@ function summarize(m: Measured) {
     plainTfjs,
     ceiling2,
     ddpAnchor: ddp,
-    twoWorkersOverDdp: twoOverDdp,
+    twoWorkersOverDdp: overDdp(1),
+    twoWithCoordinatorWorkerOverDdp: overDdp(twoInCoordinator),
     runs: rows,
   };
+}
+
+/** "2 workers shm    float32 ", and where one ran inside the coordinator, "(1 in the coordinator)". */
+function label(r: Pick<RunFigures, 'workers' | 'path' | 'wireDtype' | 'coordinatorWorker'>): string {
+  const where = r.coordinatorWorker ? ' (1 in the coordinator)' : '';
+  return `${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)}${where}`;
 }
 
 function report(m: Measured, s: ReturnType<typeof summarize>): string[] {
@@ -341,7 +358,7 @@ function report(m: Measured, s: ReturnType<typeof summarize>): string[] {
     `2 baselines at once ${f(s.ceiling2.ratio)} of 2× one (no communication at all: this machine's ceiling for 2 workers)`,
     ...s.runs.map(
       (r) =>
-        `dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)}  ` +
+        `dptrain ${label(r)}  ` +
         `${f(r.samplesPerSec, 0)} samples/s, efficiency ${f(r.efficiency)}` +
         (r.ofCeiling !== null ? ` (${f(r.ofCeiling)} of the ceiling)` : '') +
         `; of a step: overhead ${pct(r.overheadShare)}, wire ${pct(r.wireShare)}, codec ${pct(r.codecShare)}; ` +
@@ -352,14 +369,13 @@ function report(m: Measured, s: ReturnType<typeof summarize>): string[] {
     ...(s.ddpAnchor
       ? [
           `PyTorch DDP (gloo)  1 rank ${f(s.ddpAnchor.samplesPerSec1, 0)}, 2 ranks ${f(s.ddpAnchor.samplesPerSec2, 0)} samples/s: efficiency ` +
-            `${f(s.ddpAnchor.efficiency)}; dptrain 2 workers (shm) ${f(s.twoWorkersOverDdp ?? NaN)}× DDP 2 ranks (within-round ratio)`,
+            `${f(s.ddpAnchor.efficiency)}; dptrain 2 workers (shm) ${f(s.twoWorkersOverDdp ?? NaN)}× DDP 2 ranks, ` +
+            `with one in the coordinator ${f(s.twoWithCoordinatorWorkerOverDdp ?? NaN)}× (within-round ratios)`,
         ]
       : []),
     `best of ${n} rounds (the least disturbed): baseline ${f(s.baseline.best, 0)} samples/s; 2 baselines at once ${f(s.ceiling2.best)} of 2× one`,
     ...s.runs.map(
-      (r) =>
-        `  dptrain ${r.workers} worker${r.workers > 1 ? 's' : ' '} ${r.path.padEnd(6)} ${r.wireDtype.padEnd(8)} ` +
-        `${f(r.best.samplesPerSec, 0)} samples/s, efficiency ${f(r.best.efficiency)}`,
+      (r) => `  dptrain ${label(r)} ` + `${f(r.best.samplesPerSec, 0)} samples/s, efficiency ${f(r.best.efficiency)}`,
     ),
     ...(s.ddpAnchor
       ? [

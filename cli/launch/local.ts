@@ -7,9 +7,16 @@ import { startProcs } from './procs.js';
 /** The dptrain entry point of this installation (dist/cli/main.js). */
 export const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
-export function localLauncher(n: number, shape: SlotShape = workerSlots): Launcher {
+/** `firstRank`: 1 when rank 0 runs inside the coordinator (`--coordinator-worker`). */
+export function localLauncher(n: number, shape: SlotShape = workerSlots, firstRank = 0): Launcher {
   const slots = (): WorkerSlot[] =>
-    shape(Array.from({ length: n }, (_, i) => ({ host: 'localhost', rank: i, name: `worker-${i}` })));
+    shape(
+      Array.from({ length: n }, (_, i) => ({
+        host: 'localhost',
+        rank: firstRank + i,
+        name: `worker-${firstRank + i}`,
+      })),
+    );
   return {
     name: 'local',
     slots,

@@ -105,6 +105,8 @@ export interface LaunchConfig {
   allowSoftwareGpu: boolean;
   /** `dptrain train`: pass tensors to the local workers through /dev/shm files, not the socket. */
   sharedMemory: boolean;
+  /** `dptrain train`: run one of the workers inside the coordinator's process (cli/coordinator-worker.ts). */
+  coordinatorWorker: boolean;
   out: string | null;
   /** Where `dptrain launch` starts the workers (shared/job/launch.ts); null: flags only. */
   launch: LaunchSection | null;
@@ -154,6 +156,7 @@ export const DEFAULT_CONFIG: Config = {
   backend: 'auto',
   allowSoftwareGpu: false,
   sharedMemory: true,
+  coordinatorWorker: false,
   out: null,
   launch: null,
   compute: {
@@ -279,6 +282,10 @@ export function parseConfig(raw: unknown): Config {
       typeof o.sharedMemory === 'boolean'
         ? o.sharedMemory
         : fail('CONFIG_INVALID', `sharedMemory must be true or false, got ${JSON.stringify(o.sharedMemory)}`),
+    coordinatorWorker:
+      typeof o.coordinatorWorker === 'boolean'
+        ? o.coordinatorWorker
+        : fail('CONFIG_INVALID', `coordinatorWorker must be true or false, got ${JSON.stringify(o.coordinatorWorker)}`),
     allowSoftwareGpu:
       typeof o.allowSoftwareGpu === 'boolean'
         ? o.allowSoftwareGpu

@@ -46,6 +46,11 @@ export function formatRecord(line: string): string {
   return `${t} ${lvl} ${who}${safe(String(rec.msg ?? ''))}${extras ? ' ' + extras : ''}`;
 }
 
+function readableFile(file: string): DestinationStream {
+  const out = createWriteStream(file, { flags: 'a' });
+  return { write: (line: string) => out.write(formatRecord(line) + '\n') };
+}
+
 function terminalStream(out: NodeJS.WriteStream): DestinationStream {
   return {
     write(line: string) {
@@ -60,8 +65,8 @@ export interface LogOptions {
   name: string;
   /** JSON lines go here when set (the run directory's log.jsonl). */
   file?: string;
-  /** Readable lines on stderr (default true). */
-  terminal?: boolean;
+  /** Readable lines on stderr (default true), or in this file instead (a worker log beside the coordinator's). */
+  terminal?: boolean | { file: string };
   level?: string;
   /** Also hand every JSON line (debug and up) to this function (the live dashboard reads warnings here). */
   tap?: (line: string) => void;
@@ -69,7 +74,8 @@ export interface LogOptions {
 
 export function createLogger(o: LogOptions): Logger {
   const streams: pino.StreamEntry[] = [];
-  if (o.terminal !== false) streams.push({ level: 'info', stream: terminalStream(process.stderr) });
+  if (typeof o.terminal === 'object') streams.push({ level: 'info', stream: readableFile(o.terminal.file) });
+  else if (o.terminal !== false) streams.push({ level: 'info', stream: terminalStream(process.stderr) });
   if (o.file) streams.push({ level: 'debug', stream: createWriteStream(o.file, { flags: 'a' }) });
   const tap = o.tap;
   if (tap) streams.push({ level: 'debug', stream: { write: (line: string) => tap(line) } });

@@ -40,43 +40,51 @@ describe.skipIf(!existsSync(SHM_ROOT))('shared memory for local workers', () => 
 
   // Long enough that the directory is removed mid-run: spirals trains ~100 steps/s here.
   const STEPS = 600;
-  it('when the directory disappears mid-run, payloads fall back to the socket and the run finishes', async () => {
-    const out = tempDir('shm-gone');
-    const child = spawn(
-      process.execPath,
-      [CLI, 'train', '--config', SPIRALS, '--workers', '2', '--steps', String(STEPS), '--out', out],
-      { stdio: 'ignore' },
-    );
-    const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-    await stepsReached(out, 10);
-    let dir: string | null = null;
-    for (let tries = 0; dir === null && tries < 100; tries++) {
-      try {
-        dir = shmDirOf(out);
-      } catch {
-        await new Promise((r) => setTimeout(r, 100)); // the log line may still be on its way to the file
+  // With --coordinator-worker, the worker inside the coordinator falls back and joins again too.
+  it.each([
+    ['worker processes', []],
+    ['one worker inside the coordinator', ['--coordinator-worker']],
+  ])(
+    '%s: when the directory disappears mid-run, payloads fall back to the socket and the run finishes',
+    async (_, flags) => {
+      const out = tempDir('shm-gone');
+      const child = spawn(
+        process.execPath,
+        [CLI, 'train', '--config', SPIRALS, '--workers', '2', '--steps', String(STEPS), ...flags, '--out', out],
+        { stdio: 'ignore' },
+      );
+      const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+      await stepsReached(out, 10);
+      let dir: string | null = null;
+      for (let tries = 0; dir === null && tries < 100; tries++) {
+        try {
+          dir = shmDirOf(out);
+        } catch {
+          await new Promise((r) => setTimeout(r, 100)); // the log line may still be on its way to the file
+        }
       }
-    }
-    // The directory goes while training is under way (a run this short must not have finished).
-    expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length).toBeLessThan(STEPS / 2);
-    if (dir === null) throw new Error(`${out}/log.jsonl named no shared-memory directory`);
-    // Renamed away in one step (a recursive delete races with the files still being written), then removed.
-    const gone = join(SHM_ROOT, `gone-${basename(dir)}`); // same filesystem: rename is atomic
-    renameSync(dir, gone);
-    rmSync(gone, { recursive: true, force: true });
-    expect(await exited).toBe(0);
-    expect(readSummary(out).steps).toBe(STEPS);
-    // Whichever side touches the directory first falls back and says so: the coordinator (a
-    // write or read fails: it stops offering shared memory) or the workers (a parameter read
-    // fails: each reconnects without it, and the coordinator logs why it left).
-    expect(readFileSync(join(out, 'log.jsonl'), 'utf8')).toMatch(
-      /shared memory failed; payloads go through the socket from now on|shared memory unreadable; reconnecting without it/,
-    );
-    // A worker that reconnected changes how some steps were sharded, which over hundreds of
-    // steps moves the weights; the run must still train as well as a socket-only one.
-    const socket = await trainSpirals('shm-gone-ref', STEPS, ['--no-shared-memory']);
-    const [got, want] = [readSummary(out).testAccuracy!, readSummary(socket).testAccuracy!];
-    expect(want).toBeGreaterThan(0.8);
-    expect(Math.abs(got - want)).toBeLessThanOrEqual(0.03);
-  }, 120_000);
+      // The directory goes while training is under way (a run this short must not have finished).
+      expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length).toBeLessThan(STEPS / 2);
+      if (dir === null) throw new Error(`${out}/log.jsonl named no shared-memory directory`);
+      // Renamed away in one step (a recursive delete races with the files still being written), then removed.
+      const gone = join(SHM_ROOT, `gone-${basename(dir)}`); // same filesystem: rename is atomic
+      renameSync(dir, gone);
+      rmSync(gone, { recursive: true, force: true });
+      expect(await exited).toBe(0);
+      expect(readSummary(out).steps).toBe(STEPS);
+      // Whichever side touches the directory first falls back and says so: the coordinator (a
+      // write or read fails: it stops offering shared memory) or the workers (a parameter read
+      // fails: each reconnects without it, and the coordinator logs why it left).
+      expect(readFileSync(join(out, 'log.jsonl'), 'utf8')).toMatch(
+        /shared memory failed; payloads go through the socket from now on|shared memory unreadable; reconnecting without it/,
+      );
+      // A worker that reconnected changes how some steps were sharded, which over hundreds of
+      // steps moves the weights; the run must still train as well as a socket-only one.
+      const socket = await trainSpirals('shm-gone-ref', STEPS, ['--no-shared-memory']);
+      const [got, want] = [readSummary(out).testAccuracy!, readSummary(socket).testAccuracy!];
+      expect(want).toBeGreaterThan(0.8);
+      expect(Math.abs(got - want)).toBeLessThanOrEqual(0.03);
+    },
+    120_000,
+  );
 });

@@ -29,7 +29,11 @@ export async function scriptedCoordinator(
   const net = createLocalNetwork();
   const server = new Promise<Link>((r) => net.listener.onLink(r));
   const outcome = start(await net.dial());
-  const coord = await server;
+  return { ...scriptLink(await server, totalParams, compressor), outcome, net };
+}
+
+/** The script over a link the test already has (the coordinator's end). */
+export function scriptLink(coord: Link, totalParams: number, compressor?: GradientCompressor) {
   const got: ToCoordinator[] = [];
   /** Each message's payload, as it came (a compressor's words stay words). */
   const payloads: Array<Float32Array | null> = [];
@@ -60,5 +64,5 @@ export async function scriptedCoordinator(
     send({ t: 'welcome', protocol: PROTOCOL_VERSION, workerId: 'w1', jobId: 'job-test', job, proof, shm });
     return hello;
   };
-  return { send, next, nth, join, closed, outcome, net, got, payloads };
+  return { send, next, nth, join, closed, got, payloads };
 }

@@ -1,0 +1,84 @@
+/**
+ * `dptrain train --coordinator-worker`: one of the job's workers runs inside the coordinator's
+ * process, as rank 0 of a DDP job computes beside its rendezvous. It joins through an in-process
+ * link like any other worker (the same handshake, shards, results and shared memory), so a step
+ * wakes one process fewer and hands work between CPUs once less. Its compute runs on the
+ * coordinator's event loop: a result that arrives meanwhile waits in its socket, which costs
+ * nothing, since the step needs every shard before it can go on.
+ */
+import { createLocalNetwork } from '../shared/transport/local.js';
+import type { Link, Listener } from '../shared/transport/transport.js';
+import { createLogger } from '../shared/util/log.js';
+import { describeError } from '../shared/util/errors.js';
+import type { Config } from '../shared/job/config.js';
+import { selectBackend } from '../worker/backend.js';
+import { runWorker } from '../worker/worker.js';
+import type { RunDir } from '../coordinator/run-dir.js';
+
+/** Its name among the local workers: the processes are worker-1 onwards. */
+export const COORDINATOR_WORKER = 'worker-0';
+
+/** Before joining again: the coordinator's close has been handled on its side by then. */
+const REJOIN_PAUSE_MS = 50;
+
+/** The address and the links of `outer`, plus the links of an in-process network. */
+function withLocalLinks(outer: Listener): { listener: Listener; dial: () => Promise<Link> } {
+  const net = createLocalNetwork();
+  const listener: Listener = {
+    address: outer.address,
+    onLink: (h) => {
+      outer.onLink(h);
+      net.listener.onLink(h);
+    },
+    close: async () => {
+      await net.listener.close();
+      await outer.close();
+    },
+  };
+  return { listener, dial: net.dial };
+}
+
+export interface CoordinatorWorker {
+  /** What the coordinator listens on: the session's listener, and the in-process worker's link. */
+  listener: Listener;
+  /** Select the backend, join, and serve until the coordinator says bye; `onFailed` if it stops before. */
+  start(onFailed: (why: string) => void): Promise<void>;
+}
+
+export function coordinatorWorker(
+  config: Config,
+  outer: Listener,
+  runDir: RunDir,
+  token: string,
+  shmDir: string | undefined,
+): CoordinatorWorker {
+  const { listener, dial } = withLocalLinks(outer);
+  return {
+    listener,
+    async start(onFailed) {
+      const name = COORDINATOR_WORKER;
+      const log = createLogger({ name, terminal: { file: runDir.workerLog(name) } });
+      const backend = await selectBackend(config.backend, { allowSoftwareGpu: config.allowSoftwareGpu });
+      log.info({ backend: backend.name, provider: backend.provider, why: backend.reason }, 'backend selected');
+      let dir = shmDir;
+      const stopped = (why: string) => onFailed(`the coordinator's own worker (${name}) stopped: ${why}`);
+      // Serve; join again after a close that is worth another session (e.g. "reconnect without
+      // shared memory"), as a worker process would.
+      for (;;) {
+        const out = await runWorker({ link: await dial(), backend, name, log, token, shmDir: dir }).catch(
+          (e: unknown) => ({
+            finished: false,
+            fatal: 'RUN_FAILED' as const,
+            reason: describeError(e),
+            shmFailed: false,
+          }),
+        );
+        if (out.finished) return;
+        if (out.fatal) return stopped(out.reason);
+        if (out.shmFailed) dir = undefined;
+        log.warn({ reason: out.reason }, 'session with the coordinator ended; joining again');
+        await new Promise((r) => setTimeout(r, REJOIN_PAUSE_MS));
+      }
+    },
+  };
+}
