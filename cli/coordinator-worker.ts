@@ -1,6 +1,6 @@
 /**
- * `dptrain train --coordinator-worker`: one of the job's workers runs inside the coordinator's
- * process, as rank 0 of a DDP job computes beside its rendezvous. It joins through an in-process
+ * `--coordinator-worker` (`dptrain train`, `dptrain coordinator`): one of the job's workers runs
+ * inside the coordinator's process, as rank 0 of a DDP job computes beside its rendezvous. It joins through an in-process
  * link like any other worker (the same handshake, shards, results and shared memory), so a step
  * wakes one process fewer and hands work between CPUs once less. Its compute runs on the
  * coordinator's event loop: a result that arrives meanwhile waits in its socket, which costs
@@ -9,13 +9,13 @@
 import { createLocalNetwork } from '../shared/transport/local.js';
 import type { Link, Listener } from '../shared/transport/transport.js';
 import { createLogger } from '../shared/util/log.js';
-import { describeError } from '../shared/util/errors.js';
+import { describeError, fail } from '../shared/util/errors.js';
 import type { Config } from '../shared/job/config.js';
 import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
 import type { RunDir } from '../coordinator/run-dir.js';
 
-/** Its name among the local workers: the processes are worker-1 onwards. */
+/** Its name (with `train`, the local processes are worker-1 onwards). */
 export const COORDINATOR_WORKER = 'worker-0';
 
 /** Before joining again: the coordinator's close has been handled on its side by then. */
@@ -49,7 +49,7 @@ export function coordinatorWorker(
   config: Config,
   outer: Listener,
   runDir: RunDir,
-  token: string,
+  token: string | null,
   shmDir: string | undefined,
 ): CoordinatorWorker {
   const { listener, dial } = withLocalLinks(outer);
@@ -81,4 +81,13 @@ export function coordinatorWorker(
       }
     },
   };
+}
+
+/** `launch` and `slurm` start every worker as a process of its own: a config asking otherwise is refused, not ignored. */
+export function refuseCoordinatorWorker(c: Config, command: string): void {
+  if (c.coordinatorWorker)
+    fail(
+      'CONFIG_INVALID',
+      `coordinatorWorker: ${command} starts every worker as a process of its own; a worker inside the coordinator is for dptrain train and dptrain coordinator (set it to false)`,
+    );
 }

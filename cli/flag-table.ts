@@ -24,14 +24,25 @@ export type FlagRole = 'job' | 'launch' | 'run';
  * `train` train alone; `local` the commands that start local workers (train, launch); `start`
  * those that start workers at all (train, launch, slurm); `join` those that wait for workers to
  * join (coordinator, launch, slurm); `advertise` those that tell workers an address (coordinator,
- * launch); `agents` those that can start host agents (launch, slurm); `launch` and `slurm` one command each.
+ * launch); `agents` those that can start host agents (launch, slurm); `computes` those whose
+ * coordinator can run a worker in its own process (train, coordinator); `launch` and `slurm` one command each.
  */
-export type FlagScope = 'run' | 'train' | 'local' | 'start' | 'join' | 'advertise' | 'agents' | 'launch' | 'slurm';
+export type FlagScope =
+  | 'run'
+  | 'train'
+  | 'local'
+  | 'start'
+  | 'join'
+  | 'advertise'
+  | 'agents'
+  | 'computes'
+  | 'launch'
+  | 'slurm';
 
 /** The scopes each training command takes. */
 export const COMMAND_SCOPES = {
-  train: ['run', 'train', 'local', 'start'],
-  coordinator: ['run', 'join', 'advertise'],
+  train: ['run', 'train', 'local', 'start', 'computes'],
+  coordinator: ['run', 'join', 'advertise', 'computes'],
   launch: ['run', 'local', 'start', 'join', 'advertise', 'agents', 'launch'],
   slurm: ['run', 'start', 'join', 'agents', 'slurm'],
 } as const satisfies Record<string, readonly FlagScope[]>;
@@ -181,7 +192,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     help: "run one of the workers inside the coordinator's process (one process fewer to wake each step)",
     field: 'coordinatorWorker',
     role: 'launch',
-    scope: 'train',
+    scope: 'computes',
   },
   {
     key: 'checkpointEvery',

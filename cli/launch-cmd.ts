@@ -17,6 +17,7 @@ import { parseHostList, readHostfile, type SshOptions } from './launch/ssh.js';
 import { Progress } from './progress.js';
 import { createCoordinator, trainWith, type ListenOptions } from './run-coordinator.js';
 import { handleSignals, openRun, traceOptions, type TrainFlags } from './train-cmd.js';
+import { refuseCoordinatorWorker } from './coordinator-worker.js';
 
 export interface LaunchFlags extends TrainFlags {
   launcher?: LaunchSection['launcher'];
@@ -87,6 +88,7 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
     (c) => {
       // A bad host list, or a job the host agents cannot run, fails before anything starts.
       section = launchSection(f, c);
+      refuseCoordinatorWorker(c, 'dptrain launch');
       if (section.agentWorkers !== null && !section.hostAgents)
         fail('CONFIG_INVALID', '--agent-workers goes with --host-agents (launch.hostAgents)');
       // The local launcher starts `workers` processes here: a host list given with it on the

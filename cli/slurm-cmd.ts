@@ -21,6 +21,7 @@ import { nodeAddr, slurmHostnames, slurmTask, tasksPerNode, type SlurmTask } fro
 import { Progress } from './progress.js';
 import { createCoordinator, trainWith } from './run-coordinator.js';
 import { handleSignals, openRun, traceOptions, type TrainFlags } from './train-cmd.js';
+import { refuseCoordinatorWorker } from './coordinator-worker.js';
 import { workerCommand } from './worker-cmd.js';
 import { hostAgentCommand } from './host-agent-cmd.js';
 import { checkHostAgents, idleBehindAgents } from './launch/agent-checks.js';
@@ -158,6 +159,7 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
     resume: loaded,
     s,
   } = await openRun(run, { host: '0.0.0.0', port, token, advertise: head }, (c) => {
+    refuseCoordinatorWorker(c, 'dptrain slurm');
     if (agentWorkers) checkHostAgents(c, members);
   });
   const idle = agentWorkers ? idleBehindAgents(config, members) : null;

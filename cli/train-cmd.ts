@@ -162,6 +162,11 @@ function lastLine(file: string): string {
   }
 }
 
+/** A worker the run cannot go on without has stopped: the run ends, naming it. */
+const lost = (coord: Coordinator) => (why: string) => coord.abort(new DptrainError('WORKER_LOST', why));
+const couldNotStart = (coord: Coordinator) => (e: unknown) =>
+  lost(coord)(`the coordinator's own worker could not start: ${describeError(e)}`);
+
 export async function trainCommand(f: TrainFlags): Promise<number> {
   let faults: Fault[] = [];
   // Local workers get a fresh token through their environment even when the user set none:
@@ -204,9 +209,8 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
     onStepStart: (step) => inject?.(step),
   });
   s.log.info({ workers: config.workers, runDir: s.runDir.path }, 'starting local workers');
-  const lost = (why: string) => coord.abort(new DptrainError('WORKER_LOST', why));
-  const workers = startLocal(config, s, token, shm, lost);
-  inside?.start(lost).catch((e: unknown) => lost(`the coordinator's own worker could not start: ${describeError(e)}`));
+  const workers = startLocal(config, s, token, shm, lost(coord));
+  inside?.start(lost(coord)).catch(couldNotStart(coord));
   if (faults.length) inject = faultInjector(faults, workers, s.log);
   handleSignals(coord, s, () => {
     for (const w of workers.slots) workers.signal(w.name, 'SIGKILL');
@@ -234,6 +238,8 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
   const slices = await coordinatorSlices(f.sliceShard, config, token);
   const joinTimeoutMs = f.joinTimeout !== undefined ? f.joinTimeout * 1000 : undefined;
+  const inside = config.coordinatorWorker ? coordinatorWorker(config, s.listener, s.runDir, token, undefined) : null;
+  if (inside) s.listener = inside.listener;
   const coord = createCoordinator(config, s, progress, {
     ...traceOptions(f),
     token,
@@ -241,6 +247,7 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
     joinTimeoutMs,
     slices,
   });
+  inside?.start(lost(coord)).catch(couldNotStart(coord));
   handleSignals(coord, s, () => {});
   await trainWith(coord, s, progress);
   return 0;

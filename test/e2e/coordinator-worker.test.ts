@@ -3,10 +3,20 @@
  * as processes. The run ends on the bits of the same number of worker processes, the in-process
  * worker logs to workers/worker-0.log like the others, and mistakes and failures are named.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readMetrics, readSummary, readWeights, runCli, SPIRALS, tempDir, trainSpirals } from '../helpers/cli.js';
+import {
+  freePort,
+  readMetrics,
+  readSummary,
+  readWeights,
+  runCli,
+  SPIRALS,
+  spawnWorker,
+  tempDir,
+  trainSpirals,
+} from '../helpers/cli.js';
 
 /** Each worker's name → the link it joined over, from the coordinator's log. */
 function joined(out: string): Map<string, string> {
@@ -38,6 +48,70 @@ describe('dptrain train --coordinator-worker', () => {
     for (let i = 1; i < workers; i++) expect(existsSync(join(inside, 'workers', `worker-${i}.log`))).toBe(true);
     expect(existsSync(join(inside, 'workers', `worker-${workers}.log`))).toBe(false);
   });
+
+  it('dptrain coordinator --coordinator-worker: it and one worker joining over the network make the bits of 2 local workers', {
+    timeout: 180_000,
+  }, async () => {
+    const out = tempDir('cw-coordinator');
+    // The worker inside takes the config's backend (coordinator has no --backend flag).
+    const job = join(out, 'job.json');
+    writeFileSync(job, JSON.stringify({ ...JSON.parse(readFileSync(SPIRALS, 'utf8')), backend: 'cpu' }));
+    const port = await freePort();
+    const running = runCli([
+      'coordinator',
+      '-c',
+      job,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--min-workers',
+      '2',
+      '--steps',
+      '40',
+      '--coordinator-worker',
+      '--out',
+      out,
+    ]);
+    const remote = spawnWorker(`ws://127.0.0.1:${port}`, ['--name', 'remote']);
+    try {
+      const r = await running;
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      remote.kill('SIGKILL');
+    }
+    const local = await trainSpirals('cw-coordinator-ref', 40, ['--backend', 'cpu']);
+    expect(steps(out)).toEqual(steps(local));
+    expect(Buffer.from(readWeights(out).buffer).equals(Buffer.from(readWeights(local).buffer))).toBe(true);
+    const links = joined(out);
+    expect(links.get('worker-0')).toMatch(/^local#\d+$/);
+    expect(links.get('remote')).toMatch(/^127\.0\.0\.1:\d+$/);
+  });
+
+  it.each(['launch', 'slurm'])(
+    'dptrain %s refuses a config asking for a worker inside the coordinator',
+    async (command) => {
+      const dir = tempDir('cw-refused');
+      const job = join(dir, 'job.json');
+      writeFileSync(job, JSON.stringify({ ...JSON.parse(readFileSync(SPIRALS, 'utf8')), coordinatorWorker: true }));
+      const args = command === 'launch' ? ['launch', '--launcher', 'local', '-c', job] : ['slurm', '-c', job];
+      // Task 0 of a one-node allocation; scontrol answers for that node alone.
+      writeFileSync(join(dir, 'scontrol'), '#!/bin/sh\necho localhost\n', { mode: 0o755 });
+      const env = {
+        ...process.env,
+        PATH: `${dir}:${process.env.PATH}`,
+        SLURM_JOB_ID: '7',
+        SLURM_PROCID: '0',
+        SLURM_NTASKS: '1',
+        SLURM_JOB_NODELIST: 'localhost',
+        SLURM_TASKS_PER_NODE: '1',
+        DPTRAIN_TOKEN: 'a-test-token-of-enough-length',
+      };
+      const r = await runCli([...args, '--out', tempDir('cw-refused-run')], 30_000, env);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(
+        new RegExp(`coordinatorWorker: dptrain ${command} starts every worker as a process of its own; .*\\n$`),
+      );
+    },
+  );
 
   it('a fault cannot name the worker inside the coordinator', async () => {
     const out = tempDir('cw-fault');
