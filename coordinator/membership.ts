@@ -330,7 +330,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     w.backend = msg.backend;
     w.peakFlops = msg.peakFlops;
     w.attainableFlops = msg.attainableFlops;
-    w.workers = Math.max(1, msg.workers);
+    // Every member computes for one worker at least: 0 would drop its processes from each step's count.
+    if (msg.workers < 1)
+      return this.drop(w, 'invalid', 'invalid: ready.workers 0: a member computes for one worker at least');
+    w.workers = msg.workers;
     w.state = 'ready';
     this.o.log.info(
       {

@@ -80,6 +80,13 @@ describe('Membership', () => {
     expect(await odd.closedKind).toBe('datasetDiffers');
   });
 
+  it('a ready that counts no workers behind its link is invalid', async () => {
+    membership();
+    const none = await fakeWorker(net.dial, TOTAL, { token: TOKEN, workers: 0 });
+    expect(await none.closedKind).toBe('invalid');
+    expect(await none.closed).toBe('invalid: ready.workers 0: a member computes for one worker at least');
+  });
+
   it('bytes that do not decode, or a message out of turn, are invalid', async () => {
     membership();
     const junk = await fakeWorker(net.dial, TOTAL, { token: TOKEN, ready: false });

@@ -30,6 +30,8 @@ export interface FakeOptions {
   shm?: (nonce: string) => string;
   /** Announce this dataset fingerprint instead of the job's own. */
   fingerprint?: string;
+  /** The ready's count of workers computing behind this link (default 1). */
+  workers?: number;
   /** Called for every message after the handshake (work, evaluate, params, bye). */
   onMessage?: (msg: ToWorker, w: FakeWorker) => void;
 }
@@ -75,7 +77,7 @@ export async function fakeWorker(target: string | Dial, totalParams: number, o: 
         backendReason: 'test',
         peakFlops: 0,
         attainableFlops: 1e9,
-        workers: 1,
+        workers: o.workers ?? 1,
       });
     } else o.onMessage?.(msg, w);
   });
