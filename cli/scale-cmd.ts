@@ -184,7 +184,15 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
       });
     }
   }
-  const result = { mode: f.mode, backend: backend.name, steps: cfg.steps, baseline: baselines[0], baselines, rows };
+  const result = {
+    mode: f.mode,
+    backend: backend.name,
+    steps: cfg.steps,
+    coordinatorWorker: cfg.coordinatorWorker,
+    baseline: baselines[0],
+    baselines,
+    rows,
+  };
   writeFileSync(join(out, 'scale.json'), JSON.stringify(result, null, 2) + '\n');
   const md = [
     `| workers | batch per worker | global batch | samples/s | speed-up | efficiency | step overhead | wire | codec |`,
@@ -195,7 +203,11 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
         `${r.efficiency.toFixed(2)} | ${pct(r.timeline.overheadShare)} | ${pct(r.timeline.wireShare)} | ${pct(r.timeline.codecShare)} |`,
     ),
     '',
-    `Speed-up and efficiency are against the fastest single process of the same engine. Mode: ${f.mode} scaling. Single-process samples/s (${backend.name}):`,
+    `Speed-up and efficiency are against the fastest single process of the same engine. Mode: ${f.mode} scaling.` +
+      (cfg.coordinatorWorker
+        ? " One worker of each point ran inside the coordinator's process (--coordinator-worker)."
+        : '') +
+      ` Single-process samples/s (${backend.name}):`,
     '',
     `| batch | ${BASELINES.map((k) => BASELINE_LABELS[k]).join(' | ')} |`,
     `| ---: | ${BASELINES.map(() => '---:').join(' | ')} |`,

@@ -86,6 +86,34 @@ describe('dptrain scale', () => {
     expect(html.match(/<svg xmlns/g)).toHaveLength(3);
   }, 200_000);
 
+  it('--coordinator-worker: each point runs one worker inside its coordinator, and scale.json and scale.md say so', async () => {
+    const out = join(tempDir('scale-cw'), 'out');
+    const r = await runCli(
+      [
+        'scale',
+        '--config',
+        join(__dirname, '../../examples/spirals.json'),
+        '--workers',
+        '2',
+        '--steps',
+        '20',
+        '--backend',
+        'cpu',
+        '--coordinator-worker',
+        '--out',
+        out,
+      ],
+      180_000,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'scale.json'), 'utf8')).coordinatorWorker).toBe(true);
+    expect(readFileSync(join(out, 'scale.md'), 'utf8')).toMatch(
+      /One worker of each point ran inside the coordinator's process/,
+    );
+    const log = readFileSync(join(out, 'workers-2', 'log.jsonl'), 'utf8');
+    expect(log).toMatch(/"workerName":"worker-0","host":"[^"]+","remote":"local#1"/);
+  }, 180_000);
+
   it('a bad worker list is one line', async () => {
     const r = await runCli(['scale', '--workers', '1,x']);
     expect(r.code).toBe(2);
