@@ -2,30 +2,18 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli, tempDir } from '../helpers/cli.js';
+import { runCli, SPIRALS, tempDir } from '../helpers/cli.js';
+
+/** `dptrain scale` on the spirals example, cpu backend, into `out`. */
+const scaleSpirals = (flags: string[], out: string) =>
+  runCli(['scale', '--config', SPIRALS, '--backend', 'cpu', ...flags, '--out', out], 180_000);
 
 describe('dptrain scale', () => {
   it('measures each worker count at each per-worker batch against its own baseline, and writes scale.json, scale.md and SVG plots', async () => {
     const out = join(tempDir('scale'), 'out');
-    const r = await runCli(
-      [
-        'scale',
-        '--config',
-        join(__dirname, '../../examples/spirals.json'),
-        '--workers',
-        '2,1',
-        '--mode',
-        'weak',
-        '--steps',
-        '30',
-        '--per-worker-batch',
-        '64,32',
-        '--backend',
-        'cpu',
-        '--out',
-        out,
-      ],
-      180_000,
+    const r = await scaleSpirals(
+      ['--workers', '2,1', '--mode', 'weak', '--steps', '30', '--per-worker-batch', '64,32'],
+      out,
     );
     expect(r.code, r.stderr).toBe(0);
     const s = JSON.parse(readFileSync(join(out, 'scale.json'), 'utf8'));
@@ -88,23 +76,7 @@ describe('dptrain scale', () => {
 
   it('--coordinator-worker: each point runs one worker inside its coordinator, and scale.json and scale.md say so', async () => {
     const out = join(tempDir('scale-cw'), 'out');
-    const r = await runCli(
-      [
-        'scale',
-        '--config',
-        join(__dirname, '../../examples/spirals.json'),
-        '--workers',
-        '2',
-        '--steps',
-        '20',
-        '--backend',
-        'cpu',
-        '--coordinator-worker',
-        '--out',
-        out,
-      ],
-      180_000,
-    );
+    const r = await scaleSpirals(['--workers', '2', '--steps', '20', '--coordinator-worker'], out);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(out, 'scale.json'), 'utf8')).coordinatorWorker).toBe(true);
     expect(readFileSync(join(out, 'scale.md'), 'utf8')).toMatch(
