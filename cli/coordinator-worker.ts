@@ -1,10 +1,10 @@
 /**
  * `--coordinator-worker` (`dptrain train`, `dptrain coordinator`): one of the job's workers runs
- * inside the coordinator's process, as rank 0 of a DDP job computes beside its rendezvous. It joins through an in-process
- * link like any other worker (the same handshake, shards, results and shared memory), so a step
- * wakes one process fewer and hands work between CPUs once less. Its compute runs on the
- * coordinator's event loop: a result that arrives meanwhile waits in its socket, which costs
- * nothing, since the step needs every shard before it can go on.
+ * inside the coordinator's process, as rank 0 of a DDP job computes beside its rendezvous. It
+ * joins through an in-process link like any other worker (the same handshake, shards, results
+ * and shared memory), so a step wakes one process fewer and hands work between CPUs once less.
+ * Its compute runs on the coordinator's event loop: a result that arrives meanwhile waits in its
+ * socket, which costs nothing, since the step needs every shard before it can go on.
  */
 import { createLocalNetwork } from '../shared/transport/local.js';
 import type { Link, Listener } from '../shared/transport/transport.js';
