@@ -177,7 +177,8 @@ export function buildProgram(): Command {
     });
   // Through a launcher: the flags of `dptrain launch` that say where the workers run.
   const scale = program.commands.find((c) => c.name() === 'scale')!;
-  for (const row of FLAG_TABLE) if (['launch', 'advertise', 'join'].includes(row.scope)) scale.addOption(optionOf(row));
+  for (const row of FLAG_TABLE)
+    if (['launch', 'advertise', 'join', 'agents'].includes(row.scope)) scale.addOption(optionOf(row));
   scale.addOption(optionOf(FLAG_TABLE.find((r) => r.key === 'tokenFile')!));
   // Local points run as `dptrain train`; through a launcher, `launch` refuses it in one line.
   scale.addOption(optionOf(FLAG_TABLE.find((r) => r.key === 'coordinatorWorker')!));

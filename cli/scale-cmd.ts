@@ -37,6 +37,8 @@ export interface ScaleFlags extends JobFlags {
   hostfile?: string;
   listen?: { host: string; port: number };
   tokenFile?: string;
+  hostAgents?: boolean;
+  agentWorkers?: number;
   workerCounts: number[];
   mode: 'strong' | 'weak';
   /** Batches per worker to sweep in weak mode (default: the config's batchSize). */
@@ -66,7 +68,7 @@ export const parseWorkerList = (v: string): number[] => parseList('--workers', v
 export const parseBatchList = (v: string): number[] => parseList('--per-worker-batch', v, 1 << 20, '64,128,256');
 
 /** The flags scale hands on to `dptrain launch` as they were given (hosts are cut per point). */
-const LAUNCH_SCOPES = ['launch', 'advertise', 'join'] as const;
+const LAUNCH_SCOPES = ['launch', 'advertise', 'join', 'agents'] as const;
 
 /** "a:2,b:2" cut to its first n slots: "a:2,b:1" for n = 3 (a sweep fills hosts in order). */
 export function firstSlots(hosts: Array<{ host: string; slots: number }>, n: number): string {
@@ -86,8 +88,14 @@ export function firstSlots(hosts: Array<{ host: string; slots: number }>, n: num
  * flags, or a `launch` section in the config), `dptrain launch` on the first N slots of the hosts.
  */
 function pointCommand(f: ScaleFlags, cfg: Config): (n: number) => string[] {
-  if (f.launcher === undefined && f.hosts === undefined && f.hostfile === undefined && cfg.launch === null)
+  if (f.launcher === undefined && f.hosts === undefined && f.hostfile === undefined && cfg.launch === null) {
+    if (f.hostAgents || f.agentWorkers !== undefined)
+      fail(
+        'CONFIG_INVALID',
+        `--${f.hostAgents ? 'host-agents' : 'agent-workers'}: host agents start through a launcher; add --launcher local (or --hosts H:N,…)`,
+      );
     return (n) => ['train', '--workers', String(n)];
+  }
   const section = launchSection(f as LaunchFlags, cfg);
   if (section.launcher === 'slurm')
     fail(
@@ -135,6 +143,7 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
   if (f.mode === 'strong' && (f.perWorkerBatch?.length ?? 0) > 0)
     fail('CONFIG_INVALID', '--per-worker-batch is for --mode weak; in strong mode the global batch is --batch-size');
   const cfg = resolveConfig({ ...f, workers: undefined });
+  const command = pointCommand(f, cfg); // its refusals come before anything is written
   const out = resolve(f.out ?? join('runs', `scale-${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}`));
   mkdirSync(out, { recursive: true });
   const perWorker = f.perWorkerBatch ?? [cfg.batchSize];
@@ -142,7 +151,6 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
   const job = join(out, 'job.json');
   writeFileSync(job, JSON.stringify({ ...cfg, out: null, evalEvery: 0, checkpointEvery: 0 }));
 
-  const command = pointCommand(f, cfg);
   const backend = await selectBackend(cfg.backend, { allowSoftwareGpu: cfg.allowSoftwareGpu });
   const baselines: Array<{ batch: number; samplesPerSec: number; singleProcess: Record<BaselineKind, number | null> }> =
     [];

@@ -86,6 +86,30 @@ describe('dptrain scale', () => {
     expect(log).toMatch(/"workerName":"worker-0","host":"[^"]+","remote":"local#1"/);
   }, 180_000);
 
+  it('--host-agents through the local launcher: each point runs its workers behind host agents', async () => {
+    const out = join(tempDir('scale-agents'), 'out');
+    const r = await scaleSpirals(
+      ['--workers', '4', '--steps', '20', '--launcher', 'local', '--host-agents', '--agent-workers', '2'],
+      out,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    // 4 worker processes over 2 links to the coordinator.
+    expect(JSON.parse(readFileSync(join(out, 'workers-4', 'summary.json'), 'utf8'))).toMatchObject({
+      workers: 4,
+      members: 2,
+    });
+  }, 180_000);
+
+  it('--host-agents without a launcher is one line, before anything is written', async () => {
+    const out = join(tempDir('scale-agents-refused'), 'out');
+    const r = await scaleSpirals(['--workers', '2', '--host-agents'], out);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'dptrain: CONFIG_INVALID: --host-agents: host agents start through a launcher; add --launcher local (or --hosts H:N,…)\n',
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('a bad worker list is one line', async () => {
     const r = await runCli(['scale', '--workers', '1,x']);
     expect(r.code).toBe(2);
