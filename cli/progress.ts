@@ -55,7 +55,7 @@ export class Progress {
       `  ${Math.round(this.rate).toLocaleString('en-US')} samples/s  ${flopRateText(r.modelFlopsPerSec)}` +
       (r.mfu !== null ? ` (MFU ${percent(r.mfu)})` : '') +
       (r.budgetUsed !== null ? `  budget ${percent(r.budgetUsed)}` : '') +
-      `  ${r.workers} workers  ETA ${clock(eta)}`;
+      `  ${r.workers} worker${r.workers === 1 ? '' : 's'}  ETA ${clock(eta)}`;
     if (this.tty) {
       const width = Math.max(10, (this.out.columns ?? 100) - text.length - 4);
       const filled = Math.round((width * r.step) / this.total);
