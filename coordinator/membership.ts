@@ -317,6 +317,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /** The job is loaded there: check its data is the job's, and let it take shards. */
   private onReady(w: WorkerSession, msg: Ready): void {
+    // Every member computes for one worker at least: 0 would drop its processes from each step's count.
+    if (msg.workers < 1)
+      return this.drop(w, 'invalid', 'invalid: ready.workers 0: a member computes for one worker at least');
     const shape = parseFingerprint(msg.fingerprint);
     if (!shape) return this.drop(w, 'invalid', `invalid: dataset fingerprint ${msg.fingerprint}`);
     if (this.data && this.data.fingerprint !== shape.fingerprint) {
@@ -330,9 +333,6 @@ export class Membership extends EventEmitter<MembershipEvents> {
     w.backend = msg.backend;
     w.peakFlops = msg.peakFlops;
     w.attainableFlops = msg.attainableFlops;
-    // Every member computes for one worker at least: 0 would drop its processes from each step's count.
-    if (msg.workers < 1)
-      return this.drop(w, 'invalid', 'invalid: ready.workers 0: a member computes for one worker at least');
     w.workers = msg.workers;
     w.state = 'ready';
     this.o.log.info(
