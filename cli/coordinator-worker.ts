@@ -13,6 +13,7 @@ import { describeError, fail } from '../shared/util/errors.js';
 import type { Config } from '../shared/job/config.js';
 import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
+import { RejoinWindow } from './rejoin.js';
 import type { RunDir } from '../coordinator/run-dir.js';
 
 /** Its name (with `train`, the local processes are worker-1 onwards). */
@@ -20,6 +21,9 @@ export const COORDINATOR_WORKER = 'worker-0';
 
 /** Before joining again: the coordinator's close has been handled on its side by then. */
 const REJOIN_PAUSE_MS = 50;
+
+/** How long it keeps joining again after losing its session (a worker's --reconnect-timeout). */
+const REJOIN_WINDOW_SEC = 60;
 
 /** The address and the links of `outer`, plus the links of an in-process network. */
 function withLocalLinks(outer: Listener): { listener: Listener; dial: () => Promise<Link> } {
@@ -62,9 +66,11 @@ export function coordinatorWorker(
       log.info({ backend: backend.name, provider: backend.provider, why: backend.reason }, 'backend selected');
       let dir = shmDir;
       const stopped = (why: string) => onFailed(`the coordinator's own worker (${name}) stopped: ${why}`);
-      // Serve; join again after a close that is worth another session (e.g. "reconnect without
-      // shared memory"), as a worker process would.
+      // Serve; after a close worth another session (e.g. "reconnect without shared memory") join
+      // again, within the window a worker process would have.
+      const rejoin = new RejoinWindow(REJOIN_WINDOW_SEC);
       for (;;) {
+        const began = Date.now();
         const out = await runWorker({ link: await dial(), backend, name, log, token, shmDir: dir }).catch(
           (e: unknown) => ({
             finished: false,
@@ -73,9 +79,12 @@ export function coordinatorWorker(
             shmFailed: false,
           }),
         );
-        if (out.finished) return;
-        if (out.fatal) return stopped(out.reason);
         if (out.shmFailed) dir = undefined;
+        try {
+          if (!rejoin.after(out, 'this process', began)) return;
+        } catch (e) {
+          return stopped(describeError(e));
+        }
         log.warn({ reason: out.reason }, 'session with the coordinator ended; joining again');
         await new Promise((r) => setTimeout(r, REJOIN_PAUSE_MS));
       }

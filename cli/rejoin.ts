@@ -1,8 +1,9 @@
 /**
- * What `worker` and `host-agent` do when a session with the coordinator ends: the job finished
- * (exit 0), a refusal (its error: one line, and the exit code says which; never matched from
- * text, the session carries it as a code), or come back within --reconnect-timeout. A session
- * that lasted a while resets that clock; short ones (refused at once) do not, so coming back ends.
+ * What `worker`, `host-agent` and the worker inside a coordinator do when a session with the
+ * coordinator ends: the job finished (exit 0), a refusal (its error: one line, and the exit code
+ * says which; never matched from text, the session carries it as a code), or come back within
+ * --reconnect-timeout. A session that lasted a while resets that clock; short ones (refused at
+ * once) do not, so coming back ends.
  */
 import { DptrainError } from '../shared/util/errors.js';
 import type { WorkerOutcome } from '../worker/coordinator-session.js';
