@@ -1,8 +1,11 @@
 /**
  * `--coordinator-worker` (`dptrain train`, `dptrain coordinator`): one of the job's workers runs
  * inside the coordinator's process, as rank 0 of a DDP job computes beside its rendezvous. It
- * joins through an in-process link like any other worker (the same handshake, shards, results
- * and shared memory), so a step wakes one process fewer and hands work between CPUs once less.
+ * joins through an in-process link like any other worker (the same handshake, shards and
+ * results), so a step wakes one process fewer and hands work between CPUs once less. Its payloads
+ * go through slots in this process's memory (shared/transport/memory-channel.ts), not through
+ * files: the coordinator's thread, which computes this worker's shard, is the step's critical
+ * path, and a copy in memory is the cheapest hand-over there is.
  * Its compute runs on the coordinator's event loop: a result that arrives meanwhile waits in its
  * socket, which costs nothing, since the step needs every shard before it can go on.
  */
@@ -14,6 +17,7 @@ import type { Config } from '../shared/job/config.js';
 import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
 import { RejoinWindow } from './rejoin.js';
+import { MemoryChannel } from '../shared/transport/memory-channel.js';
 import type { RunDir } from '../coordinator/run-dir.js';
 
 /** Its name (with `train`, the local processes are worker-1 onwards). */
@@ -45,6 +49,8 @@ function withLocalLinks(outer: Listener): { listener: Listener; dial: () => Prom
 export interface CoordinatorWorker {
   /** What the coordinator listens on: the session's listener, and the in-process worker's link. */
   listener: Listener;
+  /** The channel its payloads go through, to grant it (null with `sharedMemory: false`: in frames). */
+  channel: MemoryChannel | null;
   /** Select the backend, join, and serve until the coordinator says bye; `onFailed` if it stops before. */
   start(onFailed: (why: string) => void): Promise<void>;
 }
@@ -54,24 +60,25 @@ export function coordinatorWorker(
   outer: Listener,
   runDir: RunDir,
   token: string | null,
-  shmDir: string | undefined,
 ): CoordinatorWorker {
   const { listener, dial } = withLocalLinks(outer);
+  const channel = config.sharedMemory ? new MemoryChannel() : null;
   return {
     listener,
+    channel,
     async start(onFailed) {
       const name = COORDINATOR_WORKER;
       const log = createLogger({ name, terminal: { file: runDir.workerLog(name) } });
       const backend = await selectBackend(config.backend, { allowSoftwareGpu: config.allowSoftwareGpu });
       log.info({ backend: backend.name, provider: backend.provider, why: backend.reason }, 'backend selected');
-      let dir = shmDir;
+      let payloads = channel?.offer();
       const stopped = (why: string) => onFailed(`the coordinator's own worker (${name}) stopped: ${why}`);
       // Serve; after a close worth another session (e.g. "reconnect without shared memory") join
       // again, within the window a worker process would have.
       const rejoin = new RejoinWindow(REJOIN_WINDOW_SEC);
       for (;;) {
         const began = Date.now();
-        const out = await runWorker({ link: await dial(), backend, name, log, token, shmDir: dir }).catch(
+        const out = await runWorker({ link: await dial(), backend, name, log, token, payloads }).catch(
           (e: unknown) => ({
             finished: false,
             fatal: 'RUN_FAILED' as const,
@@ -79,7 +86,7 @@ export function coordinatorWorker(
             shmFailed: false,
           }),
         );
-        if (out.shmFailed) dir = undefined;
+        if (out.shmFailed) payloads = undefined;
         try {
           if (!rejoin.after(out, 'this process', began)) return;
         } catch (e) {

@@ -3,7 +3,7 @@
  * both `dptrain train` (with local workers) and `dptrain coordinator` (with remote ones).
  */
 import type { RemoteSlices } from '../coordinator/slices/remote-slices.js';
-import type { ShmChannel } from '../shared/transport/shm.js';
+import type { PayloadChannel } from '../shared/transport/payload-channel.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import { RunDir } from '../coordinator/run-dir.js';
 import type { RunSummary } from '../coordinator/summary.js';
@@ -90,7 +90,7 @@ function advertisedAt(runDir: RunDir, bound: string, advertise?: string): string
 }
 
 export interface CoordinatorExtras {
-  shm?: ShmChannel | null;
+  channels?: readonly PayloadChannel[];
   tracer?: Tracer;
   traceFile?: string;
   token?: string | null;

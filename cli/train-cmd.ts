@@ -198,10 +198,10 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
       s.log.debug({ dir: shm.dir }, 'shared memory for local workers');
     }
   }
-  const inside = config.coordinatorWorker ? coordinatorWorker(config, s.listener, s.runDir, token, shm?.dir) : null;
+  const inside = config.coordinatorWorker ? coordinatorWorker(config, s.listener, s.runDir, token) : null;
   if (inside) s.listener = inside.listener;
   const coord = createCoordinator(config, s, progress, {
-    shm,
+    channels: [shm, inside?.channel ?? null].filter((c) => c !== null),
     ...traceOptions(f),
     token,
     resume: resume?.state,
@@ -238,9 +238,10 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
   const slices = await coordinatorSlices(f.sliceShard, config, token);
   const joinTimeoutMs = f.joinTimeout !== undefined ? f.joinTimeout * 1000 : undefined;
-  const inside = config.coordinatorWorker ? coordinatorWorker(config, s.listener, s.runDir, token, undefined) : null;
+  const inside = config.coordinatorWorker ? coordinatorWorker(config, s.listener, s.runDir, token) : null;
   if (inside) s.listener = inside.listener;
   const coord = createCoordinator(config, s, progress, {
+    channels: inside?.channel ? [inside.channel] : [],
     ...traceOptions(f),
     token,
     resume: resume?.state,

@@ -14,6 +14,7 @@ import type { Link } from '../shared/transport/transport.js';
 import type { BackendName } from '../shared/job/config.js';
 import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
+import { ShmChannel } from '../shared/transport/shm.js';
 import { checkWsUrl, dialWs, readCa, type DialTls } from '../worker/ws-dialer.js';
 import { hostname } from 'node:os';
 import { devicePeak } from '../shared/accounting/devices.js';
@@ -119,7 +120,8 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
     const began = Date.now();
     log.info({ coordinator: url }, 'connected');
     const sendResult = sliced?.sendResult;
-    const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job, shmDir, sendResult });
+    const payloads = shmDir ? ShmChannel.offer(shmDir) : undefined;
+    const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job, payloads, sendResult });
     if (out.shmFailed) shmDir = undefined; // later sessions use the socket
     // Finished, refused, or the coordinator went away without a goodbye (crash, restart) or
     // turned us away for now: then find it again, backing off.

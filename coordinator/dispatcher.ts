@@ -7,7 +7,6 @@
  */
 import type { Logger } from '../shared/util/log.js';
 import type { WireDtype } from '../shared/wire/wire-dtype.js';
-import type { ShmChannel } from '../shared/transport/shm.js';
 import type { EvalResult, ShardResult } from '../shared/wire/protocol.js';
 import { requestTag, type Membership, type WorkerSession } from './membership.js';
 import { eligible, Phase, type PhasePlan, type PhaseStats } from './phase.js';
@@ -23,8 +22,6 @@ export interface DispatcherOptions {
   totalParams: number;
   /** How parameter frames travel (the job's wireDtype). */
   wireDtype: WireDtype;
-  /** Where workers on this host read parameters (see shared/transport/shm.ts); null: all by socket. */
-  shm: ShmChannel | null;
   /** Fixed shard deadline in ms; 0 = derived from recent phase times. */
   stepTimeoutMs: number;
   noWorkerTimeoutMs: number;
@@ -106,8 +103,8 @@ export class Dispatcher {
   constructor(private readonly o: DispatcherOptions) {
     this.ops = o.ops ?? jsReduceOps;
     this.spare = [...(o.spares ?? [])];
-    const { membership, log, wireDtype, shm } = o;
-    this.broadcast = new ParamsBroadcast({ membership, log, wireDtype, shm, sliced: Boolean(o.sliced) });
+    const { membership, log, wireDtype } = o;
+    this.broadcast = new ParamsBroadcast({ membership, log, wireDtype, sliced: Boolean(o.sliced) });
     membership.on('ready', (w) => this.phase?.workerReady(w));
     membership.on('gone', (w) => this.phase?.workerGone(w));
     membership.on('result', (w, msg, grads) => this.onWorkResult(w, msg, grads));

@@ -21,7 +21,7 @@ import {
 import type { CloseKind, Link, Listener } from '../shared/transport/transport.js';
 import { readFromWorker } from '../shared/wire/validate.js';
 import type { ResultDecoder } from './compression.js';
-import type { ShmChannel } from '../shared/transport/shm.js';
+import type { PayloadChannel } from '../shared/transport/payload-channel.js';
 import { coordinatorProof, newNonce } from '../shared/wire/auth.js';
 import { AUTH_TIMEOUT_MS, deadline, overPendingLimits, READY_TIMEOUT_MS, refuseHello } from './admission.js';
 
@@ -50,8 +50,8 @@ export interface WorkerSession {
   laggingSince: number;
   /** The challenge nonce sent on this connection. */
   nonce: string;
-  /** Payloads to and from this worker go through the shared-memory channel. */
-  shm: boolean;
+  /** The payload channel granted to it (shared memory, or memory when it runs in this process); null: payloads in frames. */
+  channel: PayloadChannel | null;
   /** The parameter slot it was last sent; it may read it until `answers` reaches `shmSlotUntil`. */
   shmSlot: number;
   shmSlotUntil: number;
@@ -98,9 +98,12 @@ export interface MembershipOptions {
   maxPendingPerAddress?: number;
   /** …and from all addresses together. */
   maxPending?: number;
-  /** Shared-memory channel for workers on this host that offer to use it (local workers). */
-  shm?: ShmChannel | null;
-  /** Where shared-memory results are read into (the coordinator's arena, for its kernels); default the channel's own buffer. */
+  /**
+   * Payload channels, each granted to a worker that proves it holds the channel's secret (local
+   * workers: shared-memory files; the worker inside the coordinator: memory).
+   */
+  channels?: readonly PayloadChannel[];
+  /** Where channel results are read into (the coordinator's arena, for its kernels); default the channel's own buffer. */
   landing?: Float32Array | null;
   /**
    * The job's dataset fingerprint, computed by the coordinator from its own copy of the data.
@@ -201,7 +204,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const wasReady = w.state === 'ready';
     w.state = 'gone';
     this.workers.delete(w.id);
-    if (w.shm) this.o.shm?.removeResults(w.id);
+    w.channel?.removeResults(w.id);
     if (wasReady) this.emit('gone', w, reason);
   }
 
@@ -230,7 +233,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       lagging: false,
       laggingSince: 0,
       nonce: newNonce(),
-      shm: false,
+      channel: null,
       shmSlot: -1,
       shmSlotUntil: 0,
       shmRead: 0,
@@ -288,10 +291,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const members = [...this.workers.values()].filter((x) => x.state === 'loading' || x.state === 'ready').length;
     const refusal = refuseHello(msg, { jobId, token, nonce: w.nonce, maxWorkers, members });
     if (refusal) return this.drop(w, refusal.kind, refusal.reason);
-    // Shared memory only for a worker that proves it can read our private directory (a
-    // local worker of `dptrain train`, which was handed it): never on its word alone.
-    const shm = Boolean(this.o.shm?.usable) && this.o.shm!.verifiesGrant(w.nonce, msg.shm);
-    Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', shm });
+    // A payload channel only for a worker that proves it holds the channel's secret (a local
+    // worker of `dptrain train`, which was handed our private directory, or the worker inside
+    // this process, handed the memory channel): never on its word alone.
+    const channel = this.o.channels?.find((c) => c.usable && c.verifiesGrant(w.nonce, msg.shm)) ?? null;
+    Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', channel });
     w.link.liftFrameCap?.(); // from now on it may send results as large as the model
     // A member that never becomes ready would hold a place toward maxWorkers for good.
     const readyMs = this.o.readyTimeoutMs ?? READY_TIMEOUT_MS;
@@ -307,10 +311,17 @@ export class Membership extends EventEmitter<MembershipEvents> {
       jobId: this.o.jobId,
       job: this.o.job,
       proof,
-      shm,
+      shm: channel !== null,
     });
     this.o.log.info(
-      { worker: w.id, workerName: w.name, host: w.host, remote: w.remote, authenticated: token !== null },
+      {
+        worker: w.id,
+        workerName: w.name,
+        host: w.host,
+        remote: w.remote,
+        authenticated: token !== null,
+        payloads: channel?.kind ?? 'frames',
+      },
       'worker connected',
     );
   }
@@ -349,32 +360,33 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.emit('ready', w);
   }
 
-  /** A shard's gradient sums, from the frame or from this worker's shared-memory slot. */
+  /** A shard's gradient sums, from the frame or from this worker's payload channel. */
   private onResult(w: WorkerSession, msg: ShardResult, payload: Float32Array | null): void {
     w.answers++;
     let grads = payload ?? NO_GRADIENTS; // none: sliced results
     if (payload && this.o.decoder) grads = this.o.decoder.decode(payload, msg.losses.length);
     if (msg.shm > 0) {
-      if (!w.shm || !this.o.shm) {
+      const channel = w.channel;
+      if (!channel) {
         return this.drop(
           w,
           'invalid',
-          `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted shared memory'))}`,
+          `invalid message: ${describeError(new DptrainError('MESSAGE_INVALID', 'result.shm is set, but this worker was not granted a payload channel'))}`,
         );
       }
       try {
         // One node lands where the kernels read it; several, in the channel's own buffer.
         const nodes = msg.losses.length;
         const into = nodes === 1 ? (this.o.landing ?? undefined) : undefined;
-        grads = this.o.shm.readResult(w.id, msg.shm, nodes * this.o.totalParams, this.o.job.wireDtype, into);
+        grads = channel.readResult(w.id, msg.shm, nodes * this.o.totalParams, this.o.job.wireDtype, into);
         w.shmRead = Math.max(w.shmRead, msg.shm);
       } catch (e) {
-        // The directory went away, or a slot was overwritten: stop using shared memory for
+        // The directory went away, or a slot was overwritten: stop using this channel for
         // everyone, and let this worker reconnect (the reason is not a refusal); its shard
         // goes to another worker meanwhile.
-        this.o.shm.disable(describeError(e));
+        channel.disable(describeError(e));
         this.o.log.warn(
-          { worker: w.id, error: describeError(e) },
+          { worker: w.id, channel: channel.where, error: describeError(e) },
           'shared memory failed; payloads go through the socket from now on',
         );
         return this.drop(w, 'reconnect', 'shared memory unreadable; reconnect to continue over the socket');

@@ -1,13 +1,13 @@
 /**
  * The parameters workers must hold, and getting them there: each worker is sent a version at
- * most once, every socket worker the same frame (encoded once per version), every worker on
- * this host the same shared-memory slot (written once per version, in a slot no worker may
- * still be reading). Counts the time spent encoding and sending, for the step's timeline.
+ * most once, every socket worker the same frame (encoded once per version), every worker on a
+ * payload channel the same slot of it (written once per version, in a slot no worker may still
+ * be reading). Counts the time spent encoding and sending, for the step's timeline.
  */
 import { encodeFrame } from '../shared/wire/codec.js';
 import type { Logger } from '../shared/util/log.js';
 import type { WireDtype } from '../shared/wire/wire-dtype.js';
-import type { ShmChannel } from '../shared/transport/shm.js';
+import type { PayloadChannel } from '../shared/transport/payload-channel.js';
 import type { Membership, WorkerSession } from './membership.js';
 
 export interface ParamsBroadcastOptions {
@@ -15,16 +15,21 @@ export interface ParamsBroadcastOptions {
   log: Logger;
   /** How parameter frames travel (the job's wireDtype). */
   wireDtype: WireDtype;
-  /** Where workers on this host read parameters (see shared/transport/shm.ts); null: all by socket. */
-  shm: ShmChannel | null;
   /** Slice shards hold the parameters (coordinator/slices/): workers get none from here. */
   sliced: boolean;
 }
 
+/** One version as sent: the socket workers' frame, and each channel's slot and its frame. */
+interface VersionFrames {
+  version: number;
+  bytes: Uint8Array | null;
+  slots: Map<PayloadChannel, { slot: number; bytes: Uint8Array }>;
+}
+
 export class ParamsBroadcast {
   private params: { version: number; values: Float32Array } = { version: -1, values: new Float32Array(0) };
-  /** This version's parameter frame for socket workers and for shared-memory workers, each made on first use. */
-  private frame: { version: number; bytes: Uint8Array | null; shmBytes: Uint8Array | null; slot: number } | null = null;
+  /** This version's frames, each made on first use. */
+  private frame: VersionFrames | null = null;
   /** Time spent encoding and sending parameter frames since the caller last read it (takeTiming). */
   private encodeMs = 0;
   private broadcastMs = 0;
@@ -58,29 +63,29 @@ export class ParamsBroadcast {
       w.paramsVersion = version; // it has them from the slice shards
       return;
     }
-    // Encode once per version; every worker gets the same bytes (or, on this host, the same file).
-    if (this.frame?.version !== version) this.frame = { version, bytes: null, shmBytes: null, slot: -1 };
+    // Encode once per version; every worker gets the same bytes (or, on a channel, the same slot).
+    if (this.frame?.version !== version) this.frame = { version, bytes: null, slots: new Map() };
     const f = this.frame;
-    const shm = this.o.shm;
+    const channel = w.channel?.usable ? w.channel : null;
     const t0 = performance.now();
     let encoded = false;
-    if (w.shm && shm?.usable && !f.shmBytes) {
+    if (channel && !f.slots.has(channel)) {
       try {
-        f.slot = this.freeSlot();
-        shm.writeParams(f.slot, version, values, this.o.wireDtype);
-        f.shmBytes = encodeFrame({ t: 'params', version, shm: f.slot + 1 });
+        const slot = this.freeSlot(channel);
+        channel.writeParams(slot, version, values, this.o.wireDtype);
+        f.slots.set(channel, { slot, bytes: encodeFrame({ t: 'params', version, shm: slot + 1 }) });
         encoded = true;
       } catch (e) {
-        // A full tmpfs, or the directory gone: from now on everyone gets payloads through the socket.
-        shm.disable(String(e));
+        // A full tmpfs, or the directory gone: from now on its workers get payloads through the socket.
+        channel.disable(String(e));
         this.o.log.warn(
-          { dir: shm.dir, error: String(e) },
+          { channel: channel.where, error: String(e) },
           'shared memory failed; payloads go through the socket from now on',
         );
       }
     }
-    const viaShm = w.shm && f.shmBytes !== null && shm?.usable === true;
-    if (!viaShm && !f.bytes) {
+    const viaChannel = channel?.usable ? f.slots.get(channel) : undefined;
+    if (!viaChannel && !f.bytes) {
       f.bytes = encodeFrame({ t: 'params', version, shm: 0 }, values, this.o.wireDtype);
       encoded = true;
     }
@@ -89,26 +94,27 @@ export class ParamsBroadcast {
       this.encodeMs += t1 - t0;
       this.lastEncode = { start: t0, end: t1 };
     }
-    if (viaShm) {
+    if (viaChannel) {
       // It may read the slot until it answers the request that follows these parameters.
-      w.shmSlot = f.slot;
+      w.shmSlot = viaChannel.slot;
       w.shmSlotUntil = w.requests + 1;
     }
-    this.o.membership.sendBytes(w, (viaShm ? f.shmBytes : f.bytes)!);
+    this.o.membership.sendBytes(w, viaChannel ? viaChannel.bytes : f.bytes!);
     this.broadcastMs += performance.now() - t1;
     w.paramsVersion = version;
   };
 
   /**
-   * A parameter slot that no live worker may still be reading. A worker handles frames in
-   * order and answers every request, so once it answered a request sent after a parameter
-   * frame, it has read that frame's slot — however long it stalled, and whatever late results
-   * it sent before.
+   * A parameter slot of `channel` that no live worker may still be reading. A worker handles
+   * frames in order and answers every request, so once it answered a request sent after a
+   * parameter frame, it has read that frame's slot — however long it stalled, and whatever late
+   * results it sent before.
    */
-  private freeSlot(): number {
+  private freeSlot(channel: PayloadChannel): number {
     const held = new Set<number>();
     for (const w of this.o.membership.workers.values()) {
-      if (w.state !== 'gone' && w.shmSlot >= 0 && w.answers < w.shmSlotUntil) held.add(w.shmSlot);
+      if (w.channel === channel && w.state !== 'gone' && w.shmSlot >= 0 && w.answers < w.shmSlotUntil)
+        held.add(w.shmSlot);
     }
     let k = 0;
     while (held.has(k)) k++;

@@ -7,7 +7,7 @@ import { budgetFlops, jobOf, type Config } from '../shared/job/config.js';
 import { jobLeaves } from '../shared/job/job-layout.js';
 import { modelKind, type AnyLayout } from '../shared/models/index.js';
 import type { Listener } from '../shared/transport/transport.js';
-import type { ShmChannel } from '../shared/transport/shm.js';
+import type { PayloadChannel } from '../shared/transport/payload-channel.js';
 import type { Logger } from '../shared/util/log.js';
 import { ComputeMeter } from './accounting.js';
 import { configHash, type CheckpointState } from './checkpoint.js';
@@ -43,8 +43,12 @@ export interface CoordinatorOptions {
   /** The job token workers must prove they hold; null = none (loopback only). */
   token?: string | null;
   authTimeoutMs?: number;
-  /** Shared-memory channel for tensor payloads to local workers (shared/transport/shm.ts). */
-  shm?: ShmChannel | null;
+  /**
+   * Channels for tensor payloads, each granted to the workers that prove they hold it
+   * (shared/transport/payload-channel.ts): shared-memory files for local worker processes,
+   * memory for the worker inside the coordinator.
+   */
+  channels?: readonly PayloadChannel[];
   /** The job's dataset fingerprint, when this host could load the data (see Membership). */
   datasetFingerprint?: string | null;
   /** Slice shards that hold the parameters and optimizer state, and run the update (coordinator/slices/). */
@@ -66,7 +70,7 @@ export function membershipFor(
     log: o.log,
     token: o.token ?? null,
     authTimeoutMs: o.authTimeoutMs,
-    shm: o.shm ?? null,
+    channels: o.channels ?? [],
     landing,
     fingerprint: o.datasetFingerprint ?? null,
     slicedResults: Boolean(o.slices),
@@ -91,7 +95,6 @@ export function dispatcherFor(
     log: o.log,
     totalParams: layout.totalParams,
     wireDtype: cfg.wireDtype,
-    shm: o.shm ?? null,
     stepTimeoutMs: cfg.stepTimeoutSec * 1000,
     noWorkerTimeoutMs: Math.max(1, cfg.pauseTimeoutSec) * 1000,
     onWasted: (n) => meter.wasted(n),

@@ -11,7 +11,7 @@ import { fingerprint, sameShape } from '../shared/datasets/index.js';
 import { describeError, DptrainError } from '../shared/util/errors.js';
 import { jobLayout, loadJobData, prepareJob } from '../shared/job/job-layout.js';
 import type { Evaluate, Params, ShardResult, Welcome, Work } from '../shared/wire/protocol.js';
-import { RESULT_SLOTS, ShmChannel } from '../shared/transport/shm.js';
+import { type PayloadChannel, type PayloadOffer, RESULT_SLOTS } from '../shared/transport/payload-channel.js';
 import type { Link } from '../shared/transport/transport.js';
 import type { WireDtype } from '../shared/wire/wire-dtype.js';
 import { compressorOf, type CompressionConfig, type GradientCompressor } from '../shared/compress/index.js';
@@ -26,8 +26,12 @@ export interface WorkerOptions extends Joiner {
   backend: BackendChoice;
   /** Declared peak FLOP/s of this worker's device (0 = none). */
   peakFlops?: number;
-  /** The coordinator's shared-memory directory, when this worker runs on its host (DPTRAIN_SHM_DIR). */
-  shmDir?: string;
+  /**
+   * A payload channel to offer the coordinator: its shared-memory directory, when this worker
+   * runs on its host (DPTRAIN_SHM_DIR: ShmChannel.offer), or its memory, when this worker runs
+   * inside it (MemoryChannel.offer).
+   */
+  payloads?: PayloadOffer;
   /**
    * Sends a result's gradients from where they lie, without a result frame (slice shards:
    * sliced-link.ts); false when it cannot (then the frame goes on the link).
@@ -52,8 +56,8 @@ interface Job {
 class WorkerSession extends CoordinatorSession<'loading'> {
   private job: Job | null = null;
   private workerId = '';
-  /** The coordinator's shared-memory directory, when it agreed to pass payloads through it. */
-  private shm: ShmChannel | null = null;
+  /** The payload channel, when the coordinator agreed to pass payloads through it. */
+  private channel: PayloadChannel | null = null;
   /** Results go through shared memory (until a write fails; parameters may still come that way). */
   private shmResults = false;
   private shmFailed = false;
@@ -77,14 +81,14 @@ class WorkerSession extends CoordinatorSession<'loading'> {
   }
 
   protected override shmProof(): string {
-    return this.o.shmDir ? (ShmChannel.grantProof(this.o.shmDir, this.nonce) ?? '') : '';
+    return this.o.payloads?.proof(this.nonce) ?? '';
   }
 
   protected async onWelcome(msg: Welcome): Promise<void> {
     const o = this.o;
     this.workerId = msg.workerId;
-    this.shm = msg.shm && o.shmDir ? new ShmChannel(o.shmDir) : null;
-    this.shmResults = this.shm !== null;
+    this.channel = msg.shm && o.payloads ? o.payloads.open() : null;
+    this.shmResults = this.channel !== null;
     this.state = 'loading';
     await this.load(msg);
     if (this.state === 'loading') this.state = 'serving';
@@ -140,10 +144,10 @@ class WorkerSession extends CoordinatorSession<'loading'> {
     const { trainer, totalParams, wireDtype } = this.job!;
     let values: Float32Array;
     if (msg.shm) {
-      if (!this.shm)
+      if (!this.channel)
         return this.giveUp('invalid: a shared-memory payload, but shared memory was not agreed in welcome');
       try {
-        values = this.shm.readParams(msg.shm - 1, msg.version, totalParams, wireDtype);
+        values = this.channel.readParams(msg.shm - 1, msg.version, totalParams, wireDtype);
       } catch (e) {
         // Not fatal: leave, and come back without shared memory (the coordinator gives our
         // shard to another worker meanwhile).
@@ -184,14 +188,14 @@ class WorkerSession extends CoordinatorSession<'loading'> {
       // Compressed results go through the socket: shared memory would carry no fewer bytes.
       const words = compression && compress(compression, r.parts, r.losses.length);
       // Without credit for the next slot (its last result may be unread), this one goes in the frame.
-      if (!words && this.shm && this.shmResults && this.resultSeq + 1 - RESULT_SLOTS <= this.shmRead) {
+      if (!words && this.channel && this.shmResults && this.resultSeq + 1 - RESULT_SLOTS <= this.shmRead) {
         try {
-          this.shm.writeResult(this.workerId, this.resultSeq + 1, r.parts, wireDtype);
+          this.channel.writeResult(this.workerId, this.resultSeq + 1, r.parts, wireDtype);
           result.shm = ++this.resultSeq;
         } catch (e) {
           // A full tmpfs: this and every later result go through the socket.
           this.o.log.warn(
-            { dir: this.shm.dir, error: String(e) },
+            { channel: this.channel.where, error: String(e) },
             'shared memory failed; sending gradients through the socket from now on',
           );
           this.shmResults = false;

@@ -1,8 +1,7 @@
 /**
- * A side channel for tensor payloads between a coordinator and worker processes on the same
- * host: files in a private tmpfs directory (/dev/shm) instead of bytes through the socket.
- * The frame still travels on the Link (it orders everything and says which file to read); only
- * the payload moves to the file — as NCCL and gloo keep a shared-memory path within a host.
+ * The payload channel (payload-channel.ts) for worker processes on the coordinator's host:
+ * files in a private tmpfs directory (/dev/shm) instead of bytes through the socket, as NCCL
+ * and gloo keep a shared-memory path within a host.
  *
  * Why it is fast here, and the two rules that make it so (measured on the 2-core dev machine):
  * the cost of a multi-megabyte payload is mostly fresh memory, not the copy. A first version
@@ -42,14 +41,13 @@ import { newToken, proofsEqual, shmGrantProof } from '../wire/auth.js';
 import { join } from 'node:path';
 import { fail } from '../util/errors.js';
 import { BYTES_PER_ELEMENT, decodeTensor, encodeTensor, type WireDtype } from '../wire/wire-dtype.js';
+import { type PayloadChannel, type PayloadOffer, RESULT_SLOTS } from './payload-channel.js';
 
 /** Where a fresh channel directory is made: tmpfs, so files never reach a disk. */
 export const SHM_ROOT = '/dev/shm';
 
 /** Worker ids are the coordinator's own ("w12"); anything else never names a file. */
 const WORKER_ID = /^w\d{1,9}$/;
-/** Result slots per worker; a worker writes into one only on credit (Work.shmRead), never over an unread one. */
-export const RESULT_SLOTS = 8;
 /** The secret behind shared-memory grants, in the private directory (see grantProof). */
 const GRANT_FILE = 'grant';
 const HEADER = 8;
@@ -86,7 +84,8 @@ function sweepOrphans(root: string): void {
   }
 }
 
-export class ShmChannel {
+export class ShmChannel implements PayloadChannel {
+  readonly kind = 'files';
   /** Set once a file operation failed: from then on payloads go through the socket. */
   failed: string | null = null;
   /** Encoded 16-bit payloads for writes, reused. */
@@ -115,6 +114,15 @@ export class ShmChannel {
     } catch {
       return null;
     }
+  }
+
+  /** A worker's offer of this directory (DPTRAIN_SHM_DIR): it proves it can read the grant file. */
+  static offer(dir: string): PayloadOffer {
+    return { proof: (nonce) => ShmChannel.grantProof(dir, nonce), open: () => new ShmChannel(dir) };
+  }
+
+  get where(): string {
+    return this.dir;
   }
 
   /** Coordinator side: does `proof` show its sender read this directory's grant file? */

@@ -131,7 +131,7 @@ export interface Work {
   /**
    * The newest shared-memory result (its sequence number) the coordinator has read from this
    * worker, 0 for none: the worker's credit. It writes result k into its slot only once
-   * k − RESULT_SLOTS ≤ shmRead (shared/transport/shm.ts), so no slot is overwritten unread.
+   * k − RESULT_SLOTS ≤ shmRead (shared/transport/payload-channel.ts), so no slot is overwritten unread.
    */
   shmRead: number;
 }

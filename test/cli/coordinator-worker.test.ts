@@ -47,7 +47,7 @@ function linkQueue(l: Listener) {
 function setUp() {
   const outer = outerListener();
   const runDir = new RunDir(mkdtempSync(join(tmpdir(), 'dptrain-cw-')));
-  const cw = coordinatorWorker(CONFIG, outer.listener, runDir, TOKEN, undefined);
+  const cw = coordinatorWorker(CONFIG, outer.listener, runDir, TOKEN);
   const link = linkQueue(cw.listener);
   const failures: string[] = [];
   const served = cw.start((why) => failures.push(why));

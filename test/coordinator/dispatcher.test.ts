@@ -65,7 +65,6 @@ async function setup(leaves: number | null = null, log = pino({ level: 'silent' 
     log,
     totalParams: TOTAL,
     wireDtype: 'float32',
-    shm: null,
     stepTimeoutMs: 300,
     noWorkerTimeoutMs: 10_000,
     onWasted: () => {},

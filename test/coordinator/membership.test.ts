@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { ShmChannel } from '../../shared/transport/shm.js';
+import { MemoryChannel } from '../../shared/transport/memory-channel.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Membership, type MembershipOptions } from '../../coordinator/membership.js';
 import { jobOf, parseConfig } from '../../shared/job/config.js';
@@ -193,7 +194,7 @@ describe("shared memory is granted on proof, not on the worker's word", () => {
     const channel = ShmChannel.create(1 << 20, root);
     if (typeof channel === 'string') throw new Error(channel);
     try {
-      membership({ shm: channel });
+      membership({ channels: [channel] });
       const claims = await fakeWorker(net.dial, TOTAL, { token: TOKEN, shm: () => 'I can read it, honestly' });
       expect(await claims.granted).toBe(false);
       const replays = await fakeWorker(net.dial, TOTAL, {
@@ -209,6 +210,32 @@ describe("shared memory is granted on proof, not on the worker's word", () => {
       expect(statSync(join(channel.dir, 'grant')).mode & 0o777).toBe(0o600);
     } finally {
       channel.remove();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('with two channels, each worker gets the one whose secret it proves', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'dptrain-shm-test-'));
+    const files = ShmChannel.create(1 << 20, root);
+    if (typeof files === 'string') throw new Error(files);
+    const memory = new MemoryChannel();
+    try {
+      const m = membership({ channels: [files, memory] });
+      const inside = await fakeWorker(net.dial, TOTAL, { token: TOKEN, shm: (nonce) => memory.offer().proof(nonce)! });
+      const outside = await fakeWorker(net.dial, TOTAL, {
+        token: TOKEN,
+        shm: (nonce) => ShmChannel.offer(files.dir).proof(nonce)!,
+      });
+      const neither = await fakeWorker(net.dial, TOTAL, { token: TOKEN });
+      expect(await Promise.all([inside.granted, outside.granted, neither.granted])).toEqual([true, true, false]);
+      const granted = [...m.workers.values()].map((w) => w.channel?.kind ?? 'frames').sort();
+      expect(granted).toEqual(['files', 'frames', 'memory']);
+      // A channel that failed is granted to nobody joining after.
+      memory.disable('a slot was overwritten');
+      const late = await fakeWorker(net.dial, TOTAL, { token: TOKEN, shm: (nonce) => memory.offer().proof(nonce)! });
+      expect(await late.granted).toBe(false);
+    } finally {
+      files.remove();
       rmSync(root, { recursive: true, force: true });
     }
   });

@@ -18,32 +18,36 @@ import {
   trainSpirals,
 } from '../helpers/cli.js';
 
-/** Each worker's name → the link it joined over, from the coordinator's log. */
+/** Each worker's name → the link it joined over and how its payloads travelled, from the coordinator's log. */
 function joined(out: string): Map<string, string> {
   const records = readFileSync(join(out, 'log.jsonl'), 'utf8')
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l) as { msg?: string; workerName?: string; remote?: string });
-  return new Map(records.filter((r) => r.msg === 'worker connected').map((r) => [r.workerName!, r.remote!]));
+    .map((l) => JSON.parse(l) as { msg?: string; workerName?: string; remote?: string; payloads?: string });
+  return new Map(
+    records.filter((r) => r.msg === 'worker connected').map((r) => [r.workerName!, `${r.remote} ${r.payloads}`]),
+  );
 }
 
 const steps = (out: string) => readMetrics(out).map((m) => [m.loss, m.gradNorm, m.workers, m.members]);
 
 describe('dptrain train --coordinator-worker', () => {
   it.each([
-    ['2 workers, shared memory', 2, []],
-    ['1 worker, through the in-process link', 1, ['--no-shared-memory']],
-  ])('%s: the bits of as many worker processes', { timeout: 180_000 }, async (_, workers, flags) => {
+    ['2 workers, shared memory', 2, [], 'memory', 'files'],
+    ['2 workers, bfloat16 on the wire', 2, ['--wire-dtype', 'bfloat16'], 'memory', 'files'],
+    ['1 worker, through the in-process link', 1, ['--no-shared-memory'], 'frames', 'frames'],
+  ])('%s: the bits of as many worker processes', { timeout: 180_000 }, async (_, workers, flags, own, others) => {
     const inside = await trainSpirals('cw-inside', 40, [...flags, '--coordinator-worker'], workers);
     const apart = await trainSpirals('cw-apart', 40, flags, workers);
     expect(steps(inside)).toEqual(steps(apart));
     expect(Buffer.from(readWeights(inside).buffer).equals(Buffer.from(readWeights(apart).buffer))).toBe(true);
     expect(readSummary(inside)).toMatchObject({ workers, members: workers, steps: 40 });
-    // worker-0 served in the coordinator's process, over the in-process link; the processes
-    // are worker-1 onwards, over sockets.
+    // worker-0 served in the coordinator's process, over the in-process link, its payloads in
+    // memory; the processes are worker-1 onwards, over sockets, theirs in /dev/shm files.
     const links = joined(inside);
-    expect(links.get('worker-0')).toMatch(/^local#\d+$/);
-    for (let i = 1; i < workers; i++) expect(links.get(`worker-${i}`)).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(links.get('worker-0')).toMatch(new RegExp(`^local#\\d+ ${own}$`));
+    for (let i = 1; i < workers; i++)
+      expect(links.get(`worker-${i}`)).toMatch(new RegExp(`^127\\.0\\.0\\.1:\\d+ ${others}$`));
     expect(readFileSync(join(inside, 'workers', 'worker-0.log'), 'utf8')).toMatch(/\[worker-0\] job loaded/);
     for (let i = 1; i < workers; i++) expect(existsSync(join(inside, 'workers', `worker-${i}.log`))).toBe(true);
     expect(existsSync(join(inside, 'workers', `worker-${workers}.log`))).toBe(false);
@@ -82,8 +86,8 @@ describe('dptrain train --coordinator-worker', () => {
     expect(steps(out)).toEqual(steps(local));
     expect(Buffer.from(readWeights(out).buffer).equals(Buffer.from(readWeights(local).buffer))).toBe(true);
     const links = joined(out);
-    expect(links.get('worker-0')).toMatch(/^local#\d+$/);
-    expect(links.get('remote')).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(links.get('worker-0')).toMatch(/^local#\d+ memory$/);
+    expect(links.get('remote')).toMatch(/^127\.0\.0\.1:\d+ frames$/);
   });
 
   it.each(['launch', 'slurm'])(

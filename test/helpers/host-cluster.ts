@@ -114,7 +114,16 @@ export async function hostRun(cfg: Config, layout: HostLayout): Promise<HostRun>
   const outcomes: Array<Promise<WorkerOutcome>> = [];
   const shms: Array<ShmChannel | null> = [];
   const worker = (link: Link, name: string, shmDir?: string) =>
-    outcomes.push(runWorker({ link, backend: CPU, name, log, token: null, shmDir }));
+    outcomes.push(
+      runWorker({
+        link,
+        backend: CPU,
+        name,
+        log,
+        token: null,
+        payloads: shmDir ? ShmChannel.offer(shmDir) : undefined,
+      }),
+    );
   for (const [h, n] of layout.hosts.entries()) {
     const local = createLocalNetwork();
     const tally: LinkTally = { up: {}, down: {} };

@@ -31,46 +31,8 @@ function channel(): ShmChannel {
 
 const values = Float32Array.from({ length: 1003 }, (_, i) => Math.sin(i) * 100);
 
+// What every payload channel does is test/conformance/payload-channels.test.ts's; here, what files add.
 describe('ShmChannel', () => {
-  it('float32 round trip is byte-exact; 16-bit ones match the codec rounding', () => {
-    const c = channel();
-    c.writeResult('w3', 1, values, 'float32');
-    expect(new Uint32Array(c.readResult('w3', 1, values.length, 'float32').slice().buffer)).toEqual(
-      new Uint32Array(values.buffer),
-    );
-    c.writeParams(0, 5, values, 'bfloat16');
-    const back = c.readParams(0, 5, values.length, 'bfloat16');
-    values.forEach((v, i) => {
-      expect(Math.abs(back[i] - v)).toBeLessThanOrEqual(Math.abs(v) * 2 ** -8);
-    });
-  });
-
-  it.each(['float32', 'float16', 'bfloat16'] as const)(
-    'a result written in parts reads back as the whole written at once (%s)',
-    (dtype) => {
-      const c = channel();
-      const parts = [values.subarray(0, 1), values.subarray(1, 500), values.subarray(500, 501), values.subarray(501)];
-      c.writeResult('w2', 1, values, dtype);
-      const whole = c.readResult('w2', 1, values.length, dtype).slice();
-      c.writeResult('w2', 2, parts, dtype);
-      const fromParts = c.readResult('w2', 2, values.length, dtype);
-      expect(new Uint32Array(fromParts.slice().buffer)).toEqual(new Uint32Array(whole.buffer));
-    },
-  );
-
-  it.each(['float32', 'bfloat16'] as const)(
-    'a result read into a given array holds what the channel buffer would (%s)',
-    (dtype) => {
-      const c = channel();
-      c.writeResult('w4', 1, values, dtype);
-      const own = c.readResult('w4', 1, values.length, dtype).slice();
-      const into = new Float32Array(values.length);
-      expect(c.readResult('w4', 1, values.length, dtype, into)).toBe(into);
-      expect(new Uint32Array(into.buffer)).toEqual(new Uint32Array(own.buffer));
-      expect(() => c.readResult('w4', 1, values.length, dtype, new Float32Array(3))).toThrow(/into an array of 3/);
-    },
-  );
-
   it('files are a few slots overwritten in place; a slot overwritten before it was read is an error', () => {
     const c = channel();
     for (let v = 0; v < 7; v++) c.writeParams(v % 2, v, values, 'float32');

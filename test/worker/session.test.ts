@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { jobOf, parseConfig } from '../../shared/job/config.js';
 import type { Message } from '../../shared/wire/protocol.js';
-import { RESULT_SLOTS, ShmChannel } from '../../shared/transport/shm.js';
+import { ShmChannel } from '../../shared/transport/shm.js';
+import { RESULT_SLOTS } from '../../shared/transport/payload-channel.js';
 import type { Link } from '../../shared/transport/transport.js';
 import { runWorker } from '../../worker/worker.js';
 import type { GradientCompressor } from '../../shared/compress/index.js';
@@ -45,7 +46,7 @@ async function session(token: string | null = TOKEN, shmDir?: string, compressor
       name: 'w',
       log: pino({ level: 'silent' }),
       token,
-      shmDir,
+      payloads: shmDir ? ShmChannel.offer(shmDir) : undefined,
     });
   return scriptedCoordinator(start, TOTAL, compressor);
 }

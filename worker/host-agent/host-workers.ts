@@ -86,7 +86,7 @@ export class HostWorkers {
       maxWorkers: 256,
       log: o.log,
       token: o.token,
-      shm: o.shm,
+      channels: o.shm ? [o.shm] : [],
       fingerprint: null, // the first ready worker's; the coordinator checks the host's against the job's
     });
     const m = this.membership;
@@ -107,18 +107,18 @@ export class HostWorkers {
   private ensureParams = (w: WorkerSession): void => {
     const p = this.params;
     if (w.paramsVersion === p.version) return;
-    const shm = this.o.shm;
-    if (w.shm && shm?.usable && p.slot < 0) {
+    const shm = w.channel; // the host's shared memory, when this worker was granted it
+    if (shm?.usable && p.slot < 0) {
       try {
         const slot = this.freeParamsSlot();
         shm.writeParams(slot, p.version, p.values, this.wireDtype);
         p.slot = slot;
       } catch (e) {
         shm.disable(String(e));
-        this.o.log.warn({ dir: shm.dir, error: String(e) }, 'shared memory failed; payloads go through the socket');
+        this.o.log.warn({ dir: shm.where, error: String(e) }, 'shared memory failed; payloads go through the socket');
       }
     }
-    if (w.shm && shm?.usable && p.slot >= 0) {
+    if (shm?.usable && p.slot >= 0) {
       // It may read the slot until it answers the request that follows (as the dispatcher's).
       w.shmSlot = p.slot;
       w.shmSlotUntil = w.requests + 1;
