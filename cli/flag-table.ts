@@ -21,30 +21,20 @@ export type FlagRole = 'job' | 'launch' | 'run';
 
 /**
  * Which commands take the flag: `run` every training command (train, coordinator, launch, slurm);
- * `train` train alone; `local` the commands that start local workers (train, launch); `start`
- * those that start workers at all (train, launch, slurm); `join` those that wait for workers to
- * join (coordinator, launch, slurm); `advertise` those that tell workers an address (coordinator,
- * launch); `agents` those that can start host agents (launch, slurm); `computes` those whose
- * coordinator can run a worker in its own process (train, coordinator); `launch` and `slurm` one command each.
+ * `local` the commands that start local workers (train, launch); `join` those that wait for
+ * workers to join (coordinator, launch, slurm); `advertise` those that tell workers an address
+ * (coordinator, launch); `agents` those that can start host agents (launch, slurm); `computes`
+ * those whose coordinator can run a worker in its own process (train, coordinator); `launch` and
+ * `slurm` one command each.
  */
-export type FlagScope =
-  | 'run'
-  | 'train'
-  | 'local'
-  | 'start'
-  | 'join'
-  | 'advertise'
-  | 'agents'
-  | 'computes'
-  | 'launch'
-  | 'slurm';
+export type FlagScope = 'run' | 'local' | 'join' | 'advertise' | 'agents' | 'computes' | 'launch' | 'slurm';
 
 /** The scopes each training command takes. */
 export const COMMAND_SCOPES = {
-  train: ['run', 'train', 'local', 'start', 'computes'],
+  train: ['run', 'local', 'computes'],
   coordinator: ['run', 'join', 'advertise', 'computes'],
-  launch: ['run', 'local', 'start', 'join', 'advertise', 'agents', 'launch'],
-  slurm: ['run', 'start', 'join', 'agents', 'slurm'],
+  launch: ['run', 'local', 'join', 'advertise', 'agents', 'launch'],
+  slurm: ['run', 'join', 'agents', 'slurm'],
 } as const satisfies Record<string, readonly FlagScope[]>;
 
 export interface FlagRow {
@@ -164,11 +154,11 @@ export const FLAG_TABLE: readonly FlagRow[] = [
   {
     key: 'backend',
     flags: '--backend <name>',
-    help: 'TF.js backend for the workers',
+    help: 'TF.js backend for the workers it starts (dptrain coordinator: for its --coordinator-worker)',
     choices: BACKENDS,
     field: 'backend',
     role: 'launch',
-    scope: 'start',
+    scope: 'run',
   },
   {
     key: 'allowSoftwareGpu',
@@ -176,15 +166,15 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     help: 'let webgpu run on a software adapter (SwiftShader, llvmpipe): slow, for tests',
     field: 'allowSoftwareGpu',
     role: 'launch',
-    scope: 'start',
+    scope: 'run',
   },
   {
     key: 'sharedMemory',
     flags: '--no-shared-memory',
-    help: 'send tensors to the local workers through the socket, not /dev/shm files',
+    help: "send tensors to the local workers in their frames: not through /dev/shm files, nor the coordinator's memory for its --coordinator-worker",
     field: 'sharedMemory',
     role: 'launch',
-    scope: 'train',
+    scope: 'computes',
   },
   {
     key: 'coordinatorWorker',
@@ -430,6 +420,9 @@ export function overridesOf(flags: Record<string, unknown>, roles: readonly Flag
   for (const row of FLAG_TABLE) {
     if (!row.field || !roles.includes(row.role)) continue;
     const v = flags[row.key];
+    // Commander gives a `--no-` flag left out the value true: that is no override, or a config
+    // file's `false` would be lost.
+    if (v === true && row.flags.startsWith('--no-')) continue;
     out[row.field] = row.toField && typeof v === 'string' ? row.toField(v) : v;
   }
   return out;

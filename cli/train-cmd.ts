@@ -225,10 +225,29 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
   }
 }
 
+/**
+ * `--backend`, `--allow-software-gpu` and `--no-shared-memory` say how the coordinator's own
+ * worker computes: without one, they would be ignored (a joining worker picks its own backend).
+ */
+function refuseWithoutOwnWorker(f: TrainFlags, c: Config): void {
+  if (c.coordinatorWorker) return;
+  const given = [
+    f.backend !== undefined && '--backend',
+    f.allowSoftwareGpu && '--allow-software-gpu',
+    f.sharedMemory === false && '--no-shared-memory',
+  ].filter((x) => x);
+  if (given.length)
+    fail(
+      'CONFIG_INVALID',
+      `${given.join(', ')}: dptrain coordinator computes nothing itself without --coordinator-worker; workers that join choose their own (dptrain worker --backend)`,
+    );
+}
+
 export async function coordinatorCommand(f: TrainFlags): Promise<number> {
   const token = readToken(f.tokenFile);
   const { config, resume, s } = await openRun(f, listenOptions(f, token), (c) => {
     if (f.sliceShard?.length) checkSliceable(c);
+    refuseWithoutOwnWorker(f, c);
   });
   s.log.info(
     { listen: s.listener.address, minWorkers: config.minWorkers, authenticated: token !== null },

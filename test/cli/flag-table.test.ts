@@ -58,6 +58,19 @@ describe('the flag table', () => {
       expect(longs('train'), row.key).toContain(row.flags.replace(/^-\w, /, '').split(' ')[0]);
   });
 
+  it("a --no- flag left out overrides nothing: a config file's false stays", async () => {
+    const program = buildProgram();
+    let parsed: Record<string, unknown> = {};
+    for (const c of program.commands) c.action((f: Record<string, unknown>) => void (parsed = f));
+    const configOf = async (...args: string[]) => {
+      await program.parseAsync(['node', 'dptrain', 'train', ...args]);
+      return parseConfig(mergeOverrides({ sharedMemory: false }, overridesOf(parsed, ['job', 'launch'])));
+    };
+    expect((await configOf()).sharedMemory).toBe(false);
+    expect((await configOf('--no-shared-memory')).sharedMemory).toBe(false);
+    expect(parseConfig(mergeOverrides({}, overridesOf({ sharedMemory: true }, ['launch']))).sharedMemory).toBe(true);
+  });
+
   it('gives flags back as a command line: lists repeat their flag, unset and other scopes stay out', () => {
     const given = { sshPort: 2222, sshOption: ['A=1', 'B=2'], advertise: 'eth1', steps: 9, hosts: undefined };
     expect(argsOf(given, ['launch', 'advertise'])).toEqual([

@@ -57,14 +57,13 @@ describe('dptrain train --coordinator-worker', () => {
     timeout: 180_000,
   }, async () => {
     const out = tempDir('cw-coordinator');
-    // The worker inside takes the config's backend (coordinator has no --backend flag).
-    const job = join(out, 'job.json');
-    writeFileSync(job, JSON.stringify({ ...JSON.parse(readFileSync(SPIRALS, 'utf8')), backend: 'cpu' }));
     const port = await freePort();
     const running = runCli([
       'coordinator',
       '-c',
-      job,
+      SPIRALS,
+      '--backend',
+      'cpu',
       '--listen',
       `127.0.0.1:${port}`,
       '--min-workers',
@@ -88,6 +87,23 @@ describe('dptrain train --coordinator-worker', () => {
     const links = joined(out);
     expect(links.get('worker-0')).toMatch(/^local#\d+ memory$/);
     expect(links.get('remote')).toMatch(/^127\.0\.0\.1:\d+ frames$/);
+  });
+
+  it('dptrain coordinator refuses the flags of its own worker without --coordinator-worker', async () => {
+    const r = await runCli([
+      'coordinator',
+      '-c',
+      SPIRALS,
+      '--backend',
+      'cpu',
+      '--no-shared-memory',
+      '--out',
+      tempDir('cw-flags'),
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^dptrain: CONFIG_INVALID: --backend, --no-shared-memory: dptrain coordinator computes nothing itself without --coordinator-worker; .*\n$/,
+    );
   });
 
   it.each(['launch', 'slurm'])(
