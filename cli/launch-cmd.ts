@@ -83,6 +83,7 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
   let section = DEFAULT_LAUNCH;
   let launcher: Launcher | null = null;
   const { config, resume, s } = await openRun(
+    'launch',
     f,
     () => listenFor(f, section, token),
     (c) => {

@@ -158,7 +158,7 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
     config,
     resume: loaded,
     s,
-  } = await openRun(run, { host: '0.0.0.0', port, token, advertise: head }, (c) => {
+  } = await openRun('slurm', run, { host: '0.0.0.0', port, token, advertise: head }, (c) => {
     refuseCoordinatorWorker(c, 'dptrain slurm');
     if (agentWorkers) checkHostAgents(c, members);
   });

@@ -13,7 +13,7 @@ import { describeError, DptrainError, fail } from '../shared/util/errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import type { Config } from '../shared/job/config.js';
 import { faultInjector, parseFault, type Fault } from './faults.js';
-import { resolveRun, type JobFlags } from './flags.js';
+import { resolveRun, type JobFlags, type TrainingCommand } from './flags.js';
 import { localLauncher } from './launch/local.js';
 import { describeExit, type LaunchedWorkers } from './launch/contract.js';
 import { ShmChannel } from '../shared/transport/shm.js';
@@ -98,14 +98,16 @@ export function handleSignals(c: Coordinator, s: Session, onHardExit: () => void
 }
 
 export async function openRun(
+  command: TrainingCommand,
   f: TrainFlags,
   listen: ListenOptions | ((c: Config) => ListenOptions),
   check: (c: Config) => void = () => {},
 ) {
-  const { config, resume } = resolveRun(f);
+  const { config, resume, unused } = resolveRun(f, command);
   await prepareJob(config);
   check(config); // before anything is created
   const s = await openSession(config, typeof listen === 'function' ? listen(config) : listen);
+  for (const line of unused) s.log.warn(line);
   if (resume) {
     for (const r of resume.rejected)
       s.log.warn({ path: r.path, reason: r.reason }, 'checkpoint unusable; trying the previous one');
@@ -172,7 +174,7 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
   // Local workers get a fresh token through their environment even when the user set none:
   // nobody else on this machine can join the job.
   const token = readToken(f.tokenFile) ?? newToken();
-  const { config, resume, s } = await openRun(f, { host: '127.0.0.1', port: 0 }, (c) => {
+  const { config, resume, s } = await openRun('train', f, { host: '127.0.0.1', port: 0 }, (c) => {
     if (c.minWorkers > c.workers)
       fail(
         'CONFIG_INVALID',
@@ -245,7 +247,7 @@ function refuseWithoutOwnWorker(f: TrainFlags, c: Config): void {
 
 export async function coordinatorCommand(f: TrainFlags): Promise<number> {
   const token = readToken(f.tokenFile);
-  const { config, resume, s } = await openRun(f, listenOptions(f, token), (c) => {
+  const { config, resume, s } = await openRun('coordinator', f, listenOptions(f, token), (c) => {
     if (f.sliceShard?.length) checkSliceable(c);
     refuseWithoutOwnWorker(f, c);
   });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../cli/program.js';
 import { argsOf, COMMAND_SCOPES, FLAG_TABLE, flagName, overridesOf } from '../../cli/flag-table.js';
 import { JOIN_TABLE } from '../../cli/join-flags.js';
+import { unusedFields } from '../../cli/flags.js';
 import { DEFAULT_CONFIG, jobOf, mergeOverrides, parseConfig } from '../../shared/job/config.js';
 
 describe('the flag table', () => {
@@ -61,7 +62,10 @@ describe('the flag table', () => {
   it("a --no- flag left out overrides nothing: a config file's false stays", async () => {
     const program = buildProgram();
     let parsed: Record<string, unknown> = {};
-    for (const c of program.commands) c.action((f: Record<string, unknown>) => void (parsed = f));
+    for (const c of program.commands)
+      c.action((f: Record<string, unknown>) => {
+        parsed = f;
+      });
     const configOf = async (...args: string[]) => {
       await program.parseAsync(['node', 'dptrain', 'train', ...args]);
       return parseConfig(mergeOverrides({ sharedMemory: false }, overridesOf(parsed, ['job', 'launch'])));
@@ -83,6 +87,22 @@ describe('the flag table', () => {
       '--ssh-option',
       'B=2',
     ]);
+  });
+});
+
+describe('config fields a command does not read', () => {
+  it('are named, with the commands that read them, when the file sets them to other than the default', () => {
+    const file = { workers: 4, sharedMemory: false, coordinatorWorker: false, steps: 9, optimizer: { lr: 0.5 } };
+    expect(unusedFields(file, 'train')).toEqual([]);
+    expect(unusedFields(file, 'coordinator')).toEqual([
+      'config field workers (4) is not used by dptrain coordinator; dptrain train and dptrain launch read it',
+    ]);
+    expect(unusedFields(file, 'slurm')).toEqual([
+      'config field workers (4) is not used by dptrain slurm; dptrain train and dptrain launch read it',
+      'config field sharedMemory (false) is not used by dptrain slurm; dptrain train and dptrain coordinator read it',
+    ]);
+    // A default spelled out is no mistake: one file may serve several commands.
+    expect(unusedFields({ workers: 2, sharedMemory: true }, 'slurm')).toEqual([]);
   });
 });
 
