@@ -18,6 +18,8 @@ import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
 import { RejoinWindow } from './rejoin.js';
 import { MemoryChannel } from '../shared/transport/memory-channel.js';
+import { slicedLink } from '../worker/sliced-link.js';
+import { dialShards } from './slice-shard-cmd.js';
 import type { RunDir } from '../coordinator/run-dir.js';
 
 /** Its name (with `train`, the local processes are worker-1 onwards). */
@@ -49,7 +51,7 @@ function withLocalLinks(outer: Listener): { listener: Listener; dial: () => Prom
 export interface CoordinatorWorker {
   /** What the coordinator listens on: the session's listener, and the in-process worker's link. */
   listener: Listener;
-  /** The channel its payloads go through, to grant it (null with `sharedMemory: false`: in frames). */
+  /** The channel its payloads go through, to grant it (null with `sharedMemory: false`: in frames; with slice shards: theirs). */
   channel: MemoryChannel | null;
   /** Select the backend, join, and serve until the coordinator says bye; `onFailed` if it stops before. */
   start(onFailed: (why: string) => void): Promise<void>;
@@ -60,9 +62,11 @@ export function coordinatorWorker(
   outer: Listener,
   runDir: RunDir,
   token: string | null,
+  /** `dptrain coordinator --slice-shard`: it takes parameters from the shards and sends them its gradients, as any worker. */
+  sliceShards: readonly string[] = [],
 ): CoordinatorWorker {
   const { listener, dial } = withLocalLinks(outer);
-  const channel = config.sharedMemory ? new MemoryChannel() : null;
+  const channel = config.sharedMemory && !sliceShards.length ? new MemoryChannel() : null;
   return {
     listener,
     channel,
@@ -78,14 +82,16 @@ export function coordinatorWorker(
       const rejoin = new RejoinWindow(REJOIN_WINDOW_SEC);
       for (;;) {
         const began = Date.now();
-        const out = await runWorker({ link: await dial(), backend, name, log, token, payloads }).catch(
-          (e: unknown) => ({
-            finished: false,
-            fatal: 'RUN_FAILED' as const,
-            reason: describeError(e),
-            shmFailed: false,
-          }),
-        );
+        const direct = await dial();
+        const sliced = sliceShards.length ? slicedLink(direct, (total) => dialShards(sliceShards, total), token) : null;
+        const link = sliced ?? direct;
+        const sendResult = sliced?.sendResult;
+        const out = await runWorker({ link, backend, name, log, token, payloads, sendResult }).catch((e: unknown) => ({
+          finished: false,
+          fatal: 'RUN_FAILED' as const,
+          reason: describeError(e),
+          shmFailed: false,
+        }));
         if (out.shmFailed) payloads = undefined;
         try {
           if (!rejoin.after(out, 'this process', began)) return;

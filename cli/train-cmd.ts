@@ -259,7 +259,7 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
   const progress = new Progress(config.steps, resume?.state.step ?? 0);
   const slices = await coordinatorSlices(f.sliceShard, config, token);
   const joinTimeoutMs = f.joinTimeout !== undefined ? f.joinTimeout * 1000 : undefined;
-  const inside = config.coordinatorWorker ? coordinatorWorker(config, s.listener, s.runDir, token) : null;
+  const inside = config.coordinatorWorker ? coordinatorWorker(config, s.listener, s.runDir, token, f.sliceShard) : null;
   if (inside) s.listener = inside.listener;
   const coord = createCoordinator(config, s, progress, {
     channels: inside?.channel ? [inside.channel] : [],

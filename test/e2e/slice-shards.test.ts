@@ -56,17 +56,33 @@ async function shard(config: string): Promise<string> {
   return `ws://127.0.0.1:${port}`;
 }
 
-/** A coordinator with 2 workers, on `k` shards (0: unsharded); its run directory. */
-async function run(dir: string, config: string, k: number): Promise<string> {
+/**
+ * A coordinator with 2 workers, on `k` shards (0: unsharded); its run directory. `inside`: one
+ * of the two is the coordinator's own (--coordinator-worker).
+ */
+async function run(dir: string, config: string, k: number, inside = false): Promise<string> {
   const urls = await Promise.all(Array.from({ length: k }, () => shard(config)));
   const sharded = k ? ['--slice-shard', ...urls] : [];
   const port = await freePort();
-  const out = join(dir, `k${k}`);
+  const out = join(dir, `k${k}${inside ? '-inside' : ''}`);
+  const own = inside ? ['--coordinator-worker', '--backend', 'cpu'] : [];
   const coordinator = runCli(
-    ['coordinator', '-c', config, '--listen', `127.0.0.1:${port}`, '--min-workers', '2', '--out', out, ...sharded],
+    [
+      'coordinator',
+      '-c',
+      config,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--min-workers',
+      '2',
+      '--out',
+      out,
+      ...own,
+      ...sharded,
+    ],
     180_000,
   );
-  for (let w = 0; w < 2; w++)
+  for (let w = inside ? 1 : 0; w < 2; w++)
     start(['worker', '--connect', `ws://127.0.0.1:${port}`, '--backend', 'cpu', '--name', `w${w}`, ...sharded]);
   const r = await coordinator;
   expect(r.code, r.stderr).toBe(0);
@@ -139,6 +155,19 @@ describe('slice shard processes', () => {
     const f32 = join(other, 'job.json');
     writeFileSync(f32, JSON.stringify(JOB));
     expect(steps(await run(other, f32, 2))).not.toEqual(steps(whole));
+  });
+
+  it("a worker inside the coordinator takes its parameters from the shards too: K = 2, the unsharded run's bits", {
+    timeout: 600_000,
+  }, async () => {
+    const dir = tempDir('shards-inside');
+    const config = join(dir, 'job.json');
+    writeFileSync(config, JSON.stringify(JOB));
+    const whole = await run(dir, config, 0);
+    const out = await run(dir, config, 2, true);
+    expect(steps(out)).toEqual(steps(whole));
+    expect(Buffer.from(readWeights(out).buffer).equals(Buffer.from(readWeights(whole).buffer))).toBe(true);
+    expectSliceTraffic(out, 2);
   });
 
   it('refuses to listen beyond loopback without the job token, in one line', async () => {
