@@ -19,6 +19,8 @@ import { localLauncher } from './launch/local.js';
 import type { JoinFlags } from './join-flags.js';
 import { RejoinWindow } from './rejoin.js';
 import { connect } from './worker-cmd.js';
+import { slicedLink } from '../worker/sliced-link.js';
+import { dialShards } from './slice-shard-cmd.js';
 
 export interface HostAgentFlags extends JoinFlags {
   workers: number;
@@ -105,10 +107,16 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
   try {
     let timeoutSec = f.connectTimeout;
     const rejoin = new RejoinWindow(f.reconnectTimeout);
-    // The first session waits for every worker; a later one (the host rejoining) for the first back.
+    // Until the host has once been ready, a session waits for every worker; after that (the host
+    // rejoining) for the first back. A session turned away before it was ready (e.g. a coordinator
+    // still dialing its slice shards) leaves the count as it was.
     let gather = f.workers;
     for (;;) {
-      const { link: up, url } = await Promise.race([connect(f, timeoutSec, log, tls), lost]);
+      const { link: direct, url } = await Promise.race([connect(f, timeoutSec, log, tls), lost]);
+      // With slice shards, parameters come from them and the host's summed gradients go to
+      // them: the sliced link assembles and splits (worker/sliced-link.ts), as for a worker.
+      const shards = f.sliceShard;
+      const up = shards?.length ? slicedLink(direct, (total) => dialShards(shards, total), token) : direct;
       const began = Date.now();
       log.info({ coordinator: url }, 'connected');
       const session = runHostAgent({
@@ -122,7 +130,6 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
         shm,
         workers: gather,
       });
-      gather = 1;
       const out = await Promise.race([
         session,
         lost.catch((e: Error) => {
@@ -130,6 +137,7 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
           return Promise.reject(e);
         }),
       ]);
+      if (out.wasReady) gather = 1;
       const next = rejoin.after(out, url, began);
       if (!next) return 0;
       log.warn({ reason: out.reason }, 'host agent left the coordinator; joining again');

@@ -24,6 +24,8 @@ export interface JoinFlags {
   peakFlops?: number;
   device?: string;
   precision: Precision;
+  /** The coordinator's slice shards, in its order (coordinator --slice-shard). */
+  sliceShard?: string[];
 }
 
 export interface JoinRow {
@@ -92,6 +94,14 @@ export const JOIN_TABLE: readonly JoinRow[] = [
     help: 'datasheet column for --device',
     choices: PRECISIONS,
     default: 'fp32',
+  },
+  {
+    key: 'sliceShard',
+    flags: '--slice-shard <url...>',
+    help: {
+      worker: "the coordinator's slice shards, in its --slice-shard order",
+      'host-agent': "the coordinator's slice shards, in its --slice-shard order (the host's sums go to them)",
+    },
   },
 ];
 

@@ -123,7 +123,6 @@ export function buildProgram(): Command {
 
   // The joining commands' shared flags come from one table (join-flags.ts), then each one's own.
   joinOptions(program.command('worker').description('join a coordinator and compute gradients for it'), 'worker')
-    .option('--slice-shard <url...>', "the coordinator's slice shards, in its --slice-shard order")
     .addOption(backendOption().default('auto'))
     .addOption(softwareGpuOption())
     .action(async (f: WorkerFlags) => {

@@ -27,8 +27,6 @@ const WORKER_MAX_FRAME = 1 << 30;
 export interface WorkerFlags extends JoinFlags {
   backend: BackendName;
   allowSoftwareGpu?: boolean;
-  /** The coordinator's slice shards, in its order. */
-  sliceShard?: string[];
 }
 
 /** Where to connect: --connect, or the address a coordinator wrote into its run directory (read again each try). */

@@ -28,6 +28,8 @@ import type { WireDtype } from '../shared/wire/wire-dtype.js';
 export interface WorkerOutcome {
   /** A shared-memory file could not be read: the next session should not offer shared memory. */
   shmFailed?: boolean;
+  /** A host agent's session told the coordinator it was ready (its workers had gathered). */
+  wasReady?: boolean;
   /** True when the coordinator ended the job normally (bye). */
   finished: boolean;
   /** Set when reconnecting cannot help: this worker gave up, or the coordinator refused it. */
@@ -110,7 +112,7 @@ export abstract class CoordinatorSession<Joining extends string> {
   /** The job's parameter count and wire dtype, once known: the sizes the coordinator's frames must have. */
   protected abstract framing(): { totalParams: number; wireDtype: WireDtype } | null;
   /** Release what the session holds once the link is closed; what the outcome adds. */
-  protected abstract onClosed(reason: string): Pick<WorkerOutcome, 'shmFailed'>;
+  protected abstract onClosed(reason: string): Pick<WorkerOutcome, 'shmFailed' | 'wasReady'>;
   /** The welcome, its proof checked. */
   protected abstract onWelcome(msg: Welcome): Promise<void>;
   protected abstract onParams(msg: Params, a: Arrival): void;

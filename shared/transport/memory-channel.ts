@@ -51,10 +51,6 @@ export class MemoryChannel implements PayloadChannel {
     return this.slots.failed === null;
   }
 
-  get failed(): string | null {
-    return this.slots.failed;
-  }
-
   disable(why: string): void {
     this.slots.failed ??= why;
   }

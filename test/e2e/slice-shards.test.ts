@@ -58,32 +58,39 @@ async function shard(config: string): Promise<string> {
 
 /**
  * A coordinator with 2 workers, on `k` shards (0: unsharded); its run directory. `inside`: one
- * of the two is the coordinator's own (--coordinator-worker).
+ * of the two is the coordinator's own (--coordinator-worker); `agent`: both behind one host agent.
  */
-async function run(dir: string, config: string, k: number, inside = false): Promise<string> {
+async function run(
+  dir: string,
+  config: string,
+  k: number,
+  how: 'workers' | 'inside' | 'agent' = 'workers',
+): Promise<string> {
   const urls = await Promise.all(Array.from({ length: k }, () => shard(config)));
   const sharded = k ? ['--slice-shard', ...urls] : [];
   const port = await freePort();
-  const out = join(dir, `k${k}${inside ? '-inside' : ''}`);
-  const own = inside ? ['--coordinator-worker', '--backend', 'cpu'] : [];
-  const coordinator = runCli(
-    [
-      'coordinator',
-      '-c',
-      config,
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--min-workers',
+  const out = join(dir, `k${k}-${how}`);
+  const own = how === 'inside' ? ['--coordinator-worker', '--backend', 'cpu'] : [];
+  const members = how === 'agent' ? '1' : '2';
+  const listen = ['--listen', `127.0.0.1:${port}`, '--min-workers', members, '--out', out];
+  const coordinator = runCli(['coordinator', '-c', config, ...listen, ...own, ...sharded], 180_000);
+  const url = `ws://127.0.0.1:${port}`;
+  if (how === 'agent')
+    start([
+      'host-agent',
+      '--connect',
+      url,
+      '--workers',
       '2',
-      '--out',
-      out,
-      ...own,
+      '--backend',
+      'cpu',
+      '--log-dir',
+      join(out, 'agent'),
       ...sharded,
-    ],
-    180_000,
-  );
-  for (let w = inside ? 1 : 0; w < 2; w++)
-    start(['worker', '--connect', `ws://127.0.0.1:${port}`, '--backend', 'cpu', '--name', `w${w}`, ...sharded]);
+    ]);
+  else
+    for (let w = how === 'inside' ? 1 : 0; w < 2; w++)
+      start(['worker', '--connect', url, '--backend', 'cpu', '--name', `w${w}`, ...sharded]);
   const r = await coordinator;
   expect(r.code, r.stderr).toBe(0);
   return out;
@@ -164,10 +171,26 @@ describe('slice shard processes', () => {
     const config = join(dir, 'job.json');
     writeFileSync(config, JSON.stringify(JOB));
     const whole = await run(dir, config, 0);
-    const out = await run(dir, config, 2, true);
+    const out = await run(dir, config, 2, 'inside');
     expect(steps(out)).toEqual(steps(whole));
     expect(Buffer.from(readWeights(out).buffer).equals(Buffer.from(readWeights(whole).buffer))).toBe(true);
     expectSliceTraffic(out, 2);
+  });
+
+  it("2 workers behind a host agent: K = 2 gives the unsharded agent's bits", { timeout: 600_000 }, async () => {
+    const dir = tempDir('shards-agent');
+    const config = join(dir, 'job.json');
+    writeFileSync(config, JSON.stringify(JOB));
+    const whole = await run(dir, config, 0, 'agent');
+    const out = await run(dir, config, 2, 'agent');
+    expect(readSummary(out)).toMatchObject({ workers: 2, members: 1 });
+    expect(steps(out)).toEqual(steps(whole));
+    expect(Buffer.from(readWeights(out).buffer).equals(Buffer.from(readWeights(whole).buffer))).toBe(true);
+    // The parameters went by the shards: the host's link carries each step's copy and its sums.
+    for (const m of readMetrics(out).slice(1)) {
+      expect(m.wireBytes as number).toBeGreaterThanOrEqual(2 * 4 * PARAMS);
+      expect((m.shardTimeline as unknown[]).length).toBe(2);
+    }
   });
 
   it('refuses to listen beyond loopback without the job token, in one line', async () => {

@@ -10,6 +10,7 @@ import { jobOf, parseConfig } from '../../shared/job/config.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import { runHostAgent } from '../../worker/host-agent/host-agent.js';
 import { scriptedCoordinator, TINY, TINY_TOTAL, TOKEN } from '../helpers/scripted-coordinator.js';
+import { fakeWorker } from '../helpers/fake-worker.js';
 
 /** A scripted coordinator for one host agent, and the listener the agent opens to its host's workers. */
 async function agentSession() {
@@ -60,7 +61,7 @@ describe('host agent session', () => {
     expect(msg.message).not.toContain('\n');
     expect(await s.closed).toBe('workerFault');
     const out = await s.outcome;
-    expect(out).toEqual({ finished: false, fatal: 'RUN_FAILED', reason: msg.message });
+    expect(out).toEqual({ finished: false, fatal: 'RUN_FAILED', reason: msg.message, wasReady: false });
     expect(s.got.map((m) => m.t)).toEqual(['hello', 'fault']); // never ready
     // The host stays shut: no worker can connect to an agent that will not serve the job.
     await expect(s.host.dial()).rejects.toThrow(/not listening/);
@@ -73,7 +74,20 @@ describe('host agent session', () => {
     expect(await hostOpens(s.host, s.closed)).toBe(true);
     expect(s.got.map((m) => m.t)).toEqual(['hello']); // waiting for its workers, nothing refused
     s.send({ t: 'bye', reason: 'done' });
-    expect(await s.outcome).toMatchObject({ finished: true, fatal: null });
+    // Its workers never gathered: a next session would wait for all of them again.
+    expect(await s.outcome).toMatchObject({ finished: true, fatal: null, wasReady: false });
+    await s.net.listener.close();
+  });
+
+  it('once its workers gathered and it said ready, the outcome says so (a next session waits for the first back)', async () => {
+    const s = await agentSession();
+    await s.join(jobOf(TINY), TOKEN);
+    await hostOpens(s.host, s.closed);
+    await fakeWorker(s.host.dial, TINY_TOTAL, { token: TOKEN });
+    const ready = await s.next('ready');
+    expect(ready).toMatchObject({ t: 'ready', workers: 1 });
+    s.send({ t: 'bye', reason: 'done' });
+    expect(await s.outcome).toMatchObject({ finished: true, fatal: null, wasReady: true });
     await s.net.listener.close();
   });
 });

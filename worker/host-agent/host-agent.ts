@@ -57,6 +57,7 @@ class HostAgentSession extends CoordinatorSession<'gathering'> {
   private job: { totalParams: number; wireDtype: WireDtype } | null = null;
   private version = -1;
   private lastEncodeMs = 0;
+  private wasReady = false;
 
   constructor(private readonly o: HostAgentOptions) {
     super(o.up, 'host agent', o);
@@ -66,13 +67,13 @@ class HostAgentSession extends CoordinatorSession<'gathering'> {
     return this.job;
   }
 
-  protected onClosed(reason: string): Pick<WorkerOutcome, 'shmFailed'> {
+  protected onClosed(reason: string): Pick<WorkerOutcome, 'wasReady'> {
     this.workers?.abort(new DptrainError('RUN_FAILED', `the coordinator link closed: ${reason}`));
     this.workers?.close(
       this.finished ? 'training finished' : `host agent lost the coordinator: ${reason}`,
       this.finished,
     );
-    return {};
+    return { wasReady: this.wasReady };
   }
 
   /** The job is known: open the host to its workers; say ready once enough of them are. */
@@ -114,6 +115,7 @@ class HostAgentSession extends CoordinatorSession<'gathering'> {
     const backends = [...new Set(ready.map((w) => w.backend))];
     const declared = ready.every((w) => w.peakFlops > 0);
     this.state = 'serving';
+    this.wasReady = true;
     this.send({
       t: 'ready',
       fingerprint: m.data!.fingerprint,
