@@ -23,51 +23,8 @@ import { readFromWorker } from '../shared/wire/validate.js';
 import type { ResultDecoder } from './compression.js';
 import type { PayloadChannel } from '../shared/transport/payload-channel.js';
 import { coordinatorProof, newNonce } from '../shared/wire/auth.js';
+import { busyOrIdle, requestTag, type WorkerSession, type WorkerState } from './worker-session.js';
 import { AUTH_TIMEOUT_MS, deadline, overPendingLimits, READY_TIMEOUT_MS, refuseHello } from './admission.js';
-
-/** hello: connected, not yet authenticated; loading: welcomed, loading the job; ready: takes shards. */
-export type WorkerState = 'hello' | 'loading' | 'ready' | 'gone';
-
-export interface WorkerSession {
-  id: string;
-  name: string;
-  host: string;
-  remote: string;
-  pid: number;
-  backend: string;
-  state: WorkerState;
-  link: Link;
-  /** Last parameter version sent to this worker. */
-  paramsVersion: number;
-  /** Declared peak FLOP/s (0 = none) and the FLOP/s its calibration reached. */
-  peakFlops: number;
-  attainableFlops: number;
-  /** Processes computing behind this link (a host agent's workers; 1 for a worker). */
-  workers: number;
-  joinedAt: number;
-  /** Missed a deadline: gets no new shards until a result of its arrives (late or not). */
-  lagging: boolean;
-  laggingSince: number;
-  /** The challenge nonce sent on this connection. */
-  nonce: string;
-  /** The payload channel granted to it (shared memory, or memory when it runs in this process); null: payloads in frames. */
-  channel: PayloadChannel | null;
-  /** The parameter slot it was last sent; it may read it until `answers` reaches `shmSlotUntil`. */
-  shmSlot: number;
-  shmSlotUntil: number;
-  /** Work and evaluate messages sent, and results answering them: a worker answers each, in order. */
-  requests: number;
-  answers: number;
-  /** The newest shared-memory result read from it: the credit each work message carries. */
-  shmRead: number;
-  /** Requests sent and not yet answered, by requestTag: only an answer to one of these is news from this worker. */
-  owed: Set<string>;
-}
-
-/** Names one request to one worker: a work shard of a (micro-)step, or an evaluation shard. */
-export function requestTag(key: string, shard: number): string {
-  return `${key}#${shard}`;
-}
 
 export interface DataShape {
   fingerprint: string;
@@ -181,6 +138,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (msg.t === 'work' || msg.t === 'evaluate') {
       w.requests++;
       w.owed.add(requestTag(msg.t === 'work' ? `work:${msg.step}:${msg.micro}` : `eval:${msg.round}`, msg.shard));
+      busyOrIdle(w);
     }
     this.sendBytes(w, encodeFrame(msg, payload));
   }
@@ -278,6 +236,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         return this.onResult(w, msg, payload);
       case 'evalResult':
         w.answers++;
+        busyOrIdle(w);
         return void this.emit('evalResult', w, msg);
       case 'fault':
         this.o.log.error({ worker: w.id, host: w.host, fault: msg.message }, 'worker cannot continue');
@@ -296,6 +255,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     // this process, handed the memory channel): never on its word alone.
     const channel = this.o.channels?.find((c) => c.usable && c.verifiesGrant(w.nonce, msg.shm)) ?? null;
     Object.assign(w, { name: msg.name, host: msg.host, pid: msg.pid, state: 'loading', channel });
+    busyOrIdle(w); // loading the job (the dataset, a calibration) may hold its thread
     w.link.liftFrameCap?.(); // from now on it may send results as large as the model
     // A member that never becomes ready would hold a place toward maxWorkers for good.
     const readyMs = this.o.readyTimeoutMs ?? READY_TIMEOUT_MS;
@@ -346,6 +306,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     w.attainableFlops = msg.attainableFlops;
     w.workers = msg.workers;
     w.state = 'ready';
+    busyOrIdle(w);
     this.o.log.info(
       {
         worker: w.id,
@@ -363,6 +324,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** A shard's gradient sums, from the frame or from this worker's payload channel. */
   private onResult(w: WorkerSession, msg: ShardResult, payload: Float32Array | null): void {
     w.answers++;
+    busyOrIdle(w);
     let grads = payload ?? NO_GRADIENTS; // none: sliced results
     if (payload && this.o.decoder) grads = this.o.decoder.decode(payload, msg.losses.length);
     if (msg.shm > 0) {
@@ -404,6 +366,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
   }
 }
+
+export { requestTag, type WorkerSession, type WorkerState } from './worker-session.js';
 
 /** Stable across restarts of the same job, so reconnecting workers (and `--job`) match it. */
 export function jobIdOf(job: JobConfig & { seed: number }, hash: string): string {

@@ -9,6 +9,7 @@ import { DptrainError } from '../shared/util/errors.js';
 import type { Logger } from '../shared/util/log.js';
 import type { ToWorker } from '../shared/wire/protocol.js';
 import type { Membership, WorkerSession } from './membership.js';
+import { busyOrIdle } from './worker-session.js';
 import { Assignments, type ShardRange } from './scheduler.js';
 
 export interface PhasePlan {
@@ -156,6 +157,7 @@ export class Phase {
     if (!this.leastLoaded(w)) return; // nobody else to give it to: keep waiting for this one
     w.lagging = true;
     w.laggingSince = performance.now();
+    busyOrIdle(w); // from now on its silence counts against it
     this.ctx.log.warn(
       { worker: w.id, host: w.host, phase: this.plan.key, shard: s.shard, lateMs: Math.round(this.ctx.deadlineMs) },
       `worker ${w.id} (${w.host}) missed its deadline of ${Math.round(this.ctx.deadlineMs)} ms; its shards go to others`,

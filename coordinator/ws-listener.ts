@@ -17,8 +17,10 @@ export interface WsListenerOptions {
   port: number;
   /** Largest frame accepted, in bytes. */
   maxPayload: number;
-  /** Ping interval; a peer that has not answered the previous ping by the next is dropped. Default 10 s. */
+  /** Ping interval; a peer that leaves MISSED_PINGS pings in a row unanswered is dropped. Default 10 s. */
   heartbeatMs?: number;
+  /** How long a peer computing on our requests (Link.setBusy) may leave pings unanswered. Default BUSY_LIMIT_MS. */
+  busyLimitMs?: number;
   /** Plain HTTP requests on the same port (e.g. GET /metrics); return false for a 404. */
   http?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Serve wss:// with this certificate and key (PEM). */
@@ -37,6 +39,14 @@ export const HANDSHAKE_MAX_FRAME = 64 << 10;
 
 /** Unanswered pings in a row before a peer is cut. */
 export const MISSED_PINGS = 3;
+
+/**
+ * How long a busy peer may stay silent: a shard can take minutes on a CPU backend, and the
+ * worker answers pings only between shards. A stalled shard goes to another worker long before
+ * (stepTimeoutSec); this bound only ends a link that will never answer. Thirty minutes, as
+ * torch.distributed's default process-group timeout.
+ */
+export const BUSY_LIMIT_MS = 30 * 60_000;
 
 /** A client that has not sent its HTTP upgrade request within this time is cut (slow-loris). */
 export const HEADERS_TIMEOUT_MS = 10_000;
@@ -87,13 +97,20 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
     sockets.add(sock);
     sock.once('close', () => sockets.delete(sock));
   });
-  // A worker answers pings only between shards (TF.js computes on its main thread), so a peer
-  // is cut only after MISSED_PINGS pings in a row go unanswered (≥ 30 s at the default interval).
+  // A worker answers pings only between shards (TF.js computes on its main thread): an idle
+  // peer is cut after MISSED_PINGS pings in a row go unanswered (≥ 30 s at the default
+  // interval), one computing on our requests only after busyLimitMs of silence. Any frame from
+  // a peer is an answer too.
   const missed = new WeakMap<WebSocket, number>();
+  const busySince = new WeakMap<WebSocket, number>();
+  const busyLimitMs = opts.busyLimitMs ?? BUSY_LIMIT_MS;
   const heartbeat = setInterval(() => {
+    const now = Date.now();
     for (const ws of wss.clients) {
       const n = (missed.get(ws) ?? 0) + 1;
-      if (n > MISSED_PINGS) {
+      const since = busySince.get(ws);
+      const excused = since !== undefined && now - since < busyLimitMs;
+      if (n > MISSED_PINGS && !excused) {
         ws.terminate();
         continue;
       }
@@ -107,6 +124,14 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
     ws.binaryType = 'nodebuffer';
     missed.set(ws, 0);
     ws.on('pong', () => missed.set(ws, 0));
+    ws.on('message', () => {
+      missed.set(ws, 0);
+      if (busySince.has(ws)) busySince.set(ws, Date.now()); // an answer: the limit is on silence, not on work
+    });
+    const setBusy = (busy: boolean) => {
+      if (!busy) busySince.delete(ws);
+      else if (!busySince.has(ws)) busySince.set(ws, Date.now());
+    };
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     if (!handler) {
       ws.close(1013, 'coordinator not ready');
@@ -118,6 +143,7 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
         ws,
         remote,
         cap > 0 && cap < opts.maxPayload ? { frameCap: cap, maxPayload: opts.maxPayload } : undefined,
+        setBusy,
       ),
     );
   });

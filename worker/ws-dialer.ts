@@ -70,11 +70,23 @@ export function dialWs(url: string, maxPayload: number, opts: DialOptions = {}):
     ws.once('error', onError);
     ws.once('open', () => {
       ws.off('error', onError);
-      let watchdog = setTimeout(() => ws.terminate(), silenceMs);
-      ws.on('ping', () => {
-        clearTimeout(watchdog);
-        watchdog = setTimeout(() => ws.terminate(), silenceMs);
-      });
+      // Timers run before the event loop reads sockets: after a long shard held this thread,
+      // the pings that came meanwhile are still unread when the watchdog fires. It decides on
+      // setImmediate, after they are read, that the coordinator has gone silent.
+      let heard = Date.now();
+      const check = () =>
+        setImmediate(() => {
+          if (ws.readyState !== ws.OPEN) return; // closed meanwhile: nothing to watch
+          const quiet = Date.now() - heard;
+          if (quiet >= silenceMs) ws.terminate();
+          else watchdog = setTimeout(check, silenceMs - quiet);
+        });
+      let watchdog = setTimeout(check, silenceMs);
+      const alive = () => {
+        heard = Date.now();
+      };
+      ws.on('ping', alive);
+      ws.on('message', alive);
       ws.once('close', () => clearTimeout(watchdog));
       resolve(wrapSocket(ws, url));
     });

@@ -60,6 +60,13 @@ export interface Link {
    * frame. Transports without a cap leave this out.
    */
   liftFrameCap?(): void;
+  /**
+   * Whether the peer is computing on requests of ours. A worker computes on its main thread and
+   * answers no liveness check until it is done, so while it is busy a transport that checks
+   * liveness waits for the answer (up to a long bound) instead of taking silence for a dead
+   * peer. Transports without such checks leave this out.
+   */
+  setBusy?(busy: boolean): void;
 }
 
 export interface Listener {

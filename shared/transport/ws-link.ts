@@ -28,8 +28,16 @@ export function setFrameLimit(ws: WebSocket, bytes: number): boolean {
   return true;
 }
 
-/** `frameCap`: a smaller limit until liftFrameCap() restores `maxPayload` (the server's own). */
-export function wrapSocket(ws: WebSocket, remote: string, caps?: { frameCap: number; maxPayload: number }): Link {
+/**
+ * `frameCap`: a smaller limit until liftFrameCap() restores `maxPayload` (the server's own).
+ * `setBusy`: the side's liveness check (coordinator/ws-listener.ts), told when the peer computes.
+ */
+export function wrapSocket(
+  ws: WebSocket,
+  remote: string,
+  caps?: { frameCap: number; maxPayload: number },
+  setBusy?: (busy: boolean) => void,
+): Link {
   if (caps) setFrameLimit(ws, caps.frameCap);
   let closed = false;
   const closeHandlers: Array<(r: string, k: CloseKind) => void> = [];
@@ -71,6 +79,7 @@ export function wrapSocket(ws: WebSocket, remote: string, caps?: { frameCap: num
       closeHandlers.push(handler);
     },
     ...(caps ? { liftFrameCap: () => void setFrameLimit(ws, caps.maxPayload) } : {}),
+    ...(setBusy ? { setBusy } : {}),
   };
   ws.on('message', (data, isBinary) => {
     if (closed) return;

@@ -9,12 +9,14 @@ import { pino } from 'pino';
 import { ShmChannel } from '../../shared/transport/shm.js';
 import { MemoryChannel } from '../../shared/transport/memory-channel.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Membership, type MembershipOptions } from '../../coordinator/membership.js';
+import { Membership, type MembershipOptions, type WorkerSession } from '../../coordinator/membership.js';
 import { jobOf, parseConfig } from '../../shared/job/config.js';
 import { encodeFrame } from '../../shared/wire/codec.js';
 import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
 import type { CloseKind, Link, Listener } from '../../shared/transport/transport.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
+import { evalResultFor } from '../helpers/result-msg.js';
+import { busyOrIdle } from '../../coordinator/worker-session.js';
 import { fingerprint, loadDataset } from '../../shared/datasets/index.js';
 
 const cfg = parseConfig({
@@ -25,9 +27,14 @@ const TOTAL = 2 * 4 + 4 + 4 + 1;
 const TOKEN = 'a-test-token-of-enough-length';
 
 let net: LocalNetwork;
-function membership(o: Partial<MembershipOptions> = {}): Membership {
-  net = createLocalNetwork();
-  return new Membership(net.listener, {
+/** A Membership on a fresh in-process network (its listener as `through` makes it, default as is). */
+function membership(
+  o: Partial<MembershipOptions> = {},
+  through: (l: Listener) => Listener = (l) => l,
+  network: LocalNetwork = createLocalNetwork(),
+): Membership {
+  net = network;
+  return new Membership(through(net.listener), {
     job: jobOf(cfg),
     jobId: 'job-test',
     totalParams: TOTAL,
@@ -138,16 +145,7 @@ describe('Membership deadlines and limits', () => {
         onClose: (h) => l.onClose(h),
       }),
     );
-    net = inner;
-    const m = new Membership(listener, {
-      job: jobOf(cfg),
-      jobId: 'job-test',
-      totalParams: TOTAL,
-      maxWorkers: 4,
-      log: pino({ level: 'silent' }),
-      token: TOKEN,
-      maxPendingPerAddress: 2,
-    });
+    const m = membership({ maxPendingPerAddress: 2 }, () => listener, inner);
     const from = async (remote: string) => {
       nextRemote = remote;
       const link = await inner.dial();
@@ -185,6 +183,39 @@ describe("the job's dataset", () => {
     await fakeWorker(net.dial, TOTAL, { token: TOKEN, fingerprint: 'xor:4+0:2->1:00000000' });
     await ready;
     expect(m.data?.fingerprint).toBe('xor:4+0:2->1:00000000');
+  });
+});
+
+describe('busy links', () => {
+  it('tells the link its worker is busy while it loads the job or owes answers, so silence then is no sign of death', async () => {
+    const busy: boolean[] = [];
+    const m = membership({}, (l) => ({
+      address: l.address,
+      onLink: (h) => l.onLink((link) => h(Object.assign(link, { setBusy: (b: boolean) => busy.push(b) }))),
+      close: () => l.close(),
+    }));
+    const ready = new Promise<WorkerSession>((r) => m.once('ready', r));
+    const w = await fakeWorker(net.dial, TOTAL, {
+      token: TOKEN,
+      onMessage: (msg, me) => {
+        if (msg.t === 'evaluate') me.send(evalResultFor(msg));
+      },
+    });
+    const session = await ready;
+    expect(busy).toEqual([true, false]); // loading, then ready
+    const answered = new Promise((r) => m.once('evalResult', r));
+    m.send(session, { t: 'evaluate', round: 0, shard: 0, version: 0, from: 0, to: 1 });
+    m.send(session, { t: 'evaluate', round: 1, shard: 0, version: 0, from: 0, to: 1 });
+    expect(busy.slice(2)).toEqual([true, true]);
+    await answered;
+    await new Promise((r) => m.once('evalResult', r));
+    expect(busy.slice(4)).toEqual([true, false]); // one answer of two, then both
+    // Owing an answer past its deadline (lagging), it is no longer excused: a stalled worker is cut.
+    m.send(session, { t: 'evaluate', round: 2, shard: 0, version: 0, from: 0, to: 1 });
+    session.lagging = true;
+    busyOrIdle(session);
+    expect(busy.slice(6)).toEqual([true, false]);
+    w.link.close('done');
   });
 });
 

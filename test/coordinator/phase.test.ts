@@ -129,9 +129,13 @@ describe('Phase', () => {
     const t = setup();
     await t.join('slow');
     await t.join('quick');
+    const busy: boolean[] = [];
+    t.session('slow').link.setBusy = (b) => busy.push(b);
     const { p, done } = t.phase(0, 8, 150);
     await tick(300);
     expect(t.session('slow').lagging).toBe(true);
+    // Computing its shard it was excused from pings; past its deadline it is not (a stalled worker is cut).
+    expect(busy).toEqual([true, false]);
     expect(t.got.filter((g) => g.worker === 'quick').map((g) => g.work.shard)).toEqual([1, 0]);
     t.settle(p, 'quick', 1);
     t.settle(p, 'quick', 0);

@@ -9,6 +9,11 @@ import { setFrameLimit } from '../../shared/transport/ws-link.js';
 import { hasOpenssl, selfSignedCert } from '../helpers/cli.js';
 import type { Link } from '../../shared/transport/transport.js';
 import { transportConformance } from './conformance.js';
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+
+/** A worker process that holds its thread for a shard (test/helpers/busy-worker.mjs). */
+const BUSY_WORKER = resolve(__dirname, '../helpers/busy-worker.mjs');
 
 const MAX = 64 << 20;
 
@@ -186,6 +191,40 @@ describe('websocket transport specifics', () => {
     client.onClose(() => (closed = true));
     await new Promise((r) => setTimeout(r, 1200));
     expect(closed).toBe(false);
+    await listener.close();
+  });
+
+  // A worker process holds its thread for a whole shard and answers no ping meanwhile. The
+  // coordinator pings every 100 ms here (so silence of ~400 ms is the idle limit).
+  it.each([
+    ['owes an answer: the coordinator waits for it', true, 90_000, true],
+    ["owes nothing: the coordinator cuts it (a dead peer's silence)", false, 90_000, false],
+    [
+      'owes an answer, its own silence limit shorter than the shard: the pings read after the shard count',
+      true,
+      400,
+      true,
+    ],
+  ])('a worker busy 1.5 s that %s', { timeout: 20_000 }, async (_, busy, silenceMs, kept) => {
+    const listener = await listenWs({ host: '127.0.0.1', port: 0, maxPayload: MAX, heartbeatMs: 100 });
+    let frames = 0;
+    let cut = false;
+    listener.onLink((l) => {
+      if (busy) l.setBusy?.(true);
+      l.onFrame(() => frames++);
+      l.onClose(() => {
+        cut ||= frames === 0;
+      });
+    });
+    const child = spawn(process.execPath, [BUSY_WORKER, listener.address, '1500', String(silenceMs)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    await new Promise((r) => child.once('exit', r));
+    expect(out.trim()).toBe(`open after the shard: ${kept}`);
+    expect(frames).toBe(kept ? 1 : 0);
+    expect(cut).toBe(!kept);
     await listener.close();
   });
 
