@@ -18,8 +18,7 @@ import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
 import { RejoinWindow } from './rejoin.js';
 import { MemoryChannel } from '../shared/transport/memory-channel.js';
-import { slicedLink } from '../worker/sliced-link.js';
-import { dialShards } from './slice-shard-cmd.js';
+import { slicedToShards } from './slice-shard-cmd.js';
 import type { RunDir } from '../coordinator/run-dir.js';
 
 /** Its name (with `train`, the local processes are worker-1 onwards). */
@@ -83,7 +82,7 @@ export function coordinatorWorker(
       for (;;) {
         const began = Date.now();
         const direct = await dial();
-        const sliced = sliceShards.length ? slicedLink(direct, (total) => dialShards(sliceShards, total), token) : null;
+        const sliced = slicedToShards(direct, sliceShards, token);
         const link = sliced ?? direct;
         const sendResult = sliced?.sendResult;
         const out = await runWorker({ link, backend, name, log, token, payloads, sendResult }).catch((e: unknown) => ({

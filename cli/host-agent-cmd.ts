@@ -19,8 +19,7 @@ import { localLauncher } from './launch/local.js';
 import type { JoinFlags } from './join-flags.js';
 import { RejoinWindow } from './rejoin.js';
 import { connect } from './worker-cmd.js';
-import { slicedLink } from '../worker/sliced-link.js';
-import { dialShards } from './slice-shard-cmd.js';
+import { slicedToShards } from './slice-shard-cmd.js';
 
 export interface HostAgentFlags extends JoinFlags {
   workers: number;
@@ -115,8 +114,7 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
       const { link: direct, url } = await Promise.race([connect(f, timeoutSec, log, tls), lost]);
       // With slice shards, parameters come from them and the host's summed gradients go to
       // them: the sliced link assembles and splits (worker/sliced-link.ts), as for a worker.
-      const shards = f.sliceShard;
-      const up = shards?.length ? slicedLink(direct, (total) => dialShards(shards, total), token) : direct;
+      const up = slicedToShards(direct, f.sliceShard, token) ?? direct;
       const began = Date.now();
       log.info({ coordinator: url }, 'connected');
       const session = runHostAgent({

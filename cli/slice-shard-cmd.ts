@@ -12,6 +12,7 @@ import { fail } from '../shared/util/errors.js';
 import { createLogger } from '../shared/util/log.js';
 import { isLoopback, readToken } from '../shared/wire/auth.js';
 import { dialWs } from '../worker/ws-dialer.js';
+import { type SlicedLink, slicedLink } from '../worker/sliced-link.js';
 import { resolveConfig } from './flags.js';
 
 /** A slice link's frames (see sliceFrameValues), plus a header. */
@@ -47,6 +48,18 @@ export async function shardCommand(f: ShardFlags): Promise<number> {
 /** Links to every shard, in slice order. */
 export async function dialShards(urls: readonly string[], totalParams: number): Promise<Link[]> {
   return Promise.all(urls.map((u) => dialWs(u, shardFrameBytes(totalParams))));
+}
+
+/**
+ * A joining side's link to the coordinator, given the shards (`--slice-shard`): parameters come
+ * from them and gradients go to them (worker/sliced-link.ts); null without shards.
+ */
+export function slicedToShards(
+  coordinator: Link,
+  urls: readonly string[] | undefined,
+  token: string | null,
+): SlicedLink | null {
+  return urls?.length ? slicedLink(coordinator, (total) => dialShards(urls, total), token) : null;
 }
 
 /** Refuse, before anything starts, what a sharded update does not do. */

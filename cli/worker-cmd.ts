@@ -2,8 +2,7 @@
  * `dptrain worker --connect ws://HOST:PORT`: pick a backend, connect (retrying while the
  * coordinator is not up yet), and serve the job until the coordinator says bye.
  */
-import { slicedLink } from '../worker/sliced-link.js';
-import { dialShards } from './slice-shard-cmd.js';
+import { slicedToShards } from './slice-shard-cmd.js';
 import { DptrainError, fail, isDptrainError } from '../shared/util/errors.js';
 import { readFileSync } from 'node:fs';
 import { preflight } from '../worker/preflight.js';
@@ -112,8 +111,7 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
   let pauseMs = 200;
   for (;;) {
     const { link: direct, url } = await connect(f, timeoutSec, log, tls);
-    const shards = f.sliceShard;
-    const sliced = shards?.length ? slicedLink(direct, (total) => dialShards(shards, total), token) : null;
+    const sliced = slicedToShards(direct, f.sliceShard, token);
     const link = sliced ?? direct;
     const began = Date.now();
     log.info({ coordinator: url }, 'connected');
