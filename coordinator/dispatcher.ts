@@ -9,7 +9,7 @@ import type { Logger } from '../shared/util/log.js';
 import type { WireDtype } from '../shared/wire/wire-dtype.js';
 import type { EvalResult, ShardResult } from '../shared/wire/protocol.js';
 import type { Membership } from './membership.js';
-import { busyOrIdle, requestTag, type WorkerSession } from './worker-session.js';
+import { requestTag, type WorkerSession } from './worker-session.js';
 import { eligible, Phase, type PhasePlan, type PhaseStats } from './phase.js';
 import { jsReduceOps, LeafFold, TreeReducer, type LastFold, type Reduction, type ReduceOps } from './reducer.js';
 import { splitRange } from './scheduler.js';
@@ -259,7 +259,6 @@ export class Dispatcher {
         `worker ${w.id} answered again ${lateMs} ms after missing its deadline; it rejoins at the next step`,
       );
       w.lagging = false;
-      busyOrIdle(w);
       this.phase?.workerReady(w); // shards waiting for a worker can go to this one now
     }
     const p = this.phase;

@@ -190,6 +190,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       joinedAt: Date.now(),
       lagging: false,
       laggingSince: 0,
+      overdue: false,
       nonce: newNonce(),
       channel: null,
       shmSlot: -1,
@@ -236,6 +237,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         return this.onResult(w, msg, payload);
       case 'evalResult':
         w.answers++;
+        w.overdue = false;
         busyOrIdle(w);
         return void this.emit('evalResult', w, msg);
       case 'fault':
@@ -324,6 +326,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** A shard's gradient sums, from the frame or from this worker's payload channel. */
   private onResult(w: WorkerSession, msg: ShardResult, payload: Float32Array | null): void {
     w.answers++;
+    w.overdue = false;
     busyOrIdle(w);
     let grads = payload ?? NO_GRADIENTS; // none: sliced results
     if (payload && this.o.decoder) grads = this.o.decoder.decode(payload, msg.losses.length);

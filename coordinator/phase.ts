@@ -154,10 +154,11 @@ export class Phase {
 
   private missedDeadline(s: ShardRange, w: WorkerSession): void {
     if (!this.asg.holds(s.shard, w) || w.state !== 'ready') return;
+    w.overdue = true;
+    busyOrIdle(w); // from now on its silence counts against it (the heartbeat cuts a dead one)
     if (!this.leastLoaded(w)) return; // nobody else to give it to: keep waiting for this one
     w.lagging = true;
     w.laggingSince = performance.now();
-    busyOrIdle(w); // from now on its silence counts against it
     this.ctx.log.warn(
       { worker: w.id, host: w.host, phase: this.plan.key, shard: s.shard, lateMs: Math.round(this.ctx.deadlineMs) },
       `worker ${w.id} (${w.host}) missed its deadline of ${Math.round(this.ctx.deadlineMs)} ms; its shards go to others`,

@@ -28,6 +28,8 @@ export interface WorkerSession {
   /** Missed a deadline: gets no new shards until a result of its arrives (late or not). */
   lagging: boolean;
   laggingSince: number;
+  /** Owes an answer past its deadline (whether or not another worker could take the shard); cleared by any answer. */
+  overdue: boolean;
   /** The challenge nonce sent on this connection. */
   nonce: string;
   /** The payload channel granted to it (shared memory, or memory when it runs in this process); null: payloads in frames. */
@@ -52,9 +54,9 @@ export function requestTag(key: string, shard: number): string {
 /**
  * Tell the link whether the worker is computing for us (loading the job, or owing answers
  * within its deadline): it answers no ping meanwhile, and the transport waits for it
- * (Link.setBusy). One that missed its deadline (lagging) is not excused: a stalled worker is
- * still cut by the heartbeat, while a long shard is waited for.
+ * (Link.setBusy). One past its deadline (overdue) is not excused: a stalled or cut-off worker
+ * is still cut by the heartbeat, while a long shard is waited for (set --step-timeout above it).
  */
 export function busyOrIdle(w: WorkerSession): void {
-  w.link.setBusy?.(w.state === 'loading' || (w.answers < w.requests && !w.lagging));
+  w.link.setBusy?.(w.state === 'loading' || (w.answers < w.requests && !w.overdue));
 }

@@ -210,11 +210,14 @@ describe('busy links', () => {
     await answered;
     await new Promise((r) => m.once('evalResult', r));
     expect(busy.slice(4)).toEqual([true, false]); // one answer of two, then both
-    // Owing an answer past its deadline (lagging), it is no longer excused: a stalled worker is cut.
+    // Owing an answer past its deadline (overdue), it is no longer excused: a stalled worker is
+    // cut; its answer excuses it again while it owes more.
     m.send(session, { t: 'evaluate', round: 2, shard: 0, version: 0, from: 0, to: 1 });
-    session.lagging = true;
+    m.send(session, { t: 'evaluate', round: 3, shard: 0, version: 0, from: 0, to: 1 });
+    session.overdue = true;
     busyOrIdle(session);
-    expect(busy.slice(6)).toEqual([true, false]);
+    await new Promise((r) => m.once('evalResult', r));
+    expect(busy.slice(6)).toEqual([true, true, false, true]);
     w.link.close('done');
   });
 });

@@ -142,6 +142,19 @@ describe('Phase', () => {
     await done;
   });
 
+  it('a lone worker past its deadline keeps its shard, but its silence counts again', async () => {
+    const t = setup();
+    await t.join('alone');
+    const busy: boolean[] = [];
+    t.session('alone').link.setBusy = (b) => busy.push(b);
+    const { p, done } = t.phase(0, 4, 150);
+    await tick(300);
+    expect(t.session('alone').lagging).toBe(false); // nobody to give its shard to
+    expect(busy).toEqual([true, false]); // but the heartbeat may cut it, should it be gone
+    t.settle(p, 'alone', 0);
+    await done;
+  });
+
   it('with nobody ready, shards wait; the first worker to be ready takes them all', async () => {
     const t = setup();
     const { p, done } = t.phase(0, 6);
