@@ -236,9 +236,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       case 'result':
         return this.onResult(w, msg, payload);
       case 'evalResult':
-        w.answers++;
-        w.overdue = false;
-        busyOrIdle(w);
+        answered(w);
         return void this.emit('evalResult', w, msg);
       case 'fault':
         this.o.log.error({ worker: w.id, host: w.host, fault: msg.message }, 'worker cannot continue');
@@ -325,9 +323,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /** A shard's gradient sums, from the frame or from this worker's payload channel. */
   private onResult(w: WorkerSession, msg: ShardResult, payload: Float32Array | null): void {
-    w.answers++;
-    w.overdue = false;
-    busyOrIdle(w);
+    answered(w);
     let grads = payload ?? NO_GRADIENTS; // none: sliced results
     if (payload && this.o.decoder) grads = this.o.decoder.decode(payload, msg.losses.length);
     if (msg.shm > 0) {
@@ -368,6 +364,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
       w.link.close(reason, 'normal');
     }
   }
+}
+
+/** One request answered: the worker is alive, and busy only while it owes more. */
+function answered(w: WorkerSession): void {
+  w.answers++;
+  w.overdue = false;
+  busyOrIdle(w);
 }
 
 export { requestTag, type WorkerSession, type WorkerState } from './worker-session.js';

@@ -27,7 +27,11 @@ interface VersionFrames {
 }
 
 export class ParamsBroadcast {
-  private params: { version: number; values: Float32Array } = { version: -1, values: new Float32Array(0) };
+  private params: { version: number; values: Float32Array; frame: Uint8Array | null } = {
+    version: -1,
+    values: new Float32Array(0),
+    frame: null,
+  };
   /** This version's frames, each made on first use. */
   private frame: VersionFrames | null = null;
   /** Time spent encoding and sending parameter frames since the caller last read it (takeTiming). */
@@ -43,9 +47,12 @@ export class ParamsBroadcast {
     return this.params.version;
   }
 
-  /** The parameters workers must hold from now on (a view; not copied until sent). */
-  set(version: number, values: Float32Array): void {
-    this.params = { version, values };
+  /**
+   * The parameters workers must hold from now on (a view; not copied until sent). `frame`: their
+   * socket frame, already encoded (a host agent hands on the coordinator's: the same bytes).
+   */
+  set(version: number, values: Float32Array, frame: Uint8Array | null = null): void {
+    this.params = { version, values, frame };
   }
 
   takeTiming(): { encodeMs: number; broadcastMs: number } {
@@ -57,14 +64,14 @@ export class ParamsBroadcast {
 
   /** Send `w` the current parameters, unless it has them. */
   readonly ensure = (w: WorkerSession): void => {
-    const { version, values } = this.params;
+    const { version, values, frame } = this.params;
     if (w.paramsVersion === version) return;
     if (this.o.sliced) {
       w.paramsVersion = version; // it has them from the slice shards
       return;
     }
     // Encode once per version; every worker gets the same bytes (or, on a channel, the same slot).
-    if (this.frame?.version !== version) this.frame = { version, bytes: null, slots: new Map() };
+    if (this.frame?.version !== version) this.frame = { version, bytes: frame, slots: new Map() };
     const f = this.frame;
     const channel = w.channel?.usable ? w.channel : null;
     const t0 = performance.now();

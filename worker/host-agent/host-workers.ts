@@ -12,7 +12,7 @@ import { coverNodes } from '../../shared/job/shard-tree.js';
 import type { Logger } from '../../shared/util/log.js';
 import type { Listener } from '../../shared/transport/transport.js';
 import type { ShmChannel } from '../../shared/transport/shm.js';
-import { encodeFrame } from '../../shared/wire/codec.js';
+import { ParamsBroadcast } from '../../coordinator/params-broadcast.js';
 import type { Evaluate, EvalResult, ShardResult, Work } from '../../shared/wire/protocol.js';
 import type { WireDtype } from '../../shared/wire/wire-dtype.js';
 import { Membership, requestTag, type WorkerSession } from '../../coordinator/membership.js';
@@ -68,12 +68,8 @@ export class HostWorkers {
   private readonly recentPhaseMs: number[] = [];
   private abortError: Error | null = null;
   private onAbort: ((e: Error) => void) | null = null;
-  private params: { version: number; values: Float32Array; frame: Uint8Array | null; slot: number } = {
-    version: -1,
-    values: new Float32Array(0),
-    frame: null,
-    slot: -1,
-  };
+  /** The parameters the host's workers must hold, sent as the coordinator's dispatcher sends them. */
+  private readonly broadcast: ParamsBroadcast;
 
   constructor(private readonly o: HostWorkersOptions) {
     this.wireDtype = o.job.wireDtype;
@@ -94,6 +90,7 @@ export class HostWorkers {
     m.on('gone', (w) => this.phase?.workerGone(w));
     m.on('result', (w, msg, grads) => this.onResult(w, msg, grads));
     m.on('evalResult', (w, msg) => this.onEvalResult(w, msg));
+    this.broadcast = new ParamsBroadcast({ membership: m, log: o.log, wireDtype: this.wireDtype, sliced: false });
   }
 
   /**
@@ -101,40 +98,7 @@ export class HostWorkers {
    * them, handed on as it came to workers without shared memory (the same bytes, no re-encode).
    */
   setParams(version: number, values: Float32Array, frame: Uint8Array): void {
-    this.params = { version, values, frame, slot: -1 };
-  }
-
-  private ensureParams = (w: WorkerSession): void => {
-    const p = this.params;
-    if (w.paramsVersion === p.version) return;
-    const shm = w.channel; // the host's shared memory, when this worker was granted it
-    if (shm?.usable && p.slot < 0) {
-      try {
-        const slot = this.freeParamsSlot();
-        shm.writeParams(slot, p.version, p.values, this.wireDtype);
-        p.slot = slot;
-      } catch (e) {
-        shm.disable(String(e));
-        this.o.log.warn({ dir: shm.where, error: String(e) }, 'shared memory failed; payloads go through the socket');
-      }
-    }
-    if (shm?.usable && p.slot >= 0) {
-      // It may read the slot until it answers the request that follows (as the dispatcher's).
-      w.shmSlot = p.slot;
-      w.shmSlotUntil = w.requests + 1;
-      this.membership.sendBytes(w, encodeFrame({ t: 'params', version: p.version, shm: p.slot + 1 }));
-    } else this.membership.sendBytes(w, p.frame ?? encodeFrame({ t: 'params', version: p.version, shm: 0 }, p.values));
-    w.paramsVersion = p.version;
-  };
-
-  /** A parameter slot no live worker may still be reading (see the dispatcher's freeParamsSlot). */
-  private freeParamsSlot(): number {
-    const held = new Set<number>();
-    for (const w of this.membership.workers.values())
-      if (w.state !== 'gone' && w.shmSlot >= 0 && w.answers < w.shmSlotUntil) held.add(w.shmSlot);
-    let k = 0;
-    while (held.has(k)) k++;
-    return k;
+    this.broadcast.set(version, values, frame);
   }
 
   private deadlineMs(): number {
@@ -147,7 +111,7 @@ export class HostWorkers {
       {
         membership: this.membership,
         log: this.o.log,
-        ensureParams: this.ensureParams,
+        ensureParams: this.broadcast.ensure,
         noWorkerTimeoutMs: this.o.noWorkerTimeoutMs ?? 30_000,
         deadlineMs,
       },
