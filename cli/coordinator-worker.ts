@@ -7,7 +7,9 @@
  * files: the coordinator's thread, which computes this worker's shard, is the step's critical
  * path, and a copy in memory is the cheapest hand-over there is.
  * Its compute runs on the coordinator's event loop: a result that arrives meanwhile waits in its
- * socket, which costs nothing, since the step needs every shard before it can go on.
+ * socket, which costs nothing, since the step needs every shard before it can go on. Nor do pings
+ * go out meanwhile: before work that may hold the thread past a joining worker's silence limit,
+ * the listener tells the joining workers to wait (Listener.holdingThread).
  */
 import { createLocalNetwork } from '../shared/transport/local.js';
 import type { Link, Listener } from '../shared/transport/transport.js';
@@ -15,11 +17,18 @@ import { createLogger } from '../shared/util/log.js';
 import { describeError, fail } from '../shared/util/errors.js';
 import type { Config } from '../shared/job/config.js';
 import { selectBackend } from '../worker/backend.js';
-import { runWorker } from '../worker/worker.js';
+import { runWorker, type ThreadHold } from '../worker/worker.js';
 import { RejoinWindow } from './rejoin.js';
 import { MemoryChannel } from '../shared/transport/memory-channel.js';
 import { slicedToShards } from './slice-shard-cmd.js';
 import type { RunDir } from '../coordinator/run-dir.js';
+
+/**
+ * Work of a kind whose last run took less than this goes without a notice: a ping to every peer
+ * on each short step would cost more than it protects (the peers' limit is SILENCE_MS, 90 s).
+ * The first of each kind (kernels compile, data loads) always gets one.
+ */
+const HOLD_NOTICE_AFTER_MS = 1000;
 
 /** Its name (with `train`, the local processes are worker-1 onwards). */
 export const COORDINATOR_WORKER = 'worker-0';
@@ -79,18 +88,21 @@ export function coordinatorWorker(
       // Serve; after a close worth another session (e.g. "reconnect without shared memory") join
       // again, within the window a worker process would have.
       const rejoin = new RejoinWindow(REJOIN_WINDOW_SEC);
+      const holdsThread = holdNotices(outer);
       for (;;) {
         const began = Date.now();
         const direct = await dial();
         const sliced = slicedToShards(direct, sliceShards, token);
         const link = sliced ?? direct;
         const sendResult = sliced?.sendResult;
-        const out = await runWorker({ link, backend, name, log, token, payloads, sendResult }).catch((e: unknown) => ({
-          finished: false,
-          fatal: 'RUN_FAILED' as const,
-          reason: describeError(e),
-          shmFailed: false,
-        }));
+        const out = await runWorker({ link, backend, name, log, token, payloads, sendResult, holdsThread }).catch(
+          (e: unknown) => ({
+            finished: false,
+            fatal: 'RUN_FAILED' as const,
+            reason: describeError(e),
+            shmFailed: false,
+          }),
+        );
         if (out.shmFailed) payloads = undefined;
         try {
           if (!rejoin.after(out, 'this process', began)) return;
@@ -101,6 +113,23 @@ export function coordinatorWorker(
         await new Promise((r) => setTimeout(r, REJOIN_PAUSE_MS));
       }
     },
+  };
+}
+
+/** Runs work on this thread, first telling `outer`'s peers when it may last (the last of its kind took long, or it is the first). */
+export function holdNotices(
+  outer: Pick<Listener, 'holdingThread'>,
+  afterMs = HOLD_NOTICE_AFTER_MS,
+): <T>(kind: ThreadHold, work: () => Promise<T>) => Promise<T> {
+  const lastMs = new Map<ThreadHold, number>();
+  return async (kind, work) => {
+    if ((lastMs.get(kind) ?? Number.POSITIVE_INFINITY) >= afterMs) outer.holdingThread?.();
+    const t0 = performance.now();
+    try {
+      return await work();
+    } finally {
+      lastMs.set(kind, performance.now() - t0);
+    }
   };
 }
 

@@ -5,7 +5,7 @@
  * ping/pong heartbeat that drops a peer whose pongs stop.
  */
 import { WebSocketServer, type WebSocket } from 'ws';
-import { wrapSocket } from '../shared/transport/ws-link.js';
+import { holdPing, wrapSocket } from '../shared/transport/ws-link.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -152,6 +152,10 @@ export async function listenWs(opts: WsListenerOptions): Promise<Listener> {
     address: `${opts.tls ? 'wss' : 'ws'}://${host}:${addr.port}`,
     onLink(h) {
       handler = h;
+    },
+    holdingThread() {
+      const ping = holdPing(busyLimitMs);
+      for (const ws of wss.clients) ws.ping(ping);
     },
     close: () =>
       new Promise<void>((resolve) => {

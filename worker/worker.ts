@@ -37,7 +37,16 @@ export interface WorkerOptions extends Joiner {
    * sliced-link.ts); false when it cannot (then the frame goes on the link).
    */
   sendResult?: (msg: ShardResult, parts: readonly Float32Array[]) => boolean;
+  /**
+   * Runs each piece of work that holds this thread (loading the job, a shard, an evaluation):
+   * the worker inside the coordinator warns the coordinator's peers through it, since the
+   * coordinator sends no pings meanwhile (cli/coordinator-worker.ts). Others run it as it is.
+   */
+  holdsThread?: <T>(kind: ThreadHold, work: () => Promise<T>) => Promise<T>;
 }
+
+/** What holds a worker's thread, each kind timed apart. */
+export type ThreadHold = 'load' | 'shard' | 'evaluate';
 
 /** What serving needs, set once the job is loaded. */
 interface Job {
@@ -84,13 +93,17 @@ class WorkerSession extends CoordinatorSession<'loading'> {
     return this.o.payloads?.proof(this.nonce) ?? '';
   }
 
+  private holding<T>(kind: ThreadHold, work: () => Promise<T>): Promise<T> {
+    return this.o.holdsThread ? this.o.holdsThread(kind, work) : work();
+  }
+
   protected async onWelcome(msg: Welcome): Promise<void> {
     const o = this.o;
     this.workerId = msg.workerId;
     this.channel = msg.shm && o.payloads ? o.payloads.open() : null;
     this.shmResults = this.channel !== null;
     this.state = 'loading';
-    await this.load(msg);
+    await this.holding('load', () => this.load(msg));
     if (this.state === 'loading') this.state = 'serving';
   }
 
@@ -166,7 +179,7 @@ class WorkerSession extends CoordinatorSession<'loading'> {
     if (trainer.version !== msg.version)
       return this.giveUp(`work for params v${msg.version}, holding v${trainer.version}`);
     this.shmRead = Math.max(this.shmRead, msg.shmRead);
-    const r = await shardSums(trainer, msg, wireDtype !== 'float32');
+    const r = await this.holding('shard', () => shardSums(trainer, msg, wireDtype !== 'float32'));
     const tSend = performance.now();
     let frame: Uint8Array | null = null;
     try {
@@ -215,7 +228,7 @@ class WorkerSession extends CoordinatorSession<'loading'> {
     const { trainer } = this.job!;
     if (trainer.version !== msg.version)
       return this.giveUp(`evaluate for params v${msg.version}, holding v${trainer.version}`);
-    const r = await trainer.evaluate(msg.from, msg.to);
+    const r = await this.holding('evaluate', () => trainer.evaluate(msg.from, msg.to));
     this.send({
       t: 'evalResult',
       round: msg.round,

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import { wrapSocket } from '../shared/transport/ws-link.js';
+import { heldFor, wrapSocket } from '../shared/transport/ws-link.js';
 import { fail } from '../shared/util/errors.js';
 import type { Link } from '../shared/transport/transport.js';
 
@@ -12,7 +12,9 @@ import type { Link } from '../shared/transport/transport.js';
  * The coordinator pings every 10 s (coordinator/ws-listener.ts) and cuts a peer after 3 missed
  * ones; a worker busy with a long shard answers late. Without a ping for this long
  * the coordinator is taken as gone (a partition or a frozen host, where no FIN ever comes) and
- * the socket is cut, so the worker can reconnect.
+ * the socket is cut, so the worker can reconnect. A coordinator that computes a shard itself
+ * says so in a ping first (Listener.holdingThread); its silence is then allowed that much longer,
+ * until the next frame from it.
  */
 export const SILENCE_MS = 90_000;
 
@@ -74,19 +76,23 @@ export function dialWs(url: string, maxPayload: number, opts: DialOptions = {}):
       // the pings that came meanwhile are still unread when the watchdog fires. It decides on
       // setImmediate, after they are read, that the coordinator has gone silent.
       let heard = Date.now();
+      let limit = silenceMs;
       const check = () =>
         setImmediate(() => {
           if (ws.readyState !== ws.OPEN) return; // closed meanwhile: nothing to watch
           const quiet = Date.now() - heard;
-          if (quiet >= silenceMs) ws.terminate();
-          else watchdog = setTimeout(check, silenceMs - quiet);
+          if (quiet >= limit) ws.terminate();
+          else watchdog = setTimeout(check, limit - quiet);
         });
       let watchdog = setTimeout(check, silenceMs);
-      const alive = () => {
+      ws.on('ping', (data: Buffer) => {
         heard = Date.now();
-      };
-      ws.on('ping', alive);
-      ws.on('message', alive);
+        limit = silenceMs + heldFor(data);
+      });
+      ws.on('message', () => {
+        heard = Date.now();
+        limit = silenceMs;
+      });
       ws.once('close', () => clearTimeout(watchdog));
       resolve(wrapSocket(ws, url));
     });

@@ -74,6 +74,13 @@ export interface Listener {
   readonly address: string;
   onLink(handler: (link: Link) => void): void;
   close(): Promise<void>;
+  /**
+   * This process is about to hold its thread (the coordinator computing a shard of its own):
+   * peers that check its liveness by its pings are told to wait, up to the bound it grants a
+   * busy peer of its own, instead of taking the silence for a coordinator gone. Transports
+   * without such checks leave this out.
+   */
+  holdingThread?(): void;
 }
 
 export type Dial = () => Promise<Link>;

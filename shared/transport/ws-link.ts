@@ -29,6 +29,25 @@ export function setFrameLimit(ws: WebSocket, bytes: number): boolean {
 }
 
 /**
+ * A ping's application data (RFC 6455 allows 125 bytes) saying the sender is about to hold its
+ * thread for up to `ms`: the coordinator computing a shard of its own (--coordinator-worker)
+ * sends no pings meanwhile, and its peers' liveness checks wait instead of taking it for gone.
+ */
+const HOLD_PREFIX = 'hold ';
+
+export function holdPing(ms: number): Buffer {
+  return Buffer.from(`${HOLD_PREFIX}${Math.max(0, Math.round(ms))}`);
+}
+
+/** How long a ping's sender said it may stay silent (0: an ordinary ping). */
+export function heldFor(data: Buffer): number {
+  const text = data.length <= 32 ? data.toString('latin1') : '';
+  if (!text.startsWith(HOLD_PREFIX)) return 0;
+  const ms = Number(text.slice(HOLD_PREFIX.length));
+  return Number.isSafeInteger(ms) && ms > 0 ? ms : 0;
+}
+
+/**
  * `frameCap`: a smaller limit until liftFrameCap() restores `maxPayload` (the server's own).
  * `setBusy`: the side's liveness check (coordinator/ws-listener.ts), told when the peer computes.
  */

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { coordinatorWorker } from '../../cli/coordinator-worker.js';
+import { coordinatorWorker, holdNotices } from '../../cli/coordinator-worker.js';
 import { RunDir } from '../../coordinator/run-dir.js';
 import { jobOf, parseConfig } from '../../shared/job/config.js';
 import type { Link, Listener } from '../../shared/transport/transport.js';
@@ -15,9 +15,9 @@ import { scriptLink, TINY, TINY_TOTAL, TOKEN } from '../helpers/scripted-coordin
 
 const CONFIG = parseConfig({ ...jobOf(TINY), backend: 'cpu' });
 
-/** A listener that never has links of its own, recording whether it was closed. */
+/** A listener that never has links of its own, recording whether it was closed and its hold notices. */
 function outerListener() {
-  const state = { closed: false, handlers: 0 };
+  const state = { closed: false, handlers: 0, holds: 0 };
   const listener: Listener = {
     address: 'ws://127.0.0.1:7070',
     onLink: () => {
@@ -25,6 +25,9 @@ function outerListener() {
     },
     close: async () => {
       state.closed = true;
+    },
+    holdingThread: () => {
+      state.holds++;
     },
   };
   return { listener, state };
@@ -62,6 +65,7 @@ describe('the worker inside the coordinator', () => {
     const first = scriptLink(await t.link(0), TINY_TOTAL);
     expect((await first.join(jobOf(TINY), TOKEN)).name).toBe('worker-0');
     await first.next('ready');
+    expect(t.outer.state.holds).toBe(1); // loading the job: the outer listener's peers were told
     (await t.link(0)).close('shared memory failed: join again without it', 'reconnect');
     const second = scriptLink(await t.link(1), TINY_TOTAL);
     await second.join(jobOf(TINY), TOKEN);
@@ -73,6 +77,23 @@ describe('the worker inside the coordinator', () => {
     expect(log).toMatch(/\[worker-0\] session with the coordinator ended; joining again/);
     await t.cw.listener.close();
     expect(t.outer.state.closed).toBe(true);
+  });
+
+  it('tells the outer peers before the first work of each kind and after long ones, not after short ones', async () => {
+    const state = { holds: 0 };
+    const holds = holdNotices({ holdingThread: () => state.holds++ }, 50);
+    const sleep = (ms: number) => () => new Promise<number>((r) => setTimeout(() => r(ms), ms));
+    expect(await holds('shard', sleep(0))).toBe(0); // the work's own result comes back
+    expect(state.holds).toBe(1); // the first shard
+    await holds('shard', sleep(80));
+    expect(state.holds).toBe(1); // the last shard was short
+    await holds('shard', sleep(0));
+    expect(state.holds).toBe(2); // the last one took 80 ms ≥ 50
+    await holds('evaluate', sleep(0));
+    expect(state.holds).toBe(3); // the first evaluation
+    await holds('shard', sleep(0));
+    expect(state.holds).toBe(3);
+    await expect(holds('shard', () => Promise.reject(new Error('no')))).rejects.toThrow('no');
   });
 
   it('a refusal ends it at once, reported with its reason', async () => {

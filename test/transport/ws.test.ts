@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import { CLOSE_GRACE_MS, HANDSHAKE_MAX_FRAME, listenWs } from '../../coordinator/ws-listener.js';
 import { isDptrainError } from '../../shared/util/errors.js';
 import { dialWs } from '../../worker/ws-dialer.js';
-import { setFrameLimit } from '../../shared/transport/ws-link.js';
+import { heldFor, holdPing, setFrameLimit } from '../../shared/transport/ws-link.js';
 import { hasOpenssl, selfSignedCert } from '../helpers/cli.js';
 import type { Link } from '../../shared/transport/transport.js';
 import { transportConformance } from './conformance.js';
@@ -14,6 +14,7 @@ import { resolve } from 'node:path';
 
 /** A worker process that holds its thread for a shard (test/helpers/busy-worker.mjs). */
 const BUSY_WORKER = resolve(__dirname, '../helpers/busy-worker.mjs');
+const HOLDING_COORDINATOR = resolve(__dirname, '../helpers/holding-coordinator.mjs');
 
 const MAX = 64 << 20;
 
@@ -226,6 +227,37 @@ describe('websocket transport specifics', () => {
     expect(frames).toBe(kept ? 1 : 0);
     expect(cut).toBe(!kept);
     await listener.close();
+  });
+
+  // The coordinator computes a shard of its own (--coordinator-worker) and sends no pings for
+  // 1.5 s, against a worker's silence limit of 400 ms here.
+  it.each([
+    ['announced: the worker waits for it', true],
+    ['not announced: the worker takes it for gone', false],
+  ])('a coordinator holding its thread 1.5 s, %s', { timeout: 20_000 }, async (_, announce) => {
+    const child = spawn(process.execPath, [HOLDING_COORDINATOR, String(announce), '1500'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const address = await new Promise<string>((resolve) =>
+      child.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim())),
+    );
+    const exited = new Promise((r) => child.once('exit', r));
+    const link = await dialWs(address, MAX, { silenceMs: 400 });
+    let frames = 0;
+    link.onFrame(() => frames++);
+    const reason = await new Promise<string>((resolve) => link.onClose(resolve));
+    await exited;
+    expect(frames).toBe(announce ? 1 : 0);
+    if (announce) expect(reason).toMatch(/coordinator shut down/);
+    else expect(reason).toMatch(/1006/); // cut by the worker, not closed by the coordinator
+  });
+
+  it('a hold ping carries its length; other ping data carries none', () => {
+    expect(heldFor(holdPing(1_800_000))).toBe(1_800_000);
+    expect(heldFor(Buffer.alloc(0))).toBe(0);
+    expect(heldFor(Buffer.from('hold soon'))).toBe(0);
+    expect(heldFor(Buffer.from('hold -5'))).toBe(0);
+    expect(heldFor(Buffer.from('held 100'))).toBe(0);
   });
 
   it('an unreachable coordinator is one CONNECT_FAILED error naming the address', async () => {
