@@ -13,6 +13,7 @@ import {
   PROTOCOL_VERSION,
   type EvalResult,
   type Hello,
+  type Members,
   type Ready,
   type ShardResult,
   type ToCoordinator,
@@ -23,7 +24,7 @@ import { readFromWorker } from '../shared/wire/validate.js';
 import type { ResultDecoder } from './compression.js';
 import type { PayloadChannel } from '../shared/transport/payload-channel.js';
 import { coordinatorProof, newNonce } from '../shared/wire/auth.js';
-import { busyOrIdle, requestTag, type WorkerSession, type WorkerState } from './worker-session.js';
+import { busyOrIdle, requestTag, takeStrength, type WorkerSession, type WorkerState } from './worker-session.js';
 import { AUTH_TIMEOUT_MS, deadline, overPendingLimits, READY_TIMEOUT_MS, refuseHello } from './admission.js';
 
 export interface DataShape {
@@ -77,6 +78,7 @@ export interface MembershipOptions {
 const ACCEPTS: Record<ToCoordinator['t'], readonly WorkerState[]> = {
   hello: ['hello'],
   ready: ['loading'],
+  members: ['ready'],
   result: ['ready'],
   evalResult: ['ready'],
   fault: ['loading', 'ready'],
@@ -233,6 +235,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
         return this.onHello(w, msg);
       case 'ready':
         return this.onReady(w, msg);
+      case 'members':
+        return this.onMembers(w, msg);
       case 'result':
         return this.onResult(w, msg, payload);
       case 'evalResult':
@@ -288,9 +292,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /** The job is loaded there: check its data is the job's, and let it take shards. */
   private onReady(w: WorkerSession, msg: Ready): void {
-    // Every member computes for one worker at least: 0 would drop its processes from each step's count.
-    if (msg.workers < 1)
-      return this.drop(w, 'invalid', 'invalid: ready.workers 0: a member computes for one worker at least');
+    if (msg.workers < 1) return this.noWorkers(w, msg);
     const shape = parseFingerprint(msg.fingerprint);
     if (!shape) return this.drop(w, 'invalid', `invalid: dataset fingerprint ${msg.fingerprint}`);
     if (this.data && this.data.fingerprint !== shape.fingerprint) {
@@ -301,10 +303,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       );
     }
     this.data ??= shape;
-    w.backend = msg.backend;
-    w.peakFlops = msg.peakFlops;
-    w.attainableFlops = msg.attainableFlops;
-    w.workers = msg.workers;
+    takeStrength(w, msg);
     w.state = 'ready';
     busyOrIdle(w);
     this.o.log.info(
@@ -319,6 +318,22 @@ export class Membership extends EventEmitter<MembershipEvents> {
     );
     this.o.log.debug({ worker: w.id, backend: msg.backend, why: msg.backendReason }, 'worker backend choice'); // in log.jsonl
     this.emit('ready', w);
+  }
+
+  /** A host agent's workers changed: what it computes with from now on (its shards stay as they are). */
+  private onMembers(w: WorkerSession, msg: Members): void {
+    if (msg.workers < 1) return this.noWorkers(w, msg);
+    const was = w.workers;
+    takeStrength(w, msg);
+    this.o.log.info(
+      { worker: w.id, host: w.host, workers: msg.workers, was, backend: msg.backend },
+      `${w.id} (${w.host}) now computes with ${msg.workers} worker${msg.workers === 1 ? '' : 's'} (was ${was})`,
+    );
+  }
+
+  /** Every member computes for one worker at least: 0 would drop its processes from each step's count. */
+  private noWorkers(w: WorkerSession, msg: Ready | Members): void {
+    this.drop(w, 'invalid', `invalid: ${msg.t}.workers 0: a member computes for one worker at least`);
   }
 
   /** A shard's gradient sums, from the frame or from this worker's payload channel. */

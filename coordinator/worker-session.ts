@@ -3,6 +3,7 @@
  * Membership (membership.ts) owns these; the dispatcher and the parameter broadcast read them.
  */
 import type { Link } from '../shared/transport/transport.js';
+import type { Strength } from '../shared/wire/protocol.js';
 import type { PayloadChannel } from '../shared/transport/payload-channel.js';
 
 /** hello: connected, not yet authenticated; loading: welcomed, loading the job; ready: takes shards. */
@@ -59,4 +60,12 @@ export function requestTag(key: string, shard: number): string {
  */
 export function busyOrIdle(w: WorkerSession): void {
   w.link.setBusy?.(w.state === 'loading' || (w.answers < w.requests && !w.overdue));
+}
+
+/** What computes behind its link, as its ready (or a host agent's later members) says. */
+export function takeStrength(w: WorkerSession, s: Strength): void {
+  w.backend = s.backend;
+  w.peakFlops = s.peakFlops;
+  w.attainableFlops = s.attainableFlops;
+  w.workers = s.workers;
 }

@@ -9,7 +9,8 @@ import type { JobConfig } from '../job/config.js';
 // v4: work names a range of virtual shards; a result carries one payload per tree node it covers.
 // v5: work carries the shared-memory result credit (shmRead).
 // v6: ready says how many processes compute behind the link (a host agent's workers).
-export const PROTOCOL_VERSION = 6;
+// v7: members: a host agent's workers changed after ready.
+export const PROTOCOL_VERSION = 7;
 
 // ---- worker → coordinator ----
 /** The answer to a challenge (see shared/wire/auth.ts): who the worker is and its proof of the token. */
@@ -43,6 +44,15 @@ export interface Ready {
   attainableFlops: number;
   /** Processes computing behind this link: 1 for a worker, a host agent's worker count. */
   workers: number;
+}
+/** What computes behind a link: a Ready's figures that change when a host agent's workers do. */
+export type Strength = Pick<Ready, 'backend' | 'peakFlops' | 'attainableFlops' | 'workers'>;
+/**
+ * A host agent's workers changed after it said ready (one lost, one back, one more): what
+ * computes behind its link now, for the coordinator's accounting. Its shards do not change.
+ */
+export interface Members extends Strength {
+  t: 'members';
 }
 /**
  * Sums of per-sample gradients over one shard: one payload per tree node the shard's leaves
@@ -149,7 +159,7 @@ export interface Bye {
   reason: string;
 }
 
-export type ToCoordinator = Hello | Ready | ShardResult | EvalResult | Fault;
+export type ToCoordinator = Hello | Ready | Members | ShardResult | EvalResult | Fault;
 export type ToWorker = Challenge | Welcome | Params | Work | Evaluate | Bye;
 export type Message = ToCoordinator | ToWorker;
 export type MessageType = Message['t'];

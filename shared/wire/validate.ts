@@ -41,6 +41,7 @@ const SHAPES: Record<MessageType, Shape> = {
     attainableFlops: 'number',
     workers: 'count',
   },
+  members: { backend: 'string', peakFlops: 'number', attainableFlops: 'number', workers: 'count' },
   result: {
     step: 'count',
     micro: 'count',
@@ -83,7 +84,14 @@ const SHAPES: Record<MessageType, Shape> = {
   bye: { reason: 'string' },
 };
 
-const TO_COORDINATOR: ReadonlySet<MessageType> = new Set(['hello', 'ready', 'result', 'evalResult', 'fault']);
+const TO_COORDINATOR: ReadonlySet<MessageType> = new Set([
+  'hello',
+  'ready',
+  'members',
+  'result',
+  'evalResult',
+  'fault',
+]);
 const TO_WORKER: ReadonlySet<MessageType> = new Set(['challenge', 'welcome', 'params', 'work', 'evaluate', 'bye']);
 
 /** Strings on the wire are names and reasons: bound them so a peer cannot bloat our logs. */

@@ -95,6 +95,25 @@ describe('Membership', () => {
     expect(await none.closed).toBe('invalid: ready.workers 0: a member computes for one worker at least');
   });
 
+  it("members after ready recounts a host agent's workers; before ready, or counting none, it is invalid", async () => {
+    const m = membership();
+    const ready = readyOnce(m);
+    const agent = await fakeWorker(net.dial, TOTAL, { token: TOKEN, workers: 3 });
+    const id = await ready;
+    expect(m.workersBehind(id)).toBe(3);
+    const members = (workers: number) =>
+      encodeFrame({ t: 'members', backend: 'cpu+wasm', peakFlops: 2e12, attainableFlops: 5e9, workers });
+    agent.link.send(members(2));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(m.workersBehind(id)).toBe(2);
+    expect(m.ready()[0]).toMatchObject({ backend: 'cpu+wasm', peakFlops: 2e12, attainableFlops: 5e9 });
+    agent.link.send(members(0));
+    expect(await agent.closed).toBe('invalid: members.workers 0: a member computes for one worker at least');
+    const early = await fakeWorker(net.dial, TOTAL, { token: TOKEN, ready: false });
+    early.link.send(members(1));
+    expect(await early.closed).toBe('invalid: members while hello'); // out of turn
+  });
+
   it('bytes that do not decode, or a message out of turn, are invalid', async () => {
     membership();
     const junk = await fakeWorker(net.dial, TOTAL, { token: TOKEN, ready: false });

@@ -72,6 +72,8 @@ export interface HostRun {
   directLinks: Link[];
   agentLinks: Link[];
   outcomes: Promise<WorkerOutcome[]>;
+  /** Start one more worker behind host h's agent (mid-run: a worker back, or one more). */
+  joinHost(h: number): void;
 }
 
 export interface HostLayout {
@@ -99,7 +101,16 @@ export async function hostRun(cfg: Config, layout: HostLayout): Promise<HostRun>
     directLinks: [],
     agentLinks: [],
     outcomes: Promise.resolve([]),
+    joinHost: (h) => {
+      const { dial, shmDir } = hostDials[h];
+      const n = run.workerLinks[h].length;
+      void dial().then((link) => {
+        run.workerLinks[h].push(link);
+        worker(link, `h${h}w${n}`, shmDir);
+      });
+    },
   };
+  const hostDials: Array<{ dial: () => Promise<Link>; shmDir?: string }> = [];
   const coord = new Coordinator({
     config: cfg,
     listener: net.listener,
@@ -134,6 +145,7 @@ export async function hostRun(cfg: Config, layout: HostLayout): Promise<HostRun>
     if (typeof made === 'string') throw new Error(made);
     const shm = made;
     shms.push(shm);
+    hostDials.push({ dial: local.dial, shmDir: shm?.dir });
     outcomes.push(runHostAgent({ up, listener: local.listener, name: `agent${h}`, log, token: null, shm, workers: n }));
     const links: Link[] = [];
     const tallies: LinkTally[] = [];

@@ -112,9 +112,32 @@ describe('host agents, virtual shards', () => {
       expect(agg.summary.steps).toBe(JOB.steps);
       expect(agg.summary.members).toBe(2);
       expect(agg.summary.droppedWorkers).toBe(0); // the coordinator lost no member
+      expect(agg.summary.workers).toBe(3); // but counts the host's workers anew (members)
       expect(sameBits(agg.params, direct)).toBe(true);
       const outcomes = await agg.outcomes; // agent 0, its 2 workers, agent 1, its 2 workers
       expect(outcomes.map((o) => o.finished)).toEqual([true, true, true, true, false, true]);
+    },
+    LONG,
+  );
+
+  it(
+    'a worker lost behind an agent and another joining later: the coordinator counts each change, same bits',
+    async () => {
+      const agg = await hostRun(cfg, {
+        hosts: [2, 2],
+        direct: 0,
+        onStep: (r, run) => {
+          if (r.step === 2) run.workerLinks[1][0].close('killed by the test', 'lost');
+          if (r.step === 4) run.joinHost(1);
+        },
+      });
+      expect(agg.summary.steps).toBe(JOB.steps);
+      const counts = agg.records.map((r) => r.workers);
+      expect(counts[0]).toBe(4);
+      expect(counts).toContain(3); // between the loss and the new worker's ready
+      expect(agg.summary.workers).toBe(4);
+      expect(agg.summary.members).toBe(2);
+      expect(sameBits(agg.params, direct)).toBe(true);
     },
     LONG,
   );

@@ -20,7 +20,7 @@ import { encodeFrame } from '../../shared/wire/codec.js';
 import { DptrainError } from '../../shared/util/errors.js';
 import type { ShmChannel } from '../../shared/transport/shm.js';
 import type { Link, Listener } from '../../shared/transport/transport.js';
-import type { Evaluate, Params, Welcome, Work } from '../../shared/wire/protocol.js';
+import type { Evaluate, Params, Strength, Welcome, Work } from '../../shared/wire/protocol.js';
 import type { WireDtype } from '../../shared/wire/wire-dtype.js';
 import { type Arrival, CoordinatorSession, type Joiner, type WorkerOutcome } from '../coordinator-session.js';
 import { HostWorkers } from './host-workers.js';
@@ -99,9 +99,11 @@ class HostAgentSession extends CoordinatorSession<'gathering'> {
     o.log.info({ coordinatorWorkerId: msg.workerId, job: msg.jobId }, 'host agent joined; waiting for workers');
     workers.membership.on('ready', () => {
       if (this.state === 'gathering' && workers.membership.ready().length >= (o.workers ?? 1)) this.sayReady();
+      else if (this.state === 'serving') this.sayMembers(); // one back, or one more, after ready
     });
     workers.membership.on('gone', (w, why) => {
-      if (this.state !== 'serving' || workers.membership.ready().length > 0) return;
+      if (this.state !== 'serving') return;
+      if (workers.membership.ready().length > 0) return this.sayMembers();
       // Nobody left to compute the host's shards: the coordinator gives them to other hosts.
       o.log.warn({ lastWorker: w.name, reason: why }, 'every worker on this host is gone; leaving the coordinator');
       o.up.close(`host agent ${o.name}: every worker on the host is gone (last: ${why})`, 'normal');
@@ -110,22 +112,35 @@ class HostAgentSession extends CoordinatorSession<'gathering'> {
 
   /** Ready, for the host: its workers' dataset, backends and FLOP/s together. */
   private sayReady(): void {
-    const m = this.workers!.membership;
-    const ready = m.ready();
-    const backends = [...new Set(ready.map((w) => w.backend))];
-    const declared = ready.every((w) => w.peakFlops > 0);
+    const strength = this.strength();
     this.state = 'serving';
     this.wasReady = true;
     this.send({
       t: 'ready',
-      fingerprint: m.data!.fingerprint,
-      backend: backends.join('+'),
-      backendReason: `host agent: ${ready.length} workers behind one link`,
+      fingerprint: this.workers!.membership.data!.fingerprint,
+      backendReason: `host agent: ${strength.workers} workers behind one link`,
+      ...strength,
+    });
+    this.o.log.info({ workers: strength.workers, backend: strength.backend }, 'host agent ready');
+  }
+
+  /** The host's workers changed after ready: the coordinator counts them anew. */
+  private sayMembers(): void {
+    const strength = this.strength();
+    this.send({ t: 'members', ...strength });
+    this.o.log.info({ workers: strength.workers, backend: strength.backend }, 'host workers changed');
+  }
+
+  /** The host's ready workers together: backends, declared peak (all declared, or none), measured FLOP/s, count. */
+  private strength(): Strength {
+    const ready = this.workers!.membership.ready();
+    const declared = ready.every((w) => w.peakFlops > 0);
+    return {
+      backend: [...new Set(ready.map((w) => w.backend))].join('+'),
       peakFlops: declared ? ready.reduce((s, w) => s + w.peakFlops, 0) : 0,
       attainableFlops: ready.reduce((s, w) => s + w.attainableFlops, 0),
       workers: ready.reduce((s, w) => s + w.workers, 0),
-    });
-    this.o.log.info({ workers: ready.length, backend: backends.join('+') }, 'host agent ready');
+    };
   }
 
   protected onParams(msg: Params, { payload, bytes }: Arrival): void {
