@@ -98,6 +98,7 @@ export interface CoordinatorExtras {
   startWorkers?: number;
   expectedWorkers?: string[];
   joinTimeoutMs?: number;
+  workersStay?: boolean;
   onStepStart?: (step: number) => void;
   slices?: RemoteSlices | null;
 }

@@ -268,6 +268,7 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
     resume: resume?.state,
     joinTimeoutMs,
     slices,
+    workersStay: true, // they joined on their own: interrupted, it leaves them waiting for the resume
   });
   inside?.start(lost(coord)).catch(couldNotStart(coord));
   handleSignals(coord, s, () => {});

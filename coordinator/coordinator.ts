@@ -146,7 +146,11 @@ export class Coordinator {
   private stop(): never {
     this.dispatcher.abort(new DptrainError('INTERRUPTED', `${this.stopRequest}`)); // a prefetched step's shards are not waited for
     const path = this.checkpoint();
-    this.membership.closeAll(`coordinator stopped: ${this.stopRequest}`);
+    const why = `coordinator stopped: ${this.stopRequest}`;
+    this.membership.closeAll(
+      this.o.workersStay ? `${why}; rejoin once it is resumed` : why,
+      this.o.workersStay ? 'goingAway' : 'bye',
+    );
     return fail(
       'INTERRUPTED',
       `${this.stopRequest}: stopped after step ${this.stepsDone}${path ? `; checkpoint written, continue with --resume ${this.o.runDir!.path}` : ''}`,

@@ -372,11 +372,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   /** Say goodbye to everyone (end of run). */
-  closeAll(reason: string): void {
+  /** End every session: with a bye (the job is over for them), or going away (they come back to a resumed run). */
+  closeAll(reason: string, how: 'bye' | 'goingAway' = 'bye'): void {
     for (const w of [...this.workers.values()]) {
-      this.send(w, { t: 'bye', reason });
+      if (how === 'bye') this.send(w, { t: 'bye', reason });
       this.markGone(w, reason);
-      w.link.close(reason, 'normal');
+      w.link.close(reason, how === 'bye' ? 'normal' : 'goingAway');
     }
   }
 }

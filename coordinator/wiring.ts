@@ -33,6 +33,12 @@ export interface CoordinatorOptions {
   joinTimeoutMs?: number;
   /** The names of the workers a launcher started: a join timeout says which never became ready. */
   expectedWorkers?: string[];
+  /**
+   * The workers joined on their own and outlive this process (`dptrain coordinator`): stopped
+   * by a signal, it tells them it is going away, and they keep trying to rejoin a resumed run.
+   * Otherwise (its own or a launcher's workers) it dismisses them with a bye.
+   */
+  workersStay?: boolean;
   onStep?: (r: StepRecord) => void;
   onEval?: (r: EvalRecord) => void;
   /** Called once the first shards of a step are sent (fault injection hooks in here). */

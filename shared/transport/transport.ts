@@ -11,6 +11,8 @@
 export const CLOSE_CODES = {
   /** bye, shutdown, a session ending on purpose */
   normal: 1000,
+  /** the coordinator stops (a signal) and its run can be resumed: rejoin it then (WebSocket "going away") */
+  goingAway: 1001,
   /** a malformed, out-of-order or unexpected message (WebSocket "policy violation") */
   invalid: 1008,
   authFailed: 4001,

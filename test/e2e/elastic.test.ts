@@ -103,30 +103,37 @@ describe('duplicated results', () => {
 });
 
 describe('coordinator restart', () => {
-  it('workers reconnect to a restarted coordinator (with backoff) without being restarted', async () => {
-    const dir = tempDir('reconnect');
-    const job = join(dir, 'job.json');
-    writeFileSync(job, JSON.stringify({ ...JOB, minWorkers: 2 }));
-    const port = await freePort();
-    const listen = `127.0.0.1:${port}`;
-    const out = join(dir, 'run');
-    const first = spawn(process.execPath, [CLI, 'coordinator', '--listen', listen, '--config', job, '--out', out], {
-      stdio: 'ignore',
-    });
-    children.push(first);
-    const workers = [worker(`ws://${listen}`), worker(`ws://${listen}`)];
-    await stepsReached(out, 7);
-    first.kill('SIGKILL');
-    await exited(first);
-    await new Promise((r) => setTimeout(r, 500)); // the workers notice and start knocking
-    const second = spawn(process.execPath, [CLI, 'coordinator', '--listen', listen, '--resume', out], {
-      stdio: 'ignore',
-    });
-    children.push(second);
-    expect(await exited(second)).toBe(0);
-    expect(await Promise.all(workers.map(exited))).toEqual([0, 0]); // same processes, finished normally
-    const s = readSummary(out);
-    expect(s.steps).toBe(30);
-    expect(s.workers).toBe(2);
-  });
+  it.each([
+    ['killed', 'SIGKILL', null],
+    ['stopped by Ctrl-C', 'SIGINT', 130],
+  ] as const)(
+    'workers reconnect to a coordinator %s and resumed (with backoff), without being restarted',
+    async (_, signal, code) => {
+      const dir = tempDir('reconnect');
+      const job = join(dir, 'job.json');
+      writeFileSync(job, JSON.stringify({ ...JOB, minWorkers: 2 }));
+      const port = await freePort();
+      const listen = `127.0.0.1:${port}`;
+      const out = join(dir, 'run');
+      const first = spawn(process.execPath, [CLI, 'coordinator', '--listen', listen, '--config', job, '--out', out], {
+        stdio: 'ignore',
+      });
+      children.push(first);
+      const workers = [worker(`ws://${listen}`), worker(`ws://${listen}`)];
+      await stepsReached(out, 7);
+      first.kill(signal);
+      expect(await exited(first)).toBe(code);
+      await new Promise((r) => setTimeout(r, 500)); // the workers notice and start knocking
+      expect(workers.map((w) => w.exitCode)).toEqual([null, null]); // not dismissed: waiting for the resume
+      const second = spawn(process.execPath, [CLI, 'coordinator', '--listen', listen, '--resume', out], {
+        stdio: 'ignore',
+      });
+      children.push(second);
+      expect(await exited(second)).toBe(0);
+      expect(await Promise.all(workers.map(exited))).toEqual([0, 0]); // same processes, finished normally
+      const s = readSummary(out);
+      expect(s.steps).toBe(30);
+      expect(s.workers).toBe(2);
+    },
+  );
 });
