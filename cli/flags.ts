@@ -68,6 +68,12 @@ export function resolveRun(f: JobFlags, command: TrainingCommand): ResolvedRun {
   }
   const saved = resume.state.config as unknown as Record<string, unknown>;
   const config = parseConfig(mergeOverrides(saved, { ...overridesOf(given, ['launch']), out: f.resume }));
+  // Nothing left to train: running would only evaluate again and write a summary of no steps over the run's own.
+  if (resume.state.step >= config.steps)
+    fail(
+      'CONFIG_INVALID',
+      `--resume ${f.resume}: the run already finished all its ${config.steps} steps; nothing to resume (start a new run to train further)`,
+    );
   return { config, resume, unused: [] }; // the checkpoint's config was read by the command that began the run
 }
 

@@ -165,6 +165,17 @@ describe('coordinator failures', () => {
     expect(r1.stderr).toMatch(/resuming from checkpoint .*step=10/);
   });
 
+  it('--resume of a finished run is refused, and its summary stays as it was', async () => {
+    const out = join(dir, 'clean3');
+    const before = readFileSync(join(out, 'summary.json'), 'utf8');
+    const r = await runCli(['train', '--resume', out]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      `dptrain: CONFIG_INVALID: --resume ${out}: the run already finished all its 24 steps; nothing to resume (start a new run to train further)`,
+    );
+    expect(readFileSync(join(out, 'summary.json'), 'utf8')).toBe(before);
+  });
+
   it('--resume refuses to change the job', async () => {
     const r = await runCli(['train', '--resume', join(dir, 'trunc'), '--lr', '0.5']);
     expect(r.code).toBe(2);
