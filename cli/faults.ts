@@ -30,16 +30,35 @@ export function parseFault(spec: string): Fault {
   return { action: m[1] as Fault['action'], worker: m[2], step: Number(m[3]), ms: Number(m[4] ?? 0) };
 }
 
+/**
+ * Every fault names one of the local worker processes: checked before the run directory is
+ * touched (and again by the injector, against the processes started).
+ */
+export function checkFaultNames(faults: readonly Fault[], names: readonly string[]): void {
+  for (const f of faults)
+    if (!names.includes(f.worker))
+      fail(
+        'CONFIG_INVALID',
+        `fault ${f.action}:${f.worker}@${f.step} names ${f.worker}, but the worker processes are ${names.length ? names.join(', ') : 'none (the one worker runs inside the coordinator)'}`,
+      );
+}
+
+/** The names of `dptrain train`'s local worker processes (worker-0 is inside the coordinator when one is). */
+export function localWorkerNames(workers: number, coordinatorWorker: boolean): string[] {
+  const first = coordinatorWorker ? 1 : 0;
+  return Array.from({ length: workers - first }, (_, i) => `worker-${first + i}`);
+}
+
 /** Returns the hook the coordinator calls when a step starts. */
 export function faultInjector(
   faults: Fault[],
   workers: Pick<LaunchedWorkers, 'slots' | 'signal'>,
   log: Logger,
 ): (step: number) => void {
-  const names = workers.slots.map((s) => s.name);
-  for (const f of faults)
-    if (!names.includes(f.worker))
-      fail('CONFIG_INVALID', `--fault names ${f.worker}, but the workers are ${names.join(', ')}`);
+  checkFaultNames(
+    faults,
+    workers.slots.map((s) => s.name),
+  );
   return (step) => {
     for (const f of faults.filter((x) => x.step === step)) {
       const signal = (sig: NodeJS.Signals) => workers.signal(f.worker, sig);

@@ -5,7 +5,7 @@
 import type { RemoteSlices } from '../coordinator/slices/remote-slices.js';
 import type { PayloadChannel } from '../shared/transport/payload-channel.js';
 import { Coordinator } from '../coordinator/coordinator.js';
-import { RunDir } from '../coordinator/run-dir.js';
+import { RunDir, type RunDirUse } from '../coordinator/run-dir.js';
 import type { RunSummary } from '../coordinator/summary.js';
 import { listenWs } from '../coordinator/ws-listener.js';
 import type { Config } from '../shared/job/config.js';
@@ -51,8 +51,8 @@ export interface ListenOptions {
   advertise?: string;
 }
 
-export async function openSession(config: Config, listen: ListenOptions): Promise<Session> {
-  const runDir = new RunDir(config.out ?? RunDir.defaultPath());
+export async function openSession(config: Config, listen: ListenOptions, use: RunDirUse = 'new'): Promise<Session> {
+  const runDir = RunDir.claim(config.out ?? RunDir.defaultPath(), use, use === 'resume' ? '--resume' : '--out');
   const live = new LiveRun(basename(runDir.path), config as unknown as Record<string, unknown>, config.steps);
   const log = createLogger({ name: 'coordinator', file: runDir.logFile, tap: (line) => live.onLogLine(line) });
   const metrics = new PromMetrics();

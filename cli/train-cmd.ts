@@ -12,7 +12,7 @@ import { isLoopback, newToken, readToken } from '../shared/wire/auth.js';
 import { describeError, DptrainError, fail } from '../shared/util/errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import type { Config } from '../shared/job/config.js';
-import { faultInjector, parseFault, type Fault } from './faults.js';
+import { checkFaultNames, faultInjector, localWorkerNames, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags, type TrainingCommand } from './flags.js';
 import { localLauncher } from './launch/local.js';
 import { describeExit, type LaunchedWorkers } from './launch/contract.js';
@@ -106,7 +106,9 @@ export async function openRun(
   const { config, resume, unused } = resolveRun(f, command);
   await prepareJob(config);
   check(config); // before anything is created
-  const s = await openSession(config, typeof listen === 'function' ? listen(config) : listen);
+  // A requeued Slurm job without a checkpoint starts again in its own directory (runs/slurm-JOBID).
+  const use = resume ? 'resume' : command === 'slurm' ? 'restart' : 'new';
+  const s = await openSession(config, typeof listen === 'function' ? listen(config) : listen, use);
   for (const line of unused) s.log.warn(line);
   if (resume) {
     for (const r of resume.rejected)
@@ -181,6 +183,7 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
         `minWorkers (${c.minWorkers}) is above workers (${c.workers}): training would pause at once`,
       );
     faults = [...c.faults, ...(f.fault ?? [])].map(parseFault);
+    checkFaultNames(faults, localWorkerNames(c.workers, c.coordinatorWorker));
     if (c.compression.kind !== 'none' && c.sharedMemory)
       fail(
         'CONFIG_INVALID',

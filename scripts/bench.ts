@@ -219,7 +219,8 @@ async function measure(rounds: number, anchorFile: string | null, withProfiles: 
   writeFileSync(job, JSON.stringify({ ...JOB, batchSize: PER_WORKER_BATCH }));
   const profiles = withProfiles ? await profileBackends(job, PER_WORKER_BATCH) : [];
   const perRound: Round[] = [];
-  for (let i = 0; i < rounds; i++) perRound.push(await round(dir, anchorFile));
+  // A directory a round: a run directory holds one run.
+  for (let i = 0; i < rounds; i++) perRound.push(await round(mkdtempSync(join(dir, `round-${i + 1}-`)), anchorFile));
   return { date: new Date().toISOString(), params, rounds, adam, codec16MB, loopbackTcpMs, profiles, perRound };
 }
 

@@ -146,7 +146,8 @@ describe('dptrain train --coordinator-worker', () => {
       out,
     ]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/--fault names worker-0, but the workers are worker-1\n/);
+    expect(r.stderr).toMatch(/fault kill:worker-0@3 names worker-0, but the worker processes are worker-1\n/);
+    expect(existsSync(join(out, 'config.json'))).toBe(false); // refused before the run directory was written
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 

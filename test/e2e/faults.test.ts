@@ -176,6 +176,19 @@ describe('coordinator failures', () => {
     expect(readFileSync(join(out, 'summary.json'), 'utf8')).toBe(before);
   });
 
+  it("a new run into a finished run's directory is refused before it writes anything", async () => {
+    const out = join(dir, 'clean3');
+    const before = ['summary.json', 'config.json', 'metrics.jsonl'].map((f) => readFileSync(join(out, f), 'utf8'));
+    const r = await runCli(['train', '--config', job, '--steps', '3', '--out', out]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(
+      `dptrain: CONFIG_INVALID: --out ${out} already holds a run: continue it with --resume ${out}, or give another --out`,
+    );
+    expect(['summary.json', 'config.json', 'metrics.jsonl'].map((f) => readFileSync(join(out, f), 'utf8'))).toEqual(
+      before,
+    );
+  });
+
   it('--resume refuses to change the job', async () => {
     const r = await runCli(['train', '--resume', join(dir, 'trunc'), '--lr', '0.5']);
     expect(r.code).toBe(2);
