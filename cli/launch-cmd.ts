@@ -7,7 +7,7 @@
  */
 import { DptrainError, fail } from '../shared/util/errors.js';
 import { newToken, readToken } from '../shared/wire/auth.js';
-import type { Config } from '../shared/job/config.js';
+import { checkStartedWithin, type Config } from '../shared/job/config.js';
 import { DEFAULT_LAUNCH, type LaunchSection } from '../shared/job/launch.js';
 import { resolveAdvertise } from './advertise.js';
 import { parseListen } from './parse-flags.js';
@@ -105,6 +105,7 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
         hostAgents: section.hostAgents ? { perAgent: section.agentWorkers } : null,
       });
       if (section.hostAgents) checkHostAgents(c, launcher.slots());
+      checkStartedWithin(c, launcher.slots().length, section.hostAgents ? 'host agents' : 'workers');
     },
   );
   const slots = launcher!.slots();

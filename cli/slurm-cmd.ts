@@ -7,6 +7,7 @@
  * owner can read. The run directory is runs/slurm-JOBID unless --out says otherwise: a requeued
  * job (same job id) finds its checkpoint there and resumes from it.
  */
+import { checkStartedWithin } from '../shared/job/config.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkpointDir } from '../coordinator/checkpoint.js';
@@ -161,6 +162,7 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
   } = await openRun('slurm', run, { host: '0.0.0.0', port, token, advertise: head }, (c) => {
     refuseCoordinatorWorker(c, 'dptrain slurm');
     if (agentWorkers) checkHostAgents(c, members);
+    checkStartedWithin(c, members.length, agentWorkers ? 'host agents' : 'workers');
   });
   const idle = agentWorkers ? idleBehindAgents(config, members) : null;
   if (idle) s.log.warn(idle);

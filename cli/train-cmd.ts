@@ -11,7 +11,7 @@ import { Tracer } from '../coordinator/trace.js';
 import { isLoopback, newToken, readToken } from '../shared/wire/auth.js';
 import { describeError, DptrainError, fail } from '../shared/util/errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
-import type { Config } from '../shared/job/config.js';
+import { checkStartedWithin, type Config } from '../shared/job/config.js';
 import { checkFaultNames, faultInjector, localWorkerNames, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags, type TrainingCommand } from './flags.js';
 import { localLauncher } from './launch/local.js';
@@ -182,6 +182,7 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
         'CONFIG_INVALID',
         `minWorkers (${c.minWorkers}) is above workers (${c.workers}): training would pause at once`,
       );
+    checkStartedWithin(c, c.workers, 'workers');
     faults = [...c.faults, ...(f.fault ?? [])].map(parseFault);
     checkFaultNames(faults, localWorkerNames(c.workers, c.coordinatorWorker));
     if (c.compression.kind !== 'none' && c.sharedMemory)

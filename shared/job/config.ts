@@ -11,6 +11,8 @@ import { parseDataSpec, type DataSpec } from '../datasets/index.js';
 import { checkKeys, isObj, num, oneOf, type Json } from './fields.js';
 import { parseLaunchSection, type LaunchSection } from './launch.js';
 import { parseModelSpec, type ModelSpec } from '../models/index.js';
+import { DEFAULT_DENSE_LAYERS } from '../models/dense.js';
+import { DEFAULT_LOSS } from '../models/heads.js';
 import { WIRE_DTYPES, type WireDtype } from '../wire/wire-dtype.js';
 import { MAX_LEAVES, type ShardsSetting } from './shard-tree.js';
 import { NO_COMPRESSION, parseCompression, type CompressionConfig } from '../compress/index.js';
@@ -119,14 +121,7 @@ export interface Config extends JobConfig, LaunchConfig {
 export const DEFAULT_CONFIG: Config = {
   seed: 42,
   data: { name: 'mnist', testFraction: 0.15 },
-  model: {
-    layers: [
-      { units: 256, activation: 'relu' },
-      { units: 128, activation: 'relu' },
-      { units: 10, activation: 'linear' },
-    ],
-    loss: 'softmaxCrossEntropy',
-  },
+  model: { layers: DEFAULT_DENSE_LAYERS.map((l) => ({ ...l })), loss: DEFAULT_LOSS },
   steps: 1000,
   batchSize: 128,
   accumulate: 1,
@@ -225,6 +220,14 @@ export function declaredPeak(c: ComputeConfig): number | null {
   return c.peakFlops ?? (c.device !== null ? devicePeak(c.device, c.precision, 'compute.device') : null);
 }
 
+/**
+ * The members a command starts itself fit within maxWorkers (`workers` for train, the launcher's
+ * slots for launch and slurm); `dptrain coordinator` starts none and does not read `workers`.
+ */
+export function checkStartedWithin(c: Pick<Config, 'maxWorkers'>, started: number, what: string): void {
+  if (started > c.maxWorkers) fail('CONFIG_INVALID', `${what} (${started}) is above maxWorkers (${c.maxWorkers})`);
+}
+
 /** The budget in model FLOPs, from either form. */
 export function budgetFlops(c: ComputeConfig): number | null {
   if (c.budget !== null) return c.budget;
@@ -301,7 +304,6 @@ export function parseConfig(raw: unknown): Config {
   };
   if (c.minWorkers > c.maxWorkers)
     fail('CONFIG_INVALID', `minWorkers (${c.minWorkers}) is above maxWorkers (${c.maxWorkers})`);
-  if (c.workers > c.maxWorkers) fail('CONFIG_INVALID', `workers (${c.workers}) is above maxWorkers (${c.maxWorkers})`);
   return c;
 }
 

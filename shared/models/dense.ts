@@ -38,6 +38,13 @@ export interface DenseSpec {
 export type DenseLayout = ModelLayout<DenseSpec>;
 
 /** Dense layer specs; `first` is the index of the first one in the config's layer list. */
+/** What `model.layers` is when a dense model leaves it out (docs/config.md): MNIST's classifier. */
+export const DEFAULT_DENSE_LAYERS: readonly DenseLayerSpec[] = [
+  { units: 256, activation: 'relu' },
+  { units: 128, activation: 'relu' },
+  { units: 10, activation: 'linear' },
+];
+
 export function parseDenseLayers(layers: unknown, where: string, first = 0): DenseLayerSpec[] {
   if (!Array.isArray(layers) || layers.length === 0)
     fail('MODEL_INVALID', `${where} must be a non-empty array of {units, activation}`);
@@ -143,7 +150,7 @@ export const dense: ModelKind<DenseSpec> = {
   kind: 'dense',
   parse(raw, where) {
     checkKeys(raw, ['kind', 'layers', 'loss'], `${where}.`, 'MODEL_INVALID');
-    const layers = parseDenseLayers(raw.layers, `${where}.layers`);
+    const layers = parseDenseLayers(raw.layers ?? DEFAULT_DENSE_LAYERS, `${where}.layers`);
     const loss = parseLoss(raw.loss, `${where}.loss`);
     checkHead(loss, layers[layers.length - 1].activation, `${where}.layers[${layers.length - 1}]`);
     return { layers, loss };

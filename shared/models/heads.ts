@@ -43,7 +43,11 @@ export function parseActivation(v: unknown, field: string): Activation {
   return a as Activation;
 }
 
+/** What `model.loss` is when a dense or cnn model leaves it out (docs/config.md). */
+export const DEFAULT_LOSS: Loss = 'softmaxCrossEntropy';
+
 export function parseLoss(v: unknown, field: string): Loss {
+  if (v === undefined) return DEFAULT_LOSS;
   if (!(LOSSES as readonly unknown[]).includes(v))
     fail('MODEL_INVALID', `${field} must be one of ${LOSSES.join(', ')}, got ${JSON.stringify(v)}`);
   return v as Loss;

@@ -2,8 +2,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, mergeOverrides, parseConfig, readConfigFile } from '../../shared/job/config.js';
+import {
+  checkStartedWithin,
+  DEFAULT_CONFIG,
+  mergeOverrides,
+  parseConfig,
+  readConfigFile,
+} from '../../shared/job/config.js';
 import { expectCode } from '../helpers/expect-code.js';
+import { jobLayout } from '../../shared/job/job-layout.js';
 
 const model = (layers: Array<{ units: number; activation: string }>, loss = 'softmaxCrossEntropy') => ({
   layers,
@@ -15,6 +22,31 @@ describe('parseConfig', () => {
     const c = parseConfig({});
     expect(c).toEqual(DEFAULT_CONFIG);
     expect(c.minWorkers).toBe(1);
+  });
+
+  it("a model section takes the documented defaults for what it leaves out (loss; a dense model's layers)", () => {
+    const noLoss = parseConfig({ model: { layers: [{ units: 10 }] } });
+    expect(noLoss.model).toEqual({ layers: [{ units: 10, activation: 'linear' }], loss: 'softmaxCrossEntropy' });
+    expect(parseConfig({ model: { kind: 'dense' } }).model).toEqual(DEFAULT_CONFIG.model);
+    const cnn = parseConfig({
+      data: { name: 'mnist' },
+      model: { kind: 'cnn', layers: [{ type: 'flatten' }, { type: 'dense', units: 10 }] },
+    });
+    expect((cnn.model as { loss: string }).loss).toBe('softmaxCrossEntropy');
+    // The default loss still has to fit the head: one output wants binaryCrossEntropy.
+    const xor = parseConfig({ data: { name: 'xor' }, model: { layers: [{ units: 1 }] } });
+    expect(expectCode(() => jobLayout(xor), 'MODEL_INVALID')).toMatch(
+      /softmaxCrossEntropy needs at least 2 outputs; use binaryCrossEntropy/,
+    );
+  });
+
+  it('maxWorkers below the default workers is fine for a command that starts none; one that starts more is refused', () => {
+    const c = parseConfig({ maxWorkers: 1 }); // dptrain coordinator --max-workers 1: workers (default 2) is not read
+    expect(c.workers).toBe(2);
+    expect(() => checkStartedWithin(c, 1, 'workers')).not.toThrow();
+    expect(expectCode(() => checkStartedWithin(c, 2, 'host agents'), 'CONFIG_INVALID')).toBe(
+      'host agents (2) is above maxWorkers (1)',
+    );
   });
 
   it('minWorkers is independent of workers, at least 1', () => {

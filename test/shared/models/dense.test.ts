@@ -131,7 +131,6 @@ describe('parseModelSpec', () => {
       'model.layers[0].activation',
     ],
     ['unknown loss', { layers: [ok], loss: 'hinge' }, 'model.loss'],
-    ['missing loss', { layers: [ok] }, 'model.loss'],
   ];
 
   it.each(bad)('rejects %s with MODEL_INVALID naming the field', (_name, raw, field) => {
