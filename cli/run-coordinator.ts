@@ -10,7 +10,7 @@ import type { RunSummary } from '../coordinator/summary.js';
 import { listenWs } from '../coordinator/ws-listener.js';
 import type { Config } from '../shared/job/config.js';
 import { fingerprint } from '../shared/datasets/index.js';
-import { describeError } from '../shared/util/errors.js';
+import { describeError, DptrainError } from '../shared/util/errors.js';
 import { createLogger, type Logger } from '../shared/util/log.js';
 import { jobLayout, jobResultNodes, loadJobData } from '../shared/job/job-layout.js';
 import type { Listener } from '../shared/transport/transport.js';
@@ -19,6 +19,7 @@ import { PromMetrics } from '../coordinator/prometheus.js';
 import type { CheckpointState } from '../coordinator/checkpoint.js';
 import type { Tracer } from '../coordinator/trace.js';
 import { basename } from 'node:path';
+import { appendFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { workerAddress, type CoordinatorFile } from './advertise.js';
 import { Dashboard } from '../coordinator/dashboard/server.js';
@@ -161,10 +162,33 @@ export async function trainWith(coordinator: Coordinator, s: Session, progress: 
         : 'training finished';
     process.stdout.write(`\ndptrain: ${how}\n${formatSummary(summary, s.runDir.path)}\n`);
     return summary;
+  } catch (e) {
+    recordFailure(s, e);
+    throw e;
   } finally {
     progress.done();
     s.dashboard.run.finish(summary);
     s.dashboard.run.close();
     await s.listener.close();
   }
+}
+
+/**
+ * How the run ended, in its log.jsonl and on the dashboard: the terminal gets it once, from the
+ * command's own error line, so it goes to the file (and the page) only.
+ */
+function recordFailure(s: Session, e: unknown): void {
+  const line = JSON.stringify({
+    level: 50,
+    time: Date.now(),
+    name: 'coordinator',
+    code: e instanceof DptrainError ? e.code : 'RUN_FAILED',
+    msg: `run ended: ${e instanceof Error ? e.message : String(e)}`,
+  });
+  try {
+    appendFileSync(s.runDir.logFile, `${line}\n`);
+  } catch {
+    // the directory is gone: the terminal still says it
+  }
+  s.dashboard.run.onLogLine(line);
 }

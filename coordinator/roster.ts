@@ -59,15 +59,34 @@ function nextReady(m: Membership, ms: number): Promise<void> {
   });
 }
 
-/** "; not ready: rank2@host2 (connected, loading), rank3@host2 (never connected)" — of the workers a launcher started. */
+/**
+ * Of the workers a launcher started: "; not ready: rank2@host2 (connected, loading), rank3@host2
+ * (never connected)". Without such a list (workers joining on their own), who came:
+ * "; ready: w-a (host1); loading: w-b (host2)", or "; no worker connected".
+ */
 export function notReady(m: Membership, expected: readonly string[] | undefined): string {
-  if (!expected?.length) return '';
+  if (!expected?.length) return whoCame(m);
   const ready = new Set(eligible(m).map((w) => w.name));
   const seen = new Map(m.all().map((w) => [w.name, w.state]));
   const out = expected
     .filter((n) => !ready.has(n))
     .map((n) => `${n} (${seen.has(n) ? `connected, ${seen.get(n)}` : 'never connected'})`);
   return out.length ? `; not ready: ${out.join(', ')}` : '';
+}
+
+function whoCame(m: Membership): string {
+  const named = (state: string) =>
+    m
+      .all()
+      .filter((w) => w.state === state)
+      .map((w) => `${w.name} (${w.host})`);
+  const ready = eligible(m).map((w) => `${w.name} (${w.host})`);
+  const parts = [
+    ready.length ? `ready: ${ready.join(', ')}` : '',
+    named('loading').length ? `loading: ${named('loading').join(', ')}` : '',
+    named('hello').length ? `${named('hello').length} connection(s) not yet authenticated` : '',
+  ].filter((p) => p);
+  return parts.length ? `; ${parts.join('; ')}` : '; no worker connected';
 }
 
 /**

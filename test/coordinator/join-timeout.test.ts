@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
+import type { Dial } from '../../shared/transport/transport.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
 
 const cfg = parseConfig({
@@ -36,5 +37,29 @@ describe('join timeout', () => {
     expect((e as Error).message).toBe(
       'start: only 1 of 3 workers ready for 1 s; not ready: rank1@host1 (never connected), rank2@host2 (connected, loading)',
     );
+  });
+
+  it("without a launcher's list, says who came: ready, loading, or nobody", async () => {
+    const timeout = async (join: (dial: Dial) => Promise<void>) => {
+      const net = createLocalNetwork();
+      const coord = new Coordinator({
+        config: cfg,
+        listener: net.listener,
+        log: pino({ level: 'silent' }),
+        runDir: null,
+        startWorkers: 3,
+        joinTimeoutMs: 600,
+      });
+      const run = coord.run().catch((e: Error) => e);
+      await join(net.dial);
+      return ((await run) as Error).message;
+    };
+    expect(
+      await timeout(async (dial) => {
+        await fakeWorker(dial, TOTAL, { name: 'jt1' });
+        await fakeWorker(dial, TOTAL, { name: 'jt2' });
+      }),
+    ).toMatch(/^start: only 2 of 3 workers ready for 1 s; ready: jt1 \(.+\), jt2 \(.+\)$/);
+    expect(await timeout(async () => {})).toBe('start: only 0 of 3 workers ready for 1 s; no worker connected');
   });
 });

@@ -88,12 +88,20 @@ describe('worker failures', () => {
     expect(r.stderr).toMatch(/training paused: 1 of 2 workers ready/);
     // The kill lands as step 9 starts; its socket may close only after step 10 was dispatched.
     const m =
-      /dptrain: WORKER_LOST: paused: only 1 of 2 workers ready for 2 s; checkpoint at step (\d+) written, continue with --resume/.exec(
+      /dptrain: WORKER_LOST: paused: only 1 of 2 workers ready for 2 s; ready: worker-\d \(.+\); checkpoint at step (\d+) written, continue with --resume/.exec(
         r.stderr,
       );
     expect(m, r.stderr).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThanOrEqual(9);
     expect(Number(m![1])).toBeLessThanOrEqual(11);
+    // The run's log says how it ended too (the report and the dashboard read it).
+    const ended = readFileSync(join(out, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: number; code?: string; msg: string })
+      .filter((r) => r.msg.startsWith('run ended: '));
+    expect(ended).toEqual([expect.objectContaining({ level: 50, code: 'WORKER_LOST' })]);
+    expect(ended[0].msg).toMatch(/^run ended: paused: only 1 of 2 workers ready for 2 s; ready: worker-\d /);
     const again = await runCli(['train', '--resume', out, '--workers', '2']);
     expect(again.code, again.stderr).toBe(0);
     expect(readSummary(out).steps).toBe(24);
