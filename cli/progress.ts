@@ -48,7 +48,7 @@ export class Progress {
     this.rate = Number.isNaN(this.rate) ? r.samplesPerSec : 0.9 * this.rate + 0.1 * r.samplesPerSec;
     const perStep = (Date.now() - this.started) / 1000 / Math.max(1, r.step - this.startStep);
     const eta = perStep * (this.total - r.step);
-    const acc = this.lastEval?.testAccuracy;
+    const acc = r.testLoss !== undefined ? r.testAccuracy : this.lastEval?.testAccuracy; // the row's own evaluation first
     const text =
       `step ${r.step}/${this.total}  loss ${r.loss.toFixed(4)}` +
       (acc != null ? `  test acc ${(acc * 100).toFixed(1)}%` : '') +
@@ -111,12 +111,10 @@ export function formatSummary(s: RunSummary, runDir: string | null): string {
   ];
   rows.push([
     'compute',
-    `${flopsText(s.totalFlops)} model (${flopsText(s.hardwareFlops)} computed), ${s.modelFlopsPerSec === null ? '-' : flopRateText(s.modelFlopsPerSec)}` +
-      (s.mfu !== null
-        ? `, MFU ${percent(s.mfu, 2)} of ${flopRateText(s.peakFlops)} ` +
-          `${s.peakSource === 'declared' ? 'declared peak' : s.peakSource === 'measured' ? 'measured (matmul) peak' : 'peak'}`
-        : ''),
+    `${flopsText(s.totalFlops)} model (${flopsText(s.hardwareFlops)} computed), ${s.modelFlopsPerSec === null ? '-' : `${flopRateText(s.modelFlopsPerSec)} (median after warm-up)`}`,
   ]);
+  // MFU beside the peak it is measured against (not the final workers': some may have computed nothing).
+  if (s.mfu !== null && s.mfuPeakFlops !== null) rows.push(['MFU', `${percent(s.mfu, 2)} of ${mfuBasis(s)}`]);
   if (s.budget !== null && s.budgetUsed !== null) {
     rows.push([
       'budget',
@@ -133,4 +131,11 @@ export function formatSummary(s: RunSummary, runDir: string | null): string {
   if (runDir) rows.push(['run directory', runDir]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n');
+}
+
+/** "47.2 GFLOP/s: the summed measured (matmul) peak of the workers computing each step (medians per step …)". */
+function mfuBasis(s: RunSummary): string {
+  const kind = { declared: 'declared ', measured: 'measured (matmul) ', mixed: 'declared (else measured) ', none: '' };
+  const peak = flopRateText(s.mfuPeakFlops ?? 0);
+  return `${peak}: the summed ${kind[s.peakSource]}peak of the workers computing each step (medians per step after warm-up)`;
 }

@@ -1,8 +1,8 @@
 /**
  * Live compute accounting: model FLOPs per step and in total, achieved FLOP/s (a windowed
- * median and an EMA, never a single step), MFU against the peaks of the workers that did the
- * step, and the budget — how much is used, when it runs out at the current rate, and whether
- * the next step still fits.
+ * median and an EMA, never a single step), MFU (each step's FLOP/s against the peaks of the
+ * workers that did that step, then a windowed median), and the budget — how much is used,
+ * when it runs out at the current rate, and whether the next step still fits.
  *
  * Model FLOPs are the analytic training FLOPs of the samples each optimizer step consumed
  * (shared/accounting/flops.ts); the budget is charged with them, as a 6·N·D plan is. Hardware
@@ -37,8 +37,14 @@ export interface StepAccounting {
   /** Windowed median of per-step model FLOP/s. */
   modelFlopsPerSec: number;
   modelFlopsPerSecEma: number;
-  /** modelFlopsPerSec over the sum of the peaks of this step's workers. */
+  /**
+   * Median over the last 20 steps of each step's model FLOP/s over the summed peak of the workers
+   * that computed it: a step's rate is never divided by another step's workers' peak (a worker
+   * leaving would otherwise count the window's faster steps against the smaller peak).
+   */
   mfu: number | null;
+  /** Summed peak FLOP/s of the workers that computed this step (the MFU's basis); absent when none is known. */
+  peakFlops?: number;
   /** Fraction of the budget used, or null without a budget. */
   budgetUsed: number | null;
   /** Seconds until the budget runs out at the current rate. */
@@ -59,9 +65,12 @@ export class ComputeMeter {
   cumulativeFlops = 0;
   hardwareFlops = 0;
   private rates: number[] = [];
+  /** Per-step model FLOP/s over that step's peak, for the steps whose peak is known. */
+  private utilizations: number[] = [];
   private ema = NaN;
   private warned = new Set<number>();
   private lastMfu: number | null = null;
+  private lastPeak: number | null = null;
 
   constructor(private readonly o: MeterOptions) {}
 
@@ -110,7 +119,12 @@ export class ComputeMeter {
     this.ema = Number.isNaN(this.ema) ? rate : EMA_ALPHA * rate + (1 - EMA_ALPHA) * this.ema;
     const modelFlopsPerSec = median(this.rates) ?? rate;
     const peak = workers.reduce((s, w) => s + w.peakFlops, 0);
-    const mfu = peak > 0 ? modelFlopsPerSec / peak : null;
+    if (peak > 0) {
+      this.utilizations.push(rate / peak);
+      if (this.utilizations.length > WINDOW) this.utilizations.shift();
+      this.lastPeak = peak;
+    }
+    const mfu = peak > 0 ? median(this.utilizations) : null;
     this.lastMfu = mfu;
     const workerFlopsPerSec: Record<string, number> = {};
     for (const w of workers)
@@ -126,6 +140,7 @@ export class ComputeMeter {
       modelFlopsPerSec,
       modelFlopsPerSecEma: this.ema,
       mfu,
+      ...(peak > 0 ? { peakFlops: peak } : {}),
       budgetUsed,
       budgetEtaSec,
       workerFlopsPerSec,
@@ -139,7 +154,7 @@ export class ComputeMeter {
     return this.idle();
   }
 
-  /** The accounting of a step that applied no update (skipped): no model FLOPs, rates unchanged. */
+  /** A step that applied no update (skipped): no model FLOPs; rates, MFU and its peak as of the last applied one. */
   idle(): StepAccounting {
     const budget = this.o.budget;
     const rate = median(this.rates) ?? 0;
@@ -150,6 +165,7 @@ export class ComputeMeter {
       modelFlopsPerSec: rate,
       modelFlopsPerSecEma: Number.isNaN(this.ema) ? 0 : this.ema,
       mfu: this.lastMfu,
+      ...(this.lastPeak !== null ? { peakFlops: this.lastPeak } : {}),
       budgetUsed: budget !== null ? this.cumulativeFlops / budget : null,
       budgetEtaSec: budget !== null && rate > 0 ? Math.max(0, budget - this.cumulativeFlops) / rate : null,
       workerFlopsPerSec: {},

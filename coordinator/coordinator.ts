@@ -45,8 +45,9 @@ export class Coordinator {
   private position = 0;
   private dropped = 0;
   private stopRequest: string | null = null;
-  /** Peaks of workers that left, for the steps in flight when they did. */
+  /** Peaks of workers that left, for the steps in flight when they did; and their processes (a host agent's). */
   private readonly departed: DepartedPeaks;
+  private readonly departedWorkers = new Map<string, number>();
 
   constructor(private readonly o: CoordinatorOptions) {
     this.cfg = o.config;
@@ -66,6 +67,9 @@ export class Coordinator {
     this.membership.on('gone', (w) => {
       this.dropped++;
       this.departed.left(w.id, this.peakOf(w), this.stepsDone);
+      this.departedWorkers.set(w.id, w.workers);
+      for (const id of this.departedWorkers.keys())
+        if (this.departed.peak(id) === undefined) this.departedWorkers.delete(id);
     });
     const { ops } = this.update;
     this.dispatcher = dispatcherFor(o, this.layout, this.membership, ops, this.meter, () => this.stepsDone, {
@@ -295,8 +299,12 @@ export class Coordinator {
       stepMs,
       samplesPerSec: (count * 1000) / stepMs,
       ...(this.tokensPerSample ? { tokensPerSec: (count * this.tokensPerSample * 1000) / stepMs } : {}),
-      workers: Object.keys(computeMs).reduce((k, id) => k + this.membership.workersBehind(id) - 1, tally.workers),
-      members: tally.workers,
+      // Who computed a shard, a host agent as its workers (tally.workers counts the shards the step was cut into).
+      workers: Object.keys(computeMs).reduce(
+        (k, id) => k + (this.membership.workers.get(id)?.workers ?? this.departedWorkers.get(id) ?? 1),
+        0,
+      ),
+      members: Object.keys(computeMs).length,
       workerComputeMs: computeMs,
       timeline,
       workerTimeline,
@@ -341,6 +349,7 @@ export class Coordinator {
     await this.waitForWorkers(this.o.startWorkers ?? this.cfg.minWorkers, this.o.joinTimeoutMs ?? 120_000, 'start');
     const records: StepRecord[] = [];
     let lastEval: EvalRecord | null = null;
+    let evaluatedAt = -1;
     let stoppedBy: RunSummary['stoppedBy'] = 'steps';
     if (this.o.slices) await this.o.slices.assign(this.params, this.update.adamState, this.update.version);
     while (this.stepsDone < steps) {
@@ -353,8 +362,11 @@ export class Coordinator {
       if (eligible(this.membership).length < this.cfg.minWorkers)
         await this.waitForWorkers(this.cfg.minWorkers, this.cfg.pauseTimeoutSec * 1000, 'paused');
       const rec = await this.stepOrCheckpoint();
-      if (evalEvery > 0 && rec.step % evalEvery === 0 && rec.step !== steps) {
+      // The last step (all done, or the budget stops the next) takes the final evaluation, for its metrics row.
+      const last = rec.step === steps || this.meter.stopsBefore(this.cfg.batchSize * this.cfg.accumulate);
+      if (last || (evalEvery > 0 && rec.step % evalEvery === 0)) {
         lastEval = await this.evaluate(rec.step);
+        evaluatedAt = rec.step;
         if (lastEval) Object.assign(rec, { testLoss: lastEval.testLoss, testAccuracy: lastEval.testAccuracy });
       }
       records.push(rec);
@@ -365,7 +377,7 @@ export class Coordinator {
         this.checkpoint();
       }
     }
-    lastEval = await this.evaluate(this.stepsDone);
+    if (evaluatedAt !== this.stepsDone) lastEval = await this.evaluate(this.stepsDone); // no step ran (steps 0, budget spent)
     await this.pull();
     this.checkpoint();
     if (this.o.runDir) await exportLayersModel(this.layout, this.params, this.o.runDir.modelDir);

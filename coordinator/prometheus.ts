@@ -9,8 +9,15 @@ import type { EvalRecord, StepRecord } from './summary.js';
 
 export class PromMetrics {
   readonly registry = new Registry();
-  private readonly g = (name: string, help: string, labelNames: string[] = []) =>
-    new Gauge({ name, help, labelNames, registers: [this.registry] });
+  /**
+   * A gauge with no series until it is set: prom-client starts an unlabelled one at 0, which a
+   * scrape cannot tell from a real 0 (a test accuracy before any evaluation, a budget of none).
+   */
+  private readonly g = (name: string, help: string, labelNames: string[] = []) => {
+    const gauge = new Gauge({ name, help, labelNames, registers: [this.registry] });
+    if (labelNames.length === 0) gauge.remove();
+    return gauge;
+  };
   private readonly step = this.g('dptrain_step', 'Optimizer steps completed');
   private readonly loss = this.g('dptrain_loss', 'Training loss of the last step (mean over the global batch)');
   private readonly testAccuracy = this.g('dptrain_test_accuracy', 'Test accuracy at the last evaluation');
@@ -19,7 +26,10 @@ export class PromMetrics {
     'dptrain_model_flops_per_second',
     'Model FLOP/s, median over the last 20 steps',
   );
-  private readonly mfu = this.g('dptrain_mfu_ratio', "Model FLOPs utilization against the sum of the workers' peaks");
+  private readonly mfu = this.g(
+    'dptrain_mfu_ratio',
+    'Model FLOPs utilization: median over the last 20 steps of model FLOP/s over the summed peak of the workers computing each',
+  );
   private readonly modelFlops = this.g('dptrain_model_flops', 'Model training FLOPs of all applied steps');
   private readonly hardwareFlops = this.g(
     'dptrain_hardware_flops',
@@ -69,14 +79,22 @@ export class PromMetrics {
     };
     m.on('ready', (w) => {
       this.workerUp.set({ worker: w.id, host: w.host, backend: w.backend }, 1);
-      this.workerPeak.set({ worker: w.id }, w.peakFlops || c.peakOf(w));
+      this.workerPeak.set({ worker: w.id }, c.peakOf(w));
       refreshStates();
     });
     m.on('gone', (w) => {
       this.workerUp.set({ worker: w.id, host: w.host, backend: w.backend }, 0);
       refreshStates();
     });
-    if (c.meter.budget !== null) this.budget.set(c.meter.budget);
+    // What the run starts from (a resumed run's counts, not 0); the rest waits for its first value.
+    this.step.set(c.snapshot().step);
+    this.modelFlops.set(c.meter.cumulativeFlops);
+    this.hardwareFlops.set(c.meter.hardwareFlops);
+    const { budget } = c.meter;
+    if (budget !== null) {
+      this.budget.set(budget);
+      this.budgetUsed.set(c.meter.cumulativeFlops / budget);
+    }
   }
 
   onStep(r: StepRecord): void {

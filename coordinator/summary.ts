@@ -156,8 +156,13 @@ export interface RunSummary {
   hardwareFlops: number;
   /** Median after warm-up of the windowed model FLOP/s. */
   modelFlopsPerSec: number | null;
-  /** Median after warm-up of the per-step MFU (against the workers' peaks). */
+  /** Median after warm-up of the per-step MFU (against the peaks of the workers that computed each step). */
   mfu: number | null;
+  /**
+   * What `mfu` is measured against: median after warm-up of the summed peak of the workers that
+   * computed each step (those that only joined, or stood by, count nothing); null without a peak.
+   */
+  mfuPeakFlops: number | null;
   budget: number | null;
   budgetUsed: number | null;
   /** Sum over the final workers of the peak each counted with, and of their measured FLOP/s. */
@@ -246,6 +251,7 @@ export function summarize(o: {
     hardwareFlops: o.meter.hardwareFlops,
     modelFlopsPerSec: median(steady.map((r) => r.modelFlopsPerSec)),
     mfu: median(mfus),
+    mfuPeakFlops: median(steady.flatMap((r) => (r.peakFlops !== undefined ? [r.peakFlops] : []))),
     budget: o.meter.budget,
     budgetUsed: o.meter.budget !== null ? o.meter.cumulativeFlops / o.meter.budget : null,
     peakFlops: o.peaks.reduce((s, p) => s + (p.declared ?? p.attainable), 0),

@@ -139,7 +139,7 @@ describe('the run directory', () => {
       expect(t.overheadMs).toBeCloseTo((r.stepMs as number) - t.slowestComputeMs, 6);
       expect(t.slowestComputeMs).toBe(Math.max(...Object.values(r.workerComputeMs as Record<string, number>)));
     }
-    expect(m.filter((r) => 'testAccuracy' in r).map((r) => r.step)).toEqual([5, 10]);
+    expect(m.filter((r) => 'testAccuracy' in r).map((r) => r.step)).toEqual([5, 10, 12]); // and the final evaluation
   });
 
   it('summary.json has the documented fields', () => {

@@ -1,0 +1,156 @@
+/**
+ * The run summary's MFU and the peak printed beside it share one basis: the workers that
+ * computed each step, not the workers present at the end; and the progress line shows the
+ * evaluation of the step it reports.
+ */
+import { PassThrough } from 'node:stream';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { formatSummary, Progress } from '../../cli/progress.js';
+import { ComputeMeter, type WorkerWork } from '../../coordinator/accounting.js';
+import { summarize, type StepRecord } from '../../coordinator/summary.js';
+import { parseConfig } from '../../shared/job/config.js';
+
+const CONFIG = parseConfig({
+  data: { name: 'spirals', samples: 400 },
+  model: { layers: [{ units: 16, activation: 'relu' }, { units: 2 }], loss: 'softmaxCrossEntropy' },
+  steps: 40,
+  batchSize: 64,
+});
+const PER_SAMPLE = 2e6;
+const SI: Record<string, number> = { M: 1e6, G: 1e9 };
+const TIMELINE = {
+  encodeMs: 0,
+  broadcastMs: 0,
+  decodeMs: 0,
+  slowestComputeMs: 1,
+  workerEncodeMs: 0,
+  wireMs: 0,
+  reduceMs: 0,
+  optimizerMs: 0,
+  overheadMs: 0,
+  idleMs: 0,
+};
+
+/** 40 steps of 64 samples by `computing` (id → peak), as the coordinator records them. */
+function run(computing: Record<string, number>): { meter: ComputeMeter; records: StepRecord[] } {
+  const meter = new ComputeMeter({
+    trainFlopsPerSample: PER_SAMPLE,
+    evalFlopsPerSample: PER_SAMPLE / 3,
+    budget: null,
+    policy: 'stop',
+    log: pino({ level: 'silent' }),
+  });
+  const records: StepRecord[] = [];
+  for (let step = 1; step <= 40; step++) {
+    const stepMs = 20 + (step % 7) * 3;
+    const workers: WorkerWork[] = Object.entries(computing).map(([id, peakFlops]) => ({
+      id,
+      samples: 32,
+      computeMs: stepMs / 2,
+      peakFlops,
+    }));
+    const computeMs = Object.fromEntries(workers.map((w) => [w.id, w.computeMs]));
+    records.push({
+      step,
+      epoch: step / 10,
+      loss: 1 / step,
+      lr: 1e-3,
+      gradNorm: 1,
+      samples: 64,
+      stepMs,
+      samplesPerSec: (64 * 1000) / stepMs,
+      workers: workers.length,
+      members: workers.length,
+      workerComputeMs: computeMs,
+      timeline: TIMELINE,
+      workerTimeline: {},
+      wireBytes: 0,
+      ...meter.step(64, stepMs, workers),
+    });
+  }
+  return { meter, records };
+}
+
+const COUNTERS = {
+  stale: 0,
+  reassigned: 0,
+  recomputed: 0,
+  outliers: 0,
+  dropped: 0,
+  skipped: 0,
+  cumulativeFlops: 0,
+  hardwareFlops: 0,
+};
+
+describe('the summary MFU', () => {
+  it('3 workers at the end, 2 of them computing every step: MFU and the printed peak are theirs, and agree', () => {
+    const { meter, records } = run({ w1: 7e9, w2: 7e9 });
+    const s = summarize({
+      config: CONFIG,
+      records,
+      lastEval: null,
+      params: 100,
+      workers: 3,
+      members: 3,
+      backends: ['wasm'],
+      wallSeconds: 1,
+      counters: COUNTERS,
+      stoppedBy: 'steps',
+      stepsDone: 40,
+      meter,
+      peaks: [7e9, 7e9, 7e9].map((attainable) => ({ declared: null, attainable })),
+    });
+    expect(s.peakFlops).toBe(21e9); // the workers present at the end
+    expect(s.mfuPeakFlops).toBe(14e9); // those that computed
+    expect(s.mfu).toBeCloseTo(s.modelFlopsPerSec! / 14e9, 12);
+    const text = formatSummary(s, null);
+    const rate = text.match(/, ([\d.]+) ([MG])FLOP\/s \(median after warm-up\)/);
+    const mfu = text.match(
+      /MFU\s+([\d.]+)% of ([\d.]+) ([MG])FLOP\/s: the summed measured \(matmul\) peak of the workers/,
+    );
+    expect(rate, text).not.toBeNull();
+    expect(mfu, text).not.toBeNull();
+    const printedRate = Number(rate![1]) * SI[rate![2]];
+    const [printedMfu, printedPeak] = [Number(mfu![1]), Number(mfu![2]) * SI[mfu![3]]];
+    // What is printed agrees to its rounding (3 significant digits; 2 decimals of a percent).
+    expect(Math.abs(printedMfu - (100 * printedRate) / printedPeak)).toBeLessThan(0.01 * printedMfu + 0.006);
+  });
+
+  it('no peak known: no MFU line', () => {
+    const { meter, records } = run({ w1: 0 });
+    const s = summarize({
+      config: CONFIG,
+      records,
+      lastEval: null,
+      params: 100,
+      workers: 1,
+      members: 1,
+      backends: ['cpu'],
+      wallSeconds: 1,
+      counters: COUNTERS,
+      stoppedBy: 'steps',
+      stepsDone: 40,
+      meter,
+      peaks: [],
+    });
+    expect(s).toMatchObject({ mfu: null, mfuPeakFlops: null });
+    expect(formatSummary(s, null)).not.toMatch(/MFU/);
+  });
+});
+
+describe('the progress line', () => {
+  it("shows the test accuracy of the step's own evaluation, not an earlier one", () => {
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (b: Buffer) => (text += b.toString()));
+    const progress = new Progress(40, 0, out as unknown as NodeJS.WriteStream);
+    const { records } = run({ w1: 1e9 });
+    progress.eval({ step: 20, testLoss: 0.7, testAccuracy: 0.5, evalMs: 1 });
+    progress.step(records[19]);
+    progress.step({ ...records[39], testLoss: 0.2, testAccuracy: 0.9 });
+    const lines = text.trim().split('\n');
+    expect(lines[0]).toMatch(/^step 20\/40 .*test acc 50\.0%/);
+    expect(lines[1]).toMatch(/^step 40\/40 .*test acc 90\.0%/);
+  });
+});
