@@ -10,7 +10,7 @@ import { BACKENDS, BUDGET_POLICIES } from '../shared/job/config.js';
 import { WIRE_DTYPES } from '../shared/wire/wire-dtype.js';
 import { COMPRESSION_KINDS, compressionFlag } from '../shared/compress/index.js';
 import { LAUNCHER_NAMES } from '../shared/job/launch.js';
-import { intFlag, numFlag } from './parse-flags.js';
+import { countFlag, intFlag, numFlag } from './parse-flags.js';
 
 /**
  * `job`: changes the optimization, so the checkpoint fixes it on --resume.
@@ -74,7 +74,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     key: 'batchSize',
     flags: '--batch-size <n>',
     help: 'global batch size, split across workers',
-    parse: intFlag,
+    parse: countFlag,
     field: 'batchSize',
     role: 'job',
     scope: 'run',
@@ -128,7 +128,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     key: 'workers',
     flags: '-w, --workers <n>',
     help: 'local worker processes to spawn',
-    parse: intFlag,
+    parse: countFlag,
     field: 'workers',
     role: 'launch',
     scope: 'local',
@@ -137,7 +137,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     key: 'minWorkers',
     flags: '--min-workers <n>',
     help: 'pause training below this many ready workers (default 1)',
-    parse: intFlag,
+    parse: countFlag,
     field: 'minWorkers',
     role: 'launch',
     scope: 'run',
@@ -146,7 +146,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     key: 'maxWorkers',
     flags: '--max-workers <n>',
     help: 'refuse connections beyond this many workers (default 64)',
-    parse: intFlag,
+    parse: countFlag,
     field: 'maxWorkers',
     role: 'launch',
     scope: 'run',

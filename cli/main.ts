@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * dptrain command line. A user error ends with one line naming what to fix (exit 2 for config,
- * 1 otherwise); DPTRAIN_DEBUG=1 adds the stack.
+ * dptrain command line. A user error ends with one line naming what to fix (exit 2 for a bad
+ * config or flag, commander's refusals included; 1 otherwise); DPTRAIN_DEBUG=1 adds the stack.
  */
+import { CommanderError } from 'commander';
 import { buildProgram } from './program.js';
 import { describeError, DptrainError, type ErrorCode } from '../shared/util/errors.js';
 
@@ -27,6 +28,8 @@ buildProgram()
     process.exit(process.exitCode ?? 0);
   })
   .catch((e: unknown) => {
+    // --help, --version, or help for a missing command: commander has printed it (usageError passes these on).
+    if (e instanceof CommanderError) process.exit(e.exitCode);
     process.stderr.write(`dptrain: ${describeError(e)}\n`);
     if (process.env.DPTRAIN_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     process.exit(exitCode(e));

@@ -6,9 +6,22 @@ export function intFlag(v: string): number {
   return Number(v);
 }
 
+/** A count that must be at least 1 (workers, batch, steps, devices): 0 and -1 get the same refusal. */
+export function countFlag(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('expected an integer ≥ 1.');
+  return Number(v);
+}
+
 export function numFlag(v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number.');
+  return n;
+}
+
+/** A finite number > 0 (a size, a rate, a budget): zero or negative would only print nonsense. */
+export function positiveFlag(v: string): number {
+  const n = numFlag(v);
+  if (!(n > 0)) throw new InvalidArgumentError('expected a number > 0.');
   return n;
 }
 

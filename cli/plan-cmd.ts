@@ -64,6 +64,17 @@ function configFile(f: PlanFlags): string | undefined {
 }
 const HARDWARE = '--device NAME (a100, h100, h200, v100, t4, tpu-v4) or --peak FLOPS';
 
+/** What the data and throughput flags count in, and the flag that says so; mixing the two is refused. */
+function givenUnit(f: PlanFlags): { unit: 'token' | 'sample'; flag: string } | undefined {
+  const tokens =
+    f.tokens !== undefined ? '--tokens' : f.observedTokensPerSec !== undefined ? '--observed-tokens-per-sec' : null;
+  const samples =
+    f.samples !== undefined ? '--samples' : f.observedSamplesPerSec !== undefined ? '--observed-samples-per-sec' : null;
+  if (tokens && samples)
+    fail('CONFIG_INVALID', `give ${tokens} or ${samples}, not both: count in tokens or in samples`);
+  return tokens ? { unit: 'token', flag: tokens } : samples ? { unit: 'sample', flag: samples } : undefined;
+}
+
 /** The model, or null when none was given (a budget alone is still answered). */
 function modelSize(f: PlanFlags): ModelSize | null {
   const shapeFlags = [f.layers, f.dModel, f.heads, f.seq, f.vocab];
@@ -73,13 +84,16 @@ function modelSize(f: PlanFlags): ModelSize | null {
   ).length;
   if (given === 0) return null;
   if (given > 1) fail('CONFIG_INVALID', `give the model one way: ${MODEL_WAYS}`);
-  if (f.params !== undefined)
+  if (f.params !== undefined) {
+    // 6·N holds per token and per sample alike: count in whichever the other flags give.
+    const unit = givenUnit(f)?.unit ?? 'token';
     return {
-      unit: 'token',
+      unit,
       flopsPerItem: 6 * f.params,
       params: f.params,
-      describe: `${si(f.params).trim()} parameters, 6·N FLOPs per token`,
+      describe: `${si(f.params).trim()} parameters, 6·N FLOPs per ${unit}`,
     };
+  }
   if (file !== undefined) {
     const cfg = parseConfig(readConfigFile(file));
     const layout = jobLayout(cfg);
@@ -133,12 +147,21 @@ export function planCommand(f: PlanFlags): { result: PlanResult; text: string } 
   const m = modelSize(f);
   if (!m && f.budget === undefined) fail('CONFIG_INVALID', `give a model (${MODEL_WAYS}) or a --budget`);
   if (f.tokens !== undefined && f.samples !== undefined) fail('CONFIG_INVALID', 'give --tokens or --samples, not both');
+  // A transformer shape or a job's model counts in its own unit: a count in the other would be mislabelled.
+  const given = givenUnit(f);
+  if (m && given && given.unit !== m.unit) {
+    const model = configFile(f) ? `the model of ${configFile(f)}` : 'a transformer shape';
+    fail(
+      'CONFIG_INVALID',
+      `${given.flag}: ${model} counts ${m.unit}s; give --${m.unit}s or --observed-${m.unit}s-per-sec`,
+    );
+  }
   const run = f.fromRun ? readRun(f.fromRun) : null;
   if (run && run.mfu === null) fail('CONFIG_INVALID', `--from-run ${f.fromRun}: that run recorded no MFU`);
   // A job config answers for itself what the flags leave open: its run's length, its declared
   // hardware and its budget.
   const fromJob = f.tokens === undefined && f.samples === undefined && f.epochs === 1 ? m?.job : undefined;
-  const flagPeak = f.peak ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
+  const flagPeak = f.peak ?? (f.device ? devicePeak(f.device, f.precision, '--device', '--peak') : undefined);
   let peak = flagPeak ?? m?.job?.peak ?? undefined;
   const peakSource = flagPeak === undefined && peak !== undefined ? ` (${configFile(f)}: compute)` : '';
   const budget = f.budget ?? m?.job?.budget ?? undefined;
@@ -170,7 +193,7 @@ export function planCommand(f: PlanFlags): { result: PlanResult; text: string } 
           : 'assumed';
   // What cannot be answered gets a row naming what it needs, not a refusal of the whole plan.
   const needs = (what: string[]) => `needs ${what.join(' and ')}`;
-  const unit = m?.unit ?? 'token';
+  const unit = m?.unit ?? given?.unit ?? 'token';
   const rows: Array<[string, string]> = [];
   if (m) {
     rows.push(['model', m.describe]);

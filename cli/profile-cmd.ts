@@ -7,7 +7,11 @@ import { jobLayout, loadJobData, prepareJob } from '../shared/job/job-layout.js'
 import type { MatMulGrad } from '../shared/ops/matmul.js';
 import { selectBackend } from '../worker/backend.js';
 import { formatProfile, profileStep, type StepProfile } from '../worker/profile.js';
+import { fail } from '../shared/util/errors.js';
 import { resolveConfig } from './flags.js';
+
+/** The largest batch a job may have (config batchSize), so the largest worth profiling. */
+const MAX_BATCH = 1 << 20;
 
 export interface ProfileFlags {
   config?: string;
@@ -21,6 +25,11 @@ export interface ProfileFlags {
 
 /** Profiles of the job's step: the backend's matMul gradient form, or both forms to compare. */
 export async function profileCommand(f: ProfileFlags): Promise<{ profiles: StepProfile[]; text: string }> {
+  // Up front, before a backend loads: 0 steps leave no timing to report, a batch of 0 no kernels to time.
+  if (!(Number.isInteger(f.steps) && f.steps >= 1))
+    fail('CONFIG_INVALID', `--steps ${f.steps}: expected an integer ≥ 1`);
+  if (f.batch !== undefined && !(Number.isInteger(f.batch) && f.batch >= 1 && f.batch <= MAX_BATCH))
+    fail('CONFIG_INVALID', `--batch ${f.batch}: expected an integer from 1 to ${MAX_BATCH}`);
   const cfg = resolveConfig({ config: f.config });
   await prepareJob(cfg);
   const choice = await selectBackend(f.backend, { allowSoftwareGpu: f.allowSoftwareGpu });

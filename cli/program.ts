@@ -1,5 +1,6 @@
 /** The dptrain commands and their options (the training commands' flags come from the flag table). */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseTraceSteps } from '../coordinator/trace.js';
 import { PRECISIONS } from '../shared/accounting/devices.js';
 import { BACKENDS, type BackendName } from '../shared/job/config.js';
@@ -10,7 +11,7 @@ import { joinOptions } from './join-flags.js';
 import { launchCommand, type LaunchFlags } from './launch-cmd.js';
 import { slurmCommand, type SlurmFlags } from './slurm-cmd.js';
 import { inSlurmStep } from './launch/slurm.js';
-import { intFlag, numFlag, parseListen } from './parse-flags.js';
+import { countFlag, intFlag, numFlag, parseListen, positiveFlag } from './parse-flags.js';
 import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.js';
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
 import { hostAgentCommand, type HostAgentFlags } from './host-agent-cmd.js';
@@ -40,11 +41,51 @@ const backendOption = () => new Option('--backend <name>', 'TF.js backend for th
 const softwareGpuOption = () =>
   new Option('--allow-software-gpu', 'let webgpu run on a software adapter (SwiftShader, llvmpipe): slow, for tests');
 
+/** dptrain's version from its package.json: two levels above dist/cli/, one above cli/ (tests run the sources). */
+function packageVersion(): string {
+  for (const rel of ['../../package.json', '../package.json']) {
+    try {
+      const p = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (p.name === 'dptrain' && p.version) return p.version;
+    } catch {
+      // not at this level
+    }
+  }
+  return 'unknown';
+}
+
+/** Commander's exits that are not mistakes: --help, --version, and help shown for a missing command. */
+const NOT_MISTAKES = new Set(['commander.helpDisplayed', 'commander.version', 'commander.help']);
+
+/**
+ * A refusal of commander's own (unknown flag or command, bad or missing value) as a flag error
+ * of ours: CONFIG_INVALID, so exit 2 and one line like every other bad flag (README, Exit
+ * status), naming the flag and where the usage is. Help and version go on as commander's.
+ */
+function usageError(cmd: Command, e: CommanderError): Error {
+  if (NOT_MISTAKES.has(e.code)) return e;
+  const text = e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
+  // "option '-w, --workers <n>' argument '-1' is invalid. expected …" → "--workers -1: expected …"
+  const bad = /^option '(?:-\w, )?(--[\w-]+)[^']*' argument '(.*)' is invalid\. (.*?)\.?$/s.exec(text);
+  const what = bad ? `${bad[1]} ${bad[2]}: ${bad[3].replace(/^Allowed/, 'allowed')}` : text;
+  const path = cmd.parent ? `dptrain ${cmd.name()}` : 'dptrain';
+  return new DptrainError('CONFIG_INVALID', `${what} (see ${path} --help)`);
+}
+
+/** Every command refuses through usageError; called once all exist, as commander copies settings only at creation. */
+function refuseInOneLine(cmd: Command): void {
+  cmd.exitOverride((e) => {
+    throw usageError(cmd, e);
+  });
+  for (const sub of cmd.commands) refuseInOneLine(sub);
+}
+
 export function buildProgram(): Command {
   const program = new Command('dptrain')
     .description('Data-parallel training for TensorFlow.js: a coordinator, workers over WebSockets, central Adam')
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ outputError: (str, write) => write(`dptrain: ${str.replace(/^error: /, '')}`) });
+    .version(packageVersion(), '-V, --version', "print dptrain's version")
+    // The message goes out once, from main.ts, as one line with its code (usageError).
+    .configureOutput({ outputError: () => {} });
 
   jobOptions(
     program.command('train').description('train on this machine: a coordinator and N local worker processes'),
@@ -136,7 +177,7 @@ export function buildProgram(): Command {
       ),
     'host-agent',
   )
-    .option('-w, --workers <n>', 'worker processes to start on this host', intFlag, 1)
+    .option('-w, --workers <n>', 'worker processes to start on this host', countFlag, 1)
     .addOption(backendOption().default('auto'))
     .addOption(softwareGpuOption())
     .option('--listen <host:port>', "loopback address the host's workers connect to", parseListen, {
@@ -164,8 +205,8 @@ export function buildProgram(): Command {
       'batches per worker to sweep in weak mode, e.g. 64,128 (default: the config batchSize)',
       parseBatchList,
     )
-    .option('--steps <n>', 'steps per point (the first 10% are warm-up)', intFlag)
-    .option('--batch-size <n>', 'global batch (strong) or default per-worker batch (weak)', intFlag)
+    .option('--steps <n>', 'steps per point (the first 10% are warm-up)', countFlag)
+    .option('--batch-size <n>', 'global batch (strong) or default per-worker batch (weak)', countFlag)
     .addOption(backendOption())
     .addOption(softwareGpuOption())
     .option('--out <dir>', 'where scale.json, scale.md and the plots go (default runs/scale-<timestamp>)')
@@ -200,8 +241,8 @@ export function buildProgram(): Command {
     .option('-c, --config <file>', 'job config (JSON): its model and data')
     .addOption(backendOption().default('auto'))
     .addOption(softwareGpuOption())
-    .option('--batch <n>', 'samples in the profiled shard (default: the config batchSize)', intFlag)
-    .option('--steps <n>', 'warm-up steps, then as many timed steps', intFlag, 5)
+    .option('--batch <n>', 'samples in the profiled shard (default: the config batchSize)', countFlag)
+    .option('--steps <n>', 'warm-up steps, then as many timed steps', countFlag, 5)
     .addOption(
       new Option(
         '--matmul-grad <form>',
@@ -237,32 +278,32 @@ export function buildProgram(): Command {
   program
     .command('plan')
     .description('compute requirements: FLOPs, PF-days, device-hours, wall-clock, MFU, compute-optimal size')
-    .option('--params <n>', 'model parameters (6·N FLOPs per token)', numFlag)
+    .option('--params <n>', 'model parameters (6·N FLOPs per token, or per sample with --samples)', positiveFlag)
     .option(
       '-c, --config <file>',
       'a dptrain job config: its model, and unless given otherwise its steps × batch, hardware and budget',
     )
     .addOption(new Option('--model <file>', 'the older name of --config').hideHelp())
-    .option('--layers <n>', 'transformer layers L', intFlag)
-    .option('--d-model <n>', 'transformer width d_model', intFlag)
-    .option('--heads <n>', 'attention heads H', intFlag)
-    .option('--head-dim <n>', 'per-head dimension Q (default d_model / heads)', intFlag)
-    .option('--seq <n>', 'context length T', intFlag)
-    .option('--vocab <n>', 'vocabulary size V', intFlag)
+    .option('--layers <n>', 'transformer layers L', countFlag)
+    .option('--d-model <n>', 'transformer width d_model', countFlag)
+    .option('--heads <n>', 'attention heads H', countFlag)
+    .option('--head-dim <n>', 'per-head dimension Q (default d_model / heads)', countFlag)
+    .option('--seq <n>', 'context length T', countFlag)
+    .option('--vocab <n>', 'vocabulary size V', countFlag)
     .option('--no-bias', 'no biases in linear layers and LayerNorms (nanoGPT bias=False)')
     .option('--no-tied', 'untied output head (adds V·d parameters)')
-    .option('--tokens <n>', 'training tokens per epoch', numFlag)
-    .option('--samples <n>', 'training samples per epoch', numFlag)
-    .option('--epochs <n>', 'epochs', numFlag, 1)
-    .option('--devices <k>', 'devices training together', intFlag)
+    .option('--tokens <n>', 'training tokens per epoch', positiveFlag)
+    .option('--samples <n>', 'training samples per epoch', positiveFlag)
+    .option('--epochs <n>', 'epochs', positiveFlag, 1)
+    .option('--devices <k>', 'devices training together', countFlag)
     .option('--device <name>', 'device from the table (a100, h100, h200, v100, t4, tpu-v4)')
     .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('bf16'))
-    .option('--peak <flops>', 'peak FLOP/s per device', numFlag)
+    .option('--peak <flops>', 'peak FLOP/s per device', positiveFlag)
     .option('--mfu <x>', 'assumed model FLOPs utilization, 0–1 (default 0.4)', numFlag)
     .option('--from-run <dir>', 'take MFU (and, unless given, the hardware) from a finished run')
-    .option('--observed-tokens-per-sec <n>', 'derive MFU from an observed throughput (all devices)', numFlag)
-    .option('--observed-samples-per-sec <n>', 'as above, for sample-based models', numFlag)
-    .option('--budget <flops>', 'compute budget: share used and the compute-optimal model', numFlag)
+    .option('--observed-tokens-per-sec <n>', 'derive MFU from an observed throughput (all devices)', positiveFlag)
+    .option('--observed-samples-per-sec <n>', 'as above, for sample-based models', positiveFlag)
+    .option('--budget <flops>', 'compute budget: share used and the compute-optimal model', positiveFlag)
     .option('--json', 'print JSON instead of a table')
     .action((f: PlanFlags) => {
       if (f.mfu !== undefined && !(f.mfu > 0 && f.mfu <= 1))
@@ -270,5 +311,6 @@ export function buildProgram(): Command {
       const { result, text } = planCommand(f);
       process.stdout.write(f.json ? JSON.stringify(planJson(result), null, 2) + '\n' : text + '\n');
     });
+  refuseInOneLine(program);
   return program;
 }

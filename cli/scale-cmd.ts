@@ -14,13 +14,13 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunSummary } from '../coordinator/summary.js';
-import { fail } from '../shared/util/errors.js';
+import { fail, isDptrainError } from '../shared/util/errors.js';
 import { selectBackend } from '../worker/backend.js';
 import { allBaselines, BASELINE_LABELS, BASELINES, type BaselineKind } from './baseline.js';
 import { resolveConfig, type JobFlags } from './flags.js';
 import { argsOf } from './flag-table.js';
 import { launchSection, sshOptions, type LaunchFlags } from './launch-cmd.js';
-import type { Config } from '../shared/job/config.js';
+import { parseConfig, type Config } from '../shared/job/config.js';
 import type { LaunchSection } from '../shared/job/launch.js';
 import { lineChart, stackedBars } from './svg.js';
 import { breakdown } from '../coordinator/dashboard/view.js';
@@ -121,6 +121,12 @@ function pointCommand(f: ScaleFlags, cfg: Config): (n: number) => string[] {
   return (n) => ['launch', '--launcher', 'ssh', '--hosts', firstSlots(hosts, n), ...passOn];
 }
 
+/** The job every point trains (its batch given on its command line): no run directory, evaluation or checkpoints. */
+function pointJob(cfg: Config, batchSize: number): Record<string, unknown> {
+  const job = { ...cfg, out: null, evalEvery: 0, checkpointEvery: 0, batchSize };
+  return JSON.parse(JSON.stringify(job)) as Record<string, unknown>; // as job.json holds it
+}
+
 function runDptrain(args: string[]): Promise<void> {
   return new Promise((res, rej) =>
     execFile(process.execPath, [MAIN, ...args], { maxBuffer: 64 << 20 }, (err, _o, stderr) =>
@@ -143,13 +149,27 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
   if (f.mode === 'strong' && (f.perWorkerBatch?.length ?? 0) > 0)
     fail('CONFIG_INVALID', '--per-worker-batch is for --mode weak; in strong mode the global batch is --batch-size');
   const cfg = resolveConfig({ ...f, workers: undefined });
+  // Every point is judged by its samples/s after warm-up, read from its run: a point of no steps
+  // has none, and would fail only after the baselines and every point had run.
+  if (cfg.steps < 1)
+    fail('CONFIG_INVALID', `steps ${cfg.steps}: each scaling point must train at least one step; give --steps N ≥ 1`);
   const command = pointCommand(f, cfg); // its refusals come before anything is written
-  const out = resolve(f.out ?? join('runs', `scale-${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}`));
-  mkdirSync(out, { recursive: true });
   const perWorker = f.perWorkerBatch ?? [cfg.batchSize];
   const weak = f.mode === 'weak';
+  // Each point's job as its `dptrain train` will read it (a weak point's global batch grows with
+  // its workers), checked now rather than after the runs before it.
+  for (const b of weak ? perWorker : [cfg.batchSize])
+    for (const n of f.workerCounts)
+      try {
+        parseConfig(pointJob(cfg, weak ? b * n : cfg.batchSize));
+      } catch (e) {
+        if (!isDptrainError(e)) throw e;
+        fail(e.code, `the point of ${n} worker${n > 1 ? 's' : ''}${weak ? `, ${b} per worker` : ''}: ${e.message}`);
+      }
+  const out = resolve(f.out ?? join('runs', `scale-${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}`));
+  mkdirSync(out, { recursive: true });
   const job = join(out, 'job.json');
-  writeFileSync(job, JSON.stringify({ ...cfg, out: null, evalEvery: 0, checkpointEvery: 0 }));
+  writeFileSync(job, JSON.stringify(pointJob(cfg, cfg.batchSize)));
 
   const backend = await selectBackend(cfg.backend, { allowSoftwareGpu: cfg.allowSoftwareGpu });
   const baselines: Array<{ batch: number; samplesPerSec: number; singleProcess: Record<BaselineKind, number | null> }> =

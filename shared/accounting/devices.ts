@@ -22,13 +22,16 @@ export const DEVICES: Record<string, Partial<Record<Precision, number>>> = {
   'tpu-v4': { bf16: 275e12 },
 };
 
-/** Peak FLOP/s of a named device at a precision ("A100", "h100"; case-insensitive). */
-export function devicePeak(name: string, precision: Precision, field = '--device'): number {
+/**
+ * Peak FLOP/s of a named device at a precision ("A100", "h100"; case-insensitive). `peakField`
+ * is what the caller takes instead of a name (`dptrain plan` calls it --peak), for the refusal.
+ */
+export function devicePeak(name: string, precision: Precision, field = '--device', peakField = '--peak-flops'): number {
   const row = DEVICES[name.toLowerCase()];
   if (!row)
     fail(
       'CONFIG_INVALID',
-      `${field} ${name} is not in the device table (${Object.keys(DEVICES).join(', ')}); give --peak-flops instead`,
+      `${field} ${name} is not in the device table (${Object.keys(DEVICES).join(', ')}); give ${peakField} instead`,
     );
   const peak = row[precision];
   if (peak === undefined)
