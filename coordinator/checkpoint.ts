@@ -43,6 +43,8 @@ export interface CheckpointState {
   params: Float32Array;
   adam: AdamState;
   counters: CheckpointCounters;
+  /** The dataset's fingerprint (shared/datasets fingerprint) the run trained on; null: unknown (older checkpoints). */
+  dataFingerprint?: string | null;
 }
 
 interface Header {
@@ -56,6 +58,7 @@ interface Header {
   counters: CheckpointCounters;
   /** The data order is a pure function of (seed, epoch): the seed is the whole RNG state. */
   rng: { seed: number };
+  data?: string | null;
 }
 
 /** Hash of the job (what defines the optimization), with keys in a fixed order. */
@@ -89,6 +92,7 @@ export function encodeCheckpoint(s: CheckpointState): Uint8Array {
     adam: { accBeta1: s.adam.accBeta1, accBeta2: s.adam.accBeta2, step: s.adam.step },
     counters: s.counters,
     rng: { seed: s.config.seed },
+    data: s.dataFingerprint ?? null,
   };
   const json = Buffer.from(JSON.stringify(header));
   const bodyAt = (12 + json.length + 3) & ~3;
@@ -148,6 +152,7 @@ export function decodeCheckpoint(buf: Uint8Array, what = 'checkpoint'): Checkpoi
       step: header.adam.step,
     },
     counters: header.counters,
+    dataFingerprint: header.data ?? null,
   };
 }
 
@@ -202,4 +207,19 @@ export function loadLatestCheckpoint(runDir: string): LoadedCheckpoint {
   }
   const why = rejected.length ? `; every checkpoint failed: ${rejected.map((r) => r.reason).join('; ')}` : '';
   return fail('CHECKPOINT_MISSING', `--resume ${runDir}: no usable checkpoint in ${dir}${why}`);
+}
+
+/**
+ * The data a resumed run trains on must be the data it began with: a checkpoint's fingerprint
+ * against this host's (refused when they differ, before a changed vocabulary shows up as a
+ * parameter count), or, where this host cannot load the data, the one workers must match.
+ */
+export function resumedDataFingerprint(resume: CheckpointState | undefined, now: string | null): string | null {
+  const was = resume?.dataFingerprint ?? null;
+  if (was && now && was !== now)
+    fail(
+      'DATASET_UNAVAILABLE',
+      `the job's data changed since the checkpoint (${was}, now ${now}): resume with the files the run began with, or start a new run`,
+    );
+  return now ?? was;
 }

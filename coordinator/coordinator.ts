@@ -10,7 +10,7 @@ import { DptrainError, fail } from '../shared/util/errors.js';
 import { jobLayout } from '../shared/job/job-layout.js';
 import { initParams, modelKind, type AnyLayout } from '../shared/models/index.js';
 import type { ComputeMeter } from './accounting.js';
-import { saveCheckpoint, type CheckpointCounters, type CheckpointState } from './checkpoint.js';
+import { resumedDataFingerprint, saveCheckpoint, type CheckpointCounters, type CheckpointState } from './checkpoint.js';
 import type { Dispatcher } from './dispatcher.js';
 import { NO_COMPRESSION_REPORT, ResultDecoder } from './compression.js';
 import { compressorOf } from '../shared/compress/index.js';
@@ -21,7 +21,7 @@ import { DepartedPeaks, waitForWorkers } from './roster.js';
 import { dispatcherFor, membershipFor, meterFor, type CoordinatorOptions } from './wiring.js';
 import { eligible } from './phase.js';
 import { ParameterUpdate } from './parameter-update.js';
-import { summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
+import { membersAtEnd, summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
 import { StepTally, stepTimeline } from './timeline.js';
 
 export type { CoordinatorOptions } from './wiring.js';
@@ -45,11 +45,11 @@ export class Coordinator {
   private position = 0;
   private dropped = 0;
   private stopRequest: string | null = null;
-  /** Peaks of workers that left, for the steps in flight when they did; and their processes (a host agent's). */
+  /** Peaks and processes (a host agent's) of workers that left, for the steps in flight when they did. */
   private readonly departed: DepartedPeaks;
-  private readonly departedWorkers = new Map<string, number>();
 
   constructor(private readonly o: CoordinatorOptions) {
+    const datasetFingerprint = resumedDataFingerprint(o.resume, o.datasetFingerprint ?? null);
     this.cfg = o.config;
     this.layout = jobLayout(this.cfg);
     const init = initParams(this.layout, this.cfg.seed);
@@ -62,14 +62,11 @@ export class Coordinator {
     this.meter = meterFor(o, this.layout);
     const compressor = compressorOf(this.cfg.compression);
     this.decoder = compressor && new ResultDecoder(compressor, this.layout.totalParams, this.cfg.wireDtype);
-    this.membership = membershipFor(o, this.layout, arena?.landing, this.decoder);
+    this.membership = membershipFor({ ...o, datasetFingerprint }, this.layout, arena?.landing, this.decoder);
     this.departed = new DepartedPeaks(this.cfg.maxWorkers);
     this.membership.on('gone', (w) => {
       this.dropped++;
-      this.departed.left(w.id, this.peakOf(w), this.stepsDone);
-      this.departedWorkers.set(w.id, w.workers);
-      for (const id of this.departedWorkers.keys())
-        if (this.departed.peak(id) === undefined) this.departedWorkers.delete(id);
+      this.departed.left(w.id, this.peakOf(w), this.stepsDone, w.workers);
     });
     const { ops } = this.update;
     this.dispatcher = dispatcherFor(o, this.layout, this.membership, ops, this.meter, () => this.stepsDone, {
@@ -109,22 +106,20 @@ export class Coordinator {
       params: this.params,
       adam: this.update.adamState,
       counters: this.counters(),
+      dataFingerprint: this.membership.data?.fingerprint ?? null,
     };
   }
 
   private counters(): CheckpointCounters {
-    const { stale, reassigned, recomputed, outliers } = this.dispatcher.counters;
     const { cumulativeFlops, hardwareFlops } = this.meter;
-    return {
-      stale,
-      reassigned,
-      recomputed,
-      outliers,
-      dropped: this.dropped,
-      skipped: this.update.skipped,
-      cumulativeFlops,
-      hardwareFlops,
-    };
+    const skipped = this.update.skipped;
+    return { ...this.dispatcher.counters, dropped: this.dropped, skipped, cumulativeFlops, hardwareFlops };
+  }
+
+  /** A member that computed in a step, present or departed since: its processes (a host agent's) and its peak. */
+  private contributor(id: string): { workers: number; peak: number } {
+    const w = this.membership.workers.get(id);
+    return { workers: w?.workers ?? this.departed.workers(id) ?? 1, peak: this.departed.peak(id) ?? this.peakOf(w) };
   }
 
   /** With slice shards: their parameters and optimizer state, here (before a checkpoint; at a step boundary). */
@@ -166,9 +161,17 @@ export class Coordinator {
     this.dispatcher.abort(e);
   }
 
-  /** The peak a worker counts with: its own declaration, the job's, or its measured figure. */
+  /**
+   * The peak a member counts with: its own declaration, the job's (per device: a host agent's
+   * workers each), or its measured figure.
+   */
   peakOf(w: WorkerSession | undefined): number {
-    return (w?.peakFlops || declaredPeak(this.cfg.compute)) ?? w?.attainableFlops ?? 0;
+    return (w?.peakFlops || this.peakOfDeclared(w)) ?? w?.attainableFlops ?? 0;
+  }
+
+  private peakOfDeclared(w: WorkerSession | undefined): number | null {
+    const perDevice = declaredPeak(this.cfg.compute);
+    return perDevice && perDevice * (w?.workers ?? 1);
   }
 
   private get data() {
@@ -282,7 +285,7 @@ export class Coordinator {
         id,
         samples: tally.samples[id],
         computeMs: computeMs[id] ?? 0,
-        peakFlops: this.departed.peak(id) ?? this.peakOf(this.membership.workers.get(id)),
+        peakFlops: this.contributor(id).peak,
       })),
     );
     this.prefetch(step + 1);
@@ -300,10 +303,7 @@ export class Coordinator {
       samplesPerSec: (count * 1000) / stepMs,
       ...(this.tokensPerSample ? { tokensPerSec: (count * this.tokensPerSample * 1000) / stepMs } : {}),
       // Who computed a shard, a host agent as its workers (tally.workers counts the shards the step was cut into).
-      workers: Object.keys(computeMs).reduce(
-        (k, id) => k + (this.membership.workers.get(id)?.workers ?? this.departedWorkers.get(id) ?? 1),
-        0,
-      ),
+      workers: Object.keys(computeMs).reduce((k, id) => k + this.contributor(id).workers, 0),
       members: Object.keys(computeMs).length,
       workerComputeMs: computeMs,
       timeline,
@@ -381,26 +381,19 @@ export class Coordinator {
     await this.pull();
     this.checkpoint();
     if (this.o.runDir) await exportLayersModel(this.layout, this.params, this.o.runDir.modelDir);
-    const ready = this.membership.ready();
     const summary = summarize({
       config: this.cfg,
       records,
       lastEval,
       params: this.layout.totalParams,
       tokensPerSample: this.tokensPerSample,
-      workers: ready.reduce((k, w) => k + w.workers, 0),
-      members: ready.length,
-      backends: [...new Set(ready.map((w) => w.backend))],
+      ...membersAtEnd(this.membership.ready(), (w) => w.peakFlops || this.peakOfDeclared(w)),
       wallSeconds: (performance.now() - t0) / 1000,
       counters: this.counters(),
       stoppedBy,
       stepsDone: this.stepsDone,
       compression: this.decoder?.report(records.length) ?? NO_COMPRESSION_REPORT,
       meter: this.meter,
-      peaks: ready.map((w) => ({
-        declared: w.peakFlops || declaredPeak(this.cfg.compute),
-        attainable: w.attainableFlops,
-      })),
     });
     this.o.runDir?.writeJson('summary.json', summary);
     if (this.o.tracer && this.o.traceFile) this.o.tracer.write(this.o.traceFile);

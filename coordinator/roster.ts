@@ -90,16 +90,17 @@ function whoCame(m: Membership): string {
 }
 
 /**
- * The peak FLOP/s of workers that left, so that a step they contributed to can still be
- * accounted: only what that needs, and only for the steps in flight when they left.
+ * The peak FLOP/s and process count (a host agent's workers) of members that left, so that a
+ * step they contributed to can still be accounted: only what that needs, and only for the steps
+ * in flight when they left.
  */
 export class DepartedPeaks {
-  private readonly byId = new Map<string, { peak: number; atStep: number }>();
+  private readonly byId = new Map<string, { peak: number; atStep: number; workers: number }>();
 
   constructor(private readonly maxWorkers: number) {}
 
-  left(id: string, peak: number, step: number): void {
-    this.byId.set(id, { peak, atStep: step });
+  left(id: string, peak: number, step: number, workers = 1): void {
+    this.byId.set(id, { peak, atStep: step, workers });
     // A worker can have results in the step in flight and a prefetched one, no earlier; and
     // however many come and go while paused, only the latest maxWorkers can matter.
     for (const [k, d] of this.byId) if (d.atStep < step - 1 || this.byId.size > this.maxWorkers) this.byId.delete(k);
@@ -107,6 +108,10 @@ export class DepartedPeaks {
 
   peak(id: string): number | undefined {
     return this.byId.get(id)?.peak;
+  }
+
+  workers(id: string): number | undefined {
+    return this.byId.get(id)?.workers;
   }
 
   get size(): number {

@@ -185,6 +185,19 @@ export function warmupSteps(n: number): number {
   return n < 10 ? 0 : Math.min(20, Math.max(1, Math.floor(n / 10)));
 }
 
+/** What computes at the end, as the summary counts it: a host agent as its workers, each peak declared or measured. */
+export function membersAtEnd<W extends { workers: number; backend: string; attainableFlops: number }>(
+  ready: readonly W[],
+  declaredOf: (w: W) => number | null,
+): Pick<Parameters<typeof summarize>[0], 'workers' | 'members' | 'backends' | 'peaks'> {
+  return {
+    workers: ready.reduce((k, w) => k + w.workers, 0),
+    members: ready.length,
+    backends: [...new Set(ready.map((w) => w.backend))],
+    peaks: ready.map((w) => ({ declared: declaredOf(w), attainable: w.attainableFlops })),
+  };
+}
+
 export function summarize(o: {
   config: Config;
   records: StepRecord[];

@@ -39,6 +39,7 @@ function state(step: number, n = 7): CheckpointState {
       cumulativeFlops: 5e9,
       hardwareFlops: 6e9,
     },
+    dataFingerprint: 'xor:4+0:2->1:0123abcd',
   };
 }
 
@@ -49,6 +50,8 @@ describe('checkpoint file', () => {
     expect(back.params).toEqual(s.params);
     expect(back.adam).toEqual(s.adam);
     expect(back).toMatchObject({ step: 12, position: 384, version: 12, counters: s.counters });
+    expect(back.dataFingerprint).toBe('xor:4+0:2->1:0123abcd');
+    expect(decodeCheckpoint(encodeCheckpoint({ ...s, dataFingerprint: undefined })).dataFingerprint).toBeNull();
     expect(configHash(back.config)).toBe(configHash(s.config));
   });
 

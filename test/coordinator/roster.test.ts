@@ -14,6 +14,15 @@ describe('DepartedPeaks', () => {
     expect(d.steps()).toEqual([11, 12]);
   });
 
+  it("keeps a host agent's worker count beside its peak, and forgets both together", () => {
+    const d = new DepartedPeaks(4);
+    d.left('host', 4e9, 10, 3);
+    d.left('plain', 1e9, 10);
+    expect([d.workers('host'), d.workers('plain')]).toEqual([3, 1]);
+    d.left('later', 1e9, 12);
+    expect([d.peak('host'), d.workers('host')]).toEqual([undefined, undefined]);
+  });
+
   it('never holds more than maxWorkers, the oldest going first', () => {
     const d = new DepartedPeaks(2);
     for (let i = 0; i < 100; i++) d.left(`w${i}`, i, 5);

@@ -63,6 +63,17 @@ describe('host agents, virtual shards', () => {
   );
 
   it(
+    "a job-wide declared peak counts each worker behind an agent as a device (MFU's denominator)",
+    async () => {
+      const agg = await hostRun(parseConfig({ ...JOB, compute: { peakFlops: 1e9 } }), { hosts: [2, 1], direct: 1 });
+      expect(agg.summary.workers).toBe(4);
+      expect(agg.summary.peakFlops).toBe(4e9);
+      for (const r of agg.records) expect(r.peakFlops).toBe(4e9);
+    },
+    LONG,
+  );
+
+  it(
     'each host link carries one parameter frame per version and one result per shard',
     async () => {
       const agg = await hostRun(cfg, { hosts: [2, 3], direct: 0 });
