@@ -2,7 +2,9 @@
  * The address workers are told. A coordinator binds one address (--listen) and advertises
  * another when they differ: bound to every interface (0.0.0.0), behind NAT, or on the interface
  * of a fast network (--advertise eth1). It writes the address it advertises to
- * RUN/coordinator.json, where workers sharing the run directory read it (port 0 included).
+ * RUN/coordinator.json, where workers sharing the run directory read it (port 0 included). It is
+ * written atomically (RunDir.writeJson renames a finished file into place): a worker sees all of it
+ * or none, so it waits only while the file is absent and refuses one that is there but wrong.
  */
 import { hostname, networkInterfaces } from 'node:os';
 import { fail } from '../shared/util/errors.js';

@@ -16,9 +16,9 @@ import { runHostAgent } from '../worker/host-agent/host-agent.js';
 import { readCa } from '../worker/ws-dialer.js';
 import { describeExit } from './launch/contract.js';
 import { localLauncher } from './launch/local.js';
-import type { JoinFlags } from './join-flags.js';
+import { joinPeak, type JoinFlags } from './join-flags.js';
 import { RejoinWindow } from './rejoin.js';
-import { connect } from './worker-cmd.js';
+import { connect, readConnectFile } from './worker-cmd.js';
 import { slicedToShards } from './slice-shard-cmd.js';
 
 export interface HostAgentFlags extends JoinFlags {
@@ -40,6 +40,8 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
   if (Boolean(f.connect) === Boolean(f.connectFile))
     fail('CONFIG_INVALID', 'give one of --connect ws://HOST:PORT or --connect-file RUN/coordinator.json');
   if (!(f.workers >= 1)) fail('CONFIG_INVALID', `--workers must be at least 1, got ${f.workers}`);
+  joinPeak(f); // refused here, once, not by each of the host's workers after they start
+  if (f.connectFile) readConnectFile(f.connectFile); // a bad file is refused before the workers start
   if (!isLoopback(f.listen.host))
     fail('CONFIG_INVALID', `--listen ${f.listen.host}: the host's workers connect over loopback; use 127.0.0.1`);
   const name = f.name ?? `host-agent@${hostname()}`;

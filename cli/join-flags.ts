@@ -5,7 +5,8 @@
  * it per command where it means something else for an agent of several workers.
  */
 import { type Command, Option } from 'commander';
-import { PRECISIONS, type Precision } from '../shared/accounting/devices.js';
+import { devicePeak, PRECISIONS, type Precision } from '../shared/accounting/devices.js';
+import { fail } from '../shared/util/errors.js';
 import { intFlag, numFlag } from './parse-flags.js';
 
 export type JoinCommand = 'worker' | 'host-agent';
@@ -115,4 +116,15 @@ export function joinOptions(cmd: Command, command: JoinCommand): Command {
     cmd.addOption(opt);
   }
   return cmd;
+}
+
+/**
+ * The peak FLOP/s a joining command declares (--peak-flops, or --device's datasheet figure),
+ * refused before anything starts where train would refuse compute.peakFlops: a peak ≤ 0 would
+ * make every MFU meaningless (negative, or infinite).
+ */
+export function joinPeak(f: Pick<JoinFlags, 'peakFlops' | 'device' | 'precision'>): number | undefined {
+  if (f.peakFlops !== undefined && !(f.peakFlops > 0))
+    fail('CONFIG_INVALID', `--peak-flops must be a number > 0, got ${f.peakFlops}`);
+  return f.peakFlops ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
 }

@@ -8,14 +8,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataShape } from '../shared/datasets/index.js';
 import { decode, encode } from '../shared/datasets/text.js';
-import { fail } from '../shared/util/errors.js';
+import { fail, isDptrainError } from '../shared/util/errors.js';
 import { layoutModel, modelKind, paramView, parseModelSpec, type AnyLayout } from '../shared/models/index.js';
 import { Rng } from '../shared/util/rng.js';
 import type { BackendName } from '../shared/job/config.js';
 import { selectBackend } from '../worker/backend.js';
 
 export interface SampleFlags {
-  prompt: string;
+  /** Optional here so that a missing run directory is named before a missing --prompt. */
+  prompt?: string;
   tokens: number;
   temperature: number;
   seed: number;
@@ -27,7 +28,46 @@ interface Saved {
   params: Float32Array;
 }
 
+/** The errno code of a failed read, or the error as text. */
+const why = (e: unknown) => (e as NodeJS.ErrnoException).code ?? String(e);
+
+function readFile(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    return fail(
+      'CHECKPOINT_CORRUPT',
+      why(e) === 'ENOENT'
+        ? `${file} is missing: the run's saved model is incomplete`
+        : `${file}: cannot read it (${why(e)})`,
+    );
+  }
+}
+
+/** The data shape saved beside a token model: what sampling reads of it, checked before use. */
+function tokenShape(raw: unknown, file: string): DataShape {
+  const d = raw as Partial<DataShape> | null;
+  const ok =
+    typeof d === 'object' &&
+    d !== null &&
+    d.inputDtype === 'int32' &&
+    Array.isArray(d.inputShape) &&
+    d.inputShape.length === 1 &&
+    Number.isInteger(d.inputShape[0]) &&
+    d.inputShape[0] > 0 &&
+    Number.isInteger(d.vocab) &&
+    d.vocab! > 0 &&
+    (d.alphabet === undefined || (typeof d.alphabet === 'string' && [...d.alphabet].length === d.vocab));
+  if (!ok)
+    fail(
+      'CHECKPOINT_CORRUPT',
+      `${file}: its "data" is not a token model's shape (inputDtype int32, inputShape, vocab, alphabet)`,
+    );
+  return d as DataShape;
+}
+
 function readSaved(run: string): Saved {
+  if (!existsSync(run)) fail('CONFIG_UNREADABLE', `${run}: no such run directory`);
   const dir = join(run, 'model');
   const meta = join(dir, 'dptrain-model.json');
   if (!existsSync(meta)) {
@@ -38,16 +78,29 @@ function readSaved(run: string): Saved {
         : `${run}: no model/dptrain-model.json (is it a finished dptrain run of a gpt model?)`,
     );
   }
-  const saved = JSON.parse(readFileSync(meta, 'utf8')) as { spec: unknown; data: DataShape };
-  const layout = layoutModel(parseModelSpec(saved.spec), saved.data);
-  if (layout.data.targets !== 'tokens')
+  let saved: { spec?: unknown; data?: unknown };
+  try {
+    saved = JSON.parse(readFile(meta).toString('utf8')) as { spec?: unknown; data?: unknown };
+  } catch (e) {
+    if (isDptrainError(e)) throw e;
+    return fail('CHECKPOINT_CORRUPT', `${meta}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof saved !== 'object' || saved === null)
+    fail('CHECKPOINT_CORRUPT', `${meta}: not a saved model (a JSON object with "spec" and "data")`);
+  if (typeof saved.data === 'object' && saved.data !== null && (saved.data as DataShape).targets !== 'tokens')
     fail('CONFIG_INVALID', `${run}: the model was not trained on tokens: sample works on gpt runs`);
-  const bytes = readFileSync(join(dir, 'weights.bin'));
+  let layout: AnyLayout;
+  try {
+    layout = layoutModel(parseModelSpec(saved.spec), tokenShape(saved.data, meta));
+  } catch (e) {
+    // The spec is checked as a config's is; its message says which field, this prefix which file.
+    if (isDptrainError(e, 'CHECKPOINT_CORRUPT')) throw e;
+    return fail('CHECKPOINT_CORRUPT', `${meta}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const weights = join(dir, 'weights.bin');
+  const bytes = readFile(weights);
   if (bytes.length !== layout.totalParams * 4)
-    fail(
-      'CHECKPOINT_CORRUPT',
-      `${join(dir, 'weights.bin')} holds ${bytes.length} bytes, the model needs ${layout.totalParams * 4}`,
-    );
+    fail('CHECKPOINT_CORRUPT', `${weights} holds ${bytes.length} bytes, the model needs ${layout.totalParams * 4}`);
   return { layout, params: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)) };
 }
 
@@ -65,10 +118,12 @@ function draw(p: Float32Array, rng: Rng): number {
 
 export async function sampleCommand(run: string, f: SampleFlags): Promise<string> {
   const { layout, params } = readSaved(run);
-  if (f.prompt === '') fail('CONFIG_INVALID', '--prompt must not be empty: generation continues the prompt');
+  const prompt = f.prompt;
+  if (prompt === undefined) return fail('CONFIG_INVALID', '--prompt TEXT is missing: generation continues the prompt');
+  if (prompt === '') fail('CONFIG_INVALID', '--prompt must not be empty: generation continues the prompt');
   if (!(f.temperature > 0)) fail('CONFIG_INVALID', `--temperature must be > 0, got ${f.temperature}`);
   const alphabet = layout.data.alphabet;
-  const ids = Array.from(encode(f.prompt, alphabet));
+  const ids = Array.from(encode(prompt, alphabet));
   await selectBackend(f.backend, {});
   const m = modelKind(layout.spec);
   const weights = layout.params.map((s) => tf.tensor(paramView(params, s), s.shape));
@@ -89,5 +144,5 @@ export async function sampleCommand(run: string, f: SampleFlags): Promise<string
     out.push(next);
   }
   tf.dispose(weights);
-  return f.prompt + decode(out, alphabet);
+  return prompt + decode(out, alphabet);
 }

@@ -7,7 +7,7 @@ import { checkSliceable, coordinatorSlices } from './slice-shard-cmd.js';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { readRunView } from '../coordinator/dashboard/run-dir-view.js';
-import { Tracer } from '../coordinator/trace.js';
+import { checkTrace, Tracer } from '../coordinator/trace.js';
 import { isLoopback, newToken, readToken } from '../shared/wire/auth.js';
 import { describeError, DptrainError, fail } from '../shared/util/errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
@@ -106,6 +106,7 @@ export async function openRun(
   const { config, resume, unused } = resolveRun(f, command);
   await prepareJob(config);
   check(config); // before anything is created
+  checkTrace(f, config.steps, resume?.state.step ?? 0); // the trace is written at the end: a bad path or window fails now
   // A requeued Slurm job without a checkpoint starts again in its own directory (runs/slurm-JOBID).
   const use = resume ? 'resume' : command === 'slurm' ? 'restart' : 'new';
   const s = await openSession(config, typeof listen === 'function' ? listen(config) : listen, use);

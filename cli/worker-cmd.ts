@@ -16,8 +16,7 @@ import { runWorker } from '../worker/worker.js';
 import { ShmChannel } from '../shared/transport/shm.js';
 import { checkWsUrl, dialWs, readCa, type DialTls } from '../worker/ws-dialer.js';
 import { hostname } from 'node:os';
-import { devicePeak } from '../shared/accounting/devices.js';
-import type { JoinFlags } from './join-flags.js';
+import { joinPeak, type JoinFlags } from './join-flags.js';
 import { RejoinWindow } from './rejoin.js';
 
 /** Frames from the coordinator: parameters of up to 256M float32 values. */
@@ -28,14 +27,48 @@ export interface WorkerFlags extends JoinFlags {
   allowSoftwareGpu?: boolean;
 }
 
+/**
+ * The address in a coordinator's RUN/coordinator.json, or null while there is none yet: the
+ * file (or the run directory) not created yet, as when the coordinator is still starting.
+ * The coordinator writes it atomically (cli/run-coordinator.ts: RunDir.writeJson, a rename), so
+ * a file that is there is complete: one that cannot be read, is no JSON or has no ws:// address
+ * will not mend by waiting, and is refused at once, naming --connect-file.
+ */
+export function readConnectFile(file: string): string | null {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    return fail(
+      'CONFIG_INVALID',
+      code === 'EISDIR'
+        ? `--connect-file ${file} is a directory: give the coordinator's RUN/coordinator.json`
+        : `--connect-file ${file}: cannot read it (${code ?? String(e)})`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return fail(
+      'CONFIG_INVALID',
+      `--connect-file ${file}: not valid JSON; give the coordinator.json a dptrain coordinator wrote in its run directory`,
+    );
+  }
+  const address = (parsed as Partial<CoordinatorFile> | null)?.address;
+  if (typeof address !== 'string' || !/^wss?:\/\//.test(address))
+    fail(
+      'CONFIG_INVALID',
+      `--connect-file ${file}: no ws:// or wss:// "address" in it; give the coordinator.json a dptrain coordinator wrote in its run directory`,
+    );
+  return address;
+}
+
 /** Where to connect: --connect, or the address a coordinator wrote into its run directory (read again each try). */
 function target(f: Pick<WorkerFlags, 'connect' | 'connectFile'>): string | null {
-  if (f.connect) return f.connect;
-  try {
-    return (JSON.parse(readFileSync(f.connectFile!, 'utf8')) as CoordinatorFile).address;
-  } catch {
-    return null; // not written yet (the coordinator is starting), or being replaced
-  }
+  return f.connect ? f.connect : readConnectFile(f.connectFile!);
 }
 
 /**
@@ -55,7 +88,7 @@ export async function connect(
   for (;;) {
     const url = target(f);
     let why: string;
-    if (url === null) why = `${f.connectFile}: no coordinator address in it yet`;
+    if (url === null) why = `--connect-file ${f.connectFile}: not written yet (is the coordinator starting?)`;
     else {
       checkWsUrl(url);
       const pf = await preflight(url, Math.min(5000, Math.max(500, deadline - Date.now())));
@@ -80,12 +113,13 @@ export async function connect(
 export async function workerCommand(f: WorkerFlags): Promise<number> {
   if (Boolean(f.connect) === Boolean(f.connectFile))
     fail('CONFIG_INVALID', 'give one of --connect ws://HOST:PORT or --connect-file RUN/coordinator.json');
+  const peakFlops = joinPeak(f);
+  if (f.connectFile) readConnectFile(f.connectFile); // a bad file is refused now, not after loading a backend
   // In a Kubernetes Indexed Job, the pod's index is its rank.
   const index = process.env.JOB_COMPLETION_INDEX;
   const name =
     f.name ?? (index !== undefined && index !== '' ? `rank${index}@${hostname()}` : `${hostname()}-${process.pid}`);
   const log = createLogger({ name });
-  const peakFlops = f.peakFlops ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
   const token = readToken(f.tokenFile);
   const tls = readCa(f.ca);
   const backend = await selectBackend(f.backend, { allowSoftwareGpu: f.allowSoftwareGpu });

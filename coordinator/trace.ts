@@ -3,7 +3,9 @@
  * the coordinator's spans (step, waiting for shards, reduce, optimizer, parameter encode) and
  * each worker's compute spans, placed so that they end when the coordinator received them.
  */
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fail } from '../shared/util/errors.js';
 
 interface TraceEvent {
   name: string;
@@ -77,4 +79,72 @@ export function parseTraceSteps(v: string): [number, number] {
   const m = /^(\d+):(\d+)$/.exec(v);
   if (!m || Number(m[1]) < 1 || Number(m[2]) < Number(m[1])) throw new Error('expected FROM:TO steps, e.g. 10:30');
   return [Number(m[1]), Number(m[2])];
+}
+
+/** The steps traced when --trace-steps is not given. */
+export const DEFAULT_TRACE_STEPS: readonly [number, number] = [1, 20];
+
+/**
+ * --trace FILE is written only when the run ends: a path that cannot be written is refused before
+ * the run starts, not after it has trained. Returns the absolute path.
+ */
+export function checkTraceFile(file: string): string {
+  if (file.trim() === '') fail('CONFIG_INVALID', '--trace is empty: name the file to write, e.g. --trace trace.json');
+  const path = resolve(file);
+  if (existsSync(path)) {
+    if (statSync(path).isDirectory())
+      fail('CONFIG_INVALID', `--trace ${file} is a directory: name the file to write, e.g. ${file}/trace.json`);
+    try {
+      accessSync(path, constants.W_OK);
+    } catch {
+      fail('CONFIG_INVALID', `--trace ${file}: the file is there and cannot be written (permissions)`);
+    }
+    return path;
+  }
+  const dir = dirname(path);
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    return fail('CONFIG_INVALID', `--trace ${file}: its directory ${dir} does not exist`);
+  }
+  if (!isDir) fail('CONFIG_INVALID', `--trace ${file}: ${dir} is not a directory`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    fail('CONFIG_INVALID', `--trace ${file}: its directory ${dir} cannot be written (permissions)`);
+  }
+  return path;
+}
+
+/**
+ * A trace window must hold a step the run will take (after `resumedAt`, up to `steps`): one
+ * outside it would write an empty trace, found only after the run.
+ */
+export function checkTraceSteps(window: readonly [number, number] | undefined, steps: number, resumedAt = 0): void {
+  const [from, to] = window ?? DEFAULT_TRACE_STEPS;
+  const given = window ? `--trace-steps ${from}:${to}` : `--trace-steps ${from}:${to} (the default)`;
+  if (from > steps)
+    fail(
+      'CONFIG_INVALID',
+      `${given}: the run has ${steps} step${steps === 1 ? '' : 's'}, so the trace would be empty; pick steps within 1:${steps}`,
+    );
+  if (to <= resumedAt)
+    fail(
+      'CONFIG_INVALID',
+      `${given}: the run resumes after step ${resumedAt}, so the trace would be empty; pick steps within ${resumedAt + 1}:${steps}`,
+    );
+}
+
+/**
+ * Both checks, for the training commands' flags before anything starts; --trace-steps without
+ * --trace would be ignored in silence, so it is refused too.
+ */
+export function checkTrace(f: { trace?: string; traceSteps?: [number, number] }, steps: number, resumedAt = 0): void {
+  if (f.trace === undefined) {
+    if (f.traceSteps) fail('CONFIG_INVALID', '--trace-steps needs --trace FILE: the steps would be traced nowhere');
+    return;
+  }
+  checkTraceFile(f.trace);
+  checkTraceSteps(f.traceSteps, steps, resumedAt);
 }

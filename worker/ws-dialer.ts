@@ -46,6 +46,31 @@ export function checkWsUrl(url: string): void {
     fail('CONFIG_INVALID', `--connect ${url}: use a ws:// or wss:// address, e.g. ws://host:7070`);
 }
 
+/**
+ * Why a dial failed, in one line. OpenSSL's texts carry newlines and source paths: those are cut
+ * (the user gets the reason, not the library's internals). A TLS record of the wrong version
+ * means no TLS answered (a ws:// coordinator dialled as wss://), where a certificate is no help.
+ */
+export function dialFailure(url: string, e: NodeJS.ErrnoException): string {
+  // "write EPROTO 80…:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/…c:350:" → its reason.
+  const ssl = /:error:[0-9A-Fa-f]+:[^:]*:[^:]*:([^:]+)/.exec(e.message);
+  const msg = (ssl ? ssl[1] : e.message).replace(/\s+/g, ' ').trim();
+  if (e.code === 'ECONNREFUSED')
+    return 'connection refused (is the coordinator running and listening on that address?)';
+  if (e.code === 'ENOTFOUND') return 'host not found';
+  if (e.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong[ _]version[ _]number/i.test(msg))
+    return `it does not seem to speak TLS (try ${url.replace(/^wss:/, 'ws:')})`;
+  if (
+    /certificate|self.signed|SSL|TLS/i.test(msg) ||
+    /^(DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_VERIFY|CERT_)/.test(e.code ?? '')
+  )
+    return `TLS: ${msg} (give the coordinator's certificate with --ca)`;
+  // A TLS coordinator dialled as ws:// drops the plain HTTP upgrade: the socket closes unanswered.
+  if (url.startsWith('ws:') && (e.code === 'ECONNRESET' || /socket hang up/i.test(msg)))
+    return `${msg}: the connection closed before the WebSocket handshake (if the coordinator serves TLS, use ${url.replace(/^ws:/, 'wss:')})`;
+  return msg;
+}
+
 export function dialWs(url: string, maxPayload: number, opts: DialOptions = {}): Promise<Link> {
   checkWsUrl(url);
   const silenceMs = opts.silenceMs ?? SILENCE_MS;
@@ -57,18 +82,7 @@ export function dialWs(url: string, maxPayload: number, opts: DialOptions = {}):
       ...(opts.tls?.ca ? { ca: opts.tls.ca } : {}),
     });
     ws.binaryType = 'nodebuffer';
-    const onError = (e: NodeJS.ErrnoException) => {
-      const why =
-        e.code === 'ECONNREFUSED'
-          ? 'connection refused (is the coordinator running and listening on that address?)'
-          : e.code === 'ENOTFOUND'
-            ? 'host not found'
-            : /certificate|self.signed|SSL|TLS/i.test(e.message) ||
-                /^(DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_VERIFY|CERT_)/.test(e.code ?? '')
-              ? `TLS: ${e.message} (give the coordinator's certificate with --ca)`
-              : e.message;
-      reject(new Error(why));
-    };
+    const onError = (e: NodeJS.ErrnoException) => reject(new Error(dialFailure(url, e)));
     ws.once('error', onError);
     ws.once('open', () => {
       ws.off('error', onError);

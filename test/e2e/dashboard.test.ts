@@ -259,7 +259,9 @@ describe('dptrain report mistakes', () => {
       `dptrain: CONFIG_UNREADABLE: ${dir}: no metrics.jsonl there; give the directory of a dptrain run (its --out)`,
     );
     const noOut = await runCli(['report', dir]);
-    expect(noOut.code).not.toBe(0);
-    expect(noOut.stderr.trim().split('\n')[0]).toBe("dptrain: required option '--out <file>' not specified");
+    expect(noOut.code).toBe(2);
+    expect(noOut.stderr.trim()).toBe(
+      "dptrain: CONFIG_INVALID: required option '--out <file>' not specified (see dptrain report --help)",
+    );
   });
 });
