@@ -111,7 +111,7 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
   const slots = launcher!.slots();
   const idle = section.hostAgents ? idleBehindAgents(config, slots) : null;
   if (idle) s.log.warn(idle);
-  const progress = new Progress(config.steps, resume?.state.step ?? 0);
+  const progress = new Progress(config.steps);
   const coord = createCoordinator(config, s, progress, {
     ...traceOptions(f),
     token,

@@ -109,10 +109,7 @@ export function buildProgram(): Command {
     program.command('coordinator').description('run a coordinator that remote workers join'),
     COMMAND_SCOPES.coordinator,
   )
-    .option('--listen <host:port>', 'address to listen on; beyond loopback needs a token', parseListen, {
-      host: '127.0.0.1',
-      port: 7070,
-    })
+    .addOption(listenOption('address to listen on; beyond loopback needs a token', { host: '127.0.0.1', port: 7070 }))
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)')
     .option('--tls-key <file>', "the certificate's private key (PEM)")
     .option(
@@ -153,10 +150,9 @@ export function buildProgram(): Command {
     .command('slice-shard')
     .description('hold one slice of the parameters and optimizer state for a coordinator started with --slice-shard')
     .option('-c, --config <file>', "the coordinator's job config (for the model's size)")
-    .option('--listen <host:port>', 'address to listen on; beyond loopback needs the job token', parseListen, {
-      host: '127.0.0.1',
-      port: 7071,
-    })
+    .addOption(
+      listenOption('address to listen on; beyond loopback needs the job token', { host: '127.0.0.1', port: 7071 }),
+    )
     .option('--token-file <file>', 'the job token (default: DPTRAIN_TOKEN)')
     .action(async (f: ShardFlags) => {
       process.exitCode = await shardCommand(f);
@@ -180,10 +176,7 @@ export function buildProgram(): Command {
     .option('-w, --workers <n>', 'worker processes to start on this host', countFlag, 1)
     .addOption(backendOption().default('auto'))
     .addOption(softwareGpuOption())
-    .option('--listen <host:port>', "loopback address the host's workers connect to", parseListen, {
-      host: '127.0.0.1',
-      port: 0,
-    })
+    .addOption(listenOption("loopback address the host's workers connect to", { host: '127.0.0.1', port: 0 }))
     .option('--no-shared-memory', "the host's workers send payloads through their sockets")
     .option('--log-dir <dir>', "where the host's workers write their logs (default a temporary directory)")
     .action(async (f: HostAgentFlags) => {
@@ -313,4 +306,9 @@ export function buildProgram(): Command {
     });
   refuseInOneLine(program);
   return program;
+}
+
+/** --listen with its default shown as an address (host:port), not as the object it parses to. */
+function listenOption(help: string, def: { host: string; port: number }): Option {
+  return new Option('--listen <host:port>', help).argParser(parseListen).default(def, `${def.host}:${def.port}`);
 }

@@ -18,14 +18,12 @@ function clock(sec: number): string {
 export class Progress {
   private line = '';
   private readonly tty: boolean;
-  private readonly started = Date.now();
   private rate = NaN; // EMA of samples/s
   private lastEval: EvalRecord | null = null;
+  private first: { at: number; step: number } | null = null;
 
   constructor(
     private readonly total: number,
-    /** Steps already done before this process started (a resumed run). */
-    private readonly startStep = 0,
     private readonly out: NodeJS.WriteStream = process.stderr,
   ) {
     this.tty = Boolean(out.isTTY);
@@ -46,7 +44,10 @@ export class Progress {
 
   step(r: StepRecord): void {
     this.rate = Number.isNaN(this.rate) ? r.samplesPerSec : 0.9 * this.rate + 0.1 * r.samplesPerSec;
-    const perStep = (Date.now() - this.started) / 1000 / Math.max(1, r.step - this.startStep);
+    // Timed from the first step seen, not from the start: joining and loading (or a resume's) are not steps.
+    this.first ??= { at: Date.now(), step: r.step };
+    const perStep =
+      r.step > this.first.step ? (Date.now() - this.first.at) / 1000 / (r.step - this.first.step) : r.stepMs / 1000;
     const eta = perStep * (this.total - r.step);
     const acc = r.testLoss !== undefined ? r.testAccuracy : this.lastEval?.testAccuracy; // the row's own evaluation first
     const text =

@@ -170,7 +170,7 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
     { job: task.jobId, tasks: task.ntasks, nodes, restarts: task.restarts, resumeFrom: loaded?.state.step },
     `slurm task 0: coordinator at ${s.workerAddress}; every task runs a ${agentWorkers ? `host agent of ${agentWorkers} workers` : 'worker'}`,
   );
-  const progress = new Progress(config.steps, loaded?.state.step ?? 0);
+  const progress = new Progress(config.steps);
   const coord = createCoordinator(config, s, progress, {
     ...traceOptions(f),
     token,

@@ -192,7 +192,7 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
         `compression ${c.compression.kind} saves bytes on a link, and local workers share memory: add --no-shared-memory, or leave compression off`,
       );
   });
-  const progress = new Progress(config.steps, resume?.state.step ?? 0);
+  const progress = new Progress(config.steps);
   let inject: ((step: number) => void) | null = null;
   let shm: ShmChannel | null = null;
   if (config.sharedMemory) {
@@ -261,7 +261,7 @@ export async function coordinatorCommand(f: TrainFlags): Promise<number> {
     `workers join with: dptrain worker --connect ${s.workerAddress}${token ? ' (with the same DPTRAIN_TOKEN or --token-file)' : ''} ` +
       `(or --connect-file ${s.runDir.path}/coordinator.json)`,
   );
-  const progress = new Progress(config.steps, resume?.state.step ?? 0);
+  const progress = new Progress(config.steps);
   const slices = await coordinatorSlices(f.sliceShard, config, token);
   const joinTimeoutMs = f.joinTimeout !== undefined ? f.joinTimeout * 1000 : undefined;
   const inside = config.coordinatorWorker ? coordinatorWorker(config, s.listener, s.runDir, token, f.sliceShard) : null;

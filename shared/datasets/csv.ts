@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fail } from '../util/errors.js';
 import { checkKeys, num, oneOf, str } from '../job/fields.js';
-import { dataset, oneHot, type DataShape, type DatasetModule, type Split } from './dataset.js';
+import { dataset, oneHot, whereRelative, type DataShape, type DatasetModule, type Split } from './dataset.js';
 
 export const CSV_TASKS = ['classification', 'regression'] as const;
 
@@ -54,7 +54,8 @@ interface Table {
 }
 
 function readTable(spec: CsvSpec): Table {
-  if (!existsSync(spec.path)) fail('DATASET_UNAVAILABLE', `data.path: ${spec.path} does not exist`);
+  if (!existsSync(spec.path))
+    fail('DATASET_UNAVAILABLE', `data.path: ${spec.path} does not exist${whereRelative(spec.path)}`);
   const lines = readFileSync(spec.path, 'utf8').split(/\r?\n/);
   const header = csvFields(lines[0] ?? '');
   const labelAt = header.indexOf(spec.label);

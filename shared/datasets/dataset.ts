@@ -3,6 +3,7 @@
  * with PyTorch's DistributedSampler); the coordinator only ever sends index ranges, and knows a
  * dataset by its shape alone, which a module states from the config without loading anything.
  */
+import { isAbsolute, resolve } from 'node:path';
 import type { Json } from '../job/fields.js';
 
 /** onehot / binary / real: float targets; tokens: the next token id at each input position. */
@@ -113,4 +114,12 @@ export function oneHot(labels: ArrayLike<number>, classes: number): Float32Array
   const y = new Float32Array(labels.length * classes);
   for (let i = 0; i < labels.length; i++) y[i * classes + labels[i]] = 1;
   return y;
+}
+
+/**
+ * For a data file that is not there: where a relative path was looked for. csv, idx and text
+ * paths are read where each process runs (the working directory), not beside the config file.
+ */
+export function whereRelative(path: string): string {
+  return isAbsolute(path) ? '' : ` (looked for ${resolve(path)}: relative paths start at the working directory)`;
 }

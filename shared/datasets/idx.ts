@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { fail } from '../util/errors.js';
 import { checkKeys, str } from '../job/fields.js';
-import { dataset, oneHot, type Dataset, type DatasetModule, type Split } from './dataset.js';
+import { dataset, oneHot, whereRelative, type Dataset, type DatasetModule, type Split } from './dataset.js';
 import { DIGIT_IMAGES } from './mnist.js';
 
 export interface IdxSpec {
@@ -87,7 +87,8 @@ function toSplit(images: IdxArray, labels: IdxArray, what: string): { split: Spl
  * /usr/share/datasets/fashion-mnist.
  */
 function loadIdx(opts: { path: string }): Dataset {
-  if (!existsSync(opts.path)) fail('DATASET_UNAVAILABLE', `data.path: ${opts.path} does not exist`);
+  if (!existsSync(opts.path))
+    fail('DATASET_UNAVAILABLE', `data.path: ${opts.path} does not exist${whereRelative(opts.path)}`);
   const train = toSplit(
     readIdx(opts.path, 'train-images-idx3-ubyte'),
     readIdx(opts.path, 'train-labels-idx1-ubyte'),

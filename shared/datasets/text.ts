@@ -10,7 +10,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fail } from '../util/errors.js';
 import { checkKeys, num, oneOf, str } from '../job/fields.js';
-import { dataset, type DataShape, type DatasetModule, type SampleRequest, type Split } from './dataset.js';
+import {
+  dataset,
+  whereRelative,
+  type DataShape,
+  type DatasetModule,
+  type SampleRequest,
+  type Split,
+} from './dataset.js';
 
 export const TOKENIZERS = ['chars', 'bytes'] as const;
 
@@ -24,7 +31,7 @@ export interface TextSpec {
 }
 
 function readText(path: string): Buffer {
-  if (!existsSync(path)) fail('DATASET_UNAVAILABLE', `data.path: ${path} does not exist`);
+  if (!existsSync(path)) fail('DATASET_UNAVAILABLE', `data.path: ${path} does not exist${whereRelative(path)}`);
   try {
     return readFileSync(path);
   } catch (e) {

@@ -144,7 +144,7 @@ describe('the progress line', () => {
     const out = new PassThrough();
     let text = '';
     out.on('data', (b: Buffer) => (text += b.toString()));
-    const progress = new Progress(40, 0, out as unknown as NodeJS.WriteStream);
+    const progress = new Progress(40, out as unknown as NodeJS.WriteStream);
     const { records } = run({ w1: 1e9 });
     progress.eval({ step: 20, testLoss: 0.7, testAccuracy: 0.5, evalMs: 1 });
     progress.step(records[19]);
@@ -152,5 +152,25 @@ describe('the progress line', () => {
     const lines = text.trim().split('\n');
     expect(lines[0]).toMatch(/^step 20\/40 .*test acc 50\.0%/);
     expect(lines[1]).toMatch(/^step 40\/40 .*test acc 90\.0%/);
+  });
+
+  it("times the ETA from the steps it saw, not from the process's start (a resume, a slow join)", async () => {
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (b: Buffer) => (text += b.toString()));
+    const progress = new Progress(600, out as unknown as NodeJS.WriteStream);
+    const { records } = run({ w1: 1e9 });
+    await new Promise((r) => setTimeout(r, 300)); // joining and loading before the first step (a resume at 149)
+    progress.step({ ...records[0], step: 150, stepMs: 20 });
+    await new Promise((r) => setTimeout(r, 300));
+    progress.step({ ...records[1], step: 180, stepMs: 20 });
+    const etas = text
+      .trim()
+      .split('\n')
+      .map((l) => /ETA (\d+):(\d+)$/.exec(l)!)
+      .map((m) => 60 * Number(m[1]) + Number(m[2]));
+    expect(etas[0]).toBe(9); // the first step's own time: 450 steps of 20 ms
+    expect(etas[1]).toBeGreaterThanOrEqual(4); // 30 steps in ≥ 300 ms since step 150: ≥ 10 ms a step, 420 to go
+    expect(etas[1]).toBeLessThan(30); // not the 300 ms of joining charged to one step
   });
 });

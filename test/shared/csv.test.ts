@@ -95,5 +95,14 @@ describe('csv dataset', () => {
         'DATASET_UNAVAILABLE',
       ),
     ).toContain('nope.csv does not exist');
+    // A relative path: where it was looked for.
+    expect(
+      expectCode(
+        () => loadDataset(parseDataSpec({ name: 'csv', path: 'no/such.csv', label: 'y' }), 0),
+        'DATASET_UNAVAILABLE',
+      ),
+    ).toBe(
+      `data.path: no/such.csv does not exist (looked for ${join(process.cwd(), 'no/such.csv')}: relative paths start at the working directory)`,
+    );
   });
 });
