@@ -36,10 +36,11 @@ function readJson<T>(file: string): T | null {
 
 export function readRunView(dir: string, name: string): RunView {
   const metrics = join(dir, 'metrics.jsonl');
-  if (!existsSync(metrics))
+  const summary = readJson<RunSummary>(join(dir, 'summary.json'));
+  // A run of --steps 0 has a summary and no steps.
+  if (!existsSync(metrics) && !summary)
     fail('CONFIG_UNREADABLE', `${dir}: no metrics.jsonl there; give the directory of a dptrain run (its --out)`);
   const config = readJson<Record<string, unknown>>(join(dir, 'config.json')) ?? {};
-  const summary = readJson<RunSummary>(join(dir, 'summary.json'));
   const records = jsonLines<StepRecord>(metrics).filter((r) => typeof r.step === 'number' && r.timeline);
   let steps: StepRow[] = [];
   for (const r of records) steps.push(stepRow(r, steps.length ? steps[steps.length - 1].t : 0));
@@ -64,6 +65,7 @@ export function readRunView(dir: string, name: string): RunView {
     budget: summary?.budget ?? compute?.budget ?? null,
     totalSteps: typeof config.steps === 'number' ? config.steps : (records[records.length - 1]?.step ?? 0),
     summary,
-    state: 'finished',
+    // No summary: the run was stopped (a signal, a crash, a pause that timed out), or is still going.
+    state: summary ? 'finished' : 'stopped',
   };
 }

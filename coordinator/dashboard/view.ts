@@ -104,7 +104,8 @@ export interface RunView {
   /** Steps the run was asked for. */
   totalSteps: number;
   summary: RunSummary | null;
-  state: 'waiting' | 'training' | 'finished';
+  /** stopped: a run directory without a summary (interrupted, crashed, or still running elsewhere). */
+  state: 'waiting' | 'training' | 'finished' | 'stopped';
 }
 
 type TimedRecord = StepRecord & { tokensPerSec?: number };

@@ -328,8 +328,23 @@ describe('page rows', () => {
     expect(v.evals).toEqual([{ step: 2, testLoss: 0.7, testAccuracy: 0.6 }]);
     expect(v.warnings.map((w) => w.msg)).toEqual(['compute budget 50% used budgetUsed=0.5']);
     expect(v.budget).toBe(1e9);
+    expect(v.state).toBe('finished');
     expect(expectCode(() => readRunView(tmpdir(), 'y'), 'CONFIG_UNREADABLE')).toMatch(
       /no metrics\.jsonl there; give the directory of a dptrain run/,
     );
+  });
+
+  it('a run without a summary is stopped, not finished; one of --steps 0 (a summary, no steps) is read', () => {
+    const stopped = mkdtempSync(join(tmpdir(), 'dptrain-view-'));
+    writeFileSync(join(stopped, 'metrics.jsonl'), `${JSON.stringify(record(1, 0.9))}\n`);
+    expect(readRunView(stopped, 's').state).toBe('stopped');
+    const none = mkdtempSync(join(tmpdir(), 'dptrain-view-'));
+    writeFileSync(join(none, 'summary.json'), JSON.stringify({ steps: 0, testLoss: 0.7, testAccuracy: 0.5 }));
+    const v = readRunView(none, 'z');
+    expect([v.state, v.steps.length, v.evals]).toEqual([
+      'finished',
+      0,
+      [{ step: 0, testLoss: 0.7, testAccuracy: 0.5 }],
+    ]);
   });
 });

@@ -173,7 +173,14 @@
     function drawLive(r) {
       var s = last(r.steps);
       var ev = last(r.evals);
-      var state = r.state === 'finished' ? 'finished' : r.state === 'training' ? 'training' : 'waiting for workers';
+      var state =
+        r.state === 'finished'
+          ? 'finished'
+          : r.state === 'stopped'
+            ? 'stopped before the end'
+            : r.state === 'training'
+              ? 'training'
+              : 'waiting for workers';
       header.appendChild(el('h1', { text: 'dptrain · ' + r.name }));
       header.appendChild(
         el('p', { class: 'facts' }, [
@@ -226,7 +233,7 @@
     function drawBudget(r, s, label) {
       if (r.budget === null || !s) return;
       var used = s.budgetUsed || 0;
-      var eta = r.state === 'finished' ? null : s.budgetEtaSec;
+      var eta = r.state === 'finished' || r.state === 'stopped' ? null : s.budgetEtaSec;
       budget.appendChild(el('h2', { text: 'Compute budget' + (label ? ' · ' + label : '') }));
       budget.appendChild(
         el('div', { class: 'meter' }, [el('span', { style: 'width:' + Math.min(100, used * 100).toFixed(2) + '%' })]),
