@@ -34,13 +34,19 @@ export function parseFault(spec: string): Fault {
  * Every fault names one of the local worker processes: checked before the run directory is
  * touched (and again by the injector, against the processes started).
  */
-export function checkFaultNames(faults: readonly Fault[], names: readonly string[]): void {
-  for (const f of faults)
+export function checkFaultNames(faults: readonly Fault[], names: readonly string[], steps = Infinity): void {
+  for (const f of faults) {
+    if (f.step > steps)
+      fail(
+        'CONFIG_INVALID',
+        `fault ${f.action}:${f.worker}@${f.step}: step ${f.step} is past the run's ${steps} steps`,
+      );
     if (!names.includes(f.worker))
       fail(
         'CONFIG_INVALID',
         `fault ${f.action}:${f.worker}@${f.step} names ${f.worker}, but the worker processes are ${names.length ? names.join(', ') : 'none (the one worker runs inside the coordinator)'}`,
       );
+  }
 }
 
 /** The names of `dptrain train`'s local worker processes (worker-0 is inside the coordinator when one is). */

@@ -126,5 +126,11 @@ export function joinOptions(cmd: Command, command: JoinCommand): Command {
 export function joinPeak(f: Pick<JoinFlags, 'peakFlops' | 'device' | 'precision'>): number | undefined {
   if (f.peakFlops !== undefined && !(f.peakFlops > 0))
     fail('CONFIG_INVALID', `--peak-flops must be a number > 0, got ${f.peakFlops}`);
+  if (f.peakFlops !== undefined && f.device) fail('CONFIG_INVALID', '--peak-flops and --device: give one, not both');
+  if (f.precision !== undefined && f.precision !== 'fp32' && !f.device)
+    fail(
+      'CONFIG_INVALID',
+      `--precision ${f.precision} goes with --device (it picks a column of the device's datasheet)`,
+    );
   return f.peakFlops ?? (f.device ? devicePeak(f.device, f.precision) : undefined);
 }

@@ -56,6 +56,12 @@ export function launchSection(f: LaunchFlags, c: Config): LaunchSection {
 
 export function sshOptions(l: LaunchSection): SshOptions {
   if (l.hosts && l.hostfile) fail('CONFIG_INVALID', '--hosts and --hostfile: give one');
+  if (l.sshPort !== null && !(Number.isInteger(l.sshPort) && l.sshPort >= 1 && l.sshPort <= 65535))
+    fail('CONFIG_INVALID', `--ssh-port ${l.sshPort}: a port from 1 to 65535`);
+  // ssh -o takes KEY=VALUE (or "KEY VALUE"); a bare word reaches ssh as an error on every host.
+  for (const o of l.sshOptions)
+    if (!/^\w+[= ]\S/.test(o))
+      fail('CONFIG_INVALID', `--ssh-option ${o}: expected KEY=VALUE, e.g. StrictHostKeyChecking=no`);
   const hosts = l.hostfile ? readHostfile(l.hostfile) : l.hosts ? parseHostList(l.hosts) : [];
   return {
     hosts,
@@ -98,6 +104,12 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
         fail(
           'CONFIG_INVALID',
           `--${f.hosts ? 'hosts' : 'hostfile'} is for ssh hosts; the local launcher starts --workers N here`,
+        );
+      // And the other way round: ssh and slurm start one worker a slot or task.
+      if (section.launcher !== 'local' && f.workers !== undefined)
+        fail(
+          'CONFIG_INVALID',
+          `--workers ${f.workers} is for the local launcher; ${section.launcher === 'ssh' ? 'with ssh, the host list says how many (HOST:SLOTS)' : 'under slurm, the allocation has a worker a task'}`,
         );
       launcher = makeLauncher(section.launcher, {
         workers: c.workers,

@@ -164,6 +164,8 @@ export async function trainWith(coordinator: Coordinator, s: Session, progress: 
     return summary;
   } catch (e) {
     recordFailure(s, e);
+    // A launcher's workers would otherwise take the closing listener for a crash and try to rejoin until killed.
+    coordinator.dismissAfterFailure(`run ended: ${e instanceof Error ? e.message : String(e)}`);
     throw e;
   } finally {
     progress.done();

@@ -185,7 +185,7 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
       );
     checkStartedWithin(c, c.workers, 'workers');
     faults = [...c.faults, ...(f.fault ?? [])].map(parseFault);
-    checkFaultNames(faults, localWorkerNames(c.workers, c.coordinatorWorker));
+    checkFaultNames(faults, localWorkerNames(c.workers, c.coordinatorWorker), c.steps);
     if (c.compression.kind !== 'none' && c.sharedMemory)
       fail(
         'CONFIG_INVALID',

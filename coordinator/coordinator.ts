@@ -156,6 +156,11 @@ export class Coordinator {
     );
   }
 
+  /** The run failed: workers it was given are dismissed (bye); those that joined on their own stay, to rejoin a resume. */
+  dismissAfterFailure(reason: string): void {
+    if (!this.o.workersStay) this.membership.closeAll(reason);
+  }
+
   /** End the run from outside (all local workers died): the current wait rejects with `e`. */
   abort(e: Error): void {
     this.dispatcher.abort(e);

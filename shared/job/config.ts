@@ -205,6 +205,11 @@ function parseCompute(raw: unknown): ComputeConfig {
   };
   if (c.budget !== null && c.budgetDeviceHours !== null)
     fail('CONFIG_INVALID', 'compute.budget and compute.budgetDeviceHours: give one, not both');
+  if (c.peakFlops !== null && c.device !== null)
+    fail('CONFIG_INVALID', 'compute.peakFlops and compute.device: give one, not both (--peak-flops or --device)');
+  // The precision picks a column of the device's datasheet: without a device it would say nothing.
+  if (c.device === null && c.precision !== d.precision)
+    fail('CONFIG_INVALID', `compute.precision ${c.precision} goes with compute.device (--precision with --device)`);
   if (c.device !== null) devicePeak(c.device, c.precision, 'compute.device'); // fails early on an unknown name
   if (c.budgetDeviceHours !== null && declaredPeak(c) === null) {
     fail(

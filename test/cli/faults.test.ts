@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseFault } from '../../cli/faults.js';
+import { checkFaultNames, localWorkerNames, parseFault } from '../../cli/faults.js';
 import { expectCode } from '../helpers/expect-code.js';
 
 describe('--fault specs', () => {
@@ -16,4 +16,16 @@ describe('--fault specs', () => {
       expect(expectCode(() => parseFault(spec), 'CONFIG_INVALID')).toMatch(/expected kill:NAME@STEP/);
     },
   );
+
+  it('a fault names a local worker process, at a step the run reaches', () => {
+    const names = localWorkerNames(3, true);
+    expect(names).toEqual(['worker-1', 'worker-2']);
+    expect(() => checkFaultNames([parseFault('kill:worker-2@10')], names, 10)).not.toThrow();
+    expect(expectCode(() => checkFaultNames([parseFault('kill:worker-2@11')], names, 10), 'CONFIG_INVALID')).toBe(
+      "fault kill:worker-2@11: step 11 is past the run's 10 steps",
+    );
+    expect(expectCode(() => checkFaultNames([parseFault('kill:worker-1@2')], [], 10), 'CONFIG_INVALID')).toBe(
+      'fault kill:worker-1@2 names worker-1, but the worker processes are none (the one worker runs inside the coordinator)',
+    );
+  });
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { resolveAdvertise, workerAddress } from '../../cli/advertise.js';
+import { launchSection, sshOptions } from '../../cli/launch-cmd.js';
 import { idleBehindAgents } from '../../cli/launch/agent-checks.js';
 import { describeSlot } from '../../cli/launch/contract.js';
 import { hostAgentSlots, memberArgs, workerSlots } from '../../cli/launch/members.js';
@@ -203,6 +204,38 @@ describe('host agents (--host-agents)', () => {
         `dptrain: CONFIG_INVALID: ${flag} is for ssh hosts; the local launcher starts --workers N here\n`,
       );
     }
+  }, 60_000);
+});
+
+describe('launch flags that would do nothing', () => {
+  it('--ssh-port out of range, an --ssh-option that is no KEY=VALUE: one line each', () => {
+    const section = (over: Partial<ReturnType<typeof launchSection>>) => ({
+      ...launchSection({ hosts: 'a:1' }, parseConfig({})),
+      ...over,
+    });
+    expect(expectCode(() => sshOptions(section({ sshPort: 0 })), 'CONFIG_INVALID')).toBe(
+      '--ssh-port 0: a port from 1 to 65535',
+    );
+    expect(expectCode(() => sshOptions(section({ sshOptions: ['foo'] })), 'CONFIG_INVALID')).toBe(
+      '--ssh-option foo: expected KEY=VALUE, e.g. StrictHostKeyChecking=no',
+    );
+    expect(sshOptions(section({ sshPort: 2222, sshOptions: ['StrictHostKeyChecking=no'] }))).toMatchObject({
+      port: 2222,
+      options: ['StrictHostKeyChecking=no'],
+    });
+  });
+
+  it('--workers with ssh hosts: one line, not ignored', async () => {
+    const dir = tempDir('ssh-workers');
+    const job = join(dir, 'job.json');
+    writeFileSync(job, JSON.stringify({ data: { name: 'xor' } }));
+    const out = join(dir, 'run');
+    const r = await runCli(['launch', '--hosts', 'localhost:2', '--workers', '5', '-c', job, '--out', out]);
+    expect(r.code).toBe(2);
+    expect(existsSync(out)).toBe(false);
+    expect(r.stderr).toBe(
+      'dptrain: CONFIG_INVALID: --workers 5 is for the local launcher; with ssh, the host list says how many (HOST:SLOTS)\n',
+    );
   }, 60_000);
 });
 

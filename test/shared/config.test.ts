@@ -49,6 +49,16 @@ describe('parseConfig', () => {
     );
   });
 
+  it('a peak declared twice, or a precision without a device, is refused rather than half ignored', () => {
+    expect(expectCode(() => parseConfig({ compute: { peakFlops: 1e12, device: 'a100' } }), 'CONFIG_INVALID')).toBe(
+      'compute.peakFlops and compute.device: give one, not both (--peak-flops or --device)',
+    );
+    expect(expectCode(() => parseConfig({ compute: { precision: 'bf16' } }), 'CONFIG_INVALID')).toBe(
+      'compute.precision bf16 goes with compute.device (--precision with --device)',
+    );
+    expect(parseConfig({ compute: { precision: 'bf16', device: 'a100' } }).compute.precision).toBe('bf16');
+  });
+
   it('minWorkers is independent of workers, at least 1', () => {
     expect(parseConfig({ workers: 5 }).minWorkers).toBe(1);
     expect(parseConfig({ workers: 5, minWorkers: 3 }).minWorkers).toBe(3);
