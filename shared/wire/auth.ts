@@ -7,7 +7,7 @@
  * sides make a recorded handshake useless to replay.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { fail } from '../util/errors.js';
 
 const LABEL = 'dptrain/1';
@@ -81,6 +81,7 @@ export function readToken(tokenFile: string | undefined, env = process.env): str
     // A file given but empty is a mistake, not a wish to run without a token.
     if (token === '')
       fail('CONFIG_INVALID', `--token-file ${tokenFile} is empty; put the job token in it (dptrain token > FILE)`);
+    warnIfShared(tokenFile);
   } else token = env.DPTRAIN_TOKEN?.trim();
   if (token === undefined || token === '') return null;
   if (token.length < MIN_TOKEN_LENGTH) {
@@ -90,6 +91,19 @@ export function readToken(tokenFile: string | undefined, env = process.env): str
     );
   }
   return token;
+}
+
+/**
+ * Whoever can read the token file can join the job (and, with the dashboard beyond loopback, log
+ * in): said at start, as ssh does of a private key others can read. A warning here; dptrain
+ * slurm refuses such a file (cli/slurm-cmd.ts), since there it sits on the cluster's shared filesystem.
+ */
+function warnIfShared(tokenFile: string): void {
+  const mode = statSync(tokenFile).mode & 0o777;
+  if (mode & 0o077)
+    process.stderr.write(
+      `dptrain: warning: --token-file ${tokenFile} is readable by others (mode ${mode.toString(8)}): whoever reads it can join the job; chmod 600 it\n`,
+    );
 }
 
 /** Loopback addresses, where no token is required. */
