@@ -81,7 +81,7 @@ const ACCEPTS: Record<ToCoordinator['t'], readonly WorkerState[]> = {
   members: ['ready'],
   result: ['ready'],
   evalResult: ['ready'],
-  fault: ['loading', 'ready'],
+  fault: ['hello', 'loading', 'ready'], // in hello: the worker turned this job down (another job, another protocol)
 };
 
 /** Parses "mnist:8500+1500:784->10:abcd1234" (see datasets/dataset.ts fingerprint). */
@@ -243,7 +243,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
         answered(w);
         return void this.emit('evalResult', w, msg);
       case 'fault':
-        this.o.log.error({ worker: w.id, host: w.host, fault: msg.message }, 'worker cannot continue');
+        if (w.state === 'hello')
+          this.o.log.warn({ remote: w.remote, fault: msg.message }, 'a worker turned the job down');
+        else this.o.log.error({ worker: w.id, host: w.host, fault: msg.message }, 'worker cannot continue');
         return this.drop(w, 'workerFault', `worker fault: ${msg.message}`, 'info');
     }
   }

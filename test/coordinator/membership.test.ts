@@ -114,6 +114,19 @@ describe('Membership', () => {
     expect(await early.closed).toBe('invalid: members while hello'); // out of turn
   });
 
+  it('a worker that turns the job down before its hello (another job): logged as that, not as an invalid message', async () => {
+    const lines: string[] = [];
+    membership({ log: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }) });
+    const w = await fakeWorker(net.dial, TOTAL, { token: TOKEN, ready: false });
+    w.link.send(
+      encodeFrame({ t: 'fault', message: 'wrong job: the coordinator runs job-test, this worker was started for b' }),
+    );
+    expect(await w.closedKind).toBe('workerFault');
+    const rec = lines.map((l) => JSON.parse(l) as { level: number; msg: string; fault?: string }).find((r) => r.fault);
+    expect(rec).toMatchObject({ level: 40, msg: 'a worker turned the job down' });
+    expect(rec?.fault).toMatch(/^wrong job: /);
+  });
+
   it('bytes that do not decode, or a message out of turn, are invalid', async () => {
     membership();
     const junk = await fakeWorker(net.dial, TOTAL, { token: TOKEN, ready: false });
