@@ -38,7 +38,9 @@ export function num(v: unknown, field: string, opts: NumRule, code: ErrorCode = 
     (!opts.int || Number.isInteger(v)) &&
     (opts.min === undefined || (opts.minExclusive ? v > opts.min : v >= opts.min)) &&
     (opts.max === undefined || v <= opts.max);
-  if (!ok) fail(code, `${field} must be ${kind}${range}, got ${JSON.stringify(v)}`);
+  // JSON.stringify shows Infinity and NaN (1e400 in a file parses to Infinity) as null.
+  const got = typeof v === 'number' ? String(v) : JSON.stringify(v);
+  if (!ok) fail(code, `${field} must be ${kind}${range}, got ${got}`);
   return v as number;
 }
 

@@ -59,6 +59,10 @@ describe('parseConfig', () => {
     expect(parseConfig({ compute: { precision: 'bf16', device: 'a100' } }).compute.precision).toBe('bf16');
   });
 
+  it('a number too large for a float (1e400 in a file) is named as Infinity, not null', () => {
+    expect(expectCode(() => parseConfig(JSON.parse('{"steps": 1e400}')), 'CONFIG_INVALID')).toMatch(/got Infinity$/);
+  });
+
   it('minWorkers is independent of workers, at least 1', () => {
     expect(parseConfig({ workers: 5 }).minWorkers).toBe(1);
     expect(parseConfig({ workers: 5, minWorkers: 3 }).minWorkers).toBe(3);
