@@ -225,6 +225,20 @@ describe('launch flags that would do nothing', () => {
     });
   });
 
+  it('--launcher slurm outside an allocation: one line before a coordinator starts or a directory is written', async () => {
+    const dir = tempDir('slurm-outside');
+    const job = join(dir, 'job.json');
+    writeFileSync(job, JSON.stringify({ data: { name: 'xor' } }));
+    const out = join(dir, 'run');
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SLURM_')));
+    const r = await runCli(['launch', '--launcher', 'slurm', '-c', job, '--out', out], 60_000, env);
+    expect(r.code).toBe(2);
+    expect(existsSync(out)).toBe(false);
+    expect(r.stderr).toBe(
+      'dptrain: CONFIG_INVALID: SLURM_JOB_NODELIST is not set: run this inside a Slurm allocation (sbatch, or srun within salloc)\n',
+    );
+  }, 60_000);
+
   it('--workers with ssh hosts: one line, not ignored', async () => {
     const dir = tempDir('ssh-workers');
     const job = join(dir, 'job.json');
