@@ -299,7 +299,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     key: 'joinTimeout',
     flags: '--join-timeout <sec>',
     help: 'how long to wait for the workers at the start; then the missing ones are named (default 120)',
-    parse: intFlag,
+    parse: countFlag, // 0 s would end the run before any worker could join
     role: 'run',
     scope: 'join',
   },
