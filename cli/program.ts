@@ -149,7 +149,7 @@ export function buildProgram(): Command {
   program
     .command('slice-shard')
     .description('hold one slice of the parameters and optimizer state for a coordinator started with --slice-shard')
-    .option('-c, --config <file>', "the coordinator's job config (for the model's size)")
+    .requiredOption('-c, --config <file>', "the coordinator's job config: its model's size sizes the shard's frames")
     .addOption(
       listenOption('address to listen on; beyond loopback needs the job token', { host: '127.0.0.1', port: 7071 }),
     )

@@ -20,7 +20,7 @@ const shardFrameBytes = (totalParams: number) => 4 * sliceFrameValues(totalParam
 
 export interface ShardFlags {
   listen: { host: string; port: number };
-  config?: string;
+  config: string;
   tokenFile?: string;
 }
 

@@ -28,6 +28,7 @@ describe("commander's refusals are flag errors: exit 2, one line", () => {
   it.each([
     [['train', '--workers', '-1'], /--workers -1: expected an integer ≥ 1 \(see dptrain train --help\)$/],
     [['coordinator', '--join-timeout', '0'], /--join-timeout 0: expected an integer ≥ 1/],
+    [['slice-shard'], /required option '-c, --config <file>' not specified/], // else sized for the default model
     [['train', '--backend', 'foo'], /--backend foo: allowed choices are auto, .*cpu/],
     [['train', '--unknown-flag'], /unknown option '--unknown-flag' \(see dptrain train --help\)$/],
     [['train', '--stpes', '3'], /unknown option '--stpes' \(Did you mean --steps\?\)/],
