@@ -34,7 +34,12 @@ export function parseHostList(v: string, where = '--hosts'): SshOptions['hosts']
     .map((item) => {
       const m = /^([\w.@-]+|\[[0-9a-fA-F:]+\])(?::(\d+))?$/.exec(item);
       if (!m || m[2] === '0')
-        fail('CONFIG_INVALID', `${where} ${item}: expected HOST or HOST:SLOTS with SLOTS ≥ 1, e.g. host1:2,host2:4`);
+        fail(
+          'CONFIG_INVALID',
+          where === '--hosts'
+            ? `--hosts ${item}: expected HOST or HOST:SLOTS with SLOTS ≥ 1, e.g. host1:2,host2:4`
+            : `${where} ${item}: expected a line HOST, HOST:SLOTS or HOST slots=SLOTS, with SLOTS ≥ 1`,
+        );
       return { host: m[1].replace(/^\[(.*)\]$/, '$1'), slots: Number(m[2] ?? 1) };
     });
 }

@@ -37,6 +37,14 @@ describe('host lists', () => {
     expect(expectCode(() => parseHostList(v), 'CONFIG_INVALID')).toMatch(/--hosts .*expected HOST or HOST:SLOTS/);
   });
 
+  it("a hostfile's bad line names the forms a hostfile takes", () => {
+    const f = join(tempDir('hostfile-bad'), 'hosts');
+    writeFileSync(f, 'node-a slots=0\n');
+    expect(expectCode(() => readHostfile(f), 'CONFIG_INVALID')).toBe(
+      `--hostfile ${f}: node-a:0: expected a line HOST, HOST:SLOTS or HOST slots=SLOTS, with SLOTS ≥ 1`,
+    );
+  });
+
   it('quotes words for the remote shell', () => {
     expect(shellQuote('/usr/bin/node')).toBe('/usr/bin/node');
     expect(shellQuote("it's a b")).toBe(`'it'\\''s a b'`);
