@@ -10,16 +10,16 @@ import { parseConfig } from '../../shared/job/config.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
 import { resultFor } from '../helpers/result-msg.js';
+import { XOR_JOB, XOR_TOTAL } from '../helpers/xor-job.js';
 
 const cfg = parseConfig({
-  data: { name: 'xor' },
-  model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' },
+  ...XOR_JOB,
   steps: 100_000,
   batchSize: 4,
   evalEvery: 0,
   maxWorkers: 8,
 });
-const TOTAL = 2 * 4 + 4 + 4 + 1;
+const TOTAL = XOR_TOTAL;
 
 describe('departed workers', () => {
   it('200 join/leave cycles during a run leave at most maxWorkers entries, all recent', async () => {

@@ -6,15 +6,15 @@ import { parseConfig } from '../../shared/job/config.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import type { Dial } from '../../shared/transport/transport.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
+import { XOR_JOB, XOR_TOTAL } from '../helpers/xor-job.js';
 
 const cfg = parseConfig({
-  data: { name: 'xor' },
-  model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' },
+  ...XOR_JOB,
   steps: 10,
   batchSize: 4,
   evalEvery: 0,
 });
-const TOTAL = 2 * 4 + 4 + 4 + 1;
+const TOTAL = XOR_TOTAL;
 
 describe('join timeout', () => {
   it('names the missing workers: never connected, or connected but not ready', async () => {

@@ -11,10 +11,10 @@ import { jobLayout } from '../../shared/job/job-layout.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
 import { expectCode } from '../helpers/expect-code.js';
+import { XOR_JOB, ZERO_COUNTERS } from '../helpers/xor-job.js';
 
 const cfg = parseConfig({
-  data: { name: 'xor' },
-  model: { layers: [{ units: 4, activation: 'tanh' }, { units: 1 }], loss: 'binaryCrossEntropy' },
+  ...XOR_JOB,
   steps: 10,
   batchSize: 4,
   evalEvery: 0,
@@ -31,16 +31,7 @@ function resumeAt(dataFingerprint: string | null): CheckpointState {
     config: cfg,
     params: zeros(),
     adam: { m: zeros(), v: zeros(), accBeta1: 0.729, accBeta2: 0.997, step: 3 },
-    counters: {
-      stale: 0,
-      reassigned: 0,
-      recomputed: 0,
-      outliers: 0,
-      dropped: 0,
-      skipped: 0,
-      cumulativeFlops: 0,
-      hardwareFlops: 0,
-    },
+    counters: ZERO_COUNTERS,
     dataFingerprint,
   };
 }

@@ -10,6 +10,7 @@ import { formatSummary, Progress } from '../../cli/progress.js';
 import { ComputeMeter, type WorkerWork } from '../../coordinator/accounting.js';
 import { summarize, type StepRecord } from '../../coordinator/summary.js';
 import { parseConfig } from '../../shared/job/config.js';
+import { ZERO_COUNTERS } from '../helpers/xor-job.js';
 
 const CONFIG = parseConfig({
   data: { name: 'spirals', samples: 400 },
@@ -72,16 +73,7 @@ function run(computing: Record<string, number>): { meter: ComputeMeter; records:
   return { meter, records };
 }
 
-const COUNTERS = {
-  stale: 0,
-  reassigned: 0,
-  recomputed: 0,
-  outliers: 0,
-  dropped: 0,
-  skipped: 0,
-  cumulativeFlops: 0,
-  hardwareFlops: 0,
-};
+const COUNTERS = ZERO_COUNTERS;
 
 describe('the summary MFU', () => {
   it('3 workers at the end, 2 of them computing every step: MFU and the printed peak are theirs, and agree', () => {
