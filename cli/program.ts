@@ -258,7 +258,8 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed of the sampling', intFlag, 0)
     .addOption(backendOption().default('auto'))
     .action(async (run: string, f: SampleFlags) => {
-      process.stdout.write((await sampleCommand(run, f)) + '\n');
+      await sampleCommand(run, f, (text) => process.stdout.write(text));
+      process.stdout.write('\n');
     });
 
   program

@@ -116,7 +116,11 @@ function draw(p: Float32Array, rng: Rng): number {
   return p.length - 1;
 }
 
-export async function sampleCommand(run: string, f: SampleFlags): Promise<string> {
+/**
+ * The prompt and its continuation; `emit`, when given, gets the text as it is made (the prompt,
+ * then each token's characters: a long generation shows from the start).
+ */
+export async function sampleCommand(run: string, f: SampleFlags, emit?: (text: string) => void): Promise<string> {
   const { layout, params } = readSaved(run);
   const prompt = f.prompt;
   if (prompt === undefined) return fail('CONFIG_INVALID', '--prompt TEXT is missing: generation continues the prompt');
@@ -131,6 +135,10 @@ export async function sampleCommand(run: string, f: SampleFlags): Promise<string
   const vocab = layout.data.vocab!;
   const rng = new Rng(f.seed);
   const out: number[] = [];
+  // Byte tokens may split a character: the stream decoder holds a partial one until it is whole.
+  const bytes = alphabet === undefined ? new TextDecoder('utf-8') : null;
+  const chars = alphabet === undefined ? [] : [...alphabet];
+  emit?.(prompt);
   for (let i = 0; i < f.tokens; i++) {
     const context = ids.slice(-seq);
     const probs = tf.tidy(() => {
@@ -142,7 +150,9 @@ export async function sampleCommand(run: string, f: SampleFlags): Promise<string
     probs.dispose();
     ids.push(next);
     out.push(next);
+    emit?.(bytes ? bytes.decode(Uint8Array.of(next), { stream: true }) : chars[next]);
   }
+  if (bytes) emit?.(bytes.decode());
   tf.dispose(weights);
   return prompt + decode(out, alphabet);
 }

@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readSummary, runCli, tempDir } from '../helpers/cli.js';
 import { equivGptJob } from '../helpers/equivalence-job.js';
 import { tinyTextFile } from '../helpers/fixtures.js';
+import { sampleCommand } from '../../cli/sample-cmd.js';
 
 describe('a gpt run', () => {
   const dir = tempDir('gpt-run');
@@ -66,6 +67,14 @@ describe('a gpt run', () => {
       'cpu',
     ]);
     expect(again.stdout).toBe(r.stdout); // seeded
+    // Streamed as it is made: the pieces, prompt first, are the whole text.
+    const pieces: string[] = [];
+    const flags = { prompt: 'And the', tokens: 40, seed: 3, temperature: 1, backend: 'cpu' as const };
+    const whole = await sampleCommand(out, flags, (t) => pieces.push(t));
+    expect(pieces[0]).toBe('And the');
+    expect(pieces).toHaveLength(41);
+    expect(pieces.join('')).toBe(whole);
+    expect(`${whole}\n`).toBe(r.stdout);
   });
 
   it('sample refuses, in one line: a prompt with a character outside the alphabet, a run that is not a gpt', async () => {
