@@ -4,7 +4,7 @@
  * listener and a shared-memory directory of its own, and serves the coordinator for them until
  * it says bye; it reconnects as a worker does when the coordinator goes away.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listenWs } from '../coordinator/ws-listener.js';
@@ -105,6 +105,7 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
         log.warn(`${sig}: stopping the host's workers`);
         void cleanup().then(() => process.exit(130));
       });
+  let finished = false;
   try {
     let timeoutSec = f.connectTimeout;
     const rejoin = new RejoinWindow(f.reconnectTimeout);
@@ -139,12 +140,17 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
       ]);
       if (out.wasReady) gather = 1;
       const next = rejoin.after(out, url, began);
-      if (!next) return 0;
+      if (!next) {
+        finished = true;
+        return 0;
+      }
       log.warn({ reason: out.reason }, 'host agent left the coordinator; joining again');
       await new Promise((r) => setTimeout(r, 500));
       timeoutSec = next.leftSec;
     }
   } finally {
     await cleanup();
+    // The workers' logs in a directory of our own making: kept when something failed, to read.
+    if (finished && !f.logDir) rmSync(logDir, { recursive: true, force: true });
   }
 }

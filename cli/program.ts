@@ -178,7 +178,10 @@ export function buildProgram(): Command {
     .addOption(softwareGpuOption())
     .addOption(listenOption("loopback address the host's workers connect to", { host: '127.0.0.1', port: 0 }))
     .option('--no-shared-memory', "the host's workers send payloads through their sockets")
-    .option('--log-dir <dir>', "where the host's workers write their logs (default a temporary directory)")
+    .option(
+      '--log-dir <dir>',
+      "where the host's workers write their logs (default: a temporary directory, removed when the run finishes)",
+    )
     .action(async (f: HostAgentFlags) => {
       process.exitCode = await hostAgentCommand(f);
     });

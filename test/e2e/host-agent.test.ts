@@ -5,7 +5,8 @@
  * coordinator's socket carries one result per step (not one per worker).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/job/config.js';
@@ -68,17 +69,7 @@ describe('dptrain host-agent', () => {
     });
     let agent: ChildProcess | null = null;
     const agg = await run(dir, 'agent', 1, (url) => {
-      agent = start([
-        'host-agent',
-        '--connect',
-        url,
-        '--workers',
-        '2',
-        '--backend',
-        'cpu',
-        '--log-dir',
-        join(dir, 'logs'),
-      ]);
+      agent = start(['host-agent', '--connect', url, '--workers', '2', '--backend', 'cpu']);
     });
     expect(readSummary(agg)).toMatchObject({ workers: 2, members: 1 });
     expect(steps(agg)).toEqual(steps(direct));
@@ -96,6 +87,8 @@ describe('dptrain host-agent', () => {
       agent!.exitCode !== null ? r(agent!.exitCode) : agent!.once('exit', r),
     );
     expect(code).toBe(0);
+    // Its workers' logs were in a temporary directory of its own: gone with a finished run.
+    expect(existsSync(join(tmpdir(), `dptrain-host-agent-${agent!.pid}`))).toBe(false);
   });
 
   it('refuses a non-loopback --listen in one line', async () => {
