@@ -162,11 +162,16 @@ function lockHolder(file: string): { pid: number; host: string } | null {
   }
 }
 
+/** Whether `pid` is a live node process: a pid reused since (after a reboot) by something else frees the lock. */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false; // EPERM: exists, owned by someone else
+  }
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('node');
+  } catch {
+    return true; // no /proc here (macOS): the pid is all there is to go by
   }
 }

@@ -81,6 +81,18 @@ describe('RunDir.claim', () => {
     expect(JSON.parse(readFileSync(join(stale, '.lock'), 'utf8')).pid).toBe(process.pid);
   });
 
+  it('a lock whose pid now belongs to another program (reused after a reboot) is stale', () => {
+    const other = spawn('sleep', ['20'], { stdio: 'ignore' });
+    try {
+      const reused = earlierRun('reused');
+      lockedBy(reused, other.pid!);
+      RunDir.claim(reused, 'resume');
+      expect(JSON.parse(readFileSync(join(reused, '.lock'), 'utf8')).pid).toBe(process.pid);
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+
   it('the default path takes a suffix when its second is taken', () => {
     const now = new Date('2026-12-02T10:00:00Z');
     const first = RunDir.defaultPath(now, root);
