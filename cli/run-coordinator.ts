@@ -102,6 +102,8 @@ export interface CoordinatorExtras {
   workersStay?: boolean;
   onStepStart?: (step: number) => void;
   slices?: RemoteSlices | null;
+  /** The data as this host loaded it already (`dptrain train`, whose workers read the same files). */
+  datasetFingerprint?: string | null;
 }
 
 /**
@@ -128,7 +130,7 @@ export function createCoordinator(
   extras: CoordinatorExtras = {},
 ): Coordinator {
   const c = new Coordinator({
-    datasetFingerprint: jobFingerprint(config, s.log),
+    datasetFingerprint: extras.datasetFingerprint !== undefined ? extras.datasetFingerprint : jobFingerprint(config, s.log),
     ...extras,
     config,
     listener: s.listener,

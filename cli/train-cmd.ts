@@ -17,7 +17,8 @@ import { resolveRun, type JobFlags, type TrainingCommand } from './flags.js';
 import { localLauncher } from './launch/local.js';
 import { describeExit, type LaunchedWorkers } from './launch/contract.js';
 import { ShmChannel } from '../shared/transport/shm.js';
-import { jobLayout, jobResultNodes, prepareJob } from '../shared/job/job-layout.js';
+import { jobLayout, jobResultNodes, loadJobData, prepareJob } from '../shared/job/job-layout.js';
+import { fingerprint } from '../shared/datasets/index.js';
 
 /** Bytes of the job's shared-memory files for `workers` local workers (known before any joins). */
 function shmFootprint(c: Config): number {
@@ -174,6 +175,7 @@ const couldNotStart = (coord: Coordinator) => (e: unknown) =>
 
 export async function trainCommand(f: TrainFlags): Promise<number> {
   let faults: Fault[] = [];
+  let dataFingerprint: string | null = null;
   // Local workers get a fresh token through their environment even when the user set none:
   // nobody else on this machine can join the job.
   const token = readToken(f.tokenFile) ?? newToken();
@@ -184,6 +186,9 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
         `minWorkers (${c.minWorkers}) is above workers (${c.workers}): training would pause at once`,
       );
     checkStartedWithin(c, c.workers, 'workers');
+    // The workers read the files this process can: data they cannot use fails here, in one line,
+    // not in every worker after the run has started.
+    dataFingerprint = fingerprint(loadJobData(c));
     faults = [...c.faults, ...(f.fault ?? [])].map(parseFault);
     checkFaultNames(faults, localWorkerNames(c.workers, c.coordinatorWorker), c.steps);
     if (c.compression.kind !== 'none' && c.sharedMemory)
@@ -208,6 +213,7 @@ export async function trainCommand(f: TrainFlags): Promise<number> {
   const inside = config.coordinatorWorker ? coordinatorWorker(config, s.listener, s.runDir, token) : null;
   if (inside) s.listener = inside.listener;
   const coord = createCoordinator(config, s, progress, {
+    datasetFingerprint: dataFingerprint,
     channels: [shm, inside?.channel ?? null].filter((c) => c !== null),
     ...traceOptions(f),
     token,

@@ -241,3 +241,27 @@ describe('dptrain worker and host-agent: --connect-file and --peak-flops', () =>
       }
   });
 });
+
+describe('dptrain train: data its workers could not use', () => {
+  it('is refused in one line before a run directory or a worker exists', async () => {
+    const dir = tempDir('data-refused');
+    writeFileSync(join(dir, 'tiny.txt'), 'hello');
+    const job = join(dir, 'gpt.json');
+    writeFileSync(
+      job,
+      JSON.stringify({
+        data: { name: 'text', path: join(dir, 'tiny.txt') },
+        model: { kind: 'gpt', layers: 1, dModel: 16, heads: 2, seq: 8 },
+        batchSize: 4,
+      }),
+    );
+    const out = join(dir, 'run');
+    const r = await runCli(['train', '--config', job, '--workers', '1', '--steps', '2', '--out', out]);
+    expect(r.code).toBe(1);
+    expectOneLine(
+      r.stderr,
+      /^dptrain: DATASET_UNAVAILABLE: data\.path: .*tiny\.txt has 5 tokens, too few for one training window of 9$/,
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+});
