@@ -67,6 +67,12 @@ export function checkHead(loss: Loss, lastActivation: Activation, lastField: str
 export function checkTargets(loss: Loss, targets: TargetKind, outputs: number, kind: string): void {
   if (targets === 'tokens')
     fail('MODEL_INVALID', `model.kind ${kind} cannot train on token data (next-token targets); use model.kind gpt`);
+  // A cross-entropy's sigmoid or softmax bounds the exported model's outputs to (0, 1): real targets cannot be met.
+  if (targets === 'real' && loss !== 'meanSquaredError')
+    fail(
+      'MODEL_INVALID',
+      `model.loss ${loss} is for classes; the data's targets are real numbers: use meanSquaredError`,
+    );
   if (loss === 'softmaxCrossEntropy' && outputs < 2) {
     fail('MODEL_INVALID', 'model.loss softmaxCrossEntropy needs at least 2 outputs; use binaryCrossEntropy for one');
   }

@@ -41,6 +41,15 @@ describe('csv dataset', () => {
     expect([ds.outputSize, ds.targets, Array.from(ds.train.y)]).toEqual([1, 'real', [3.5, 5.5, 7.5]]);
   });
 
+  it('regression wants meanSquaredError: a cross-entropy (whose sigmoid bounds the outputs to (0, 1)) is refused', () => {
+    const data = { name: 'csv', path: file('reg2.csv', 'x1,y\n1,3.5\n2,5.5\n3,7.5\n'), label: 'y', task: 'regression' };
+    const layout = (loss: string) => jobLayout(parseConfig({ data, model: { layers: [{ units: 1 }], loss } }));
+    expect(expectCode(() => layout('binaryCrossEntropy'), 'MODEL_INVALID')).toBe(
+      "model.loss binaryCrossEntropy is for classes; the data's targets are real numbers: use meanSquaredError",
+    );
+    expect(layout('meanSquaredError').totalParams).toBe(2);
+  });
+
   it('a dense model lays out on it; a cnn or gpt is refused in one line', () => {
     const model = { layers: [{ units: 4, activation: 'relu' }, { units: 3 }], loss: 'softmaxCrossEntropy' };
     expect(jobLayout(parseConfig({ data: { name: 'csv', path: IRIS, label: 'kind, of' }, model })).totalParams).toBe(
