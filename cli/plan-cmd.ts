@@ -11,7 +11,7 @@ import { flopRateText, flopsText, percent, si } from '../shared/accounting/forma
 import { plan, type PlanResult } from '../shared/accounting/plan.js';
 import { budgetFlops, declaredPeak, parseConfig, readConfigFile } from '../shared/job/config.js';
 import { fail } from '../shared/util/errors.js';
-import { jobLayout } from '../shared/job/job-layout.js';
+import { jobLayout, prepareJob } from '../shared/job/job-layout.js';
 import { modelKind } from '../shared/models/index.js';
 
 /** Assumed MFU when none is given: a well-tuned large run reaches 40–50% (PaLM App. B: 46.2%). */
@@ -141,6 +141,12 @@ function readRun(dir: string): RunSummary {
   if (!existsSync(file))
     fail('CONFIG_UNREADABLE', `--from-run ${dir}: no summary.json there (is it a finished dptrain run directory?)`);
   return JSON.parse(readFileSync(file, 'utf8')) as RunSummary;
+}
+
+/** What a job config needs before it is planned: its dataset module imported (its describe() gives the shape). */
+export async function preparePlan(f: PlanFlags): Promise<void> {
+  const file = configFile(f);
+  if (file !== undefined) await prepareJob(parseConfig(readConfigFile(file)));
 }
 
 export function planCommand(f: PlanFlags): { result: PlanResult; text: string } {

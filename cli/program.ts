@@ -16,7 +16,7 @@ import { coordinatorCommand, trainCommand, type TrainFlags } from './train-cmd.j
 import { workerCommand, type WorkerFlags } from './worker-cmd.js';
 import { hostAgentCommand, type HostAgentFlags } from './host-agent-cmd.js';
 import { shardCommand, type ShardFlags } from './slice-shard-cmd.js';
-import { planCommand, planJson, type PlanFlags } from './plan-cmd.js';
+import { planCommand, planJson, preparePlan, type PlanFlags } from './plan-cmd.js';
 import { parseBatchList, parseWorkerList, scaleCommand } from './scale-cmd.js';
 import { reportCommand } from './report-cmd.js';
 import { profileCommand, type ProfileFlags } from './profile-cmd.js';
@@ -302,9 +302,10 @@ export function buildProgram(): Command {
     .option('--observed-samples-per-sec <n>', 'as above, for sample-based models', positiveFlag)
     .option('--budget <flops>', 'compute budget: share used and the compute-optimal model', positiveFlag)
     .option('--json', 'print JSON instead of a table')
-    .action((f: PlanFlags) => {
+    .action(async (f: PlanFlags) => {
       if (f.mfu !== undefined && !(f.mfu > 0 && f.mfu <= 1))
         throw new DptrainError('CONFIG_INVALID', `--mfu must be in (0, 1], got ${f.mfu}`);
+      await preparePlan(f);
       const { result, text } = planCommand(f);
       process.stdout.write(f.json ? JSON.stringify(planJson(result), null, 2) + '\n' : text + '\n');
     });

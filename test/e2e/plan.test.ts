@@ -165,4 +165,12 @@ describe('dptrain plan', () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe('dptrain: CONFIG_INVALID: --mfu must be in (0, 1], got 7');
   });
+
+  it("a job whose data is a module (the README's custom example): its describe() gives the shape", async () => {
+    const r = await runCli(['plan', '--config', join(__dirname, '../../examples/custom/job.json'), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout) as { unit: string; trainingFlops: number };
+    expect(plan.unit).toBe('sample');
+    expect(plan.trainingFlops).toBeGreaterThan(0);
+  });
 });
