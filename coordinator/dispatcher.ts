@@ -122,7 +122,7 @@ export class Dispatcher {
    * they decode while the coordinator does its step bookkeeping, off the critical path.
    */
   pushParams(): void {
-    for (const w of eligible(this.o.membership)) this.broadcast.ensure(w);
+    for (const w of eligible(this.o.membership)) this.broadcast.offer(w);
   }
 
   /** Fail the phase in flight (and any later one) with `e`. */

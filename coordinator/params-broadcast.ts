@@ -102,13 +102,26 @@ export class ParamsBroadcast {
       this.lastEncode = { start: t0, end: t1 };
     }
     if (viaChannel) {
-      // It may read the slot until it answers the request that follows these parameters.
-      w.shmSlot = viaChannel.slot;
-      w.shmSlotUntil = w.requests + 1;
+      // It may read the slot until it answers the request that follows these parameters; the
+      // slots of versions sent before (not yet read by a slow worker) stay held as long.
+      w.shmHeld = w.shmHeld.filter((h) => w.answers < h.until);
+      w.shmHeld.push({ slot: viaChannel.slot, until: w.requests + 1 });
     }
     this.o.membership.sendBytes(w, viaChannel ? viaChannel.bytes : f.bytes!);
     this.broadcastMs += performance.now() - t1;
     w.paramsVersion = version;
+  };
+
+  /**
+   * Send `w` the current parameters ahead of its next request, to decode while it waits: once
+   * between requests. A worker given no work (more workers than shards) is not sent every version
+   * meanwhile: each would hold a slot (or cost a socket frame) it may never read before the next;
+   * it gets the version of the moment with its next request (ensure).
+   */
+  readonly offer = (w: WorkerSession): void => {
+    if (w.offeredAt === w.requests) return;
+    this.ensure(w);
+    w.offeredAt = w.requests;
   };
 
   /**
@@ -120,8 +133,8 @@ export class ParamsBroadcast {
   private freeSlot(channel: PayloadChannel): number {
     const held = new Set<number>();
     for (const w of this.o.membership.workers.values()) {
-      if (w.channel === channel && w.state !== 'gone' && w.shmSlot >= 0 && w.answers < w.shmSlotUntil)
-        held.add(w.shmSlot);
+      if (w.channel !== channel || w.state === 'gone') continue;
+      for (const h of w.shmHeld) if (w.answers < h.until) held.add(h.slot);
     }
     let k = 0;
     while (held.has(k)) k++;

@@ -35,9 +35,13 @@ export interface WorkerSession {
   nonce: string;
   /** The payload channel granted to it (shared memory, or memory when it runs in this process); null: payloads in frames. */
   channel: PayloadChannel | null;
-  /** The parameter slot it was last sent; it may read it until `answers` reaches `shmSlotUntil`. */
-  shmSlot: number;
-  shmSlotUntil: number;
+  /**
+   * The parameter slots it was sent and may still be reading: each until `answers` reaches its
+   * `until` (it reads frames in order, so answering a later request means it read the slot).
+   */
+  shmHeld: Array<{ slot: number; until: number }>;
+  /** `requests` when it was last sent parameters ahead of a request (ParamsBroadcast.offer); -1: never. */
+  offeredAt: number;
   /** Work and evaluate messages sent, and results answering them: a worker answers each, in order. */
   requests: number;
   answers: number;

@@ -154,6 +154,12 @@ export const text: DatasetModule<TextSpec> = {
       spec.testFraction > 0
         ? windows(ids.subarray(cut), seq, spec.testWindows)
         : { x: new Float32Array(0), y: new Float32Array(0), n: 0 };
+    // A held-out part asked for but too short to give one window would skip every evaluation silently.
+    if (spec.testFraction > 0 && test.n === 0)
+      fail(
+        'DATASET_UNAVAILABLE',
+        `data.path: ${spec.path}: its held-out ${Math.round(spec.testFraction * 100)}% is ${ids.length - cut} tokens, too few for one window of ${seq + 1}; raise data.testFraction, or set it to 0 to train without evaluation`,
+      );
     return dataset('text', shapeOf(seq, alphabet === undefined ? 256 : [...alphabet].length, alphabet), train, test);
   },
 };

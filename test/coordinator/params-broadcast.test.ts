@@ -94,4 +94,64 @@ describe('ParamsBroadcast', () => {
     expect(Array.from(new ShmChannel(files.dir).readParams(0, 1, TOTAL, 'float32'))).toEqual(Array.from(v1));
     files.remove();
   });
+
+  it('keeps every slot a worker may still read; a worker without requests is offered one version, not each', async () => {
+    const memory = new MemoryChannel();
+    net = createLocalNetwork();
+    const m = new Membership(net.listener, {
+      job: jobOf(cfg),
+      jobId: 'job-test',
+      totalParams: TOTAL,
+      maxWorkers: 4,
+      log,
+      token: TOKEN,
+      channels: [memory],
+    });
+    const got: Record<string, Params[]> = { busy: [], idle: [] };
+    const enter = (name: string) => {
+      const ready = new Promise<WorkerSession>((r) => m.once('ready', r));
+      void fakeWorker(net.dial, TOTAL, {
+        token: TOKEN,
+        name,
+        shm: (nonce) => memory.offer().proof(nonce)!,
+        onMessage: (msg) => msg.t === 'params' && got[name].push(msg),
+      });
+      return ready;
+    };
+    const busy = await enter('busy');
+    const idle = await enter('idle');
+    const b = new ParamsBroadcast({ membership: m, log, wireDtype: 'float32', sliced: false });
+    const answer = (w: WorkerSession) => {
+      w.requests++; // a shard sent after everything it holds ...
+      w.answers = w.requests; // ... and answered: it has read every slot
+    };
+    const slots = async (name: string, n: number) => {
+      await frames(got[name], n);
+      return got[name].map((p) => p.shm - 1);
+    };
+    const values = new Float32Array(TOTAL);
+
+    b.set(0, values);
+    for (const w of [busy, idle]) b.offer(w);
+    expect([await slots('busy', 1), await slots('idle', 1)]).toEqual([[0], [0]]);
+    answer(busy);
+    b.set(1, values);
+    for (const w of [busy, idle]) b.offer(w); // idle had no request since version 0: not offered version 1
+    expect(await slots('busy', 2)).toEqual([0, 1]);
+    await new Promise((r) => setImmediate(r));
+    expect(got.idle).toHaveLength(1);
+
+    // Sent version 1 as well (with a request, say) before it read version 0: it may be reading either.
+    b.ensure(idle);
+    expect(await slots('idle', 2)).toEqual([0, 1]);
+    answer(busy);
+    b.set(2, values);
+    b.ensure(busy);
+    expect(await slots('busy', 3)).toEqual([0, 1, 2]); // slot 0 is still the idle worker's, not free
+    answer(idle);
+    answer(busy);
+    b.set(3, values);
+    b.ensure(busy);
+    expect(await slots('busy', 4)).toEqual([0, 1, 2, 0]); // both let go: the lowest slot again
+  });
 });

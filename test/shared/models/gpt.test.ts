@@ -139,6 +139,14 @@ describe('gpt and text: one line naming the field or file', () => {
     writeFileSync(join(dir, 'short.txt'), 'abc');
     const cfg = parseConfig({ data: { name: 'text', path: join(dir, 'short.txt') }, model: GPT });
     expect(expectCode(() => loadJobData(cfg), 'DATASET_UNAVAILABLE')).toContain('too few for one training window of 9');
+    // Enough to train on, but its held-out tenth gives no window: refused, not evaluated never.
+    writeFileSync(join(dir, 'twenty.txt'), 'abcdefghijabcdefghij');
+    const held = (testFraction: number) =>
+      parseConfig({ data: { name: 'text', path: join(dir, 'twenty.txt'), testFraction }, model: GPT });
+    expect(expectCode(() => loadJobData(held(0.1)), 'DATASET_UNAVAILABLE')).toBe(
+      `data.path: ${join(dir, 'twenty.txt')}: its held-out 10% is 2 tokens, too few for one window of 9; raise data.testFraction, or set it to 0 to train without evaluation`,
+    );
+    expect(loadJobData(held(0)).test.n).toBe(0);
   });
   it('an unknown tokenizer', () => {
     expect(
