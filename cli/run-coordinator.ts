@@ -130,7 +130,8 @@ export function createCoordinator(
   extras: CoordinatorExtras = {},
 ): Coordinator {
   const c = new Coordinator({
-    datasetFingerprint: extras.datasetFingerprint !== undefined ? extras.datasetFingerprint : jobFingerprint(config, s.log),
+    datasetFingerprint:
+      extras.datasetFingerprint !== undefined ? extras.datasetFingerprint : jobFingerprint(config, s.log),
     ...extras,
     config,
     listener: s.listener,
