@@ -164,15 +164,15 @@ export class LiveRun {
     this.schedule();
   }
 
-  /** The final evaluation (not part of a step record). */
+  /** An evaluation as it is made (its step record, which carries it too, comes after). */
   onEval(r: EvalRecord): void {
-    const last = this.view.evals[this.view.evals.length - 1];
-    if (last?.step === r.step) return; // already came with its step record
     this.addEval({ step: r.step, testLoss: r.testLoss, testAccuracy: r.testAccuracy });
     this.schedule();
   }
 
+  /** Each evaluation once, whether it comes on its own (onEval), with its step record, or both. */
   private addEval(e: EvalRow): void {
+    if (this.view.evals[this.view.evals.length - 1]?.step === e.step) return;
     this.view.evals.push(e);
     if (this.clients.size) this.pending.evals.push(e);
   }

@@ -289,6 +289,18 @@ describe('resumed run', () => {
   });
 });
 
+describe('evaluations on the page', () => {
+  it('each once: an evaluation comes on its own (onEval) and again with its step record', () => {
+    const run = new LiveRun('r', {}, 4);
+    for (const step of [1, 2, 3, 4]) {
+      const ev = step % 2 === 0 ? { testLoss: 1 / step, testAccuracy: 0.5 } : {};
+      if (step % 2 === 0) run.onEval({ step, testLoss: 1 / step, testAccuracy: 0.5, evalMs: 1 });
+      run.onStep(record(step, 1, ev));
+    }
+    expect(run.snapshot().evals.map((e) => e.step)).toEqual([2, 4]);
+  });
+});
+
 describe('page rows', () => {
   it("a step's breakdown adds up to its time", () => {
     const t = record(1, 1).timeline;
