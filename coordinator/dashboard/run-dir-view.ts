@@ -37,8 +37,8 @@ function readJson<T>(file: string): T | null {
 export function readRunView(dir: string, name: string): RunView {
   const metrics = join(dir, 'metrics.jsonl');
   const summary = readJson<RunSummary>(join(dir, 'summary.json'));
-  // A run of --steps 0 has a summary and no steps.
-  if (!existsSync(metrics) && !summary)
+  // A run of --steps 0 has a summary and no steps; one stopped before its first step, a checkpoint.
+  if (!existsSync(metrics) && !summary && !existsSync(join(dir, 'checkpoints')))
     fail('CONFIG_UNREADABLE', `${dir}: no metrics.jsonl there; give the directory of a dptrain run (its --out)`);
   const config = readJson<Record<string, unknown>>(join(dir, 'config.json')) ?? {};
   const records = jsonLines<StepRecord>(metrics).filter((r) => typeof r.step === 'number' && r.timeline);

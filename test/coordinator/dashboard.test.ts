@@ -2,7 +2,7 @@
  * The dashboard's parts in process: the session cookie rules, the live run's event stream and
  * routes over a real HTTP listener, and reading a run directory for a report.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { get, type IncomingMessage } from 'node:http';
@@ -358,5 +358,10 @@ describe('page rows', () => {
       0,
       [{ step: 0, testLoss: 0.7, testAccuracy: 0.5 }],
     ]);
+    // Stopped before its first step (Ctrl-C while waiting for workers): a checkpoint, no metrics.
+    const early = mkdtempSync(join(tmpdir(), 'dptrain-view-'));
+    mkdirSync(join(early, 'checkpoints'));
+    const e = readRunView(early, 'e');
+    expect([e.state, e.steps]).toEqual(['stopped', []]);
   });
 });
