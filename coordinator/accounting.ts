@@ -87,6 +87,15 @@ export class ComputeMeter {
     );
   }
 
+  /** Why a run whose budget leaves no step to take is refused (rather than a summary of no steps written over its own). */
+  noStepLeft(resumed: boolean): string {
+    const used = this.cumulativeFlops.toExponential(3);
+    const budget = (this.o.budget ?? 0).toExponential(3);
+    return resumed
+      ? `the run already stopped at its compute budget (${used} of ${budget} FLOPs): raise --budget to continue it`
+      : `the compute budget (${budget} FLOPs) is less than one step: raise --budget`;
+  }
+
   /** stopsBefore, and if so, says in the log that the run stops here after `step` steps. */
   stopsRun(step: number, samples: number): boolean {
     if (!this.stopsBefore(samples)) return false;

@@ -351,6 +351,9 @@ export class Coordinator {
       },
       this.stepsDone ? `coordinator resuming at step ${this.stepsDone}` : 'coordinator started',
     );
+    const perStep = this.cfg.batchSize * this.cfg.accumulate;
+    if (this.stepsDone < steps && this.meter.stopsBefore(perStep))
+      fail('CONFIG_INVALID', this.meter.noStepLeft(!!this.o.resume));
     await this.waitForWorkers(this.o.startWorkers ?? this.cfg.minWorkers, this.o.joinTimeoutMs ?? 120_000, 'start');
     const records: StepRecord[] = [];
     let lastEval: EvalRecord | null = null;

@@ -3,7 +3,7 @@
  * count times the samples it consumed, exactly; a budget stops the run at the budget with
  * the model saved and exit status 0.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { denseFlopsPerSample } from '../../shared/accounting/flops.js';
@@ -82,6 +82,14 @@ describe('compute accounting in a run', () => {
     expect(s.budgetUsed).toBeCloseTo(5 / 5.5, 12);
     expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);
     expect(readMetrics(out)).toHaveLength(5);
+    // Resumed with the same budget, it has no step to take: refused, its summary kept.
+    const summary = readFileSync(join(out, 'summary.json'), 'utf8');
+    const again = await runCli(['train', '--resume', out, '--backend', 'cpu']);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(
+      /dptrain: CONFIG_INVALID: the run already stopped at its compute budget \([\d.e+]+ of [\d.e+]+ FLOPs\): raise --budget to continue it\n$/,
+    );
+    expect(readFileSync(join(out, 'summary.json'), 'utf8')).toBe(summary);
   });
 
   it('budget policy "warn" keeps training past the budget and says so once', async () => {
