@@ -128,14 +128,23 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
     'backend selected',
   );
   if (backend.probeOutput) log.debug({ dawn: backend.probeOutput }, 'what Dawn printed while looking for a GPU');
+  let inSession = false;
   if (process.send) {
     // Spawned by `dptrain train`: the parent decides when we stop. A Ctrl-C in the terminal
     // reaches the whole process group; the parent finishes its step and says bye. If the
     // parent itself is gone, the IPC channel closes and we leave.
     // SIGTERM too: Slurm signals every task of a step at once, and the coordinator needs its
     // workers to finish the step it checkpoints.
+    // Outside a session (not yet connected, or reconnecting) there is no goodbye to wait for: a
+    // launcher's TERM then ends this worker at once, not after its grace period.
     for (const sig of ['SIGINT', 'SIGTERM'] as const)
-      process.on(sig, () => log.info(`${sig}: the coordinator will end this worker`));
+      process.on(sig, () => {
+        if (sig === 'SIGTERM' && !inSession) {
+          log.info('SIGTERM outside a session with the coordinator: leaving');
+          process.exit(143);
+        }
+        log.info(`${sig}: the coordinator will end this worker`);
+      });
     process.on('disconnect', () => process.exit(1));
   }
   // Set by `dptrain train` for its own workers: the coordinator's shared-memory directory.
@@ -151,7 +160,9 @@ export async function workerCommand(f: WorkerFlags): Promise<number> {
     log.info({ coordinator: url }, 'connected');
     const sendResult = sliced?.sendResult;
     const payloads = shmDir ? ShmChannel.offer(shmDir) : undefined;
+    inSession = true;
     const out = await runWorker({ link, backend, name, log, peakFlops, token, jobId: f.job, payloads, sendResult });
+    inSession = false;
     if (out.shmFailed) shmDir = undefined; // later sessions use the socket
     // Finished, refused, or the coordinator went away without a goodbye (crash, restart) or
     // turned us away for now: then find it again, backing off.

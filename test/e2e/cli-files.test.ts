@@ -3,6 +3,7 @@
  * and no run's data is lost (report, sample, worker and host-agent).
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
+import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli, tempDir } from '../helpers/cli.js';
@@ -264,4 +265,24 @@ describe('dptrain train: data its workers could not use', () => {
     );
     expect(existsSync(out)).toBe(false);
   });
+});
+
+describe('a launched worker outside a session', () => {
+  it('leaves at once on SIGTERM (there is no goodbye to wait for)', async () => {
+    const w = fork(
+      join(__dirname, '../../dist/cli/main.js'),
+      ['worker', '--connect', 'ws://127.0.0.1:9', '--connect-timeout', '60', '--backend', 'cpu'],
+      { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
+    );
+    let err = '';
+    w.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    const t0 = Date.now();
+    while (!/retrying/.test(err) && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 50));
+    const sent = Date.now();
+    w.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => w.once('exit', (c) => r(c)));
+    expect(code).toBe(143);
+    expect(Date.now() - sent).toBeLessThan(3000);
+    expect(err).toMatch(/SIGTERM outside a session with the coordinator: leaving/);
+  }, 60_000);
 });
