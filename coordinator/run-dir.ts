@@ -142,7 +142,7 @@ function lock(dir: string, flag: string, path: string): void {
     if (holder && (holder.host !== hostname() || alive(holder.pid)))
       fail(
         'CONFIG_INVALID',
-        `${flag} ${path} is in use by another dptrain run (pid ${holder.pid} on ${holder.host}); wait for it to end, or give another --out`,
+        `${flag} ${path} is in use by another dptrain run (pid ${holder.pid} on ${holder.host}); wait for it to end${flag === '--out' ? ', or give another --out' : ''}`,
       );
     try {
       unlinkSync(file); // a dead run's lock

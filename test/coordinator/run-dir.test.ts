@@ -65,7 +65,7 @@ describe('RunDir.claim', () => {
       const busy = earlierRun('busy');
       lockedBy(busy, live.pid!);
       expect(expectCode(() => RunDir.claim(busy, 'resume', '--resume'), 'CONFIG_INVALID')).toBe(
-        `--resume ${busy} is in use by another dptrain run (pid ${live.pid} on ${hostname()}); wait for it to end, or give another --out`,
+        `--resume ${busy} is in use by another dptrain run (pid ${live.pid} on ${hostname()}); wait for it to end`,
       );
       const elsewhere = earlierRun('elsewhere');
       lockedBy(elsewhere, process.pid, 'another-host'); // whether it lives cannot be told from here
