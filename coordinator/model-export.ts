@@ -39,6 +39,8 @@ export async function exportLayersModel(layout: AnyLayout, params: Float32Array,
         convertedBy: null,
         modelTopology: artifacts.modelTopology,
         weightsManifest: [{ paths: ['./weights.bin'], weights: artifacts.weightSpecs }],
+        // Read back with model.getUserDefinedMetadata(): which output is which class.
+        ...(layout.data.classes ? { userDefinedMetadata: { dptrain: { classes: layout.data.classes } } } : {}),
       };
       writeFileAtomic(join(dir, 'model.json'), JSON.stringify(modelJson));
       return {

@@ -107,7 +107,8 @@ function classesOf(labels: string[]): string[] {
 }
 
 function shapeOf(spec: CsvSpec, t: Table): DataShape {
-  const outputs = spec.task === 'regression' ? 1 : classesOf(t.labels).length;
+  const classes = spec.task === 'regression' ? null : classesOf(t.labels);
+  const outputs = classes ? classes.length : 1;
   if (spec.task === 'classification' && outputs < 2)
     fail(
       'DATASET_UNAVAILABLE',
@@ -118,6 +119,7 @@ function shapeOf(spec: CsvSpec, t: Table): DataShape {
     inputDtype: 'float32',
     outputSize: outputs,
     targets: spec.task === 'regression' ? 'real' : 'onehot',
+    ...(classes ? { classes } : {}),
   };
 }
 

@@ -23,6 +23,8 @@ export interface DataShape {
   vocab?: number;
   /** Character tokenization: the characters, id = index (stored with the run to decode samples). */
   alphabet?: string;
+  /** Named classes (csv classification), in output order: saved with the model, to read its predictions. */
+  classes?: string[];
 }
 
 /** What the model asks of each sample: sequence models set the window length. */

@@ -1,4 +1,6 @@
-import { writeFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { exportLayersModel } from '../../coordinator/model-export.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../shared/job/config.js';
@@ -39,6 +41,23 @@ describe('csv dataset', () => {
     const p = file('reg.csv', 'x1,x2,y\n1,2,3.5\n2,3,5.5\n3,4,7.5\n');
     const ds = loadDataset(parseDataSpec({ name: 'csv', path: p, label: 'y', task: 'regression', testFraction: 0 }), 0);
     expect([ds.outputSize, ds.targets, Array.from(ds.train.y)]).toEqual([1, 'real', [3.5, 5.5, 7.5]]);
+  });
+
+  it('the exported model names its classes, in output order (model.getUserDefinedMetadata())', async () => {
+    const model = { layers: [{ units: 3 }], loss: 'softmaxCrossEntropy' };
+    const layout = jobLayout(parseConfig({ data: { name: 'csv', path: IRIS, label: 'kind, of' }, model }));
+    const out = join(dir, 'model');
+    await exportLayersModel(layout, new Float32Array(layout.totalParams), out);
+    const json = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
+    const loaded = await tf.loadLayersModel(
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology,
+        weightSpecs: json.weightsManifest[0].weights,
+        weightData: new Uint8Array(readFileSync(join(out, 'weights.bin'))).buffer,
+        userDefinedMetadata: json.userDefinedMetadata,
+      }),
+    );
+    expect(loaded.getUserDefinedMetadata()).toEqual({ dptrain: { classes: ['setosa', 'versicolor', 'virginica'] } });
   });
 
   it('regression wants meanSquaredError: a cross-entropy (whose sigmoid bounds the outputs to (0, 1)) is refused', () => {
