@@ -119,9 +119,11 @@ export class ParamsBroadcast {
    * it gets the version of the moment with its next request (ensure).
    */
   readonly offer = (w: WorkerSession): void => {
-    if (w.offeredAt === w.requests) return;
+    if (w.offeredAt === w.requests) return; // offered a version since its last request: it has not read it yet
+    const had = w.paramsVersion;
     this.ensure(w);
-    w.offeredAt = w.requests;
+    // Only a version sent counts: one it had already (with a prefetched request) is no offer.
+    if (w.paramsVersion !== had) w.offeredAt = w.requests;
   };
 
   /**

@@ -8,7 +8,7 @@
  */
 import { hostname } from 'node:os';
 import { coordinatorProof, newNonce, proofsEqual, workerProof } from '../shared/wire/auth.js';
-import { encodeFrame } from '../shared/wire/codec.js';
+import { decodeFrame, encodeFrame } from '../shared/wire/codec.js';
 import { describeError, type ErrorCode } from '../shared/util/errors.js';
 import type { Logger } from '../shared/util/log.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
@@ -140,6 +140,13 @@ export abstract class CoordinatorSession<Joining extends string> {
       // frame must not replace the weights under a shard still being computed: so one at a time.
       this.link.onFrame((bytes) => {
         const arrived = performance.now();
+        // A bye ends the session whatever is in flight: the close right behind it may come before
+        // the queue reaches it (a host agent awaiting its workers), and must not read as a loss.
+        const bye = byeReason(bytes);
+        if (bye !== null && !this.finished) {
+          this.finished = true;
+          this.joiner.log.info({ reason: bye }, 'coordinator said goodbye');
+        }
         this.queue = this.queue.then(() => this.handle(bytes, arrived));
       });
     });
@@ -188,7 +195,7 @@ export abstract class CoordinatorSession<Joining extends string> {
         case 'evaluate':
           return await this.onEvaluate(msg, a);
         case 'bye':
-          return this.onBye(msg.reason);
+          return this.onBye();
       }
     } catch (e) {
       if (!this.closed) this.giveUp(describeError(e));
@@ -235,9 +242,19 @@ export abstract class CoordinatorSession<Joining extends string> {
     await this.onWelcome(msg);
   }
 
-  private onBye(reason: string): void {
-    this.finished = true;
-    this.joiner.log.info({ reason }, 'coordinator said goodbye');
+  /** Already noted on arrival (run): what is left is to close our side. */
+  private onBye(): void {
     this.link.close('bye', 'normal');
+  }
+}
+
+/** The reason of the coordinator's bye, read ahead of the queue; null for any other frame. */
+function byeReason(bytes: Uint8Array): string | null {
+  if (bytes.length > 4096) return null; // payload frames: never a bye
+  try {
+    const h = decodeFrame(bytes).header as { t?: unknown; reason?: unknown };
+    return h.t === 'bye' ? String(h.reason ?? '').slice(0, 1000) : null;
+  } catch {
+    return null; // malformed: the queue refuses it in turn
   }
 }

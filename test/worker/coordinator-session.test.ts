@@ -13,7 +13,8 @@ import { PROTOCOL_VERSION } from '../../shared/wire/protocol.js';
 import type { WorkerOutcome } from '../../worker/coordinator-session.js';
 import { runHostAgent } from '../../worker/host-agent/host-agent.js';
 import { runWorker } from '../../worker/worker.js';
-import { scriptedCoordinator, TINY, TINY_TOTAL, TOKEN } from '../helpers/scripted-coordinator.js';
+import { selectBackend } from '../../worker/backend.js';
+import { scriptedCoordinator, scriptLink, TINY, TINY_TOTAL, TOKEN } from '../helpers/scripted-coordinator.js';
 
 const log = pino({ level: 'silent' });
 const CPU = { name: 'cpu', provider: 'test', reason: 'test' } as const;
@@ -68,5 +69,22 @@ describe.each(SESSIONS)('%s session, as any coordinator session', (role, start) 
     expect(out.fatal).toBe('WRONG_JOB');
     expect(out.reason).toContain(`this ${role} was started for job-other`);
     await s.net.listener.close();
+  });
+});
+
+describe('a bye', () => {
+  it('followed at once by the close, while the session still handles the welcome: finished, not lost', async () => {
+    const net = createLocalNetwork();
+    const server = new Promise<Link>((r) => net.listener.onLink(r));
+    const backend = await selectBackend('cpu');
+    const outcome = runWorker({ link: await net.dial(), backend, name: 'w', log, token: TOKEN });
+    const coord = await server;
+    const s = scriptLink(coord, TINY_TOTAL);
+    await s.join(jobOf(TINY), TOKEN); // loading the job takes a while: the bye waits in the queue
+    s.send({ t: 'bye', reason: 'run ended: another worker failed' });
+    coord.close('run ended: another worker failed', 'normal');
+    const out = await outcome;
+    expect(out, out.reason).toMatchObject({ finished: true, fatal: null });
+    await net.listener.close();
   });
 });
