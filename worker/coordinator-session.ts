@@ -101,6 +101,8 @@ export abstract class CoordinatorSession<Joining extends string> {
   protected nonce = '';
   /** Frames are handled one at a time, in arrival order (see run). */
   private queue: Promise<void> = Promise.resolve();
+  /** Frames arrived and not yet handled, in order (read only if the link closes meanwhile). */
+  private readonly waiting: Uint8Array[] = [];
 
   /** `role` names this side in what the user reads ('worker', 'host agent'). */
   constructor(
@@ -127,6 +129,10 @@ export abstract class CoordinatorSession<Joining extends string> {
   run(): Promise<WorkerOutcome> {
     return new Promise<WorkerOutcome>((resolve) => {
       this.link.onClose((reason, kind) => {
+        // A bye still queued behind a frame in flight (a host agent awaiting its workers) ended
+        // the session as much as one handled: the close right behind it is no loss.
+        const bye = this.finished ? null : this.waiting.map(byeReason).find((r) => r !== null);
+        if (bye != null) this.noteBye(bye);
         this.state = 'closed'; // frames still queued are not handled: nobody would take their answers
         const notes = this.onClosed(reason);
         resolve({
@@ -140,14 +146,11 @@ export abstract class CoordinatorSession<Joining extends string> {
       // frame must not replace the weights under a shard still being computed: so one at a time.
       this.link.onFrame((bytes) => {
         const arrived = performance.now();
-        // A bye ends the session whatever is in flight: the close right behind it may come before
-        // the queue reaches it (a host agent awaiting its workers), and must not read as a loss.
-        const bye = byeReason(bytes);
-        if (bye !== null && !this.finished) {
-          this.finished = true;
-          this.joiner.log.info({ reason: bye }, 'coordinator said goodbye');
-        }
-        this.queue = this.queue.then(() => this.handle(bytes, arrived));
+        this.waiting.push(bytes);
+        this.queue = this.queue.then(() => {
+          this.waiting.shift();
+          return this.handle(bytes, arrived);
+        });
       });
     });
   }
@@ -195,7 +198,7 @@ export abstract class CoordinatorSession<Joining extends string> {
         case 'evaluate':
           return await this.onEvaluate(msg, a);
         case 'bye':
-          return this.onBye();
+          return this.onBye(msg.reason);
       }
     } catch (e) {
       if (!this.closed) this.giveUp(describeError(e));
@@ -242,13 +245,18 @@ export abstract class CoordinatorSession<Joining extends string> {
     await this.onWelcome(msg);
   }
 
-  /** Already noted on arrival (run): what is left is to close our side. */
-  private onBye(): void {
+  private onBye(reason: string): void {
+    this.noteBye(reason);
     this.link.close('bye', 'normal');
+  }
+
+  private noteBye(reason: string): void {
+    this.finished = true;
+    this.joiner.log.info({ reason }, 'coordinator said goodbye');
   }
 }
 
-/** The reason of the coordinator's bye, read ahead of the queue; null for any other frame. */
+/** The reason of a coordinator's bye among frames not yet handled; null for any other frame. */
 function byeReason(bytes: Uint8Array): string | null {
   if (bytes.length > 4096) return null; // payload frames: never a bye
   try {
