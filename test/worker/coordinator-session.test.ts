@@ -8,13 +8,15 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { jobOf } from '../../shared/job/config.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
-import type { Link } from '../../shared/transport/transport.js';
+import type { CloseKind, Link } from '../../shared/transport/transport.js';
+import { decodeFrame, encodeFrame } from '../../shared/wire/codec.js';
+import { coordinatorProof } from '../../shared/wire/auth.js';
 import { PROTOCOL_VERSION } from '../../shared/wire/protocol.js';
 import type { WorkerOutcome } from '../../worker/coordinator-session.js';
 import { runHostAgent } from '../../worker/host-agent/host-agent.js';
 import { runWorker } from '../../worker/worker.js';
 import { selectBackend } from '../../worker/backend.js';
-import { scriptedCoordinator, scriptLink, TINY, TINY_TOTAL, TOKEN } from '../helpers/scripted-coordinator.js';
+import { scriptedCoordinator, TINY, TINY_TOTAL, TOKEN } from '../helpers/scripted-coordinator.js';
 
 const log = pino({ level: 'silent' });
 const CPU = { name: 'cpu', provider: 'test', reason: 'test' } as const;
@@ -74,17 +76,41 @@ describe.each(SESSIONS)('%s session, as any coordinator session', (role, start) 
 
 describe('a bye', () => {
   it('followed at once by the close, while the session still handles the welcome: finished, not lost', async () => {
-    const net = createLocalNetwork();
-    const server = new Promise<Link>((r) => net.listener.onLink(r));
-    const backend = await selectBackend('cpu');
-    const outcome = runWorker({ link: await net.dial(), backend, name: 'w', log, token: TOKEN });
-    const coord = await server;
-    const s = scriptLink(coord, TINY_TOTAL);
-    await s.join(jobOf(TINY), TOKEN); // loading the job takes a while: the bye waits in the queue
-    s.send({ t: 'bye', reason: 'run ended: another worker failed' });
-    coord.close('run ended: another worker failed', 'normal');
+    // A link driven by hand: the welcome, the bye and the close arrive in one go, so the bye is
+    // still queued behind the welcome (the job loading) when the close comes.
+    let toWorker: (frame: Uint8Array) => void = () => {};
+    let closeWorker: (reason: string, kind: CloseKind) => void = () => {};
+    const sent: Uint8Array[] = [];
+    const link: Link = {
+      remote: 'by-hand',
+      send: (f) => void sent.push(f),
+      close: () => {},
+      onFrame: (h) => {
+        toWorker = h;
+      },
+      onClose: (h) => {
+        closeWorker = h;
+      },
+    };
+    const outcome = runWorker({ link, backend: await selectBackend('cpu'), name: 'w', log, token: TOKEN });
+    toWorker(encodeFrame({ t: 'challenge', protocol: PROTOCOL_VERSION, jobId: 'job-test', nonce: 'n1' }));
+    while (sent.length === 0) await new Promise((r) => setImmediate(r));
+    const hello = decodeFrame(sent[0]).header as { cnonce: string };
+    const proof = coordinatorProof(TOKEN, 'job-test', hello.cnonce, 'n1');
+    toWorker(
+      encodeFrame({
+        t: 'welcome',
+        protocol: PROTOCOL_VERSION,
+        workerId: 'w1',
+        jobId: 'job-test',
+        job: jobOf(TINY),
+        proof,
+        shm: false,
+      }),
+    );
+    toWorker(encodeFrame({ t: 'bye', reason: 'run ended: another worker failed' }));
+    closeWorker('run ended: another worker failed', 'normal');
     const out = await outcome;
     expect(out, out.reason).toMatchObject({ finished: true, fatal: null });
-    await net.listener.close();
   });
 });
