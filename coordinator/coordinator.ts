@@ -15,9 +15,9 @@ import type { Dispatcher } from './dispatcher.js';
 import { NO_COMPRESSION_REPORT, ResultDecoder } from './compression.js';
 import { compressorOf } from '../shared/compress/index.js';
 import { traceStep } from './trace.js';
-import type { Membership, WorkerSession } from './membership.js';
+import type { Membership } from './membership.js';
 import { exportLayersModel } from './model-export.js';
-import { DepartedPeaks, waitForWorkers } from './roster.js';
+import { MemberPeaks, waitForWorkers } from './roster.js';
 import { dispatcherFor, membershipFor, meterFor, type CoordinatorOptions } from './wiring.js';
 import { eligible } from './phase.js';
 import { ParameterUpdate } from './parameter-update.js';
@@ -46,7 +46,7 @@ export class Coordinator {
   private dropped = 0;
   private stopRequest: string | null = null;
   /** Peaks and processes (a host agent's) of workers that left, for the steps in flight when they did. */
-  private readonly departed: DepartedPeaks;
+  readonly peaks: MemberPeaks;
 
   constructor(private readonly o: CoordinatorOptions) {
     const datasetFingerprint = resumedDataFingerprint(o.resume, o.datasetFingerprint ?? null);
@@ -63,10 +63,10 @@ export class Coordinator {
     const compressor = compressorOf(this.cfg.compression);
     this.decoder = compressor && new ResultDecoder(compressor, this.layout.totalParams, this.cfg.wireDtype);
     this.membership = membershipFor({ ...o, datasetFingerprint }, this.layout, arena?.landing, this.decoder);
-    this.departed = new DepartedPeaks(this.cfg.maxWorkers);
+    this.peaks = new MemberPeaks(this.membership, declaredPeak(this.cfg.compute), this.cfg.maxWorkers);
     this.membership.on('gone', (w) => {
       this.dropped++;
-      this.departed.left(w.id, this.peakOf(w), this.stepsDone, w.workers);
+      this.peaks.left(w, this.stepsDone);
     });
     const { ops } = this.update;
     this.dispatcher = dispatcherFor(o, this.layout, this.membership, ops, this.meter, () => this.stepsDone, {
@@ -116,12 +116,6 @@ export class Coordinator {
     return { ...this.dispatcher.counters, dropped: this.dropped, skipped, cumulativeFlops, hardwareFlops };
   }
 
-  /** A member that computed in a step, present or departed since: its processes (a host agent's) and its peak. */
-  private contributor(id: string): { workers: number; peak: number } {
-    const w = this.membership.workers.get(id);
-    return { workers: w?.workers ?? this.departed.workers(id) ?? 1, peak: this.departed.peak(id) ?? this.peakOf(w) };
-  }
-
   /** With slice shards: their parameters and optimizer state, here (before a checkpoint; at a step boundary). */
   private async pull(): Promise<void> {
     if (!this.o.slices) return;
@@ -164,19 +158,6 @@ export class Coordinator {
   /** End the run from outside (all local workers died): the current wait rejects with `e`. */
   abort(e: Error): void {
     this.dispatcher.abort(e);
-  }
-
-  /**
-   * The peak a member counts with: its own declaration, the job's (per device: a host agent's
-   * workers each), or its measured figure.
-   */
-  peakOf(w: WorkerSession | undefined): number {
-    return (w?.peakFlops || this.peakOfDeclared(w)) ?? w?.attainableFlops ?? 0;
-  }
-
-  private peakOfDeclared(w: WorkerSession | undefined): number | null {
-    const perDevice = declaredPeak(this.cfg.compute);
-    return perDevice && perDevice * (w?.workers ?? 1);
   }
 
   private get data() {
@@ -290,7 +271,7 @@ export class Coordinator {
         id,
         samples: tally.samples[id],
         computeMs: computeMs[id] ?? 0,
-        peakFlops: this.contributor(id).peak,
+        peakFlops: this.peaks.contributor(id).peak,
       })),
     );
     this.prefetch(step + 1);
@@ -308,7 +289,7 @@ export class Coordinator {
       samplesPerSec: (count * 1000) / stepMs,
       ...(this.tokensPerSample ? { tokensPerSec: (count * this.tokensPerSample * 1000) / stepMs } : {}),
       // Who computed a shard, a host agent as its workers (tally.workers counts the shards the step was cut into).
-      workers: Object.keys(computeMs).reduce((k, id) => k + this.contributor(id).workers, 0),
+      workers: Object.keys(computeMs).reduce((k, id) => k + this.peaks.contributor(id).workers, 0),
       members: Object.keys(computeMs).length,
       workerComputeMs: computeMs,
       timeline,
@@ -395,7 +376,7 @@ export class Coordinator {
       lastEval,
       params: this.layout.totalParams,
       tokensPerSample: this.tokensPerSample,
-      ...membersAtEnd(this.membership.ready(), (w) => w.peakFlops || this.peakOfDeclared(w)),
+      ...membersAtEnd(this.membership.ready(), (w) => w.peakFlops || this.peaks.declared(w)),
       wallSeconds: (performance.now() - t0) / 1000,
       counters: this.counters(),
       stoppedBy,

@@ -79,7 +79,7 @@ export class PromMetrics {
     };
     m.on('ready', (w) => {
       this.workerUp.set({ worker: w.id, host: w.host, backend: w.backend }, 1);
-      this.workerPeak.set({ worker: w.id }, c.peakOf(w));
+      this.workerPeak.set({ worker: w.id }, c.peaks.of(w));
       refreshStates();
     });
     m.on('gone', (w) => {

@@ -6,6 +6,7 @@
 import { fail } from '../shared/util/errors.js';
 import type { Logger } from '../shared/util/log.js';
 import type { Membership } from './membership.js';
+import type { WorkerSession } from './worker-session.js';
 import { eligible } from './phase.js';
 
 export interface WaitContext {
@@ -121,5 +122,43 @@ export class DepartedPeaks {
   /** The step each remembered worker left at. */
   steps(): number[] {
     return [...this.byId.values()].map((d) => d.atStep);
+  }
+}
+
+/**
+ * The peak a member counts with, and its processes, whether it is still here or left while a
+ * step it computed in was in flight: its own declaration, the job's (per device: a host agent's
+ * workers each), or its measured figure.
+ */
+export class MemberPeaks {
+  readonly departed: DepartedPeaks;
+
+  constructor(
+    private readonly membership: Membership,
+    /** The job's declared peak per device (compute.peakFlops or .device); null: none. */
+    private readonly perDevice: number | null,
+    maxWorkers: number,
+  ) {
+    this.departed = new DepartedPeaks(maxWorkers);
+  }
+
+  of(w: WorkerSession | undefined): number {
+    return (w?.peakFlops || this.declared(w)) ?? w?.attainableFlops ?? 0;
+  }
+
+  /** The job's declared peak for this member, its workers each a device; null without one. */
+  declared(w: WorkerSession | undefined): number | null {
+    return this.perDevice && this.perDevice * (w?.workers ?? 1);
+  }
+
+  /** Remembered for the steps in flight when it left. */
+  left(w: WorkerSession, step: number): void {
+    this.departed.left(w.id, this.of(w), step, w.workers);
+  }
+
+  /** A member that computed in a step, present or departed since: its processes and its peak. */
+  contributor(id: string): { workers: number; peak: number } {
+    const w = this.membership.workers.get(id);
+    return { workers: w?.workers ?? this.departed.workers(id) ?? 1, peak: this.departed.peak(id) ?? this.of(w) };
   }
 }

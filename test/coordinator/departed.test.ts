@@ -5,7 +5,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Coordinator } from '../../coordinator/coordinator.js';
-import type { DepartedPeaks } from '../../coordinator/roster.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { createLocalNetwork } from '../../shared/transport/local.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
@@ -48,7 +47,7 @@ describe('departed workers', () => {
       w.link.close('visit over');
       await gone;
     }
-    const departed = (coord as unknown as { departed: DepartedPeaks }).departed;
+    const departed = coord.peaks.departed;
     const done = (coord as unknown as { stepsDone: number }).stepsDone;
     expect(done).toBeGreaterThan(10); // it trained meanwhile
     expect(departed.size).toBeGreaterThan(0);
