@@ -16,20 +16,25 @@ const cfg = parseConfig({
 });
 const TOTAL = XOR_TOTAL;
 
+/** A coordinator waiting 600 ms for 3 workers (those a launcher started: `expected`); its run's error. */
+function waitingForThree(expected?: string[]) {
+  const net = createLocalNetwork();
+  const coord = new Coordinator({
+    config: cfg,
+    listener: net.listener,
+    log: pino({ level: 'silent' }),
+    runDir: null,
+    startWorkers: 3,
+    joinTimeoutMs: 600,
+    expectedWorkers: expected,
+  });
+  return { net, run: coord.run().catch((e: Error) => e) };
+}
+
 describe('join timeout', () => {
   it('names the missing workers: never connected, or connected but not ready', async () => {
-    const net = createLocalNetwork();
     const expected = ['rank0@host1', 'rank1@host1', 'rank2@host2'];
-    const coord = new Coordinator({
-      config: cfg,
-      listener: net.listener,
-      log: pino({ level: 'silent' }),
-      runDir: null,
-      startWorkers: 3,
-      joinTimeoutMs: 600,
-      expectedWorkers: expected,
-    });
-    const run = coord.run().catch((e: Error) => e);
+    const { net, run } = waitingForThree(expected);
     await fakeWorker(net.dial, TOTAL, { name: 'rank0@host1' });
     await fakeWorker(net.dial, TOTAL, { name: 'rank2@host2', ready: false });
     const e = await run;
@@ -41,16 +46,7 @@ describe('join timeout', () => {
 
   it("without a launcher's list, says who came: ready, loading, or nobody", async () => {
     const timeout = async (join: (dial: Dial) => Promise<void>) => {
-      const net = createLocalNetwork();
-      const coord = new Coordinator({
-        config: cfg,
-        listener: net.listener,
-        log: pino({ level: 'silent' }),
-        runDir: null,
-        startWorkers: 3,
-        joinTimeoutMs: 600,
-      });
-      const run = coord.run().catch((e: Error) => e);
+      const { net, run } = waitingForThree();
       await join(net.dial);
       return ((await run) as Error).message;
     };

@@ -13,6 +13,7 @@ import { ParamsBroadcast } from '../../coordinator/params-broadcast.js';
 import { jobOf, parseConfig } from '../../shared/job/config.js';
 import { createLocalNetwork, type LocalNetwork } from '../../shared/transport/local.js';
 import { MemoryChannel } from '../../shared/transport/memory-channel.js';
+import type { PayloadChannel } from '../../shared/transport/payload-channel.js';
 import { ShmChannel } from '../../shared/transport/shm.js';
 import type { Params } from '../../shared/wire/protocol.js';
 import { fakeWorker } from '../helpers/fake-worker.js';
@@ -37,22 +38,27 @@ async function frames(got: Params[], n: number): Promise<void> {
   while (got.length < n) await new Promise((r) => setImmediate(r));
 }
 
+/** A Membership on a fresh in-process network, granting these payload channels. */
+function membershipWith(channels: PayloadChannel[]): Membership {
+  net = createLocalNetwork();
+  return new Membership(net.listener, {
+    job: jobOf(cfg),
+    jobId: 'job-test',
+    totalParams: TOTAL,
+    maxWorkers: 4,
+    log,
+    token: TOKEN,
+    channels,
+  });
+}
+
 describe('ParamsBroadcast', () => {
   it('writes each channel once per version, in a slot its own workers have let go', async () => {
     root = mkdtempSync(join(tmpdir(), 'dptrain-params-test-'));
     const files = ShmChannel.create(1 << 20, root);
     if (typeof files === 'string') throw new Error(files);
     const memory = new MemoryChannel();
-    net = createLocalNetwork();
-    const m = new Membership(net.listener, {
-      job: jobOf(cfg),
-      jobId: 'job-test',
-      totalParams: TOTAL,
-      maxWorkers: 4,
-      log,
-      token: TOKEN,
-      channels: [files, memory],
-    });
+    const m = membershipWith([files, memory]);
     const got: Record<string, Params[]> = { memory: [], files: [], frames: [] };
     const enter = (name: string, shm?: (nonce: string) => string) => {
       const ready = new Promise<WorkerSession>((r) => m.once('ready', r));
@@ -97,16 +103,7 @@ describe('ParamsBroadcast', () => {
 
   it('keeps every slot a worker may still read; a worker without requests is offered one version, not each', async () => {
     const memory = new MemoryChannel();
-    net = createLocalNetwork();
-    const m = new Membership(net.listener, {
-      job: jobOf(cfg),
-      jobId: 'job-test',
-      totalParams: TOTAL,
-      maxWorkers: 4,
-      log,
-      token: TOKEN,
-      channels: [memory],
-    });
+    const m = membershipWith([memory]);
     const got: Record<string, Params[]> = { busy: [], idle: [] };
     const enter = (name: string) => {
       const ready = new Promise<WorkerSession>((r) => m.once('ready', r));
