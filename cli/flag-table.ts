@@ -80,6 +80,15 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     scope: 'run',
   },
   {
+    key: 'accumulate',
+    flags: '--accumulate <n>',
+    help: 'micro-steps of --batch-size samples whose gradients make one optimizer step (gradient accumulation)',
+    parse: countFlag,
+    field: 'accumulate',
+    role: 'job',
+    scope: 'run',
+  },
+  {
     key: 'lr',
     flags: '--lr <x>',
     help: 'peak learning rate',

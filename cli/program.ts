@@ -257,7 +257,7 @@ export function buildProgram(): Command {
     .argument('<run>', 'the run directory')
     .option('--prompt <text>', 'text to continue (required)') // checked after the run directory: a missing run is named first
     .option('--tokens <n>', 'tokens to generate', intFlag, 200)
-    .option('--temperature <t>', 'softmax temperature (lower: more likely tokens)', numFlag, 1)
+    .option('--temperature <t>', 'softmax temperature (lower: more likely tokens; 0: always the likeliest)', numFlag, 1)
     .option('--seed <n>', 'seed of the sampling', intFlag, 0)
     .addOption(backendOption().default('auto'))
     .action(async (run: string, f: SampleFlags) => {

@@ -116,6 +116,13 @@ function draw(p: Float32Array, rng: Rng): number {
   return p.length - 1;
 }
 
+/** The first index of the largest value. */
+function argmax(p: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
+  return best;
+}
+
 /**
  * The prompt and its continuation; `emit`, when given, gets the text as it is made (the prompt,
  * then each token's characters: a long generation shows from the start).
@@ -125,7 +132,8 @@ export async function sampleCommand(run: string, f: SampleFlags, emit?: (text: s
   const prompt = f.prompt;
   if (prompt === undefined) return fail('CONFIG_INVALID', '--prompt TEXT is missing: generation continues the prompt');
   if (prompt === '') fail('CONFIG_INVALID', '--prompt must not be empty: generation continues the prompt');
-  if (!(f.temperature > 0)) fail('CONFIG_INVALID', `--temperature must be > 0, got ${f.temperature}`);
+  if (!(f.temperature >= 0))
+    fail('CONFIG_INVALID', `--temperature must be ≥ 0 (0: the likeliest token), got ${f.temperature}`);
   const alphabet = layout.data.alphabet;
   const ids = Array.from(encode(prompt, alphabet));
   await selectBackend(f.backend, {});
@@ -144,9 +152,11 @@ export async function sampleCommand(run: string, f: SampleFlags, emit?: (text: s
     const probs = tf.tidy(() => {
       const logits = m.forward(layout, weights, tf.tensor2d(context, [1, context.length], 'int32'));
       const last = tf.slice(logits, [context.length - 1, 0], [1, vocab]);
-      return tf.softmax(tf.div(last, f.temperature));
+      // Temperature 0 is the limit of the softmax: all weight on the likeliest token (greedy).
+      return f.temperature === 0 ? last : tf.softmax(tf.div(last, f.temperature));
     });
-    const next = draw((await probs.data()) as Float32Array, rng);
+    const p = (await probs.data()) as Float32Array;
+    const next = f.temperature === 0 ? argmax(p) : draw(p, rng);
     probs.dispose();
     ids.push(next);
     out.push(next);

@@ -307,6 +307,11 @@ export function parseConfig(raw: unknown): Config {
     launch: parseLaunchSection(o.launch),
     compute: parseCompute(o.compute),
   };
+  if (typeof c.shards === 'number' && c.shards > c.batchSize)
+    fail(
+      'CONFIG_INVALID',
+      `shards (${c.shards}) is above batchSize (${c.batchSize}): a shard holds at least one sample`,
+    );
   if (c.minWorkers > c.maxWorkers)
     fail('CONFIG_INVALID', `minWorkers (${c.minWorkers}) is above maxWorkers (${c.maxWorkers})`);
   return c;

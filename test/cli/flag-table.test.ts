@@ -32,12 +32,14 @@ describe('the flag table', () => {
   });
 
   it('turns parsed flags into overrides that parseConfig takes', () => {
-    const flags = { steps: 7, lr: 0.25, budget: 1e12, workers: 3, stepTimeout: 9, tokenFile: 'x' };
+    const flags = { steps: 7, lr: 0.25, budget: 1e12, workers: 3, stepTimeout: 9, tokenFile: 'x', accumulate: 4 };
     const o = overridesOf(flags, ['job', 'launch']);
     expect(o).toMatchObject({ steps: 7, 'optimizer.lr': 0.25, 'compute.budget': 1e12, workers: 3, stepTimeoutSec: 9 });
     expect(Object.values(o)).not.toContain('x');
     const c = parseConfig(mergeOverrides({}, o));
-    expect([c.steps, c.optimizer.lr, c.compute.budget, c.workers, c.stepTimeoutSec]).toEqual([7, 0.25, 1e12, 3, 9]);
+    expect([c.steps, c.optimizer.lr, c.compute.budget, c.workers, c.stepTimeoutSec, c.accumulate]).toEqual([
+      7, 0.25, 1e12, 3, 9, 4,
+    ]);
     expect(overridesOf(flags, ['launch'])).not.toHaveProperty('steps');
   });
 

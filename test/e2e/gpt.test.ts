@@ -77,6 +77,16 @@ describe('a gpt run', () => {
     expect(`${whole}\n`).toBe(r.stdout);
   });
 
+  it('sample at temperature 0 takes the likeliest token: the limit of small temperatures, whatever the seed', async () => {
+    const flags = { prompt: 'And the', tokens: 20, seed: 3, temperature: 0, backend: 'cpu' as const };
+    const greedy = await sampleCommand(out, flags);
+    expect(await sampleCommand(out, { ...flags, seed: 11 })).toBe(greedy);
+    expect(await sampleCommand(out, { ...flags, temperature: 1e-4 })).toBe(greedy);
+    const r = await runCli(['sample', out, '--prompt', 'And the', '--tokens', '5', '--temperature', '-1']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('--temperature must be ≥ 0');
+  });
+
   it('sample refuses, in one line: a prompt with a character outside the alphabet, a run that is not a gpt', async () => {
     const r = await runCli(['sample', out, '--prompt', 'Zebra', '--tokens', '5']);
     expect(r.code).not.toBe(0);

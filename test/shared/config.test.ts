@@ -63,6 +63,13 @@ describe('parseConfig', () => {
     expect(expectCode(() => parseConfig(JSON.parse('{"steps": 1e400}')), 'CONFIG_INVALID')).toMatch(/got Infinity$/);
   });
 
+  it('a shard count above the batch is refused: a shard holds at least one sample', () => {
+    expect(parseConfig({ batchSize: 8, shards: 8 }).shards).toBe(8);
+    expect(expectCode(() => parseConfig({ batchSize: 8, shards: 9 }), 'CONFIG_INVALID')).toBe(
+      'shards (9) is above batchSize (8): a shard holds at least one sample',
+    );
+  });
+
   it('minWorkers is independent of workers, at least 1', () => {
     expect(parseConfig({ workers: 5 }).minWorkers).toBe(1);
     expect(parseConfig({ workers: 5, minWorkers: 3 }).minWorkers).toBe(3);
