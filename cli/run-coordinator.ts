@@ -10,7 +10,7 @@ import type { RunSummary } from '../coordinator/summary.js';
 import { listenWs } from '../coordinator/ws-listener.js';
 import type { Config } from '../shared/job/config.js';
 import { fingerprint } from '../shared/datasets/index.js';
-import { describeError, DptrainError } from '../shared/util/errors.js';
+import { describeError, DptrainError, fail } from '../shared/util/errors.js';
 import { createLogger, type Logger } from '../shared/util/log.js';
 import { jobLayout, jobResultNodes, loadJobData } from '../shared/job/job-layout.js';
 import type { Listener } from '../shared/transport/transport.js';
@@ -164,6 +164,7 @@ export async function trainWith(coordinator: Coordinator, s: Session, progress: 
         ? `stopped at the compute budget after ${summary.steps} steps (model saved)`
         : 'training finished';
     process.stdout.write(`\ndptrain: ${how}\n${formatSummary(summary, s.runDir.path)}\n`);
+    checkLearned(summary);
     return summary;
   } catch (e) {
     recordFailure(s, e);
@@ -176,6 +177,15 @@ export async function trainWith(coordinator: Coordinator, s: Session, progress: 
     s.dashboard.run.close();
     await s.listener.close();
   }
+}
+
+/** A run whose every step was skipped learned nothing: it fails, so a script does not take it for a trained model. */
+export function checkLearned(summary: Pick<RunSummary, 'steps' | 'skippedSteps'>): void {
+  if (summary.steps > 0 && summary.skippedSteps === summary.steps)
+    fail(
+      'RUN_FAILED',
+      `every step (${summary.steps}) was skipped for a non-finite loss or gradient: check the data for values a float32 cannot hold and the model's outputs, or lower optimizer.lr`,
+    );
 }
 
 /**

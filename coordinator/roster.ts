@@ -43,7 +43,12 @@ export async function waitForWorkers(c: WaitContext, need: number, timeoutMs: nu
     const fields = { ready: have, need, step: c.step, listen: c.listen };
     if (what === 'paused') c.log.warn(fields, `training paused: ${have} of ${need} workers ready`);
     else c.log.info(fields, 'waiting for workers');
-    await c.abortable(nextReady(c.membership, Math.min(5000, Math.max(1, timeoutMs - (Date.now() - start)))));
+    await c
+      .abortable(nextReady(c.membership, Math.min(5000, Math.max(1, timeoutMs - (Date.now() - start)))))
+      .catch((e: unknown) => {
+        c.checkStop(); // a stop that ended the wait checkpoints and ends the run as a stop
+        throw e;
+      });
   }
 }
 
