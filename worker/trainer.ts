@@ -7,15 +7,35 @@
 import * as tf from '@tensorflow/tfjs';
 import { DptrainError } from '../shared/util/errors.js';
 import { gatherRows, type Dataset } from '../shared/datasets/index.js';
-import { modelKind, paramView, type AnyLayout, type ModelKind, type ModelSpec } from '../shared/models/index.js';
+import {
+  checkOutput,
+  modelKind,
+  paramView,
+  type AnyLayout,
+  type ModelKind,
+  type ModelSpec,
+} from '../shared/models/index.js';
 import { batchTensors } from './batch.js';
 import { Sampler } from '../shared/job/sampler.js';
 import { heapViews, joinParts } from './tensor-memory.js';
 import { coverNodes, foldNode, leafStart, nodeSum } from '../shared/job/shard-tree.js';
 import { duringLeafPass, LeafPass } from '../shared/ops/leaf-pass.js';
 
-/** Rows per forward pass during evaluation: bounds memory on large test splits. */
+/** Items (samples, or tokens of sequence models) per forward pass during evaluation: bounds memory on large test splits. */
 const EVAL_CHUNK = 2048;
+/**
+ * Output values per evaluation pass: with a large vocabulary the logits, not the items, fill
+ * memory (2048 tokens × 60k ids is ~0.5 GB a tensor, past what wasm can hold with the loss's
+ * copies). 2^22 floats is 16 MiB a tensor, never reached by the usual sizes, which keep their chunks.
+ */
+export const EVAL_OUTPUT_FLOATS = 1 << 22;
+
+/** Test rows per evaluation pass: EVAL_CHUNK items, fewer where a row's output is large. */
+export function evalChunkRows(model: ModelKind<ModelSpec>, layout: AnyLayout): number {
+  const byItems = Math.floor(EVAL_CHUNK / model.flops(layout).itemsPerSample);
+  const perRow = model.outputShape(layout, 1).reduce((a, b) => a * b, 1);
+  return Math.max(1, Math.min(byItems, Math.floor(EVAL_OUTPUT_FLOATS / perRow)));
+}
 
 export interface GradResult {
   grads: Float32Array;
@@ -99,7 +119,11 @@ export class Trainer {
     const [loss, ...grads] = tf.tidy(() => {
       const { x, y } = this.batch('train', rows);
       const m = this.model;
-      const f = (...ps: tf.Tensor[]) => m.lossSum(this.layout, m.forward(this.layout, ps, x), y);
+      const f = (...ps: tf.Tensor[]) => {
+        const out = m.forward(this.layout, ps, x);
+        checkOutput(m, this.layout, out, rows.length);
+        return m.lossSum(this.layout, out, y);
+      };
       const { value, grads } = tf.valueAndGrads(f)(this.params);
       return [value, ...grads];
     });
@@ -135,6 +159,7 @@ export class Trainer {
           const m = this.model;
           const f = (...ps: tf.Tensor[]) => {
             const out = m.forward(this.layout, ps, x);
+            checkOutput(m, this.layout, out, rows.length);
             // Each leaf's loss sum as its own pass gives it (not on the gradient's path).
             losses = bounds
               .slice(1)
@@ -168,14 +193,14 @@ export class Trainer {
       );
     let lossTotal = 0;
     let correct = 0;
-    // A chunk holds EVAL_CHUNK items: samples, or tokens of sequence models.
-    const chunk = Math.max(1, Math.floor(EVAL_CHUNK / this.model.flops(this.layout).itemsPerSample));
+    const chunk = evalChunkRows(this.model, this.layout);
     for (let start = from; start < to; start += chunk) {
       const end = Math.min(to, start + chunk);
       const rows = Uint32Array.from({ length: end - start }, (_, i) => start + i);
       const [l, c] = tf.tidy(() => {
         const { x, y } = this.batch('test', rows);
         const out = this.model.forward(this.layout, this.params, x);
+        checkOutput(this.model, this.layout, out, rows.length);
         return [
           this.model.lossSum(this.layout, out, y),
           this.model.correctCount(this.layout, out, y) ?? tf.scalar(0, 'int32'),

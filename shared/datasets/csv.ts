@@ -3,8 +3,9 @@
  * classification (the label's distinct values, in sorted order, are the classes: one-hot
  * targets) or regression (a numeric label: real targets). Every k-th row, evenly spaced, is held
  * out for testing. The shape depends on the file (columns, classes), so whoever lays out the
- * model (the coordinator too) reads it. A cell that is not a number is one line naming its row
- * and column.
+ * model (the coordinator too) reads it. A cell that is not a number (or not one float32 can
+ * hold) is one line naming its row and column. Numeric labels that are equal numbers ("1",
+ * "1.0") are one class, named as first written.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fail } from '../util/errors.js';
@@ -53,11 +54,34 @@ interface Table {
   n: number;
 }
 
+/**
+ * A cell as a float32 feature or target; NaN where it is not a number. Number() reads more than
+ * decimals (hex "0x10" is 16); a value past float32's range would be Infinity in the batch.
+ */
+function cellValue(cell: string): number {
+  const v = cell === '' ? NaN : Number(cell);
+  return Number.isFinite(Math.fround(v)) ? v : NaN;
+}
+
+/** Why a cell is refused: words after its quoted text. */
+const notNumber = (cell: string) =>
+  Number.isFinite(Number(cell)) && cell !== '' ? 'is beyond float32 range (±3.4e38)' : 'is not a number';
+
 function readTable(spec: CsvSpec): Table {
   if (!existsSync(spec.path))
     fail('DATASET_UNAVAILABLE', `data.path: ${spec.path} does not exist${whereRelative(spec.path)}`);
-  const lines = readFileSync(spec.path, 'utf8').split(/\r?\n/);
+  const text = readFileSync(spec.path, 'utf8');
+  if (text.trim() === '')
+    fail('DATASET_UNAVAILABLE', `data.path: ${spec.path} is empty (a CSV file needs a header row)`);
+  const lines = text.split(/\r?\n/);
   const header = csvFields(lines[0] ?? '');
+  // indexOf would read the first of two same-named columns and train the other as a feature.
+  const twice = header.findIndex((h, i) => header.indexOf(h) !== i);
+  if (twice >= 0)
+    fail(
+      'DATASET_UNAVAILABLE',
+      `data.path: ${spec.path} has two columns named "${header[twice]}" (columns ${header.indexOf(header[twice]) + 1} and ${twice + 1}); name each column once`,
+    );
   const labelAt = header.indexOf(spec.label);
   if (labelAt < 0)
     fail(
@@ -80,18 +104,19 @@ function readTable(spec: CsvSpec): Table {
         labels.push(cell);
         return;
       }
-      const v = cell === '' ? NaN : Number(cell);
-      if (!Number.isFinite(v))
+      const v = cellValue(cell);
+      if (Number.isNaN(v))
         fail(
           'DATASET_UNAVAILABLE',
-          `${spec.path}: row ${row}, column "${header[c]}": ${JSON.stringify(cell)} is not a number`,
+          `${spec.path}: row ${row}, column "${header[c]}": ${JSON.stringify(cell)} ${notNumber(cell)}`,
         );
       rows.push(v);
     });
-    if (spec.task === 'regression' && !Number.isFinite(Number(labels[labels.length - 1]))) {
+    const label = labels[labels.length - 1];
+    if (spec.task === 'regression' && Number.isNaN(cellValue(label))) {
       fail(
         'DATASET_UNAVAILABLE',
-        `${spec.path}: row ${row}, label "${spec.label}": ${JSON.stringify(labels[labels.length - 1])} is not a number (data.task is regression)`,
+        `${spec.path}: row ${row}, label "${spec.label}": ${JSON.stringify(label)} ${notNumber(label)} (data.task is regression)`,
       );
     }
   });
@@ -99,15 +124,28 @@ function readTable(spec: CsvSpec): Table {
   return { features, x: Float32Array.from(rows), labels, n: labels.length };
 }
 
-/** Distinct labels: numerically sorted when all are numbers, else as strings. */
-function classesOf(labels: string[]): string[] {
+/**
+ * The classes: distinct labels, numerically sorted when all are numbers (equal numbers, "1"
+ * and "1.0", are one class, named as first written), else sorted as strings; and each label's
+ * class index.
+ */
+function classesOf(labels: string[]): { classes: string[]; index: (label: string) => number } {
   const distinct = [...new Set(labels)];
   const numeric = distinct.every((l) => l !== '' && Number.isFinite(Number(l)));
-  return numeric ? distinct.sort((a, b) => Number(a) - Number(b)) : distinct.sort();
+  if (!numeric) {
+    const classes = distinct.sort();
+    const at = new Map(classes.map((c, i) => [c, i]));
+    return { classes, index: (l) => at.get(l)! };
+  }
+  const named = new Map<number, string>();
+  for (const l of distinct) if (!named.has(Number(l))) named.set(Number(l), l);
+  const values = [...named.keys()].sort((a, b) => a - b);
+  const at = new Map(values.map((v, i) => [v, i]));
+  return { classes: values.map((v) => named.get(v)!), index: (l) => at.get(Number(l))! };
 }
 
 function shapeOf(spec: CsvSpec, t: Table): DataShape {
-  const classes = spec.task === 'regression' ? null : classesOf(t.labels);
+  const classes = spec.task === 'regression' ? null : classesOf(t.labels).classes;
   const outputs = classes ? classes.length : 1;
   if (spec.task === 'classification' && outputs < 2)
     fail(
@@ -144,10 +182,7 @@ export const csv: DatasetModule<CsvSpec> = {
     const y =
       spec.task === 'regression'
         ? Float32Array.from(t.labels, Number)
-        : oneHot(
-            t.labels.map((l) => classes.indexOf(l)),
-            classes.length,
-          );
+        : oneHot(t.labels.map(classes.index), classes.classes.length);
     const isTest = (i: number) => Math.floor((i + 1) * spec.testFraction) > Math.floor(i * spec.testFraction);
     const take = (test: boolean): Split => {
       const idx = Array.from({ length: t.n }, (_, i) => i).filter((i) => isTest(i) === test);

@@ -37,6 +37,11 @@ export interface IdxArray {
   data: Uint8Array;
 }
 
+/** An IDX array and the file it was read from (for messages). */
+interface IdxFile extends IdxArray {
+  file: string;
+}
+
 /** Parse one IDX buffer (already gunzipped). Pure: exported for tests that feed bytes. */
 export function parseIdx(buf: Uint8Array, what: string): IdxArray {
   if (buf.length < 4) fail('DATASET_UNAVAILABLE', `${what}: too short to be an IDX file`);
@@ -56,28 +61,33 @@ export function parseIdx(buf: Uint8Array, what: string): IdxArray {
   return { dims, data: buf.subarray(header) };
 }
 
-function readIdx(dir: string, stem: string): IdxArray {
+function readIdx(dir: string, stem: string): IdxFile {
   for (const name of [stem, `${stem}.gz`]) {
     const file = join(dir, name);
     if (!existsSync(file)) continue;
     let buf: Uint8Array = readFileSync(file);
     if (buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf); // gzip magic, whatever the name
-    return parseIdx(buf, file);
+    return { ...parseIdx(buf, file), file };
   }
   return fail('DATASET_UNAVAILABLE', `data.path: no ${stem} or ${stem}.gz in ${dir}`);
 }
 
-function toSplit(images: IdxArray, labels: IdxArray, what: string): { split: Split; classes: number; dims: number[] } {
+function toSplit(images: IdxArray, labels: IdxFile, what: string): { split: Split; dims: number[] } {
   const n = images.dims[0];
   if (labels.dims.length !== 1 || labels.dims[0] !== n) {
     fail('DATASET_UNAVAILABLE', `${what}: ${n} images but ${labels.dims[0]} labels`);
   }
+  // oneHot would write a label past 9 into the next row's targets.
+  const bad = labels.data.findIndex((l) => l > 9);
+  if (bad >= 0)
+    fail(
+      'DATASET_UNAVAILABLE',
+      `${labels.file}: label ${labels.data[bad]} at row ${bad} (0-based); IDX sets here have 10 classes, labels 0 to 9`,
+    );
   const width = images.dims.slice(1).reduce((a, b) => a * b, 1);
   const x = new Float32Array(n * width);
   for (let i = 0; i < x.length; i++) x[i] = images.data[i] / 255;
-  let classes = 0;
-  for (const l of labels.data) classes = Math.max(classes, l + 1);
-  return { split: { x, y: oneHot(labels.data, 10), n }, classes, dims: images.dims.slice(1) };
+  return { split: { x, y: oneHot(labels.data, 10), n }, dims: images.dims.slice(1) };
 }
 
 /**
@@ -99,7 +109,6 @@ function loadIdx(opts: { path: string }): Dataset {
     readIdx(opts.path, 't10k-labels-idx1-ubyte'),
     'test',
   );
-  if (train.classes > 10 || test.classes > 10) fail('DATASET_UNAVAILABLE', 'data.path: labels above 9 in an IDX set');
   const inputSize = train.split.x.length / Math.max(train.split.n, 1);
   if (test.split.x.length !== test.split.n * inputSize) {
     fail('DATASET_UNAVAILABLE', 'data.path: train and test images have different sizes');

@@ -2,7 +2,7 @@
  * The dataset registry: every dataset kind by its `data.name`. Adding one is a module
  * implementing DatasetModule (dataset.ts) and a line here; see docs/extending.md.
  */
-import { fail } from '../util/errors.js';
+import { DptrainError, fail } from '../util/errors.js';
 import { isObj } from '../job/fields.js';
 import type { DataShape, Dataset, DatasetModule, SampleRequest } from './dataset.js';
 import { text, type TextSpec } from './text.js';
@@ -42,14 +42,29 @@ export async function prepareDataset(spec: DataSpec): Promise<void> {
   await moduleOf(spec.name).prepare?.(spec);
 }
 
+/**
+ * A dataset module's own errors pass as they are; anything else it throws (a bug, a parser's
+ * SyntaxError) becomes one DATASET_UNAVAILABLE line naming the dataset, not a bare message.
+ */
+function naming<T>(spec: DataSpec, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof DptrainError) throw e;
+    const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    const path = 'path' in spec ? ` (${spec.path})` : '';
+    return fail('DATASET_UNAVAILABLE', `data ${spec.name}${path}: ${what.split('\n')[0]}`);
+  }
+}
+
 /** Load the dataset a job names. Synthetic sets derive from the job seed. */
 export function loadDataset(spec: DataSpec, seed: number, want: SampleRequest = {}): Dataset {
-  return moduleOf(spec.name).load(spec, seed, want);
+  return naming(spec, () => moduleOf(spec.name).load(spec, seed, want));
 }
 
 /** The data's shape without loading it: the coordinator needs only this, and need not have the files. */
 export function datasetShape(spec: DataSpec, want: SampleRequest = {}): DataShape {
-  return moduleOf(spec.name).shape(spec, want);
+  return naming(spec, () => moduleOf(spec.name).shape(spec, want));
 }
 
 /** Whether loaded data has the shape the job expects (a host with other files is refused). */

@@ -10,7 +10,8 @@
  * in an Int32Array), flat and row-major, x of rows × inputSize and y of rows × outputSize values;
  * `ctx` is { seed, options } (seed: the job's, for synthetic data). Both may be named exports or
  * members of the default export. The rows are gathered once at load, in blocks, and checked
- * against the declared target kind. Everything the module gets wrong is one DATASET_UNAVAILABLE
+ * against the declared target kind (token inputs against vocab); the first rows are asked for
+ * once more, to refuse a fill that is not deterministic. Everything the module gets wrong is one DATASET_UNAVAILABLE
  * line naming the module; the fingerprint covers the module file's bytes and what it declares.
  */
 import { createHash } from 'node:crypto';
@@ -52,6 +53,8 @@ interface UserModule {
 const TARGETS: readonly TargetKind[] = ['onehot', 'binary', 'real', 'tokens'];
 /** Rows per fill call at load. */
 const BLOCK = 4096;
+/** Rows asked for a second time, alone, to catch a fill that is not deterministic (Math.random). */
+const RECHECK = 16;
 const loaded = new Map<string, UserModule>();
 
 const firstLine = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e)).split('\n')[0];
@@ -99,9 +102,13 @@ function call<T>(spec: ModuleSpec, what: string, fn: () => T): T {
 
 const posInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1;
 
+/** An async function's result: its fields would all read undefined, so it gets a line of its own. */
+const isPromise = (v: unknown) => v instanceof Promise || (isObj(v) && typeof v.then === 'function');
+
 function describeData(spec: ModuleSpec, want: SampleRequest): Described {
   const m = userModule(spec);
   const d = call(spec, 'describe()', () => m.describe(spec.options, want));
+  if (isPromise(d)) bad(spec, 'describe() returned a Promise; describe must return the shape at once (not async)');
   const wrong = (field: string, must: string, v: unknown) =>
     bad(spec, `describe() returned ${field} ${JSON.stringify(v)}: it must be ${must}`);
   if (!isObj(d))
@@ -135,35 +142,77 @@ function describeData(spec: ModuleSpec, want: SampleRequest): Described {
 
 const shapeOf = ({ train: _t, test: _s, ...shape }: Described): DataShape => shape;
 
-/** The first value of a block of targets that its target kind forbids, as words; or null. */
-function targetProblem(d: DataShape, y: Float32Array): string | null {
+const isTokenId = (v: number, vocab: number) => Number.isInteger(v) && v >= 0 && v < vocab;
+
+/** The first value of a block of targets (its first row is row `from`) that its target kind forbids, as words; or null. */
+function targetProblem(d: DataShape, y: Float32Array, from: number): string | null {
   const k = d.outputSize;
   for (let r = 0; r < y.length / k; r++) {
     let ones = 0;
     for (let j = r * k; j < (r + 1) * k; j++) {
       const v = y[j];
-      if (d.targets === 'tokens' ? !(Number.isInteger(v) && v >= 0 && v < d.vocab!) : !Number.isFinite(v)) {
+      if (d.targets === 'tokens' ? !isTokenId(v, d.vocab!) : !Number.isFinite(v)) {
         return (
-          `y of row ${r} holds ${v}, ` +
+          `y of row ${from + r} holds ${v}, ` +
           `${d.targets === 'tokens' ? `not a token id below vocab ${d.vocab}` : 'not a finite number'}`
         );
       }
       if ((d.targets === 'onehot' || d.targets === 'binary') && v !== 0 && v !== 1)
-        return `y of row ${r} holds ${v}; "${d.targets}" targets are 0 or 1`;
+        return `y of row ${from + r} holds ${v}; "${d.targets}" targets are 0 or 1`;
       ones += v;
     }
-    if (d.targets === 'onehot' && ones !== 1) return `y of row ${r} has ${ones} ones; a "onehot" row has exactly one`;
+    if (d.targets === 'onehot' && ones !== 1)
+      return `y of row ${from + r} has ${ones} ones; a "onehot" row has exactly one`;
   }
   return null;
 }
 
-function inputProblem(d: DataShape, x: Float32Array): string | null {
+/**
+ * The first input of a block that its dtype forbids, as words; or null. Token ids must also be
+ * below vocab: the one-hot embedding would turn one outside it into zeros and train silently.
+ */
+function inputProblem(d: DataShape, x: Float32Array, from: number): string | null {
+  const k = sizeOf(d.inputShape);
   for (let i = 0; i < x.length; i++) {
     const v = x[i];
-    if (d.inputDtype === 'int32' ? !Number.isInteger(v) : !Number.isFinite(v))
-      return `x[${i}] is ${v}, not ${d.inputDtype === 'int32' ? 'an integer id' : 'a finite number'}`;
+    const where = `x of row ${from + Math.floor(i / k)} holds ${v}`;
+    if (d.inputDtype === 'float32' && !Number.isFinite(v)) return `${where}, not a finite number`;
+    if (d.inputDtype === 'int32' && d.vocab !== undefined && !isTokenId(v, d.vocab))
+      return `${where}, not a token id below vocab ${d.vocab}`;
+    if (d.inputDtype === 'int32' && !Number.isInteger(v)) return `${where}, not an integer id`;
   }
   return null;
+}
+
+/** fill's {x, y} for rows, checked for shape (not yet for values). */
+function fillRows(
+  spec: ModuleSpec,
+  m: UserModule,
+  d: Described,
+  split: 'train' | 'test',
+  rows: Int32Array,
+  seed: number,
+): { what: string; x: Float32Array; y: Float32Array } {
+  const inSize = sizeOf(d.inputShape);
+  const what = `fill("${split}", rows ${rows[0]}..${rows[rows.length - 1]})`;
+  const r = call(spec, what, () => m.fill(split, rows, { seed, options: spec.options }));
+  if (isPromise(r)) bad(spec, `${what} returned a Promise; fill must return {x, y} at once`);
+  if (!isObj(r)) bad(spec, `${what} returned ${JSON.stringify(r)}, not {x, y}`);
+  const x = values(
+    spec,
+    r.x,
+    `${what}: x`,
+    rows.length * inSize,
+    `${rows.length} rows × ${inSize} inputs, inputShape [${d.inputShape.join(', ')}]`,
+  );
+  const y = values(
+    spec,
+    r.y,
+    `${what}: y`,
+    rows.length * d.outputSize,
+    `${rows.length} rows × ${d.outputSize} outputs`,
+  );
+  return { what, x, y };
 }
 
 /** One array of fill's result, checked for length. */
@@ -185,28 +234,31 @@ function gatherSplit(spec: ModuleSpec, m: UserModule, d: Described, split: 'trai
   const y = new Float32Array(n * d.outputSize);
   for (let from = 0; from < n; from += BLOCK) {
     const rows = Int32Array.from({ length: Math.min(BLOCK, n - from) }, (_, i) => from + i);
-    const what = `fill("${split}", rows ${from}..${from + rows.length - 1})`;
-    const r = call(spec, what, () => m.fill(split, rows, { seed, options: spec.options }));
-    if (r instanceof Promise) bad(spec, `${what} returned a Promise; fill must return {x, y} at once`);
-    if (!isObj(r)) bad(spec, `${what} returned ${JSON.stringify(r)}, not {x, y}`);
-    const bx = values(
+    const b = fillRows(spec, m, d, split, rows, seed);
+    const problem = inputProblem(d, b.x, from) ?? targetProblem(d, b.y, from);
+    if (problem) bad(spec, `${b.what}: ${problem}`);
+    x.set(b.x, from * inSize);
+    y.set(b.y, from * d.outputSize);
+  }
+  // Every process fills its own copy: a module whose rows change from call to call (Math.random,
+  // the time) would make each worker's data differ, refused later with a misleading hint.
+  const again = fillRows(
+    spec,
+    m,
+    d,
+    split,
+    Int32Array.from({ length: Math.min(RECHECK, n) }, (_, i) => i),
+    seed,
+  );
+  const differs = (a: Float32Array, b: Float32Array) => a.findIndex((v, i) => v !== b[i]);
+  const dx = differs(again.x, x);
+  const dy = differs(again.y, y);
+  if (dx >= 0 || dy >= 0) {
+    const row = dx >= 0 ? `x of row ${Math.floor(dx / inSize)}` : `y of row ${Math.floor(dy / d.outputSize)}`;
+    bad(
       spec,
-      r.x,
-      `${what}: x`,
-      rows.length * inSize,
-      `${rows.length} rows × ${inSize} inputs, inputShape [${d.inputShape.join(', ')}]`,
+      `${again.what} gave other values when asked again (${row}): fill must be deterministic, the same rows whatever is asked with them (derive randomness from ctx.seed)`,
     );
-    const by = values(
-      spec,
-      r.y,
-      `${what}: y`,
-      rows.length * d.outputSize,
-      `${rows.length} rows × ${d.outputSize} outputs`,
-    );
-    const problem = inputProblem(d, bx) ?? targetProblem(d, by);
-    if (problem) bad(spec, `${what}: ${problem}`);
-    x.set(bx, from * inSize);
-    y.set(by, from * d.outputSize);
   }
   return { x, y, n };
 }

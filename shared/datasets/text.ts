@@ -58,6 +58,17 @@ export function alphabetOf(text: string): string {
   return [...new Set(text)].sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!).join('');
 }
 
+/** The alphabet of the file's text, refusing one of a single character: next-token prediction needs two. */
+function fileAlphabet(s: string, path: string): string {
+  const alphabet = alphabetOf(s);
+  if ([...alphabet].length === 1)
+    fail(
+      'DATASET_UNAVAILABLE',
+      `data.path: ${path} has one distinct character (${JSON.stringify(alphabet)}); next-token prediction needs 2 or more`,
+    );
+  return alphabet;
+}
+
 /** Token ids of a text under a tokenizer (an alphabet for chars). */
 export function encode(s: string, alphabet: string | undefined): Int32Array {
   if (alphabet === undefined) return Int32Array.from(Buffer.from(s, 'utf8'));
@@ -89,7 +100,7 @@ function tokens(spec: TextSpec): { ids: Int32Array; alphabet?: string } {
   const bytes = readText(spec.path);
   if (spec.tokenizer === 'bytes') return { ids: Int32Array.from(bytes) };
   const s = decodeUtf8(bytes, spec.path);
-  const alphabet = alphabetOf(s);
+  const alphabet = fileAlphabet(s, spec.path);
   return { ids: encode(s, alphabet), alphabet };
 }
 
@@ -137,7 +148,7 @@ export const text: DatasetModule<TextSpec> = {
   shape(spec, want) {
     const seq = seqOf(want);
     if (spec.tokenizer === 'bytes') return shapeOf(seq, 256);
-    const alphabet = alphabetOf(decodeUtf8(readText(spec.path), spec.path));
+    const alphabet = fileAlphabet(decodeUtf8(readText(spec.path), spec.path), spec.path);
     return shapeOf(seq, [...alphabet].length, alphabet);
   },
   load(spec, _seed, want) {

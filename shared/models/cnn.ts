@@ -230,6 +230,7 @@ export const cnn: ModelKind<CnnSpec> = {
     const flat = tf.reshape(h, [h.shape[0], -1]) as tf.Tensor2D;
     return denseStack(dense, params.slice(p), flat, p === 0);
   },
+  outputShape: (layout, rows) => [rows, layout.outputSize],
   lossSum: (layout, out, y) => headLossSum(layout.spec.loss, layout.outputSize, out, y),
   correctCount: (layout, out, y) => headCorrectCount(layout.spec.loss, layout.data.targets, out, y),
   flops(layout) {

@@ -55,6 +55,13 @@ export interface ModelKind<S> {
   init(layout: ModelLayout<S>, seed: number): Float32Array;
   /** Output for a batch x of shape [n, ...inputShape]; params one tensor per slot, in order. */
   forward(layout: ModelLayout<S>, params: tf.Tensor[], x: tf.Tensor): tf.Tensor;
+  /**
+   * The shape forward() returns for a batch of `rows` samples ([rows, outputSize] for a
+   * classifier, [rows·seq, vocab] for gpt's logits). The worker compares every pass's output
+   * with it (a wrong width broadcasts in the loss and trains on nonsense) and sizes its
+   * evaluation chunks by it.
+   */
+  outputShape(layout: ModelLayout<S>, rows: number): number[];
   /** Sum over the batch of each sample's loss. */
   lossSum(layout: ModelLayout<S>, out: tf.Tensor, y: tf.Tensor): tf.Scalar;
   /** How many samples the model gets right, or null where it reports no accuracy (real-valued or next-token targets). */

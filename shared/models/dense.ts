@@ -158,6 +158,7 @@ export const dense: ModelKind<DenseSpec> = {
   layout: denseLayout,
   init: (layout, seed) => glorotUniform(layout.params, layout.totalParams, seed, (s) => kernelFans(s.shape)),
   forward: (layout, params, x) => denseStack(layout.spec.layers, params, x as tf.Tensor2D, true),
+  outputShape: (layout, rows) => [rows, layout.outputSize],
   lossSum: (layout, out, y) => headLossSum(layout.spec.loss, layout.outputSize, out, y),
   correctCount: (layout, out, y) => headCorrectCount(layout.spec.loss, layout.data.targets, out, y),
   flops(layout) {

@@ -169,6 +169,12 @@ export const gpt: ModelKind<GptSpec> = {
         'MODEL_INVALID',
         `model.vocab is ${vocab} but the data has token ids up to ${data.vocab - 1}: set it to ${data.vocab} or more (or leave it out)`,
       );
+    // tf.oneHot needs depth 2 or more, and one token id leaves nothing to predict.
+    if (vocab < 2)
+      fail(
+        'MODEL_INVALID',
+        `model.kind gpt needs 2 or more token ids; the data's vocab is ${data.vocab} (set model.vocab or use other data)`,
+      );
     return {
       spec,
       data,
@@ -192,6 +198,7 @@ export const gpt: ModelKind<GptSpec> = {
     return out;
   },
   forward: (layout, params, x) => forward(layout, params, x),
+  outputShape: (layout, rows) => [rows * layout.spec.seq, vocabOf(layout)],
   /** Each sample's loss is the mean cross-entropy over its positions (as nanoGPT's loss over B·T). */
   lossSum(layout, out, y) {
     const targets = tf.cast(tf.oneHot(tf.reshape(y, [-1]), vocabOf(layout)), 'float32');

@@ -2,6 +2,7 @@
  * The model-kind registry: every kind by its `model.kind` (default `dense`). Adding one is a
  * module implementing ModelKind (contract.ts) and a line here; see docs/extending.md.
  */
+import type * as tf from '@tensorflow/tfjs';
 import type { DataShape, SampleRequest } from '../datasets/dataset.js';
 import { fail } from '../util/errors.js';
 import { isObj } from '../job/fields.js';
@@ -56,4 +57,18 @@ export function layoutModel(spec: ModelSpec, data: DataShape): AnyLayout {
 /** The seeded initialization of a layout's parameters. */
 export function initParams(layout: AnyLayout, seed: number): Float32Array {
   return modelKind(layout.spec).init(layout, seed);
+}
+
+/**
+ * Refuse a forward pass whose output is not the shape its kind states: a wrong width would
+ * broadcast in the loss (width-1 logits make a softmax loss exactly 0) and train on nonsense.
+ * A shape comparison only, so every pass can afford it.
+ */
+export function checkOutput(model: ModelKind<ModelSpec>, layout: AnyLayout, out: tf.Tensor, rows: number): void {
+  const want = model.outputShape(layout, rows);
+  if (out.shape.length !== want.length || out.shape.some((v, i) => v !== want[i]))
+    fail(
+      'MODEL_INVALID',
+      `model kind ${model.kind}: forward returned [${out.shape.join(', ')}]; expected [${want.join(', ')}]`,
+    );
 }

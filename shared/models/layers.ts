@@ -266,6 +266,7 @@ export const layers: ModelKind<LayersSpec> = {
     });
     return h;
   },
+  outputShape: (layout, rows) => [rows, layout.outputSize],
   lossSum: (layout, out, y) => headLossSum(planOf(layout.spec).loss, layout.outputSize, out, y),
   correctCount: (layout, out, y) => headCorrectCount(planOf(layout.spec).loss, layout.data.targets, out, y),
   flops(layout) {

@@ -133,6 +133,11 @@ describe.each(MODEL_KINDS.map((k) => [k]))('model kind %s', (kind) => {
     }
   });
 
+  it('states the shape its forward pass returns (what the worker checks every pass against)', () => {
+    const shape = tf.tidy(() => m.forward(layout, tensors(), batch(0, 3).x).shape);
+    expect(shape).toEqual(m.outputShape(layout, 3));
+  });
+
   it('counts correct answers within the batch, or none for real-valued and next-token targets', () => {
     const r = tf.tidy(() => {
       const { x, y } = batch(0, n);

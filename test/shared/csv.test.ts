@@ -133,4 +133,33 @@ describe('csv dataset', () => {
       `data.path: no/such.csv does not exist (looked for ${join(process.cwd(), 'no/such.csv')}: relative paths start at the working directory)`,
     );
   });
+
+  const loadFails = (path: string, task = 'classification') =>
+    expectCode(() => loadDataset(parseDataSpec({ name: 'csv', path, label: 'label', task }), 0), 'DATASET_UNAVAILABLE');
+
+  it('a number float32 cannot hold (1e39) is refused like NaN, in a feature or a regression label', () => {
+    expect(loadFails(file('big.csv', 'a,b,label\n1,2,x\n1e39,3,y\n'))).toBe(
+      `${join(dir, 'big.csv')}: row 3, column "a": "1e39" is beyond float32 range (±3.4e38)`,
+    );
+    expect(loadFails(file('bigy.csv', 'a,label\n1,2\n2,-1e39\n'), 'regression')).toContain(
+      'row 3, label "label": "-1e39" is beyond float32 range (±3.4e38) (data.task is regression)',
+    );
+    expect(loadFails(file('inf.csv', 'a,b,label\n1,Infinity,x\n'))).toContain('"Infinity" is not a number');
+  });
+
+  it('labels that are equal numbers ("1", "1.0") are one class, named as first written', () => {
+    const p = file('numlabels.csv', 'a,label\n1,10\n2,9\n3,1.0\n4,1\n5,9.0\n');
+    const ds = loadDataset(parseDataSpec({ name: 'csv', path: p, label: 'label', testFraction: 0 }), 0);
+    expect([ds.classes, ds.outputSize]).toEqual([['1.0', '9', '10'], 3]);
+    expect(Array.from(ds.train.y)).toEqual([0, 0, 1, 0, 1, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0]);
+  });
+
+  it('an empty file says so; two columns of one name are refused', () => {
+    expect(loadFails(file('empty.csv', ''))).toBe(
+      `data.path: ${join(dir, 'empty.csv')} is empty (a CSV file needs a header row)`,
+    );
+    expect(loadFails(file('dup.csv', 'a,b,a,label\n1,2,3,x\n4,5,6,y\n'))).toBe(
+      `data.path: ${join(dir, 'dup.csv')} has two columns named "a" (columns 1 and 3); name each column once`,
+    );
+  });
 });

@@ -162,6 +162,15 @@ describe('idx', () => {
     expect(expectCode(() => loadIdx({ path: dir }), 'DATASET_UNAVAILABLE')).toContain('t10k-labels-idx1-ubyte');
   });
 
+  it('loadIdx with a label above 9 names the labels file and the row', () => {
+    const dir = join(root, 'badlabel');
+    writeSet(dir);
+    writeFileSync(join(dir, 't10k-labels-idx1-ubyte'), idxBytes([2], [7, 12]));
+    expect(expectCode(() => loadIdx({ path: dir }), 'DATASET_UNAVAILABLE')).toBe(
+      `${join(dir, 't10k-labels-idx1-ubyte')}: label 12 at row 1 (0-based); IDX sets here have 10 classes, labels 0 to 9`,
+    );
+  });
+
   const fashion = '/usr/share/datasets/fashion-mnist';
   it.skipIf(!existsSync(fashion))('loadIdx on Fashion-MNIST gives 60000 + 10000 rows of 784', () => {
     const d = loadIdx({ path: fashion });

@@ -164,6 +164,35 @@ describe('a module that is wrong gets one line naming it', () => {
     ).toContain('y of row 0 has 2 ones');
   });
 
+  it('describe() returning a Promise', async () => {
+    const spec = await prepared(`${DESCRIBE.replace('export function', 'export async function')}\n${FILL}`);
+    expect(expectCode(() => datasetShape(spec), 'DATASET_UNAVAILABLE')).toBe(
+      `data module ${(spec as { path: string }).path}: describe() returned a Promise; describe must return the shape at once (not async)`,
+    );
+  });
+
+  it('token inputs outside [0, vocab), negative or too large, naming the row and value', async () => {
+    const tokens = (bad: string) =>
+      prepared(`export function describe() { return { train: 6, test: 2, inputShape: [4], inputDtype: 'int32', outputSize: 4, targets: 'tokens', vocab: 5 }; }
+export function fill(split, rows) {
+  const x = new Float32Array(rows.length * 4).fill(1), y = new Float32Array(rows.length * 4).fill(2);
+  if (split === 'test') x[5] = ${bad};
+  return { x, y };
+}`);
+    expect(loadFails(await tokens('7'))).toContain(
+      'fill("test", rows 0..1): x of row 1 holds 7, not a token id below vocab 5',
+    );
+    expect(loadFails(await tokens('-3'))).toContain('x of row 1 holds -3, not a token id below vocab 5');
+    expect(loadDataset(await tokens('4'), 1).test.x[5]).toBe(4);
+  });
+
+  it('a fill that is not deterministic (Math.random)', async () => {
+    const fill = FILL.replace('x.set([r, seed,', 'x.set([r, Math.random(),');
+    expect(loadFails(await prepared(`${DESCRIBE}\n${fill}`))).toMatch(
+      /fill\("train", rows 0\.\.5\) gave other values when asked again \(x of row 0\): fill must be deterministic/,
+    );
+  });
+
   it('a command that does not import modules says so', () => {
     const spec = parseDataSpec({ name: 'module', path: moduleFile(`${DESCRIBE}\n${FILL}`) });
     expect(expectCode(() => datasetShape(spec), 'DATASET_UNAVAILABLE')).toContain('not imported here');

@@ -148,6 +148,21 @@ describe('gpt and text: one line naming the field or file', () => {
     );
     expect(loadJobData(held(0)).test.n).toBe(0);
   });
+  it('a text of one distinct character: refused at layout (next-token prediction needs 2), as is token data of vocab 1', () => {
+    const dir = tempDir('text-one-char');
+    const one = join(dir, 'onechar.txt');
+    writeFileSync(one, 'a'.repeat(2000));
+    expect(expectCode(() => job(GPT, { name: 'text', path: one }), 'DATASET_UNAVAILABLE')).toBe(
+      `data.path: ${one} has one distinct character ("a"); next-token prediction needs 2 or more`,
+    );
+    const cfg = parseConfig({ data: { name: 'text', path: one }, model: GPT });
+    expect(expectCode(() => loadJobData(cfg), 'DATASET_UNAVAILABLE')).toContain('has one distinct character');
+    const spec = parseModelSpec(GPT);
+    expect(expectCode(() => layoutModel(spec, tokens(8, 1)), 'MODEL_INVALID')).toBe(
+      "model.kind gpt needs 2 or more token ids; the data's vocab is 1 (set model.vocab or use other data)",
+    );
+    expect(layoutModel(parseModelSpec({ ...GPT, vocab: 2 }), tokens(8, 1)).params[0].shape).toEqual([2, 16]);
+  });
   it('an unknown tokenizer', () => {
     expect(
       expectCode(
