@@ -40,7 +40,15 @@ export async function shardCommand(f: ShardFlags): Promise<number> {
     { listen: listener.address, params: total },
     `slice shard listening; the coordinator and workers name it with --slice-shard ${listener.address}`,
   );
-  await new Promise<void>((res) => process.once('SIGTERM', res).once('SIGINT', res));
+  const signal = await new Promise<NodeJS.Signals>((res) =>
+    process.once('SIGTERM', () => res('SIGTERM')).once('SIGINT', () => res('SIGINT')),
+  );
+  // The coordinator's run cannot go on without this slice: say so here, and tell it why.
+  log.warn(
+    { signal },
+    `${signal}: slice shard stopping; a coordinator using it stops too (restart the shard, then resume the coordinator)`,
+  );
+  server.close(`slice shard stopped by ${signal}`);
   await listener.close();
   return 0;
 }
@@ -59,7 +67,7 @@ export function slicedToShards(
   urls: readonly string[] | undefined,
   token: string | null,
 ): SlicedLink | null {
-  return urls?.length ? slicedLink(coordinator, (total) => dialShards(urls, total), token) : null;
+  return urls?.length ? slicedLink(coordinator, (total) => dialShards(urls, total), token, urls.length) : null;
 }
 
 /** Refuse, before anything starts, what a sharded update does not do. */
@@ -79,5 +87,7 @@ export async function coordinatorSlices(
   if (!urls?.length) return null;
   checkSliceable(config);
   const total = jobLayout(config).totalParams;
-  return new RemoteSlices(await dialShards(urls, total), total, config.optimizer, token, config.wireDtype);
+  const slices = new RemoteSlices(await dialShards(urls, total), total, config.optimizer, token, config.wireDtype);
+  await slices.ready(); // a shard of another job, or without the token, is refused now, before workers join
+  return slices;
 }

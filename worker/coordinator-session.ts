@@ -24,6 +24,10 @@ import {
 } from '../shared/wire/protocol.js';
 import { readFromCoordinator } from '../shared/wire/validate.js';
 import type { WireDtype } from '../shared/wire/wire-dtype.js';
+import type { SlicedLink } from './sliced-link.js';
+
+/** A link through slice shards: the hello says so, and it may refuse the job itself (its shards are not the coordinator's). */
+const isSliced = (link: Link): link is SlicedLink => 'sliceShards' in link;
 
 export interface WorkerOutcome {
   /** A shared-memory file could not be read: the next session should not offer shared memory. */
@@ -135,10 +139,11 @@ export abstract class CoordinatorSession<Joining extends string> {
         if (bye != null) this.noteBye(bye);
         this.state = 'closed'; // frames still queued are not handled: nobody would take their answers
         const notes = this.onClosed(reason);
+        const refused = isSliced(this.link) ? this.link.refusal : null;
         resolve({
           finished: this.finished,
-          fatal: this.failure?.code ?? REFUSALS[kind] ?? null,
-          reason: this.failure?.why ?? reason,
+          fatal: this.failure?.code ?? refused?.code ?? REFUSALS[kind] ?? null,
+          reason: this.failure?.why ?? refused?.message ?? reason,
           ...notes,
         });
       });
@@ -228,6 +233,7 @@ export abstract class CoordinatorSession<Joining extends string> {
       cnonce: this.cnonce,
       proof: token ? workerProof(token, msg.jobId, this.nonce, this.cnonce) : '',
       shm: this.shmProof(),
+      sliceShards: isSliced(this.link) ? this.link.sliceShards : 0,
     });
     this.state = 'helloSent';
   }

@@ -7,6 +7,10 @@
  *
  * A shard sends its slices in version order. A lower version after a higher one retracts the
  * higher (a step whose Adam the shard applied early, then skipped: slice-server.ts).
+ *
+ * Each shard says, as its link opens, the parameter count it was started for and which slice
+ * of how many the coordinator gave it: a list in another order, of another length, or a shard
+ * of another job is a configuration error (CONFIG_INVALID, the worker exits), not a lost link.
  */
 import type { Link } from '../shared/transport/transport.js';
 import type { WireDtype } from '../shared/wire/wire-dtype.js';
@@ -29,6 +33,20 @@ const EXPECTED = { challenge: 'sliceChallenge', welcome: 'sliceWelcome', open: '
 const authFailed = (k: number, remote: string) =>
   new DptrainError('AUTH_FAILED', `slice shard ${k} (${remote}) could not prove the job token: check its --token-file`);
 
+/** The order the shards were dialled in is not the coordinator's: `is[j]`, the URL that holds slice j, where known. */
+function orderDiffers(slice: number, url: string, is: ReadonlyArray<string | undefined> = []): DptrainError {
+  const all = is.length && is.every((u) => u !== undefined) ? ` (pass --slice-shard ${is.join(' ')})` : '';
+  return new DptrainError(
+    'CONFIG_INVALID',
+    `--slice-shard order differs from the coordinator's: shard ${slice} is ${url}${all}`,
+  );
+}
+
+/** Failures that reconnecting cannot mend: the worker exits with them (worker/sliced-link.ts). */
+export function isRefusal(e: unknown): e is DptrainError {
+  return e instanceof DptrainError && (e.code === 'AUTH_FAILED' || e.code === 'CONFIG_INVALID');
+}
+
 export class SliceClient {
   readonly ranges: SliceRange[];
   /** Versions being assembled: their params frame, its payload, and which slices are in. */
@@ -42,6 +60,13 @@ export class SliceClient {
   private newest = -1;
   /** Told each time a version newer than any before has every slice in. */
   onVersion: ((version: number) => void) | null = null;
+  /** Told once, when a shard link closes or is refused: nothing more comes from the shards. */
+  onFail: ((e: Error) => void) | null = null;
+  /** Each link's place in the coordinator's order, from its sliceWelcome (undefined: not open, or not claimed yet). */
+  private readonly claims: Array<{ slice: number; slices: number } | null | undefined>;
+  private readonly opens: { ok: () => void; no: (e: Error) => void }[] = [];
+  /** Every shard link open and in the coordinator's order (as far as the shards know it yet). */
+  readonly opened: Promise<void>;
 
   /**
    * `token`: the job's; each shard's challenge is answered with its proof, and nothing is taken
@@ -56,6 +81,9 @@ export class SliceClient {
     private readonly wireDtype: WireDtype = 'float32',
   ) {
     this.ranges = sliceBounds(totalParams, links.length);
+    this.claims = links.map(() => undefined);
+    this.opened = new Promise((ok, no) => this.opens.push({ ok, no }));
+    this.opened.catch(() => {}); // reported where awaited, and through onFail
     links.forEach((link, k) => {
       // A link goes challenge → (hello sent) welcome → open; slices count only once it is open.
       let state: 'challenge' | 'welcome' | 'open' = 'challenge';
@@ -75,6 +103,12 @@ export class SliceClient {
               `slice shard ${k} sent ${msg.t} where ${EXPECTED[state]} belongs`,
             );
           if (msg.t === 'sliceChallenge') {
+            if (msg.params !== totalParams)
+              throw new DptrainError(
+                'CONFIG_INVALID',
+                `slice shard ${k} (${link.remote}) was started for a model of ${msg.params} parameters, this job's has ${totalParams}: ` +
+                  "it serves another job (check --slice-shard against the coordinator's, and the shard's --config)",
+              );
             shardNonce = msg.nonce;
             const proof = token ? sliceProof(token, msg.nonce, 'sliceHello') : '';
             link.send(encodeSliceFrame({ t: 'sliceHello', proof, nonce, worker }));
@@ -85,9 +119,12 @@ export class SliceClient {
               return link.close('authentication failed: this shard does not hold the job token', 'authFailed');
             }
             state = 'open';
+            this.claims[k] = msg.slices ? { slice: msg.slice, slices: msg.slices } : null;
+            this.checkOrder();
           } else this.slice(k, msg, payload!);
         } catch (e) {
-          link.close((e as Error).message, 'invalid');
+          if (isRefusal(e)) this.fail(e); // before the close below reports a mere loss
+          link.close((e as Error).message, isRefusal(e) ? 'wrongJob' : 'invalid');
         }
       });
       link.onClose((reason) =>
@@ -96,9 +133,43 @@ export class SliceClient {
     });
   }
 
+  /**
+   * Once every link is open: each claimed shard must stand where this worker listed it. Shards
+   * not claimed yet (a coordinator still dialling them) are checked by their first slice instead.
+   */
+  private checkOrder(): void {
+    if (this.claims.some((c) => c === undefined) || this.lost) return;
+    const n = this.links.length;
+    const claimed = this.claims.filter((c): c is { slice: number; slices: number } => !!c);
+    const other = claimed.find((c) => c.slices !== n);
+    if (other)
+      return this.refuse(
+        new DptrainError(
+          'CONFIG_INVALID',
+          `--slice-shard lists ${n} shard${n === 1 ? '' : 's'}, the coordinator uses ${other.slices}: pass its list, in its order`,
+        ),
+      );
+    const at = this.claims.map((c) => c?.slice); // the slice the shard at each place holds
+    const is = Array.from({ length: n }, (_, j) => this.links[at.indexOf(j)]?.remote);
+    const wrong = at.findIndex((slice, k) => slice !== undefined && slice !== k);
+    if (wrong >= 0) {
+      // Name the first slice whose shard is listed elsewhere: "shard 0 is …".
+      const j = is.findIndex((url, j) => url !== undefined && at[j] !== j);
+      return this.refuse(j >= 0 ? orderDiffers(j, is[j]!, is) : orderDiffers(at[wrong]!, this.links[wrong].remote, is));
+    }
+    for (const o of this.opens.splice(0)) o.ok();
+  }
+
+  /** A configuration error: fail, and close every shard link saying why. */
+  private refuse(e: DptrainError): void {
+    this.fail(e);
+    for (const l of this.links) l.close(e.message, 'wrongJob');
+  }
+
   private slice(k: number, msg: Slice, payload: Float32Array): void {
     const { from, to } = this.ranges[k];
-    if (msg.slice !== k || payload.length !== to - from)
+    if (msg.slice !== k) throw orderDiffers(msg.slice, this.links[k].remote);
+    if (payload.length !== to - from)
       throw new DptrainError(
         'MESSAGE_INVALID',
         `slice ${msg.slice} of ${payload.length} floats on the link of slice ${k}`,
@@ -123,9 +194,12 @@ export class SliceClient {
   }
 
   private fail(e: Error): void {
-    this.lost ??= e;
+    if (this.lost) return;
+    this.lost = e;
     for (const ws of this.waiters.values()) for (const w of ws) w.no(e);
     this.waiters.clear();
+    for (const o of this.opens.splice(0)) o.no(e);
+    this.onFail?.(e);
   }
 
   /** The parameters of `version`, once every slice of it is in. */

@@ -1,21 +1,24 @@
 /**
  * A worker's link to a coordinator whose parameters live on slice shards (coordinator/slices/),
  * seen by the worker loop as an ordinary coordinator link: the loop is unchanged.
- *   welcome         passed on; its worker id and job open the links to the shards (SliceClient)
+ *   welcome         its worker id and job open the links to the shards (SliceClient); passed on once
+ *                   every shard link is open and stands where this worker listed it
  *   params          each version as soon as every slice of it is in, as a params frame (what the
  *                   coordinator would have sent), the slices written into it as they arrived
  *   work, evaluate  held until their parameter version has been passed on (again, if a newer
  *                   one went first)
  *   result (out)    its gradients go to the shards, cut into slices; the coordinator gets the header.
  *                   sendResult does the same from the gradients where they lie (no result frame)
- * A shard lost ends the session, as a lost coordinator would.
+ * A shard lost ends the session, as a lost coordinator would. A refusal (shards of another job,
+ * in another order, without the token) ends it for good: the link tells the coordinator
+ * (a fault), and the session ends the worker with that error (`refusal`, coordinator-session.ts).
  */
 import { jobLayout } from '../shared/job/job-layout.js';
 import type { CloseKind, Link } from '../shared/transport/transport.js';
-import { DptrainError, describeError } from '../shared/util/errors.js';
+import { type DptrainError, describeError } from '../shared/util/errors.js';
 import { decodeFrame, encodeFrame } from '../shared/wire/codec.js';
 import type { Message, ShardResult, Welcome } from '../shared/wire/protocol.js';
-import { SliceClient } from './slice-client.js';
+import { isRefusal, SliceClient } from './slice-client.js';
 
 /** The frame's header when it is one of ours and carries no payload it could not read; else null (passed on as is). */
 function peek(bytes: Uint8Array, maxValues: number): { msg: Message; payload: Float32Array | null } | null {
@@ -27,16 +30,25 @@ function peek(bytes: Uint8Array, maxValues: number): { msg: Message; payload: Fl
   }
 }
 
-/** The link, and a way to send a result without encoding its gradients in one frame first. */
-export type SlicedLink = Link & { sendResult(msg: ShardResult, parts: readonly Float32Array[]): boolean };
+/**
+ * The link, and a way to send a result without encoding its gradients in one frame first;
+ * how many shards it reaches (the hello says so), and why it refused the job, once it has.
+ */
+export type SlicedLink = Link & {
+  sendResult(msg: ShardResult, parts: readonly Float32Array[]): boolean;
+  readonly sliceShards: number;
+  readonly refusal: DptrainError | null;
+};
 
-/** `dialShards(totalParams)`: links to every slice shard, in slice order. */
+/** `dialShards(totalParams)`: links to every slice shard (`shards` of them), in slice order. */
 export function slicedLink(
   coordinator: Link,
   dialShards: (totalParams: number) => Promise<Link[]>,
   token: string | null,
+  shards = 1,
 ): SlicedLink {
   let client: SliceClient | null = null;
+  let refusal: DptrainError | null = null;
   let delivered = -1;
   let chain: Promise<void> = Promise.resolve();
   let pass: (f: Uint8Array) => void = () => {};
@@ -56,21 +68,36 @@ export function slicedLink(
       // A version complete goes to the worker loop at once: it sets its tensors while the work
       // for it is still on its way (shards that apply Adam early publish before the loop's step ends).
       c.onVersion = (version) => queue(() => deliver(version));
+      // A refusal found later (a shard claimed after we joined) ends the session at once, not at the next work.
+      c.onFail = (e) => {
+        if (isRefusal(e)) end(e);
+      };
       client = c;
+      await c.opened; // the shards checked before the worker loads the job and says ready
     } else if (f?.msg.t === 'work' || f?.msg.t === 'evaluate') await deliver(f.msg.version);
     pass(bytes);
   };
+  /**
+   * A refusal (a shard without the token, or not the coordinator's) ends the worker: the
+   * coordinator hears why; anything else is as a lost coordinator: reconnect.
+   */
+  const end = (e: unknown) => {
+    client?.close();
+    if (!isRefusal(e)) return coordinator.close(`slice shards: ${describeError(e)}`);
+    refusal ??= e;
+    if (e.code === 'AUTH_FAILED') return coordinator.close(e.message, 'authFailed');
+    coordinator.send(encodeFrame({ t: 'fault', message: e.message }));
+    coordinator.close(e.message, 'workerFault');
+  };
   const queue = (job: () => Promise<void>) => {
-    chain = chain.then(job).catch((e) => {
-      client?.close();
-      // A shard without the token is a refusal (the worker exits); anything else is as a
-      // lost coordinator: reconnect.
-      const refused = e instanceof DptrainError && e.code === 'AUTH_FAILED';
-      coordinator.close(`slice shards: ${describeError(e)}`, refused ? 'authFailed' : undefined);
-    });
+    chain = chain.then(job).catch(end);
   };
   return {
     remote: coordinator.remote,
+    sliceShards: shards,
+    get refusal() {
+      return refusal;
+    },
     sendResult(msg, parts) {
       if (!client) return false;
       client.sendGradient(msg.step, msg.micro, msg.shard, parts);

@@ -4,10 +4,11 @@
  * each data shard counts and commits it to every shard; at the step's end it gathers every
  * shard's block norms, sums them in block order (slices are in order) and sends back the
  * global norm — so the bits are the whole update's. A shard's link closing fails the run
- * (RUN_FAILED), as the coordinator's own failure would: resume from the last checkpoint.
+ * (RUN_FAILED), as the coordinator's own failure would: resume from the last checkpoint, if
+ * there is one. A shard started for another model is refused as soon as it is dialled (`ready`).
  */
 import type { TreeNode } from '../../shared/job/shard-tree.js';
-import type { Link } from '../../shared/transport/transport.js';
+import type { CloseKind, Link } from '../../shared/transport/transport.js';
 import { DptrainError, fail } from '../../shared/util/errors.js';
 import { newNonce, proofsEqual, shardProof, sliceProof } from '../../shared/wire/auth.js';
 import { encodeSliceFrame, readSliceFrame, SHARD_TO_LOOP, type FromShard } from '../../shared/wire/slice-protocol.js';
@@ -29,40 +30,57 @@ interface Reply {
   payload: Float32Array | null;
 }
 
-/** One shard's link: its challenge's nonce, then replies taken in the order they come. */
+/** One shard's link: its challenge (nonce, parameter count), then replies taken in the order they come. */
 class ShardLink {
-  readonly nonce: Promise<string>;
+  readonly challenge: Promise<{ nonce: string; params: number }>;
   private readonly replies: Reply[] = [];
   private readonly waiters: Array<{ ok: (r: Reply) => void; no: (e: Error) => void }> = [];
   private lost: Error | null = null;
+  /** Why the loop closed this link itself, if it did (else the shard went away). */
+  private droppedFor: string | null = null;
 
+  /** `afterLoss`: what to do about a lost shard, as things stand when it is lost. */
   constructor(
     readonly link: Link,
     readonly slice: number,
     maxValues: number,
+    afterLoss: () => string,
   ) {
-    let challenged: (nonce: string) => void = () => {};
-    this.nonce = new Promise((res) => (challenged = res));
+    let challenged: (c: { nonce: string; params: number }) => void = () => {};
+    let unchallenged: (e: Error) => void = () => {};
+    this.challenge = new Promise((res, rej) => {
+      challenged = res;
+      unchallenged = rej;
+    });
+    this.challenge.catch(() => {}); // a link lost before its challenge is reported where awaited
     link.onFrame((bytes) => {
       let r: Reply;
       try {
         r = readSliceFrame<FromShard>(bytes, SHARD_TO_LOOP, maxValues);
       } catch (e) {
-        link.close((e as Error).message, 'invalid');
+        this.drop((e as Error).message, 'invalid');
         return;
       }
-      if (r.msg.t === 'sliceChallenge') return challenged(r.msg.nonce);
+      if (r.msg.t === 'sliceChallenge') return challenged(r.msg);
       const w = this.waiters.shift();
       if (w) w.ok(r);
       else this.replies.push(r);
     });
     link.onClose((reason) => {
-      this.lost = new DptrainError(
-        'RUN_FAILED',
-        `slice shard ${slice} (${link.remote}) lost: ${reason}; resume from the last checkpoint`,
-      );
+      // Name what went away: the shard (its own reason, or the connection's), or our side's refusal.
+      const what = this.droppedFor
+        ? `dropped by the coordinator: ${this.droppedFor}`
+        : `lost: the shard went away (${reason || 'connection closed'})`;
+      this.lost = new DptrainError('RUN_FAILED', `slice shard ${slice} (${link.remote}) ${what}; ${afterLoss()}`);
+      unchallenged(this.lost);
       for (const w of this.waiters.splice(0)) w.no(this.lost);
     });
+  }
+
+  /** Close the link from our side, saying why (the loss then names the refusal, not the shard). */
+  drop(why: string, kind: CloseKind): void {
+    this.droppedFor ??= why;
+    this.link.close(why, kind);
   }
 
   send(frame: Uint8Array): void {
@@ -87,6 +105,13 @@ export class RemoteSlices {
   private readonly shards: ShardLink[];
   /** The loop's nonce on each shard link, which the shard's proof in `joined` answers. */
   private readonly nonces: string[];
+  /** Every shard checked and claimed (`ready`), once. */
+  private claimed: Promise<void> | null = null;
+  /**
+   * A checkpoint of this run may exist: it was resumed from one, or a gather (which comes before
+   * each checkpoint) completed. Without either, none was written: a lost shard means starting again.
+   */
+  private checkpointed = false;
 
   /** `token`: the job's (each shard's challenge is answered with its proof); null = none. */
   constructor(
@@ -97,13 +122,65 @@ export class RemoteSlices {
     private readonly wireDtype: WireDtype = 'float32',
   ) {
     this.ranges = sliceBounds(totalParams, links.length);
-    this.shards = links.map((l, k) => new ShardLink(l, k, sliceFrameValues(totalParams)));
+    const afterLoss = () =>
+      this.checkpointed
+        ? 'restart the shard, then resume from the last checkpoint (dptrain coordinator --resume RUN_DIR)'
+        : 'no checkpoint of this run was written yet: restart the shard and start the run again';
+    this.shards = links.map((l, k) => new ShardLink(l, k, sliceFrameValues(totalParams), afterLoss));
     this.nonces = links.map(() => newNonce());
+  }
+
+  /**
+   * Check every shard as soon as it is dialled, before workers join: it holds this job's model
+   * (its --config; CONFIG_INVALID) and the token (AUTH_FAILED); then tell it which slice it is,
+   * so that a worker listing the shards in another order learns so when it joins.
+   */
+  ready(): Promise<void> {
+    this.claimed ??= this.claim();
+    return this.claimed;
+  }
+
+  private async claim(): Promise<void> {
+    const challenges = await Promise.all(this.shards.map((s) => s.challenge));
+    challenges.forEach(({ params }, k) => {
+      if (params === this.totalParams) return;
+      const { remote } = this.shards[k].link;
+      const why = `this job's model has ${this.totalParams} parameters, the shard's ${params}`;
+      this.shards[k].drop(`${why}: start it with the job's --config`, 'wrongJob');
+      fail(
+        'CONFIG_INVALID',
+        `slice shard ${k} (${remote}) was started for a model of ${params} parameters, this job's has ${this.totalParams}: restart it with this job's --config`,
+      );
+    });
+    const slices = this.shards.length;
+    this.shards.forEach((s, k) => {
+      const proof = this.token ? sliceProof(this.token, challenges[k].nonce, 'claim') : '';
+      s.send(encodeSliceFrame({ t: 'claim', proof, nonce: this.nonces[k], slice: k, slices }));
+    });
+    const joined = await Promise.all(this.shards.map((s) => s.next('joined')));
+    this.checkJoined(joined, challenges);
+  }
+
+  /** Each shard's proof over both nonces: a shard without the token is refused (AUTH_FAILED). */
+  private checkJoined(
+    joined: ReadonlyArray<{ msg: { proof: string } }>,
+    challenges: ReadonlyArray<{ nonce: string }>,
+  ): void {
+    joined.forEach(({ msg }, k) => {
+      if (this.token && !proofsEqual(msg.proof, shardProof(this.token, challenges[k].nonce, this.nonces[k]))) {
+        const remote = this.shards[k].link.remote;
+        this.shards[k].drop('authentication failed: this shard does not hold the job token', 'authFailed');
+        fail('AUTH_FAILED', `slice shard ${k} (${remote}) could not prove the job token: check its --token-file`);
+      }
+    });
   }
 
   /** Hand every shard its slice of these parameters and optimizer state, as version `version`. */
   async assign(params: Float32Array, adam: AdamState, version: number): Promise<void> {
-    const nonces = await Promise.all(this.shards.map((s) => s.nonce));
+    await this.ready();
+    if (version > 0) this.checkpointed = true; // resumed: the checkpoint it came from is there
+    const challenges = await Promise.all(this.shards.map((s) => s.challenge));
+    const nonces = challenges.map((c) => c.nonce);
     this.shards.forEach((s, k) => {
       const { from, to } = this.ranges[k];
       const { beta1, beta2, epsilon, weightDecay } = this.hyper; // only these (a job's optimizer has more fields)
@@ -127,14 +204,7 @@ export class RemoteSlices {
       };
       s.send(encodeSliceFrame(msg, [params.subarray(from, to), adam.m.subarray(from, to), adam.v.subarray(from, to)]));
     });
-    const joined = await Promise.all(this.shards.map((s) => s.next('joined')));
-    joined.forEach(({ msg }, k) => {
-      if (this.token && !proofsEqual(msg.proof, shardProof(this.token, nonces[k], this.nonces[k]))) {
-        const remote = this.shards[k].link.remote;
-        this.shards[k].link.close('authentication failed: this shard does not hold the job token', 'authFailed');
-        fail('AUTH_FAILED', `slice shard ${k} (${remote}) could not prove the job token: check its --token-file`);
-      }
-    });
+    this.checkJoined(await Promise.all(this.shards.map((s) => s.next('joined'))), challenges);
   }
 
   /** Data shard `shard` of this micro-step counts as `worker` computed it: these nodes of the tree over `leaves`. */
@@ -231,6 +301,7 @@ export class RemoteSlices {
       v.set(payload.subarray(2 * size), from);
     });
     const { accBeta1, accBeta2, adamStep } = saved[0].msg; // every shard has taken the same steps
+    this.checkpointed = true;
     return { params, adam: { m, v, accBeta1, accBeta2, step: adamStep } };
   }
 }

@@ -10,7 +10,9 @@
  * turns out not finite, the loop's revert undoes it and the shard publishes the old version
  * again (a worker takes a lower version from a shard as retracting its higher one).
  *
- * The first frame on a link says who is at the other end: `assign` the loop, `sliceHello` a worker.
+ * The first frame on a link says who is at the other end: `claim` (or `assign`) the loop,
+ * `sliceHello` a worker. Every link opens with the shard's challenge, which names the parameter
+ * count it was started for: a loop or worker of another job refuses it before sending anything.
  */
 import type { Link } from '../../shared/transport/transport.js';
 import { WIRE_DTYPES, type WireDtype } from '../../shared/wire/wire-dtype.js';
@@ -22,6 +24,7 @@ import {
   readSliceFrame,
   WORKER_TO_SHARD,
   type Assign,
+  type Claim,
   type Commit,
   type Norms,
   type Reduce,
@@ -44,6 +47,8 @@ const key = (step: number, micro: number, shard: number, worker: string) => `${s
 export class SliceServer {
   private owner: SliceOwner | null = null;
   private slice = -1;
+  /** The slice count of the loop's claim; 0 while no loop holds this shard. */
+  private slices = 0;
   /** How gradient and parameter slices travel (the loop's assign says: the job's wireDtype). */
   private wireDtype: WireDtype = 'float32';
   private loop: Link | null = null;
@@ -76,7 +81,7 @@ export class SliceServer {
     let role: 'unknown' | 'loop' | 'worker' = 'unknown';
     let worker = '';
     const nonce = newNonce();
-    this.send(link, encodeSliceFrame({ t: 'sliceChallenge', nonce }));
+    this.send(link, encodeSliceFrame({ t: 'sliceChallenge', nonce, params: this.maxValues }));
     link.onFrame((bytes) => {
       this.bytes.in += bytes.byteLength;
       try {
@@ -89,11 +94,11 @@ export class SliceServer {
         const most = sliceFrameValues(this.maxValues);
         const { msg, payload } = readSliceFrame<ToShard>(bytes, allowed, most, this.wireDtype);
         if (role === 'unknown') {
-          const proof = msg.t === 'assign' || msg.t === 'sliceHello' ? msg.proof : '';
+          const proof = msg.t === 'claim' || msg.t === 'assign' || msg.t === 'sliceHello' ? msg.proof : '';
           if (this.o.token && !proofsEqual(proof, sliceProof(this.o.token, nonce, msg.t))) {
             return link.close("authentication failed: the job token does not match this shard's", 'authFailed');
           }
-          if (msg.t === 'assign' && !this.loop) {
+          if ((msg.t === 'claim' || msg.t === 'assign') && !this.loop) {
             role = 'loop';
             this.loop = link;
             this.loopProof = this.o.token ? shardProof(this.o.token, nonce, msg.nonce) : '';
@@ -102,18 +107,23 @@ export class SliceServer {
             worker = msg.worker;
             this.workers.set(worker, link);
             const proof = this.o.token ? shardProof(this.o.token, nonce, msg.nonce) : '';
-            this.send(link, encodeSliceFrame({ t: 'sliceWelcome', proof }));
+            // Where this shard stands in the coordinator's order: the worker checks its own list by it.
+            this.send(
+              link,
+              encodeSliceFrame({ t: 'sliceWelcome', proof, slice: Math.max(0, this.slice), slices: this.slices }),
+            );
             if (this.sliceFrame) this.send(link, this.sliceFrame);
             return;
           } else
             throw new DptrainError(
               'MESSAGE_INVALID',
-              `a slice link must open with assign (the loop, once) or sliceHello (a new worker), not ${msg.t}`,
+              `a slice link must open with claim or assign (the loop, once) or sliceHello (a new worker), not ${msg.t}`,
             );
         }
         if (msg.t === 'grad') this.gradient(worker, msg.step, msg.micro, msg.shard, payload!);
         else {
-          if (msg.t === 'assign') this.assign(msg, payload!);
+          if (msg.t === 'claim') this.claim(msg);
+          else if (msg.t === 'assign') this.assign(msg, payload!);
           else this.control.push(msg);
           this.pump();
         }
@@ -123,8 +133,26 @@ export class SliceServer {
     });
     link.onClose(() => {
       if (role === 'worker' && this.workers.get(worker) === link) this.workers.delete(worker);
-      if (role === 'loop') this.loop = null; // the run is over (or failed): the loop resumes from its checkpoint
+      if (role === 'loop') {
+        this.loop = null; // the run is over (or failed): the loop resumes from its checkpoint
+        this.slices = 0; // and the next loop claims this shard again, perhaps as another slice
+      }
     });
+  }
+
+  /** This shard is slice `slice` of `slices` (the loop's order): tell workers that join from now on. */
+  private claim(c: Claim): void {
+    if (c.slices < 1 || c.slice >= c.slices)
+      throw new DptrainError('MESSAGE_INVALID', `claim of slice ${c.slice} of ${c.slices}`);
+    this.slice = c.slice;
+    this.slices = c.slices;
+    this.send(this.loop, encodeSliceFrame({ t: 'joined', slice: c.slice, proof: this.loopProof }));
+  }
+
+  /** Close every link, saying why (the shard is stopping): the loop's run fails with this reason. */
+  close(reason: string): void {
+    this.loop?.close(reason, 'goingAway');
+    for (const w of [...this.workers.values()]) w.close(reason, 'goingAway');
   }
 
   private assign(a: Assign, state: Float32Array): void {

@@ -132,7 +132,8 @@ export function decodeFrame(bytes: Uint8Array, maxValues: number | null = Infini
   if (maxValues === null || rest / size > maxValues) {
     const t = (header as { t?: unknown } | null)?.t;
     const what = typeof t === 'string' && /^[A-Za-z]{1,16}$/.test(t) ? t : 'frame';
-    const over = `payload has ${rest / size} floats, more than the ${maxValues} a ${what} may carry`;
+    const an = /^[aeiou]/i.test(what) ? 'an' : 'a';
+    const over = `payload has ${rest / size} floats, more than the ${maxValues} ${an} ${what} may carry`;
     const why = maxValues === null ? 'arrived before the model was known' : over;
     fail('MESSAGE_INVALID', `${what} ${why}`);
   }

@@ -10,7 +10,9 @@ import type { JobConfig } from '../job/config.js';
 // v5: work carries the shared-memory result credit (shmRead).
 // v6: ready says how many processes compute behind the link (a host agent's workers).
 // v7: members: a host agent's workers changed after ready.
-export const PROTOCOL_VERSION = 7;
+// v8: hello says how many slice shards the worker exchanges slices with (a sliced coordinator
+//     refuses a worker without them, and the reverse); the slice links' claim (slice-protocol.ts).
+export const PROTOCOL_VERSION = 8;
 
 // ---- worker → coordinator ----
 /** The answer to a challenge (see shared/wire/auth.ts): who the worker is and its proof of the token. */
@@ -31,6 +33,11 @@ export interface Hello {
    * nonce (see ShmChannel.grantProof); '' offers no shared memory.
    */
   shm: string;
+  /**
+   * The slice shards (`--slice-shard`) this worker takes parameters from and sends gradients
+   * to; absent or 0: none, the coordinator's link carries them.
+   */
+  sliceShards?: number;
 }
 /** Sent once the dataset is loaded and the model checked against the backend's kernels. */
 export interface Ready {

@@ -4,15 +4,17 @@
  * the one codec (codec.ts); these are validated here, against their own table, so that a
  * shard link accepts no coordinator–worker message and the reverse.
  *
- *   shard → either sliceChallenge (first, on every link: a nonce)
- *   loop → shard   assign (the token's proof and the loop's nonce; payload params|m|v of the slice),
+ *   shard → either sliceChallenge (first, on every link: a nonce, the parameter count it was started for)
+ *   loop → shard   claim (first: the token's proof, the loop's nonce, which slice of how many),
+ *                  assign (the same proof and nonce; payload params|m|v of the slice),
  *                  commit, reduce, apply, reduceApply (no clipping: Adam at once), revert (an early
  *                  apply's step is skipped), save
- *   shard → loop   joined (the shard's proof), norms (block sums in the header: float64, exact in
- *                  msgpack; the shard's step figures), saved
+ *   shard → loop   joined (the shard's proof; after claim and after assign), norms (block sums in
+ *                  the header: float64, exact in msgpack; the shard's step figures), saved
  *   worker → shard sliceHello (the token's proof and the worker's nonce), grad (payload: the slice of a
  *                  data shard's gradient sum)
- *   shard → worker sliceWelcome (the shard's proof), slice (payload: the slice of parameters of a version)
+ *   shard → worker sliceWelcome (the shard's proof, its slice of how many), slice (payload: the slice of
+ *                  parameters of a version)
  *
  * Both ends prove the token: a client answers the shard's nonce, the shard answers both nonces
  * (auth.ts shardProof), and a client takes nothing from a shard before its proof checks out.
@@ -23,6 +25,20 @@ import type { Message } from './protocol.js';
 import type { WireDtype } from './wire-dtype.js';
 
 // ---- loop → slice shard ----
+/**
+ * The loop's first frame, as soon as it has dialled: this shard is slice `slice` of `slices`.
+ * Sent before any parameters exist (assign waits for the workers), so that a worker that joins
+ * meanwhile learns from the shard where it stands in the coordinator's order.
+ */
+export interface Claim {
+  t: 'claim';
+  /** sliceProof(token, nonce, 'claim'); '' without a token. */
+  proof: string;
+  /** The loop's own nonce, which the shard's proof in `joined` answers. */
+  nonce: string;
+  slice: number;
+  slices: number;
+}
 /** Own elements [from, to) with these Adam settings, from this state (payload: params, m, v). */
 export interface Assign {
   t: 'assign';
@@ -136,6 +152,8 @@ export interface Saved {
 export interface SliceChallenge {
   t: 'sliceChallenge';
   nonce: string;
+  /** The parameter count of the model the shard was started for (its --config): the job's, or refused. */
+  params: number;
 }
 export interface SliceHello {
   t: 'sliceHello';
@@ -149,6 +167,9 @@ export interface SliceHello {
 export interface SliceWelcome {
   t: 'sliceWelcome';
   proof: string;
+  /** Which slice the coordinator's loop gave this shard, of how many; slices 0: not claimed yet. */
+  slice: number;
+  slices: number;
 }
 /** Payload: elements [from, to) of each tree node's gradient sum of one data shard, node after node. */
 export interface Grad {
@@ -164,12 +185,13 @@ export interface Slice {
   version: number;
 }
 
-export type ToShard = Assign | Commit | Reduce | ReduceApply | Revert | Apply | Save | SliceHello | Grad;
+export type ToShard = Claim | Assign | Commit | Reduce | ReduceApply | Revert | Apply | Save | SliceHello | Grad;
 export type FromShard = SliceChallenge | SliceWelcome | Joined | Norms | Saved | Slice;
 export type SliceMessage = ToShard | FromShard;
 
 type Kind = 'count' | 'number' | 'float' | 'string' | 'boolean' | 'floats' | 'counts';
 const SHAPES: { [T in SliceMessage['t']]: Record<string, Kind> } = {
+  claim: { proof: 'string', nonce: 'string', slice: 'count', slices: 'count' },
   assign: {
     proof: 'string',
     nonce: 'string',
@@ -213,9 +235,9 @@ const SHAPES: { [T in SliceMessage['t']]: Record<string, Kind> } = {
     bytesOut: 'count',
   },
   saved: { step: 'count', accBeta1: 'number', accBeta2: 'number', adamStep: 'count' },
-  sliceChallenge: { nonce: 'string' },
+  sliceChallenge: { nonce: 'string', params: 'count' },
   sliceHello: { proof: 'string', nonce: 'string', worker: 'string' },
-  sliceWelcome: { proof: 'string' },
+  sliceWelcome: { proof: 'string', slice: 'count', slices: 'count' },
   grad: { step: 'count', micro: 'count', shard: 'count' },
   slice: { slice: 'count', version: 'count' },
 };
@@ -264,6 +286,7 @@ export function readSliceFrame<M extends SliceMessage>(
 }
 
 export const LOOP_TO_SHARD: ReadonlySet<ToShard['t']> = new Set([
+  'claim',
   'assign',
   'commit',
   'reduce',

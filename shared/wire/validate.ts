@@ -10,6 +10,7 @@ import type { GradientCompressor } from '../compress/contract.js';
 import { leafStart, MAX_LEAVES } from '../job/shard-tree.js';
 import {
   PAYLOAD_TYPES,
+  PROTOCOL_VERSION,
   type Frame,
   type Message,
   type MessageType,
@@ -32,6 +33,7 @@ const SHAPES: Record<MessageType, Shape> = {
     cnonce: 'string',
     proof: 'string',
     shm: 'string',
+    sliceShards: 'count',
   },
   ready: {
     fingerprint: 'string',
@@ -83,6 +85,9 @@ const SHAPES: Record<MessageType, Shape> = {
   evaluate: { round: 'count', shard: 'count', version: 'count', from: 'count', to: 'count' },
   bye: { reason: 'string' },
 };
+
+/** Fields a message may leave out (what their absence means is on the message's type). */
+const OPTIONAL: Partial<Record<MessageType, ReadonlySet<string>>> = { hello: new Set(['sliceShards']) };
 
 const TO_COORDINATOR: ReadonlySet<MessageType> = new Set([
   'hello',
@@ -159,7 +164,9 @@ function validate(
   for (const k of Object.keys(h)) {
     if (k !== 't' && !Object.hasOwn(shape, k)) fail('MESSAGE_INVALID', `${t}.${peerKey(k)} is not a field of ${t}`);
   }
-  for (const [k, kind] of Object.entries(shape)) checkField(h[k], kind, `${t}.${k}`);
+  for (const [k, kind] of Object.entries(shape))
+    if (h[k] !== undefined || !OPTIONAL[t as MessageType]?.has(k)) checkField(h[k], kind, `${t}.${k}`);
+  if (t === 'hello') checkSliceShards(h, ctx);
   if ((t === 'work' || t === 'evaluate') && (h.to as number) <= (h.from as number)) {
     fail('MESSAGE_INVALID', `${t}.to must be greater than ${t}.from`);
   }
@@ -190,6 +197,22 @@ function validate(
     fail('MESSAGE_INVALID', `${t} must not carry a payload${elsewhere ? ' (its payload is in shared memory)' : ''}`);
   }
   return { msg: h as unknown as Message, payload };
+}
+
+/**
+ * A sliced coordinator sends workers no parameters and takes no gradients: a worker without the
+ * slice shards would be welcomed and then fail on its first work (and one with shards, at an
+ * unsliced coordinator, would wait on shards nobody assigned). Refused at hello, in one line.
+ * Only at our own protocol version: another version's hello is refused for that (admission.ts).
+ * Short: the reason travels in a WebSocket close frame (123 bytes, with "invalid message: …").
+ */
+function checkSliceShards(h: Record<string, unknown>, ctx: ValidateContext): void {
+  if (h.protocol !== PROTOCOL_VERSION) return;
+  const shards = (h.sliceShards as number | undefined) ?? 0;
+  if (ctx.slicedResults === true && shards === 0)
+    fail('MESSAGE_INVALID', "sliced job: start the worker with --slice-shard URL… in the coordinator's order");
+  if (ctx.slicedResults !== true && shards > 0)
+    fail('MESSAGE_INVALID', 'no slice shards here: start the worker without --slice-shard');
 }
 
 /** A work message's leaves: a non-empty range of at most MAX_LEAVES, whose rows are [from, to). */

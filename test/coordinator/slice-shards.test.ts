@@ -384,8 +384,9 @@ describe('early Adam: without clipping a shard applies and publishes on its own 
     for (const n of nets)
       n.listener.onLink((l) => {
         l.onFrame(() => {});
-        l.send(encodeSliceFrame({ t: 'sliceChallenge', nonce: 'n' }));
-        l.send(encodeSliceFrame({ t: 'sliceWelcome', proof: '' })); // no token: no proof to check
+        l.send(encodeSliceFrame({ t: 'sliceChallenge', nonce: 'n', params: total }));
+        // No token: no proof to check; not claimed by a loop (slices 0): each slice's own index is checked.
+        l.send(encodeSliceFrame({ t: 'sliceWelcome', proof: '', slice: 0, slices: 0 }));
         shardEnds.push(l);
       });
     const client = new SliceClient(await Promise.all(nets.map((n) => n.dial())), total, 'w0');
