@@ -6,6 +6,8 @@
  * written atomically (RunDir.writeJson renames a finished file into place): a worker sees all of it
  * or none, so it waits only while the file is absent and refuses one that is there but wrong.
  */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { fail } from '../shared/util/errors.js';
 
@@ -26,6 +28,42 @@ export function resolveAdvertise(v: string, ifaces = networkInterfaces()): strin
   const a = addrs.find((x) => x.family === 'IPv4') ?? addrs[0];
   if (!a) fail('CONFIG_INVALID', `--advertise ${v}: the interface has no address`);
   return a.address;
+}
+
+/**
+ * The host `--advertise v` tells workers, refused in one line when no worker could dial it: not
+ * a host for a URL ("a b"), or (with `resolve`) neither an interface of this machine nor a name
+ * that resolves here: a mistyped interface would otherwise only fail on every worker, at the
+ * join timeout.
+ */
+export async function checkAdvertise(
+  v: string,
+  ifaces = networkInterfaces(),
+  resolve: ((host: string) => Promise<unknown>) | null = lookup,
+): Promise<string> {
+  const host = advertisedHost(v, ifaces);
+  if (resolve && !ifaces[v] && isIP(host) === 0) {
+    try {
+      await resolve(host);
+    } catch (e) {
+      // Only a name the resolver knows does not exist; a resolver that is down says nothing of it.
+      if ((e as NodeJS.ErrnoException).code === 'ENOTFOUND')
+        fail(
+          'CONFIG_INVALID',
+          `--advertise ${v}: neither an interface of this machine (${Object.keys(ifaces).join(', ')}) nor a host name that resolves`,
+        );
+    }
+  }
+  return host;
+}
+
+/** resolveAdvertise, refusing what is no host of a ws:// address. */
+export function advertisedHost(v: string, ifaces = networkInterfaces()): string {
+  const host = resolveAdvertise(v, ifaces);
+  const url = `ws://${host.includes(':') ? `[${host}]` : host}:7070`;
+  if (!URL.canParse(url) || new URL(url).hostname === '')
+    fail('CONFIG_INVALID', `--advertise ${v}: not a host name, an address or an interface of this machine`);
+  return host;
 }
 
 const WILDCARD = new Set(['0.0.0.0', '::', '[::]']);

@@ -16,7 +16,7 @@ import { runHostAgent } from '../worker/host-agent/host-agent.js';
 import { readCa } from '../worker/ws-dialer.js';
 import { describeExit } from './launch/contract.js';
 import { localLauncher } from './launch/local.js';
-import { joinPeak, type JoinFlags } from './join-flags.js';
+import { checkJoinUrls, joinPeak, type JoinFlags } from './join-flags.js';
 import { RejoinWindow } from './rejoin.js';
 import { connect, readConnectFile } from './worker-cmd.js';
 import { slicedToShards } from './slice-shard-cmd.js';
@@ -40,6 +40,7 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
   if (Boolean(f.connect) === Boolean(f.connectFile))
     fail('CONFIG_INVALID', 'give one of --connect ws://HOST:PORT or --connect-file RUN/coordinator.json');
   if (!(f.workers >= 1)) fail('CONFIG_INVALID', `--workers must be at least 1, got ${f.workers}`);
+  checkJoinUrls(f);
   joinPeak(f); // refused here, once, not by each of the host's workers after they start
   if (f.connectFile) readConnectFile(f.connectFile); // a bad file is refused before the workers start
   if (!isLoopback(f.listen.host))
@@ -57,6 +58,7 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
     if (typeof made === 'string') log.info(`shared memory off: ${made}; the host's workers use their sockets`);
     else shm = made;
   }
+  let finished = false;
   const logDir = f.logDir ?? join(tmpdir(), `dptrain-host-agent-${process.pid}`);
   mkdirSync(logDir, { recursive: true });
   let allExited: (why: string) => void = () => {};
@@ -83,7 +85,10 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
       exited++;
       if (e.stopped) return;
       log.warn({ worker: e.name, log: join(logDir, `${e.name}.log`) }, `host worker exited (${describeExit(e)})`);
-      if (exited === f.workers) allExited(`all ${f.workers} workers of this host exited; their logs are in ${logDir}`);
+      if (exited === f.workers)
+        allExited(
+          `${f.workers === 1 ? 'the 1 worker' : `all ${f.workers} workers`} of this host exited; their logs are in ${logDir}`,
+        );
     },
   });
   log.info({ listen: listener.address, workers: f.workers, logs: logDir }, 'host agent started its workers');
@@ -102,10 +107,15 @@ export async function hostAgentCommand(f: HostAgentFlags): Promise<number> {
   } else
     for (const sig of ['SIGINT', 'SIGTERM'] as const)
       process.once(sig, () => {
+        // A launcher (ssh) ends its agents once the coordinator has said goodbye: the job is
+        // done and the agent is already leaving, so that signal is no news.
+        if (finished) {
+          log.info(`${sig} after the job finished: leaving`);
+          return;
+        }
         log.warn(`${sig}: stopping the host's workers`);
         void cleanup().then(() => process.exit(130));
       });
-  let finished = false;
   try {
     let timeoutSec = f.connectTimeout;
     const rejoin = new RejoinWindow(f.reconnectTimeout);

@@ -5,8 +5,9 @@
  * it per command where it means something else for an agent of several workers.
  */
 import { type Command, Option } from 'commander';
-import { devicePeak, PRECISIONS, type Precision } from '../shared/accounting/devices.js';
+import { deviceNames, devicePeak, PRECISIONS, type Precision } from '../shared/accounting/devices.js';
 import { fail } from '../shared/util/errors.js';
+import { checkWsUrl } from '../worker/ws-dialer.js';
 import { intFlag, numFlag } from './parse-flags.js';
 
 export type JoinCommand = 'worker' | 'host-agent';
@@ -27,6 +28,8 @@ export interface JoinFlags {
   precision: Precision;
   /** The coordinator's slice shards, in its order (coordinator --slice-shard). */
   sliceShard?: string[];
+  /** No flag: called before each try to connect; throws to stop trying (dptrain slurm: task 0 did not start). */
+  beforeTry?: () => void;
 }
 
 export interface JoinRow {
@@ -85,8 +88,8 @@ export const JOIN_TABLE: readonly JoinRow[] = [
     key: 'device',
     flags: '--device <name>',
     help: {
-      worker: 'take the peak from the device table (a100, h100, h200, v100, t4)',
-      'host-agent': "take each worker's peak from the device table (a100, h100, h200, v100, t4)",
+      worker: `take the peak from the device table (${deviceNames()})`,
+      'host-agent': `take each worker's peak from the device table (${deviceNames()})`,
     },
   },
   {
@@ -116,6 +119,15 @@ export function joinOptions(cmd: Command, command: JoinCommand): Command {
     cmd.addOption(opt);
   }
   return cmd;
+}
+
+/**
+ * The addresses a joining command dials (--connect, --slice-shard), refused in one line before
+ * anything starts: a host agent would otherwise start its workers first.
+ */
+export function checkJoinUrls(f: Pick<JoinFlags, 'connect' | 'sliceShard'>): void {
+  if (f.connect) checkWsUrl(f.connect, '--connect');
+  for (const u of f.sliceShard ?? []) checkWsUrl(u, '--slice-shard');
 }
 
 /**

@@ -5,11 +5,12 @@
  * rank; the first worker (or agent) to fail is named (host, rank, how it ended) and ends the
  * run, and every other one is stopped.
  */
+import { accessSync, constants } from 'node:fs';
 import { DptrainError, fail } from '../shared/util/errors.js';
 import { newToken, readToken } from '../shared/wire/auth.js';
 import { checkStartedWithin, type Config } from '../shared/job/config.js';
 import { DEFAULT_LAUNCH, type LaunchSection } from '../shared/job/launch.js';
-import { resolveAdvertise } from './advertise.js';
+import { advertisedHost, checkAdvertise } from './advertise.js';
 import { parseListen } from './parse-flags.js';
 import { checkHostAgents, idleBehindAgents } from './launch/agent-checks.js';
 import { makeLauncher, describeExit, describeSlot, type Launcher, type WorkerExit } from './launch/index.js';
@@ -62,6 +63,17 @@ export function sshOptions(l: LaunchSection): SshOptions {
   for (const o of l.sshOptions)
     if (!/^\w+[= ]\S/.test(o))
       fail('CONFIG_INVALID', `--ssh-option ${o}: expected KEY=VALUE, e.g. StrictHostKeyChecking=no`);
+  // ssh only warns about a key it cannot read and goes on with the default one.
+  if (l.sshIdentity !== null) {
+    try {
+      accessSync(l.sshIdentity, constants.R_OK);
+    } catch (e) {
+      fail(
+        'CONFIG_UNREADABLE',
+        `--ssh-identity ${l.sshIdentity}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      );
+    }
+  }
   const hosts = l.hostfile ? readHostfile(l.hostfile) : l.hosts ? parseHostList(l.hosts) : [];
   return {
     hosts,
@@ -73,9 +85,35 @@ export function sshOptions(l: LaunchSection): SshOptions {
   };
 }
 
+/** The flags only the ssh launcher reads: [key, flag] (the host list is refused for local above, with its own line). */
+const SSH_ONLY: ReadonlyArray<[keyof LaunchFlags, string]> = [
+  ['hosts', '--hosts'],
+  ['hostfile', '--hostfile'],
+  ['sshUser', '--ssh-user'],
+  ['sshPort', '--ssh-port'],
+  ['sshIdentity', '--ssh-identity'],
+  ['sshOption', '--ssh-option'],
+  ['remoteDptrain', '--remote-dptrain'],
+];
+
+/**
+ * A flag the chosen launcher does not read is refused, not dropped (docs/launching.md): under
+ * slurm the allocation says where the workers run, locally they run here.
+ */
+export function refuseOtherLaunchers(f: LaunchFlags, launcher: LaunchSection['launcher']): void {
+  if (launcher === 'ssh') return;
+  const given = SSH_ONLY.find(([key]) => f[key] !== undefined);
+  if (!given) return;
+  const where =
+    launcher === 'slurm'
+      ? "under slurm the workers run on the allocation's nodes (srun)"
+      : 'the local launcher starts --workers N here';
+  fail('CONFIG_INVALID', `${given[1]} is for the ssh launcher; ${where}`);
+}
+
 /** Remote workers: bind every interface unless told where, and tell them the advertised host. */
 function listenFor(f: LaunchFlags, l: LaunchSection, token: string): ListenOptions {
-  const advertise = l.advertise ? resolveAdvertise(l.advertise) : undefined;
+  const advertise = l.advertise ? advertisedHost(l.advertise) : undefined;
   const local = l.launcher === 'local';
   const bound =
     f.listen ??
@@ -85,6 +123,8 @@ function listenFor(f: LaunchFlags, l: LaunchSection, token: string): ListenOptio
 
 export async function launchCommand(f: LaunchFlags): Promise<number> {
   // Workers get the token through their launcher (stdin over ssh, the environment under srun).
+  // Before anything starts: a mistyped interface or host would fail on every worker, late.
+  if (f.advertise !== undefined) await checkAdvertise(f.advertise);
   const token = readToken(f.tokenFile) ?? newToken();
   let section = DEFAULT_LAUNCH;
   let launcher: Launcher | null = null;
@@ -105,6 +145,8 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
           'CONFIG_INVALID',
           `--${f.hosts ? 'hosts' : 'hostfile'} is for ssh hosts; the local launcher starts --workers N here`,
         );
+      refuseOtherLaunchers(f, section.launcher);
+      if (section.advertise) advertisedHost(section.advertise); // the config's, refused before the listener binds
       // And the other way round: ssh and slurm start one worker a slot or task.
       if (section.launcher !== 'local' && f.workers !== undefined)
         fail(
@@ -153,7 +195,12 @@ export async function launchCommand(f: LaunchFlags): Promise<number> {
       if (e.stopped || failed || (e.code === 0 && !e.signal)) return;
       failed = e;
       const others = section.hostAgents ? 'host agents' : 'workers';
-      const line = `${describeSlot(e)} failed: ${describeExit(e)}; stopping the other ${others} (its log: ${s.runDir.workerLog(e.name)})`;
+      // 255 is ssh's own status (no connection, or it dropped): the remote command never said anything.
+      const how =
+        launcher!.name === 'ssh' && e.code === 255
+          ? `${describeExit(e)} (ssh could not reach ${e.host} or lost the connection)`
+          : describeExit(e);
+      const line = `${describeSlot(e)} failed: ${how}; stopping the other ${others} (its log: ${s.runDir.workerLog(e.name)})`;
       s.log.error({ worker: e.name, host: e.host, rank: e.rank, code: e.code, signal: e.signal }, line);
       coord.abort(new DptrainError('WORKER_LOST', line));
     },

@@ -11,13 +11,14 @@ import { checkStartedWithin } from '../shared/job/config.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkpointDir } from '../coordinator/checkpoint.js';
-import { fail } from '../shared/util/errors.js';
+import { DptrainError, fail } from '../shared/util/errors.js';
 import { readToken } from '../shared/wire/auth.js';
-import { describeExit, type WorkerSlot } from './launch/contract.js';
-import { FLAG_TABLE } from './flag-table.js';
+import { countWorkers, describeExit, type WorkerSlot } from './launch/contract.js';
+import { FLAG_TABLE, flagName } from './flag-table.js';
 import { MAIN } from './launch/local.js';
 import { memberArgs } from './launch/members.js';
 import { startProcs } from './launch/procs.js';
+import { checkStartFailure, clearStartFailure, writeStartFailure } from './launch/slurm-start.js';
 import { nodeAddr, slurmHostnames, slurmTask, tasksPerNode, type SlurmTask } from './launch/slurm.js';
 import { Progress } from './progress.js';
 import { createCoordinator, trainWith } from './run-coordinator.js';
@@ -46,6 +47,8 @@ export function slurmAgentWorkers(f: SlurmFlags, env: NodeJS.ProcessEnv): number
   }
   if (f.agentWorkers === undefined)
     fail('CONFIG_INVALID', "--host-agents under Slurm needs --agent-workers K: the workers each node's agent starts");
+  if (!(Number.isInteger(f.agentWorkers) && f.agentWorkers >= 1))
+    fail('CONFIG_INVALID', `--agent-workers ${f.agentWorkers}: expected an integer ≥ 1`);
   const per = env.SLURM_TASKS_PER_NODE;
   if (per && tasksPerNode(per).some((n) => n !== 1))
     fail(
@@ -104,6 +107,14 @@ export const slurmWorkerNames = (t: SlurmTask, nodes: string[], perNode: string 
 /** The default coordinator port: fixed per job, so that jobs sharing a node do not collide. */
 export const slurmPort = (jobId: string): number => 20000 + (Number(jobId) % 20000);
 
+/** The job flags given (--config, --steps …), as typed: what a run continued from its checkpoint does not read. */
+export function givenJobFlags(f: SlurmFlags): string[] {
+  const given = f as Record<string, unknown>;
+  return FLAG_TABLE.filter(
+    (r) => r.role === 'job' && given[r.key] !== undefined && !(given[r.key] === true && r.flags.includes('--no-')),
+  ).map(flagName);
+}
+
 const hasCheckpoint = (dir: string): boolean =>
   existsSync(checkpointDir(dir)) && readdirSync(checkpointDir(dir)).some((f) => f.endsWith('.ckpt'));
 
@@ -116,6 +127,7 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
   const address = `ws://${head.includes(':') ? `[${head}]` : head}:${port}`;
   const node = task.node || nodes[0];
   const agentWorkers = slurmAgentWorkers(f, env);
+  const out = f.out ?? join('runs', `slurm-${task.jobId}`);
   const name = `${agentWorkers ? 'agent' : 'rank'}${task.rank}@${node}`;
   const backend = f.backend ?? 'auto';
   // What a task's worker or host agent joins with: the same flags either way.
@@ -127,6 +139,8 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
     reconnectTimeout: 300,
     precision: 'fp32' as const,
     tokenFile: f.tokenFile,
+    // Task 0's config error ends every task at once, with its code, not at the join timeout.
+    beforeTry: () => checkStartFailure(out, env),
   };
   if (task.rank !== 0 && agentWorkers)
     // A launched agent stays on SIGTERM until the coordinator's goodbye, as the worker below does.
@@ -146,7 +160,6 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
     );
     return workerCommand({ ...joining, backend: backend as never });
   }
-  const out = f.out ?? join('runs', `slurm-${task.jobId}`);
   // A requeued job runs the same command again: its checkpoint fixes the job, so the job's
   // own flags (--config, --steps …) give way to it.
   const requeued = f.resume === undefined && hasCheckpoint(out);
@@ -155,20 +168,30 @@ export async function slurmCommand(f: SlurmFlags, env: NodeJS.ProcessEnv = proce
     ? { ...f, ...jobFlagsCleared, out: undefined, resume: out }
     : { ...f, out: f.resume ? undefined : out };
   const members = slurmMembers(task, nodes, env.SLURM_TASKS_PER_NODE, agentWorkers);
-  const {
-    config,
-    resume: loaded,
-    s,
-  } = await openRun('slurm', run, { host: '0.0.0.0', port, token, advertise: head }, (c) => {
+  const opened = await openRun('slurm', run, { host: '0.0.0.0', port, token, advertise: head }, (c) => {
     refuseCoordinatorWorker(c, 'dptrain slurm');
     if (agentWorkers) checkHostAgents(c, members);
     checkStartedWithin(c, members.length, agentWorkers ? 'host agents' : 'workers');
+  }).catch((e: unknown) => {
+    if (e instanceof DptrainError) writeStartFailure(out, env, e);
+    throw e;
   });
+  clearStartFailure(out);
+  const { config, resume: loaded, s } = opened;
+  if (requeued) {
+    const ignored = givenJobFlags(f);
+    // Requeued by Slurm, the step runs the first attempt's command line again: nothing new in it.
+    if (ignored.length && task.restarts === 0)
+      s.log.warn(
+        { ignored },
+        `${out} holds this job's checkpoint (step ${loaded?.state.step}): continuing that job; ${ignored.join(', ')} ${ignored.length === 1 ? 'is' : 'are'} not read (the checkpoint fixes the job; for a new job, give another --out)`,
+      );
+  }
   const idle = agentWorkers ? idleBehindAgents(config, members) : null;
   if (idle) s.log.warn(idle);
   s.log.info(
     { job: task.jobId, tasks: task.ntasks, nodes, restarts: task.restarts, resumeFrom: loaded?.state.step },
-    `slurm task 0: coordinator at ${s.workerAddress}; every task runs a ${agentWorkers ? `host agent of ${agentWorkers} workers` : 'worker'}`,
+    `slurm task 0: coordinator at ${s.workerAddress}; every task runs a ${agentWorkers ? `host agent of ${countWorkers(agentWorkers)}` : 'worker'}`,
   );
   const progress = new Progress(config.steps);
   const coord = createCoordinator(config, s, progress, {

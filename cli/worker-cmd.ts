@@ -14,9 +14,9 @@ import type { BackendName } from '../shared/job/config.js';
 import { selectBackend } from '../worker/backend.js';
 import { runWorker } from '../worker/worker.js';
 import { ShmChannel } from '../shared/transport/shm.js';
-import { checkWsUrl, dialWs, readCa, type DialTls } from '../worker/ws-dialer.js';
+import { checkWsUrl, DialError, dialWs, readCa, type DialTls } from '../worker/ws-dialer.js';
 import { hostname } from 'node:os';
-import { joinPeak, type JoinFlags } from './join-flags.js';
+import { checkJoinUrls, joinPeak, type JoinFlags } from './join-flags.js';
 import { RejoinWindow } from './rejoin.js';
 
 /** Frames from the coordinator: parameters of up to 256M float32 values. */
@@ -77,7 +77,7 @@ function target(f: Pick<WorkerFlags, 'connect' | 'connectFile'>): string | null 
  * a user sees names the address tried and why it failed.
  */
 export async function connect(
-  f: Pick<WorkerFlags, 'connect' | 'connectFile'>,
+  f: Pick<WorkerFlags, 'connect' | 'connectFile' | 'beforeTry'>,
   timeoutSec: number,
   log: Logger,
   tls: DialTls,
@@ -86,17 +86,20 @@ export async function connect(
   let delay = 200;
   let said = '';
   for (;;) {
+    f.beforeTry?.();
     const url = target(f);
     let why: string;
     if (url === null) why = `--connect-file ${f.connectFile}: not written yet (is the coordinator starting?)`;
     else {
-      checkWsUrl(url);
+      checkWsUrl(url, f.connect ? '--connect' : `--connect-file ${f.connectFile}: address`);
       const pf = await preflight(url, Math.min(5000, Math.max(500, deadline - Date.now())));
       if (pf.ok) {
         try {
           return { link: await dialWs(url, WORKER_MAX_FRAME, { tls }), url };
         } catch (e) {
           if (!isDptrainError(e, 'CONNECT_FAILED')) throw e;
+          // The certificate is the same on the next try: say now what to change.
+          if (e instanceof DialError && e.permanent) throw e;
           why = e.message;
         }
       } else why = `cannot reach the coordinator at ${url}: tried ${pf.tried}: ${pf.why}`;
@@ -113,6 +116,7 @@ export async function connect(
 export async function workerCommand(f: WorkerFlags): Promise<number> {
   if (Boolean(f.connect) === Boolean(f.connectFile))
     fail('CONFIG_INVALID', 'give one of --connect ws://HOST:PORT or --connect-file RUN/coordinator.json');
+  checkJoinUrls(f);
   const peakFlops = joinPeak(f);
   if (f.connectFile) readConnectFile(f.connectFile); // a bad file is refused now, not after loading a backend
   // In a Kubernetes Indexed Job, the pod's index is its rank.

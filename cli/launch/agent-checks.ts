@@ -3,7 +3,7 @@ import type { Config } from '../../shared/job/config.js';
 import { jobLayout, jobLeaves } from '../../shared/job/job-layout.js';
 import { fail } from '../../shared/util/errors.js';
 import { hostAgentRefusal } from '../../worker/host-agent/host-agent.js';
-import type { WorkerSlot } from './contract.js';
+import { countWorkers, type WorkerSlot } from './contract.js';
 
 /**
  * Before anything starts, what host agents cannot run, in one line: a job the agent refuses, and
@@ -35,7 +35,7 @@ export function idleBehindAgents(c: Config, agents: readonly WorkerSlot[]): stri
   const share = leaves % agents.length === 0 ? `${least}` : `${least} or ${least + 1}`;
   return (
     `a batch of ${c.batchSize} is cut into ${leaves} virtual shards, ${share} for each of ` +
-    `${agents.length} host agents of ${workers} workers in all: up to ${idle} of the workers wait; ` +
+    `${agents.length} host agent${agents.length === 1 ? '' : 's'} of ${countWorkers(workers)} in all: up to ${idle} of the workers wait; ` +
     `set shards (--shards) to a multiple of ${workers}, per-worker, or a larger batch`
   );
 }

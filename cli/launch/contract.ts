@@ -64,8 +64,12 @@ export function describeExit(e: Pick<WorkerExit, 'code' | 'signal'>): string {
   return `exit status ${e.code ?? '?'}`;
 }
 
+/** "1 worker", "4 workers". */
+export const countWorkers = (n: number): string => `${n} worker${n === 1 ? '' : 's'}`;
+
 /** "worker rank 3 on host2 (rank3@host2)", "host agent 1 on host2 (agent1@host2, 4 workers)" */
 export function describeSlot(s: WorkerSlot): string {
-  if (s.agentWorkers !== undefined) return `host agent ${s.rank} on ${s.host} (${s.name}, ${s.agentWorkers} workers)`;
+  if (s.agentWorkers !== undefined)
+    return `host agent ${s.rank} on ${s.host} (${s.name}, ${countWorkers(s.agentWorkers)})`;
   return `worker rank ${s.rank} on ${s.host} (${s.name})`;
 }

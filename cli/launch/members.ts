@@ -4,6 +4,7 @@
  * command lines from `memberArgs` and their slots through a `SlotShape`, so whether a job's
  * members are workers or host agents is decided here, once, for every launcher.
  */
+import { fail } from '../../shared/util/errors.js';
 import type { LaunchRequest, WorkerSlot } from './contract.js';
 
 /** The launcher's worker slots, as the coordinator will see its members. */
@@ -17,6 +18,9 @@ export const workerSlots: SlotShape = (workers) => workers;
  * `perAgent` workers when given), in the order the hosts first appear; ranks count agents.
  */
 export function hostAgentSlots(perAgent: number | null): SlotShape {
+  // The split below steps by perAgent: below 1 it would never end.
+  if (perAgent !== null && !(Number.isInteger(perAgent) && perAgent >= 1))
+    fail('CONFIG_INVALID', `--agent-workers ${perAgent}: expected an integer ≥ 1`);
   return (workers) => {
     const byHost = new Map<string, number>();
     for (const w of workers) byHost.set(w.host, (byHost.get(w.host) ?? 0) + 1);

@@ -25,23 +25,24 @@ export interface SshOptions {
   command?: string[];
 }
 
+/** "host2:4", "host3", "[::1]:2" → its entry; null when it is none of these. */
+function parseHost(item: string): SshOptions['hosts'][number] | null {
+  const m = /^([\w.@-]+|\[[0-9a-fA-F:]+\])(?::(\d+))?$/.exec(item);
+  if (!m || m[2] === '0') return null;
+  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), slots: Number(m[2] ?? 1) };
+}
+
 /** "host1:2,host2:4" (a host without a count has 1 slot). */
-export function parseHostList(v: string, where = '--hosts'): SshOptions['hosts'] {
+export function parseHostList(v: string): SshOptions['hosts'] {
   return v
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)
-    .map((item) => {
-      const m = /^([\w.@-]+|\[[0-9a-fA-F:]+\])(?::(\d+))?$/.exec(item);
-      if (!m || m[2] === '0')
-        fail(
-          'CONFIG_INVALID',
-          where === '--hosts'
-            ? `--hosts ${item}: expected HOST or HOST:SLOTS with SLOTS ≥ 1, e.g. host1:2,host2:4`
-            : `${where} ${item}: expected a line HOST, HOST:SLOTS or HOST slots=SLOTS, with SLOTS ≥ 1`,
-        );
-      return { host: m[1].replace(/^\[(.*)\]$/, '$1'), slots: Number(m[2] ?? 1) };
-    });
+    .map(
+      (item) =>
+        parseHost(item) ??
+        fail('CONFIG_INVALID', `--hosts ${item}: expected HOST or HOST:SLOTS with SLOTS ≥ 1, e.g. host1:2,host2:4`),
+    );
 }
 
 /** A hostfile: one host a line, `host`, `host:4` or `host slots=4` (as MPI and DeepSpeed write it); # comments. */
@@ -55,13 +56,21 @@ export function readHostfile(file: string): SshOptions['hosts'] {
       `--hostfile ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
     );
   }
-  const items = text
+  const hosts = text
     .split('\n')
     .map((l) => l.replace(/#.*/, '').trim())
     .filter(Boolean)
-    .map((l) => l.replace(/\s+slots\s*=\s*(\d+)$/, ':$1'));
-  if (items.length === 0) fail('CONFIG_INVALID', `--hostfile ${file}: no hosts in it`);
-  return parseHostList(items.join(','), `--hostfile ${file}:`);
+    .map(
+      // A refusal quotes the line as the file has it (less its comment), not as rewritten here.
+      (line) =>
+        parseHost(line.replace(/\s+slots\s*=\s*(\d+)$/, ':$1')) ??
+        fail(
+          'CONFIG_INVALID',
+          `--hostfile ${file}: "${line}": expected a line HOST, HOST:SLOTS or HOST slots=SLOTS, with SLOTS ≥ 1`,
+        ),
+    );
+  if (hosts.length === 0) fail('CONFIG_INVALID', `--hostfile ${file}: no hosts in it`);
+  return hosts;
 }
 
 /** Single-quote one word for a POSIX shell. */
@@ -84,18 +93,32 @@ const WRAPPER = [
 
 const PID_LINE = /^dptrain-remote-pid (\d+)$/;
 
-export function sshLauncher(o: SshOptions, shape: SlotShape = workerSlots): Launcher {
-  if (o.hosts.length === 0)
-    fail('CONFIG_INVALID', 'launch: no hosts given (--hosts host1:2,host2:4 or --hostfile FILE)');
-  const sshArgs = (host: string): string[] => [
+/** ssh's ConnectTimeout unless --ssh-option sets one (seconds). */
+export const SSH_CONNECT_TIMEOUT_SEC = 10;
+
+/** ssh's options and the host, for one host of `o`. */
+export function sshCommandArgs(o: SshOptions, host: string): string[] {
+  const options = o.options ?? [];
+  return [
     ...(o.port ? ['-p', String(o.port)] : []),
     ...(o.user ? ['-l', o.user] : []),
     ...(o.identity ? ['-i', o.identity] : []),
     '-o',
     'BatchMode=yes', // never prompt: a password prompt would hang the launch
-    ...(o.options ?? []).flatMap((kv) => ['-o', kv]),
+    // A host that takes the TCP connection but never answers ends ssh (exit 255, naming the
+    // host) instead of waiting out the join timeout; the user's own ConnectTimeout wins.
+    ...(options.some((kv) => /^ConnectTimeout[= ]/i.test(kv))
+      ? []
+      : ['-o', `ConnectTimeout=${SSH_CONNECT_TIMEOUT_SEC}`]),
+    ...options.flatMap((kv) => ['-o', kv]),
     host,
   ];
+}
+
+export function sshLauncher(o: SshOptions, shape: SlotShape = workerSlots): Launcher {
+  if (o.hosts.length === 0)
+    fail('CONFIG_INVALID', 'launch: no hosts given (--hosts host1:2,host2:4 or --hostfile FILE)');
+  const sshArgs = (host: string): string[] => sshCommandArgs(o, host);
   const slots = (): WorkerSlot[] => {
     let rank = 0;
     return shape(

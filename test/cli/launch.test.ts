@@ -4,14 +4,28 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { resolveAdvertise, workerAddress } from '../../cli/advertise.js';
-import { launchSection, sshOptions } from '../../cli/launch-cmd.js';
+import { advertisedHost, checkAdvertise, resolveAdvertise, workerAddress } from '../../cli/advertise.js';
+import { launchSection, refuseOtherLaunchers, sshOptions } from '../../cli/launch-cmd.js';
 import { idleBehindAgents } from '../../cli/launch/agent-checks.js';
 import { describeSlot } from '../../cli/launch/contract.js';
 import { hostAgentSlots, memberArgs, workerSlots } from '../../cli/launch/members.js';
-import { parseHostList, readHostfile, shellQuote } from '../../cli/launch/ssh.js';
+import { parseHostList, readHostfile, shellQuote, sshCommandArgs } from '../../cli/launch/ssh.js';
 import { slurmTask, tasksPerNode } from '../../cli/launch/slurm.js';
-import { slurmAgentWorkers, slurmMembers, slurmPort, slurmToken, slurmWorkerNames } from '../../cli/slurm-cmd.js';
+import {
+  givenJobFlags,
+  slurmAgentWorkers,
+  slurmMembers,
+  slurmPort,
+  slurmToken,
+  slurmWorkerNames,
+} from '../../cli/slurm-cmd.js';
+import {
+  checkStartFailure,
+  clearStartFailure,
+  startFailureFile,
+  writeStartFailure,
+} from '../../cli/launch/slurm-start.js';
+import { DptrainError } from '../../shared/util/errors.js';
 import { parseConfig } from '../../shared/job/config.js';
 import { preflight } from '../../worker/preflight.js';
 import { freePort, runCli, tempDir } from '../helpers/cli.js';
@@ -41,8 +55,20 @@ describe('host lists', () => {
     const f = join(tempDir('hostfile-bad'), 'hosts');
     writeFileSync(f, 'node-a slots=0\n');
     expect(expectCode(() => readHostfile(f), 'CONFIG_INVALID')).toBe(
-      `--hostfile ${f}: node-a:0: expected a line HOST, HOST:SLOTS or HOST slots=SLOTS, with SLOTS ≥ 1`,
+      `--hostfile ${f}: "node-a slots=0": expected a line HOST, HOST:SLOTS or HOST slots=SLOTS, with SLOTS ≥ 1`,
     );
+    // The line as the file has it, not as rewritten for parsing (host:2:3).
+    writeFileSync(f, 'node-a\nlocalhost:2 slots=3  # two counts\n');
+    expect(expectCode(() => readHostfile(f), 'CONFIG_INVALID')).toBe(
+      `--hostfile ${f}: "localhost:2 slots=3": expected a line HOST, HOST:SLOTS or HOST slots=SLOTS, with SLOTS ≥ 1`,
+    );
+  });
+
+  it('ssh gets a ConnectTimeout unless --ssh-option sets one', () => {
+    const args = sshCommandArgs({ hosts: [], options: ['StrictHostKeyChecking=no'] }, 'h1');
+    expect(args.join(' ')).toBe('-o BatchMode=yes -o ConnectTimeout=10 -o StrictHostKeyChecking=no h1');
+    const own = sshCommandArgs({ hosts: [], options: ['ConnectTimeout=3'] }, 'h1');
+    expect(own.filter((a) => /ConnectTimeout/i.test(a))).toEqual(['ConnectTimeout=3']);
   });
 
   it('quotes words for the remote shell', () => {
@@ -99,6 +125,9 @@ describe('host agents (--host-agents)', () => {
     expect(memberArgs(req, workers[0])[0]).toBe('worker');
     expect([...agent, ...memberArgs(req, workers[0])].join(' ')).not.toContain(req.token);
     expect(describeSlot(hostAgentSlots(null)(workers)[1])).toBe('host agent 1 on h2 (agent1@h2, 2 workers)');
+    expect(describeSlot({ host: 'h3', rank: 2, name: 'agent2@h3', agentWorkers: 1 })).toBe(
+      'host agent 2 on h3 (agent2@h3, 1 worker)',
+    );
     expect(describeSlot(workers[1])).toBe('worker rank 1 on h1 (rank1@h1)');
   });
 
@@ -173,6 +202,35 @@ describe('host agents (--host-agents)', () => {
     120_000,
   );
 
+  it('agents of 0 workers: refused, never an endless split of a host', () => {
+    expect(expectCode(() => hostAgentSlots(0), 'CONFIG_INVALID')).toBe('--agent-workers 0: expected an integer ≥ 1');
+    expect(
+      expectCode(
+        () => slurmAgentWorkers({ hostAgents: true, agentWorkers: 0 }, { SLURM_TASKS_PER_NODE: '1(x2)' }),
+        'CONFIG_INVALID',
+      ),
+    ).toBe('--agent-workers 0: expected an integer ≥ 1');
+  });
+
+  it('--agent-workers 0 on the command line: one line, exit 2, nothing started', async () => {
+    const dir = tempDir('agents-zero');
+    const job = join(dir, 'job.json');
+    writeFileSync(job, JSON.stringify({ data: { name: 'xor' } }));
+    const out = join(dir, 'run');
+    const common = ['launch', '-c', job, '--out', out, '--host-agents', '--agent-workers', '0'];
+    for (const where of [
+      ['--launcher', 'local', '--workers', '2'],
+      ['--hosts', 'localhost:2'],
+    ]) {
+      const r = await runCli([...common, ...where], 30_000);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(
+        'dptrain: CONFIG_INVALID: --agent-workers 0: expected an integer ≥ 1 (see dptrain launch --help)\n',
+      );
+      expect(existsSync(out)).toBe(false);
+    }
+  }, 60_000);
+
   it('--agent-workers without --host-agents: one line', async () => {
     const dir = tempDir('agents-alone');
     const job = join(dir, 'job.json');
@@ -233,6 +291,48 @@ describe('launch flags that would do nothing', () => {
     });
   });
 
+  it.each([
+    ['hosts', '--hosts'],
+    ['hostfile', '--hostfile'],
+    ['sshUser', '--ssh-user'],
+    ['sshPort', '--ssh-port'],
+    ['sshIdentity', '--ssh-identity'],
+    ['sshOption', '--ssh-option'],
+    ['remoteDptrain', '--remote-dptrain'],
+  ] as const)('%s with --launcher slurm, and (but the host list) with local: one line naming it', (key, flag) => {
+    const value = key === 'sshPort' ? 22 : key === 'sshOption' ? ['ConnectTimeout=3'] : 'x';
+    expect(expectCode(() => refuseOtherLaunchers({ [key]: value }, 'slurm'), 'CONFIG_INVALID')).toBe(
+      `${flag} is for the ssh launcher; under slurm the workers run on the allocation's nodes (srun)`,
+    );
+    expect(expectCode(() => refuseOtherLaunchers({ [key]: value }, 'local'), 'CONFIG_INVALID')).toBe(
+      `${flag} is for the ssh launcher; the local launcher starts --workers N here`,
+    );
+    refuseOtherLaunchers({ [key]: value }, 'ssh');
+  });
+
+  it('ssh flags with --launcher local on the command line: one line, nothing started', async () => {
+    const dir = tempDir('local-ssh-flags');
+    const job = join(dir, 'job.json');
+    writeFileSync(job, JSON.stringify({ data: { name: 'xor' } }));
+    const out = join(dir, 'run');
+    const r = await runCli(
+      ['launch', '--launcher', 'local', '--workers', '1', '--remote-dptrain', '/bin/false', '-c', job, '--out', out],
+      30_000,
+    );
+    expect(r.code).toBe(2);
+    expect(existsSync(out)).toBe(false);
+    expect(r.stderr).toBe(
+      'dptrain: CONFIG_INVALID: --remote-dptrain is for the ssh launcher; the local launcher starts --workers N here\n',
+    );
+  }, 60_000);
+
+  it('an --ssh-identity that cannot be read is refused, not left to ssh to warn about', () => {
+    const section = { ...launchSection({ hosts: 'a:1' }, parseConfig({})), sshIdentity: '/no/such/key' };
+    expect(expectCode(() => sshOptions(section), 'CONFIG_UNREADABLE')).toBe(
+      '--ssh-identity /no/such/key: cannot read it (ENOENT)',
+    );
+  });
+
   it('--launcher slurm outside an allocation: one line before a coordinator starts or a directory is written', async () => {
     const dir = tempDir('slurm-outside');
     const job = join(dir, 'job.json');
@@ -272,6 +372,46 @@ describe('advertised address', () => {
     expect(resolveAdvertise('eth1', ifaces)).toBe('10.1.2.3');
     expect(resolveAdvertise('node7.cluster', ifaces)).toBe('node7.cluster');
   });
+
+  it('no host at all, or neither an interface nor a name that resolves: refused naming --advertise', async () => {
+    const ifaces = { eth1: [{ address: '10.1.2.3', family: 'IPv4' }] } as never;
+    const notFound = async () => {
+      throw Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' });
+    };
+    const dnsDown = async () => {
+      throw Object.assign(new Error('getaddrinfo EAI_AGAIN'), { code: 'EAI_AGAIN' });
+    };
+    expect(expectCode(() => advertisedHost('a b', ifaces), 'CONFIG_INVALID')).toBe(
+      '--advertise a b: not a host name, an address or an interface of this machine',
+    );
+    await expect(checkAdvertise('nosuchif0', ifaces, notFound)).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: '--advertise nosuchif0: neither an interface of this machine (eth1) nor a host name that resolves',
+    });
+    expect(await checkAdvertise('eth1', ifaces, notFound)).toBe('10.1.2.3');
+    expect(await checkAdvertise('10.9.9.9', ifaces, notFound)).toBe('10.9.9.9');
+    expect(await checkAdvertise('node7', ifaces, dnsDown)).toBe('node7'); // a resolver that is down proves nothing
+    expect(await checkAdvertise('node7', ifaces, async () => ({}))).toBe('node7');
+  });
+
+  it('launch --advertise with a bad value: one line, exit 2, before anything starts', async () => {
+    const dir = tempDir('advertise-bad');
+    const job = join(dir, 'job.json');
+    writeFileSync(job, JSON.stringify({ data: { name: 'xor' } }));
+    const out = join(dir, 'run');
+    for (const [value, line] of [
+      ['a b', 'not a host name, an address or an interface of this machine'],
+      ['nosuchif0.invalid', /neither an interface of this machine \(.*\) nor a host name that resolves/],
+    ] as const) {
+      const r = await runCli(['launch', '--hosts', 'localhost:1', '--advertise', value, '-c', job, '--out', out]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(`dptrain: CONFIG_INVALID: --advertise ${value}: `);
+      expect(r.stderr).toMatch(line);
+      expect(r.stderr).not.toMatch(/--listen/);
+      expect(existsSync(out)).toBe(false);
+    }
+  }, 60_000);
 
   it('workers are told the advertised host, never a wildcard', () => {
     expect(workerAddress('ws://0.0.0.0:7070', '10.1.2.3')).toBe('ws://10.1.2.3:7070');
@@ -331,6 +471,30 @@ describe('Slurm tasks', () => {
     expect(expectCode(() => slurmAgentWorkers({ agentWorkers: 2 }, env), 'CONFIG_INVALID')).toMatch(
       /--agent-workers goes with --host-agents/,
     );
+  });
+
+  it('job flags a run continued from its checkpoint does not read, as typed', () => {
+    expect(givenJobFlags({ config: 'job.json', steps: 80, lr: 0.5, port: 20001, joinTimeout: 30 })).toEqual([
+      '--config',
+      '--steps',
+      '--lr',
+    ]);
+    expect(givenJobFlags({ port: 20001 })).toEqual([]);
+  });
+
+  it("task 0's start failure ends the other tasks of the same step with its code; another step's is not read", () => {
+    const out = join(tempDir('slurm-start'), 'runs', 'slurm-9');
+    const env = { SLURM_JOB_ID: '9', SLURM_STEP_ID: '1', SLURM_RESTART_COUNT: '0' };
+    checkStartFailure(out, env); // nothing written: keep trying
+    writeStartFailure(out, env, new DptrainError('CONFIG_INVALID', '--steps 0: expected an integer ≥ 1'));
+    expect(existsSync(startFailureFile(out))).toBe(true);
+    expect(expectCode(() => checkStartFailure(out, env), 'CONFIG_INVALID')).toBe(
+      'task 0 did not start the coordinator: --steps 0: expected an integer ≥ 1',
+    );
+    checkStartFailure(out, { ...env, SLURM_STEP_ID: '2' }); // a later srun in the allocation
+    checkStartFailure(out, { ...env, SLURM_RESTART_COUNT: '1' }); // the job requeued
+    clearStartFailure(out);
+    checkStartFailure(out, env);
   });
 
   it('a token file others can read is refused; no token at all says how to give one', () => {

@@ -115,6 +115,8 @@ describe.skipIf(sshdSkip !== null)(`dptrain launch over ssh${sshdSkip ? ` (skipp
     expect(seen.filter((l) => / worker /.test(l))).toEqual([]); // no worker dials the coordinator itself
     expect(withToken).toEqual([]);
     expect(r.stderr).toMatch(/^\[localhost 1\] .*host agent ready workers=2/m);
+    // The launcher's TERM after the coordinator's goodbye is no warning: the job finished.
+    expect(r.stderr).not.toMatch(/WARN .*SIGTERM: stopping the host's workers/);
     expect(readSummary(remote)).toMatchObject({ workers: 4, members: 2 });
     expect(Buffer.from(readWeights(remote).buffer).equals(Buffer.from(readWeights(local).buffer))).toBe(true);
     await new Promise((res) => setTimeout(res, 500));

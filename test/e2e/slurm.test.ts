@@ -163,6 +163,19 @@ describe.skipIf(slurmSkip !== null)(`dptrain on Slurm${slurmSkip ? ` (skipped: $
     expect(diff).toBeLessThanOrEqual(1e-5);
   }, 300_000);
 
+  it("task 0's config error ends the other tasks at once with it, not with CONNECT_FAILED at the join timeout", async () => {
+    const bad = join(job.dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ ...EQUIV_JOB, batchSize: 0 }));
+    // Only task 0 reads the config; the others would dial its coordinator for --join-timeout.
+    const j = submit('bad-config', bad, 2, ' --join-timeout 600');
+    const s = await finished(j.id, 120_000);
+    const log = readFileSync(j.log, 'utf8');
+    expect(s.JobState, log).toBe('FAILED');
+    expect(log).toMatch(/dptrain: CONFIG_INVALID: batchSize must be/);
+    expect(log).toMatch(/dptrain: CONFIG_INVALID: task 0 did not start the coordinator: batchSize must be/);
+    expect(log).not.toMatch(/CONNECT_FAILED/);
+  }, 300_000);
+
   /** The pid of task `rank` of job `id` (its environment says SLURM_JOB_ID and SLURM_PROCID). */
   function taskPid(id: string, rank: number): number | null {
     for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {

@@ -118,7 +118,7 @@ class HostAgentSession extends CoordinatorSession<'gathering'> {
     this.send({
       t: 'ready',
       fingerprint: this.workers!.membership.data!.fingerprint,
-      backendReason: `host agent: ${strength.workers} workers behind one link`,
+      backendReason: `host agent: ${strength.workers} worker${strength.workers === 1 ? '' : 's'} behind one link`,
       ...strength,
     });
     this.o.log.info({ workers: strength.workers, backend: strength.backend }, 'host agent ready');
