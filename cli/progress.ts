@@ -78,6 +78,9 @@ export class Progress {
   }
 }
 
+/** "1 worker", "2 workers". */
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
 export function formatSummary(s: RunSummary, runDir: string | null): string {
   const rows: Array<[string, string]> = [
     [
@@ -108,7 +111,10 @@ export function formatSummary(s: RunSummary, runDir: string | null): string {
           ],
         ]
       : []),
-    ['wall time', `${s.wallSeconds.toFixed(1)} s`],
+    [
+      'wall time',
+      `${s.wallSeconds.toFixed(1)} s${s.resumedAt ? ` (this session only: steps ${s.resumedAt + 1}–${s.steps}, after the resume)` : ''}`,
+    ],
   ];
   rows.push([
     'compute',
@@ -126,7 +132,7 @@ export function formatSummary(s: RunSummary, runDir: string | null): string {
   if (s.reassignedShards || s.droppedWorkers || s.staleResults) {
     rows.push([
       'faults',
-      `${s.droppedWorkers} workers dropped, ${s.reassignedShards} shards reassigned, ${s.staleResults} late results ignored`,
+      `${count(s.droppedWorkers, 'worker')} dropped, ${count(s.reassignedShards, 'shard')} reassigned, ${count(s.staleResults, 'late result')} ignored`,
     ]);
   }
   if (runDir) rows.push(['run directory', runDir]);

@@ -60,12 +60,15 @@ function lineList(nums: number[]): string {
  * some gets a warning naming the file and lines. A warning and not a refusal there, because the
  * good lines still draw the run (a crash can tear the last line) and the user sees what was left out.
  */
-function metricsWarnings(dirs: string[]): string[] {
+function metricsWarnings(dirs: string[], runs: RunView[]): string[] {
   const warnings: string[] = [];
-  for (const d of dirs) {
+  for (const [i, d] of dirs.entries()) {
     const file = join(resolve(d), 'metrics.jsonl');
     if (!existsSync(file)) continue; // readRunView says what is missing
     const { lines, bad } = checkMetrics(file);
+    // Empty and no summary saying the run had no step (--steps 0): its charts would be blank.
+    if (lines === 0 && (runs[i].summary?.steps ?? 1) > 0)
+      warnings.push(`${file} is empty: the run has no step records to draw`);
     if (bad.length === 0) continue;
     if (bad.length === lines)
       fail(
@@ -124,14 +127,31 @@ export function loadRuns(dirs: string[]): RunView[] {
   return dirs.map((d, i) => readRunView(resolve(d), names[i]));
 }
 
+/** One directory given twice (however spelled) would be two runs of the same name: refused. */
+function checkDistinct(dirs: string[]): void {
+  const seen = new Map<string, string>();
+  for (const d of dirs) {
+    const real = realish(d);
+    const before = seen.get(real);
+    if (before !== undefined)
+      fail(
+        'CONFIG_INVALID',
+        `dptrain report: ${before === d ? `${d} is given twice` : `${before} and ${d} are the same directory`}; name each run once`,
+      );
+    seen.set(real, d);
+  }
+}
+
 export function reportCommand(dirs: string[], f: { out: string; title?: string }): number {
   if (dirs.length === 0) fail('CONFIG_INVALID', 'dptrain report: name at least one run directory');
+  checkDistinct(dirs);
   // The inputs first: a directory that is no run is named as such before anything about --out.
   const runs = loadRuns(dirs);
-  const warnings = metricsWarnings(dirs);
+  const warnings = metricsWarnings(dirs, runs);
   const out = checkReportOut(f.out, dirs);
   try {
-    writeFileSync(out, reportPage(f.title ?? `dptrain report: ${runs.map((r) => r.name).join(', ')}`, runs));
+    const title = f.title ?? `dptrain report: ${runs.map((r) => r.name).join(', ')}`;
+    writeFileSync(out, reportPage(title, runs, '', f.title));
   } catch (e) {
     fail('CONFIG_INVALID', `--out ${f.out}: cannot write it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }

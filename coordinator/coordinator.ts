@@ -23,6 +23,7 @@ import { eligible } from './phase.js';
 import { ParameterUpdate } from './parameter-update.js';
 import { membersAtEnd, summarize, type EvalRecord, type RunSummary, type StepRecord } from './summary.js';
 import { StepTally, stepTimeline } from './timeline.js';
+import { StopRequest } from './stop-request.js';
 
 export type { CoordinatorOptions } from './wiring.js';
 
@@ -44,7 +45,7 @@ export class Coordinator {
   private stepsDone = 0;
   private position = 0;
   private dropped = 0;
-  private stopRequest: string | null = null;
+  private readonly stopRequest: StopRequest;
   /** Peaks and processes (a host agent's) of workers that left, for the steps in flight when they did. */
   readonly peaks: MemberPeaks;
 
@@ -72,6 +73,8 @@ export class Coordinator {
     this.dispatcher = dispatcherFor(o, this.layout, this.membership, ops, this.meter, () => this.stepsDone, {
       spares: arena?.spares,
     });
+    const idle = () => eligible(this.membership).length === 0;
+    this.stopRequest = new StopRequest(this.dispatcher, idle, Boolean(o.slices));
     if (o.resume) this.restore(o.resume);
     this.dispatcher.setParams(this.update.version, this.params);
   }
@@ -130,23 +133,24 @@ export class Coordinator {
     return path;
   }
 
-  /** Stop after the step in flight, write a checkpoint, and end the run with INTERRUPTED. */
+  /** Stop after the step in flight (or abandon it: stop-request.ts), checkpoint, end the run with INTERRUPTED. */
   requestStop(why: string): void {
-    this.stopRequest ??= why;
+    this.stopRequest.request(why);
   }
 
   /** Checkpoint, say goodbye, and end the run with INTERRUPTED (after requestStop). */
   private stop(): never {
-    this.dispatcher.abort(new DptrainError('INTERRUPTED', `${this.stopRequest}`)); // a prefetched step's shards are not waited for
+    this.dispatcher.abort(new DptrainError('INTERRUPTED', `${this.stopRequest.why}`)); // a prefetched step's shards are not waited for
     const path = this.checkpoint();
-    const why = `coordinator stopped: ${this.stopRequest}`;
+    if (this.o.tracer && this.o.traceFile) this.o.tracer.write(this.o.traceFile); // the steps traced so far
+    const why = `coordinator stopped: ${this.stopRequest.why}`;
     this.membership.closeAll(
       this.o.workersStay ? `${why}; rejoin once it is resumed` : why,
       this.o.workersStay ? 'goingAway' : 'bye',
     );
     return fail(
       'INTERRUPTED',
-      `${this.stopRequest}: stopped after step ${this.stepsDone}${path ? `; checkpoint written, continue with --resume ${this.o.runDir!.path}` : ''}`,
+      `${this.stopRequest.why}: stopped after step ${this.stepsDone}${path ? `; checkpoint written, continue with --resume ${this.o.runDir!.path}` : ''}`,
     );
   }
 
@@ -175,7 +179,7 @@ export class Coordinator {
         listen: this.o.listener.address,
         step: this.stepsDone,
         expected: this.o.expectedWorkers,
-        checkStop: () => this.stopRequest && this.stop(),
+        checkStop: () => this.stopRequest.why && this.stop(),
         abortable: (p) => this.dispatcher.abortable(p),
         checkpoint: () => this.checkpoint(),
         resumeDir: this.o.runDir?.path ?? null,
@@ -211,7 +215,7 @@ export class Coordinator {
    */
   private prefetch(next: number): void {
     const { steps, evalEvery, batchSize, accumulate, minWorkers } = this.cfg;
-    if (next >= steps || this.stopRequest || (evalEvery > 0 && next % evalEvery === 0)) return;
+    if (next >= steps || this.stopRequest.why || (evalEvery > 0 && next % evalEvery === 0)) return;
     if (this.meter.stopsBefore(batchSize * accumulate) || eligible(this.membership).length < minWorkers) return;
     const t0 = performance.now();
     const { fused, gradSum } = this.update;
@@ -262,7 +266,7 @@ export class Coordinator {
     const stepMs = tEnd - t0;
     const { tracer: tr } = this.o;
     const { broadcast } = this.dispatcher;
-    const times = { start: t0, optimizer: tOpt, end: tEnd };
+    const times = { start: t0, optimizer: tOpt, end: tEnd, fusedMs: update.fusedMs };
     if (tr?.records(step + 1)) traceStep(tr, step + 1, times, lossSum / count, reduceMs, broadcast.lastEncode);
     const params = broadcast.takeTiming(); // before the prefetch below encodes the next step's
     const { timeline, workerTimeline } = stepTimeline(stepMs, computeMs, tally.spans, params, reduceMs, optimizerMs);
@@ -302,19 +306,22 @@ export class Coordinator {
     };
   }
 
-  /** A step; if every worker is lost for good mid-step, rewind its data cursor and checkpoint first. */
+  /** A step; if every worker is lost for good mid-step or a stop abandons it, rewind its data cursor, checkpoint. */
   private async stepOrCheckpoint(): Promise<StepRecord> {
     const position = this.position;
     try {
       return await this.step(this.stepsDone);
     } catch (e) {
-      if (!(e instanceof DptrainError) || e.code !== 'WORKER_LOST') throw e;
+      const abandoned = this.stopRequest.abandoned(e);
+      const lost = e instanceof DptrainError && e.code === 'WORKER_LOST';
+      if (!abandoned && !lost) throw e;
       this.position = position; // the step did not happen: its samples come again on resume
       await this.pull();
+      if (abandoned) return this.stop();
       const path = this.checkpoint();
       return fail(
         'WORKER_LOST',
-        `${e.message}${path ? ` (checkpoint at step ${this.stepsDone} written: --resume ${this.o.runDir!.path})` : ''}`,
+        `${(e as DptrainError).message}${path ? ` (checkpoint at step ${this.stepsDone} written: --resume ${this.o.runDir!.path})` : ''}`,
       );
     }
   }
@@ -342,7 +349,7 @@ export class Coordinator {
     let stoppedBy: RunSummary['stoppedBy'] = 'steps';
     if (this.o.slices) await this.o.slices.assign(this.params, this.update.adamState, this.update.version);
     while (this.stepsDone < steps) {
-      if (this.stopRequest) await this.pull().then(() => this.stop());
+      if (this.stopRequest.why) await this.pull().then(() => this.stop());
       if (this.meter.stopsRun(this.stepsDone, this.cfg.batchSize * this.cfg.accumulate)) {
         stoppedBy = 'budget';
         break;
@@ -354,7 +361,11 @@ export class Coordinator {
       // The last step (all done, or the budget stops the next) takes the final evaluation, for its metrics row.
       const last = rec.step === steps || this.meter.stopsBefore(this.cfg.batchSize * this.cfg.accumulate);
       if (last || (evalEvery > 0 && rec.step % evalEvery === 0)) {
-        lastEval = await this.evaluate(rec.step);
+        lastEval = await this.evaluate(rec.step).catch((e: unknown) => {
+          if (!this.stopRequest.abandoned(e)) throw e;
+          this.o.runDir?.appendMetrics(rec); // the step happened; its evaluation was abandoned
+          return this.stop();
+        });
         evaluatedAt = rec.step;
         if (lastEval) Object.assign(rec, { testLoss: lastEval.testLoss, testAccuracy: lastEval.testAccuracy });
       }

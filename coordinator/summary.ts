@@ -1,4 +1,6 @@
 /** The records a run produces and how they condense into summary.json. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { NO_COMPRESSION_REPORT, type CompressionReport } from './compression.js';
 import { median, percentile } from '../shared/util/stats.js';
 import type { Config } from '../shared/job/config.js';
@@ -139,7 +141,13 @@ export interface RunSummary {
   wireDtype: string;
   /** Gradient compression: none (exact), or a lossy kind, its parameters and its bytes per step. */
   compression: CompressionReport;
+  /** This session's wall time: after a resume, since the resume (earlier sessions' are not known). */
   wallSeconds: number;
+  /**
+   * Present after a resume: the steps done before this session. The medians above still cover
+   * the whole run (its earlier step records, from metrics.jsonl); wallSeconds only this session.
+   */
+  resumedAt?: number;
   staleResults: number;
   reassignedShards: number;
   /** Shards recomputed on another worker after a non-finite result. */
@@ -218,22 +226,10 @@ export function summarize(o: {
   meter: ComputeMeter;
   peaks: Array<{ declared: number | null; attainable: number }>;
 }): RunSummary {
-  const steady = o.records.slice(warmupSteps(o.records.length)).filter((r) => !r.skipped);
+  const resumedAt = o.stepsDone - o.records.length;
   const last = o.records[o.records.length - 1];
   const declared = o.peaks.filter((p) => p.declared).length;
-  const mfus = steady.map((r) => r.mfu).filter((m): m is number => m !== null);
-  const stats = {} as Record<keyof StepTimeline, { median: number; p95: number }>;
-  for (const k of TIMELINE_KEYS) {
-    const xs = steady.map((r) => r.timeline[k]);
-    stats[k] = { median: median(xs) ?? 0, p95: percentile(xs, 0.95) ?? 0 };
-  }
-  const share = (f: (t: StepTimeline) => number) => median(steady.map((r) => f(r.timeline) / r.stepMs));
-  const timeline: RunSummary['timeline'] = {
-    ...stats,
-    overheadShare: share((t) => t.overheadMs),
-    wireShare: share((t) => t.wireMs + t.broadcastMs),
-    codecShare: share((t) => t.encodeMs + t.decodeMs + t.workerEncodeMs),
-  };
+  const stats = stepStats(resumedAt > 0 ? [...earlierRecords(o.config.out, resumedAt), ...o.records] : o.records);
   return {
     steps: o.stepsDone,
     workers: o.workers,
@@ -246,13 +242,14 @@ export function summarize(o: {
     finalLoss: last?.loss ?? null,
     testLoss: o.lastEval?.testLoss ?? null,
     testAccuracy: o.lastEval?.testAccuracy ?? null,
-    samplesPerSec: median(steady.map((r) => r.samplesPerSec)),
-    tokensPerSec: o.tokensPerSample ? (median(steady.map((r) => r.samplesPerSec)) ?? 0) * o.tokensPerSample : null,
-    medianStepMs: median(steady.map((r) => r.stepMs)),
-    wireBytesPerStep: median(steady.map((r) => r.wireBytes)),
+    samplesPerSec: stats.samplesPerSec,
+    tokensPerSec: o.tokensPerSample ? (stats.samplesPerSec ?? 0) * o.tokensPerSample : null,
+    medianStepMs: stats.medianStepMs,
+    wireBytesPerStep: stats.wireBytesPerStep,
     wireDtype: o.config.wireDtype,
     compression: o.compression ?? NO_COMPRESSION_REPORT,
     wallSeconds: o.wallSeconds,
+    ...(resumedAt > 0 ? { resumedAt } : {}),
     staleResults: o.counters.stale,
     reassignedShards: o.counters.reassigned,
     recomputedShards: o.counters.recomputed,
@@ -262,18 +259,75 @@ export function summarize(o: {
     stoppedBy: o.stoppedBy,
     totalFlops: o.meter.cumulativeFlops,
     hardwareFlops: o.meter.hardwareFlops,
-    modelFlopsPerSec: median(steady.map((r) => r.modelFlopsPerSec)),
-    mfu: median(mfus),
-    mfuPeakFlops: median(steady.flatMap((r) => (r.peakFlops !== undefined ? [r.peakFlops] : []))),
+    modelFlopsPerSec: stats.modelFlopsPerSec,
+    mfu: stats.mfu,
+    mfuPeakFlops: stats.mfuPeakFlops,
     budget: o.meter.budget,
     budgetUsed: o.meter.budget !== null ? o.meter.cumulativeFlops / o.meter.budget : null,
     peakFlops: o.peaks.reduce((s, p) => s + (p.declared ?? p.attainable), 0),
     peakSource:
       o.peaks.length === 0 ? 'none' : declared === o.peaks.length ? 'declared' : declared === 0 ? 'measured' : 'mixed',
     attainableFlops: o.peaks.reduce((s, p) => s + p.attainable, 0),
-    timeline,
-    ...shardStats(steady),
+    timeline: stats.timeline,
+    ...stats.shards,
   };
+}
+
+/** What the step records alone say: medians after warm-up (summary.json's, and a stopped run's in a report). */
+export interface StepStats {
+  samplesPerSec: number | null;
+  medianStepMs: number | null;
+  wireBytesPerStep: number | null;
+  modelFlopsPerSec: number | null;
+  mfu: number | null;
+  mfuPeakFlops: number | null;
+  timeline: RunSummary['timeline'];
+  shards: Pick<RunSummary, 'shardTimeline'>;
+}
+
+export function stepStats(records: readonly StepRecord[]): StepStats {
+  const steady = records.slice(warmupSteps(records.length)).filter((r) => !r.skipped);
+  const stats = {} as Record<keyof StepTimeline, { median: number; p95: number }>;
+  for (const k of TIMELINE_KEYS) {
+    const xs = steady.map((r) => r.timeline[k]);
+    stats[k] = { median: median(xs) ?? 0, p95: percentile(xs, 0.95) ?? 0 };
+  }
+  const share = (f: (t: StepTimeline) => number) => median(steady.map((r) => f(r.timeline) / r.stepMs));
+  return {
+    samplesPerSec: median(steady.map((r) => r.samplesPerSec)),
+    medianStepMs: median(steady.map((r) => r.stepMs)),
+    wireBytesPerStep: median(steady.map((r) => r.wireBytes)),
+    modelFlopsPerSec: median(steady.map((r) => r.modelFlopsPerSec)),
+    mfu: median(steady.map((r) => r.mfu).filter((m): m is number => m !== null && m !== undefined)),
+    mfuPeakFlops: median(steady.flatMap((r) => (r.peakFlops !== undefined ? [r.peakFlops] : []))),
+    timeline: {
+      ...stats,
+      overheadShare: share((t) => t.overheadMs),
+      wireShare: share((t) => t.wireMs + t.broadcastMs),
+      codecShare: share((t) => t.encodeMs + t.decodeMs + t.workerEncodeMs),
+    },
+    shards: shardStats(steady),
+  };
+}
+
+/**
+ * A resumed run's step records from before this session (steps 1..upTo of its metrics.jsonl),
+ * so that its medians cover the whole run; none when the file is not there.
+ */
+function earlierRecords(dir: string | null, upTo: number): StepRecord[] {
+  const file = dir ? join(dir, 'metrics.jsonl') : null;
+  if (!file || !existsSync(file)) return [];
+  const out: StepRecord[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const r = JSON.parse(line) as StepRecord;
+      if (typeof r.step === 'number' && r.step <= upTo && r.timeline) out.push(r);
+    } catch {
+      // a torn line
+    }
+  }
+  return out;
 }
 
 /** Per slice shard, median and p95 of its entries over the steady steps that have them; {} without shards. */

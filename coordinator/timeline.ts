@@ -44,6 +44,7 @@ export function stepTimeline(
   optimizerMs: number,
 ): { timeline: StepTimeline; workerTimeline: Record<string, WorkerStepTimeline> } {
   const workerTimeline: Record<string, WorkerStepTimeline> = {};
+  const encodeMs: PerWorker = {};
   for (const id of Object.keys(computeMs)) {
     const t = {
       decodeMs: worker.decodeMs[id] ?? 0,
@@ -51,6 +52,11 @@ export function stepTimeline(
       encodeMs: worker.encodeMs[id] ?? 0,
       wireMs: worker.wireMs[id] ?? 0,
     };
+    // A worker reports the encode time of its previous result frame (protocol.ts). When that
+    // frame was a late result of an earlier step (a worker stalled while encoding it), the
+    // figure does not fit in this step: it is that step's, and is left out of this one.
+    if (t.decodeMs + t.computeMs + t.encodeMs + t.wireMs > stepMs) t.encodeMs = 0;
+    encodeMs[id] = t.encodeMs;
     workerTimeline[id] = { ...t, waitMs: Math.max(0, stepMs - t.decodeMs - t.computeMs - t.encodeMs - t.wireMs) };
   }
   const slowest = maxOf(computeMs);
@@ -59,7 +65,7 @@ export function stepTimeline(
     broadcastMs: params.broadcastMs,
     decodeMs: maxOf(worker.decodeMs),
     slowestComputeMs: slowest,
-    workerEncodeMs: maxOf(worker.encodeMs),
+    workerEncodeMs: maxOf(encodeMs),
     wireMs: maxOf(worker.wireMs),
     reduceMs,
     optimizerMs,

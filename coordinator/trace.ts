@@ -59,22 +59,33 @@ export class Tracer {
   }
 }
 
-/** "10:30" → steps 10 to 30. */
-/** The coordinator's spans of one step: the whole, the shards in flight, the optimizer, the parameter encode. */
+/**
+ * The coordinator's spans of one step: the whole, the shards in flight, the optimizer, the
+ * parameter encode. `fusedMs` is optimizer work done inside the last fold, while shards were
+ * still in flight (fused-update.ts): its own span, ending where the rest of the optimizer
+ * begins, so the optimizer spans add up to the step record's optimizerMs.
+ */
 export function traceStep(
   tr: Tracer,
   step: number,
-  t: { start: number; optimizer: number; end: number },
+  t: { start: number; optimizer: number; end: number; fusedMs?: number },
   loss: number,
   reduceMs: number,
   encode: { start: number; end: number } | null,
 ): void {
+  const fused = t.fusedMs ?? 0;
+  const optimizerMs = t.end - t.optimizer + fused;
   tr.span('coordinator', `step ${step}`, t.start, t.end, { loss });
   tr.span('coordinator', 'shards in flight (reduced as they arrive)', t.start, t.optimizer, { reduceMs });
-  tr.span('coordinator', 'optimizer (mean, clip, Adam)', t.optimizer, t.end);
+  if (fused > 0)
+    tr.span('coordinator', 'optimizer, fused into the last fold (shards in flight)', t.optimizer - fused, t.optimizer, {
+      optimizerMs,
+    });
+  tr.span('coordinator', 'optimizer (mean, clip, Adam)', t.optimizer, t.end, { optimizerMs });
   if (encode && encode.start >= t.start) tr.span('coordinator', 'encode parameters', encode.start, encode.end);
 }
 
+/** "10:30" → steps 10 to 30. */
 export function parseTraceSteps(v: string): [number, number] {
   const m = /^(\d+):(\d+)$/.exec(v);
   if (!m || Number(m[1]) < 1 || Number(m[2]) < Number(m[1])) throw new Error('expected FROM:TO steps, e.g. 10:30');
@@ -85,8 +96,9 @@ export function parseTraceSteps(v: string): [number, number] {
 export const DEFAULT_TRACE_STEPS: readonly [number, number] = [1, 20];
 
 /**
- * --trace FILE is written only when the run ends: a path that cannot be written is refused before
- * the run starts, not after it has trained. Returns the absolute path.
+ * --trace FILE is written only when the run ends (all steps, the budget, or a stop by
+ * SIGINT/SIGTERM): a path that cannot be written is refused before the run starts, not after it
+ * has trained. Returns the absolute path.
  */
 export function checkTraceFile(file: string): string {
   if (file.trim() === '') fail('CONFIG_INVALID', '--trace is empty: name the file to write, e.g. --trace trace.json');

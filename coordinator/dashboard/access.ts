@@ -71,7 +71,7 @@ export class Access {
    * web page elsewhere that re-points its own domain at 127.0.0.1 (DNS rebinding) is refused.
    */
   allowed(req: IncomingMessage, now = Date.now()): boolean {
-    if (!this.o.requireLogin) return isLoopback(hostOf(req.headers.host ?? ''));
+    if (!this.o.requireLogin) return loopbackHost(req);
     if (this.o.token === null) return false;
     const value = readCookie(req, COOKIE);
     if (!value) return false;
@@ -125,10 +125,18 @@ export class Access {
   }
 }
 
-/** "127.0.0.1:7070" → "127.0.0.1"; "[::1]:7070" → "::1". */
+/**
+ * "127.0.0.1:7070" → "127.0.0.1"; "[::1]:7070" → "::1"; "LOCALHOST.:7070" → "localhost" (host
+ * names are case-insensitive, and a trailing dot names the same host).
+ */
 function hostOf(header: string): string {
   const m = /^\[([^\]]+)\](?::\d+)?$/.exec(header);
-  return m ? m[1] : header.replace(/:\d+$/, '');
+  return (m ? m[1] : header.replace(/:\d+$/, '')).toLowerCase().replace(/\.$/, '');
+}
+
+/** Does the request's Host header name this machine (the loopback check against DNS rebinding)? */
+export function loopbackHost(req: IncomingMessage): boolean {
+  return isLoopback(hostOf(req.headers.host ?? ''));
 }
 
 function readCookie(req: IncomingMessage, name: string): string | null {

@@ -217,10 +217,14 @@ export class LiveRun {
     }
   }
 
+  /**
+   * The run ended: with its summary it finished; without one it was stopped (a signal, a failure),
+   * and a page keeps trying to reconnect, to pick up a coordinator resumed on the same address.
+   */
   finish(summary: RunSummary | null): void {
-    this.view.state = 'finished';
+    this.view.state = summary ? 'finished' : 'stopped';
     this.view.summary = summary;
-    this.pending.state = 'finished';
+    this.pending.state = this.view.state;
     if (summary) this.pending.summary = summary;
     this.workersChanged = true;
     this.flush();

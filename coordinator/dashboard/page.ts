@@ -79,9 +79,10 @@ ${error ? `<p class="error">${esc(error)}</p>` : ''}
 /**
  * One self-contained HTML file: the runs drawn as the live page draws them, overlaid, with the
  * summaries side by side and the config differences; `extra` is more HTML placed after the
- * charts (e.g. the scaling table and plots of `dptrain scale`).
+ * charts (e.g. the scaling table and plots of `dptrain scale`); `heading`, the page's visible
+ * title when given (report --title), else one naming the runs.
  */
-export function reportPage(title: string, runs: RunView[], extra = ''): string {
+export function reportPage(title: string, runs: RunView[], extra = '', heading?: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>${esc(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -93,7 +94,7 @@ ${extra}
 <script>${asset('uplot.js')}</script>
 <script>${asset('widgets.js')}</script>
 <script>${asset('charts.js')}</script>
-<script>DptrainCharts.mount(document.getElementById('app'), { live: false }).update(JSON.parse(document.getElementById('runs').textContent));</script>
+<script>DptrainCharts.mount(document.getElementById('app'), { live: false, heading: ${scriptJson(heading ?? null)} }).update(JSON.parse(document.getElementById('runs').textContent));</script>
 </body></html>
 `;
 }

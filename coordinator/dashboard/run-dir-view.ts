@@ -5,8 +5,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../../shared/util/errors.js';
-import type { RunSummary, StepRecord } from '../summary.js';
-import { evalRow, MAX_ROWS, stepRow, thin, warningOf, type RunView, type StepRow, type WarningRow } from './view.js';
+import { stepStats, type RunSummary, type StepRecord } from '../summary.js';
+import {
+  evalRow,
+  MAX_ROWS,
+  stepRow,
+  thin,
+  warningOf,
+  type DerivedSummary,
+  type EvalRow,
+  type RunView,
+  type StepRow,
+  type WarningRow,
+} from './view.js';
 
 /** Warnings kept per run in a report (the latest). */
 const MAX_WARNINGS = 200;
@@ -65,7 +76,29 @@ export function readRunView(dir: string, name: string): RunView {
     budget: summary?.budget ?? compute?.budget ?? null,
     totalSteps: typeof config.steps === 'number' ? config.steps : (records[records.length - 1]?.step ?? 0),
     summary,
+    derived: summary || !records.length ? null : derivedSummary(records, evals),
     // No summary: the run was stopped (a signal, a crash, a pause that timed out), or is still going.
     state: summary ? 'finished' : 'stopped',
+  };
+}
+
+/** A stopped run's summary figures, from its step records as summarize() takes them. */
+export function derivedSummary(records: StepRecord[], evals: EvalRow[]): DerivedSummary {
+  const last = records[records.length - 1];
+  const stats = stepStats(records);
+  return {
+    steps: last.step,
+    epochs: last.epoch,
+    finalLoss: last.loss,
+    testAccuracy: evals[evals.length - 1]?.testAccuracy ?? null,
+    samplesPerSec: stats.samplesPerSec,
+    medianStepMs: stats.medianStepMs,
+    modelFlopsPerSec: stats.modelFlopsPerSec,
+    mfu: stats.mfu,
+    totalFlops: last.cumulativeFlops,
+    hardwareFlops: last.hardwareFlops,
+    budgetUsed: last.budgetUsed ?? null,
+    wireBytesPerStep: stats.wireBytesPerStep,
+    timeline: stats.timeline,
   };
 }

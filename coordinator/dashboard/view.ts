@@ -104,9 +104,32 @@ export interface RunView {
   /** Steps the run was asked for. */
   totalSteps: number;
   summary: RunSummary | null;
+  /** A run directory without summary.json: the summary figures its metrics.jsonl gives. */
+  derived?: DerivedSummary | null;
   /** stopped: a run directory without a summary (interrupted, crashed, or still running elsewhere). */
   state: 'waiting' | 'training' | 'finished' | 'stopped';
 }
+
+/**
+ * The summary rows a stopped run's step records give (the same medians after warm-up as
+ * summary.json's); what only the end of a run knows (workers, wall time, fault counts) is absent.
+ */
+export type DerivedSummary = Pick<
+  RunSummary,
+  | 'steps'
+  | 'epochs'
+  | 'finalLoss'
+  | 'testAccuracy'
+  | 'samplesPerSec'
+  | 'medianStepMs'
+  | 'modelFlopsPerSec'
+  | 'mfu'
+  | 'totalFlops'
+  | 'hardwareFlops'
+  | 'budgetUsed'
+  | 'wireBytesPerStep'
+  | 'timeline'
+>;
 
 type TimedRecord = StepRecord & { tokensPerSec?: number };
 

@@ -3,6 +3,9 @@
  * computed each step, not the workers present at the end; and the progress line shows the
  * evaluation of the step it reports.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -164,5 +167,63 @@ describe('the progress line', () => {
     expect(etas[0]).toBe(9); // the first step's own time: 450 steps of 20 ms
     expect(etas[1]).toBeGreaterThanOrEqual(4); // 30 steps in ≥ 300 ms since step 150: ≥ 10 ms a step, 420 to go
     expect(etas[1]).toBeLessThan(30); // not the 300 ms of joining charged to one step
+  });
+});
+
+describe("a resumed run's summary", () => {
+  it("takes its medians over the whole run (earlier steps from metrics.jsonl) and says the wall time is the session's", () => {
+    const { meter, records } = run({ w1: 7e9, w2: 7e9 });
+    const dir = mkdtempSync(join(tmpdir(), 'dptrain-resumed-summary-'));
+    writeFileSync(
+      join(dir, 'metrics.jsonl'),
+      records
+        .slice(0, 30)
+        .map((r) => `${JSON.stringify(r)}\n`)
+        .join(''),
+    );
+    const common = {
+      lastEval: null,
+      params: 100,
+      workers: 2,
+      members: 2,
+      backends: ['wasm'],
+      wallSeconds: 1,
+      counters: COUNTERS,
+      stoppedBy: 'steps' as const,
+      stepsDone: 40,
+      meter,
+      peaks: [7e9, 7e9].map((attainable) => ({ declared: null, attainable })),
+    };
+    const whole = summarize({ ...common, config: CONFIG, records });
+    const resumed = summarize({ ...common, config: { ...CONFIG, out: dir }, records: records.slice(30) });
+    for (const k of ['samplesPerSec', 'medianStepMs', 'modelFlopsPerSec', 'mfu'] as const)
+      expect(resumed[k], k).toBe(whole[k]);
+    expect(resumed.resumedAt).toBe(30);
+    expect(whole.resumedAt).toBeUndefined();
+    expect(formatSummary(resumed, null)).toMatch(
+      /wall time\s+1\.0 s \(this session only: steps 31–40, after the resume\)/,
+    );
+  });
+});
+
+describe('the printed summary', () => {
+  it('counts faults in the singular and the plural', () => {
+    const { meter, records } = run({ w1: 7e9 });
+    const s = summarize({
+      config: CONFIG,
+      records,
+      lastEval: null,
+      params: 100,
+      workers: 1,
+      members: 1,
+      backends: ['wasm'],
+      wallSeconds: 1,
+      counters: { ...COUNTERS, dropped: 1, reassigned: 1, stale: 2 },
+      stoppedBy: 'steps',
+      stepsDone: 40,
+      meter,
+      peaks: [],
+    });
+    expect(formatSummary(s, null)).toMatch(/faults\s+1 worker dropped, 1 shard reassigned, 2 late results ignored$/m);
   });
 });

@@ -52,7 +52,7 @@ describe('Prometheus endpoint', () => {
       expect(value(/^dptrain_samples_per_second /)).toBeGreaterThan(0);
       expect(value(/^dptrain_model_flops_per_second /)).toBeGreaterThan(0);
       expect(value(/^dptrain_mfu_ratio /)).toBeGreaterThan(0);
-      expect(value(/^dptrain_model_flops /)).toBe(coord.meter.cumulativeFlops);
+      expect(value(/^dptrain_model_flops_total /)).toBe(coord.meter.cumulativeFlops);
       expect(value(/^dptrain_budget_flops /)).toBe(1e12);
       expect(value(/^dptrain_budget_used_ratio /)).toBeCloseTo(coord.meter.cumulativeFlops / 1e12, 12);
       expect(value(/^dptrain_test_accuracy /)).toBeGreaterThan(0);

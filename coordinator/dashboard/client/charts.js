@@ -36,25 +36,30 @@
       .map((k) => [k].concat(flat.map((f) => (f[k] === undefined ? '(absent)' : f[k]))));
   }
 
+  // [label, value of a summary, and whether a stopped run's metrics.jsonl gives it (view.ts DerivedSummary)].
   var SUMMARY_ROWS = [
-    ['steps', (s) => s.steps],
+    ['steps', (s) => s.steps, true],
     ['stopped by', (s) => s.stoppedBy],
     ['workers', (s) => s.workers],
     ['backend', (s) => s.backend],
     ['global batch', (s) => s.batchSize + (s.accumulate > 1 ? ' × ' + s.accumulate : '')],
     ['parameters', (s) => si(s.params)],
-    ['final loss', (s) => (s.finalLoss === null ? '–' : s.finalLoss.toPrecision(4))],
-    ['test accuracy', (s) => pct(s.testAccuracy)],
-    ['samples/s (median)', (s) => si(s.samplesPerSec)],
-    ['median step', (s) => (s.medianStepMs === null ? '–' : s.medianStepMs.toFixed(1) + ' ms')],
-    ['model FLOP/s', (s) => si(s.modelFlopsPerSec)],
-    ['MFU', (s) => pct(s.mfu)],
-    ['model FLOPs', (s) => si(s.totalFlops)],
-    ['budget used', (s) => pct(s.budgetUsed)],
-    ['step overhead', (s) => pct(s.timeline?.overheadShare)],
+    ['final loss', (s) => (s.finalLoss === null ? '–' : s.finalLoss.toPrecision(4)), true],
+    ['test accuracy', (s) => pct(s.testAccuracy), true],
+    ['samples/s (median)', (s) => si(s.samplesPerSec), true],
+    ['median step', (s) => (s.medianStepMs === null ? '–' : s.medianStepMs.toFixed(1) + ' ms'), true],
+    ['model FLOP/s', (s) => si(s.modelFlopsPerSec), true],
+    ['MFU', (s) => pct(s.mfu), true],
+    ['model FLOPs', (s) => si(s.totalFlops), true],
+    ['budget used', (s) => pct(s.budgetUsed), true],
+    ['step overhead', (s) => pct(s.timeline?.overheadShare), true],
     ['wire dtype', (s) => s.wireDtype],
-    ['bytes per step', (s) => si(s.wireBytesPerStep)],
-    ['wall time', (s) => duration(s.wallSeconds)],
+    ['bytes per step', (s) => si(s.wireBytesPerStep), true],
+    // After a resume summary.json's wall time is the last session's (summary.ts resumedAt).
+    [
+      'wall time',
+      (s) => duration(s.wallSeconds) + (s.resumedAt ? ' (since the resume after step ' + s.resumedAt + ')' : ''),
+    ],
     [
       'stale / reassigned / recomputed shards',
       (s) => s.staleResults + ' / ' + s.reassignedShards + ' / ' + s.recomputedShards,
@@ -62,9 +67,18 @@
     ['dropped workers', (s) => s.droppedWorkers],
   ];
 
+  /** A summary table cell: summary.json's, else what a stopped run's metrics.jsonl gives. */
+  function summaryCell(row, r) {
+    if (r.summary) return row[1](r.summary);
+    if (!r.derived) return '(no summary.json)';
+    if (row[0] === 'stopped by') return 'stopped before the end (figures from metrics.jsonl)';
+    return row[2] ? row[1](r.derived) : '–';
+  }
+
   /**
    * Mount the view into `root`. opts.live: one run that grows (status line, workers, latest
-   * step's breakdown); otherwise a report of finished runs (summary and config side by side).
+   * step's breakdown); otherwise a report of finished runs (summary and config side by side),
+   * under opts.heading when given (report --title).
    */
   function mount(root, opts) {
     opts = opts || {};
@@ -80,7 +94,7 @@
     root.appendChild(tables);
     var charts = {
       loss: new LineChart(grid, 'loss', 'Loss', 'step', 'loss'),
-      accuracy: new LineChart(grid, 'accuracy', 'Test accuracy', 'step', 'accuracy'),
+      accuracy: new LineChart(grid, 'accuracy', 'Test accuracy', 'step', 'accuracy', { yMax: 1 }),
       throughput: new LineChart(grid, 'throughput', 'Throughput', 'time in steps (s)', 'samples/s'),
       tokens: new LineChart(grid, 'tokens', 'Tokens per second', 'time in steps (s)', 'tokens/s'),
       mfu: new LineChart(grid, 'mfu', 'Model FLOPs utilization', 'time in steps (s)', 'MFU'),
@@ -160,8 +174,10 @@
             bars.push({ label: 'last step (' + last(recent).step + ')', parts: last(recent).parts });
           if (recent.length) {
             var rows = opts.live ? recent : r.steps.slice(Math.min(20, Math.floor(r.steps.length / 10)));
+            // Each part's own median: their sum is not the median step (the summary's), so it is not called that.
             bars.push({
-              label: name(r, opts.live ? 'median of the last ' + recent.length : 'median'),
+              label: name(r, opts.live ? 'per-part medians of the last ' + recent.length : 'per-part medians'),
+              total: 'sum',
               parts: PARTS.map((_, k) => median(rows.map((s) => s.parts[k]))),
             });
           }
@@ -219,7 +235,7 @@
             si(w.measuredFlops),
             si(w.achievedFlops),
             w.state,
-            ((Date.now() - w.lastSeen) / 1000).toFixed(0) + ' s ago',
+            lastSeen(w),
             w.shardsDone,
             w.staleShards,
             w.recomputedShards,
@@ -228,6 +244,12 @@
         ),
       );
       drawWarnings([r]);
+    }
+
+    /** Age of the last frame (redrawn every few seconds, so it counts on), with the time of day once it has gone. */
+    function lastSeen(w) {
+      var ago = duration((Date.now() - w.lastSeen) / 1000) + ' ago';
+      return w.state === 'gone' ? new Date(w.lastSeen).toLocaleTimeString() + ' (' + ago + ')' : ago;
     }
 
     function drawBudget(r, s, label) {
@@ -284,7 +306,7 @@
     }
 
     function drawReport(runs) {
-      header.appendChild(el('h1', { text: 'dptrain report · ' + runs.map((r) => r.name).join(', ') }));
+      header.appendChild(el('h1', { text: opts.heading || 'dptrain report · ' + runs.map((r) => r.name).join(', ') }));
       runs.forEach((r) => {
         var s = last(r.steps);
         if (r.budget !== null && s) drawBudget(r, s, r.name);
@@ -293,9 +315,7 @@
       tables.appendChild(
         table(
           [''].concat(runs.map((r) => r.name)),
-          SUMMARY_ROWS.map((row) =>
-            [row[0]].concat(runs.map((r) => (r.summary ? row[1](r.summary) : '(no summary.json)'))),
-          ),
+          SUMMARY_ROWS.map((row) => [row[0]].concat(runs.map((r) => summaryCell(row, r)))),
           'summary',
         ),
       );

@@ -54,13 +54,17 @@
     return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
   }
 
-  /** One uPlot line chart; series: [{label, x: [], y: [], dash}] on possibly different x values. */
-  function LineChart(parent, key, title, xLabel, yLabel) {
+  /**
+   * One uPlot line chart; series: [{label, x: [], y: [], dash}] on possibly different x values.
+   * opts.yMax: the y axis never goes above it (an accuracy's 1).
+   */
+  function LineChart(parent, key, title, xLabel, yLabel, opts) {
     this.box = el('div', { class: 'chart', 'data-chart': key });
     parent.appendChild(this.box);
     this.title = title;
     this.xLabel = xLabel;
     this.yLabel = yLabel;
+    this.yMax = opts && opts.yMax !== undefined ? opts.yMax : null;
     this.plot = null;
     this.labels = '';
   }
@@ -82,7 +86,10 @@
         title: this.title,
         width: width,
         height: 240,
-        scales: { x: { time: false } },
+        scales: {
+          x: { time: false, range: xRange },
+          y: yRange(this.yMax),
+        },
         axes: [{ label: this.xLabel }, { label: this.yLabel, size: 60, values: (_u, vals) => vals.map((v) => si(v)) }],
         series: [{ label: this.xLabel }].concat(
           visible.map((s) => ({
@@ -101,24 +108,52 @@
     );
   };
 
-  /** Horizontal stacked bars of the step's critical path, one bar per label. */
+  /** One x value (a single evaluation): a step either side, where uPlot would run from 0 to twice it. */
+  function xRange(u, min, max) {
+    var xs = u.data[0];
+    return xs.length && xs[0] === xs[xs.length - 1] ? [xs[0] - 1, xs[0] + 1] : [min, max];
+  }
+
+  /** A y scale capped at `max` (null: uPlot's own), padded a little, and at least a little tall. */
+  function yRange(max) {
+    if (max === null) return {};
+    return {
+      range: (_u, lo, hi) => {
+        var pad = Math.max((hi - lo) * 0.05, max * 0.02);
+        return [Math.max(0, Math.min(lo, hi) - pad), Math.min(max, Math.max(lo, hi) + pad)];
+      },
+    };
+  }
+
+  /**
+   * Horizontal stacked bars of the step's critical path, one bar per label, each as long as its
+   * total against the longest (so runs compare by length). b.total 'sum': the parts are
+   * separate medians, and the label says their figure is a sum.
+   */
   function breakdownBars(parent, bars) {
     var box = el('div', { class: 'breakdown' });
-    bars.forEach((b) => {
-      var total = b.parts.reduce((a, c) => a + c, 0) || 1;
-      var bar = el(
-        'div',
-        { class: 'bar' },
-        b.parts.map((ms, i) =>
-          el('span', {
-            style: 'width:' + ((100 * ms) / total).toFixed(2) + '%;background:' + PART_COLORS[i],
-            title: PARTS[i] + ': ' + ms.toFixed(1) + ' ms',
-          }),
+    var sums = bars.map((b) => b.parts.reduce((a, c) => a + c, 0));
+    var longest = Math.max.apply(null, sums.concat([0])) || 1;
+    bars.forEach((b, n) => {
+      var total = sums[n] || 1;
+      var bar = el('div', { class: 'bar' }, [
+        el(
+          'div',
+          { class: 'fill', style: 'width:' + ((100 * sums[n]) / longest).toFixed(2) + '%' },
+          b.parts.map((ms, i) =>
+            el('span', {
+              style: 'width:' + ((100 * ms) / total).toFixed(2) + '%;background:' + PART_COLORS[i],
+              title: PARTS[i] + ': ' + ms.toFixed(1) + ' ms',
+            }),
+          ),
         ),
-      );
+      ]);
       box.appendChild(
         el('div', { class: 'bar-row' }, [
-          el('span', { class: 'bar-label', text: b.label + ' (' + total.toFixed(1) + ' ms)' }),
+          el('span', {
+            class: 'bar-label',
+            text: b.label + ' (' + (b.total === 'sum' ? 'sum ' : '') + sums[n].toFixed(1) + ' ms)',
+          }),
           bar,
         ]),
       );
