@@ -5,7 +5,7 @@
  * from these rows, so a flag is named once.
  */
 import { Option } from 'commander';
-import { PRECISIONS } from '../shared/accounting/devices.js';
+import { deviceNames, PRECISIONS } from '../shared/accounting/devices.js';
 import { BACKENDS, BUDGET_POLICIES } from '../shared/job/config.js';
 import { WIRE_DTYPES } from '../shared/wire/wire-dtype.js';
 import { COMPRESSION_KINDS, compressionFlag } from '../shared/compress/index.js';
@@ -276,7 +276,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
   {
     key: 'device',
     flags: '--device <name>',
-    help: 'take the peak from the device table (a100, h100, h200, v100, t4)',
+    help: `take the peak from the device table (${deviceNames()})`,
     field: 'compute.device',
     role: 'launch',
     scope: 'run',
@@ -370,7 +370,7 @@ export const FLAG_TABLE: readonly FlagRow[] = [
     key: 'agentWorkers',
     flags: '--agent-workers <n>',
     help: "with --host-agents: workers behind each agent (launch: at most, default all of a host's; slurm: required)",
-    parse: intFlag,
+    parse: countFlag, // an agent of 0 workers serves nothing (and 0 would split a host forever)
     role: 'run',
     scope: 'agents',
   },

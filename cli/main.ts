@@ -11,6 +11,7 @@ import { describeError, DptrainError, type ErrorCode } from '../shared/util/erro
 const EXIT_CODES: Partial<Record<ErrorCode, number>> = {
   CONFIG_INVALID: 2,
   CONFIG_UNREADABLE: 2,
+  MODEL_INVALID: 2, // a model that does not fit its data is a config error too
   AUTH_FAILED: 3,
   PROTOCOL_MISMATCH: 4,
   WRONG_JOB: 5,

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunSummary } from '../coordinator/summary.js';
-import { devicePeak, type Precision } from '../shared/accounting/devices.js';
+import { deviceNames, devicePeak, type Precision } from '../shared/accounting/devices.js';
 import { transformerParams, transformerTrainingFlopsPerToken } from '../shared/accounting/flops.js';
 import { flopRateText, flopsText, percent, si } from '../shared/accounting/format.js';
 import { plan, type PlanResult } from '../shared/accounting/plan.js';
@@ -62,7 +62,7 @@ function configFile(f: PlanFlags): string | undefined {
     fail('CONFIG_INVALID', '--model is the older name of --config: give one of them');
   return f.config ?? f.model;
 }
-const HARDWARE = '--device NAME (a100, h100, h200, v100, t4, tpu-v4) or --peak FLOPS';
+const HARDWARE = `--device NAME (${deviceNames()}) or --peak FLOPS`;
 
 /** What the data and throughput flags count in, and the flag that says so; mixing the two is refused. */
 function givenUnit(f: PlanFlags): { unit: 'token' | 'sample'; flag: string } | undefined {
@@ -115,6 +115,12 @@ function modelSize(f: PlanFlags): ModelSize | null {
   }
   if (shapeFlags.some((v) => v === undefined))
     fail('CONFIG_INVALID', 'a transformer shape needs all of --layers, --d-model, --heads, --seq, --vocab');
+  // Heads split d_model unless --head-dim says otherwise: a fractional head would be counted (as a config refuses it).
+  if (f.headDim === undefined && f.dModel! % f.heads! !== 0)
+    fail(
+      'CONFIG_INVALID',
+      `--d-model (${f.dModel}) must be a multiple of --heads (${f.heads}), or give --head-dim for heads of another width`,
+    );
   const shape = {
     layers: f.layers!,
     dModel: f.dModel!,
@@ -149,7 +155,22 @@ export async function preparePlan(f: PlanFlags): Promise<void> {
   if (file !== undefined) await prepareJob(parseConfig(readConfigFile(file)));
 }
 
+/** Flags that say one thing twice: refused, as train refuses --peak-flops with --device, rather than one silently winning. */
+function refuseBoth(f: PlanFlags): void {
+  if (f.peak !== undefined && f.device !== undefined)
+    fail('CONFIG_INVALID', `--peak and --device ${f.device}: give one, not both`);
+  const observed =
+    f.observedTokensPerSec !== undefined
+      ? '--observed-tokens-per-sec'
+      : f.observedSamplesPerSec !== undefined
+        ? '--observed-samples-per-sec'
+        : null;
+  if (f.mfu !== undefined && observed)
+    fail('CONFIG_INVALID', `--mfu and ${observed}: give one, not both (the throughput gives the MFU)`);
+}
+
 export function planCommand(f: PlanFlags): { result: PlanResult; text: string } {
+  refuseBoth(f);
   const m = modelSize(f);
   if (!m && f.budget === undefined) fail('CONFIG_INVALID', `give a model (${MODEL_WAYS}) or a --budget`);
   if (f.tokens !== undefined && f.samples !== undefined) fail('CONFIG_INVALID', 'give --tokens or --samples, not both');
@@ -228,6 +249,7 @@ export function planCommand(f: PlanFlags): { result: PlanResult; text: string } 
     'MFU',
     result.mfu !== null ? `${percent(result.mfu)} (${mfuSource})` : needs(['the model and the hardware']),
   ]);
+  for (const w of result.warnings) rows.push(['WARNING', w]);
   if (result.deviceHours !== null) {
     rows.push(['device-hours', result.deviceHours.toPrecision(4)]);
     rows.push(['wall-clock', wallText(result.wallSeconds!)]);

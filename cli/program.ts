@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseTraceSteps } from '../coordinator/trace.js';
-import { PRECISIONS } from '../shared/accounting/devices.js';
+import { deviceNames, PRECISIONS } from '../shared/accounting/devices.js';
 import { BACKENDS, type BackendName } from '../shared/job/config.js';
 import { DptrainError } from '../shared/util/errors.js';
 import { newToken } from '../shared/wire/auth.js';
@@ -216,6 +216,7 @@ export function buildProgram(): Command {
   for (const row of FLAG_TABLE)
     if (['launch', 'advertise', 'join', 'agents'].includes(row.scope)) scale.addOption(optionOf(row));
   scale.addOption(optionOf(FLAG_TABLE.find((r) => r.key === 'tokenFile')!));
+  scale.addOption(optionOf(FLAG_TABLE.find((r) => r.key === 'shards')!));
   // Local points run as `dptrain train`; through a launcher, `launch` refuses it in one line.
   scale.addOption(optionOf(FLAG_TABLE.find((r) => r.key === 'coordinatorWorker')!));
 
@@ -238,7 +239,7 @@ export function buildProgram(): Command {
     .addOption(backendOption().default('auto'))
     .addOption(softwareGpuOption())
     .option('--batch <n>', 'samples in the profiled shard (default: the config batchSize)', countFlag)
-    .option('--steps <n>', 'warm-up steps, then as many timed steps', countFlag, 5)
+    .option('--steps <n>', 'warm-up steps, then as many timed steps, then as many profiled', countFlag, 5)
     .addOption(
       new Option(
         '--matmul-grad <form>',
@@ -293,7 +294,7 @@ export function buildProgram(): Command {
     .option('--samples <n>', 'training samples per epoch', positiveFlag)
     .option('--epochs <n>', 'epochs', positiveFlag, 1)
     .option('--devices <k>', 'devices training together', countFlag)
-    .option('--device <name>', 'device from the table (a100, h100, h200, v100, t4, tpu-v4)')
+    .option('--device <name>', `device from the table (${deviceNames()})`)
     .addOption(new Option('--precision <p>', 'datasheet column for --device').choices(PRECISIONS).default('bf16'))
     .option('--peak <flops>', 'peak FLOP/s per device', positiveFlag)
     .option('--mfu <x>', 'assumed model FLOPs utilization, 0–1 (default 0.4)', numFlag)

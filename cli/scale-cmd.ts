@@ -13,7 +13,8 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RunSummary } from '../coordinator/summary.js';
+import { type RunSummary, type StepRecord, warmupSteps } from '../coordinator/summary.js';
+import { median } from '../shared/util/stats.js';
 import { fail, isDptrainError } from '../shared/util/errors.js';
 import { selectBackend } from '../worker/backend.js';
 import { allBaselines, BASELINE_LABELS, BASELINES, type BaselineKind } from './baseline.js';
@@ -47,6 +48,11 @@ export interface ScaleFlags extends JobFlags {
 
 export interface ScaleRow {
   workers: number;
+  /**
+   * Workers that computed a step (median over the steps after warm-up): fewer than `workers`
+   * when the batch was cut into fewer virtual shards than workers, and the rest waited.
+   */
+  computingWorkers: number;
   globalBatch: number;
   /** The batch each worker gets (weak mode); null in strong mode, where it is globalBatch ÷ workers. */
   perWorkerBatch: number | null;
@@ -121,10 +127,33 @@ function pointCommand(f: ScaleFlags, cfg: Config): (n: number) => string[] {
   return (n) => ['launch', '--launcher', 'ssh', '--hosts', firstSlots(hosts, n), ...passOn];
 }
 
-/** The job every point trains (its batch given on its command line): no run directory, evaluation or checkpoints. */
-function pointJob(cfg: Config, batchSize: number): Record<string, unknown> {
-  const job = { ...cfg, out: null, evalEvery: 0, checkpointEvery: 0, batchSize };
+/**
+ * The job every point trains (its batch given on its command line): no run directory, evaluation
+ * or checkpoints. Shards the config leaves unset become one per worker: chosen from the batch
+ * alone, they can be fewer than a point's workers, and the point would then measure fewer
+ * workers than it names (the rest wait).
+ */
+export function pointJob(cfg: Config, batchSize: number): Record<string, unknown> {
+  const job = { ...cfg, out: null, evalEvery: 0, checkpointEvery: 0, batchSize, shards: cfg.shards ?? 'per-worker' };
   return JSON.parse(JSON.stringify(job)) as Record<string, unknown>; // as job.json holds it
+}
+
+/** Fewer steps leave no warm-up out of a point's samples/s (summary.ts warmupSteps): its figure would be a cold start. */
+export const MIN_POINT_STEPS = 10;
+
+/** Workers that computed a point's steps: the median of each step's `workers` after warm-up (metrics.jsonl). */
+export function computingWorkers(metricsJsonl: string): number {
+  const records = metricsJsonl
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Pick<StepRecord, 'workers' | 'skipped'>);
+  const steady = records.slice(warmupSteps(records.length)).filter((r) => !r.skipped);
+  return Math.floor(median(steady.map((r) => r.workers)) ?? 0);
+}
+
+/** A row's worker count as the table shows it: with how many computed, when fewer did. */
+export function workersCell(r: Pick<ScaleRow, 'workers' | 'computingWorkers'>): string {
+  return r.computingWorkers < r.workers ? `${r.workers} (${r.computingWorkers} computing)` : String(r.workers);
 }
 
 function runDptrain(args: string[]): Promise<void> {
@@ -166,6 +195,11 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
         if (!isDptrainError(e)) throw e;
         fail(e.code, `the point of ${n} worker${n > 1 ? 's' : ''}${weak ? `, ${b} per worker` : ''}: ${e.message}`);
       }
+  if (cfg.steps < MIN_POINT_STEPS)
+    fail(
+      'CONFIG_INVALID',
+      `steps ${cfg.steps}: each scaling point needs at least ${MIN_POINT_STEPS} steps, so that its warm-up (the first 10%) is left out of its samples/s; give --steps ${MIN_POINT_STEPS} or more`,
+    );
   const out = resolve(f.out ?? join('runs', `scale-${new Date().toISOString().slice(0, 19).replace(/:/g, '-')}`));
   mkdirSync(out, { recursive: true });
   const job = join(out, 'job.json');
@@ -201,8 +235,14 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
       ]);
       const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as RunSummary;
       const sps = s.samplesPerSec ?? 0;
+      const computing = computingWorkers(readFileSync(join(dir, 'metrics.jsonl'), 'utf8'));
+      if (computing < n)
+        process.stderr.write(
+          `scale: WARNING: the point of ${n} workers ran with ${computing} computing (its batch was cut into fewer virtual shards than workers); set shards to per-worker or ${n} or more\n`,
+        );
       rows.push({
         workers: n,
+        computingWorkers: computing,
         globalBatch: batchFor(n),
         perWorkerBatch: weak ? b : null,
         samplesPerSec: sps,
@@ -216,6 +256,7 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
     mode: f.mode,
     backend: backend.name,
     steps: cfg.steps,
+    shards: cfg.shards ?? 'per-worker',
     coordinatorWorker: cfg.coordinatorWorker,
     baseline: baselines[0],
     baselines,
@@ -227,10 +268,18 @@ export async function scaleCommand(f: ScaleFlags): Promise<number> {
     `| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
     ...rows.map(
       (r) =>
-        `| ${r.workers} | ${r.perWorkerBatch ?? '–'} | ${r.globalBatch} | ${r.samplesPerSec.toFixed(0)} | ${r.speedup.toFixed(2)}× | ` +
+        `| ${workersCell(r)} | ${r.perWorkerBatch ?? '–'} | ${r.globalBatch} | ${r.samplesPerSec.toFixed(0)} | ${r.speedup.toFixed(2)}× | ` +
         `${r.efficiency.toFixed(2)} | ${pct(r.timeline.overheadShare)} | ${pct(r.timeline.wireShare)} | ${pct(r.timeline.codecShare)} |`,
     ),
     '',
+    ...(rows.some((r) => r.computingWorkers < r.workers)
+      ? [
+          'WARNING: a point marked "(K computing)" had only K of its workers computing: its batch was cut into fewer ' +
+            'virtual shards than workers and the rest waited, so its speed-up and efficiency measure K workers. ' +
+            'Set shards to per-worker, or a count at least the workers.',
+          '',
+        ]
+      : []),
     `Speed-up and efficiency are against the fastest single process of the same engine. Mode: ${f.mode} scaling.` +
       (cfg.coordinatorWorker
         ? " One worker of each point ran inside the coordinator's process (--coordinator-worker)."

@@ -3,6 +3,7 @@
  * workers): resolve the config (or the checkpoint to resume), open the run directory and the
  * listener, run, and turn SIGINT/SIGTERM into "finish the step, checkpoint, exit".
  */
+import { readTlsPair } from './tls-files.js';
 import { checkSliceable, coordinatorSlices } from './slice-shard-cmd.js';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
@@ -10,8 +11,12 @@ import { readRunView } from '../coordinator/dashboard/run-dir-view.js';
 import { checkTrace, Tracer } from '../coordinator/trace.js';
 import { isLoopback, newToken, readToken } from '../shared/wire/auth.js';
 import { describeError, DptrainError, fail } from '../shared/util/errors.js';
+import { STOP_GRACE_MS } from '../coordinator/stop-request.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
-import { checkStartedWithin, type Config } from '../shared/job/config.js';
+import { budgetFlops, checkStartedWithin, type Config } from '../shared/job/config.js';
+import { ComputeMeter } from '../coordinator/accounting.js';
+import { modelKind } from '../shared/models/index.js';
+import { silentLogger } from '../shared/util/log.js';
 import { checkFaultNames, faultInjector, localWorkerNames, parseFault, type Fault } from './faults.js';
 import { resolveRun, type JobFlags, type TrainingCommand } from './flags.js';
 import { localLauncher } from './launch/local.js';
@@ -51,17 +56,6 @@ export function traceOptions(f: TrainFlags): { tracer?: Tracer; traceFile?: stri
   return { tracer: new Tracer(from, to), traceFile: resolve(f.trace) };
 }
 
-function readPem(file: string, flag: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    return fail(
-      'CONFIG_UNREADABLE',
-      `${flag} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
-    );
-  }
-}
-
 /** Where and how the coordinator listens; refuses a non-loopback address without a token. */
 function listenOptions(f: TrainFlags, token: string | null): ListenOptions {
   const advertise = f.advertise ? resolveAdvertise(f.advertise) : undefined;
@@ -73,8 +67,7 @@ function listenOptions(f: TrainFlags, token: string | null): ListenOptions {
     );
   }
   if (Boolean(f.tlsCert) !== Boolean(f.tlsKey)) fail('CONFIG_INVALID', '--tls-cert and --tls-key go together');
-  const tls =
-    f.tlsCert && f.tlsKey ? { cert: readPem(f.tlsCert, '--tls-cert'), key: readPem(f.tlsKey, '--tls-key') } : undefined;
+  const tls = f.tlsCert && f.tlsKey ? readTlsPair(f.tlsCert, f.tlsKey) : undefined;
   return { ...listen, tls, token, advertise };
 }
 
@@ -86,7 +79,7 @@ export function handleSignals(c: Coordinator, s: Session, onHardExit: () => void
     if (count === 1) {
       s.log.warn(
         { signal: sig },
-        `${sig}: finishing the current step, then writing a checkpoint (again to quit at once)`,
+        `${sig}: finishing the current step (abandoned after ${STOP_GRACE_MS / 1000} s, or at once with no worker left), then writing a checkpoint (again to quit at once)`,
       );
       c.requestStop(sig);
     } else {
@@ -98,6 +91,33 @@ export function handleSignals(c: Coordinator, s: Session, onHardExit: () => void
   process.on('SIGTERM', on);
 }
 
+/**
+ * A new run whose budget cannot pay for one step is refused with the rest of the config, before
+ * a run directory or a listener exists (the coordinator would refuse it only once started).
+ */
+export function refuseBudgetBelowOneStep(c: Config): void {
+  const layout = jobLayout(c);
+  const flops = modelKind(layout.spec).flops(layout);
+  const meter = new ComputeMeter({
+    trainFlopsPerSample: flops.training,
+    evalFlopsPerSample: flops.forward,
+    budget: budgetFlops(c.compute),
+    policy: c.compute.budgetPolicy,
+    log: silentLogger(),
+  });
+  if (c.steps > 0 && meter.stopsBefore(c.batchSize * c.accumulate)) fail('CONFIG_INVALID', meter.noStepLeft(false));
+}
+
+/** What a config asks that it cannot get, said once at the start (the run still goes on). */
+function startWarnings(c: Config): string[] {
+  const { warmupSteps, lr } = c.optimizer;
+  return warmupSteps > c.steps
+    ? [
+        `optimizer.warmupSteps (${warmupSteps}) is more than steps (${c.steps}): the learning rate never reaches its peak ${lr}`,
+      ]
+    : [];
+}
+
 export async function openRun(
   command: TrainingCommand,
   f: TrainFlags,
@@ -107,11 +127,16 @@ export async function openRun(
   const { config, resume, unused } = resolveRun(f, command);
   await prepareJob(config);
   check(config); // before anything is created
+  if (!resume) refuseBudgetBelowOneStep(config); // a resumed one is judged by the coordinator, with what it used
   checkTrace(f, config.steps, resume?.state.step ?? 0); // the trace is written at the end: a bad path or window fails now
   // A requeued Slurm job without a checkpoint starts again in its own directory (runs/slurm-JOBID).
   const use = resume ? 'resume' : command === 'slurm' ? 'restart' : 'new';
-  const s = await openSession(config, typeof listen === 'function' ? listen(config) : listen, use);
+  // config.json (and the dashboard) record --fault's faults with the file's; the coordinator, and
+  // so the checkpoints a resume reads, keep the file's alone, as before.
+  const recorded = f.fault?.length ? { ...config, faults: [...config.faults, ...f.fault] } : config;
+  const s = await openSession(recorded, typeof listen === 'function' ? listen(config) : listen, use);
   for (const line of unused) s.log.warn(line);
+  if (!resume) for (const line of startWarnings(config)) s.log.warn(line);
   if (resume) {
     for (const r of resume.rejected)
       s.log.warn({ path: r.path, reason: r.reason }, 'checkpoint unusable; trying the previous one');

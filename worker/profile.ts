@@ -1,7 +1,9 @@
 /**
  * Where a worker's training step spends its time, kernel by kernel: one shard's gradient, as
  * `Trainer.gradientParts` computes it, under `tf.profile`. The next slow kernel shows up as a
- * row here, with the input shapes of its slowest call.
+ * row here, with the input shapes of its slowest call. Several steps are profiled and the table
+ * is the one of median kernel time: one step's hiccup (a GC, a busy core) would otherwise be
+ * shown as the slow kernel.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../shared/datasets/index.js';
@@ -28,6 +30,8 @@ export interface StepProfile {
   stepMs: number;
   /** Sum over kernel rows: the rest of stepMs is batch assembly, dispatch and read-back. */
   kernelMs: number;
+  /** Each profiled step's summed kernel time, ascending; the table is of the median one (kernelMs). */
+  profiledKernelMs: number[];
   rows: KernelRow[];
   /**
    * Entries that wrap other kernels (customGrad's forward, op-level composites such as
@@ -38,7 +42,7 @@ export interface StepProfile {
 
 export interface ProfileOptions {
   batch: number;
-  /** Steps timed for stepMs (after as many warm-up steps). */
+  /** Steps timed for stepMs (after as many warm-up steps), then as many profiled. */
   steps?: number;
   seed?: number;
   /** Force a matMul gradient form (to compare with the backend's default). */
@@ -99,15 +103,21 @@ export async function profileStep(layout: ModelLayout, ds: Dataset, o: ProfileOp
         times.push(performance.now() - t0);
       }
       times.sort((a, b) => a - b);
-      const info = await tf.profile(one);
-      const { rows, composites } = table(info.kernels, backend);
-      const kernelMs = rows.reduce((s, r) => s + r.totalMs, 0);
+      const profiled: Array<ReturnType<typeof table> & { kernelMs: number }> = [];
+      for (let i = 0; i < steps; i++) {
+        const t = table((await tf.profile(one)).kernels, backend);
+        profiled.push({ ...t, kernelMs: t.rows.reduce((s, r) => s + r.totalMs, 0) });
+      }
+      // One whole step's table (its calls and shares add up), the step of median kernel time.
+      profiled.sort((a, b) => a.kernelMs - b.kernelMs);
+      const { rows, composites, kernelMs } = profiled[Math.floor(profiled.length / 2)];
       return {
         backend,
         matMulGrad: form,
         batch: o.batch,
         stepMs: times[Math.floor(times.length / 2)],
         kernelMs,
+        profiledKernelMs: profiled.map((p) => p.kernelMs),
         rows,
         composites,
       };
@@ -124,9 +134,14 @@ export function formatProfile(p: StepProfile, top = 15): string {
     `${r.kernel.padEnd(24)} ${String(r.calls).padStart(5)} ${f(r.totalMs)} ${(r.share * 100).toFixed(1).padStart(6)}%  ${f(r.slowestMs)}  ${r.slowestInputs}`;
   const shown = p.rows.slice(0, top);
   const rest = p.rows.slice(top);
+  const k = p.profiledKernelMs;
+  const of =
+    k.length > 1
+      ? `the profiled step of median kernel time, of ${k.length} (${k[0].toFixed(1)}–${k[k.length - 1].toFixed(1)} ms)`
+      : 'one profiled step';
   const out = [
     `backend ${p.backend}, matMul gradient: ${p.matMulGrad}, batch ${p.batch}: step ${p.stepMs.toFixed(1)} ms (median), kernels ` +
-      `${p.kernelMs.toFixed(1)} ms of one profiled step`,
+      `${p.kernelMs.toFixed(1)} ms in ${of}`,
     `${'kernel'.padEnd(24)} ${'calls'.padStart(5)} ${'total ms'.padStart(9)} ${'share'.padStart(7)}  ${'slowest'.padStart(9)}  inputs of the slowest call`,
     ...shown.map(line),
   ];

@@ -22,6 +22,16 @@ export const DEVICES: Record<string, Partial<Record<Precision, number>>> = {
   'tpu-v4': { bf16: 275e12 },
 };
 
+/** The table's names for help and refusals, a device without an fp32 figure marked: "…, tpu-v4 (bf16 only)". */
+export function deviceNames(): string {
+  return Object.entries(DEVICES)
+    .map(([name, row]) => {
+      const columns = PRECISIONS.filter((p) => row[p] !== undefined);
+      return columns.length === 1 ? `${name} (${columns[0]} only)` : name;
+    })
+    .join(', ');
+}
+
 /**
  * Peak FLOP/s of a named device at a precision ("A100", "h100"; case-insensitive). `peakField`
  * is what the caller takes instead of a name (`dptrain plan` calls it --peak), for the refusal.
@@ -29,10 +39,7 @@ export const DEVICES: Record<string, Partial<Record<Precision, number>>> = {
 export function devicePeak(name: string, precision: Precision, field = '--device', peakField = '--peak-flops'): number {
   const row = DEVICES[name.toLowerCase()];
   if (!row)
-    fail(
-      'CONFIG_INVALID',
-      `${field} ${name} is not in the device table (${Object.keys(DEVICES).join(', ')}); give ${peakField} instead`,
-    );
+    fail('CONFIG_INVALID', `${field} ${name} is not in the device table (${deviceNames()}); give ${peakField} instead`);
   const peak = row[precision];
   if (peak === undefined)
     fail(

@@ -47,6 +47,8 @@ export interface PlanResult {
   budgetFraction: number | null;
   /** Chinchilla-optimal split of the budget (Hoffmann et al. 2022: D ≈ 20·N, C ≈ 6·N·D). */
   optimal: { params: number; tokens: number } | null;
+  /** What in the input looks wrong but still gives an answer, one line each. */
+  warnings: string[];
 }
 
 /** Chinchilla's rule of thumb: about 20 training tokens per parameter (Hoffmann et al. 2022, Table 3). */
@@ -68,6 +70,13 @@ export function plan(p: PlanInput): PlanResult {
       : p.flopsPerItem !== null && p.peakFlops !== null
         ? (p.flopsPerItem * observed) / (p.devices * p.peakFlops)
         : null;
+  // No run beats the datasheet: above 100%, the throughput or the peak given is not what the devices do.
+  const warnings =
+    observed !== undefined && mfu !== null && mfu > 1
+      ? [
+          `MFU over 100% of the peak: check that the observed throughput is of all ${p.devices} device${p.devices === 1 ? '' : 's'} together (--devices), and the peak (--device, --precision, --peak)`,
+        ]
+      : [];
   const deviceHours =
     trainingFlops !== null && p.peakFlops !== null && mfu !== null ? trainingFlops / (p.peakFlops * mfu) / 3600 : null;
   return {
@@ -85,5 +94,6 @@ export function plan(p: PlanInput): PlanResult {
     budget: p.budget ?? null,
     budgetFraction: p.budget !== undefined && trainingFlops !== null ? trainingFlops / p.budget : null,
     optimal: p.budget !== undefined ? computeOptimal(p.budget) : null,
+    warnings,
   };
 }

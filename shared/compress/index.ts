@@ -61,6 +61,9 @@ export function parseCompression(raw: unknown): CompressionConfig {
  */
 export function compressionFlag(v: string): Record<string, unknown> {
   const [kind, value] = v.split(':', 2);
+  // `none` has no number to take: dropping one would accept what the config form refuses.
+  if (kind === 'none' && value !== undefined)
+    fail('CONFIG_INVALID', `--compress ${v}: none takes no value; give --compress none`);
   if (value === undefined || !Object.hasOwn(KINDS, kind)) return { kind };
   const field = Object.keys(KINDS[kind as keyof typeof KINDS].defaults)[0];
   return { kind, [field]: /^[\d.e+-]+$/i.test(value) ? Number(value) : value };

@@ -50,7 +50,7 @@ export interface ComputeConfig {
   budgetPolicy: (typeof BUDGET_POLICIES)[number];
   /** Declared peak FLOP/s per worker; null = use `device`, else each worker's measured figure. */
   peakFlops: number | null;
-  /** A device name from the table in shared/accounting/devices.ts (a100, h100, h200, v100, t4). */
+  /** A device name from the table in shared/accounting/devices.ts (deviceNames()). */
   device: string | null;
   /** Which datasheet column `device` reads: TF.js trains in float32, so fp32 by default. */
   precision: (typeof PRECISIONS)[number];

@@ -64,6 +64,27 @@ describe("commander's refusals are flag errors: exit 2, one line", () => {
     }
   });
 
+  it('a model that does not fit its data is a config error: exit 2, one MODEL_INVALID line, at plan and at train', async () => {
+    const dir = tempDir('model-invalid');
+    const job = join(dir, 'job.json');
+    writeFileSync(
+      job,
+      JSON.stringify({
+        data: { name: 'spirals', samples: 200 },
+        model: { layers: [{ units: 3 }], loss: 'softmaxCrossEntropy' },
+      }),
+    );
+    for (const args of [
+      ['plan', '--config', job],
+      ['train', '--config', job, '--workers', '1', '--out', join(dir, 'run')],
+    ]) {
+      const r = await runCli(args);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toBe('dptrain: MODEL_INVALID: model.layers[0].units is 3 but the dataset has 2 outputs\n');
+    }
+    expect(existsSync(join(dir, 'run'))).toBe(false);
+  });
+
   it('runtime errors keep their own exit statuses', async () => {
     const r = await runCli(['train', '--resume', join(tempDir('noresume'), 'none')]);
     expect(r.code).toBe(1);

@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { planCommand, type PlanFlags } from '../../cli/plan-cmd.js';
+import { deviceNames } from '../../shared/accounting/devices.js';
 import { expectCode } from '../helpers/expect-code.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 
@@ -164,6 +165,67 @@ describe('dptrain plan', () => {
     const r = await runCli(['plan', '--params', '1e9', '--device', 'a100', '--mfu', '7']);
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe('dptrain: CONFIG_INVALID: --mfu must be in (0, 1], got 7');
+  });
+
+  it('a transformer shape whose d_model is not a multiple of heads is refused, as in a config, unless --head-dim is given', () => {
+    const shape = { ...base, layers: 2, dModel: 65, heads: 4, seq: 16, vocab: 10, tokens: 1e6 };
+    expect(expectCode(() => planCommand(shape), 'CONFIG_INVALID')).toBe(
+      '--d-model (65) must be a multiple of --heads (4), or give --head-dim for heads of another width',
+    );
+    expect(planCommand({ ...shape, headDim: 16 }).result.flopsPerItem).toBeGreaterThan(0);
+  });
+
+  it('an MFU over 100% from an observed throughput is flagged, in the table and in JSON', async () => {
+    const { result, text } = planCommand({
+      ...base,
+      params: 1e9,
+      tokens: 1e9,
+      observedTokensPerSec: 1e5,
+      device: 'a100',
+    });
+    expect(result.mfu).toBeGreaterThan(1);
+    expect(result.warnings).toHaveLength(1);
+    expect(text).toMatch(
+      /WARNING\s+MFU over 100% of the peak: check that the observed throughput is of all 1 device together/,
+    );
+    expect(
+      planCommand({ ...base, params: 1e9, tokens: 1e9, observedTokensPerSec: 1e3, device: 'a100' }).result.warnings,
+    ).toEqual([]);
+    const r = await runCli([
+      'plan',
+      '--params',
+      '1e9',
+      '--observed-tokens-per-sec',
+      '1e5',
+      '--device',
+      'a100',
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { warnings: string[] }).warnings[0]).toMatch(/^MFU over 100% of the peak/);
+  });
+
+  it('flags that say one thing twice are refused: --mfu with an observed throughput, --peak with --device', () => {
+    expect(
+      expectCode(
+        () => planCommand({ ...base, params: 1e9, tokens: 1e9, mfu: 0.5, observedTokensPerSec: 1e5, device: 'a100' }),
+        'CONFIG_INVALID',
+      ),
+    ).toBe('--mfu and --observed-tokens-per-sec: give one, not both (the throughput gives the MFU)');
+    expect(
+      expectCode(
+        () => planCommand({ ...base, params: 1e9, tokens: 1e9, device: 'a100', peak: 1e12 }),
+        'CONFIG_INVALID',
+      ),
+    ).toBe('--peak and --device a100: give one, not both');
+  });
+
+  it('the device table names tpu-v4 as bf16 only, in refusals and in the hardware hint', () => {
+    expect(deviceNames()).toBe('a100, h100, h200, v100, t4, tpu-v4 (bf16 only)');
+    expect(
+      expectCode(() => planCommand({ ...base, params: 1e9, tokens: 1e9, device: 'a200' }), 'CONFIG_INVALID'),
+    ).toContain('(a100, h100, h200, v100, t4, tpu-v4 (bf16 only))');
+    expect(planCommand({ ...base, params: 1e9, tokens: 1e9 }).text).toContain('tpu-v4 (bf16 only)) or --peak FLOPS');
   });
 
   it("a job whose data is a module (the README's custom example): its describe() gives the shape", async () => {

@@ -90,6 +90,12 @@ describe('compression config', () => {
     expect(parseCompression(compressionFlag('topk:0.05'))).toEqual({ kind: 'topk', ratio: 0.05 });
     expectCode(() => parseCompression(compressionFlag('topk:lots')), 'CONFIG_INVALID');
   });
+
+  it('--compress none:0.1 is refused, as { kind: "none", ratio: 0.1 } is', () => {
+    expect(expectCode(() => compressionFlag('none:0.1'), 'CONFIG_INVALID')).toBe(
+      '--compress none:0.1: none takes no value; give --compress none',
+    );
+  });
 });
 
 describe('compressed results on the wire', () => {

@@ -53,6 +53,16 @@ describe.each(['cpu', 'wasm'])('profileStep on %s', (backend) => {
     expect(text).toMatch(/BatchMatMul\s+8\s/);
   });
 
+  it('profiles as many steps as it times, and shows the one of median kernel time', async () => {
+    const p = await profileStep(layout, ds, { batch: 32, steps: 3 });
+    expect(p.profiledKernelMs).toHaveLength(3);
+    expect(p.profiledKernelMs).toEqual([...p.profiledKernelMs].sort((a, b) => a - b));
+    expect(p.kernelMs).toBe(p.profiledKernelMs[1]);
+    expect(formatProfile(p)).toMatch(
+      /kernels [\d.]+ ms in the profiled step of median kernel time, of 3 \([\d.]+–[\d.]+ ms\)/,
+    );
+  });
+
   it('leaves no tensors behind', async () => {
     const before = tf.memory().numTensors;
     await profileStep(layout, ds, { batch: 32, steps: 1 });
